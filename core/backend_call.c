@@ -1,0 +1,237 @@
+/* The only place the core calls a plugin's table: NULL defaults for optional entries,
+ * size checks for older minors, host services handed to plugins, and fault injection
+ * for tests (FERRY_FAULT_INJECT="copy_to_host=3,alloc=1": fail the Nth such call). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- host services ---- */
+
+static ferry_status host_error(ferry_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ferry__verror(status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static void host_log(ferry_log_level level, const char *backend, const char *fmt, ...)
+{
+    if (level > FERRY_LOG_WARN && !ferry__debug_enabled(backend ? backend : "backend"))
+        return;
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ferry[%s] %s: ", backend ? backend : "?",
+            names[(unsigned)level < 4 ? level : 3]);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static const ferry_host_api host_api = {
+    .abi_major = FERRY_BACKEND_ABI_MAJOR,
+    .abi_minor = FERRY_BACKEND_ABI_MINOR,
+    .struct_size = sizeof(ferry_host_api),
+    .error = host_error,
+    .log = host_log,
+};
+
+const ferry_host_api *ferry__host_api(void)
+{
+    return &host_api;
+}
+
+/* ---- fault injection ---- */
+
+enum fault_point { FAULT_ALLOC, FAULT_COPY_FROM_HOST, FAULT_COPY_TO_HOST, FAULT_COPY_ON_DEVICE,
+                   FAULT_COPY_PEER, FAULT_COUNT };
+static const char *const fault_names[FAULT_COUNT] = {"alloc", "copy_from_host", "copy_to_host",
+                                                     "copy_on_device", "copy_peer"};
+static long fault_at[FAULT_COUNT];
+static atomic_long fault_calls[FAULT_COUNT];
+static atomic_bool fault_armed;
+/* The environment is read once per registry generation: ferry_shutdown() re-arms it,
+ * so a test can set FERRY_FAULT_INJECT, shut down, and run. */
+static atomic_bool fault_parsed;
+static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void ferry__fault_reset(void)
+{
+    pthread_mutex_lock(&fault_lock);
+    atomic_store(&fault_parsed, false);
+    atomic_store(&fault_armed, false);
+    for (int i = 0; i < FAULT_COUNT; i++) {
+        fault_at[i] = 0;
+        atomic_store(&fault_calls[i], 0);
+    }
+    pthread_mutex_unlock(&fault_lock);
+}
+
+static void fault_parse(void)
+{
+    pthread_mutex_lock(&fault_lock);
+    if (atomic_load(&fault_parsed)) {
+        pthread_mutex_unlock(&fault_lock);
+        return;
+    }
+    const char *env = getenv("FERRY_FAULT_INJECT");
+    for (int i = 0; env && *env && i < FAULT_COUNT; i++) {
+        const char *p = strstr(env, fault_names[i]);
+        size_t n = strlen(fault_names[i]);
+        if (p && p[n] == '=') {
+            fault_at[i] = strtol(p + n + 1, NULL, 10);
+            atomic_store(&fault_armed, true);
+        }
+    }
+    atomic_store(&fault_parsed, true);
+    pthread_mutex_unlock(&fault_lock);
+}
+
+/* True when this call is the one FERRY_FAULT_INJECT asks to fail; sets the error. */
+static bool fault_hit(enum fault_point point, const ferry_backend *be, int32_t dev)
+{
+    if (!atomic_load_explicit(&fault_parsed, memory_order_acquire))
+        fault_parse();
+    if (!atomic_load_explicit(&fault_armed, memory_order_relaxed) || fault_at[point] <= 0)
+        return false;
+    long n = atomic_fetch_add(&fault_calls[point], 1) + 1;
+    if (n != fault_at[point])
+        return false;
+    char name[32];
+    ferry__error(point == FAULT_ALLOC ? FERRY_ERR_OUT_OF_MEMORY : FERRY_ERR_BACKEND,
+                 "%s: injected failure of %s call #%ld (FERRY_FAULT_INJECT)",
+                 ferry__device_str(be, dev, name), fault_names[point], n);
+    return true;
+}
+
+/* ---- required entries ---- */
+
+ferry_status ferry__be_alloc(ferry_backend *be, int32_t dev, size_t nbytes, void **buf)
+{
+    *buf = NULL;
+    if (fault_hit(FAULT_ALLOC, be, dev))
+        return FERRY_ERR_OUT_OF_MEMORY;
+    ferry_status st = be->ops->alloc(dev, nbytes, buf);
+    if (st == FERRY_OK && !*buf) {
+        char name[32];
+        return ferry__error(FERRY_ERR_BACKEND, "%s: alloc of %zu bytes returned no buffer",
+                            ferry__device_str(be, dev, name), nbytes);
+    }
+    return st;
+}
+
+void ferry__be_free(ferry_backend *be, int32_t dev, void *buf)
+{
+    if (buf)
+        be->ops->free(dev, buf);
+}
+
+ferry_status ferry__be_copy_from_host(ferry_backend *be, int32_t dev, void *dst, size_t dst_off,
+                                      const void *src, size_t nbytes)
+{
+    if (nbytes == 0)
+        return FERRY_OK;
+    if (fault_hit(FAULT_COPY_FROM_HOST, be, dev))
+        return FERRY_ERR_BACKEND;
+    return be->ops->copy_from_host(dev, dst, dst_off, src, nbytes);
+}
+
+ferry_status ferry__be_copy_to_host(ferry_backend *be, int32_t dev, void *dst, const void *src,
+                                    size_t src_off, size_t nbytes)
+{
+    if (nbytes == 0)
+        return FERRY_OK;
+    if (fault_hit(FAULT_COPY_TO_HOST, be, dev))
+        return FERRY_ERR_BACKEND;
+    return be->ops->copy_to_host(dev, dst, src, src_off, nbytes);
+}
+
+ferry_status ferry__be_copy_on_device(ferry_backend *be, int32_t dev, void *dst, size_t dst_off,
+                                      const void *src, size_t src_off, size_t nbytes)
+{
+    if (nbytes == 0)
+        return FERRY_OK;
+    if (fault_hit(FAULT_COPY_ON_DEVICE, be, dev))
+        return FERRY_ERR_BACKEND;
+    return be->ops->copy_on_device(dev, dst, dst_off, src, src_off, nbytes);
+}
+
+ferry_status ferry__be_synchronize(ferry_backend *be, int32_t dev)
+{
+    return be->ops->synchronize(dev);
+}
+
+ferry_status ferry__be_device_info(ferry_backend *be, int32_t dev, ferry_device_info *out)
+{
+    return be->ops->device_info(dev, out);
+}
+
+/* ---- optional entries: absent (or beyond an older plugin's table) = unsupported ---- */
+
+#define OPTIONAL(be, member) (FERRY_OPS_HAS((be)->ops, member) ? (be)->ops->member : NULL)
+
+ferry_status ferry__be_copy_peer(ferry_backend *be, int32_t dst_dev, void *dst, size_t dst_off,
+                                 int32_t src_dev, const void *src, size_t src_off, size_t nbytes)
+{
+    if (!OPTIONAL(be, copy_peer))
+        return FERRY_ERR_UNSUPPORTED;
+    if (nbytes == 0)
+        return FERRY_OK;
+    if (fault_hit(FAULT_COPY_PEER, be, src_dev))
+        return FERRY_ERR_BACKEND;
+    return be->ops->copy_peer(dst_dev, dst, dst_off, src_dev, src, src_off, nbytes);
+}
+
+ferry_status ferry__be_host_alloc(ferry_backend *be, size_t nbytes, void **ptr)
+{
+    *ptr = NULL;
+    if (!OPTIONAL(be, host_alloc) || !OPTIONAL(be, host_free))
+        return FERRY_ERR_UNSUPPORTED;
+    return be->ops->host_alloc(nbytes, ptr);
+}
+
+void ferry__be_host_free(ferry_backend *be, void *ptr)
+{
+    if (ptr && OPTIONAL(be, host_free))
+        be->ops->host_free(ptr);
+}
+
+/* Asks supports() when the plugin has it, so a declined kernel leaves no error text. */
+static bool kernel_declined(ferry_backend *be, int32_t dev, ferry_op op, int subop,
+                            const ferry_dtype *dtypes, int n)
+{
+    bool (*supports)(int32_t, ferry_op, int, const ferry_dtype *, int) = OPTIONAL(be, supports);
+    return supports && !supports(dev, op, subop, dtypes, n);
+}
+
+ferry_status ferry__be_fill(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
+                            const void *value)
+{
+    ferry_dtype dt[1] = {out->dtype};
+    if (!OPTIONAL(be, fill) || kernel_declined(be, dev, FERRY_OP_FILL, 0, dt, 1))
+        return FERRY_ERR_UNSUPPORTED;
+    return be->ops->fill(dev, out, value);
+}
+
+ferry_status ferry__be_cast(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
+                            const ferry_kernel_tensor *in)
+{
+    ferry_dtype dt[2] = {in->dtype, out->dtype};
+    if (!OPTIONAL(be, cast) || kernel_declined(be, dev, FERRY_OP_CAST, 0, dt, 2))
+        return FERRY_ERR_UNSUPPORTED;
+    return be->ops->cast(dev, out, in);
+}
+
+ferry_status ferry__be_copy_strided(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
+                                    const ferry_kernel_tensor *in)
+{
+    ferry_dtype dt[2] = {in->dtype, out->dtype};
+    if (!OPTIONAL(be, copy_strided) || kernel_declined(be, dev, FERRY_OP_COPY_STRIDED, 0, dt, 2))
+        return FERRY_ERR_UNSUPPORTED;
+    return be->ops->copy_strided(dev, out, in);
+}

@@ -1,0 +1,399 @@
+/* Moving bytes and elements between devices: the one to() path (direct, peer, or staged
+ * through host memory in bounded chunks), element copies with casts, fill, and the CPU
+ * fallback that runs a kernel on host mirrors when a backend lacks it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static bool same_device(const ferry_tensor *a, const ferry_tensor *b)
+{
+    return a->storage->backend == b->storage->backend && a->storage->device == b->storage->device;
+}
+
+/* Host buffer for staging: pinned memory from one of the two backends when offered. */
+static void *staging_alloc(ferry_backend *a, ferry_backend *b, size_t n, ferry_backend **owner)
+{
+    void *p = NULL;
+    *owner = NULL;
+    if (ferry__be_host_alloc(a, n, &p) == FERRY_OK && p) {
+        *owner = a;
+        return p;
+    }
+    if (ferry__be_host_alloc(b, n, &p) == FERRY_OK && p) {
+        *owner = b;
+        return p;
+    }
+    return malloc(n);
+}
+
+static void staging_free(ferry_backend *owner, void *p)
+{
+    if (owner)
+        ferry__be_host_free(owner, p);
+    else
+        free(p);
+}
+
+/* Device-to-device bytes between two backends (or devices without a peer path): through
+ * one host buffer of at most FERRY_STAGING_CHUNK, chunk by chunk. */
+static ferry_status copy_staged(ferry_storage *d, size_t doff, ferry_storage *s, size_t soff,
+                                size_t n)
+{
+    size_t chunk = n < FERRY_STAGING_CHUNK ? n : FERRY_STAGING_CHUNK;
+    ferry_backend *owner;
+    void *buf = staging_alloc(s->backend, d->backend, chunk, &owner);
+    if (!buf)
+        return ferry__error(FERRY_ERR_OUT_OF_MEMORY,
+                            "out of host memory for a %zu-byte staging buffer", chunk);
+    ferry_status st = FERRY_OK;
+    for (size_t done = 0; done < n && st == FERRY_OK; done += chunk) {
+        size_t len = n - done < chunk ? n - done : chunk;
+        st = ferry__be_copy_to_host(s->backend, s->device, buf, s->buffer, soff + done, len);
+        if (st == FERRY_OK)
+            st = ferry__be_copy_from_host(d->backend, d->device, d->buffer, doff + done, buf, len);
+    }
+    staging_free(owner, buf);
+    return st;
+}
+
+/* n bytes from (s, soff) to (d, doff), any two devices. */
+static ferry_status copy_raw(ferry_storage *d, size_t doff, ferry_storage *s, size_t soff,
+                             size_t n)
+{
+    if (n == 0)
+        return FERRY_OK;
+    if (d->backend == s->backend && d->device == s->device)
+        return ferry__be_copy_on_device(d->backend, d->device, d->buffer, doff, s->buffer, soff,
+                                        n);
+    if (s->host_accessible) {
+        /* The source may still be written by work queued on its own device. */
+        ferry_status st = ferry__be_synchronize(s->backend, s->device);
+        if (st != FERRY_OK)
+            return st;
+        return ferry__be_copy_from_host(d->backend, d->device, d->buffer, doff,
+                                        (const char *)s->buffer + soff, n);
+    }
+    if (d->host_accessible) {
+        ferry_status st = ferry__be_synchronize(d->backend, d->device);
+        if (st != FERRY_OK)
+            return st;
+        return ferry__be_copy_to_host(s->backend, s->device, (char *)d->buffer + doff, s->buffer,
+                                      soff, n);
+    }
+    if (d->backend == s->backend) {
+        ferry_status st = ferry__be_copy_peer(d->backend, d->device, d->buffer, doff, s->device,
+                                              s->buffer, soff, n);
+        if (st != FERRY_ERR_UNSUPPORTED)
+            return st;
+        ferry__debug("fallback", "%s has no peer copy: staging through host memory",
+                     d->backend->name);
+    }
+    return copy_staged(d, doff, s, soff, n);
+}
+
+ferry_status ferry__copy_bytes(ferry_tensor *dst, const ferry_tensor *src)
+{
+    size_t n = (size_t)ferry__numel(src->ndim, src->shape) * ferry_dtype_size(src->dtype);
+    return copy_raw(dst->storage, dst->byte_offset, src->storage, src->byte_offset, n);
+}
+
+ferry_tensor *ferry__stage_to_host(const ferry_tensor *t)
+{
+    if (t->storage->host_accessible) {
+        if (ferry__be_synchronize(t->storage->backend, t->storage->device) != FERRY_OK)
+            return NULL;
+        return ferry__tensor_alias(t);
+    }
+    ferry_backend *cpu = ferry__cpu_backend();
+    if (!cpu)
+        return NULL;
+    int64_t lo, hi;
+    ferry__byte_extent(t, &lo, &hi);
+    ferry_storage *s = ferry__storage_alloc(cpu, 0, (size_t)(hi - lo));
+    if (!s)
+        return NULL;
+    ferry_status st = copy_raw(s, 0, t->storage, t->byte_offset + (size_t)lo, (size_t)(hi - lo));
+    if (st != FERRY_OK) {
+        ferry__storage_release(s);
+        return NULL;
+    }
+    return ferry__tensor_make(s, (size_t)-lo, t->dtype, t->ndim, t->shape, t->strides);
+}
+
+/* A host view to write dst's elements into; mirror_end() puts them on dst's device. When
+ * dst's extent has gaps (a strided view), the gaps are read first so they survive. */
+static ferry_tensor *mirror_begin(ferry_tensor *dst)
+{
+    if (dst->storage->host_accessible) {
+        if (ferry__be_synchronize(dst->storage->backend, dst->storage->device) != FERRY_OK)
+            return NULL;
+        return ferry__tensor_alias(dst);
+    }
+    int64_t lo, hi;
+    ferry__byte_extent(dst, &lo, &hi);
+    size_t dense = (size_t)ferry__numel(dst->ndim, dst->shape) * ferry_dtype_size(dst->dtype);
+    if ((size_t)(hi - lo) != dense)
+        return ferry__stage_to_host(dst);
+    ferry_backend *cpu = ferry__cpu_backend();
+    if (!cpu)
+        return NULL;
+    ferry_storage *s = ferry__storage_alloc(cpu, 0, (size_t)(hi - lo));
+    if (!s)
+        return NULL;
+    return ferry__tensor_make(s, (size_t)-lo, dst->dtype, dst->ndim, dst->shape, dst->strides);
+}
+
+static ferry_status mirror_end(ferry_tensor *dst, ferry_tensor *h)
+{
+    ferry_status st = FERRY_OK;
+    if (h->storage != dst->storage) {
+        int64_t lo, hi;
+        ferry__byte_extent(dst, &lo, &hi);
+        st = copy_raw(dst->storage, dst->byte_offset + (size_t)lo, h->storage,
+                      h->byte_offset + (size_t)lo, (size_t)(hi - lo));
+    }
+    ferry_tensor_release(h);
+    return st;
+}
+
+/* Element copy on one device through its kernels; FERRY_ERR_UNSUPPORTED when it has
+ * none for these dtypes. */
+static ferry_status copy_kernel(ferry_backend *be, int32_t dev, ferry_tensor *dst,
+                                const ferry_tensor *src)
+{
+    ferry_kernel_tensor kd, ks;
+    ferry__kernel_tensor(dst, &kd);
+    ferry__kernel_tensor(src, &ks);
+    if (dst->dtype != src->dtype)
+        return ferry__be_cast(be, dev, &kd, &ks);
+    ferry_status st = ferry__be_copy_strided(be, dev, &kd, &ks);
+    if (st == FERRY_ERR_UNSUPPORTED)
+        st = ferry__be_cast(be, dev, &kd, &ks);
+    return st;
+}
+
+static ferry_status copy_same_device(ferry_tensor *dst, const ferry_tensor *src)
+{
+    ferry_backend *be = dst->storage->backend;
+    int32_t dev = dst->storage->device;
+    if (dst->dtype == src->dtype && ferry__is_contiguous(dst->ndim, dst->shape, dst->strides) &&
+        ferry__is_contiguous(src->ndim, src->shape, src->strides))
+        return ferry__copy_bytes(dst, src);
+    ferry_status st = copy_kernel(be, dev, dst, src);
+    if (st != FERRY_ERR_UNSUPPORTED)
+        return st;
+
+    ferry__debug("fallback", "%s: no %s kernel for %s -> %s: running it on the cpu",
+                 be->name, dst->dtype == src->dtype ? "strided copy" : "cast",
+                 ferry_dtype_name(src->dtype), ferry_dtype_name(dst->dtype));
+    ferry_backend *cpu = ferry__cpu_backend();
+    if (!cpu)
+        return ferry_last_status();
+    ferry_tensor *hs = ferry__stage_to_host(src);
+    if (!hs)
+        return ferry_last_status();
+    ferry_tensor *hd = mirror_begin(dst);
+    if (!hd) {
+        ferry_tensor_release(hs);
+        return ferry_last_status();
+    }
+    st = copy_kernel(cpu, 0, hd, hs);
+    if (st == FERRY_ERR_UNSUPPORTED)
+        st = ferry__error(st, "the cpu backend has no kernel to convert %s to %s",
+                          ferry_dtype_name(src->dtype), ferry_dtype_name(dst->dtype));
+    ferry_tensor_release(hs);
+    if (st == FERRY_OK)
+        return mirror_end(dst, hd);
+    ferry_tensor_release(hd);
+    return st;
+}
+
+ferry_status ferry__copy_into(ferry_tensor *dst, const ferry_tensor *src)
+{
+    if (same_device(dst, src))
+        return copy_same_device(dst, src);
+    /* Across devices only contiguous bytes travel: convert and compact on the source
+     * device, move, then scatter on the destination device if dst is strided. */
+    ferry_tensor *tmp = NULL;
+    const ferry_tensor *moving = src;
+    if (src->dtype != dst->dtype || !ferry__is_contiguous(src->ndim, src->shape, src->strides)) {
+        tmp = ferry__tensor_empty_on(src->storage->backend, src->storage->device, dst->dtype,
+                                     src->ndim, src->shape);
+        if (!tmp)
+            return ferry_last_status();
+        ferry_status st = copy_same_device(tmp, src);
+        if (st != FERRY_OK) {
+            ferry_tensor_release(tmp);
+            return st;
+        }
+        moving = tmp;
+    }
+    ferry_status st;
+    if (ferry__is_contiguous(dst->ndim, dst->shape, dst->strides)) {
+        st = ferry__copy_bytes(dst, moving);
+    } else {
+        ferry_tensor *landed = ferry__tensor_empty_on(dst->storage->backend, dst->storage->device,
+                                                      dst->dtype, dst->ndim, dst->shape);
+        st = landed ? ferry__copy_bytes(landed, moving) : ferry_last_status();
+        if (st == FERRY_OK)
+            st = copy_same_device(dst, landed);
+        ferry_tensor_release(landed);
+    }
+    ferry_tensor_release(tmp);
+    return st;
+}
+
+ferry_status ferry__fill(ferry_tensor *t, double value)
+{
+    if (ferry__numel(t->ndim, t->shape) == 0)
+        return FERRY_OK;
+    unsigned char elem[8];
+    ferry__scalar_from_double(t->dtype, value, elem);
+    ferry_kernel_tensor k;
+    ferry__kernel_tensor(t, &k);
+    ferry_status st = ferry__be_fill(t->storage->backend, t->storage->device, &k, elem);
+    if (st != FERRY_ERR_UNSUPPORTED)
+        return st;
+    ferry__debug("fallback", "%s: no fill kernel for %s: running it on the cpu",
+                 t->storage->backend->name, ferry_dtype_name(t->dtype));
+    ferry_backend *cpu = ferry__cpu_backend();
+    if (!cpu)
+        return ferry_last_status();
+    ferry_tensor *h = mirror_begin(t);
+    if (!h)
+        return ferry_last_status();
+    ferry__kernel_tensor(h, &k);
+    st = ferry__be_fill(cpu, 0, &k, elem);
+    if (st == FERRY_OK)
+        return mirror_end(t, h);
+    ferry_tensor_release(h);
+    return st;
+}
+
+/* ---- public API ---- */
+
+FERRY_API ferry_tensor *ferry_tensor_to(ferry_tensor *t, const char *device)
+{
+    if (ferry__check_tensor(t, "ferry_tensor_to") != FERRY_OK)
+        return NULL;
+    ferry_backend *be;
+    int32_t dev;
+    if (ferry__device_resolve(device, &be, &dev) != FERRY_OK)
+        return NULL;
+    if (be == t->storage->backend && dev == t->storage->device)
+        return ferry_tensor_retain(t);
+    ferry_tensor *out = ferry__tensor_empty_on(be, dev, t->dtype, t->ndim, t->shape);
+    if (!out)
+        return NULL;
+    if (ferry__copy_into(out, t) != FERRY_OK) {
+        ferry_tensor_release(out);
+        return NULL;
+    }
+    out->requires_grad = t->requires_grad;
+    return out;
+}
+
+FERRY_API ferry_tensor *ferry_tensor_cpu(ferry_tensor *t)
+{
+    return ferry_tensor_to(t, "cpu");
+}
+
+static ferry_tensor *to_indexed(ferry_tensor *t, const char *type, int index)
+{
+    char dev[32];
+    snprintf(dev, sizeof dev, "%s:%d", type, index < 0 ? 0 : index);
+    return ferry_tensor_to(t, dev);
+}
+
+FERRY_API ferry_tensor *ferry_tensor_cuda(ferry_tensor *t, int index)
+{
+    return to_indexed(t, "cuda", index);
+}
+
+FERRY_API ferry_tensor *ferry_tensor_opencl(ferry_tensor *t, int index)
+{
+    return to_indexed(t, "opencl", index);
+}
+
+FERRY_API ferry_tensor *ferry_tensor_to_dtype(ferry_tensor *t, ferry_dtype dtype)
+{
+    if (ferry__check_tensor(t, "ferry_tensor_to_dtype") != FERRY_OK)
+        return NULL;
+    if (!ferry__dtype_valid(dtype)) {
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                     "ferry_tensor_to_dtype: invalid dtype value %d (expected 0 .. %d)",
+                     (int)dtype, FERRY_NUM_DTYPES - 1);
+        return NULL;
+    }
+    if (t->dtype == dtype)
+        return ferry_tensor_retain(t);
+    ferry_tensor *out =
+        ferry__tensor_empty_on(t->storage->backend, t->storage->device, dtype, t->ndim, t->shape);
+    if (!out)
+        return NULL;
+    if (ferry__copy_into(out, t) != FERRY_OK) {
+        ferry_tensor_release(out);
+        return NULL;
+    }
+    /* As PyTorch: a float result stays in the graph, an integer one cannot. */
+    out->requires_grad = t->requires_grad && ferry_dtype_is_floating(dtype);
+    return out;
+}
+
+FERRY_API ferry_tensor *ferry_tensor_clone(ferry_tensor *t)
+{
+    if (ferry__check_tensor(t, "ferry_tensor_clone") != FERRY_OK)
+        return NULL;
+    ferry_tensor *out =
+        ferry__tensor_empty_on(t->storage->backend, t->storage->device, t->dtype, t->ndim,
+                               t->shape);
+    if (!out)
+        return NULL;
+    if (ferry__copy_into(out, t) != FERRY_OK) {
+        ferry_tensor_release(out);
+        return NULL;
+    }
+    out->requires_grad = t->requires_grad;
+    return out;
+}
+
+FERRY_API ferry_tensor *ferry_tensor_contiguous(ferry_tensor *t)
+{
+    if (ferry__check_tensor(t, "ferry_tensor_contiguous") != FERRY_OK)
+        return NULL;
+    if (ferry__is_contiguous(t->ndim, t->shape, t->strides))
+        return ferry_tensor_retain(t);
+    return ferry_tensor_clone(t);
+}
+
+FERRY_API ferry_status ferry_tensor_copy_to_host(const ferry_tensor *t, void *dst, size_t nbytes)
+{
+    ferry_status st = ferry__check_tensor(t, "ferry_tensor_copy_to_host");
+    if (st != FERRY_OK)
+        return st;
+    size_t need = (size_t)ferry__numel(t->ndim, t->shape) * ferry_dtype_size(t->dtype);
+    if (nbytes != need)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "ferry_tensor_copy_to_host: nbytes is %zu, but the tensor holds %zu "
+                            "bytes",
+                            nbytes, need);
+    if (need == 0)
+        return FERRY_OK;
+    if (!dst)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "ferry_tensor_copy_to_host: dst is NULL");
+    ferry_tensor *c = ferry_tensor_contiguous((ferry_tensor *)t);
+    if (!c)
+        return ferry_last_status();
+    ferry_storage *s = c->storage;
+    if (s->host_accessible) {
+        st = ferry__be_synchronize(s->backend, s->device);
+        if (st == FERRY_OK)
+            memcpy(dst, (const char *)s->buffer + c->byte_offset, need);
+    } else {
+        st = ferry__be_copy_to_host(s->backend, s->device, dst, s->buffer, c->byte_offset, need);
+    }
+    ferry_tensor_release(c);
+    return st;
+}

@@ -1,0 +1,429 @@
+/* DLPack interchange: zero-copy export of a tensor's storage as a (versioned or legacy)
+ * managed tensor, and import of one as a tensor over a wrapped storage. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* One allocation per export (NumPy's layout): the managed struct, then shape[ndim] and
+ * strides[ndim], so the consumer's single deleter call frees everything. manager_ctx
+ * holds the storage reference that keeps the memory alive. */
+typedef struct versioned_block {
+    DLManagedTensorVersioned managed; /* first: the deleter receives this address */
+    int64_t dims[];
+} versioned_block;
+
+typedef struct legacy_block {
+    DLManagedTensor managed;
+    int64_t dims[];
+} legacy_block;
+
+/* ---- dtypes and devices ---- */
+
+static DLDataType dl_dtype_of(ferry_dtype dtype)
+{
+    DLDataType dt = {.code = kDLInt, .bits = 0, .lanes = 1};
+    switch (dtype) {
+    case FERRY_BOOL:
+        dt.code = kDLBool; /* one byte per element, the array-library convention */
+        break;
+    case FERRY_UINT8:
+        dt.code = kDLUInt;
+        break;
+    case FERRY_INT8:
+    case FERRY_INT16:
+    case FERRY_INT32:
+    case FERRY_INT64:
+        dt.code = kDLInt;
+        break;
+    case FERRY_FLOAT16:
+    case FERRY_FLOAT32:
+    case FERRY_FLOAT64:
+        dt.code = kDLFloat;
+        break;
+    case FERRY_BFLOAT16:
+        dt.code = kDLBfloat;
+        break;
+    }
+    dt.bits = (uint8_t)(ferry_dtype_size(dtype) * 8);
+    return dt;
+}
+
+static const char *dl_code_name(uint8_t code)
+{
+    switch (code) {
+    case kDLInt: return "int";
+    case kDLUInt: return "uint";
+    case kDLFloat: return "float";
+    case kDLOpaqueHandle: return "opaque handle";
+    case kDLBfloat: return "bfloat";
+    case kDLComplex: return "complex";
+    case kDLBool: return "bool";
+    default: return "unknown";
+    }
+}
+
+static ferry_status ferry_dtype_of(const char *fn, DLDataType dt, ferry_dtype *out)
+{
+    int found = -1;
+    if (dt.lanes == 1) {
+        switch (dt.code) {
+        case kDLBool:
+            found = dt.bits == 8 ? FERRY_BOOL : -1;
+            break;
+        case kDLUInt:
+            found = dt.bits == 8 ? FERRY_UINT8 : -1;
+            break;
+        case kDLInt:
+            found = dt.bits == 8 ? FERRY_INT8 : dt.bits == 16 ? FERRY_INT16
+                  : dt.bits == 32 ? FERRY_INT32 : dt.bits == 64 ? FERRY_INT64 : -1;
+            break;
+        case kDLFloat:
+            found = dt.bits == 16 ? FERRY_FLOAT16 : dt.bits == 32 ? FERRY_FLOAT32
+                  : dt.bits == 64 ? FERRY_FLOAT64 : -1;
+            break;
+        case kDLBfloat:
+            found = dt.bits == 16 ? FERRY_BFLOAT16 : -1;
+            break;
+        default:
+            break;
+        }
+    }
+    if (found < 0)
+        return ferry__error(FERRY_ERR_UNSUPPORTED,
+                            "%s: DLPack dtype (code %u (%s), bits %u, lanes %u) has no ferry "
+                            "dtype; ferry supports bool, uint8, int8/16/32/64, float16/32/64 "
+                            "and bfloat16 with lanes 1",
+                            fn, dt.code, dl_code_name(dt.code), dt.bits, dt.lanes);
+    *out = (ferry_dtype)found;
+    return FERRY_OK;
+}
+
+static ferry_status dl_device_of(const char *fn, const ferry_tensor *t, DLDevice *out)
+{
+    const ferry_storage *s = t->storage;
+    const char *type = s->backend->name;
+    if (strcmp(type, "cpu") == 0) {
+        out->device_type = kDLCPU;
+        out->device_id = 0;
+    } else if (strcmp(type, "cuda") == 0) {
+        out->device_type = kDLCUDA;
+        out->device_id = s->device;
+    } else if (strcmp(type, "opencl") == 0) {
+        out->device_type = kDLOpenCL;
+        out->device_id = s->device;
+    } else {
+        char dev[32];
+        return ferry__error(FERRY_ERR_UNSUPPORTED,
+                            "%s: %s tensors cannot be exported through DLPack (DLPack has "
+                            "no device type for the %s backend); copy with ferry_tensor_cpu() "
+                            "first",
+                            fn, ferry__tensor_device_str(t, dev), type);
+    }
+    return FERRY_OK;
+}
+
+static ferry_status backend_of(const char *fn, DLDevice d, ferry_backend **be, int32_t *dev)
+{
+    const char *type;
+    switch (d.device_type) {
+    case kDLCPU:
+    case kDLCUDAHost: /* pinned host memory: plain host pointers to the CPU backend */
+        *be = ferry__cpu_backend();
+        *dev = 0;
+        if (!*be)
+            return ferry__error(ferry_last_status(), "%s: %s", fn, ferry_last_error());
+        return FERRY_OK;
+    case kDLCUDA:
+        type = "cuda";
+        break;
+    case kDLOpenCL:
+        type = "opencl";
+        break;
+    default:
+        return ferry__error(FERRY_ERR_UNSUPPORTED,
+                            "%s: DLPack device type %d (device_id %d) is not supported; "
+                            "ferry imports kDLCPU (1), kDLCUDA (2), kDLCUDAHost (3) and "
+                            "kDLOpenCL (4)",
+                            fn, (int)d.device_type, (int)d.device_id);
+    }
+    char name[48];
+    snprintf(name, sizeof name, "%s:%d", type, (int)d.device_id);
+    ferry_status st = ferry__device_resolve(name, be, dev);
+    if (st != FERRY_OK)
+        return ferry__error(st, "%s: DLPack device %s: %s", fn, name, ferry_last_error());
+    return FERRY_OK;
+}
+
+/* ---- export ---- */
+
+/* Everything that can refuse an export, checked before anything is allocated. */
+static ferry_status export_check(const char *fn, const ferry_tensor *t, bool legacy,
+                                 DLDevice *dev)
+{
+    ferry_status st = ferry__check_tensor(t, fn);
+    if (st != FERRY_OK)
+        return st;
+    /* PyTorch's rule and words: a consumer would see the data without the autograd
+     * history that should follow it. */
+    if (t->requires_grad)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "Can't export tensors that require gradient, use tensor.detach()");
+    /* The legacy struct has no flags, so a consumer would take the memory as writable;
+     * NumPy refuses the same export for the same reason. */
+    if (legacy && t->read_only)
+        return ferry__error(FERRY_ERR_UNSUPPORTED,
+                            "%s: cannot export a read-only tensor: the unversioned "
+                            "DLManagedTensor cannot mark it read-only; use "
+                            "ferry_tensor_to_dlpack() (DLPack >= 1.0)",
+                            fn);
+    st = dl_device_of(fn, t, dev);
+    if (st != FERRY_OK)
+        return st;
+    /* DLPack hands memory over with no stream to order on, so work ferry queued on it
+     * must have finished before a consumer reads it (a no-op on the CPU backend). */
+    return ferry__be_synchronize(t->storage->backend, t->storage->device);
+}
+
+static void export_fill(const ferry_tensor *t, DLDevice dev, int64_t *dims, DLTensor *dl)
+{
+    int ndim = t->ndim;
+    memcpy(dims, t->shape, (size_t)ndim * sizeof *dims);
+    memcpy(dims + ndim, t->strides, (size_t)ndim * sizeof *dims);
+    /* The buffer plus an offset, never a pointer into it: on OpenCL the buffer is a
+     * cl_mem, which cannot be advanced. The spec asks for data == NULL when empty. */
+    bool empty = ferry__numel(ndim, t->shape) == 0;
+    dl->data = empty ? NULL : t->storage->buffer;
+    dl->byte_offset = empty ? 0 : (uint64_t)t->byte_offset;
+    dl->device = dev;
+    dl->ndim = ndim;
+    dl->dtype = dl_dtype_of(t->dtype);
+    dl->shape = dims;
+    dl->strides = dims + ndim; /* always filled: DLPack >= 1.0 forbids NULL for ndim > 0 */
+}
+
+static void delete_versioned(DLManagedTensorVersioned *self)
+{
+    if (!self)
+        return;
+    /* Atomic refcounts and free(): callable from any thread, the Python capsule's
+     * destructor included. */
+    ferry__storage_release((ferry_storage *)self->manager_ctx);
+    free(self);
+}
+
+static void delete_legacy(DLManagedTensor *self)
+{
+    if (!self)
+        return;
+    ferry__storage_release((ferry_storage *)self->manager_ctx);
+    free(self);
+}
+
+FERRY_API DLManagedTensorVersioned *ferry_tensor_to_dlpack(ferry_tensor *t)
+{
+    static const char fn[] = "ferry_tensor_to_dlpack";
+    DLDevice dev;
+    if (export_check(fn, t, false, &dev) != FERRY_OK)
+        return NULL;
+    size_t size = sizeof(versioned_block) + 2 * (size_t)t->ndim * sizeof(int64_t);
+    versioned_block *b = calloc(1, size);
+    if (!b) {
+        ferry__error(FERRY_ERR_OUT_OF_MEMORY, "%s: out of memory allocating %zu bytes", fn,
+                     size);
+        return NULL;
+    }
+    DLManagedTensorVersioned *m = &b->managed;
+    m->version.major = DLPACK_MAJOR_VERSION;
+    m->version.minor = DLPACK_MINOR_VERSION;
+    m->flags = t->read_only ? DLPACK_FLAG_BITMASK_READ_ONLY : 0;
+    export_fill(t, dev, b->dims, &m->dl_tensor);
+    ferry__storage_retain(t->storage);
+    m->manager_ctx = t->storage;
+    m->deleter = delete_versioned;
+    return m;
+}
+
+FERRY_API DLManagedTensor *ferry_tensor_to_dlpack_unversioned(ferry_tensor *t)
+{
+    static const char fn[] = "ferry_tensor_to_dlpack_unversioned";
+    DLDevice dev;
+    if (export_check(fn, t, true, &dev) != FERRY_OK)
+        return NULL;
+    size_t size = sizeof(legacy_block) + 2 * (size_t)t->ndim * sizeof(int64_t);
+    legacy_block *b = calloc(1, size);
+    if (!b) {
+        ferry__error(FERRY_ERR_OUT_OF_MEMORY, "%s: out of memory allocating %zu bytes", fn,
+                     size);
+        return NULL;
+    }
+    DLManagedTensor *m = &b->managed;
+    export_fill(t, dev, b->dims, &m->dl_tensor);
+    ferry__storage_retain(t->storage);
+    m->manager_ctx = t->storage;
+    m->deleter = delete_legacy;
+    return m;
+}
+
+/* ---- import ---- */
+
+/* The storage deleters: the producer's deleter runs when the last tensor over its
+ * memory goes, on whichever thread releases it. */
+static void release_versioned(void *data, void *ctx)
+{
+    (void)data;
+    DLManagedTensorVersioned *m = ctx;
+    m->deleter(m);
+}
+
+static void release_legacy(void *data, void *ctx)
+{
+    (void)data;
+    DLManagedTensor *m = ctx;
+    m->deleter(m);
+}
+
+/* Checks dl and builds a tensor over its memory. Nothing of the producer's is called
+ * or written on failure, so the caller still owns `m` (NumPy and PyTorch leave a
+ * refused capsule unconsumed in the same way). */
+static ferry_tensor *import_tensor(const char *fn, const DLTensor *dl, bool read_only,
+                                   void (*release)(void *, void *), void *ctx)
+{
+    int ndim = dl->ndim;
+    if (ndim < 0) {
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: DLPack tensor has ndim %d", fn, ndim);
+        return NULL;
+    }
+    if (ndim > FERRY_MAX_DIMS) {
+        ferry__error(FERRY_ERR_UNSUPPORTED,
+                     "%s: DLPack tensor has %d dimensions; ferry tensors have at most %d", fn,
+                     ndim, FERRY_MAX_DIMS);
+        return NULL;
+    }
+    if (ndim > 0 && !dl->shape) {
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: DLPack tensor of ndim %d has no shape",
+                     fn, ndim);
+        return NULL;
+    }
+    for (int i = 0; i < ndim; i++)
+        if (dl->shape[i] < 0) {
+            ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                         "%s: DLPack tensor has a negative dimension: shape[%d] is %lld", fn, i,
+                         (long long)dl->shape[i]);
+            return NULL;
+        }
+    ferry_dtype dtype;
+    if (ferry_dtype_of(fn, dl->dtype, &dtype) != FERRY_OK)
+        return NULL;
+    /* Zero strides let a tiny extent describe more elements than numel and nbytes can
+     * count, so the element count gets the same limit as any new tensor's. */
+    int64_t numel;
+    if (ferry__check_shape(fn, dtype, ndim, dl->shape, &numel) != FERRY_OK)
+        return NULL;
+    int64_t elsize = (int64_t)ferry_dtype_size(dtype);
+
+    int64_t strides[FERRY_MAX_DIMS];
+    if (dl->strides)
+        memcpy(strides, dl->strides, (size_t)ndim * sizeof *strides);
+    else /* legacy producers (DLPack < 1.0) may leave compact tensors without strides */
+        ferry__contiguous_strides(ndim, dl->shape, strides);
+
+    /* The storage spans [data, data + byte_offset + highest byte). Negative strides
+     * reach below element 0, which is only valid while they stay at or above data. */
+    int64_t lo = 0, hi = 0, offset = 0;
+    size_t nbytes = 0;
+    if (numel != 0) {
+        bool overflow = false;
+        for (int i = 0; i < ndim; i++) {
+            int64_t reach;
+            overflow |= __builtin_mul_overflow(dl->shape[i] - 1, strides[i], &reach);
+            if (reach > 0)
+                overflow |= __builtin_add_overflow(hi, reach, &hi);
+            else
+                overflow |= __builtin_add_overflow(lo, reach, &lo);
+        }
+        overflow |= __builtin_add_overflow(hi, 1, &hi);
+        overflow |= __builtin_mul_overflow(hi, elsize, &hi);
+        overflow |= __builtin_mul_overflow(lo, elsize, &lo);
+        overflow |= dl->byte_offset > (uint64_t)INT64_MAX;
+        int64_t end = 0;
+        if (!overflow)
+            overflow |= __builtin_add_overflow((int64_t)dl->byte_offset, hi, &end);
+        if (overflow) {
+            ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                         "%s: DLPack tensor's shape, strides and byte_offset %llu address "
+                         "more memory than fits in 64 bits",
+                         fn, (unsigned long long)dl->byte_offset);
+            return NULL;
+        }
+        if ((int64_t)dl->byte_offset + lo < 0) {
+            ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                         "%s: DLPack tensor's strides reach %llu bytes below element 0 but "
+                         "byte_offset is only %llu: the view starts before data",
+                         fn, 0ULL - (unsigned long long)lo, (unsigned long long)dl->byte_offset);
+            return NULL;
+        }
+        if (!dl->data) {
+            ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                         "%s: DLPack tensor has data == NULL but %lld elements", fn,
+                         (long long)numel);
+            return NULL;
+        }
+        offset = (int64_t)dl->byte_offset;
+        nbytes = (size_t)end;
+    }
+
+    ferry_backend *be;
+    int32_t dev;
+    if (backend_of(fn, dl->device, &be, &dev) != FERRY_OK)
+        return NULL;
+
+    ferry_storage *s = ferry__storage_wrap(be, dev, dl->data, nbytes, release, ctx);
+    if (!s)
+        return NULL;
+    /* ferry__tensor_make drops the storage on failure, which would run the producer's
+     * deleter; hold a second reference so the deleter can be disarmed first. */
+    ferry__storage_retain(s);
+    ferry_tensor *t = ferry__tensor_make(s, (size_t)offset, dtype, ndim, dl->shape, strides);
+    if (!t) {
+        s->deleter = NULL; /* ours alone now: nobody else can see s */
+        ferry__storage_release(s);
+        return NULL;
+    }
+    ferry__storage_release(s);
+    t->read_only = read_only;
+    return t;
+}
+
+FERRY_API ferry_tensor *ferry_tensor_from_dlpack(DLManagedTensorVersioned *m)
+{
+    static const char fn[] = "ferry_tensor_from_dlpack";
+    if (!m) {
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: m is NULL", fn);
+        return NULL;
+    }
+    /* Past a major mismatch only version, manager_ctx and deleter are known to be where
+     * this header says; the rest must not be read. */
+    if (m->version.major != DLPACK_MAJOR_VERSION) {
+        ferry__error(FERRY_ERR_ABI,
+                     "%s: DLPack version %u.%u is not supported: ferry reads major version %d "
+                     "(built against %d.%d)",
+                     fn, m->version.major, m->version.minor, DLPACK_MAJOR_VERSION,
+                     DLPACK_MAJOR_VERSION, DLPACK_MINOR_VERSION);
+        return NULL;
+    }
+    bool read_only = (m->flags & DLPACK_FLAG_BITMASK_READ_ONLY) != 0;
+    return import_tensor(fn, &m->dl_tensor, read_only, m->deleter ? release_versioned : NULL,
+                         m);
+}
+
+FERRY_API ferry_tensor *ferry_tensor_from_dlpack_unversioned(DLManagedTensor *m)
+{
+    static const char fn[] = "ferry_tensor_from_dlpack_unversioned";
+    if (!m) {
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: m is NULL", fn);
+        return NULL;
+    }
+    return import_tensor(fn, &m->dl_tensor, false, m->deleter ? release_legacy : NULL, m);
+}

@@ -1,0 +1,212 @@
+/**
+ * The ferry backend ABI: what a plugin (libferry-backend-NAME.so) exports and what the
+ * core hands it. Installed, so third-party backends build from the SDK alone; a plugin
+ * never links libferry or includes a core-internal header.
+ */
+#ifndef FERRY_BACKEND_H
+#define FERRY_BACKEND_H
+
+#include <stdarg.h>
+
+#include <ferry/ferry.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Bump only when a member is removed, reordered or changes meaning. */
+#define FERRY_BACKEND_ABI_MAJOR 1
+/** Bump when a member is appended to ferry_backend_ops or ferry_host_api. */
+#define FERRY_BACKEND_ABI_MINOR 0
+
+/** The one symbol a plugin exports. */
+#define FERRY_BACKEND_ENTRY_SYMBOL "ferry_backend_entry"
+
+#define FERRY_BACKEND_EXPORT __attribute__((visibility("default")))
+
+/** True when `ops` (built by a plugin of any minor) is large enough to hold `member`. */
+#define FERRY_OPS_HAS(ops, member)                                                      \
+    ((ops)->struct_size >= offsetof(ferry_backend_ops, member) + sizeof((ops)->member))
+
+typedef enum ferry_log_level {
+    FERRY_LOG_ERROR = 0,
+    FERRY_LOG_WARN = 1,
+    FERRY_LOG_INFO = 2,
+    FERRY_LOG_DEBUG = 3,
+} ferry_log_level;
+
+/** Services the core gives a plugin. Valid from the entry call until the plugin is
+ * unloaded. Thread-safe. */
+typedef struct ferry_host_api {
+    uint32_t abi_major;  /**< FERRY_BACKEND_ABI_MAJOR of the core */
+    uint32_t abi_minor;
+    size_t struct_size;  /**< sizeof(ferry_host_api) of the core */
+
+    /* --- ABI 1.0 --- */
+    /**
+     * Records a failure for ferry_last_error() on the calling thread and returns
+     * `status`, so a backend writes `return host->error(FERRY_ERR_BACKEND, "...")`.
+     * The message should name the call, the device and the driver's error name.
+     */
+    ferry_status (*error)(ferry_status status, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+    /** Logs a line under FERRY_DEBUG; `backend` is the plugin's name. */
+    void (*log)(ferry_log_level level, const char *backend, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    /* --- ABI 1.1: append below this line only --- */
+} ferry_host_api;
+
+/**
+ * A tensor as a kernel sees it. The core has already broadcast (stride 0), promoted,
+ * allocated outputs and collapsed contiguous dimensions.
+ */
+typedef struct ferry_kernel_tensor {
+    void *buffer;           /**< handle from alloc (a host pointer when host-accessible) */
+    size_t byte_offset;     /**< from the start of buffer to element [0, ..., 0] */
+    ferry_dtype dtype;
+    int32_t ndim;           /**< 0 .. FERRY_MAX_DIMS; 0 is a scalar */
+    const int64_t *shape;   /**< ndim entries */
+    const int64_t *strides; /**< ndim entries, in elements; may be 0 or negative */
+} ferry_kernel_tensor;
+
+/** Operations a backend may implement, for supports(). */
+typedef enum ferry_op {
+    FERRY_OP_FILL = 0,
+    FERRY_OP_CAST = 1,
+    FERRY_OP_COPY_STRIDED = 2,
+    FERRY_OP_UNARY = 3,
+    FERRY_OP_BINARY = 4,
+    FERRY_OP_REDUCE = 5,
+    FERRY_OP_MATMUL = 6,
+} ferry_op;
+
+typedef enum ferry_unary_op {
+    FERRY_UNARY_NEG = 0,
+    FERRY_UNARY_ABS,
+    FERRY_UNARY_EXP,
+    FERRY_UNARY_LOG,
+    FERRY_UNARY_SQRT,
+    FERRY_UNARY_SIN,
+    FERRY_UNARY_COS,
+    FERRY_UNARY_TANH,
+    FERRY_UNARY_SIGMOID,
+    FERRY_UNARY_RELU,
+} ferry_unary_op;
+
+typedef enum ferry_binary_op {
+    FERRY_BINARY_ADD = 0,
+    FERRY_BINARY_SUB,
+    FERRY_BINARY_MUL,
+    FERRY_BINARY_DIV,
+    FERRY_BINARY_POW,
+    FERRY_BINARY_MAXIMUM,
+    FERRY_BINARY_MINIMUM,
+    FERRY_BINARY_EQ,
+    FERRY_BINARY_NE,
+    FERRY_BINARY_LT,
+    FERRY_BINARY_LE,
+    FERRY_BINARY_GT,
+    FERRY_BINARY_GE,
+} ferry_binary_op;
+
+typedef enum ferry_reduce_op {
+    FERRY_REDUCE_SUM = 0,
+    FERRY_REDUCE_MEAN,
+    FERRY_REDUCE_MAX,
+    FERRY_REDUCE_MIN,
+    FERRY_REDUCE_ARGMAX,
+} ferry_reduce_op;
+
+/**
+ * A backend's constant table. Required members must be non-NULL; optional ones may be
+ * NULL, and a kernel may also return FERRY_ERR_UNSUPPORTED for a dtype it lacks: the
+ * core then runs the op on the CPU backend through staging. Every entry may be called
+ * from any thread with no core lock held; a backend serialises its own queues.
+ * `device` is always in 0 .. count-1 as reported by init.
+ */
+typedef struct ferry_backend_ops {
+    uint32_t abi_major;  /**< FERRY_BACKEND_ABI_MAJOR the plugin was built with */
+    uint32_t abi_minor;  /**< FERRY_BACKEND_ABI_MINOR the plugin was built with */
+    size_t struct_size;  /**< sizeof(ferry_backend_ops) the plugin was built with */
+    const char *name;    /**< device type it claims: [a-z][a-z0-9_]*, <= 15 chars; static */
+    const char *version; /**< the plugin's version; static */
+
+    /* --- ABI 1.0 --- */
+    /**
+     * Required. Probes the driver once, before any other entry. On FERRY_OK,
+     * *device_count is set (0 is allowed: then `reason` may say why, such as
+     * "cudaErrorNoDevice: no CUDA-capable device is detected"). On failure the
+     * message given to host->error is the reason the backend is unusable.
+     */
+    ferry_status (*init)(int32_t *device_count, char *reason, size_t reason_cap);
+    /** Optional. Called once before dlclose; releases driver state. */
+    void (*shutdown)(void);
+    /** Required. Fills name, vendor, versions, memory, host_accessible. */
+    ferry_status (*device_info)(int32_t device, ferry_device_info *out);
+
+    /** Required. nbytes > 0. The handle is opaque unless the device is host-accessible,
+     * in which case it is a host pointer aligned to at least 64 bytes. */
+    ferry_status (*alloc)(int32_t device, size_t nbytes, void **buffer);
+    /** Required. Called only when no queued work uses the buffer any more. */
+    void (*free)(int32_t device, void *buffer);
+    /** Required. Host to device; returns once `src` may be reused. */
+    ferry_status (*copy_from_host)(int32_t device, void *dst, size_t dst_offset,
+                                   const void *src, size_t nbytes);
+    /** Required. Device to host; ordered after the device's queued work; returns once
+     * the bytes are in `dst`. */
+    ferry_status (*copy_to_host)(int32_t device, void *dst, const void *src,
+                                 size_t src_offset, size_t nbytes);
+    /** Required. Within one device; regions do not overlap. */
+    ferry_status (*copy_on_device)(int32_t device, void *dst, size_t dst_offset,
+                                   const void *src, size_t src_offset, size_t nbytes);
+    /** Required. Waits for all work queued on the device. */
+    ferry_status (*synchronize)(int32_t device);
+
+    /** Optional. Between two devices of this backend. NULL: staged through the host. */
+    ferry_status (*copy_peer)(int32_t dst_device, void *dst, size_t dst_offset,
+                              int32_t src_device, const void *src, size_t src_offset,
+                              size_t nbytes);
+    /** Optional. Page-locked host memory for staging. NULL: plain malloc. */
+    ferry_status (*host_alloc)(size_t nbytes, void **ptr);
+    void (*host_free)(void *ptr);
+
+    /** Optional. Whether a kernel entry handles these dtypes (inputs then output). NULL
+     * means: try the entry, and fall back on FERRY_ERR_UNSUPPORTED. */
+    bool (*supports)(int32_t device, ferry_op op, int subop, const ferry_dtype *dtypes,
+                     int ndtypes);
+    /** Optional. Sets every element of `out` to `value` (one element of out->dtype). */
+    ferry_status (*fill)(int32_t device, const ferry_kernel_tensor *out, const void *value);
+    /** Optional. out[i] = (out dtype) in[i]; same shape; dtypes may differ. Float to
+     * integer truncates toward zero and saturates, NaN gives 0; to bool is `!= 0`. */
+    ferry_status (*cast)(int32_t device, const ferry_kernel_tensor *out,
+                         const ferry_kernel_tensor *in);
+    /** Optional. out[i] = in[i]; same shape and dtype, any strides. */
+    ferry_status (*copy_strided)(int32_t device, const ferry_kernel_tensor *out,
+                                 const ferry_kernel_tensor *in);
+    /** Optional. out = op(in); same shape. */
+    ferry_status (*unary)(int32_t device, ferry_unary_op op, const ferry_kernel_tensor *out,
+                          const ferry_kernel_tensor *in);
+    /** Optional. out = a op b; all three have out's shape (broadcast dims have stride 0). */
+    ferry_status (*binary)(int32_t device, ferry_binary_op op, const ferry_kernel_tensor *out,
+                           const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
+    /** Optional. `out` has in's ndim with extent 1 in every reduced dimension. */
+    ferry_status (*reduce)(int32_t device, ferry_reduce_op op, const ferry_kernel_tensor *out,
+                           const ferry_kernel_tensor *in);
+    /** Optional. Batched: a [B, M, K], b [B, K, N], out [B, M, N], any strides. */
+    ferry_status (*matmul)(int32_t device, const ferry_kernel_tensor *out,
+                           const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
+    /* --- ABI 1.1: append below this line only --- */
+} ferry_backend_ops;
+
+/** The entry function's type. Returns the plugin's constant table, or NULL after
+ * reporting why through host->error. */
+typedef const ferry_backend_ops *(*ferry_backend_entry_fn)(const ferry_host_api *host);
+
+/** Declared by every plugin, defined once in it. */
+FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FERRY_BACKEND_H */

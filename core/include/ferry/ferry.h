@@ -1,0 +1,329 @@
+/**
+ * ferry public API: tensors that live on devices ("cpu", "opencl:0", "cuda:1", or a
+ * plugin's), move between them through one to() path, and convert between dtypes.
+ * See ../shared/API.md for the contract this header implements.
+ */
+#ifndef FERRY_FERRY_H
+#define FERRY_FERRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ferry/dlpack.h>
+#include <ferry/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FERRY_VERSION_MAJOR 0
+#define FERRY_VERSION_MINOR 1
+#define FERRY_VERSION_PATCH 0
+#define FERRY_VERSION_STRING "0.1.0"
+
+/** Most dimensions a tensor may have (NumPy 2's limit). */
+#define FERRY_MAX_DIMS 64
+
+/** Longest backend type name, without the terminating NUL. */
+#define FERRY_MAX_TYPE_LEN 15
+
+/** An opaque, reference-counted tensor handle. */
+typedef struct ferry_tensor ferry_tensor;
+
+/** Element types. Values are part of the ABI. */
+typedef enum ferry_dtype {
+    FERRY_BOOL = 0,
+    FERRY_UINT8 = 1,
+    FERRY_INT8 = 2,
+    FERRY_INT16 = 3,
+    FERRY_INT32 = 4,
+    FERRY_INT64 = 5,
+    FERRY_FLOAT16 = 6,
+    FERRY_BFLOAT16 = 7,
+    FERRY_FLOAT32 = 8,
+    FERRY_FLOAT64 = 9,
+} ferry_dtype;
+
+/** Number of dtypes; valid values are 0 .. FERRY_NUM_DTYPES - 1. */
+#define FERRY_NUM_DTYPES 10
+
+/** A parsed device string, by value: {"cuda", 0} for "cuda:0". */
+typedef struct ferry_device {
+    char type[FERRY_MAX_TYPE_LEN + 1]; /**< backend name, NUL-terminated */
+    int32_t index;                     /**< >= 0 */
+} ferry_device;
+
+/** What a device is; filled by ferry_device_get_info(). */
+typedef struct ferry_device_info {
+    char name[256];            /**< "pthread-AVX-512", "NVIDIA H100" */
+    char vendor[128];          /**< "GenuineIntel", "NVIDIA Corporation" */
+    char backend[16];          /**< backend type name, "opencl" */
+    char backend_version[64];  /**< the plugin's own version */
+    char driver_version[64];   /**< the driver's or runtime's version, "" if none */
+    uint64_t total_memory;     /**< bytes; 0 when unknown */
+    uint64_t free_memory;      /**< bytes; 0 when unknown */
+    bool host_accessible;      /**< the host may dereference this device's memory */
+} ferry_device_info;
+
+/* ------------------------------------------------------------------------ */
+/* Library                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** "0.1.0"; static storage. */
+FERRY_API const char *ferry_version(void);
+
+/** Frees a string returned as `char *` by ferry (NULL-safe). */
+FERRY_API void ferry_free(void *p);
+
+/**
+ * Drops the registry's hold on every backend and forgets what was discovered, so the
+ * next call rediscovers plugins (after FERRY_PLUGIN_PATH changed, say). A backend with
+ * live tensors stays loaded until its last tensor is released, then is dlclosed.
+ * Thread-safety: must not race with other ferry calls.
+ */
+FERRY_API void ferry_shutdown(void);
+
+/* ------------------------------------------------------------------------ */
+/* Data types                                                               */
+/* ------------------------------------------------------------------------ */
+
+/** "float32"; "invalid" for a value out of range. */
+FERRY_API const char *ferry_dtype_name(ferry_dtype dtype);
+
+/** Bytes per element; 0 for a value out of range. */
+FERRY_API size_t ferry_dtype_size(ferry_dtype dtype);
+
+/** float16, bfloat16, float32, float64. */
+FERRY_API bool ferry_dtype_is_floating(ferry_dtype dtype);
+
+/**
+ * Parses a dtype name: the canonical names ("float32") and PyTorch's aliases
+ * ("float", "double", "half", "int", "long", "short", "bool", ...).
+ * @return FERRY_OK, or FERRY_ERR_INVALID_ARGUMENT for an unknown name.
+ */
+FERRY_API ferry_status ferry_dtype_parse(const char *name, ferry_dtype *out);
+
+/* ------------------------------------------------------------------------ */
+/* Devices and backends                                                     */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Parses "TYPE" or "TYPE:INDEX". Checks the syntax and that TYPE names a known
+ * backend (built in or found on the plugin path), not that the device exists.
+ * @return FERRY_OK, or FERRY_ERR_INVALID_DEVICE with PyTorch's messages
+ *         ("Device string must not be empty", "Invalid device string: 'cuda:-1'",
+ *         "Expected one of cpu, opencl, cuda, sim device type at start of device
+ *         string: xpu"). `out` is zeroed on failure.
+ */
+FERRY_API ferry_status ferry_device_parse(const char *s, ferry_device *out);
+
+/**
+ * Writes "cuda:0" into buf (always NUL-terminated when cap > 0).
+ * @return the length the full string needs, as snprintf; -1 for a bad device.
+ */
+FERRY_API int ferry_device_format(ferry_device d, char *buf, size_t cap);
+
+/** Devices of a backend; 0 when it is unknown or unusable. Never fails. */
+FERRY_API int ferry_device_count(const char *type);
+
+/** True when the backend loaded and has at least one device. */
+FERRY_API bool ferry_is_available(const char *type);
+
+/**
+ * NULL when the backend is usable, else why not, as
+ * "cuda: no device (cudaErrorInsufficientDriver: ...)". Owned by ferry, valid until
+ * ferry_shutdown().
+ */
+FERRY_API const char *ferry_backend_status(const char *type);
+
+/** Backends known (built in, found on the plugin path, or loaded explicitly). */
+FERRY_API size_t ferry_backend_count(void);
+
+/** Name of backend i (0 .. count-1) in listing order; NULL past the end. */
+FERRY_API const char *ferry_backend_name(size_t i);
+
+/** File a backend was (or would be) loaded from; NULL when none was found. */
+FERRY_API const char *ferry_backend_path(const char *type);
+
+/** Version string the plugin reports; NULL when it is not loaded. */
+FERRY_API const char *ferry_backend_version(const char *type);
+
+/**
+ * Loads one plugin file explicitly. The plugin claims the type name it reports.
+ * @return FERRY_OK (also when this very file is already loaded), FERRY_ERR_UNAVAILABLE
+ *         (dlopen failed or no entry symbol), FERRY_ERR_ABI (other major version),
+ *         FERRY_ERR_INVALID_ARGUMENT (NULL or relative path, or the name is taken).
+ */
+FERRY_API ferry_status ferry_plugin_load(const char *path);
+
+/** Every usable device, cpu first, into out[0..cap); returns the total count. */
+FERRY_API size_t ferry_devices(ferry_device *out, size_t cap);
+
+/** Describes a device. FERRY_ERR_INVALID_DEVICE / FERRY_ERR_UNAVAILABLE on failure. */
+FERRY_API ferry_status ferry_device_get_info(const char *device, ferry_device_info *out);
+
+/** Waits for all work queued on the device. */
+FERRY_API ferry_status ferry_synchronize(const char *device);
+
+/** Caching allocator statistics of one device, in bytes. */
+typedef struct ferry_memory_stats {
+    uint64_t allocated;      /**< held by live tensors */
+    uint64_t cached;         /**< freed by tensors, kept for reuse */
+    uint64_t peak_allocated; /**< highest `allocated` since start */
+    uint64_t backend_allocs; /**< calls to the backend's alloc entry */
+    uint64_t backend_frees;  /**< calls to the backend's free entry */
+} ferry_memory_stats;
+
+/** Reads the caching allocator's statistics for a device. */
+FERRY_API ferry_status ferry_memory_stats_get(const char *device, ferry_memory_stats *out);
+
+/** Returns every cached (unused) block of the device to its backend. */
+FERRY_API ferry_status ferry_empty_cache(const char *device);
+
+/* ------------------------------------------------------------------------ */
+/* Creating tensors                                                         */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Copies contiguous row-major host data onto a device (torch.tensor(..., device=)).
+ * `data` may be NULL only when the tensor has no elements.
+ */
+FERRY_API ferry_tensor *ferry_tensor_from_data(const void *data, ferry_dtype dtype, int ndim,
+                                               const int64_t *shape, const char *device);
+
+/**
+ * A CPU tensor over the caller's memory, no copy (torch.from_numpy). Strides are in
+ * elements (negative allowed; NULL = contiguous). `deleter(data, ctx)` runs when the
+ * last reference goes (NULL: the caller keeps ownership). On failure the deleter is
+ * not called.
+ */
+FERRY_API ferry_tensor *ferry_tensor_from_blob(void *data, ferry_dtype dtype, int ndim,
+                                               const int64_t *shape, const int64_t *strides,
+                                               void (*deleter)(void *data, void *ctx),
+                                               void *ctx);
+
+/** Uninitialised tensor. */
+FERRY_API ferry_tensor *ferry_empty(ferry_dtype dtype, int ndim, const int64_t *shape,
+                                    const char *device);
+FERRY_API ferry_tensor *ferry_zeros(ferry_dtype dtype, int ndim, const int64_t *shape,
+                                    const char *device);
+FERRY_API ferry_tensor *ferry_ones(ferry_dtype dtype, int ndim, const int64_t *shape,
+                                   const char *device);
+/** Every element `value`, converted as ferry_tensor_to_dtype converts. */
+FERRY_API ferry_tensor *ferry_full(ferry_dtype dtype, int ndim, const int64_t *shape,
+                                   double value, const char *device);
+/** n x n identity. */
+FERRY_API ferry_tensor *ferry_eye(int64_t n, ferry_dtype dtype, const char *device);
+/** [start, end) by step, ceil((end - start) / step) elements, as torch.arange. */
+FERRY_API ferry_tensor *ferry_arange(double start, double end, double step, ferry_dtype dtype,
+                                     const char *device);
+
+/* ------------------------------------------------------------------------ */
+/* Lifetime and introspection                                               */
+/* ------------------------------------------------------------------------ */
+
+/** Adds a reference; returns t. NULL-safe. */
+FERRY_API ferry_tensor *ferry_tensor_retain(ferry_tensor *t);
+/** Drops a reference (NULL-safe). */
+FERRY_API void ferry_tensor_release(ferry_tensor *t);
+
+FERRY_API int ferry_tensor_ndim(const ferry_tensor *t);
+/** ndim entries, borrowed from t. */
+FERRY_API const int64_t *ferry_tensor_shape(const ferry_tensor *t);
+/** ndim entries in elements, borrowed from t. */
+FERRY_API const int64_t *ferry_tensor_strides(const ferry_tensor *t);
+FERRY_API int64_t ferry_tensor_numel(const ferry_tensor *t);
+FERRY_API ferry_dtype ferry_tensor_dtype(const ferry_tensor *t);
+/** numel * element size. */
+FERRY_API size_t ferry_tensor_nbytes(const ferry_tensor *t);
+FERRY_API ferry_device ferry_tensor_device(const ferry_tensor *t);
+/** Row-major contiguous (size-1 dims may have any stride). */
+FERRY_API bool ferry_tensor_is_contiguous(const ferry_tensor *t);
+FERRY_API bool ferry_tensor_requires_grad(const ferry_tensor *t);
+/**
+ * Floating dtypes only: otherwise FERRY_ERR_INVALID_ARGUMENT and
+ * "only Tensors of floating point dtype can require gradients".
+ */
+FERRY_API ferry_status ferry_tensor_set_requires_grad(ferry_tensor *t, bool requires_grad);
+
+/** True for tensors over memory that must not be written (read-only NumPy arrays,
+ * DLPack imports flagged read-only, and their views). */
+FERRY_API bool ferry_tensor_is_read_only(const ferry_tensor *t);
+/** Marks this handle read-only (views made from it after inherit the flag); a
+ * read-only tensor cannot be made writable again: FERRY_ERR_INVALID_ARGUMENT. */
+FERRY_API ferry_status ferry_tensor_set_read_only(ferry_tensor *t, bool read_only);
+
+/* ------------------------------------------------------------------------ */
+/* Moving between devices and types                                         */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Move a tensor to a device.
+ *
+ * @param t       borrowed; not modified.
+ * @param device  device string such as "cuda:0"; NULL means "cpu".
+ * @return a new reference: `t` itself when it is already on `device`, else a
+ *         contiguous copy there; NULL on failure, with FERRY_ERR_INVALID_DEVICE,
+ *         FERRY_ERR_UNAVAILABLE, FERRY_ERR_OUT_OF_MEMORY or FERRY_ERR_BACKEND.
+ * Thread-safety: safe while no other thread writes to `t`.
+ */
+FERRY_API ferry_tensor *ferry_tensor_to(ferry_tensor *t, const char *device);
+FERRY_API ferry_tensor *ferry_tensor_cpu(ferry_tensor *t);
+/** index -1 means 0. */
+FERRY_API ferry_tensor *ferry_tensor_cuda(ferry_tensor *t, int index);
+FERRY_API ferry_tensor *ferry_tensor_opencl(ferry_tensor *t, int index);
+
+/** `t` itself when already of that dtype, else a converted copy on the same device. */
+FERRY_API ferry_tensor *ferry_tensor_to_dtype(ferry_tensor *t, ferry_dtype dtype);
+/** A contiguous copy on the same device; keeps requires_grad, as PyTorch's clone. */
+FERRY_API ferry_tensor *ferry_tensor_clone(ferry_tensor *t);
+/** `t` itself when contiguous, else a contiguous copy on its device. */
+FERRY_API ferry_tensor *ferry_tensor_contiguous(ferry_tensor *t);
+/** A new handle sharing storage that does not require grad. */
+FERRY_API ferry_tensor *ferry_tensor_detach(ferry_tensor *t);
+
+/**
+ * Pointer to the first element of a tensor in host-accessible memory, valid while t
+ * lives. NULL with FERRY_ERR_WRONG_DEVICE on a device the host cannot read, and with
+ * FERRY_ERR_INVALID_ARGUMENT for a tensor that requires grad.
+ */
+FERRY_API void *ferry_tensor_host_data(const ferry_tensor *t);
+
+/**
+ * Copies t's elements, row-major contiguous, into dst (nbytes must be
+ * ferry_tensor_nbytes(t)). Works from any device; returns when the data is there.
+ */
+FERRY_API ferry_status ferry_tensor_copy_to_host(const ferry_tensor *t, void *dst, size_t nbytes);
+
+/* ------------------------------------------------------------------------ */
+/* Printing                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/** PyTorch's repr of the tensor; free with ferry_free(). NULL on failure. */
+FERRY_API char *ferry_tensor_repr(const ferry_tensor *t);
+
+/* ------------------------------------------------------------------------ */
+/* Interchange (DLPack)                                                     */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Zero-copy export. The returned struct owns one reference to t's storage; call its
+ * deleter when done. `flags` has DLPACK_FLAG_BITMASK_READ_ONLY for read-only tensors.
+ */
+FERRY_API DLManagedTensorVersioned *ferry_tensor_to_dlpack(ferry_tensor *t);
+/** Legacy (unversioned) export. */
+FERRY_API DLManagedTensor *ferry_tensor_to_dlpack_unversioned(ferry_tensor *t);
+
+/**
+ * Zero-copy import. On success ferry owns `m` and calls its deleter when the last
+ * reference goes; on failure `m` is untouched and still the caller's.
+ */
+FERRY_API ferry_tensor *ferry_tensor_from_dlpack(DLManagedTensorVersioned *m);
+FERRY_API ferry_tensor *ferry_tensor_from_dlpack_unversioned(DLManagedTensor *m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FERRY_FERRY_H */

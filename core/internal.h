@@ -1,0 +1,198 @@
+/* Core-internal structures and helpers shared by the files of libferry. Never installed
+ * and never included by a backend: what a backend needs goes through backend.h. */
+#ifndef FERRY_INTERNAL_H
+#define FERRY_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ferry/backend.h>
+#include <ferry/ferry.h>
+
+#define FERRY_TENSOR_MAGIC 0x46455259u /* "FERY": checked on every public entry */
+
+/* Bytes moved per step when a copy is staged through host memory, so that a large
+ * tensor never needs one whole-tensor host bounce buffer. */
+#define FERRY_STAGING_CHUNK ((size_t)8 << 20)
+
+/* ---- errors (error.c) ---- */
+
+/* Records status and message for ferry_last_error() on this thread; returns status. */
+ferry_status ferry__error(ferry_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+ferry_status ferry__verror(ferry_status status, const char *fmt, va_list ap);
+/* Logs to stderr when FERRY_DEBUG names `topic` ("plugins", "alloc", "fallback") or "all". */
+void ferry__debug(const char *topic, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool ferry__debug_enabled(const char *topic);
+
+/* ---- backends (registry.c) ---- */
+
+typedef enum ferry_backend_state {
+    FERRY_BACKEND_NOT_LOADED = 0, /* known by name, not loaded yet */
+    FERRY_BACKEND_READY,          /* loaded, >= 1 device */
+    FERRY_BACKEND_NO_DEVICES,     /* loaded, init succeeded with 0 devices */
+    FERRY_BACKEND_FAILED,         /* could not be loaded or initialised; see reason */
+} ferry_backend_state;
+
+typedef struct ferry_backend {
+    atomic_long refs;                 /* registry's hold + one per live storage */
+    char name[FERRY_MAX_TYPE_LEN + 1];
+    char *path;                       /* file loaded or to be loaded; NULL if none found */
+    void *dl;                         /* dlopen handle */
+    const ferry_backend_ops *ops;
+    ferry_backend_state state;
+    char *reason;                     /* why unusable, as ferry_backend_status() says it */
+    int32_t device_count;
+    bool *host_accessible;            /* per device, from device_info at load */
+    struct ferry_allocator *alloc;    /* caching allocator, one pool per device */
+} ferry_backend;
+
+/* Loads the backend named `type` if needed. Returns a borrowed pointer that stays valid
+ * while the caller holds a tensor of it or until ferry_shutdown(); NULL with
+ * FERRY_ERR_INVALID_DEVICE (unknown type) or FERRY_ERR_UNAVAILABLE (its reason). */
+ferry_backend *ferry__backend_get(const char *type);
+/* Parses a device string (NULL = "cpu"), loads its backend and checks the index
+ * against the live device count. */
+ferry_status ferry__device_resolve(const char *device, ferry_backend **be, int32_t *index);
+/* Same for an already-parsed device. */
+ferry_status ferry__device_resolve_parsed(ferry_device d, ferry_backend **be, int32_t *index);
+/* The cpu backend (loaded on first use); NULL with an error if it cannot load. */
+ferry_backend *ferry__cpu_backend(void);
+void ferry__backend_retain(ferry_backend *be);
+/* Drops a reference; the last one dlcloses the plugin and frees the entry. */
+void ferry__backend_release(ferry_backend *be);
+/* Whether TYPE is a known backend name; fills the "Expected one of ..." list. */
+bool ferry__backend_known(const char *type, char *expected, size_t cap);
+/* "opencl:0" into a caller buffer of at least 32 bytes. */
+const char *ferry__device_str(const ferry_backend *be, int32_t device, char buf[32]);
+
+/* ---- backend calls (backend_call.c): the only code that touches ops->... ---- */
+
+ferry_status ferry__be_alloc(ferry_backend *be, int32_t dev, size_t nbytes, void **buf);
+void ferry__be_free(ferry_backend *be, int32_t dev, void *buf);
+ferry_status ferry__be_copy_from_host(ferry_backend *be, int32_t dev, void *dst, size_t dst_off,
+                                      const void *src, size_t nbytes);
+ferry_status ferry__be_copy_to_host(ferry_backend *be, int32_t dev, void *dst, const void *src,
+                                    size_t src_off, size_t nbytes);
+ferry_status ferry__be_copy_on_device(ferry_backend *be, int32_t dev, void *dst, size_t dst_off,
+                                      const void *src, size_t src_off, size_t nbytes);
+ferry_status ferry__be_copy_peer(ferry_backend *be, int32_t dst_dev, void *dst, size_t dst_off,
+                                 int32_t src_dev, const void *src, size_t src_off, size_t nbytes);
+ferry_status ferry__be_synchronize(ferry_backend *be, int32_t dev);
+ferry_status ferry__be_device_info(ferry_backend *be, int32_t dev, ferry_device_info *out);
+ferry_status ferry__be_host_alloc(ferry_backend *be, size_t nbytes, void **ptr);
+void ferry__be_host_free(ferry_backend *be, void *ptr);
+/* Kernels: FERRY_ERR_UNSUPPORTED when the entry is absent or declines the dtypes. */
+ferry_status ferry__be_fill(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
+                            const void *value);
+ferry_status ferry__be_cast(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
+                            const ferry_kernel_tensor *in);
+ferry_status ferry__be_copy_strided(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
+                                    const ferry_kernel_tensor *in);
+/* Forgets FERRY_FAULT_INJECT's counters; it is read again on the next backend call. */
+void ferry__fault_reset(void);
+/* The table handed to plugins. */
+const ferry_host_api *ferry__host_api(void);
+
+/* ---- caching allocator (allocator.c) ---- */
+
+struct ferry_allocator *ferry__allocator_create(ferry_backend *be);
+void ferry__allocator_destroy(ferry_backend *be);
+/* A block of at least nbytes on (be, dev); *block_size receives the rounded size. */
+ferry_status ferry__allocator_alloc(ferry_backend *be, int32_t dev, size_t nbytes, void **buf,
+                                    size_t *block_size);
+void ferry__allocator_free(ferry_backend *be, int32_t dev, void *buf, size_t block_size);
+
+/* ---- storage and tensors (tensor.c) ---- */
+
+typedef struct ferry_storage {
+    atomic_long refs;
+    ferry_backend *backend; /* holds a backend reference */
+    int32_t device;
+    void *buffer;           /* backend handle; a host pointer when host_accessible */
+    size_t nbytes;          /* usable bytes */
+    size_t block_size;      /* allocator block size; 0 for wrapped memory */
+    bool host_accessible;
+    /* Wrapped memory (from_blob, DLPack): not ours to free; deleter runs instead. */
+    void (*deleter)(void *data, void *ctx);
+    void *deleter_data;     /* what the deleter is given (buffer unless set otherwise) */
+    void *deleter_ctx;
+    bool wrapped;
+} ferry_storage;
+
+struct ferry_tensor {
+    uint32_t magic;
+    atomic_long refs;
+    ferry_storage *storage;
+    size_t byte_offset;     /* from storage->buffer to element [0, ..., 0] */
+    ferry_dtype dtype;
+    int32_t ndim;
+    bool requires_grad;
+    bool read_only;
+    int64_t shape[FERRY_MAX_DIMS];
+    int64_t strides[FERRY_MAX_DIMS];
+};
+
+/* Validates a tensor argument: NULL or a dead handle gives an error naming `what`. */
+ferry_status ferry__check_tensor(const ferry_tensor *t, const char *what);
+/* Validates dtype, ndim, shape (non-negative, byte size fits) for a new tensor;
+ * *numel receives the element count. `fn` names the public function in messages. */
+ferry_status ferry__check_shape(const char *fn, ferry_dtype dtype, int ndim,
+                                const int64_t *shape, int64_t *numel);
+/* A new storage of nbytes on (be, dev) from the caching allocator. */
+ferry_storage *ferry__storage_alloc(ferry_backend *be, int32_t dev, size_t nbytes);
+/* A storage over memory ferry does not own; deleter(data, ctx) runs at the end. */
+ferry_storage *ferry__storage_wrap(ferry_backend *be, int32_t dev, void *buffer, size_t nbytes,
+                                   void (*deleter)(void *, void *), void *ctx);
+void ferry__storage_retain(ferry_storage *s);
+void ferry__storage_release(ferry_storage *s);
+/* A tensor over `s` (takes over the caller's storage reference, also on failure);
+ * strides NULL = contiguous. */
+ferry_tensor *ferry__tensor_make(ferry_storage *s, size_t byte_offset, ferry_dtype dtype,
+                                 int ndim, const int64_t *shape, const int64_t *strides);
+/* Uninitialised contiguous tensor on (be, dev). */
+ferry_tensor *ferry__tensor_empty_on(ferry_backend *be, int32_t dev, ferry_dtype dtype, int ndim,
+                                     const int64_t *shape);
+/* A new handle with t's storage, offset, dtype and geometry (shares memory). */
+ferry_tensor *ferry__tensor_alias(const ferry_tensor *t);
+/* The kernel descriptor of t (points into t's shape and strides). */
+void ferry__kernel_tensor(const ferry_tensor *t, ferry_kernel_tensor *out);
+/* Contiguous row-major strides for shape. */
+void ferry__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+bool ferry__is_contiguous(int ndim, const int64_t *shape, const int64_t *strides);
+int64_t ferry__numel(int ndim, const int64_t *shape);
+/* Lowest and one-past-highest byte (relative to element 0) the view touches; both 0
+ * for an empty tensor. */
+void ferry__byte_extent(const ferry_tensor *t, int64_t *lo, int64_t *hi);
+/* "cuda:0" for t's device. */
+const char *ferry__tensor_device_str(const ferry_tensor *t, char buf[32]);
+/* FERRY_ERR_WRONG_DEVICE with PyTorch's message unless both are on one device. */
+ferry_status ferry__check_same_device(const ferry_tensor *a, const ferry_tensor *b);
+
+/* ---- copies and kernels across devices (copy.c) ---- */
+
+/* dst[...] = src[...] element for element: same shape; dtypes may differ (cast).
+ * Both may be on any devices; runs on dst's device, staging through the CPU backend
+ * when a kernel is missing there. */
+ferry_status ferry__copy_into(ferry_tensor *dst, const ferry_tensor *src);
+/* Fills every element of t with value (converted to t's dtype). */
+ferry_status ferry__fill(ferry_tensor *t, double value);
+/* Copies a contiguous tensor's bytes into a contiguous tensor of the same nbytes on
+ * any device: direct, peer, or staged in chunks. */
+ferry_status ferry__copy_bytes(ferry_tensor *dst, const ferry_tensor *src);
+/* A CPU tensor with the same geometry as t viewing a host copy of t's byte extent
+ * (t itself, retained, when t is host-accessible). For the CPU fallback. */
+ferry_tensor *ferry__stage_to_host(const ferry_tensor *t);
+
+/* ---- dtypes (dtype.c) ---- */
+
+/* Converts a double to one element of dtype, with the cast kernel's rules. */
+void ferry__scalar_from_double(ferry_dtype dtype, double v, void *out);
+/* Reads one element of dtype as a double. */
+double ferry__scalar_to_double(ferry_dtype dtype, const void *p);
+bool ferry__dtype_valid(ferry_dtype dtype);
+
+#endif /* FERRY_INTERNAL_H */

@@ -1,0 +1,657 @@
+/* The backend registry and plugin loader: discovers libferry-backend-*.so on the search
+ * path, loads each once (thread-safe) and remembers exactly why one is unusable. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MAX_BACKENDS 64
+
+static const char *const builtin_names[] = {"cpu", "opencl", "cuda"};
+
+/* One lock guards discovery, loading and the list; it is held while a plugin's init
+ * runs, which makes loading happen exactly once. Recursive, because a plugin's init
+ * may log through host services that read the registry. */
+static pthread_mutex_t reg_lock;
+static pthread_once_t reg_lock_once = PTHREAD_ONCE_INIT;
+
+static struct {
+    ferry_backend *list[MAX_BACKENDS];
+    size_t count;
+    /* Backends that ferry_shutdown() dropped while tensors still used them. A plugin is
+     * initialised once per load, so a later generation adopts these instead of running
+     * init again on the same loaded image. */
+    ferry_backend *zombies[MAX_BACKENDS];
+    size_t nzombies;
+    bool discovered;
+    char searched[4096]; /* the folders searched, for "not found" messages */
+} reg;
+
+static void reg_lock_init(void)
+{
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&reg_lock, &attr);
+    pthread_mutexattr_destroy(&attr);
+}
+
+static void lock(void)
+{
+    pthread_once(&reg_lock_once, reg_lock_init);
+    pthread_mutex_lock(&reg_lock);
+}
+
+static void unlock(void)
+{
+    pthread_mutex_unlock(&reg_lock);
+}
+
+static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* [a-z][a-z0-9_]*, at most FERRY_MAX_TYPE_LEN characters. */
+static bool valid_type_name(const char *s, size_t len)
+{
+    if (len == 0 || len > FERRY_MAX_TYPE_LEN || !(s[0] >= 'a' && s[0] <= 'z'))
+        return false;
+    for (size_t i = 1; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+static ferry_backend *find_locked(const char *name)
+{
+    for (size_t i = 0; i < reg.count; i++)
+        if (strcmp(reg.list[i]->name, name) == 0)
+            return reg.list[i];
+    return NULL;
+}
+
+static ferry_backend *add_locked(const char *name, size_t len)
+{
+    if (reg.count == MAX_BACKENDS)
+        return NULL;
+    ferry_backend *be = calloc(1, sizeof *be);
+    if (!be)
+        return NULL;
+    atomic_init(&be->refs, 1); /* the registry's hold */
+    memcpy(be->name, name, len);
+    be->name[len] = '\0';
+    reg.list[reg.count++] = be;
+    return be;
+}
+
+static void append_searched(const char *dir)
+{
+    size_t used = strlen(reg.searched);
+    snprintf(reg.searched + used, sizeof reg.searched - used, "%s%s", used ? ", " : "", dir);
+}
+
+/* Records every libferry-backend-NAME.so in dir; the first folder to offer a name wins. */
+static void scan_dir(const char *dir)
+{
+    append_searched(dir);
+    ferry__debug("plugins", "searching %s", dir);
+    DIR *d = opendir(dir);
+    if (!d) {
+        ferry__debug("plugins", "  cannot open %s", dir);
+        return;
+    }
+    static const char prefix[] = "libferry-backend-";
+    static const char suffix[] = ".so";
+    struct dirent *e;
+    /* readdir order is arbitrary: collect and sort so discovery order is stable. */
+    char *names[MAX_BACKENDS];
+    size_t n = 0;
+    while ((e = readdir(d)) != NULL && n < MAX_BACKENDS) {
+        size_t len = strlen(e->d_name);
+        if (len <= sizeof prefix - 1 + sizeof suffix - 1 ||
+            strncmp(e->d_name, prefix, sizeof prefix - 1) != 0 ||
+            strcmp(e->d_name + len - (sizeof suffix - 1), suffix) != 0)
+            continue;
+        names[n] = strdup(e->d_name);
+        if (names[n])
+            n++;
+    }
+    closedir(d);
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char *t = names[j];
+            names[j] = names[j - 1];
+            names[j - 1] = t;
+        }
+    for (size_t i = 0; i < n; i++) {
+        const char *type = names[i] + sizeof prefix - 1;
+        size_t type_len = strlen(type) - (sizeof suffix - 1);
+        char *path = dup_printf("%s/%s", dir, names[i]);
+        ferry__debug("plugins", "  candidate %s", path ? path : names[i]);
+        if (!path || !valid_type_name(type, type_len)) {
+            ferry__debug("plugins", "  skipping %s: not a valid backend name", names[i]);
+            free(path);
+            free(names[i]);
+            continue;
+        }
+        char name[FERRY_MAX_TYPE_LEN + 1];
+        memcpy(name, type, type_len);
+        name[type_len] = '\0';
+        ferry_backend *be = find_locked(name);
+        if (!be)
+            be = add_locked(name, type_len);
+        if (be && !be->path && be->state == FERRY_BACKEND_NOT_LOADED) {
+            be->path = path;
+            path = NULL;
+        } else {
+            ferry__debug("plugins", "  %s already provided by an earlier folder", name);
+        }
+        free(path);
+        free(names[i]);
+    }
+}
+
+static void discover_locked(void)
+{
+    if (reg.discovered)
+        return;
+    reg.discovered = true;
+    reg.searched[0] = '\0';
+    for (size_t i = 0; i < sizeof builtin_names / sizeof builtin_names[0]; i++)
+        if (!find_locked(builtin_names[i]))
+            add_locked(builtin_names[i], strlen(builtin_names[i]));
+
+    const char *env = getenv("FERRY_PLUGIN_PATH");
+    if (env && *env) {
+        char *copy = strdup(env);
+        char *save = NULL;
+        for (char *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir;
+             dir = strtok_r(NULL, ":", &save)) {
+            /* Relative folders would make the result depend on the current directory,
+             * a classic library-injection hole; DESIGN.md forbids them. */
+            if (dir[0] != '/') {
+                ferry__debug("plugins", "ignoring relative FERRY_PLUGIN_PATH entry '%s'", dir);
+                continue;
+            }
+            scan_dir(dir);
+        }
+        free(copy);
+    }
+
+    Dl_info info;
+    if (dladdr((void *)&ferry_version, &info) && info.dli_fname) {
+        /* Canonical, so messages name lib/ferry rather than bin/../lib/ferry. */
+        char *self = realpath(info.dli_fname, NULL);
+        if (!self)
+            self = strdup(info.dli_fname);
+        char *slash = self ? strrchr(self, '/') : NULL;
+        if (slash) {
+            *slash = '\0';
+            char *dir = dup_printf("%s/ferry", self);
+            if (dir)
+                scan_dir(dir);
+            free(dir);
+        }
+        free(self);
+    }
+    scan_dir(FERRY_INSTALL_PLUGIN_DIR);
+}
+
+static void set_failed(ferry_backend *be, ferry_status status, char *reason)
+{
+    be->state = FERRY_BACKEND_FAILED;
+    free(be->reason);
+    be->reason = reason ? reason : strdup("unknown failure");
+    ferry__debug("plugins", "%s unusable: %s", be->name, be->reason ? be->reason : "");
+    (void)status;
+}
+
+/* Validates the table a plugin returned. Returns NULL when acceptable, else the reason. */
+static char *check_ops(const ferry_backend_ops *ops, const char *path, ferry_status *status)
+{
+    *status = FERRY_ERR_ABI;
+    if (ops->abi_major != FERRY_BACKEND_ABI_MAJOR)
+        return dup_printf("%s was built for backend ABI %u.%u, but this ferry has ABI %u.%u; "
+                          "rebuild the plugin against this ferry's SDK",
+                          path, ops->abi_major, ops->abi_minor, FERRY_BACKEND_ABI_MAJOR,
+                          FERRY_BACKEND_ABI_MINOR);
+    if (!FERRY_OPS_HAS(ops, synchronize))
+        return dup_printf("%s reports a table of %zu bytes, smaller than ABI %u.0 requires",
+                          path, ops->struct_size, FERRY_BACKEND_ABI_MAJOR);
+    *status = FERRY_ERR_UNAVAILABLE;
+    if (!ops->name || !valid_type_name(ops->name, strlen(ops->name)))
+        return dup_printf("%s claims an invalid device type name '%s' (expected "
+                          "[a-z][a-z0-9_]*, at most %d characters)",
+                          path, ops->name ? ops->name : "(null)", FERRY_MAX_TYPE_LEN);
+    const char *missing = !ops->init             ? "init"
+                          : !ops->device_info    ? "device_info"
+                          : !ops->alloc          ? "alloc"
+                          : !ops->free           ? "free"
+                          : !ops->copy_from_host ? "copy_from_host"
+                          : !ops->copy_to_host   ? "copy_to_host"
+                          : !ops->copy_on_device ? "copy_on_device"
+                          : !ops->synchronize    ? "synchronize"
+                                                 : NULL;
+    if (missing)
+        return dup_printf("%s lacks the required entry '%s'", path, missing);
+    return NULL;
+}
+
+/* Opens `path` and runs its entry function. On success *ops and *dl are set. */
+static ferry_status open_plugin(const char *path, void **dl, const ferry_backend_ops **ops,
+                                char **reason)
+{
+    *dl = NULL;
+    *ops = NULL;
+    ferry__debug("plugins", "loading %s", path);
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        *reason = strdup(e ? e : path);
+        return FERRY_ERR_UNAVAILABLE;
+    }
+    ferry_backend_entry_fn entry;
+    *(void **)&entry = dlsym(h, FERRY_BACKEND_ENTRY_SYMBOL);
+    if (!entry) {
+        *reason = dup_printf("%s has no %s symbol: not a ferry backend plugin", path,
+                             FERRY_BACKEND_ENTRY_SYMBOL);
+        dlclose(h);
+        return FERRY_ERR_UNAVAILABLE;
+    }
+    const ferry_backend_ops *t = entry(ferry__host_api());
+    if (!t) {
+        *reason = dup_printf("%s: %s returned no backend table: %s", path,
+                             FERRY_BACKEND_ENTRY_SYMBOL, ferry_last_error());
+        dlclose(h);
+        return FERRY_ERR_UNAVAILABLE;
+    }
+    ferry_status st;
+    char *why = check_ops(t, path, &st);
+    if (why) {
+        *reason = why;
+        dlclose(h);
+        return st;
+    }
+    *dl = h;
+    *ops = t;
+    return FERRY_OK;
+}
+
+/* Runs init and reads device info; sets state and reason. */
+static void init_backend(ferry_backend *be)
+{
+    int32_t count = 0;
+    char why[512] = "";
+    ferry_status st = be->ops->init(&count, why, sizeof why);
+    if (st != FERRY_OK) {
+        set_failed(be, st, dup_printf("%s: %s", be->name, ferry_last_error()));
+        return;
+    }
+    if (count <= 0) {
+        be->state = FERRY_BACKEND_NO_DEVICES;
+        be->device_count = 0;
+        be->reason = why[0] ? dup_printf("%s: no device (%s)", be->name, why)
+                            : dup_printf("%s: no device", be->name);
+        ferry__debug("plugins", "%s", be->reason ? be->reason : "");
+        return;
+    }
+    be->device_count = count; /* the allocator sizes its pools from it */
+    be->host_accessible = calloc((size_t)count, sizeof(bool));
+    be->alloc = ferry__allocator_create(be);
+    if (!be->host_accessible || !be->alloc) {
+        set_failed(be, FERRY_ERR_OUT_OF_MEMORY, dup_printf("%s: out of memory", be->name));
+        return;
+    }
+    for (int32_t i = 0; i < count; i++) {
+        ferry_device_info info;
+        memset(&info, 0, sizeof info);
+        if (be->ops->device_info(i, &info) != FERRY_OK) {
+            set_failed(be, FERRY_ERR_BACKEND,
+                       dup_printf("%s: device_info(%d) failed: %s", be->name, i,
+                                  ferry_last_error()));
+            return;
+        }
+        be->host_accessible[i] = info.host_accessible;
+    }
+    be->state = FERRY_BACKEND_READY;
+    ferry__debug("plugins", "%s ready: %d device%s (%s)", be->name, count, count == 1 ? "" : "s",
+                 be->path);
+}
+
+/* A still-loaded backend of an earlier generation from the same file, if any. */
+static ferry_backend *take_zombie_locked(const char *path)
+{
+    for (size_t i = 0; i < reg.nzombies; i++) {
+        ferry_backend *z = reg.zombies[i];
+        if (z->path && strcmp(z->path, path) == 0) {
+            reg.zombies[i] = reg.zombies[--reg.nzombies];
+            return z;
+        }
+    }
+    return NULL;
+}
+
+/* Loads the registry entry `be`; returns the entry now in its slot (an adopted earlier
+ * generation replaces a fresh one). */
+static ferry_backend *load_locked(ferry_backend *be)
+{
+    if (be->state != FERRY_BACKEND_NOT_LOADED)
+        return be;
+    ferry_backend *z = be->path ? take_zombie_locked(be->path) : NULL;
+    if (z) {
+        ferry__debug("plugins", "%s: reusing the still-loaded %s", z->name, z->path);
+        atomic_fetch_add(&z->refs, 1);
+        for (size_t i = 0; i < reg.count; i++)
+            if (reg.list[i] == be)
+                reg.list[i] = z;
+        free(be->path);
+        free(be);
+        return z;
+    }
+    if (!be->path) {
+        set_failed(be, FERRY_ERR_UNAVAILABLE,
+                   dup_printf("%s: libferry-backend-%s.so not found (searched %s)", be->name,
+                              be->name, reg.searched[0] ? reg.searched : "nothing"));
+        return be;
+    }
+    char *reason = NULL;
+    ferry_status st = open_plugin(be->path, &be->dl, &be->ops, &reason);
+    if (st != FERRY_OK) {
+        set_failed(be, st, dup_printf("%s: %s", be->name, reason ? reason : "load failed"));
+        free(reason);
+        return be;
+    }
+    if (strcmp(be->ops->name, be->name) != 0) {
+        set_failed(be, FERRY_ERR_UNAVAILABLE,
+                   dup_printf("%s: %s claims the device type '%s', but its file name is for "
+                              "'%s'",
+                              be->name, be->path, be->ops->name, be->name));
+        dlclose(be->dl);
+        be->dl = NULL;
+        be->ops = NULL;
+        return be;
+    }
+    init_backend(be);
+    return be;
+}
+
+static ferry_status state_error(const ferry_backend *be)
+{
+    return ferry__error(FERRY_ERR_UNAVAILABLE, "%s", be->reason ? be->reason : be->name);
+}
+
+ferry_backend *ferry__backend_get(const char *type)
+{
+    lock();
+    discover_locked();
+    ferry_backend *be = find_locked(type);
+    if (!be) {
+        unlock();
+        char expected[512];
+        ferry__backend_known(type, expected, sizeof expected);
+        ferry__error(FERRY_ERR_INVALID_DEVICE,
+                     "Expected one of %s device type at start of device string: %s", expected,
+                     type);
+        return NULL;
+    }
+    be = load_locked(be);
+    if (be->state != FERRY_BACKEND_READY) {
+        state_error(be);
+        unlock();
+        return NULL;
+    }
+    unlock();
+    return be;
+}
+
+ferry_backend *ferry__cpu_backend(void)
+{
+    /* The hot path: the cpu entry never moves once loaded, until ferry_shutdown(). */
+    return ferry__backend_get("cpu");
+}
+
+bool ferry__backend_known(const char *type, char *expected, size_t cap)
+{
+    lock();
+    discover_locked();
+    bool known = type && find_locked(type) != NULL;
+    if (expected && cap) {
+        expected[0] = '\0';
+        size_t used = 0;
+        for (size_t i = 0; i < reg.count && used < cap; i++) {
+            int n = snprintf(expected + used, cap - used, "%s%s", i ? ", " : "",
+                             reg.list[i]->name);
+            if (n < 0)
+                break;
+            used += (size_t)n;
+        }
+    }
+    unlock();
+    return known;
+}
+
+void ferry__backend_retain(ferry_backend *be)
+{
+    atomic_fetch_add_explicit(&be->refs, 1, memory_order_relaxed);
+}
+
+void ferry__backend_release(ferry_backend *be)
+{
+    if (!be || atomic_fetch_sub_explicit(&be->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    /* Under the lock, a later generation may have adopted it in the meantime. */
+    lock();
+    if (atomic_load(&be->refs) != 0) {
+        unlock();
+        return;
+    }
+    for (size_t i = 0; i < reg.nzombies; i++)
+        if (reg.zombies[i] == be) {
+            reg.zombies[i] = reg.zombies[--reg.nzombies];
+            break;
+        }
+    unlock();
+    /* Last reference: no storage and no registry entry points here any more. */
+    if (be->alloc)
+        ferry__allocator_destroy(be);
+    if (be->ops && FERRY_OPS_HAS(be->ops, shutdown) && be->ops->shutdown)
+        be->ops->shutdown();
+    if (be->dl) {
+        ferry__debug("plugins", "unloading %s (%s)", be->name, be->path ? be->path : "");
+        dlclose(be->dl);
+    }
+    free(be->host_accessible);
+    free(be->reason);
+    free(be->path);
+    free(be);
+}
+
+FERRY_API void ferry_shutdown(void)
+{
+    lock();
+    ferry_backend *list[MAX_BACKENDS];
+    size_t n = reg.count;
+    memcpy(list, reg.list, n * sizeof list[0]);
+    reg.count = 0;
+    reg.discovered = false;
+    /* Entries still used by tensors wait as zombies for their last tensor. */
+    for (size_t i = 0; i < n; i++)
+        if (list[i]->dl && atomic_load(&list[i]->refs) > 1 && reg.nzombies < MAX_BACKENDS)
+            reg.zombies[reg.nzombies++] = list[i];
+    unlock();
+    for (size_t i = 0; i < n; i++)
+        ferry__backend_release(list[i]);
+    ferry__fault_reset();
+}
+
+FERRY_API ferry_status ferry_plugin_load(const char *path)
+{
+    if (!path)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "ferry_plugin_load: path is NULL");
+    if (path[0] != '/')
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "ferry_plugin_load: '%s' is not an absolute path (plugins are never "
+                            "loaded relative to the current directory)",
+                            path);
+    lock();
+    discover_locked();
+    for (size_t i = 0; i < reg.count; i++) {
+        ferry_backend *b = reg.list[i];
+        if (b->dl && b->path && strcmp(b->path, path) == 0) {
+            unlock();
+            return FERRY_OK;
+        }
+    }
+    void *dl;
+    const ferry_backend_ops *ops;
+    char *reason = NULL;
+    ferry_status st = open_plugin(path, &dl, &ops, &reason);
+    if (st != FERRY_OK) {
+        unlock();
+        ferry__error(st, "ferry_plugin_load: %s", reason ? reason : path);
+        free(reason);
+        return st;
+    }
+    ferry_backend *be = find_locked(ops->name);
+    if (be && (be->dl || be->state != FERRY_BACKEND_NOT_LOADED)) {
+        char *other = be->path ? strdup(be->path) : NULL;
+        dlclose(dl);
+        unlock();
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                     "ferry_plugin_load: %s claims the device type '%s', which %s already "
+                     "provides",
+                     path, ops->name, other ? other : "another plugin");
+        free(other);
+        return FERRY_ERR_INVALID_ARGUMENT;
+    }
+    if (!be)
+        be = add_locked(ops->name, strlen(ops->name));
+    if (!be) {
+        dlclose(dl);
+        unlock();
+        return ferry__error(FERRY_ERR_OUT_OF_MEMORY, "ferry_plugin_load: registry full");
+    }
+    free(be->path);
+    be->path = strdup(path);
+    be->dl = dl;
+    be->ops = ops;
+    init_backend(be);
+    st = FERRY_OK;
+    if (be->state == FERRY_BACKEND_FAILED)
+        st = state_error(be);
+    unlock();
+    return st;
+}
+
+FERRY_API size_t ferry_backend_count(void)
+{
+    lock();
+    discover_locked();
+    size_t n = reg.count;
+    unlock();
+    return n;
+}
+
+FERRY_API const char *ferry_backend_name(size_t i)
+{
+    lock();
+    discover_locked();
+    const char *name = i < reg.count ? reg.list[i]->name : NULL;
+    unlock();
+    return name;
+}
+
+/* Loads `type` (if known) and returns its entry, or NULL when unknown. */
+static ferry_backend *lookup_loaded(const char *type)
+{
+    if (!type)
+        type = "cpu";
+    lock();
+    discover_locked();
+    ferry_backend *be = find_locked(type);
+    if (be)
+        be = load_locked(be);
+    unlock();
+    return be;
+}
+
+FERRY_API const char *ferry_backend_status(const char *type)
+{
+    ferry_backend *be = lookup_loaded(type);
+    if (!be)
+        return "unknown backend";
+    return be->state == FERRY_BACKEND_READY ? NULL : be->reason;
+}
+
+FERRY_API const char *ferry_backend_path(const char *type)
+{
+    lock();
+    discover_locked();
+    ferry_backend *be = find_locked(type ? type : "cpu");
+    const char *p = be ? be->path : NULL;
+    unlock();
+    return p;
+}
+
+FERRY_API const char *ferry_backend_version(const char *type)
+{
+    ferry_backend *be = lookup_loaded(type);
+    return be && be->ops ? be->ops->version : NULL;
+}
+
+FERRY_API int ferry_device_count(const char *type)
+{
+    ferry_backend *be = lookup_loaded(type);
+    return be && be->state == FERRY_BACKEND_READY ? be->device_count : 0;
+}
+
+FERRY_API bool ferry_is_available(const char *type)
+{
+    return ferry_device_count(type) > 0;
+}
+
+FERRY_API size_t ferry_devices(ferry_device *out, size_t cap)
+{
+    size_t total = 0;
+    size_t n = ferry_backend_count();
+    for (size_t i = 0; i < n; i++) {
+        const char *name = ferry_backend_name(i);
+        if (!name)
+            break;
+        int count = ferry_device_count(name);
+        for (int d = 0; d < count; d++) {
+            if (out && total < cap) {
+                memset(&out[total], 0, sizeof out[total]);
+                snprintf(out[total].type, sizeof out[total].type, "%s", name);
+                out[total].index = d;
+            }
+            total++;
+        }
+    }
+    return total;
+}
+
+const char *ferry__device_str(const ferry_backend *be, int32_t device, char buf[32])
+{
+    ferry_device d;
+    memset(&d, 0, sizeof d);
+    memcpy(d.type, be->name, sizeof d.type);
+    d.index = device;
+    ferry_device_format(d, buf, 32);
+    return buf;
+}

@@ -1,0 +1,429 @@
+/* ferry_tensor_repr: the text PyTorch's repr(tensor) gives (torch/_tensor_str.py with the
+ * default print options), with "torch." spelled "ferry.". Layout, number formatting,
+ * summarization and suffix wrapping follow that file step for step. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* torch._tensor_str.PRINT_OPTS defaults (sci_mode None: chosen per tensor). */
+#define PRECISION 4
+#define THRESHOLD 1000
+#define EDGEITEMS 3
+#define LINEWIDTH 80
+
+#define PREFIX "tensor("
+#define PREFIX_LEN 7
+
+/* Large enough for "%.4f" of DBL_MAX, so no formatted number is ever cut. */
+#define NUM_BUF 400
+
+/* ---- growable string ---- */
+
+typedef struct strbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+    bool failed; /* an allocation failed; later writes are dropped */
+} strbuf;
+
+static void sb_putn(strbuf *sb, const char *s, size_t n)
+{
+    if (sb->failed)
+        return;
+    if (sb->len + n + 1 > sb->cap) {
+        size_t cap = sb->cap ? sb->cap : 256;
+        while (cap < sb->len + n + 1)
+            cap *= 2;
+        char *p = realloc(sb->data, cap);
+        if (!p) {
+            sb->failed = true;
+            return;
+        }
+        sb->data = p;
+        sb->cap = cap;
+    }
+    memcpy(sb->data + sb->len, s, n);
+    sb->len += n;
+    sb->data[sb->len] = '\0';
+}
+
+static void sb_puts(strbuf *sb, const char *s)
+{
+    sb_putn(sb, s, strlen(s));
+}
+
+static void sb_repeat(strbuf *sb, char c, int n)
+{
+    char chunk[64];
+    memset(chunk, c, sizeof chunk);
+    while (n > 0) {
+        int k = n < (int)sizeof chunk ? n : (int)sizeof chunk;
+        sb_putn(sb, chunk, (size_t)k);
+        n -= k;
+    }
+}
+
+/* ---- elements, read from a row-major contiguous host copy ---- */
+
+typedef struct elements {
+    ferry_dtype dtype;
+    bool floating;
+    size_t esize;
+    const unsigned char *data;
+    int ndim;
+    const int64_t *shape;
+    int64_t strides[FERRY_MAX_DIMS];
+} elements;
+
+static double elem_double(const elements *e, int64_t i)
+{
+    return ferry__scalar_to_double(e->dtype, e->data + (size_t)i * e->esize);
+}
+
+/* Integers are read as int64 rather than through double: an int64 past 2^53 must
+ * print every digit, as Python's int does. */
+static int64_t elem_int(const elements *e, int64_t i)
+{
+    const void *p = e->data + (size_t)i * e->esize;
+    switch (e->dtype) {
+    case FERRY_BOOL: return *(const uint8_t *)p != 0;
+    case FERRY_UINT8: return *(const uint8_t *)p;
+    case FERRY_INT8: return *(const int8_t *)p;
+    case FERRY_INT16: return *(const int16_t *)p;
+    case FERRY_INT32: return *(const int32_t *)p;
+    case FERRY_INT64: return *(const int64_t *)p;
+    default: return 0;
+    }
+}
+
+/* Calls fn on every element the repr shows: with summarize, only the first and last
+ * EDGEITEMS of each dimension longer than 2 * EDGEITEMS. These are exactly the
+ * elements of PyTorch's get_summarized_data(), over which its _Formatter is built. */
+typedef void (*visit_fn)(const elements *e, int64_t index, void *ctx);
+
+static void visit(const elements *e, int dim, int64_t offset, bool summarize, visit_fn fn,
+                  void *ctx)
+{
+    if (dim == e->ndim) {
+        fn(e, offset, ctx);
+        return;
+    }
+    int64_t n = e->shape[dim];
+    bool cut = summarize && n > 2 * EDGEITEMS;
+    for (int64_t i = 0; i < n; i++) {
+        if (cut && i == EDGEITEMS)
+            i = n - EDGEITEMS;
+        visit(e, dim + 1, offset + i * e->strides[dim], summarize, fn, ctx);
+    }
+}
+
+/* ---- _Formatter ---- */
+
+typedef struct formatter {
+    bool int_mode;
+    bool sci_mode;
+    int max_width;
+    /* Statistics of the nonzero finite values, gathered before the mode is chosen. */
+    int64_t count;
+    double min_abs;
+    double max_abs;
+} formatter;
+
+/* Python formats a NaN of either sign as "nan". */
+static const char *nonfinite_str(double v)
+{
+    if (isnan(v))
+        return "nan";
+    return v > 0 ? "inf" : "-inf";
+}
+
+/* The unpadded text of element i ("{}", "{:.4e}", "{:.0f}." or "{:.4f}" in Python);
+ * returns its length. */
+static int format_elem(const formatter *f, const elements *e, int64_t i, char buf[NUM_BUF])
+{
+    if (!e->floating) {
+        int64_t v = elem_int(e, i);
+        if (e->dtype == FERRY_BOOL)
+            return snprintf(buf, NUM_BUF, "%s", v ? "True" : "False");
+        return snprintf(buf, NUM_BUF, "%" PRId64, v);
+    }
+    double v = elem_double(e, i);
+    if (!isfinite(v))
+        return snprintf(buf, NUM_BUF, "%s", nonfinite_str(v));
+    if (f->sci_mode)
+        return snprintf(buf, NUM_BUF, "%.*e", PRECISION, v);
+    if (f->int_mode)
+        return snprintf(buf, NUM_BUF, "%.0f.", v);
+    return snprintf(buf, NUM_BUF, "%.*f", PRECISION, v);
+}
+
+static void stats_visit(const elements *e, int64_t i, void *ctx)
+{
+    formatter *f = ctx;
+    double v = elem_double(e, i);
+    if (!isfinite(v) || v == 0)
+        return;
+    double a = fabs(v);
+    if (f->count == 0 || a < f->min_abs)
+        f->min_abs = a;
+    if (f->count == 0 || a > f->max_abs)
+        f->max_abs = a;
+    f->count++;
+    if (v != ceil(v))
+        f->int_mode = false;
+}
+
+/* As in PyTorch, only nonzero finite floats set the width: a wider "-inf" or "-0." next
+ * to narrower numbers is printed unpadded, out of line, exactly as PyTorch prints it. */
+static void width_visit(const elements *e, int64_t i, void *ctx)
+{
+    formatter *f = ctx;
+    if (e->floating) {
+        double v = elem_double(e, i);
+        if (!isfinite(v) || v == 0)
+            return;
+    }
+    char buf[NUM_BUF];
+    int n = format_elem(f, e, i, buf);
+    if (n > f->max_width)
+        f->max_width = n;
+}
+
+static void formatter_init(formatter *f, const elements *e, bool summarize)
+{
+    memset(f, 0, sizeof *f);
+    f->int_mode = true;
+    f->max_width = 1;
+    if (e->floating) {
+        visit(e, 0, 0, summarize, stats_visit, f);
+        if (f->count == 0)
+            return; /* PyTorch keeps int_mode, width 1: zeros print "0.", nan "nan" */
+        double ratio = f->max_abs / f->min_abs;
+        if (f->int_mode)
+            f->sci_mode = ratio > 1000.0 || f->max_abs > 1.0e8;
+        else
+            f->sci_mode = ratio > 1000.0 || f->max_abs > 1.0e8 || f->min_abs < 1.0e-4;
+    }
+    visit(e, 0, 0, summarize, width_visit, f);
+}
+
+static void write_elem(strbuf *sb, const formatter *f, const elements *e, int64_t i)
+{
+    char buf[NUM_BUF];
+    int n = format_elem(f, e, i, buf);
+    if (n < 0)
+        n = 0;
+    if (n >= NUM_BUF)
+        n = NUM_BUF - 1;
+    sb_repeat(sb, ' ', f->max_width - n);
+    sb_putn(sb, buf, (size_t)n);
+}
+
+/* ---- _tensor_str_with_formatter ---- */
+
+/* `indent` is the column of this level's "[", as PyTorch's indent argument. */
+static void write_tensor(strbuf *sb, const formatter *f, const elements *e, int dim,
+                         int64_t offset, int indent, bool summarize)
+{
+    int rest = e->ndim - dim;
+    if (rest == 0) {
+        write_elem(sb, f, e, offset);
+        return;
+    }
+    int64_t n = e->shape[dim];
+    bool cut = summarize && n > 2 * EDGEITEMS;
+    int64_t stride = e->strides[dim];
+    sb_putn(sb, "[", 1);
+    if (rest == 1) {
+        /* _vector_str: each element takes its width plus ", ". */
+        int per_line = (LINEWIDTH - indent) / (f->max_width + 2);
+        if (per_line < 1)
+            per_line = 1;
+        int64_t item = 0;
+        for (int64_t i = 0; i < n; i++, item++) {
+            if (item > 0) {
+                if (item % per_line == 0) {
+                    sb_puts(sb, ",\n");
+                    sb_repeat(sb, ' ', indent + 1);
+                } else {
+                    sb_puts(sb, ", ");
+                }
+            }
+            if (cut && i == EDGEITEMS) {
+                sb_puts(sb, " ...");
+                i = n - EDGEITEMS - 1;
+                continue;
+            }
+            write_elem(sb, f, e, offset + i * stride);
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            if (i > 0) {
+                /* A newline per dimension from here down to the rows: 3-D blocks are one
+                 * blank line apart, 4-D ones two. */
+                sb_putn(sb, ",", 1);
+                sb_repeat(sb, '\n', rest - 1);
+                sb_repeat(sb, ' ', indent + 1);
+            }
+            if (cut && i == EDGEITEMS) {
+                sb_puts(sb, "...");
+                /* The next separator is written as for any later slice. */
+                i = n - EDGEITEMS - 1;
+                continue;
+            }
+            write_tensor(sb, f, e, dim + 1, offset + i * stride, indent + 1, summarize);
+        }
+    }
+    sb_putn(sb, "]", 1);
+}
+
+/* ---- suffixes ---- */
+
+/* _add_suffixes, including its measure of the last line: len(s) - s.rfind("\n") + 1,
+ * which is two more than the line's length. Kept as is so wrapping matches. */
+static void add_suffixes(strbuf *sb, strbuf *suffixes, int count)
+{
+    for (int k = 0; k < count; k++)
+        if (suffixes[k].failed)
+            sb->failed = true;
+    if (sb->failed)
+        return;
+    const char *nl = strrchr(sb->data, '\n');
+    long last_nl = nl ? (long)(nl - sb->data) : -1;
+    long last_line_len = (long)sb->len - last_nl + 1;
+    for (int k = 0; k < count; k++) {
+        long slen = (long)suffixes[k].len;
+        if (last_line_len + slen + 2 > LINEWIDTH) {
+            sb_puts(sb, ",\n");
+            sb_repeat(sb, ' ', PREFIX_LEN);
+            last_line_len = PREFIX_LEN + slen;
+        } else {
+            sb_puts(sb, ", ");
+            last_line_len += slen + 2;
+        }
+        sb_putn(sb, suffixes[k].data, suffixes[k].len);
+    }
+    sb_putn(sb, ")", 1);
+}
+
+/* ---- entry point ---- */
+
+/* Fills `suffixes` (at most 4) in PyTorch's order: device, then size (empty tensors
+ * only), dtype, requires_grad; returns how many. */
+static int make_suffixes(const ferry_tensor *t, strbuf *suffixes)
+{
+    int count = 0;
+    ferry_dtype dtype = ferry_tensor_dtype(t);
+    int ndim = ferry_tensor_ndim(t);
+    const int64_t *shape = ferry_tensor_shape(t);
+    int64_t numel = ferry_tensor_numel(t);
+    char buf[64];
+
+    ferry_device dev = ferry_tensor_device(t);
+    if (strcmp(dev.type, "cpu") != 0) {
+        if (ferry_device_format(dev, buf, sizeof buf) < 0)
+            snprintf(buf, sizeof buf, "%s:%d", dev.type, (int)dev.index);
+        strbuf *s = &suffixes[count++];
+        sb_puts(s, "device='");
+        sb_puts(s, buf);
+        sb_puts(s, "'");
+    }
+    bool show_dtype;
+    if (numel == 0) {
+        if (ndim != 1) {
+            /* Python's tuple repr; a 1-D shape, "(0,)", is never shown. */
+            strbuf *s = &suffixes[count++];
+            sb_puts(s, "size=(");
+            for (int d = 0; d < ndim; d++) {
+                snprintf(buf, sizeof buf, "%s%" PRId64, d ? ", " : "", shape[d]);
+                sb_puts(s, buf);
+            }
+            sb_puts(s, ")");
+        }
+        /* No element shows the kind of an empty tensor, so only float32 goes unsaid. */
+        show_dtype = dtype != FERRY_FLOAT32;
+    } else {
+        show_dtype = dtype != FERRY_FLOAT32 && dtype != FERRY_INT64 && dtype != FERRY_BOOL;
+    }
+    if (show_dtype) {
+        strbuf *s = &suffixes[count++];
+        sb_puts(s, "dtype=ferry.");
+        sb_puts(s, ferry_dtype_name(dtype));
+    }
+    if (ferry_tensor_requires_grad(t))
+        sb_puts(&suffixes[count++], "requires_grad=True");
+    return count;
+}
+
+FERRY_API char *ferry_tensor_repr(const ferry_tensor *t)
+{
+    if (ferry__check_tensor(t, "ferry_tensor_repr") != FERRY_OK)
+        return NULL;
+
+    ferry_dtype dtype = ferry_tensor_dtype(t);
+    int ndim = ferry_tensor_ndim(t);
+    const int64_t *shape = ferry_tensor_shape(t);
+    int64_t numel = ferry_tensor_numel(t);
+
+    elements e = {
+        .dtype = dtype,
+        .floating = ferry_dtype_is_floating(dtype),
+        .esize = ferry_dtype_size(dtype),
+        .ndim = ndim,
+        .shape = shape,
+    };
+    int64_t stride = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        e.strides[d] = stride;
+        stride *= shape[d];
+    }
+
+    /* Copied whole: PyTorch slices the shown elements out on the device, which the
+     * public API cannot do yet, so a summarized tensor still costs its full size here. */
+    void *host = NULL;
+    if (numel > 0) {
+        size_t nbytes = ferry_tensor_nbytes(t);
+        host = malloc(nbytes);
+        if (!host) {
+            ferry__error(FERRY_ERR_OUT_OF_MEMORY,
+                         "ferry_tensor_repr: cannot allocate %zu bytes for a host copy of the "
+                         "tensor",
+                         nbytes);
+            return NULL;
+        }
+        if (ferry_tensor_copy_to_host(t, host, nbytes) != FERRY_OK) {
+            free(host);
+            return NULL;
+        }
+    }
+    e.data = host;
+
+    strbuf sb = {0};
+    sb_puts(&sb, PREFIX);
+    if (numel == 0) {
+        sb_puts(&sb, "[]");
+    } else {
+        bool summarize = numel > THRESHOLD;
+        formatter f;
+        formatter_init(&f, &e, summarize);
+        write_tensor(&sb, &f, &e, 0, 0, PREFIX_LEN, summarize);
+    }
+    free(host);
+
+    strbuf suffixes[4] = {{0}};
+    int nsuf = make_suffixes(t, suffixes);
+    add_suffixes(&sb, suffixes, nsuf);
+    for (int k = 0; k < nsuf; k++)
+        free(suffixes[k].data);
+
+    if (sb.failed) {
+        free(sb.data);
+        ferry__error(FERRY_ERR_OUT_OF_MEMORY, "ferry_tensor_repr: out of memory building the text");
+        return NULL;
+    }
+    return sb.data;
+}

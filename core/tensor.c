@@ -1,0 +1,401 @@
+/* Storage and tensor handles: reference counts, geometry, validation of arguments, and
+ * the introspection half of the public API. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- validation ---- */
+
+ferry_status ferry__check_tensor(const ferry_tensor *t, const char *what)
+{
+    if (!t)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: tensor is NULL", what);
+    if (t->magic != FERRY_TENSOR_MAGIC)
+        return ferry__error(FERRY_ERR_INVALID_HANDLE,
+                            "%s: not a live ferry tensor (released, or not a tensor)", what);
+    return FERRY_OK;
+}
+
+ferry_status ferry__check_shape(const char *fn, ferry_dtype dtype, int ndim, const int64_t *shape,
+                                int64_t *numel)
+{
+    *numel = 0;
+    if (!ferry__dtype_valid(dtype))
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: invalid dtype value %d (expected 0 .. %d)", fn, (int)dtype,
+                            FERRY_NUM_DTYPES - 1);
+    if (ndim < 0 || ndim > FERRY_MAX_DIMS)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: ndim %d is out of range (0 .. %d)", fn, ndim, FERRY_MAX_DIMS);
+    if (ndim > 0 && !shape)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: shape is NULL with ndim %d", fn,
+                            ndim);
+    uint64_t n = 1;
+    bool overflow = false;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                                "%s: negative dimension %lld at index %d of shape", fn,
+                                (long long)shape[i], i);
+        if (shape[i] != 0 && n > (uint64_t)INT64_MAX / (uint64_t)shape[i])
+            overflow = true;
+        else
+            n *= (uint64_t)shape[i];
+    }
+    /* An empty dimension makes the product 0 whatever the others are. */
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] == 0) {
+            overflow = false;
+            n = 0;
+        }
+    size_t esize = ferry_dtype_size(dtype);
+    if (overflow || n > (uint64_t)(INT64_MAX / (int64_t)esize) || n * esize > SIZE_MAX / 2)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: shape has more elements than fit in memory (byte size of %s "
+                            "elements overflows)",
+                            fn, ferry_dtype_name(dtype));
+    *numel = (int64_t)n;
+    return FERRY_OK;
+}
+
+/* ---- geometry helpers ---- */
+
+int64_t ferry__numel(int ndim, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= shape[i];
+    return n;
+}
+
+void ferry__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides)
+{
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        strides[i] = s;
+        s *= shape[i] > 0 ? shape[i] : 1;
+    }
+}
+
+bool ferry__is_contiguous(int ndim, const int64_t *shape, const int64_t *strides)
+{
+    int64_t expected = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        if (shape[i] == 0)
+            return true;
+        if (shape[i] != 1 && strides[i] != expected)
+            return false;
+        expected *= shape[i];
+    }
+    return true;
+}
+
+void ferry__byte_extent(const ferry_tensor *t, int64_t *lo, int64_t *hi)
+{
+    int64_t esize = (int64_t)ferry_dtype_size(t->dtype);
+    int64_t min = 0, max = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        if (t->shape[i] == 0) {
+            *lo = *hi = 0;
+            return;
+        }
+        int64_t span = (t->shape[i] - 1) * t->strides[i];
+        if (span < 0)
+            min += span;
+        else
+            max += span;
+    }
+    *lo = min * esize;
+    *hi = (max + 1) * esize;
+}
+
+void ferry__kernel_tensor(const ferry_tensor *t, ferry_kernel_tensor *out)
+{
+    out->buffer = t->storage->buffer;
+    out->byte_offset = t->byte_offset;
+    out->dtype = t->dtype;
+    out->ndim = t->ndim;
+    out->shape = t->shape;
+    out->strides = t->strides;
+}
+
+const char *ferry__tensor_device_str(const ferry_tensor *t, char buf[32])
+{
+    return ferry__device_str(t->storage->backend, t->storage->device, buf);
+}
+
+ferry_status ferry__check_same_device(const ferry_tensor *a, const ferry_tensor *b)
+{
+    if (a->storage->backend == b->storage->backend && a->storage->device == b->storage->device)
+        return FERRY_OK;
+    char da[32], db[32];
+    return ferry__error(FERRY_ERR_WRONG_DEVICE,
+                        "Expected all tensors to be on the same device, but found at least two "
+                        "devices, %s and %s!",
+                        ferry__tensor_device_str(a, da), ferry__tensor_device_str(b, db));
+}
+
+/* ---- storage ---- */
+
+ferry_storage *ferry__storage_alloc(ferry_backend *be, int32_t dev, size_t nbytes)
+{
+    ferry_storage *s = calloc(1, sizeof *s);
+    if (!s) {
+        ferry__error(FERRY_ERR_OUT_OF_MEMORY, "out of host memory for a storage record");
+        return NULL;
+    }
+    if (nbytes > 0) {
+        ferry_status st = ferry__allocator_alloc(be, dev, nbytes, &s->buffer, &s->block_size);
+        if (st != FERRY_OK) {
+            char name[32];
+            /* Keep the backend's words, and say which device and how much. */
+            if (st == FERRY_ERR_OUT_OF_MEMORY && !strstr(ferry_last_error(), "bytes"))
+                ferry__error(st, "%s: out of memory allocating %zu bytes: %s",
+                             ferry__device_str(be, dev, name), nbytes, ferry_last_error());
+            free(s);
+            return NULL;
+        }
+    }
+    atomic_init(&s->refs, 1);
+    ferry__backend_retain(be);
+    s->backend = be;
+    s->device = dev;
+    s->nbytes = nbytes;
+    s->host_accessible = be->host_accessible[dev];
+    return s;
+}
+
+ferry_storage *ferry__storage_wrap(ferry_backend *be, int32_t dev, void *buffer, size_t nbytes,
+                                   void (*deleter)(void *, void *), void *ctx)
+{
+    ferry_storage *s = calloc(1, sizeof *s);
+    if (!s) {
+        ferry__error(FERRY_ERR_OUT_OF_MEMORY, "out of host memory for a storage record");
+        return NULL;
+    }
+    atomic_init(&s->refs, 1);
+    ferry__backend_retain(be);
+    s->backend = be;
+    s->device = dev;
+    s->buffer = buffer;
+    s->nbytes = nbytes;
+    s->host_accessible = be->host_accessible[dev];
+    s->wrapped = true;
+    s->deleter = deleter;
+    s->deleter_data = buffer;
+    s->deleter_ctx = ctx;
+    return s;
+}
+
+void ferry__storage_retain(ferry_storage *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+}
+
+void ferry__storage_release(ferry_storage *s)
+{
+    if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (s->wrapped) {
+        if (s->deleter)
+            s->deleter(s->deleter_data, s->deleter_ctx);
+    } else if (s->buffer) {
+        ferry__allocator_free(s->backend, s->device, s->buffer, s->block_size);
+    }
+    ferry__backend_release(s->backend);
+    free(s);
+}
+
+/* ---- tensors ---- */
+
+ferry_tensor *ferry__tensor_make(ferry_storage *s, size_t byte_offset, ferry_dtype dtype, int ndim,
+                                 const int64_t *shape, const int64_t *strides)
+{
+    ferry_tensor *t = malloc(sizeof *t);
+    if (!t) {
+        ferry__storage_release(s);
+        ferry__error(FERRY_ERR_OUT_OF_MEMORY, "out of host memory for a tensor handle");
+        return NULL;
+    }
+    t->magic = FERRY_TENSOR_MAGIC;
+    atomic_init(&t->refs, 1);
+    t->storage = s;
+    t->byte_offset = byte_offset;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    t->requires_grad = false;
+    t->read_only = false;
+    if (ndim > 0)
+        memcpy(t->shape, shape, (size_t)ndim * sizeof(int64_t));
+    if (strides && ndim > 0)
+        memcpy(t->strides, strides, (size_t)ndim * sizeof(int64_t));
+    else
+        ferry__contiguous_strides(ndim, t->shape, t->strides);
+    return t;
+}
+
+ferry_tensor *ferry__tensor_empty_on(ferry_backend *be, int32_t dev, ferry_dtype dtype, int ndim,
+                                     const int64_t *shape)
+{
+    int64_t numel;
+    if (ferry__check_shape("ferry_empty", dtype, ndim, shape, &numel) != FERRY_OK)
+        return NULL;
+    ferry_storage *s = ferry__storage_alloc(be, dev, (size_t)numel * ferry_dtype_size(dtype));
+    if (!s)
+        return NULL;
+    return ferry__tensor_make(s, 0, dtype, ndim, shape, NULL);
+}
+
+ferry_tensor *ferry__tensor_alias(const ferry_tensor *t)
+{
+    ferry__storage_retain(t->storage);
+    ferry_tensor *a = ferry__tensor_make(t->storage, t->byte_offset, t->dtype, t->ndim, t->shape,
+                                         t->strides);
+    if (a)
+        a->read_only = t->read_only;
+    return a;
+}
+
+FERRY_API ferry_tensor *ferry_tensor_retain(ferry_tensor *t)
+{
+    if (t && t->magic == FERRY_TENSOR_MAGIC)
+        atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    return t;
+}
+
+FERRY_API void ferry_tensor_release(ferry_tensor *t)
+{
+    if (!t || t->magic != FERRY_TENSOR_MAGIC)
+        return;
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    t->magic = 0; /* a later use of this handle is caught instead of read as garbage */
+    ferry__storage_release(t->storage);
+    free(t);
+}
+
+FERRY_API int ferry_tensor_ndim(const ferry_tensor *t)
+{
+    return ferry__check_tensor(t, "ferry_tensor_ndim") == FERRY_OK ? t->ndim : -1;
+}
+
+FERRY_API const int64_t *ferry_tensor_shape(const ferry_tensor *t)
+{
+    return ferry__check_tensor(t, "ferry_tensor_shape") == FERRY_OK ? t->shape : NULL;
+}
+
+FERRY_API const int64_t *ferry_tensor_strides(const ferry_tensor *t)
+{
+    return ferry__check_tensor(t, "ferry_tensor_strides") == FERRY_OK ? t->strides : NULL;
+}
+
+FERRY_API int64_t ferry_tensor_numel(const ferry_tensor *t)
+{
+    if (ferry__check_tensor(t, "ferry_tensor_numel") != FERRY_OK)
+        return -1;
+    return ferry__numel(t->ndim, t->shape);
+}
+
+FERRY_API ferry_dtype ferry_tensor_dtype(const ferry_tensor *t)
+{
+    return ferry__check_tensor(t, "ferry_tensor_dtype") == FERRY_OK ? t->dtype : FERRY_FLOAT32;
+}
+
+FERRY_API size_t ferry_tensor_nbytes(const ferry_tensor *t)
+{
+    if (ferry__check_tensor(t, "ferry_tensor_nbytes") != FERRY_OK)
+        return 0;
+    return (size_t)ferry__numel(t->ndim, t->shape) * ferry_dtype_size(t->dtype);
+}
+
+FERRY_API ferry_device ferry_tensor_device(const ferry_tensor *t)
+{
+    ferry_device d;
+    memset(&d, 0, sizeof d);
+    if (ferry__check_tensor(t, "ferry_tensor_device") != FERRY_OK)
+        return d;
+    memcpy(d.type, t->storage->backend->name, sizeof d.type);
+    d.index = t->storage->device;
+    return d;
+}
+
+FERRY_API bool ferry_tensor_is_contiguous(const ferry_tensor *t)
+{
+    if (ferry__check_tensor(t, "ferry_tensor_is_contiguous") != FERRY_OK)
+        return false;
+    return ferry__is_contiguous(t->ndim, t->shape, t->strides);
+}
+
+FERRY_API bool ferry_tensor_requires_grad(const ferry_tensor *t)
+{
+    return ferry__check_tensor(t, "ferry_tensor_requires_grad") == FERRY_OK && t->requires_grad;
+}
+
+FERRY_API ferry_status ferry_tensor_set_requires_grad(ferry_tensor *t, bool requires_grad)
+{
+    ferry_status st = ferry__check_tensor(t, "ferry_tensor_set_requires_grad");
+    if (st != FERRY_OK)
+        return st;
+    if (requires_grad && !ferry_dtype_is_floating(t->dtype))
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "only Tensors of floating point dtype can require gradients");
+    t->requires_grad = requires_grad;
+    return FERRY_OK;
+}
+
+FERRY_API bool ferry_tensor_is_read_only(const ferry_tensor *t)
+{
+    return ferry__check_tensor(t, "ferry_tensor_is_read_only") == FERRY_OK && t->read_only;
+}
+
+FERRY_API ferry_status ferry_tensor_set_read_only(ferry_tensor *t, bool read_only)
+{
+    ferry_status st = ferry__check_tensor(t, "ferry_tensor_set_read_only");
+    if (st != FERRY_OK)
+        return st;
+    if (t->read_only && !read_only)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "a read-only tensor cannot be made writable: its memory belongs to a "
+                            "read-only owner; use ferry_tensor_clone() for a writable copy");
+    t->read_only = read_only;
+    return FERRY_OK;
+}
+
+FERRY_API ferry_tensor *ferry_tensor_detach(ferry_tensor *t)
+{
+    if (ferry__check_tensor(t, "ferry_tensor_detach") != FERRY_OK)
+        return NULL;
+    return ferry__tensor_alias(t);
+}
+
+FERRY_API void *ferry_tensor_host_data(const ferry_tensor *t)
+{
+    if (ferry__check_tensor(t, "ferry_tensor_host_data") != FERRY_OK)
+        return NULL;
+    if (!t->storage->host_accessible) {
+        char dev[32];
+        ferry__error(FERRY_ERR_WRONG_DEVICE,
+                     "can't convert %s device type tensor to host memory. Use "
+                     "ferry_tensor_cpu() to copy the tensor to host memory first.",
+                     ferry__tensor_device_str(t, dev));
+        return NULL;
+    }
+    if (t->requires_grad) {
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                     "Can't access host data of a tensor that requires grad. Use "
+                     "ferry_tensor_detach() first.");
+        return NULL;
+    }
+    /* Pending kernels may still write this memory on an asynchronous backend. */
+    if (ferry__be_synchronize(t->storage->backend, t->storage->device) != FERRY_OK)
+        return NULL;
+    if (!t->storage->buffer) {
+        /* An empty tensor owns no memory; hand out a valid, never-dereferenced address
+         * so NULL keeps meaning failure. */
+        static _Alignas(64) char empty_data[64];
+        return empty_data;
+    }
+    return (char *)t->storage->buffer + t->byte_offset;
+}

@@ -1,0 +1,91 @@
+/* Concurrency: eight threads load backends for the first time and move tensors between
+ * devices at once; loading must happen exactly once and every result must be right. */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "test_util.h"
+
+#define NTHREADS 8
+#define ROUNDS 40
+
+typedef struct {
+    int id;
+    int failures;
+    char message[256];
+} worker;
+
+static pthread_barrier_t start;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    pthread_barrier_wait(&start); /* all threads hit the unloaded registry together */
+    bool sim = ferry_is_available("sim");
+    const char *devs[] = {"cpu", "sim:0", "sim:1"};
+    int ndev = sim ? 3 : 1;
+    int64_t n = 257 + w->id;
+    int32_t *src = malloc((size_t)n * sizeof *src);
+    int32_t *out = malloc((size_t)n * sizeof *out);
+    for (int r = 0; r < ROUNDS && !w->failures; r++) {
+        for (int64_t i = 0; i < n; i++)
+            src[i] = (int32_t)(w->id * 100000 + r * 1000 + i);
+        ferry_tensor *t = ferry_tensor_from_data(src, FERRY_INT32, 1, &n, devs[r % ndev]);
+        ferry_tensor *u = t ? ferry_tensor_to(t, devs[(r + 1) % ndev]) : NULL;
+        ferry_tensor *v = u ? ferry_tensor_to_dtype(u, FERRY_INT64) : NULL;
+        ferry_tensor *x = v ? ferry_tensor_to_dtype(v, FERRY_INT32) : NULL;
+        if (!x || ferry_tensor_copy_to_host(x, out, (size_t)n * sizeof *out) != FERRY_OK) {
+            w->failures++;
+            snprintf(w->message, sizeof w->message, "round %d: %s", r, ferry_last_error());
+        } else {
+            for (int64_t i = 0; i < n; i++)
+                if (out[i] != src[i]) {
+                    w->failures++;
+                    snprintf(w->message, sizeof w->message, "round %d: element %lld differs", r,
+                             (long long)i);
+                    break;
+                }
+        }
+        ferry_tensor_release(x);
+        ferry_tensor_release(v);
+        ferry_tensor_release(u);
+        ferry_tensor_release(t);
+    }
+    free(src);
+    free(out);
+    return NULL;
+}
+
+static void test_threads_load_backends_and_move_tensors_concurrently(void **state)
+{
+    (void)state;
+    ferry_shutdown(); /* start from an unloaded registry */
+    pthread_t threads[NTHREADS];
+    worker workers[NTHREADS];
+    pthread_barrier_init(&start, NULL, NTHREADS);
+    for (int i = 0; i < NTHREADS; i++) {
+        workers[i] = (worker){.id = i};
+        assert_int_equal(pthread_create(&threads[i], NULL, work, &workers[i]), 0);
+    }
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < NTHREADS; i++)
+        if (workers[i].failures)
+            fail_msg("thread %d: %s", i, workers[i].message);
+    if (!ferry_is_available("sim"))
+        printf("[  NOTE    ] sim unavailable (%s): threads used the cpu only\n",
+               ferry_backend_status("sim"));
+    ferry_memory_stats s;
+    assert_ok(ferry_memory_stats_get("cpu", &s));
+    assert_int_equal(s.allocated, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads_load_backends_and_move_tensors_concurrently),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    ferry_shutdown();
+    return failed;
+}

@@ -1,0 +1,75 @@
+/* Helpers shared by the CMocka tests: asserting a status together with its message, and
+ * skipping with a printed reason. */
+#ifndef FERRY_TEST_UTIL_H
+#define FERRY_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <ferry/ferry.h>
+
+/* The call failed with exactly `status` and a message containing `needle`. */
+#define assert_failed_with(status, needle)                                                  \
+    do {                                                                                    \
+        assert_int_equal(ferry_last_status(), (status));                                    \
+        if (!strstr(ferry_last_error(), (needle)))                                          \
+            fail_msg("message '%s' does not contain '%s'", ferry_last_error(), (needle));  \
+    } while (0)
+
+#define assert_status(expr, status, needle)                                                 \
+    do {                                                                                    \
+        ferry_status st_ = (expr);                                                          \
+        assert_int_equal(st_, (status));                                                    \
+        assert_failed_with((status), (needle));                                             \
+    } while (0)
+
+#define assert_ok(expr)                                                                     \
+    do {                                                                                    \
+        ferry_status st_ = (expr);                                                          \
+        if (st_ != FERRY_OK)                                                                \
+            fail_msg("%s failed: %s: %s", #expr, ferry_status_name(st_), ferry_last_error()); \
+    } while (0)
+
+#define assert_tensor(t)                                                                    \
+    do {                                                                                    \
+        if (!(t))                                                                           \
+            fail_msg("%s returned NULL: %s: %s", #t, ferry_status_name(ferry_last_status()), \
+                     ferry_last_error());                                                   \
+    } while (0)
+
+/* A skip that says why: CMocka prints only "[  SKIPPED ]". */
+#define skip_because(...)                                                                   \
+    do {                                                                                    \
+        printf("[  SKIP    ] ");                                                            \
+        printf(__VA_ARGS__);                                                                \
+        printf("\n");                                                                       \
+        skip();                                                                             \
+    } while (0)
+
+/* Whether FERRY_TEST_REQUIRE (set by ctest where a device must exist, as sim always
+ * must in CI) names this backend: then its absence fails instead of skipping. */
+static inline bool ferry_test_required(const char *type)
+{
+    const char *r = getenv("FERRY_TEST_REQUIRE");
+    return r && strstr(r, type) != NULL;
+}
+
+/* Skips the current test, saying why, when the backend has no device. */
+#define require_backend(type)                                                               \
+    do {                                                                                    \
+        if (!ferry_is_available(type)) {                                                    \
+            if (ferry_test_required(type))                                                  \
+                fail_msg("%s is required here (FERRY_TEST_REQUIRE) but unusable: %s", type, \
+                         ferry_backend_status(type));                                       \
+            skip_because("%s: %s", type, ferry_backend_status(type));                       \
+        }                                                                                   \
+    } while (0)
+
+#endif /* FERRY_TEST_UTIL_H */
