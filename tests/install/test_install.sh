@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the build into a temporary prefix, moves the whole tree elsewhere, and checks
+# that it still works there: the CLI finds libferry.so and the plugins relative to
+# itself, and a consumer builds against the moved tree with find_package(ferry) and with
+# pkg-config.
+set -euo pipefail
+build_dir="$1"
+source_dir="$2"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+cmake --install "$build_dir" --prefix "$work/prefix" > "$work/install.log"
+mv "$work/prefix" "$work/moved"
+root="$work/moved"
+libdir="$(cd "$root" && ls -d lib* | head -n 1)"
+
+test -f "$root/include/ferry/ferry.h"
+test -f "$root/include/ferry/backend.h"
+test -f "$root/$libdir/cmake/ferry/ferryConfig.cmake"
+test -f "$root/$libdir/pkgconfig/ferry.pc"
+test -f "$root/$libdir/ferry/libferry-backend-cpu.so"
+
+# The moved tree, with no environment help, finds its own plugins.
+out="$(env -u FERRY_PLUGIN_PATH "$root/bin/ferry" devices)"
+echo "$out"
+grep -q "^cpu: 1 device" <<<"$out"
+grep -q "$root/$libdir/ferry/libferry-backend-cpu.so" <<<"$out"
+if [ -f "$root/$libdir/ferry/libferry-backend-sim.so" ]; then
+  grep -q "^sim: 2 devices" <<<"$out"
+fi
+env -u FERRY_PLUGIN_PATH "$root/bin/ferry" demo cpu > "$work/demo.log"
+
+# find_package(ferry) from the moved tree.
+cmake -S "$source_dir/tests/install/consumer" -B "$work/consumer" \
+  -DCMAKE_PREFIX_PATH="$root" -DCMAKE_BUILD_TYPE=Release > "$work/consumer.log"
+cmake --build "$work/consumer" > "$work/consumer-build.log"
+"$work/consumer/consumer"
+
+# pkg-config, pointed at the moved tree.
+pc_flags="$(PKG_CONFIG_PATH="$root/$libdir/pkgconfig" pkg-config --cflags --libs ferry)"
+cc -o "$work/pc_consumer" "$source_dir/tests/install/consumer/consumer.c" $pc_flags \
+  -Wl,-rpath,"$root/$libdir"
+"$work/pc_consumer"
+echo "install: 3 passed, 0 failed"
