@@ -235,3 +235,40 @@ ferry_status ferry__be_copy_strided(ferry_backend *be, int32_t dev, const ferry_
         return FERRY_ERR_UNSUPPORTED;
     return be->ops->copy_strided(dev, out, in);
 }
+
+ferry_status ferry__be_unary(ferry_backend *be, int32_t dev, ferry_unary_op op,
+                             const ferry_kernel_tensor *out, const ferry_kernel_tensor *in)
+{
+    ferry_dtype dt[2] = {in->dtype, out->dtype};
+    if (!OPTIONAL(be, unary) || kernel_declined(be, dev, FERRY_OP_UNARY, (int)op, dt, 2))
+        return FERRY_ERR_UNSUPPORTED;
+    return be->ops->unary(dev, op, out, in);
+}
+
+ferry_status ferry__be_binary(ferry_backend *be, int32_t dev, ferry_binary_op op,
+                              const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
+                              const ferry_kernel_tensor *b)
+{
+    ferry_dtype dt[3] = {a->dtype, b->dtype, out->dtype};
+    if (!OPTIONAL(be, binary) || kernel_declined(be, dev, FERRY_OP_BINARY, (int)op, dt, 3))
+        return FERRY_ERR_UNSUPPORTED;
+    return be->ops->binary(dev, op, out, a, b);
+}
+
+ferry_status ferry__be_reduce(ferry_backend *be, int32_t dev, ferry_reduce_op op,
+                              const ferry_kernel_tensor *out, const ferry_kernel_tensor *in)
+{
+    ferry_dtype dt[2] = {in->dtype, out->dtype};
+    if (!OPTIONAL(be, reduce) || kernel_declined(be, dev, FERRY_OP_REDUCE, (int)op, dt, 2))
+        return FERRY_ERR_UNSUPPORTED;
+    return be->ops->reduce(dev, op, out, in);
+}
+
+ferry_status ferry__be_matmul(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
+                              const ferry_kernel_tensor *a, const ferry_kernel_tensor *b)
+{
+    ferry_dtype dt[3] = {a->dtype, b->dtype, out->dtype};
+    if (!OPTIONAL(be, matmul) || kernel_declined(be, dev, FERRY_OP_MATMUL, 0, dt, 3))
+        return FERRY_ERR_UNSUPPORTED;
+    return be->ops->matmul(dev, out, a, b);
+}

@@ -122,9 +122,9 @@ ferry_tensor *ferry__stage_to_host(const ferry_tensor *t)
     return ferry__tensor_make(s, (size_t)-lo, t->dtype, t->ndim, t->shape, t->strides);
 }
 
-/* A host view to write dst's elements into; mirror_end() puts them on dst's device. When
+/* A host view to write dst's elements into; ferry__mirror_end() puts them on dst's device. When
  * dst's extent has gaps (a strided view), the gaps are read first so they survive. */
-static ferry_tensor *mirror_begin(ferry_tensor *dst)
+ferry_tensor *ferry__mirror_begin(ferry_tensor *dst)
 {
     if (dst->storage->host_accessible) {
         if (ferry__be_synchronize(dst->storage->backend, dst->storage->device) != FERRY_OK)
@@ -145,7 +145,7 @@ static ferry_tensor *mirror_begin(ferry_tensor *dst)
     return ferry__tensor_make(s, (size_t)-lo, dst->dtype, dst->ndim, dst->shape, dst->strides);
 }
 
-static ferry_status mirror_end(ferry_tensor *dst, ferry_tensor *h)
+ferry_status ferry__mirror_end(ferry_tensor *dst, ferry_tensor *h)
 {
     ferry_status st = FERRY_OK;
     if (h->storage != dst->storage) {
@@ -194,7 +194,7 @@ static ferry_status copy_same_device(ferry_tensor *dst, const ferry_tensor *src)
     ferry_tensor *hs = ferry__stage_to_host(src);
     if (!hs)
         return ferry_last_status();
-    ferry_tensor *hd = mirror_begin(dst);
+    ferry_tensor *hd = ferry__mirror_begin(dst);
     if (!hd) {
         ferry_tensor_release(hs);
         return ferry_last_status();
@@ -205,7 +205,7 @@ static ferry_status copy_same_device(ferry_tensor *dst, const ferry_tensor *src)
                           ferry_dtype_name(src->dtype), ferry_dtype_name(dst->dtype));
     ferry_tensor_release(hs);
     if (st == FERRY_OK)
-        return mirror_end(dst, hd);
+        return ferry__mirror_end(dst, hd);
     ferry_tensor_release(hd);
     return st;
 }
@@ -261,13 +261,13 @@ ferry_status ferry__fill(ferry_tensor *t, double value)
     ferry_backend *cpu = ferry__cpu_backend();
     if (!cpu)
         return ferry_last_status();
-    ferry_tensor *h = mirror_begin(t);
+    ferry_tensor *h = ferry__mirror_begin(t);
     if (!h)
         return ferry_last_status();
     ferry__kernel_tensor(h, &k);
     st = ferry__be_fill(cpu, 0, &k, elem);
     if (st == FERRY_OK)
-        return mirror_end(t, h);
+        return ferry__mirror_end(t, h);
     ferry_tensor_release(h);
     return st;
 }

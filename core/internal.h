@@ -48,6 +48,7 @@ typedef struct ferry_backend {
     int32_t device_count;
     bool *host_accessible;            /* per device, from device_info at load */
     struct ferry_allocator *alloc;    /* caching allocator, one pool per device */
+    atomic_uint fallback_logged;      /* bit per ferry_op already reported as run on cpu */
 } ferry_backend;
 
 /* Loads the backend named `type` if needed. Returns a borrowed pointer that stays valid
@@ -92,6 +93,15 @@ ferry_status ferry__be_cast(ferry_backend *be, int32_t dev, const ferry_kernel_t
                             const ferry_kernel_tensor *in);
 ferry_status ferry__be_copy_strided(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
                                     const ferry_kernel_tensor *in);
+ferry_status ferry__be_unary(ferry_backend *be, int32_t dev, ferry_unary_op op,
+                             const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
+ferry_status ferry__be_binary(ferry_backend *be, int32_t dev, ferry_binary_op op,
+                              const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
+                              const ferry_kernel_tensor *b);
+ferry_status ferry__be_reduce(ferry_backend *be, int32_t dev, ferry_reduce_op op,
+                              const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
+ferry_status ferry__be_matmul(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
+                              const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
 /* Forgets FERRY_FAULT_INJECT's counters; it is read again on the next backend call. */
 void ferry__fault_reset(void);
 /* The table handed to plugins. */
@@ -186,6 +196,23 @@ ferry_status ferry__copy_bytes(ferry_tensor *dst, const ferry_tensor *src);
 /* A CPU tensor with the same geometry as t viewing a host copy of t's byte extent
  * (t itself, retained, when t is host-accessible). For the CPU fallback. */
 ferry_tensor *ferry__stage_to_host(const ferry_tensor *t);
+
+/* A host tensor to write dst's elements into (dst itself when host-accessible);
+ * ferry__mirror_end() puts them on dst's device and releases the mirror. */
+ferry_tensor *ferry__mirror_begin(ferry_tensor *dst);
+ferry_status ferry__mirror_end(ferry_tensor *dst, ferry_tensor *mirror);
+
+/* ---- views (views.c) ---- */
+
+/* "(2, 3)" into buf. */
+const char *ferry__shape_str(int ndim, const int64_t *shape, char *buf, size_t cap);
+/* Wraps a negative dim and checks its range with PyTorch's message. */
+ferry_status ferry__wrap_dim(int *dim, int ndim);
+
+/* ---- operations (ops.c) ---- */
+
+/* PyTorch's type promotion of two tensor dtypes. */
+ferry_dtype ferry__promote(ferry_dtype a, ferry_dtype b);
 
 /* ---- dtypes (dtype.c) ---- */
 

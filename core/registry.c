@@ -530,12 +530,14 @@ FERRY_API ferry_status ferry_plugin_load(const char *path)
     ferry_backend *be = find_locked(ops->name);
     if (be && (be->dl || be->state != FERRY_BACKEND_NOT_LOADED)) {
         char *other = be->path ? strdup(be->path) : NULL;
+        char name[FERRY_MAX_TYPE_LEN + 1];
+        snprintf(name, sizeof name, "%s", ops->name); /* ops dies with dlclose */
         dlclose(dl);
         unlock();
         ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                      "ferry_plugin_load: %s claims the device type '%s', which %s already "
                      "provides",
-                     path, ops->name, other ? other : "another plugin");
+                     path, name, other ? other : "another plugin");
         free(other);
         return FERRY_ERR_INVALID_ARGUMENT;
     }

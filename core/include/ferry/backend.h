@@ -183,16 +183,31 @@ typedef struct ferry_backend_ops {
     /** Optional. out[i] = in[i]; same shape and dtype, any strides. */
     ferry_status (*copy_strided)(int32_t device, const ferry_kernel_tensor *out,
                                  const ferry_kernel_tensor *in);
-    /** Optional. out = op(in); same shape. */
+    /** Optional. out = op(in); same shape and dtype (the core has already converted
+     * integer inputs of exp, log, sqrt, sin, cos, tanh and sigmoid to float32).
+     * float16/bfloat16 compute in float32 and round once. */
     ferry_status (*unary)(int32_t device, ferry_unary_op op, const ferry_kernel_tensor *out,
                           const ferry_kernel_tensor *in);
-    /** Optional. out = a op b; all three have out's shape (broadcast dims have stride 0). */
+    /** Optional. out = a op b. All three have out's shape (broadcast dims have stride 0);
+     * a and b have the same (promoted) dtype; out has it too, or FERRY_BOOL for the
+     * comparisons EQ .. GE. Integer DIV does not occur (the core promotes it to float);
+     * integer POW with a negative exponent gives 0 unless the base is 1 or -1. MAXIMUM and
+     * MINIMUM propagate NaN. out may alias a or b exactly (same offset and strides). */
     ferry_status (*binary)(int32_t device, ferry_binary_op op, const ferry_kernel_tensor *out,
                            const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
-    /** Optional. `out` has in's ndim with extent 1 in every reduced dimension. */
+    /** Optional. `out` has in's ndim with extent 1 in every reduced dim and in's extent
+     * elsewhere. Dtypes: SUM of bool/integers -> INT64, else in's; MEAN: floating, out's
+     * dtype = in's; MAX, MIN: in's (NaN propagates); ARGMAX -> INT64, the row-major index
+     * within the reduced dims of the first maximum (NaN counts as maximal). Floating sums
+     * accumulate pairwise or blocked (16M float32 ones sum to exactly 16777216);
+     * float16/bfloat16 accumulate in float32. An empty reduction gives 0 for SUM, NaN
+     * for MEAN; MAX, MIN and ARGMAX of nothing never reach a backend. */
     ferry_status (*reduce)(int32_t device, ferry_reduce_op op, const ferry_kernel_tensor *out,
                            const ferry_kernel_tensor *in);
-    /** Optional. Batched: a [B, M, K], b [B, K, N], out [B, M, N], any strides. */
+    /** Optional. Batched: a [B, M, K], b [B, K, N], out [B, M, N] (ndim 3 each), one dtype,
+     * any strides (a batch stride of 0 broadcasts). float16/bfloat16 accumulate in
+     * float32; integers accumulate in their own type (wrapping) as PyTorch. out never
+     * aliases a or b. */
     ferry_status (*matmul)(int32_t device, const ferry_kernel_tensor *out,
                            const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
     /* --- ABI 1.1: append below this line only --- */

@@ -304,6 +304,111 @@ FERRY_API ferry_status ferry_tensor_copy_to_host(const ferry_tensor *t, void *ds
 FERRY_API char *ferry_tensor_repr(const ferry_tensor *t);
 
 /* ------------------------------------------------------------------------ */
+/* Views: share storage with their input                                   */
+/* ------------------------------------------------------------------------ */
+/* Negative dims count from the end, as in PyTorch. Each returns a new reference, or
+ * NULL with FERRY_ERR_INVALID_ARGUMENT and a message naming the shapes and dims. */
+
+/** A view when the strides allow it, else a contiguous copy; one entry may be -1. */
+FERRY_API ferry_tensor *ferry_reshape(ferry_tensor *t, int ndim, const int64_t *shape);
+/** Like reshape, but never copies: fails with PyTorch's message when a view is impossible. */
+FERRY_API ferry_tensor *ferry_view(ferry_tensor *t, int ndim, const int64_t *shape);
+FERRY_API ferry_tensor *ferry_transpose(ferry_tensor *t, int dim0, int dim1);
+/** dims is a permutation of 0 .. ndim-1. */
+FERRY_API ferry_tensor *ferry_permute(ferry_tensor *t, int ndim, const int *dims);
+/** Elements start, start+step, ... < end along dim (step > 0); start/end are clamped
+ * as Python slices are, and may be negative. */
+FERRY_API ferry_tensor *ferry_slice(ferry_tensor *t, int dim, int64_t start, int64_t end,
+                                    int64_t step);
+/** Broadcasts size-1 dims (stride 0) and prepends new ones; -1 keeps a size. */
+FERRY_API ferry_tensor *ferry_expand(ferry_tensor *t, int ndim, const int64_t *shape);
+/** Removes dim if its size is 1 (else returns a view of t unchanged, as PyTorch). */
+FERRY_API ferry_tensor *ferry_squeeze(ferry_tensor *t, int dim);
+/** Removes every size-1 dim. */
+FERRY_API ferry_tensor *ferry_squeeze_all(ferry_tensor *t);
+/** Inserts a size-1 dim at position dim (-ndim-1 .. ndim). */
+FERRY_API ferry_tensor *ferry_unsqueeze(ferry_tensor *t, int dim);
+/** Merges dims start_dim .. end_dim into one (a view when possible, else a copy). */
+FERRY_API ferry_tensor *ferry_flatten(ferry_tensor *t, int start_dim, int end_dim);
+
+/* ------------------------------------------------------------------------ */
+/* Elementwise operations                                                   */
+/* ------------------------------------------------------------------------ */
+/* Operands are broadcast as NumPy/PyTorch do and promoted by PyTorch's rules
+ * (bool < integers < floating; float16 + bfloat16 -> float32; integer true division
+ * gives float32). Comparisons return bool. All operands must be on one device
+ * (FERRY_ERR_WRONG_DEVICE: "Expected all tensors to be on the same device, but found at
+ * least two devices, cuda:0 and cpu!"); the result lives there.
+ *
+ * A scalar operand (`_scalar` forms) takes part in promotion as PyTorch's Python
+ * scalars do: it changes the category (int tensor + 2.5 -> float32), never the width.
+ *
+ * `_out` forms write into `out`, which must have the broadcast shape, live on the
+ * operands' device, not be read-only, and have the result dtype or one it can be cast
+ * to (PyTorch's can_cast: not float into an integer, not a non-bool into bool). */
+
+#define FERRY_BINARY_OPS_(X) \
+    X(add) X(sub) X(mul) X(div) X(pow) X(maximum) X(minimum) \
+    X(eq) X(ne) X(lt) X(le) X(gt) X(ge)
+#define FERRY_UNARY_OPS_(X) \
+    X(neg) X(abs) X(exp) X(log) X(sqrt) X(sin) X(cos) X(tanh) X(sigmoid) X(relu)
+
+#define FERRY_DECLARE_BINARY_(name)                                                         \
+    FERRY_API ferry_tensor *ferry_##name(ferry_tensor *a, ferry_tensor *b);                   \
+    FERRY_API ferry_tensor *ferry_##name##_scalar(ferry_tensor *a, double b);                 \
+    FERRY_API ferry_status ferry_##name##_out(ferry_tensor *out, ferry_tensor *a,             \
+                                              ferry_tensor *b);                               \
+    FERRY_API ferry_status ferry_##name##_scalar_out(ferry_tensor *out, ferry_tensor *a,      \
+                                                     double b);
+#define FERRY_DECLARE_UNARY_(name)                                                          \
+    FERRY_API ferry_tensor *ferry_##name(ferry_tensor *a);                                    \
+    FERRY_API ferry_status ferry_##name##_out(ferry_tensor *out, ferry_tensor *a);
+
+/** ferry_add(a, b), ferry_add_scalar(a, 2.0), ferry_add_out(out, a, b),
+ * ferry_add_scalar_out(out, a, 2.0); likewise sub, mul, div, pow, maximum, minimum
+ * (NaN propagates), eq, ne, lt, le, gt, ge. */
+FERRY_BINARY_OPS_(FERRY_DECLARE_BINARY_)
+/** ferry_neg(a), ferry_neg_out(out, a); likewise abs, exp, log, sqrt, sin, cos, tanh,
+ * sigmoid, relu. Integer inputs of exp .. sigmoid compute in float32, as PyTorch. */
+FERRY_UNARY_OPS_(FERRY_DECLARE_UNARY_)
+
+/* ------------------------------------------------------------------------ */
+/* Reductions                                                               */
+/* ------------------------------------------------------------------------ */
+/* Reduce over `dims` (ndims entries; ndims == 0 reduces everything), keeping reduced
+ * dims as size 1 when keepdim. sum of bool/integers gives int64; mean needs a floating
+ * dtype (as PyTorch); argmax gives int64 indices (first occurrence). */
+
+FERRY_API ferry_tensor *ferry_sum(ferry_tensor *t, int ndims, const int *dims, bool keepdim);
+FERRY_API ferry_tensor *ferry_mean(ferry_tensor *t, int ndims, const int *dims, bool keepdim);
+FERRY_API ferry_tensor *ferry_max(ferry_tensor *t, int ndims, const int *dims, bool keepdim);
+FERRY_API ferry_tensor *ferry_min(ferry_tensor *t, int ndims, const int *dims, bool keepdim);
+FERRY_API ferry_tensor *ferry_argmax(ferry_tensor *t, int ndims, const int *dims, bool keepdim);
+FERRY_API ferry_status ferry_sum_out(ferry_tensor *out, ferry_tensor *t, int ndims,
+                                     const int *dims, bool keepdim);
+FERRY_API ferry_status ferry_mean_out(ferry_tensor *out, ferry_tensor *t, int ndims,
+                                      const int *dims, bool keepdim);
+FERRY_API ferry_status ferry_max_out(ferry_tensor *out, ferry_tensor *t, int ndims,
+                                     const int *dims, bool keepdim);
+FERRY_API ferry_status ferry_min_out(ferry_tensor *out, ferry_tensor *t, int ndims,
+                                     const int *dims, bool keepdim);
+FERRY_API ferry_status ferry_argmax_out(ferry_tensor *out, ferry_tensor *t, int ndims,
+                                        const int *dims, bool keepdim);
+
+/* ------------------------------------------------------------------------ */
+/* Matrix multiplication                                                    */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * torch.matmul: 1-D x 1-D is a dot product (0-d result), 2-D x 2-D a matrix product,
+ * 1-D operands get a dim prepended (left) or appended (right) and removed after, and
+ * batch dims broadcast. Shape errors name both shapes:
+ * "matmul: shape mismatch (2, 3) x (4, 5): inner dimensions 3 and 4 differ".
+ */
+FERRY_API ferry_tensor *ferry_matmul(ferry_tensor *a, ferry_tensor *b);
+FERRY_API ferry_status ferry_matmul_out(ferry_tensor *out, ferry_tensor *a, ferry_tensor *b);
+
+/* ------------------------------------------------------------------------ */
 /* Interchange (DLPack)                                                     */
 /* ------------------------------------------------------------------------ */
 

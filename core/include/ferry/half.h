@@ -1,6 +1,7 @@
 /**
- * Exact float16 / bfloat16 <-> float32 conversions (round to nearest even, NaN kept
- * quiet with its sign and top payload bits, infinities, subnormals), header-only so the
+ * Exact float16 / bfloat16 <-> float32 conversions (round to nearest even; narrowing
+ * keeps a NaN's sign and top payload bits and makes it quiet, widening keeps its bits;
+ * infinities; subnormals), header-only so the
  * core, the CPU backend and third-party plugins share one definition.
  */
 #ifndef FERRY_HALF_H
@@ -37,15 +38,10 @@ static inline float ferry_f16_to_f32(uint16_t h)
         return ferry_bits_f32(sign | 0x7f800000u | (mant << 13));
     if (exp != 0)
         return ferry_bits_f32(sign | ((exp + 112u) << 23) | (mant << 13));
-    if (mant == 0)
-        return ferry_bits_f32(sign);
-    /* Subnormal: shift the leading 1 up to the implicit-bit position. */
-    uint32_t e = 113u;
-    while (!(mant & 0x400u)) {
-        mant <<= 1;
-        e--;
-    }
-    return ferry_bits_f32(sign | (e << 23) | ((mant & 0x3ffu) << 13));
+    /* Zero or subnormal: mant * 2^-24 is exact in float32, and having no loop keeps
+     * callers' conversion loops vectorizable. */
+    float mag = (float)mant * 0x1p-24f;
+    return ferry_bits_f32(sign | ferry_f32_bits(mag));
 }
 
 /** float32 to IEEE binary16 bits, rounding to nearest even. */

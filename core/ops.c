@@ -1,0 +1,832 @@
+/* Operation dispatch: the core owns broadcasting, type promotion, output allocation and
+ * `_out` checks, collapsing of contiguous dims, and the CPU fallback; a backend only sees
+ * plain descriptors (DESIGN.md, Kernels). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* A tensor as one kernel call sees it: its memory, with geometry the dispatcher chose
+ * (broadcast strides of 0, collapsed dims, reduced dims of extent 1). */
+typedef struct operand {
+    const ferry_tensor *t;
+    int32_t ndim;
+    int64_t shape[FERRY_MAX_DIMS];
+    int64_t strides[FERRY_MAX_DIMS];
+} operand;
+
+typedef enum kernel_kind { K_UNARY, K_BINARY, K_REDUCE, K_MATMUL } kernel_kind;
+
+static const ferry_op kind_op[] = {FERRY_OP_UNARY, FERRY_OP_BINARY, FERRY_OP_REDUCE,
+                                   FERRY_OP_MATMUL};
+static const char *const kind_name[] = {"unary", "binary", "reduce", "matmul"};
+
+static void operand_of(operand *o, const ferry_tensor *t)
+{
+    o->t = t;
+    o->ndim = t->ndim;
+    memcpy(o->shape, t->shape, (size_t)t->ndim * sizeof o->shape[0]);
+    memcpy(o->strides, t->strides, (size_t)t->ndim * sizeof o->strides[0]);
+}
+
+static void describe(const operand *o, const ferry_tensor *mem, ferry_kernel_tensor *k)
+{
+    k->buffer = mem->storage->buffer;
+    k->byte_offset = mem->byte_offset;
+    k->dtype = o->t->dtype;
+    k->ndim = o->ndim;
+    k->shape = o->shape;
+    k->strides = o->strides;
+}
+
+static ferry_status call(ferry_backend *be, int32_t dev, kernel_kind kind, int subop,
+                         const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
+                         const ferry_kernel_tensor *b)
+{
+    switch (kind) {
+    case K_UNARY: return ferry__be_unary(be, dev, (ferry_unary_op)subop, out, a);
+    case K_BINARY: return ferry__be_binary(be, dev, (ferry_binary_op)subop, out, a, b);
+    case K_REDUCE: return ferry__be_reduce(be, dev, (ferry_reduce_op)subop, out, a);
+    case K_MATMUL: return ferry__be_matmul(be, dev, out, a, b);
+    }
+    return FERRY_ERR_UNSUPPORTED;
+}
+
+/* Runs one kernel on out's device; when that backend lacks it, runs the CPU backend's
+ * on host copies of the inputs and a host mirror of out (DESIGN.md: a new plugin works
+ * as soon as it can allocate and copy). */
+static ferry_status launch(kernel_kind kind, int subop, operand *out, operand *a, operand *b)
+{
+    ferry_backend *be = out->t->storage->backend;
+    int32_t dev = out->t->storage->device;
+    ferry_kernel_tensor ko, ka, kb;
+    describe(out, out->t, &ko);
+    describe(a, a->t, &ka);
+    if (b)
+        describe(b, b->t, &kb);
+    ferry_status st = call(be, dev, kind, subop, &ko, &ka, b ? &kb : NULL);
+    if (st != FERRY_ERR_UNSUPPORTED)
+        return st;
+
+    ferry_backend *cpu = ferry__cpu_backend();
+    if (!cpu)
+        return ferry_last_status();
+    if (be == cpu)
+        return ferry__error(FERRY_ERR_UNSUPPORTED, "the cpu backend has no %s kernel for %s",
+                            kind_name[kind], ferry_dtype_name(a->t->dtype));
+    unsigned bit = 1u << kind_op[kind];
+    if (!(atomic_fetch_or(&be->fallback_logged, bit) & bit))
+        ferry__debug("fallback", "%s has no %s kernel for %s: running it on the cpu through "
+                     "staging", be->name, kind_name[kind], ferry_dtype_name(a->t->dtype));
+    ferry_tensor *ha = ferry__stage_to_host(a->t);
+    ferry_tensor *hb = b && ha ? ferry__stage_to_host(b->t) : NULL;
+    ferry_tensor *ho = ha && (!b || hb) ? ferry__mirror_begin((ferry_tensor *)out->t) : NULL;
+    if (!ho) {
+        ferry_tensor_release(ha);
+        ferry_tensor_release(hb);
+        return ferry_last_status();
+    }
+    describe(out, ho, &ko);
+    describe(a, ha, &ka);
+    if (b)
+        describe(b, hb, &kb);
+    st = call(cpu, 0, kind, subop, &ko, &ka, b ? &kb : NULL);
+    if (st == FERRY_ERR_UNSUPPORTED)
+        st = ferry__error(st, "no %s kernel for %s on %s, nor on the cpu", kind_name[kind],
+                          ferry_dtype_name(a->t->dtype), be->name);
+    ferry_tensor_release(ha);
+    ferry_tensor_release(hb);
+    if (st == FERRY_OK)
+        return ferry__mirror_end((ferry_tensor *)out->t, ho);
+    ferry_tensor_release(ho);
+    return st;
+}
+
+/* Merges adjacent dims that are contiguous with each other in every operand, and drops
+ * size-1 dims, so the common case reaches a backend as one flat loop. */
+static void collapse(operand **ops, int nops)
+{
+    int ndim = ops[0]->ndim;
+    int n = 0;
+    for (int d = 0; d < ndim; d++) {
+        if (ops[0]->shape[d] == 1)
+            continue;
+        if (n > 0) {
+            bool merge = true;
+            for (int k = 0; k < nops; k++)
+                if (ops[k]->strides[n - 1] != ops[k]->strides[d] * ops[k]->shape[d])
+                    merge = false;
+            if (merge) {
+                for (int k = 0; k < nops; k++) {
+                    ops[k]->shape[n - 1] *= ops[k]->shape[d];
+                    ops[k]->strides[n - 1] = ops[k]->strides[d];
+                }
+                continue;
+            }
+        }
+        for (int k = 0; k < nops; k++) {
+            ops[k]->shape[n] = ops[k]->shape[d];
+            ops[k]->strides[n] = ops[k]->strides[d];
+        }
+        n++;
+    }
+    for (int k = 0; k < nops; k++)
+        ops[k]->ndim = n;
+}
+
+/* ---- type promotion (PyTorch's promoteTypes) ---- */
+
+static int category(ferry_dtype d)
+{
+    return d == FERRY_BOOL ? 0 : ferry_dtype_is_floating(d) ? 2 : 1;
+}
+
+ferry_dtype ferry__promote(ferry_dtype a, ferry_dtype b)
+{
+    if (a == b)
+        return a;
+    int ca = category(a), cb = category(b);
+    if (ca != cb)
+        return ca > cb ? a : b;
+    if (ca == 2) {
+        if ((a == FERRY_FLOAT16 && b == FERRY_BFLOAT16) || (a == FERRY_BFLOAT16 && b == FERRY_FLOAT16))
+            return FERRY_FLOAT32;
+        return ferry_dtype_size(a) >= ferry_dtype_size(b) ? a : b;
+    }
+    /* Integers: uint8 with a signed type needs the next signed width up. */
+    if (a == FERRY_UINT8 || b == FERRY_UINT8) {
+        ferry_dtype other = a == FERRY_UINT8 ? b : a;
+        return other == FERRY_INT8 ? FERRY_INT16 : other;
+    }
+    return ferry_dtype_size(a) >= ferry_dtype_size(b) ? a : b;
+}
+
+/* A Python-style scalar changes a tensor's category, never its width. C hands over a
+ * double: an integral value counts as an int scalar, anything else as a float one. */
+static ferry_dtype promote_scalar(ferry_dtype t, double v)
+{
+    int cs = (isfinite(v) && v == trunc(v)) ? 1 : 2;
+    if (cs <= category(t))
+        return t;
+    return cs == 1 ? FERRY_INT64 : FERRY_FLOAT32;
+}
+
+/* PyTorch's canCast: no float into an integer, no non-bool into bool. */
+static bool can_cast(ferry_dtype from, ferry_dtype to)
+{
+    return category(from) <= category(to);
+}
+
+/* ---- shared checks ---- */
+
+static ferry_status check_out(const char *fn, const ferry_tensor *out, const ferry_tensor *ref,
+                              int ndim, const int64_t *shape, ferry_dtype result)
+{
+    ferry_status st = ferry__check_tensor(out, fn);
+    if (st != FERRY_OK)
+        return st;
+    if ((st = ferry__check_same_device(ref, out)) != FERRY_OK)
+        return st;
+    if (out->read_only)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: out is read-only (it views memory of a read-only array); write "
+                            "into a writable tensor",
+                            fn);
+    bool same = out->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++)
+        same = out->shape[i] == shape[i];
+    if (!same) {
+        char want[512], have[512];
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: out has shape %s, but the result has shape %s", fn,
+                            ferry__shape_str(out->ndim, out->shape, have, sizeof have),
+                            ferry__shape_str(ndim, shape, want, sizeof want));
+    }
+    if (!can_cast(result, out->dtype))
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: result type %s can't be cast to the desired output type %s", fn,
+                            ferry_dtype_name(result), ferry_dtype_name(out->dtype));
+    for (int i = 0; i < out->ndim; i++)
+        if (out->strides[i] == 0 && out->shape[i] > 1)
+            return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                                "unsupported operation: more than one element of the written-to "
+                                "tensor refers to a single memory location. Please clone() the "
+                                "tensor before performing the operation.");
+    return FERRY_OK;
+}
+
+/* Whether writing out could change an input before the kernel reads it: same storage
+ * but not the exact same view. */
+static bool overlaps(const ferry_tensor *out, const ferry_tensor *in)
+{
+    if (!in || out->storage != in->storage)
+        return false;
+    if (out->byte_offset != in->byte_offset || out->ndim != in->ndim || out->dtype != in->dtype)
+        return true;
+    for (int i = 0; i < out->ndim; i++)
+        if (out->shape[i] != in->shape[i] || out->strides[i] != in->strides[i])
+            return true;
+    return false;
+}
+
+/* `t` converted to dtype on its device (t itself, retained, if already so). */
+static ferry_tensor *as_dtype(ferry_tensor *t, ferry_dtype dtype)
+{
+    return ferry_tensor_to_dtype(t, dtype);
+}
+
+static ferry_tensor *new_like(const ferry_tensor *ref, ferry_dtype dtype, int ndim,
+                              const int64_t *shape)
+{
+    return ferry__tensor_empty_on(ref->storage->backend, ref->storage->device, dtype, ndim, shape);
+}
+
+/* Hands the kernel's destination over: as the new result, or into the caller's out.
+ * Where out could not take the result directly (another dtype, or overlapping an
+ * input), the kernel wrote a temporary that is copied over now. */
+static ferry_status deliver(ferry_tensor *out, ferry_tensor *dst, ferry_status st,
+                            ferry_tensor **result)
+{
+    if (out) {
+        if (st == FERRY_OK && dst != out)
+            st = ferry__copy_into(out, dst);
+        ferry_tensor_release(dst);
+        return st;
+    }
+    if (st != FERRY_OK) {
+        ferry_tensor_release(dst);
+        return st;
+    }
+    *result = dst;
+    return FERRY_OK;
+}
+
+/* ---- broadcasting ---- */
+
+static ferry_status broadcast_shape(const ferry_tensor *a, const ferry_tensor *b, int *ndim,
+                                    int64_t *shape)
+{
+    int n = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int i = 0; i < n; i++) {
+        int ia = a->ndim - n + i, ib = b->ndim - n + i;
+        int64_t sa = ia >= 0 ? a->shape[ia] : 1, sb = ib >= 0 ? b->shape[ib] : 1;
+        if (sa != sb && sa != 1 && sb != 1) {
+            char as[512], bs[512];
+            return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                                "The size of tensor a (%lld) must match the size of tensor b "
+                                "(%lld) at non-singleton dimension %d (shapes %s and %s)",
+                                (long long)sa, (long long)sb, i,
+                                ferry__shape_str(a->ndim, a->shape, as, sizeof as),
+                                ferry__shape_str(b->ndim, b->shape, bs, sizeof bs));
+        }
+        shape[i] = sa == 1 ? sb : sa;
+    }
+    *ndim = n;
+    return FERRY_OK;
+}
+
+/* t's geometry stretched to (ndim, shape): missing and size-1 dims get stride 0. */
+static void broadcast_operand(operand *o, const ferry_tensor *t, int ndim, const int64_t *shape)
+{
+    o->t = t;
+    o->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        int it = t->ndim - ndim + i;
+        o->shape[i] = shape[i];
+        o->strides[i] = (it >= 0 && t->shape[it] == shape[i]) ? t->strides[it] : 0;
+    }
+}
+
+/* ---- elementwise binary ---- */
+
+static const char *const binary_names[] = {"add", "sub",     "mul", "div", "pow", "maximum",
+                                           "minimum", "eq", "ne",  "lt",  "le",  "gt", "ge"};
+
+static bool is_comparison(ferry_binary_op op)
+{
+    return op >= FERRY_BINARY_EQ;
+}
+
+static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *a, ferry_tensor *b,
+                           const double *scalar, ferry_tensor **result)
+{
+    const char *fn = binary_names[op];
+    ferry_status st = ferry__check_tensor(a, fn);
+    if (st != FERRY_OK)
+        return st;
+    if (!scalar) {
+        if ((st = ferry__check_tensor(b, fn)) != FERRY_OK)
+            return st;
+        if ((st = ferry__check_same_device(a, b)) != FERRY_OK)
+            return st;
+    }
+    ferry_dtype ct = scalar ? promote_scalar(a->dtype, *scalar) : ferry__promote(a->dtype, b->dtype);
+    if (op == FERRY_BINARY_SUB && ct == FERRY_BOOL)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "Subtraction, the `-` operator, with two bool tensors is not "
+                            "supported. Use the `^` or `logical_xor()` operator instead.");
+    if (op == FERRY_BINARY_DIV && !ferry_dtype_is_floating(ct))
+        ct = FERRY_FLOAT32; /* true division */
+    ferry_dtype rt = is_comparison(op) ? FERRY_BOOL : ct;
+
+    /* The scalar becomes a 0-d tensor of the compute dtype on a's device. */
+    ferry_tensor *sb = NULL;
+    if (scalar) {
+        unsigned char elem[8];
+        ferry__scalar_from_double(ct, *scalar, elem);
+        sb = ferry__tensor_empty_on(a->storage->backend, a->storage->device, ct, 0, NULL);
+        if (!sb)
+            return ferry_last_status();
+        st = ferry__be_copy_from_host(sb->storage->backend, sb->storage->device, sb->storage->buffer,
+                                      sb->byte_offset, elem, ferry_dtype_size(ct));
+        if (st != FERRY_OK) {
+            ferry_tensor_release(sb);
+            return st;
+        }
+        b = sb;
+    }
+
+    int ndim;
+    int64_t shape[FERRY_MAX_DIMS];
+    if ((st = broadcast_shape(a, b, &ndim, shape)) != FERRY_OK) {
+        ferry_tensor_release(sb);
+        return st;
+    }
+    if (out && (st = check_out(fn, out, a, ndim, shape, rt)) != FERRY_OK) {
+        ferry_tensor_release(sb);
+        return st;
+    }
+    ferry_tensor *ca = as_dtype(a, ct);
+    ferry_tensor *cb = ca ? as_dtype(b, ct) : NULL;
+    ferry_tensor *dst = NULL;
+    if (cb) {
+        if (!out)
+            dst = new_like(a, rt, ndim, shape);
+        else if (out->dtype != rt || overlaps(out, a) || overlaps(out, b))
+            dst = new_like(a, rt, ndim, shape);
+        else
+            dst = ferry_tensor_retain(out);
+    }
+    if (!dst) {
+        ferry_tensor_release(ca);
+        ferry_tensor_release(cb);
+        ferry_tensor_release(sb);
+        return ferry_last_status();
+    }
+    st = FERRY_OK;
+    if (ferry__numel(ndim, shape) > 0) {
+        operand oo, oa, ob;
+        broadcast_operand(&oo, dst, ndim, shape);
+        broadcast_operand(&oa, ca, ndim, shape);
+        broadcast_operand(&ob, cb, ndim, shape);
+        operand *all[3] = {&oo, &oa, &ob};
+        collapse(all, 3);
+        st = launch(K_BINARY, op, &oo, &oa, &ob);
+    }
+    ferry_tensor_release(ca);
+    ferry_tensor_release(cb);
+    ferry_tensor_release(sb);
+    return deliver(out, dst, st, result);
+}
+
+#define FERRY_DEFINE_BINARY_(name)                                                          \
+    FERRY_API ferry_tensor *ferry_##name(ferry_tensor *a, ferry_tensor *b)                    \
+    {                                                                                       \
+        ferry_tensor *r = NULL;                                                             \
+        binary(FERRY_BINARY_##name##_OP_, NULL, a, b, NULL, &r);                            \
+        return r;                                                                           \
+    }                                                                                       \
+    FERRY_API ferry_tensor *ferry_##name##_scalar(ferry_tensor *a, double b)                  \
+    {                                                                                       \
+        ferry_tensor *r = NULL;                                                             \
+        binary(FERRY_BINARY_##name##_OP_, NULL, a, NULL, &b, &r);                           \
+        return r;                                                                           \
+    }                                                                                       \
+    FERRY_API ferry_status ferry_##name##_out(ferry_tensor *out, ferry_tensor *a,             \
+                                              ferry_tensor *b)                               \
+    {                                                                                       \
+        ferry_status st = ferry__check_tensor(out, #name "_out");                           \
+        return st != FERRY_OK ? st : binary(FERRY_BINARY_##name##_OP_, out, a, b, NULL, NULL); \
+    }                                                                                       \
+    FERRY_API ferry_status ferry_##name##_scalar_out(ferry_tensor *out, ferry_tensor *a,      \
+                                                     double b)                              \
+    {                                                                                       \
+        ferry_status st = ferry__check_tensor(out, #name "_scalar_out");                    \
+        return st != FERRY_OK ? st : binary(FERRY_BINARY_##name##_OP_, out, a, NULL, &b, NULL); \
+    }
+
+/* Lower-case names to the enum, for the generator above. */
+#define FERRY_BINARY_add_OP_ FERRY_BINARY_ADD
+#define FERRY_BINARY_sub_OP_ FERRY_BINARY_SUB
+#define FERRY_BINARY_mul_OP_ FERRY_BINARY_MUL
+#define FERRY_BINARY_div_OP_ FERRY_BINARY_DIV
+#define FERRY_BINARY_pow_OP_ FERRY_BINARY_POW
+#define FERRY_BINARY_maximum_OP_ FERRY_BINARY_MAXIMUM
+#define FERRY_BINARY_minimum_OP_ FERRY_BINARY_MINIMUM
+#define FERRY_BINARY_eq_OP_ FERRY_BINARY_EQ
+#define FERRY_BINARY_ne_OP_ FERRY_BINARY_NE
+#define FERRY_BINARY_lt_OP_ FERRY_BINARY_LT
+#define FERRY_BINARY_le_OP_ FERRY_BINARY_LE
+#define FERRY_BINARY_gt_OP_ FERRY_BINARY_GT
+#define FERRY_BINARY_ge_OP_ FERRY_BINARY_GE
+
+FERRY_BINARY_OPS_(FERRY_DEFINE_BINARY_)
+
+/* ---- elementwise unary ---- */
+
+static const char *const unary_names[] = {"neg",  "abs", "exp",  "log",     "sqrt",
+                                          "sin",  "cos", "tanh", "sigmoid", "relu"};
+
+static ferry_status unary(ferry_unary_op op, ferry_tensor *out, ferry_tensor *a,
+                          ferry_tensor **result)
+{
+    const char *fn = unary_names[op];
+    ferry_status st = ferry__check_tensor(a, fn);
+    if (st != FERRY_OK)
+        return st;
+    if (op == FERRY_UNARY_NEG && a->dtype == FERRY_BOOL)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "Negation, the `-` operator, on a bool tensor is not supported. If "
+                            "you are trying to invert a mask, use the `~` or `logical_not()` "
+                            "operator instead.");
+    bool transcendental = op != FERRY_UNARY_NEG && op != FERRY_UNARY_ABS && op != FERRY_UNARY_RELU;
+    ferry_dtype ct = transcendental && !ferry_dtype_is_floating(a->dtype) ? FERRY_FLOAT32 : a->dtype;
+    if (out && (st = check_out(fn, out, a, a->ndim, a->shape, ct)) != FERRY_OK)
+        return st;
+    ferry_tensor *ca = as_dtype(a, ct);
+    if (!ca)
+        return ferry_last_status();
+    ferry_tensor *dst = (out && out->dtype == ct && !overlaps(out, a)) ? ferry_tensor_retain(out)
+                                                                      : new_like(a, ct, a->ndim,
+                                                                                 a->shape);
+    if (!dst) {
+        ferry_tensor_release(ca);
+        return ferry_last_status();
+    }
+    if (ferry__numel(a->ndim, a->shape) > 0) {
+        operand oo, oa;
+        operand_of(&oo, dst);
+        operand_of(&oa, ca);
+        operand *all[2] = {&oo, &oa};
+        collapse(all, 2);
+        st = launch(K_UNARY, op, &oo, &oa, NULL);
+    }
+    ferry_tensor_release(ca);
+    return deliver(out, dst, st, result);
+}
+
+#define FERRY_DEFINE_UNARY_(name)                                                           \
+    FERRY_API ferry_tensor *ferry_##name(ferry_tensor *a)                                     \
+    {                                                                                       \
+        ferry_tensor *r = NULL;                                                             \
+        unary(FERRY_UNARY_##name##_OP_, NULL, a, &r);                                       \
+        return r;                                                                           \
+    }                                                                                       \
+    FERRY_API ferry_status ferry_##name##_out(ferry_tensor *out, ferry_tensor *a)             \
+    {                                                                                       \
+        ferry_status st = ferry__check_tensor(out, #name "_out");                           \
+        return st != FERRY_OK ? st : unary(FERRY_UNARY_##name##_OP_, out, a, NULL);         \
+    }
+
+#define FERRY_UNARY_neg_OP_ FERRY_UNARY_NEG
+#define FERRY_UNARY_abs_OP_ FERRY_UNARY_ABS
+#define FERRY_UNARY_exp_OP_ FERRY_UNARY_EXP
+#define FERRY_UNARY_log_OP_ FERRY_UNARY_LOG
+#define FERRY_UNARY_sqrt_OP_ FERRY_UNARY_SQRT
+#define FERRY_UNARY_sin_OP_ FERRY_UNARY_SIN
+#define FERRY_UNARY_cos_OP_ FERRY_UNARY_COS
+#define FERRY_UNARY_tanh_OP_ FERRY_UNARY_TANH
+#define FERRY_UNARY_sigmoid_OP_ FERRY_UNARY_SIGMOID
+#define FERRY_UNARY_relu_OP_ FERRY_UNARY_RELU
+
+FERRY_UNARY_OPS_(FERRY_DEFINE_UNARY_)
+
+/* ---- reductions ---- */
+
+static const char *const reduce_names[] = {"sum", "mean", "max", "min", "argmax"};
+
+/* PyTorch's ScalarType names, used in its mean() message. */
+static const char *torch_type_name(ferry_dtype d)
+{
+    static const char *const names[FERRY_NUM_DTYPES] = {"Bool", "Byte",     "Char",  "Short",
+                                                        "Int",  "Long",     "Half",  "BFloat16",
+                                                        "Float", "Double"};
+    return ferry__dtype_valid(d) ? names[d] : "?";
+}
+
+static ferry_status reduce(ferry_reduce_op op, ferry_tensor *out, ferry_tensor *t, int ndims,
+                           const int *dims, bool keepdim, ferry_tensor **result)
+{
+    const char *fn = reduce_names[op];
+    ferry_status st = ferry__check_tensor(t, fn);
+    if (st != FERRY_OK)
+        return st;
+    if (ndims < 0 || ndims > FERRY_MAX_DIMS || (ndims > 0 && !dims))
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: invalid dims (ndims %d%s)", fn, ndims,
+                            ndims > 0 && !dims ? ", dims NULL" : "");
+    bool reduced[FERRY_MAX_DIMS] = {false};
+    for (int i = 0; i < ndims; i++) {
+        int d = dims[i];
+        if ((st = ferry__wrap_dim(&d, t->ndim)) != FERRY_OK)
+            return st;
+        if (t->ndim == 0)
+            continue;
+        if (reduced[d])
+            return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                                "dim %d appears multiple times in the list of dims", d);
+        reduced[d] = true;
+    }
+    if (op == FERRY_REDUCE_ARGMAX && ndims > 1)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "argmax: reduces one dim or all of them (got %d dims), as "
+                            "torch.argmax",
+                            ndims);
+    bool all = ndims == 0;
+    for (int d = 0; all && d < t->ndim; d++)
+        reduced[d] = true;
+
+    ferry_dtype rt = t->dtype;
+    if (op == FERRY_REDUCE_SUM && !ferry_dtype_is_floating(t->dtype))
+        rt = FERRY_INT64;
+    if (op == FERRY_REDUCE_ARGMAX)
+        rt = FERRY_INT64;
+    if (op == FERRY_REDUCE_MEAN && !ferry_dtype_is_floating(t->dtype))
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "mean(): could not infer output dtype. Input dtype must be either a "
+                            "floating point or complex dtype. Got: %s",
+                            torch_type_name(t->dtype));
+
+    /* Kernel geometry keeps every dim (extent 1 where reduced); the result's shape drops
+     * reduced dims unless keepdim (argmax over everything gives a 0-d result, as torch). */
+    int64_t kshape[FERRY_MAX_DIMS], rshape[FERRY_MAX_DIMS];
+    int rndim = 0;
+    int64_t reduced_count = 1;
+    for (int d = 0; d < t->ndim; d++) {
+        kshape[d] = reduced[d] ? 1 : t->shape[d];
+        if (reduced[d])
+            reduced_count *= t->shape[d];
+        if (!reduced[d] || (keepdim && !(op == FERRY_REDUCE_ARGMAX && all)))
+            rshape[rndim++] = kshape[d];
+    }
+    if (reduced_count == 0 && (op == FERRY_REDUCE_MAX || op == FERRY_REDUCE_MIN ||
+                               op == FERRY_REDUCE_ARGMAX))
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s(): Expected reduction dim to be specified for input.numel() == 0. "
+                            "cannot perform reduction function %s on tensor with no elements "
+                            "because the operation does not have an identity",
+                            fn, fn);
+    if (out && (st = check_out(fn, out, t, rndim, rshape, rt)) != FERRY_OK)
+        return st;
+    ferry_tensor *dst = (out && out->dtype == rt && !overlaps(out, t)) ? ferry_tensor_retain(out)
+                                                                      : new_like(t, rt, rndim,
+                                                                                 rshape);
+    if (!dst)
+        return ferry_last_status();
+
+    if (ferry__numel(rndim, rshape) > 0) {
+        if (reduced_count == 0) {
+            st = ferry__fill(dst, op == FERRY_REDUCE_MEAN ? NAN : 0.0);
+        } else {
+            operand oo, oi;
+            operand_of(&oi, t);
+            oo.t = dst;
+            oo.ndim = t->ndim;
+            for (int d = 0, r = 0; d < t->ndim; d++) {
+                oo.shape[d] = kshape[d];
+                bool kept = !reduced[d] || (keepdim && !(op == FERRY_REDUCE_ARGMAX && all));
+                oo.strides[d] = kept ? dst->strides[r++] : 0;
+            }
+            st = launch(K_REDUCE, op, &oo, &oi, NULL);
+        }
+    }
+    return deliver(out, dst, st, result);
+}
+
+#define FERRY_DEFINE_REDUCE_(name, OP)                                                      \
+    FERRY_API ferry_tensor *ferry_##name(ferry_tensor *t, int ndims, const int *dims,         \
+                                         bool keepdim)                                      \
+    {                                                                                       \
+        ferry_tensor *r = NULL;                                                             \
+        reduce(OP, NULL, t, ndims, dims, keepdim, &r);                                      \
+        return r;                                                                           \
+    }                                                                                       \
+    FERRY_API ferry_status ferry_##name##_out(ferry_tensor *out, ferry_tensor *t, int ndims,  \
+                                              const int *dims, bool keepdim)                \
+    {                                                                                       \
+        ferry_status st = ferry__check_tensor(out, #name "_out");                           \
+        return st != FERRY_OK ? st : reduce(OP, out, t, ndims, dims, keepdim, NULL);        \
+    }
+
+FERRY_DEFINE_REDUCE_(sum, FERRY_REDUCE_SUM)
+FERRY_DEFINE_REDUCE_(mean, FERRY_REDUCE_MEAN)
+FERRY_DEFINE_REDUCE_(max, FERRY_REDUCE_MAX)
+FERRY_DEFINE_REDUCE_(min, FERRY_REDUCE_MIN)
+FERRY_DEFINE_REDUCE_(argmax, FERRY_REDUCE_ARGMAX)
+
+/* ---- matmul ---- */
+
+/* Whether dims [0, nb) of o fold into one batch dim. */
+static bool batch_foldable(const operand *o, int nb)
+{
+    for (int i = 0; i + 1 < nb; i++)
+        if (o->strides[i] != o->strides[i + 1] * o->shape[i + 1])
+            return false;
+    return true;
+}
+
+/* o's geometry [batch..., r, c] becomes [B, r, c]. */
+static void fold_batch(operand *o, int nb)
+{
+    int64_t b = 1;
+    for (int i = 0; i < nb; i++)
+        b *= o->shape[i];
+    int64_t bstride = nb > 0 ? o->strides[nb - 1] : 0;
+    int64_t r = o->shape[nb], c = o->shape[nb + 1];
+    int64_t rs = o->strides[nb], cs = o->strides[nb + 1];
+    o->ndim = 3;
+    o->shape[0] = b;
+    o->shape[1] = r;
+    o->shape[2] = c;
+    o->strides[0] = b > 1 ? bstride : 0;
+    o->strides[1] = rs;
+    o->strides[2] = cs;
+}
+
+/* Copies the elements o describes into a new contiguous tensor on `like`'s device and
+ * points o at it (kept alive through *keep). */
+static ferry_status materialize(operand *o, const ferry_tensor *like, ferry_dtype dtype,
+                                ferry_tensor **keep)
+{
+    *keep = new_like(like, dtype, o->ndim, o->shape);
+    ferry_tensor *view = *keep ? ferry__tensor_alias(o->t) : NULL;
+    if (!view)
+        return ferry_last_status();
+    view->ndim = o->ndim;
+    memcpy(view->shape, o->shape, (size_t)o->ndim * sizeof o->shape[0]);
+    memcpy(view->strides, o->strides, (size_t)o->ndim * sizeof o->strides[0]);
+    ferry_status st = ferry__copy_into(*keep, view);
+    ferry_tensor_release(view);
+    if (st == FERRY_OK)
+        operand_of(o, *keep);
+    return st;
+}
+
+static ferry_status matmul(ferry_tensor *out, ferry_tensor *a, ferry_tensor *b,
+                           ferry_tensor **result)
+{
+    ferry_status st;
+    if ((st = ferry__check_tensor(a, "matmul")) != FERRY_OK ||
+        (st = ferry__check_tensor(b, "matmul")) != FERRY_OK ||
+        (st = ferry__check_same_device(a, b)) != FERRY_OK)
+        return st;
+    if (a->ndim == 0 || b->ndim == 0)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "both arguments to matmul need to be at least 1D, but they are %dD "
+                            "and %dD",
+                            a->ndim, b->ndim);
+    ferry_dtype ct = ferry__promote(a->dtype, b->dtype);
+    if (ct == FERRY_BOOL)
+        return ferry__error(FERRY_ERR_UNSUPPORTED,
+                            "matmul: bool tensors are not supported (cast to an integer or "
+                            "floating dtype first)");
+    /* 1-D operands become [1, K] and [K, 1]; those dims are dropped from the result. */
+    int64_t m = a->ndim == 1 ? 1 : a->shape[a->ndim - 2];
+    int64_t k = a->shape[a->ndim - 1];
+    int64_t k2 = b->ndim == 1 ? b->shape[0] : b->shape[b->ndim - 2];
+    int64_t n = b->ndim == 1 ? 1 : b->shape[b->ndim - 1];
+    if (k != k2) {
+        char as[512], bs[512];
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "matmul: shape mismatch %s x %s: inner dimensions %lld and %lld "
+                            "differ",
+                            ferry__shape_str(a->ndim, a->shape, as, sizeof as),
+                            ferry__shape_str(b->ndim, b->shape, bs, sizeof bs), (long long)k,
+                            (long long)k2);
+    }
+    int nba = a->ndim > 2 ? a->ndim - 2 : 0, nbb = b->ndim > 2 ? b->ndim - 2 : 0;
+    int nb = nba > nbb ? nba : nbb;
+    int64_t batch[FERRY_MAX_DIMS];
+    for (int i = 0; i < nb; i++) {
+        int ia = nba - nb + i, ib = nbb - nb + i;
+        int64_t sa = ia >= 0 ? a->shape[ia] : 1, sb = ib >= 0 ? b->shape[ib] : 1;
+        if (sa != sb && sa != 1 && sb != 1) {
+            char as[512], bs[512];
+            return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                                "matmul: batch dimensions of %s and %s cannot be broadcast "
+                                "(%lld vs %lld at batch dim %d)",
+                                ferry__shape_str(a->ndim, a->shape, as, sizeof as),
+                                ferry__shape_str(b->ndim, b->shape, bs, sizeof bs),
+                                (long long)sa, (long long)sb, i);
+        }
+        batch[i] = sa == 1 ? sb : sa;
+    }
+    int rndim = 0;
+    int64_t rshape[FERRY_MAX_DIMS];
+    for (int i = 0; i < nb; i++)
+        rshape[rndim++] = batch[i];
+    if (a->ndim > 1)
+        rshape[rndim++] = m;
+    if (b->ndim > 1)
+        rshape[rndim++] = n;
+    if (out && (st = check_out("matmul", out, a, rndim, rshape, ct)) != FERRY_OK)
+        return st;
+
+    ferry_tensor *ca = as_dtype(a, ct);
+    ferry_tensor *cb = ca ? as_dtype(b, ct) : NULL;
+    bool direct = out && out->dtype == ct && out->storage != a->storage &&
+                  out->storage != b->storage;
+    ferry_tensor *dst = !cb ? NULL : direct ? ferry_tensor_retain(out) : new_like(a, ct, rndim, rshape);
+    if (!dst) {
+        ferry_tensor_release(ca);
+        ferry_tensor_release(cb);
+        return ferry_last_status();
+    }
+    st = FERRY_OK;
+    ferry_tensor *xa = NULL, *xb = NULL, *xo = NULL;
+    if (ferry__numel(rndim, rshape) > 0) {
+        if (k == 0) {
+            st = ferry__fill(dst, 0.0);
+        } else {
+            /* Full geometries [batch..., rows, cols]; missing dims get stride 0. */
+            int64_t full_a[FERRY_MAX_DIMS], full_b[FERRY_MAX_DIMS], full_o[FERRY_MAX_DIMS];
+            memcpy(full_a, batch, (size_t)nb * sizeof batch[0]);
+            memcpy(full_b, batch, (size_t)nb * sizeof batch[0]);
+            memcpy(full_o, batch, (size_t)nb * sizeof batch[0]);
+            full_a[nb] = m, full_a[nb + 1] = k;
+            full_b[nb] = k, full_b[nb + 1] = n;
+            full_o[nb] = m, full_o[nb + 1] = n;
+            operand oa, ob, oo;
+            oa.t = ca;
+            oa.ndim = nb + 2;
+            memcpy(oa.shape, full_a, (size_t)(nb + 2) * sizeof full_a[0]);
+            for (int i = 0; i < nb; i++) {
+                int ia = nba - nb + i;
+                oa.strides[i] = (ia >= 0 && ca->shape[ia] == batch[i]) ? ca->strides[ia] : 0;
+            }
+            oa.strides[nb] = ca->ndim == 1 ? 0 : ca->strides[ca->ndim - 2];
+            oa.strides[nb + 1] = ca->strides[ca->ndim - 1];
+            ob.t = cb;
+            ob.ndim = nb + 2;
+            memcpy(ob.shape, full_b, (size_t)(nb + 2) * sizeof full_b[0]);
+            for (int i = 0; i < nb; i++) {
+                int ib = nbb - nb + i;
+                ob.strides[i] = (ib >= 0 && cb->shape[ib] == batch[i]) ? cb->strides[ib] : 0;
+            }
+            ob.strides[nb] = cb->ndim == 1 ? cb->strides[0] : cb->strides[cb->ndim - 2];
+            ob.strides[nb + 1] = cb->ndim == 1 ? 0 : cb->strides[cb->ndim - 1];
+            oo.t = dst;
+            oo.ndim = nb + 2;
+            memcpy(oo.shape, full_o, (size_t)(nb + 2) * sizeof full_o[0]);
+            for (int i = 0; i < nb; i++)
+                oo.strides[i] = dst->strides[i];
+            oo.strides[nb] = a->ndim > 1 ? dst->strides[nb] : 0;
+            oo.strides[nb + 1] = b->ndim > 1 ? dst->strides[rndim - 1] : 0;
+
+            /* Batch dims that do not fold into one stride (a broadcast next to a real
+             * dim, say) are materialised contiguously, once. */
+            if (!batch_foldable(&oa, nb))
+                st = materialize(&oa, a, ct, &xa);
+            if (st == FERRY_OK && !batch_foldable(&ob, nb))
+                st = materialize(&ob, b, ct, &xb);
+            if (st == FERRY_OK && !batch_foldable(&oo, nb)) {
+                xo = new_like(a, ct, nb + 2, full_o);
+                if (xo)
+                    operand_of(&oo, xo);
+                else
+                    st = ferry_last_status();
+            }
+            if (st == FERRY_OK) {
+                fold_batch(&oa, nb);
+                fold_batch(&ob, nb);
+                fold_batch(&oo, nb);
+                st = launch(K_MATMUL, 0, &oo, &oa, &ob);
+            }
+            if (st == FERRY_OK && xo) {
+                ferry_tensor *back = ferry_reshape(xo, rndim, rshape);
+                st = back ? ferry__copy_into(dst, back) : ferry_last_status();
+                ferry_tensor_release(back);
+            }
+        }
+    }
+    ferry_tensor_release(xa);
+    ferry_tensor_release(xb);
+    ferry_tensor_release(xo);
+    ferry_tensor_release(ca);
+    ferry_tensor_release(cb);
+    return deliver(out, dst, st, result);
+}
+
+FERRY_API ferry_tensor *ferry_matmul(ferry_tensor *a, ferry_tensor *b)
+{
+    ferry_tensor *r = NULL;
+    matmul(NULL, a, b, &r);
+    return r;
+}
+
+FERRY_API ferry_status ferry_matmul_out(ferry_tensor *out, ferry_tensor *a, ferry_tensor *b)
+{
+    ferry_status st = ferry__check_tensor(out, "matmul_out");
+    return st != FERRY_OK ? st : matmul(out, a, b, NULL);
+}
