@@ -52,10 +52,9 @@ FERRY_API ferry_status ferry_device_parse(const char *s, ferry_device *out)
         tlen = sizeof type - 1;
     memcpy(type, s, tlen);
     type[tlen] = '\0';
-    char expected[512];
-    if (tlen > FERRY_MAX_TYPE_LEN || !ferry__backend_known(type, expected, sizeof expected)) {
-        if (tlen > FERRY_MAX_TYPE_LEN)
-            ferry__backend_known("", expected, sizeof expected);
+    if (tlen > FERRY_MAX_TYPE_LEN || !ferry__backend_known(type, NULL, 0)) {
+        char expected[512];
+        ferry__backend_known("", expected, sizeof expected);
         return ferry__error(FERRY_ERR_INVALID_DEVICE,
                             "Expected one of %s device type at start of device string: %s",
                             expected, s);

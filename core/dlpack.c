@@ -313,7 +313,7 @@ static ferry_tensor *import_tensor(const char *fn, const DLTensor *dl, bool read
                          (long long)dl->shape[i]);
             return NULL;
         }
-    ferry_dtype dtype;
+    ferry_dtype dtype = FERRY_FLOAT32;
     if (ferry_dtype_of(fn, dl->dtype, &dtype) != FERRY_OK)
         return NULL;
     /* Zero strides let a tiny extent describe more elements than numel and nbytes can

@@ -103,3 +103,15 @@ FERRY_API const char *ferry_version(void)
 {
     return FERRY_VERSION_STRING;
 }
+
+void ferry__error_save(ferry_error_state *saved)
+{
+    saved->status = last_status;
+    memcpy(saved->message, last_message, sizeof saved->message);
+}
+
+void ferry__error_restore(const ferry_error_state *saved)
+{
+    last_status = saved->status;
+    memcpy(last_message, saved->message, sizeof last_message);
+}

@@ -24,6 +24,15 @@
 ferry_status ferry__error(ferry_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 ferry_status ferry__verror(ferry_status status, const char *fmt, va_list ap);
+/* The thread's last error, saved around work a successful call does on the side (such as
+ * loading a broken plugin while listing devices), so it does not overwrite the message
+ * of the caller's earlier failure. */
+typedef struct ferry_error_state {
+    ferry_status status;
+    char message[2048];
+} ferry_error_state;
+void ferry__error_save(ferry_error_state *saved);
+void ferry__error_restore(const ferry_error_state *saved);
 /* Logs to stderr when FERRY_DEBUG names `topic` ("plugins", "alloc", "fallback") or "all". */
 void ferry__debug(const char *topic, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool ferry__debug_enabled(const char *topic);

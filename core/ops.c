@@ -348,7 +348,7 @@ static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *
         b = sb;
     }
 
-    int ndim;
+    int ndim = 0;
     int64_t shape[FERRY_MAX_DIMS];
     if ((st = broadcast_shape(a, b, &ndim, shape)) != FERRY_OK) {
         ferry_tensor_release(sb);

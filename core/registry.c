@@ -583,12 +583,17 @@ static ferry_backend *lookup_loaded(const char *type)
 {
     if (!type)
         type = "cpu";
+    /* These callers never fail: a plugin that cannot load leaves its reason in the
+     * registry, not in the caller's last error. */
+    ferry_error_state saved;
+    ferry__error_save(&saved);
     lock();
     discover_locked();
     ferry_backend *be = find_locked(type);
     if (be)
         be = load_locked(be);
     unlock();
+    ferry__error_restore(&saved);
     return be;
 }
 

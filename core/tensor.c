@@ -150,10 +150,12 @@ ferry_storage *ferry__storage_alloc(ferry_backend *be, int32_t dev, size_t nbyte
         ferry_status st = ferry__allocator_alloc(be, dev, nbytes, &s->buffer, &s->block_size);
         if (st != FERRY_OK) {
             char name[32];
-            /* Keep the backend's words, and say which device and how much. */
-            if (st == FERRY_ERR_OUT_OF_MEMORY && !strstr(ferry_last_error(), "bytes"))
-                ferry__error(st, "%s: out of memory allocating %zu bytes: %s",
-                             ferry__device_str(be, dev, name), nbytes, ferry_last_error());
+            /* Keep the backend's words; name the device when the backend did not. */
+            ferry__device_str(be, dev, name);
+            if (st == FERRY_ERR_OUT_OF_MEMORY &&
+                strncmp(ferry_last_error(), name, strlen(name)) != 0)
+                ferry__error(st, "%s: out of memory allocating %zu bytes: %s", name, nbytes,
+                             ferry_last_error());
             free(s);
             return NULL;
         }

@@ -1,0 +1,476 @@
+/* plugins/sim: a simulated discrete device, built from the installed SDK alone. Its memory
+ * is unreachable from the host (buffer handles are ids, not pointers; freed ids stay dead),
+ * so every cross-device path in the core is exercised; it can also inject failures. */
+#include <ferry/backend.h>
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SIM_VERSION "0.1.0"
+#define SIM_MAX_DEVICES 64
+#define SIM_DEFAULT_DEVICES 2
+#define SIM_DEFAULT_MEMORY ((uint64_t)1 << 30)
+/* Freshly allocated memory holds this, so a core that reads a tensor it never wrote sees
+ * garbage that is recognisable rather than zeros that look right. */
+#define SIM_FRESH_BYTE 0xCD
+#define SIM_POISON_BYTE 0xDB
+/* A handle is BASE | id << 4 | 1, never a pointer: odd, so not an aligned host address,
+ * and on 64-bit hosts BASE makes it non-canonical, so a core that dereferences a handle
+ * faults at once (for any id) instead of reading something plausible. */
+#define SIM_HANDLE_SHIFT 4
+#define SIM_HANDLE_TAG ((uintptr_t)1)
+#if UINTPTR_MAX > 0xFFFFFFFFu
+#define SIM_HANDLE_BASE ((uintptr_t)0xDB5 << 52)
+#define SIM_ID_BITS 48
+#else
+#define SIM_HANDLE_BASE ((uintptr_t)0)
+#define SIM_ID_BITS 28
+#endif
+#define SIM_ID_MASK ((((uintptr_t)1 << SIM_ID_BITS) - 1) << SIM_HANDLE_SHIFT)
+#define SIM_MAX_ID (((size_t)1 << SIM_ID_BITS) - 1)
+
+typedef struct sim_block {
+    unsigned char *mem; /* NULL once freed */
+    size_t nbytes;
+    int32_t device;
+    bool live;
+} sim_block;
+
+static const ferry_host_api *host;
+
+/* Guarded by `lock`. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static sim_block *blocks; /* blocks[id - 1]; ids are never reused, so the table only grows */
+static size_t nblocks;
+static size_t blocks_cap;
+static uint64_t used[SIM_MAX_DEVICES];
+static int32_t ndevices;
+static uint64_t memory_per_device = SIM_DEFAULT_MEMORY;
+/* A registry may init a second instance of this library while the first one still has
+ * live buffers (dlopen hands back the same copy); the table is torn down only when the
+ * last instance shuts down. */
+static int instances;
+
+/* Fault injection, read on every call without the lock. */
+static atomic_uint_fast64_t fail_alloc_at; /* 0: never */
+static atomic_uint_fast64_t fail_copy_at;
+static atomic_uint_fast64_t alloc_calls;
+static atomic_uint_fast64_t copy_calls;
+
+static void *sim_handle(size_t id)
+{
+    return (void *)(SIM_HANDLE_BASE | ((uintptr_t)id << SIM_HANDLE_SHIFT) | SIM_HANDLE_TAG);
+}
+
+/* Parses a non-empty string of decimal digits no larger than max. */
+static bool sim_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!s || !*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (max - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* Reads one numeric setting; an unset or empty variable keeps the default. */
+static ferry_status sim_env_u64(const char *var, uint64_t min, uint64_t max, uint64_t def,
+                                uint64_t *out)
+{
+    const char *s = getenv(var);
+    if (!s || !*s) {
+        *out = def;
+        return FERRY_OK;
+    }
+    uint64_t v;
+    /* No "sim:" prefix: the core puts the backend name in front of an init failure. */
+    if (!sim_parse_u64(s, max, &v) || v < min)
+        return host->error(FERRY_ERR_BACKEND,
+                           "%s must be a whole number from %" PRIu64 " to %" PRIu64 ", not '%s'",
+                           var, min, max, s);
+    *out = v;
+    return FERRY_OK;
+}
+
+/* Failure text is formatted under the lock into a caller buffer and reported after the
+ * lock is dropped, so host->error never runs with the table locked. */
+typedef struct sim_why {
+    char text[256];
+} sim_why;
+
+static bool sim_check_device(const char *call, int32_t device, sim_why *why)
+{
+    if (device >= 0 && device < ndevices)
+        return true;
+    snprintf(why->text, sizeof why->text,
+             "sim: %s: invalid device index %" PRId32 " (sim has %" PRId32 " device%s)", call,
+             device, ndevices, ndevices == 1 ? "" : "s");
+    return false;
+}
+
+/* Counts a copy call and fails it when it is the one FERRY_SIM_FAIL_COPY names. */
+static ferry_status sim_count_copy(int32_t device)
+{
+    uint64_t n = (uint64_t)atomic_fetch_add(&copy_calls, 1) + 1;
+    uint64_t at = (uint64_t)atomic_load(&fail_copy_at);
+    if (at != 0 && n == at)
+        return host->error(FERRY_ERR_BACKEND, "sim:%" PRId32 ": injected failure in copy #%" PRIu64,
+                           device, n);
+    return FERRY_OK;
+}
+
+/* Resolves a handle to its block and checks that it lives on `device` and that
+ * [offset, offset + nbytes) lies inside it. Called with `lock` held. */
+static sim_block *sim_lookup(const char *call, int32_t device, const void *handle,
+                             size_t offset, size_t nbytes, sim_why *why)
+{
+    if (!sim_check_device(call, device, why))
+        return NULL;
+    uintptr_t v = (uintptr_t)handle;
+    if ((v & ~SIM_ID_MASK) != (SIM_HANDLE_BASE | SIM_HANDLE_TAG)) {
+        snprintf(why->text, sizeof why->text,
+                 "sim:%" PRId32 ": %s: invalid buffer handle %p (not a sim buffer id)", device,
+                 call, handle);
+        return NULL;
+    }
+    size_t id = (size_t)((v & SIM_ID_MASK) >> SIM_HANDLE_SHIFT);
+    if (id == 0 || id > nblocks) {
+        snprintf(why->text, sizeof why->text,
+                 "sim:%" PRId32 ": %s: invalid buffer id %zu (never allocated)", device, call, id);
+        return NULL;
+    }
+    sim_block *b = &blocks[id - 1];
+    if (!b->live) {
+        snprintf(why->text, sizeof why->text, "sim:%" PRId32 ": %s: invalid buffer id %zu (freed)",
+                 device, call, id);
+        return NULL;
+    }
+    if (b->device != device) {
+        snprintf(why->text, sizeof why->text,
+                 "sim:%" PRId32 ": %s: invalid buffer id %zu (it belongs to sim:%" PRId32 ")",
+                 device, call, id, b->device);
+        return NULL;
+    }
+    if (offset > b->nbytes || nbytes > b->nbytes - offset) {
+        snprintf(why->text, sizeof why->text,
+                 "sim:%" PRId32 ": %s: offset %zu + %zu bytes is out of bounds of buffer id %zu "
+                 "(%zu bytes)",
+                 device, call, offset, nbytes, id, b->nbytes);
+        return NULL;
+    }
+    return b;
+}
+
+static ferry_status sim_init(int32_t *device_count, char *reason, size_t reason_cap)
+{
+    uint64_t n, mem, fail_alloc, fail_copy;
+    ferry_status st;
+    *device_count = 0;
+    if ((st = sim_env_u64("FERRY_SIM_DEVICES", 0, SIM_MAX_DEVICES, SIM_DEFAULT_DEVICES, &n)) ||
+        (st = sim_env_u64("FERRY_SIM_MEMORY", 0, UINT64_MAX, SIM_DEFAULT_MEMORY, &mem)) ||
+        (st = sim_env_u64("FERRY_SIM_FAIL_ALLOC", 0, UINT64_MAX, 0, &fail_alloc)) ||
+        (st = sim_env_u64("FERRY_SIM_FAIL_COPY", 0, UINT64_MAX, 0, &fail_copy)))
+        return st;
+
+    pthread_mutex_lock(&lock);
+    ndevices = (int32_t)n;
+    memory_per_device = mem;
+    instances++;
+    pthread_mutex_unlock(&lock);
+    /* The counters restart with each init so that a test can set FERRY_SIM_FAIL_* and
+     * reload the plugin, and count from its own first call. */
+    atomic_store(&fail_alloc_at, fail_alloc);
+    atomic_store(&fail_copy_at, fail_copy);
+    atomic_store(&alloc_calls, 0);
+    atomic_store(&copy_calls, 0);
+
+    if (n == 0 && reason && reason_cap > 0)
+        snprintf(reason, reason_cap, "FERRY_SIM_DEVICES=0: no simulated device requested");
+    host->log(FERRY_LOG_DEBUG, "sim",
+              "%" PRIu64 " device(s) of %" PRIu64 " bytes; fail alloc #%" PRIu64
+              ", copy #%" PRIu64 " (0 = never)",
+              n, mem, fail_alloc, fail_copy);
+    *device_count = (int32_t)n;
+    return FERRY_OK;
+}
+
+static void sim_shutdown(void)
+{
+    pthread_mutex_lock(&lock);
+    if (--instances > 0) {
+        pthread_mutex_unlock(&lock);
+        return;
+    }
+    instances = 0;
+    size_t live = 0;
+    uint64_t live_bytes = 0;
+    for (size_t i = 0; i < nblocks; i++) {
+        if (blocks[i].live) {
+            live++;
+            live_bytes += blocks[i].nbytes;
+            free(blocks[i].mem);
+        }
+    }
+    free(blocks);
+    blocks = NULL;
+    nblocks = blocks_cap = 0;
+    memset(used, 0, sizeof used);
+    pthread_mutex_unlock(&lock);
+    /* The core must free every buffer before it unloads a backend; say so when it did not. */
+    if (live)
+        host->log(FERRY_LOG_WARN, "sim",
+                  "%zu buffer(s), %" PRIu64 " bytes, still allocated at shutdown", live,
+                  live_bytes);
+}
+
+static ferry_status sim_device_info(int32_t device, ferry_device_info *out)
+{
+    sim_why why;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&lock);
+    if (!sim_check_device("device_info", device, &why)) {
+        pthread_mutex_unlock(&lock);
+        return host->error(FERRY_ERR_BACKEND, "%s", why.text);
+    }
+    out->total_memory = memory_per_device;
+    out->free_memory = memory_per_device - used[device];
+    pthread_mutex_unlock(&lock);
+    snprintf(out->name, sizeof out->name, "ferry simulated device");
+    snprintf(out->vendor, sizeof out->vendor, "ferry");
+    snprintf(out->backend, sizeof out->backend, "sim");
+    snprintf(out->backend_version, sizeof out->backend_version, SIM_VERSION);
+    snprintf(out->driver_version, sizeof out->driver_version, "simulated");
+    out->host_accessible = false;
+    return FERRY_OK;
+}
+
+static ferry_status sim_alloc(int32_t device, size_t nbytes, void **buffer)
+{
+    sim_why why;
+    *buffer = NULL;
+    uint64_t n = (uint64_t)atomic_fetch_add(&alloc_calls, 1) + 1;
+    uint64_t at = (uint64_t)atomic_load(&fail_alloc_at);
+    if (at != 0 && n == at)
+        return host->error(FERRY_ERR_OUT_OF_MEMORY,
+                           "sim:%" PRId32 ": out of memory: injected failure in alloc #%" PRIu64
+                           " (%zu bytes)",
+                           device, n, nbytes);
+
+    pthread_mutex_lock(&lock);
+    if (!sim_check_device("alloc", device, &why)) {
+        pthread_mutex_unlock(&lock);
+        return host->error(FERRY_ERR_BACKEND, "%s", why.text);
+    }
+    uint64_t free_bytes = memory_per_device - used[device];
+    if ((uint64_t)nbytes > free_bytes) {
+        pthread_mutex_unlock(&lock);
+        return host->error(FERRY_ERR_OUT_OF_MEMORY,
+                           "sim:%" PRId32 ": out of memory: tried to allocate %zu bytes with %" PRIu64
+                           " of %" PRIu64 " bytes free",
+                           device, nbytes, free_bytes, memory_per_device);
+    }
+    if (nblocks == SIM_MAX_ID) {
+        pthread_mutex_unlock(&lock);
+        return host->error(FERRY_ERR_OUT_OF_MEMORY,
+                           "sim:%" PRId32 ": out of memory: every buffer id has been used",
+                           device);
+    }
+    if (nblocks == blocks_cap) {
+        size_t cap = blocks_cap ? blocks_cap * 2 : 64;
+        sim_block *grown = realloc(blocks, cap * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&lock);
+            return host->error(FERRY_ERR_OUT_OF_MEMORY,
+                               "sim:%" PRId32 ": out of memory: cannot grow the buffer table",
+                               device);
+        }
+        blocks = grown;
+        blocks_cap = cap;
+    }
+    /* The contract says nbytes > 0; a zero request still gets a distinct live id. */
+    unsigned char *mem = malloc(nbytes ? nbytes : 1);
+    if (!mem) {
+        pthread_mutex_unlock(&lock);
+        return host->error(FERRY_ERR_OUT_OF_MEMORY,
+                           "sim:%" PRId32 ": out of memory: host malloc of %zu bytes failed",
+                           device, nbytes);
+    }
+    memset(mem, SIM_FRESH_BYTE, nbytes);
+    blocks[nblocks] = (sim_block){.mem = mem, .nbytes = nbytes, .device = device, .live = true};
+    nblocks++;
+    used[device] += nbytes;
+    *buffer = sim_handle(nblocks);
+    pthread_mutex_unlock(&lock);
+    return FERRY_OK;
+}
+
+static void sim_free(int32_t device, void *buffer)
+{
+    sim_why why;
+    if (!buffer)
+        return;
+    pthread_mutex_lock(&lock);
+    sim_block *b = sim_lookup("free", device, buffer, 0, 0, &why);
+    if (!b) {
+        pthread_mutex_unlock(&lock);
+        /* free cannot fail back to the core; a bad handle is a core bug, logged loudly
+         * and otherwise ignored rather than acted on. */
+        host->log(FERRY_LOG_ERROR, "sim", "%s", why.text);
+        return;
+    }
+    /* Poisoned before release so that a race in this plugin between free and a copy
+     * would move 0xDB bytes, which tests notice, rather than stale data that looks right. */
+    memset(b->mem, SIM_POISON_BYTE, b->nbytes);
+    free(b->mem);
+    b->mem = NULL;
+    b->live = false;
+    used[device] -= b->nbytes;
+    pthread_mutex_unlock(&lock);
+}
+
+/* A zero-byte copy may come with a NULL handle (an empty tensor owns no buffer); any other
+ * copy must name a live block. */
+static bool sim_empty_copy(size_t nbytes, const void *handle)
+{
+    return nbytes == 0 && handle == NULL;
+}
+
+static ferry_status sim_copy_from_host(int32_t device, void *dst, size_t dst_offset,
+                                       const void *src, size_t nbytes)
+{
+    ferry_status st;
+    sim_why why;
+    if ((st = sim_count_copy(device)) != FERRY_OK)
+        return st;
+    if (sim_empty_copy(nbytes, dst))
+        return FERRY_OK;
+    if (!src && nbytes > 0)
+        return host->error(FERRY_ERR_BACKEND, "sim:%" PRId32 ": copy_from_host: NULL host pointer",
+                           device);
+    pthread_mutex_lock(&lock);
+    sim_block *b = sim_lookup("copy_from_host", device, dst, dst_offset, nbytes, &why);
+    if (b && nbytes)
+        memcpy(b->mem + dst_offset, src, nbytes);
+    pthread_mutex_unlock(&lock);
+    return b ? FERRY_OK : host->error(FERRY_ERR_BACKEND, "%s", why.text);
+}
+
+static ferry_status sim_copy_to_host(int32_t device, void *dst, const void *src,
+                                     size_t src_offset, size_t nbytes)
+{
+    ferry_status st;
+    sim_why why;
+    if ((st = sim_count_copy(device)) != FERRY_OK)
+        return st;
+    if (sim_empty_copy(nbytes, src))
+        return FERRY_OK;
+    if (!dst && nbytes > 0)
+        return host->error(FERRY_ERR_BACKEND, "sim:%" PRId32 ": copy_to_host: NULL host pointer",
+                           device);
+    pthread_mutex_lock(&lock);
+    sim_block *b = sim_lookup("copy_to_host", device, src, src_offset, nbytes, &why);
+    if (b && nbytes)
+        memcpy(dst, b->mem + src_offset, nbytes);
+    pthread_mutex_unlock(&lock);
+    return b ? FERRY_OK : host->error(FERRY_ERR_BACKEND, "%s", why.text);
+}
+
+/* Shared by copy_on_device and copy_peer: both ends are device blocks. */
+static ferry_status sim_copy_blocks(const char *call, int32_t dst_device, void *dst,
+                                    size_t dst_offset, int32_t src_device, const void *src,
+                                    size_t src_offset, size_t nbytes)
+{
+    sim_why why;
+    if (nbytes == 0 && (!dst || !src))
+        return FERRY_OK;
+    pthread_mutex_lock(&lock);
+    sim_block *d = sim_lookup(call, dst_device, dst, dst_offset, nbytes, &why);
+    sim_block *s = d ? sim_lookup(call, src_device, src, src_offset, nbytes, &why) : NULL;
+    if (s && d == s && dst_offset < src_offset + nbytes && src_offset < dst_offset + nbytes) {
+        /* The ABI promises disjoint regions; a core that breaks that promise is told. */
+        snprintf(why.text, sizeof why.text,
+                 "sim:%" PRId32 ": %s: source [%zu, %zu) and destination [%zu, %zu) overlap",
+                 dst_device, call, src_offset, src_offset + nbytes, dst_offset,
+                 dst_offset + nbytes);
+        s = NULL;
+    }
+    if (s && nbytes)
+        memcpy(d->mem + dst_offset, s->mem + src_offset, nbytes);
+    pthread_mutex_unlock(&lock);
+    return s ? FERRY_OK : host->error(FERRY_ERR_BACKEND, "%s", why.text);
+}
+
+static ferry_status sim_copy_on_device(int32_t device, void *dst, size_t dst_offset,
+                                       const void *src, size_t src_offset, size_t nbytes)
+{
+    ferry_status st;
+    if ((st = sim_count_copy(device)) != FERRY_OK)
+        return st;
+    return sim_copy_blocks("copy_on_device", device, dst, dst_offset, device, src, src_offset,
+                           nbytes);
+}
+
+static ferry_status sim_copy_peer(int32_t dst_device, void *dst, size_t dst_offset,
+                                  int32_t src_device, const void *src, size_t src_offset,
+                                  size_t nbytes)
+{
+    ferry_status st;
+    if ((st = sim_count_copy(dst_device)) != FERRY_OK)
+        return st;
+    return sim_copy_blocks("copy_peer", dst_device, dst, dst_offset, src_device, src, src_offset,
+                           nbytes);
+}
+
+static ferry_status sim_synchronize(int32_t device)
+{
+    sim_why why;
+    pthread_mutex_lock(&lock);
+    bool ok = sim_check_device("synchronize", device, &why);
+    pthread_mutex_unlock(&lock);
+    /* Every entry completes before it returns, so there is never queued work to wait for. */
+    return ok ? FERRY_OK : host->error(FERRY_ERR_BACKEND, "%s", why.text);
+}
+
+/* No kernel entries: the core runs every op on the CPU backend through staging, which is
+ * exactly the path this plugin exists to exercise. */
+static const ferry_backend_ops sim_ops = {
+    .abi_major = FERRY_BACKEND_ABI_MAJOR,
+    .abi_minor = FERRY_BACKEND_ABI_MINOR,
+    .struct_size = sizeof(ferry_backend_ops),
+    .name = "sim",
+    .version = SIM_VERSION,
+    .init = sim_init,
+    .shutdown = sim_shutdown,
+    .device_info = sim_device_info,
+    .alloc = sim_alloc,
+    .free = sim_free,
+    .copy_from_host = sim_copy_from_host,
+    .copy_to_host = sim_copy_to_host,
+    .copy_on_device = sim_copy_on_device,
+    .synchronize = sim_synchronize,
+    .copy_peer = sim_copy_peer,
+};
+
+const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host_api)
+{
+    /* Without the 1.0 services there is no way to report anything; a host of another
+     * major is refused silently, and the core names the mismatch itself. */
+    if (!host_api || host_api->abi_major != FERRY_BACKEND_ABI_MAJOR ||
+        host_api->struct_size < offsetof(ferry_host_api, log) + sizeof host_api->log)
+        return NULL;
+    host = host_api;
+    return &sim_ops;
+}

@@ -1,0 +1,311 @@
+/* tests/fake_backend: a scriptable plugin for the loader tests. One source, built once per
+ * variant (see CMakeLists.txt): a working one-device backend (host memory, or memory the
+ * host must not touch), or one specific way for a plugin to be broken, old or refused. */
+#include <ferry/backend.h>
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAKE_STR_(x) #x
+#define FAKE_STR(x) FAKE_STR_(x)
+
+#ifndef FAKE_NAME
+#error "FAKE_NAME (the type name the plugin claims, a bare word) must be defined"
+#endif
+
+#if defined(FAKE_BAD_NAME)
+#define FAKE_CLAIMED_NAME "Bad-Name!"
+#else
+#define FAKE_CLAIMED_NAME FAKE_STR(FAKE_NAME)
+#endif
+
+#if defined(FAKE_ABI_MAJOR)
+#define FAKE_OPS_MAJOR (FERRY_BACKEND_ABI_MAJOR + 1)
+#else
+#define FAKE_OPS_MAJOR FERRY_BACKEND_ABI_MAJOR
+#endif
+
+#if defined(FAKE_OLD_MINOR)
+/* A plugin built against ABI 1.0 before anything after synchronize existed. */
+#define FAKE_OPS_MINOR 0
+#define FAKE_OPS_SIZE offsetof(ferry_backend_ops, copy_peer)
+#else
+#define FAKE_OPS_MINOR FERRY_BACKEND_ABI_MINOR
+#define FAKE_OPS_SIZE sizeof(ferry_backend_ops)
+#endif
+
+#if defined(FAKE_OPAQUE) && UINTPTR_MAX > 0xFFFFFFFFu
+/* The device memory the host "cannot reach": handles are pointers with their top bits
+ * flipped, non-canonical on 64-bit hosts, so a core that dereferences one faults. */
+#define FAKE_HANDLE_KEY ((uintptr_t)0xA5A5ull << 48)
+#define FAKE_HOST_ACCESSIBLE false
+#else
+#define FAKE_HANDLE_KEY ((uintptr_t)0)
+#define FAKE_HOST_ACCESSIBLE true
+#endif
+
+#define FAKE_ALIGN 64
+#define FAKE_MEMORY ((uint64_t)256 << 20)
+
+static const ferry_host_api *host;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t used; /* guarded by lock */
+
+static unsigned char *fake_mem(const void *handle)
+{
+    return (unsigned char *)((uintptr_t)handle ^ FAKE_HANDLE_KEY);
+}
+
+static void *fake_handle(unsigned char *mem)
+{
+    return (void *)((uintptr_t)mem ^ FAKE_HANDLE_KEY);
+}
+
+static ferry_status fake_init(int32_t *device_count, char *reason, size_t reason_cap)
+{
+    *device_count = 0;
+#if defined(FAKE_INIT_FAIL)
+    (void)reason;
+    (void)reason_cap;
+    return host->error(FERRY_ERR_BACKEND, "fakeDriverError: the fake driver refused to start");
+#elif defined(FAKE_ZERO_DEVICES)
+    snprintf(reason, reason_cap, "fakeNoDevice: no fake device present");
+    return FERRY_OK;
+#else
+    (void)reason;
+    (void)reason_cap;
+    *device_count = 1;
+    return FERRY_OK;
+#endif
+}
+
+static void fake_shutdown(void)
+{
+    pthread_mutex_lock(&lock);
+    uint64_t left = used;
+    pthread_mutex_unlock(&lock);
+    if (left)
+        host->log(FERRY_LOG_WARN, FAKE_CLAIMED_NAME, "%llu bytes still allocated at shutdown",
+                  (unsigned long long)left);
+}
+
+static ferry_status fake_check_device(const char *call, int32_t device)
+{
+    if (device != 0)
+        return host->error(FERRY_ERR_BACKEND, "%s: %s: invalid device index %d",
+                           FAKE_CLAIMED_NAME, call, (int)device);
+    return FERRY_OK;
+}
+
+static ferry_status fake_device_info(int32_t device, ferry_device_info *out)
+{
+    memset(out, 0, sizeof *out);
+    ferry_status st = fake_check_device("device_info", device);
+    if (st != FERRY_OK)
+        return st;
+    snprintf(out->name, sizeof out->name, "ferry fake device");
+    snprintf(out->vendor, sizeof out->vendor, "ferry tests");
+    snprintf(out->backend, sizeof out->backend, "%s", FAKE_CLAIMED_NAME);
+    snprintf(out->backend_version, sizeof out->backend_version, "0.0.1");
+    pthread_mutex_lock(&lock);
+    out->total_memory = FAKE_MEMORY;
+    out->free_memory = FAKE_MEMORY - used;
+    pthread_mutex_unlock(&lock);
+    out->host_accessible = FAKE_HOST_ACCESSIBLE;
+    return FERRY_OK;
+}
+
+/* The block size sits in front of the user pointer so free can account for it. */
+static ferry_status fake_alloc(int32_t device, size_t nbytes, void **buffer)
+{
+    *buffer = NULL;
+    ferry_status st = fake_check_device("alloc", device);
+    if (st != FERRY_OK)
+        return st;
+    size_t rounded = (nbytes + FAKE_ALIGN - 1) / FAKE_ALIGN * FAKE_ALIGN;
+    if (rounded < nbytes || rounded > FAKE_MEMORY)
+        return host->error(FERRY_ERR_OUT_OF_MEMORY, "%s:0: out of memory: %zu bytes",
+                           FAKE_CLAIMED_NAME, nbytes);
+    unsigned char *p = aligned_alloc(FAKE_ALIGN, FAKE_ALIGN + rounded);
+    if (!p)
+        return host->error(FERRY_ERR_OUT_OF_MEMORY, "%s:0: out of memory: %zu bytes",
+                           FAKE_CLAIMED_NAME, nbytes);
+    memcpy(p, &rounded, sizeof rounded);
+    pthread_mutex_lock(&lock);
+    used += rounded;
+    pthread_mutex_unlock(&lock);
+    *buffer = fake_handle(p + FAKE_ALIGN);
+    return FERRY_OK;
+}
+
+static void fake_free(int32_t device, void *buffer)
+{
+    if (!buffer)
+        return;
+    unsigned char *p = fake_mem(buffer) - FAKE_ALIGN;
+    size_t rounded;
+    memcpy(&rounded, p, sizeof rounded);
+    pthread_mutex_lock(&lock);
+    used -= rounded;
+    pthread_mutex_unlock(&lock);
+    free(p);
+}
+
+static ferry_status fake_copy_from_host(int32_t device, void *dst, size_t dst_offset,
+                                        const void *src, size_t nbytes)
+{
+    if (nbytes)
+        memcpy(fake_mem(dst) + dst_offset, src, nbytes);
+    return FERRY_OK;
+}
+
+static ferry_status fake_copy_to_host(int32_t device, void *dst, const void *src,
+                                      size_t src_offset, size_t nbytes)
+{
+    if (nbytes)
+        memcpy(dst, fake_mem(src) + src_offset, nbytes);
+    return FERRY_OK;
+}
+
+static ferry_status fake_copy_on_device(int32_t device, void *dst, size_t dst_offset,
+                                        const void *src, size_t src_offset, size_t nbytes)
+{
+    if (nbytes)
+        memcpy(fake_mem(dst) + dst_offset, fake_mem(src) + src_offset, nbytes);
+    return FERRY_OK;
+}
+
+static ferry_status fake_synchronize(int32_t device)
+{
+    return fake_check_device("synchronize", device);
+}
+
+#if defined(FAKE_OLD_MINOR)
+/* Members past struct_size hold traps: a core that reads them from an old plugin instead
+ * of treating them as absent calls one of these, and the test process stops loudly. */
+static void fake_trap(const char *member)
+{
+    fprintf(stderr, "%s: the core called %s, which lies past struct_size %zu\n",
+            FAKE_CLAIMED_NAME, member, (size_t)FAKE_OPS_SIZE);
+    abort();
+}
+static ferry_status trap_copy_peer(int32_t a, void *b, size_t c, int32_t d, const void *e,
+                                   size_t f, size_t g)
+{
+    fake_trap("copy_peer");
+    return FERRY_ERR_BACKEND;
+}
+static ferry_status trap_host_alloc(size_t nbytes, void **ptr)
+{
+    fake_trap("host_alloc");
+    return FERRY_ERR_BACKEND;
+}
+static void trap_host_free(void *ptr)
+{
+    fake_trap("host_free");
+}
+static bool trap_supports(int32_t device, ferry_op op, int subop, const ferry_dtype *dtypes,
+                          int ndtypes)
+{
+    fake_trap("supports");
+    return false;
+}
+static ferry_status trap_fill(int32_t device, const ferry_kernel_tensor *out,
+                              const void *value)
+{
+    fake_trap("fill");
+    return FERRY_ERR_BACKEND;
+}
+static ferry_status trap_cast(int32_t device, const ferry_kernel_tensor *out,
+                              const ferry_kernel_tensor *in)
+{
+    fake_trap("cast");
+    return FERRY_ERR_BACKEND;
+}
+static ferry_status trap_copy_strided(int32_t device, const ferry_kernel_tensor *out,
+                                      const ferry_kernel_tensor *in)
+{
+    fake_trap("copy_strided");
+    return FERRY_ERR_BACKEND;
+}
+static ferry_status trap_unary(int32_t device, ferry_unary_op op, const ferry_kernel_tensor *out,
+                               const ferry_kernel_tensor *in)
+{
+    fake_trap("unary");
+    return FERRY_ERR_BACKEND;
+}
+static ferry_status trap_binary(int32_t device, ferry_binary_op op,
+                                const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
+                                const ferry_kernel_tensor *b)
+{
+    fake_trap("binary");
+    return FERRY_ERR_BACKEND;
+}
+static ferry_status trap_reduce(int32_t device, ferry_reduce_op op,
+                                const ferry_kernel_tensor *out, const ferry_kernel_tensor *in)
+{
+    fake_trap("reduce");
+    return FERRY_ERR_BACKEND;
+}
+static ferry_status trap_matmul(int32_t device, const ferry_kernel_tensor *out,
+                                const ferry_kernel_tensor *a, const ferry_kernel_tensor *b)
+{
+    fake_trap("matmul");
+    return FERRY_ERR_BACKEND;
+}
+#endif
+
+static const ferry_backend_ops fake_ops = {
+    .abi_major = FAKE_OPS_MAJOR,
+    .abi_minor = FAKE_OPS_MINOR,
+    .struct_size = FAKE_OPS_SIZE,
+    .name = FAKE_CLAIMED_NAME,
+    .version = "0.0.1",
+    .init = fake_init,
+    .shutdown = fake_shutdown,
+    .device_info = fake_device_info,
+    .alloc = fake_alloc,
+    .free = fake_free,
+    .copy_from_host = fake_copy_from_host,
+    .copy_to_host = fake_copy_to_host,
+    .copy_on_device = fake_copy_on_device,
+    .synchronize = fake_synchronize,
+#if defined(FAKE_OLD_MINOR)
+    .copy_peer = trap_copy_peer,
+    .host_alloc = trap_host_alloc,
+    .host_free = trap_host_free,
+    .supports = trap_supports,
+    .fill = trap_fill,
+    .cast = trap_cast,
+    .copy_strided = trap_copy_strided,
+    .unary = trap_unary,
+    .binary = trap_binary,
+    .reduce = trap_reduce,
+    .matmul = trap_matmul,
+#endif
+};
+
+#if defined(FAKE_NO_ENTRY)
+/* A plausible mistake: the entry exported under another name. */
+FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry_v2(const ferry_host_api *h);
+const ferry_backend_ops *ferry_backend_entry_v2(const ferry_host_api *h)
+{
+    host = h;
+    return &fake_ops;
+}
+#else
+const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *h)
+{
+    host = h;
+#if defined(FAKE_NULL_ENTRY)
+    (void)fake_ops;
+    h->error(FERRY_ERR_BACKEND, "fakeEntryError: the fake plugin declined to register");
+    return NULL;
+#else
+    return &fake_ops;
+#endif
+}
+#endif
