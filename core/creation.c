@@ -66,14 +66,12 @@ FERRY_API ferry_tensor *ferry_eye(int64_t n, ferry_dtype dtype, const char *devi
     if (!t || n == 0)
         return t;
     /* The diagonal is a 1-D view with stride n + 1: one fill kernel on any device. */
-    ferry_tensor *diag = ferry__tensor_alias(t);
+    int64_t stride = n + 1;
+    ferry_tensor *diag = ferry__tensor_restride(t, 1, &n, &stride);
     if (!diag) {
         ferry_tensor_release(t);
         return NULL;
     }
-    diag->ndim = 1;
-    diag->shape[0] = n;
-    diag->strides[0] = n + 1;
     ferry_status st = ferry__fill(diag, 1.0);
     ferry_tensor_release(diag);
     if (st != FERRY_OK) {
@@ -162,37 +160,33 @@ FERRY_API ferry_tensor *ferry_tensor_from_blob(void *data, ferry_dtype dtype, in
     ferry_backend *cpu = ferry__cpu_backend();
     if (!cpu)
         return NULL;
-    /* Build the tensor first over no storage to compute the extent of its strides, so
-     * the storage can begin at the lowest address the view touches. */
-    ferry_tensor probe;
-    probe.dtype = dtype;
-    probe.ndim = ndim;
-    if (ndim > 0)
-        memcpy(probe.shape, shape, (size_t)ndim * sizeof(int64_t));
+    /* The storage begins at the lowest address the view touches, which is below data
+     * when strides are negative. */
+    int64_t st[FERRY_MAX_DIMS];
     if (strides && ndim > 0)
-        memcpy(probe.strides, strides, (size_t)ndim * sizeof(int64_t));
+        memcpy(st, strides, (size_t)ndim * sizeof(int64_t));
     else
-        ferry__contiguous_strides(ndim, probe.shape, probe.strides);
+        ferry__contiguous_strides(ndim, shape, st);
     int64_t lo = 0, hi = 0;
     if (numel > 0) {
         /* The extent must not overflow the address arithmetic below. */
         for (int i = 0; i < ndim; i++) {
-            int64_t s = probe.strides[i] < 0 ? -probe.strides[i] : probe.strides[i];
-            if (s > INT64_MAX / 16 / (shape[i] > 0 ? shape[i] : 1)) {
+            int64_t a = st[i] < 0 ? -st[i] : st[i];
+            if (a > INT64_MAX / 16 / (shape[i] > 0 ? shape[i] : 1)) {
                 ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                              "ferry_tensor_from_blob: stride %lld of dimension %d is too large",
-                             (long long)probe.strides[i], i);
+                             (long long)st[i], i);
                 return NULL;
             }
         }
-        ferry__byte_extent(&probe, &lo, &hi);
+        ferry__extent(dtype, ndim, shape, st, &lo, &hi);
     }
     char *base = numel > 0 ? (char *)data + lo : data;
     ferry_storage *s =
         ferry__storage_wrap(cpu, 0, base, (size_t)(hi - lo), NULL, NULL);
     if (!s)
         return NULL;
-    ferry_tensor *t = ferry__tensor_make(s, (size_t)-lo, dtype, ndim, shape, probe.strides);
+    ferry_tensor *t = ferry__tensor_make(s, (size_t)-lo, dtype, ndim, shape, st);
     if (!t)
         return NULL;
     /* Armed only now, so a failure above never runs the caller's deleter; it gets the

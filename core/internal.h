@@ -14,6 +14,9 @@
 
 #define FERRY_TENSOR_MAGIC 0x46455259u /* "FERY": checked on every public entry */
 
+/* Dimensions a tensor handle holds without a second allocation. */
+#define FERRY_INLINE_DIMS 6
+
 /* Bytes moved per step when a copy is staged through host memory, so that a large
  * tensor never needs one whole-tensor host bounce buffer. */
 #define FERRY_STAGING_CHUNK ((size_t)8 << 20)
@@ -151,8 +154,11 @@ struct ferry_tensor {
     int32_t ndim;
     bool requires_grad;
     bool read_only;
-    int64_t shape[FERRY_MAX_DIMS];
-    int64_t strides[FERRY_MAX_DIMS];
+    /* ndim entries each, in inline_dims for the common small tensor (a handle then fits
+     * malloc's fast per-thread cache), on the heap beyond FERRY_INLINE_DIMS. */
+    int64_t *shape;
+    int64_t *strides;
+    int64_t inline_dims[2 * FERRY_INLINE_DIMS];
 };
 
 /* Validates a tensor argument: NULL or a dead handle gives an error naming `what`. */
@@ -177,6 +183,9 @@ ferry_tensor *ferry__tensor_empty_on(ferry_backend *be, int32_t dev, ferry_dtype
                                      const int64_t *shape);
 /* A new handle with t's storage, offset, dtype and geometry (shares memory). */
 ferry_tensor *ferry__tensor_alias(const ferry_tensor *t);
+/* A new handle on t's storage and offset with another geometry (read-only carried). */
+ferry_tensor *ferry__tensor_restride(const ferry_tensor *t, int ndim, const int64_t *shape,
+                                     const int64_t *strides);
 /* The kernel descriptor of t (points into t's shape and strides). */
 void ferry__kernel_tensor(const ferry_tensor *t, ferry_kernel_tensor *out);
 /* Contiguous row-major strides for shape. */
@@ -186,6 +195,9 @@ int64_t ferry__numel(int ndim, const int64_t *shape);
 /* Lowest and one-past-highest byte (relative to element 0) the view touches; both 0
  * for an empty tensor. */
 void ferry__byte_extent(const ferry_tensor *t, int64_t *lo, int64_t *hi);
+/* The same for a geometry without a tensor. */
+void ferry__extent(ferry_dtype dtype, int ndim, const int64_t *shape, const int64_t *strides,
+                   int64_t *lo, int64_t *hi);
 /* "cuda:0" for t's device. */
 const char *ferry__tensor_device_str(const ferry_tensor *t, char buf[32]);
 /* FERRY_ERR_WRONG_DEVICE with PyTorch's message unless both are on one device. */

@@ -163,6 +163,37 @@ ferry_dtype ferry__promote(ferry_dtype a, ferry_dtype b)
     return ferry_dtype_size(a) >= ferry_dtype_size(b) ? a : b;
 }
 
+/* PyTorch's result_type for two tensors: a 0-d operand beside a dimensioned one only
+ * matters when it is of a higher category (float32 tensor + float64 0-d -> float32, but
+ * int32 tensor + float64 0-d -> float64). */
+static ferry_dtype promote_operands(const ferry_tensor *a, const ferry_tensor *b)
+{
+    bool a0 = a->ndim == 0, b0 = b->ndim == 0;
+    if (a0 == b0)
+        return ferry__promote(a->dtype, b->dtype);
+    ferry_dtype dim = a0 ? b->dtype : a->dtype, zero = a0 ? a->dtype : b->dtype;
+    return category(zero) > category(dim) ? ferry__promote(dim, zero) : dim;
+}
+
+/* A scalar as one element of the compute dtype: integers wrap as PyTorch's
+ * static_cast does (uint8 tensor + -1 adds 255), anything else converts as a cast. */
+static void scalar_element(ferry_dtype dt, double v, void *out)
+{
+    if (category(dt) == 1 && isfinite(v) && v == trunc(v)) {
+        int64_t i;
+        ferry__scalar_from_double(FERRY_INT64, v, &i);
+        uint64_t u = (uint64_t)i;
+        switch (dt) {
+        case FERRY_UINT8: *(uint8_t *)out = (uint8_t)u; return;
+        case FERRY_INT8: *(uint8_t *)out = (uint8_t)u; return;
+        case FERRY_INT16: *(uint16_t *)out = (uint16_t)u; return;
+        case FERRY_INT32: *(uint32_t *)out = (uint32_t)u; return;
+        default: *(uint64_t *)out = u; return;
+        }
+    }
+    ferry__scalar_from_double(dt, v, out);
+}
+
 /* A Python-style scalar changes a tensor's category, never its width. C hands over a
  * double: an integral value counts as an int scalar, anything else as a float one. */
 static ferry_dtype promote_scalar(ferry_dtype t, double v)
@@ -322,11 +353,22 @@ static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *
         if ((st = ferry__check_same_device(a, b)) != FERRY_OK)
             return st;
     }
-    ferry_dtype ct = scalar ? promote_scalar(a->dtype, *scalar) : ferry__promote(a->dtype, b->dtype);
-    if (op == FERRY_BINARY_SUB && ct == FERRY_BOOL)
-        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                            "Subtraction, the `-` operator, with two bool tensors is not "
-                            "supported. Use the `^` or `logical_xor()` operator instead.");
+    ferry_dtype ct = scalar ? promote_scalar(a->dtype, *scalar) : promote_operands(a, b);
+    if (op == FERRY_BINARY_SUB) { /* PyTorch's sub_check, both of its messages */
+        bool a_bool = a->dtype == FERRY_BOOL, b_bool = !scalar && b->dtype == FERRY_BOOL;
+        if (a_bool && b_bool)
+            return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                                "Subtraction, the `-` operator, with two bool tensors is not "
+                                "supported. Use the `^` or `logical_xor()` operator instead.");
+        if (a_bool || b_bool)
+            return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                                "Subtraction, the `-` operator, with a bool tensor is not "
+                                "supported. If you are trying to invert a mask, use the `~` or "
+                                "`logical_not()` operator instead.");
+    }
+    if (op == FERRY_BINARY_POW && ct == FERRY_BOOL)
+        return ferry__error(FERRY_ERR_UNSUPPORTED,
+                            "pow(): not implemented for 'Bool' (cast to an integer dtype first)");
     if (op == FERRY_BINARY_DIV && !ferry_dtype_is_floating(ct))
         ct = FERRY_FLOAT32; /* true division */
     ferry_dtype rt = is_comparison(op) ? FERRY_BOOL : ct;
@@ -335,7 +377,7 @@ static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *
     ferry_tensor *sb = NULL;
     if (scalar) {
         unsigned char elem[8];
-        ferry__scalar_from_double(ct, *scalar, elem);
+        scalar_element(ct, *scalar, elem);
         sb = ferry__tensor_empty_on(a->storage->backend, a->storage->device, ct, 0, NULL);
         if (!sb)
             return ferry_last_status();
@@ -451,6 +493,8 @@ static ferry_status unary(ferry_unary_op op, ferry_tensor *out, ferry_tensor *a,
                             "Negation, the `-` operator, on a bool tensor is not supported. If "
                             "you are trying to invert a mask, use the `~` or `logical_not()` "
                             "operator instead.");
+    if (op == FERRY_UNARY_RELU && a->dtype == FERRY_BOOL)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "Boolean inputs not supported for relu");
     bool transcendental = op != FERRY_UNARY_NEG && op != FERRY_UNARY_ABS && op != FERRY_UNARY_RELU;
     ferry_dtype ct = transcendental && !ferry_dtype_is_floating(a->dtype) ? FERRY_FLOAT32 : a->dtype;
     if (out && (st = check_out(fn, out, a, a->ndim, a->shape, ct)) != FERRY_OK)
@@ -538,6 +582,10 @@ static ferry_status reduce(ferry_reduce_op op, ferry_tensor *out, ferry_tensor *
                                 "dim %d appears multiple times in the list of dims", d);
         reduced[d] = true;
     }
+    if (op == FERRY_REDUCE_ARGMAX && t->dtype == FERRY_BOOL)
+        return ferry__error(FERRY_ERR_UNSUPPORTED,
+                            "argmax(): not implemented for 'Bool' (cast to an integer dtype "
+                            "first)");
     if (op == FERRY_REDUCE_ARGMAX && ndims > 1)
         return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                             "argmax: reduces one dim or all of them (got %d dims), as "
@@ -559,7 +607,7 @@ static ferry_status reduce(ferry_reduce_op op, ferry_tensor *out, ferry_tensor *
                             torch_type_name(t->dtype));
 
     /* Kernel geometry keeps every dim (extent 1 where reduced); the result's shape drops
-     * reduced dims unless keepdim (argmax over everything gives a 0-d result, as torch). */
+     * reduced dims unless keepdim. */
     int64_t kshape[FERRY_MAX_DIMS], rshape[FERRY_MAX_DIMS];
     int rndim = 0;
     int64_t reduced_count = 1;
@@ -567,7 +615,7 @@ static ferry_status reduce(ferry_reduce_op op, ferry_tensor *out, ferry_tensor *
         kshape[d] = reduced[d] ? 1 : t->shape[d];
         if (reduced[d])
             reduced_count *= t->shape[d];
-        if (!reduced[d] || (keepdim && !(op == FERRY_REDUCE_ARGMAX && all)))
+        if (!reduced[d] || keepdim)
             rshape[rndim++] = kshape[d];
     }
     if (reduced_count == 0 && (op == FERRY_REDUCE_MAX || op == FERRY_REDUCE_MIN ||
@@ -595,8 +643,7 @@ static ferry_status reduce(ferry_reduce_op op, ferry_tensor *out, ferry_tensor *
             oo.ndim = t->ndim;
             for (int d = 0, r = 0; d < t->ndim; d++) {
                 oo.shape[d] = kshape[d];
-                bool kept = !reduced[d] || (keepdim && !(op == FERRY_REDUCE_ARGMAX && all));
-                oo.strides[d] = kept ? dst->strides[r++] : 0;
+                oo.strides[d] = (!reduced[d] || keepdim) ? dst->strides[r++] : 0;
             }
             st = launch(K_REDUCE, op, &oo, &oi, NULL);
         }
@@ -660,12 +707,9 @@ static ferry_status materialize(operand *o, const ferry_tensor *like, ferry_dtyp
                                 ferry_tensor **keep)
 {
     *keep = new_like(like, dtype, o->ndim, o->shape);
-    ferry_tensor *view = *keep ? ferry__tensor_alias(o->t) : NULL;
+    ferry_tensor *view = *keep ? ferry__tensor_restride(o->t, o->ndim, o->shape, o->strides) : NULL;
     if (!view)
         return ferry_last_status();
-    view->ndim = o->ndim;
-    memcpy(view->shape, o->shape, (size_t)o->ndim * sizeof o->shape[0]);
-    memcpy(view->strides, o->strides, (size_t)o->ndim * sizeof o->strides[0]);
     ferry_status st = ferry__copy_into(*keep, view);
     ferry_tensor_release(view);
     if (st == FERRY_OK)

@@ -92,16 +92,17 @@ bool ferry__is_contiguous(int ndim, const int64_t *shape, const int64_t *strides
     return true;
 }
 
-void ferry__byte_extent(const ferry_tensor *t, int64_t *lo, int64_t *hi)
+void ferry__extent(ferry_dtype dtype, int ndim, const int64_t *shape, const int64_t *strides,
+                   int64_t *lo, int64_t *hi)
 {
-    int64_t esize = (int64_t)ferry_dtype_size(t->dtype);
+    int64_t esize = (int64_t)ferry_dtype_size(dtype);
     int64_t min = 0, max = 0;
-    for (int i = 0; i < t->ndim; i++) {
-        if (t->shape[i] == 0) {
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] == 0) {
             *lo = *hi = 0;
             return;
         }
-        int64_t span = (t->shape[i] - 1) * t->strides[i];
+        int64_t span = (shape[i] - 1) * strides[i];
         if (span < 0)
             min += span;
         else
@@ -109,6 +110,11 @@ void ferry__byte_extent(const ferry_tensor *t, int64_t *lo, int64_t *hi)
     }
     *lo = min * esize;
     *hi = (max + 1) * esize;
+}
+
+void ferry__byte_extent(const ferry_tensor *t, int64_t *lo, int64_t *hi)
+{
+    ferry__extent(t->dtype, t->ndim, t->shape, t->strides, lo, hi);
 }
 
 void ferry__kernel_tensor(const ferry_tensor *t, ferry_kernel_tensor *out)
@@ -221,6 +227,19 @@ ferry_tensor *ferry__tensor_make(ferry_storage *s, size_t byte_offset, ferry_dty
         ferry__error(FERRY_ERR_OUT_OF_MEMORY, "out of host memory for a tensor handle");
         return NULL;
     }
+    if (ndim > FERRY_INLINE_DIMS) {
+        t->shape = malloc(2 * (size_t)ndim * sizeof(int64_t));
+        if (!t->shape) {
+            free(t);
+            ferry__storage_release(s);
+            ferry__error(FERRY_ERR_OUT_OF_MEMORY, "out of host memory for a tensor handle");
+            return NULL;
+        }
+        t->strides = t->shape + ndim;
+    } else {
+        t->shape = t->inline_dims;
+        t->strides = t->inline_dims + FERRY_INLINE_DIMS;
+    }
     t->magic = FERRY_TENSOR_MAGIC;
     atomic_init(&t->refs, 1);
     t->storage = s;
@@ -250,14 +269,19 @@ ferry_tensor *ferry__tensor_empty_on(ferry_backend *be, int32_t dev, ferry_dtype
     return ferry__tensor_make(s, 0, dtype, ndim, shape, NULL);
 }
 
-ferry_tensor *ferry__tensor_alias(const ferry_tensor *t)
+ferry_tensor *ferry__tensor_restride(const ferry_tensor *t, int ndim, const int64_t *shape,
+                                     const int64_t *strides)
 {
     ferry__storage_retain(t->storage);
-    ferry_tensor *a = ferry__tensor_make(t->storage, t->byte_offset, t->dtype, t->ndim, t->shape,
-                                         t->strides);
+    ferry_tensor *a = ferry__tensor_make(t->storage, t->byte_offset, t->dtype, ndim, shape, strides);
     if (a)
         a->read_only = t->read_only;
     return a;
+}
+
+ferry_tensor *ferry__tensor_alias(const ferry_tensor *t)
+{
+    return ferry__tensor_restride(t, t->ndim, t->shape, t->strides);
 }
 
 FERRY_API ferry_tensor *ferry_tensor_retain(ferry_tensor *t)
@@ -275,6 +299,8 @@ FERRY_API void ferry_tensor_release(ferry_tensor *t)
         return;
     t->magic = 0; /* a later use of this handle is caught instead of read as garbage */
     ferry__storage_release(t->storage);
+    if (t->shape != t->inline_dims)
+        free(t->shape);
     free(t);
 }
 

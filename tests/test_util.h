@@ -53,12 +53,20 @@
         skip();                                                                             \
     } while (0)
 
-/* Whether FERRY_TEST_REQUIRE (set by ctest where a device must exist, as sim always
- * must in CI) names this backend: then its absence fails instead of skipping. */
+/* Whether this backend must be usable here, so that its absence fails instead of
+ * skipping: FERRY_TEST_REQUIRE_BUILT lists what the build made (sim always is), and
+ * FERRY_TEST_REQUIRE what a CI or GPU run demands (opencl in CI, cuda on a GPU). */
 static inline bool ferry_test_required(const char *type)
 {
-    const char *r = getenv("FERRY_TEST_REQUIRE");
-    return r && strstr(r, type) != NULL;
+    const char *vars[2] = {"FERRY_TEST_REQUIRE", "FERRY_TEST_REQUIRE_BUILT"};
+    for (int i = 0; i < 2; i++) {
+        const char *r = getenv(vars[i]);
+        size_t n = strlen(type);
+        for (const char *p = r ? strstr(r, type) : NULL; p; p = strstr(p + 1, type))
+            if ((p == r || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+                return true;
+    }
+    return false;
 }
 
 /* Skips the current test, saying why, when the backend has no device. */

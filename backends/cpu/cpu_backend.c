@@ -185,11 +185,10 @@ static const ferry_backend_ops cpu_ops = {
     .fill = cpu_fill,
     .cast = cpu_cast,
     .copy_strided = cpu_copy_strided,
-    /* TODO(cpu): unary, binary, reduce and matmul (BLIS) come with the ops issue. */
-    .unary = NULL,
-    .binary = NULL,
-    .reduce = NULL,
-    .matmul = NULL,
+    .unary = cpu_unary,
+    .binary = cpu_binary,
+    .reduce = cpu_reduce,
+    .matmul = cpu_matmul,
 };
 
 FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host)

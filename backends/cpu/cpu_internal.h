@@ -4,6 +4,11 @@
 #ifndef FERRY_CPU_INTERNAL_H
 #define FERRY_CPU_INTERNAL_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
 #include <ferry/backend.h>
 
 #define CPU_HIDDEN __attribute__((visibility("hidden")))
@@ -18,5 +23,211 @@ CPU_HIDDEN ferry_status cpu_cast(int32_t device, const ferry_kernel_tensor *out,
                                  const ferry_kernel_tensor *in);
 CPU_HIDDEN ferry_status cpu_copy_strided(int32_t device, const ferry_kernel_tensor *out,
                                          const ferry_kernel_tensor *in);
+
+/* Op kernels (cpu_ops.c, cpu_reduce.c, cpu_matmul.c); contracts as in backend.h. */
+CPU_HIDDEN ferry_status cpu_unary(int32_t device, ferry_unary_op op,
+                                  const ferry_kernel_tensor *out,
+                                  const ferry_kernel_tensor *in);
+CPU_HIDDEN ferry_status cpu_binary(int32_t device, ferry_binary_op op,
+                                   const ferry_kernel_tensor *out,
+                                   const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
+CPU_HIDDEN ferry_status cpu_reduce(int32_t device, ferry_reduce_op op,
+                                   const ferry_kernel_tensor *out,
+                                   const ferry_kernel_tensor *in);
+CPU_HIDDEN ferry_status cpu_matmul(int32_t device, const ferry_kernel_tensor *out,
+                                   const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
+
+/* ---- helpers shared by the op kernels ------------------------------------------------
+ * Names differ from cpu_cast.c's file-static helpers, which predate these. */
+
+/* Threads the kernels may use: FERRY_NUM_THREADS when set to a positive number, else
+ * OpenMP's default (every online CPU the process may run on). Read once. */
+CPU_HIDDEN int cpu_max_threads(void);
+
+/* Threads worth waking for `work` units when one thread should get at least `grain`:
+ * an OpenMP region costs about 0.8 us (BASELINES.md), so small ops stay on the caller's
+ * thread. Always >= 1. */
+static inline int cpu_threads_for(int64_t work, int64_t grain)
+{
+    int64_t want = work / (grain > 0 ? grain : 1);
+    int max = cpu_max_threads();
+    return want <= 1 ? 1 : want < max ? (int)want : max;
+}
+
+/* Start of part `t` of `n` items split in `parts` pieces whose boundaries fall on
+ * multiples of `align` items (so two threads rarely write one cache line). */
+static inline int64_t cpu_split(int64_t n, int parts, int t, int64_t align)
+{
+    int64_t chunk = (n + parts - 1) / parts;
+    chunk = (chunk + align - 1) / align * align;
+    int64_t at = chunk * t;
+    return at < n ? at : n;
+}
+
+/* Bytes per element of a dtype; 0 for a value outside the enum. */
+static inline size_t cpu_elem_size(ferry_dtype dt)
+{
+    switch (dt) {
+    case FERRY_BOOL: case FERRY_UINT8: case FERRY_INT8: return 1;
+    case FERRY_INT16: case FERRY_FLOAT16: case FERRY_BFLOAT16: return 2;
+    case FERRY_INT32: case FERRY_FLOAT32: return 4;
+    case FERRY_INT64: case FERRY_FLOAT64: return 8;
+    }
+    return 0;
+}
+
+static inline char *cpu_data(const ferry_kernel_tensor *t)
+{
+    return (char *)t->buffer + t->byte_offset;
+}
+
+/* Whether every element of t sits at an address that is a multiple of its size, so
+ * typed pointers may be used (a wrapped blob need not be). */
+static inline bool cpu_is_aligned(const ferry_kernel_tensor *t)
+{
+    return ((uintptr_t)cpu_data(t) & (cpu_elem_size(t->dtype) - 1)) == 0;
+}
+
+/* Several operands of one shape walked together, reduced to the fewest dimensions that
+ * visit the same elements in the same order (extent-1 dims dropped, a dim merged into
+ * the next inner one when every operand steps over both as one run). Strides are in
+ * elements. */
+#define CPU_ND_MAX_OPS 3
+typedef struct cpu_nd {
+    int ndim;
+    int nops;
+    int64_t numel;
+    int64_t shape[FERRY_MAX_DIMS];
+    int64_t strides[CPU_ND_MAX_OPS][FERRY_MAX_DIMS];
+} cpu_nd;
+
+static inline void cpu_nd_init(cpu_nd *it, int ndim, const int64_t *shape, int nops,
+                               const int64_t *const *strides)
+{
+    it->nops = nops;
+    it->ndim = 0;
+    it->numel = 1;
+    for (int d = 0; d < ndim; d++)
+        it->numel *= shape[d];
+    if (it->numel == 0)
+        return;
+    /* Built innermost first, then reversed, so that merging looks at one neighbour. */
+    int k = 0;
+    for (int d = ndim - 1; d >= 0; d--) {
+        if (shape[d] == 1)
+            continue;
+        bool merge = k > 0;
+        for (int o = 0; merge && o < nops; o++)
+            merge = strides[o][d] == it->strides[o][k - 1] * it->shape[k - 1];
+        if (merge) {
+            it->shape[k - 1] *= shape[d];
+            continue;
+        }
+        it->shape[k] = shape[d];
+        for (int o = 0; o < nops; o++)
+            it->strides[o][k] = strides[o][d];
+        k++;
+    }
+    it->ndim = k;
+    for (int i = 0, j = k - 1; i < j; i++, j--) {
+        int64_t t = it->shape[i];
+        it->shape[i] = it->shape[j];
+        it->shape[j] = t;
+        for (int o = 0; o < nops; o++) {
+            t = it->strides[o][i];
+            it->strides[o][i] = it->strides[o][j];
+            it->strides[o][j] = t;
+        }
+    }
+}
+
+/* Called once per innermost run: p[o] is operand o's first element of the run, n the
+ * run's length, step[o] its stride in elements. */
+typedef void (*cpu_nd_row_fn)(void *ctx, char *const *p, int64_t n, const int64_t *step);
+
+/* Visits elements [lo, hi) of the walk's row-major order, run by run. A thread given a
+ * slice starts mid-row when it must, so any split of the elements works. */
+static inline void cpu_nd_walk(const cpu_nd *it, char *const *base, const size_t *esize,
+                               int64_t lo, int64_t hi, cpu_nd_row_fn row, void *ctx)
+{
+    if (lo >= hi)
+        return;
+    char *p[CPU_ND_MAX_OPS];
+    int64_t step[CPU_ND_MAX_OPS] = {0};
+    if (it->ndim == 0) {
+        for (int o = 0; o < it->nops; o++)
+            p[o] = base[o];
+        row(ctx, p, 1, step);
+        return;
+    }
+    int last = it->ndim - 1;
+    int64_t idx[FERRY_MAX_DIMS];
+    int64_t off[CPU_ND_MAX_OPS] = {0};
+    int64_t rem = lo;
+    for (int d = last; d >= 0; d--) {
+        idx[d] = rem % it->shape[d];
+        rem /= it->shape[d];
+        for (int o = 0; o < it->nops; o++)
+            off[o] += idx[d] * it->strides[o][d];
+    }
+    for (int o = 0; o < it->nops; o++)
+        step[o] = it->strides[o][last];
+    int64_t left = hi - lo;
+    for (;;) {
+        int64_t n = it->shape[last] - idx[last];
+        if (n > left)
+            n = left;
+        for (int o = 0; o < it->nops; o++)
+            p[o] = base[o] + off[o] * (int64_t)esize[o];
+        row(ctx, p, n, step);
+        left -= n;
+        if (left == 0)
+            return;
+        /* The run ended at its row's end: rewind it and carry into the outer dims. */
+        for (int o = 0; o < it->nops; o++)
+            off[o] -= idx[last] * step[o];
+        idx[last] = 0;
+        for (int d = last - 1; d >= 0; d--) {
+            if (++idx[d] < it->shape[d]) {
+                for (int o = 0; o < it->nops; o++)
+                    off[o] += it->strides[o][d];
+                break;
+            }
+            for (int o = 0; o < it->nops; o++)
+                off[o] -= it->strides[o][d] * (it->shape[d] - 1);
+            idx[d] = 0;
+        }
+    }
+}
+
+/* ferry_f16_to_f32 (half.h) without its loop over subnormals: the same bits for every
+ * input, written as selects that gcc vectorizes. A subnormal half is mant * 2^-24, which
+ * float32 holds exactly. */
+static inline float cpu_f16_to_f32(uint16_t h)
+{
+    uint32_t em = h & 0x7fffu;
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    float sub = (float)em * 0x1p-24f;
+    uint32_t sub_bits;
+    memcpy(&sub_bits, &sub, sizeof sub_bits);
+    uint32_t bits = em >= 0x7c00u ? (em << 13) | 0x7f800000u : (em << 13) + 0x38000000u;
+    bits = em < 0x400u ? sub_bits : bits;
+    bits |= sign;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* Vectorizable loops get a second body built for x86-64-v3 (AVX2, FMA, F16C), picked
+ * at load time (glibc ifunc); gcc only, as cpu_cast.c explains. */
+#if defined(__x86_64__) && defined(__gnu_linux__) && defined(__GNUC__) && \
+    !defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones) && !defined(FERRY_CPU_NO_CLONES)
+#define CPU_CLONES __attribute__((target_clones("default", "arch=x86-64-v3")))
+#endif
+#endif
+#ifndef CPU_CLONES
+#define CPU_CLONES
+#endif
 
 #endif /* FERRY_CPU_INTERNAL_H */

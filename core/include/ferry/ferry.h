@@ -62,8 +62,12 @@ typedef struct ferry_device_info {
     char backend_version[64];  /**< the plugin's own version */
     char driver_version[64];   /**< the driver's or runtime's version, "" if none */
     uint64_t total_memory;     /**< bytes; 0 when unknown */
-    uint64_t free_memory;      /**< bytes; 0 when unknown */
+    uint64_t free_memory;      /**< bytes; 0 when unknown (or not known without
+                                    creating a driver context) */
     bool host_accessible;      /**< the host may dereference this device's memory */
+    int32_t compute_units;     /**< SMs, OpenCL compute units, cores; 0 when unknown */
+    char arch[32];             /**< "sm_90", "OpenCL C 1.2", "x86_64"; "" when unknown */
+    char bus_id[32];           /**< PCI bus id "0000:3b:00.0"; "" when none */
 } ferry_device_info;
 
 /* ------------------------------------------------------------------------ */

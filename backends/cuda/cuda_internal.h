@@ -1,0 +1,30 @@
+/* Shared between the CUDA backend's translation units (all C++, compiled by nvcc);
+ * nothing here is exported from the plugin. */
+#ifndef FERRY_CUDA_INTERNAL_H
+#define FERRY_CUDA_INTERNAL_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <ferry/backend.h>
+
+extern const ferry_host_api *cuda_host;
+
+/* Makes dev current, creating its stream and cuBLAS handle on first use. */
+ferry_status cuda_use(int32_t dev, cudaStream_t *stream);
+cublasHandle_t cuda_blas(int32_t dev);
+/* Records "cuda:N: CALL failed: text (cudaErrorName=N)" and returns the status. */
+ferry_status cuda_fail(int32_t dev, const char *call, cudaError_t e);
+
+ferry_status cuda_matmul(int32_t dev, const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
+                         const ferry_kernel_tensor *b);
+ferry_status cuda_fill(int32_t dev, const ferry_kernel_tensor *out, const void *value);
+ferry_status cuda_cast(int32_t dev, const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
+ferry_status cuda_unary(int32_t dev, ferry_unary_op op, const ferry_kernel_tensor *out,
+                        const ferry_kernel_tensor *in);
+ferry_status cuda_binary(int32_t dev, ferry_binary_op op, const ferry_kernel_tensor *out,
+                         const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
+ferry_status cuda_reduce(int32_t dev, ferry_reduce_op op, const ferry_kernel_tensor *out,
+                         const ferry_kernel_tensor *in);
+
+#endif /* FERRY_CUDA_INTERNAL_H */

@@ -1,0 +1,220 @@
+/* Reduction kernels shared by the OpenCL and CUDA backends. One pass turns every
+ * (output, chunk) pair into a partial; the host repeats passes over the partials until
+ * one remains per output, so a full reduction is parallel and float sums are blocked
+ * and pairwise (16M float32 ones sum to exactly 16777216). */
+#ifndef FERRY_KERNELS_H
+#include "ferry_kernels.h"
+#endif
+
+/* Float sums: blocks of FK_SUM_BLOCK elements are added in order, and block sums are
+ * combined pairwise through a binary-counter stack, as NumPy's pairwise sum does. */
+#define FK_SUM_BLOCK 8
+#define FK_PAIRWISE_DEPTH 24
+
+/* Offsets of output o (row-major over the kept dims) in the input and the output. */
+FK_FUNC void fk_kept_offsets(const fk_rgeom *g, fk_i64 o, fk_i64 *in_off, fk_i64 *out_off)
+{
+    fk_i64 a = 0, b = 0;
+    for (int d = g->nkept - 1; d >= 0; d--) {
+        fk_i64 q = o / g->kshape[d];
+        fk_i64 c = o - q * g->kshape[d];
+        a += c * g->kstride_in[d];
+        b += c * g->kstride_out[d];
+        o = q;
+    }
+    *in_off = a;
+    *out_off = b;
+}
+
+/* Offset of reduced element r (row-major over rshape); idx receives its position. */
+FK_FUNC fk_i64 fk_red_start(const fk_rgeom *g, fk_i64 r, fk_i64 *idx)
+{
+    fk_i64 off = 0;
+    for (int d = g->nreduced - 1; d >= 0; d--) {
+        fk_i64 q = r / g->rshape[d];
+        idx[d] = r - q * g->rshape[d];
+        off += idx[d] * g->rstride[d];
+        r = q;
+    }
+    return off;
+}
+
+/* Advances idx to the next reduced element like an odometer; returns the offset change. */
+FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
+{
+    fk_i64 delta = 0;
+    for (int d = g->nreduced - 1; d >= 0; d--) {
+        delta += g->rstride[d];
+        if (++idx[d] < g->rshape[d])
+            return delta;
+        delta -= g->rstride[d] * g->rshape[d];
+        idx[d] = 0;
+    }
+    return delta;
+}
+
+/* Where thread w works: its output's kept offsets, its first reduced element and the
+ * number of elements in its chunk. Declares o, part, ioff, ooff, idx, off and cnt. */
+#define FK_RED_SETUP(g, w)                                                                \
+    fk_i64 o = (w) / (g).nparts, part = (w) - o * (g).nparts, ioff, ooff;                 \
+    fk_kept_offsets(&(g), o, &ioff, &ooff);                                               \
+    fk_i64 idx[FK_MAX_DIMS];                                                              \
+    fk_i64 r0 = part * (g).chunk;                                                         \
+    fk_i64 cnt = (g).nred - r0 < (g).chunk ? (g).nred - r0 : (g).chunk;                   \
+    fk_i64 off = fk_red_start(&(g), r0, idx);                                             \
+    ooff += part * (g).part_stride
+
+/* A final pass of a float accumulator stores float16, bfloat16 or the accumulator. */
+#define FK_STORE_FINAL(acc_t, out, i, v, kind)                                            \
+    do {                                                                                  \
+        if ((kind) == FK_OUT_F16)                                                         \
+            FK_HALF_STORE((FK_GLOBAL fk_half *)(out), i, (float)(v));                     \
+        else if ((kind) == FK_OUT_BF16)                                                   \
+            ((FK_GLOBAL fk_u16 *)(out))[i] = fk_f32_to_bf16((float)(v));                  \
+        else                                                                              \
+            ((FK_GLOBAL acc_t *)(out))[i] = (v);                                          \
+    } while (0)
+
+/* ---- sum (and mean: a sum divided on its final pass) ------------------------------- */
+
+/* bool and integers: int64, wrapping; the order of additions does not matter. */
+#define FK_DEFINE_SUM_INT(sfx, st, vt)                                                    \
+    FK_KERNEL ferry_sum_##sfx(FK_GLOBAL const st *in, FK_GLOBAL fk_u8 *out, fk_rgeom g)   \
+    {                                                                                     \
+        FK_FOR_EACH(w, g.nout * g.nparts)                                                 \
+        {                                                                                 \
+            FK_RED_SETUP(g, w);                                                           \
+            off += g.in_offset + ioff;                                                    \
+            fk_u64 acc = 0;                                                               \
+            for (fk_i64 j = 0; j < cnt; j++) {                                            \
+                acc += (fk_u64)(fk_i64)FK_LOAD_##sfx(in, off);                            \
+                off += fk_red_step(&g, idx);                                              \
+            }                                                                             \
+            ((FK_GLOBAL fk_i64 *)out)[g.out_offset + ooff] = (fk_i64)acc;                 \
+        }                                                                                 \
+    }
+
+#define FK_DEFINE_SUM_FLOAT(sfx, st, vt, acc_t)                                           \
+    FK_KERNEL ferry_sum_##sfx(FK_GLOBAL const st *in, FK_GLOBAL fk_u8 *out, fk_rgeom g)   \
+    {                                                                                     \
+        FK_FOR_EACH(w, g.nout * g.nparts)                                                 \
+        {                                                                                 \
+            FK_RED_SETUP(g, w);                                                           \
+            off += g.in_offset + ioff;                                                    \
+            acc_t stack[FK_PAIRWISE_DEPTH];                                               \
+            int top = 0, inblk = 0;                                                       \
+            fk_i64 nblk = 0;                                                              \
+            acc_t blk = (acc_t)0;                                                         \
+            for (fk_i64 j = 0; j < cnt; j++) {                                            \
+                blk += (acc_t)FK_LOAD_##sfx(in, off);                                     \
+                off += fk_red_step(&g, idx);                                              \
+                if (++inblk == FK_SUM_BLOCK) {                                            \
+                    acc_t s = blk;                                                        \
+                    for (fk_i64 c = ++nblk; (c & 1) == 0; c >>= 1)                        \
+                        s = stack[--top] + s;                                             \
+                    stack[top++] = s;                                                     \
+                    blk = (acc_t)0;                                                       \
+                    inblk = 0;                                                            \
+                }                                                                         \
+            }                                                                             \
+            acc_t total = blk;                                                            \
+            while (top > 0)                                                               \
+                total = stack[--top] + total;                                             \
+            fk_i64 at = g.out_offset + ooff;                                              \
+            if (g.nparts == 1) {                                                          \
+                if (g.mean_count > 0)                                                     \
+                    total = total / (acc_t)g.mean_count;                                  \
+                FK_STORE_FINAL(acc_t, out, at, total, g.out_kind);                        \
+            } else {                                                                      \
+                ((FK_GLOBAL acc_t *)out)[at] = total;                                     \
+            }                                                                             \
+        }                                                                                 \
+    }
+
+#define FK_DEFINE_SUM_INT_K(sfx, st, vt) FK_DEFINE_SUM_INT(sfx, st, vt)
+#define FK_DEFINE_SUM_F32_K(sfx, st, vt) FK_DEFINE_SUM_FLOAT(sfx, st, vt, float)
+#define FK_DEFINE_SUM_F64_K(sfx, st, vt) FK_DEFINE_SUM_FLOAT(sfx, st, vt, double)
+
+/* ---- max and min: NaN propagates -------------------------------------------------- */
+
+#define FK_DEFINE_MAXMIN(sfx, st, vt)                                                     \
+    FK_KERNEL ferry_maxmin_##sfx(FK_GLOBAL const st *in, FK_GLOBAL fk_u8 *out, fk_rgeom g) \
+    {                                                                                     \
+        FK_FOR_EACH(w, g.nout * g.nparts)                                                 \
+        {                                                                                 \
+            FK_RED_SETUP(g, w);                                                           \
+            off += g.in_offset + ioff;                                                    \
+            vt acc = FK_LOAD_##sfx(in, off);                                              \
+            bool is_max = g.op == FK_RED_MAX;                                             \
+            for (fk_i64 j = 1; j < cnt; j++) {                                            \
+                off += fk_red_step(&g, idx);                                              \
+                vt x = FK_LOAD_##sfx(in, off);                                            \
+                if (acc == acc && (x != x || (is_max ? x > acc : x < acc)))               \
+                    acc = x;                                                              \
+            }                                                                             \
+            fk_i64 at = g.out_offset + ooff;                                              \
+            if (g.nparts == 1)                                                            \
+                FK_STORE_FINAL(vt, out, at, acc, g.out_kind);                             \
+            else                                                                          \
+                ((FK_GLOBAL vt *)out)[at] = acc;                                          \
+        }                                                                                 \
+    }
+
+/* ---- argmax: the first maximum; NaN counts as maximal ------------------------------
+ * Chunks are combined in order and a later candidate wins only when strictly greater,
+ * so the first occurrence survives every pass. A first pass reads the tensor, later
+ * passes (argmax_part) read the values and indices of the previous one. */
+#define FK_ARGMAX_BETTER(best, x) ((best) == (best) && ((x) != (x) || (x) > (best)))
+
+#define FK_DEFINE_ARGMAX(sfx, st, vt)                                                     \
+    FK_KERNEL ferry_argmax_##sfx(FK_GLOBAL const st *in, FK_GLOBAL vt *vals,              \
+                                 FK_GLOBAL fk_i64 *idxs, fk_rgeom g)                      \
+    {                                                                                     \
+        FK_FOR_EACH(w, g.nout * g.nparts)                                                 \
+        {                                                                                 \
+            FK_RED_SETUP(g, w);                                                           \
+            off += g.in_offset + ioff;                                                    \
+            vt best = FK_LOAD_##sfx(in, off);                                             \
+            fk_i64 bi = r0;                                                               \
+            for (fk_i64 j = 1; j < cnt; j++) {                                            \
+                off += fk_red_step(&g, idx);                                              \
+                vt x = FK_LOAD_##sfx(in, off);                                            \
+                if (FK_ARGMAX_BETTER(best, x)) {                                          \
+                    best = x;                                                             \
+                    bi = r0 + j;                                                          \
+                }                                                                         \
+            }                                                                             \
+            if (g.nparts > 1)                                                             \
+                vals[g.out_offset + ooff] = best;                                         \
+            idxs[g.idx_out_offset + ooff] = bi;                                           \
+        }                                                                                 \
+    }                                                                                     \
+    FK_KERNEL ferry_argmax_part_##sfx(FK_GLOBAL const vt *in_vals,                        \
+                                      FK_GLOBAL const fk_i64 *in_idxs, FK_GLOBAL vt *vals, \
+                                      FK_GLOBAL fk_i64 *idxs, fk_rgeom g)                 \
+    {                                                                                     \
+        FK_FOR_EACH(w, g.nout * g.nparts)                                                 \
+        {                                                                                 \
+            FK_RED_SETUP(g, w);                                                           \
+            off += ioff;                                                                  \
+            vt best = in_vals[g.in_offset + off];                                         \
+            fk_i64 bi = in_idxs[g.idx_in_offset + off];                                   \
+            for (fk_i64 j = 1; j < cnt; j++) {                                            \
+                off += fk_red_step(&g, idx);                                              \
+                vt x = in_vals[g.in_offset + off];                                        \
+                if (FK_ARGMAX_BETTER(best, x)) {                                          \
+                    best = x;                                                             \
+                    bi = in_idxs[g.idx_in_offset + off];                                  \
+                }                                                                         \
+            }                                                                             \
+            if (g.nparts > 1)                                                             \
+                vals[g.out_offset + ooff] = best;                                         \
+            idxs[g.idx_out_offset + ooff] = bi;                                           \
+        }                                                                                 \
+    }
+
+#define FK_DEFINE_REDUCE(sfx, st, vt, wt, kind)                                           \
+    FK_CAT(FK_CAT(FK_DEFINE_SUM_, kind), _K)(sfx, st, vt)                                 \
+    FK_DEFINE_MAXMIN(sfx, st, vt)                                                         \
+    FK_DEFINE_ARGMAX(sfx, st, vt)
+FK_DTYPES(FK_DEFINE_REDUCE)

@@ -1,0 +1,160 @@
+/* Declarations shared by the files of the OpenCL backend: the per-device state, error
+ * translation, program and kernel lookup, launches and scratch memory. Private to
+ * backends/opencl; every symbol is hidden so the module exports only its entry. */
+#ifndef FERRY_OCL_INTERNAL_H
+#define FERRY_OCL_INTERNAL_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
+#include <CL/cl.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ferry/backend.h>
+
+#include "ferry_kernels.h"
+
+#define OCL_HIDDEN __attribute__((visibility("hidden")))
+
+/* Kernel slots per device, one per kernel name the backend uses. */
+enum {
+    OCL_K_FILL = 0,                                  /* + log2(width) */
+    OCL_K_COPY = OCL_K_FILL + 4,                     /* + log2(width) */
+    OCL_K_CAST = OCL_K_COPY + 4,                     /* + src * 10 + dst */
+    OCL_K_UNARY = OCL_K_CAST + FERRY_NUM_DTYPES * FERRY_NUM_DTYPES, /* + dtype */
+    OCL_K_BINARY = OCL_K_UNARY + FERRY_NUM_DTYPES,
+    OCL_K_COMPARE = OCL_K_BINARY + FERRY_NUM_DTYPES,
+    OCL_K_SUM = OCL_K_COMPARE + FERRY_NUM_DTYPES,
+    OCL_K_MAXMIN = OCL_K_SUM + FERRY_NUM_DTYPES,
+    OCL_K_ARGMAX = OCL_K_MAXMIN + FERRY_NUM_DTYPES,
+    OCL_K_ARGMAX_PART = OCL_K_ARGMAX + FERRY_NUM_DTYPES,
+    OCL_K_MATMUL = OCL_K_ARGMAX_PART + FERRY_NUM_DTYPES,
+    OCL_K_COUNT = OCL_K_MATMUL + FERRY_NUM_DTYPES,
+};
+
+typedef struct ocl_device {
+    cl_platform_id platform;
+    cl_device_id id;
+    int32_t index; /* opencl:<index> */
+
+    /* Read at init; constant afterwards. */
+    char name[256];
+    char vendor[128];
+    char platform_name[128];
+    char device_version[128]; /* "OpenCL 3.0 PoCL HSTR: ..." */
+    char driver_version[128];
+    char platform_version[128];
+    cl_ulong global_mem;
+    cl_ulong max_alloc;
+    bool fp64;          /* cl_khr_fp64, unless FERRY_OPENCL_HIDE_FP64 hides it */
+    bool fp16;          /* cl_khr_fp16 (informational: half is always computed in float) */
+    bool unified;       /* CL_DEVICE_HOST_UNIFIED_MEMORY */
+    bool map_copies;    /* host copies through clEnqueueMapBuffer (see ocl_backend.c) */
+    bool cr_divide;     /* CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT */
+    bool opencl12;      /* the device's OpenCL C is 1.2 or later */
+
+    /* Created on first use under `lock`; `ready` is set once context and queue exist. */
+    pthread_mutex_t lock;
+    bool ready;
+    cl_context context;
+    cl_command_queue queue;
+    cl_program program;   /* built on the first kernel launch */
+    char build_error[2000]; /* why the program could not be built, once it failed */
+    cl_kernel kernels[OCL_K_COUNT];
+    size_t wg[OCL_K_COUNT]; /* work-group size of each kernel's launches */
+    size_t local_size;    /* preferred work-group size of the device */
+    cl_mem scratch;       /* temporaries of reductions and matmul; guarded by `lock` */
+    size_t scratch_size;
+    bool clblast_warm[4]; /* first CLBlast call per routine done (see ocl_matmul.c) */
+} ocl_device;
+
+/* ocl_backend.c */
+OCL_HIDDEN extern const ferry_host_api *ocl_host;
+OCL_HIDDEN extern ocl_device *ocl_devices;
+OCL_HIDDEN extern int32_t ocl_ndevices;
+/* FERRY_OPENCL_MATMUL, read at init: 0 auto, 1 always CLBlast, 2 always ferry's kernel. */
+OCL_HIDDEN extern int ocl_matmul_mode;
+/* FERRY_OPENCL_BUILD_OPTIONS, read at init: appended to the program's build options. */
+OCL_HIDDEN extern char ocl_extra_options[256];
+
+/* Context and in-order queue of a device, created once (thread-safe). */
+OCL_HIDDEN ferry_status ocl_device_ready(int32_t dev, ocl_device **out);
+
+/* ocl_errors.c: "CL_OUT_OF_RESOURCES" for -5; "CL_UNKNOWN_ERROR" for a code not in
+ * the OpenCL headers. Static storage. */
+OCL_HIDDEN const char *ocl_error_name(cl_int err);
+/* "CLBlastInvalidLeadDimA" for -1016, the CL name for codes CLBlast shares with OpenCL. */
+OCL_HIDDEN const char *ocl_clblast_status_name(int status);
+/* Reports "opencl:<dev>: <call> failed: CL_NAME (code)" with a status that fits the
+ * error (allocation failures are FERRY_ERR_OUT_OF_MEMORY, the rest FERRY_ERR_BACKEND). */
+OCL_HIDDEN ferry_status ocl_fail(int32_t dev, const char *call, cl_int err);
+
+/* ocl_program.c: with the device lock held. Builds (or loads from the disk cache) the
+ * device's program on first use and returns the kernel of a slot. */
+OCL_HIDDEN ferry_status ocl_kernel_get(ocl_device *d, int slot, const char *name,
+                                       cl_kernel *out);
+/* Releases the program and kernels of a device. */
+OCL_HIDDEN void ocl_program_release(ocl_device *d);
+/* The build options the program is built with on this device. */
+OCL_HIDDEN void ocl_build_options(const ocl_device *d, char *buf, size_t cap);
+
+/* ocl_kernels.c */
+OCL_HIDDEN extern const char *const ocl_dtype_sfx[FERRY_NUM_DTYPES];
+OCL_HIDDEN size_t ocl_dtype_size(ferry_dtype dt);
+/* Enqueues the kernel of `slot` over n threads (rounded up to its work-group size);
+ * lock held. */
+OCL_HIDDEN ferry_status ocl_enqueue(ocl_device *d, int slot, const char *name, int64_t n);
+/* Sets argument i of k; lock held. */
+OCL_HIDDEN ferry_status ocl_arg(ocl_device *d, cl_kernel k, const char *name, cl_uint i,
+                                size_t size, const void *value);
+/* A scratch buffer of at least nbytes (lock held; valid until the lock is dropped). */
+OCL_HIDDEN ferry_status ocl_scratch(ocl_device *d, size_t nbytes, cl_mem *out);
+/* Drops a scratch buffer grown past what is worth keeping between ops (lock held). */
+OCL_HIDDEN void ocl_scratch_trim(ocl_device *d);
+/* Refuses float64 on a device without cl_khr_fp64, naming the device. */
+OCL_HIDDEN ferry_status ocl_check_fp64(const ocl_device *d, ferry_dtype dt);
+/* Strided copy of n-d elements of one width between two buffers (lock held). */
+OCL_HIDDEN ferry_status ocl_copy_elements(ocl_device *d, size_t elsize, int ndim,
+                                          const int64_t *shape, cl_mem dst, int64_t dst_off,
+                                          const int64_t *dst_strides, cl_mem src,
+                                          int64_t src_off, const int64_t *src_strides);
+/* Cast of a dense run of n elements (lock held). */
+OCL_HIDDEN ferry_status ocl_cast_dense(ocl_device *d, ferry_dtype to, cl_mem dst, int64_t dst_off,
+                                       ferry_dtype from, cl_mem src, int64_t src_off,
+                                       int64_t n);
+/* The cast entry's work with the lock already held (dtypes differ). */
+OCL_HIDDEN ferry_status ocl_cast_held(ocl_device *d, const ferry_kernel_tensor *out,
+                                      const ferry_kernel_tensor *in);
+
+OCL_HIDDEN ferry_status ocl_fill(int32_t device, const ferry_kernel_tensor *out,
+                                 const void *value);
+OCL_HIDDEN ferry_status ocl_cast(int32_t device, const ferry_kernel_tensor *out,
+                                 const ferry_kernel_tensor *in);
+OCL_HIDDEN ferry_status ocl_copy_strided(int32_t device, const ferry_kernel_tensor *out,
+                                         const ferry_kernel_tensor *in);
+OCL_HIDDEN ferry_status ocl_unary(int32_t device, ferry_unary_op op,
+                                  const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
+OCL_HIDDEN ferry_status ocl_binary(int32_t device, ferry_binary_op op,
+                                   const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
+                                   const ferry_kernel_tensor *b);
+OCL_HIDDEN ferry_status ocl_reduce(int32_t device, ferry_reduce_op op,
+                                   const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
+
+/* ocl_matmul.c */
+OCL_HIDDEN ferry_status ocl_matmul(int32_t device, const ferry_kernel_tensor *out,
+                                   const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
+/* Forgets CLBlast's compiled kernels (before contexts go). */
+OCL_HIDDEN void ocl_matmul_shutdown(void);
+/* A function of libclblast, to find the library it lives in. */
+OCL_HIDDEN void *ocl_clblast_symbol(void);
+
+/* The embedded kernel source (generated at build time from backends/kernels). */
+OCL_HIDDEN extern const char ocl_kernel_source[];
+OCL_HIDDEN extern const size_t ocl_kernel_source_len;
+
+#endif /* FERRY_OCL_INTERNAL_H */

@@ -1,0 +1,1148 @@
+/* Operation benchmarks: matmul, add (contiguous, broadcast, allocating), sum and tiny-op
+ * overhead, each as a ratio of a reference measured in the same process (the FP32 FMA
+ * peak, bli_sgemm, OpenMP C loops), so the ratios travel between machines. */
+#define _GNU_SOURCE /* posix_memalign and sysconf under -std=c11 */
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <omp.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BENCH_X86 1
+#endif
+
+#ifdef FERRY_BENCH_HAVE_BLIS
+#include <blis.h>
+#endif
+
+#include <ferry/ferry.h>
+
+#define MAX_FIGURES 40
+#define MAX_REPS 31
+#define MAX_VARIANTS 5
+#define MAX_SIZES 3
+
+typedef struct config {
+    bool quick;
+    int reps;                   /* timed repetitions; every figure is their median */
+    int nsizes;
+    int64_t mm_n[MAX_SIZES];    /* square matmul sizes */
+    double mm_sample_flops;     /* work per timed sample, so small N is not timer noise */
+    int64_t rows, cols;         /* add/sum operands: rows x cols float32 */
+    double stream_sample_bytes; /* traffic per timed sample of the memory-bound figures */
+    long tiny_iters;            /* calls per sample of the 1-element figures */
+    long peak_iters;            /* loop trips per thread of the FMA peak kernel */
+} config;
+
+typedef enum goal_kind { GOAL_NONE, GOAL_MIN_RATIO, GOAL_MAX_NS } goal_kind;
+
+/* One row of the table and one machine-readable line. */
+typedef struct figure {
+    char id[48];     /* machine-readable name, "mm.f32.n1024.vs_peak" */
+    char label[64];
+    char ferry[32];  /* ferry's figure with unit, or "failed"/"skipped" */
+    char base[32];   /* the reference's, or "" */
+    double ratio;    /* < 0: none */
+    goal_kind goal;
+    double goal_value;
+    double measured; /* what the goal is checked against: ratio, or ns for GOAL_MAX_NS */
+    bool failed;     /* ferry refused the operation; the figure has no value */
+    char note[112];
+    char kv[320];    /* extra key=value pairs for the BENCH line */
+} figure;
+
+static figure figures[MAX_FIGURES];
+static int nfigures;
+static int nfailed;
+
+static figure *add_figure(const char *id, const char *label)
+{
+    if (nfigures == MAX_FIGURES) {
+        fprintf(stderr, "bench_ops: too many figures for the table\n");
+        exit(1);
+    }
+    figure *f = &figures[nfigures++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->id, sizeof f->id, "%s", id);
+    snprintf(f->label, sizeof f->label, "%s", label);
+    f->ratio = -1.0;
+    return f;
+}
+
+static void set_goal(figure *f, goal_kind kind, double value)
+{
+    f->goal = kind;
+    f->goal_value = value;
+}
+
+/* A refused op must not end the run while the kernels are still landing one by one:
+ * the figure says why and the exit status says something failed. */
+static void fail_figure(figure *f, const char *what)
+{
+    const char *msg = ferry_last_error();
+    f->failed = true;
+    f->ratio = -1.0;
+    snprintf(f->ferry, sizeof f->ferry, "failed");
+    snprintf(f->note, sizeof f->note, "%s: %.80s", what, msg ? msg : "");
+    snprintf(f->kv, sizeof f->kv, "failed=\"%s: %.200s\"", what, msg ? msg : "");
+    nfailed++;
+}
+
+static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void fatal(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "bench_ops: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void *xaligned(size_t n)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? n : 64) != 0)
+        fatal("out of memory allocating %zu bytes", n);
+    /* Faulting the pages in now keeps first-touch costs out of the reference loops, as
+     * ferry's caching allocator keeps them out of its warmed-up loops. */
+    memset(p, 0, n);
+    return p;
+}
+
+static void cpu_model(char *buf, size_t cap)
+{
+    char line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    snprintf(buf, cap, "unknown");
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0)
+            continue;
+        char *v = strchr(line, ':');
+        if (!v)
+            break;
+        v++;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        v[strcspn(v, "\n")] = '\0';
+        snprintf(buf, cap, "%s", v);
+        break;
+    }
+    fclose(f);
+}
+
+static uint64_t backend_allocs(void)
+{
+    ferry_memory_stats s;
+    if (ferry_memory_stats_get("cpu", &s) != FERRY_OK)
+        return 0;
+    return s.backend_allocs;
+}
+
+/* Deterministic values in [lo, lo + span): reproducible runs, no denormals. */
+static void fill(float *p, int64_t n, uint32_t seed, float lo, float span)
+{
+    uint32_t s = seed * 2654435761u + 1u;
+    for (int64_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        p[i] = lo + span * (float)(s >> 8) * (1.0f / 16777216.0f);
+    }
+}
+
+static ferry_tensor *new_f32(int ndim, const int64_t *shape, uint32_t seed, float lo, float span)
+{
+    ferry_tensor *t = ferry_empty(FERRY_FLOAT32, ndim, shape, "cpu");
+    if (!t)
+        return NULL;
+    float *p = ferry_tensor_host_data(t);
+    if (!p) {
+        ferry_tensor_release(t);
+        return NULL;
+    }
+    fill(p, ferry_tensor_numel(t), seed, lo, span);
+    return t;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Timing: variants alternate inside each repetition                        */
+/* ------------------------------------------------------------------------ */
+
+/* One thing to time. fn returns 0, or nonzero when ferry refused (ferry_last_error()). */
+typedef struct variant {
+    int (*fn)(void *ctx);
+    void *ctx;
+    double ns;  /* out: median ns per call */
+    long calls; /* calls per sample; 0: measure()'s default */
+} variant;
+
+/* Each repetition runs every variant `calls` times; which variant goes first rotates,
+ * so the VM's slow phases and cache state left by the previous variant spread over all
+ * of them. Repetition -1 warms up and is not timed. Returns the index of the variant
+ * that failed, or -1. */
+static int measure(const config *cfg, variant *v, int nv, long calls)
+{
+    static double samples[MAX_VARIANTS][MAX_REPS];
+    for (int r = -1; r < cfg->reps; r++) {
+        for (int k = 0; k < nv; k++) {
+            int i = (k + (r < 0 ? 0 : r)) % nv;
+            long n = v[i].calls ? v[i].calls : calls;
+            double t0 = now_ns();
+            for (long c = 0; c < n; c++)
+                if (v[i].fn(v[i].ctx) != 0)
+                    return i;
+            double t = (now_ns() - t0) / (double)n;
+            if (r >= 0)
+                samples[i][r] = t;
+        }
+    }
+    for (int i = 0; i < nv; i++)
+        v[i].ns = median(samples[i], cfg->reps);
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* FP32 FMA peak                                                            */
+/* ------------------------------------------------------------------------ */
+
+/* Enough independent chains to cover FMA latency (4 cycles) times the FMA units (2)
+ * with room to spare; the recurrence x = x * m + c converges to 1, so no overflow or
+ * denormal ever slows it down. */
+#ifdef BENCH_X86
+#define FMA_STEP(i) x##i = FMA(x##i, m, c);
+#define FMA_16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) \
+                  X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+#define FMA_12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+#define FMA _mm512_fmadd_ps
+#define FMA_DECL(i) __m512 x##i = _mm512_set1_ps(seed + 0.01f * (float)(i));
+#define FMA_ACC(i) acc = _mm512_add_ps(acc, x##i);
+__attribute__((target("avx512f"))) static float fma_chains_avx512(long iters, float seed)
+{
+    const __m512 m = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(0.001f);
+    FMA_16(FMA_DECL)
+    for (long i = 0; i < iters; i++) {
+        FMA_16(FMA_STEP)
+    }
+    __m512 acc = _mm512_setzero_ps();
+    FMA_16(FMA_ACC)
+    float out[16];
+    _mm512_storeu_ps(out, acc);
+    float s = 0;
+    for (int i = 0; i < 16; i++)
+        s += out[i];
+    return s;
+}
+#undef FMA
+#undef FMA_DECL
+#undef FMA_ACC
+
+#define FMA _mm256_fmadd_ps
+#define FMA_DECL(i) __m256 x##i = _mm256_set1_ps(seed + 0.01f * (float)(i));
+#define FMA_ACC(i) acc = _mm256_add_ps(acc, x##i);
+/* 12 chains: 16 ymm registers hold them plus m and c without spilling. */
+__attribute__((target("avx2,fma"))) static float fma_chains_avx2(long iters, float seed)
+{
+    const __m256 m = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(0.001f);
+    FMA_12(FMA_DECL)
+    for (long i = 0; i < iters; i++) {
+        FMA_12(FMA_STEP)
+    }
+    __m256 acc = _mm256_setzero_ps();
+    FMA_12(FMA_ACC)
+    float out[8];
+    _mm256_storeu_ps(out, acc);
+    float s = 0;
+    for (int i = 0; i < 8; i++)
+        s += out[i];
+    return s;
+}
+#undef FMA
+#undef FMA_DECL
+#undef FMA_ACC
+#endif /* BENCH_X86 */
+
+typedef struct peak_ctx {
+    float (*kernel)(long iters, float seed);
+    double flops_per_iter;
+    long iters;
+    volatile float sink; /* the results are used, so the chains cannot be dropped */
+} peak_ctx;
+
+static int peak_one_thread(void *p)
+{
+    peak_ctx *c = p;
+    c->sink = c->kernel(c->iters, 1.0f);
+    return 0;
+}
+
+static int peak_all_threads(void *p)
+{
+    peak_ctx *c = p;
+    float s = 0;
+#pragma omp parallel reduction(+ : s)
+    s += c->kernel(c->iters, 1.0f + (float)omp_get_thread_num());
+    c->sink = s;
+    return 0;
+}
+
+typedef struct peak_result {
+    const char *isa; /* "avx512f", "avx2+fma", or NULL when not measured */
+    double gflops_1t, gflops_all;
+    peak_ctx ctx;    /* to measure the peak again alongside another figure */
+} peak_result;
+
+static double peak_flops(const peak_ctx *c)
+{
+    return c->flops_per_iter * (double)c->iters;
+}
+
+static peak_result bench_peak(const config *cfg)
+{
+    peak_result res;
+    memset(&res, 0, sizeof res);
+    peak_ctx ctx = {.iters = cfg->peak_iters};
+#ifdef BENCH_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) {
+        ctx.kernel = fma_chains_avx512;
+        ctx.flops_per_iter = 16 * 16 * 2;
+        res.isa = "avx512f";
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        ctx.kernel = fma_chains_avx2;
+        ctx.flops_per_iter = 12 * 8 * 2;
+        res.isa = "avx2+fma";
+    }
+#endif
+    figure *f1 = add_figure("peak.fma_f32_1t", "FP32 FMA peak, 1 thread");
+    figure *fa = add_figure("peak.fma_f32_all", "FP32 FMA peak, all threads");
+    if (!res.isa) {
+        snprintf(f1->ferry, sizeof f1->ferry, "skipped");
+        snprintf(fa->ferry, sizeof fa->ferry, "skipped");
+        snprintf(f1->note, sizeof f1->note, "no AVX-512F or AVX2+FMA on this CPU");
+        snprintf(f1->kv, sizeof f1->kv, "skipped=\"no avx512f or avx2+fma\"");
+        snprintf(fa->kv, sizeof fa->kv, "skipped=\"no avx512f or avx2+fma\"");
+        return res;
+    }
+    variant v[2] = {{peak_one_thread, &ctx, 0, 0}, {peak_all_threads, &ctx, 0, 0}};
+    measure(cfg, v, 2, 1);
+    int nt = omp_get_max_threads();
+    double flops = peak_flops(&ctx);
+    res.ctx.kernel = ctx.kernel;
+    res.ctx.flops_per_iter = ctx.flops_per_iter;
+    res.ctx.iters = ctx.iters;
+    res.gflops_1t = flops / v[0].ns;
+    res.gflops_all = flops * nt / v[1].ns;
+    snprintf(f1->base, sizeof f1->base, "%.1f GFLOP/s", res.gflops_1t);
+    snprintf(fa->base, sizeof fa->base, "%.1f GFLOP/s", res.gflops_all);
+    snprintf(f1->note, sizeof f1->note, "%s chains, the matmul figures' yardstick", res.isa);
+    snprintf(fa->note, sizeof fa->note, "%d threads; %.2fx the 1-thread peak", nt,
+             res.gflops_all / res.gflops_1t);
+    snprintf(f1->kv, sizeof f1->kv, "isa=%s threads=1 gflops=%.2f", res.isa, res.gflops_1t);
+    snprintf(fa->kv, sizeof fa->kv, "isa=%s threads=%d gflops=%.2f", res.isa, nt,
+             res.gflops_all);
+    return res;
+}
+
+/* ------------------------------------------------------------------------ */
+/* matmul f32                                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct mm_ctx {
+    ferry_tensor *a, *b, *out;
+    float *pa, *pb, *pc; /* BLIS reads ferry's operands and writes its own pc */
+    int64_t n;
+    int threads;        /* for the threaded BLIS calls */
+    long saved_threads; /* BLIS's global thread setting as this process found it */
+#ifdef FERRY_BENCH_BLIS_GKS
+    cntx_t *tuned; /* BLIS's fastest configuration for this CPU at this size */
+#endif
+} mm_ctx;
+
+static int mm_ferry(void *p)
+{
+    mm_ctx *c = p;
+    return ferry_matmul_out(c->out, c->a, c->b) != FERRY_OK;
+}
+
+static long mm_calls(const config *cfg, int64_t n)
+{
+    double flops = 2.0 * (double)n * (double)n * (double)n;
+    long calls = (long)(cfg->mm_sample_flops / flops);
+    return calls < 1 ? 1 : calls;
+}
+
+#ifdef FERRY_BENCH_HAVE_BLIS
+static void blis_sgemm_rowmajor(int64_t n, const float *a, const float *b, float *c)
+{
+    float one = 1.0f, zero = 0.0f;
+    bli_sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)n, (dim_t)n, (dim_t)n, &one,
+              (float *)a, (inc_t)n, 1, (float *)b, (inc_t)n, 1, &zero, c, (inc_t)n, 1);
+}
+
+static int mm_blis_default(void *p)
+{
+    mm_ctx *c = p;
+    blis_sgemm_rowmajor(c->n, c->pa, c->pb, c->pc);
+    return 0;
+}
+
+/* BLIS's thread count is process-global, so it is set for this call only and restored,
+ * leaving the default figure (and any ferry build sharing this BLIS) as they were. */
+static int mm_blis_threaded(void *p)
+{
+    mm_ctx *c = p;
+    bli_thread_set_num_threads(c->threads);
+    blis_sgemm_rowmajor(c->n, c->pa, c->pb, c->pc);
+    bli_thread_set_num_threads((dim_t)c->saved_threads);
+    return 0;
+}
+#endif
+
+#ifdef FERRY_BENCH_BLIS_GKS
+static void blis_sgemm_ctx(int64_t n, const float *a, const float *b, float *c, cntx_t *cntx,
+                           int threads)
+{
+    float one = 1.0f, zero = 0.0f;
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(threads, &rntm);
+    bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)n, (dim_t)n, (dim_t)n, &one,
+                 (float *)a, (inc_t)n, 1, (float *)b, (inc_t)n, 1, &zero, c, (inc_t)n, 1,
+                 cntx, &rntm);
+}
+
+static int mm_blis_tuned(void *p)
+{
+    mm_ctx *c = p;
+    blis_sgemm_ctx(c->n, c->pa, c->pb, c->pc, c->tuned, c->threads);
+    return 0;
+}
+
+/* The "ferry adds no overhead" reference must run the kernels ferry could run, not the
+ * ones BLIS autodetects (Debian's BLIS 0.9 files AVX-512 Xeons as haswell and Zen 5 as
+ * generic). So every registered configuration this CPU can execute is timed at each
+ * size and the fastest there is kept (no one configuration wins at every size): a
+ * reference chosen by measurement, not by name.
+ * bli_gks_lookup_id is not exported by libblis.so, hence the static archive. */
+typedef struct blis_tuned {
+    cntx_t *cntx;
+    arch_t arch;
+    double gflops; /* at the selection size */
+} blis_tuned;
+
+static bool cpu_can_run(arch_t arch)
+{
+#ifdef BENCH_X86
+    __builtin_cpu_init();
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    switch (arch) {
+    case BLIS_ARCH_SKX:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    case BLIS_ARCH_HASWELL:
+    case BLIS_ARCH_ZEN3:
+    case BLIS_ARCH_ZEN2:
+    case BLIS_ARCH_ZEN:
+        return avx2;
+    default:
+        return false; /* older ISAs never win where these run; generic is the fallback */
+    }
+#else
+    (void)arch;
+    return false;
+#endif
+}
+
+static blis_tuned pick_blis_config(int64_t n, const float *a, const float *b, float *c,
+                                   int threads, long calls)
+{
+    static const arch_t candidates[] = {BLIS_ARCH_SKX, BLIS_ARCH_ZEN3, BLIS_ARCH_HASWELL,
+                                        BLIS_ARCH_ZEN2, BLIS_ARCH_ZEN};
+    blis_tuned best = {bli_gks_query_nat_cntx(), bli_arch_query_id(), 0};
+    double flops = 2.0 * (double)n * (double)n * (double)n;
+    size_t ncand = sizeof candidates / sizeof candidates[0];
+    cntx_t *cntx[sizeof candidates / sizeof candidates[0]] = {0};
+    double best_ns[sizeof candidates / sizeof candidates[0]];
+    for (size_t i = 0; i < ncand; i++) {
+        cntx_t **ids = bli_gks_lookup_id(candidates[i]);
+        if (cpu_can_run(candidates[i]) && ids && ids[BLIS_NAT]) {
+            cntx[i] = ids[BLIS_NAT];
+            blis_sgemm_ctx(n, a, b, c, cntx[i], threads); /* warm-up */
+        }
+        best_ns[i] = INFINITY;
+    }
+    /* Rounds over all candidates, each keeping its best time: a burst of load from
+     * another process then costs one sample, not the choice. */
+    for (int round = 0; round < 5; round++) {
+        for (size_t i = 0; i < ncand; i++) {
+            if (!cntx[i])
+                continue;
+            double t0 = now_ns();
+            for (long k = 0; k < calls; k++)
+                blis_sgemm_ctx(n, a, b, c, cntx[i], threads);
+            double t = (now_ns() - t0) / (double)calls;
+            if (t < best_ns[i])
+                best_ns[i] = t;
+        }
+    }
+    for (size_t i = 0; i < ncand; i++)
+        if (cntx[i] && flops / best_ns[i] > best.gflops)
+            best = (blis_tuned){cntx[i], candidates[i], flops / best_ns[i]};
+    return best;
+}
+#endif /* FERRY_BENCH_BLIS_GKS */
+
+/* Largest |x - y| over the largest |y|: one number that a wrong kernel cannot pass. */
+static double rel_diff(const float *x, const float *y, int64_t n)
+{
+    double maxdiff = 0, maxref = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)x[i] - (double)y[i]);
+        if (!(d <= maxdiff)) /* also catches NaN */
+            maxdiff = d;
+        if (fabs((double)y[i]) > maxref)
+            maxref = fabs((double)y[i]);
+    }
+    return maxref > 0 ? maxdiff / maxref : maxdiff;
+}
+
+/* Both figures of a ferry-vs-BLIS row. */
+static void blis_figure(figure *f, int64_t n, double gf_ferry, double gf_blis, const char *arch,
+                        int threads, const char *how)
+{
+    snprintf(f->ferry, sizeof f->ferry, "%.1f GFLOP/s", gf_ferry);
+    snprintf(f->base, sizeof f->base, "%.1f GFLOP/s", gf_blis);
+    f->ratio = gf_ferry / gf_blis;
+    snprintf(f->note, sizeof f->note, "BLIS %s, %d thread%s; %s", arch, threads,
+             threads == 1 ? "" : "s", how);
+    snprintf(f->kv, sizeof f->kv,
+             "n=%lld ferry_gflops=%.2f blis_gflops=%.2f blis_arch=%s blis_threads=%d",
+             (long long)n, gf_ferry, gf_blis, arch, threads);
+}
+
+static void bench_matmul(const config *cfg, peak_result *peak)
+{
+    int nt = omp_get_max_threads();
+#ifdef FERRY_BENCH_HAVE_BLIS
+    long saved_threads = (long)bli_thread_get_num_threads();
+    /* BLIS reads BLIS_NUM_THREADS, then OMP_NUM_THREADS; unset means one thread. */
+    int default_threads = saved_threads >= 1 ? (int)saved_threads : 1;
+    const char *auto_arch = bli_arch_string(bli_arch_query_id());
+#endif
+#ifdef FERRY_BENCH_BLIS_GKS
+    printf("BLIS %s: autodetects %s; the tuned reference is its fastest configuration at "
+           "each size\n",
+           bli_info_get_version_str(), auto_arch);
+#elif defined(FERRY_BENCH_HAVE_BLIS)
+    printf("BLIS %s: autodetects %s (shared library only: no tuned reference)\n",
+           bli_info_get_version_str(), auto_arch);
+#else
+    printf("BLIS: not linked; the sgemm references are skipped\n");
+#endif
+    fflush(stdout);
+
+    for (int s = 0; s < cfg->nsizes; s++) {
+        int64_t n = cfg->mm_n[s];
+        int64_t shape[2] = {n, n};
+        mm_ctx c = {.n = n, .threads = nt};
+        c.a = new_f32(2, shape, 1, -1.0f, 2.0f);
+        c.b = new_f32(2, shape, 2, -1.0f, 2.0f);
+        c.out = ferry_empty(FERRY_FLOAT32, 2, shape, "cpu");
+        if (!c.a || !c.b || !c.out)
+            fatal("cannot create %lldx%lld float32 cpu tensors: %s", (long long)n, (long long)n,
+                  ferry_last_error());
+        c.pa = ferry_tensor_host_data(c.a);
+        c.pb = ferry_tensor_host_data(c.b);
+        c.pc = xaligned((size_t)(n * n) * sizeof(float));
+
+        char id[48], label[64];
+        figure *rows[4];
+        int nrows = 0;
+        snprintf(id, sizeof id, "mm.f32.n%lld.vs_peak", (long long)n);
+        snprintf(label, sizeof label, "matmul f32 %lld: vs FMA peak", (long long)n);
+        figure *fp = rows[nrows++] = add_figure(id, label);
+        if (n >= 1024)
+            set_goal(fp, GOAL_MIN_RATIO, 0.65);
+#ifdef FERRY_BENCH_BLIS_GKS
+        blis_tuned tuned = pick_blis_config(n, c.pa, c.pb, c.pc, nt, mm_calls(cfg, n));
+        const char *tuned_arch = bli_arch_string(tuned.arch);
+        c.tuned = tuned.cntx;
+        snprintf(id, sizeof id, "mm.f32.n%lld.vs_blis_tuned", (long long)n);
+        snprintf(label, sizeof label, "matmul f32 %lld: vs BLIS %s %dT", (long long)n,
+                 tuned_arch, nt);
+        figure *fb = rows[nrows++] = add_figure(id, label);
+        set_goal(fb, GOAL_MIN_RATIO, 0.95);
+#endif
+#ifdef FERRY_BENCH_HAVE_BLIS
+        snprintf(id, sizeof id, "mm.f32.n%lld.vs_blis_default", (long long)n);
+        snprintf(label, sizeof label, "matmul f32 %lld: vs bli_sgemm %dT", (long long)n,
+                 default_threads);
+        figure *fd = rows[nrows++] = add_figure(id, label);
+        set_goal(fd, GOAL_MIN_RATIO, 0.95);
+        snprintf(id, sizeof id, "mm.f32.n%lld.vs_blis_threaded", (long long)n);
+        snprintf(label, sizeof label, "matmul f32 %lld: vs bli_sgemm set %dT", (long long)n,
+                 nt);
+        figure *ft = rows[nrows++] = add_figure(id, label);
+        set_goal(ft, GOAL_MIN_RATIO, 0.95);
+#endif
+
+        variant v[MAX_VARIANTS];
+        int nv = 0;
+        v[nv++] = (variant){mm_ferry, &c, 0, 0};
+        if (mm_ferry(&c) != 0) {
+            for (int i = 0; i < nrows; i++)
+                fail_figure(rows[i], "ferry_matmul_out");
+            goto next;
+        }
+#ifdef FERRY_BENCH_HAVE_BLIS
+        c.saved_threads = saved_threads;
+        /* A fast wrong product is no result. */
+        blis_sgemm_rowmajor(n, c.pa, c.pb, c.pc);
+        double err = rel_diff(ferry_tensor_host_data(c.out), c.pc, n * n);
+        if (!(err <= 1e-4)) {
+            fprintf(stderr, "bench_ops: matmul %lld differs from bli_sgemm: max rel %.3g\n",
+                    (long long)n, err);
+            exit(1);
+        }
+        v[nv++] = (variant){mm_blis_default, &c, 0, 0};
+        v[nv++] = (variant){mm_blis_threaded, &c, 0, 0};
+#endif
+#ifdef FERRY_BENCH_BLIS_GKS
+        v[nv++] = (variant){mm_blis_tuned, &c, 0, 0};
+#endif
+        /* The peak again, alternating with the products: under load from other
+         * processes the ratio then compares like with like. */
+        int ipeak = -1;
+        if (peak->isa) {
+            ipeak = nv;
+            v[nv++] = (variant){peak_all_threads, &peak->ctx, 0, 1};
+        }
+        if (measure(cfg, v, nv, mm_calls(cfg, n)) >= 0) {
+            for (int i = 0; i < nrows; i++)
+                fail_figure(rows[i], "ferry_matmul_out");
+            goto next;
+        }
+
+        double flops = 2.0 * (double)n * (double)n * (double)n;
+        double gf = flops / v[0].ns;
+        snprintf(fp->ferry, sizeof fp->ferry, "%.1f GFLOP/s", gf);
+        double gpeak = ipeak >= 0 ? peak_flops(&peak->ctx) * nt / v[ipeak].ns : 0;
+        if (ipeak >= 0) {
+            snprintf(fp->base, sizeof fp->base, "%.1f GFLOP/s", gpeak);
+            fp->ratio = gf / gpeak;
+            snprintf(fp->note, sizeof fp->note,
+                     "%d-thread peak measured alongside; %.2f of the 1-thread peak", nt,
+                     gf / peak->gflops_1t);
+        } else {
+            snprintf(fp->note, sizeof fp->note, "no peak measured on this CPU");
+        }
+        snprintf(fp->kv, sizeof fp->kv,
+                 "n=%lld ferry_gflops=%.2f peak_all_gflops=%.2f peak_1t_gflops=%.2f "
+                 "ratio_1t=%.4f threads=%d",
+                 (long long)n, gf, gpeak, peak->gflops_1t,
+                 ipeak >= 0 ? gf / peak->gflops_1t : 0.0, nt);
+#ifdef FERRY_BENCH_HAVE_BLIS
+        blis_figure(fd, n, gf, flops / v[1].ns, auto_arch, default_threads,
+                    "bli_sgemm as installed");
+        blis_figure(ft, n, gf, flops / v[2].ns, auto_arch, nt,
+                    "after bli_thread_set_num_threads");
+#endif
+#ifdef FERRY_BENCH_BLIS_GKS
+        blis_figure(fb, n, gf, flops / v[3].ns, tuned_arch, nt,
+                    "fastest registered config at this size, bli_sgemm_ex");
+#endif
+    next:
+        free(c.pc);
+        ferry_tensor_release(c.a);
+        ferry_tensor_release(c.b);
+        ferry_tensor_release(c.out);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* add f32: contiguous, broadcast row, allocating                           */
+/* ------------------------------------------------------------------------ */
+
+/* The reference loops use the project's flags (-O3, no -march): memory-bound loops gain
+ * nothing from wider vectors, and a reference tuned harder than the library is built
+ * would flatter nobody. */
+static void omp_add(float *restrict out, const float *restrict a, const float *restrict b,
+                    int64_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+static void omp_add_row(float *restrict out, const float *restrict a,
+                        const float *restrict row, int64_t rows, int64_t cols)
+{
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++) {
+        float *restrict o = out + i * cols;
+        const float *restrict x = a + i * cols;
+        for (int64_t j = 0; j < cols; j++)
+            o[j] = x[j] + row[j];
+    }
+}
+
+/* 32 partial sums per thread: without -ffast-math the compiler may not reorder one
+ * float accumulator, and a single dependent chain would make a weak, latency-bound
+ * reference. Partials are combined in double. */
+static double omp_sum(const float *restrict x, int64_t n)
+{
+    double total = 0;
+#pragma omp parallel reduction(+ : total)
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int64_t lo = n * id / nt, hi = n * (id + 1) / nt, i = lo;
+        float acc[32] = {0};
+        for (; i + 32 <= hi; i += 32)
+            for (int j = 0; j < 32; j++)
+                acc[j] += x[i + j];
+        double t = 0;
+        for (; i < hi; i++)
+            t += x[i];
+        for (int j = 0; j < 32; j++)
+            t += acc[j];
+        total += t;
+    }
+    return total;
+}
+
+typedef struct ew_ctx {
+    ferry_tensor *a, *b, *row, *out, *t;
+    float *pa, *pb, *prow, *pref;
+    int64_t rows, cols;
+    volatile double sink;
+} ew_ctx;
+
+static int ew_ref_add(void *p)
+{
+    ew_ctx *c = p;
+    omp_add(c->pref, c->pa, c->pb, c->rows * c->cols);
+    return 0;
+}
+
+static int ew_ferry_add_out(void *p)
+{
+    ew_ctx *c = p;
+    return ferry_add_out(c->out, c->a, c->b) != FERRY_OK;
+}
+
+static int ew_ferry_add_alloc(void *p)
+{
+    ew_ctx *c = p;
+    ferry_tensor *y = ferry_add(c->a, c->b);
+    ferry_tensor_release(y);
+    return y == NULL;
+}
+
+static int ew_ref_add_row(void *p)
+{
+    ew_ctx *c = p;
+    omp_add_row(c->pref, c->pa, c->prow, c->rows, c->cols);
+    return 0;
+}
+
+static int ew_ferry_add_row_out(void *p)
+{
+    ew_ctx *c = p;
+    return ferry_add_out(c->out, c->a, c->row) != FERRY_OK;
+}
+
+static int ew_ref_sum(void *p)
+{
+    ew_ctx *c = p;
+    c->sink = omp_sum(c->pa, c->rows * c->cols);
+    return 0;
+}
+
+static int ew_ferry_sum(void *p)
+{
+    ew_ctx *c = p;
+    ferry_tensor *y = ferry_sum(c->a, 0, NULL, false);
+    ferry_tensor_release(y);
+    return y == NULL;
+}
+
+static long stream_calls(const config *cfg, double bytes)
+{
+    long calls = (long)(cfg->stream_sample_bytes / bytes);
+    return calls < 1 ? 1 : calls;
+}
+
+/* Exact comparison: a float add rounds once however it is vectorized. */
+static bool same_floats(const ferry_tensor *t, const float *ref, int64_t n, const char *what)
+{
+    const float *p = ferry_tensor_host_data(t);
+    if (p && memcmp(p, ref, (size_t)n * sizeof(float)) == 0)
+        return true;
+    fprintf(stderr, "bench_ops: %s: ferry's result differs from the C loop's\n", what);
+    return false;
+}
+
+static void gbps_figure(figure *f, double bytes, double ns_ferry, double ns_ref,
+                        const char *ref_name, const char *extra_kv)
+{
+    snprintf(f->ferry, sizeof f->ferry, "%.2f GB/s", bytes / ns_ferry);
+    snprintf(f->base, sizeof f->base, "%.2f GB/s", bytes / ns_ref);
+    f->ratio = ns_ref / ns_ferry;
+    snprintf(f->kv, sizeof f->kv,
+             "bytes=%.0f ferry_ns=%.0f %s_ns=%.0f ferry_gbps=%.3f %s_gbps=%.3f%s%s", bytes,
+             ns_ferry, ref_name, ns_ref, bytes / ns_ferry, ref_name, bytes / ns_ref,
+             extra_kv ? " " : "", extra_kv ? extra_kv : "");
+}
+
+static void bench_elementwise(const config *cfg)
+{
+    int nt = omp_get_max_threads();
+    int64_t rows = cfg->rows, cols = cfg->cols, n = rows * cols;
+    int64_t shape[2] = {rows, cols}, rshape[1] = {cols};
+    ew_ctx c = {.rows = rows, .cols = cols};
+    c.a = new_f32(2, shape, 3, -1.0f, 2.0f);
+    c.b = new_f32(2, shape, 4, -1.0f, 2.0f);
+    c.row = new_f32(1, rshape, 5, -1.0f, 2.0f);
+    c.out = ferry_empty(FERRY_FLOAT32, 2, shape, "cpu");
+    if (!c.a || !c.b || !c.row || !c.out)
+        fatal("cannot create the add operands: %s", ferry_last_error());
+    c.pa = ferry_tensor_host_data(c.a);
+    c.pb = ferry_tensor_host_data(c.b);
+    c.prow = ferry_tensor_host_data(c.row);
+    c.pref = xaligned((size_t)n * sizeof(float));
+    char label[64], kv[96];
+    double mib = (double)n * 4 / 1048576.0;
+
+    /* contiguous: two reads and one write per element */
+    double bytes = 12.0 * (double)n;
+    snprintf(label, sizeof label, "add f32 %lldM contiguous, _out", (long long)(n >> 20));
+    figure *f = add_figure("add.f32.contig.vs_omp", label);
+    set_goal(f, GOAL_MIN_RATIO, 0.9);
+    variant v[2] = {{ew_ferry_add_out, &c, 0, 0}, {ew_ref_add, &c, 0, 0}};
+    bool ok = ew_ferry_add_out(&c) == 0;
+    if (!ok) {
+        fail_figure(f, "ferry_add_out");
+    } else {
+        ew_ref_add(&c);
+        if (!same_floats(c.out, c.pref, n, "add contiguous"))
+            exit(1);
+        if (measure(cfg, v, 2, stream_calls(cfg, bytes)) >= 0) {
+            fail_figure(f, "ferry_add_out");
+            ok = false;
+        } else {
+            snprintf(kv, sizeof kv, "numel=%lld threads=%d", (long long)n, nt);
+            gbps_figure(f, bytes, v[0].ns, v[1].ns, "omp", kv);
+            snprintf(f->note, sizeof f->note, "OpenMP C loop, %d threads; %.0f MiB operands",
+                     nt, mib);
+        }
+    }
+
+    /* allocating: result released each call, so the cached block comes straight back */
+    snprintf(label, sizeof label, "add f32 %lldM allocating vs _out", (long long)(n >> 20));
+    f = add_figure("add.f32.alloc.vs_out", label);
+    set_goal(f, GOAL_MIN_RATIO, 0.8);
+    if (ew_ferry_add_alloc(&c) != 0) {
+        fail_figure(f, "ferry_add");
+    } else if (!ok) {
+        snprintf(f->ferry, sizeof f->ferry, "skipped");
+        snprintf(f->note, sizeof f->note, "no _out figure to compare with");
+        snprintf(f->kv, sizeof f->kv, "skipped=\"ferry_add_out failed\"");
+    } else {
+        variant va[2] = {{ew_ferry_add_alloc, &c, 0, 0}, {ew_ferry_add_out, &c, 0, 0}};
+        uint64_t allocs0 = backend_allocs();
+        if (measure(cfg, va, 2, stream_calls(cfg, bytes)) >= 0) {
+            fail_figure(f, "ferry_add");
+        } else {
+            uint64_t allocs = backend_allocs() - allocs0;
+            snprintf(kv, sizeof kv, "numel=%lld backend_allocs_timed=%llu", (long long)n,
+                     (unsigned long long)allocs);
+            gbps_figure(f, bytes, va[0].ns, va[1].ns, "out", kv);
+            snprintf(f->note, sizeof f->note,
+                     "ferry_add + release vs ferry_add_out; %llu backend allocs timed",
+                     (unsigned long long)allocs);
+        }
+    }
+
+    /* broadcast row: a [rows, cols] + row [cols]; the row stays in cache */
+    bytes = 4.0 * (2.0 * (double)n + (double)cols);
+    snprintf(label, sizeof label, "add f32 [%lld,%lld]+[%lld], _out", (long long)rows,
+             (long long)cols, (long long)cols);
+    f = add_figure("add.f32.bcast_row.vs_omp", label);
+    set_goal(f, GOAL_MIN_RATIO, 0.7);
+    if (ew_ferry_add_row_out(&c) != 0) {
+        fail_figure(f, "ferry_add_out (broadcast)");
+    } else {
+        ew_ref_add_row(&c);
+        if (!same_floats(c.out, c.pref, n, "add broadcast row"))
+            exit(1);
+        variant vb[2] = {{ew_ferry_add_row_out, &c, 0, 0}, {ew_ref_add_row, &c, 0, 0}};
+        if (measure(cfg, vb, 2, stream_calls(cfg, bytes)) >= 0) {
+            fail_figure(f, "ferry_add_out (broadcast)");
+        } else {
+            snprintf(kv, sizeof kv, "rows=%lld cols=%lld threads=%d", (long long)rows,
+                     (long long)cols, nt);
+            gbps_figure(f, bytes, vb[0].ns, vb[1].ns, "omp", kv);
+            snprintf(f->note, sizeof f->note, "OpenMP C loop over rows, %d threads", nt);
+        }
+    }
+
+    /* sum over all dims: one read per element. Positive data, so a relative check of
+     * ferry's value is meaningful. */
+    fill(c.pa, n, 6, 0.5f, 1.0f);
+    bytes = 4.0 * (double)n;
+    snprintf(label, sizeof label, "sum f32 %lldM, all dims", (long long)(n >> 20));
+    f = add_figure("sum.f32.all.vs_omp", label);
+    set_goal(f, GOAL_MIN_RATIO, 0.8);
+    ferry_tensor *y = ferry_sum(c.a, 0, NULL, false);
+    if (!y) {
+        fail_figure(f, "ferry_sum");
+    } else {
+        double want = omp_sum(c.pa, n);
+        const float *got = ferry_tensor_host_data(y);
+        double rel = got ? fabs((double)*got - want) / want : INFINITY;
+        ferry_tensor_release(y);
+        if (!(rel <= 1e-4)) {
+            fprintf(stderr, "bench_ops: sum: ferry gives %.9g, the C loop %.9g\n",
+                    got ? (double)*got : NAN, want);
+            exit(1);
+        }
+        variant vs[2] = {{ew_ferry_sum, &c, 0, 0}, {ew_ref_sum, &c, 0, 0}};
+        if (measure(cfg, vs, 2, stream_calls(cfg, bytes)) >= 0) {
+            fail_figure(f, "ferry_sum");
+        } else {
+            snprintf(kv, sizeof kv, "numel=%lld threads=%d rel_err=%.3g", (long long)n, nt,
+                     rel);
+            gbps_figure(f, bytes, vs[0].ns, vs[1].ns, "omp", kv);
+            snprintf(f->note, sizeof f->note,
+                     "OpenMP C loop, 32 partial sums/thread, %d threads", nt);
+        }
+    }
+
+    free(c.pref);
+    ferry_tensor_release(c.a);
+    ferry_tensor_release(c.b);
+    ferry_tensor_release(c.row);
+    ferry_tensor_release(c.out);
+    /* The tiny-op figures should not share free lists with 64 MiB blocks. */
+    ferry_empty_cache("cpu");
+}
+
+/* ------------------------------------------------------------------------ */
+/* tiny-op overhead                                                         */
+/* ------------------------------------------------------------------------ */
+
+static void bench_tiny(const config *cfg)
+{
+    int64_t one = 1;
+    ew_ctx c = {.rows = 1, .cols = 1};
+    c.a = new_f32(1, &one, 7, 1.0f, 1.0f);
+    c.b = new_f32(1, &one, 8, 1.0f, 1.0f);
+    c.out = ferry_empty(FERRY_FLOAT32, 1, &one, "cpu");
+    if (!c.a || !c.b || !c.out)
+        fatal("cannot create 1-element tensors: %s", ferry_last_error());
+
+    figure *fo = add_figure("tiny.add_out_1", "add f32 1 element, _out");
+    figure *fa = add_figure("tiny.add_1", "add f32 1 element, allocating");
+    set_goal(fo, GOAL_MAX_NS, 200);
+    set_goal(fa, GOAL_MAX_NS, 500);
+    bool ok_out = ew_ferry_add_out(&c) == 0, ok_alloc = ew_ferry_add_alloc(&c) == 0;
+    if (!ok_out)
+        fail_figure(fo, "ferry_add_out (1 element)");
+    if (!ok_alloc)
+        fail_figure(fa, "ferry_add (1 element)");
+    variant v[2];
+    int nv = 0;
+    if (ok_out)
+        v[nv++] = (variant){ew_ferry_add_out, &c, 0, 0};
+    if (ok_alloc)
+        v[nv++] = (variant){ew_ferry_add_alloc, &c, 0, 0};
+    uint64_t allocs0 = backend_allocs();
+    if (nv > 0 && measure(cfg, v, nv, cfg->tiny_iters) < 0) {
+        uint64_t allocs = backend_allocs() - allocs0;
+        int k = 0;
+        if (ok_out) {
+            fo->measured = v[k].ns;
+            snprintf(fo->ferry, sizeof fo->ferry, "%.1f ns/op", v[k].ns);
+            snprintf(fo->note, sizeof fo->note, "no allocation; %ld calls per sample",
+                     cfg->tiny_iters);
+            snprintf(fo->kv, sizeof fo->kv, "ns_per_op=%.2f goal_ns=200", v[k].ns);
+            k++;
+        }
+        if (ok_alloc) {
+            fa->measured = v[k].ns;
+            snprintf(fa->ferry, sizeof fa->ferry, "%.1f ns/op", v[k].ns);
+            snprintf(fa->note, sizeof fa->note, "result released each call; %llu backend allocs",
+                     (unsigned long long)allocs);
+            snprintf(fa->kv, sizeof fa->kv, "ns_per_op=%.2f goal_ns=500 backend_allocs=%llu",
+                     v[k].ns, (unsigned long long)allocs);
+        }
+    } else if (nv > 0) {
+        fail_figure(ok_out ? fo : fa, "1-element add");
+    }
+    ferry_tensor_release(c.a);
+    ferry_tensor_release(c.b);
+    ferry_tensor_release(c.out);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void print_results(void)
+{
+    printf("\n%-34s %16s %16s %7s %8s %4s  %s\n", "figure", "ferry", "reference", "ratio",
+           "goal", "met", "note");
+    for (int i = 0; i < nfigures; i++) {
+        figure *f = &figures[i];
+        char ratio[16] = "", goal[16] = "", met[8] = "";
+        if (f->ratio >= 0) {
+            snprintf(ratio, sizeof ratio, "%.3f", f->ratio);
+            if (f->goal == GOAL_MIN_RATIO)
+                f->measured = f->ratio;
+        }
+        if (f->goal == GOAL_MIN_RATIO)
+            snprintf(goal, sizeof goal, ">= %.2f", f->goal_value);
+        else if (f->goal == GOAL_MAX_NS)
+            snprintf(goal, sizeof goal, "< %.0f ns", f->goal_value);
+        if (f->goal != GOAL_NONE && f->measured > 0)
+            snprintf(met, sizeof met, "%s",
+                     (f->goal == GOAL_MIN_RATIO ? f->measured >= f->goal_value
+                                                : f->measured < f->goal_value)
+                         ? "yes"
+                         : "NO");
+        printf("%-34s %16s %16s %7s %8s %4s  %s\n", f->label, f->ferry, f->base, ratio, goal,
+               met, f->note);
+    }
+    /* One line per figure for scripts: grep '^BENCH '. */
+    putchar('\n');
+    for (int i = 0; i < nfigures; i++) {
+        const figure *f = &figures[i];
+        printf("BENCH figure=%s", f->id);
+        if (f->ratio >= 0)
+            printf(" ratio=%.4f", f->ratio);
+        if (f->goal == GOAL_MIN_RATIO)
+            printf(" goal_min=%.2f", f->goal_value);
+        if (f->goal != GOAL_NONE && f->measured > 0)
+            printf(" met=%d", f->goal == GOAL_MIN_RATIO ? f->measured >= f->goal_value
+                                                         : f->measured < f->goal_value);
+        printf(" %s\n", f->kv);
+    }
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: bench_ops [--quick] [--reps N]\n"
+            "  --quick     small sizes and few repetitions, for CI smoke runs\n"
+            "  --reps N    timed repetitions per figure (default 7, --quick 3)\n"
+            "  -h, --help  show this help\n"
+            "Every figure is the median of several repetitions in which ferry and its\n"
+            "reference alternate; ratios > 1 mean ferry is faster. FERRY_DEBUG=fallback\n"
+            "shows ops that fell back to another path.\n");
+}
+
+int main(int argc, char **argv)
+{
+    config cfg = {
+        .quick = false,
+        .reps = 7,
+        .nsizes = 3,
+        .mm_n = {256, 1024, 2048},
+        .mm_sample_flops = 4e9,
+        .rows = 4096,
+        .cols = 4096,
+        .stream_sample_bytes = 1e9,
+        .tiny_iters = 200000,
+        .peak_iters = 20000000,
+    };
+    int reps = 0; /* 0: the mode's default */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) {
+            cfg.quick = true;
+        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+            char *end;
+            long r = strtol(argv[++i], &end, 10);
+            if (*end || r < 1 || r > MAX_REPS) {
+                fprintf(stderr, "bench_ops: --reps takes 1 .. %d\n", MAX_REPS);
+                return 2;
+            }
+            reps = (int)r;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "bench_ops: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (cfg.quick) {
+        cfg.reps = 3;
+        cfg.mm_n[0] = 64;
+        cfg.mm_n[1] = 128;
+        cfg.mm_n[2] = 256;
+        cfg.mm_sample_flops = 2e8;
+        cfg.rows = 1024;
+        cfg.cols = 1024;
+        cfg.stream_sample_bytes = 5e7;
+        cfg.tiny_iters = 20000;
+        cfg.peak_iters = 2000000;
+    }
+    if (reps)
+        cfg.reps = reps;
+
+    char model[256];
+    const char *omp_env = getenv("OMP_NUM_THREADS");
+    cpu_model(model, sizeof model);
+    printf("bench_ops: ferry %s, %s sizes, median of %d repetitions (ferry and reference "
+           "alternate)\n",
+           ferry_version(), cfg.quick ? "quick" : "full", cfg.reps);
+    printf("CPU: %s, %ld online; OpenMP threads %d (OMP_NUM_THREADS=%s)\n", model,
+           sysconf(_SC_NPROCESSORS_ONLN), omp_get_max_threads(), omp_env ? omp_env : "unset");
+    fflush(stdout);
+
+    peak_result peak = bench_peak(&cfg);
+    bench_matmul(&cfg, &peak);
+    bench_elementwise(&cfg);
+    bench_tiny(&cfg);
+
+    print_results();
+    printf("BENCH cpu_model=\"%s\" cores=%ld omp_threads=%d quick=%d reps=%d peak_isa=%s",
+           model, sysconf(_SC_NPROCESSORS_ONLN), omp_get_max_threads(), cfg.quick, cfg.reps,
+           peak.isa ? peak.isa : "none");
+#ifdef FERRY_BENCH_HAVE_BLIS
+    printf(" blis_version=%s blis_arch_auto=%s", bli_info_get_version_str(),
+           bli_arch_string(bli_arch_query_id()));
+#endif
+    printf(" failed=%d\n", nfailed);
+
+    ferry_shutdown();
+    return nfailed ? 1 : 0;
+}

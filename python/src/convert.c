@@ -1,0 +1,488 @@
+/* Python values <-> tensor elements: the kinds of Python numbers and PyTorch's dtype
+ * inference, ferry.tensor() from numbers, nested lists, buffers and tensors, and
+ * tolist()/item(). */
+#include "ferry_py.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <ferry/half.h>
+
+/* ------------------------------------------------------------------------ */
+/* Number kinds                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* numpy.generic, once NumPy has been imported by anyone; NULL before. Looked up in
+ * sys.modules, so ferry never imports NumPy just to classify a number. */
+static PyTypeObject *numpy_generic(void)
+{
+    static PyTypeObject *generic;
+    static PyObject *name;
+    if (generic)
+        return generic;
+    if (!name && !(name = PyUnicode_InternFromString("numpy"))) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *np = PyImport_GetModule(name);
+    if (!np) {
+        PyErr_Clear();
+        return NULL;
+    }
+    PyObject *g = PyObject_GetAttrString(np, "generic");
+    Py_DECREF(np);
+    if (!g || !PyType_Check(g)) {
+        PyErr_Clear();
+        Py_XDECREF(g);
+        return NULL;
+    }
+    generic = (PyTypeObject *)g; /* kept: NumPy is never unloaded */
+    return generic;
+}
+
+int fpy_scalar_kind(PyObject *o)
+{
+    if (PyBool_Check(o))
+        return FPY_KIND_BOOL;
+    if (PyLong_Check(o))
+        return FPY_KIND_INT;
+    if (PyFloat_Check(o))
+        return FPY_KIND_FLOAT;
+    PyTypeObject *g = numpy_generic();
+    if (g && PyObject_TypeCheck(o, g)) {
+        const char *name = Py_TYPE(o)->tp_name;
+        if (strncmp(name, "numpy.bool", 10) == 0)
+            return FPY_KIND_BOOL;
+        if (strncmp(name, "numpy.complex", 13) == 0 || strncmp(name, "numpy.clongdouble", 17) == 0)
+            return -1;
+        if (PyIndex_Check(o))
+            return FPY_KIND_INT;
+        if (Py_TYPE(o)->tp_as_number && Py_TYPE(o)->tp_as_number->nb_float)
+            return FPY_KIND_FLOAT;
+    }
+    return -1;
+}
+
+ferry_dtype fpy_kind_default_dtype(int kind)
+{
+    return kind == FPY_KIND_BOOL ? FERRY_BOOL : kind == FPY_KIND_INT ? FERRY_INT64 : FERRY_FLOAT32;
+}
+
+int fpy_dtype_kind(ferry_dtype dtype)
+{
+    return dtype == FERRY_BOOL ? FPY_KIND_BOOL
+           : ferry_dtype_is_floating(dtype) ? FPY_KIND_FLOAT
+                                            : FPY_KIND_INT;
+}
+
+/* ------------------------------------------------------------------------ */
+/* One element                                                              */
+/* ------------------------------------------------------------------------ */
+
+static int overflow(ferry_dtype dtype)
+{
+    PyErr_Format(PyExc_RuntimeError, "value cannot be converted to type %s without overflow",
+                 ferry_dtype_name(dtype));
+    return -1;
+}
+
+int fpy_store(ferry_dtype dtype, PyObject *o, void *dst)
+{
+    if (dtype == FERRY_BOOL) {
+        int b = PyObject_IsTrue(o);
+        if (b < 0)
+            return -1;
+        *(uint8_t *)dst = (uint8_t)b;
+        return 0;
+    }
+    if (ferry_dtype_is_floating(dtype)) {
+        double v = PyFloat_AsDouble(o);
+        if (v == -1.0 && PyErr_Occurred())
+            return -1;
+        switch (dtype) {
+        case FERRY_FLOAT16: {
+            uint16_t h = ferry_f32_to_f16((float)v);
+            memcpy(dst, &h, 2);
+            break;
+        }
+        case FERRY_BFLOAT16: {
+            uint16_t h = ferry_f32_to_bf16((float)v);
+            memcpy(dst, &h, 2);
+            break;
+        }
+        case FERRY_FLOAT32: {
+            float f = (float)v;
+            memcpy(dst, &f, 4);
+            break;
+        }
+        default:
+            memcpy(dst, &v, 8);
+            break;
+        }
+        return 0;
+    }
+    long long v;
+    if (PyFloat_Check(o) || !PyIndex_Check(o)) {
+        /* A float into an integer dtype truncates toward zero, as PyTorch's tensor(). */
+        double f = PyFloat_AsDouble(o);
+        if (f == -1.0 && PyErr_Occurred())
+            return -1;
+        if (!(f > -9223372036854775808.0 && f < 9223372036854775808.0))
+            return overflow(dtype);
+        v = (long long)f;
+    } else {
+        v = PyLong_AsLongLong(o);
+        if (v == -1 && PyErr_Occurred()) {
+            if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                PyErr_Clear();
+                return overflow(dtype);
+            }
+            return -1;
+        }
+    }
+    switch (dtype) {
+    case FERRY_UINT8:
+        if (v < 0 || v > UINT8_MAX)
+            return overflow(dtype);
+        *(uint8_t *)dst = (uint8_t)v;
+        break;
+    case FERRY_INT8:
+        if (v < INT8_MIN || v > INT8_MAX)
+            return overflow(dtype);
+        *(int8_t *)dst = (int8_t)v;
+        break;
+    case FERRY_INT16:
+        if (v < INT16_MIN || v > INT16_MAX)
+            return overflow(dtype);
+        *(int16_t *)dst = (int16_t)v;
+        break;
+    case FERRY_INT32:
+        if (v < INT32_MIN || v > INT32_MAX)
+            return overflow(dtype);
+        *(int32_t *)dst = (int32_t)v;
+        break;
+    default:
+        *(int64_t *)dst = (int64_t)v;
+        break;
+    }
+    return 0;
+}
+
+PyObject *fpy_load(ferry_dtype dtype, const void *src)
+{
+    switch (dtype) {
+    case FERRY_BOOL:
+        return PyBool_FromLong(*(const uint8_t *)src != 0);
+    case FERRY_UINT8:
+        return PyLong_FromLong(*(const uint8_t *)src);
+    case FERRY_INT8:
+        return PyLong_FromLong(*(const int8_t *)src);
+    case FERRY_INT16: {
+        int16_t v;
+        memcpy(&v, src, 2);
+        return PyLong_FromLong(v);
+    }
+    case FERRY_INT32: {
+        int32_t v;
+        memcpy(&v, src, 4);
+        return PyLong_FromLong(v);
+    }
+    case FERRY_INT64: {
+        int64_t v;
+        memcpy(&v, src, 8);
+        return PyLong_FromLongLong(v);
+    }
+    case FERRY_FLOAT16: {
+        uint16_t h;
+        memcpy(&h, src, 2);
+        return PyFloat_FromDouble(ferry_f16_to_f32(h));
+    }
+    case FERRY_BFLOAT16: {
+        uint16_t h;
+        memcpy(&h, src, 2);
+        return PyFloat_FromDouble(ferry_bf16_to_f32(h));
+    }
+    case FERRY_FLOAT32: {
+        float f;
+        memcpy(&f, src, 4);
+        return PyFloat_FromDouble(f);
+    }
+    case FERRY_FLOAT64: {
+        double d;
+        memcpy(&d, src, 8);
+        return PyFloat_FromDouble(d);
+    }
+    }
+    PyErr_Format(PyExc_SystemError, "ferry: invalid dtype value %d", (int)dtype);
+    return NULL;
+}
+
+ferry_tensor *fpy_scalar_tensor(PyObject *o, ferry_dtype dtype, const char *device)
+{
+    unsigned char elem[8];
+    if (fpy_store(dtype, o, elem) < 0)
+        return NULL;
+    ferry_tensor *t = ferry_tensor_from_data(elem, dtype, 0, NULL, device);
+    if (!t)
+        fpy_error();
+    return t;
+}
+
+/* ------------------------------------------------------------------------ */
+/* ferry.tensor(data)                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Only lists and tuples nest, as in PyTorch's common case; other containers are
+ * leaves, so a string or a dict gets "Could not infer dtype of ...". */
+static bool is_nested(PyObject *o)
+{
+    return PyList_Check(o) || PyTuple_Check(o);
+}
+
+typedef struct {
+    int ndim;
+    int64_t shape[FERRY_MAX_DIMS];
+    int kind; /* highest FPY_KIND_* among the leaves; -1 while there are none */
+} nest_info;
+
+/* The kind of a leaf: a number, or a one-element tensor (PyTorch accepts both). */
+static int leaf_kind(PyObject *o)
+{
+    if (FpyTensor_Check(o)) {
+        if (ferry_tensor_numel(FPY_T(o)) != 1) {
+            PyErr_SetString(PyExc_ValueError, "only one element tensors can be converted to "
+                                              "Python scalars");
+            return -2;
+        }
+        return fpy_dtype_kind(ferry_tensor_dtype(FPY_T(o)));
+    }
+    int k = fpy_scalar_kind(o);
+    if (k < 0)
+        PyErr_Format(PyExc_TypeError, "Could not infer dtype of %s", Py_TYPE(o)->tp_name);
+    return k;
+}
+
+/* Walks every element: sequence lengths must match the shape the first elements gave,
+ * and every leaf must be a number. */
+static int nest_check(PyObject *o, int dim, nest_info *n)
+{
+    if (dim == n->ndim) {
+        if (is_nested(o)) {
+            PyErr_Format(PyExc_ValueError,
+                         "expected a number at dim %d (got a sequence of length %zd)", dim,
+                         PySequence_Fast_GET_SIZE(o));
+            return -1;
+        }
+        int k = leaf_kind(o);
+        if (k < 0)
+            return -1;
+        if (k > n->kind)
+            n->kind = k;
+        return 0;
+    }
+    if (!is_nested(o)) {
+        PyErr_Format(PyExc_ValueError, "expected sequence of length %lld at dim %d (got %s)",
+                     (long long)n->shape[dim], dim, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(o);
+    if (len != n->shape[dim]) {
+        PyErr_Format(PyExc_ValueError, "expected sequence of length %lld at dim %d (got %zd)",
+                     (long long)n->shape[dim], dim, len);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (nest_check(PySequence_Fast_GET_ITEM(o, i), dim + 1, n) < 0)
+            return -1;
+    return 0;
+}
+
+static int nest_fill(PyObject *o, int dim, const nest_info *n, ferry_dtype dtype, char **cursor)
+{
+    if (dim == n->ndim) {
+        PyObject *v = FpyTensor_Check(o) ? fpy_item(FPY_T(o)) : Py_NewRef(o);
+        if (!v)
+            return -1;
+        int rc = fpy_store(dtype, v, *cursor);
+        Py_DECREF(v);
+        *cursor += ferry_dtype_size(dtype);
+        return rc;
+    }
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(o);
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (nest_fill(PySequence_Fast_GET_ITEM(o, i), dim + 1, n, dtype, cursor) < 0)
+            return -1;
+    return 0;
+}
+
+static ferry_tensor *from_nested(PyObject *data, const ferry_dtype *dtype, const char *device)
+{
+    nest_info n = {.ndim = 0, .kind = -1};
+    for (PyObject *o = data; is_nested(o);) {
+        if (n.ndim == FERRY_MAX_DIMS) {
+            PyErr_Format(PyExc_ValueError, "too many dimensions: a tensor has at most %d",
+                         FERRY_MAX_DIMS);
+            return NULL;
+        }
+        Py_ssize_t len = PySequence_Fast_GET_SIZE(o);
+        n.shape[n.ndim++] = len;
+        if (len == 0)
+            break;
+        o = PySequence_Fast_GET_ITEM(o, 0);
+    }
+    if (nest_check(data, 0, &n) < 0)
+        return NULL;
+    /* No leaves at all ([] or [[], []]) gives the default float dtype, as PyTorch. */
+    ferry_dtype dt = dtype ? *dtype : fpy_kind_default_dtype(n.kind < 0 ? FPY_KIND_FLOAT : n.kind);
+    int64_t numel = 1;
+    for (int i = 0; i < n.ndim; i++)
+        numel *= n.shape[i];
+    size_t nbytes = (size_t)numel * ferry_dtype_size(dt);
+    char *buf = PyMem_Malloc(nbytes ? nbytes : 1);
+    if (!buf) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    char *cursor = buf;
+    ferry_tensor *t = NULL;
+    if (nest_fill(data, 0, &n, dt, &cursor) == 0) {
+        bool block = device && strcmp(device, "cpu") != 0;
+        FPY_MAYBE_NOGIL(block, t = ferry_tensor_from_data(buf, dt, n.ndim, n.shape, device));
+        if (!t)
+            fpy_error();
+    }
+    PyMem_Free(buf);
+    return t;
+}
+
+/* A copy of src converted to dtype and placed on device (either may be absent); a copy
+ * even when neither changes anything. Does not require grad, as torch.tensor(t). */
+static ferry_tensor *copy_of(ferry_tensor *src, const ferry_dtype *dtype, const char *device)
+{
+    ferry_tensor *cur = ferry_tensor_retain(src), *next;
+    bool block = fpy_may_block(src) || (device && strcmp(device, "cpu") != 0);
+    if (dtype) {
+        FPY_MAYBE_NOGIL(block, next = ferry_tensor_to_dtype(cur, *dtype));
+        ferry_tensor_release(cur);
+        if (!(cur = next))
+            goto fail;
+    }
+    if (device) {
+        FPY_MAYBE_NOGIL(block, next = ferry_tensor_to(cur, device));
+        ferry_tensor_release(cur);
+        if (!(cur = next))
+            goto fail;
+    }
+    if (cur == src) {
+        FPY_MAYBE_NOGIL(block, next = ferry_tensor_clone(cur));
+        ferry_tensor_release(cur);
+        if (!(cur = next))
+            goto fail;
+    }
+    /* The source's memory may be released as soon as this returns, so a copy still
+     * queued on a device must have read it. */
+    if (device && strcmp(device, "cpu") != 0) {
+        ferry_status st;
+        FPY_MAYBE_NOGIL(true, st = ferry_synchronize(device));
+        if (st != FERRY_OK) {
+            ferry_tensor_release(cur);
+            goto fail;
+        }
+    }
+    if (ferry_tensor_requires_grad(cur))
+        ferry_tensor_set_requires_grad(cur, false);
+    return cur;
+fail:
+    fpy_error();
+    return NULL;
+}
+
+ferry_tensor *fpy_tensor_from_data(PyObject *data, const ferry_dtype *dtype, const char *device)
+{
+    if (FpyTensor_Check(data))
+        return copy_of(FPY_T(data), dtype, device);
+    if (PyObject_CheckBuffer(data) && !PyBytes_Check(data)) {
+        Py_buffer view;
+        ferry_tensor *wrapped = fpy_tensor_from_buffer(data, false, &view);
+        if (!wrapped)
+            return NULL;
+        ferry_tensor *t = copy_of(wrapped, dtype, device);
+        ferry_tensor_release(wrapped);
+        PyBuffer_Release(&view);
+        return t;
+    }
+    return from_nested(data, dtype, device);
+}
+
+/* ------------------------------------------------------------------------ */
+/* tolist() and item()                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* t's elements, row-major, in a PyMem buffer; the copy runs without the GIL when it
+ * crosses a device. */
+static char *host_copy(ferry_tensor *t, size_t *nbytes)
+{
+    *nbytes = ferry_tensor_nbytes(t);
+    char *buf = PyMem_Malloc(*nbytes ? *nbytes : 1);
+    if (!buf) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    ferry_status st;
+    FPY_MAYBE_NOGIL(fpy_may_block(t), st = ferry_tensor_copy_to_host(t, buf, *nbytes));
+    if (st != FERRY_OK) {
+        PyMem_Free(buf);
+        fpy_error();
+        return NULL;
+    }
+    return buf;
+}
+
+static PyObject *build_list(const int64_t *shape, int ndim, int dim, ferry_dtype dtype,
+                            const char **cursor)
+{
+    if (dim == ndim) {
+        PyObject *v = fpy_load(dtype, *cursor);
+        *cursor += ferry_dtype_size(dtype);
+        return v;
+    }
+    PyObject *list = PyList_New((Py_ssize_t)shape[dim]);
+    for (int64_t i = 0; list && i < shape[dim]; i++) {
+        PyObject *item = build_list(shape, ndim, dim + 1, dtype, cursor);
+        if (!item)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
+PyObject *fpy_tolist(ferry_tensor *t)
+{
+    size_t nbytes;
+    char *buf = host_copy(t, &nbytes);
+    if (!buf)
+        return NULL;
+    const char *cursor = buf;
+    PyObject *r = build_list(ferry_tensor_shape(t), ferry_tensor_ndim(t), 0,
+                             ferry_tensor_dtype(t), &cursor);
+    PyMem_Free(buf);
+    return r;
+}
+
+PyObject *fpy_item(ferry_tensor *t)
+{
+    int64_t n = ferry_tensor_numel(t);
+    if (n != 1) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "a Tensor with %lld elements cannot be converted to Scalar", (long long)n);
+        return NULL;
+    }
+    size_t nbytes;
+    char *buf = host_copy(t, &nbytes);
+    if (!buf)
+        return NULL;
+    PyObject *r = fpy_load(ferry_tensor_dtype(t), buf);
+    PyMem_Free(buf);
+    return r;
+}

@@ -1,0 +1,317 @@
+/* DLPack in Python (the array API's __dlpack__ / __dlpack_device__ / from_dlpack):
+ * capsules over ferry's zero-copy exports, and tensors over other libraries' capsules.
+ * https://dmlc.github.io/dlpack/latest/python_spec.html */
+#include "ferry_py.h"
+
+#include <string.h>
+
+static const char name_versioned[] = "dltensor_versioned";
+static const char name_used_versioned[] = "used_dltensor_versioned";
+static const char name_legacy[] = "dltensor";
+static const char name_used_legacy[] = "used_dltensor";
+
+/* ------------------------------------------------------------------------ */
+/* Export                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* A capsule nobody consumed still owns its managed tensor. The deleter is ferry's (or,
+ * through a storage, a from_numpy release), safe from any thread; Python's error state
+ * is saved because destructors may run while an exception is being raised. */
+static void capsule_versioned_destructor(PyObject *capsule)
+{
+    if (PyCapsule_IsValid(capsule, name_used_versioned))
+        return;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    DLManagedTensorVersioned *m = PyCapsule_GetPointer(capsule, name_versioned);
+    if (m) {
+        if (m->deleter)
+            m->deleter(m);
+    } else {
+        PyErr_WriteUnraisable(capsule);
+    }
+    PyErr_Restore(type, value, tb);
+}
+
+static void capsule_legacy_destructor(PyObject *capsule)
+{
+    if (PyCapsule_IsValid(capsule, name_used_legacy))
+        return;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    DLManagedTensor *m = PyCapsule_GetPointer(capsule, name_legacy);
+    if (m) {
+        if (m->deleter)
+            m->deleter(m);
+    } else {
+        PyErr_WriteUnraisable(capsule);
+    }
+    PyErr_Restore(type, value, tb);
+}
+
+/* DLPack's device of a tensor; -1 for a backend DLPack has no type for, with a
+ * BufferError when `raise`. */
+static int dl_device_of(ferry_tensor *t, DLDevice *out, bool raise)
+{
+    ferry_device d = ferry_tensor_device(t);
+    out->device_id = d.index;
+    if (strcmp(d.type, "cpu") == 0) {
+        out->device_type = kDLCPU;
+        out->device_id = 0;
+    } else if (strcmp(d.type, "cuda") == 0) {
+        out->device_type = kDLCUDA;
+    } else if (strcmp(d.type, "opencl") == 0) {
+        out->device_type = kDLOpenCL;
+    } else {
+        char dev[48];
+        if (!raise)
+            return -1;
+        PyErr_Format(PyExc_BufferError,
+                     "%s tensors cannot be exported through DLPack (it has no device type for "
+                     "the %s backend). Use tensor.cpu() first, or __dlpack__(dl_device=(1, 0)) "
+                     "for a host copy.",
+                     fpy_tensor_device_str(t, dev), d.type);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_pair(PyObject *o, const char *what, long *a, long *b)
+{
+    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 2) {
+        PyErr_Format(PyExc_TypeError, "%s must be a tuple of two ints, got %R", what, o);
+        return -1;
+    }
+    *a = PyLong_AsLong(PyTuple_GET_ITEM(o, 0));
+    if (*a == -1 && PyErr_Occurred())
+        return -1;
+    *b = PyLong_AsLong(PyTuple_GET_ITEM(o, 1));
+    if (*b == -1 && PyErr_Occurred())
+        return -1;
+    return 0;
+}
+
+PyObject *fpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"stream", "max_version", "dl_device", "copy", NULL};
+    PyObject *stream = Py_None, *max_version = Py_None, *dl_device = Py_None, *copy = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$OOOO:__dlpack__", kwlist, &stream,
+                                     &max_version, &dl_device, &copy))
+        return NULL;
+    ferry_tensor *t = FPY_T(self);
+    /* A consumer that names no version (or one before 1.0) reads only the legacy struct. */
+    bool versioned = false;
+    if (max_version != Py_None) {
+        long major, minor;
+        if (parse_pair(max_version, "max_version", &major, &minor) < 0)
+            return NULL;
+        versioned = major >= 1;
+    }
+    if (copy != Py_None && copy != Py_True && copy != Py_False) {
+        PyErr_SetString(PyExc_TypeError, "copy must be True, False or None");
+        return NULL;
+    }
+    DLDevice own = {kDLCPU, 0};
+    bool own_known = dl_device_of(t, &own, false) == 0;
+    bool to_host = false;
+    if (dl_device != Py_None) {
+        long type, id;
+        if (parse_pair(dl_device, "dl_device", &type, &id) < 0)
+            return NULL;
+        bool same = own_known && type == own.device_type && id == own.device_id;
+        if (!same) {
+            if (type != kDLCPU || id != 0) {
+                PyErr_Format(PyExc_BufferError,
+                             "__dlpack__: can't export to dl_device (%ld, %ld): ferry exports a "
+                             "tensor on its own device or copies it to the host (1, 0)",
+                             type, id);
+                return NULL;
+            }
+            if (copy == Py_False) {
+                char dev[48];
+                PyErr_Format(PyExc_BufferError,
+                             "__dlpack__: exporting a %s tensor to the host needs a copy, but "
+                             "copy=False",
+                             fpy_tensor_device_str(t, dev));
+                return NULL;
+            }
+            to_host = true;
+        }
+    }
+    if (!to_host) {
+        if (!own_known) {
+            dl_device_of(t, &own, true); /* raises the BufferError naming the remedy */
+            return NULL;
+        }
+        /* The spec: stream is None on devices without streams. ferry synchronises the
+         * device before exporting, so any stream a CUDA consumer names is safe. */
+        if (own.device_type == kDLCPU && stream != Py_None) {
+            PyErr_SetString(PyExc_BufferError,
+                            "__dlpack__: stream must be None for a cpu tensor");
+            return NULL;
+        }
+    }
+    bool copied = to_host || copy == Py_True;
+    ferry_tensor *src = ferry_tensor_retain(t);
+    if (copied) {
+        ferry_tensor *c;
+        FPY_MAYBE_NOGIL(fpy_may_block(t), c = to_host ? ferry_tensor_cpu(t) : ferry_tensor_clone(t));
+        /* to() returns t itself for a tensor already on the host */
+        if (c == t) {
+            ferry_tensor_release(c);
+            FPY_MAYBE_NOGIL(fpy_may_block(t), c = ferry_tensor_clone(t));
+        }
+        ferry_tensor_release(src);
+        if (!c)
+            return fpy_export_error();
+        src = c;
+    }
+    PyObject *capsule = NULL;
+    if (versioned) {
+        DLManagedTensorVersioned *m;
+        FPY_MAYBE_NOGIL(!fpy_on_cpu(src), m = ferry_tensor_to_dlpack(src));
+        if (!m) {
+            ferry_tensor_release(src);
+            return fpy_export_error();
+        }
+        /* The struct is ours until the capsule is handed over. */
+        if (copied)
+            m->flags |= DLPACK_FLAG_BITMASK_IS_COPIED;
+        capsule = PyCapsule_New(m, name_versioned, capsule_versioned_destructor);
+        if (!capsule)
+            m->deleter(m);
+    } else {
+        if (ferry_tensor_is_read_only(src)) {
+            ferry_tensor_release(src);
+            PyErr_SetString(PyExc_BufferError,
+                            "__dlpack__: a read-only tensor is exported only as a versioned "
+                            "capsule (max_version=(1, 0) or later): the legacy 'dltensor' "
+                            "capsule cannot mark memory read-only");
+            return NULL;
+        }
+        DLManagedTensor *m;
+        FPY_MAYBE_NOGIL(!fpy_on_cpu(src), m = ferry_tensor_to_dlpack_unversioned(src));
+        if (!m) {
+            ferry_tensor_release(src);
+            return fpy_export_error();
+        }
+        capsule = PyCapsule_New(m, name_legacy, capsule_legacy_destructor);
+        if (!capsule)
+            m->deleter(m);
+    }
+    /* The managed tensor holds the storage; the handle is no longer needed. */
+    ferry_tensor_release(src);
+    return capsule;
+}
+
+PyObject *fpy_tensor_dlpack_device(PyObject *self, PyObject *unused)
+{
+    DLDevice d;
+    if (dl_device_of(FPY_T(self), &d, true) < 0)
+        return NULL;
+    return Py_BuildValue("(ii)", (int)d.device_type, (int)d.device_id);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Import                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* Takes over the managed tensor of an unconsumed capsule. On success the capsule is
+ * renamed "used_...", so its producer's destructor leaves the struct to ferry; on
+ * failure it is untouched and still deletes its struct when it dies. */
+static ferry_tensor *consume(PyObject *capsule)
+{
+    ferry_tensor *t;
+    if (PyCapsule_IsValid(capsule, name_versioned)) {
+        DLManagedTensorVersioned *m = PyCapsule_GetPointer(capsule, name_versioned);
+        if (!(t = ferry_tensor_from_dlpack(m)))
+            return (ferry_tensor *)fpy_error();
+        if (PyCapsule_SetName(capsule, name_used_versioned) < 0)
+            goto fail;
+        return t;
+    }
+    if (PyCapsule_IsValid(capsule, name_legacy)) {
+        DLManagedTensor *m = PyCapsule_GetPointer(capsule, name_legacy);
+        if (!(t = ferry_tensor_from_dlpack_unversioned(m)))
+            return (ferry_tensor *)fpy_error();
+        if (PyCapsule_SetName(capsule, name_used_legacy) < 0)
+            goto fail;
+        return t;
+    }
+    const char *name = PyCapsule_GetName(capsule);
+    PyErr_Clear();
+    if (name && (strcmp(name, name_used_versioned) == 0 || strcmp(name, name_used_legacy) == 0))
+        PyErr_SetString(PyExc_ValueError,
+                        "from_dlpack: this DLPack capsule was already consumed; a capsule can "
+                        "be imported once");
+    else
+        PyErr_Format(PyExc_ValueError,
+                     "from_dlpack: expected a capsule named 'dltensor' or "
+                     "'dltensor_versioned', got '%s'",
+                     name ? name : "(null)");
+    return NULL;
+fail:
+    /* Renaming a valid capsule cannot fail; should it, ferry keeps the struct and the
+     * capsule's destructor would free it twice, so this leaks the tensor instead. */
+    return NULL;
+}
+
+PyObject *fpy_from_dlpack(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"x", "device", "copy", NULL};
+    PyObject *x, *copy = Py_None;
+    fpy_device_arg dev = {false, NULL, {0}};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O&O:from_dlpack", kwlist, &x,
+                                     fpy_device_converter, &dev, &copy))
+        return NULL;
+    PyObject *capsule;
+    if (PyCapsule_CheckExact(x)) {
+        capsule = Py_NewRef(x);
+    } else {
+        PyObject *method = PyObject_GetAttrString(x, "__dlpack__");
+        if (!method) {
+            PyErr_Format(PyExc_TypeError,
+                         "from_dlpack: expected an object with __dlpack__ (a NumPy, JAX, "
+                         "PyTorch, CuPy or ferry array) or a DLPack capsule, got %s",
+                         Py_TYPE(x)->tp_name);
+            return NULL;
+        }
+        /* Ask for a versioned capsule; producers older than DLPack 1.0 do not know the
+         * keyword and raise TypeError, and get asked for the legacy one. */
+        PyObject *kw = Py_BuildValue("{s(ii)}", "max_version", 1, 0);
+        PyObject *empty = PyTuple_New(0);
+        capsule = kw && empty ? PyObject_Call(method, empty, kw) : NULL;
+        Py_XDECREF(kw);
+        Py_XDECREF(empty);
+        if (!capsule && PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            capsule = PyObject_CallNoArgs(method);
+        }
+        Py_DECREF(method);
+        if (!capsule)
+            return NULL;
+        if (!PyCapsule_CheckExact(capsule)) {
+            PyErr_Format(PyExc_TypeError, "from_dlpack: __dlpack__ returned %s, not a capsule",
+                         Py_TYPE(capsule)->tp_name);
+            Py_DECREF(capsule);
+            return NULL;
+        }
+    }
+    ferry_tensor *t = consume(capsule);
+    Py_DECREF(capsule);
+    if (!t)
+        return NULL;
+    if (dev.given || copy == Py_True) {
+        ferry_tensor *r;
+        bool block = fpy_may_block(t) || dev.given;
+        FPY_MAYBE_NOGIL(block, r = dev.given ? ferry_tensor_to(t, dev.str) : ferry_tensor_clone(t));
+        if (r == t && copy == Py_True) {
+            ferry_tensor_release(r);
+            FPY_MAYBE_NOGIL(block, r = ferry_tensor_clone(t));
+        }
+        ferry_tensor_release(t);
+        if (!(t = r))
+            return fpy_error();
+    }
+    return fpy_wrap(t);
+}

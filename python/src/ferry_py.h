@@ -1,0 +1,151 @@
+/* Declarations shared by the files of the ferry CPython extension: the object layouts,
+ * the status-to-exception table, and the conversions every file needs. */
+#ifndef FERRY_PY_H
+#define FERRY_PY_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdbool.h>
+
+#include <ferry/ferry.h>
+
+/* A ferry.Tensor: one ferry handle. The handle's geometry never changes, so the buffer
+ * protocol's shape and byte strides are computed once and kept until the object dies. */
+typedef struct {
+    PyObject_HEAD
+    ferry_tensor *t;      /* owned reference, never NULL after construction */
+    Py_ssize_t *buf_dims; /* NULL, or shape[ndim] then byte strides[ndim] for getbuffer */
+    PyObject *weakrefs;
+    int8_t may_block;     /* fpy_may_block(t) once asked (-1 before): it cannot change */
+} FpyTensor;
+
+/* A ferry.dtype: one immortal instance per ferry_dtype. */
+typedef struct {
+    PyObject_HEAD
+    ferry_dtype dtype;
+} FpyDType;
+
+/* A ferry.device: a parsed device string, by value. */
+typedef struct {
+    PyObject_HEAD
+    ferry_device dev;
+} FpyDevice;
+
+extern PyTypeObject FpyTensor_Type;
+extern PyTypeObject FpyDType_Type;
+extern PyTypeObject FpyDevice_Type;
+extern PyTypeObject FpySize_Type;
+
+#define FpyTensor_Check(o) PyObject_TypeCheck((o), &FpyTensor_Type)
+#define FPY_T(o) (((FpyTensor *)(o))->t)
+
+/* Kinds of Python numbers, ordered as PyTorch's type promotion orders categories. */
+enum { FPY_KIND_BOOL = 0, FPY_KIND_INT = 1, FPY_KIND_FLOAT = 2 };
+
+/* Runs `stmt` without the GIL when `block`: copies, synchronisation and large host
+ * kernels, so other Python threads run meanwhile; small host calls keep the GIL, since
+ * releasing it costs more than they take. */
+#define FPY_MAYBE_NOGIL(block, stmt)   \
+    do {                               \
+        if (block) {                   \
+            Py_BEGIN_ALLOW_THREADS     \
+            stmt;                      \
+            Py_END_ALLOW_THREADS       \
+        } else {                       \
+            stmt;                      \
+        }                              \
+    } while (0)
+
+/* ---- module.c ---- */
+
+/* Raises the exception the status table gives for ferry_last_status(), with
+ * ferry_last_error() as its text; returns NULL. */
+PyObject *fpy_error(void);
+/* The same for a failed export (buffer protocol, DLPack): BufferError unless the
+ * failure is memory or a refused argument. Returns NULL. */
+PyObject *fpy_export_error(void);
+/* The ferry.dtype object of a dtype; a new reference. */
+PyObject *fpy_dtype_object(ferry_dtype dtype);
+/* "O&" converter: a ferry.dtype into *(ferry_dtype *)out. None is refused. */
+int fpy_dtype_converter(PyObject *o, void *out);
+/* A ferry.device for a parsed device; a new reference. */
+PyObject *fpy_device_object(ferry_device d);
+
+/* A device argument: a string or a ferry.device, kept as the string the C API takes. */
+typedef struct {
+    bool given;      /* false for None or an omitted argument */
+    const char *str; /* valid while the argument object lives */
+    char buf[48];
+} fpy_device_arg;
+/* "O&" converter into an fpy_device_arg; None leaves it not given. */
+int fpy_device_converter(PyObject *o, void *out);
+/* Formats t's device ("cuda:0") into buf; returns buf. */
+const char *fpy_tensor_device_str(const ferry_tensor *t, char buf[48]);
+/* Whether t lives on the host backend (device type "cpu"). */
+bool fpy_on_cpu(const ferry_tensor *t);
+/* Whether a call on t may block long enough to be worth releasing the GIL: a device
+ * copy or synchronization, or a large host copy. */
+bool fpy_may_block(const ferry_tensor *t);
+
+/* fpy_may_block of a ferry.Tensor's handle, remembered in the object: the operators ask
+ * it on every call. */
+static inline bool fpy_obj_may_block(PyObject *o)
+{
+    FpyTensor *t = (FpyTensor *)o;
+    if (t->may_block < 0)
+        t->may_block = fpy_may_block(t->t);
+    return t->may_block;
+}
+
+/* ---- tensor.c ---- */
+
+/* Wraps a new ferry reference as a ferry.Tensor (stealing it); NULL t raises
+ * fpy_error(). */
+PyObject *fpy_wrap(ferry_tensor *t);
+/* Returns self (a new reference) when r is self's handle, else wraps r; used where
+ * "nothing changed" must give back the same Python object, as PyTorch's to() does. */
+PyObject *fpy_wrap_or_self(PyObject *self, ferry_tensor *r);
+int fpy_tensor_type_init(PyObject *module);
+
+/* ---- convert.c ---- */
+
+/* FPY_KIND_* of a Python number (numpy scalars included), -1 if o is not one. */
+int fpy_scalar_kind(PyObject *o);
+/* The dtype a Python number of that kind gets by default (bool, int64, float32). */
+ferry_dtype fpy_kind_default_dtype(int kind);
+/* FPY_KIND_* of a dtype. */
+int fpy_dtype_kind(ferry_dtype dtype);
+/* Converts a Python number and stores it as one element of dtype at dst; -1 with an
+ * exception (overflow, not a number). */
+int fpy_store(ferry_dtype dtype, PyObject *o, void *dst);
+/* One element of dtype at src as a Python bool, int or float. */
+PyObject *fpy_load(ferry_dtype dtype, const void *src);
+/* A 0-d tensor of dtype holding the Python number o, on device. */
+ferry_tensor *fpy_scalar_tensor(PyObject *o, ferry_dtype dtype, const char *device);
+/* ferry.tensor(data, dtype, device) without requires_grad: a new handle or NULL. */
+ferry_tensor *fpy_tensor_from_data(PyObject *data, const ferry_dtype *dtype,
+                                   const char *device);
+/* Tensor.tolist() and Tensor.item(). */
+PyObject *fpy_tolist(ferry_tensor *t);
+PyObject *fpy_item(ferry_tensor *t);
+
+/* ---- buffer.c ---- */
+
+extern PyBufferProcs fpy_tensor_as_buffer;
+void fpy_buffer_dims_free(FpyTensor *self);
+/* A tensor over an object's buffer: zero copy when `keep` (the tensor holds the export
+ * until it dies), else a temporary view the caller copies from before releasing
+ * *view_out with PyBuffer_Release. `numpy_names` words errors as torch.from_numpy. */
+ferry_tensor *fpy_tensor_from_buffer(PyObject *obj, bool keep, Py_buffer *view_out);
+PyObject *fpy_from_numpy(PyObject *module, PyObject *arr);
+PyObject *fpy_tensor_numpy(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *fpy_tensor_array(PyObject *self, PyObject *args, PyObject *kwargs);
+
+/* ---- dlpack.c ---- */
+
+PyObject *fpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *fpy_tensor_dlpack_device(PyObject *self, PyObject *unused);
+PyObject *fpy_from_dlpack(PyObject *module, PyObject *args, PyObject *kwargs);
+
+#endif /* FERRY_PY_H */

@@ -1,0 +1,1292 @@
+/* ferry.Tensor: the type, its properties, moving between devices and dtypes (to, cpu,
+ * cuda, opencl, type, detach), views and basic indexing, and the operators and methods
+ * over the C API's ops. NumPy, buffer and DLPack exchange live in buffer.c and dlpack.c. */
+#include "ferry_py.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Objects                                                                  */
+/* ------------------------------------------------------------------------ */
+
+PyObject *fpy_wrap(ferry_tensor *t)
+{
+    if (!t)
+        return fpy_error();
+    FpyTensor *o = PyObject_New(FpyTensor, &FpyTensor_Type);
+    if (!o) {
+        ferry_tensor_release(t);
+        return NULL;
+    }
+    o->t = t;
+    o->buf_dims = NULL;
+    o->weakrefs = NULL;
+    o->may_block = -1;
+    return (PyObject *)o;
+}
+
+PyObject *fpy_wrap_or_self(PyObject *self, ferry_tensor *r)
+{
+    if (r && r == FPY_T(self)) {
+        ferry_tensor_release(r);
+        return Py_NewRef(self);
+    }
+    return fpy_wrap(r);
+}
+
+static void tensor_dealloc(PyObject *self)
+{
+    FpyTensor *o = (FpyTensor *)self;
+    if (o->weakrefs)
+        PyObject_ClearWeakRefs(self);
+    fpy_buffer_dims_free(o);
+    /* May run a from_numpy deleter, which takes the GIL we hold (reentrant). */
+    ferry_tensor_release(o->t);
+    o->t = NULL;
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *tensor_repr(PyObject *self)
+{
+    ferry_tensor *t = FPY_T(self);
+    char *s;
+    FPY_MAYBE_NOGIL(!fpy_on_cpu(t), s = ferry_tensor_repr(t));
+    if (!s)
+        return fpy_error();
+    PyObject *r = PyUnicode_FromString(s);
+    ferry_free(s);
+    return r;
+}
+
+/* Tensors compare elementwise, so hashing is by identity, as PyTorch's. */
+static Py_hash_t tensor_hash(PyObject *self)
+{
+    size_t y = (size_t)self;
+    y = (y >> 4) | (y << (8 * sizeof(void *) - 4));
+    Py_hash_t h = (Py_hash_t)y;
+    return h == -1 ? -2 : h;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Properties                                                               */
+/* ------------------------------------------------------------------------ */
+
+static PyObject *make_size(int ndim, const int64_t *shape)
+{
+    PyObject *s = PyType_GenericAlloc(&FpySize_Type, ndim);
+    if (!s)
+        return NULL;
+    for (int i = 0; i < ndim; i++) {
+        PyObject *v = PyLong_FromLongLong(shape[i]);
+        if (!v) {
+            Py_DECREF(s);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(s, i, v);
+    }
+    return s;
+}
+
+static PyObject *get_shape(PyObject *self, void *closure)
+{
+    ferry_tensor *t = FPY_T(self);
+    return make_size(ferry_tensor_ndim(t), ferry_tensor_shape(t));
+}
+
+static PyObject *get_dtype(PyObject *self, void *closure)
+{
+    return fpy_dtype_object(ferry_tensor_dtype(FPY_T(self)));
+}
+
+static PyObject *get_device(PyObject *self, void *closure)
+{
+    return fpy_device_object(ferry_tensor_device(FPY_T(self)));
+}
+
+static PyObject *get_ndim(PyObject *self, void *closure)
+{
+    return PyLong_FromLong(ferry_tensor_ndim(FPY_T(self)));
+}
+
+static PyObject *get_requires_grad(PyObject *self, void *closure)
+{
+    return PyBool_FromLong(ferry_tensor_requires_grad(FPY_T(self)));
+}
+
+static int set_requires_grad(PyObject *self, PyObject *value, void *closure)
+{
+    if (!value) {
+        PyErr_SetString(PyExc_TypeError, "can't delete requires_grad");
+        return -1;
+    }
+    int flag = PyObject_IsTrue(value);
+    if (flag < 0)
+        return -1;
+    if (ferry_tensor_set_requires_grad(FPY_T(self), flag) != FERRY_OK) {
+        fpy_error();
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *get_is_cuda(PyObject *self, void *closure)
+{
+    return PyBool_FromLong(strcmp(ferry_tensor_device(FPY_T(self)).type, "cuda") == 0);
+}
+
+static PyObject *get_is_cpu(PyObject *self, void *closure)
+{
+    return PyBool_FromLong(fpy_on_cpu(FPY_T(self)));
+}
+
+static PyObject *get_itemsize(PyObject *self, void *closure)
+{
+    return PyLong_FromSize_t(ferry_dtype_size(ferry_tensor_dtype(FPY_T(self))));
+}
+
+static PyObject *get_nbytes(PyObject *self, void *closure)
+{
+    return PyLong_FromSize_t(ferry_tensor_nbytes(FPY_T(self)));
+}
+
+static PyObject *get_is_read_only(PyObject *self, void *closure)
+{
+    return PyBool_FromLong(ferry_tensor_is_read_only(FPY_T(self)));
+}
+
+static PyGetSetDef tensor_getset[] = {
+    {"shape", get_shape, NULL, "sizes as a ferry.Size (a tuple)", NULL},
+    {"dtype", get_dtype, NULL, "element type, a ferry.dtype", NULL},
+    {"device", get_device, NULL, "where the data lives, a ferry.device", NULL},
+    {"ndim", get_ndim, NULL, "number of dimensions", NULL},
+    {"requires_grad", get_requires_grad, set_requires_grad,
+     "whether gradients are to be tracked (floating dtypes only)", NULL},
+    {"is_cuda", get_is_cuda, NULL, "whether the tensor is on a CUDA device", NULL},
+    {"is_cpu", get_is_cpu, NULL, "whether the tensor is on the host", NULL},
+    {"itemsize", get_itemsize, NULL, "bytes per element", NULL},
+    {"nbytes", get_nbytes, NULL, "bytes of all elements", NULL},
+    {"is_read_only", get_is_read_only, NULL,
+     "whether the memory must not be written (it belongs to a read-only array); ops "
+     "writing into the tensor fail",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+/* ------------------------------------------------------------------------ */
+/* Moving between devices and dtypes                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Converts dtype and moves to device (either may be absent); returns self when nothing
+ * changes and copy is false, as PyTorch's to(). The smaller element type crosses the
+ * device boundary. */
+static PyObject *to_impl(PyObject *self, const char *device, const ferry_dtype *dtype, bool copy)
+{
+    ferry_tensor *t = FPY_T(self);
+    ferry_tensor *cur = ferry_tensor_retain(t), *next;
+    bool block = fpy_may_block(t) || (device && strcmp(device, "cpu") != 0);
+    bool dtype_first =
+        dtype && ferry_dtype_size(*dtype) < ferry_dtype_size(ferry_tensor_dtype(t));
+    for (int step = 0; step < 3; step++) {
+        bool do_dtype = dtype && (step == 0 ? dtype_first : step == 2 && !dtype_first);
+        if (do_dtype) {
+            FPY_MAYBE_NOGIL(block, next = ferry_tensor_to_dtype(cur, *dtype));
+        } else if (step == 1 && device) {
+            FPY_MAYBE_NOGIL(block, next = ferry_tensor_to(cur, device));
+        } else {
+            continue;
+        }
+        ferry_tensor_release(cur);
+        if (!next)
+            return fpy_error();
+        cur = next;
+    }
+    if (copy && cur == t) {
+        FPY_MAYBE_NOGIL(block, next = ferry_tensor_clone(cur));
+        ferry_tensor_release(cur);
+        if (!next)
+            return fpy_error();
+        cur = next;
+    }
+    return fpy_wrap_or_self(self, cur);
+}
+
+/* One argument of to(): a dtype, a device (string or ferry.device), or a tensor whose
+ * dtype and device are taken. */
+static int to_arg(PyObject *o, fpy_device_arg *dev, ferry_dtype *dtype, bool *has_dtype,
+                  char *tensor_dev)
+{
+    if (!o || o == Py_None)
+        return 0;
+    if (PyObject_TypeCheck(o, &FpyDType_Type)) {
+        if (*has_dtype)
+            goto dup;
+        *dtype = ((FpyDType *)o)->dtype;
+        *has_dtype = true;
+        return 0;
+    }
+    if (FpyTensor_Check(o)) {
+        if (*has_dtype || dev->given)
+            goto dup;
+        *dtype = ferry_tensor_dtype(FPY_T(o));
+        *has_dtype = true;
+        dev->str = fpy_tensor_device_str(FPY_T(o), tensor_dev);
+        dev->given = true;
+        return 0;
+    }
+    if (dev->given)
+        goto dup;
+    return fpy_device_converter(o, dev) ? 0 : -1;
+dup:
+    PyErr_SetString(PyExc_TypeError,
+                    "to() received an invalid combination of arguments: the device or dtype "
+                    "is given twice");
+    return -1;
+}
+
+static PyObject *t_to(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"", "", "device", "dtype", "non_blocking", "copy", NULL};
+    PyObject *a0 = NULL, *a1 = NULL, *kdev = NULL, *kdtype = NULL;
+    int non_blocking = 0, copy = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO$OOpp:to", kwlist, &a0, &a1, &kdev,
+                                     &kdtype, &non_blocking, &copy))
+        return NULL;
+    fpy_device_arg dev = {false, NULL, {0}};
+    ferry_dtype dtype = FERRY_FLOAT32;
+    bool has_dtype = false;
+    char tensor_dev[48];
+    if (to_arg(a0, &dev, &dtype, &has_dtype, tensor_dev) < 0 ||
+        to_arg(a1, &dev, &dtype, &has_dtype, tensor_dev) < 0 ||
+        to_arg(kdev, &dev, &dtype, &has_dtype, tensor_dev) < 0 ||
+        to_arg(kdtype, &dev, &dtype, &has_dtype, tensor_dev) < 0)
+        return NULL;
+    return to_impl(self, dev.given ? dev.str : NULL, has_dtype ? &dtype : NULL, copy);
+}
+
+static PyObject *t_cpu(PyObject *self, PyObject *unused)
+{
+    return to_impl(self, "cpu", NULL, false);
+}
+
+/* cuda(device=None) / opencl(device=None): an index, or a device of that type. */
+static PyObject *to_typed(PyObject *self, PyObject *args, PyObject *kwargs, const char *type)
+{
+    static char *kwlist[] = {"device", "non_blocking", NULL};
+    PyObject *d = Py_None;
+    int non_blocking = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Op", kwlist, &d, &non_blocking))
+        return NULL;
+    char buf[48];
+    if (d == Py_None || PyIndex_Check(d)) {
+        long index = 0;
+        if (d != Py_None && (index = PyLong_AsLong(d)) == -1 && PyErr_Occurred())
+            return NULL;
+        if (index < 0)
+            index = 0; /* as ferry_tensor_cuda(t, -1) */
+        snprintf(buf, sizeof buf, "%s:%ld", type, index);
+        return to_impl(self, buf, NULL, false);
+    }
+    fpy_device_arg dev;
+    if (!fpy_device_converter(d, &dev))
+        return NULL;
+    ferry_device parsed;
+    if (ferry_device_parse(dev.str, &parsed) != FERRY_OK)
+        return fpy_error();
+    if (strcmp(parsed.type, type) != 0) {
+        PyErr_Format(PyExc_ValueError, "Invalid device, must be %s device", type);
+        return NULL;
+    }
+    return to_impl(self, dev.str, NULL, false);
+}
+
+static PyObject *t_cuda(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    return to_typed(self, args, kwargs, "cuda");
+}
+
+static PyObject *t_opencl(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    return to_typed(self, args, kwargs, "opencl");
+}
+
+/* PyTorch's legacy tensor type names, for type() without arguments and with a string. */
+static const char *const legacy_names[FERRY_NUM_DTYPES] = {
+    [FERRY_BOOL] = "BoolTensor",       [FERRY_UINT8] = "ByteTensor",
+    [FERRY_INT8] = "CharTensor",       [FERRY_INT16] = "ShortTensor",
+    [FERRY_INT32] = "IntTensor",       [FERRY_INT64] = "LongTensor",
+    [FERRY_FLOAT16] = "HalfTensor",    [FERRY_BFLOAT16] = "BFloat16Tensor",
+    [FERRY_FLOAT32] = "FloatTensor",   [FERRY_FLOAT64] = "DoubleTensor",
+};
+
+static PyObject *t_type(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"dtype", "non_blocking", NULL};
+    PyObject *arg = Py_None;
+    int non_blocking = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Op:type", kwlist, &arg, &non_blocking))
+        return NULL;
+    ferry_tensor *t = FPY_T(self);
+    ferry_device dev = ferry_tensor_device(t);
+    if (arg == Py_None) {
+        const char *name = legacy_names[ferry_tensor_dtype(t)];
+        if (strcmp(dev.type, "cpu") == 0)
+            return PyUnicode_FromFormat("ferry.%s", name);
+        return PyUnicode_FromFormat("ferry.%s.%s", dev.type, name);
+    }
+    if (PyObject_TypeCheck(arg, &FpyDType_Type))
+        return to_impl(self, NULL, &((FpyDType *)arg)->dtype, false);
+    const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+    if (!s) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "type() takes a ferry.dtype or a type name such as "
+                                          "'ferry.FloatTensor', got %s",
+                         Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    /* "ferry.FloatTensor" is a host tensor, "ferry.cuda.FloatTensor" a CUDA one. */
+    const char *rest = strncmp(s, "ferry.", 6) == 0 ? s + 6 : s;
+    const char *dot = strrchr(rest, '.');
+    char type[FERRY_MAX_TYPE_LEN + 1] = "cpu";
+    if (dot) {
+        size_t n = (size_t)(dot - rest);
+        if (n > FERRY_MAX_TYPE_LEN)
+            goto bad;
+        memcpy(type, rest, n);
+        type[n] = '\0';
+        rest = dot + 1;
+    }
+    for (int i = 0; i < FERRY_NUM_DTYPES; i++) {
+        if (strcmp(rest, legacy_names[i]) != 0)
+            continue;
+        ferry_dtype dt = (ferry_dtype)i;
+        return to_impl(self, strcmp(type, dev.type) == 0 ? NULL : type, &dt, false);
+    }
+bad:
+    PyErr_Format(PyExc_ValueError, "invalid type: '%s'", s);
+    return NULL;
+}
+
+static PyObject *t_detach(PyObject *self, PyObject *unused)
+{
+    return fpy_wrap(ferry_tensor_detach(FPY_T(self)));
+}
+
+static PyObject *t_clone(PyObject *self, PyObject *unused)
+{
+    ferry_tensor *t = FPY_T(self), *r;
+    FPY_MAYBE_NOGIL(fpy_may_block(t), r = ferry_tensor_clone(t));
+    return fpy_wrap(r);
+}
+
+static PyObject *t_contiguous(PyObject *self, PyObject *unused)
+{
+    ferry_tensor *t = FPY_T(self), *r;
+    FPY_MAYBE_NOGIL(fpy_may_block(t), r = ferry_tensor_contiguous(t));
+    return fpy_wrap_or_self(self, r);
+}
+
+static PyObject *t_is_contiguous(PyObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(ferry_tensor_is_contiguous(FPY_T(self)));
+}
+
+static PyObject *t_tolist(PyObject *self, PyObject *unused)
+{
+    return fpy_tolist(FPY_T(self));
+}
+
+static PyObject *t_item(PyObject *self, PyObject *unused)
+{
+    return fpy_item(FPY_T(self));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sizes and views                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Wraps a dim as PyTorch does, with its message; -1 with IndexError when out of range. */
+static int wrap_dim(long dim, int ndim, int *out)
+{
+    int n = ndim > 0 ? ndim : 1;
+    if (dim < -n || dim >= n) {
+        PyErr_Format(PyExc_IndexError,
+                     "Dimension out of range (expected to be in range of [%d, %d], but got %ld)",
+                     -n, n - 1, dim);
+        return -1;
+    }
+    *out = (int)(dim < 0 ? dim + n : dim);
+    return 0;
+}
+
+static PyObject *t_size(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"dim", NULL};
+    PyObject *d = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:size", kwlist, &d))
+        return NULL;
+    ferry_tensor *t = FPY_T(self);
+    if (d == Py_None)
+        return make_size(ferry_tensor_ndim(t), ferry_tensor_shape(t));
+    long dim = PyLong_AsLong(d);
+    int w;
+    if ((dim == -1 && PyErr_Occurred()) || wrap_dim(dim, ferry_tensor_ndim(t), &w) < 0)
+        return NULL;
+    return PyLong_FromLongLong(ferry_tensor_ndim(t) ? ferry_tensor_shape(t)[w] : 1);
+}
+
+static PyObject *t_stride(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"dim", NULL};
+    PyObject *d = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:stride", kwlist, &d))
+        return NULL;
+    ferry_tensor *t = FPY_T(self);
+    int ndim = ferry_tensor_ndim(t);
+    const int64_t *st = ferry_tensor_strides(t);
+    if (d == Py_None) {
+        PyObject *r = PyTuple_New(ndim);
+        for (int i = 0; r && i < ndim; i++) {
+            PyObject *v = PyLong_FromLongLong(st[i]);
+            if (!v)
+                Py_CLEAR(r);
+            else
+                PyTuple_SET_ITEM(r, i, v);
+        }
+        return r;
+    }
+    long dim = PyLong_AsLong(d);
+    int w;
+    if ((dim == -1 && PyErr_Occurred()) || wrap_dim(dim, ndim, &w) < 0)
+        return NULL;
+    return PyLong_FromLongLong(ndim ? st[w] : 1);
+}
+
+static PyObject *t_dim(PyObject *self, PyObject *unused)
+{
+    return PyLong_FromLong(ferry_tensor_ndim(FPY_T(self)));
+}
+
+static PyObject *t_numel(PyObject *self, PyObject *unused)
+{
+    return PyLong_FromLongLong(ferry_tensor_numel(FPY_T(self)));
+}
+
+static PyObject *t_element_size(PyObject *self, PyObject *unused)
+{
+    return PyLong_FromSize_t(ferry_dtype_size(ferry_tensor_dtype(FPY_T(self))));
+}
+
+/* Sizes given as ints (`view(2, 3)`) or as one sequence (`view((2, 3))`). */
+static int int_list(PyObject *args, const char *what, int *n, int64_t *out)
+{
+    PyObject *seq = args;
+    if (PyTuple_GET_SIZE(args) == 1 && !PyIndex_Check(PyTuple_GET_ITEM(args, 0)))
+        seq = PyTuple_GET_ITEM(args, 0);
+    PyObject *fast = PySequence_Fast(seq, what);
+    if (!fast)
+        return -1;
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(fast);
+    if (len > FERRY_MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "%s: at most %d entries", what, FERRY_MAX_DIMS);
+        Py_DECREF(fast);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        out[i] = v;
+    }
+    *n = (int)len;
+    Py_DECREF(fast);
+    return 0;
+}
+
+static PyObject *t_reshape(PyObject *self, PyObject *args)
+{
+    int n;
+    int64_t shape[FERRY_MAX_DIMS];
+    if (int_list(args, "reshape(): shape must be ints", &n, shape) < 0)
+        return NULL;
+    ferry_tensor *t = FPY_T(self), *r;
+    FPY_MAYBE_NOGIL(fpy_may_block(t), r = ferry_reshape(t, n, shape));
+    return fpy_wrap(r);
+}
+
+static PyObject *t_view(PyObject *self, PyObject *args)
+{
+    int n;
+    int64_t shape[FERRY_MAX_DIMS];
+    if (int_list(args, "view(): shape must be ints", &n, shape) < 0)
+        return NULL;
+    return fpy_wrap(ferry_view(FPY_T(self), n, shape));
+}
+
+static PyObject *t_expand(PyObject *self, PyObject *args)
+{
+    int n;
+    int64_t shape[FERRY_MAX_DIMS];
+    if (int_list(args, "expand(): sizes must be ints", &n, shape) < 0)
+        return NULL;
+    return fpy_wrap(ferry_expand(FPY_T(self), n, shape));
+}
+
+static PyObject *t_permute(PyObject *self, PyObject *args)
+{
+    int n;
+    int64_t dims64[FERRY_MAX_DIMS];
+    int dims[FERRY_MAX_DIMS];
+    if (int_list(args, "permute(): dims must be ints", &n, dims64) < 0)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        dims[i] = (int)dims64[i];
+    return fpy_wrap(ferry_permute(FPY_T(self), n, dims));
+}
+
+static PyObject *t_transpose(PyObject *self, PyObject *args)
+{
+    int d0, d1;
+    if (!PyArg_ParseTuple(args, "ii:transpose", &d0, &d1))
+        return NULL;
+    return fpy_wrap(ferry_transpose(FPY_T(self), d0, d1));
+}
+
+static PyObject *t_flatten(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"start_dim", "end_dim", NULL};
+    int s = 0, e = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|ii:flatten", kwlist, &s, &e))
+        return NULL;
+    return fpy_wrap(ferry_flatten(FPY_T(self), s, e));
+}
+
+static PyObject *t_squeeze(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"dim", NULL};
+    PyObject *d = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:squeeze", kwlist, &d))
+        return NULL;
+    if (d == Py_None)
+        return fpy_wrap(ferry_squeeze_all(FPY_T(self)));
+    int dim = PyLong_AsLong(d);
+    if (dim == -1 && PyErr_Occurred())
+        return NULL;
+    return fpy_wrap(ferry_squeeze(FPY_T(self), dim));
+}
+
+static PyObject *t_unsqueeze(PyObject *self, PyObject *arg)
+{
+    int dim = PyLong_AsLong(arg);
+    if (dim == -1 && PyErr_Occurred())
+        return NULL;
+    return fpy_wrap(ferry_unsqueeze(FPY_T(self), dim));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Indexing: ints, slices with step > 0, None and Ellipsis, as views         */
+/* ------------------------------------------------------------------------ */
+
+/* A view of t equal to t, so t[...] is a new object sharing storage (and keeping the
+ * requires_grad and read-only flags, which detach() would not). */
+static ferry_tensor *alias(ferry_tensor *t)
+{
+    if (ferry_tensor_ndim(t) > 0)
+        return ferry_slice(t, 0, 0, INT64_MAX, 1);
+    ferry_tensor *u = ferry_unsqueeze(t, 0);
+    ferry_tensor *r = u ? ferry_squeeze(u, 0) : NULL;
+    ferry_tensor_release(u);
+    return r;
+}
+
+/* The view `t[key]`; NULL with an exception. */
+static ferry_tensor *index_view(ferry_tensor *t, PyObject *key)
+{
+    PyObject *const *items = &key;
+    Py_ssize_t n = 1;
+    if (PyTuple_Check(key)) {
+        items = &PyTuple_GET_ITEM(key, 0);
+        n = PyTuple_GET_SIZE(key);
+    }
+    int ndim = ferry_tensor_ndim(t);
+    int consumed = 0, ellipses = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = items[i];
+        if (it == Py_Ellipsis)
+            ellipses++;
+        else if (it != Py_None)
+            consumed++;
+    }
+    if (ellipses > 1) {
+        PyErr_SetString(PyExc_IndexError, "an index can only have a single ellipsis ('...')");
+        return NULL;
+    }
+    if (consumed > ndim) {
+        PyErr_Format(PyExc_IndexError, "too many indices for tensor of dimension %d", ndim);
+        return NULL;
+    }
+    ferry_tensor *cur = ferry_tensor_retain(t), *next = NULL;
+    int d = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = items[i];
+        if (it == Py_Ellipsis) {
+            d += ndim - consumed;
+            continue;
+        }
+        if (it == Py_None) {
+            next = ferry_unsqueeze(cur, d++);
+        } else if (PySlice_Check(it)) {
+            Py_ssize_t start, stop, step;
+            if (PySlice_Unpack(it, &start, &stop, &step) < 0)
+                goto fail;
+            if (step <= 0) {
+                PyErr_SetString(PyExc_ValueError, "step must be greater than zero");
+                goto fail;
+            }
+            next = ferry_slice(cur, d++, start, stop, step);
+        } else if (!PyBool_Check(it) && !FpyTensor_Check(it) && PyIndex_Check(it)) {
+            Py_ssize_t idx = PyNumber_AsSsize_t(it, PyExc_IndexError);
+            if (idx == -1 && PyErr_Occurred())
+                goto fail;
+            int64_t size = ferry_tensor_shape(cur)[d];
+            if (idx < -size || idx >= size) {
+                PyErr_Format(PyExc_IndexError,
+                             "index %zd is out of bounds for dimension %d with size %lld", idx,
+                             d, (long long)size);
+                goto fail;
+            }
+            if (idx < 0)
+                idx += size;
+            ferry_tensor *s = ferry_slice(cur, d, idx, idx + 1, 1);
+            next = s ? ferry_squeeze(s, d) : NULL;
+            ferry_tensor_release(s);
+        } else {
+            PyErr_Format(PyExc_IndexError,
+                         "only integers, slices (`:`), ellipsis (`...`) and None are valid "
+                         "indices (got %s); ferry has no advanced indexing",
+                         Py_TYPE(it)->tp_name);
+            goto fail;
+        }
+        if (!next) {
+            fpy_error();
+            goto fail;
+        }
+        ferry_tensor_release(cur);
+        cur = next;
+    }
+    if (cur == t) {
+        next = alias(t);
+        ferry_tensor_release(cur);
+        if (!next)
+            fpy_error();
+        return next;
+    }
+    return cur;
+fail:
+    ferry_tensor_release(cur);
+    return NULL;
+}
+
+static PyObject *tensor_subscript(PyObject *self, PyObject *key)
+{
+    ferry_tensor *v = index_view(FPY_T(self), key);
+    return v ? fpy_wrap(v) : NULL;
+}
+
+/* `t[key] = value`. The C API has no copy-into yet, so the write is maximum_out(view, v,
+ * v): max(x, x) is x bit for bit for every dtype (-0.0 and NaN included), and the _out
+ * form brings broadcasting, the read-only refusal and the overlap handling. */
+static int tensor_ass_subscript(PyObject *self, PyObject *key, PyObject *value)
+{
+    if (!value) {
+        PyErr_SetString(PyExc_TypeError, "tensor elements cannot be deleted");
+        return -1;
+    }
+    ferry_tensor *view = index_view(FPY_T(self), key), *src = NULL, *moved = NULL, *exp = NULL;
+    int rc = -1;
+    if (!view)
+        return -1;
+    ferry_dtype dt = ferry_tensor_dtype(view);
+    char dev[48];
+    fpy_tensor_device_str(view, dev);
+    if (FpyTensor_Check(value)) {
+        ferry_tensor *v = FPY_T(value);
+        bool block = fpy_may_block(v) || fpy_may_block(view);
+        FPY_MAYBE_NOGIL(block, src = ferry_tensor_to_dtype(v, dt));
+        if (src)
+            FPY_MAYBE_NOGIL(block, moved = ferry_tensor_to(src, dev));
+        if (!moved) {
+            fpy_error();
+            goto done;
+        }
+    } else if (fpy_scalar_kind(value) >= 0) {
+        if (!(moved = fpy_scalar_tensor(value, dt, dev)))
+            goto done;
+    } else {
+        PyErr_Format(PyExc_TypeError, "can't assign a %s to a ferry tensor",
+                     Py_TYPE(value)->tp_name);
+        goto done;
+    }
+    exp = ferry_expand(moved, ferry_tensor_ndim(view), ferry_tensor_shape(view));
+    ferry_status st = FERRY_ERR_INVALID_ARGUMENT;
+    if (exp)
+        FPY_MAYBE_NOGIL(fpy_may_block(view), st = ferry_maximum_out(view, exp, exp));
+    if (st != FERRY_OK) {
+        fpy_error();
+        goto done;
+    }
+    rc = 0;
+done:
+    ferry_tensor_release(exp);
+    ferry_tensor_release(moved);
+    ferry_tensor_release(src);
+    ferry_tensor_release(view);
+    return rc;
+}
+
+static Py_ssize_t tensor_length(PyObject *self)
+{
+    ferry_tensor *t = FPY_T(self);
+    if (ferry_tensor_ndim(t) == 0) {
+        PyErr_SetString(PyExc_TypeError, "len() of a 0-d tensor");
+        return -1;
+    }
+    return (Py_ssize_t)ferry_tensor_shape(t)[0];
+}
+
+/* Iteration goes through sq_item, which ends at the first IndexError. */
+static PyObject *tensor_item(PyObject *self, Py_ssize_t i)
+{
+    PyObject *key = PyLong_FromSsize_t(i);
+    if (!key)
+        return NULL;
+    PyObject *r = tensor_subscript(self, key);
+    Py_DECREF(key);
+    return r;
+}
+
+static PyObject *tensor_iter(PyObject *self)
+{
+    if (ferry_tensor_ndim(FPY_T(self)) == 0) {
+        PyErr_SetString(PyExc_TypeError, "iteration over a 0-d tensor");
+        return NULL;
+    }
+    return PySeqIter_New(self);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Operators                                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    ferry_tensor *(*tt)(ferry_tensor *, ferry_tensor *);
+    ferry_tensor *(*ts)(ferry_tensor *, double);
+    ferry_status (*tto)(ferry_tensor *, ferry_tensor *, ferry_tensor *);
+    ferry_status (*tso)(ferry_tensor *, ferry_tensor *, double);
+    bool commutative;
+} binop;
+
+#define BINOP(name, comm) \
+    static const binop op_##name = {ferry_##name, ferry_##name##_scalar, ferry_##name##_out, \
+                                    ferry_##name##_scalar_out, comm};
+BINOP(add, true)
+BINOP(sub, false)
+BINOP(mul, true)
+BINOP(div, false)
+BINOP(pow, false)
+BINOP(maximum, true)
+BINOP(minimum, true)
+BINOP(eq, true)
+BINOP(ne, true)
+BINOP(lt, false)
+BINOP(le, false)
+BINOP(gt, false)
+BINOP(ge, false)
+
+/* How a Python number enters an op with tensor t: as the double of a `_scalar` form
+ * (*d, *tmp == NULL) or as a 0-d tensor of the result dtype on t's device (*tmp). The
+ * double form promotes by the value (2.0 counts as an int), so it serves only where
+ * that agrees with PyTorch's rule for Python scalars (the scalar's kind may lift the
+ * category, never the width); reflected forms of non-commutative ops always need the
+ * tensor. Returns 1 when o is not a number (the caller answers NotImplemented), 0 on
+ * success, -1 with an exception. */
+static int scalar_operand(ferry_tensor *t, PyObject *o, bool as_tensor, double *d,
+                          ferry_tensor **tmp)
+{
+    *tmp = NULL;
+    int kind = fpy_scalar_kind(o);
+    if (kind < 0)
+        return 1;
+    ferry_dtype td = ferry_tensor_dtype(t);
+    int tk = fpy_dtype_kind(td);
+    double v = PyFloat_AsDouble(o);
+    if (v == -1.0 && PyErr_Occurred())
+        return -1;
+    /* A double holds integers exactly up to 2^53. */
+    bool need = as_tensor || (kind == FPY_KIND_FLOAT && tk != FPY_KIND_FLOAT) ||
+                (kind == FPY_KIND_BOOL && tk == FPY_KIND_BOOL) ||
+                (kind == FPY_KIND_INT && tk == FPY_KIND_INT && fabs(v) > 9007199254740992.0);
+    if (!need) {
+        *d = v;
+        return 0;
+    }
+    ferry_dtype rd = kind <= tk ? td : fpy_kind_default_dtype(kind);
+    char dev[48];
+    *tmp = fpy_scalar_tensor(o, rd, fpy_tensor_device_str(t, dev));
+    return *tmp ? 0 : -1;
+}
+
+static PyObject *binary(const binop *op, PyObject *a, PyObject *b)
+{
+    ferry_tensor *r = NULL, *tmp = NULL;
+    double d = 0.0;
+    if (FpyTensor_Check(a) && FpyTensor_Check(b)) {
+        ferry_tensor *ta = FPY_T(a), *tb = FPY_T(b);
+        FPY_MAYBE_NOGIL(fpy_obj_may_block(a) || fpy_obj_may_block(b), r = op->tt(ta, tb));
+        return fpy_wrap(r);
+    }
+    bool reflected = !FpyTensor_Check(a);
+    PyObject *tobj = reflected ? b : a;
+    ferry_tensor *t = FPY_T(tobj);
+    int rc = scalar_operand(t, reflected ? a : b, reflected && !op->commutative, &d, &tmp);
+    if (rc != 0)
+        return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
+    bool block = fpy_obj_may_block(tobj);
+    if (!tmp)
+        FPY_MAYBE_NOGIL(block, r = op->ts(t, d));
+    else if (reflected)
+        FPY_MAYBE_NOGIL(block, r = op->tt(tmp, t));
+    else
+        FPY_MAYBE_NOGIL(block, r = op->tt(t, tmp));
+    ferry_tensor_release(tmp);
+    return fpy_wrap(r);
+}
+
+/* `a op= b`: writes into a through the _out forms, so a read-only a is refused. */
+static PyObject *inplace(const binop *op, PyObject *a, PyObject *b)
+{
+    if (!FpyTensor_Check(a))
+        Py_RETURN_NOTIMPLEMENTED;
+    ferry_tensor *t = FPY_T(a), *tmp = NULL;
+    ferry_status st;
+    bool block = fpy_obj_may_block(a);
+    if (FpyTensor_Check(b)) {
+        FPY_MAYBE_NOGIL(block, st = op->tto(t, t, FPY_T(b)));
+    } else {
+        double d = 0.0;
+        int rc = scalar_operand(t, b, false, &d, &tmp);
+        if (rc != 0)
+            return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
+        if (tmp)
+            FPY_MAYBE_NOGIL(block, st = op->tto(t, t, tmp));
+        else
+            FPY_MAYBE_NOGIL(block, st = op->tso(t, t, d));
+        ferry_tensor_release(tmp);
+    }
+    if (st != FERRY_OK)
+        return fpy_error();
+    return Py_NewRef(a);
+}
+
+static PyObject *nb_add(PyObject *a, PyObject *b) { return binary(&op_add, a, b); }
+static PyObject *nb_sub(PyObject *a, PyObject *b) { return binary(&op_sub, a, b); }
+static PyObject *nb_mul(PyObject *a, PyObject *b) { return binary(&op_mul, a, b); }
+static PyObject *nb_div(PyObject *a, PyObject *b) { return binary(&op_div, a, b); }
+static PyObject *nb_iadd(PyObject *a, PyObject *b) { return inplace(&op_add, a, b); }
+static PyObject *nb_isub(PyObject *a, PyObject *b) { return inplace(&op_sub, a, b); }
+static PyObject *nb_imul(PyObject *a, PyObject *b) { return inplace(&op_mul, a, b); }
+static PyObject *nb_idiv(PyObject *a, PyObject *b) { return inplace(&op_div, a, b); }
+
+static PyObject *nb_pow(PyObject *a, PyObject *b, PyObject *mod)
+{
+    if (mod != Py_None)
+        Py_RETURN_NOTIMPLEMENTED;
+    return binary(&op_pow, a, b);
+}
+
+static PyObject *nb_ipow(PyObject *a, PyObject *b, PyObject *mod)
+{
+    if (mod != Py_None)
+        Py_RETURN_NOTIMPLEMENTED;
+    return inplace(&op_pow, a, b);
+}
+
+static PyObject *nb_matmul(PyObject *a, PyObject *b)
+{
+    if (!FpyTensor_Check(a) || !FpyTensor_Check(b))
+        Py_RETURN_NOTIMPLEMENTED;
+    ferry_tensor *ta = FPY_T(a), *tb = FPY_T(b), *r;
+    FPY_MAYBE_NOGIL(fpy_obj_may_block(a) || fpy_obj_may_block(b), r = ferry_matmul(ta, tb));
+    return fpy_wrap(r);
+}
+
+static PyObject *unary(ferry_tensor *(*f)(ferry_tensor *), PyObject *self)
+{
+    ferry_tensor *t = FPY_T(self), *r;
+    FPY_MAYBE_NOGIL(fpy_obj_may_block(self), r = f(t));
+    return fpy_wrap(r);
+}
+
+static PyObject *nb_neg(PyObject *a) { return unary(ferry_neg, a); }
+static PyObject *nb_abs(PyObject *a) { return unary(ferry_abs, a); }
+static PyObject *nb_pos(PyObject *a) { return Py_NewRef(a); }
+
+/* ~ is logical not on bool tensors; the C API has no bitwise ops for integers yet. */
+static PyObject *nb_invert(PyObject *a)
+{
+    ferry_tensor *t = FPY_T(a);
+    if (ferry_tensor_dtype(t) != FERRY_BOOL) {
+        PyErr_Format(PyExc_TypeError, "~ is only supported on bool tensors in ferry (got %s)",
+                     ferry_dtype_name(ferry_tensor_dtype(t)));
+        return NULL;
+    }
+    ferry_tensor *r;
+    FPY_MAYBE_NOGIL(fpy_may_block(t), r = ferry_eq_scalar(t, 0.0));
+    return fpy_wrap(r);
+}
+
+/* The value of a one-element tensor, with PyTorch's message otherwise. */
+static PyObject *single_value(PyObject *self, const char *what)
+{
+    int64_t n = ferry_tensor_numel(FPY_T(self));
+    if (n != 1) {
+        if (what)
+            PyErr_Format(PyExc_RuntimeError, "Boolean value of Tensor with %s is ambiguous",
+                         n == 0 ? "no values" : "more than one value");
+        else
+            PyErr_Format(PyExc_RuntimeError,
+                         "a Tensor with %lld elements cannot be converted to Scalar",
+                         (long long)n);
+        return NULL;
+    }
+    return fpy_item(FPY_T(self));
+}
+
+static int nb_bool(PyObject *a)
+{
+    PyObject *v = single_value(a, "bool");
+    if (!v)
+        return -1;
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+static PyObject *nb_int(PyObject *a)
+{
+    PyObject *v = single_value(a, NULL);
+    if (!v)
+        return NULL;
+    PyObject *r = PyNumber_Long(v);
+    Py_DECREF(v);
+    return r;
+}
+
+static PyObject *nb_float(PyObject *a)
+{
+    PyObject *v = single_value(a, NULL);
+    if (!v)
+        return NULL;
+    PyObject *r = PyNumber_Float(v);
+    Py_DECREF(v);
+    return r;
+}
+
+static PyObject *nb_index(PyObject *a)
+{
+    ferry_tensor *t = FPY_T(a);
+    int kind = fpy_dtype_kind(ferry_tensor_dtype(t));
+    if (kind != FPY_KIND_INT || ferry_tensor_numel(t) != 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "only integer tensors of a single element can be converted to an index");
+        return NULL;
+    }
+    return fpy_item(t);
+}
+
+static PyObject *tensor_richcompare(PyObject *a, PyObject *b, int op)
+{
+    static const binop *const ops[] = {[Py_LT] = &op_lt, [Py_LE] = &op_le, [Py_EQ] = &op_eq,
+                                       [Py_NE] = &op_ne, [Py_GT] = &op_gt, [Py_GE] = &op_ge};
+    return binary(ops[op], a, b);
+}
+
+static PyNumberMethods tensor_as_number = {
+    .nb_add = nb_add,
+    .nb_subtract = nb_sub,
+    .nb_multiply = nb_mul,
+    .nb_true_divide = nb_div,
+    .nb_power = nb_pow,
+    .nb_negative = nb_neg,
+    .nb_positive = nb_pos,
+    .nb_absolute = nb_abs,
+    .nb_invert = nb_invert,
+    .nb_bool = nb_bool,
+    .nb_int = nb_int,
+    .nb_float = nb_float,
+    .nb_index = nb_index,
+    .nb_inplace_add = nb_iadd,
+    .nb_inplace_subtract = nb_isub,
+    .nb_inplace_multiply = nb_imul,
+    .nb_inplace_true_divide = nb_idiv,
+    .nb_inplace_power = nb_ipow,
+    .nb_matrix_multiply = nb_matmul,
+};
+
+static PySequenceMethods tensor_as_sequence = {
+    .sq_length = tensor_length,
+    .sq_item = tensor_item,
+};
+
+static PyMappingMethods tensor_as_mapping = {
+    .mp_length = tensor_length,
+    .mp_subscript = tensor_subscript,
+    .mp_ass_subscript = tensor_ass_subscript,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Methods over the ops                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Method forms of the binary operators: a non-number argument is a TypeError here. */
+static PyObject *binary_method(const binop *op, PyObject *self, PyObject *other, const char *name)
+{
+    PyObject *r = binary(op, self, other);
+    if (r == Py_NotImplemented) {
+        Py_DECREF(r);
+        PyErr_Format(PyExc_TypeError, "%s(): argument 'other' must be a Tensor or a number, not %s",
+                     name, Py_TYPE(other)->tp_name);
+        return NULL;
+    }
+    return r;
+}
+
+static PyObject *inplace_method(const binop *op, PyObject *self, PyObject *other, const char *name)
+{
+    PyObject *r = inplace(op, self, other);
+    if (r == Py_NotImplemented) {
+        Py_DECREF(r);
+        PyErr_Format(PyExc_TypeError, "%s(): argument 'other' must be a Tensor or a number, not %s",
+                     name, Py_TYPE(other)->tp_name);
+        return NULL;
+    }
+    return r;
+}
+
+#define BINARY_METHOD(name)                                           \
+    static PyObject *m_##name(PyObject *self, PyObject *other)        \
+    {                                                                 \
+        return binary_method(&op_##name, self, other, #name);         \
+    }
+BINARY_METHOD(add)
+BINARY_METHOD(sub)
+BINARY_METHOD(mul)
+BINARY_METHOD(div)
+BINARY_METHOD(pow)
+BINARY_METHOD(maximum)
+BINARY_METHOD(minimum)
+BINARY_METHOD(eq)
+BINARY_METHOD(ne)
+BINARY_METHOD(lt)
+BINARY_METHOD(le)
+BINARY_METHOD(gt)
+BINARY_METHOD(ge)
+
+#define INPLACE_METHOD(name)                                          \
+    static PyObject *m_##name##_(PyObject *self, PyObject *other)     \
+    {                                                                 \
+        return inplace_method(&op_##name, self, other, #name "_");    \
+    }
+INPLACE_METHOD(add)
+INPLACE_METHOD(sub)
+INPLACE_METHOD(mul)
+INPLACE_METHOD(div)
+
+static PyObject *m_matmul(PyObject *self, PyObject *other)
+{
+    PyObject *r = nb_matmul(self, other);
+    if (r == Py_NotImplemented) {
+        Py_DECREF(r);
+        PyErr_Format(PyExc_TypeError, "matmul(): argument 'other' must be a Tensor, not %s",
+                     Py_TYPE(other)->tp_name);
+        return NULL;
+    }
+    return r;
+}
+
+#define UNARY_METHOD(name)                                            \
+    static PyObject *m_##name(PyObject *self, PyObject *unused)       \
+    {                                                                 \
+        return unary(ferry_##name, self);                             \
+    }
+UNARY_METHOD(neg)
+UNARY_METHOD(abs)
+UNARY_METHOD(exp)
+UNARY_METHOD(log)
+UNARY_METHOD(sqrt)
+UNARY_METHOD(sin)
+UNARY_METHOD(cos)
+UNARY_METHOD(tanh)
+UNARY_METHOD(sigmoid)
+UNARY_METHOD(relu)
+
+typedef ferry_tensor *(*reduce_fn)(ferry_tensor *, int, const int *, bool);
+
+/* sum(dim=None, keepdim=False) and friends: dim is None (everything), an int or a
+ * sequence of ints. */
+static PyObject *reduce(reduce_fn f, PyObject *self, PyObject *args, PyObject *kwargs,
+                        const char *fmt)
+{
+    static char *kwlist[] = {"dim", "keepdim", NULL};
+    PyObject *d = Py_None;
+    int keepdim = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, fmt, kwlist, &d, &keepdim))
+        return NULL;
+    int n = 0, dims[FERRY_MAX_DIMS];
+    if (d != Py_None) {
+        int64_t dims64[FERRY_MAX_DIMS];
+        PyObject *one = PyTuple_Pack(1, d);
+        if (!one)
+            return NULL;
+        int rc = int_list(one, "dim must be an int or a sequence of ints", &n, dims64);
+        Py_DECREF(one);
+        if (rc < 0)
+            return NULL;
+        for (int i = 0; i < n; i++)
+            dims[i] = (int)dims64[i];
+    }
+    ferry_tensor *t = FPY_T(self), *r;
+    FPY_MAYBE_NOGIL(fpy_may_block(t), r = f(t, n, dims, keepdim));
+    return fpy_wrap(r);
+}
+
+static PyObject *m_sum(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_sum, s, a, k, "|Op:sum"); }
+static PyObject *m_mean(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_mean, s, a, k, "|Op:mean"); }
+static PyObject *m_amax(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_max, s, a, k, "|Op:amax"); }
+static PyObject *m_amin(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_min, s, a, k, "|Op:amin"); }
+static PyObject *m_argmax(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_argmax, s, a, k, "|Op:argmax"); }
+
+/* max()/min() of everything; PyTorch's max(dim) returns (values, indices), which needs
+ * an argmin the C API lacks, so the per-dim forms are amax/amin/argmax. */
+static PyObject *m_max(PyObject *self, PyObject *unused)
+{
+    ferry_tensor *t = FPY_T(self), *r;
+    FPY_MAYBE_NOGIL(fpy_may_block(t), r = ferry_max(t, 0, NULL, false));
+    return fpy_wrap(r);
+}
+
+static PyObject *m_min(PyObject *self, PyObject *unused)
+{
+    ferry_tensor *t = FPY_T(self), *r;
+    FPY_MAYBE_NOGIL(fpy_may_block(t), r = ferry_min(t, 0, NULL, false));
+    return fpy_wrap(r);
+}
+
+#define KW (METH_VARARGS | METH_KEYWORDS)
+#define CF(f) ((PyCFunction)(void (*)(void))(f))
+static PyMethodDef tensor_methods[] = {
+    {"to", CF(t_to), KW,
+     "to(device=None, dtype=None, *, copy=False): self when nothing changes, else a tensor "
+     "on that device and of that dtype. Also to(dtype), to(device, dtype), to(tensor)."},
+    {"cpu", t_cpu, METH_NOARGS, "a copy on the host (self when already there)"},
+    {"cuda", CF(t_cuda), KW, "cuda(device=None): a copy on a CUDA device (index 0 by default)"},
+    {"opencl", CF(t_opencl), KW, "opencl(device=None): a copy on an OpenCL device"},
+    {"type", CF(t_type), KW,
+     "type(dtype=None): the type name ('ferry.FloatTensor') without argument, else the "
+     "tensor converted to dtype (self when already of it)"},
+    {"detach", t_detach, METH_NOARGS, "a tensor sharing storage that does not require grad"},
+    {"clone", t_clone, METH_NOARGS, "a contiguous copy on the same device"},
+    {"contiguous", t_contiguous, METH_NOARGS, "self when contiguous, else a contiguous copy"},
+    {"is_contiguous", t_is_contiguous, METH_NOARGS, "row-major contiguous"},
+    {"numpy", CF(fpy_tensor_numpy), KW,
+     "numpy(*, force=False): a NumPy array sharing memory with this CPU tensor. force=True "
+     "does detach().cpu() first."},
+    {"tolist", t_tolist, METH_NOARGS, "the elements as nested lists of Python numbers"},
+    {"item", t_item, METH_NOARGS, "the value of a one-element tensor as a Python number"},
+    {"__array__", CF(fpy_tensor_array), KW, NULL},
+    {"__dlpack__", CF(fpy_tensor_dlpack), KW,
+     "__dlpack__(*, stream=None, max_version=None, dl_device=None, copy=None): a DLPack "
+     "capsule over this tensor's memory"},
+    {"__dlpack_device__", fpy_tensor_dlpack_device, METH_NOARGS,
+     "(DLPack device type, device id)"},
+    {"size", CF(t_size), KW, "size(dim=None): the shape, or one size"},
+    {"stride", CF(t_stride), KW, "stride(dim=None): strides in elements"},
+    {"dim", t_dim, METH_NOARGS, "number of dimensions"},
+    {"numel", t_numel, METH_NOARGS, "number of elements"},
+    {"element_size", t_element_size, METH_NOARGS, "bytes per element"},
+    {"reshape", t_reshape, METH_VARARGS, "reshape(*shape): a view when possible, else a copy"},
+    {"view", t_view, METH_VARARGS, "view(*shape): a view with another shape"},
+    {"expand", t_expand, METH_VARARGS, "expand(*sizes): broadcast size-1 dims (a view)"},
+    {"permute", t_permute, METH_VARARGS, "permute(*dims): a view with dims reordered"},
+    {"transpose", t_transpose, METH_VARARGS, "transpose(dim0, dim1): a view"},
+    {"flatten", CF(t_flatten), KW, "flatten(start_dim=0, end_dim=-1)"},
+    {"squeeze", CF(t_squeeze), KW, "squeeze(dim=None): drop size-1 dims (a view)"},
+    {"unsqueeze", t_unsqueeze, METH_O, "unsqueeze(dim): insert a size-1 dim (a view)"},
+    {"add", m_add, METH_O, NULL},
+    {"sub", m_sub, METH_O, NULL},
+    {"mul", m_mul, METH_O, NULL},
+    {"div", m_div, METH_O, NULL},
+    {"pow", m_pow, METH_O, NULL},
+    {"maximum", m_maximum, METH_O, NULL},
+    {"minimum", m_minimum, METH_O, NULL},
+    {"eq", m_eq, METH_O, NULL},
+    {"ne", m_ne, METH_O, NULL},
+    {"lt", m_lt, METH_O, NULL},
+    {"le", m_le, METH_O, NULL},
+    {"gt", m_gt, METH_O, NULL},
+    {"ge", m_ge, METH_O, NULL},
+    {"add_", m_add_, METH_O, "in place; fails on a read-only tensor"},
+    {"sub_", m_sub_, METH_O, "in place; fails on a read-only tensor"},
+    {"mul_", m_mul_, METH_O, "in place; fails on a read-only tensor"},
+    {"div_", m_div_, METH_O, "in place; fails on a read-only tensor"},
+    {"matmul", m_matmul, METH_O, NULL},
+    {"neg", m_neg, METH_NOARGS, NULL},
+    {"abs", m_abs, METH_NOARGS, NULL},
+    {"exp", m_exp, METH_NOARGS, NULL},
+    {"log", m_log, METH_NOARGS, NULL},
+    {"sqrt", m_sqrt, METH_NOARGS, NULL},
+    {"sin", m_sin, METH_NOARGS, NULL},
+    {"cos", m_cos, METH_NOARGS, NULL},
+    {"tanh", m_tanh, METH_NOARGS, NULL},
+    {"sigmoid", m_sigmoid, METH_NOARGS, NULL},
+    {"relu", m_relu, METH_NOARGS, NULL},
+    {"sum", CF(m_sum), KW, "sum(dim=None, keepdim=False)"},
+    {"mean", CF(m_mean), KW, "mean(dim=None, keepdim=False)"},
+    {"amax", CF(m_amax), KW, "amax(dim=None, keepdim=False)"},
+    {"amin", CF(m_amin), KW, "amin(dim=None, keepdim=False)"},
+    {"argmax", CF(m_argmax), KW, "argmax(dim=None, keepdim=False)"},
+    {"max", m_max, METH_NOARGS, "the largest element (0-d)"},
+    {"min", m_min, METH_NOARGS, "the smallest element (0-d)"},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject FpyTensor_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ferry.Tensor",
+    .tp_basicsize = sizeof(FpyTensor),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A tensor on a device. Create with ferry.tensor(), ferry.zeros(), ferry.from_numpy(), "
+              "ferry.from_dlpack(), ...",
+    .tp_dealloc = tensor_dealloc,
+    .tp_repr = tensor_repr,
+    .tp_hash = tensor_hash,
+    .tp_as_number = &tensor_as_number,
+    .tp_as_sequence = &tensor_as_sequence,
+    .tp_as_mapping = &tensor_as_mapping,
+    .tp_as_buffer = &fpy_tensor_as_buffer,
+    .tp_richcompare = tensor_richcompare,
+    .tp_iter = tensor_iter,
+    .tp_weaklistoffset = offsetof(FpyTensor, weakrefs),
+    .tp_methods = tensor_methods,
+    .tp_getset = tensor_getset,
+};
+
+int fpy_tensor_type_init(PyObject *module)
+{
+    if (PyType_Ready(&FpyTensor_Type) < 0)
+        return -1;
+    return PyModule_AddObjectRef(module, "Tensor", (PyObject *)&FpyTensor_Type);
+}

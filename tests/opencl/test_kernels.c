@@ -1,0 +1,399 @@
+/* OpenCL kernel behaviour the conformance suite does not reach: float sums that must be
+ * exact, float16/bfloat16 rounding bit for bit as ferry/half.h, multi-pass reductions
+ * (chunk boundaries, ties, NaN), matmul through CLBlast in every layout it is handed,
+ * and launches the kernels refuse (more than 8 dims) still giving the right answer. */
+#include <math.h>
+
+#include <ferry/half.h>
+
+#include "test_util.h"
+
+static ferry_tensor *from_f32(const float *v, int ndim, const int64_t *shape)
+{
+    ferry_tensor *t = ferry_tensor_from_data(v, FERRY_FLOAT32, ndim, shape, "opencl:0");
+    assert_tensor(t);
+    return t;
+}
+
+static void test_kernels_sum_of_16m_float32_ones_is_exact(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    int64_t n = (int64_t)1 << 24;
+    ferry_tensor *ones = ferry_ones(FERRY_FLOAT32, 1, &n, "opencl:0");
+    assert_tensor(ones);
+    ferry_tensor *s = ferry_sum(ones, 0, NULL, false);
+    ferry_tensor *m = ferry_mean(ones, 0, NULL, false);
+    assert_tensor(s);
+    assert_tensor(m);
+    float sv = 0, mv = 0;
+    assert_ok(ferry_tensor_copy_to_host(s, &sv, sizeof sv));
+    assert_ok(ferry_tensor_copy_to_host(m, &mv, sizeof mv));
+    assert_true(sv == 16777216.0f);
+    assert_true(mv == 1.0f);
+    /* And one more: a sequential float32 sum would stop at 2^24. */
+    int64_t n1 = n + 1;
+    ferry_tensor *more = ferry_ones(FERRY_FLOAT32, 1, &n1, "opencl:0");
+    ferry_tensor *h = ferry_tensor_to_dtype(more, FERRY_FLOAT16);
+    assert_tensor(h);
+    ferry_tensor *hs = ferry_sum(h, 0, NULL, false); /* float16 accumulates in float32 */
+    assert_tensor(hs);
+    uint16_t bits;
+    assert_ok(ferry_tensor_copy_to_host(hs, &bits, sizeof bits));
+    assert_int_equal(bits, 0x7c00); /* 16777217 overflows float16: +inf */
+    ferry_tensor *list[] = {ones, s, m, more, h, hs};
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        ferry_tensor_release(list[i]);
+}
+
+/* float32 values around every float16/bfloat16 rounding hazard. */
+static size_t hazards(float *v, size_t cap)
+{
+    size_t n = 0;
+    const float base[] = {0.0f,     -0.0f,        1.0f,         65504.0f,  65519.99f,
+                          65520.0f, 65536.0f,     6.1035156e-5f, 6.0e-8f,  5.96e-8f,
+                          2.98e-8f, 2.9802322e-8f, 1e-10f,       3.0e38f,  INFINITY,
+                          1.0009765625f, 1.00048828125f, 1.000732421875f, 0.1f, 1e-40f};
+    for (size_t i = 0; i < sizeof base / sizeof base[0] && n + 2 <= cap; i++) {
+        v[n++] = base[i];
+        v[n++] = -base[i];
+    }
+    /* A sweep of bit patterns, ties to even included (low 13 / 16 bits at half). */
+    for (uint32_t x = 0x33000000u; x < 0x48000000u && n < cap; x += 0x000fe001u) {
+        v[n++] = ferry_bits_f32(x);
+        if (n < cap)
+            v[n++] = ferry_bits_f32((x & ~0x1fffu) | 0x1000u);
+        if (n < cap)
+            v[n++] = ferry_bits_f32((x & ~0xffffu) | 0x8000u);
+    }
+    return n;
+}
+
+static void test_kernels_half_and_bfloat16_round_as_half_h(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    float v[4096];
+    int64_t n = (int64_t)hazards(v, 4000);
+    v[n++] = NAN;
+    v[n++] = -NAN;
+    ferry_tensor *f = from_f32(v, 1, &n);
+    ferry_tensor *h = ferry_tensor_to_dtype(f, FERRY_FLOAT16);
+    ferry_tensor *b = ferry_tensor_to_dtype(f, FERRY_BFLOAT16);
+    assert_tensor(h);
+    assert_tensor(b);
+    uint16_t hb[4096], bb[4096];
+    assert_ok(ferry_tensor_copy_to_host(h, hb, (size_t)n * 2));
+    assert_ok(ferry_tensor_copy_to_host(b, bb, (size_t)n * 2));
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t wh = ferry_f32_to_f16(v[i]), wb = ferry_f32_to_bf16(v[i]);
+        if (isnan(v[i])) {
+            /* Any quiet NaN of the same sign. */
+            assert_true((hb[i] & 0x7e00) == 0x7e00 && (hb[i] & 0x8000) == (wh & 0x8000));
+            assert_true((bb[i] & 0x7fc0) == 0x7fc0 && (bb[i] & 0x8000) == (wb & 0x8000));
+            continue;
+        }
+        if (hb[i] != wh)
+            fail_msg("float16 of %a (0x%08x): 0x%04x, expected 0x%04x", (double)v[i],
+                     ferry_f32_bits(v[i]), hb[i], wh);
+        if (bb[i] != wb)
+            fail_msg("bfloat16 of %a: 0x%04x, expected 0x%04x", (double)v[i], bb[i], wb);
+    }
+    /* Back to float32 exactly. */
+    ferry_tensor *hf = ferry_tensor_to_dtype(h, FERRY_FLOAT32);
+    assert_tensor(hf);
+    float back[4096];
+    assert_ok(ferry_tensor_copy_to_host(hf, back, (size_t)n * 4));
+    for (int64_t i = 0; i < n; i++) {
+        float want = ferry_f16_to_f32(hb[i]);
+        assert_true(ferry_f32_bits(back[i]) == ferry_f32_bits(want) || (isnan(back[i]) && isnan(want)));
+    }
+    ferry_tensor_release(hf);
+    ferry_tensor_release(b);
+    ferry_tensor_release(h);
+    ferry_tensor_release(f);
+}
+
+static void test_kernels_long_reductions_keep_first_max_and_nan(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    int64_t rows = 3, cols = ((int64_t)1 << 21) + 7; /* several passes and a ragged chunk */
+    float *v = malloc((size_t)(rows * cols) * sizeof *v);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            v[r * cols + c] = (float)((c * 7919 + r) % 1000) * 0.25f;
+    /* Row 0: the maximum twice, far apart; row 1: NaN twice; row 2: maximum at the end. */
+    v[0 * cols + 5] = 1000.0f;
+    v[0 * cols + 1900001] = 1000.0f;
+    v[1 * cols + 700000] = NAN;
+    v[1 * cols + 1800000] = NAN;
+    v[2 * cols + cols - 1] = 2000.0f;
+    int64_t shape[2] = {rows, cols};
+    ferry_tensor *t = from_f32(v, 2, shape);
+    int dim1[1] = {1};
+    ferry_tensor *am = ferry_argmax(t, 1, dim1, false);
+    ferry_tensor *mx = ferry_max(t, 1, dim1, false);
+    ferry_tensor *mn = ferry_min(t, 1, dim1, false);
+    ferry_tensor *s = ferry_sum(t, 1, dim1, false);
+    assert_tensor(am);
+    assert_tensor(mx);
+    assert_tensor(mn);
+    assert_tensor(s);
+    int64_t ai[3];
+    float mxv[3], mnv[3], sv[3];
+    assert_ok(ferry_tensor_copy_to_host(am, ai, sizeof ai));
+    assert_ok(ferry_tensor_copy_to_host(mx, mxv, sizeof mxv));
+    assert_ok(ferry_tensor_copy_to_host(mn, mnv, sizeof mnv));
+    assert_ok(ferry_tensor_copy_to_host(s, sv, sizeof sv));
+    assert_int_equal(ai[0], 5);
+    assert_int_equal(ai[1], 700000);
+    assert_int_equal(ai[2], cols - 1);
+    assert_true(mxv[0] == 1000.0f && isnan(mxv[1]) && mxv[2] == 2000.0f);
+    assert_true(mnv[0] == 0.0f && isnan(mnv[1]) && mnv[2] == 0.0f);
+    for (int r = 0; r < 3; r += 2) {
+        double ref = 0;
+        for (int64_t c = 0; c < cols; c++)
+            ref += v[r * cols + c];
+        if (fabs(sv[r] - ref) > 1e-6 * ref)
+            fail_msg("row %d sums to %.9g, expected %.9g", r, (double)sv[r], ref);
+    }
+    assert_true(isnan(sv[1]));
+    /* Over the other dim too (strided reads), and everything at once. */
+    int dim0[1] = {0};
+    ferry_tensor *am0 = ferry_argmax(t, 1, dim0, false);
+    ferry_tensor *all = ferry_argmax(t, 0, NULL, false);
+    assert_tensor(am0);
+    assert_tensor(all);
+    int64_t a0[8], aall;
+    ferry_tensor *head = ferry_slice(am0, 0, 0, 8, 1);
+    assert_ok(ferry_tensor_copy_to_host(head, a0, sizeof a0));
+    assert_int_equal(a0[5], 0);
+    assert_ok(ferry_tensor_copy_to_host(all, &aall, sizeof aall));
+    assert_int_equal(aall, 1 * cols + 700000); /* the first NaN, row-major */
+    ferry_tensor *list[] = {t, am, mx, mn, s, am0, all, head};
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        ferry_tensor_release(list[i]);
+    free(v);
+}
+
+static void test_kernels_integer_sums_are_exact_int64(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    int64_t n = 3000001;
+    int32_t *v = malloc((size_t)n * sizeof *v);
+    int64_t ref = 0;
+    for (int64_t i = 0; i < n; i++) {
+        v[i] = (int32_t)((i * 2654435761u) % 2000000000u) - 1000000000;
+        ref += v[i];
+    }
+    ferry_tensor *t = ferry_tensor_from_data(v, FERRY_INT32, 1, &n, "opencl:0");
+    ferry_tensor *s = ferry_sum(t, 0, NULL, false);
+    assert_tensor(s);
+    assert_int_equal(ferry_tensor_dtype(s), FERRY_INT64);
+    int64_t got;
+    assert_ok(ferry_tensor_copy_to_host(s, &got, sizeof got));
+    assert_int_equal(got, ref);
+    ferry_tensor_release(s);
+    ferry_tensor_release(t);
+    free(v);
+}
+
+/* ---- matmul -------------------------------------------------------------------------- */
+
+static int force_clblast(void **state)
+{
+    (void)state;
+    setenv("FERRY_OPENCL_MATMUL", "clblast", 1);
+    ferry_shutdown();
+    return 0;
+}
+
+static int unforce_clblast(void **state)
+{
+    (void)state;
+    unsetenv("FERRY_OPENCL_MATMUL");
+    ferry_shutdown();
+    return 0;
+}
+
+/* Values that float16 and bfloat16 hold exactly, so every dtype gets the same inputs. */
+static float mm_value(int64_t i, unsigned salt)
+{
+    return (float)((int64_t)((i * 37 + salt * 11) % 17) - 8) * 0.25f;
+}
+
+/* matmul of a and b (host-side [B?, M, K] and [B?, K, N] row-major data), through the
+ * layout `how` on the device, checked against a double reference. */
+enum { PLAIN, TRANS_A, TRANS_B, TRANS_BOTH, OUT_TRANSPOSED, BATCHED, BROADCAST_B, SLICED };
+
+static void check_matmul(ferry_dtype dt, int how)
+{
+    const int64_t B = how == BATCHED || how == BROADCAST_B ? 3 : 1, M = 33, K = 47, N = 29;
+    int64_t na = B * M * K, nb = (how == BROADCAST_B ? 1 : B) * K * N;
+    float *a = malloc((size_t)na * 4), *b = malloc((size_t)nb * 4);
+    for (int64_t i = 0; i < na; i++)
+        a[i] = mm_value(i, 1);
+    for (int64_t i = 0; i < nb; i++)
+        b[i] = mm_value(i, 2);
+    ferry_tensor *ta, *tb;
+    int64_t sa3[3] = {B, M, K}, sb3[3] = {B, K, N}, sa2[2] = {M, K}, sb2[2] = {K, N};
+    int64_t sat[2] = {K, M}, sbt[2] = {N, K};
+    if (how == TRANS_A || how == TRANS_BOTH) {
+        /* Stored as [K, M] and transposed: a column-major view of A. */
+        float *at = malloc((size_t)na * 4);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t k = 0; k < K; k++)
+                at[k * M + i] = a[i * K + k];
+        ferry_tensor *s = from_f32(at, 2, sat);
+        ta = ferry_transpose(s, 0, 1);
+        ferry_tensor_release(s);
+        free(at);
+    } else if (how == SLICED) {
+        /* Every other column of a wider tensor: unit stride in neither dim. */
+        float *w = calloc((size_t)(M * K * 2), 4);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t k = 0; k < K; k++)
+                w[i * 2 * K + 2 * k] = a[i * K + k];
+        int64_t sw[2] = {M, 2 * K};
+        ferry_tensor *s = from_f32(w, 2, sw);
+        ta = ferry_slice(s, 1, 0, 2 * K, 2);
+        ferry_tensor_release(s);
+        free(w);
+    } else {
+        ta = B > 1 ? from_f32(a, 3, sa3) : from_f32(a, 2, sa2);
+    }
+    if (how == TRANS_B || how == TRANS_BOTH) {
+        float *bt = malloc((size_t)nb * 4);
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t j = 0; j < N; j++)
+                bt[j * K + k] = b[k * N + j];
+        ferry_tensor *s = from_f32(bt, 2, sbt);
+        tb = ferry_transpose(s, 0, 1);
+        ferry_tensor_release(s);
+        free(bt);
+    } else {
+        tb = how == BATCHED ? from_f32(b, 3, sb3) : from_f32(b, 2, sb2);
+    }
+    assert_tensor(ta);
+    assert_tensor(tb);
+    ferry_tensor *ca = ferry_tensor_to_dtype(ta, dt), *cb = ferry_tensor_to_dtype(tb, dt);
+    assert_tensor(ca);
+    assert_tensor(cb);
+    ferry_tensor *out;
+    if (how == OUT_TRANSPOSED) {
+        int64_t so[2] = {N, M};
+        ferry_tensor *base = ferry_zeros(dt, 2, so, "opencl:0");
+        out = ferry_transpose(base, 0, 1);
+        ferry_tensor_release(base);
+        assert_ok(ferry_matmul_out(out, ca, cb));
+    } else {
+        out = ferry_matmul(ca, cb);
+    }
+    assert_tensor(out);
+    ferry_tensor *of = ferry_tensor_to_dtype(out, FERRY_FLOAT64);
+    assert_tensor(of);
+    double *got = malloc((size_t)(B * M * N) * 8);
+    assert_ok(ferry_tensor_copy_to_host(of, got, (size_t)(B * M * N) * 8));
+    double tol = dt == FERRY_FLOAT64 ? 1e-12 : dt == FERRY_FLOAT32 ? 1e-5
+               : dt == FERRY_FLOAT16 ? 2e-3 : 1e-2;
+    for (int64_t bt = 0; bt < B; bt++)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++) {
+                double ref = 0, mag = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    double x = a[(bt * M + i) * K + k];
+                    double y = b[((how == BROADCAST_B ? 0 : bt) * K + k) * N + j];
+                    ref += x * y;
+                    mag += fabs(x * y);
+                }
+                double g = got[(bt * M + i) * N + j];
+                if (fabs(g - ref) > tol * (mag + 1))
+                    fail_msg("%s layout %d: [%lld, %lld, %lld] is %.9g, expected %.9g",
+                             ferry_dtype_name(dt), how, (long long)bt, (long long)i,
+                             (long long)j, g, ref);
+            }
+    free(got);
+    ferry_tensor *list[] = {ta, tb, ca, cb, out, of};
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        ferry_tensor_release(list[i]);
+    free(a);
+    free(b);
+}
+
+static void test_kernels_clblast_matmul_every_layout(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    const ferry_dtype dts[] = {FERRY_FLOAT32, FERRY_FLOAT64, FERRY_FLOAT16, FERRY_BFLOAT16};
+    for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+        for (int how = PLAIN; how <= SLICED; how++)
+            check_matmul(dts[d], how);
+}
+
+static void test_kernels_integer_matmul_wraps(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    int64_t s[2] = {2, 2};
+    int8_t a[4] = {100, 100, -128, 1}, b[4] = {2, 0, 1, 3};
+    ferry_tensor *ta = ferry_tensor_from_data(a, FERRY_INT8, 2, s, "opencl:0");
+    ferry_tensor *tb = ferry_tensor_from_data(b, FERRY_INT8, 2, s, "opencl:0");
+    ferry_tensor *c = ferry_matmul(ta, tb);
+    assert_tensor(c);
+    int8_t got[4];
+    assert_ok(ferry_tensor_copy_to_host(c, got, sizeof got));
+    int8_t want[4] = {(int8_t)(uint8_t)300, (int8_t)(uint8_t)300, (int8_t)(uint8_t)(-255),
+                      3};
+    assert_memory_equal(got, want, sizeof want);
+    ferry_tensor_release(c);
+    ferry_tensor_release(tb);
+    ferry_tensor_release(ta);
+}
+
+/* ---- what the kernels refuse still works -------------------------------------------- */
+
+static void test_kernels_nine_dims_fall_back_correctly(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    int64_t shape[9] = {2, 2, 2, 2, 2, 2, 2, 2, 2};
+    float v[512];
+    for (int i = 0; i < 512; i++)
+        v[i] = (float)i;
+    ferry_tensor *t = from_f32(v, 9, shape);
+    /* Reversed dims: no two neighbours merge, so 9 dims reach the kernel. */
+    int perm[9] = {8, 7, 6, 5, 4, 3, 2, 1, 0};
+    ferry_tensor *p = ferry_permute(t, 9, perm);
+    ferry_tensor *c = ferry_tensor_contiguous(p);
+    assert_tensor(c);
+    float got[512];
+    assert_ok(ferry_tensor_copy_to_host(c, got, sizeof got));
+    for (int i = 0; i < 512; i++) {
+        int r = 0;
+        for (int bit = 0; bit < 9; bit++)
+            r |= ((i >> bit) & 1) << (8 - bit);
+        assert_true(got[i] == (float)r);
+    }
+    ferry_tensor_release(c);
+    ferry_tensor_release(p);
+    ferry_tensor_release(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kernels_sum_of_16m_float32_ones_is_exact),
+        cmocka_unit_test(test_kernels_half_and_bfloat16_round_as_half_h),
+        cmocka_unit_test(test_kernels_long_reductions_keep_first_max_and_nan),
+        cmocka_unit_test(test_kernels_integer_sums_are_exact_int64),
+        cmocka_unit_test_setup_teardown(test_kernels_clblast_matmul_every_layout, force_clblast,
+                                        unforce_clblast),
+        cmocka_unit_test(test_kernels_integer_matmul_wraps),
+        cmocka_unit_test(test_kernels_nine_dims_fall_back_correctly),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    ferry_shutdown();
+    return rc;
+}
