@@ -397,3 +397,39 @@ FERRY_API ferry_status ferry_tensor_copy_to_host(const ferry_tensor *t, void *ds
     ferry_tensor_release(c);
     return st;
 }
+
+FERRY_API ferry_status ferry_tensor_copy_from(ferry_tensor *dst, ferry_tensor *src)
+{
+    ferry_status st = ferry__check_tensor(dst, "ferry_tensor_copy_from");
+    if (st == FERRY_OK)
+        st = ferry__check_tensor(src, "ferry_tensor_copy_from");
+    if (st != FERRY_OK)
+        return st;
+    if (dst->read_only)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "ferry_tensor_copy_from: the destination is read-only");
+    ferry_tensor *from = ferry_expand(src, dst->ndim, dst->shape);
+    if (!from)
+        return ferry_last_status();
+    /* A source sharing the destination's memory is read completely before any write. */
+    if (from->storage == dst->storage) {
+        ferry_tensor *c = ferry_tensor_clone(from);
+        ferry_tensor_release(from);
+        if (!c)
+            return ferry_last_status();
+        from = c;
+    }
+    st = ferry__copy_into(dst, from);
+    ferry_tensor_release(from);
+    return st;
+}
+
+FERRY_API ferry_status ferry_tensor_fill(ferry_tensor *t, double value)
+{
+    ferry_status st = ferry__check_tensor(t, "ferry_tensor_fill");
+    if (st != FERRY_OK)
+        return st;
+    if (t->read_only)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "ferry_tensor_fill: the tensor is read-only");
+    return ferry__fill(t, value);
+}

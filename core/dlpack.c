@@ -331,7 +331,7 @@ static ferry_tensor *import_tensor(const char *fn, const DLTensor *dl, bool read
 
     /* The storage spans [data, data + byte_offset + highest byte). Negative strides
      * reach below element 0, which is only valid while they stay at or above data. */
-    int64_t lo = 0, hi = 0, offset = 0;
+    int64_t lo = 0, hi = 0, offset = 0, base_shift = 0;
     size_t nbytes = 0;
     if (numel != 0) {
         bool overflow = false;
@@ -357,7 +357,11 @@ static ferry_tensor *import_tensor(const char *fn, const DLTensor *dl, bool read
                          fn, (unsigned long long)dl->byte_offset);
             return NULL;
         }
-        if ((int64_t)dl->byte_offset + lo < 0) {
+        /* NumPy exports a[::-1] with data at element 0 and negative strides. Where data
+         * is an address the storage can simply begin lower; a cl_mem handle cannot be
+         * offset below its start. */
+        bool address = dl->device.device_type != kDLOpenCL;
+        if ((int64_t)dl->byte_offset + lo < 0 && !address) {
             ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                          "%s: DLPack tensor's strides reach %llu bytes below element 0 but "
                          "byte_offset is only %llu: the view starts before data",
@@ -372,6 +376,11 @@ static ferry_tensor *import_tensor(const char *fn, const DLTensor *dl, bool read
         }
         offset = (int64_t)dl->byte_offset;
         nbytes = (size_t)end;
+        if (offset + lo < 0) {
+            base_shift = offset + lo; /* negative: the storage starts below data */
+            offset -= base_shift;
+            nbytes = (size_t)(end - base_shift);
+        }
     }
 
     ferry_backend *be;
@@ -379,9 +388,11 @@ static ferry_tensor *import_tensor(const char *fn, const DLTensor *dl, bool read
     if (backend_of(fn, dl->device, &be, &dev) != FERRY_OK)
         return NULL;
 
-    ferry_storage *s = ferry__storage_wrap(be, dev, dl->data, nbytes, release, ctx);
+    ferry_storage *s =
+        ferry__storage_wrap(be, dev, (char *)dl->data + base_shift, nbytes, release, ctx);
     if (!s)
         return NULL;
+    s->deleter_data = dl->data;
     /* ferry__tensor_make drops the storage on failure, which would run the producer's
      * deleter; hold a second reference so the deleter can be disarmed first. */
     ferry__storage_retain(s);

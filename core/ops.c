@@ -175,33 +175,48 @@ static ferry_dtype promote_operands(const ferry_tensor *a, const ferry_tensor *b
     return category(zero) > category(dim) ? ferry__promote(dim, zero) : dim;
 }
 
-/* A scalar as one element of the compute dtype: integers wrap as PyTorch's
+/* A scalar as one element of the compute dtype: an int scalar wraps as PyTorch's
  * static_cast does (uint8 tensor + -1 adds 255), anything else converts as a cast. */
-static void scalar_element(ferry_dtype dt, double v, void *out)
+static void scalar_element(ferry_dtype dt, const ferry_scalar *v, void *out)
 {
-    if (category(dt) == 1 && isfinite(v) && v == trunc(v)) {
-        int64_t i;
-        ferry__scalar_from_double(FERRY_INT64, v, &i);
-        uint64_t u = (uint64_t)i;
-        switch (dt) {
-        case FERRY_UINT8: *(uint8_t *)out = (uint8_t)u; return;
-        case FERRY_INT8: *(uint8_t *)out = (uint8_t)u; return;
-        case FERRY_INT16: *(uint16_t *)out = (uint16_t)u; return;
-        case FERRY_INT32: *(uint32_t *)out = (uint32_t)u; return;
-        default: *(uint64_t *)out = u; return;
-        }
+    if (v->kind == FERRY_SCALAR_FLOAT) {
+        ferry__scalar_from_double(dt, v->value.f, out);
+        return;
     }
-    ferry__scalar_from_double(dt, v, out);
+    int64_t i = v->kind == FERRY_SCALAR_BOOL ? (int64_t)v->value.b : v->value.i;
+    uint64_t u = (uint64_t)i;
+    switch (dt) {
+    case FERRY_BOOL: *(uint8_t *)out = i != 0; return;
+    case FERRY_UINT8:
+    case FERRY_INT8: *(uint8_t *)out = (uint8_t)u; return;
+    case FERRY_INT16: *(uint16_t *)out = (uint16_t)u; return;
+    case FERRY_INT32: *(uint32_t *)out = (uint32_t)u; return;
+    case FERRY_INT64: *(uint64_t *)out = u; return;
+    default: ferry__scalar_from_double(dt, (double)i, out); return;
+    }
 }
 
-/* A Python-style scalar changes a tensor's category, never its width. C hands over a
- * double: an integral value counts as an int scalar, anything else as a float one. */
-static ferry_dtype promote_scalar(ferry_dtype t, double v)
+/* A Python-style scalar changes a tensor's category, never its width. */
+static ferry_dtype promote_scalar(ferry_dtype t, const ferry_scalar *v)
 {
-    int cs = (isfinite(v) && v == trunc(v)) ? 1 : 2;
+    int cs = (int)v->kind;
     if (cs <= category(t))
         return t;
     return cs == 1 ? FERRY_INT64 : FERRY_FLOAT32;
+}
+
+/* What C's double means as a scalar: integral values are int scalars. */
+static ferry_scalar scalar_of_double(double v)
+{
+    ferry_scalar s;
+    if (isfinite(v) && v == trunc(v) && fabs(v) < 9.2e18) {
+        s.kind = FERRY_SCALAR_INT;
+        s.value.i = (int64_t)v;
+    } else {
+        s.kind = FERRY_SCALAR_FLOAT;
+        s.value.f = v;
+    }
+    return s;
 }
 
 /* PyTorch's canCast: no float into an integer, no non-bool into bool. */
@@ -341,7 +356,7 @@ static bool is_comparison(ferry_binary_op op)
 }
 
 static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *a, ferry_tensor *b,
-                           const double *scalar, ferry_tensor **result)
+                           const ferry_scalar *scalar, ferry_tensor **result)
 {
     const char *fn = binary_names[op];
     ferry_status st = ferry__check_tensor(a, fn);
@@ -353,9 +368,13 @@ static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *
         if ((st = ferry__check_same_device(a, b)) != FERRY_OK)
             return st;
     }
-    ferry_dtype ct = scalar ? promote_scalar(a->dtype, *scalar) : promote_operands(a, b);
+    if (scalar && (unsigned)scalar->kind > FERRY_SCALAR_FLOAT)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: invalid scalar kind %d", fn,
+                            (int)scalar->kind);
+    ferry_dtype ct = scalar ? promote_scalar(a->dtype, scalar) : promote_operands(a, b);
     if (op == FERRY_BINARY_SUB) { /* PyTorch's sub_check, both of its messages */
-        bool a_bool = a->dtype == FERRY_BOOL, b_bool = !scalar && b->dtype == FERRY_BOOL;
+        bool a_bool = a->dtype == FERRY_BOOL;
+        bool b_bool = scalar ? scalar->kind == FERRY_SCALAR_BOOL : b->dtype == FERRY_BOOL;
         if (a_bool && b_bool)
             return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                                 "Subtraction, the `-` operator, with two bool tensors is not "
@@ -377,7 +396,7 @@ static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *
     ferry_tensor *sb = NULL;
     if (scalar) {
         unsigned char elem[8];
-        scalar_element(ct, *scalar, elem);
+        scalar_element(ct, scalar, elem);
         sb = ferry__tensor_empty_on(a->storage->backend, a->storage->device, ct, 0, NULL);
         if (!sb)
             return ferry_last_status();
@@ -440,11 +459,15 @@ static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *
         binary(FERRY_BINARY_##name##_OP_, NULL, a, b, NULL, &r);                            \
         return r;                                                                           \
     }                                                                                       \
-    FERRY_API ferry_tensor *ferry_##name##_scalar(ferry_tensor *a, double b)                  \
+    FERRY_API ferry_tensor *ferry_##name##_scalar_ex(ferry_tensor *a, ferry_scalar b)         \
     {                                                                                       \
         ferry_tensor *r = NULL;                                                             \
         binary(FERRY_BINARY_##name##_OP_, NULL, a, NULL, &b, &r);                           \
         return r;                                                                           \
+    }                                                                                       \
+    FERRY_API ferry_tensor *ferry_##name##_scalar(ferry_tensor *a, double b)                  \
+    {                                                                                       \
+        return ferry_##name##_scalar_ex(a, scalar_of_double(b));                            \
     }                                                                                       \
     FERRY_API ferry_status ferry_##name##_out(ferry_tensor *out, ferry_tensor *a,             \
                                               ferry_tensor *b)                               \
@@ -452,11 +475,16 @@ static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *
         ferry_status st = ferry__check_tensor(out, #name "_out");                           \
         return st != FERRY_OK ? st : binary(FERRY_BINARY_##name##_OP_, out, a, b, NULL, NULL); \
     }                                                                                       \
-    FERRY_API ferry_status ferry_##name##_scalar_out(ferry_tensor *out, ferry_tensor *a,      \
-                                                     double b)                              \
+    FERRY_API ferry_status ferry_##name##_scalar_ex_out(ferry_tensor *out, ferry_tensor *a,   \
+                                                        ferry_scalar b)                     \
     {                                                                                       \
         ferry_status st = ferry__check_tensor(out, #name "_scalar_out");                    \
         return st != FERRY_OK ? st : binary(FERRY_BINARY_##name##_OP_, out, a, NULL, &b, NULL); \
+    }                                                                                       \
+    FERRY_API ferry_status ferry_##name##_scalar_out(ferry_tensor *out, ferry_tensor *a,      \
+                                                     double b)                              \
+    {                                                                                       \
+        return ferry_##name##_scalar_ex_out(out, a, scalar_of_double(b));                   \
     }
 
 /* Lower-case names to the enum, for the generator above. */

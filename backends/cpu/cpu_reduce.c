@@ -111,6 +111,7 @@ typedef struct cpu_red_geom {
     int64_t kshape[FERRY_MAX_DIMS], kin[FERRY_MAX_DIMS], kout[FERRY_MAX_DIMS];
     int64_t rshape[FERRY_MAX_DIMS], rin[FERRY_MAX_DIMS];
     int64_t in_shift; /* elements from in's element 0 to the first reduced element visited */
+    int64_t tile;     /* column path: outputs per tile (<= CPU_COL_TILE) */
 } cpu_red_geom;
 
 /* ---- typed kernels ----------------------------------------------------------------------- */
@@ -481,18 +482,138 @@ CPU_RED_DTYPES(CPU_DEF_VAL_)
 
 CPU_RED_DTYPES(CPU_DEF_RED)
 
+/* ---- reducing outer dims: the column path ------------------------------------------------
+ * When the innermost kept dim is contiguous in the input (sum over dim 0 of a row-major
+ * matrix, say), the outputs along it are computed together: each reduced "row" adds a
+ * contiguous tile of up to CPU_COL_TILE elements (4 KB of float32: long enough to
+ * stream, short enough that the accumulators stay in L1) into as many accumulators, a
+ * loop gcc vectorizes across the tile. Sums add rows in chunks of CPU_STRIDED_BLOCK and cascade
+ * the chunk sums pairwise, as the row path does with runs. */
+#define CPU_COL_TILE 1024
+
+/* Reduced rows in row-major order of the reduced dims: offsets in elements. */
+typedef struct cpu_rows {
+    const cpu_red_geom *g;
+    int64_t idx[FERRY_MAX_DIMS];
+    int64_t off;
+} cpu_rows;
+
+static inline void cpu_rows_next(cpu_rows *r)
+{
+    const cpu_red_geom *g = r->g;
+    for (int d = g->rndim - 1; d >= 0; d--) {
+        if (++r->idx[d] < g->rshape[d]) {
+            r->off += g->rin[d];
+            return;
+        }
+        r->off -= g->rin[d] * (g->rshape[d] - 1);
+        r->idx[d] = 0;
+    }
+}
+
+#define CPU_DEF_COLS(sfx, en, st, ct, at, kind)                                              \
+    CPU_CLONES static void cpu_col_add_##sfx(at *restrict acc, const st *restrict x,         \
+                                             int64_t n)                                      \
+    {                                                                                        \
+        for (int64_t j = 0; j < n; j++)                                                      \
+            acc[j] += CPU_TOACC_##kind(CPU_LD_##sfx(x[j]), at);                              \
+    }                                                                                        \
+    CPU_CLONES static void cpu_col_maxmin_##sfx(ct *restrict m, const st *restrict x,        \
+                                                int64_t n, int want_max)                     \
+    {                                                                                        \
+        if (want_max)                                                                        \
+            for (int64_t j = 0; j < n; j++) {                                                \
+                ct v = CPU_LD_##sfx(x[j]);                                                   \
+                m[j] = CPU_MAXSEL_##kind(v, m[j]);                                           \
+            }                                                                                \
+        else                                                                                 \
+            for (int64_t j = 0; j < n; j++) {                                                \
+                ct v = CPU_LD_##sfx(x[j]);                                                   \
+                m[j] = CPU_MINSEL_##kind(v, m[j]);                                           \
+            }                                                                                \
+    }                                                                                        \
+    CPU_CLONES static void cpu_col_argmax_##sfx(ct *restrict m, int64_t *restrict at_row,    \
+                                                const st *restrict x, int64_t n, int64_t row) \
+    {                                                                                        \
+        for (int64_t j = 0; j < n; j++) {                                                    \
+            ct v = CPU_LD_##sfx(x[j]);                                                       \
+            int better = CPU_BETTER_##kind(v, m[j]);                                         \
+            m[j] = better ? v : m[j];                                                        \
+            at_row[j] = better ? row : at_row[j];                                            \
+        }                                                                                    \
+    }                                                                                        \
+    /* Outputs [j0, j0 + n) of the innermost kept dim, at kept offsets ioff/ooff; the    \
+     * scratch holds g->tile * (levels + 1) slots of 8 bytes. */                             \
+    static void cpu_cols_##sfx(ferry_reduce_op op, const cpu_red_geom *g, const char *in,   \
+                               char *out, size_t out_es, int64_t ioff, int64_t ooff,         \
+                               int64_t j0, int64_t n, void *scratch)                         \
+    {                                                                                        \
+        const st *x = (const st *)(const void *)in + ioff + j0;                              \
+        int64_t ostep = g->kout[g->kndim - 1];                                               \
+        cpu_rows rows = {g, {0}, 0};                                                         \
+        cpu_red_result res = {0};                                                            \
+        if (op == FERRY_REDUCE_SUM || op == FERRY_REDUCE_MEAN) {                             \
+            at *part = scratch, *stack = part + g->tile;                                     \
+            int top = 0;                                                                     \
+            for (int64_t row = 0, chunk = 0; row < g->R; chunk++) {                          \
+                memset(part, 0, (size_t)n * sizeof *part);                                   \
+                for (int64_t c = 0; c < CPU_STRIDED_BLOCK && row < g->R; c++, row++) {       \
+                    cpu_col_add_##sfx(part, x + rows.off, n);                                \
+                    cpu_rows_next(&rows);                                                    \
+                }                                                                            \
+                for (int64_t cnt = chunk; cnt & 1; cnt >>= 1) {                              \
+                    top--;                                                                   \
+                    for (int64_t j = 0; j < n; j++)                                          \
+                        part[j] = stack[top * g->tile + j] + part[j];                        \
+                }                                                                            \
+                memcpy(stack + top * g->tile, part, (size_t)n * sizeof *part);               \
+                top++;                                                                       \
+            }                                                                                \
+            for (int64_t j = 0; j < n; j++) {                                                \
+                at total = 0;                                                                \
+                for (int lvl = top - 1; lvl >= 0; lvl--)                                     \
+                    total = stack[lvl * g->tile + j] + total;                                \
+                cpu_red_set_sum_##kind(&res, total);                                         \
+                cpu_red_store_##sfx(op, &res, g->R, out + (ooff + (j0 + j) * ostep) * (int64_t)out_es); \
+            }                                                                                \
+            return;                                                                          \
+        }                                                                                    \
+        ct *m = scratch;                                                                     \
+        int64_t *at_row = (int64_t *)scratch + g->tile;                                      \
+        for (int64_t j = 0; j < n; j++) {                                                    \
+            m[j] = CPU_LD_##sfx(x[j]);                                                       \
+            at_row[j] = 0;                                                                   \
+        }                                                                                    \
+        for (int64_t row = 0; row < g->R; row++) {                                           \
+            if (op == FERRY_REDUCE_ARGMAX)                                                   \
+                cpu_col_argmax_##sfx(m, at_row, x + rows.off, n, row);                       \
+            else                                                                             \
+                cpu_col_maxmin_##sfx(m, x + rows.off, n, op == FERRY_REDUCE_MAX);            \
+            cpu_rows_next(&rows);                                                            \
+        }                                                                                    \
+        for (int64_t j = 0; j < n; j++) {                                                    \
+            cpu_red_set_val_##sfx(&res, m[j]);                                               \
+            res.index = at_row[j];                                                           \
+            cpu_red_store_##sfx(op, &res, g->R, out + (ooff + (j0 + j) * ostep) * (int64_t)out_es); \
+        }                                                                                    \
+    }
+CPU_RED_DTYPES(CPU_DEF_COLS)
+
 /* ---- per-dtype dispatch ------------------------------------------------------------------ */
 
 typedef struct cpu_red_kernels {
     void (*one)(ferry_reduce_op op, const cpu_red_geom *g, const char *p, int aligned,
                 cpu_red_result *res);
+    void (*cols)(ferry_reduce_op op, const cpu_red_geom *g, const char *in, char *out,
+                 size_t out_es, int64_t ioff, int64_t ooff, int64_t j0, int64_t n,
+                 void *scratch);
     ferry_status (*all)(ferry_reduce_op op, const char *p, int64_t n, cpu_red_result *res);
     void (*store)(ferry_reduce_op op, const cpu_red_result *res, int64_t count, char *q);
 } cpu_red_kernels;
 
 static const cpu_red_kernels cpu_red_table[FERRY_NUM_DTYPES] = {
 #define CPU_ENTRY_(sfx, en, st, ct, at, kind) \
-    [en] = {cpu_reduce_one_##sfx, cpu_reduce_all_##sfx, cpu_red_store_##sfx},
+    [en] = {cpu_reduce_one_##sfx, cpu_cols_##sfx, cpu_reduce_all_##sfx, cpu_red_store_##sfx},
     CPU_RED_DTYPES(CPU_ENTRY_)
 #undef CPU_ENTRY_
 };
@@ -575,6 +696,29 @@ static void cpu_red_outputs(const cpu_red_kernels *k, ferry_reduce_op op, const 
             ooff -= g->kout[d] * (g->kshape[d] - 1);
             idx[d] = 0;
         }
+    }
+}
+
+/* Column-path units [u0, u1): unit u is tile u % tiles of outer kept position u / tiles. */
+static void cpu_red_col_units(const cpu_red_kernels *k, ferry_reduce_op op, const cpu_red_geom *g,
+                              const char *in, char *out, size_t out_es, int64_t u0, int64_t u1,
+                              void *scratch)
+{
+    int last = g->kndim - 1;
+    int64_t inner = g->kshape[last];
+    int64_t tiles = (inner + g->tile - 1) / g->tile;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t outer = u / tiles, tile = u % tiles;
+        int64_t ioff = g->in_shift, ooff = 0, rem = outer;
+        for (int d = last - 1; d >= 0; d--) {
+            int64_t i = rem % g->kshape[d];
+            rem /= g->kshape[d];
+            ioff += i * g->kin[d];
+            ooff += i * g->kout[d];
+        }
+        int64_t j0 = tile * g->tile;
+        int64_t n = inner - j0 < g->tile ? inner - j0 : g->tile;
+        k->cols(op, g, in, out, out_es, ioff, ooff, j0, n, scratch);
     }
 }
 
@@ -667,6 +811,46 @@ ferry_status cpu_reduce(int32_t device, ferry_reduce_op op, const ferry_kernel_t
         }
         return FERRY_OK;
     }
+    /* Outer dims reduced under a contiguous kept one: the column path. */
+    if (g.kndim > 0 && g.kin[g.kndim - 1] == 1 && g.kshape[g.kndim - 1] >= 4 &&
+        g.rin[g.rndim - 1] != 1 && aligned) {
+        int64_t inner = g.kshape[g.kndim - 1], outer = g.K / inner;
+        int64_t nt = cpu_threads_for(g.K * g.R, CPU_RED_GRAIN);
+        /* Narrower tiles when there are too few outer positions to go round. */
+        int64_t split = outer >= nt ? 1 : (nt + outer - 1) / outer;
+        int64_t tile = ((inner + split - 1) / split + 15) / 16 * 16;
+        g.tile = tile < CPU_COL_TILE ? tile : CPU_COL_TILE;
+        int64_t units = outer * ((inner + g.tile - 1) / g.tile);
+        if (nt > units)
+            nt = units;
+        /* One partial-sum tile, and one per level of the cascade over row chunks. */
+        int64_t chunks = (g.R + CPU_STRIDED_BLOCK - 1) / CPU_STRIDED_BLOCK;
+        int levels = 2;
+        while (((int64_t)1 << (levels - 2)) < chunks)
+            levels++;
+        size_t per = (size_t)g.tile * 8 * (size_t)levels;
+        char *scratch = malloc(per * (size_t)nt);
+        if (!scratch)
+            return cpu_host->error(FERRY_ERR_OUT_OF_MEMORY,
+                                   "cpu: reduce: cannot allocate %zu bytes of accumulators",
+                                   per * (size_t)nt);
+#ifdef _OPENMP
+        if (nt > 1) {
+#pragma omp parallel num_threads((int)nt)
+            {
+                int t = omp_get_thread_num(), parts = omp_get_num_threads();
+                cpu_red_col_units(k, op, &g, src, dst, out_es, cpu_split(units, parts, t, 1),
+                                  cpu_split(units, parts, t + 1, 1), scratch + per * (size_t)t);
+            }
+        } else
+#endif
+        {
+            cpu_red_col_units(k, op, &g, src, dst, out_es, 0, units, scratch);
+        }
+        free(scratch);
+        return FERRY_OK;
+    }
+
     int64_t nt = cpu_threads_for(g.K * g.R, CPU_RED_GRAIN);
     if (nt > g.K)
         nt = g.K;

@@ -109,11 +109,10 @@ static void ocl_describe(ocl_device *d, bool hide_fp64)
 /* ---- init and shutdown ------------------------------------------------------------ */
 
 /* Keeps the library that defines `sym` mapped for the rest of the process, even after
- * this plugin is unloaded. The OpenCL ICD loader never unloads the drivers it opened and
- * is not written to be loaded twice; it and the C++ runtime under CLBlast hold
- * thread-local storage, whose stale slots crash LeakSanitizer's exit check once the
- * library is gone; and CLBlast's static caches would be torn down and rebuilt on every
- * reload. Only this plugin is unloaded and loaded again (ferry_shutdown), as before. */
+ * this plugin is unloaded. The OpenCL ICD loader keeps the drivers it opened loaded and
+ * is not written to be unloaded and loaded again under them, and CLBlast's static
+ * caches (with the C++ runtime under them) would be torn down and rebuilt on every
+ * reload. Only this plugin itself is unloaded and initialised again (ferry_shutdown). */
 static void ocl_pin_library_of(void *sym)
 {
     Dl_info info;

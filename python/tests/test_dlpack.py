@@ -267,8 +267,6 @@ def test_strided_views_round_trip():
     assert np.from_dlpack(rev).tolist() == [3, 2, 1, 0]
 
 
-@pytest.mark.xfail(strict=True, reason="core gap: ferry_tensor_from_dlpack refuses strides "
-                   "reaching below `data` (NumPy exports a[::-1] with data at element 0)")
 def test_numpy_negative_strides_through_dlpack():
     a = np.arange(6.0).reshape(2, 3)[::-1]
     assert ferry.from_dlpack(a).tolist() == a.tolist()

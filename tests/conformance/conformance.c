@@ -247,6 +247,24 @@ double conf_round(ferry_dtype dt, double v)
     }
 }
 
+ferry_dtype conf_cast_out_dtype(ferry_dtype rt)
+{
+    if (rt == FERRY_FLOAT64)
+        return FERRY_FLOAT32;
+    if (rt == FERRY_INT64 || conf_is_float(rt))
+        return FERRY_FLOAT64;
+    return FERRY_INT64;
+}
+
+void conf_cast_reference(ferry_dtype rt, const double *ref, const double *extra, int64_t n,
+                         double *ref_rt, double *tol)
+{
+    for (int64_t i = 0; i < n; i++) {
+        ref_rt[i] = conf_round(rt, ref[i]);
+        tol[i] = conf_atol(rt) + conf_rtol(rt) * fabs(ref_rt[i]) + (extra ? extra[i] : 0);
+    }
+}
+
 double conf_rtol(ferry_dtype dt)
 {
     switch (dt) {

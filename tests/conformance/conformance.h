@@ -77,6 +77,15 @@ int64_t conf_wrap(ferry_dtype dt, int64_t v);
  * nearest even (float16/bfloat16 through float32, as the kernels round). */
 double conf_round(ferry_dtype dt, double v);
 
+/* Another dtype an _out may have for a result of dtype rt (PyTorch's can_cast): integers
+ * and bool widen to int64, int64 and floats go to float64, float64 to float32. */
+ferry_dtype conf_cast_out_dtype(ferry_dtype rt);
+/* For a result of dtype rt written into an out of another dtype: the values rt holds
+ * (ref rounded to rt) into ref_rt, and rt's own tolerance plus `extra` (NULL: none) into
+ * tol, for conf_compare on the out. */
+void conf_cast_reference(ferry_dtype rt, const double *ref, const double *extra, int64_t n,
+                         double *ref_rt, double *tol);
+
 /* Relative and absolute tolerances for one rounding into dt (0 for exact dtypes). */
 double conf_rtol(ferry_dtype dt);
 double conf_atol(ferry_dtype dt);

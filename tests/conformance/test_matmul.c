@@ -135,22 +135,37 @@ static void check_matmul(const conf_where *w, ferry_tensor *a, const conf_array 
     }
     ferry_tensor_release(t);
 
-    for (int strided = 0; strided < 2; strided++) {
+    for (int kind = 0; kind < 3; kind++) {
+        /* 0: contiguous, 1: strided, 2: another dtype the result casts into. */
+        ferry_dtype od = kind == 2 ? conf_cast_out_dtype(dt) : dt;
         conf_where wo = *w;
-        char kase[128];
-        snprintf(kase, sizeof kase, "%s, %s out", w->kase, strided ? "strided" : "contiguous");
+        char kase[160];
+        snprintf(kase, sizeof kase, "%s, %s out%s%s", w->kase,
+                 kind == 1 ? "strided" : "contiguous", kind == 2 ? " of dtype " : "",
+                 kind == 2 ? conf_dtype_name(od) : "");
         wo.kase = kase;
-        conf_out o;
-        if (!conf_out_make(&wo, dt, r.ndim, r.shape, w->device, strided, &o))
-            continue;
-        if (ferry_matmul_out(o.view, a, b) != FERRY_OK)
-            conf_fail_call(&wo, "ferry_matmul_out");
-        else if (conf_read(&wo, o.view, dt, r.ndim, r.shape, w->device, &got)) {
-            conf_compare(&wo, &got, r.v, r.tol);
-            conf_array_free(&got);
-            conf_out_check_gaps(&wo, &o);
+        int64_t n = r.numel;
+        double *ref = malloc((size_t)(n ? n : 1) * sizeof *ref);
+        double *tol = malloc((size_t)(n ? n : 1) * sizeof *tol);
+        if (kind == 2) {
+            conf_cast_reference(dt, r.v, r.tol, n, ref, tol);
+        } else {
+            memcpy(ref, r.v, (size_t)n * sizeof *ref);
+            memcpy(tol, r.tol, (size_t)n * sizeof *tol);
         }
-        conf_out_free(&o);
+        conf_out o;
+        if (conf_out_make(&wo, od, r.ndim, r.shape, w->device, kind == 1, &o)) {
+            if (ferry_matmul_out(o.view, a, b) != FERRY_OK)
+                conf_fail_call(&wo, "ferry_matmul_out");
+            else if (conf_read(&wo, o.view, od, r.ndim, r.shape, w->device, &got)) {
+                conf_compare(&wo, &got, ref, tol);
+                conf_array_free(&got);
+                conf_out_check_gaps(&wo, &o);
+            }
+            conf_out_free(&o);
+        }
+        free(ref);
+        free(tol);
     }
     free(r.v);
     free(r.tol);
@@ -224,11 +239,41 @@ static void test_matmul_nan_and_inf_propagate(void **state)
     conf_finish();
 }
 
+/* float16 and bfloat16 products accumulate in float32: a dot of 4096 ones is 4096, where
+ * their own types would stall at 2048 and 256. */
+static void test_matmul_half_types_accumulate_in_float32(void **state)
+{
+    (void)state;
+    static const ferry_dtype dts[] = {FERRY_FLOAT16, FERRY_BFLOAT16};
+    int64_t ka[2] = {2, 4096}, kb[2] = {4096, 3}, rs[2] = {2, 3};
+    CONF_FOR_EACH_DEVICE(dev) {
+        for (size_t d = 0; d < 2; d++) {
+            conf_where w = {"matmul", conf_dtype_name(dts[d]), "4096 ones", dev};
+            ferry_tensor *a = ferry_ones(dts[d], 2, ka, dev);
+            ferry_tensor *b = ferry_ones(dts[d], 2, kb, dev);
+            ferry_tensor *c = a && b ? ferry_matmul(a, b) : NULL;
+            conf_array got;
+            if (!c)
+                conf_fail_call(&w, "ferry_ones / ferry_matmul");
+            else if (conf_read(&w, c, dts[d], 2, rs, dev, &got)) {
+                double ref[6] = {4096, 4096, 4096, 4096, 4096, 4096};
+                conf_compare(&w, &got, ref, NULL);
+                conf_array_free(&got);
+            }
+            ferry_tensor_release(c);
+            ferry_tensor_release(a);
+            ferry_tensor_release(b);
+        }
+    }
+    conf_finish();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_matches_reference_on_every_dtype_case_and_device),
         cmocka_unit_test(test_matmul_nan_and_inf_propagate),
+        cmocka_unit_test(test_matmul_half_types_accumulate_in_float32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

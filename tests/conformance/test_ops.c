@@ -42,7 +42,7 @@ static const bin_op bin_ops[] = {
     BIN(sub, B_SUB, D_PLAIN, D_PLAIN, 3.0, -1.5),
     BIN(mul, B_MUL, D_MUL, D_MUL, 3.0, -0.5),
     BIN(div, B_DIV, D_PLAIN, D_PLAIN, 2.0, -2.5, 0.0),
-    BIN(pow, B_POW, D_POW_BASE, D_POW_EXP, 2.0, 0.5),
+    BIN(pow, B_POW, D_POW_BASE, D_POW_EXP, 2.0, 0.5, -2.0),
     BIN(maximum, B_MAXIMUM, D_NAN, D_NAN, 1.0, -0.5),
     BIN(minimum, B_MINIMUM, D_NAN, D_NAN, 1.0, -0.5),
     BIN(eq, B_EQ, D_NAN, D_NAN, 1.0, -1.5),
@@ -157,22 +157,40 @@ static void check_result(const conf_where *w, ferry_tensor *t, ferry_dtype rt, i
  * base) and checks the values and that nothing outside the view was written. */
 typedef ferry_status (*out_call)(ferry_tensor *out, void *ctx);
 
+typedef enum out_kind { OUT_CONTIGUOUS, OUT_STRIDED, OUT_OTHER_DTYPE } out_kind;
+
 static void check_out(const conf_where *w, const char *call, ferry_dtype rt, int nd,
-                      const int64_t *shape, const double *ref, bool strided, out_call fn,
+                      const int64_t *shape, const double *ref, out_kind kind, out_call fn,
                       void *ctx)
 {
+    static const char *const kinds[] = {"contiguous out", "strided out", "out of dtype"};
+    ferry_dtype od = kind == OUT_OTHER_DTYPE ? conf_cast_out_dtype(rt) : rt;
     conf_where wo = *w;
-    char kase[96];
-    snprintf(kase, sizeof kase, "%s, %s out", w->kase, strided ? "strided" : "contiguous");
+    char kase[128];
+    snprintf(kase, sizeof kase, "%s, %s%s%s", w->kase, kinds[kind],
+             kind == OUT_OTHER_DTYPE ? " " : "", kind == OUT_OTHER_DTYPE ? conf_dtype_name(od) : "");
     wo.kase = kase;
     conf_out o;
-    if (!conf_out_make(&wo, rt, nd, shape, w->device, strided, &o))
+    if (!conf_out_make(&wo, od, nd, shape, w->device, kind == OUT_STRIDED, &o))
         return;
     if (fn(o.view, ctx) != FERRY_OK)
         conf_fail_call(&wo, call);
-    else {
+    else if (kind != OUT_OTHER_DTYPE) {
         check_result(&wo, o.view, rt, nd, shape, ref);
         conf_out_check_gaps(&wo, &o);
+    } else {
+        /* The op computes in rt, then the value is cast into out's dtype. */
+        int64_t n = conf_numel(nd, shape);
+        double *ref_rt = malloc((size_t)(n ? n : 1) * sizeof *ref_rt);
+        double *tol = malloc((size_t)(n ? n : 1) * sizeof *tol);
+        conf_cast_reference(rt, ref, NULL, n, ref_rt, tol);
+        conf_array got;
+        if (conf_read(&wo, o.view, od, nd, shape, w->device, &got)) {
+            conf_compare(&wo, &got, ref_rt, tol);
+            conf_array_free(&got);
+        }
+        free(ref_rt);
+        free(tol);
     }
     conf_out_free(&o);
 }
@@ -229,8 +247,9 @@ static void check_binary(const conf_where *w, const bin_op *op, ferry_tensor *a,
 
     bin_ctx ctx = {op, a, b, 0};
     snprintf(call, sizeof call, "ferry_%s_out", op->name);
-    check_out(w, call, rt, nd, shape, ref, false, call_bin_out, &ctx);
-    check_out(w, call, rt, nd, shape, ref, true, call_bin_out, &ctx);
+    check_out(w, call, rt, nd, shape, ref, OUT_CONTIGUOUS, call_bin_out, &ctx);
+    check_out(w, call, rt, nd, shape, ref, OUT_STRIDED, call_bin_out, &ctx);
+    check_out(w, call, rt, nd, shape, ref, OUT_OTHER_DTYPE, call_bin_out, &ctx);
     free(ref);
 }
 
@@ -246,6 +265,9 @@ static void check_binary_scalar(const conf_where *w, const bin_op *op, ferry_ten
 
     ferry_dtype st = conf_scalar_is_int(s) ? FERRY_INT64 : FERRY_FLOAT32;
     const char *refusal = bin_refusal(op->op, av->dtype, st);
+    /* NumPy's rule, which PyTorch's pow(Tensor, Scalar) keeps. */
+    if (op->op == B_POW && !conf_is_float(av->dtype) && conf_scalar_is_int(s) && s < 0)
+        refusal = "Integers to negative integer powers are not allowed.";
     if (refusal) {
         ferry_tensor *t = op->sfn(a, s);
         conf_expect_error(&ws, call, t == NULL, FERRY_ERR_INVALID_ARGUMENT,
@@ -270,7 +292,7 @@ static void check_binary_scalar(const conf_where *w, const bin_op *op, ferry_ten
 
     bin_ctx ctx = {op, a, NULL, s};
     snprintf(call, sizeof call, "ferry_%s_scalar_out", op->name);
-    check_out(&ws, call, rt, av->ndim, av->shape, ref, true, call_bin_scalar_out, &ctx);
+    check_out(&ws, call, rt, av->ndim, av->shape, ref, OUT_STRIDED, call_bin_scalar_out, &ctx);
     free(ref);
 }
 
@@ -664,8 +686,9 @@ static void check_unary(const conf_where *w, const un_op *op, ferry_tensor *a,
     if (with_out) {
         un_ctx ctx = {op, a};
         snprintf(call, sizeof call, "ferry_%s_out", op->name);
-        check_out(w, call, rt, av->ndim, av->shape, ref, false, call_un_out, &ctx);
-        check_out(w, call, rt, av->ndim, av->shape, ref, true, call_un_out, &ctx);
+        check_out(w, call, rt, av->ndim, av->shape, ref, OUT_CONTIGUOUS, call_un_out, &ctx);
+        check_out(w, call, rt, av->ndim, av->shape, ref, OUT_STRIDED, call_un_out, &ctx);
+        check_out(w, call, rt, av->ndim, av->shape, ref, OUT_OTHER_DTYPE, call_un_out, &ctx);
     }
     free(ref);
 }

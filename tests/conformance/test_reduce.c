@@ -247,22 +247,37 @@ static void check_reduction(const conf_where *w, const red_op *op, ferry_tensor 
     ferry_tensor_release(t);
 
     snprintf(call, sizeof call, "ferry_%s_out", op->name);
-    for (int strided = 0; strided < 2; strided++) {
+    for (int kind = 0; kind < 3; kind++) {
+        /* 0: contiguous, 1: strided, 2: another dtype the result casts into. */
+        ferry_dtype od = kind == 2 ? conf_cast_out_dtype(rt) : rt;
         conf_where wo = *w;
-        char kase[128];
-        snprintf(kase, sizeof kase, "%s, %s out", w->kase, strided ? "strided" : "contiguous");
+        char kase[160];
+        snprintf(kase, sizeof kase, "%s, %s out%s%s", w->kase,
+                 kind == 1 ? "strided" : "contiguous", kind == 2 ? " of dtype " : "",
+                 kind == 2 ? conf_dtype_name(od) : "");
         wo.kase = kase;
-        conf_out o;
-        if (!conf_out_make(&wo, rt, r.ndim, r.shape, w->device, strided, &o))
-            continue;
-        if (op->ofn(o.view, a, ndims, dims, keepdim) != FERRY_OK)
-            conf_fail_call(&wo, call);
-        else if (conf_read(&wo, o.view, rt, r.ndim, r.shape, w->device, &got)) {
-            conf_compare(&wo, &got, r.v, r.tol);
-            conf_array_free(&got);
-            conf_out_check_gaps(&wo, &o);
+        int64_t n = r.numel;
+        double *ref = malloc((size_t)(n ? n : 1) * sizeof *ref);
+        double *tol = malloc((size_t)(n ? n : 1) * sizeof *tol);
+        if (kind == 2) {
+            conf_cast_reference(rt, r.v, r.tol, n, ref, tol);
+        } else {
+            memcpy(ref, r.v, (size_t)n * sizeof *ref);
+            memcpy(tol, r.tol, (size_t)n * sizeof *tol);
         }
-        conf_out_free(&o);
+        conf_out o;
+        if (conf_out_make(&wo, od, r.ndim, r.shape, w->device, kind == 1, &o)) {
+            if (op->ofn(o.view, a, ndims, dims, keepdim) != FERRY_OK)
+                conf_fail_call(&wo, call);
+            else if (conf_read(&wo, o.view, od, r.ndim, r.shape, w->device, &got)) {
+                conf_compare(&wo, &got, ref, tol);
+                conf_array_free(&got);
+                conf_out_check_gaps(&wo, &o);
+            }
+            conf_out_free(&o);
+        }
+        free(ref);
+        free(tol);
     }
     red_ref_free(&r);
 }
@@ -379,12 +394,70 @@ static void test_reduce_large_tensors_match_reference(void **state)
     conf_finish();
 }
 
+/* Where a sum accumulates: float16 and bfloat16 in float32 (4096 ones would stall at 2048
+ * and 256 in their own types), integers in int64 (three int32 maxima overflow int32), and
+ * a float16 result that overflows only at the end. */
+static void test_reduce_accumulates_in_a_wide_type(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *kase;
+        ferry_dtype dt;
+        int64_t n;
+        double value;
+        double sum;
+    } cases[] = {
+        {"4096 ones", FERRY_FLOAT16, 4096, 1.0, 4096.0},
+        {"4096 ones", FERRY_BFLOAT16, 4096, 1.0, 4096.0},
+        {"three int32 maxima", FERRY_INT32, 3, 2147483647.0, 6442450941.0},
+        {"1000 int8 maxima", FERRY_INT8, 1000, 127.0, 127000.0},
+        {"1000 uint8 maxima", FERRY_UINT8, 1000, 255.0, 255000.0},
+        {"two float16 maxima", FERRY_FLOAT16, 2, 65504.0, INFINITY},
+    };
+    CONF_FOR_EACH_DEVICE(dev) {
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            ferry_dtype dt = cases[c].dt;
+            conf_where w = {"sum", conf_dtype_name(dt), cases[c].kase, dev};
+            ferry_tensor *t = ferry_full(dt, 1, &cases[c].n, cases[c].value, dev);
+            if (!t) {
+                conf_fail_call(&w, "ferry_full");
+                continue;
+            }
+            ferry_dtype rt = conf_is_float(dt) ? dt : FERRY_INT64;
+            ferry_tensor *s = ferry_sum(t, 0, NULL, false);
+            conf_array got;
+            if (!s)
+                conf_fail_call(&w, "ferry_sum");
+            else if (conf_read(&w, s, rt, 0, NULL, dev, &got)) {
+                conf_compare(&w, &got, &cases[c].sum, NULL);
+                conf_array_free(&got);
+            }
+            ferry_tensor_release(s);
+            if (conf_is_float(dt)) {
+                /* The mean of equal values is that value, however large. */
+                w.op = "mean";
+                ferry_tensor *m = ferry_mean(t, 0, NULL, false);
+                if (!m)
+                    conf_fail_call(&w, "ferry_mean");
+                else if (conf_read(&w, m, dt, 0, NULL, dev, &got)) {
+                    conf_compare(&w, &got, &cases[c].value, NULL);
+                    conf_array_free(&got);
+                }
+                ferry_tensor_release(m);
+            }
+            ferry_tensor_release(t);
+        }
+    }
+    conf_finish();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reduce_matches_reference_on_every_dtype_case_and_device),
         cmocka_unit_test(test_reduce_nan_inf_and_ties),
         cmocka_unit_test(test_reduce_large_tensors_match_reference),
+        cmocka_unit_test(test_reduce_accumulates_in_a_wide_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -392,6 +392,101 @@ static void test_reductions_of_every_dtype(void **state)
     }
 }
 
+static void test_reductions_over_outer_dims_match_reference(void **state)
+{
+    (void)state;
+    /* [A, B, C] reduced over dims 0 and 1 (or 0 only), C kept and contiguous: the
+     * outputs along C are computed together. Values from a small set make ties. */
+    int64_t A = 9, B = 70, C = 300;
+    int64_t shape[3] = {A, B, C};
+    size_t n = (size_t)(A * B * C);
+    double *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (double)(rng_next() % 13) - 6;
+    v[5 * B * C + 3 * C + 17] = NAN; /* column 17 */
+    for (int dt = FERRY_INT8; dt < FERRY_NUM_DTYPES; dt++) {
+        bool fl = dt >= FERRY_FLOAT16;
+        ferry_tensor *t = from_doubles(v, (ferry_dtype)dt, 3, shape);
+        for (int variant = 0; variant < 2; variant++) {
+            int dims[2] = {0, 1};
+            int nd = variant ? 1 : 2;
+            int64_t rows = variant ? A : A * B, outs = variant ? B * C : C;
+            ferry_tensor *rs = ferry_sum(t, nd, dims, false), *rx = ferry_max(t, nd, dims, false);
+            ferry_tensor *rn = ferry_min(t, nd, dims, false);
+            ferry_tensor *ra = variant ? NULL : ferry_argmax(t, 1, dims, false); /* dim 0 */
+            double *gs = to_doubles(rs), *gx = to_doubles(rx), *gn = to_doubles(rn);
+            double *gm = NULL;
+            ferry_tensor *rm = NULL;
+            if (fl) {
+                rm = ferry_mean(t, nd, dims, false);
+                gm = to_doubles(rm);
+            }
+            int64_t *ga = NULL;
+            if (ra) {
+                ga = malloc((size_t)(B * C) * sizeof *ga);
+                assert_ok(ferry_tensor_copy_to_host(ra, ga, (size_t)(B * C) * sizeof *ga));
+            }
+            for (int64_t o = 0; o < outs; o++) {
+                double sum = 0, mx = -INFINITY, mn = INFINITY;
+                bool nan = false;
+                for (int64_t r = 0; r < rows; r++) {
+                    double x = v[r * outs + o];
+                    if (isnan(x)) {
+                        nan = true;
+                        continue;
+                    }
+                    sum += x, mx = fmax(mx, x), mn = fmin(mn, x);
+                }
+                if (!fl && nan)
+                    continue; /* NaN became 0 in the integer copy */
+                double wsum = nan ? NAN : sum;
+                if (!same(gs[o], wsum))
+                    fail_msg("%s sum variant %d output %lld: got %g, want %g",
+                             ferry_dtype_name((ferry_dtype)dt), variant, (long long)o, gs[o],
+                             wsum);
+                assert_true(same(gx[o], nan ? NAN : mx));
+                assert_true(same(gn[o], nan ? NAN : mn));
+                double mtol = (dt == FERRY_BFLOAT16 ? 8e-3 : 1e-3) * (1 + fabs(sum / rows));
+                if (gm && !same(gm[o], nan ? NAN : sum / (double)rows) &&
+                    !(fabs(gm[o] - sum / (double)rows) < mtol))
+                    fail_msg("mean output %lld: got %g, want %g", (long long)o, gm[o],
+                             sum / (double)rows);
+            }
+            if (ga)
+                for (int64_t o = 0; o < B * C; o++) {
+                    int64_t want = 0;
+                    for (int64_t r = 1; r < A; r++) {
+                        double x = v[r * B * C + o], best = v[want * B * C + o];
+                        if (isnan(best))
+                            break;
+                        if (x > best || isnan(x))
+                            want = r;
+                    }
+                    if (!fl && isnan(v[want * B * C + o]))
+                        continue;
+                    if (ga[o] != want)
+                        fail_msg("%s argmax dim 0 output %lld: got %lld, want %lld",
+                                 ferry_dtype_name((ferry_dtype)dt), (long long)o,
+                                 (long long)ga[o], (long long)want);
+                }
+            free(gs), free(gx), free(gn), free(gm), free(ga);
+            ferry_tensor_release(rs), ferry_tensor_release(rx), ferry_tensor_release(rn);
+            ferry_tensor_release(rm), ferry_tensor_release(ra);
+        }
+        ferry_tensor_release(t);
+    }
+    free(v);
+    /* float16 columns of 5000 ones: float32 accumulators. */
+    int64_t hs[2] = {5000, 8};
+    ferry_tensor *h = ferry_ones(FERRY_FLOAT16, 2, hs, "cpu");
+    int d0 = 0;
+    double *hv = take_doubles(ferry_sum(h, 1, &d0, false));
+    for (int i = 0; i < 8; i++)
+        assert_true(hv[i] == 5000.0);
+    free(hv);
+    ferry_tensor_release(h);
+}
+
 /* ---- elementwise ---- */
 
 static void test_integer_arithmetic_wraps(void **state)
@@ -1064,6 +1159,7 @@ int main(void)
         cmocka_unit_test(test_argmax_takes_first_occurrence_and_nan),
         cmocka_unit_test(test_reductions_of_strided_views_match_reference),
         cmocka_unit_test(test_reductions_of_every_dtype),
+        cmocka_unit_test(test_reductions_over_outer_dims_match_reference),
         cmocka_unit_test(test_integer_arithmetic_wraps),
         cmocka_unit_test(test_integer_pow_squares_and_follows_the_negative_rule),
         cmocka_unit_test(test_binary_ops_over_broadcast_and_strided_geometries),

@@ -506,6 +506,71 @@ static void test_dtype_names_sizes_and_aliases(void **state)
     assert_false(ferry_dtype_is_floating(FERRY_INT64));
 }
 
+static void test_copy_from_broadcasts_casts_and_crosses_devices(void **state)
+{
+    (void)state;
+    require_backend("sim");
+    int64_t shape[2] = {2, 3};
+    ferry_tensor *dst = ferry_zeros(FERRY_INT32, 2, shape, "sim:0");
+    double row[3] = {1.9, -2.9, 3.5};
+    int64_t n = 3;
+    ferry_tensor *src = ferry_tensor_from_data(row, FERRY_FLOAT64, 1, &n, "cpu");
+    assert_ok(ferry_tensor_copy_from(dst, src));
+    int32_t out[6];
+    assert_ok(ferry_tensor_copy_to_host(dst, out, sizeof out));
+    int32_t want[6] = {1, -2, 3, 1, -2, 3};
+    assert_memory_equal(out, want, sizeof want);
+
+    int64_t bad_n = 4;
+    ferry_tensor *bad = ferry_zeros(FERRY_FLOAT32, 1, &bad_n, NULL);
+    assert_status(ferry_tensor_copy_from(dst, bad), FERRY_ERR_INVALID_ARGUMENT,
+                  "The expanded size of the tensor (3) must match the existing size (4)");
+    assert_ok(ferry_tensor_fill(dst, 7.7));
+    assert_ok(ferry_tensor_copy_to_host(dst, out, sizeof out));
+    assert_int_equal(out[5], 7);
+
+    ferry_tensor *ro = ferry_zeros(FERRY_FLOAT64, 1, &n, NULL);
+    assert_ok(ferry_tensor_set_read_only(ro, true));
+    assert_status(ferry_tensor_copy_from(ro, src), FERRY_ERR_INVALID_ARGUMENT, "read-only");
+    assert_status(ferry_tensor_fill(ro, 1), FERRY_ERR_INVALID_ARGUMENT, "read-only");
+    ferry_tensor_release(ro);
+    ferry_tensor_release(bad);
+    ferry_tensor_release(src);
+    ferry_tensor_release(dst);
+}
+
+static void test_scalar_kinds_promote_as_python_scalars_do(void **state)
+{
+    (void)state;
+    int64_t v[2] = {INT64_C(9007199254740993), -3}; /* 2^53 + 1: not a double */
+    int64_t n = 2;
+    ferry_tensor *t = ferry_tensor_from_data(v, FERRY_INT64, 1, &n, NULL);
+    ferry_scalar one = {.kind = FERRY_SCALAR_INT, .value.i = 1};
+    ferry_tensor *r = ferry_add_scalar_ex(t, one);
+    assert_tensor(r);
+    assert_int_equal(ferry_tensor_dtype(r), FERRY_INT64);
+    int64_t out[2];
+    assert_ok(ferry_tensor_copy_to_host(r, out, sizeof out));
+    assert_true(out[0] == INT64_C(9007199254740994) && out[1] == -2);
+    ferry_tensor_release(r);
+
+    ferry_scalar two_f = {.kind = FERRY_SCALAR_FLOAT, .value.f = 2.0};
+    r = ferry_mul_scalar_ex(t, two_f); /* int tensor * 2.0 -> float32, as torch */
+    assert_int_equal(ferry_tensor_dtype(r), FERRY_FLOAT32);
+    ferry_tensor_release(r);
+    r = ferry_mul_scalar(t, 2.0); /* C's double 2.0 counts as an int scalar */
+    assert_int_equal(ferry_tensor_dtype(r), FERRY_INT64);
+    ferry_tensor_release(r);
+
+    ferry_scalar yes = {.kind = FERRY_SCALAR_BOOL, .value.b = true};
+    assert_null(ferry_sub_scalar_ex(t, yes));
+    assert_failed_with(FERRY_ERR_INVALID_ARGUMENT, "with a bool tensor is not supported");
+    ferry_scalar bogus = {.kind = (ferry_scalar_kind)9, .value.i = 0};
+    assert_null(ferry_add_scalar_ex(t, bogus));
+    assert_failed_with(FERRY_ERR_INVALID_ARGUMENT, "invalid scalar kind 9");
+    ferry_tensor_release(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -531,6 +596,8 @@ int main(void)
         cmocka_unit_test(test_read_only_cannot_be_undone_and_views_inherit_it),
         cmocka_unit_test(test_clone_and_contiguous_follow_torch_identity_rules),
         cmocka_unit_test(test_dtype_names_sizes_and_aliases),
+        cmocka_unit_test(test_copy_from_broadcasts_casts_and_crosses_devices),
+        cmocka_unit_test(test_scalar_kinds_promote_as_python_scalars_do),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     ferry_shutdown();

@@ -300,6 +300,16 @@ FERRY_API void *ferry_tensor_host_data(const ferry_tensor *t);
  */
 FERRY_API ferry_status ferry_tensor_copy_to_host(const ferry_tensor *t, void *dst, size_t nbytes);
 
+/**
+ * Copies src's elements into dst, as PyTorch's dst.copy_(src): src broadcasts to dst's
+ * shape, converts to dst's dtype (as ferry_tensor_to_dtype) and may live on any device.
+ * FERRY_ERR_INVALID_ARGUMENT when dst is read-only or the shapes do not broadcast.
+ */
+FERRY_API ferry_status ferry_tensor_copy_from(ferry_tensor *dst, ferry_tensor *src);
+
+/** Sets every element of t to value, converted as ferry_full converts (t.fill_(value)). */
+FERRY_API ferry_status ferry_tensor_fill(ferry_tensor *t, double value);
+
 /* ------------------------------------------------------------------------ */
 /* Printing                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -351,6 +361,23 @@ FERRY_API ferry_tensor *ferry_flatten(ferry_tensor *t, int start_dim, int end_di
  * operands' device, not be read-only, and have the result dtype or one it can be cast
  * to (PyTorch's can_cast: not float into an integer, not a non-bool into bool). */
 
+/** A Python-style scalar operand: its kind decides promotion (an int scalar never turns
+ * an integer tensor into a float one; a float scalar does, to float32). */
+typedef enum ferry_scalar_kind {
+    FERRY_SCALAR_BOOL = 0,
+    FERRY_SCALAR_INT = 1,
+    FERRY_SCALAR_FLOAT = 2,
+} ferry_scalar_kind;
+
+typedef struct ferry_scalar {
+    ferry_scalar_kind kind;
+    union {
+        bool b;     /**< FERRY_SCALAR_BOOL */
+        int64_t i;  /**< FERRY_SCALAR_INT, exact over the whole int64 range */
+        double f;   /**< FERRY_SCALAR_FLOAT */
+    } value;
+} ferry_scalar;
+
 #define FERRY_BINARY_OPS_(X) \
     X(add) X(sub) X(mul) X(div) X(pow) X(maximum) X(minimum) \
     X(eq) X(ne) X(lt) X(le) X(gt) X(ge)
@@ -363,14 +390,19 @@ FERRY_API ferry_tensor *ferry_flatten(ferry_tensor *t, int start_dim, int end_di
     FERRY_API ferry_status ferry_##name##_out(ferry_tensor *out, ferry_tensor *a,             \
                                               ferry_tensor *b);                               \
     FERRY_API ferry_status ferry_##name##_scalar_out(ferry_tensor *out, ferry_tensor *a,      \
-                                                     double b);
+                                                     double b);                             \
+    FERRY_API ferry_tensor *ferry_##name##_scalar_ex(ferry_tensor *a, ferry_scalar b);        \
+    FERRY_API ferry_status ferry_##name##_scalar_ex_out(ferry_tensor *out, ferry_tensor *a,   \
+                                                        ferry_scalar b);
 #define FERRY_DECLARE_UNARY_(name)                                                          \
     FERRY_API ferry_tensor *ferry_##name(ferry_tensor *a);                                    \
     FERRY_API ferry_status ferry_##name##_out(ferry_tensor *out, ferry_tensor *a);
 
 /** ferry_add(a, b), ferry_add_scalar(a, 2.0), ferry_add_out(out, a, b),
- * ferry_add_scalar_out(out, a, 2.0); likewise sub, mul, div, pow, maximum, minimum
- * (NaN propagates), eq, ne, lt, le, gt, ge. */
+ * ferry_add_scalar_out(out, a, 2.0), and the _scalar_ex forms taking a ferry_scalar;
+ * likewise sub, mul, div, pow, maximum, minimum (NaN propagates), eq, ne, lt, le, gt,
+ * ge. The plain _scalar forms take a double, which counts as an int scalar when it is
+ * integral-valued (C's `2` arrives as 2.0) and as a float scalar otherwise. */
 FERRY_BINARY_OPS_(FERRY_DECLARE_BINARY_)
 /** ferry_neg(a), ferry_neg_out(out, a); likewise abs, exp, log, sqrt, sin, cos, tanh,
  * sigmoid, relu. Integer inputs of exp .. sigmoid compute in float32, as PyTorch. */
