@@ -274,6 +274,22 @@ ferry_status ferry__fill(ferry_tensor *t, double value)
 
 /* ---- public API ---- */
 
+/* A new contiguous tensor on (be, dev) holding t's elements converted to dtype. As
+ * PyTorch, a floating result keeps requires_grad; an integer one cannot have it. */
+static ferry_tensor *copy_as(const ferry_tensor *t, ferry_backend *be, int32_t dev,
+                             ferry_dtype dtype)
+{
+    ferry_tensor *out = ferry__tensor_empty_on(be, dev, dtype, t->ndim, t->shape);
+    if (!out)
+        return NULL;
+    if (ferry__copy_into(out, t) != FERRY_OK) {
+        ferry_tensor_release(out);
+        return NULL;
+    }
+    out->requires_grad = t->requires_grad && ferry_dtype_is_floating(dtype);
+    return out;
+}
+
 FERRY_API ferry_tensor *ferry_tensor_to(ferry_tensor *t, const char *device)
 {
     if (ferry__check_tensor(t, "ferry_tensor_to") != FERRY_OK)
@@ -284,15 +300,7 @@ FERRY_API ferry_tensor *ferry_tensor_to(ferry_tensor *t, const char *device)
         return NULL;
     if (be == t->storage->backend && dev == t->storage->device)
         return ferry_tensor_retain(t);
-    ferry_tensor *out = ferry__tensor_empty_on(be, dev, t->dtype, t->ndim, t->shape);
-    if (!out)
-        return NULL;
-    if (ferry__copy_into(out, t) != FERRY_OK) {
-        ferry_tensor_release(out);
-        return NULL;
-    }
-    out->requires_grad = t->requires_grad;
-    return out;
+    return copy_as(t, be, dev, t->dtype);
 }
 
 FERRY_API ferry_tensor *ferry_tensor_cpu(ferry_tensor *t)
@@ -329,34 +337,14 @@ FERRY_API ferry_tensor *ferry_tensor_to_dtype(ferry_tensor *t, ferry_dtype dtype
     }
     if (t->dtype == dtype)
         return ferry_tensor_retain(t);
-    ferry_tensor *out =
-        ferry__tensor_empty_on(t->storage->backend, t->storage->device, dtype, t->ndim, t->shape);
-    if (!out)
-        return NULL;
-    if (ferry__copy_into(out, t) != FERRY_OK) {
-        ferry_tensor_release(out);
-        return NULL;
-    }
-    /* As PyTorch: a float result stays in the graph, an integer one cannot. */
-    out->requires_grad = t->requires_grad && ferry_dtype_is_floating(dtype);
-    return out;
+    return copy_as(t, t->storage->backend, t->storage->device, dtype);
 }
 
 FERRY_API ferry_tensor *ferry_tensor_clone(ferry_tensor *t)
 {
     if (ferry__check_tensor(t, "ferry_tensor_clone") != FERRY_OK)
         return NULL;
-    ferry_tensor *out =
-        ferry__tensor_empty_on(t->storage->backend, t->storage->device, t->dtype, t->ndim,
-                               t->shape);
-    if (!out)
-        return NULL;
-    if (ferry__copy_into(out, t) != FERRY_OK) {
-        ferry_tensor_release(out);
-        return NULL;
-    }
-    out->requires_grad = t->requires_grad;
-    return out;
+    return copy_as(t, t->storage->backend, t->storage->device, t->dtype);
 }
 
 FERRY_API ferry_tensor *ferry_tensor_contiguous(ferry_tensor *t)

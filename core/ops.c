@@ -388,6 +388,10 @@ static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *
     if (op == FERRY_BINARY_POW && ct == FERRY_BOOL)
         return ferry__error(FERRY_ERR_UNSUPPORTED,
                             "pow(): not implemented for 'Bool' (cast to an integer dtype first)");
+    if (op == FERRY_BINARY_POW && scalar && !ferry_dtype_is_floating(ct) &&
+        scalar->kind == FERRY_SCALAR_INT && scalar->value.i < 0)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "Integers to negative integer powers are not allowed.");
     if (op == FERRY_BINARY_DIV && !ferry_dtype_is_floating(ct))
         ct = FERRY_FLOAT32; /* true division */
     ferry_dtype rt = is_comparison(op) ? FERRY_BOOL : ct;

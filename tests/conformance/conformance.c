@@ -1,7 +1,5 @@
-/* The conformance harness: devices, failure log, dtype rules, element encoding written
- * from the IEEE layouts (not ferry/half.h, so the reference shares no code with the
- * library), deterministic inputs, layouts built through ferry's view ops, and comparison
- * with per-dtype tolerances. */
+/* The conformance harness. Element encoding is written from the IEEE layouts, not taken
+ * from ferry/half.h, so the reference shares no code with the library it checks. */
 #include "conformance.h"
 
 #include <float.h>
@@ -78,11 +76,6 @@ void conf_fail_call(const conf_where *w, const char *call)
 {
     conf_fail(w, "%s failed: %s: %s", call, ferry_status_name(ferry_last_status()),
               ferry_last_error());
-}
-
-int conf_failures(void)
-{
-    return failures;
 }
 
 void conf_finish(void)
@@ -621,6 +614,8 @@ const char *conf_layout_name(conf_layout l)
         return "contiguous";
     case CONF_TRANSPOSED:
         return "transposed";
+    case CONF_PERMUTED:
+        return "permuted";
     case CONF_SLICED:
         return "sliced";
     case CONF_EXPANDED:
@@ -695,27 +690,29 @@ ferry_tensor *conf_build(const conf_where *w, const conf_operand *spec, const co
         memcpy(logical->v, src->v, (size_t)src->numel * sizeof *src->v);
         t = upload(src, device);
         break;
-    case CONF_TRANSPOSED: {
+    case CONF_TRANSPOSED:
+    case CONF_PERMUTED: {
         assert_true(nd >= 2);
+        int d0 = spec->layout == CONF_TRANSPOSED ? nd - 2 : 0, d1 = d0 + 1;
         memcpy(logical->v, src->v, (size_t)src->numel * sizeof *src->v);
         int64_t bshape[CONF_MAX_DIMS];
         memcpy(bshape, spec->shape, (size_t)nd * sizeof *bshape);
-        bshape[nd - 2] = spec->shape[nd - 1];
-        bshape[nd - 1] = spec->shape[nd - 2];
+        bshape[d0] = spec->shape[d1];
+        bshape[d1] = spec->shape[d0];
         conf_array base;
         conf_array_init(&base, dt, nd, bshape);
         for (int64_t i = 0; i < logical->numel; i++) {
             unravel(nd, spec->shape, i, idx);
-            int64_t tmp = idx[nd - 2];
-            idx[nd - 2] = idx[nd - 1];
-            idx[nd - 1] = tmp;
+            int64_t tmp = idx[d0];
+            idx[d0] = idx[d1];
+            idx[d1] = tmp;
             base.v[ravel(nd, bshape, idx)] = logical->v[i];
         }
         ferry_tensor *b = upload(&base, device);
         conf_array_free(&base);
         if (b) {
             call = "ferry_transpose";
-            t = ferry_transpose(b, nd - 2, nd - 1);
+            t = ferry_transpose(b, d0, d1);
             ferry_tensor_release(b);
         }
         break;
@@ -889,6 +886,27 @@ void conf_out_check_gaps(const conf_where *w, const conf_out *o)
     }
     free(v);
     free(bytes);
+}
+
+bool conf_out_make_permuted(const conf_where *w, ferry_dtype dt, int ndim,
+                            const int64_t *shape, const char *device, conf_out *o)
+{
+    if (ndim < 2)
+        return conf_out_make(w, dt, ndim, shape, device, false, o);
+    int64_t bshape[CONF_MAX_DIMS];
+    memcpy(bshape, shape, (size_t)ndim * sizeof *bshape);
+    bshape[0] = shape[1];
+    bshape[1] = shape[0];
+    if (!conf_out_make(w, dt, ndim, bshape, device, false, o))
+        return false;
+    ferry_tensor_release(o->view);
+    o->view = ferry_transpose(o->base, 0, 1);
+    if (!o->view) {
+        conf_fail_call(w, "ferry_transpose (out)");
+        conf_out_free(o);
+        return false;
+    }
+    return true;
 }
 
 void conf_out_free(conf_out *o)

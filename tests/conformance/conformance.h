@@ -47,8 +47,6 @@ void conf_fail(const conf_where *w, const char *fmt, ...) __attribute__((format(
 void conf_fail_call(const conf_where *w, const char *call);
 /* Ends a test: fails it when anything was recorded since the previous call. */
 void conf_finish(void);
-/* Failures recorded since the previous conf_finish(). */
-int conf_failures(void);
 
 /* `failed` (the call's outcome) must be true, with status s1 or s2 (pass s1 twice for
  * one) and a message containing `needle`. */
@@ -74,7 +72,8 @@ ferry_dtype conf_promote_scalar(ferry_dtype t, double s);
 /* v, an integer, wrapped to the dtype as two's-complement storage does (bool: != 0). */
 int64_t conf_wrap(ferry_dtype dt, int64_t v);
 /* The nearest value the dtype holds: integers wrap (v must be integral), floats round to
- * nearest even (float16/bfloat16 through float32, as the kernels round). */
+ * nearest even straight from the double (kernels that round through float32 differ from
+ * that far less than the tolerances allow). */
 double conf_round(ferry_dtype dt, double v);
 
 /* Another dtype an _out may have for a result of dtype rt (PyTorch's can_cast): integers
@@ -145,6 +144,7 @@ double conf_gen(conf_rng *r, ferry_dtype dt, const conf_domain *d);
 typedef enum conf_layout {
     CONF_CONTIGUOUS = 0,
     CONF_TRANSPOSED, /* ferry_transpose of the last two dims of a contiguous base */
+    CONF_PERMUTED,   /* ferry_transpose of the first two: outer dims out of order */
     CONF_SLICED,     /* ferry_slice(last dim, 1, 2n+1, step 2) of a base with junk between */
     CONF_EXPANDED,   /* ferry_expand of `from` (stride 0 in broadcast dims) */
     CONF_NEGATIVE,   /* every stride negative: ferry_tensor_from_blob, so cpu only */
@@ -192,6 +192,10 @@ bool conf_out_make(const conf_where *w, ferry_dtype dt, int ndim, const int64_t 
 /* Checks the sentinels between the view's elements; the view itself is read by the
  * caller with conf_read. */
 void conf_out_check_gaps(const conf_where *w, const conf_out *o);
+/* An output seen through ferry_transpose(base, 0, 1) of a contiguous base, so its outer
+ * dims (a matmul's batch dims) do not fold into one stride; contiguous below 2 dims. */
+bool conf_out_make_permuted(const conf_where *w, ferry_dtype dt, int ndim,
+                            const int64_t *shape, const char *device, conf_out *o);
 void conf_out_free(conf_out *o);
 
 /* ---- results ------------------------------------------------------------------------ */

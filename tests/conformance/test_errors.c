@@ -1,7 +1,6 @@
-/* Error paths of the ops on every device: operands on two devices (named in the order
- * found), shapes that do not broadcast, matmul shape mismatches, _out targets of the
- * wrong shape, dtype, device or writability, and reduction dims out of range. Exact
- * status, and the message PyTorch gives where it has one. */
+/* Error paths of the ops on every device: mixed devices, shapes that do not broadcast or
+ * multiply, _out targets that do not fit, reduction dims out of range; each with its exact
+ * status and the message PyTorch gives where it has one. */
 #include "conformance.h"
 
 #define SHAPE(...) (int64_t[]){__VA_ARGS__}
@@ -337,8 +336,9 @@ static void test_errors_out_must_fit_the_result(void **state)
     conf_finish();
 }
 
-/* An out that overlaps an input without being it exactly (its transpose) still gets the
- * result computed from the input as it was. */
+/* An out that overlaps an input without being it exactly (its transpose, one of its
+ * rows, the matrix itself in a matmul) still gets the result computed from the input as
+ * it was. */
 static void test_errors_out_overlapping_an_input_reads_the_input_first(void **state)
 {
     (void)state;
@@ -362,6 +362,41 @@ static void test_errors_out_overlapping_an_input_reads_the_input_first(void **st
                 conf_array_free(&got);
             }
         }
+        w = (conf_where){"neg_out", "float32", "out = transpose(a)", dev};
+        ferry_tensor *c = ferry_tensor_from_data(v, FERRY_FLOAT32, 2, SHAPE(3, 3), dev);
+        ferry_tensor *ct = ferry_transpose(c, 0, 1);
+        if (ferry_neg_out(ct, c) != FERRY_OK)
+            conf_fail_call(&w, "ferry_neg_out");
+        else {
+            conf_array got;
+            if (conf_read(&w, c, FERRY_FLOAT32, 2, SHAPE(3, 3), dev, &got)) {
+                double ref[9];
+                for (int i = 0; i < 3; i++)
+                    for (int j = 0; j < 3; j++)
+                        ref[i * 3 + j] = -v[j * 3 + i];
+                conf_compare(&w, &got, ref, NULL);
+                conf_array_free(&got);
+            }
+        }
+        ferry_tensor_release(ct);
+        ferry_tensor_release(c);
+
+        w = (conf_where){"sum_out", "float32", "out = first row of the input", dev};
+        ferry_tensor *d = ferry_tensor_from_data(v, FERRY_FLOAT32, 2, SHAPE(3, 3), dev);
+        ferry_tensor *row = ferry_slice(d, 0, 0, 1, 1);
+        if (ferry_sum_out(row, d, 1, (int[]){0}, true) != FERRY_OK)
+            conf_fail_call(&w, "ferry_sum_out");
+        else {
+            conf_array got;
+            if (conf_read(&w, d, FERRY_FLOAT32, 2, SHAPE(3, 3), dev, &got)) {
+                double ref[9] = {12, 15, 18, 4, 5, 6, 7, 8, 9};
+                conf_compare(&w, &got, ref, NULL);
+                conf_array_free(&got);
+            }
+        }
+        ferry_tensor_release(row);
+        ferry_tensor_release(d);
+
         w = (conf_where){"matmul_out", "float32", "out = a", dev};
         float e[9] = {0, 1, 0, 0, 0, 1, 1, 0, 0}; /* a cyclic permutation */
         ferry_tensor *p = ferry_tensor_from_data(e, FERRY_FLOAT32, 2, SHAPE(3, 3), dev);

@@ -22,6 +22,8 @@ static const mm_case mm_cases[] = {
     {"batched transposed x sliced", OPND_L(CONF_TRANSPOSED, 3, 2, 3, 4),
      OPND_L(CONF_SLICED, 3, 2, 4, 5)},
     {"expanded batch stride 0", {3, {2, 3, 4}, CONF_EXPANDED, 3, {1, 3, 4}}, OPND(3, 2, 4, 5)},
+    {"permuted batch dims", OPND_L(CONF_PERMUTED, 4, 2, 3, 3, 4), OPND_L(CONF_PERMUTED, 4, 2, 3, 4, 2)},
+    {"permuted batch x broadcast", OPND_L(CONF_PERMUTED, 4, 3, 2, 3, 4), OPND(3, 2, 4, 5)},
     {"1-D x batched 3-D", OPND(1, 4), OPND_L(CONF_TRANSPOSED, 3, 2, 4, 3)},
     {"batched 3-D x 1-D", OPND_L(CONF_SLICED, 3, 2, 3, 4), OPND(1, 4)},
     {"sliced 1-D dot", OPND_L(CONF_SLICED, 1, 5), OPND_L(CONF_SLICED, 1, 5)},
@@ -135,13 +137,15 @@ static void check_matmul(const conf_where *w, ferry_tensor *a, const conf_array 
     }
     ferry_tensor_release(t);
 
-    for (int kind = 0; kind < 3; kind++) {
-        /* 0: contiguous, 1: strided, 2: another dtype the result casts into. */
+    for (int kind = 0; kind < 4; kind++) {
+        /* 0: contiguous, 1: strided, 2: another dtype the result casts into, 3: outer
+         * dims permuted. */
         ferry_dtype od = kind == 2 ? conf_cast_out_dtype(dt) : dt;
         conf_where wo = *w;
         char kase[160];
         snprintf(kase, sizeof kase, "%s, %s out%s%s", w->kase,
-                 kind == 1 ? "strided" : "contiguous", kind == 2 ? " of dtype " : "",
+                 kind == 1 ? "strided" : kind == 3 ? "permuted" : "contiguous",
+                 kind == 2 ? " of dtype " : "",
                  kind == 2 ? conf_dtype_name(od) : "");
         wo.kase = kase;
         int64_t n = r.numel;
@@ -154,7 +158,14 @@ static void check_matmul(const conf_where *w, ferry_tensor *a, const conf_array 
             memcpy(tol, r.tol, (size_t)n * sizeof *tol);
         }
         conf_out o;
-        if (conf_out_make(&wo, od, r.ndim, r.shape, w->device, kind == 1, &o)) {
+        if (kind == 3 && r.ndim < 3) {
+            free(ref);
+            free(tol);
+            continue;
+        }
+        bool made = kind == 3 ? conf_out_make_permuted(&wo, od, r.ndim, r.shape, w->device, &o)
+                              : conf_out_make(&wo, od, r.ndim, r.shape, w->device, kind == 1, &o);
+        if (made) {
             if (ferry_matmul_out(o.view, a, b) != FERRY_OK)
                 conf_fail_call(&wo, "ferry_matmul_out");
             else if (conf_read(&wo, o.view, od, r.ndim, r.shape, w->device, &got)) {

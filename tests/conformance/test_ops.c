@@ -17,6 +17,7 @@ typedef struct bin_op {
     ferry_tensor *(*sfn)(ferry_tensor *, double);
     ferry_status (*ofn)(ferry_tensor *, ferry_tensor *, ferry_tensor *);
     ferry_status (*sofn)(ferry_tensor *, ferry_tensor *, double);
+    ferry_tensor *(*sxfn)(ferry_tensor *, ferry_scalar);
     conf_domain da, db;
     double scalars[3];
     int nscalars;
@@ -31,7 +32,7 @@ typedef struct bin_op {
 
 #define BIN(name, op, da, db, ...)                                                          \
     {#name, op, ferry_##name, ferry_##name##_scalar, ferry_##name##_out,                    \
-     ferry_##name##_scalar_out, da, db, {__VA_ARGS__},                                      \
+     ferry_##name##_scalar_out, ferry_##name##_scalar_ex, da, db, {__VA_ARGS__},            \
      (int)(sizeof((double[]){__VA_ARGS__}) / sizeof(double))}
 
 /* Scalars are exact in every floating dtype, so where the op converts one (to float16 or
@@ -157,13 +158,14 @@ static void check_result(const conf_where *w, ferry_tensor *t, ferry_dtype rt, i
  * base) and checks the values and that nothing outside the view was written. */
 typedef ferry_status (*out_call)(ferry_tensor *out, void *ctx);
 
-typedef enum out_kind { OUT_CONTIGUOUS, OUT_STRIDED, OUT_OTHER_DTYPE } out_kind;
+typedef enum out_kind { OUT_CONTIGUOUS, OUT_STRIDED, OUT_PERMUTED, OUT_OTHER_DTYPE } out_kind;
 
 static void check_out(const conf_where *w, const char *call, ferry_dtype rt, int nd,
                       const int64_t *shape, const double *ref, out_kind kind, out_call fn,
                       void *ctx)
 {
-    static const char *const kinds[] = {"contiguous out", "strided out", "out of dtype"};
+    static const char *const kinds[] = {"contiguous out", "strided out", "permuted out",
+                                        "out of dtype"};
     ferry_dtype od = kind == OUT_OTHER_DTYPE ? conf_cast_out_dtype(rt) : rt;
     conf_where wo = *w;
     char kase[128];
@@ -171,7 +173,10 @@ static void check_out(const conf_where *w, const char *call, ferry_dtype rt, int
              kind == OUT_OTHER_DTYPE ? " " : "", kind == OUT_OTHER_DTYPE ? conf_dtype_name(od) : "");
     wo.kase = kase;
     conf_out o;
-    if (!conf_out_make(&wo, od, nd, shape, w->device, kind == OUT_STRIDED, &o))
+    bool made = kind == OUT_PERMUTED
+                    ? conf_out_make_permuted(&wo, od, nd, shape, w->device, &o)
+                    : conf_out_make(&wo, od, nd, shape, w->device, kind == OUT_STRIDED, &o);
+    if (!made)
         return;
     if (fn(o.view, ctx) != FERRY_OK)
         conf_fail_call(&wo, call);
@@ -249,6 +254,8 @@ static void check_binary(const conf_where *w, const bin_op *op, ferry_tensor *a,
     snprintf(call, sizeof call, "ferry_%s_out", op->name);
     check_out(w, call, rt, nd, shape, ref, OUT_CONTIGUOUS, call_bin_out, &ctx);
     check_out(w, call, rt, nd, shape, ref, OUT_STRIDED, call_bin_out, &ctx);
+    if (nd >= 3)
+        check_out(w, call, rt, nd, shape, ref, OUT_PERMUTED, call_bin_out, &ctx);
     check_out(w, call, rt, nd, shape, ref, OUT_OTHER_DTYPE, call_bin_out, &ctx);
     free(ref);
 }
@@ -290,6 +297,18 @@ static void check_binary_scalar(const conf_where *w, const bin_op *op, ferry_ten
         check_result(&ws, t, rt, av->ndim, av->shape, ref);
     ferry_tensor_release(t);
 
+    /* The explicit form with the kind the double stands for must agree. */
+    ferry_scalar sx = {FERRY_SCALAR_FLOAT, {.f = s}};
+    if (conf_scalar_is_int(s))
+        sx = (ferry_scalar){FERRY_SCALAR_INT, {.i = (int64_t)s}};
+    snprintf(call, sizeof call, "ferry_%s_scalar_ex", op->name);
+    t = op->sxfn(a, sx);
+    if (!t)
+        conf_fail_call(&ws, call);
+    else
+        check_result(&ws, t, rt, av->ndim, av->shape, ref);
+    ferry_tensor_release(t);
+
     bin_ctx ctx = {op, a, NULL, s};
     snprintf(call, sizeof call, "ferry_%s_scalar_out", op->name);
     check_out(&ws, call, rt, av->ndim, av->shape, ref, OUT_STRIDED, call_bin_scalar_out, &ctx);
@@ -321,6 +340,7 @@ static const bin_case bin_cases[] = {
     {"zero-size both", OPND(3, 2, 0, 4), OPND(3, 2, 0, 4)},
     {"0-d", OPND(0, 0), OPND(0, 0)},
     {"0-d with [2,3]", OPND(0, 0), OPND_L(CONF_TRANSPOSED, 2, 2, 3)},
+    {"permuted outer dims", OPND_L(CONF_PERMUTED, 3, 2, 3, 4), OPND_L(CONF_PERMUTED, 3, 2, 3, 4)},
     {"6-d broadcast", OPND(6, 2, 1, 3, 1, 2, 2), OPND_L(CONF_TRANSPOSED, 5, 2, 1, 2, 2, 2)},
     {"6-d expanded", {6, {2, 2, 3, 2, 1, 3}, CONF_EXPANDED, 6, {2, 1, 3, 1, 1, 3}},
      OPND_L(CONF_SLICED, 6, 1, 2, 3, 2, 1, 3)},
@@ -547,6 +567,130 @@ static void test_ops_promotion_follows_pytorch(void **state)
     conf_finish();
 }
 
+/* Reads an int64 result exactly (past 2^53 a double would not hold it). */
+static void expect_int64(const conf_where *w, ferry_tensor *t, const int64_t *want, int64_t n)
+{
+    if (!t) {
+        conf_fail_call(w, w->op);
+        return;
+    }
+    int64_t got[4];
+    if (ferry_tensor_dtype(t) != FERRY_INT64 || ferry_tensor_numel(t) != n)
+        conf_fail(w, "result is %s with %lld elements, expected int64 with %lld",
+                  conf_dtype_name(ferry_tensor_dtype(t)), (long long)ferry_tensor_numel(t),
+                  (long long)n);
+    else if (ferry_tensor_copy_to_host(t, got, (size_t)n * sizeof *got) != FERRY_OK)
+        conf_fail_call(w, "ferry_tensor_copy_to_host");
+    else
+        for (int64_t i = 0; i < n; i++)
+            if (got[i] != want[i])
+                conf_fail(w, "element %lld is %lld, expected %lld", (long long)i,
+                          (long long)got[i], (long long)want[i]);
+    ferry_tensor_release(t);
+}
+
+#define SC_BOOL(v) ((ferry_scalar){FERRY_SCALAR_BOOL, {.b = (v)}})
+#define SC_INT(v) ((ferry_scalar){FERRY_SCALAR_INT, {.i = (v)}})
+#define SC_FLOAT(v) ((ferry_scalar){FERRY_SCALAR_FLOAT, {.f = (v)}})
+
+/* The _scalar_ex forms say what kind a scalar is, as Python does: True is a bool (it
+ * keeps any tensor's dtype), 2 an int (exact over all of int64, wrapping into narrower
+ * integers), 2.0 a float (an integer tensor becomes float32). */
+static void test_ops_scalar_kinds_promote_like_python_scalars(void **state)
+{
+    (void)state;
+    int64_t two = 2;
+    CONF_FOR_EACH_DEVICE(dev) {
+        ferry_tensor *bl = tensor_of(FERRY_BOOL, 1, &two, (double[]){1, 0}, dev);
+        ferry_tensor *i8 = tensor_of(FERRY_INT8, 1, &two, (double[]){1, 2}, dev);
+        ferry_tensor *i32 = tensor_of(FERRY_INT32, 1, &two, (double[]){1, 2}, dev);
+        ferry_tensor *u8 = tensor_of(FERRY_UINT8, 1, &two, (double[]){3, 4}, dev);
+        ferry_tensor *f16 = tensor_of(FERRY_FLOAT16, 1, &two, (double[]){0.5, 1.5}, dev);
+        int64_t big[2] = {INT64_MAX, (int64_t)1 << 62};
+        ferry_tensor *i64 = ferry_tensor_from_data(big, FERRY_INT64, 1, &two, dev);
+        assert_non_null(bl && i8 && i32 && u8 && f16 && i64);
+
+        conf_where w = {"add_scalar_ex", "bool", "+ True stays bool", dev};
+        expect_values(&w, ferry_add_scalar_ex(bl, SC_BOOL(true)), FERRY_BOOL, 1, (double[]){1, 1});
+        w = (conf_where){"mul_scalar_ex", "bool", "* False stays bool", dev};
+        expect_values(&w, ferry_mul_scalar_ex(bl, SC_BOOL(false)), FERRY_BOOL, 1, (double[]){0, 0});
+        w = (conf_where){"add_scalar_ex", "int8", "+ True keeps int8", dev};
+        expect_values(&w, ferry_add_scalar_ex(i8, SC_BOOL(true)), FERRY_INT8, 1, (double[]){2, 3});
+        w = (conf_where){"add_scalar_ex", "float16", "+ True keeps float16", dev};
+        expect_values(&w, ferry_add_scalar_ex(f16, SC_BOOL(true)), FERRY_FLOAT16, 1,
+                      (double[]){1.5, 2.5});
+        w = (conf_where){"add_scalar_ex", "bool", "+ 2 gives int64", dev};
+        expect_values(&w, ferry_add_scalar_ex(bl, SC_INT(2)), FERRY_INT64, 1, (double[]){3, 2});
+        w = (conf_where){"add_scalar_ex", "int32", "+ 2.0 (a float) gives float32", dev};
+        expect_values(&w, ferry_add_scalar_ex(i32, SC_FLOAT(2.0)), FERRY_FLOAT32, 1,
+                      (double[]){3, 4});
+        w = (conf_where){"add_scalar_ex", "int32", "+ (2^32 + 5) wraps to + 5", dev};
+        expect_values(&w, ferry_add_scalar_ex(i32, SC_INT(((int64_t)1 << 32) + 5)), FERRY_INT32,
+                      1, (double[]){6, 7});
+        w = (conf_where){"add_scalar_ex", "uint8", "+ -1 wraps to + 255", dev};
+        expect_values(&w, ferry_add_scalar_ex(u8, SC_INT(-1)), FERRY_UINT8, 1, (double[]){2, 3});
+        w = (conf_where){"div_scalar_ex", "int32", "/ 2 is true division", dev};
+        expect_values(&w, ferry_div_scalar_ex(i32, SC_INT(2)), FERRY_FLOAT32, 1,
+                      (double[]){0.5, 1});
+        w = (conf_where){"lt_scalar_ex", "int8", "< True compares with 1", dev};
+        expect_values(&w, ferry_lt_scalar_ex(i8, SC_BOOL(true)), FERRY_BOOL, 1, (double[]){0, 0});
+
+        /* Exact beyond 2^53, where a double scalar would round. */
+        w = (conf_where){"add_scalar_ex", "int64", "+ 1 wraps INT64_MAX, exact near 2^62", dev};
+        expect_int64(&w, ferry_add_scalar_ex(i64, SC_INT(1)),
+                     (int64_t[]){INT64_MIN, ((int64_t)1 << 62) + 1}, 2);
+        w = (conf_where){"sub_scalar_ex", "int64", "- (2^62 + 1)", dev};
+        expect_int64(&w, ferry_sub_scalar_ex(i64, SC_INT(((int64_t)1 << 62) + 1)),
+                     (int64_t[]){INT64_MAX - ((int64_t)1 << 62) - 1, -1}, 2);
+        w = (conf_where){"eq_scalar_ex", "int64", "== 2^62 + 1 is exact", dev};
+        expect_values(&w, ferry_eq_scalar_ex(i64, SC_INT(((int64_t)1 << 62) + 1)), FERRY_BOOL, 1,
+                      (double[]){0, 0});
+        w = (conf_where){"eq_scalar_ex", "int64", "== 2^62 is exact", dev};
+        expect_values(&w, ferry_eq_scalar_ex(i64, SC_INT((int64_t)1 << 62)), FERRY_BOOL, 1,
+                      (double[]){0, 1});
+
+        /* PyTorch's refusals, for scalars as for tensors. */
+        ferry_tensor *r;
+        w = (conf_where){"sub_scalar_ex", "float16", "- True", dev};
+        r = ferry_sub_scalar_ex(f16, SC_BOOL(true));
+        conf_expect_error(&w, "ferry_sub_scalar_ex", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_UNSUPPORTED, MSG_SUB_BOOL);
+        ferry_tensor_release(r);
+        w = (conf_where){"sub_scalar_ex", "bool", "- True", dev};
+        r = ferry_sub_scalar_ex(bl, SC_BOOL(true));
+        conf_expect_error(&w, "ferry_sub_scalar_ex", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_UNSUPPORTED, MSG_SUB_TWO_BOOLS);
+        ferry_tensor_release(r);
+        w = (conf_where){"pow_scalar_ex", "int32", "** -1", dev};
+        r = ferry_pow_scalar_ex(i32, SC_INT(-1));
+        conf_expect_error(&w, "ferry_pow_scalar_ex", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_UNSUPPORTED,
+                          "Integers to negative integer powers are not allowed.");
+        ferry_tensor_release(r);
+        w = (conf_where){"pow_scalar_ex", "float16", "** -1 is allowed", dev};
+        expect_values(&w, ferry_pow_scalar_ex(f16, SC_INT(-1)), FERRY_FLOAT16, 1,
+                      (double[]){2, 1.0 / 1.5});
+
+        /* The _out form, into a strided view. */
+        w = (conf_where){"add_scalar_ex_out", "int8", "+ True into a strided out", dev};
+        conf_out o;
+        if (conf_out_make(&w, FERRY_INT8, 1, &two, dev, true, &o)) {
+            if (ferry_add_scalar_ex_out(o.view, i8, SC_BOOL(true)) != FERRY_OK)
+                conf_fail_call(&w, "ferry_add_scalar_ex_out");
+            else {
+                check_result(&w, o.view, FERRY_INT8, 1, &two, (double[]){2, 3});
+                conf_out_check_gaps(&w, &o);
+            }
+            conf_out_free(&o);
+        }
+
+        ferry_tensor *ts[] = {bl, i8, i32, u8, f16, i64};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+            ferry_tensor_release(ts[i]);
+    }
+    conf_finish();
+}
+
 /* PyTorch's result_type: a 0-d tensor counts only when its category is higher than the
  * dimensioned operands' (then it decides the dtype); between 0-d tensors, as usual. */
 static void test_ops_zero_dim_tensors_promote_like_pytorch(void **state)
@@ -706,6 +850,7 @@ static const un_case un_cases[] = {
     {"negative strides", OPND_L(CONF_NEGATIVE, 2, 3, 4)},
     {"zero-size", OPND(2, 0, 3)},
     {"0-d", OPND(0, 0)},
+    {"permuted outer dims", OPND_L(CONF_PERMUTED, 3, 2, 3, 4)},
     {"6-d transposed", OPND_L(CONF_TRANSPOSED, 6, 2, 1, 3, 2, 1, 2)},
     {"6-d expanded", {6, {2, 2, 3, 2, 2, 2}, CONF_EXPANDED, 6, {2, 1, 3, 1, 2, 1}}},
     {"long contiguous", OPND(1, 1037)},
@@ -825,7 +970,7 @@ static void test_ops_large_tensors_match_reference(void **state)
         {"large contiguous", OPND(1, 65599)},
         {"large sliced", OPND_L(CONF_SLICED, 2, 257, 263)},
     };
-    static const ferry_dtype dts[] = {FERRY_FLOAT32, FERRY_FLOAT16, FERRY_INT32, FERRY_UINT8};
+    static const ferry_dtype dts[] = {FERRY_FLOAT32, FERRY_FLOAT16, FERRY_INT32};
     static const bop bops[] = {B_ADD, B_MUL, B_DIV, B_POW, B_MAXIMUM, B_LT};
     static const uop uops[] = {U_NEG, U_EXP, U_SQRT, U_SIGMOID, U_RELU};
     CONF_FOR_EACH_DEVICE(dev) {
@@ -877,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_ops_binary_promotes_every_dtype_pair),
         cmocka_unit_test(test_ops_promotion_follows_pytorch),
         cmocka_unit_test(test_ops_zero_dim_tensors_promote_like_pytorch),
+        cmocka_unit_test(test_ops_scalar_kinds_promote_like_python_scalars),
         cmocka_unit_test(test_ops_unary_matches_reference_on_every_dtype_case_and_device),
         cmocka_unit_test(test_ops_unary_special_values_follow_ieee),
         cmocka_unit_test(test_ops_binary_special_values_follow_ieee),

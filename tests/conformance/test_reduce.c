@@ -72,6 +72,8 @@ static const red_case red_cases[] = {
     {"every dim listed", OPND(3, 2, 3, 4), DIMS(3, 0, 1, 2)},
     {"transposed, dim 0", OPND_L(CONF_TRANSPOSED, 2, 3, 5), DIMS(1, 0)},
     {"transposed, all dims", OPND_L(CONF_TRANSPOSED, 3, 2, 3, 5), DIMS(0, 0)},
+    {"permuted outer dims, dim 2", OPND_L(CONF_PERMUTED, 4, 2, 3, 2, 4), DIMS(1, 2)},
+    {"permuted outer dims, dim 0", OPND_L(CONF_PERMUTED, 3, 3, 5, 4), DIMS(1, 0)},
     {"sliced step 2, dim 1", OPND_L(CONF_SLICED, 3, 2, 3, 4), DIMS(1, 1)},
     {"sliced step 2, dim -1", OPND_L(CONF_SLICED, 2, 3, 5), DIMS(1, -1)},
     {"expanded stride 0, dim 1", {3, {2, 3, 4}, CONF_EXPANDED, 3, {2, 1, 4}}, DIMS(1, 1)},
@@ -247,13 +249,15 @@ static void check_reduction(const conf_where *w, const red_op *op, ferry_tensor 
     ferry_tensor_release(t);
 
     snprintf(call, sizeof call, "ferry_%s_out", op->name);
-    for (int kind = 0; kind < 3; kind++) {
-        /* 0: contiguous, 1: strided, 2: another dtype the result casts into. */
+    for (int kind = 0; kind < 4; kind++) {
+        /* 0: contiguous, 1: strided, 2: another dtype the result casts into, 3: outer
+         * dims permuted. */
         ferry_dtype od = kind == 2 ? conf_cast_out_dtype(rt) : rt;
         conf_where wo = *w;
         char kase[160];
         snprintf(kase, sizeof kase, "%s, %s out%s%s", w->kase,
-                 kind == 1 ? "strided" : "contiguous", kind == 2 ? " of dtype " : "",
+                 kind == 1 ? "strided" : kind == 3 ? "permuted" : "contiguous",
+                 kind == 2 ? " of dtype " : "",
                  kind == 2 ? conf_dtype_name(od) : "");
         wo.kase = kase;
         int64_t n = r.numel;
@@ -266,7 +270,14 @@ static void check_reduction(const conf_where *w, const red_op *op, ferry_tensor 
             memcpy(tol, r.tol, (size_t)n * sizeof *tol);
         }
         conf_out o;
-        if (conf_out_make(&wo, od, r.ndim, r.shape, w->device, kind == 1, &o)) {
+        if (kind == 3 && r.ndim < 3) {
+            free(ref);
+            free(tol);
+            continue;
+        }
+        bool made = kind == 3 ? conf_out_make_permuted(&wo, od, r.ndim, r.shape, w->device, &o)
+                              : conf_out_make(&wo, od, r.ndim, r.shape, w->device, kind == 1, &o);
+        if (made) {
             if (op->ofn(o.view, a, ndims, dims, keepdim) != FERRY_OK)
                 conf_fail_call(&wo, call);
             else if (conf_read(&wo, o.view, od, r.ndim, r.shape, w->device, &got)) {

@@ -1,8 +1,6 @@
-/* View conformance: reshape (as view and as copy), view and its refusal, transpose,
- * permute, slice, expand, squeeze, unsqueeze and flatten, checked for values on every
- * dtype and device against index arithmetic done here, and for sharing storage: writes
- * through a cpu view reach the base and back, and an in-place op on a view of a device
- * tensor changes exactly the base elements the view covers. */
+/* View conformance: every view op's values on every dtype and device against index
+ * arithmetic done here, whether it shares storage (writes through cpu views, in-place ops
+ * on device views), and its refusals. */
 #include "conformance.h"
 
 /* ---- the reference: views as index maps on host arrays ------------------------------ */
