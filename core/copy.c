@@ -400,7 +400,7 @@ FERRY_API ferry_status ferry_tensor_copy_from(ferry_tensor *dst, ferry_tensor *s
     if (!from)
         return ferry_last_status();
     /* A source sharing the destination's memory is read completely before any write. */
-    if (from->storage == dst->storage) {
+    if (ferry__shares_memory(from, dst) && !ferry__same_view(from, dst)) {
         ferry_tensor *c = ferry_tensor_clone(from);
         ferry_tensor_release(from);
         if (!c)

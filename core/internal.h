@@ -198,6 +198,11 @@ void ferry__byte_extent(const ferry_tensor *t, int64_t *lo, int64_t *hi);
 /* The same for a geometry without a tensor. */
 void ferry__extent(ferry_dtype dtype, int ndim, const int64_t *shape, const int64_t *strides,
                    int64_t *lo, int64_t *hi);
+/* Whether a and b may touch the same bytes: compared by address for host memory (two
+ * storages can wrap one NumPy array), by storage for device memory. */
+bool ferry__shares_memory(const ferry_tensor *a, const ferry_tensor *b);
+/* Whether a and b are the very same view: same memory, dtype, shape and strides. */
+bool ferry__same_view(const ferry_tensor *a, const ferry_tensor *b);
 /* "cuda:0" for t's device. */
 const char *ferry__tensor_device_str(const ferry_tensor *t, char buf[32]);
 /* FERRY_ERR_WRONG_DEVICE with PyTorch's message unless both are on one device. */

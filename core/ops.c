@@ -263,18 +263,11 @@ static ferry_status check_out(const char *fn, const ferry_tensor *out, const fer
     return FERRY_OK;
 }
 
-/* Whether writing out could change an input before the kernel reads it: same storage
- * but not the exact same view. */
+/* Whether writing out could change an input before the kernel reads it: shared memory
+ * that is not the exact same view (an exact alias is fine elementwise). */
 static bool overlaps(const ferry_tensor *out, const ferry_tensor *in)
 {
-    if (!in || out->storage != in->storage)
-        return false;
-    if (out->byte_offset != in->byte_offset || out->ndim != in->ndim || out->dtype != in->dtype)
-        return true;
-    for (int i = 0; i < out->ndim; i++)
-        if (out->shape[i] != in->shape[i] || out->strides[i] != in->strides[i])
-            return true;
-    return false;
+    return in && ferry__shares_memory(out, in) && !ferry__same_view(out, in);
 }
 
 /* `t` converted to dtype on its device (t itself, retained, if already so). */
@@ -811,8 +804,9 @@ static ferry_status matmul(ferry_tensor *out, ferry_tensor *a, ferry_tensor *b,
 
     ferry_tensor *ca = as_dtype(a, ct);
     ferry_tensor *cb = ca ? as_dtype(b, ct) : NULL;
-    bool direct = out && out->dtype == ct && out->storage != a->storage &&
-                  out->storage != b->storage;
+    /* matmul reads every input element many times: out may not share memory at all. */
+    bool direct = out && out->dtype == ct && !ferry__shares_memory(out, a) &&
+                  !ferry__shares_memory(out, b);
     ferry_tensor *dst = !cb ? NULL : direct ? ferry_tensor_retain(out) : new_like(a, ct, rndim, rshape);
     if (!dst) {
         ferry_tensor_release(ca);

@@ -117,6 +117,44 @@ void ferry__byte_extent(const ferry_tensor *t, int64_t *lo, int64_t *hi)
     ferry__extent(t->dtype, t->ndim, t->shape, t->strides, lo, hi);
 }
 
+/* Start of t's extent as a comparable address: a real one for host memory (so two
+ * storages over one NumPy array compare), the storage's identity otherwise. */
+static uintptr_t extent_base(const ferry_tensor *t, int64_t *lo, int64_t *hi)
+{
+    ferry__byte_extent(t, lo, hi);
+    uintptr_t base = t->storage->host_accessible ? (uintptr_t)t->storage->buffer
+                                                 : (uintptr_t)t->storage;
+    return base + t->byte_offset;
+}
+
+bool ferry__shares_memory(const ferry_tensor *a, const ferry_tensor *b)
+{
+    if (a->storage->backend != b->storage->backend || a->storage->device != b->storage->device)
+        return false;
+    if (!a->storage->host_accessible && a->storage != b->storage)
+        return false;
+    int64_t alo, ahi, blo, bhi;
+    uintptr_t abase = extent_base(a, &alo, &ahi), bbase = extent_base(b, &blo, &bhi);
+    if (ahi == alo || bhi == blo)
+        return false;
+    uintptr_t a0 = abase + (uintptr_t)alo, a1 = abase + (uintptr_t)ahi;
+    uintptr_t b0 = bbase + (uintptr_t)blo, b1 = bbase + (uintptr_t)bhi;
+    return a0 < b1 && b0 < a1;
+}
+
+bool ferry__same_view(const ferry_tensor *a, const ferry_tensor *b)
+{
+    if (a->dtype != b->dtype || a->ndim != b->ndim)
+        return false;
+    int64_t lo, hi;
+    if (!ferry__shares_memory(a, b) || extent_base(a, &lo, &hi) != extent_base(b, &lo, &hi))
+        return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i] || a->strides[i] != b->strides[i])
+            return false;
+    return true;
+}
+
 void ferry__kernel_tensor(const ferry_tensor *t, ferry_kernel_tensor *out)
 {
     out->buffer = t->storage->buffer;

@@ -86,7 +86,35 @@ static int overflow(ferry_dtype dtype)
     return -1;
 }
 
-int fpy_store(ferry_dtype dtype, PyObject *o, void *dst)
+/* Largest finite value of a floating dtype. */
+static double float_max(ferry_dtype dtype)
+{
+    switch (dtype) {
+    case FERRY_FLOAT16: return 65504.0;
+    case FERRY_BFLOAT16: return 3.3895313892515355e38;
+    case FERRY_FLOAT32: return 3.4028234663852886e38;
+    default: return INFINITY;
+    }
+}
+
+/* Range of an integer dtype, as doubles for checking a float before it truncates. */
+static void int_range(ferry_dtype dtype, double *lo, double *hi)
+{
+    switch (dtype) {
+    case FERRY_UINT8: *lo = 0.0; *hi = UINT8_MAX; return;
+    case FERRY_INT8: *lo = INT8_MIN; *hi = INT8_MAX; return;
+    case FERRY_INT16: *lo = INT16_MIN; *hi = INT16_MAX; return;
+    case FERRY_INT32: *lo = INT32_MIN; *hi = INT32_MAX; return;
+    default: *lo = -9223372036854775808.0; *hi = 9223372036854775807.0; return;
+    }
+}
+
+/* fpy_store, and with `strict` the checks PyTorch's fill_ and t[i] = v make
+ * (c10::checked_convert): a float overflows an integer dtype below its lowest value or
+ * at its highest + 1 and above (int8: -128.5 and 128.0 do, 127.99 does not), and a
+ * finite float overflows a floating dtype beyond its largest value (float16: 65519.0
+ * does, though it would round to 65504). */
+static int store(ferry_dtype dtype, PyObject *o, void *dst, bool strict)
 {
     if (dtype == FERRY_BOOL) {
         int b = PyObject_IsTrue(o);
@@ -99,6 +127,8 @@ int fpy_store(ferry_dtype dtype, PyObject *o, void *dst)
         double v = PyFloat_AsDouble(o);
         if (v == -1.0 && PyErr_Occurred())
             return -1;
+        if (strict && isfinite(v) && fabs(v) > float_max(dtype))
+            return overflow(dtype);
         switch (dtype) {
         case FERRY_FLOAT16: {
             uint16_t h = ferry_f32_to_f16((float)v);
@@ -129,6 +159,11 @@ int fpy_store(ferry_dtype dtype, PyObject *o, void *dst)
             return -1;
         if (!(f > -9223372036854775808.0 && f < 9223372036854775808.0))
             return overflow(dtype);
+        double lo, hi;
+        int_range(dtype, &lo, &hi);
+        /* Negative floats never wrap into uint8 (PyTorch refuses -0.5 too). */
+        if ((strict && (f < lo || f >= hi + 1.0)) || (dtype == FERRY_UINT8 && f < 0.0))
+            return overflow(dtype);
         v = (long long)f;
     } else {
         v = PyLong_AsLongLong(o);
@@ -142,7 +177,9 @@ int fpy_store(ferry_dtype dtype, PyObject *o, void *dst)
     }
     switch (dtype) {
     case FERRY_UINT8:
-        if (v < 0 || v > UINT8_MAX)
+        /* Negative ints wrap as two's complement down to -255, as PyTorch's
+         * checked_convert allows (uint8 -1 is 255). */
+        if (v < -(long long)UINT8_MAX || v > UINT8_MAX)
             return overflow(dtype);
         *(uint8_t *)dst = (uint8_t)v;
         break;
@@ -166,6 +203,16 @@ int fpy_store(ferry_dtype dtype, PyObject *o, void *dst)
         break;
     }
     return 0;
+}
+
+int fpy_store(ferry_dtype dtype, PyObject *o, void *dst)
+{
+    return store(dtype, o, dst, false);
+}
+
+int fpy_store_checked(ferry_dtype dtype, PyObject *o, void *dst)
+{
+    return store(dtype, o, dst, true);
 }
 
 PyObject *fpy_load(ferry_dtype dtype, const void *src)
@@ -217,15 +264,138 @@ PyObject *fpy_load(ferry_dtype dtype, const void *src)
     return NULL;
 }
 
-ferry_tensor *fpy_scalar_tensor(PyObject *o, ferry_dtype dtype, const char *device)
+/* ------------------------------------------------------------------------ */
+/* Scalar operands and fills                                                */
+/* ------------------------------------------------------------------------ */
+
+int fpy_scalar(PyObject *o, ferry_scalar *out)
 {
+    /* The common operands first, without the kind lookup. */
+    if (PyFloat_CheckExact(o)) {
+        out->kind = FERRY_SCALAR_FLOAT;
+        out->value.f = PyFloat_AS_DOUBLE(o);
+        return 0;
+    }
+    int kind = PyLong_CheckExact(o) ? FPY_KIND_INT : fpy_scalar_kind(o);
+    if (kind == FPY_KIND_BOOL) {
+        int b = PyObject_IsTrue(o);
+        if (b < 0)
+            return -1;
+        out->kind = FERRY_SCALAR_BOOL;
+        out->value.b = b;
+        return 0;
+    }
+    if (kind == FPY_KIND_INT) {
+        /* NumPy's integers are not ints: __index__ gives one. */
+        PyObject *i = PyLong_Check(o) ? Py_NewRef(o) : PyNumber_Index(o);
+        if (!i)
+            return -1;
+        int over = 0;
+        long long v = PyLong_AsLongLongAndOverflow(i, &over);
+        Py_DECREF(i);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (over) {
+            /* PyTorch takes 2**63 .. 2**64-1 as uint64 and refuses the rest with an
+             * OverflowError; ferry's integer scalars are int64 only. */
+            PyErr_SetString(PyExc_OverflowError,
+                            "Overflow when unpacking long: a Python int operand must fit in "
+                            "int64 (-2**63 .. 2**63-1)");
+            return -1;
+        }
+        out->kind = FERRY_SCALAR_INT;
+        out->value.i = v;
+        return 0;
+    }
+    if (kind == FPY_KIND_FLOAT) {
+        double v = PyFloat_AsDouble(o);
+        if (v == -1.0 && PyErr_Occurred())
+            return -1;
+        out->kind = FERRY_SCALAR_FLOAT;
+        out->value.f = v;
+        return 0;
+    }
+    return 1;
+}
+
+/* An element as the double ferry_tensor_fill turns back into the same element; false
+ * for int64 values beyond 2^53, which a double cannot hold. */
+static bool element_double(ferry_dtype dtype, const unsigned char *p, double *out)
+{
+    switch (dtype) {
+    case FERRY_BOOL: *out = p[0] != 0; return true;
+    case FERRY_UINT8: *out = p[0]; return true;
+    case FERRY_INT8: *out = (int8_t)p[0]; return true;
+    case FERRY_INT16: {
+        int16_t v;
+        memcpy(&v, p, 2);
+        *out = v;
+        return true;
+    }
+    case FERRY_INT32: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        *out = v;
+        return true;
+    }
+    case FERRY_INT64: {
+        int64_t v;
+        memcpy(&v, p, 8);
+        *out = (double)v;
+        return v >= -(INT64_C(1) << 53) && v <= (INT64_C(1) << 53);
+    }
+    case FERRY_FLOAT16: {
+        uint16_t h;
+        memcpy(&h, p, 2);
+        *out = ferry_f16_to_f32(h);
+        return true;
+    }
+    case FERRY_BFLOAT16: {
+        uint16_t h;
+        memcpy(&h, p, 2);
+        *out = ferry_bf16_to_f32(h);
+        return true;
+    }
+    case FERRY_FLOAT32: {
+        float f;
+        memcpy(&f, p, 4);
+        *out = f;
+        return true;
+    }
+    case FERRY_FLOAT64:
+        memcpy(out, p, 8);
+        return true;
+    }
+    return false;
+}
+
+int fpy_fill(ferry_tensor *t, PyObject *value)
+{
+    ferry_dtype dt = ferry_tensor_dtype(t);
     unsigned char elem[8];
-    if (fpy_store(dtype, o, elem) < 0)
-        return NULL;
-    ferry_tensor *t = ferry_tensor_from_data(elem, dtype, 0, NULL, device);
-    if (!t)
+    if (fpy_store_checked(dt, value, elem) < 0)
+        return -1;
+    double d;
+    ferry_status st;
+    bool block = fpy_may_block(t);
+    if (element_double(dt, elem, &d)) {
+        FPY_MAYBE_NOGIL(block, st = ferry_tensor_fill(t, d));
+    } else {
+        /* ferry_tensor_fill takes a double: an int64 beyond 2^53 is copied from a
+         * 0-d host tensor instead, which keeps every bit. */
+        ferry_tensor *src = ferry_tensor_from_data(elem, dt, 0, NULL, "cpu");
+        if (!src) {
+            fpy_error();
+            return -1;
+        }
+        FPY_MAYBE_NOGIL(block, st = ferry_tensor_copy_from(t, src));
+        ferry_tensor_release(src);
+    }
+    if (st != FERRY_OK) {
         fpy_error();
-    return t;
+        return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */

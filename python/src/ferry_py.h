@@ -37,11 +37,17 @@ extern PyTypeObject FpyDType_Type;
 extern PyTypeObject FpyDevice_Type;
 extern PyTypeObject FpySize_Type;
 
-#define FpyTensor_Check(o) PyObject_TypeCheck((o), &FpyTensor_Type)
+/* ferry.Tensor cannot be subclassed (no Py_TPFLAGS_BASETYPE), so the exact type test is
+ * the whole test; it spares the operators a subtype walk for every scalar operand. */
+#define FpyTensor_Check(o) Py_IS_TYPE((o), &FpyTensor_Type)
 #define FPY_T(o) (((FpyTensor *)(o))->t)
 
 /* Kinds of Python numbers, ordered as PyTorch's type promotion orders categories. */
 enum { FPY_KIND_BOOL = 0, FPY_KIND_INT = 1, FPY_KIND_FLOAT = 2 };
+/* The same order and values as ferry_scalar_kind, so the two compare directly. */
+_Static_assert(FPY_KIND_BOOL == (int)FERRY_SCALAR_BOOL && FPY_KIND_INT == (int)FERRY_SCALAR_INT &&
+                   FPY_KIND_FLOAT == (int)FERRY_SCALAR_FLOAT,
+               "FPY_KIND_* must match ferry_scalar_kind");
 
 /* Runs `stmt` without the GIL when `block`: copies, synchronisation and large host
  * kernels, so other Python threads run meanwhile; small host calls keep the GIL, since
@@ -119,10 +125,20 @@ int fpy_dtype_kind(ferry_dtype dtype);
 /* Converts a Python number and stores it as one element of dtype at dst; -1 with an
  * exception (overflow, not a number). */
 int fpy_store(ferry_dtype dtype, PyObject *o, void *dst);
+/* fpy_store with the checks of PyTorch's fill_ and t[i] = v (c10::checked_convert):
+ * also a float outside an integer dtype's range before truncation, and a finite float
+ * beyond a floating dtype's largest value, overflow. */
+int fpy_store_checked(ferry_dtype dtype, PyObject *o, void *dst);
 /* One element of dtype at src as a Python bool, int or float. */
 PyObject *fpy_load(ferry_dtype dtype, const void *src);
-/* A 0-d tensor of dtype holding the Python number o, on device. */
-ferry_tensor *fpy_scalar_tensor(PyObject *o, ferry_dtype dtype, const char *device);
+/* A Python number as an operand of the _scalar_ex ops: bool, int or float as its type
+ * says (NumPy's scalars likewise), ints exact over int64 (OverflowError past it).
+ * Returns 1 when o is not a number (no exception), 0 on success, -1 with an exception. */
+int fpy_scalar(PyObject *o, ferry_scalar *out);
+/* t.fill_(value) for a Python number: converted to t's dtype with PyTorch's overflow
+ * checks (int8 and 300, float16 and 1e5 are RuntimeErrors), exact for every int64.
+ * 0, or -1 with an exception (a read-only t is a ValueError). */
+int fpy_fill(ferry_tensor *t, PyObject *value);
 /* ferry.tensor(data, dtype, device) without requires_grad: a new handle or NULL. */
 ferry_tensor *fpy_tensor_from_data(PyObject *data, const ferry_dtype *dtype,
                                    const char *device);

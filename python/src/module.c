@@ -437,6 +437,19 @@ static int opts_dtype(const factory_opts *o, ferry_dtype fallback, ferry_dtype *
     return fpy_dtype_converter(o->dtype, out) ? 0 : -1;
 }
 
+/* Whether making a tensor may take long enough to be worth releasing the GIL (as
+ * fpy_may_block): a device other than the host, or a large host tensor to fill. */
+static bool factory_may_block(const fpy_device_arg *dev, ferry_dtype dt, int ndim,
+                              const int64_t *shape)
+{
+    if (dev->given && strcmp(dev->str, "cpu") != 0 && strcmp(dev->str, "cpu:0") != 0)
+        return true;
+    double bytes = (double)ferry_dtype_size(dt);
+    for (int i = 0; i < ndim; i++)
+        bytes *= (double)shape[i];
+    return bytes >= (double)(1 << 18);
+}
+
 typedef ferry_tensor *(*shape_factory)(ferry_dtype, int, const int64_t *, const char *);
 
 static PyObject *shaped(PyObject *args, PyObject *kwargs, const char *fname, shape_factory make)
@@ -459,9 +472,8 @@ static PyObject *shaped(PyObject *args, PyObject *kwargs, const char *fname, sha
     if (parse_shape(args, &ndim, shape) < 0 || opts_dtype(&o, FERRY_FLOAT32, &dt) < 0)
         return NULL;
     ferry_tensor *t;
-    Py_BEGIN_ALLOW_THREADS
-    t = make(dt, ndim, shape, o.device.str);
-    Py_END_ALLOW_THREADS
+    FPY_MAYBE_NOGIL(factory_may_block(&o.device, dt, ndim, shape),
+                    t = make(dt, ndim, shape, o.device.str));
     return finish(t, o.requires_grad);
 }
 
@@ -506,13 +518,17 @@ static PyObject *mod_full(PyObject *m, PyObject *args, PyObject *kwargs)
     /* PyTorch infers the dtype from the fill value. */
     if (rc < 0 || opts_dtype(&o, fpy_kind_default_dtype(kind), &dt) < 0)
         return NULL;
-    double v = PyFloat_AsDouble(value);
-    if (v == -1.0 && PyErr_Occurred())
-        return NULL;
+    /* fpy_fill, not ferry_full's double: every int64 exact, and PyTorch's overflow
+     * checks (full((2,), 300, dtype=int8) is a RuntimeError). */
     ferry_tensor *t;
-    Py_BEGIN_ALLOW_THREADS
-    t = ferry_full(dt, ndim, shape, v, o.device.str);
-    Py_END_ALLOW_THREADS
+    FPY_MAYBE_NOGIL(factory_may_block(&o.device, dt, ndim, shape),
+                    t = ferry_empty(dt, ndim, shape, o.device.str));
+    if (!t)
+        return fpy_error();
+    if (fpy_fill(t, value) < 0) {
+        ferry_tensor_release(t);
+        return NULL;
+    }
     return finish(t, o.requires_grad);
 }
 

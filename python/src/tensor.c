@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <ferry/half.h>
+
 /* ------------------------------------------------------------------------ */
 /* Objects                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -696,55 +698,195 @@ static PyObject *tensor_subscript(PyObject *self, PyObject *key)
     return v ? fpy_wrap(v) : NULL;
 }
 
-/* `t[key] = value`. The C API has no copy-into yet, so the write is maximum_out(view, v,
- * v): max(x, x) is x bit for bit for every dtype (-0.0 and NaN included), and the _out
- * form brings broadcasting, the read-only refusal and the overlap handling. */
+/* ------------------------------------------------------------------------ */
+/* Writing: t[key] = value, copy_, fill_                                    */
+/* ------------------------------------------------------------------------ */
+
+/* dst.copy_(src) through the C API: broadcast, cast, any two devices. */
+static int copy_tensor(ferry_tensor *dst, ferry_tensor *src)
+{
+    ferry_status st;
+    bool block = fpy_may_block(dst) || fpy_may_block(src);
+    FPY_MAYBE_NOGIL(block, st = ferry_tensor_copy_from(dst, src));
+    if (st != FERRY_OK) {
+        fpy_error();
+        return -1;
+    }
+    return 0;
+}
+
+/* The bytes t's elements span in host memory: 1 with [*lo, *hi), 0 when t has no
+ * elements or lives where the host cannot see it, -1 when that cannot be told. */
+static int host_extent(const ferry_tensor *t, uintptr_t *lo, uintptr_t *hi)
+{
+    if (ferry_tensor_numel(t) == 0)
+        return 0;
+    const char *p = ferry_tensor_host_data(t);
+    if (!p)
+        return ferry_last_status() == FERRY_ERR_WRONG_DEVICE ? 0 : -1;
+    int64_t isz = (int64_t)ferry_dtype_size(ferry_tensor_dtype(t)), first = 0, last = 0;
+    const int64_t *shape = ferry_tensor_shape(t), *strides = ferry_tensor_strides(t);
+    for (int i = 0; i < ferry_tensor_ndim(t); i++) {
+        int64_t span = (shape[i] - 1) * strides[i] * isz;
+        if (span < 0)
+            first += span;
+        else
+            last += span;
+    }
+    *lo = (uintptr_t)(p + first);
+    *hi = (uintptr_t)(p + last + isz);
+    return 1;
+}
+
+/* Whether a host buffer's tensor may share memory with dst. The core only sees
+ * sharing within one storage, and the buffer's tensor has a storage of its own even
+ * when it is dst.numpy() or a view of it. */
+static bool may_overlap(const ferry_tensor *dst, const ferry_tensor *buf)
+{
+    uintptr_t dlo, dhi, blo, bhi;
+    int d = host_extent(dst, &dlo, &dhi), b = host_extent(buf, &blo, &bhi);
+    if (d == 0 || b == 0)
+        return false;
+    return d < 0 || b < 0 || (dlo < bhi && blo < dhi);
+}
+
+/* Writes value into dst: a ferry.Tensor (copied as copy_ does), a Python number
+ * (filled as fill_ does), an object exporting a buffer (a NumPy array: read in place),
+ * or nested lists and tuples (converted to dst's dtype first). `fn` names the caller
+ * in the TypeError for anything else. 0, or -1 with an exception. */
+static int assign(ferry_tensor *dst, PyObject *value, const char *fn)
+{
+    if (FpyTensor_Check(value))
+        return copy_tensor(dst, FPY_T(value));
+    if (fpy_scalar_kind(value) >= 0)
+        return fpy_fill(dst, value);
+    Py_buffer view;
+    bool have_view = false;
+    ferry_tensor *src = NULL;
+    int rc = -1;
+    if (PyObject_CheckBuffer(value) && !PyBytes_Check(value)) {
+        /* A host view of the buffer, read in place; it must outlive src. */
+        if (!(src = fpy_tensor_from_buffer(value, false, &view)))
+            goto done;
+        have_view = true;
+        if (may_overlap(dst, src)) {
+            ferry_tensor *c = ferry_tensor_clone(src);
+            ferry_tensor_release(src);
+            if (!(src = c)) {
+                fpy_error();
+                goto done;
+            }
+        }
+    } else if (PyList_Check(value) || PyTuple_Check(value)) {
+        ferry_dtype dt = ferry_tensor_dtype(dst);
+        if (!(src = fpy_tensor_from_data(value, &dt, NULL)))
+            goto done;
+    } else {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: expected a ferry.Tensor, an array, a list or a number, not %s", fn,
+                     Py_TYPE(value)->tp_name);
+        goto done;
+    }
+    rc = copy_tensor(dst, src);
+done:
+    ferry_tensor_release(src);
+    if (have_view)
+        PyBuffer_Release(&view);
+    return rc;
+}
+
+/* `t[i, j, ...] = number`, one int per dim, on a writable host tensor: the element is
+ * stored in place, the bytes fill_ of the one-element view would write, without making
+ * the view (two handles) and filling it (a kernel launch). 1 when done, 0 when the
+ * general path must do it (and raise whatever it raises), -1 with an exception. */
+static int set_element(ferry_tensor *t, PyObject *key, PyObject *value)
+{
+    PyObject *const *items = &key;
+    Py_ssize_t n = 1;
+    if (PyTuple_Check(key)) {
+        items = &PyTuple_GET_ITEM(key, 0);
+        n = PyTuple_GET_SIZE(key);
+    }
+    int ndim = ferry_tensor_ndim(t);
+    if (n != ndim || fpy_scalar_kind(value) < 0 || !fpy_on_cpu(t) ||
+        ferry_tensor_is_read_only(t))
+        return 0;
+    const int64_t *shape = ferry_tensor_shape(t), *strides = ferry_tensor_strides(t);
+    int64_t offset = 0;
+    for (int i = 0; i < ndim; i++) {
+        if (!PyLong_CheckExact(items[i]))
+            return 0;
+        int over;
+        long long idx = PyLong_AsLongLongAndOverflow(items[i], &over);
+        if (over || idx < -shape[i] || idx >= shape[i])
+            return 0;
+        offset += (idx < 0 ? idx + shape[i] : idx) * strides[i];
+    }
+    ferry_dtype dt = ferry_tensor_dtype(t);
+    unsigned char elem[8];
+    if (fpy_store_checked(dt, value, elem) < 0)
+        return -1;
+    char *p = ferry_tensor_host_data(t); /* NULL for a tensor that requires grad */
+    if (!p)
+        return 0;
+    size_t isz = ferry_dtype_size(dt);
+    memcpy(p + offset * (int64_t)isz, elem, isz);
+    return 1;
+}
+
+/* `t[key] = value`: the view t[key], written through assign(). */
 static int tensor_ass_subscript(PyObject *self, PyObject *key, PyObject *value)
 {
     if (!value) {
         PyErr_SetString(PyExc_TypeError, "tensor elements cannot be deleted");
         return -1;
     }
-    ferry_tensor *view = index_view(FPY_T(self), key), *src = NULL, *moved = NULL, *exp = NULL;
-    int rc = -1;
+    int done = set_element(FPY_T(self), key, value);
+    if (done != 0)
+        return done < 0 ? -1 : 0;
+    ferry_tensor *view = index_view(FPY_T(self), key);
     if (!view)
         return -1;
-    ferry_dtype dt = ferry_tensor_dtype(view);
-    char dev[48];
-    fpy_tensor_device_str(view, dev);
-    if (FpyTensor_Check(value)) {
-        ferry_tensor *v = FPY_T(value);
-        bool block = fpy_may_block(v) || fpy_may_block(view);
-        FPY_MAYBE_NOGIL(block, src = ferry_tensor_to_dtype(v, dt));
-        if (src)
-            FPY_MAYBE_NOGIL(block, moved = ferry_tensor_to(src, dev));
-        if (!moved) {
-            fpy_error();
-            goto done;
-        }
-    } else if (fpy_scalar_kind(value) >= 0) {
-        if (!(moved = fpy_scalar_tensor(value, dt, dev)))
-            goto done;
-    } else {
-        PyErr_Format(PyExc_TypeError, "can't assign a %s to a ferry tensor",
-                     Py_TYPE(value)->tp_name);
-        goto done;
-    }
-    exp = ferry_expand(moved, ferry_tensor_ndim(view), ferry_tensor_shape(view));
-    ferry_status st = FERRY_ERR_INVALID_ARGUMENT;
-    if (exp)
-        FPY_MAYBE_NOGIL(fpy_may_block(view), st = ferry_maximum_out(view, exp, exp));
-    if (st != FERRY_OK) {
-        fpy_error();
-        goto done;
-    }
-    rc = 0;
-done:
-    ferry_tensor_release(exp);
-    ferry_tensor_release(moved);
-    ferry_tensor_release(src);
+    int rc = assign(view, value, "can't assign to a ferry tensor");
     ferry_tensor_release(view);
     return rc;
+}
+
+static PyObject *t_copy_(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"src", "non_blocking", NULL};
+    PyObject *src;
+    int non_blocking = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|p:copy_", kwlist, &src, &non_blocking))
+        return NULL;
+    if (assign(FPY_T(self), src, "copy_()") < 0)
+        return NULL;
+    return Py_NewRef(self);
+}
+
+static PyObject *t_fill_(PyObject *self, PyObject *value)
+{
+    ferry_tensor *t = FPY_T(self);
+    int rc;
+    if (FpyTensor_Check(value)) {
+        int nd = ferry_tensor_ndim(FPY_T(value));
+        if (nd != 0) {
+            PyErr_Format(PyExc_RuntimeError,
+                         "fill_ only supports 0-dimension value tensor but got tensor with %d "
+                         "dimensions.",
+                         nd);
+            return NULL;
+        }
+        rc = copy_tensor(t, FPY_T(value));
+    } else if (fpy_scalar_kind(value) >= 0) {
+        rc = fpy_fill(t, value);
+    } else {
+        PyErr_Format(PyExc_TypeError,
+                     "fill_(): argument 'value' must be a number or a 0-d tensor, not %s",
+                     Py_TYPE(value)->tp_name);
+        return NULL;
+    }
+    return rc < 0 ? NULL : Py_NewRef(self);
 }
 
 static Py_ssize_t tensor_length(PyObject *self)
@@ -783,15 +925,15 @@ static PyObject *tensor_iter(PyObject *self)
 
 typedef struct {
     ferry_tensor *(*tt)(ferry_tensor *, ferry_tensor *);
-    ferry_tensor *(*ts)(ferry_tensor *, double);
+    ferry_tensor *(*ts)(ferry_tensor *, ferry_scalar);
     ferry_status (*tto)(ferry_tensor *, ferry_tensor *, ferry_tensor *);
-    ferry_status (*tso)(ferry_tensor *, ferry_tensor *, double);
+    ferry_status (*tso)(ferry_tensor *, ferry_tensor *, ferry_scalar);
     bool commutative;
 } binop;
 
-#define BINOP(name, comm) \
-    static const binop op_##name = {ferry_##name, ferry_##name##_scalar, ferry_##name##_out, \
-                                    ferry_##name##_scalar_out, comm};
+#define BINOP(name, comm)                                                                  \
+    static const binop op_##name = {ferry_##name, ferry_##name##_scalar_ex, ferry_##name##_out, \
+                                    ferry_##name##_scalar_ex_out, comm};
 BINOP(add, true)
 BINOP(sub, false)
 BINOP(mul, true)
@@ -806,62 +948,106 @@ BINOP(le, false)
 BINOP(gt, false)
 BINOP(ge, false)
 
-/* How a Python number enters an op with tensor t: as the double of a `_scalar` form
- * (*d, *tmp == NULL) or as a 0-d tensor of the result dtype on t's device (*tmp). The
- * double form promotes by the value (2.0 counts as an int), so it serves only where
- * that agrees with PyTorch's rule for Python scalars (the scalar's kind may lift the
- * category, never the width); reflected forms of non-commutative ops always need the
- * tensor. Returns 1 when o is not a number (the caller answers NotImplemented), 0 on
- * success, -1 with an exception. */
-static int scalar_operand(ferry_tensor *t, PyObject *o, bool as_tensor, double *d,
-                          ferry_tensor **tmp)
+/* A scalar as one element of dtype: an int wraps into a narrower integer dtype as
+ * two's complement (as the core's _scalar_ex forms and PyTorch do), a float rounds. */
+static void scalar_element(ferry_dtype dtype, const ferry_scalar *s, unsigned char *out)
 {
-    *tmp = NULL;
-    int kind = fpy_scalar_kind(o);
-    if (kind < 0)
-        return 1;
-    ferry_dtype td = ferry_tensor_dtype(t);
-    int tk = fpy_dtype_kind(td);
-    double v = PyFloat_AsDouble(o);
-    if (v == -1.0 && PyErr_Occurred())
-        return -1;
-    /* A double holds integers exactly up to 2^53. */
-    bool need = as_tensor || (kind == FPY_KIND_FLOAT && tk != FPY_KIND_FLOAT) ||
-                (kind == FPY_KIND_BOOL && tk == FPY_KIND_BOOL) ||
-                (kind == FPY_KIND_INT && tk == FPY_KIND_INT && fabs(v) > 9007199254740992.0);
-    if (!need) {
-        *d = v;
-        return 0;
+    if (ferry_dtype_is_floating(dtype)) {
+        double v = s->kind == FERRY_SCALAR_FLOAT ? s->value.f
+                   : s->kind == FERRY_SCALAR_INT ? (double)s->value.i
+                                                 : (double)s->value.b;
+        if (dtype == FERRY_FLOAT64) {
+            memcpy(out, &v, 8);
+        } else if (dtype == FERRY_FLOAT32) {
+            float f = (float)v;
+            memcpy(out, &f, 4);
+        } else {
+            uint16_t h = dtype == FERRY_FLOAT16 ? ferry_f32_to_f16((float)v)
+                                                : ferry_f32_to_bf16((float)v);
+            memcpy(out, &h, 2);
+        }
+        return;
     }
-    ferry_dtype rd = kind <= tk ? td : fpy_kind_default_dtype(kind);
+    /* Only bool and int scalars reach an integer or bool dtype (see reflected_operand). */
+    uint64_t u = s->kind == FERRY_SCALAR_INT ? (uint64_t)s->value.i : (uint64_t)s->value.b;
+    switch (dtype) {
+    case FERRY_BOOL: out[0] = u != 0; break;
+    case FERRY_UINT8:
+    case FERRY_INT8: out[0] = (uint8_t)u; break;
+    case FERRY_INT16: {
+        uint16_t v = (uint16_t)u;
+        memcpy(out, &v, 2);
+        break;
+    }
+    case FERRY_INT32: {
+        uint32_t v = (uint32_t)u;
+        memcpy(out, &v, 4);
+        break;
+    }
+    default: memcpy(out, &u, 8); break;
+    }
+}
+
+/* The left operand of `s - t`, `s / t`, `s ** t`: the C API's scalar forms put the
+ * scalar on the right, and these ops do not commute, so s becomes a 0-d tensor on t's
+ * device, of a dtype that makes the core's promotion of 0-d operands (which cannot
+ * widen a tensor of their own category or a lower one) give PyTorch's result for a
+ * Python scalar:
+ *   - a bool is a bool tensor, so `True - t` is refused as PyTorch refuses it;
+ *   - an int or float of t's category, or an int beside a float t, takes t's dtype
+ *     (then also a 0-d t keeps its dtype; two 0-d operands promote as tensors);
+ *     division is the exception: integer operands divide in float32, so the int stays
+ *     an exact int64 (2**62 / t, -3 / uint8 t), which the result's dtype never sees;
+ *   - an int beside a bool t, a float beside an integer t, take PyTorch's default
+ *     dtype of their category (int64, float32), as the result does.
+ * NULL with an exception. */
+static ferry_tensor *reflected_operand(ferry_tensor *t, const ferry_scalar *s, bool divides)
+{
+    ferry_dtype td = ferry_tensor_dtype(t), dt;
+    int tk = fpy_dtype_kind(td);
+    if (s->kind == FERRY_SCALAR_BOOL)
+        dt = FERRY_BOOL;
+    else if ((int)s->kind > tk)
+        dt = fpy_kind_default_dtype((int)s->kind);
+    else if (divides && tk == FPY_KIND_INT)
+        dt = FERRY_INT64;
+    else
+        dt = td;
+    unsigned char elem[8];
+    scalar_element(dt, s, elem);
     char dev[48];
-    *tmp = fpy_scalar_tensor(o, rd, fpy_tensor_device_str(t, dev));
-    return *tmp ? 0 : -1;
+    ferry_tensor *r = ferry_tensor_from_data(elem, dt, 0, NULL, fpy_tensor_device_str(t, dev));
+    if (!r)
+        fpy_error();
+    return r;
 }
 
 static PyObject *binary(const binop *op, PyObject *a, PyObject *b)
 {
-    ferry_tensor *r = NULL, *tmp = NULL;
-    double d = 0.0;
-    if (FpyTensor_Check(a) && FpyTensor_Check(b)) {
+    ferry_tensor *r;
+    bool a_is_tensor = FpyTensor_Check(a);
+    if (a_is_tensor && FpyTensor_Check(b)) {
         ferry_tensor *ta = FPY_T(a), *tb = FPY_T(b);
         FPY_MAYBE_NOGIL(fpy_obj_may_block(a) || fpy_obj_may_block(b), r = op->tt(ta, tb));
         return fpy_wrap(r);
     }
-    bool reflected = !FpyTensor_Check(a);
-    PyObject *tobj = reflected ? b : a;
-    ferry_tensor *t = FPY_T(tobj);
-    int rc = scalar_operand(t, reflected ? a : b, reflected && !op->commutative, &d, &tmp);
+    /* One operand is a tensor, or this slot would not have been called. */
+    PyObject *tobj = a_is_tensor ? a : b;
+    ferry_scalar s;
+    int rc = fpy_scalar(a_is_tensor ? b : a, &s);
     if (rc != 0)
         return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
+    ferry_tensor *t = FPY_T(tobj);
     bool block = fpy_obj_may_block(tobj);
-    if (!tmp)
-        FPY_MAYBE_NOGIL(block, r = op->ts(t, d));
-    else if (reflected)
-        FPY_MAYBE_NOGIL(block, r = op->tt(tmp, t));
-    else
-        FPY_MAYBE_NOGIL(block, r = op->tt(t, tmp));
-    ferry_tensor_release(tmp);
+    if (a_is_tensor || op->commutative) {
+        FPY_MAYBE_NOGIL(block, r = op->ts(t, s));
+        return fpy_wrap(r);
+    }
+    ferry_tensor *lhs = reflected_operand(t, &s, op == &op_div);
+    if (!lhs)
+        return NULL;
+    FPY_MAYBE_NOGIL(block, r = op->tt(lhs, t));
+    ferry_tensor_release(lhs);
     return fpy_wrap(r);
 }
 
@@ -870,21 +1056,18 @@ static PyObject *inplace(const binop *op, PyObject *a, PyObject *b)
 {
     if (!FpyTensor_Check(a))
         Py_RETURN_NOTIMPLEMENTED;
-    ferry_tensor *t = FPY_T(a), *tmp = NULL;
+    ferry_tensor *t = FPY_T(a);
     ferry_status st;
     bool block = fpy_obj_may_block(a);
     if (FpyTensor_Check(b)) {
-        FPY_MAYBE_NOGIL(block, st = op->tto(t, t, FPY_T(b)));
+        ferry_tensor *tb = FPY_T(b);
+        FPY_MAYBE_NOGIL(block, st = op->tto(t, t, tb));
     } else {
-        double d = 0.0;
-        int rc = scalar_operand(t, b, false, &d, &tmp);
+        ferry_scalar s;
+        int rc = fpy_scalar(b, &s);
         if (rc != 0)
             return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
-        if (tmp)
-            FPY_MAYBE_NOGIL(block, st = op->tto(t, t, tmp));
-        else
-            FPY_MAYBE_NOGIL(block, st = op->tso(t, t, d));
-        ferry_tensor_release(tmp);
+        FPY_MAYBE_NOGIL(block, st = op->tso(t, t, s));
     }
     if (st != FERRY_OK)
         return fpy_error();
@@ -943,8 +1126,10 @@ static PyObject *nb_invert(PyObject *a)
                      ferry_dtype_name(ferry_tensor_dtype(t)));
         return NULL;
     }
+    /* A bool scalar keeps the comparison in bool (an int one would cast t to int64). */
+    ferry_scalar no = {.kind = FERRY_SCALAR_BOOL, .value.b = false};
     ferry_tensor *r;
-    FPY_MAYBE_NOGIL(fpy_may_block(t), r = ferry_eq_scalar(t, 0.0));
+    FPY_MAYBE_NOGIL(fpy_obj_may_block(a), r = ferry_eq_scalar_ex(t, no));
     return fpy_wrap(r);
 }
 
@@ -1238,6 +1423,13 @@ static PyMethodDef tensor_methods[] = {
     {"le", m_le, METH_O, NULL},
     {"gt", m_gt, METH_O, NULL},
     {"ge", m_ge, METH_O, NULL},
+    {"copy_", CF(t_copy_), KW,
+     "copy_(src, non_blocking=False): copies src into self and returns self. src (a "
+     "tensor on any device, an array, a list or a number) broadcasts to self's shape and "
+     "converts to its dtype. Fails on a read-only tensor."},
+    {"fill_", t_fill_, METH_O,
+     "fill_(value): sets every element to value (a number or a 0-d tensor) and returns "
+     "self. Fails on a read-only tensor, and when value overflows the dtype."},
     {"add_", m_add_, METH_O, "in place; fails on a read-only tensor"},
     {"sub_", m_sub_, METH_O, "in place; fails on a read-only tensor"},
     {"mul_", m_mul_, METH_O, "in place; fails on a read-only tensor"},
@@ -1288,5 +1480,16 @@ int fpy_tensor_type_init(PyObject *module)
 {
     if (PyType_Ready(&FpyTensor_Type) < 0)
         return -1;
+    /* As torch.Tensor's: NumPy's arrays and scalars then leave binary operators with a
+     * tensor to the tensor (np.float32(2) * t is a ferry.Tensor with PyTorch's promotion
+     * of a Python scalar, np.ones(2) + t a TypeError as in PyTorch, not an ndarray). */
+    PyObject *prio = PyFloat_FromDouble(1000.0);
+    if (!prio)
+        return -1;
+    int rc = PyDict_SetItemString(FpyTensor_Type.tp_dict, "__array_priority__", prio);
+    Py_DECREF(prio);
+    if (rc < 0)
+        return -1;
+    PyType_Modified(&FpyTensor_Type);
     return PyModule_AddObjectRef(module, "Tensor", (PyObject *)&FpyTensor_Type);
 }

@@ -8,6 +8,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include <ferry/half.h>
+
 #include "test_util.h"
 
 /* ---- helpers ---- */
@@ -764,6 +766,67 @@ static void test_binary_integer_dtypes_and_out_aliasing(void **state)
     }
 }
 
+/* The 16-bit float kernels convert tiles (with F16C instructions where the CPU has
+ * them) instead of single elements: every bit pattern must give the bits that the
+ * element-wise conversions of ferry/half.h give, subnormals, rounding ties and overflow
+ * included. */
+static uint16_t ref_half(ferry_dtype dt, float v)
+{
+    return dt == FERRY_FLOAT16 ? ferry_f32_to_f16(v) : ferry_f32_to_bf16(v);
+}
+
+static float ref_float(ferry_dtype dt, uint16_t h)
+{
+    return dt == FERRY_FLOAT16 ? ferry_f16_to_f32(h) : ferry_bf16_to_f32(h);
+}
+
+static void test_half_kernels_match_elementwise_conversion_bit_for_bit(void **state)
+{
+    (void)state;
+    int64_t n = 65536;
+    uint16_t *a = malloc((size_t)n * 2), *b = malloc((size_t)n * 2), *r = malloc((size_t)n * 2);
+    for (int64_t i = 0; i < n; i++) {
+        a[i] = (uint16_t)i;
+        b[i] = (uint16_t)(i * 40503u + 12345u); /* a permutation of all patterns */
+    }
+    ferry_dtype types[2] = {FERRY_FLOAT16, FERRY_BFLOAT16};
+    for (int ti = 0; ti < 2; ti++) {
+        ferry_dtype dt = types[ti];
+        ferry_tensor *ta = ferry_tensor_from_data(a, dt, 1, &n, "cpu");
+        ferry_tensor *tb = ferry_tensor_from_data(b, dt, 1, &n, "cpu");
+        for (int op = 0; op < 6; op++) {
+            ferry_tensor *t = op == 0 ? ferry_add(ta, tb) : op == 1 ? ferry_mul(ta, tb)
+                              : op == 2 ? ferry_div(ta, tb) : op == 3 ? ferry_maximum(ta, tb)
+                              : op == 4 ? ferry_neg(ta) : ferry_sqrt(ta);
+            assert_tensor(t);
+            assert_ok(ferry_tensor_copy_to_host(t, r, (size_t)n * 2));
+            for (int64_t i = 0; i < n; i++) {
+                float x = ref_float(dt, a[i]), y = ref_float(dt, b[i]);
+                float w = op == 0 ? x + y : op == 1 ? x * y : op == 2 ? x / y
+                          : op == 3 ? ((x > y || x != x) ? x : y) : op == 4 ? -x : sqrtf(x);
+                uint16_t want = ref_half(dt, w);
+                /* Which operand's NaN payload an addition keeps is the hardware's (and
+                 * the compiler's operand order's) choice: NaN only has to stay NaN. */
+                if (w != w && ref_float(dt, r[i]) != ref_float(dt, r[i]))
+                    continue;
+                if (r[i] != want)
+                    fail_msg("%s op %d: %04x, %04x -> %04x, want %04x", ferry_dtype_name(dt), op,
+                             a[i], b[i], r[i], want);
+            }
+            ferry_tensor_release(t);
+        }
+        ferry_tensor *lt = ferry_lt(ta, tb);
+        uint8_t *lv = malloc((size_t)n);
+        assert_ok(ferry_tensor_copy_to_host(lt, lv, (size_t)n));
+        for (int64_t i = 0; i < n; i++)
+            assert_int_equal(lv[i], ref_float(dt, a[i]) < ref_float(dt, b[i]));
+        free(lv);
+        ferry_tensor_release(lt);
+        ferry_tensor_release(ta), ferry_tensor_release(tb);
+    }
+    free(a), free(b), free(r);
+}
+
 static void test_unary_ops_match_libm_on_strided_inputs(void **state)
 {
     (void)state;
@@ -1164,6 +1227,7 @@ int main(void)
         cmocka_unit_test(test_integer_pow_squares_and_follows_the_negative_rule),
         cmocka_unit_test(test_binary_ops_over_broadcast_and_strided_geometries),
         cmocka_unit_test(test_binary_integer_dtypes_and_out_aliasing),
+        cmocka_unit_test(test_half_kernels_match_elementwise_conversion_bit_for_bit),
         cmocka_unit_test(test_unary_ops_match_libm_on_strided_inputs),
         cmocka_unit_test(test_kernels_accept_unaligned_blobs),
         cmocka_unit_test(test_matmul_of_transposed_operands_matches_reference),

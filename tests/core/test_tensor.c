@@ -571,6 +571,33 @@ static void test_scalar_kinds_promote_as_python_scalars_do(void **state)
     ferry_tensor_release(t);
 }
 
+/* Two handles wrapping one host buffer (as two from_numpy calls on one array do) must
+ * be seen as overlapping, or a shifted copy reads what it already wrote. */
+static void test_overlap_is_found_through_separate_wrappers_of_one_buffer(void **state)
+{
+    (void)state;
+    double buf[10];
+    for (int i = 0; i < 10; i++)
+        buf[i] = i;
+    int64_t n = 10;
+    ferry_tensor *x = ferry_tensor_from_blob(buf, FERRY_FLOAT64, 1, &n, NULL, NULL, NULL);
+    ferry_tensor *y = ferry_tensor_from_blob(buf, FERRY_FLOAT64, 1, &n, NULL, NULL, NULL);
+    ferry_tensor *dst = ferry_slice(x, 0, 2, 10, 2);   /* 2, 4, 6, 8 */
+    ferry_tensor *src = ferry_slice(y, 0, 0, 8, 2);    /* 0, 2, 4, 6 */
+    assert_ok(ferry_tensor_copy_from(dst, src));
+    double want[10] = {0, 1, 0, 3, 2, 5, 4, 7, 6, 9};
+    assert_memory_equal(buf, want, sizeof want);
+
+    for (int i = 0; i < 10; i++)
+        buf[i] = i;
+    assert_ok(ferry_add_out(dst, dst, src)); /* out aliases a exactly, overlaps b */
+    double want_add[10] = {0, 1, 2, 3, 6, 5, 10, 7, 14, 9};
+    assert_memory_equal(buf, want_add, sizeof want_add);
+    ferry_tensor *rel[] = {src, dst, y, x};
+    for (int i = 0; i < 4; i++)
+        ferry_tensor_release(rel[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_dtype_names_sizes_and_aliases),
         cmocka_unit_test(test_copy_from_broadcasts_casts_and_crosses_devices),
         cmocka_unit_test(test_scalar_kinds_promote_as_python_scalars_do),
+        cmocka_unit_test(test_overlap_is_found_through_separate_wrappers_of_one_buffer),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     ferry_shutdown();
