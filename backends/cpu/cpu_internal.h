@@ -218,6 +218,15 @@ static inline float cpu_f16_to_f32(uint16_t h)
     return f;
 }
 
+/* n float16 or bfloat16 elements to float32 and back, bit for bit as ferry/half.h
+ * converts them, through the F16C instructions where the CPU has them (cpu_ops.c). The
+ * op kernels of the 16-bit floats convert tiles of their operands with these and run the
+ * float32 loops on them. */
+CPU_HIDDEN void cpu_f16_to_f32_n(float *dst, const uint16_t *src, int64_t n);
+CPU_HIDDEN void cpu_f32_to_f16_n(uint16_t *dst, const float *src, int64_t n);
+CPU_HIDDEN void cpu_bf16_to_f32_n(float *dst, const uint16_t *src, int64_t n);
+CPU_HIDDEN void cpu_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n);
+
 /* Vectorizable loops get a second body built for x86-64-v3 (AVX2, FMA, F16C), picked
  * at load time (glibc ifunc); gcc only, as cpu_cast.c explains. */
 #if defined(__x86_64__) && defined(__gnu_linux__) && defined(__GNUC__) && \

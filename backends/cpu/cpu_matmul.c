@@ -52,16 +52,45 @@
 
 #ifdef FERRY_CPU_HAVE_BLIS
 static pthread_once_t cpu_blis_once = PTHREAD_ONCE_INIT;
-static cntx_t *cpu_blis_small; /* NULL: BLIS's own choice */
+static cntx_t *cpu_blis_small; /* the contexts for small and large products */
 static cntx_t *cpu_blis_big;
 static char cpu_blis_names[64];
 
-#if defined(FERRY_CPU_BLIS_GKS)
+#if defined(FERRY_CPU_BLIS_GKS) && defined(__x86_64__) && defined(__GNUC__)
 /* The native context of a configuration registered in this BLIS build, else NULL. */
 static cntx_t *cpu_blis_lookup(arch_t id)
 {
     cntx_t **c = bli_gks_lookup_id(id);
     return c ? c[BLIS_NAT] : NULL;
+}
+
+/* Replaces BLIS's own choice where this CPU can run better kernels. */
+static void cpu_blis_choose(arch_t detected, const char **small, const char **big)
+{
+    __builtin_cpu_init();
+#if defined(BLIS_CONFIG_HASWELL)
+    /* `generic` has no vector kernels; any CPU with AVX2 and FMA runs `haswell`'s. */
+    if (detected == BLIS_ARCH_GENERIC && __builtin_cpu_supports("avx2") &&
+        __builtin_cpu_supports("fma")) {
+        cntx_t *c = cpu_blis_lookup(BLIS_ARCH_HASWELL);
+        if (c) {
+            cpu_blis_small = cpu_blis_big = c;
+            *small = *big = "haswell";
+        }
+    }
+#endif
+#if defined(BLIS_CONFIG_SKX)
+    /* The skx kernels use AVX-512 F, DQ, BW and VL (Skylake-SP and later, Zen 4 and
+     * later). */
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+        cntx_t *c = cpu_blis_lookup(BLIS_ARCH_SKX);
+        if (c) {
+            cpu_blis_big = c;
+            *big = "skx";
+        }
+    }
+#endif
 }
 #endif
 
@@ -86,36 +115,15 @@ static void cpu_blis_init(void)
     cpu_blis_small = cpu_blis_big = bli_gks_query_cntx();
     const char *small = bli_arch_string(detected), *big = small;
 #if defined(FERRY_CPU_BLIS_GKS) && defined(__x86_64__) && defined(__GNUC__)
-    __builtin_cpu_init();
-#if defined(BLIS_CONFIG_HASWELL)
-    /* `generic` has no vector kernels; any CPU with AVX2 and FMA runs `haswell`'s. */
-    if (detected == BLIS_ARCH_GENERIC && __builtin_cpu_supports("avx2") &&
-        __builtin_cpu_supports("fma")) {
-        cntx_t *c = cpu_blis_lookup(BLIS_ARCH_HASWELL);
-        if (c) {
-            cpu_blis_small = cpu_blis_big = c;
-            small = big = "haswell";
-        }
-    }
-#endif
-#if defined(BLIS_CONFIG_SKX)
-    /* The skx kernels use AVX-512 F, DQ, BW and VL (Skylake-SP and later, Zen 4 and
-     * later). */
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
-        cntx_t *c = cpu_blis_lookup(BLIS_ARCH_SKX);
-        if (c) {
-            cpu_blis_big = c;
-            big = "skx";
-        }
-    }
-#endif
+    /* A configuration the user picked with BLIS_ARCH_TYPE is used for every size. */
+    const char *forced = getenv("BLIS_ARCH_TYPE");
+    if (!forced || !*forced)
+        cpu_blis_choose(detected, &small, &big);
 #endif
     snprintf(cpu_blis_names, sizeof cpu_blis_names, "%s for small products, %s for large",
              small, big);
     if (cpu_host && cpu_host->log)
-        cpu_host->log(FERRY_LOG_DEBUG, "cpu",
-                      "BLIS detected %s; matmul uses %s (%d threads)",
+        cpu_host->log(FERRY_LOG_DEBUG, "cpu", "BLIS detected %s; matmul uses %s (%d threads)",
                       bli_arch_string(detected), cpu_blis_names, cpu_max_threads());
 }
 
@@ -248,10 +256,12 @@ static void cpu_mm_pack(ferry_dtype dt, size_t es, const char *src, int64_t rs, 
     float *d = dst;
     for (int64_t i = 0; i < r; i++) {
         const char *row = src + i * rs * (int64_t)es;
-        if (dt == FERRY_FLOAT16 && cs == 1 && ((uintptr_t)row & 1) == 0) {
+        if (dt != FERRY_FLOAT32 && cs == 1 && ((uintptr_t)row & 1) == 0) {
             const uint16_t *h = (const uint16_t *)(const void *)row;
-            for (int64_t j = 0; j < c; j++)
-                d[i * c + j] = cpu_f16_to_f32(h[j]);
+            if (dt == FERRY_FLOAT16)
+                cpu_f16_to_f32_n(d + i * c, h, c);
+            else
+                cpu_bf16_to_f32_n(d + i * c, h, c);
             continue;
         }
         for (int64_t j = 0; j < c; j++)
@@ -263,6 +273,16 @@ static void cpu_mm_pack(ferry_dtype dt, size_t es, const char *src, int64_t rs, 
 static void cpu_mm_unpack(ferry_dtype dt, size_t es, const void *src, int64_t m, int64_t n,
                           char *dst, int64_t rs, int64_t cs)
 {
+    if ((dt == FERRY_FLOAT16 || dt == FERRY_BFLOAT16) && cs == 1 && ((uintptr_t)dst & 1) == 0) {
+        for (int64_t i = 0; i < m; i++) {
+            uint16_t *row = (uint16_t *)(void *)(dst + i * rs * (int64_t)es);
+            if (dt == FERRY_FLOAT16)
+                cpu_f32_to_f16_n(row, (const float *)src + i * n, n);
+            else
+                cpu_f32_to_bf16_n(row, (const float *)src + i * n, n);
+        }
+        return;
+    }
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
             char *q = dst + (i * rs + j * cs) * (int64_t)es;
@@ -280,8 +300,8 @@ static void cpu_mm_unpack(ferry_dtype dt, size_t es, const void *src, int64_t m,
         }
 }
 
-/* Batches [b0, b1) with BLIS on `threads` threads; tmp holds the packed operands that
- * are not used in place (sizes as cpu_mm_tmp_elems counts them). */
+/* Batches [b0, b1) with BLIS on `threads` threads; tmp holds room for the operands that
+ * are not used in place (A, then B, then C, as cpu_mm_float sizes it). */
 static void cpu_mm_float_batches(const cpu_mm *mm, int64_t b0, int64_t b1, int threads,
                                  char *tmp)
 {

@@ -924,6 +924,47 @@ static void test_kernels_accept_unaligned_blobs(void **state)
         }
     free(mv);
     ferry_tensor_release(mm), ferry_tensor_release(a), ferry_tensor_release(b);
+    /* The same bytes as int32 (typed integer loops) and float16 (tile conversions) at
+     * odd addresses: copied to aligned temporaries first. */
+    int32_t ivals[N];
+    for (int i = 0; i < N; i++)
+        ivals[i] = i - 7;
+    memcpy(raw + 1, ivals, sizeof ivals);
+    ferry_tensor *ia = ferry_tensor_from_blob(raw + 1, FERRY_INT32, 2, mshape, NULL, NULL, NULL);
+    ferry_tensor *ib = ferry_tensor_from_blob(raw + 1, FERRY_INT32, 2, kshape, NULL, NULL, NULL);
+    ferry_tensor *im = ferry_matmul(ia, ib);
+    double *iv = take_doubles(im);
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 5; j++) {
+            double w = 0;
+            for (int k = 0; k < 8; k++)
+                w += (double)ivals[i * 8 + k] * ivals[k * 5 + j];
+            assert_true(iv[i * 5 + j] == w);
+        }
+    free(iv);
+    ferry_tensor_release(ia), ferry_tensor_release(ib);
+    uint16_t hv[N];
+    for (int i = 0; i < N; i++)
+        hv[i] = ferry_f32_to_f16((float)i);
+    memcpy(raw + 1, hv, sizeof hv);
+    ferry_tensor *h = ferry_tensor_from_blob(raw + 1, FERRY_FLOAT16, 1, &n, NULL, NULL, NULL);
+    double *hs = take_doubles(ferry_add(h, h));
+    for (int i = 0; i < N; i++)
+        assert_true(hs[i] == 2.0 * i);
+    free(hs);
+    assert_true(scalar_of(ferry_sum(h, 0, NULL, false)) == 780.0);
+    ferry_tensor *ha = ferry_tensor_from_blob(raw + 1, FERRY_FLOAT16, 2, mshape, NULL, NULL, NULL);
+    ferry_tensor *hb = ferry_tensor_from_blob(raw + 1, FERRY_FLOAT16, 2, kshape, NULL, NULL, NULL);
+    double *hm = take_doubles(ferry_matmul(ha, hb));
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 5; j++) {
+            double w = 0;
+            for (int k = 0; k < 8; k++)
+                w += (double)vals[i * 8 + k] * vals[k * 5 + j];
+            assert_true(hm[i * 5 + j] == (double)ferry_f16_to_f32(ferry_f32_to_f16((float)w)));
+        }
+    free(hm);
+    ferry_tensor_release(ha), ferry_tensor_release(hb), ferry_tensor_release(h);
     ferry_tensor_release(s), ferry_tensor_release(t);
     free(raw);
 }
