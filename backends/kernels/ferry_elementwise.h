@@ -14,8 +14,7 @@
     {                                                                                     \
         FK_FOR_EACH(i, g.numel)                                                           \
         {                                                                                 \
-            fk_i64 off[1];                                                                \
-            fk_offsets(&g, i, 1, off);                                                    \
+            FK_AT(g, i, 1, off);                                                         \
             out[off[0]] = value;                                                          \
         }                                                                                 \
     }                                                                                     \
@@ -23,12 +22,13 @@
     {                                                                                     \
         FK_FOR_EACH(i, g.numel)                                                           \
         {                                                                                 \
-            fk_i64 off[2];                                                                \
-            fk_offsets(&g, i, 2, off);                                                    \
+            FK_AT(g, i, 2, off);                                                         \
             out[off[0]] = in[off[1]];                                                     \
         }                                                                                 \
     }
+#if FK_FAMILY_COPY
 FK_WIDTHS(FK_DEFINE_FILL_COPY)
+#endif
 
 /* ---- casts: ferry_cast_<src>_<dst> (the host sends same-dtype work to a copy) ------- */
 
@@ -38,27 +38,66 @@ FK_WIDTHS(FK_DEFINE_FILL_COPY)
     {                                                                                     \
         FK_FOR_EACH(i, g.numel)                                                           \
         {                                                                                 \
-            fk_i64 off[2];                                                                \
-            fk_offsets(&g, i, 2, off);                                                    \
+            FK_AT(g, i, 2, off);                                                         \
             FK_VT_##S x = FK_LOAD_##S(in, off[1]);                                        \
             FK_STORE_##D(out, off[0], FK_CONVERT(S, D, x));                               \
         }                                                                                 \
     }
 #define FK_DEFINE_CAST_ROW(S, st, vt, wt, kind) FK_DTYPES_WITH(FK_DEFINE_CAST_PAIR, S)
-FK_DTYPES(FK_DEFINE_CAST_ROW)
+#define FK_SELECT_CAST_ROW(S, st, vt, wt, kind)                                           \
+    FK_SELECTED(FK_DEFINE_CAST_ROW, S, st, vt, wt, kind)
+#if FK_FAMILY_CAST
+FK_DTYPES(FK_SELECT_CAST_ROW)
+#endif
 
-/* ---- scalar op functions, by value kind ---------------------------------------------
+/* ---- unary, binary and compare kernels: one per dtype, the op an argument ------------
+ * The switch on the op comes before the element loop, with one loop per op: the op is
+ * the same for every thread, and a loop whose body holds only one op's expression is
+ * what PoCL vectorizes across work-items (a switch inside the body, with pow and the
+ * NaN-aware maximum beside add, ran float32 add 3 times slower). One kernel per dtype
+ * keeps the program at a tenth of the kernels a kernel per (op, dtype) would need.
+ *
  * Integers (and bool, whose stores normalise to 0/1) compute in the wide unsigned type,
- * where overflow wraps as PyTorch's integer ops do; the float-only unary ops and DIV
- * never reach them (the core converts integer inputs to float32 first). */
+ * where overflow wraps as PyTorch's integer ops do. The float-only unary ops and DIV
+ * never reach integer kernels (the core converts integer inputs to float first). */
 
-#define FK_DEFINE_OPS_INT(sfx, vt, wt)                                                    \
+#define FK_UNARY_LOOP(sfx, EXPR)                                                          \
+    FK_FOR_EACH(i, g.numel)                                                               \
+    {                                                                                     \
+        FK_AT(g, i, 2, off);                                                              \
+        FK_VT_##sfx x = FK_LOAD_##sfx(in, off[1]);                                        \
+        FK_STORE_##sfx(out, off[0], EXPR);                                                \
+    }                                                                                     \
+    break;
+
+#define FK_BINARY_LOOP(sfx, EXPR)                                                         \
+    FK_FOR_EACH(i, g.numel)                                                               \
+    {                                                                                     \
+        FK_AT(g, i, 3, off);                                                              \
+        FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                                         \
+        FK_VT_##sfx y = FK_LOAD_##sfx(b, off[2]);                                         \
+        FK_STORE_##sfx(out, off[0], EXPR);                                                \
+    }                                                                                     \
+    break;
+
+#define FK_COMPARE_LOOP(sfx, EXPR)                                                        \
+    FK_FOR_EACH(i, g.numel)                                                               \
+    {                                                                                     \
+        FK_AT(g, i, 3, off);                                                              \
+        FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                                         \
+        FK_VT_##sfx y = FK_LOAD_##sfx(b, off[2]);                                         \
+        out[off[0]] = (fk_u8)(EXPR);                                                      \
+    }                                                                                     \
+    break;
+
+/* Integer power by squaring, wrapping; a negative exponent gives 0 except for the
+ * bases 1 and -1 (PyTorch). */
+#define FK_DEFINE_IPOW(sfx, vt, wt)                                                       \
     FK_FUNC wt fk_ipow_##sfx(vt base, vt e)                                               \
     {                                                                                     \
-        /* A negative exponent gives 0 except for the bases 1 and -1 (PyTorch). */        \
-        if (e < 0)                                                                        \
-            return base == 1 ? (wt)1 : base == (vt)-1 ? ((e & 1) ? (wt)0 - 1u : (wt)1)    \
-                                                      : (wt)0;                            \
+        if (FK_IS_NEG_##sfx(e))                                                           \
+            return base == 1 ? (wt)1 : (wt)base == (wt)0 - 1u ? ((e & 1) ? (wt)0 - 1u : (wt)1) \
+                                                              : (wt)0;                    \
         wt r = 1, b = (wt)base;                                                           \
         while (e > 0) {                                                                   \
             if (e & 1)                                                                    \
@@ -67,154 +106,122 @@ FK_DTYPES(FK_DEFINE_CAST_ROW)
             e >>= 1;                                                                      \
         }                                                                                 \
         return r;                                                                         \
-    }                                                                                     \
-    FK_FUNC vt fk_unary_##sfx(int op, vt x)                                               \
-    {                                                                                     \
-        switch (op) {                                                                     \
-        case FK_UN_NEG:                                                                   \
-            return (vt)((wt)0 - (wt)x);                                                   \
-        case FK_UN_ABS:                                                                   \
-            return x < 0 ? (vt)((wt)0 - (wt)x) : x;                                       \
-        case FK_UN_RELU:                                                                  \
-            return x > 0 ? x : (vt)0;                                                     \
-        default:                                                                          \
-            return x;                                                                     \
-        }                                                                                 \
-    }                                                                                     \
-    FK_FUNC vt fk_binary_##sfx(int op, vt a, vt b)                                        \
-    {                                                                                     \
-        switch (op) {                                                                     \
-        case FK_BIN_ADD:                                                                  \
-            return (vt)((wt)a + (wt)b);                                                   \
-        case FK_BIN_SUB:                                                                  \
-            return (vt)((wt)a - (wt)b);                                                   \
-        case FK_BIN_MUL:                                                                  \
-            return (vt)((wt)a * (wt)b);                                                   \
-        case FK_BIN_POW:                                                                  \
-            return (vt)fk_ipow_##sfx(a, b);                                               \
-        case FK_BIN_MAXIMUM:                                                              \
-            return a > b ? a : b;                                                         \
-        case FK_BIN_MINIMUM:                                                              \
-            return a < b ? a : b;                                                         \
-        default:                                                                          \
-            return (vt)0;                                                                 \
-        }                                                                                 \
     }
 
-/* Floats (and the 16-bit floats, in float): MAXIMUM and MINIMUM propagate NaN, RELU
- * keeps it. Constants go through (vt) so a float kernel never holds a double. */
-#define FK_DEFINE_OPS_FLOAT(sfx, vt, wt)                                                  \
-    FK_FUNC vt fk_unary_##sfx(int op, vt x)                                               \
-    {                                                                                     \
-        switch (op) {                                                                     \
-        case FK_UN_NEG:                                                                   \
-            return -x;                                                                    \
-        case FK_UN_ABS:                                                                   \
-            return fabs(x);                                                               \
-        case FK_UN_EXP:                                                                   \
-            return exp(x);                                                                \
-        case FK_UN_LOG:                                                                   \
-            return log(x);                                                                \
-        case FK_UN_SQRT:                                                                  \
-            return sqrt(x);                                                               \
-        case FK_UN_SIN:                                                                   \
-            return sin(x);                                                                \
-        case FK_UN_COS:                                                                   \
-            return cos(x);                                                                \
-        case FK_UN_TANH:                                                                  \
-            return tanh(x);                                                               \
-        case FK_UN_SIGMOID:                                                               \
-            return (vt)1 / ((vt)1 + exp(-x));                                             \
-        case FK_UN_RELU:                                                                  \
-            return x > (vt)0 ? x : x != x ? x : (vt)0;                                    \
-        default:                                                                          \
-            return x;                                                                     \
-        }                                                                                 \
-    }                                                                                     \
-    FK_FUNC vt fk_binary_##sfx(int op, vt a, vt b)                                        \
-    {                                                                                     \
-        switch (op) {                                                                     \
-        case FK_BIN_ADD:                                                                  \
-            return a + b;                                                                 \
-        case FK_BIN_SUB:                                                                  \
-            return a - b;                                                                 \
-        case FK_BIN_MUL:                                                                  \
-            return a * b;                                                                 \
-        case FK_BIN_DIV:                                                                  \
-            return a / b;                                                                 \
-        case FK_BIN_POW:                                                                  \
-            return pow(a, b);                                                             \
-        case FK_BIN_MAXIMUM:                                                              \
-            return a != a ? a : b != b ? b : a > b ? a : b;                               \
-        case FK_BIN_MINIMUM:                                                              \
-            return a != a ? a : b != b ? b : a < b ? a : b;                               \
-        default:                                                                          \
-            return (vt)0;                                                                 \
-        }                                                                                 \
-    }
-#define FK_DEFINE_OPS_F32 FK_DEFINE_OPS_FLOAT
-#define FK_DEFINE_OPS_F64 FK_DEFINE_OPS_FLOAT
+#define FK_UNARY_CASES_INT(sfx, vt, wt)                                                   \
+    case FK_UN_NEG:                                                                       \
+        FK_UNARY_LOOP(sfx, (vt)((wt)0 - (wt)x))                                           \
+    case FK_UN_ABS:                                                                       \
+        FK_UNARY_LOOP(sfx, FK_IS_NEG_##sfx(x) ? (vt)((wt)0 - (wt)x) : x)                  \
+    case FK_UN_RELU:                                                                      \
+        FK_UNARY_LOOP(sfx, x > 0 ? x : (vt)0)
 
-/* Comparisons on values: NaN compares unequal to everything, itself included. */
-#define FK_DEFINE_COMPARE_FN(sfx, vt)                                                     \
-    FK_FUNC fk_u8 fk_compare_##sfx(int op, vt a, vt b)                                    \
-    {                                                                                     \
-        switch (op) {                                                                     \
-        case FK_BIN_EQ:                                                                   \
-            return a == b;                                                                \
-        case FK_BIN_NE:                                                                   \
-            return a != b;                                                                \
-        case FK_BIN_LT:                                                                   \
-            return a < b;                                                                 \
-        case FK_BIN_LE:                                                                   \
-            return a <= b;                                                                \
-        case FK_BIN_GT:                                                                   \
-            return a > b;                                                                 \
-        case FK_BIN_GE:                                                                   \
-            return a >= b;                                                                \
-        default:                                                                          \
-            return 0;                                                                     \
-        }                                                                                 \
-    }
+#define FK_BINARY_CASES_INT(sfx, vt, wt)                                                  \
+    case FK_BIN_ADD:                                                                      \
+        FK_BINARY_LOOP(sfx, (vt)((wt)x + (wt)y))                                          \
+    case FK_BIN_SUB:                                                                      \
+        FK_BINARY_LOOP(sfx, (vt)((wt)x - (wt)y))                                          \
+    case FK_BIN_MUL:                                                                      \
+        FK_BINARY_LOOP(sfx, (vt)((wt)x * (wt)y))                                          \
+    case FK_BIN_POW:                                                                      \
+        FK_BINARY_LOOP(sfx, (vt)fk_ipow_##sfx(x, y))                                      \
+    case FK_BIN_MAXIMUM:                                                                  \
+        FK_BINARY_LOOP(sfx, x > y ? x : y)                                                \
+    case FK_BIN_MINIMUM:                                                                  \
+        FK_BINARY_LOOP(sfx, x < y ? x : y)
 
-/* ---- unary, binary, compare kernels, one per dtype with the op as an argument ------- *
- * The op is the same for every thread, so the switch is a uniform branch; on PoCL it
- * costs under 10% against a kernel per (op, dtype), for a tenth of the kernels. */
+/* Floats (the 16-bit ones in float): MAXIMUM and MINIMUM propagate NaN, RELU keeps it.
+ * Constants go through (vt) so a float kernel never holds a double. */
+#define FK_UNARY_CASES_FLOAT(sfx, vt, wt)                                                 \
+    case FK_UN_NEG:                                                                       \
+        FK_UNARY_LOOP(sfx, -x)                                                            \
+    case FK_UN_ABS:                                                                       \
+        FK_UNARY_LOOP(sfx, fabs(x))                                                       \
+    case FK_UN_EXP:                                                                       \
+        FK_UNARY_LOOP(sfx, exp(x))                                                        \
+    case FK_UN_LOG:                                                                       \
+        FK_UNARY_LOOP(sfx, log(x))                                                        \
+    case FK_UN_SQRT:                                                                      \
+        FK_UNARY_LOOP(sfx, sqrt(x))                                                       \
+    case FK_UN_SIN:                                                                       \
+        FK_UNARY_LOOP(sfx, sin(x))                                                        \
+    case FK_UN_COS:                                                                       \
+        FK_UNARY_LOOP(sfx, cos(x))                                                        \
+    case FK_UN_TANH:                                                                      \
+        FK_UNARY_LOOP(sfx, tanh(x))                                                       \
+    case FK_UN_SIGMOID:                                                                   \
+        FK_UNARY_LOOP(sfx, (vt)1 / ((vt)1 + exp(-x)))                                     \
+    case FK_UN_RELU:                                                                      \
+        FK_UNARY_LOOP(sfx, x > (vt)0 ? x : x != x ? x : (vt)0)
+
+#define FK_BINARY_CASES_FLOAT(sfx, vt, wt)                                                \
+    case FK_BIN_ADD:                                                                      \
+        FK_BINARY_LOOP(sfx, x + y)                                                        \
+    case FK_BIN_SUB:                                                                      \
+        FK_BINARY_LOOP(sfx, x - y)                                                        \
+    case FK_BIN_MUL:                                                                      \
+        FK_BINARY_LOOP(sfx, x * y)                                                        \
+    case FK_BIN_DIV:                                                                      \
+        FK_BINARY_LOOP(sfx, x / y)                                                        \
+    case FK_BIN_POW:                                                                      \
+        FK_BINARY_LOOP(sfx, pow(x, y))                                                    \
+    case FK_BIN_MAXIMUM:                                                                  \
+        FK_BINARY_LOOP(sfx, x != x ? x : y != y ? y : x > y ? x : y)                      \
+    case FK_BIN_MINIMUM:                                                                  \
+        FK_BINARY_LOOP(sfx, x != x ? x : y != y ? y : x < y ? x : y)
+
+#define FK_IPOW_INT(sfx, vt, wt) FK_DEFINE_IPOW(sfx, vt, wt)
+#define FK_IPOW_F32(sfx, vt, wt)
+#define FK_IPOW_F64(sfx, vt, wt)
+#define FK_UNARY_CASES_F32 FK_UNARY_CASES_FLOAT
+#define FK_UNARY_CASES_F64 FK_UNARY_CASES_FLOAT
+#define FK_BINARY_CASES_F32 FK_BINARY_CASES_FLOAT
+#define FK_BINARY_CASES_F64 FK_BINARY_CASES_FLOAT
+
+/* Comparisons run on values (float for the 16-bit floats), so NaN compares unequal to
+ * everything, itself included, as in C and PyTorch. */
 #define FK_DEFINE_ARITH(sfx, st, vt, wt, kind)                                            \
-    FK_CAT(FK_DEFINE_OPS_, kind)(sfx, vt, wt)                                             \
-    FK_DEFINE_COMPARE_FN(sfx, vt)                                                         \
+    FK_CAT(FK_IPOW_, kind)(sfx, vt, wt)                                                   \
     FK_KERNEL ferry_unary_##sfx(FK_GLOBAL st *out, FK_GLOBAL const st *in, fk_geom g,     \
                                 fk_i32 op)                                                \
     {                                                                                     \
-        FK_FOR_EACH(i, g.numel)                                                           \
-        {                                                                                 \
-            fk_i64 off[2];                                                                \
-            fk_offsets(&g, i, 2, off);                                                    \
-            FK_STORE_##sfx(out, off[0], fk_unary_##sfx(op, FK_LOAD_##sfx(in, off[1])));   \
+        switch (op) {                                                                     \
+            FK_CAT(FK_UNARY_CASES_, kind)(sfx, vt, wt)                                    \
+        default:                                                                          \
+            break;                                                                        \
         }                                                                                 \
     }                                                                                     \
     FK_KERNEL ferry_binary_##sfx(FK_GLOBAL st *out, FK_GLOBAL const st *a,                \
                                  FK_GLOBAL const st *b, fk_geom g, fk_i32 op)             \
     {                                                                                     \
-        FK_FOR_EACH(i, g.numel)                                                           \
-        {                                                                                 \
-            fk_i64 off[3];                                                                \
-            fk_offsets(&g, i, 3, off);                                                    \
-            vt x = FK_LOAD_##sfx(a, off[1]);                                              \
-            vt y = FK_LOAD_##sfx(b, off[2]);                                              \
-            FK_STORE_##sfx(out, off[0], fk_binary_##sfx(op, x, y));                       \
+        switch (op) {                                                                     \
+            FK_CAT(FK_BINARY_CASES_, kind)(sfx, vt, wt)                                   \
+        default:                                                                          \
+            break;                                                                        \
         }                                                                                 \
     }                                                                                     \
     FK_KERNEL ferry_compare_##sfx(FK_GLOBAL fk_u8 *out, FK_GLOBAL const st *a,            \
                                   FK_GLOBAL const st *b, fk_geom g, fk_i32 op)            \
     {                                                                                     \
-        FK_FOR_EACH(i, g.numel)                                                           \
-        {                                                                                 \
-            fk_i64 off[3];                                                                \
-            fk_offsets(&g, i, 3, off);                                                    \
-            vt x = FK_LOAD_##sfx(a, off[1]);                                              \
-            vt y = FK_LOAD_##sfx(b, off[2]);                                              \
-            out[off[0]] = fk_compare_##sfx(op, x, y);                                     \
+        switch (op) {                                                                     \
+        case FK_BIN_EQ:                                                                   \
+            FK_COMPARE_LOOP(sfx, x == y)                                                  \
+        case FK_BIN_NE:                                                                   \
+            FK_COMPARE_LOOP(sfx, x != y)                                                  \
+        case FK_BIN_LT:                                                                   \
+            FK_COMPARE_LOOP(sfx, x < y)                                                   \
+        case FK_BIN_LE:                                                                   \
+            FK_COMPARE_LOOP(sfx, x <= y)                                                  \
+        case FK_BIN_GT:                                                                   \
+            FK_COMPARE_LOOP(sfx, x > y)                                                   \
+        case FK_BIN_GE:                                                                   \
+            FK_COMPARE_LOOP(sfx, x >= y)                                                  \
+        default:                                                                          \
+            break;                                                                        \
         }                                                                                 \
     }
-FK_DTYPES(FK_DEFINE_ARITH)
+#define FK_SELECT_ARITH(sfx, st, vt, wt, kind)                                            \
+    FK_SELECTED(FK_DEFINE_ARITH, sfx, st, vt, wt, kind)
+#if FK_FAMILY_ARITH
+FK_DTYPES(FK_SELECT_ARITH)
+#endif

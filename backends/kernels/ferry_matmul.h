@@ -31,4 +31,8 @@
             FK_STORE_##sfx(out, g.o_offset + bt * g.o_sb + i * g.o_sm + j * g.o_sn, acc); \
         }                                                                                 \
     }
-FK_DTYPES(FK_DEFINE_MATMUL)
+#define FK_SELECT_MATMUL(sfx, st, vt, wt, kind)                                           \
+    FK_SELECTED(FK_DEFINE_MATMUL, sfx, st, vt, wt, kind)
+#if FK_FAMILY_MATMUL
+FK_DTYPES(FK_SELECT_MATMUL)
+#endif

@@ -217,4 +217,8 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
     FK_CAT(FK_CAT(FK_DEFINE_SUM_, kind), _K)(sfx, st, vt)                                 \
     FK_DEFINE_MAXMIN(sfx, st, vt)                                                         \
     FK_DEFINE_ARGMAX(sfx, st, vt)
-FK_DTYPES(FK_DEFINE_REDUCE)
+#define FK_SELECT_REDUCE(sfx, st, vt, wt, kind)                                           \
+    FK_SELECTED(FK_DEFINE_REDUCE, sfx, st, vt, wt, kind)
+#if FK_FAMILY_REDUCE
+FK_DTYPES(FK_SELECT_REDUCE)
+#endif

@@ -24,7 +24,15 @@ char ocl_extra_options[256];
 static int ocl_instances;
 static pthread_mutex_t ocl_init_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* ---- environment ---------------------------------------------------------------------- */
+/* ---- environment ---------------------------------------------------------------------
+ * Read once per plugin load (ferry_shutdown() with no live tensors unloads the plugin,
+ * so the next use reads them again):
+ *   FERRY_OPENCL_CACHE_DIR      program binary cache folder (ocl_program.c); read on use
+ *   FERRY_OPENCL_HIDE_FP64=1    treat every device as lacking cl_khr_fp64 (tests)
+ *   FERRY_OPENCL_MAP_COPIES=1   host copies through clEnqueueMapBuffer on host-unified
+ *                               devices (see the copies below)
+ *   FERRY_OPENCL_MATMUL         clblast | kernel: one matmul path whatever the size
+ *   FERRY_OPENCL_BUILD_OPTIONS  appended to the program's build options */
 
 /* "1", "yes", "true", "on" (any case) are true; unset or anything else is `def`. */
 static bool ocl_env_flag(const char *var, bool def)
@@ -158,8 +166,7 @@ static ferry_status ocl_init(int32_t *device_count, char *reason, size_t reason_
     ocl_pin_library_of(ocl_clblast_symbol());
     /* Read once per load, so a test sets it, calls ferry_shutdown() and sees it. */
     bool hide_fp64 = ocl_env_flag("FERRY_OPENCL_HIDE_FP64", false);
-    /* Host copies through mapping measured slower than clEnqueueRead/WriteBuffer on PoCL
-     * (see ocl_copy_to_host), so mapping is opt-in. */
+    /* Mapping measured no faster than read/write on PoCL (see the copies below). */
     bool map_copies = ocl_env_flag("FERRY_OPENCL_MAP_COPIES", false);
     /* Which matmul path to take regardless of size, for tests and benchmarks. */
     const char *mm = getenv("FERRY_OPENCL_MATMUL");
@@ -381,11 +388,13 @@ static void ocl_free(int32_t device, void *buffer)
  * in order), and a write returns once the source may be reused.
  *
  * Mapping (clEnqueueMapBuffer + memcpy) against clEnqueueRead/WriteBuffer, 256 MiB on
- * PoCL 3.1 (host-unified, bench/bench_opencl.c, median of 5, ratio of one memcpy):
- * to host read 0.93 / map 0.83, to device write 0.92 / map 0.90. PoCL's read and write
- * are a memcpy in its worker thread already, and a map adds its bookkeeping to the same
- * memcpy, so mapping stays off by default; FERRY_OPENCL_MAP_COPIES=1 turns it on for
- * drivers where it wins. */
+ * PoCL 3.1 (host-unified), the two alternated in one process, best of 12 copies each:
+ * write 19.3-19.7 GB/s and read 19.4-19.7 GB/s, against map 19.7-19.8 and 19.4-20.0,
+ * with one memcpy at 18.6-19.7 GB/s (bench/bench_opencl.c reports the same within its
+ * noise). PoCL's read and write are a memcpy by its worker thread, and a map is the same
+ * memcpy by ours, so neither wins; read/write stays the default, as it needs no
+ * CL_MEM_ALLOC_HOST_PTR buffers, and FERRY_OPENCL_MAP_COPIES=1 selects mapping for a
+ * driver where it is faster. */
 
 static ferry_status ocl_copy_from_host(int32_t device, void *dst, size_t dst_offset,
                                        const void *src, size_t nbytes)

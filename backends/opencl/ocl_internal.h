@@ -37,6 +37,18 @@ enum {
     OCL_K_COUNT = OCL_K_MATMUL + FERRY_NUM_DTYPES,
 };
 
+/* Programs per device, one per kernel family and dtype (ferry_kernels.h explains why):
+ * fill and copy; casts by source dtype; unary, binary and compare by dtype; reductions
+ * by dtype; matmul by dtype. Each is built on the first launch of one of its kernels. */
+enum {
+    OCL_G_COPY = 0,
+    OCL_G_CAST = 1,                               /* + source dtype */
+    OCL_G_ARITH = OCL_G_CAST + FERRY_NUM_DTYPES,   /* + dtype */
+    OCL_G_REDUCE = OCL_G_ARITH + FERRY_NUM_DTYPES, /* + dtype */
+    OCL_G_MATMUL = OCL_G_REDUCE + FERRY_NUM_DTYPES, /* + dtype */
+    OCL_G_COUNT = OCL_G_MATMUL + FERRY_NUM_DTYPES,
+};
+
 typedef struct ocl_device {
     cl_platform_id platform;
     cl_device_id id;
@@ -63,8 +75,9 @@ typedef struct ocl_device {
     bool ready;
     cl_context context;
     cl_command_queue queue;
-    cl_program program;   /* built on the first kernel launch */
-    char build_error[2000]; /* why the program could not be built, once it failed */
+    cl_program programs[OCL_G_COUNT]; /* built on the first launch of one of their kernels */
+    bool build_failed[OCL_G_COUNT];   /* the compiler refused it: not tried again */
+    char build_error[2000];           /* why, for the last program that failed */
     cl_kernel kernels[OCL_K_COUNT];
     size_t wg[OCL_K_COUNT]; /* work-group size of each kernel's launches */
     size_t local_size;    /* preferred work-group size of the device */
@@ -98,10 +111,8 @@ OCL_HIDDEN ferry_status ocl_fail(int32_t dev, const char *call, cl_int err);
  * device's program on first use and returns the kernel of a slot. */
 OCL_HIDDEN ferry_status ocl_kernel_get(ocl_device *d, int slot, const char *name,
                                        cl_kernel *out);
-/* Releases the program and kernels of a device. */
+/* Releases the programs and kernels of a device. */
 OCL_HIDDEN void ocl_program_release(ocl_device *d);
-/* The build options the program is built with on this device. */
-OCL_HIDDEN void ocl_build_options(const ocl_device *d, char *buf, size_t cap);
 
 /* ocl_kernels.c */
 OCL_HIDDEN extern const char *const ocl_dtype_sfx[FERRY_NUM_DTYPES];

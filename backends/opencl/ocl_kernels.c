@@ -24,6 +24,15 @@ _Static_assert(FK_RED_SUM == FERRY_REDUCE_SUM && FK_RED_MAX == FERRY_REDUCE_MAX 
 const char *const ocl_dtype_sfx[FERRY_NUM_DTYPES] = {"bool", "u8",   "i8",  "i16", "i32",
                                                      "i64",  "f16", "bf16", "f32", "f64"};
 
+/* For messages; the plugin does not link libferry's ferry_dtype_name(). */
+static const char *ocl_dtype_name(ferry_dtype dt)
+{
+    static const char *const names[FERRY_NUM_DTYPES] = {
+        "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
+        "float64"};
+    return (unsigned)dt < FERRY_NUM_DTYPES ? names[dt] : "an unknown dtype";
+}
+
 size_t ocl_dtype_size(ferry_dtype dt)
 {
     static const size_t sizes[FERRY_NUM_DTYPES] = {1, 1, 1, 2, 4, 8, 2, 2, 4, 8};
@@ -243,7 +252,7 @@ static ferry_status ocl_run_locked(ocl_device *d, int slot, const char *name, in
 static ferry_status ocl_check_dtype(const ocl_device *d, ferry_dtype dt)
 {
     if (!ocl_dtype_size(dt))
-        return ocl_host->error(FERRY_ERR_UNSUPPORTED, "opencl:%d: unknown dtype %d",
+        return ocl_host->error(FERRY_ERR_UNSUPPORTED, "opencl:%d: unknown dtype value %d",
                                (int)d->index, (int)dt);
     return FERRY_OK;
 }
@@ -309,8 +318,8 @@ ferry_status ocl_copy_strided(int32_t device, const ferry_kernel_tensor *out,
         st = ocl_check_dtype(d, out->dtype);
     if (st == FERRY_OK && in->dtype != out->dtype)
         st = ocl_host->error(FERRY_ERR_INVALID_ARGUMENT,
-                             "opencl:%d: copy_strided: dtypes %d and %d differ; use cast",
-                             (int)device, (int)in->dtype, (int)out->dtype);
+                             "opencl:%d: copy_strided: dtypes %s and %s differ; use cast",
+                             (int)device, ocl_dtype_name(in->dtype), ocl_dtype_name(out->dtype));
     fk_geom g;
     const ferry_kernel_tensor *ops[2] = {out, in};
     if (st == FERRY_OK)
@@ -425,15 +434,14 @@ ferry_status ocl_unary(int32_t device, ferry_unary_op op, const ferry_kernel_ten
     if (st == FERRY_OK)
         st = ocl_check_dtype(d, out->dtype);
     if (st == FERRY_OK && (in->dtype != out->dtype || (unsigned)op > FERRY_UNARY_RELU))
-        st = ocl_host->error(FERRY_ERR_INVALID_ARGUMENT,
-                             "opencl:%d: unary op %d on %d -> %d", (int)device, (int)op,
-                             (int)in->dtype, (int)out->dtype);
+        st = ocl_host->error(FERRY_ERR_INVALID_ARGUMENT, "opencl:%d: unary op %d on %s -> %s",
+                             (int)device, (int)op, ocl_dtype_name(in->dtype),
+                             ocl_dtype_name(out->dtype));
     /* The transcendental ops are float-only: the core converts integers to float32. */
     if (st == FERRY_OK && !ocl_is_float(in->dtype) && op != FERRY_UNARY_NEG &&
         op != FERRY_UNARY_ABS && op != FERRY_UNARY_RELU)
-        st = ocl_host->error(FERRY_ERR_UNSUPPORTED,
-                             "opencl:%d: unary op %d has no kernel for integer dtypes",
-                             (int)device, (int)op);
+        st = ocl_host->error(FERRY_ERR_UNSUPPORTED, "opencl:%d: unary op %d has no kernel for %s",
+                             (int)device, (int)op, ocl_dtype_name(in->dtype));
     if (st == FERRY_OK)
         st = ocl_check_fp64(d, in->dtype);
     fk_geom g;
@@ -459,9 +467,9 @@ ferry_status ocl_binary(int32_t device, ferry_binary_op op, const ferry_kernel_t
     if (st == FERRY_OK &&
         ((unsigned)op > FERRY_BINARY_GE || a->dtype != b->dtype ||
          out->dtype != (compare ? FERRY_BOOL : a->dtype)))
-        st = ocl_host->error(FERRY_ERR_INVALID_ARGUMENT,
-                             "opencl:%d: binary op %d on %d, %d -> %d", (int)device, (int)op,
-                             (int)a->dtype, (int)b->dtype, (int)out->dtype);
+        st = ocl_host->error(FERRY_ERR_INVALID_ARGUMENT, "opencl:%d: binary op %d on %s, %s -> %s",
+                             (int)device, (int)op, ocl_dtype_name(a->dtype),
+                             ocl_dtype_name(b->dtype), ocl_dtype_name(out->dtype));
     if (st == FERRY_OK && op == FERRY_BINARY_DIV && !ocl_is_float(a->dtype))
         st = ocl_host->error(FERRY_ERR_UNSUPPORTED,
                              "opencl:%d: integer division has no kernel (the core promotes it "
@@ -545,11 +553,12 @@ ferry_status ocl_reduce(int32_t device, ferry_reduce_op op, const ferry_kernel_t
         (op == FERRY_REDUCE_MEAN && !fl) || out->ndim != in->ndim || in->ndim < 0 ||
         in->ndim > FERRY_MAX_DIMS)
         return ocl_host->error(FERRY_ERR_INVALID_ARGUMENT,
-                               "opencl:%d: reduce op %d of %d-d %d into %d-d %d", (int)device,
-                               (int)op, (int)in->ndim, (int)dt, (int)out->ndim, (int)out->dtype);
+                               "opencl:%d: reduce op %d of %d-d %s into %d-d %s", (int)device,
+                               (int)op, (int)in->ndim, ocl_dtype_name(dt), (int)out->ndim,
+                               ocl_dtype_name(out->dtype));
     if ((st = ocl_check_fp64(d, dt)) != FERRY_OK)
         return st;
-    int64_t in_off, out_off;
+    int64_t in_off = 0, out_off = 0;
     if ((st = ocl_elem_offset(d, in, &in_off)) != FERRY_OK ||
         (st = ocl_elem_offset(d, out, &out_off)) != FERRY_OK)
         return st;
@@ -557,10 +566,16 @@ ferry_status ocl_reduce(int32_t device, ferry_reduce_op op, const ferry_kernel_t
     ocl_rdim kept[FERRY_MAX_DIMS], red[FERRY_MAX_DIMS];
     int nk = 0, nr = 0;
     int64_t nout = 1, nred = 1;
+    int64_t out_numel = 1;
+    for (int i = 0; i < out->ndim; i++)
+        out_numel *= out->shape[i];
+    if (out_numel == 0)
+        return FERRY_OK;
     for (int i = 0; i < in->ndim; i++) {
         int64_t e = in->shape[i];
-        if (e == 0)
-            return FERRY_OK; /* nothing to read; the core fills empty reductions itself */
+        if (e == 0) /* the core fills empty reductions (0, NaN) itself */
+            return ocl_host->error(FERRY_ERR_UNSUPPORTED,
+                                   "opencl:%d: reduce over an empty dim %d", (int)device, i);
         if (e == 1)
             continue;
         ocl_rdim x = {e, in->strides[i], out->strides[i]};

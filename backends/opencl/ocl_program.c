@@ -1,6 +1,7 @@
-/* The device program: the embedded kernel source built on a device's first launch, its
- * binary cached on disk across processes (keyed by device, driver, source and options;
- * corrupt or stale entries are ignored and rebuilt), and kernel objects by slot. */
+/* The device programs: the embedded kernel source built per kernel family and dtype on
+ * the first launch that needs it, its binary cached on disk across processes (keyed by
+ * device, driver, source and options; corrupt or stale entries are ignored and
+ * rebuilt), and kernel objects by slot. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -52,12 +53,32 @@ static uint64_t ocl_fnv1a_str(uint64_t h, const char *s)
     return ocl_fnv1a(h, s, strlen(s) + 1);
 }
 
-void ocl_build_options(const ocl_device *d, char *buf, size_t cap)
+/* The program a kernel slot lives in. */
+static int ocl_group_of(int slot)
 {
+    if (slot < OCL_K_CAST)
+        return OCL_G_COPY;
+    if (slot < OCL_K_UNARY)
+        return OCL_G_CAST + (slot - OCL_K_CAST) / FERRY_NUM_DTYPES;
+    if (slot < OCL_K_SUM)
+        return OCL_G_ARITH + (slot - OCL_K_UNARY) % FERRY_NUM_DTYPES;
+    if (slot < OCL_K_MATMUL)
+        return OCL_G_REDUCE + (slot - OCL_K_SUM) % FERRY_NUM_DTYPES;
+    return OCL_G_MATMUL + (slot - OCL_K_MATMUL);
+}
+
+static void ocl_build_options(const ocl_device *d, int group, char *buf, size_t cap)
+{
+    static const char *const families[] = {"COPY", "CAST", "ARITH", "REDUCE", "MATMUL"};
+    int family = group == OCL_G_COPY ? 0 : 1 + (group - OCL_G_CAST) / FERRY_NUM_DTYPES;
+    int dtype = group == OCL_G_COPY ? -1 : (group - OCL_G_CAST) % FERRY_NUM_DTYPES;
+    char sel[32] = "";
+    if (dtype >= 0)
+        snprintf(sel, sizeof sel, " -DFK_SEL_%s=1", ocl_dtype_sfx[dtype]);
     /* Correctly rounded division and sqrt, as the cpu backend computes them; without
      * the option OpenCL allows 2.5 ulp. Denormals stay (no -cl-denorms-are-zero). */
-    snprintf(buf, cap, "%s%s%s%s%s", d->opencl12 ? "-cl-std=CL1.2" : "",
-             d->fp64 ? " -DFK_HAS_FP64=1" : "",
+    snprintf(buf, cap, "%s -DFK_FAMILY_%s=1%s%s%s%s%s", d->opencl12 ? "-cl-std=CL1.2" : "",
+             families[family], sel, d->fp64 ? " -DFK_HAS_FP64=1" : "",
              d->cr_divide ? " -cl-fp32-correctly-rounded-divide-sqrt" : "",
              ocl_extra_options[0] ? " " : "", ocl_extra_options);
 }
@@ -220,13 +241,13 @@ static void ocl_cache_store(ocl_device *d, cl_program prog, const char *path, ui
         free(bin);
         return;
     }
-    char dir[4096];
+    char dir[4200];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
     static atomic_uint counter;
-    char tmp[4200];
+    char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(),
              atomic_fetch_add(&counter, 1));
     ocl_cache_header h;
@@ -258,7 +279,8 @@ static void ocl_cache_store(ocl_device *d, cl_program prog, const char *path, ui
 
 /* Builds the program from the embedded source; on failure the message carries the
  * driver's build log (the whole log goes to the debug log). */
-static ferry_status ocl_build_from_source(ocl_device *d, const char *options, cl_program *out)
+static ferry_status ocl_build_from_source(ocl_device *d, int group, const char *options,
+                                          cl_program *out)
 {
     *out = NULL;
     cl_int err;
@@ -290,36 +312,41 @@ static ferry_status ocl_build_from_source(ocl_device *d, const char *options, cl
     free(log);
     /* A compile error repeats on every launch, slowly: remember it. A driver running
      * out of memory may do better next time. */
-    if (err == CL_BUILD_PROGRAM_FAILURE || err == CL_INVALID_BUILD_OPTIONS)
+    if (err == CL_BUILD_PROGRAM_FAILURE || err == CL_INVALID_BUILD_OPTIONS) {
         memcpy(d->build_error, msg, sizeof msg);
+        d->build_failed[group] = true;
+    }
     return ocl_host->error(FERRY_ERR_BACKEND, "%s", msg);
 }
 
 /* Lock held. */
-static ferry_status ocl_program_ensure(ocl_device *d)
+static ferry_status ocl_program_ensure(ocl_device *d, int group)
 {
-    if (d->program)
+    if (d->programs[group])
         return FERRY_OK;
-    if (d->build_error[0])
+    if (d->build_failed[group])
         return ocl_host->error(FERRY_ERR_BACKEND, "%s", d->build_error);
     char options[512];
-    ocl_build_options(d, options, sizeof options);
+    ocl_build_options(d, group, options, sizeof options);
     uint64_t key = ocl_cache_key(d, options);
     char path[4200];
     bool cached = ocl_cache_path(key, path, sizeof path);
     double t0 = ocl_now_ms();
-    if (cached && (d->program = ocl_cache_load(d, path, key, options)) != NULL) {
-        ocl_host->log(FERRY_LOG_DEBUG, "opencl", "opencl:%d: program loaded from %s in %.1f ms",
-                      (int)d->index, path, ocl_now_ms() - t0);
+    if (cached && (d->programs[group] = ocl_cache_load(d, path, key, options)) != NULL) {
+        ocl_host->log(FERRY_LOG_DEBUG, "opencl",
+                      "opencl:%d: program '%s' loaded from %s in %.1f ms", (int)d->index,
+                      options, path, ocl_now_ms() - t0);
         return FERRY_OK;
     }
-    ferry_status st = ocl_build_from_source(d, options, &d->program);
+    ferry_status st = ocl_build_from_source(d, group, options, &d->programs[group]);
     if (st != FERRY_OK)
         return st;
-    ocl_host->log(FERRY_LOG_DEBUG, "opencl", "opencl:%d: program built from source in %.1f ms",
-                  (int)d->index, ocl_now_ms() - t0);
+    double t1 = ocl_now_ms();
     if (cached)
-        ocl_cache_store(d, d->program, path, key);
+        ocl_cache_store(d, d->programs[group], path, key);
+    ocl_host->log(FERRY_LOG_DEBUG, "opencl",
+                  "opencl:%d: program '%s' built from source in %.1f ms, cached in %.1f ms",
+                  (int)d->index, options, t1 - t0, ocl_now_ms() - t1);
     return FERRY_OK;
 }
 
@@ -328,11 +355,12 @@ ferry_status ocl_kernel_get(ocl_device *d, int slot, const char *name, cl_kernel
     *out = d->kernels[slot];
     if (*out)
         return FERRY_OK;
-    ferry_status st = ocl_program_ensure(d);
+    int group = ocl_group_of(slot);
+    ferry_status st = ocl_program_ensure(d, group);
     if (st != FERRY_OK)
         return st;
     cl_int err;
-    cl_kernel k = clCreateKernel(d->program, name, &err);
+    cl_kernel k = clCreateKernel(d->programs[group], name, &err);
     if (!k)
         return ocl_host->error(FERRY_ERR_BACKEND, "opencl:%d: clCreateKernel(%s) failed: %s (%d)",
                                (int)d->index, name, ocl_error_name(err), (int)err);
@@ -356,8 +384,9 @@ void ocl_program_release(ocl_device *d)
             clReleaseKernel(d->kernels[i]);
             d->kernels[i] = NULL;
         }
-    if (d->program) {
-        clReleaseProgram(d->program);
-        d->program = NULL;
-    }
+    for (int g = 0; g < OCL_G_COUNT; g++)
+        if (d->programs[g]) {
+            clReleaseProgram(d->programs[g]);
+            d->programs[g] = NULL;
+        }
 }

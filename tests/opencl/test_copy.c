@@ -242,6 +242,40 @@ static void test_copy_dlpack_round_trips_cl_mem_and_offset(void **state)
     ferry_tensor_release(o);
 }
 
+static void test_copy_map_path_round_trips(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    /* Read at plugin init: a fresh generation picks it up. */
+    setenv("FERRY_OPENCL_MAP_COPIES", "1", 1);
+    ferry_shutdown();
+    int64_t n = 300001;
+    unsigned char *v = pattern(FERRY_INT32, n, 3);
+    ferry_tensor *o = ferry_tensor_from_data(v, FERRY_INT32, 1, &n, "opencl:0");
+    assert_tensor(o);
+    expect_bytes(o, v, (size_t)n * 4);
+    /* A partial read at an offset, and a write through a view at an offset. */
+    ferry_tensor *mid = ferry_slice(o, 0, 1000, 2000, 1);
+    expect_bytes(mid, v + 4000, 4000);
+    ferry_tensor *c = ferry_tensor_clone(mid);
+    ferry_tensor *neg = ferry_neg(c);
+    assert_tensor(neg);
+    int32_t got[1000];
+    assert_ok(ferry_tensor_copy_to_host(neg, got, sizeof got));
+    for (int i = 0; i < 1000; i++) {
+        int32_t x;
+        memcpy(&x, v + 4000 + 4 * i, 4);
+        assert_int_equal(got[i], (int32_t)(0u - (uint32_t)x));
+    }
+    ferry_tensor_release(neg);
+    ferry_tensor_release(c);
+    ferry_tensor_release(mid);
+    ferry_tensor_release(o);
+    free(v);
+    unsetenv("FERRY_OPENCL_MAP_COPIES");
+    ferry_shutdown();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_copy_on_device_clone_strided_and_cast),
         cmocka_unit_test(test_copy_steady_loop_allocates_no_new_buffers),
         cmocka_unit_test(test_copy_dlpack_round_trips_cl_mem_and_offset),
+        cmocka_unit_test(test_copy_map_path_round_trips),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ferry_shutdown();

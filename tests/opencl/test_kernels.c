@@ -3,6 +3,7 @@
  * (chunk boundaries, ties, NaN), matmul through CLBlast in every layout it is handed,
  * and launches the kernels refuse (more than 8 dims) still giving the right answer. */
 #include <math.h>
+#include <pthread.h>
 
 #include <ferry/half.h>
 
@@ -210,7 +211,15 @@ static int force_clblast(void **state)
     return 0;
 }
 
-static int unforce_clblast(void **state)
+static int force_kernel(void **state)
+{
+    (void)state;
+    setenv("FERRY_OPENCL_MATMUL", "kernel", 1);
+    ferry_shutdown();
+    return 0;
+}
+
+static int unforce_matmul(void **state)
 {
     (void)state;
     unsetenv("FERRY_OPENCL_MATMUL");
@@ -332,6 +341,17 @@ static void test_kernels_clblast_matmul_every_layout(void **state)
             check_matmul(dts[d], how);
 }
 
+/* The same layouts through ferry's own kernel, which small products take. */
+static void test_kernels_plain_matmul_every_layout(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    const ferry_dtype dts[] = {FERRY_FLOAT32, FERRY_FLOAT64, FERRY_FLOAT16, FERRY_BFLOAT16};
+    for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+        for (int how = PLAIN; how <= SLICED; how++)
+            check_matmul(dts[d], how);
+}
+
 static void test_kernels_integer_matmul_wraps(void **state)
 {
     (void)state;
@@ -381,6 +401,45 @@ static void test_kernels_nine_dims_fall_back_correctly(void **state)
     ferry_tensor_release(t);
 }
 
+/* ---- several threads on one device ------------------------------------------------ */
+
+/* Each thread launches its own work on the one queue (kernel arguments are set under the
+ * device lock) and checks every result. */
+static void *worker(void *arg)
+{
+    intptr_t id = (intptr_t)arg;
+    int64_t n = 4099 + id;
+    for (int it = 0; it < 40; it++) {
+        ferry_tensor *a = ferry_full(FERRY_FLOAT32, 1, &n, (double)id, "opencl:0");
+        ferry_tensor *b = a ? ferry_add_scalar(a, (double)it) : NULL;
+        ferry_tensor *s = b ? ferry_sum(b, 0, NULL, false) : NULL;
+        float v = -1;
+        bool ok = s && ferry_tensor_copy_to_host(s, &v, sizeof v) == FERRY_OK &&
+                  v == (float)((double)(id + it) * (double)n);
+        ferry_tensor_release(s);
+        ferry_tensor_release(b);
+        ferry_tensor_release(a);
+        if (!ok)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_kernels_threads_launch_concurrently(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    ferry_shutdown(); /* the first launches, queue and program creation race too */
+    pthread_t t[6];
+    for (intptr_t i = 0; i < 6; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, worker, (void *)i), 0);
+    for (int i = 0; i < 6; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        assert_null(r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,9 +448,12 @@ int main(void)
         cmocka_unit_test(test_kernels_long_reductions_keep_first_max_and_nan),
         cmocka_unit_test(test_kernels_integer_sums_are_exact_int64),
         cmocka_unit_test_setup_teardown(test_kernels_clblast_matmul_every_layout, force_clblast,
-                                        unforce_clblast),
+                                        unforce_matmul),
+        cmocka_unit_test_setup_teardown(test_kernels_plain_matmul_every_layout, force_kernel,
+                                        unforce_matmul),
         cmocka_unit_test(test_kernels_integer_matmul_wraps),
         cmocka_unit_test(test_kernels_nine_dims_fall_back_correctly),
+        cmocka_unit_test(test_kernels_threads_launch_concurrently),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ferry_shutdown();
