@@ -1,6 +1,7 @@
 /* Moving bytes and elements between devices: the one to() path (direct, peer, or staged
  * through host memory in bounded chunks), element copies with casts, fill, and the CPU
  * fallback that runs a kernel on host mirrors when a backend lacks it. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,25 +37,119 @@ static void staging_free(ferry_backend *owner, void *p)
         free(p);
 }
 
-/* Device-to-device bytes between two backends (or devices without a peer path): through
- * one host buffer of at most FERRY_STAGING_CHUNK, chunk by chunk. */
+/* Staging in two halves: while the uploader thread writes chunk i to the destination,
+ * the caller's thread reads chunk i + 1 from the source into the other buffer, so the
+ * two legs overlap (DESIGN.md: never one whole-tensor bounce). */
+typedef struct pipeline {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    ferry_storage *d, *s;
+    size_t doff, soff, n, chunk;
+    void *buf[2];
+    size_t filled;   /* chunks read into a buffer so far */
+    size_t uploaded; /* chunks written to the destination so far */
+    bool failed;     /* either side failed: both stop */
+    ferry_status up_status;
+    char up_message[512]; /* the uploader's error, re-raised on the caller's thread */
+} pipeline;
+
+static void *uploader(void *arg)
+{
+    pipeline *p = arg;
+    size_t nchunks = (p->n + p->chunk - 1) / p->chunk;
+    for (size_t i = 0; i < nchunks; i++) {
+        pthread_mutex_lock(&p->lock);
+        while (p->filled <= i && !p->failed)
+            pthread_cond_wait(&p->changed, &p->lock);
+        bool stop = p->failed;
+        pthread_mutex_unlock(&p->lock);
+        if (stop)
+            break;
+        size_t done = i * p->chunk, len = p->n - done < p->chunk ? p->n - done : p->chunk;
+        ferry_status st = ferry__be_copy_from_host(p->d->backend, p->d->device, p->d->buffer,
+                                                   p->doff + done, p->buf[i % 2], len);
+        pthread_mutex_lock(&p->lock);
+        if (st != FERRY_OK) {
+            p->failed = true;
+            p->up_status = st;
+            snprintf(p->up_message, sizeof p->up_message, "%s", ferry_last_error());
+        } else {
+            p->uploaded = i + 1;
+        }
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+        if (st != FERRY_OK)
+            break;
+    }
+    return NULL;
+}
+
+static ferry_status copy_pipelined(pipeline *p)
+{
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, uploader, p) != 0)
+        return ferry__error(FERRY_ERR_BACKEND, "cannot start the staging thread");
+    size_t nchunks = (p->n + p->chunk - 1) / p->chunk;
+    ferry_status st = FERRY_OK;
+    for (size_t i = 0; i < nchunks && st == FERRY_OK; i++) {
+        pthread_mutex_lock(&p->lock);
+        while (p->uploaded + 2 <= i && !p->failed) /* buffer i % 2 still being written */
+            pthread_cond_wait(&p->changed, &p->lock);
+        bool stop = p->failed;
+        pthread_mutex_unlock(&p->lock);
+        if (stop)
+            break;
+        size_t done = i * p->chunk, len = p->n - done < p->chunk ? p->n - done : p->chunk;
+        st = ferry__be_copy_to_host(p->s->backend, p->s->device, p->buf[i % 2], p->s->buffer,
+                                    p->soff + done, len);
+        pthread_mutex_lock(&p->lock);
+        if (st != FERRY_OK)
+            p->failed = true;
+        else
+            p->filled = i + 1;
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+    }
+    pthread_join(thread, NULL);
+    if (st == FERRY_OK && p->up_status != FERRY_OK)
+        st = ferry__error(p->up_status, "%s", p->up_message);
+    return st;
+}
+
+/* Device-to-device bytes between two backends (or devices without a peer path), through
+ * host buffers of at most FERRY_STAGING_CHUNK each (pinned where a backend offers it). */
 static ferry_status copy_staged(ferry_storage *d, size_t doff, ferry_storage *s, size_t soff,
                                 size_t n)
 {
     size_t chunk = n < FERRY_STAGING_CHUNK ? n : FERRY_STAGING_CHUNK;
-    ferry_backend *owner;
-    void *buf = staging_alloc(s->backend, d->backend, chunk, &owner);
-    if (!buf)
-        return ferry__error(FERRY_ERR_OUT_OF_MEMORY,
-                            "out of host memory for a %zu-byte staging buffer", chunk);
-    ferry_status st = FERRY_OK;
-    for (size_t done = 0; done < n && st == FERRY_OK; done += chunk) {
-        size_t len = n - done < chunk ? n - done : chunk;
-        st = ferry__be_copy_to_host(s->backend, s->device, buf, s->buffer, soff + done, len);
-        if (st == FERRY_OK)
-            st = ferry__be_copy_from_host(d->backend, d->device, d->buffer, doff + done, buf, len);
+    int nbuf = n > chunk ? 2 : 1;
+    ferry_backend *owner[2] = {NULL, NULL};
+    void *buf[2] = {NULL, NULL};
+    for (int i = 0; i < nbuf; i++) {
+        buf[i] = staging_alloc(s->backend, d->backend, chunk, &owner[i]);
+        if (!buf[i]) {
+            if (i)
+                staging_free(owner[0], buf[0]);
+            return ferry__error(FERRY_ERR_OUT_OF_MEMORY,
+                                "out of host memory for a %zu-byte staging buffer", chunk);
+        }
     }
-    staging_free(owner, buf);
+    ferry_status st = FERRY_OK;
+    if (nbuf == 1) {
+        st = ferry__be_copy_to_host(s->backend, s->device, buf[0], s->buffer, soff, n);
+        if (st == FERRY_OK)
+            st = ferry__be_copy_from_host(d->backend, d->device, d->buffer, doff, buf[0], n);
+    } else {
+        pipeline p = {.d = d, .s = s, .doff = doff, .soff = soff, .n = n, .chunk = chunk,
+                      .buf = {buf[0], buf[1]}, .up_status = FERRY_OK};
+        pthread_mutex_init(&p.lock, NULL);
+        pthread_cond_init(&p.changed, NULL);
+        st = copy_pipelined(&p);
+        pthread_cond_destroy(&p.changed);
+        pthread_mutex_destroy(&p.lock);
+    }
+    for (int i = 0; i < nbuf; i++)
+        staging_free(owner[i], buf[i]);
     return st;
 }
 

@@ -260,6 +260,33 @@ static void test_injected_copy_failure_leaves_no_leak_and_a_clear_error(void **s
     ferry_tensor_release(x);
 }
 
+/* sim:0 -> opencl:0 is staged through host memory in two overlapping halves; a failure
+ * on the uploading thread must reach the caller with its message. */
+static void test_staged_copy_between_backends_pipelines_and_reports_failures(void **state)
+{
+    (void)state;
+    require_backend("sim");
+    require_backend("opencl");
+    int64_t n = (int64_t)5 << 20; /* 20 MiB: three chunks */
+    ferry_tensor *x = iota_f32(n, "sim:0");
+    ferry_tensor *y = ferry_tensor_to(x, "opencl:0");
+    assert_tensor(y);
+    expect_iota(y, n);
+    ferry_tensor_release(y);
+
+    inject("copy_from_host=2"); /* the second upload, made by the staging thread */
+    ferry_tensor *x2 = iota_f32(n, "sim:0"); /* upload #1 */
+    assert_tensor(x2);
+    assert_null(ferry_tensor_to(x2, "opencl:0"));
+    assert_failed_with(FERRY_ERR_BACKEND, "opencl:0: injected failure of copy_from_host call #2");
+    ferry_memory_stats s;
+    assert_ok(ferry_memory_stats_get("opencl:0", &s));
+    assert_int_equal(s.allocated, 0);
+    inject(NULL);
+    ferry_tensor_release(x2);
+    ferry_tensor_release(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_to_unavailable_and_invalid_devices_fail_clearly),
         cmocka_unit_test(test_caching_allocator_reuses_blocks_in_a_steady_loop),
         cmocka_unit_test(test_injected_copy_failure_leaves_no_leak_and_a_clear_error),
+        cmocka_unit_test(test_staged_copy_between_backends_pipelines_and_reports_failures),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     ferry_shutdown();
