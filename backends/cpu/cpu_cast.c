@@ -240,15 +240,6 @@ static const cpu_contig_fn cpu_fill_contig_by_size[4] = {
 
 /* ---- the N-d strided walk ----------------------------------------------------------- */
 
-static size_t cpu_dtype_size(ferry_dtype dt)
-{
-    static const size_t sizes[FERRY_NUM_DTYPES] = {
-        [FERRY_BOOL] = 1, [FERRY_UINT8] = 1, [FERRY_INT8] = 1, [FERRY_INT16] = 2,
-        [FERRY_INT32] = 4, [FERRY_INT64] = 8, [FERRY_FLOAT16] = 2, [FERRY_BFLOAT16] = 2,
-        [FERRY_FLOAT32] = 4, [FERRY_FLOAT64] = 8};
-    return (unsigned)dt < FERRY_NUM_DTYPES ? sizes[dt] : 0;
-}
-
 static int cpu_log2_size(size_t size)
 {
     return size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
@@ -347,15 +338,10 @@ static _Bool cpu_aligned(const void *p, size_t size)
     return ((uintptr_t)p & (size - 1)) == 0;
 }
 
-static char *cpu_base(const ferry_kernel_tensor *t)
-{
-    return (char *)t->buffer + t->byte_offset;
-}
-
 static ferry_status cpu_check_pair(const char *op, const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *in)
 {
-    if (!cpu_dtype_size(out->dtype) || !cpu_dtype_size(in->dtype))
+    if (!cpu_elem_size(out->dtype) || !cpu_elem_size(in->dtype))
         return cpu_host->error(FERRY_ERR_UNSUPPORTED, "cpu: %s: unknown dtype %d -> %d", op,
                                (int)in->dtype, (int)out->dtype);
     if (out->ndim != in->ndim || out->ndim < 0 || out->ndim > FERRY_MAX_DIMS)
@@ -382,13 +368,13 @@ ferry_status cpu_copy_strided(int32_t device, const ferry_kernel_tensor *out,
         return cpu_host->error(FERRY_ERR_INVALID_ARGUMENT,
                                "cpu: copy_strided: dtypes %d and %d differ; use cast",
                                (int)in->dtype, (int)out->dtype);
-    size_t size = cpu_dtype_size(out->dtype);
+    size_t size = cpu_elem_size(out->dtype);
     cpu_walk w;
     cpu_walk_init(&w, out->ndim, out->shape, out->strides, size, in->strides, size);
     if (w.numel == 0)
         return FERRY_OK;
-    char *dst = cpu_base(out);
-    const char *src = cpu_base(in);
+    char *dst = cpu_data(out);
+    const char *src = cpu_data(in);
     if (cpu_walk_is_flat(&w, size, size)) {
         memmove(dst, src, (size_t)w.numel * size);
         return FERRY_OK;
@@ -405,17 +391,29 @@ ferry_status cpu_cast(int32_t device, const ferry_kernel_tensor *out,
         return st;
     if (out->dtype == in->dtype)
         return cpu_copy_strided(device, out, in);
-    size_t dsize = cpu_dtype_size(out->dtype), ssize = cpu_dtype_size(in->dtype);
+    size_t dsize = cpu_elem_size(out->dtype), ssize = cpu_elem_size(in->dtype);
     const cpu_cast_loops *loops = &cpu_cast_table[in->dtype][out->dtype];
     cpu_walk w;
     cpu_walk_init(&w, out->ndim, out->shape, out->strides, dsize, in->strides, ssize);
     if (w.numel == 0)
         return FERRY_OK;
-    char *dst = cpu_base(out);
-    const char *src = cpu_base(in);
+    char *dst = cpu_data(out);
+    const char *src = cpu_data(in);
     if (cpu_walk_is_flat(&w, dsize, ssize) && cpu_aligned(dst, dsize) &&
         cpu_aligned(src, ssize)) {
-        loops->contig(dst, src, w.numel);
+        /* Conversions are compute-heavy enough (float16 rounding) that a second thread
+         * pays off from the same size as the elementwise ops. */
+        int nt = cpu_threads_for(w.numel, 32768);
+        if (nt <= 1) {
+            loops->contig(dst, src, w.numel);
+            return FERRY_OK;
+        }
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int t = 0; t < nt; t++) {
+            int64_t b = cpu_split(w.numel, nt, t, 64), e = cpu_split(w.numel, nt, t + 1, 64);
+            if (e > b)
+                loops->contig(dst + b * (int64_t)dsize, src + b * (int64_t)ssize, e - b);
+        }
         return FERRY_OK;
     }
     cpu_walk_run(&w, dst, src, loops->strided);
@@ -424,7 +422,7 @@ ferry_status cpu_cast(int32_t device, const ferry_kernel_tensor *out,
 
 ferry_status cpu_fill(int32_t device, const ferry_kernel_tensor *out, const void *value)
 {
-    size_t size = cpu_dtype_size(out->dtype);
+    size_t size = cpu_elem_size(out->dtype);
     if (!size)
         return cpu_host->error(FERRY_ERR_UNSUPPORTED, "cpu: fill: unknown dtype %d",
                                (int)out->dtype);
@@ -438,7 +436,7 @@ ferry_status cpu_fill(int32_t device, const ferry_kernel_tensor *out, const void
     cpu_walk_init(&w, out->ndim, out->shape, out->strides, size, NULL, 0);
     if (w.numel == 0)
         return FERRY_OK;
-    char *dst = cpu_base(out);
+    char *dst = cpu_data(out);
     int lg = cpu_log2_size(size);
     if (cpu_walk_is_flat(&w, size, 0) && cpu_aligned(dst, size)) {
         cpu_fill_contig_by_size[lg](dst, &v, w.numel);

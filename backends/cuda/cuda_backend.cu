@@ -1,5 +1,6 @@
 /* The CUDA backend plugin: devices, memory, copies on one non-blocking stream per device,
- * and matmul through cuBLAS. Every entry is extern "C", returns a status and lets no C++
+ * temporaries from a per-device pool, and the entry table (kernels in cuda_kernels.cu,
+ * matmul in cuda_matmul.cu). Every entry is extern "C", returns a status and lets no C++
  * exception out (STYLE.md 4); the driver's error name and number reach the message. */
 #include <pthread.h>
 #include <stdio.h>
@@ -22,6 +23,8 @@ typedef struct cuda_device {
     bool ready;
     cudaStream_t stream;
     cublasHandle_t blas;
+    int sms;             /* multiprocessors, for grid sizes */
+    cudaMemPool_t pool;  /* temporaries; NULL where the device has no memory pools */
     int peer_state[64]; /* 0 unknown, 1 usable, -1 refused, per destination device */
 } cuda_device;
 
@@ -42,6 +45,71 @@ static ferry_status blas_fail(int32_t dev, const char *call, cublasStatus_t s)
                                                             : FERRY_ERR_BACKEND,
                             "cuda:%d: %s failed: %s (%s=%d)", (int)dev, call,
                             cublasGetStatusString(s), cublasGetStatusName(s), (int)s);
+}
+
+/* A pool of the device's own, rather than its default pool, so that ferry's settings do not
+ * change the application's: it keeps up to 64 MiB when idle, so that a steady loop of
+ * reductions makes no driver allocation (the default threshold returns memory at every
+ * synchronisation). NULL, with a debug line, where pools are unsupported. */
+static cudaMemPool_t make_pool(int32_t dev)
+{
+    int supported = 0;
+    cudaError_t e = cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported, dev);
+    cudaMemPool_t pool = NULL;
+    if (e == cudaSuccess && supported) {
+        cudaMemPoolProps props;
+        memset(&props, 0, sizeof props);
+        props.allocType = cudaMemAllocationTypePinned;
+        props.location.type = cudaMemLocationTypeDevice;
+        props.location.id = dev;
+        e = cudaMemPoolCreate(&pool, &props);
+        if (e == cudaSuccess) {
+            uint64_t keep = (uint64_t)64 << 20; /* cuuint64_t, as the attribute wants */
+            if (cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) !=
+                cudaSuccess)
+                (void)cudaGetLastError(); /* only a cost: memory goes back sooner */
+            return pool;
+        }
+        pool = NULL;
+    }
+    (void)cudaGetLastError();
+    cuda_host->log(FERRY_LOG_DEBUG, "cuda", "cuda:%d: no memory pool (%s); temporaries use "
+                   "cudaMalloc and wait for their work before cudaFree", (int)dev,
+                   e == cudaSuccess ? "unsupported by the device" : cudaGetErrorName(e));
+    return NULL;
+}
+
+ferry_status cuda_temp_alloc(int32_t dev, cudaStream_t stream, size_t nbytes, void **out)
+{
+    *out = NULL;
+    cudaMemPool_t pool = devices[dev].pool;
+    cudaError_t e = pool ? cudaMallocFromPoolAsync(out, nbytes, pool, stream)
+                         : cudaMalloc(out, nbytes);
+    if (e != cudaSuccess) {
+        *out = NULL;
+        return cuda_fail(dev, pool ? "cudaMallocFromPoolAsync" : "cudaMalloc", e);
+    }
+    return FERRY_OK;
+}
+
+void cuda_temp_free(int32_t dev, cudaStream_t stream, void *p)
+{
+    if (!p)
+        return;
+    if (devices[dev].pool) {
+        if (cudaFreeAsync(p, stream) != cudaSuccess)
+            (void)cudaGetLastError();
+        return;
+    }
+    /* Work queued on the stream may still read p. */
+    cudaStreamSynchronize(stream);
+    cudaFree(p);
+    (void)cudaGetLastError();
+}
+
+int cuda_sm_count(int32_t dev)
+{
+    return devices[dev].sms;
 }
 
 /* Makes `dev` current and its stream and cuBLAS handle exist. */
@@ -65,6 +133,11 @@ ferry_status cuda_use(int32_t dev, cudaStream_t *stream)
                 st = blas_fail(dev, "cublasCreate", s);
                 cudaStreamDestroy(d->stream);
             } else {
+                if (cudaDeviceGetAttribute(&d->sms, cudaDevAttrMultiProcessorCount, dev) !=
+                        cudaSuccess ||
+                    d->sms < 1)
+                    d->sms = 1;
+                d->pool = make_pool(dev);
                 d->ready = true;
             }
         }
@@ -111,7 +184,10 @@ static void cuda_shutdown(void)
         if (devices[i].ready) {
             cudaSetDevice(i);
             cublasDestroy(devices[i].blas);
+            cudaStreamSynchronize(devices[i].stream);
             cudaStreamDestroy(devices[i].stream);
+            if (devices[i].pool)
+                cudaMemPoolDestroy(devices[i].pool);
         }
         pthread_mutex_destroy(&devices[i].lock);
     }
@@ -335,7 +411,7 @@ static ferry_status guarded_cast(int32_t dev, const ferry_kernel_tensor *out,
 static ferry_status guarded_copy_strided(int32_t dev, const ferry_kernel_tensor *out,
                                          const ferry_kernel_tensor *in)
 {
-    CUDA_GUARD(cuda_cast(dev, out, in))
+    CUDA_GUARD(cuda_copy_strided(dev, out, in))
 }
 
 static ferry_status guarded_unary(int32_t dev, ferry_unary_op op, const ferry_kernel_tensor *out,

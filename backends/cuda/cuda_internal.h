@@ -8,18 +8,34 @@
 
 #include <ferry/backend.h>
 
+#include "fk_plan.h"
+
 extern const ferry_host_api *cuda_host;
 
 /* Makes dev current, creating its stream and cuBLAS handle on first use. */
 ferry_status cuda_use(int32_t dev, cudaStream_t *stream);
 cublasHandle_t cuda_blas(int32_t dev);
+/* Streaming multiprocessors of a device cuda_use has readied (grid sizes follow it). */
+int cuda_sm_count(int32_t dev);
 /* Records "cuda:N: CALL failed: text (cudaErrorName=N)" and returns the status. */
 ferry_status cuda_fail(int32_t dev, const char *call, cudaError_t e);
+/* Device memory for temporaries of work queued on `stream` (reduction partials): usable by
+ * that work at once, and given back with cuda_temp_free after it is queued, without
+ * waiting for it. */
+ferry_status cuda_temp_alloc(int32_t dev, cudaStream_t stream, size_t nbytes, void **out);
+void cuda_temp_free(int32_t dev, cudaStream_t stream, void *p);
 
 ferry_status cuda_matmul(int32_t dev, const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
                          const ferry_kernel_tensor *b);
+/* ferry_matmul.h's kernel (one thread per output element, any strides, any dtype): the
+ * integer matmul, and floats in layouts cuBLAS does not take. */
+ferry_status cuda_matmul_kernel(int32_t dev, cudaStream_t stream, const ferry_kernel_tensor *out,
+                                const ferry_kernel_tensor *a, const ferry_kernel_tensor *b,
+                                const fk_mgeom *g);
 ferry_status cuda_fill(int32_t dev, const ferry_kernel_tensor *out, const void *value);
 ferry_status cuda_cast(int32_t dev, const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
+ferry_status cuda_copy_strided(int32_t dev, const ferry_kernel_tensor *out,
+                               const ferry_kernel_tensor *in);
 ferry_status cuda_unary(int32_t dev, ferry_unary_op op, const ferry_kernel_tensor *out,
                         const ferry_kernel_tensor *in);
 ferry_status cuda_binary(int32_t dev, ferry_binary_op op, const ferry_kernel_tensor *out,

@@ -17,7 +17,7 @@
 
 #include <ferry/backend.h>
 
-#include "ferry_kernels.h"
+#include "fk_plan.h" /* the launch planning shared with the CUDA backend */
 
 #define OCL_HIDDEN __attribute__((visibility("hidden")))
 
@@ -115,8 +115,6 @@ OCL_HIDDEN ferry_status ocl_kernel_get(ocl_device *d, int slot, const char *name
 OCL_HIDDEN void ocl_program_release(ocl_device *d);
 
 /* ocl_kernels.c */
-OCL_HIDDEN extern const char *const ocl_dtype_sfx[FERRY_NUM_DTYPES];
-OCL_HIDDEN size_t ocl_dtype_size(ferry_dtype dt);
 /* Enqueues the kernel of `slot` over n threads (rounded up to its work-group size);
  * lock held. */
 OCL_HIDDEN ferry_status ocl_enqueue(ocl_device *d, int slot, const char *name, int64_t n);

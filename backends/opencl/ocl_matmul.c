@@ -210,7 +210,7 @@ static ferry_status ocl_matmul_kernel(ocl_device *d, ferry_dtype dt, const fk_mg
                                       cl_mem out, cl_mem a, cl_mem b)
 {
     char name[48];
-    snprintf(name, sizeof name, "ferry_matmul_%s", ocl_dtype_sfx[dt]);
+    snprintf(name, sizeof name, "ferry_matmul_%s", fk_dtype_sfx[dt]);
     cl_kernel kern;
     int slot = OCL_K_MATMUL + (int)dt;
     ferry_status st = ocl_kernel_get(d, slot, name, &kern);
@@ -247,7 +247,7 @@ static ferry_status ocl_densify(ocl_device *d, cl_mem scratch, const ocl_tmp *t,
                                 int64_t cols)
 {
     int64_t nb = x->sb == 0 ? 1 : batch;
-    size_t tsize = ocl_dtype_size(to);
+    size_t tsize = fk_dtype_size(to);
     int64_t shape[3] = {nb, rows, cols};
     int64_t dst_strides[3] = {rows * cols, cols, 1};
     int64_t src_strides[3] = {x->sb, x->rs, x->cs};
@@ -258,7 +258,7 @@ static ferry_status ocl_densify(ocl_device *d, cl_mem scratch, const ocl_tmp *t,
                                src_strides);
     } else {
         ferry_kernel_tensor kd = {scratch, t->byte_off, to, 3, shape, dst_strides};
-        ferry_kernel_tensor ks = {x->buf, (size_t)x->off * ocl_dtype_size(from), from, 3, shape,
+        ferry_kernel_tensor ks = {x->buf, (size_t)x->off * fk_dtype_size(from), from, 3, shape,
                                   src_strides};
         st = ocl_cast_held(d, &kd, &ks);
     }
@@ -288,7 +288,7 @@ static ferry_status ocl_matmul_blas(ocl_device *d, ferry_dtype dt, int64_t batch
     if (batch > 1 && c.sb == 0)
         fc = OCL_FORM_NONE;
 
-    size_t csize = ocl_dtype_size(ct);
+    size_t csize = fk_dtype_size(ct);
     ocl_tmp ta = {0, 0}, tb = {0, 0}, tc = {0, 0};
     size_t total = 0;
     if (fa == OCL_FORM_NONE) {
@@ -356,37 +356,25 @@ ferry_status ocl_matmul(int32_t device, const ferry_kernel_tensor *out,
                         const ferry_kernel_tensor *a, const ferry_kernel_tensor *b)
 {
     ocl_device *d;
+    fk_plan_ctx c = {ocl_host, "opencl", device};
+    fk_mgeom g;
     ferry_status st = ocl_device_ready(device, &d);
+    if (st == FERRY_OK)
+        st = fk_plan_matmul(&c, out, a, b, &g);
+    if (st == FERRY_OK)
+        st = ocl_check_fp64(d, a->dtype);
     if (st != FERRY_OK)
         return st;
     ferry_dtype dt = a->dtype;
-    if (a->ndim != 3 || b->ndim != 3 || out->ndim != 3 || b->dtype != dt || out->dtype != dt ||
-        !ocl_dtype_size(dt) || a->shape[0] != b->shape[0] || a->shape[0] != out->shape[0] ||
-        a->shape[1] != out->shape[1] || b->shape[2] != out->shape[2] ||
-        a->shape[2] != b->shape[1])
-        return ocl_host->error(FERRY_ERR_INVALID_ARGUMENT,
-                               "opencl:%d: matmul needs [B, M, K] x [B, K, N] -> [B, M, N] of one "
-                               "dtype",
-                               (int)device);
-    if ((st = ocl_check_fp64(d, dt)) != FERRY_OK)
-        return st;
-    size_t size = ocl_dtype_size(dt);
-    if (a->byte_offset % size || b->byte_offset % size || out->byte_offset % size)
-        return ocl_host->error(FERRY_ERR_UNSUPPORTED,
-                               "opencl:%d: matmul operand offsets are not whole elements",
-                               (int)device);
-    int64_t batch = a->shape[0], m = a->shape[1], k = a->shape[2], n = b->shape[2];
+    int64_t batch = g.batch, m = g.m, k = g.k, n = g.n;
     if (batch == 0 || m == 0 || n == 0)
         return FERRY_OK;
     if (k == 0)
         return FERRY_ERR_UNSUPPORTED; /* the core fills out with zeros itself */
 
-    ocl_mat ma = {(cl_mem)a->buffer, (int64_t)(a->byte_offset / size), a->strides[0],
-                  a->strides[1], a->strides[2]};
-    ocl_mat mb = {(cl_mem)b->buffer, (int64_t)(b->byte_offset / size), b->strides[0],
-                  b->strides[1], b->strides[2]};
-    ocl_mat mc = {(cl_mem)out->buffer, (int64_t)(out->byte_offset / size), out->strides[0],
-                  out->strides[1], out->strides[2]};
+    ocl_mat ma = {(cl_mem)a->buffer, g.a_offset, g.a_sb, g.a_sm, g.a_sk};
+    ocl_mat mb = {(cl_mem)b->buffer, g.b_offset, g.b_sb, g.b_sk, g.b_sn};
+    ocl_mat mc = {(cl_mem)out->buffer, g.o_offset, g.o_sb, g.o_sm, g.o_sn};
     bool blas_dtype = dt == FERRY_FLOAT32 || dt == FERRY_FLOAT64 || dt == FERRY_FLOAT16 ||
                       dt == FERRY_BFLOAT16;
     bool big = batch * m * n * k >= OCL_BLAS_MIN_WORK;
@@ -396,12 +384,8 @@ ferry_status ocl_matmul(int32_t device, const ferry_kernel_tensor *out,
     st = FERRY_ERR_UNSUPPORTED;
     if (use_blas)
         st = ocl_matmul_blas(d, dt, batch, m, n, k, ma, mb, mc, out);
-    if (st == FERRY_ERR_UNSUPPORTED) {
-        fk_mgeom g = {batch, m, n, k, ma.off, batch > 1 ? ma.sb : 0, ma.rs, ma.cs,
-                      mb.off, batch > 1 ? mb.sb : 0, mb.rs, mb.cs,
-                      mc.off, batch > 1 ? mc.sb : 0, mc.rs, mc.cs};
+    if (st == FERRY_ERR_UNSUPPORTED)
         st = ocl_matmul_kernel(d, dt, &g, mc.buf, ma.buf, mb.buf);
-    }
     ocl_scratch_trim(d);
     pthread_mutex_unlock(&d->lock);
     return st;

@@ -74,7 +74,7 @@ static void ocl_build_options(const ocl_device *d, int group, char *buf, size_t 
     int dtype = group == OCL_G_COPY ? -1 : (group - OCL_G_CAST) % FERRY_NUM_DTYPES;
     char sel[32] = "";
     if (dtype >= 0)
-        snprintf(sel, sizeof sel, " -DFK_SEL_%s=1", ocl_dtype_sfx[dtype]);
+        snprintf(sel, sizeof sel, " -DFK_SEL_%s=1", fk_dtype_sfx[dtype]);
     /* Correctly rounded division and sqrt, as the cpu backend computes them; without
      * the option OpenCL allows 2.5 ulp. Denormals stay (no -cl-denorms-are-zero). */
     snprintf(buf, cap, "%s -DFK_FAMILY_%s=1%s%s%s%s%s", d->opencl12 ? "-cl-std=CL1.2" : "",

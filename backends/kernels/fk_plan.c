@@ -1,0 +1,460 @@
+/* Launch planning for the portable kernels, shared by the OpenCL and CUDA plugins (each
+ * compiles this file into itself): entry contracts, fk_geom dim merging and flags,
+ * reduction passes and matmul strides. No vendor header; errors go to the host service. */
+#include <string.h>
+
+#include "fk_plan.h"
+
+/* The kernels number their ops as backend.h does, and index dtypes in ferry_dtype order. */
+_Static_assert(FK_UN_NEG == FERRY_UNARY_NEG && FK_UN_RELU == FERRY_UNARY_RELU &&
+                   FK_UN_SIGMOID == FERRY_UNARY_SIGMOID,
+               "unary op numbers");
+_Static_assert(FK_BIN_ADD == FERRY_BINARY_ADD && FK_BIN_MINIMUM == FERRY_BINARY_MINIMUM &&
+                   FK_BIN_EQ == FERRY_BINARY_EQ && FK_BIN_GE == FERRY_BINARY_GE,
+               "binary op numbers");
+_Static_assert(FK_RED_SUM == FERRY_REDUCE_SUM && FK_RED_MAX == FERRY_REDUCE_MAX &&
+                   FK_RED_MIN == FERRY_REDUCE_MIN && FK_RED_ARGMAX == FERRY_REDUCE_ARGMAX,
+               "reduce op numbers");
+_Static_assert(FERRY_NUM_DTYPES == 10 && FERRY_BOOL == 0 && FERRY_FLOAT64 == 9,
+               "the kernels' dtype table has ten entries in ferry_dtype order");
+
+/* ---- dtypes --------------------------------------------------------------------------- */
+
+const char *const fk_dtype_sfx[FERRY_NUM_DTYPES] = {"bool", "u8",   "i8",  "i16", "i32",
+                                                    "i64",  "f16", "bf16", "f32", "f64"};
+
+const char *fk_dtype_name(ferry_dtype dt)
+{
+    static const char *const names[FERRY_NUM_DTYPES] = {
+        "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
+        "float64"};
+    return (unsigned)dt < FERRY_NUM_DTYPES ? names[dt] : "an unknown dtype";
+}
+
+size_t fk_dtype_size(ferry_dtype dt)
+{
+    static const size_t sizes[FERRY_NUM_DTYPES] = {1, 1, 1, 2, 4, 8, 2, 2, 4, 8};
+    return (unsigned)dt < FERRY_NUM_DTYPES ? sizes[dt] : 0;
+}
+
+int fk_width_log2(size_t size)
+{
+    return size == 1 ? 0 : size == 2 ? 1 : size == 4 ? 2 : 3;
+}
+
+bool fk_dtype_is_float(ferry_dtype dt)
+{
+    return dt == FERRY_FLOAT16 || dt == FERRY_BFLOAT16 || dt == FERRY_FLOAT32 ||
+           dt == FERRY_FLOAT64;
+}
+
+ferry_status fk_plan_dtype(const fk_plan_ctx *c, ferry_dtype dt)
+{
+    if (!fk_dtype_size(dt))
+        return c->host->error(FERRY_ERR_UNSUPPORTED, "%s:%d: unknown dtype value %d", c->backend,
+                              (int)c->device, (int)dt);
+    return FERRY_OK;
+}
+
+/* ---- elementwise ---------------------------------------------------------------------- */
+
+/* The element offset of a descriptor; the kernels index whole elements. */
+static ferry_status elem_offset(const fk_plan_ctx *c, const ferry_kernel_tensor *t, int64_t *out)
+{
+    size_t size = fk_dtype_size(t->dtype);
+    if (size == 0)
+        return fk_plan_dtype(c, t->dtype);
+    if (t->byte_offset % size != 0)
+        return c->host->error(FERRY_ERR_UNSUPPORTED,
+                              "%s:%d: byte offset %zu is not a multiple of the %zu-byte "
+                              "element size",
+                              c->backend, (int)c->device, t->byte_offset, size);
+    *out = (int64_t)(t->byte_offset / size);
+    return FERRY_OK;
+}
+
+ferry_status fk_plan_geom(const fk_plan_ctx *c, fk_geom *g, int nops,
+                          const ferry_kernel_tensor *const *ops)
+{
+    memset(g, 0, sizeof *g);
+    const ferry_kernel_tensor *o = ops[0];
+    if (o->ndim < 0 || o->ndim > FERRY_MAX_DIMS)
+        return c->host->error(FERRY_ERR_INVALID_ARGUMENT, "%s:%d: %d dimensions", c->backend,
+                              (int)c->device, (int)o->ndim);
+    for (int k = 1; k < nops; k++) {
+        if (ops[k]->ndim != o->ndim)
+            return c->host->error(FERRY_ERR_INVALID_ARGUMENT,
+                                  "%s:%d: operands have %d and %d dimensions", c->backend,
+                                  (int)c->device, (int)ops[k]->ndim, (int)o->ndim);
+        for (int i = 0; i < o->ndim; i++)
+            if (ops[k]->shape[i] != o->shape[i])
+                return c->host->error(FERRY_ERR_INVALID_ARGUMENT,
+                                      "%s:%d: extent %lld differs from %lld in dimension %d",
+                                      c->backend, (int)c->device, (long long)ops[k]->shape[i],
+                                      (long long)o->shape[i], i);
+    }
+    int64_t numel = 1;
+    for (int i = 0; i < o->ndim; i++)
+        numel *= o->shape[i];
+    g->numel = numel;
+    for (int k = 0; k < nops; k++) {
+        ferry_status st = elem_offset(c, ops[k], &g->offset[k]);
+        if (st != FERRY_OK)
+            return st;
+    }
+    if (numel == 0)
+        return FERRY_OK;
+    /* Innermost first, then reversed, so a merge only looks at one neighbour. */
+    int64_t sh[FERRY_MAX_DIMS], st[3][FERRY_MAX_DIMS];
+    int n = 0;
+    for (int i = o->ndim - 1; i >= 0; i--) {
+        if (o->shape[i] == 1)
+            continue;
+        bool merge = n > 0;
+        for (int k = 0; merge && k < nops; k++)
+            merge = ops[k]->strides[i] == st[k][n - 1] * sh[n - 1];
+        if (merge) {
+            sh[n - 1] *= o->shape[i];
+            continue;
+        }
+        sh[n] = o->shape[i];
+        for (int k = 0; k < nops; k++)
+            st[k][n] = ops[k]->strides[i];
+        n++;
+    }
+    if (n > FK_MAX_DIMS)
+        return c->host->error(FERRY_ERR_UNSUPPORTED,
+                              "%s:%d: %d dimensions remain after merging; the kernels walk "
+                              "at most %d",
+                              c->backend, (int)c->device, n, FK_MAX_DIMS);
+    g->ndim = n;
+    for (int i = 0; i < n; i++) {
+        g->shape[i] = sh[n - 1 - i];
+        for (int k = 0; k < nops; k++)
+            g->stride[k][i] = st[k][n - 1 - i];
+    }
+    bool dense = n == 0;
+    if (n == 1) {
+        dense = true;
+        for (int k = 0; k < nops; k++)
+            dense = dense && g->stride[k][0] == 1;
+    }
+    g->flags = (dense ? FK_CONTIG : 0) | (numel <= INT32_MAX ? FK_INDEX32 : 0);
+    return FERRY_OK;
+}
+
+void fk_plan_dense(fk_geom *g, int64_t n, int64_t off0, int64_t off1)
+{
+    memset(g, 0, sizeof *g);
+    g->numel = n;
+    g->ndim = 1;
+    g->shape[0] = n;
+    g->stride[0][0] = g->stride[1][0] = 1;
+    g->offset[0] = off0;
+    g->offset[1] = off1;
+    g->flags = FK_CONTIG | (n <= INT32_MAX ? FK_INDEX32 : 0);
+}
+
+bool fk_plan_overlap(const ferry_kernel_tensor *a, const ferry_kernel_tensor *b, size_t nbytes)
+{
+    return a->buffer == b->buffer && a->byte_offset < b->byte_offset + nbytes &&
+           b->byte_offset < a->byte_offset + nbytes;
+}
+
+ferry_status fk_plan_check_copy(const fk_plan_ctx *c, const ferry_kernel_tensor *out,
+                                const ferry_kernel_tensor *in)
+{
+    ferry_status st = fk_plan_dtype(c, out->dtype);
+    if (st == FERRY_OK && in->dtype != out->dtype)
+        st = c->host->error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s:%d: copy_strided: dtypes %s and %s differ; use cast", c->backend,
+                            (int)c->device, fk_dtype_name(in->dtype), fk_dtype_name(out->dtype));
+    return st;
+}
+
+ferry_status fk_plan_check_cast(const fk_plan_ctx *c, const ferry_kernel_tensor *out,
+                                const ferry_kernel_tensor *in)
+{
+    ferry_status st = fk_plan_dtype(c, out->dtype);
+    return st == FERRY_OK ? fk_plan_dtype(c, in->dtype) : st;
+}
+
+ferry_status fk_plan_check_unary(const fk_plan_ctx *c, ferry_unary_op op,
+                                 const ferry_kernel_tensor *out, const ferry_kernel_tensor *in)
+{
+    ferry_status st = fk_plan_dtype(c, out->dtype);
+    if (st == FERRY_OK && (in->dtype != out->dtype || (unsigned)op > FERRY_UNARY_RELU))
+        st = c->host->error(FERRY_ERR_INVALID_ARGUMENT, "%s:%d: unary op %d on %s -> %s",
+                            c->backend, (int)c->device, (int)op, fk_dtype_name(in->dtype),
+                            fk_dtype_name(out->dtype));
+    /* The transcendental ops are float-only: the core converts integers to float32. */
+    if (st == FERRY_OK && !fk_dtype_is_float(in->dtype) && op != FERRY_UNARY_NEG &&
+        op != FERRY_UNARY_ABS && op != FERRY_UNARY_RELU)
+        st = c->host->error(FERRY_ERR_UNSUPPORTED, "%s:%d: unary op %d has no kernel for %s",
+                            c->backend, (int)c->device, (int)op, fk_dtype_name(in->dtype));
+    return st;
+}
+
+ferry_status fk_plan_check_binary(const fk_plan_ctx *c, ferry_binary_op op,
+                                  const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
+                                  const ferry_kernel_tensor *b, bool *compare)
+{
+    *compare = op >= FERRY_BINARY_EQ;
+    ferry_status st = fk_plan_dtype(c, a->dtype);
+    if (st == FERRY_OK &&
+        ((unsigned)op > FERRY_BINARY_GE || a->dtype != b->dtype ||
+         out->dtype != (*compare ? FERRY_BOOL : a->dtype)))
+        st = c->host->error(FERRY_ERR_INVALID_ARGUMENT, "%s:%d: binary op %d on %s, %s -> %s",
+                            c->backend, (int)c->device, (int)op, fk_dtype_name(a->dtype),
+                            fk_dtype_name(b->dtype), fk_dtype_name(out->dtype));
+    if (st == FERRY_OK && op == FERRY_BINARY_DIV && !fk_dtype_is_float(a->dtype))
+        st = c->host->error(FERRY_ERR_UNSUPPORTED,
+                            "%s:%d: integer division has no kernel (the core promotes it to "
+                            "float)",
+                            c->backend, (int)c->device);
+    return st;
+}
+
+/* ---- reduce --------------------------------------------------------------------------- */
+
+/* Fewest elements a thread adds up before another pass is worth its launch. */
+#define FK_PLAN_MIN_CHUNK 256
+
+/* Chunks per output for a pass over nred elements each. */
+static int64_t reduce_parts(int64_t target, int64_t nout, int64_t nred)
+{
+    int64_t parts = nout >= target ? 1 : (target + nout - 1) / nout;
+    int64_t most = (nred + FK_PLAN_MIN_CHUNK - 1) / FK_PLAN_MIN_CHUNK;
+    if (parts > most)
+        parts = most;
+    int64_t least = (nred + FK_MAX_CHUNK - 1) / FK_MAX_CHUNK;
+    if (parts < least)
+        parts = least;
+    if (parts < 1)
+        parts = 1;
+    int64_t chunk = (nred + parts - 1) / parts;
+    return (nred + chunk - 1) / chunk; /* no empty chunk */
+}
+
+/* One dim of the kept or reduced set. */
+typedef struct rdim {
+    int64_t shape, in_stride, out_stride;
+} rdim;
+
+/* Appends a dim, merging it into the previous one when both step as one run. */
+static void rdim_push(rdim *dims, int *n, rdim x, bool with_out)
+{
+    if (*n > 0) {
+        rdim *p = &dims[*n - 1];
+        if (p->in_stride == x.in_stride * x.shape &&
+            (!with_out || p->out_stride == x.out_stride * x.shape)) {
+            p->shape *= x.shape;
+            p->in_stride = x.in_stride;
+            p->out_stride = x.out_stride;
+            return;
+        }
+    }
+    dims[(*n)++] = x;
+}
+
+/* Fills the output side of the current pass (p->cur_red elements per output). */
+static void reduce_setup(fk_reduce_plan *p)
+{
+    fk_rgeom *g = &p->g;
+    int64_t parts = reduce_parts(p->target, g->nout, p->cur_red);
+    p->final = parts == 1;
+    g->nred = p->cur_red;
+    g->chunk = (p->cur_red + parts - 1) / parts;
+    g->nparts = parts;
+    g->part_stride = 1;
+    if (p->final) {
+        g->out_offset = g->idx_out_offset = p->out_off;
+        for (int i = 0; i < g->nkept; i++)
+            g->kstride_out[i] = p->kout_stride[i];
+        g->mean_count = p->op == FERRY_REDUCE_MEAN ? p->nred : 0;
+        g->out_kind = p->out_kind;
+    } else {
+        /* Partials: [nout][parts], dense, in the value and index regions of this pass. */
+        size_t vbytes = (size_t)(p->pass % 2) * p->region;
+        size_t ibytes = (size_t)(2 + p->pass % 2) * p->region;
+        g->out_offset = (int64_t)(vbytes / fk_dtype_size(p->acc_dtype));
+        g->idx_out_offset = (int64_t)(ibytes / 8);
+        int64_t s = parts;
+        for (int i = g->nkept - 1; i >= 0; i--) {
+            g->kstride_out[i] = s;
+            s *= g->kshape[i];
+        }
+        g->mean_count = 0;
+        g->out_kind = FK_OUT_ACC;
+    }
+    if (p->pass > 0) /* later passes read the partials */
+        p->kdtype = p->acc_dtype;
+    p->threads = g->nout * parts;
+}
+
+ferry_status fk_plan_reduce(const fk_plan_ctx *c, ferry_reduce_op op,
+                            const ferry_kernel_tensor *out, const ferry_kernel_tensor *in,
+                            int64_t target_threads, fk_reduce_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    ferry_status st = fk_plan_dtype(c, in->dtype);
+    if (st != FERRY_OK)
+        return st;
+    ferry_dtype dt = in->dtype;
+    bool fl = fk_dtype_is_float(dt);
+    ferry_dtype want = op == FERRY_REDUCE_ARGMAX       ? FERRY_INT64
+                       : op == FERRY_REDUCE_SUM && !fl ? FERRY_INT64
+                                                       : dt;
+    if ((unsigned)op > FERRY_REDUCE_ARGMAX || out->dtype != want ||
+        (op == FERRY_REDUCE_MEAN && !fl) || out->ndim != in->ndim || in->ndim < 0 ||
+        in->ndim > FERRY_MAX_DIMS)
+        return c->host->error(FERRY_ERR_INVALID_ARGUMENT,
+                              "%s:%d: reduce op %d of %d-d %s into %d-d %s", c->backend,
+                              (int)c->device, (int)op, (int)in->ndim, fk_dtype_name(dt),
+                              (int)out->ndim, fk_dtype_name(out->dtype));
+    int64_t in_off = 0, out_off = 0;
+    if ((st = elem_offset(c, in, &in_off)) != FERRY_OK ||
+        (st = elem_offset(c, out, &out_off)) != FERRY_OK)
+        return st;
+
+    int64_t out_numel = 1;
+    for (int i = 0; i < out->ndim; i++)
+        out_numel *= out->shape[i];
+    if (out_numel == 0) {
+        p->empty = true;
+        return FERRY_OK;
+    }
+    rdim kept[FERRY_MAX_DIMS], red[FERRY_MAX_DIMS];
+    int nk = 0, nr = 0;
+    int64_t nout = 1, nred = 1;
+    for (int i = 0; i < in->ndim; i++) {
+        int64_t e = in->shape[i];
+        if (e == 0) /* the core fills empty reductions (0, NaN) itself */
+            return c->host->error(FERRY_ERR_UNSUPPORTED, "%s:%d: reduce over an empty dim %d",
+                                  c->backend, (int)c->device, i);
+        if (e == 1)
+            continue;
+        rdim x = {e, in->strides[i], out->strides[i]};
+        if (out->shape[i] == e) {
+            rdim_push(kept, &nk, x, true);
+            nout *= e;
+        } else if (out->shape[i] == 1) {
+            rdim_push(red, &nr, x, false);
+            nred *= e;
+        } else {
+            return c->host->error(FERRY_ERR_INVALID_ARGUMENT,
+                                  "%s:%d: reduce: output extent %lld in dim %d is neither "
+                                  "1 nor %lld",
+                                  c->backend, (int)c->device, (long long)out->shape[i], i,
+                                  (long long)e);
+        }
+    }
+    if (nk > FK_MAX_DIMS || nr > FK_MAX_DIMS)
+        return c->host->error(FERRY_ERR_UNSUPPORTED,
+                              "%s:%d: reduce over %d kept and %d reduced dims; the kernels "
+                              "walk at most %d of each",
+                              c->backend, (int)c->device, nk, nr, FK_MAX_DIMS);
+
+    /* What the partials accumulate in: sums in int64, float32 (for the 16-bit floats) or
+     * float64; max, min and argmax keep values, the 16-bit floats as float32. */
+    bool half = dt == FERRY_FLOAT16 || dt == FERRY_BFLOAT16;
+    bool sum = op == FERRY_REDUCE_SUM || op == FERRY_REDUCE_MEAN;
+    p->acc_dtype = sum ? (fl ? (dt == FERRY_FLOAT64 ? FERRY_FLOAT64 : FERRY_FLOAT32) : FERRY_INT64)
+                       : (half ? FERRY_FLOAT32 : dt);
+    p->family = sum ? FK_PLAN_SUM : op == FERRY_REDUCE_ARGMAX ? FK_PLAN_ARGMAX : FK_PLAN_MAXMIN;
+    p->out_kind = FK_OUT_ACC;
+    if (p->acc_dtype == FERRY_FLOAT32 && out->dtype == FERRY_FLOAT16)
+        p->out_kind = FK_OUT_F16;
+    else if (p->acc_dtype == FERRY_FLOAT32 && out->dtype == FERRY_BFLOAT16)
+        p->out_kind = FK_OUT_BF16;
+    p->op = op;
+    p->target = target_threads > 0 ? target_threads : 1;
+    p->out_off = out_off;
+    p->nred = nred;
+    p->cur_red = nred;
+    p->kdtype = dt;
+
+    fk_rgeom *g = &p->g;
+    g->nkept = nk;
+    g->nreduced = nr;
+    for (int i = 0; i < nk; i++) {
+        g->kshape[i] = kept[i].shape;
+        g->kstride_in[i] = kept[i].in_stride;
+        p->kout_stride[i] = kept[i].out_stride;
+    }
+    for (int i = 0; i < nr; i++) {
+        g->rshape[i] = red[i].shape;
+        g->rstride[i] = red[i].in_stride;
+    }
+    g->in_offset = in_off;
+    g->nout = nout;
+    g->op = (int)op;
+
+    /* Later passes have fewer parts than the first, so its partials size every region. */
+    int64_t parts1 = reduce_parts(p->target, nout, nred);
+    p->region = ((size_t)(nout * parts1) * 8 + 255) & ~(size_t)255;
+    p->scratch_bytes = parts1 > 1 ? 4 * p->region : 0;
+    reduce_setup(p);
+    return FERRY_OK;
+}
+
+void fk_plan_reduce_next(fk_reduce_plan *p)
+{
+    fk_rgeom *g = &p->g;
+    int64_t parts = g->nparts;
+    g->in_offset = g->out_offset;
+    g->idx_in_offset = g->idx_out_offset;
+    int64_t s = parts;
+    for (int i = g->nkept - 1; i >= 0; i--) {
+        g->kstride_in[i] = s;
+        s *= g->kshape[i];
+    }
+    g->nreduced = 1;
+    g->rshape[0] = parts;
+    g->rstride[0] = 1;
+    p->cur_red = parts;
+    p->pass++;
+    reduce_setup(p);
+}
+
+/* ---- matmul --------------------------------------------------------------------------- */
+
+ferry_status fk_plan_matmul(const fk_plan_ctx *c, const ferry_kernel_tensor *out,
+                            const ferry_kernel_tensor *a, const ferry_kernel_tensor *b,
+                            fk_mgeom *g)
+{
+    memset(g, 0, sizeof *g);
+    ferry_dtype dt = a->dtype;
+    if (a->ndim != 3 || b->ndim != 3 || out->ndim != 3 || b->dtype != dt || out->dtype != dt ||
+        !fk_dtype_size(dt) || a->shape[0] != b->shape[0] || a->shape[0] != out->shape[0] ||
+        a->shape[1] != out->shape[1] || b->shape[2] != out->shape[2] ||
+        a->shape[2] != b->shape[1])
+        return c->host->error(FERRY_ERR_INVALID_ARGUMENT,
+                              "%s:%d: matmul needs [B, M, K] x [B, K, N] -> [B, M, N] of one "
+                              "dtype",
+                              c->backend, (int)c->device);
+    size_t size = fk_dtype_size(dt);
+    if (a->byte_offset % size || b->byte_offset % size || out->byte_offset % size)
+        return c->host->error(FERRY_ERR_UNSUPPORTED,
+                              "%s:%d: matmul operand offsets are not whole elements", c->backend,
+                              (int)c->device);
+    int64_t batch = a->shape[0];
+    bool batched = batch > 1;
+    g->batch = batch;
+    g->m = a->shape[1];
+    g->k = a->shape[2];
+    g->n = b->shape[2];
+    g->a_offset = (int64_t)(a->byte_offset / size);
+    g->a_sb = batched ? a->strides[0] : 0;
+    g->a_sm = a->strides[1];
+    g->a_sk = a->strides[2];
+    g->b_offset = (int64_t)(b->byte_offset / size);
+    g->b_sb = batched ? b->strides[0] : 0;
+    g->b_sk = b->strides[1];
+    g->b_sn = b->strides[2];
+    g->o_offset = (int64_t)(out->byte_offset / size);
+    g->o_sb = batched ? out->strides[0] : 0;
+    g->o_sm = out->strides[1];
+    g->o_sn = out->strides[2];
+    return FERRY_OK;
+}

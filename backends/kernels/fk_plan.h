@@ -1,0 +1,135 @@
+/* Host-side launch planning shared by the OpenCL and CUDA backends: checks the core's
+ * ferry_kernel_tensor descriptors against each kernel entry's contract and turns them into
+ * the launch structs of ferry_kernels.h. Plain C; each plugin compiles fk_plan.c in, hidden. */
+#ifndef FERRY_FK_PLAN_H
+#define FERRY_FK_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ferry/backend.h>
+
+#include "ferry_kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The plugins export only their entry; this keeps the planner out of the dynamic symbol
+ * table even where a plugin's compiler flags forget -fvisibility=hidden. */
+#define FK_PLAN_HIDDEN __attribute__((visibility("hidden")))
+
+/* Who is planning, so that a refusal reads "cuda:0: ..." or "opencl:1: ..." and goes
+ * through the core's error service like the backend's own messages. */
+typedef struct fk_plan_ctx {
+    const ferry_host_api *host;
+    const char *backend; /* "opencl", "cuda" */
+    int32_t device;
+} fk_plan_ctx;
+
+/* ---- dtypes --------------------------------------------------------------------------- */
+
+/* Kernel name suffixes in ferry_dtype order ("f32" for FERRY_FLOAT32), as the kernels'
+ * dtype table spells them. */
+FK_PLAN_HIDDEN extern const char *const fk_dtype_sfx[FERRY_NUM_DTYPES];
+/* "float32"; the plugins do not link libferry's ferry_dtype_name(). */
+FK_PLAN_HIDDEN const char *fk_dtype_name(ferry_dtype dt);
+/* Bytes per element; 0 for a value that is no dtype. */
+FK_PLAN_HIDDEN size_t fk_dtype_size(ferry_dtype dt);
+/* log2 of an element size of 1, 2, 4 or 8 bytes: the fill and copy kernels' index. */
+FK_PLAN_HIDDEN int fk_width_log2(size_t size);
+FK_PLAN_HIDDEN bool fk_dtype_is_float(ferry_dtype dt);
+/* FERRY_ERR_UNSUPPORTED for a value that is no dtype. */
+FK_PLAN_HIDDEN ferry_status fk_plan_dtype(const fk_plan_ctx *c, ferry_dtype dt);
+
+/* ---- elementwise ---------------------------------------------------------------------- */
+
+/* Geometry of up to three operands of one shape (ops[0] is the output): extent-1 dims
+ * dropped, a dim merged into its inner neighbour when every operand steps over both as one
+ * run, FK_CONTIG when what remains is one dense run in every operand, FK_INDEX32 below
+ * 2^31 elements. FERRY_ERR_UNSUPPORTED when a byte offset is not a whole number of
+ * elements or more than FK_MAX_DIMS dims remain (the core then runs the op on the cpu). */
+FK_PLAN_HIDDEN ferry_status fk_plan_geom(const fk_plan_ctx *c, fk_geom *g, int nops,
+                                         const ferry_kernel_tensor *const *ops);
+/* The geometry of n dense elements at element offsets off0 (output) and off1. */
+FK_PLAN_HIDDEN void fk_plan_dense(fk_geom *g, int64_t n, int64_t off0, int64_t off1);
+/* Whether nbytes from a and from b share a byte of one buffer. */
+FK_PLAN_HIDDEN bool fk_plan_overlap(const ferry_kernel_tensor *a, const ferry_kernel_tensor *b,
+                                    size_t nbytes);
+
+/* The entry contracts of backend.h, checked before any geometry is built; a backend may
+ * add its own refusals (float64 on an OpenCL device without it) between the two. */
+FK_PLAN_HIDDEN ferry_status fk_plan_check_copy(const fk_plan_ctx *c,
+                                               const ferry_kernel_tensor *out,
+                                               const ferry_kernel_tensor *in);
+FK_PLAN_HIDDEN ferry_status fk_plan_check_cast(const fk_plan_ctx *c,
+                                               const ferry_kernel_tensor *out,
+                                               const ferry_kernel_tensor *in);
+FK_PLAN_HIDDEN ferry_status fk_plan_check_unary(const fk_plan_ctx *c, ferry_unary_op op,
+                                                const ferry_kernel_tensor *out,
+                                                const ferry_kernel_tensor *in);
+/* *compare is set for EQ .. GE, whose kernels are ferry_compare_<dtype>. */
+FK_PLAN_HIDDEN ferry_status fk_plan_check_binary(const fk_plan_ctx *c, ferry_binary_op op,
+                                                 const ferry_kernel_tensor *out,
+                                                 const ferry_kernel_tensor *a,
+                                                 const ferry_kernel_tensor *b, bool *compare);
+
+/* ---- reduce --------------------------------------------------------------------------- */
+
+/* The kernel family that runs every pass of a reduction: ferry_sum_<dtype> (also mean),
+ * ferry_maxmin_<dtype>, or ferry_argmax_<dtype> then ferry_argmax_part_<dtype>. */
+enum { FK_PLAN_SUM = 0, FK_PLAN_MAXMIN = 1, FK_PLAN_ARGMAX = 2 };
+
+/* A reduction as a sequence of passes. The first pass reads the input tensor; every pass
+ * but the last writes partials into scratch (two value and two index regions, used in
+ * turn) and the next pass reduces those; the last writes `out`. A backend launches the
+ * kernel of `family` for `kdtype` over `threads` threads with `g`, then calls
+ * fk_plan_reduce_next() until a pass with `final` set has run. */
+typedef struct fk_reduce_plan {
+    fk_rgeom g;           /* the current pass */
+    int family;           /* FK_PLAN_SUM, FK_PLAN_MAXMIN or FK_PLAN_ARGMAX */
+    int pass;             /* 0 for the first pass */
+    bool final;           /* the current pass writes out (else scratch) */
+    bool empty;           /* out has no element: launch nothing */
+    ferry_dtype kdtype;   /* what the current pass reads: in's dtype, then acc_dtype */
+    ferry_dtype acc_dtype;
+    int64_t threads;      /* threads of the current pass (one per output and chunk) */
+    size_t scratch_bytes; /* scratch the passes share; 0 when one pass does it all */
+
+    /* The planner's own state. */
+    int64_t target;       /* threads a pass aims for */
+    int64_t cur_red;      /* elements each output reduces in the current pass */
+    int64_t out_off;      /* out's element offset */
+    int64_t nred;         /* elements each output reduces in all */
+    int64_t kout_stride[FK_MAX_DIMS];
+    size_t region;        /* bytes of each of the four scratch regions */
+    int out_kind;
+    ferry_reduce_op op;
+} fk_reduce_plan;
+
+/* Checks the reduce contract of backend.h and plans the first pass; target_threads is how
+ * many threads a pass should keep busy (the device's width). FERRY_ERR_UNSUPPORTED for an
+ * empty reduced dim (the core fills 0 or NaN itself) or more than FK_MAX_DIMS kept or
+ * reduced dims after merging. */
+FK_PLAN_HIDDEN ferry_status fk_plan_reduce(const fk_plan_ctx *c, ferry_reduce_op op,
+                                           const ferry_kernel_tensor *out,
+                                           const ferry_kernel_tensor *in,
+                                           int64_t target_threads, fk_reduce_plan *p);
+/* Moves to the pass after a non-final one: it reads what that one wrote. */
+FK_PLAN_HIDDEN void fk_plan_reduce_next(fk_reduce_plan *p);
+
+/* ---- matmul --------------------------------------------------------------------------- */
+
+/* Checks the matmul contract (a [B, M, K] x b [B, K, N] -> out [B, M, N], one known dtype)
+ * and fills g with element offsets and strides; a batch stride is 0 when B is 1.
+ * FERRY_ERR_UNSUPPORTED when an offset is not a whole number of elements. */
+FK_PLAN_HIDDEN ferry_status fk_plan_matmul(const fk_plan_ctx *c, const ferry_kernel_tensor *out,
+                                           const ferry_kernel_tensor *a,
+                                           const ferry_kernel_tensor *b, fk_mgeom *g);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FERRY_FK_PLAN_H */
