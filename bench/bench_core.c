@@ -12,6 +12,8 @@
 
 #include <ferry/ferry.h>
 
+#include "bench_util.h"
+
 #define MIB ((size_t)1 << 20)
 #define MAX_FIGURES 16
 
@@ -65,67 +67,6 @@ static void die(const char *fmt, ...)
     exit(1);
 }
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* Keeps the compiler from proving a buffer dead and dropping the memcpy into it. */
-static void escape(void *p)
-{
-    __asm__ volatile("" : : "g"(p) : "memory");
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static void *xmalloc_touched(size_t n)
-{
-    void *p = malloc(n);
-    if (!p) {
-        fprintf(stderr, "bench_core: out of memory allocating %zu bytes\n", n);
-        exit(1);
-    }
-    /* Faulting the pages in now keeps first-touch costs out of the memcpy baseline,
-     * as ferry's caching allocator keeps them out of the warmed-up ferry loops. */
-    memset(p, 0x5a, n);
-    return p;
-}
-
-static void cpu_model(char *buf, size_t cap)
-{
-    char line[512];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    snprintf(buf, cap, "unknown");
-    if (!f)
-        return;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) != 0)
-            continue;
-        char *v = strchr(line, ':');
-        if (!v)
-            break;
-        v++;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        v[strcspn(v, "\n")] = '\0';
-        snprintf(buf, cap, "%s", v);
-        break;
-    }
-    fclose(f);
-}
-
 static uint64_t backend_allocs(const char *device)
 {
     ferry_memory_stats s;
@@ -172,7 +113,7 @@ static void bench_roundtrip(const config *cfg)
     ferry_tensor *src = filled_f32(numel);
     const void *src_host = ferry_tensor_host_data(src);
     size_t nbytes = ferry_tensor_nbytes(src);
-    void *mid = xmalloc_touched(nbytes), *dst = xmalloc_touched(nbytes);
+    void *mid = bench_touched(nbytes), *dst = bench_touched(nbytes);
     double *t_ferry = calloc((size_t)cfg->reps, sizeof *t_ferry);
     double *t_copy = calloc((size_t)cfg->reps, sizeof *t_copy);
     if (!t_ferry || !t_copy)
@@ -199,12 +140,12 @@ static void bench_roundtrip(const config *cfg)
     uint64_t allocs0 = backend_allocs("cpu") + backend_allocs("sim:0");
     /* Alternating the two measurements spreads the VM's slow phases over both. */
     for (int r = 0; r < cfg->reps; r++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         memcpy(mid, src_host, nbytes);
-        escape(mid);
+        bench_escape(mid);
         memcpy(dst, mid, nbytes);
-        escape(dst);
-        double t1 = now_ns();
+        bench_escape(dst);
+        double t1 = bench_now_ns();
         dev = ferry_tensor_to(src, "sim:0");
         if (!dev)
             die("ferry_tensor_to(cpu -> sim:0)");
@@ -213,14 +154,14 @@ static void bench_roundtrip(const config *cfg)
             die("ferry_tensor_to(sim:0 -> cpu)");
         ferry_tensor_release(dev);
         ferry_tensor_release(back);
-        double t2 = now_ns();
+        double t2 = bench_now_ns();
         t_copy[r] = t1 - t0;
         t_ferry[r] = t2 - t1;
     }
     uint64_t allocs = backend_allocs("cpu") + backend_allocs("sim:0") - allocs0;
 
     double moved = 2.0 * (double)nbytes;
-    double ns_ferry = median(t_ferry, cfg->reps), ns_copy = median(t_copy, cfg->reps);
+    double ns_ferry = bench_median(t_ferry, cfg->reps), ns_copy = bench_median(t_copy, cfg->reps);
     snprintf(f->ferry, sizeof f->ferry, "%.2f GB/s", moved / ns_ferry);
     snprintf(f->base, sizeof f->base, "%.2f GB/s", moved / ns_copy);
     f->ratio = ns_copy / ns_ferry;
@@ -252,7 +193,7 @@ static double same_device_ns(const config *cfg, ferry_tensor *x)
     if (!per)
         die("out of memory");
     for (int r = -1; r < cfg->reps; r++) { /* r == -1 warms up */
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         for (long i = 0; i < cfg->small_iters; i++) {
             ferry_tensor *y = ferry_tensor_to(x, "cpu");
             if (y != x) {
@@ -265,9 +206,9 @@ static double same_device_ns(const config *cfg, ferry_tensor *x)
             ferry_tensor_release(y);
         }
         if (r >= 0)
-            per[r] = (now_ns() - t0) / (double)cfg->small_iters;
+            per[r] = (bench_now_ns() - t0) / (double)cfg->small_iters;
     }
-    double m = median(per, cfg->reps);
+    double m = bench_median(per, cfg->reps);
     free(per);
     return m;
 }
@@ -314,7 +255,7 @@ static void bench_create(const config *cfg)
 
     for (int which = 0; which < 2; which++) {
         for (int r = -1; r < cfg->reps; r++) {
-            double t0 = now_ns();
+            double t0 = bench_now_ns();
             for (long i = 0; i < cfg->small_iters; i++) {
                 ferry_tensor *t = which == 0
                                       ? ferry_empty(FERRY_FLOAT32, 1, &one, "cpu")
@@ -325,9 +266,9 @@ static void bench_create(const config *cfg)
                 ferry_tensor_release(t);
             }
             if (r >= 0)
-                per[r] = (now_ns() - t0) / (double)cfg->small_iters;
+                per[r] = (bench_now_ns() - t0) / (double)cfg->small_iters;
         }
-        double ns = median(per, cfg->reps);
+        double ns = bench_median(per, cfg->reps);
         figure *f = which == 0
                         ? add_figure("c.empty_release_1", "c. ferry_empty + release, 1 elem")
                         : add_figure("c.from_data_release_1", "c. from_data + release, 1 elem");
@@ -354,21 +295,21 @@ static void bench_cast_one(const config *cfg, ferry_tensor *src, ferry_dtype to,
         die("out of memory");
 
     for (int r = -1; r < cfg->reps; r++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         memcpy(b, a, copy_bytes);
-        escape(b);
-        double t1 = now_ns();
+        bench_escape(b);
+        double t1 = bench_now_ns();
         ferry_tensor *y = ferry_tensor_to_dtype(src, to);
         if (!y)
             die("ferry_tensor_to_dtype(%s -> %s)", ferry_dtype_name(from), ferry_dtype_name(to));
         ferry_tensor_release(y);
-        double t2 = now_ns();
+        double t2 = bench_now_ns();
         if (r >= 0) {
             t_copy[r] = t1 - t0;
             t_cast[r] = t2 - t1;
         }
     }
-    double ns_cast = median(t_cast, cfg->reps), ns_copy = median(t_copy, cfg->reps);
+    double ns_cast = bench_median(t_cast, cfg->reps), ns_copy = bench_median(t_copy, cfg->reps);
 
     char id[48], label[64];
     snprintf(id, sizeof id, "d.cast_%s_%s", ferry_dtype_name(from), ferry_dtype_name(to));
@@ -396,7 +337,7 @@ static void bench_casts(const config *cfg)
         die("ferry_tensor_to_dtype to make the cast sources");
     /* The largest cast (float32 <-> 16-bit) moves 6 bytes per element. */
     size_t copy_cap = (size_t)cfg->cast_numel * 3;
-    void *a = xmalloc_touched(copy_cap), *b = xmalloc_touched(copy_cap);
+    void *a = bench_touched(copy_cap), *b = bench_touched(copy_cap);
 
     bench_cast_one(cfg, f32, FERRY_FLOAT16, a, b);
     bench_cast_one(cfg, f16, FERRY_FLOAT32, a, b);
@@ -475,7 +416,7 @@ int main(int argc, char **argv)
 
     char model[256];
     const char *omp = getenv("OMP_NUM_THREADS");
-    cpu_model(model, sizeof model);
+    bench_cpu_model(model, sizeof model);
     printf("bench_core: ferry %s, %s sizes, median of %d repetitions\n", ferry_version(),
            cfg.quick ? "quick" : "full", cfg.reps);
     printf("CPU: %s, %ld online; OMP_NUM_THREADS=%s; memcpy baselines are one thread\n",

@@ -16,6 +16,8 @@
 
 #include <ferry/ferry.h>
 
+#include "bench_util.h"
+
 #define MIB ((size_t)1 << 20)
 #define DEV "cuda:0"
 
@@ -52,25 +54,6 @@ static void check_blas(cublasStatus_t s, const char *call)
         die("%s failed: %s (%s)", call, cublasGetStatusString(s), cublasGetStatusName(s));
 }
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static void sync_ferry(void)
 {
     if (ferry_synchronize(DEV) != FERRY_OK)
@@ -95,15 +78,15 @@ static double time_steps(const config *cfg, step_fn step, void *ctx, int iters,
     if (!t)
         die("out of host memory");
     for (int r = -1; r < cfg->reps; r++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         for (int i = 0; i < iters; i++)
             if (!step(ctx))
                 die("%s", what);
         sync();
         if (r >= 0)
-            t[r] = (now_ns() - t0) / iters;
+            t[r] = (bench_now_ns() - t0) / iters;
     }
-    double m = median(t, cfg->reps);
+    double m = bench_median(t, cfg->reps);
     free(t);
     return m;
 }

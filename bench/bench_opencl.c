@@ -16,6 +16,8 @@
 
 #include <ferry/ferry.h>
 
+#include "bench_util.h"
+
 #define MIB ((size_t)1 << 20)
 
 typedef struct config {
@@ -37,39 +39,6 @@ static void die(const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, ": %s\n", ferry_last_error());
     exit(1);
-}
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static void escape(void *p)
-{
-    __asm__ volatile("" : : "g"(p) : "memory");
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static void *touched(size_t n)
-{
-    void *p = malloc(n);
-    if (!p)
-        die("out of host memory for %zu bytes", n);
-    memset(p, 0x5a, n);
-    return p;
 }
 
 static void sync_dev(const char *dev)
@@ -94,7 +63,7 @@ static void bench_copies(const config *cfg, const char *mode)
 {
     size_t nbytes = cfg->copy_bytes;
     int64_t numel = (int64_t)(nbytes / 4);
-    float *host = touched(nbytes), *dst = touched(nbytes), *tmp = touched(nbytes);
+    float *host = bench_touched(nbytes), *dst = bench_touched(nbytes), *tmp = bench_touched(nbytes);
     for (int64_t i = 0; i < numel; i++)
         host[i] = (float)(i % 1000);
     ferry_tensor *src = ferry_tensor_from_blob(host, FERRY_FLOAT32, 1, &numel, NULL, NULL, NULL);
@@ -115,23 +84,23 @@ static void bench_copies(const config *cfg, const char *mode)
     if (memcmp(dst, host, nbytes) != 0)
         die("the round trip changed the data");
     for (int r = 0; r < cfg->reps; r++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         memcpy(tmp, host, nbytes);
-        escape(tmp);
-        double t1 = now_ns();
+        bench_escape(tmp);
+        double t1 = bench_now_ns();
         ferry_tensor *dev = ferry_tensor_to(src, "opencl:0");
         if (!dev)
             die("to(opencl:0)");
-        double t2 = now_ns();
+        double t2 = bench_now_ns();
         if (ferry_tensor_copy_to_host(dev, dst, nbytes) != FERRY_OK)
             die("copy_to_host");
-        double t3 = now_ns();
+        double t3 = bench_now_ns();
         ferry_tensor_release(dev);
         tm[r] = t1 - t0;
         tw[r] = t2 - t1;
         tr[r] = t3 - t2;
     }
-    double m = median(tm, cfg->reps), w = median(tw, cfg->reps), rd = median(tr, cfg->reps);
+    double m = bench_median(tm, cfg->reps), w = bench_median(tw, cfg->reps), rd = bench_median(tr, cfg->reps);
     printf("(a) %-5s cpu->opencl:0 %4zu MiB: %6.2f GB/s, memcpy %6.2f GB/s, ratio %.2f\n", mode,
            nbytes / MIB, nbytes / w, nbytes / m, m / w);
     printf("(a) %-5s opencl:0->cpu %4zu MiB: %6.2f GB/s, memcpy %6.2f GB/s, ratio %.2f\n", mode,
@@ -161,19 +130,19 @@ static double time_add(const config *cfg, const char *dev, int64_t numel, int re
         die("tensors of %lld elements on %s", (long long)numel, dev);
     double *t = calloc((size_t)reps, 8);
     for (int r = -1; r < reps; r++) { /* r = -1 warms up (program build, page faults) */
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         if (ferry_add_out(o, a, b) != FERRY_OK)
             die("add_out on %s", dev);
         sync_dev(dev);
         if (r >= 0)
-            t[r] = now_ns() - t0;
+            t[r] = bench_now_ns() - t0;
     }
     float check;
     ferry_tensor *last = ferry_slice(o, 0, numel - 1, numel, 1);
     if (!last || ferry_tensor_copy_to_host(last, &check, 4) != FERRY_OK || check != 3.5f)
         die("add on %s gave a wrong result", dev);
     ferry_tensor_release(last);
-    double m = median(t, reps);
+    double m = bench_median(t, reps);
     free(t);
     ferry_tensor_release(a);
     ferry_tensor_release(b);
@@ -208,22 +177,22 @@ static void bench_launch(const config *cfg)
     sync_dev("opencl:0");
     double *queued = calloc((size_t)cfg->reps, 8), *synced = calloc((size_t)cfg->reps, 8);
     for (int r = 0; r < cfg->reps; r++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         for (long i = 0; i < cfg->launch_iters; i++)
             if (ferry_add_out(o, a, a) != FERRY_OK)
                 die("add_out");
         sync_dev("opencl:0");
-        double t1 = now_ns();
+        double t1 = bench_now_ns();
         for (long i = 0; i < cfg->launch_iters / 10; i++) {
             if (ferry_add_out(o, a, a) != FERRY_OK)
                 die("add_out");
             sync_dev("opencl:0");
         }
-        double t2 = now_ns();
+        double t2 = bench_now_ns();
         queued[r] = (t1 - t0) / (double)cfg->launch_iters;
         synced[r] = (t2 - t1) / (double)(cfg->launch_iters / 10);
     }
-    double q = median(queued, cfg->reps), s = median(synced, cfg->reps);
+    double q = bench_median(queued, cfg->reps), s = bench_median(synced, cfg->reps);
     printf("(c) 1-element add on opencl:0: %.1f us per op queued back to back, %.1f us with a "
            "synchronize after each\n",
            q / 1e3, s / 1e3);
@@ -245,17 +214,17 @@ static double time_sum(const char *dev, int64_t numel, int reps)
         die("sum operands on %s", dev);
     double *t = calloc((size_t)reps, 8);
     for (int r = -1; r < reps; r++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         if (ferry_sum_out(o, a, 0, NULL, false) != FERRY_OK)
             die("sum_out on %s", dev);
         sync_dev(dev);
         if (r >= 0)
-            t[r] = now_ns() - t0;
+            t[r] = bench_now_ns() - t0;
     }
     float check;
     if (ferry_tensor_copy_to_host(o, &check, 4) != FERRY_OK || check != (float)numel)
         die("sum on %s gave %g, expected %lld", dev, (double)check, (long long)numel);
-    double m = median(t, reps);
+    double m = bench_median(t, reps);
     free(t);
     ferry_tensor_release(a);
     ferry_tensor_release(o);
@@ -287,12 +256,12 @@ static double time_matmul(const config *cfg, const char *dev, int reps)
         die("matmul operands on %s", dev);
     double *t = calloc((size_t)reps, 8);
     for (int r = -1; r < reps; r++) {
-        double t0 = now_ns();
+        double t0 = bench_now_ns();
         if (ferry_matmul_out(o, a, b) != FERRY_OK)
             die("matmul_out on %s", dev);
         sync_dev(dev);
         if (r >= 0)
-            t[r] = now_ns() - t0;
+            t[r] = bench_now_ns() - t0;
     }
     float check;
     ferry_tensor *first = ferry_reshape(o, 1, &(int64_t){n * n});
@@ -301,7 +270,7 @@ static double time_matmul(const config *cfg, const char *dev, int reps)
         die("matmul on %s gave a wrong result", dev);
     ferry_tensor_release(x);
     ferry_tensor_release(first);
-    double m = median(t, reps);
+    double m = bench_median(t, reps);
     free(t);
     ferry_tensor_release(a);
     ferry_tensor_release(b);
@@ -334,15 +303,15 @@ static double first_op_ms(void)
     if (!a)
         die("ferry_full on opencl:0");
     sync_dev("opencl:0");
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     ferry_tensor *b = ferry_neg(a);
     if (!b)
         die("ferry_neg on opencl:0");
     sync_dev("opencl:0");
-    double t1 = now_ns();
+    double t1 = bench_now_ns();
     ferry_tensor *c = ferry_neg(a);
     sync_dev("opencl:0");
-    double t2 = now_ns();
+    double t2 = bench_now_ns();
     ferry_tensor_release(c);
     ferry_tensor_release(b);
     ferry_tensor_release(a);
@@ -361,7 +330,7 @@ static void bench_build(const config *cfg)
         ferry_shutdown();
         cached[r] = first_op_ms();
     }
-    double c = median(cached, cfg->reps);
+    double c = bench_median(cached, cfg->reps);
     const char *pocl = getenv("POCL_KERNEL_CACHE");
     const char *pocl_dir = getenv("POCL_CACHE_DIR");
     printf("(e) program build (first op of a fresh plugin): %.0f ms from source, %.1f ms from "

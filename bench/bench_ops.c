@@ -25,6 +25,8 @@
 
 #include <ferry/ferry.h>
 
+#include "bench_util.h"
+
 #define MAX_FIGURES 40
 #define MAX_REPS 31
 #define MAX_VARIANTS 5
@@ -108,59 +110,6 @@ static void fatal(const char *fmt, ...)
     exit(1);
 }
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static void *xaligned(size_t n)
-{
-    void *p = NULL;
-    if (posix_memalign(&p, 64, n ? n : 64) != 0)
-        fatal("out of memory allocating %zu bytes", n);
-    /* Faulting the pages in now keeps first-touch costs out of the reference loops, as
-     * ferry's caching allocator keeps them out of its warmed-up loops. */
-    memset(p, 0, n);
-    return p;
-}
-
-static void cpu_model(char *buf, size_t cap)
-{
-    char line[512];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    snprintf(buf, cap, "unknown");
-    if (!f)
-        return;
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) != 0)
-            continue;
-        char *v = strchr(line, ':');
-        if (!v)
-            break;
-        v++;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        v[strcspn(v, "\n")] = '\0';
-        snprintf(buf, cap, "%s", v);
-        break;
-    }
-    fclose(f);
-}
-
 static uint64_t backend_allocs(void)
 {
     ferry_memory_stats s;
@@ -216,17 +165,17 @@ static int measure(const config *cfg, variant *v, int nv, long calls)
         for (int k = 0; k < nv; k++) {
             int i = (k + (r < 0 ? 0 : r)) % nv;
             long n = v[i].calls ? v[i].calls : calls;
-            double t0 = now_ns();
+            double t0 = bench_now_ns();
             for (long c = 0; c < n; c++)
                 if (v[i].fn(v[i].ctx) != 0)
                     return i;
-            double t = (now_ns() - t0) / (double)n;
+            double t = (bench_now_ns() - t0) / (double)n;
             if (r >= 0)
                 samples[i][r] = t;
         }
     }
     for (int i = 0; i < nv; i++)
-        v[i].ns = median(samples[i], cfg->reps);
+        v[i].ns = bench_median(samples[i], cfg->reps);
     return -1;
 }
 
@@ -506,10 +455,10 @@ static blis_tuned pick_blis_config(int64_t n, const float *a, const float *b, fl
         for (size_t i = 0; i < ncand; i++) {
             if (!cntx[i])
                 continue;
-            double t0 = now_ns();
+            double t0 = bench_now_ns();
             for (long k = 0; k < calls; k++)
                 blis_sgemm_ctx(n, a, b, c, cntx[i], threads);
-            double t = (now_ns() - t0) / (double)calls;
+            double t = (bench_now_ns() - t0) / (double)calls;
             if (t < best_ns[i])
                 best_ns[i] = t;
         }
@@ -586,7 +535,7 @@ static void bench_matmul(const config *cfg, peak_result *peak)
                   ferry_last_error());
         c.pa = ferry_tensor_host_data(c.a);
         c.pb = ferry_tensor_host_data(c.b);
-        c.pc = xaligned((size_t)(n * n) * sizeof(float));
+        c.pc = bench_touched((size_t)(n * n) * sizeof(float));
 
         char id[48], label[64];
         figure *rows[4];
@@ -842,7 +791,7 @@ static void bench_elementwise(const config *cfg)
     c.pa = ferry_tensor_host_data(c.a);
     c.pb = ferry_tensor_host_data(c.b);
     c.prow = ferry_tensor_host_data(c.row);
-    c.pref = xaligned((size_t)n * sizeof(float));
+    c.pref = bench_touched((size_t)n * sizeof(float));
     char label[64], kv[96];
     double mib = (double)n * 4 / 1048576.0;
 
@@ -1124,7 +1073,7 @@ int main(int argc, char **argv)
 
     char model[256];
     const char *omp_env = getenv("OMP_NUM_THREADS");
-    cpu_model(model, sizeof model);
+    bench_cpu_model(model, sizeof model);
     printf("bench_ops: ferry %s, %s sizes, median of %d repetitions (ferry and reference "
            "alternate)\n",
            ferry_version(), cfg.quick ? "quick" : "full", cfg.reps);

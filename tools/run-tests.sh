@@ -27,5 +27,7 @@ for preset in release asan; do
   echo "=== ${preset}: ctest ==="
   ctest --preset "$preset" -j"$jobs"
 done
-echo "=== bench smoke run (release) ==="
+echo "=== bench smoke runs (release) ==="
 build/release/bin/bench_core --quick
+build/release/bin/bench_ops --quick
+build/release/bin/bench_opencl --quick
