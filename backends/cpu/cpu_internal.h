@@ -239,4 +239,26 @@ CPU_HIDDEN void cpu_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n);
 #define CPU_CLONES
 #endif
 
+/* Stored element -> compute value, and back. A bool byte other than 0 reads as true. */
+#define CPU_LD_bool(x) ((uint8_t)((x) != 0))
+#define CPU_LD_u8(x) (x)
+#define CPU_LD_i8(x) (x)
+#define CPU_LD_i16(x) (x)
+#define CPU_LD_i32(x) (x)
+#define CPU_LD_i64(x) (x)
+#define CPU_LD_f16(x) cpu_f16_to_f32(x)
+#define CPU_LD_bf16(x) ferry_bf16_to_f32(x)
+#define CPU_LD_f32(x) (x)
+#define CPU_LD_f64(x) (x)
+#define CPU_ST_bool(v) (v)
+#define CPU_ST_u8(v) (v)
+#define CPU_ST_i8(v) (v)
+#define CPU_ST_i16(v) (v)
+#define CPU_ST_i32(v) (v)
+#define CPU_ST_i64(v) (v)
+#define CPU_ST_f16(v) ferry_f32_to_f16(v)
+#define CPU_ST_bf16(v) ferry_f32_to_bf16(v)
+#define CPU_ST_f32(v) (v)
+#define CPU_ST_f64(v) (v)
+
 #endif /* FERRY_CPU_INTERNAL_H */

@@ -61,26 +61,6 @@
     X(f16, FERRY_FLOAT16, uint16_t, float, float, H)             \
     X(bf16, FERRY_BFLOAT16, uint16_t, float, float, H)
 
-#define CPU_LD_bool(x) ((uint8_t)((x) != 0))
-#define CPU_LD_u8(x) (x)
-#define CPU_LD_i8(x) (x)
-#define CPU_LD_i16(x) (x)
-#define CPU_LD_i32(x) (x)
-#define CPU_LD_i64(x) (x)
-#define CPU_LD_f16(x) cpu_f16_to_f32(x)
-#define CPU_LD_bf16(x) ferry_bf16_to_f32(x)
-#define CPU_LD_f32(x) (x)
-#define CPU_LD_f64(x) (x)
-#define CPU_ST_bool(v) (v)
-#define CPU_ST_u8(v) (v)
-#define CPU_ST_i8(v) (v)
-#define CPU_ST_i16(v) (v)
-#define CPU_ST_i32(v) (v)
-#define CPU_ST_i64(v) (v)
-#define CPU_ST_f16(v) ferry_f32_to_f16(v)
-#define CPU_ST_bf16(v) ferry_f32_to_bf16(v)
-#define CPU_ST_f32(v) (v)
-#define CPU_ST_f64(v) (v)
 
 /* Element value into a sum accumulator: integers go to uint64 (modulo 2^64, which is
  * the wrap of the int64 result). */
