@@ -287,6 +287,33 @@ static void test_staged_copy_between_backends_pipelines_and_reports_failures(voi
     ferry_tensor_release(x);
 }
 
+/* A device whose memory is held by the cache: the allocator hands the cached blocks back
+ * and retries once before reporting out of memory. */
+static void test_allocator_frees_its_cache_before_reporting_out_of_memory(void **state)
+{
+    (void)state;
+    require_backend("sim");
+    setenv("FERRY_SIM_MEMORY", "1048576", 1); /* 1 MiB devices */
+    ferry_shutdown();
+    int64_t small = 150000, big = 200000; /* 600 KB and 800 KB of float32 */
+    ferry_tensor *a = ferry_zeros(FERRY_FLOAT32, 1, &small, "sim:0");
+    assert_tensor(a);
+    ferry_tensor_release(a); /* its block stays cached, the device still counts it used */
+    ferry_memory_stats s;
+    assert_ok(ferry_memory_stats_get("sim:0", &s));
+    assert_true(s.cached >= 600000);
+    ferry_tensor *b = ferry_zeros(FERRY_FLOAT32, 1, &big, "sim:0");
+    assert_tensor(b); /* only after the cache went back */
+    assert_ok(ferry_memory_stats_get("sim:0", &s));
+    assert_int_equal(s.cached, 0);
+    ferry_tensor *c = ferry_zeros(FERRY_FLOAT32, 1, &big, "sim:0"); /* really too much */
+    assert_null(c);
+    assert_failed_with(FERRY_ERR_OUT_OF_MEMORY, "sim:0");
+    ferry_tensor_release(b);
+    unsetenv("FERRY_SIM_MEMORY");
+    ferry_shutdown();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_caching_allocator_reuses_blocks_in_a_steady_loop),
         cmocka_unit_test(test_injected_copy_failure_leaves_no_leak_and_a_clear_error),
         cmocka_unit_test(test_staged_copy_between_backends_pipelines_and_reports_failures),
+        cmocka_unit_test(test_allocator_frees_its_cache_before_reporting_out_of_memory),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     ferry_shutdown();
