@@ -424,6 +424,37 @@ static int demo_grad(keep_list *k, ferry_tensor *x, ferry_tensor *as_int)
     return 0;
 }
 
+/* A few ops on the device itself: a scalar add, a reduction and x @ x^T, the last
+ * checked against the product computed here on the host. */
+static int demo_ops(keep_list *k, ferry_tensor *x)
+{
+    printf("\n-- operations on the device (ferry_add_scalar, ferry_sum, ferry_matmul) --\n");
+    ferry_tensor *y = keep(k, ferry_add_scalar(x, 1.0));
+    int dim = 1;
+    ferry_tensor *s = keep(k, ferry_sum(x, 1, &dim, false));
+    ferry_tensor *xt = keep(k, ferry_transpose(x, 0, 1));
+    ferry_tensor *m = xt ? keep(k, ferry_matmul(x, xt)) : NULL;
+    if (!y || !s || !m)
+        return api_failure("an operation on the device");
+    print_repr("x + 1", y);
+    print_repr("x.sum(dim=1)", s);
+    print_repr("x @ x.T", m);
+    float got[ROWS * ROWS];
+    if (ferry_tensor_copy_to_host(m, got, sizeof got) != FERRY_OK)
+        return api_failure("ferry_tensor_copy_to_host(x @ x.T)");
+    for (int i = 0; i < ROWS; i++)
+        for (int j = 0; j < ROWS; j++) {
+            float want = 0;
+            for (int c = 0; c < COLS; c++)
+                want += demo_values[i * COLS + c] * demo_values[j * COLS + c];
+            if (got[i * ROWS + j] != want)
+                return check_failure("x @ x.T [%d, %d] is %g, expected %g", i, j,
+                                     (double)got[i * ROWS + j], (double)want);
+        }
+    printf("x @ x.T matches the product computed on the host\n");
+    return 0;
+}
+
 static int demo_device(const char *dev, char **targets, size_t ntargets)
 {
     keep_list k;
@@ -452,7 +483,7 @@ static int demo_device(const char *dev, char **targets, size_t ntargets)
         goto done;
 
     if (demo_moves(&k, x, dev, targets, ntargets) || demo_dtypes(&k, x) ||
-        demo_host_access(&k, x, dev, info.host_accessible))
+        demo_host_access(&k, x, dev, info.host_accessible) || demo_ops(&k, x))
         goto done;
 
     printf("\n-- identity matrix (ferry_eye) --\n");
