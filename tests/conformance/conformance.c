@@ -986,3 +986,46 @@ int conf_compare(const conf_where *w, const conf_array *got, const double *ref,
         conf_fail(w, "... %d mismatching elements of %" PRId64 " in all", bad, got->numel);
     return bad;
 }
+
+void conf_check_out_forms(const conf_where *w, const char *call, ferry_dtype rt, int ndim,
+                          const int64_t *shape, int64_t numel, const double *ref,
+                          const double *tol, conf_out_writer write, void *ctx)
+{
+    size_t bytes = (size_t)(numel ? numel : 1) * sizeof(double);
+    for (int kind = 0; kind < 4; kind++) {
+        /* 0: contiguous, 1: strided, 2: another dtype the result casts into, 3: outer
+         * dims permuted. */
+        if (kind == 3 && ndim < 3)
+            continue;
+        ferry_dtype od = kind == 2 ? conf_cast_out_dtype(rt) : rt;
+        conf_where wo = *w;
+        char kase[160];
+        snprintf(kase, sizeof kase, "%s, %s out%s%s", w->kase,
+                 kind == 1 ? "strided" : kind == 3 ? "permuted" : "contiguous",
+                 kind == 2 ? " of dtype " : "", kind == 2 ? conf_dtype_name(od) : "");
+        wo.kase = kase;
+        double *want = malloc(bytes), *want_tol = malloc(bytes);
+        if (kind == 2) {
+            conf_cast_reference(rt, ref, tol, numel, want, want_tol);
+        } else {
+            memcpy(want, ref, (size_t)numel * sizeof *want);
+            memcpy(want_tol, tol, (size_t)numel * sizeof *want_tol);
+        }
+        conf_out o;
+        bool made = kind == 3 ? conf_out_make_permuted(&wo, od, ndim, shape, w->device, &o)
+                              : conf_out_make(&wo, od, ndim, shape, w->device, kind == 1, &o);
+        if (made) {
+            conf_array got;
+            if (write(o.view, ctx) != FERRY_OK)
+                conf_fail_call(&wo, call);
+            else if (conf_read(&wo, o.view, od, ndim, shape, w->device, &got)) {
+                conf_compare(&wo, &got, want, want_tol);
+                conf_array_free(&got);
+                conf_out_check_gaps(&wo, &o);
+            }
+            conf_out_free(&o);
+        }
+        free(want);
+        free(want_tol);
+    }
+}

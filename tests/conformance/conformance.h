@@ -212,4 +212,12 @@ bool conf_read(const conf_where *w, ferry_tensor *t, ferry_dtype dt, int ndim,
 int conf_compare(const conf_where *w, const conf_array *got, const double *ref,
                  const double *extra_tol);
 
+/* Writes a result through `write` into each kind of `_out` an op must accept (contiguous,
+ * strided with its gaps checked, another dtype rt casts into, outer dims permuted when
+ * ndim >= 3) and compares each with ref/tol, the expected values of dtype rt. */
+typedef ferry_status (*conf_out_writer)(ferry_tensor *out, void *ctx);
+void conf_check_out_forms(const conf_where *w, const char *call, ferry_dtype rt, int ndim,
+                          const int64_t *shape, int64_t numel, const double *ref,
+                          const double *tol, conf_out_writer write, void *ctx);
+
 #endif /* FERRY_CONFORMANCE_H */

@@ -113,6 +113,12 @@ typedef struct mm_ctx {
     ferry_tensor *a, *b;
 } mm_ctx;
 
+static ferry_status mm_write_out(ferry_tensor *out, void *ctx)
+{
+    mm_ctx *c = ctx;
+    return ferry_matmul_out(out, c->a, c->b);
+}
+
 static void check_matmul(const conf_where *w, ferry_tensor *a, const conf_array *av,
                          ferry_tensor *b, const conf_array *bv)
 {
@@ -137,47 +143,9 @@ static void check_matmul(const conf_where *w, ferry_tensor *a, const conf_array 
     }
     ferry_tensor_release(t);
 
-    for (int kind = 0; kind < 4; kind++) {
-        /* 0: contiguous, 1: strided, 2: another dtype the result casts into, 3: outer
-         * dims permuted. */
-        ferry_dtype od = kind == 2 ? conf_cast_out_dtype(dt) : dt;
-        conf_where wo = *w;
-        char kase[160];
-        snprintf(kase, sizeof kase, "%s, %s out%s%s", w->kase,
-                 kind == 1 ? "strided" : kind == 3 ? "permuted" : "contiguous",
-                 kind == 2 ? " of dtype " : "",
-                 kind == 2 ? conf_dtype_name(od) : "");
-        wo.kase = kase;
-        int64_t n = r.numel;
-        double *ref = malloc((size_t)(n ? n : 1) * sizeof *ref);
-        double *tol = malloc((size_t)(n ? n : 1) * sizeof *tol);
-        if (kind == 2) {
-            conf_cast_reference(dt, r.v, r.tol, n, ref, tol);
-        } else {
-            memcpy(ref, r.v, (size_t)n * sizeof *ref);
-            memcpy(tol, r.tol, (size_t)n * sizeof *tol);
-        }
-        conf_out o;
-        if (kind == 3 && r.ndim < 3) {
-            free(ref);
-            free(tol);
-            continue;
-        }
-        bool made = kind == 3 ? conf_out_make_permuted(&wo, od, r.ndim, r.shape, w->device, &o)
-                              : conf_out_make(&wo, od, r.ndim, r.shape, w->device, kind == 1, &o);
-        if (made) {
-            if (ferry_matmul_out(o.view, a, b) != FERRY_OK)
-                conf_fail_call(&wo, "ferry_matmul_out");
-            else if (conf_read(&wo, o.view, od, r.ndim, r.shape, w->device, &got)) {
-                conf_compare(&wo, &got, ref, tol);
-                conf_array_free(&got);
-                conf_out_check_gaps(&wo, &o);
-            }
-            conf_out_free(&o);
-        }
-        free(ref);
-        free(tol);
-    }
+    mm_ctx ctx = {a, b};
+    conf_check_out_forms(w, "ferry_matmul_out", dt, r.ndim, r.shape, r.numel, r.v, r.tol,
+                         mm_write_out, &ctx);
     free(r.v);
     free(r.tol);
 }

@@ -210,6 +210,20 @@ static void red_ref_free(red_ref *r)
     free(r->tol);
 }
 
+typedef struct red_ctx {
+    const red_op *op;
+    ferry_tensor *a;
+    int ndims;
+    const int *dims;
+    bool keepdim;
+} red_ctx;
+
+static ferry_status red_write_out(ferry_tensor *out, void *ctx)
+{
+    red_ctx *c = ctx;
+    return c->op->ofn(out, c->a, c->ndims, c->dims, c->keepdim);
+}
+
 static void check_reduction(const conf_where *w, const red_op *op, ferry_tensor *a,
                             const conf_array *av, int ndims, const int *dims, bool keepdim)
 {
@@ -249,47 +263,9 @@ static void check_reduction(const conf_where *w, const red_op *op, ferry_tensor 
     ferry_tensor_release(t);
 
     snprintf(call, sizeof call, "ferry_%s_out", op->name);
-    for (int kind = 0; kind < 4; kind++) {
-        /* 0: contiguous, 1: strided, 2: another dtype the result casts into, 3: outer
-         * dims permuted. */
-        ferry_dtype od = kind == 2 ? conf_cast_out_dtype(rt) : rt;
-        conf_where wo = *w;
-        char kase[160];
-        snprintf(kase, sizeof kase, "%s, %s out%s%s", w->kase,
-                 kind == 1 ? "strided" : kind == 3 ? "permuted" : "contiguous",
-                 kind == 2 ? " of dtype " : "",
-                 kind == 2 ? conf_dtype_name(od) : "");
-        wo.kase = kase;
-        int64_t n = r.numel;
-        double *ref = malloc((size_t)(n ? n : 1) * sizeof *ref);
-        double *tol = malloc((size_t)(n ? n : 1) * sizeof *tol);
-        if (kind == 2) {
-            conf_cast_reference(rt, r.v, r.tol, n, ref, tol);
-        } else {
-            memcpy(ref, r.v, (size_t)n * sizeof *ref);
-            memcpy(tol, r.tol, (size_t)n * sizeof *tol);
-        }
-        conf_out o;
-        if (kind == 3 && r.ndim < 3) {
-            free(ref);
-            free(tol);
-            continue;
-        }
-        bool made = kind == 3 ? conf_out_make_permuted(&wo, od, r.ndim, r.shape, w->device, &o)
-                              : conf_out_make(&wo, od, r.ndim, r.shape, w->device, kind == 1, &o);
-        if (made) {
-            if (op->ofn(o.view, a, ndims, dims, keepdim) != FERRY_OK)
-                conf_fail_call(&wo, call);
-            else if (conf_read(&wo, o.view, od, r.ndim, r.shape, w->device, &got)) {
-                conf_compare(&wo, &got, ref, tol);
-                conf_array_free(&got);
-                conf_out_check_gaps(&wo, &o);
-            }
-            conf_out_free(&o);
-        }
-        free(ref);
-        free(tol);
-    }
+    red_ctx ctx = {op, a, ndims, dims, keepdim};
+    conf_check_out_forms(w, call, rt, r.ndim, r.shape, r.numel, r.v, r.tol, red_write_out,
+                         &ctx);
     red_ref_free(&r);
 }
 
