@@ -37,7 +37,7 @@ ferry_status ferry__wrap_dim(int *dim, int ndim)
     /* A 0-d tensor accepts dims -1 and 0, as PyTorch's maybe_wrap_dim. */
     int n = ndim > 0 ? ndim : 1;
     if (*dim < -n || *dim >= n)
-        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+        return ferry__error(FERRY_ERR_INDEX,
                             "Dimension out of range (expected to be in range of [%d, %d], but got "
                             "%d)",
                             -n, n - 1, *dim);
@@ -348,7 +348,7 @@ FERRY_API ferry_tensor *ferry_unsqueeze(ferry_tensor *t, int dim)
         return NULL;
     }
     if (dim < -n || dim >= n) {
-        ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+        ferry__error(FERRY_ERR_INDEX,
                      "Dimension out of range (expected to be in range of [%d, %d], but got %d)",
                      -n, n - 1, dim);
         return NULL;

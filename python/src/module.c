@@ -30,6 +30,7 @@ static const struct {
     {FERRY_ERR_BACKEND, &PyExc_RuntimeError, &PyExc_BufferError},
     {FERRY_ERR_ABI, &PyExc_RuntimeError, &PyExc_BufferError},
     {FERRY_ERR_INVALID_HANDLE, &PyExc_RuntimeError, &PyExc_RuntimeError},
+    {FERRY_ERR_INDEX, &PyExc_IndexError, &PyExc_IndexError},
 };
 
 static PyObject *raise_status(bool exporting)

@@ -531,8 +531,8 @@ static void test_views_refuse_with_pytorch_messages_on_every_device(void **state
 
         w.kase = "transpose dim out of range";
         r = ferry_transpose(t, 0, 3);
-        conf_expect_error(&w, "ferry_transpose", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
-                          FERRY_ERR_INVALID_ARGUMENT,
+        conf_expect_error(&w, "ferry_transpose", r == NULL, FERRY_ERR_INDEX,
+                          FERRY_ERR_INDEX,
                           "Dimension out of range (expected to be in range of [-3, 2], but got 3)");
         ferry_tensor_release(r);
 
@@ -556,15 +556,15 @@ static void test_views_refuse_with_pytorch_messages_on_every_device(void **state
 
         w.kase = "squeeze dim out of range";
         r = ferry_squeeze(t, -4);
-        conf_expect_error(&w, "ferry_squeeze", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
-                          FERRY_ERR_INVALID_ARGUMENT,
+        conf_expect_error(&w, "ferry_squeeze", r == NULL, FERRY_ERR_INDEX,
+                          FERRY_ERR_INDEX,
                           "Dimension out of range (expected to be in range of [-3, 2], but got -4)");
         ferry_tensor_release(r);
 
         w.kase = "unsqueeze dim out of range";
         r = ferry_unsqueeze(t, 4);
-        conf_expect_error(&w, "ferry_unsqueeze", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
-                          FERRY_ERR_INVALID_ARGUMENT,
+        conf_expect_error(&w, "ferry_unsqueeze", r == NULL, FERRY_ERR_INDEX,
+                          FERRY_ERR_INDEX,
                           "Dimension out of range (expected to be in range of [-4, 3], but got 4)");
         ferry_tensor_release(r);
 

@@ -33,6 +33,7 @@ static void test_status_name_every_code_matches_its_enum_name(void **state)
     assert_string_equal(ferry_status_name(FERRY_ERR_BACKEND), "FERRY_ERR_BACKEND");
     assert_string_equal(ferry_status_name(FERRY_ERR_ABI), "FERRY_ERR_ABI");
     assert_string_equal(ferry_status_name(FERRY_ERR_INVALID_HANDLE), "FERRY_ERR_INVALID_HANDLE");
+    assert_string_equal(ferry_status_name(FERRY_ERR_INDEX), "FERRY_ERR_INDEX");
 }
 
 static void test_status_values_are_the_abi_numbers(void **state)
@@ -49,6 +50,7 @@ static void test_status_values_are_the_abi_numbers(void **state)
     assert_int_equal(FERRY_ERR_BACKEND, 7);
     assert_int_equal(FERRY_ERR_ABI, 8);
     assert_int_equal(FERRY_ERR_INVALID_HANDLE, 9);
+    assert_int_equal(FERRY_ERR_INDEX, 10);
 }
 
 static void test_status_string_every_code_matches_the_list_text(void **state)
@@ -64,7 +66,7 @@ static void test_status_string_every_code_matches_the_list_text(void **state)
 static void test_status_name_and_string_unknown_value_are_never_null(void **state)
 {
     (void)state;
-    const int bad[] = {-1, 10, 99, 1 << 20};
+    const int bad[] = {-1, 11, 99, 1 << 20};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_string_equal(ferry_status_name((ferry_status)bad[i]), "FERRY_UNKNOWN_STATUS");
         const char *text = ferry_status_string((ferry_status)bad[i]);

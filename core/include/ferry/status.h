@@ -24,7 +24,8 @@ extern "C" {
     X(ERR_UNSUPPORTED,      6, "dtype or operation not supported")                  \
     X(ERR_BACKEND,          7, "a driver call failed")                              \
     X(ERR_ABI,              8, "plugin built for another ABI version")              \
-    X(ERR_INVALID_HANDLE,   9, "not a live ferry handle")
+    X(ERR_INVALID_HANDLE,   9, "not a live ferry handle")                         \
+    X(ERR_INDEX,           10, "dim or index out of range")
 
 /** Result of every fallible call; FERRY_OK is 0. */
 typedef enum ferry_status {
