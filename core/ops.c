@@ -378,9 +378,9 @@ static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *
                                 "supported. If you are trying to invert a mask, use the `~` or "
                                 "`logical_not()` operator instead.");
     }
+    /* For bools x ** y is x || !y, which is x >= y: every backend has that kernel. */
     if (op == FERRY_BINARY_POW && ct == FERRY_BOOL)
-        return ferry__error(FERRY_ERR_UNSUPPORTED,
-                            "pow(): not implemented for 'Bool' (cast to an integer dtype first)");
+        op = FERRY_BINARY_GE;
     if (op == FERRY_BINARY_POW && scalar && !ferry_dtype_is_floating(ct) &&
         scalar->kind == FERRY_SCALAR_INT && scalar->value.i < 0)
         return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
@@ -643,8 +643,13 @@ static ferry_status reduce(ferry_reduce_op op, ferry_tensor *out, ferry_tensor *
         if (!reduced[d] || keepdim)
             rshape[rndim++] = kshape[d];
     }
-    if (reduced_count == 0 && (op == FERRY_REDUCE_MAX || op == FERRY_REDUCE_MIN ||
-                               op == FERRY_REDUCE_ARGMAX))
+    bool no_identity = op == FERRY_REDUCE_MAX || op == FERRY_REDUCE_MIN ||
+                       op == FERRY_REDUCE_ARGMAX;
+    for (int d = 0; no_identity && !all && d < t->ndim; d++)
+        if (reduced[d] && t->shape[d] == 0)
+            return ferry__error(FERRY_ERR_INDEX,
+                                "%s(): Expected reduction dim %d to have non-zero size.", fn, d);
+    if (reduced_count == 0 && no_identity)
         return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                             "%s(): Expected reduction dim to be specified for input.numel() == 0. "
                             "cannot perform reduction function %s on tensor with no elements "

@@ -72,7 +72,7 @@ static bool is_comparison(bop op)
 #define MSG_RELU_BOOL "Boolean inputs not supported for relu"
 
 /* What PyTorch refuses, with its message (NULL: the op runs). PyTorch's sub_check refuses
- * a bool on either side, a wrapped Python scalar included; pow has no bool kernel. b is
+ * a bool on either side, a wrapped Python scalar included. b is
  * the scalar's dtype for the _scalar forms (int64 or float32 stand in for it). */
 static const char *bin_refusal(bop op, ferry_dtype a, ferry_dtype b)
 {
@@ -80,8 +80,6 @@ static const char *bin_refusal(bop op, ferry_dtype a, ferry_dtype b)
         return MSG_SUB_TWO_BOOLS;
     if (op == B_SUB && (a == FERRY_BOOL || b == FERRY_BOOL))
         return MSG_SUB_BOOL;
-    if (op == B_POW && conf_promote(a, b) == FERRY_BOOL)
-        return "pow";
     return NULL;
 }
 

@@ -242,11 +242,26 @@ static void check_reduction(const conf_where *w, const red_op *op, ferry_tensor 
     red_reference(op->op, av, ndims, dims, keepdim, &r);
     ferry_dtype rt = red_result_dtype(op->op, av->dtype);
 
-    /* max, min and argmax of nothing have no value: PyTorch refuses them. */
+    /* max, min and argmax of nothing have no value: PyTorch refuses them, naming the
+     * first empty dim when dims were given (an IndexError in PyTorch). */
     if (r.empty && op->op != R_SUM && op->op != R_MEAN) {
         ferry_tensor *t = op->fn(a, ndims, dims, keepdim);
-        conf_expect_error(w, call, t == NULL, FERRY_ERR_INVALID_ARGUMENT,
-                          FERRY_ERR_INVALID_ARGUMENT, op->name);
+        int empty_dim = -1;
+        for (int i = 0; i < ndims && empty_dim < 0; i++) {
+            int d = dims[i] < 0 ? dims[i] + av->ndim : dims[i];
+            if (av->shape[d] == 0)
+                empty_dim = d;
+        }
+        char want[128];
+        ferry_status st = FERRY_ERR_INVALID_ARGUMENT;
+        if (empty_dim >= 0) {
+            st = FERRY_ERR_INDEX;
+            snprintf(want, sizeof want, "%s(): Expected reduction dim %d to have non-zero size.",
+                     op->name, empty_dim);
+        } else {
+            snprintf(want, sizeof want, "%s", op->name);
+        }
+        conf_expect_error(w, call, t == NULL, st, st, want);
         ferry_tensor_release(t);
         red_ref_free(&r);
         return;
