@@ -136,8 +136,18 @@ static cntx_t *cpu_blis_cntx(int64_t m, int64_t n, int64_t k, int threads)
 }
 #endif
 
+const char *cpu_blis_config_names(void)
+{
+#ifdef FERRY_CPU_HAVE_BLIS
+    pthread_once(&cpu_blis_once, cpu_blis_init);
+    return cpu_blis_names;
+#else
+    return "none (C loops)";
+#endif
+}
+
 /* One product C = A B of float (dbl: double) matrices whose strides BLIS accepts. */
-static void cpu_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa,
+void cpu_blis_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa,
                      int64_t csa, const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc,
                      int64_t csc, int threads)
 {
