@@ -416,10 +416,11 @@ static PyObject *to_numpy(PyObject *self, bool force)
 PyObject *fpy_tensor_numpy(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"force", NULL};
-    int force = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:numpy", kwlist, &force))
+    fpy_bool_arg force = {"numpy", "force", 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$O&:numpy", kwlist, fpy_bool_converter,
+                                     &force))
         return NULL;
-    return to_numpy(self, force);
+    return to_numpy(self, force.value);
 }
 
 /* np.asarray(t) reads the buffer protocol first; NumPy comes here only when that

@@ -241,11 +241,11 @@ static ferry_tensor *consume(PyObject *capsule)
     const char *name = PyCapsule_GetName(capsule);
     PyErr_Clear();
     if (name && (strcmp(name, name_used_versioned) == 0 || strcmp(name, name_used_legacy) == 0))
-        PyErr_SetString(PyExc_ValueError,
+        PyErr_SetString(PyExc_RuntimeError,
                         "from_dlpack: this DLPack capsule was already consumed; a capsule can "
                         "be imported once");
     else
-        PyErr_Format(PyExc_ValueError,
+        PyErr_Format(PyExc_RuntimeError,
                      "from_dlpack: expected a capsule named 'dltensor' or "
                      "'dltensor_versioned', got '%s'",
                      name ? name : "(null)");
