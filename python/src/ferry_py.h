@@ -169,6 +169,8 @@ PyObject *fpy_item(ferry_tensor *t);
 /* ---- buffer.c ---- */
 
 extern PyBufferProcs fpy_tensor_as_buffer;
+/* Whether o is a NumPy array (false, without importing NumPy, before anyone has). */
+bool fpy_is_ndarray(PyObject *o);
 void fpy_buffer_dims_free(FpyTensor *self);
 /* A tensor over an object's buffer: zero copy when `keep` (the tensor holds the export
  * until it dies), else a temporary view the caller copies from before releasing

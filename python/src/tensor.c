@@ -1024,6 +1024,21 @@ static ferry_tensor *reflected_operand(ferry_tensor *t, const ferry_scalar *s, b
     return r;
 }
 
+/* `t op array`: the array is an operand of its own dtype, as a tensor read in place;
+ * the result is a ferry.Tensor, as PyTorch's is a torch.Tensor. */
+static PyObject *array_operand(const binop *op, PyObject *a, PyObject *b)
+{
+    Py_buffer view;
+    ferry_tensor *arr = fpy_tensor_from_buffer(b, false, &view);
+    if (!arr)
+        return NULL;
+    ferry_tensor *t = FPY_T(a), *r;
+    FPY_MAYBE_NOGIL(fpy_may_block(t), r = op->tt(t, arr));
+    ferry_tensor_release(arr);
+    PyBuffer_Release(&view);
+    return fpy_wrap(r);
+}
+
 static PyObject *binary(const binop *op, PyObject *a, PyObject *b)
 {
     ferry_tensor *r;
@@ -1034,9 +1049,12 @@ static PyObject *binary(const binop *op, PyObject *a, PyObject *b)
         return fpy_wrap(r);
     }
     /* One operand is a tensor, or this slot would not have been called. */
-    PyObject *tobj = a_is_tensor ? a : b;
+    PyObject *tobj = a_is_tensor ? a : b, *other = a_is_tensor ? b : a;
     ferry_scalar s;
-    int rc = fpy_scalar(a_is_tensor ? b : a, &s);
+    int rc = fpy_scalar(other, &s);
+    /* An array on the left is left a TypeError, as PyTorch's `np.ones(2) + t` is. */
+    if (rc > 0 && a_is_tensor && fpy_is_ndarray(other))
+        return array_operand(op, a, b);
     if (rc != 0)
         return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
     ferry_tensor *t = FPY_T(tobj);
@@ -1067,9 +1085,19 @@ static PyObject *inplace(const binop *op, PyObject *a, PyObject *b)
     } else {
         ferry_scalar s;
         int rc = fpy_scalar(b, &s);
-        if (rc != 0)
+        if (rc > 0 && fpy_is_ndarray(b)) {
+            Py_buffer view;
+            ferry_tensor *arr = fpy_tensor_from_buffer(b, false, &view);
+            if (!arr)
+                return NULL;
+            FPY_MAYBE_NOGIL(block, st = op->tto(t, t, arr));
+            ferry_tensor_release(arr);
+            PyBuffer_Release(&view);
+        } else if (rc != 0) {
             return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
-        FPY_MAYBE_NOGIL(block, st = op->tso(t, t, s));
+        } else {
+            FPY_MAYBE_NOGIL(block, st = op->tso(t, t, s));
+        }
     }
     if (st != FERRY_OK)
         return fpy_error();
@@ -1481,7 +1509,7 @@ int fpy_tensor_type_init(PyObject *module)
         return -1;
     /* As torch.Tensor's: NumPy's arrays and scalars then leave binary operators with a
      * tensor to the tensor (np.float32(2) * t is a ferry.Tensor with PyTorch's promotion
-     * of a Python scalar, np.ones(2) + t a TypeError as in PyTorch, not an ndarray). */
+     * of a Python scalar, np.ones(2) + t a ferry.Tensor of the promoted dtype). */
     PyObject *prio = PyFloat_FromDouble(1000.0);
     if (!prio)
         return -1;
