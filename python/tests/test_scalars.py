@@ -60,9 +60,6 @@ def test_scalar_promotion_table(dtype, ndim, scalar, op, reflected):
         with pytest.raises(RuntimeError, match="Subtraction, the `-` operator, with "):
             call()
         return
-    if op == "pow" and dtype is ferry.bool and isinstance(scalar, bool):
-        # PyTorch computes bool ** bool; the core refuses pow in bool (reported).
-        pytest.skip("pow in bool is not supported by the core")
     r = call()
     assert r.dtype is expected_dtype(dtype, scalar, op)
     assert r.shape == t.shape
