@@ -549,7 +549,8 @@ static PyObject *shaped(PyObject *args, PyObject *kwargs, const char *fname, sha
     int ndim;
     int64_t shape[FERRY_MAX_DIMS];
     ferry_dtype dt;
-    if (fpy_int64_list(args, fname, "size", &ndim, shape) < 0 || opts_dtype(&o, FERRY_FLOAT32, &dt) < 0)
+    if (fpy_int64_list(args, fname, "size", &ndim, shape) < 0 ||
+        opts_dtype(&o, FERRY_FLOAT32, &dt) < 0)
         return NULL;
     ferry_tensor *t;
     FPY_MAYBE_NOGIL(factory_may_block(&o.device, dt, ndim, shape),
