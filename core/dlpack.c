@@ -1,5 +1,6 @@
 /* DLPack interchange: zero-copy export of a tensor's storage as a (versioned or legacy)
  * managed tensor, and import of one as a tensor over a wrapped storage. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,11 +192,17 @@ static void export_fill(const ferry_tensor *t, DLDevice dev, int64_t *dims, DLTe
     int ndim = t->ndim;
     memcpy(dims, t->shape, (size_t)ndim * sizeof *dims);
     memcpy(dims + ndim, t->strides, (size_t)ndim * sizeof *dims);
-    /* The buffer plus an offset, never a pointer into it: on OpenCL the buffer is a
-     * cl_mem, which cannot be advanced. The spec asks for data == NULL when empty. */
+    /* Where data is an address it points at element 0 and byte_offset is 0: PyTorch,
+     * among others, ignores byte_offset (pytorch/pytorch#168177), so a view's offset
+     * there would be lost. On OpenCL the buffer is a cl_mem, which cannot be advanced,
+     * so it travels as (buffer, byte_offset). The spec asks for data == NULL when
+     * empty. */
     bool empty = ferry__numel(ndim, t->shape) == 0;
-    dl->data = empty ? NULL : t->storage->buffer;
-    dl->byte_offset = empty ? 0 : (uint64_t)t->byte_offset;
+    bool handle = dev.device_type == kDLOpenCL;
+    dl->data = empty    ? NULL
+               : handle ? t->storage->buffer
+                        : (void *)((char *)t->storage->buffer + t->byte_offset);
+    dl->byte_offset = empty || !handle ? 0 : (uint64_t)t->byte_offset;
     dl->device = dev;
     dl->ndim = ndim;
     dl->dtype = dl_dtype_of(t->dtype);
@@ -284,6 +291,82 @@ static void release_legacy(void *data, void *ctx)
     m->deleter(m);
 }
 
+/* Checks that dl (numel > 0 elements of elsize bytes with `strides`) addresses memory
+ * whose extent fits in int64 and in the address space, and gives the storage's layout:
+ * the element-0 offset into it, how far below data it begins (<= 0) and its size. */
+static ferry_status import_extent(const char *fn, const DLTensor *dl, int ndim,
+                                  const int64_t *strides, int64_t elsize, int64_t numel,
+                                  int64_t *offset, int64_t *base_shift, size_t *nbytes)
+{
+    /* lo and hi: the lowest and highest element reached, relative to element 0. */
+    int64_t lo = 0, hi = 0;
+    for (int i = 0; i < ndim; i++) {
+        int64_t reach;
+        if (__builtin_mul_overflow(dl->shape[i] - 1, strides[i], &reach))
+            return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                                "%s: DLPack tensor's strides[%d] (%lld) times shape[%d] - 1 "
+                                "(%lld) overflows int64",
+                                fn, i, (long long)strides[i], i, (long long)dl->shape[i] - 1);
+        if (__builtin_add_overflow(reach > 0 ? hi : lo, reach, reach > 0 ? &hi : &lo))
+            return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                                "%s: DLPack tensor's strides reach more elements than fit in "
+                                "int64 (at strides[%d] = %lld)",
+                                fn, i, (long long)strides[i]);
+    }
+    int64_t hi_bytes, lo_bytes;
+    if (__builtin_add_overflow(hi, 1, &hi) || __builtin_mul_overflow(hi, elsize, &hi_bytes) ||
+        __builtin_mul_overflow(lo, elsize, &lo_bytes) || lo_bytes == INT64_MIN)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: DLPack tensor's shape and strides span more bytes than fit in "
+                            "int64",
+                            fn);
+    if (dl->byte_offset > (uint64_t)INT64_MAX)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: DLPack tensor's byte_offset %llu is larger than INT64_MAX", fn,
+                            (unsigned long long)dl->byte_offset);
+    int64_t off = (int64_t)dl->byte_offset, end;
+    if (__builtin_add_overflow(off, hi_bytes, &end))
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: DLPack tensor's byte_offset %llu plus its extent of %lld bytes "
+                            "overflows int64",
+                            fn, (unsigned long long)dl->byte_offset, (long long)hi_bytes);
+    /* NumPy exports a[::-1] with data at element 0 and negative strides. Where data is an
+     * address the storage can simply begin lower; a cl_mem handle cannot be offset below
+     * its start. off >= 0 and lo_bytes <= 0, so the sum cannot overflow. */
+    int64_t first = off + lo_bytes;
+    bool address = dl->device.device_type != kDLOpenCL;
+    if (first < 0 && !address)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: DLPack tensor's strides reach %llu bytes below element 0 but "
+                            "byte_offset is only %llu: the view starts before data",
+                            fn, 0ULL - (unsigned long long)lo_bytes,
+                            (unsigned long long)dl->byte_offset);
+    if (!dl->data)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: DLPack tensor has data == NULL but %lld elements", fn,
+                            (long long)numel);
+    int64_t shift = first < 0 ? first : 0, size;
+    if (__builtin_sub_overflow(end, shift, &size) || (uint64_t)size > SIZE_MAX / 2)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: DLPack tensor's extent (byte_offset %llu, %lld bytes below "
+                            "element 0, %lld above) overflows int64",
+                            fn, (unsigned long long)dl->byte_offset, (long long)-lo_bytes,
+                            (long long)hi_bytes);
+    /* An address must not wrap around the address space either way; a cl_mem handle is
+     * only an offset base (first >= 0 there, so shift is 0). */
+    uintptr_t base = (uintptr_t)dl->data;
+    if (address && (base < (uintptr_t)-shift ||
+                    (uintptr_t)size - 1 > UINTPTR_MAX - (base - (uintptr_t)-shift)))
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: DLPack tensor's data %p with byte_offset %llu and strides "
+                            "addresses memory outside the address space",
+                            fn, dl->data, (unsigned long long)dl->byte_offset);
+    *offset = off - shift;
+    *base_shift = shift;
+    *nbytes = (size_t)size;
+    return FERRY_OK;
+}
+
 /* Checks dl and builds a tensor over its memory. Nothing of the producer's is called
  * or written on failure, so the caller still owns `m` (NumPy and PyTorch leave a
  * refused capsule unconsumed in the same way). */
@@ -329,67 +412,24 @@ static ferry_tensor *import_tensor(const char *fn, const DLTensor *dl, bool read
     else /* legacy producers (DLPack < 1.0) may leave compact tensors without strides */
         ferry__contiguous_strides(ndim, dl->shape, strides);
 
-    /* The storage spans [data, data + byte_offset + highest byte). Negative strides
-     * reach below element 0, which is only valid while they stay at or above data. */
-    int64_t lo = 0, hi = 0, offset = 0, base_shift = 0;
+    /* The storage spans [data + min(0, byte_offset + lowest byte), data + byte_offset +
+     * highest byte]. Every field comes from another library, so each step is checked
+     * and a failure names the field. */
+    int64_t offset = 0, base_shift = 0;
     size_t nbytes = 0;
-    if (numel != 0) {
-        bool overflow = false;
-        for (int i = 0; i < ndim; i++) {
-            int64_t reach;
-            overflow |= __builtin_mul_overflow(dl->shape[i] - 1, strides[i], &reach);
-            if (reach > 0)
-                overflow |= __builtin_add_overflow(hi, reach, &hi);
-            else
-                overflow |= __builtin_add_overflow(lo, reach, &lo);
-        }
-        overflow |= __builtin_add_overflow(hi, 1, &hi);
-        overflow |= __builtin_mul_overflow(hi, elsize, &hi);
-        overflow |= __builtin_mul_overflow(lo, elsize, &lo);
-        overflow |= dl->byte_offset > (uint64_t)INT64_MAX;
-        int64_t end = 0;
-        if (!overflow)
-            overflow |= __builtin_add_overflow((int64_t)dl->byte_offset, hi, &end);
-        if (overflow) {
-            ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                         "%s: DLPack tensor's shape, strides and byte_offset %llu address "
-                         "more memory than fits in 64 bits",
-                         fn, (unsigned long long)dl->byte_offset);
-            return NULL;
-        }
-        /* NumPy exports a[::-1] with data at element 0 and negative strides. Where data
-         * is an address the storage can simply begin lower; a cl_mem handle cannot be
-         * offset below its start. */
-        bool address = dl->device.device_type != kDLOpenCL;
-        if ((int64_t)dl->byte_offset + lo < 0 && !address) {
-            ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                         "%s: DLPack tensor's strides reach %llu bytes below element 0 but "
-                         "byte_offset is only %llu: the view starts before data",
-                         fn, 0ULL - (unsigned long long)lo, (unsigned long long)dl->byte_offset);
-            return NULL;
-        }
-        if (!dl->data) {
-            ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                         "%s: DLPack tensor has data == NULL but %lld elements", fn,
-                         (long long)numel);
-            return NULL;
-        }
-        offset = (int64_t)dl->byte_offset;
-        nbytes = (size_t)end;
-        if (offset + lo < 0) {
-            base_shift = offset + lo; /* negative: the storage starts below data */
-            offset -= base_shift;
-            nbytes = (size_t)(end - base_shift);
-        }
-    }
+    if (numel != 0 && import_extent(fn, dl, ndim, strides, elsize, numel, &offset,
+                                    &base_shift, &nbytes) != FERRY_OK)
+        return NULL;
 
     ferry_backend *be;
     int32_t dev;
     if (backend_of(fn, dl->device, &be, &dev) != FERRY_OK)
         return NULL;
 
-    ferry_storage *s =
-        ferry__storage_wrap(be, dev, (char *)dl->data + base_shift, nbytes, release, ctx);
+    /* Integer arithmetic: base_shift may move below data, which C pointer arithmetic
+     * does not allow, and import_extent checked it does not wrap. */
+    void *base = (void *)((uintptr_t)dl->data + (uintptr_t)base_shift);
+    ferry_storage *s = ferry__storage_wrap(be, dev, base, nbytes, release, ctx);
     if (!s)
         return NULL;
     s->deleter_data = dl->data;

@@ -40,3 +40,16 @@ if ! "$python" -c 'import numpy, pytest, jax; assert int(numpy.__version__.split
   "$python" -m pip install --quiet "numpy>=2" pytest "jax[cpu]" \
     || "$python" -m pip install --quiet --break-system-packages "numpy>=2" pytest "jax[cpu]"
 fi
+
+# PyTorch, for python/tests/test_torch.py (DLPack both ways and the cross-checks of
+# values and exception types against torch itself). PyPI's Linux wheel pulls in its
+# CUDA libraries: measured on this machine kind, `pip install torch` (2.15) takes about
+# 2 minutes and 5.2 GB (torch 1.2 GB, nvidia-* 3.0 GB, triton 1.0 GB); torch imports and
+# runs on a CPU-only machine. With --no-deps it does not import (libcufile.so.0 missing),
+# and PyPI has no CPU-only wheel. FERRY_SKIP_TORCH=1 skips it (test_torch.py then skips,
+# saying why).
+if [ "${FERRY_SKIP_TORCH:-0}" != 1 ] && ! "$python" -c 'import torch' 2>/dev/null; then
+  echo "install-deps: installing torch for $python (about 2 minutes, 5 GB)"
+  "$python" -m pip install --quiet torch \
+    || "$python" -m pip install --quiet --break-system-packages torch
+fi

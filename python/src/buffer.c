@@ -35,7 +35,7 @@ static int numpy_load(void)
 
 /* Whether o is a NumPy array, without importing NumPy: an array exists only once
  * NumPy is loaded. */
-static bool is_ndarray(PyObject *o)
+bool fpy_is_ndarray(PyObject *o)
 {
     if (!np_ndarray) {
         PyObject *name = PyUnicode_FromString("numpy");
@@ -266,7 +266,7 @@ static void numpy_dtype_error(PyObject *arr)
 
 ferry_tensor *fpy_tensor_from_buffer(PyObject *obj, bool keep, Py_buffer *view_out)
 {
-    bool ndarray = is_ndarray(obj);
+    bool ndarray = fpy_is_ndarray(obj);
     Py_buffer *view = keep ? PyMem_RawMalloc(sizeof *view) : view_out;
     if (!view) {
         PyErr_NoMemory();
@@ -416,10 +416,11 @@ static PyObject *to_numpy(PyObject *self, bool force)
 PyObject *fpy_tensor_numpy(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"force", NULL};
-    int force = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$p:numpy", kwlist, &force))
+    fpy_bool_arg force = {"numpy", "force", 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$O&:numpy", kwlist, fpy_bool_converter,
+                                     &force))
         return NULL;
-    return to_numpy(self, force);
+    return to_numpy(self, force.value);
 }
 
 /* np.asarray(t) reads the buffer protocol first; NumPy comes here only when that

@@ -402,57 +402,206 @@ int fpy_fill(ferry_tensor *t, PyObject *value)
 /* ferry.tensor(data)                                                       */
 /* ------------------------------------------------------------------------ */
 
-/* Only lists and tuples nest, as in PyTorch's common case; other containers are
- * leaves, so a string or a dict gets "Could not infer dtype of ...". */
-static bool is_nested(PyObject *o)
+/* Lists and tuples nest, and so do NumPy arrays of one or more dims (PyTorch accepts
+ * [np.ones(2), np.ones(2)]); other containers are leaves, so a string or a dict gets
+ * "Could not infer dtype of ...". */
+static bool is_list(PyObject *o)
 {
     return PyList_Check(o) || PyTuple_Check(o);
+}
+
+static bool is_nested(PyObject *o)
+{
+    if (is_list(o))
+        return true;
+    if (!fpy_is_ndarray(o))
+        return false;
+    /* len() of a 0-d array fails: it is a leaf, as a NumPy scalar. */
+    if (PyObject_Size(o) < 0) {
+        PyErr_Clear();
+        return false;
+    }
+    return true;
+}
+
+/* PyTorch's promoteTypes over ferry's dtypes: the higher category wins (bool < int <
+ * float) with its dtype; within one, the wider, except uint8 with int8 (int16) and
+ * float16 with bfloat16 (float32). */
+static ferry_dtype promote(ferry_dtype a, ferry_dtype b)
+{
+    if (a == b)
+        return a;
+    int ka = fpy_dtype_kind(a), kb = fpy_dtype_kind(b);
+    if (ka != kb)
+        return ka > kb ? a : b;
+    if ((a == FERRY_UINT8 && b == FERRY_INT8) || (a == FERRY_INT8 && b == FERRY_UINT8))
+        return FERRY_INT16;
+    if ((a == FERRY_FLOAT16 && b == FERRY_BFLOAT16) || (a == FERRY_BFLOAT16 && b == FERRY_FLOAT16))
+        return FERRY_FLOAT32;
+    if (a == FERRY_UINT8 || b == FERRY_UINT8)
+        return a == FERRY_UINT8 ? b : a;
+    return ferry_dtype_size(a) >= ferry_dtype_size(b) ? a : b;
+}
+
+/* The dtype of a NumPy scalar or array from its dtype's kind and itemsize; a kind ferry
+ * lacks (uint16, longdouble, ...) falls back to its category's default. -1 with an
+ * exception when o has no usable dtype. */
+static int numpy_dtype(PyObject *o, ferry_dtype *out)
+{
+    PyObject *dt = PyObject_GetAttrString(o, "dtype");
+    PyObject *kind = dt ? PyObject_GetAttrString(dt, "kind") : NULL;
+    PyObject *size = dt ? PyObject_GetAttrString(dt, "itemsize") : NULL;
+    const char *k = kind ? PyUnicode_AsUTF8(kind) : NULL;
+    long n = size ? PyLong_AsLong(size) : -1;
+    Py_XDECREF(dt);
+    Py_XDECREF(kind);
+    Py_XDECREF(size);
+    if (!k || (n == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "Could not infer dtype of %s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    switch (k[0]) {
+    case 'b': *out = FERRY_BOOL; return 0;
+    case 'u': *out = n == 1 ? FERRY_UINT8 : FERRY_INT64; return 0;
+    case 'i':
+        *out = n == 1 ? FERRY_INT8 : n == 2 ? FERRY_INT16 : n == 4 ? FERRY_INT32 : FERRY_INT64;
+        return 0;
+    case 'f':
+        *out = n == 2 ? FERRY_FLOAT16 : n == 4 ? FERRY_FLOAT32 : FERRY_FLOAT64;
+        return 0;
+    default:
+        PyErr_Format(PyExc_TypeError, "Could not infer dtype of %s (NumPy dtype kind '%s')",
+                     Py_TYPE(o)->tp_name, k);
+        return -1;
+    }
+}
+
+/* PyTorch's infer_scalar_type: a Python float is float32, an int int64, a bool bool; a
+ * NumPy scalar or array and a ferry tensor bring their own dtype; an empty sequence
+ * counts as float32; a sequence promotes over all of its items. */
+static int infer_dtype(PyObject *o, int depth, ferry_dtype *out)
+{
+    if (PyFloat_Check(o) && !fpy_is_ndarray(o) && strncmp(Py_TYPE(o)->tp_name, "numpy.", 6) != 0) {
+        *out = FERRY_FLOAT32;
+        return 0;
+    }
+    if (PyBool_Check(o)) {
+        *out = FERRY_BOOL;
+        return 0;
+    }
+    if (PyLong_Check(o)) {
+        *out = FERRY_INT64;
+        return 0;
+    }
+    if (FpyTensor_Check(o)) {
+        *out = ferry_tensor_dtype(FPY_T(o));
+        return 0;
+    }
+    if (fpy_is_ndarray(o) || fpy_scalar_kind(o) >= 0)
+        return numpy_dtype(o, out);
+    if (!is_list(o)) {
+        PyErr_Format(PyExc_TypeError, "Could not infer dtype of %s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    if (depth >= FERRY_MAX_DIMS) {
+        PyErr_Format(PyExc_RuntimeError, "too many dimensions: a tensor has at most %d",
+                     FERRY_MAX_DIMS);
+        return -1;
+    }
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(o);
+    if (len == 0) {
+        *out = FERRY_FLOAT32;
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        ferry_dtype d;
+        if (infer_dtype(PySequence_Fast_GET_ITEM(o, i), depth + 1, &d) < 0)
+            return -1;
+        *out = i == 0 ? d : promote(*out, d);
+    }
+    return 0;
 }
 
 typedef struct {
     int ndim;
     int64_t shape[FERRY_MAX_DIMS];
-    int kind; /* highest FPY_KIND_* among the leaves; -1 while there are none */
 } nest_info;
 
-/* The kind of a leaf: a number, or a one-element tensor (PyTorch accepts both). */
-static int leaf_kind(PyObject *o)
+/* An array's elements as a host tensor of dtype, row-major in *cursor; its shape must be
+ * n's from dim on. */
+static int fill_array(PyObject *o, int dim, const nest_info *n, ferry_dtype dtype,
+                      char **cursor)
 {
-    if (FpyTensor_Check(o)) {
-        if (ferry_tensor_numel(FPY_T(o)) != 1) {
-            PyErr_SetString(PyExc_ValueError, "only one element tensors can be converted to "
-                                              "Python scalars");
-            return -2;
+    Py_buffer view;
+    ferry_tensor *a = fpy_tensor_from_buffer(o, false, &view);
+    if (!a)
+        return -1;
+    int rc = -1;
+    int nd = ferry_tensor_ndim(a);
+    const int64_t *shape = ferry_tensor_shape(a);
+    for (int i = 0; i < n->ndim - dim; i++) {
+        if (i >= nd) {
+            PyErr_Format(PyExc_ValueError, "expected sequence of length %lld at dim %d (got a "
+                         "number)", (long long)n->shape[dim + i], dim + i);
+            goto done;
         }
-        return fpy_dtype_kind(ferry_tensor_dtype(FPY_T(o)));
+        if (shape[i] != n->shape[dim + i]) {
+            PyErr_Format(PyExc_ValueError, "expected sequence of length %lld at dim %d (got "
+                         "%lld)", (long long)n->shape[dim + i], dim + i, (long long)shape[i]);
+            goto done;
+        }
     }
-    int k = fpy_scalar_kind(o);
-    if (k < 0)
-        PyErr_Format(PyExc_TypeError, "Could not infer dtype of %s", Py_TYPE(o)->tp_name);
-    return k;
+    if (nd > n->ndim - dim) {
+        PyErr_Format(PyExc_TypeError, "expected a number at dim %d (got an array of %d dims)",
+                     n->ndim, nd - (n->ndim - dim));
+        goto done;
+    }
+    ferry_tensor *c = ferry_tensor_to_dtype(a, dtype);
+    size_t nbytes = (size_t)ferry_tensor_numel(a) * ferry_dtype_size(dtype);
+    if (!c || ferry_tensor_copy_to_host(c, *cursor, nbytes) != FERRY_OK) {
+        fpy_error();
+        ferry_tensor_release(c);
+        goto done;
+    }
+    ferry_tensor_release(c);
+    *cursor += nbytes;
+    rc = 0;
+done:
+    ferry_tensor_release(a);
+    PyBuffer_Release(&view);
+    return rc;
 }
 
-/* Walks every element: sequence lengths must match the shape the first elements gave,
- * and every leaf must be a number. */
-static int nest_check(PyObject *o, int dim, nest_info *n)
+/* Stores every element in row-major order, checking that sequence lengths match the
+ * shape the first elements gave; PyTorch's errors: ValueError for a length, TypeError
+ * for a number where a sequence belongs and the reverse. */
+static int nest_fill(PyObject *o, int dim, const nest_info *n, ferry_dtype dtype, char **cursor)
 {
     if (dim == n->ndim) {
         if (is_nested(o)) {
-            PyErr_Format(PyExc_ValueError,
-                         "expected a number at dim %d (got a sequence of length %zd)", dim,
-                         PySequence_Fast_GET_SIZE(o));
+            PyErr_Format(PyExc_TypeError, "expected a number at dim %d (got a sequence of "
+                         "length %zd)", dim, PyObject_Size(o));
             return -1;
         }
-        int k = leaf_kind(o);
-        if (k < 0)
+        if (FpyTensor_Check(o) && ferry_tensor_numel(FPY_T(o)) != 1) {
+            PyErr_SetString(PyExc_ValueError, "only one element tensors can be converted to "
+                                              "Python scalars");
             return -1;
-        if (k > n->kind)
-            n->kind = k;
-        return 0;
+        }
+        PyObject *v = FpyTensor_Check(o) ? fpy_item(FPY_T(o)) : Py_NewRef(o);
+        if (!v)
+            return -1;
+        int rc = fpy_store(dtype, v, *cursor);
+        Py_DECREF(v);
+        *cursor += ferry_dtype_size(dtype);
+        return rc;
     }
-    if (!is_nested(o)) {
-        PyErr_Format(PyExc_ValueError, "expected sequence of length %lld at dim %d (got %s)",
-                     (long long)n->shape[dim], dim, Py_TYPE(o)->tp_name);
+    if (!is_list(o)) {
+        if (is_nested(o))
+            return fill_array(o, dim, n, dtype, cursor);
+        PyErr_Format(PyExc_TypeError, "not a sequence: expected a sequence of length %lld at "
+                     "dim %d (got %s)", (long long)n->shape[dim], dim, Py_TYPE(o)->tp_name);
         return -1;
     }
     Py_ssize_t len = PySequence_Fast_GET_SIZE(o);
@@ -462,51 +611,57 @@ static int nest_check(PyObject *o, int dim, nest_info *n)
         return -1;
     }
     for (Py_ssize_t i = 0; i < len; i++)
-        if (nest_check(PySequence_Fast_GET_ITEM(o, i), dim + 1, n) < 0)
-            return -1;
-    return 0;
-}
-
-static int nest_fill(PyObject *o, int dim, const nest_info *n, ferry_dtype dtype, char **cursor)
-{
-    if (dim == n->ndim) {
-        PyObject *v = FpyTensor_Check(o) ? fpy_item(FPY_T(o)) : Py_NewRef(o);
-        if (!v)
-            return -1;
-        int rc = fpy_store(dtype, v, *cursor);
-        Py_DECREF(v);
-        *cursor += ferry_dtype_size(dtype);
-        return rc;
-    }
-    Py_ssize_t len = PySequence_Fast_GET_SIZE(o);
-    for (Py_ssize_t i = 0; i < len; i++)
         if (nest_fill(PySequence_Fast_GET_ITEM(o, i), dim + 1, n, dtype, cursor) < 0)
             return -1;
     return 0;
 }
 
-static ferry_tensor *from_nested(PyObject *data, const ferry_dtype *dtype, const char *device)
+/* The shape the first elements give, as PyTorch reads it: an array's whole shape. */
+static int nest_shape(PyObject *data, nest_info *n)
 {
-    nest_info n = {.ndim = 0, .kind = -1};
     for (PyObject *o = data; is_nested(o);) {
-        if (n.ndim == FERRY_MAX_DIMS) {
-            PyErr_Format(PyExc_ValueError, "too many dimensions: a tensor has at most %d",
+        if (!is_list(o)) {
+            PyObject *shape = PyObject_GetAttrString(o, "shape");
+            if (!shape)
+                return -1;
+            Py_ssize_t nd = PyTuple_Check(shape) ? PyTuple_GET_SIZE(shape) : -1;
+            for (Py_ssize_t i = 0; i < nd; i++) {
+                if (n->ndim == FERRY_MAX_DIMS)
+                    break;
+                n->shape[n->ndim++] = PyLong_AsLongLong(PyTuple_GET_ITEM(shape, i));
+            }
+            Py_DECREF(shape);
+            if (nd < 0 || PyErr_Occurred())
+                return -1;
+            if (n->ndim == FERRY_MAX_DIMS && nd > 0)
+                break;
+            return 0;
+        }
+        if (n->ndim == FERRY_MAX_DIMS) {
+            PyErr_Format(PyExc_RuntimeError, "too many dimensions: a tensor has at most %d",
                          FERRY_MAX_DIMS);
-            return NULL;
+            return -1;
         }
         Py_ssize_t len = PySequence_Fast_GET_SIZE(o);
-        n.shape[n.ndim++] = len;
+        n->shape[n->ndim++] = len;
         if (len == 0)
             break;
         o = PySequence_Fast_GET_ITEM(o, 0);
     }
-    if (nest_check(data, 0, &n) < 0)
+    return 0;
+}
+
+static ferry_tensor *from_nested(PyObject *data, const ferry_dtype *dtype, const char *device)
+{
+    nest_info n = {.ndim = 0};
+    ferry_dtype inferred;
+    if (infer_dtype(data, 0, &inferred) < 0 || nest_shape(data, &n) < 0)
         return NULL;
-    /* No leaves at all ([] or [[], []]) gives the default float dtype, as PyTorch. */
-    ferry_dtype dt = dtype ? *dtype : fpy_kind_default_dtype(n.kind < 0 ? FPY_KIND_FLOAT : n.kind);
+    ferry_dtype dt = dtype ? *dtype : inferred;
     int64_t numel = 1;
     for (int i = 0; i < n.ndim; i++)
-        numel *= n.shape[i];
+        if (__builtin_mul_overflow(numel, n.shape[i], &numel))
+            return (ferry_tensor *)PyErr_NoMemory();
     size_t nbytes = (size_t)numel * ferry_dtype_size(dt);
     char *buf = PyMem_Malloc(nbytes ? nbytes : 1);
     if (!buf) {
@@ -515,7 +670,9 @@ static ferry_tensor *from_nested(PyObject *data, const ferry_dtype *dtype, const
     }
     char *cursor = buf;
     ferry_tensor *t = NULL;
-    if (nest_fill(data, 0, &n, dt, &cursor) == 0) {
+    /* As PyTorch: with no elements nothing is stored, so nothing past the first
+     * elements is checked ([[], [1]] has shape (2, 0)). */
+    if (numel == 0 || nest_fill(data, 0, &n, dt, &cursor) == 0) {
         bool block = device && strcmp(device, "cpu") != 0;
         FPY_MAYBE_NOGIL(block, t = ferry_tensor_from_data(buf, dt, n.ndim, n.shape, device));
         if (!t)

@@ -3,6 +3,8 @@
  * https://dmlc.github.io/dlpack/latest/python_spec.html */
 #include "ferry_py.h"
 
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char name_versioned[] = "dltensor_versioned";
@@ -14,39 +16,121 @@ static const char name_used_legacy[] = "used_dltensor";
 /* Export                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* A capsule nobody consumed still owns its managed tensor. The deleter is ferry's (or,
- * through a storage, a from_numpy release), safe from any thread; Python's error state
- * is saved because destructors may run while an exception is being raised. */
-static void capsule_versioned_destructor(PyObject *capsule)
+/* A capsule's managed tensor must be deleted exactly once whatever its consumer does.
+ * The spec: a consumer that takes the struct renames the capsule ("used_dltensor...")
+ * and later calls its deleter; the capsule's destructor deletes only an unrenamed one.
+ * Some consumers call the deleter on an error path without renaming (PyTorch refusing
+ * an OpenCL device did, and the destructor then freed the struct a second time), so
+ * the struct's deleter and the capsule's destructor share a guard: whichever comes
+ * first runs ferry's deleter, the other does nothing, and the last of the two frees
+ * the guard. The struct's deleter may run on any thread without the GIL: atomics and
+ * free() only. */
+typedef struct {
+    atomic_int refs;     /* one for the struct's deleter, one for the capsule */
+    atomic_bool deleted; /* ferry's deleter has run */
+    void *manager_ctx;   /* ferry's, restored before its deleter runs */
+    void (*deleter_versioned)(DLManagedTensorVersioned *);
+    void (*deleter_legacy)(DLManagedTensor *);
+} export_guard;
+
+static void guard_release(export_guard *g)
 {
-    if (PyCapsule_IsValid(capsule, name_used_versioned))
-        return;
+    if (atomic_fetch_sub(&g->refs, 1) == 1)
+        free(g);
+}
+
+/* Runs ferry's deleter of the struct at most once; true when this call ran it. */
+static bool guard_delete(export_guard *g, DLManagedTensorVersioned *mv, DLManagedTensor *ml)
+{
+    if (atomic_exchange(&g->deleted, true))
+        return false;
+    if (mv) {
+        mv->manager_ctx = g->manager_ctx;
+        mv->deleter = g->deleter_versioned;
+        mv->deleter(mv);
+    } else {
+        ml->manager_ctx = g->manager_ctx;
+        ml->deleter = g->deleter_legacy;
+        ml->deleter(ml);
+    }
+    return true;
+}
+
+static void guarded_deleter_versioned(DLManagedTensorVersioned *m)
+{
+    export_guard *g = m->manager_ctx;
+    guard_delete(g, m, NULL);
+    guard_release(g);
+}
+
+static void guarded_deleter_legacy(DLManagedTensor *m)
+{
+    export_guard *g = m->manager_ctx;
+    guard_delete(g, NULL, m);
+    guard_release(g);
+}
+
+/* The capsule's destructor. An unrenamed capsule whose struct nobody deleted still
+ * owns it; then the struct's deleter will never run, so its guard reference goes too.
+ * Python's error state is saved because destructors may run while an exception is
+ * being raised. */
+static void capsule_destructor(PyObject *capsule)
+{
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
-    DLManagedTensorVersioned *m = PyCapsule_GetPointer(capsule, name_versioned);
-    if (m) {
-        if (m->deleter)
-            m->deleter(m);
-    } else {
+    export_guard *g = PyCapsule_GetContext(capsule);
+    const char *name = PyCapsule_GetName(capsule);
+    if (!g || !name) {
         PyErr_WriteUnraisable(capsule);
+    } else {
+        bool versioned = strcmp(name, name_versioned) == 0;
+        if (versioned || strcmp(name, name_legacy) == 0) {
+            void *m = PyCapsule_GetPointer(capsule, name);
+            if (m && guard_delete(g, versioned ? m : NULL, versioned ? NULL : m))
+                guard_release(g);
+        }
+        guard_release(g);
     }
     PyErr_Restore(type, value, tb);
 }
 
-static void capsule_legacy_destructor(PyObject *capsule)
+/* A capsule over a fresh export m (versioned or not), its deleter guarded; on failure
+ * m is deleted and NULL returned with an exception. */
+static PyObject *make_capsule(DLManagedTensorVersioned *mv, DLManagedTensor *ml)
 {
-    if (PyCapsule_IsValid(capsule, name_used_legacy))
-        return;
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    DLManagedTensor *m = PyCapsule_GetPointer(capsule, name_legacy);
-    if (m) {
-        if (m->deleter)
-            m->deleter(m);
-    } else {
-        PyErr_WriteUnraisable(capsule);
+    export_guard *g = malloc(sizeof *g);
+    if (!g) {
+        if (mv)
+            mv->deleter(mv);
+        else
+            ml->deleter(ml);
+        return PyErr_NoMemory();
     }
-    PyErr_Restore(type, value, tb);
+    atomic_init(&g->refs, 1);
+    atomic_init(&g->deleted, false);
+    if (mv) {
+        g->manager_ctx = mv->manager_ctx;
+        g->deleter_versioned = mv->deleter;
+        mv->manager_ctx = g;
+        mv->deleter = guarded_deleter_versioned;
+    } else {
+        g->manager_ctx = ml->manager_ctx;
+        g->deleter_legacy = ml->deleter;
+        ml->manager_ctx = g;
+        ml->deleter = guarded_deleter_legacy;
+    }
+    PyObject *capsule = mv ? PyCapsule_New(mv, name_versioned, capsule_destructor)
+                           : PyCapsule_New(ml, name_legacy, capsule_destructor);
+    if (!capsule) {
+        if (mv)
+            mv->deleter(mv);
+        else
+            ml->deleter(ml);
+        return NULL;
+    }
+    atomic_fetch_add(&g->refs, 1);
+    PyCapsule_SetContext(capsule, g); /* cannot fail on a valid capsule */
+    return capsule;
 }
 
 /* DLPack's device of a tensor; -1 for a backend DLPack has no type for, with a
@@ -177,9 +261,7 @@ PyObject *fpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs)
         /* The struct is ours until the capsule is handed over. */
         if (copied)
             m->flags |= DLPACK_FLAG_BITMASK_IS_COPIED;
-        capsule = PyCapsule_New(m, name_versioned, capsule_versioned_destructor);
-        if (!capsule)
-            m->deleter(m);
+        capsule = make_capsule(m, NULL);
     } else {
         if (ferry_tensor_is_read_only(src)) {
             ferry_tensor_release(src);
@@ -195,9 +277,7 @@ PyObject *fpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs)
             ferry_tensor_release(src);
             return fpy_export_error();
         }
-        capsule = PyCapsule_New(m, name_legacy, capsule_legacy_destructor);
-        if (!capsule)
-            m->deleter(m);
+        capsule = make_capsule(NULL, m);
     }
     /* The managed tensor holds the storage; the handle is no longer needed. */
     ferry_tensor_release(src);
@@ -241,11 +321,11 @@ static ferry_tensor *consume(PyObject *capsule)
     const char *name = PyCapsule_GetName(capsule);
     PyErr_Clear();
     if (name && (strcmp(name, name_used_versioned) == 0 || strcmp(name, name_used_legacy) == 0))
-        PyErr_SetString(PyExc_ValueError,
+        PyErr_SetString(PyExc_RuntimeError,
                         "from_dlpack: this DLPack capsule was already consumed; a capsule can "
                         "be imported once");
     else
-        PyErr_Format(PyExc_ValueError,
+        PyErr_Format(PyExc_RuntimeError,
                      "from_dlpack: expected a capsule named 'dltensor' or "
                      "'dltensor_versioned', got '%s'",
                      name ? name : "(null)");

@@ -71,6 +71,26 @@ PyObject *fpy_error(void);
 /* The same for a failed export (buffer protocol, DLPack): BufferError unless the
  * failure is memory or a refused argument. Returns NULL. */
 PyObject *fpy_export_error(void);
+/* A bool argument as PyTorch's parser takes it: True, False or a NumPy bool, nothing
+ * else ("sum(): argument 'keepdim' must be bool, not int"). "O&" converter into an
+ * fpy_bool_arg whose fn and arg name the argument and whose value is the default. */
+typedef struct {
+    const char *fn;
+    const char *arg;
+    int value;
+} fpy_bool_arg;
+int fpy_bool_converter(PyObject *o, void *out);
+/* An int argument (operator.index) into an int64: TypeError for a non-int, ValueError
+ * "Overflow when unpacking long long" beyond int64, as PyTorch. 0 or -1. */
+int fpy_int64(PyObject *o, int64_t *out);
+/* Sizes given as ints (`zeros(2, 3)`) or as one sequence (`zeros((2, 3))`), at most
+ * FERRY_MAX_DIMS, each an int64: PyTorch's TypeErrors name fn and arg for anything else,
+ * an int past int64 included. 0 or -1. */
+int fpy_int64_list(PyObject *args, const char *fn, const char *arg, int *n, int64_t *out);
+/* A dim argument of a tensor of ndim dims: an int64 in [-max(ndim, 1), max(ndim, 1)),
+ * else PyTorch's IndexError "Dimension out of range (...)". *out is the dim unwrapped,
+ * for the C API to wrap. 0 or -1. */
+int fpy_dim(PyObject *o, int ndim, int *out);
 /* The ferry.dtype object of a dtype; a new reference. */
 PyObject *fpy_dtype_object(ferry_dtype dtype);
 /* "O&" converter: a ferry.dtype into *(ferry_dtype *)out. None is refused. */
@@ -149,6 +169,8 @@ PyObject *fpy_item(ferry_tensor *t);
 /* ---- buffer.c ---- */
 
 extern PyBufferProcs fpy_tensor_as_buffer;
+/* Whether o is a NumPy array (false, without importing NumPy, before anyone has). */
+bool fpy_is_ndarray(PyObject *o);
 void fpy_buffer_dims_free(FpyTensor *self);
 /* A tensor over an object's buffer: zero copy when `keep` (the tensor holds the export
  * until it dies), else a temporary view the caller copies from before releasing

@@ -11,22 +11,25 @@
 /* Errors: the one table from ferry_status to Python exceptions             */
 /* ------------------------------------------------------------------------ */
 
-/* `general` is what any call raises; `exporting` what the buffer protocol and
- * __dlpack__ raise, where the protocols ask for BufferError when the export cannot be
- * done. A refused argument stays a RuntimeError there, as PyTorch's
- * "Can't export tensors that require gradient" is. */
+/* `general` is what any call raises: PyTorch's types, so code written for PyTorch that
+ * catches RuntimeError, IndexError or NotImplementedError (a RuntimeError) keeps
+ * working. A refused argument is a RuntimeError as TORCH_CHECK's are; a dtype or device
+ * with no kernel is NotImplementedError, as PyTorch's "not implemented for 'Bool'".
+ * `exporting` is what the buffer protocol and __dlpack__ raise: BufferError where the
+ * export cannot be done, as the protocols ask (PyTorch's __dlpack__ raises BufferError
+ * for "Can't export tensors that require gradient" too). */
 static const struct {
     ferry_status status;
     PyObject **general;
     PyObject **exporting;
 } error_table[] = {
-    {FERRY_ERR_INVALID_ARGUMENT, &PyExc_ValueError, &PyExc_RuntimeError},
+    {FERRY_ERR_INVALID_ARGUMENT, &PyExc_RuntimeError, &PyExc_BufferError},
     {FERRY_ERR_INVALID_DEVICE, &PyExc_RuntimeError, &PyExc_BufferError},
     {FERRY_ERR_UNAVAILABLE, &PyExc_RuntimeError, &PyExc_BufferError},
     /* PyTorch raises RuntimeError for operands on two devices. */
     {FERRY_ERR_WRONG_DEVICE, &PyExc_RuntimeError, &PyExc_BufferError},
     {FERRY_ERR_OUT_OF_MEMORY, &PyExc_MemoryError, &PyExc_MemoryError},
-    {FERRY_ERR_UNSUPPORTED, &PyExc_RuntimeError, &PyExc_BufferError},
+    {FERRY_ERR_UNSUPPORTED, &PyExc_NotImplementedError, &PyExc_BufferError},
     {FERRY_ERR_BACKEND, &PyExc_RuntimeError, &PyExc_BufferError},
     {FERRY_ERR_ABI, &PyExc_RuntimeError, &PyExc_BufferError},
     {FERRY_ERR_INVALID_HANDLE, &PyExc_RuntimeError, &PyExc_RuntimeError},
@@ -55,6 +58,68 @@ PyObject *fpy_error(void)
 PyObject *fpy_export_error(void)
 {
     return raise_status(true);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Arguments: bools, int64s and dims, checked as PyTorch's argument parser    */
+/* ------------------------------------------------------------------------ */
+
+int fpy_bool_converter(PyObject *o, void *out)
+{
+    fpy_bool_arg *b = out;
+    /* NumPy's bool scalar is a bool to PyTorch too; an int or None is not. */
+    const char *tn = Py_TYPE(o)->tp_name;
+    if (PyBool_Check(o) || strcmp(tn, "numpy.bool") == 0 || strcmp(tn, "numpy.bool_") == 0) {
+        int v = PyObject_IsTrue(o);
+        if (v < 0)
+            return 0;
+        b->value = v;
+        return 1;
+    }
+    PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be bool, not %s", b->fn, b->arg,
+                 tn);
+    return 0;
+}
+
+int fpy_int64(PyObject *o, int64_t *out)
+{
+    if (!PyIndex_Check(o) || PyBool_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "expected an int, got %s", Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    PyObject *i = PyNumber_Index(o);
+    if (!i)
+        return -1;
+    int over;
+    long long v = PyLong_AsLongLongAndOverflow(i, &over);
+    Py_DECREF(i);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (over) {
+        /* PyTorch's type and words for an int beyond int64. */
+        PyErr_SetString(PyExc_ValueError, "Overflow when unpacking long long");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int fpy_dim(PyObject *o, int ndim, int *out)
+{
+    int64_t d;
+    if (fpy_int64(o, &d) < 0)
+        return -1;
+    /* A 0-d tensor takes dims 0 and -1, as in PyTorch. */
+    int n = ndim > 0 ? ndim : 1;
+    if (d < -n || d >= n) {
+        PyErr_Format(PyExc_IndexError,
+                     "Dimension out of range (expected to be in range of [%d, %d], but got "
+                     "%lld)",
+                     -n, n - 1, (long long)d);
+        return -1;
+    }
+    *out = (int)d;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -375,38 +440,51 @@ PyTypeObject FpySize_Type = {
 /* Factories                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* A shape given as ints (`zeros(2, 3)`) or as one sequence (`zeros((2, 3))`). */
-static int parse_shape(PyObject *args, int *ndim, int64_t *shape)
+int fpy_int64_list(PyObject *args, const char *fn, const char *arg, int *n, int64_t *out)
 {
     PyObject *seq = args;
     if (PyTuple_GET_SIZE(args) == 1 && !PyIndex_Check(PyTuple_GET_ITEM(args, 0)))
         seq = PyTuple_GET_ITEM(args, 0);
-    PyObject *fast = PySequence_Fast(seq, "size must be a sequence of ints");
+    if (!PyTuple_Check(seq) && !PyList_Check(seq) &&
+        !PyObject_TypeCheck(seq, &FpySize_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be tuple of ints, not %s", fn,
+                     arg, Py_TYPE(seq)->tp_name);
+        return -1;
+    }
+    PyObject *fast = PySequence_Fast(seq, "a sequence of ints");
     if (!fast)
         return -1;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    if (n > FERRY_MAX_DIMS) {
-        PyErr_Format(PyExc_ValueError, "a tensor has at most %d dimensions, got %zd",
-                     FERRY_MAX_DIMS, n);
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(fast);
+    if (len > FERRY_MAX_DIMS) {
+        PyErr_Format(PyExc_RuntimeError, "%s(): a tensor has at most %d dimensions, got %zd", fn,
+                     FERRY_MAX_DIMS, len);
         Py_DECREF(fast);
         return -1;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0; i < len; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
-        if (!PyIndex_Check(item)) {
-            PyErr_Format(PyExc_TypeError, "size must be a sequence of ints, got %s at %zd",
-                         Py_TYPE(item)->tp_name, i);
+        if (!PyIndex_Check(item) || PyBool_Check(item)) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s(): argument '%s' must be tuple of ints, but found element of type "
+                         "%s at pos %zd",
+                         fn, arg, Py_TYPE(item)->tp_name, i);
             Py_DECREF(fast);
             return -1;
         }
-        long long v = PyLong_AsLongLong(item);
-        if (v == -1 && PyErr_Occurred()) {
+        if (fpy_int64(item, &out[i]) < 0) {
+            /* PyTorch's words: never a silent wrap of a size past int64. */
+            if (PyErr_ExceptionMatches(PyExc_ValueError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError,
+                             "%s(): argument '%s' failed to unpack the object at pos %zd with "
+                             "error \"Overflow when unpacking long long\"",
+                             fn, arg, i + 1);
+            }
             Py_DECREF(fast);
             return -1;
         }
-        shape[i] = v;
     }
-    *ndim = (int)n;
+    *n = (int)len;
     Py_DECREF(fast);
     return 0;
 }
@@ -415,7 +493,7 @@ static int parse_shape(PyObject *args, int *ndim, int64_t *shape)
 typedef struct {
     PyObject *dtype;
     fpy_device_arg device;
-    int requires_grad;
+    fpy_bool_arg requires_grad;
 } factory_opts;
 
 /* Applies requires_grad to a fresh tensor and wraps it (stealing t). */
@@ -456,26 +534,28 @@ typedef ferry_tensor *(*shape_factory)(ferry_dtype, int, const int64_t *, const 
 static PyObject *shaped(PyObject *args, PyObject *kwargs, const char *fname, shape_factory make)
 {
     static char *kwlist[] = {"dtype", "device", "requires_grad", NULL};
-    factory_opts o = {NULL, {false, NULL, {0}}, 0};
+    factory_opts o = {NULL, {false, NULL, {0}}, {fname, "requires_grad", 0}};
     PyObject *empty = PyTuple_New(0);
     if (!empty)
         return NULL;
     char fmt[64];
-    snprintf(fmt, sizeof fmt, "|$OO&p:%s", fname);
+    snprintf(fmt, sizeof fmt, "|$OO&O&:%s", fname);
     int ok = PyArg_ParseTupleAndKeywords(empty, kwargs, fmt, kwlist, &o.dtype,
-                                         fpy_device_converter, &o.device, &o.requires_grad);
+                                         fpy_device_converter, &o.device, fpy_bool_converter,
+                                         &o.requires_grad);
     Py_DECREF(empty);
     if (!ok)
         return NULL;
     int ndim;
     int64_t shape[FERRY_MAX_DIMS];
     ferry_dtype dt;
-    if (parse_shape(args, &ndim, shape) < 0 || opts_dtype(&o, FERRY_FLOAT32, &dt) < 0)
+    if (fpy_int64_list(args, fname, "size", &ndim, shape) < 0 ||
+        opts_dtype(&o, FERRY_FLOAT32, &dt) < 0)
         return NULL;
     ferry_tensor *t;
     FPY_MAYBE_NOGIL(factory_may_block(&o.device, dt, ndim, shape),
                     t = make(dt, ndim, shape, o.device.str));
-    return finish(t, o.requires_grad);
+    return finish(t, o.requires_grad.value);
 }
 
 static PyObject *mod_zeros(PyObject *m, PyObject *args, PyObject *kwargs)
@@ -496,11 +576,11 @@ static PyObject *mod_empty(PyObject *m, PyObject *args, PyObject *kwargs)
 static PyObject *mod_full(PyObject *m, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"size", "fill_value", "dtype", "device", "requires_grad", NULL};
-    factory_opts o = {NULL, {false, NULL, {0}}, 0};
+    factory_opts o = {NULL, {false, NULL, {0}}, {"full", "requires_grad", 0}};
     PyObject *size, *value;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OO&p:full", kwlist, &size, &value,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|$OO&O&:full", kwlist, &size, &value,
                                      &o.dtype, fpy_device_converter, &o.device,
-                                     &o.requires_grad))
+                                     fpy_bool_converter, &o.requires_grad))
         return NULL;
     int kind = fpy_scalar_kind(value);
     if (kind < 0) {
@@ -514,7 +594,7 @@ static PyObject *mod_full(PyObject *m, PyObject *args, PyObject *kwargs)
     PyObject *sizeargs = PyTuple_Pack(1, size);
     if (!sizeargs)
         return NULL;
-    int rc = parse_shape(sizeargs, &ndim, shape);
+    int rc = fpy_int64_list(sizeargs, "full", "size", &ndim, shape);
     Py_DECREF(sizeargs);
     /* PyTorch infers the dtype from the fill value. */
     if (rc < 0 || opts_dtype(&o, fpy_kind_default_dtype(kind), &dt) < 0)
@@ -530,25 +610,28 @@ static PyObject *mod_full(PyObject *m, PyObject *args, PyObject *kwargs)
         ferry_tensor_release(t);
         return NULL;
     }
-    return finish(t, o.requires_grad);
+    return finish(t, o.requires_grad.value);
 }
 
 static PyObject *mod_eye(PyObject *m, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"n", "m", "dtype", "device", "requires_grad", NULL};
-    factory_opts o = {NULL, {false, NULL, {0}}, 0};
+    factory_opts o = {NULL, {false, NULL, {0}}, {"eye", "requires_grad", 0}};
     long long n, cols = -1;
-    PyObject *mobj = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "L|O$OO&p:eye", kwlist, &n, &mobj, &o.dtype,
-                                     fpy_device_converter, &o.device, &o.requires_grad))
+    PyObject *nobj, *mobj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O$OO&O&:eye", kwlist, &nobj, &mobj, &o.dtype,
+                                     fpy_device_converter, &o.device, fpy_bool_converter,
+                                     &o.requires_grad))
         return NULL;
     ferry_dtype dt;
-    if (opts_dtype(&o, FERRY_FLOAT32, &dt) < 0)
+    int64_t v;
+    if (opts_dtype(&o, FERRY_FLOAT32, &dt) < 0 || fpy_int64(nobj, &v) < 0)
         return NULL;
+    n = v;
     if (mobj != Py_None) {
-        cols = PyLong_AsLongLong(mobj);
-        if (cols == -1 && PyErr_Occurred())
+        if (fpy_int64(mobj, &v) < 0)
             return NULL;
+        cols = v;
         if (cols < 0) {
             PyErr_Format(PyExc_RuntimeError, "m must be greater or equal to 0, got %lld", cols);
             return NULL;
@@ -559,7 +642,7 @@ static PyObject *mod_eye(PyObject *m, PyObject *args, PyObject *kwargs)
         Py_BEGIN_ALLOW_THREADS
         t = ferry_eye(n, dt, o.device.str);
         Py_END_ALLOW_THREADS
-        return finish(t, o.requires_grad);
+        return finish(t, o.requires_grad.value);
     }
     /* ferry_eye is square; a rectangular identity is written on the host. */
     if (n < 0) {
@@ -587,17 +670,17 @@ static PyObject *mod_eye(PyObject *m, PyObject *args, PyObject *kwargs)
     t = ferry_tensor_from_data(buf, dt, 2, shape, o.device.str);
     Py_END_ALLOW_THREADS
     PyMem_Free(buf);
-    return finish(t, o.requires_grad);
+    return finish(t, o.requires_grad.value);
 }
 
 static PyObject *mod_arange(PyObject *m, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"start", "end", "step", "dtype", "device", "requires_grad", NULL};
-    factory_opts o = {NULL, {false, NULL, {0}}, 0};
+    factory_opts o = {NULL, {false, NULL, {0}}, {"arange", "requires_grad", 0}};
     PyObject *a = NULL, *b = Py_None, *s = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO$OO&p:arange", kwlist, &a, &b, &s,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO$OO&O&:arange", kwlist, &a, &b, &s,
                                      &o.dtype, fpy_device_converter, &o.device,
-                                     &o.requires_grad))
+                                     fpy_bool_converter, &o.requires_grad))
         return NULL;
     PyObject *start = b == Py_None ? NULL : a, *end = b == Py_None ? a : b;
     /* As PyTorch: any float argument gives the default float dtype, else int64. */
@@ -626,16 +709,17 @@ static PyObject *mod_arange(PyObject *m, PyObject *args, PyObject *kwargs)
     Py_BEGIN_ALLOW_THREADS
     t = ferry_arange(vals[0], vals[1], vals[2], dt, o.device.str);
     Py_END_ALLOW_THREADS
-    return finish(t, o.requires_grad);
+    return finish(t, o.requires_grad.value);
 }
 
 static PyObject *mod_tensor(PyObject *m, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"data", "dtype", "device", "requires_grad", NULL};
-    factory_opts o = {NULL, {false, NULL, {0}}, 0};
+    factory_opts o = {NULL, {false, NULL, {0}}, {"tensor", "requires_grad", 0}};
     PyObject *data;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$OO&p:tensor", kwlist, &data, &o.dtype,
-                                     fpy_device_converter, &o.device, &o.requires_grad))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$OO&O&:tensor", kwlist, &data, &o.dtype,
+                                     fpy_device_converter, &o.device, fpy_bool_converter,
+                                     &o.requires_grad))
         return NULL;
     ferry_dtype dt;
     bool has_dtype = o.dtype && o.dtype != Py_None;
@@ -644,7 +728,7 @@ static PyObject *mod_tensor(PyObject *m, PyObject *args, PyObject *kwargs)
     ferry_tensor *t = fpy_tensor_from_data(data, has_dtype ? &dt : NULL, o.device.str);
     if (!t)
         return NULL; /* fpy_tensor_from_data raised */
-    return finish(t, o.requires_grad);
+    return finish(t, o.requires_grad.value);
 }
 
 /* ------------------------------------------------------------------------ */

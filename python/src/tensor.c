@@ -251,9 +251,10 @@ static PyObject *t_to(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"", "", "device", "dtype", "non_blocking", "copy", NULL};
     PyObject *a0 = NULL, *a1 = NULL, *kdev = NULL, *kdtype = NULL;
-    int non_blocking = 0, copy = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO$OOpp:to", kwlist, &a0, &a1, &kdev,
-                                     &kdtype, &non_blocking, &copy))
+    fpy_bool_arg non_blocking = {"to", "non_blocking", 0}, copy = {"to", "copy", 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO$OOO&O&:to", kwlist, &a0, &a1, &kdev,
+                                     &kdtype, fpy_bool_converter, &non_blocking,
+                                     fpy_bool_converter, &copy))
         return NULL;
     fpy_device_arg dev = {false, NULL, {0}};
     ferry_dtype dtype = FERRY_FLOAT32;
@@ -264,7 +265,7 @@ static PyObject *t_to(PyObject *self, PyObject *args, PyObject *kwargs)
         to_arg(kdev, &dev, &dtype, &has_dtype, tensor_dev) < 0 ||
         to_arg(kdtype, &dev, &dtype, &has_dtype, tensor_dev) < 0)
         return NULL;
-    return to_impl(self, dev.given ? dev.str : NULL, has_dtype ? &dtype : NULL, copy);
+    return to_impl(self, dev.given ? dev.str : NULL, has_dtype ? &dtype : NULL, copy.value);
 }
 
 static PyObject *t_cpu(PyObject *self, PyObject *unused)
@@ -277,8 +278,9 @@ static PyObject *to_typed(PyObject *self, PyObject *args, PyObject *kwargs, cons
 {
     static char *kwlist[] = {"device", "non_blocking", NULL};
     PyObject *d = Py_None;
-    int non_blocking = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Op", kwlist, &d, &non_blocking))
+    fpy_bool_arg non_blocking = {type, "non_blocking", 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO&", kwlist, &d, fpy_bool_converter,
+                                     &non_blocking))
         return NULL;
     char buf[48];
     if (d == Py_None || PyIndex_Check(d)) {
@@ -297,7 +299,7 @@ static PyObject *to_typed(PyObject *self, PyObject *args, PyObject *kwargs, cons
     if (ferry_device_parse(dev.str, &parsed) != FERRY_OK)
         return fpy_error();
     if (strcmp(parsed.type, type) != 0) {
-        PyErr_Format(PyExc_ValueError, "Invalid device, must be %s device", type);
+        PyErr_Format(PyExc_RuntimeError, "Invalid device, must be %s device", type);
         return NULL;
     }
     return to_impl(self, dev.str, NULL, false);
@@ -326,8 +328,9 @@ static PyObject *t_type(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"dtype", "non_blocking", NULL};
     PyObject *arg = Py_None;
-    int non_blocking = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|Op:type", kwlist, &arg, &non_blocking))
+    fpy_bool_arg non_blocking = {"type", "non_blocking", 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO&:type", kwlist, &arg,
+                                     fpy_bool_converter, &non_blocking))
         return NULL;
     ferry_tensor *t = FPY_T(self);
     ferry_device dev = ferry_tensor_device(t);
@@ -408,17 +411,14 @@ static PyObject *t_item(PyObject *self, PyObject *unused)
 /* Sizes and views                                                          */
 /* ------------------------------------------------------------------------ */
 
-/* Wraps a dim as PyTorch does, with its message; -1 with IndexError when out of range. */
-static int wrap_dim(long dim, int ndim, int *out)
+/* A dim argument checked and wrapped, for the queries that index shape and strides
+ * themselves. */
+static int wrap_dim(PyObject *o, int ndim, int *out)
 {
-    int n = ndim > 0 ? ndim : 1;
-    if (dim < -n || dim >= n) {
-        PyErr_Format(PyExc_IndexError,
-                     "Dimension out of range (expected to be in range of [%d, %d], but got %ld)",
-                     -n, n - 1, dim);
+    int d;
+    if (fpy_dim(o, ndim, &d) < 0)
         return -1;
-    }
-    *out = (int)(dim < 0 ? dim + n : dim);
+    *out = d < 0 ? d + (ndim > 0 ? ndim : 1) : d;
     return 0;
 }
 
@@ -431,9 +431,8 @@ static PyObject *t_size(PyObject *self, PyObject *args, PyObject *kwargs)
     ferry_tensor *t = FPY_T(self);
     if (d == Py_None)
         return make_size(ferry_tensor_ndim(t), ferry_tensor_shape(t));
-    long dim = PyLong_AsLong(d);
     int w;
-    if ((dim == -1 && PyErr_Occurred()) || wrap_dim(dim, ferry_tensor_ndim(t), &w) < 0)
+    if (wrap_dim(d, ferry_tensor_ndim(t), &w) < 0)
         return NULL;
     return PyLong_FromLongLong(ferry_tensor_ndim(t) ? ferry_tensor_shape(t)[w] : 1);
 }
@@ -458,9 +457,8 @@ static PyObject *t_stride(PyObject *self, PyObject *args, PyObject *kwargs)
         }
         return r;
     }
-    long dim = PyLong_AsLong(d);
     int w;
-    if ((dim == -1 && PyErr_Occurred()) || wrap_dim(dim, ndim, &w) < 0)
+    if (wrap_dim(d, ndim, &w) < 0)
         return NULL;
     return PyLong_FromLongLong(ndim ? st[w] : 1);
 }
@@ -480,39 +478,11 @@ static PyObject *t_element_size(PyObject *self, PyObject *unused)
     return PyLong_FromSize_t(ferry_dtype_size(ferry_tensor_dtype(FPY_T(self))));
 }
 
-/* Sizes given as ints (`view(2, 3)`) or as one sequence (`view((2, 3))`). */
-static int int_list(PyObject *args, const char *what, int *n, int64_t *out)
-{
-    PyObject *seq = args;
-    if (PyTuple_GET_SIZE(args) == 1 && !PyIndex_Check(PyTuple_GET_ITEM(args, 0)))
-        seq = PyTuple_GET_ITEM(args, 0);
-    PyObject *fast = PySequence_Fast(seq, what);
-    if (!fast)
-        return -1;
-    Py_ssize_t len = PySequence_Fast_GET_SIZE(fast);
-    if (len > FERRY_MAX_DIMS) {
-        PyErr_Format(PyExc_ValueError, "%s: at most %d entries", what, FERRY_MAX_DIMS);
-        Py_DECREF(fast);
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < len; i++) {
-        long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i));
-        if (v == -1 && PyErr_Occurred()) {
-            Py_DECREF(fast);
-            return -1;
-        }
-        out[i] = v;
-    }
-    *n = (int)len;
-    Py_DECREF(fast);
-    return 0;
-}
-
 static PyObject *t_reshape(PyObject *self, PyObject *args)
 {
     int n;
     int64_t shape[FERRY_MAX_DIMS];
-    if (int_list(args, "reshape(): shape must be ints", &n, shape) < 0)
+    if (fpy_int64_list(args, "reshape", "shape", &n, shape) < 0)
         return NULL;
     ferry_tensor *t = FPY_T(self), *r;
     FPY_MAYBE_NOGIL(fpy_may_block(t), r = ferry_reshape(t, n, shape));
@@ -523,7 +493,7 @@ static PyObject *t_view(PyObject *self, PyObject *args)
 {
     int n;
     int64_t shape[FERRY_MAX_DIMS];
-    if (int_list(args, "view(): shape must be ints", &n, shape) < 0)
+    if (fpy_int64_list(args, "view", "size", &n, shape) < 0)
         return NULL;
     return fpy_wrap(ferry_view(FPY_T(self), n, shape));
 }
@@ -532,27 +502,50 @@ static PyObject *t_expand(PyObject *self, PyObject *args)
 {
     int n;
     int64_t shape[FERRY_MAX_DIMS];
-    if (int_list(args, "expand(): sizes must be ints", &n, shape) < 0)
+    if (fpy_int64_list(args, "expand", "size", &n, shape) < 0)
         return NULL;
     return fpy_wrap(ferry_expand(FPY_T(self), n, shape));
 }
 
+/* Dims given as ints (`permute(1, 0)`) or as one sequence (`permute((1, 0))`), each
+ * checked against ndim before it narrows to int. */
+static int dim_list(PyObject *args, const char *fn, int ndim, int *n, int *dims)
+{
+    PyObject *seq = args;
+    if (PyTuple_GET_SIZE(args) == 1 && !PyIndex_Check(PyTuple_GET_ITEM(args, 0)))
+        seq = PyTuple_GET_ITEM(args, 0);
+    if (!PyTuple_Check(seq) && !PyList_Check(seq)) {
+        PyErr_Format(PyExc_TypeError, "%s(): argument 'dim' must be tuple of ints, not %s", fn,
+                     Py_TYPE(seq)->tp_name);
+        return -1;
+    }
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
+    if (len > FERRY_MAX_DIMS) {
+        PyErr_Format(PyExc_RuntimeError, "%s(): at most %d dims, got %zd", fn, FERRY_MAX_DIMS,
+                     len);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (fpy_dim(PySequence_Fast_GET_ITEM(seq, i), ndim, &dims[i]) < 0)
+            return -1;
+    *n = (int)len;
+    return 0;
+}
+
 static PyObject *t_permute(PyObject *self, PyObject *args)
 {
-    int n;
-    int64_t dims64[FERRY_MAX_DIMS];
-    int dims[FERRY_MAX_DIMS];
-    if (int_list(args, "permute(): dims must be ints", &n, dims64) < 0)
+    int n, dims[FERRY_MAX_DIMS];
+    if (dim_list(args, "permute", ferry_tensor_ndim(FPY_T(self)), &n, dims) < 0)
         return NULL;
-    for (int i = 0; i < n; i++)
-        dims[i] = (int)dims64[i];
     return fpy_wrap(ferry_permute(FPY_T(self), n, dims));
 }
 
 static PyObject *t_transpose(PyObject *self, PyObject *args)
 {
-    int d0, d1;
-    if (!PyArg_ParseTuple(args, "ii:transpose", &d0, &d1))
+    PyObject *o0, *o1;
+    int nd = ferry_tensor_ndim(FPY_T(self)), d0, d1;
+    if (!PyArg_ParseTuple(args, "OO:transpose", &o0, &o1) || fpy_dim(o0, nd, &d0) < 0 ||
+        fpy_dim(o1, nd, &d1) < 0)
         return NULL;
     return fpy_wrap(ferry_transpose(FPY_T(self), d0, d1));
 }
@@ -560,8 +553,10 @@ static PyObject *t_transpose(PyObject *self, PyObject *args)
 static PyObject *t_flatten(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"start_dim", "end_dim", NULL};
-    int s = 0, e = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|ii:flatten", kwlist, &s, &e))
+    PyObject *so = NULL, *eo = NULL;
+    int nd = ferry_tensor_ndim(FPY_T(self)), s = 0, e = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:flatten", kwlist, &so, &eo) ||
+        (so && fpy_dim(so, nd, &s) < 0) || (eo && fpy_dim(eo, nd, &e) < 0))
         return NULL;
     return fpy_wrap(ferry_flatten(FPY_T(self), s, e));
 }
@@ -574,16 +569,17 @@ static PyObject *t_squeeze(PyObject *self, PyObject *args, PyObject *kwargs)
         return NULL;
     if (d == Py_None)
         return fpy_wrap(ferry_squeeze_all(FPY_T(self)));
-    int dim = PyLong_AsLong(d);
-    if (dim == -1 && PyErr_Occurred())
+    int dim;
+    if (fpy_dim(d, ferry_tensor_ndim(FPY_T(self)), &dim) < 0)
         return NULL;
     return fpy_wrap(ferry_squeeze(FPY_T(self), dim));
 }
 
 static PyObject *t_unsqueeze(PyObject *self, PyObject *arg)
 {
-    int dim = PyLong_AsLong(arg);
-    if (dim == -1 && PyErr_Occurred())
+    /* The new dim may also go after the last one. */
+    int dim;
+    if (fpy_dim(arg, ferry_tensor_ndim(FPY_T(self)) + 1, &dim) < 0)
         return NULL;
     return fpy_wrap(ferry_unsqueeze(FPY_T(self), dim));
 }
@@ -631,11 +627,14 @@ static ferry_tensor *index_view(ferry_tensor *t, PyObject *key)
         return NULL;
     }
     ferry_tensor *cur = ferry_tensor_retain(t), *next = NULL;
-    int d = 0;
+    /* d is the dim of cur the next index applies to; src the dim of t it came from,
+     * which the messages name (an int index removes its dim from cur). */
+    int d = 0, src = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *it = items[i];
         if (it == Py_Ellipsis) {
             d += ndim - consumed;
+            src += ndim - consumed;
             continue;
         }
         if (it == Py_None) {
@@ -649,17 +648,19 @@ static ferry_tensor *index_view(ferry_tensor *t, PyObject *key)
                 goto fail;
             }
             next = ferry_slice(cur, d++, start, stop, step);
+            src++;
         } else if (!PyBool_Check(it) && !FpyTensor_Check(it) && PyIndex_Check(it)) {
-            Py_ssize_t idx = PyNumber_AsSsize_t(it, PyExc_IndexError);
-            if (idx == -1 && PyErr_Occurred())
+            int64_t idx;
+            if (fpy_int64(it, &idx) < 0)
                 goto fail;
             int64_t size = ferry_tensor_shape(cur)[d];
             if (idx < -size || idx >= size) {
                 PyErr_Format(PyExc_IndexError,
-                             "index %zd is out of bounds for dimension %d with size %lld", idx,
-                             d, (long long)size);
+                             "index %lld is out of bounds for dimension %d with size %lld",
+                             (long long)idx, src, (long long)size);
                 goto fail;
             }
+            src++;
             if (idx < 0)
                 idx += size;
             ferry_tensor *s = ferry_slice(cur, d, idx, idx + 1, 1);
@@ -856,8 +857,9 @@ static PyObject *t_copy_(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"src", "non_blocking", NULL};
     PyObject *src;
-    int non_blocking = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|p:copy_", kwlist, &src, &non_blocking))
+    fpy_bool_arg non_blocking = {"copy_", "non_blocking", 0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O&:copy_", kwlist, &src,
+                                     fpy_bool_converter, &non_blocking))
         return NULL;
     if (assign(FPY_T(self), src, "copy_()") < 0)
         return NULL;
@@ -1022,6 +1024,21 @@ static ferry_tensor *reflected_operand(ferry_tensor *t, const ferry_scalar *s, b
     return r;
 }
 
+/* `t op array`: the array is an operand of its own dtype, as a tensor read in place;
+ * the result is a ferry.Tensor, as PyTorch's is a torch.Tensor. */
+static PyObject *array_operand(const binop *op, PyObject *a, PyObject *b)
+{
+    Py_buffer view;
+    ferry_tensor *arr = fpy_tensor_from_buffer(b, false, &view);
+    if (!arr)
+        return NULL;
+    ferry_tensor *t = FPY_T(a), *r;
+    FPY_MAYBE_NOGIL(fpy_may_block(t), r = op->tt(t, arr));
+    ferry_tensor_release(arr);
+    PyBuffer_Release(&view);
+    return fpy_wrap(r);
+}
+
 static PyObject *binary(const binop *op, PyObject *a, PyObject *b)
 {
     ferry_tensor *r;
@@ -1032,9 +1049,12 @@ static PyObject *binary(const binop *op, PyObject *a, PyObject *b)
         return fpy_wrap(r);
     }
     /* One operand is a tensor, or this slot would not have been called. */
-    PyObject *tobj = a_is_tensor ? a : b;
+    PyObject *tobj = a_is_tensor ? a : b, *other = a_is_tensor ? b : a;
     ferry_scalar s;
-    int rc = fpy_scalar(a_is_tensor ? b : a, &s);
+    int rc = fpy_scalar(other, &s);
+    /* An array on the left is left a TypeError, as PyTorch's `np.ones(2) + t` is. */
+    if (rc > 0 && a_is_tensor && fpy_is_ndarray(other))
+        return array_operand(op, a, b);
     if (rc != 0)
         return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
     ferry_tensor *t = FPY_T(tobj);
@@ -1065,9 +1085,19 @@ static PyObject *inplace(const binop *op, PyObject *a, PyObject *b)
     } else {
         ferry_scalar s;
         int rc = fpy_scalar(b, &s);
-        if (rc != 0)
+        if (rc > 0 && fpy_is_ndarray(b)) {
+            Py_buffer view;
+            ferry_tensor *arr = fpy_tensor_from_buffer(b, false, &view);
+            if (!arr)
+                return NULL;
+            FPY_MAYBE_NOGIL(block, st = op->tto(t, t, arr));
+            ferry_tensor_release(arr);
+            PyBuffer_Release(&view);
+        } else if (rc != 0) {
             return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
-        FPY_MAYBE_NOGIL(block, st = op->tso(t, t, s));
+        } else {
+            FPY_MAYBE_NOGIL(block, st = op->tso(t, t, s));
+        }
     }
     if (st != FERRY_OK)
         return fpy_error();
@@ -1141,10 +1171,9 @@ static PyObject *single_value(PyObject *self, const char *what)
         if (what)
             PyErr_Format(PyExc_RuntimeError, "Boolean value of Tensor with %s is ambiguous",
                          n == 0 ? "no values" : "more than one value");
-        else
-            PyErr_Format(PyExc_RuntimeError,
-                         "a Tensor with %lld elements cannot be converted to Scalar",
-                         (long long)n);
+        else /* PyTorch's int() and float(); item() says "cannot be converted to Scalar" */
+            PyErr_SetString(PyExc_ValueError,
+                            "only one element tensors can be converted to Python scalars");
         return NULL;
     }
     return fpy_item(FPY_T(self));
@@ -1327,32 +1356,30 @@ static PyObject *reduce(reduce_fn f, PyObject *self, PyObject *args, PyObject *k
 {
     static char *kwlist[] = {"dim", "keepdim", NULL};
     PyObject *d = Py_None;
-    int keepdim = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, fmt, kwlist, &d, &keepdim))
+    fpy_bool_arg keepdim = {fmt + 5, "keepdim", 0}; /* fmt is "|OO&:name" */
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, fmt, kwlist, &d, fpy_bool_converter,
+                                     &keepdim))
         return NULL;
+    ferry_tensor *t = FPY_T(self), *r;
     int n = 0, dims[FERRY_MAX_DIMS];
     if (d != Py_None) {
-        int64_t dims64[FERRY_MAX_DIMS];
         PyObject *one = PyTuple_Pack(1, d);
         if (!one)
             return NULL;
-        int rc = int_list(one, "dim must be an int or a sequence of ints", &n, dims64);
+        int rc = dim_list(one, fmt + 5, ferry_tensor_ndim(t), &n, dims);
         Py_DECREF(one);
         if (rc < 0)
             return NULL;
-        for (int i = 0; i < n; i++)
-            dims[i] = (int)dims64[i];
     }
-    ferry_tensor *t = FPY_T(self), *r;
-    FPY_MAYBE_NOGIL(fpy_may_block(t), r = f(t, n, dims, keepdim));
+    FPY_MAYBE_NOGIL(fpy_may_block(t), r = f(t, n, dims, keepdim.value));
     return fpy_wrap(r);
 }
 
-static PyObject *m_sum(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_sum, s, a, k, "|Op:sum"); }
-static PyObject *m_mean(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_mean, s, a, k, "|Op:mean"); }
-static PyObject *m_amax(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_max, s, a, k, "|Op:amax"); }
-static PyObject *m_amin(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_min, s, a, k, "|Op:amin"); }
-static PyObject *m_argmax(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_argmax, s, a, k, "|Op:argmax"); }
+static PyObject *m_sum(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_sum, s, a, k, "|OO&:sum"); }
+static PyObject *m_mean(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_mean, s, a, k, "|OO&:mean"); }
+static PyObject *m_amax(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_max, s, a, k, "|OO&:amax"); }
+static PyObject *m_amin(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_min, s, a, k, "|OO&:amin"); }
+static PyObject *m_argmax(PyObject *s, PyObject *a, PyObject *k) { return reduce(ferry_argmax, s, a, k, "|OO&:argmax"); }
 
 /* max()/min() of everything; PyTorch's max(dim) returns (values, indices), which needs
  * an argmin the C API lacks, so the per-dim forms are amax/amin/argmax. */
@@ -1482,7 +1509,7 @@ int fpy_tensor_type_init(PyObject *module)
         return -1;
     /* As torch.Tensor's: NumPy's arrays and scalars then leave binary operators with a
      * tensor to the tensor (np.float32(2) * t is a ferry.Tensor with PyTorch's promotion
-     * of a Python scalar, np.ones(2) + t a TypeError as in PyTorch, not an ndarray). */
+     * of a Python scalar, np.ones(2) + t a ferry.Tensor of the promoted dtype). */
     PyObject *prio = PyFloat_FromDouble(1000.0);
     if (!prio)
         return -1;

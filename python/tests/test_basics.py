@@ -33,8 +33,8 @@ def test_dtype_attributes_and_pickle():
         assert pickle.loads(pickle.dumps(dt)) is dt
 
 
-def test_dtype_unknown_name_raises_value_error():
-    with pytest.raises(ValueError):
+def test_dtype_unknown_name_raises_runtime_error():
+    with pytest.raises(RuntimeError):
         ferry.dtype("complex64")
 
 
@@ -117,6 +117,19 @@ def test_tensor_shapes():
 def test_tensor_ragged_and_bad_leaves():
     with pytest.raises(ValueError, match=r"expected sequence of length 2 at dim 1 \(got 3\)"):
         ferry.tensor([[1, 2], [3, 4, 5]])
+    with pytest.raises(ValueError, match=r"expected sequence of length 1 at dim 1 \(got 0\)"):
+        ferry.tensor([[1], []])
+    # A number where a sequence belongs, and the reverse, are TypeErrors as in PyTorch.
+    with pytest.raises(TypeError, match=r"not a sequence: expected a sequence of length 1 at "
+                                        r"dim 1 \(got int\)"):
+        ferry.tensor([[1], 2])
+    with pytest.raises(TypeError, match=r"expected a number at dim 1 \(got a sequence of "
+                                        r"length 1\)"):
+        ferry.tensor([1, [2]])
+    with pytest.raises(TypeError, match="not a sequence"):
+        ferry.tensor([[[1]], [2]])
+    with pytest.raises(TypeError, match="expected a number at dim 1"):
+        ferry.tensor([1, []])
     with pytest.raises(TypeError, match="Could not infer dtype of str"):
         ferry.tensor(["a"])
     with pytest.raises(TypeError, match="Could not infer dtype of dict"):
@@ -174,7 +187,7 @@ def test_requires_grad():
     assert t.requires_grad
     t.requires_grad = False
     assert not t.requires_grad
-    with pytest.raises(ValueError, match="only Tensors of floating point dtype can require "
+    with pytest.raises(RuntimeError, match="only Tensors of floating point dtype can require "
                                          "gradients"):
         ferry.zeros(2, dtype=ferry.int64).requires_grad = True
     assert "requires_grad=True" in repr(ferry.ones(1, requires_grad=True))
@@ -356,3 +369,15 @@ def test_tensor_cannot_be_constructed_directly():
 def test_tensor_hash_is_identity():
     a, b = ferry.zeros(1), ferry.zeros(1)
     assert len({a, b}) == 2
+
+
+def test_tensor_without_elements_reads_only_the_first_elements():
+    # PyTorch stores nothing when the shape the first elements give has no elements, so
+    # nothing past them is checked: [[], [1]] has shape (2, 0).
+    for data, shape in (([[], [1]], (2, 0)), ([[], [[1]]], (2, 0)), ([[[]], [1]], (2, 1, 0)),
+                        ([[], 1], (2, 0)), (([], ()), (2, 0)), ([], (0,)), ([[[]]], (1, 1, 0))):
+        t = ferry.tensor(data)
+        assert t.shape == shape and t.dtype is ferry.float32 and t.numel() == 0
+    # The dtype is still inferred from every leaf: an empty list counts as float32.
+    assert ferry.tensor([[], [1]]).dtype is ferry.float32
+    assert ferry.tensor([[], [True]], dtype=ferry.int8).dtype is ferry.int8

@@ -56,11 +56,16 @@ def capsule_name(cap):
 
 
 def managed(cap):
-    """The struct inside an unconsumed capsule (read only; the capsule keeps owning it)."""
+    """The struct inside an unconsumed capsule (read only; the capsule keeps owning it).
+    The struct holds the capsule, and each field read from it holds the struct, so the
+    memory stays alive while anything read from it is used, even when the caller passed
+    a temporary capsule (`managed(t.__dlpack__()).flags`)."""
     name = capsule_name(cap)
     ptr = _api.PyCapsule_GetPointer(cap, name.encode())
     kind = DLManagedTensorVersioned if name == "dltensor_versioned" else DLManagedTensor
-    return ctypes.cast(ptr, ctypes.POINTER(kind)).contents
+    m = ctypes.cast(ptr, ctypes.POINTER(kind)).contents
+    m.capsule = cap
+    return m
 
 
 def geometry(dl):
@@ -110,7 +115,7 @@ def test_consumed_capsules_are_renamed():
         u = ferry.from_dlpack(cap)
         assert capsule_name(cap) == used
         assert u.tolist() == [0, 1, 2]
-        with pytest.raises(ValueError, match="already consumed"):
+        with pytest.raises(RuntimeError, match="already consumed"):
             ferry.from_dlpack(cap)
         del cap  # a consumed capsule's destructor leaves the struct to ferry
         gc.collect()
@@ -146,6 +151,108 @@ def test_capsule_and_exporter_refcounts():
     gc.collect()
 
 
+# ---- a capsule's struct is deleted exactly once, whatever the consumer does ---------------
+
+_DELETER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_api.PyCapsule_SetName.argtypes = [ctypes.py_object, ctypes.c_char_p]
+_api.PyCapsule_SetName.restype = ctypes.c_int
+
+
+# PyCapsule_SetName keeps the pointer it is given: the names must outlive the capsules.
+USED = {"dltensor_versioned": b"used_dltensor_versioned", "dltensor": b"used_dltensor"}
+
+
+def _call_deleter(cap):
+    """What a consumer does when it deletes the struct: calls its deleter."""
+    name = capsule_name(cap).encode()
+    ptr = _api.PyCapsule_GetPointer(cap, name)
+    kind = DLManagedTensorVersioned if name.endswith(b"_versioned") else DLManagedTensor
+    deleter = ctypes.cast(ptr, ctypes.POINTER(kind)).contents.deleter
+    _DELETER(deleter)(ptr)
+
+
+CAPSULE_KINDS = [({"max_version": (1, 0)}, "dltensor_versioned"), ({}, "dltensor")]
+
+
+@pytest.mark.parametrize("kw, name", CAPSULE_KINDS, ids=["versioned", "legacy"])
+def test_consumer_failing_after_taking_the_capsule(kw, name):
+    # It took the struct, renamed the capsule, then failed and deleted the struct: the
+    # capsule's destructor must leave it alone.
+    a = np.arange(4.0)
+    base = sys.getrefcount(a)
+    cap = ferry.from_numpy(a).__dlpack__(**kw)
+    assert sys.getrefcount(a) == base + 1
+    assert _api.PyCapsule_SetName(cap, USED[name]) == 0
+    _call_deleter(cap)
+    assert sys.getrefcount(a) == base
+    del cap
+    gc.collect()
+    assert sys.getrefcount(a) == base
+
+
+@pytest.mark.parametrize("kw, name", CAPSULE_KINDS, ids=["versioned", "legacy"])
+def test_consumer_deleting_without_renaming(kw, name):
+    # PyTorch refusing a device deleted the struct on its error path but left the
+    # capsule's name: ferry's destructor freed the struct a second time (double free).
+    a = np.arange(4.0)
+    base = sys.getrefcount(a)
+    cap = ferry.from_numpy(a).__dlpack__(**kw)
+    _call_deleter(cap)
+    assert sys.getrefcount(a) == base
+    assert capsule_name(cap) == name
+    del cap
+    gc.collect()
+    assert sys.getrefcount(a) == base  # once, not twice
+
+
+@pytest.mark.parametrize("kw, name", CAPSULE_KINDS, ids=["versioned", "legacy"])
+def test_consumer_failing_before_taking_the_capsule(kw, name):
+    # It refused the capsule untouched: the destructor deletes the struct, once.
+    a = np.arange(4.0)
+    base = sys.getrefcount(a)
+    cap = ferry.from_numpy(a).__dlpack__(**kw)
+
+    def refusing_consumer(capsule):
+        m = managed(capsule)  # reads the struct, then refuses it before taking it
+        if m.dl_tensor.device.device_type != kDLOpenCL:
+            raise BufferError("this consumer takes only OpenCL memory")
+
+    with pytest.raises(BufferError, match="only OpenCL"):
+        refusing_consumer(cap)
+    gc.collect()
+    assert capsule_name(cap) == name and sys.getrefcount(a) == base + 1
+    del cap
+    gc.collect()
+    assert sys.getrefcount(a) == base
+
+
+def test_consumer_taking_the_capsule_deletes_later():
+    # The normal path: rename, use, delete when done, from any thread.
+    import threading
+    a = np.arange(4.0)
+    base = sys.getrefcount(a)
+    cap = ferry.from_numpy(a).__dlpack__(max_version=(1, 0))
+    assert _api.PyCapsule_SetName(cap, USED["dltensor_versioned"]) == 0
+    holder = [cap]
+    del cap
+    gc.collect()
+    assert sys.getrefcount(a) == base + 1  # the consumer still owns the struct
+    th = threading.Thread(target=_call_deleter_raw, args=(holder,))
+    th.start()
+    th.join()
+    assert sys.getrefcount(a) == base
+
+
+def _call_deleter_raw(holder):
+    # The capsule object is still alive in holder, renamed: read its pointer by the new
+    # name and delete the struct as a consumer on another thread would.
+    cap = holder.pop()
+    ptr = _api.PyCapsule_GetPointer(cap, USED["dltensor_versioned"])
+    del cap
+    m = ctypes.cast(ptr, ctypes.POINTER(DLManagedTensorVersioned)).contents
+    _DELETER(m.deleter)(ptr)
+
+
 def test_dlpack_device():
     assert ferry.zeros(1).__dlpack_device__() == (kDLCPU, 0)
 
@@ -157,8 +264,9 @@ def test_stream_must_be_none_on_cpu():
 
 def test_requires_grad_is_refused_as_pytorch_does():
     t = ferry.zeros(2, requires_grad=True)
-    with pytest.raises(RuntimeError, match="Can't export tensors that require gradient, use "
-                                           "tensor.detach()"):
+    # BufferError as PyTorch's __dlpack__ (the protocol's type for a refused export).
+    with pytest.raises(BufferError, match="Can't export tensors that require gradient, use "
+                                          "tensor.detach()"):
         t.__dlpack__(max_version=(1, 0))
     assert ferry.from_dlpack(t.detach()).shape == (2,)
 
@@ -265,6 +373,25 @@ def test_strided_views_round_trip():
     assert n.tolist() == [[1, 3], [9, 11]]
     rev = ferry.from_numpy(np.arange(4)[::-1])
     assert np.from_dlpack(rev).tolist() == [3, 2, 1, 0]
+
+
+def test_views_with_offsets_point_data_at_their_first_element():
+    # Consumers that ignore byte_offset (PyTorch, pytorch/pytorch#168177) must read the
+    # view's own elements: data points at element 0 and byte_offset is 0.
+    base = ferry.arange(12, dtype=ferry.int32)
+    grid = base.reshape(3, 4)
+    for view, want in ((base[1:], list(range(1, 12))), (grid[1:, 2:], [[6, 7], [10, 11]]),
+                       (grid[:, 1::2].transpose(0, 1), [[1, 5, 9], [3, 7, 11]]),
+                       (grid[2, 3], 11)):
+        for kw in ({"max_version": (1, 0)}, {}):
+            cap = view.__dlpack__(**kw)
+            dl = managed(cap).dl_tensor
+            assert dl.byte_offset == 0
+            assert dl.data == view.numpy().ctypes.data
+            del dl, cap
+        n = np.from_dlpack(view)
+        assert n.tolist() == want and np.shares_memory(n, base.numpy())
+        assert ferry.from_dlpack(view).tolist() == want
 
 
 def test_numpy_negative_strides_through_dlpack():

@@ -290,13 +290,13 @@ def test_read_only_array_gives_read_only_tensor():
     a.flags.writeable = False
     t = ferry.from_numpy(a)
     assert t.is_read_only and t[1:].is_read_only and t.detach().is_read_only
-    with pytest.raises(ValueError, match="out is read-only"):
+    with pytest.raises(RuntimeError, match="out is read-only"):
         t += 1
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(RuntimeError, match="read-only"):
         t.mul_(2)
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(RuntimeError, match="read-only"):
         t[0] = 5.0
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(RuntimeError, match="read-only"):
         t[1:].add_(ferry.ones(3, dtype=ferry.float64))
     assert a.tolist() == [0.0, 1.0, 2.0, 3.0]
     n = t.numpy()
@@ -308,3 +308,64 @@ def test_read_only_array_gives_read_only_tensor():
     r = t + 1
     assert not r.is_read_only and r.tolist() == [1.0, 2.0, 3.0, 4.0]
     assert not t.clone().is_read_only
+
+
+# ---- NumPy values inside lists and as operands, as PyTorch takes them ---------------------
+
+@pytest.mark.parametrize("data, dtype", [
+    ([np.int32(1), np.int32(2)], ferry.int32), ([np.int16(1), np.int16(2)], ferry.int16),
+    ([np.uint8(1), np.uint8(2)], ferry.uint8), ([np.float16(1), np.float16(2)], ferry.float16),
+    ([np.float64(1)], ferry.float64), ([np.float32(1)], ferry.float32),
+    ([np.bool_(True), np.bool_(False)], ferry.bool), ([np.int64(3)], ferry.int64),
+    # mixed: PyTorch's promotion of the leaves' dtypes
+    ([np.int32(1), 2], ferry.int64), ([np.int32(1), 2.5], ferry.float32),
+    ([np.uint8(1), np.int8(2)], ferry.int16), ([np.float16(1), 2.0], ferry.float32),
+    ([True, np.int8(1)], ferry.int8), ([[np.int16(1)], [2]], ferry.int64),
+    ([np.float16(1), np.ones(1, dtype=np.uint8)[0]], ferry.float16),
+    ([ferry.tensor(1, dtype=ferry.int32), np.int32(2)], ferry.int32),
+    ([ferry.tensor(1, dtype=ferry.int32), 2], ferry.int64),
+], ids=str)
+def test_lists_of_numpy_scalars_keep_their_dtype(data, dtype):
+    t = ferry.tensor(data)
+    assert t.dtype is dtype
+    assert t.tolist() == [[float(x) for x in row] if isinstance(row, list) else
+                          (bool(row) if dtype is ferry.bool else float(row)) for row in data]
+
+
+def test_lists_of_arrays():
+    t = ferry.tensor([np.ones(2, dtype=np.int32), np.full(2, 3, dtype=np.int32)])
+    assert t.dtype is ferry.int32 and t.shape == (2, 2) and t.tolist() == [[1, 1], [3, 3]]
+    m = ferry.tensor([np.ones(2, dtype=np.int32), [1, 2]])
+    assert m.dtype is ferry.int64 and m.tolist() == [[1, 1], [1, 2]]
+    assert ferry.tensor([[1], np.ones(1)]).dtype is ferry.float64
+    cube = ferry.tensor([np.arange(4.0).reshape(2, 2), np.zeros((2, 2))])
+    assert cube.shape == (2, 2, 2) and cube.tolist()[0] == [[0.0, 1.0], [2.0, 3.0]]
+    strided = np.arange(6).reshape(2, 3)[:, ::2]
+    assert ferry.tensor([strided, [[1, 2], [3, 4]]]).tolist() == [[[0, 2], [3, 5]],
+                                                                  [[1, 2], [3, 4]]]
+    assert ferry.tensor([np.ones(0), np.ones(0)]).shape == (2, 0)
+    with pytest.raises(ValueError, match=r"expected sequence of length 2 at dim 1 \(got 3\)"):
+        ferry.tensor([np.ones(2), np.ones(3)])
+    with pytest.raises(ValueError, match=r"expected sequence of length 2 at dim 1 \(got 3\)"):
+        ferry.tensor([np.ones(2), [1, 2, 3]])
+    with pytest.raises(TypeError, match="expected a number at dim 1"):
+        ferry.tensor([np.float32(1), np.ones(2)])
+    with pytest.raises(TypeError, match="Could not infer dtype"):
+        ferry.tensor([np.array(["a"])])
+
+
+def test_arrays_are_operands_of_a_tensor():
+    r = ferry.tensor([1.0]) + np.ones(2)
+    assert isinstance(r, ferry.Tensor) and r.dtype is ferry.float64 and r.tolist() == [2, 2]
+    r = ferry.tensor([1, 2]) - np.array([1, 1], dtype=np.int8)
+    assert isinstance(r, ferry.Tensor) and r.dtype is ferry.int64 and r.tolist() == [0, 1]
+    assert (ferry.tensor([1.0]) == np.ones(2)).tolist() == [True, True]
+    assert ferry.tensor([1.0, 2.0]).mul(np.ones((2, 2))).shape == (2, 2)
+    t = ferry.zeros(2)
+    t += np.array([1.0, 2.0])
+    assert t.dtype is ferry.float32 and t.tolist() == [1.0, 2.0]
+    with pytest.raises(RuntimeError, match="The size of tensor a"):
+        ferry.ones(2, 3) + np.ones(4)
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+        t = ferry.zeros(2, dtype=ferry.int32)
+        t += np.ones(2)

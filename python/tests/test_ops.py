@@ -100,7 +100,7 @@ def test_inplace_writes_into_the_tensor():
 
 def test_inplace_cannot_change_dtype():
     t = ferry.tensor([1, 2])
-    with pytest.raises(ValueError, match="result type float32 can't be cast to the desired "
+    with pytest.raises(RuntimeError, match="result type float32 can't be cast to the desired "
                                          "output type int64"):
         t += 1.5
     assert t.tolist() == [1, 2]
@@ -111,7 +111,7 @@ def test_bool_ops():
     assert (~m).tolist() == [False, True]
     with pytest.raises(TypeError, match="only supported on bool"):
         ~ferry.tensor([1])
-    with pytest.raises(ValueError, match="Negation, the `-` operator, on a bool tensor"):
+    with pytest.raises(RuntimeError, match="Negation, the `-` operator, on a bool tensor"):
         -m
 
 
@@ -126,7 +126,7 @@ def test_matmul():
     assert (a @ b).tolist() == [[3.0, 3.0], [12.0, 12.0]]
     assert a.matmul(b).shape == (2, 2)
     assert (ferry.tensor([1.0, 2.0]) @ ferry.tensor([3.0, 4.0])).item() == 11.0
-    with pytest.raises(ValueError, match=r"matmul: shape mismatch \(2, 3\) x \(2, 3\)"):
+    with pytest.raises(RuntimeError, match=r"matmul: shape mismatch \(2, 3\) x \(2, 3\)"):
         a @ a
 
 
@@ -134,7 +134,7 @@ def test_broadcasting():
     a = ferry.arange(3).reshape(3, 1)
     b = ferry.arange(2)
     assert (a + b).shape == (3, 2)
-    with pytest.raises(ValueError, match="The size of tensor a"):
+    with pytest.raises(RuntimeError, match="The size of tensor a"):
         ferry.zeros(2) + ferry.zeros(3)
 
 

@@ -109,9 +109,9 @@ def test_fill_a_strided_view_leaves_the_rest():
 
 def test_fill_refuses_read_only():
     a, t = read_only_tensor()
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(RuntimeError, match="read-only"):
         t.fill_(1.0)
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(RuntimeError, match="read-only"):
         t[1:].fill_(ferry.tensor(1.0))
     assert a.tolist() == [0.0, 1.0, 2.0, 3.0]
 
@@ -138,7 +138,7 @@ def test_copy_broadcasts_and_casts():
     assert t.tolist() == [[10] * 3, [20] * 3]
     f = ferry.zeros(3, dtype=ferry.float16).copy_(ferry.tensor([True, False, True]))
     assert f.tolist() == [1.0, 0.0, 1.0]
-    with pytest.raises(ValueError, match=r"The expanded size of the tensor \(3\) must match the "
+    with pytest.raises(RuntimeError, match=r"The expanded size of the tensor \(3\) must match the "
                                          r"existing size \(4\) at non-singleton dimension 1"):
         t.copy_(ferry.zeros(4))
 
@@ -186,9 +186,9 @@ def test_copy_from_numpy_memory_the_tensor_shares():
 def test_copy_refuses_read_only():
     a, t = read_only_tensor()
     for src in (ferry.ones(4, dtype=ferry.float64), np.ones(4), [1.0] * 4, 1.0):
-        with pytest.raises(ValueError, match="read-only"):
+        with pytest.raises(RuntimeError, match="read-only"):
             t.copy_(src)
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(RuntimeError, match="read-only"):
         t[1:] = ferry.ones(3)
     assert a.tolist() == [0.0, 1.0, 2.0, 3.0]
     # A read-only source is fine.
@@ -240,7 +240,7 @@ def test_setitem_tensors_arrays_and_lists():
     t[:, 3] = [7, 7, 7]
     t[0, 1] = ferry.tensor(6)
     assert t.tolist() == [[9.5, 6, 8.5, 7], [1, 2, 3, 7], [1, 2, 3, 7]]
-    with pytest.raises(ValueError):
+    with pytest.raises(RuntimeError):
         t[0] = ferry.zeros(3)
     with pytest.raises(TypeError, match="can't assign to a ferry tensor: expected a "
                                         "ferry.Tensor, an array, a list or a number, not str"):
@@ -256,7 +256,7 @@ def test_setitem_tensors_arrays_and_lists():
 def test_setitem_refuses_read_only():
     a, t = read_only_tensor()
     for value in (5.0, ferry.tensor(5.0), np.array([5.0]), [5.0]):
-        with pytest.raises(ValueError, match="read-only"):
+        with pytest.raises(RuntimeError, match="read-only"):
             t[1:2] = value
     assert a.tolist() == [0.0, 1.0, 2.0, 3.0]
 
@@ -284,7 +284,7 @@ def test_setitem_single_elements():
     assert t.tolist() == [[1, 4, 8], [1, 5, 100], [2, 6, 10], [-5, 7, 11]]
     with pytest.raises(IndexError, match="index 4 is out of bounds for dimension 0 with size 4"):
         t[4, 0] = 1
-    with pytest.raises(IndexError, match="cannot fit 'int' into an index-sized integer"):
+    with pytest.raises(ValueError, match="Overflow when unpacking long long"):
         t[0, 2 ** 70] = 1
     with pytest.raises(RuntimeError, match="value cannot be converted to type int32 without "
                                            "overflow"):
@@ -296,7 +296,7 @@ def test_setitem_single_elements():
     g[1] = 3.0  # no host pointer for a tensor that requires grad: the general path
     assert g.detach().tolist() == [0.0, 3.0]
     a, r = read_only_tensor()
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(RuntimeError, match="read-only"):
         r[0] = 1.0
     assert a.tolist() == [0.0, 1.0, 2.0, 3.0]
     n = np.zeros(3, dtype=np.int64)

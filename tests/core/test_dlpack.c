@@ -294,7 +294,7 @@ static void test_dlpack_export_negative_strides_preserved(void **state)
     assert_int_equal(blob_deletes, 1);
 }
 
-static void test_dlpack_export_view_keeps_buffer_and_byte_offset(void **state)
+static void test_dlpack_export_view_points_data_at_first_element(void **state)
 {
     (void)state;
     ferry_tensor *base = ferry_arange(0, 12, 1, FERRY_INT32, "cpu");
@@ -310,20 +310,36 @@ static void test_dlpack_export_view_keeps_buffer_and_byte_offset(void **state)
 
     DLManagedTensorVersioned *m = ferry_tensor_to_dlpack(t);
     assert_exported(m);
-    /* The storage's own buffer: an OpenCL cl_mem could not be advanced by the offset. */
-    assert_ptr_equal(m->dl_tensor.data, ferry_tensor_host_data(base));
-    assert_int_equal(m->dl_tensor.byte_offset, sizeof(int32_t));
+    /* A host address points at element 0 with byte_offset 0: PyTorch and others ignore
+     * byte_offset (an OpenCL cl_mem keeps it; tests/opencl/test_copy.c). */
+    assert_ptr_equal(m->dl_tensor.data, (int32_t *)ferry_tensor_host_data(base) + 1);
+    assert_ptr_equal(m->dl_tensor.data, ferry_tensor_host_data(t));
+    assert_int_equal(m->dl_tensor.byte_offset, 0);
     assert_int_equal(m->dl_tensor.shape[0], 2);
     assert_int_equal(m->dl_tensor.shape[1], 3);
     assert_int_equal(m->dl_tensor.strides[0], 2);
     assert_int_equal(m->dl_tensor.strides[1], 4);
 
+    /* A consumer that ignores byte_offset reads the view's own elements. */
+    const int32_t want[6] = {1, 5, 9, 3, 7, 11};
+    const int32_t *d = m->dl_tensor.data;
+    for (int64_t i = 0; i < 2; i++)
+        for (int64_t j = 0; j < 3; j++)
+            assert_int_equal(d[i * m->dl_tensor.strides[0] + j * m->dl_tensor.strides[1]],
+                             want[i * 3 + j]);
+
     ferry_tensor *u = ferry_tensor_from_dlpack(m);
     assert_tensor(u);
     int32_t got[6];
     assert_int_equal(ferry_tensor_copy_to_host(u, got, sizeof got), FERRY_OK);
-    const int32_t want[6] = {1, 5, 9, 3, 7, 11};
     assert_memory_equal(got, want, sizeof want);
+
+    /* The legacy struct likewise. */
+    DLManagedTensor *l = ferry_tensor_to_dlpack_unversioned(t);
+    assert_exported(l);
+    assert_ptr_equal(l->dl_tensor.data, ferry_tensor_host_data(t));
+    assert_int_equal(l->dl_tensor.byte_offset, 0);
+    l->deleter(l);
 
     /* An empty view of a non-empty storage still exports data == NULL. */
     ferry_tensor *none = ferry_slice(grid, 0, 2, 2, 1);
@@ -837,22 +853,130 @@ static void test_dlpack_import_strides_below_an_opencl_buffer_fails(void **state
 static void test_dlpack_import_overflowing_strides_fails(void **state)
 {
     (void)state;
-    int64_t shape[2] = {2, 3}, strides[2] = {INT64_MAX / 2, 1};
+    int64_t shape[2] = {3, 3}, strides[2] = {INT64_MAX / 2, 1};
     DLManagedTensorVersioned m = versioned_over_host_array();
     m.dl_tensor.shape = shape;
     m.dl_tensor.strides = strides;
-    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT, "more memory than fits in 64 bits");
+    /* (3 - 1) * (INT64_MAX / 2 + 1) */
+    strides[0] = INT64_MAX / 2 + 1;
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT,
+                        "strides[0] (4611686018427387904) times shape[0] - 1 (2) overflows "
+                        "int64");
+    strides[0] = INT64_MIN;
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT,
+                        "strides[0] (-9223372036854775808) times shape[0] - 1 (2) overflows");
+    strides[0] = 1;
+    strides[1] = INT64_MIN;
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT, "strides[1] (-9223372036854775808)");
 
-    strides[0] = 3;
-    m.dl_tensor.byte_offset = UINT64_MAX - 4;
-    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT, "more memory than fits in 64 bits");
+    /* Each dim's reach fits, their sum does not. */
+    strides[0] = INT64_MAX / 2;
+    strides[1] = INT64_MAX / 2;
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT,
+                        "strides reach more elements than fit in int64 (at strides[1]");
+    strides[0] = INT64_MIN / 2;
+    strides[1] = INT64_MIN / 2 + 1;
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT, "(at strides[1] = -4611686018427387903)");
+
+    /* The elements fit, their bytes do not (int32: 4 bytes each). */
+    int64_t two[2] = {2, 1};
+    m.dl_tensor.shape = two;
+    strides[0] = INT64_MAX / 2;
+    strides[1] = 1;
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT,
+                        "shape and strides span more bytes than fit in int64");
+    strides[0] = INT64_MIN;
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT, "span more bytes than fit in int64");
+    /* INT64_MIN bytes below element 0 cannot be negated. */
+    m.dl_tensor.dtype = (DLDataType){kDLInt, 8, 1};
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT, "span more bytes than fit in int64");
+    m.dl_tensor.dtype = (DLDataType){kDLInt, 32, 1};
 
     /* Zero strides keep the extent tiny while the element count overflows. */
     int64_t huge[2] = {INT64_C(1) << 40, INT64_C(1) << 40}, zero[2] = {0, 0};
     m.dl_tensor.shape = huge;
     m.dl_tensor.strides = zero;
-    m.dl_tensor.byte_offset = 0;
     expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT, "more elements than fit in memory");
+}
+
+static void test_dlpack_import_overflowing_byte_offset_fails(void **state)
+{
+    (void)state;
+    DLManagedTensorVersioned m = versioned_over_host_array();
+    m.dl_tensor.byte_offset = (uint64_t)INT64_MAX + 1;
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT,
+                        "byte_offset 9223372036854775808 is larger than INT64_MAX");
+    m.dl_tensor.byte_offset = UINT64_MAX;
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT, "is larger than INT64_MAX");
+    /* 6 int32 elements: 24 bytes past INT64_MAX - 4. */
+    m.dl_tensor.byte_offset = INT64_MAX - 4;
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT,
+                        "byte_offset 9223372036854775803 plus its extent of 24 bytes overflows "
+                        "int64");
+}
+
+static void test_dlpack_import_overflowing_extent_fails(void **state)
+{
+    (void)state;
+    /* Above and below element 0 each fit in int64, the span from lowest to highest does
+     * not. */
+    int64_t shape[2] = {2, 2}, strides[2] = {INT64_C(1) << 62, -(INT64_C(1) << 62)};
+    DLManagedTensorVersioned m = versioned_over_host_array();
+    m.dl_tensor.dtype = (DLDataType){kDLInt, 8, 1};
+    m.dl_tensor.shape = shape;
+    m.dl_tensor.strides = strides;
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT,
+                        "extent (byte_offset 0, 4611686018427387904 bytes below element 0, "
+                        "4611686018427387905 above) overflows int64");
+}
+
+static void test_dlpack_import_data_wrapping_the_address_space_fails(void **state)
+{
+    (void)state;
+    /* Never dereferenced: the checks refuse these before a storage is made. */
+    int64_t shape[1] = {4}, strides[1] = {-1};
+    DLManagedTensorVersioned m = versioned_over_host_array();
+    m.dl_tensor.ndim = 1;
+    m.dl_tensor.shape = shape;
+    m.dl_tensor.strides = strides;
+    m.dl_tensor.data = (void *)(uintptr_t)8; /* 12 bytes below it are needed */
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT,
+                        "addresses memory outside the address space");
+    strides[0] = 1;
+    m.dl_tensor.data = (void *)(UINTPTR_MAX - 8); /* 16 bytes from here wrap */
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT,
+                        "addresses memory outside the address space");
+    m.dl_tensor.data = (void *)(UINTPTR_MAX - 32);
+    m.dl_tensor.byte_offset = 24;
+    expect_import_fails(&m, FERRY_ERR_INVALID_ARGUMENT,
+                        "addresses memory outside the address space");
+}
+
+static void test_dlpack_import_unversioned_overflow_leaves_m_alone(void **state)
+{
+    (void)state;
+    int64_t strides[2] = {INT64_MIN, 1};
+    DLManagedTensor m = {
+        .dl_tensor = {.data = host_array,
+                      .device = {kDLCPU, 0},
+                      .ndim = 2,
+                      .dtype = {kDLInt, 32, 1},
+                      .shape = host_shape,
+                      .strides = strides},
+        .deleter = count_legacy,
+    };
+    uint64_t before = cpu_allocated();
+    assert_null(ferry_tensor_from_dlpack_unversioned(&m));
+    assert_failed_with(FERRY_ERR_INVALID_ARGUMENT,
+                       "ferry_tensor_from_dlpack_unversioned: DLPack tensor's shape and strides "
+                       "span more bytes");
+    assert_int_equal(producer_deletes, 0);
+    assert_int_equal(cpu_allocated(), before);
+    strides[0] = 3;
+    m.dl_tensor.byte_offset = UINT64_MAX;
+    assert_null(ferry_tensor_from_dlpack_unversioned(&m));
+    assert_failed_with(FERRY_ERR_INVALID_ARGUMENT, "byte_offset 18446744073709551615");
+    assert_int_equal(producer_deletes, 0);
 }
 
 static void test_dlpack_import_unsupported_device_fails(void **state)
@@ -915,7 +1039,7 @@ int main(void)
         T(test_dlpack_scalar_roundtrip_keeps_value),
         T(test_dlpack_empty_tensor_roundtrip_has_null_data),
         T(test_dlpack_export_negative_strides_preserved),
-        T(test_dlpack_export_view_keeps_buffer_and_byte_offset),
+        T(test_dlpack_export_view_points_data_at_first_element),
         T(test_dlpack_import_null_strides_means_row_major),
         T(test_dlpack_import_negative_strides_within_data_succeeds),
         T(test_dlpack_import_byte_offset_points_at_first_element),
@@ -945,6 +1069,10 @@ int main(void)
         T(test_dlpack_import_strides_below_data_view_memory_before_data),
         T(test_dlpack_import_strides_below_an_opencl_buffer_fails),
         T(test_dlpack_import_overflowing_strides_fails),
+        T(test_dlpack_import_overflowing_byte_offset_fails),
+        T(test_dlpack_import_overflowing_extent_fails),
+        T(test_dlpack_import_data_wrapping_the_address_space_fails),
+        T(test_dlpack_import_unversioned_overflow_leaves_m_alone),
         T(test_dlpack_import_unsupported_device_fails),
         T(test_dlpack_import_missing_gpu_device_fails),
         T(test_dlpack_import_unversioned_error_leaves_m_alone),
