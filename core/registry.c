@@ -257,6 +257,18 @@ static char *check_ops(const ferry_backend_ops *ops, const char *path, ferry_sta
     if (!FERRY_OPS_HAS(ops, synchronize))
         return dup_printf("%s reports a table of %zu bytes, smaller than ABI %u.0 requires",
                           path, ops->struct_size, FERRY_BACKEND_ABI_MAJOR);
+    /* A newer minor only appends members, so the core uses the ones it knows and never
+     * looks past them; its table must then hold at least every member this core knows. */
+    if (ops->abi_minor > FERRY_BACKEND_ABI_MINOR && ops->struct_size < sizeof *ops)
+        return dup_printf("%s was built for backend ABI %u.%u, but its table of %zu bytes is "
+                          "smaller than this ferry's ABI %u.%u table of %zu bytes",
+                          path, ops->abi_major, ops->abi_minor, ops->struct_size,
+                          FERRY_BACKEND_ABI_MAJOR, FERRY_BACKEND_ABI_MINOR, sizeof *ops);
+    if (ops->abi_minor > FERRY_BACKEND_ABI_MINOR)
+        ferry__debug("plugins", "%s: backend ABI %u.%u is newer than this ferry's %u.%u; "
+                     "using the %u.%u entries",
+                     path, ops->abi_major, ops->abi_minor, FERRY_BACKEND_ABI_MAJOR,
+                     FERRY_BACKEND_ABI_MINOR, FERRY_BACKEND_ABI_MAJOR, FERRY_BACKEND_ABI_MINOR);
     *status = FERRY_ERR_UNAVAILABLE;
     if (!ops->name || !valid_type_name(ops->name, strlen(ops->name)))
         return dup_printf("%s claims an invalid device type name '%s' (expected "

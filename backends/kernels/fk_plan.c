@@ -1,6 +1,7 @@
 /* Launch planning for the portable kernels, shared by the OpenCL and CUDA plugins (each
  * compiles this file into itself): entry contracts, fk_geom dim merging and flags,
  * reduction passes and matmul strides. No vendor header; errors go to the host service. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "fk_plan.h"
@@ -73,6 +74,17 @@ static ferry_status elem_offset(const fk_plan_ctx *c, const ferry_kernel_tensor 
     return FERRY_OK;
 }
 
+/* FK_INDEX32 for launches below 2^31 elements, unless FERRY_KERNEL_INDEX64=1 asks for the
+ * 64-bit path everywhere: otherwise only tensors of 2^31 elements and more reach it, and
+ * those do not fit a test run. Read per launch, so a test may set it at any time. */
+static int index_flag(int64_t numel)
+{
+    const char *force = getenv("FERRY_KERNEL_INDEX64");
+    if (force && strcmp(force, "1") == 0)
+        return 0;
+    return numel <= INT32_MAX ? FK_INDEX32 : 0;
+}
+
 ferry_status fk_plan_geom(const fk_plan_ctx *c, fk_geom *g, int nops,
                           const ferry_kernel_tensor *const *ops)
 {
@@ -139,7 +151,7 @@ ferry_status fk_plan_geom(const fk_plan_ctx *c, fk_geom *g, int nops,
         for (int k = 0; k < nops; k++)
             dense = dense && g->stride[k][0] == 1;
     }
-    g->flags = (dense ? FK_CONTIG : 0) | (numel <= INT32_MAX ? FK_INDEX32 : 0);
+    g->flags = (dense ? FK_CONTIG : 0) | index_flag(numel);
     return FERRY_OK;
 }
 
@@ -152,7 +164,7 @@ void fk_plan_dense(fk_geom *g, int64_t n, int64_t off0, int64_t off1)
     g->stride[0][0] = g->stride[1][0] = 1;
     g->offset[0] = off0;
     g->offset[1] = off1;
-    g->flags = FK_CONTIG | (n <= INT32_MAX ? FK_INDEX32 : 0);
+    g->flags = FK_CONTIG | index_flag(n);
 }
 
 bool fk_plan_overlap(const ferry_kernel_tensor *a, const ferry_kernel_tensor *b, size_t nbytes)

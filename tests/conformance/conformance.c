@@ -7,41 +7,156 @@
 
 /* ---- devices ----------------------------------------------------------------------- */
 
-const char *const conf_devices[] = {"cpu", "sim:0", "opencl:0", "cuda:0"};
-const size_t conf_ndevices = sizeof conf_devices / sizeof conf_devices[0];
+#define CONF_MAX_DEVICES 64
 
-static bool skip_printed[sizeof conf_devices / sizeof conf_devices[0]];
+typedef struct conf_device_list {
+    bool built;
+    size_t n;
+    char name[CONF_MAX_DEVICES][FERRY_MAX_TYPE_LEN + 24];
+    bool skip_printed[CONF_MAX_DEVICES];
+} conf_device_list;
+
+static conf_device_list devices;
+
+static bool listed_type(const char *type)
+{
+    size_t len = strlen(type);
+    for (size_t i = 0; i < devices.n; i++)
+        if (strncmp(devices.name[i], type, len) == 0 &&
+            (devices.name[i][len] == ':' || devices.name[i][len] == '\0'))
+            return true;
+    return false;
+}
+
+static void add_device(const char *name, size_t len)
+{
+    if (devices.n == CONF_MAX_DEVICES) {
+        printf("[  SKIP    ] conformance on %.*s: more than %d devices listed\n", (int)len,
+               name, CONF_MAX_DEVICES);
+        return;
+    }
+    if (len >= sizeof devices.name[0])
+        len = sizeof devices.name[0] - 1;
+    memcpy(devices.name[devices.n], name, len);
+    devices.name[devices.n][len] = '\0';
+    devices.n++;
+}
+
+/* Entries of a comma-separated list, spaces around them ignored. */
+static void add_list(const char *list)
+{
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        if (t > p)
+            add_device(p, (size_t)(t - p));
+        p = e;
+    }
+}
+
+/* A required type with no usable device still gets an entry, so that every test reports
+ * it as a failure instead of the suite passing without it. */
+static void add_required_types(const char *var)
+{
+    const char *list = getenv(var);
+    for (const char *p = list ? list : ""; *p;) {
+        while (*p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        char type[FERRY_MAX_TYPE_LEN + 1];
+        size_t len = (size_t)(e - p) < sizeof type - 1 ? (size_t)(e - p) : sizeof type - 1;
+        memcpy(type, p, len);
+        type[len] = '\0';
+        if (len && !listed_type(type)) {
+            char name[FERRY_MAX_TYPE_LEN + 3];
+            snprintf(name, sizeof name, "%s:0", type);
+            add_device(name, strlen(name));
+        }
+        p = e;
+    }
+}
+
+static void build_device_list(void)
+{
+    devices.built = true;
+    const char *chosen = getenv("FERRY_TEST_DEVICES");
+    if (chosen && chosen[0]) {
+        add_list(chosen);
+        printf("[  DEVICES ] FERRY_TEST_DEVICES=%s\n", chosen);
+        return;
+    }
+    ferry_device found[CONF_MAX_DEVICES];
+    size_t n = ferry_devices(found, CONF_MAX_DEVICES);
+    for (size_t i = 0; i < n && i < CONF_MAX_DEVICES; i++) {
+        char name[FERRY_MAX_TYPE_LEN + 24];
+        ferry_device_format(found[i], name, sizeof name);
+        add_device(name, strlen(name));
+    }
+    add_required_types("FERRY_TEST_REQUIRE");
+    add_required_types("FERRY_TEST_REQUIRE_BUILT");
+    printf("[  DEVICES ]");
+    for (size_t i = 0; i < devices.n; i++)
+        printf("%s %s", i ? "," : "", devices.name[i]);
+    printf(" (FERRY_TEST_DEVICES chooses others)\n");
+    /* Backends that were found but have no device here are skipped, saying why. */
+    for (size_t b = 0; b < ferry_backend_count(); b++) {
+        const char *type = ferry_backend_name(b);
+        if (type && !listed_type(type)) {
+            const char *why = ferry_backend_status(type);
+            printf("[  SKIP    ] conformance on %s: %s\n", type, why ? why : "no device");
+        }
+    }
+}
+
+size_t conf_ndevices(void)
+{
+    if (!devices.built)
+        build_device_list();
+    return devices.n;
+}
+
+const char *conf_device(size_t i)
+{
+    return i < conf_ndevices() ? devices.name[i] : NULL;
+}
 
 bool conf_device_usable(const char *device)
 {
-    char type[FERRY_MAX_TYPE_LEN + 1];
-    const char *colon = strchr(device, ':');
-    size_t len = colon ? (size_t)(colon - device) : strlen(device);
-    if (len > FERRY_MAX_TYPE_LEN)
-        len = FERRY_MAX_TYPE_LEN;
-    memcpy(type, device, len);
-    type[len] = '\0';
-    int index = colon ? atoi(colon + 1) : 0;
-
     char why[512];
-    if (!ferry_is_available(type)) {
-        const char *reason = ferry_backend_status(type);
+    ferry_device d;
+    if (ferry_device_parse(device, &d) != FERRY_OK) {
+        /* A type nothing provides, or a malformed string: named on purpose (by
+         * FERRY_TEST_DEVICES or a requirement), so never a skip. */
+        conf_where w = {"(device list)", "-", "-", device};
+        conf_fail(&w, "cannot run here: %s", ferry_last_error());
+        return false;
+    }
+    if (!ferry_is_available(d.type)) {
+        const char *reason = ferry_backend_status(d.type);
         snprintf(why, sizeof why, "%s", reason ? reason : "not available");
-    } else if (index >= ferry_device_count(type)) {
-        snprintf(why, sizeof why, "%s has %d device(s)", type, ferry_device_count(type));
+    } else if (d.index >= ferry_device_count(d.type)) {
+        snprintf(why, sizeof why, "%s has %d device(s)", d.type, ferry_device_count(d.type));
     } else {
         return true;
     }
-    if (ferry_test_required(type)) {
+    if (ferry_test_required(d.type)) {
         conf_where w = {"(device list)", "-", "-", device};
         conf_fail(&w, "required here (FERRY_TEST_REQUIRE) but unusable: %s", why);
         return false;
     }
     size_t i = 0;
-    while (i < conf_ndevices && strcmp(conf_devices[i], device) != 0)
+    while (i < devices.n && strcmp(devices.name[i], device) != 0)
         i++;
-    if (i < conf_ndevices && !skip_printed[i]) {
-        skip_printed[i] = true;
+    if (i < devices.n && !devices.skip_printed[i]) {
+        devices.skip_printed[i] = true;
         printf("[  SKIP    ] conformance on %s: %s\n", device, why);
     }
     return false;

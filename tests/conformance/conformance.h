@@ -13,18 +13,21 @@
 
 /* ---- devices ----------------------------------------------------------------------- */
 
-/* Every device the suite runs on. A new backend adds its device string here, nothing
- * else: each test runs its whole table once per device that exists. */
-extern const char *const conf_devices[];
-extern const size_t conf_ndevices;
+/* The devices the suite runs on, chosen once per process: those FERRY_TEST_DEVICES lists
+ * (comma-separated device strings, such as "cpu,myaccel:1"), else every device
+ * ferry_devices() reports, plus device 0 of each type FERRY_TEST_REQUIRE or
+ * FERRY_TEST_REQUIRE_BUILT names, so that a required backend without a device fails.
+ * Each test runs its whole table once per device; a new backend needs no entry here. */
+size_t conf_ndevices(void);
+const char *conf_device(size_t i);
 
 /* True when the device exists. Otherwise prints why (once per device) and returns false,
  * or records a failure when FERRY_TEST_REQUIRE names its backend. */
 bool conf_device_usable(const char *device);
 
 #define CONF_FOR_EACH_DEVICE(dev)                                                           \
-    for (size_t conf_di_ = 0; conf_di_ < conf_ndevices; conf_di_++)                         \
-        for (const char *dev = conf_devices[conf_di_]; dev && conf_device_usable(dev); dev = NULL)
+    for (size_t conf_di_ = 0; conf_di_ < conf_ndevices(); conf_di_++)                       \
+        for (const char *dev = conf_device(conf_di_); dev && conf_device_usable(dev); dev = NULL)
 
 static inline bool conf_is_cpu(const char *device)
 {
@@ -219,5 +222,16 @@ typedef ferry_status (*conf_out_writer)(ferry_tensor *out, void *ctx);
 void conf_check_out_forms(const conf_where *w, const char *call, ferry_dtype rt, int ndim,
                           const int64_t *shape, int64_t numel, const double *ref,
                           const double *tol, conf_out_writer write, void *ctx);
+
+/* ---- groups ------------------------------------------------------------------------ */
+
+/* One per test_<group>.c, each running its CMocka group; suite.c runs them by name.
+ * Each returns the number of failed tests. */
+int conf_group_ops(void);
+int conf_group_reduce(void);
+int conf_group_matmul(void);
+int conf_group_views(void);
+int conf_group_errors(void);
+int conf_group_casts(void);
 
 #endif /* FERRY_CONFORMANCE_H */

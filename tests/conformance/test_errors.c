@@ -38,19 +38,15 @@ static void expect_two_devices(const conf_where *w, const char *call, bool faile
     conf_expect_error(w, call, failed, FERRY_ERR_WRONG_DEVICE, FERRY_ERR_WRONG_DEVICE, msg);
 }
 
-/* The second device of a backend, "sim:1" for "sim:0", when the backend has two. */
+/* Another device of dev's backend ("sim:1" for "sim:0", "sim:0" for "sim:1"), when the
+ * backend has two. */
 static bool sibling_device(const char *dev, char *buf, size_t cap)
 {
-    const char *colon = strchr(dev, ':');
-    if (!colon)
+    ferry_device d;
+    if (!strchr(dev, ':') || ferry_device_parse(dev, &d) != FERRY_OK ||
+        ferry_device_count(d.type) < 2)
         return false;
-    char type[FERRY_MAX_TYPE_LEN + 1];
-    size_t len = (size_t)(colon - dev);
-    memcpy(type, dev, len);
-    type[len] = '\0';
-    if (ferry_device_count(type) < 2)
-        return false;
-    snprintf(buf, cap, "%s:1", type);
+    snprintf(buf, cap, "%s:%d", d.type, d.index == 1 ? 0 : 1);
     return true;
 }
 
@@ -467,7 +463,7 @@ static void test_errors_reduction_dims_out_of_range_or_repeated(void **state)
     conf_finish();
 }
 
-int main(void)
+int conf_group_errors(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors_mixed_devices_name_both_in_operand_order),
@@ -477,5 +473,5 @@ int main(void)
         cmocka_unit_test(test_errors_out_overlapping_an_input_reads_the_input_first),
         cmocka_unit_test(test_errors_reduction_dims_out_of_range_or_repeated),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("errors", tests, NULL, NULL);
 }

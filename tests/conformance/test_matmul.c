@@ -247,12 +247,12 @@ static void test_matmul_half_types_accumulate_in_float32(void **state)
     conf_finish();
 }
 
-int main(void)
+int conf_group_matmul(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_matches_reference_on_every_dtype_case_and_device),
         cmocka_unit_test(test_matmul_nan_and_inf_propagate),
         cmocka_unit_test(test_matmul_half_types_accumulate_in_float32),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("matmul", tests, NULL, NULL);
 }

@@ -1012,7 +1012,7 @@ static void test_ops_large_tensors_match_reference(void **state)
     conf_finish();
 }
 
-int main(void)
+int conf_group_ops(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_binary_matches_reference_on_every_dtype_case_and_device),
@@ -1026,5 +1026,5 @@ int main(void)
         cmocka_unit_test(test_ops_binary_special_values_follow_ieee),
         cmocka_unit_test(test_ops_large_tensors_match_reference),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("ops", tests, NULL, NULL);
 }

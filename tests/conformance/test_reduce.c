@@ -453,7 +453,7 @@ static void test_reduce_accumulates_in_a_wide_type(void **state)
     conf_finish();
 }
 
-int main(void)
+int conf_group_reduce(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reduce_matches_reference_on_every_dtype_case_and_device),
@@ -461,5 +461,5 @@ int main(void)
         cmocka_unit_test(test_reduce_large_tensors_match_reference),
         cmocka_unit_test(test_reduce_accumulates_in_a_wide_type),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("reduce", tests, NULL, NULL);
 }

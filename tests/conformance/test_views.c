@@ -581,7 +581,7 @@ static void test_views_refuse_with_pytorch_messages_on_every_device(void **state
     conf_finish();
 }
 
-int main(void)
+int conf_group_views(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_views_values_match_index_arithmetic_on_every_dtype_and_device),
@@ -589,5 +589,5 @@ int main(void)
         cmocka_unit_test(test_views_in_place_op_on_a_view_reaches_the_base_on_every_device),
         cmocka_unit_test(test_views_refuse_with_pytorch_messages_on_every_device),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests_name("views", tests, NULL, NULL);
 }

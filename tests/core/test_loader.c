@@ -343,6 +343,55 @@ static void test_loader_abi_major_plugin_is_refused_naming_both_versions_and_pat
                  FERRY_BACKEND_ABI_MAJOR + 1, FERRY_BACKEND_ABI_MAJOR);
 }
 
+/* A newer minor only appends members: the core accepts such a table when it holds every
+ * member the core knows, and uses those alone (the plugin's extra entries abort if
+ * called). One that claims a newer minor yet is shorter than the core's table is broken
+ * and refused with both versions named. */
+static void test_loader_newer_minor_plugin_loads_and_uses_only_known_entries(void **state)
+{
+    (void)state;
+    use_plugin_path(variant_dir("new_minor"));
+    assert_null(ferry_backend_status("fakenew"));
+    assert_int_equal(ferry_device_count("fakenew"), 1);
+    check_round_trip("fakenew:0");
+    const int64_t shape[1] = {6};
+    ferry_tensor *f = ferry_full(FERRY_FLOAT32, 1, shape, -3.75, "fakenew:0");
+    assert_non_null(f);
+    ferry_tensor *i = ferry_tensor_to_dtype(f, FERRY_INT8);
+    assert_non_null(i);
+    int8_t got[6];
+    assert_int_equal(ferry_tensor_copy_to_host(i, got, sizeof got), FERRY_OK);
+    for (int k = 0; k < 6; k++)
+        assert_int_equal(got[k], -3);
+    ferry_tensor_release(i);
+    ferry_tensor_release(f);
+    check_others_still_work();
+}
+
+static void test_loader_newer_minor_plugin_with_a_short_table_is_refused(void **state)
+{
+    (void)state;
+    char newer[32], ours[32];
+    snprintf(newer, sizeof newer, "ABI %d.%d", FERRY_BACKEND_ABI_MAJOR,
+             FERRY_BACKEND_ABI_MINOR + 1);
+    snprintf(ours, sizeof ours, "ABI %d.%d", FERRY_BACKEND_ABI_MAJOR, FERRY_BACKEND_ABI_MINOR);
+    use_plugin_path(variant_dir("new_minor_short"));
+    const char *path = plugin_file("new_minor_short", "fakenewshort");
+    check_unusable("fakenewshort", path);
+    assert_contains(ferry_backend_status("fakenewshort"), newer);
+    assert_contains(ferry_backend_status("fakenewshort"), ours);
+
+    use_plugin_path(NULL);
+    char copy[PATH_MAX];
+    snprintf(copy, sizeof copy, "%s", path);
+    assert_int_equal(ferry_plugin_load(copy), FERRY_ERR_ABI);
+    assert_last_error(FERRY_ERR_ABI, copy);
+    assert_contains(ferry_last_error(), newer);
+    assert_contains(ferry_last_error(), ours);
+    ferry_device d;
+    assert_int_equal(ferry_device_parse("fakenewshort", &d), FERRY_ERR_INVALID_DEVICE);
+}
+
 static void test_loader_plugin_without_entry_is_unavailable_naming_the_symbol(void **state)
 {
     (void)state;
@@ -721,6 +770,8 @@ int main(void)
         T(test_loader_ok_plugin_on_plugin_path_loads_and_works),
         T(test_loader_old_minor_plugin_loads_and_works_fully),
         T(test_loader_abi_major_plugin_is_refused_naming_both_versions_and_path),
+        T(test_loader_newer_minor_plugin_loads_and_uses_only_known_entries),
+        T(test_loader_newer_minor_plugin_with_a_short_table_is_refused),
         T(test_loader_plugin_without_entry_is_unavailable_naming_the_symbol),
         T(test_loader_init_failure_is_unavailable_with_driver_message),
         T(test_loader_zero_devices_reports_no_device_with_reason),

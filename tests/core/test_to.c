@@ -1,8 +1,13 @@
-/* The to() path: identity on the same device, host<->device, peer, non-contiguous
- * sources, dtype conversion on a device without kernels, the caching allocator, and
- * injected backend failures (FERRY_FAULT_INJECT) that must leave nothing behind. */
+/* The to() path: identity on the same device, host<->device, peer, staging through host
+ * memory (bounded chunks, the two legs overlapping, watched by the stage_probe plugin),
+ * non-contiguous sources, dtype conversion on a device without kernels, the caching
+ * allocator, and injected backend failures (FERRY_FAULT_INJECT) that leave nothing behind. */
+#include <dlfcn.h>
+#include <limits.h>
 #include <stdlib.h>
 
+#include "fake_backend/fake_stage_probe.h"
+#include "internal.h" /* FERRY_STAGING_CHUNK, the bound the test holds the core to */
 #include "test_util.h"
 
 static ferry_tensor *iota_f32(int64_t n, const char *device)
@@ -70,7 +75,8 @@ static void test_to_round_trips_cpu_sim_every_pair(void **state)
         }
 }
 
-static void test_to_moves_large_tensors_in_chunks(void **state)
+/* sim:0 -> sim:1 of more than one staging chunk goes by the peer path. */
+static void test_to_moves_large_tensors_between_devices_and_back(void **state)
 {
     (void)state;
     require_backend("sim");
@@ -260,9 +266,112 @@ static void test_injected_copy_failure_leaves_no_leak_and_a_clear_error(void **s
     ferry_tensor_release(x);
 }
 
-/* sim:0 -> opencl:0 is staged through host memory in two overlapping halves; a failure
+/* Loads the stage_probe variant of tests/fake_backend (two opaque devices, no peer path)
+ * and finds its logging entries in the copy the core loaded. */
+static void use_stage_probe(fake_stage_arm_fn *arm, fake_stage_log_fn *log)
+{
+    const char *build = getenv("FERRY_TEST_BUILD_DIR");
+    if (!build)
+        fail_msg("FERRY_TEST_BUILD_DIR must name the build folder (ctest sets it)");
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/fake_plugins/stage_probe", build);
+    setenv("FERRY_PLUGIN_PATH", dir, 1);
+    ferry_shutdown();
+    if (!ferry_is_available("fakestage"))
+        fail_msg("fakestage unavailable: %s", ferry_backend_status("fakestage"));
+    void *h = dlopen(ferry_backend_path("fakestage"), RTLD_NOW | RTLD_NOLOAD);
+    if (!h)
+        fail_msg("the loaded fakestage plugin is not found again: %s", dlerror());
+    *(void **)arm = dlsym(h, FAKE_STAGE_ARM_SYMBOL);
+    *(void **)log = dlsym(h, FAKE_STAGE_LOG_SYMBOL);
+    dlclose(h); /* the core's own handle keeps it loaded */
+    assert_true(*arm && *log);
+}
+
+static void leave_stage_probe(void)
+{
+    unsetenv("FERRY_PLUGIN_PATH");
+    ferry_shutdown();
+}
+
+/* fakestage:0 -> fakestage:1 can only go through host memory: every download and every
+ * upload moves at most FERRY_STAGING_CHUNK bytes, together they move the tensor once, and
+ * an upload runs while the next download does (the probe waits for such a partner, so a
+ * core that ran the legs one after the other would show no overlap at all). */
+static void test_to_stages_in_bounded_chunks_with_overlapping_legs(void **state)
+{
+    (void)state;
+    fake_stage_arm_fn arm;
+    fake_stage_log_fn log;
+    use_stage_probe(&arm, &log);
+    int64_t n = ((int64_t)5 << 20) + 3; /* 20 MiB and 12 bytes: three chunks, one short */
+    size_t nbytes = (size_t)n * sizeof(float);
+    ferry_tensor *x = iota_f32(n, "fakestage:0");
+    assert_tensor(x);
+
+    arm(true);
+    ferry_tensor *y = ferry_tensor_to(x, "fakestage:1");
+    fake_stage_call calls[FAKE_STAGE_MAX_CALLS];
+    size_t ncalls = log(calls, FAKE_STAGE_MAX_CALLS);
+    arm(false);
+    assert_tensor(y);
+    expect_iota(y, n);
+
+    assert_true(ncalls <= FAKE_STAGE_MAX_CALLS);
+    size_t moved[2] = {0, 0}, count[2] = {0, 0}, overlapped = 0;
+    for (size_t i = 0; i < ncalls; i++) {
+        const fake_stage_call *c = &calls[i];
+        /* Downloads read device 0, uploads write device 1. */
+        assert_int_equal(c->device, c->dir == FAKE_STAGE_TO_HOST ? 0 : 1);
+        if (c->nbytes == 0 || c->nbytes > FERRY_STAGING_CHUNK)
+            fail_msg("call %zu moved %zu bytes; a chunk is 1 to %zu", i, c->nbytes,
+                     (size_t)FERRY_STAGING_CHUNK);
+        moved[c->dir] += c->nbytes;
+        count[c->dir]++;
+        overlapped += c->dir == FAKE_STAGE_FROM_HOST && c->overlapped;
+    }
+    assert_int_equal(calls[0].dir, FAKE_STAGE_TO_HOST);
+    assert_int_equal(moved[FAKE_STAGE_TO_HOST], nbytes);
+    assert_int_equal(moved[FAKE_STAGE_FROM_HOST], nbytes);
+    size_t chunks = (nbytes + FERRY_STAGING_CHUNK - 1) / FERRY_STAGING_CHUNK;
+    assert_int_equal(count[FAKE_STAGE_TO_HOST], chunks);
+    assert_int_equal(count[FAKE_STAGE_FROM_HOST], chunks);
+    if (overlapped == 0)
+        fail_msg("none of the %zu uploads ran while a download did: the legs were serial",
+                 count[FAKE_STAGE_FROM_HOST]);
+
+    ferry_tensor_release(y);
+    ferry_tensor_release(x);
+    leave_stage_probe();
+}
+
+/* A failure on the staging thread's upload reaches the caller with its message, and the
+ * half-made destination goes back. */
+static void test_to_staged_upload_failure_reaches_the_caller(void **state)
+{
+    (void)state;
+    fake_stage_arm_fn arm;
+    fake_stage_log_fn log;
+    /* Read when the registry starts, so set before the probe's reload. */
+    setenv("FERRY_FAULT_INJECT", "copy_from_host=2", 1); /* the first staged upload */
+    use_stage_probe(&arm, &log);
+    int64_t n = (int64_t)5 << 20;
+    ferry_tensor *x = iota_f32(n, "fakestage:0"); /* upload #1 */
+    assert_tensor(x);
+    assert_null(ferry_tensor_to(x, "fakestage:1"));
+    assert_failed_with(FERRY_ERR_BACKEND, "fakestage:1: injected failure of copy_from_host");
+    unsetenv("FERRY_FAULT_INJECT");
+    ferry_memory_stats s;
+    assert_ok(ferry_memory_stats_get("fakestage:1", &s));
+    assert_int_equal(s.allocated, 0);
+    expect_iota(x, n);
+    ferry_tensor_release(x);
+    leave_stage_probe();
+}
+
+/* sim:0 -> opencl:0 is staged through host memory between two real plugins; a failure
  * on the uploading thread must reach the caller with its message. */
-static void test_staged_copy_between_backends_pipelines_and_reports_failures(void **state)
+static void test_staged_copy_from_sim_to_opencl_arrives_whole_and_reports_failures(void **state)
 {
     (void)state;
     require_backend("sim");
@@ -319,14 +428,16 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_to_same_device_returns_the_same_tensor),
         cmocka_unit_test(test_to_round_trips_cpu_sim_every_pair),
-        cmocka_unit_test(test_to_moves_large_tensors_in_chunks),
+        cmocka_unit_test(test_to_moves_large_tensors_between_devices_and_back),
+        cmocka_unit_test(test_to_stages_in_bounded_chunks_with_overlapping_legs),
+        cmocka_unit_test(test_to_staged_upload_failure_reaches_the_caller),
         cmocka_unit_test(test_to_makes_non_contiguous_sources_contiguous),
         cmocka_unit_test(test_to_dtype_on_a_device_without_kernels_falls_back_to_cpu),
         cmocka_unit_test(test_factories_work_on_a_device_without_kernels),
         cmocka_unit_test(test_to_unavailable_and_invalid_devices_fail_clearly),
         cmocka_unit_test(test_caching_allocator_reuses_blocks_in_a_steady_loop),
         cmocka_unit_test(test_injected_copy_failure_leaves_no_leak_and_a_clear_error),
-        cmocka_unit_test(test_staged_copy_between_backends_pipelines_and_reports_failures),
+        cmocka_unit_test(test_staged_copy_from_sim_to_opencl_arrives_whole_and_reports_failures),
         cmocka_unit_test(test_allocator_frees_its_cache_before_reporting_out_of_memory),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,13 +1,19 @@
-/* tests/fake_backend: a scriptable plugin for the loader tests. One source, built once per
- * variant (see CMakeLists.txt): a working one-device backend (host memory, or memory the
- * host must not touch), or one specific way for a plugin to be broken, old or refused. */
+/* tests/fake_backend: a scriptable plugin for the loader and staging tests. One source,
+ * built once per variant (see CMakeLists.txt): a working one-device backend (host memory,
+ * or memory the host must not touch), two opaque devices that log how a staged copy
+ * between them runs (fake_stage_probe.h), or one specific way for a plugin to be broken,
+ * old, newer or refused. */
 #include <ferry/backend.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "fake_stage_probe.h"
 
 #define FAKE_STR_(x) #x
 #define FAKE_STR(x) FAKE_STR_(x)
@@ -32,6 +38,16 @@
 /* A plugin built against ABI 1.0 before anything after synchronize existed. */
 #define FAKE_OPS_MINOR 0
 #define FAKE_OPS_SIZE offsetof(ferry_backend_ops, copy_peer)
+#elif defined(FAKE_NEW_MINOR)
+/* A plugin built against the next minor: its table has two more entries at the end,
+ * which this core does not know and must not call. */
+#define FAKE_OPS_MINOR (FERRY_BACKEND_ABI_MINOR + 1)
+#define FAKE_OPS_SIZE sizeof(fake_future_ops)
+#elif defined(FAKE_NEW_MINOR_SHORT)
+/* Claims the next minor but its table stops before matmul: a broken build, since a newer
+ * minor only ever appends. */
+#define FAKE_OPS_MINOR (FERRY_BACKEND_ABI_MINOR + 1)
+#define FAKE_OPS_SIZE offsetof(ferry_backend_ops, matmul)
 #else
 #define FAKE_OPS_MINOR FERRY_BACKEND_ABI_MINOR
 #define FAKE_OPS_SIZE sizeof(ferry_backend_ops)
@@ -45,6 +61,14 @@
 #else
 #define FAKE_HANDLE_KEY ((uintptr_t)0)
 #define FAKE_HOST_ACCESSIBLE true
+#endif
+
+#if defined(FAKE_STAGE_PROBE)
+/* Two devices with no peer path: a copy between them is staged through host memory, and
+ * both of its legs are calls of this one plugin, where they can be watched. */
+#define FAKE_DEVICES 2
+#else
+#define FAKE_DEVICES 1
 #endif
 
 #define FAKE_ALIGN 64
@@ -77,7 +101,7 @@ static ferry_status fake_init(int32_t *device_count, char *reason, size_t reason
 #else
     (void)reason;
     (void)reason_cap;
-    *device_count = 1;
+    *device_count = FAKE_DEVICES;
     return FERRY_OK;
 #endif
 }
@@ -94,7 +118,7 @@ static void fake_shutdown(void)
 
 static ferry_status fake_check_device(const char *call, int32_t device)
 {
-    if (device != 0)
+    if (device < 0 || device >= FAKE_DEVICES)
         return host->error(FERRY_ERR_BACKEND, "%s: %s: invalid device index %d",
                            FAKE_CLAIMED_NAME, call, (int)device);
     return FERRY_OK;
@@ -154,19 +178,107 @@ static void fake_free(int32_t device, void *buffer)
     free(p);
 }
 
+#if defined(FAKE_STAGE_PROBE)
+/* Guarded by probe_lock. */
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t probe_changed = PTHREAD_COND_INITIALIZER;
+static bool probe_armed;
+static size_t probe_count;
+static fake_stage_call probe_calls[FAKE_STAGE_MAX_CALLS];
+static bool probe_active[FAKE_STAGE_MAX_CALLS];
+
+FERRY_BACKEND_EXPORT void fake_stage_arm(bool on);
+void fake_stage_arm(bool on)
+{
+    pthread_mutex_lock(&probe_lock);
+    probe_armed = on;
+    probe_count = 0;
+    memset(probe_active, 0, sizeof probe_active);
+    pthread_mutex_unlock(&probe_lock);
+}
+
+FERRY_BACKEND_EXPORT size_t fake_stage_log(fake_stage_call *out, size_t cap);
+size_t fake_stage_log(fake_stage_call *out, size_t cap)
+{
+    pthread_mutex_lock(&probe_lock);
+    size_t n = probe_count;
+    size_t kept = n < FAKE_STAGE_MAX_CALLS ? n : FAKE_STAGE_MAX_CALLS;
+    memcpy(out, probe_calls, (kept < cap ? kept : cap) * sizeof *out);
+    pthread_mutex_unlock(&probe_lock);
+    return n;
+}
+
+/* Logs a call and waits, bounded, for one of the other direction to be in flight beside
+ * it. Returns its slot, or -1 when not recording. */
+static long probe_enter(fake_stage_dir dir, int32_t device, size_t nbytes)
+{
+    pthread_mutex_lock(&probe_lock);
+    if (!probe_armed || probe_count >= FAKE_STAGE_MAX_CALLS) {
+        probe_count += probe_armed;
+        pthread_mutex_unlock(&probe_lock);
+        return -1;
+    }
+    size_t me = probe_count++;
+    probe_calls[me] = (fake_stage_call){dir, device, nbytes, false};
+    probe_active[me] = true;
+    for (size_t j = 0; j < me; j++)
+        if (probe_active[j] && probe_calls[j].dir != dir)
+            probe_calls[j].overlapped = probe_calls[me].overlapped = true;
+    pthread_cond_broadcast(&probe_changed);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += FAKE_STAGE_WAIT_MS / 1000;
+    deadline.tv_nsec += (long)(FAKE_STAGE_WAIT_MS % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    while (!probe_calls[me].overlapped &&
+           pthread_cond_timedwait(&probe_changed, &probe_lock, &deadline) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&probe_lock);
+    return (long)me;
+}
+
+static void probe_leave(long me)
+{
+    if (me < 0)
+        return;
+    pthread_mutex_lock(&probe_lock);
+    probe_active[me] = false;
+    pthread_mutex_unlock(&probe_lock);
+}
+#else
+static long probe_enter(fake_stage_dir dir, int32_t device, size_t nbytes)
+{
+    (void)dir;
+    (void)device;
+    (void)nbytes;
+    return -1;
+}
+static void probe_leave(long me)
+{
+    (void)me;
+}
+#endif
+
 static ferry_status fake_copy_from_host(int32_t device, void *dst, size_t dst_offset,
                                         const void *src, size_t nbytes)
 {
+    long slot = probe_enter(FAKE_STAGE_FROM_HOST, device, nbytes);
     if (nbytes)
         memcpy(fake_mem(dst) + dst_offset, src, nbytes);
+    probe_leave(slot);
     return FERRY_OK;
 }
 
 static ferry_status fake_copy_to_host(int32_t device, void *dst, const void *src,
                                       size_t src_offset, size_t nbytes)
 {
+    long slot = probe_enter(FAKE_STAGE_TO_HOST, device, nbytes);
     if (nbytes)
         memcpy(dst, fake_mem(src) + src_offset, nbytes);
+    probe_leave(slot);
     return FERRY_OK;
 }
 
@@ -258,35 +370,56 @@ static ferry_status trap_matmul(int32_t device, const ferry_kernel_tensor *out,
 }
 #endif
 
-static const ferry_backend_ops fake_ops = {
-    .abi_major = FAKE_OPS_MAJOR,
-    .abi_minor = FAKE_OPS_MINOR,
-    .struct_size = FAKE_OPS_SIZE,
-    .name = FAKE_CLAIMED_NAME,
-    .version = "0.0.1",
-    .init = fake_init,
-    .shutdown = fake_shutdown,
-    .device_info = fake_device_info,
-    .alloc = fake_alloc,
-    .free = fake_free,
-    .copy_from_host = fake_copy_from_host,
-    .copy_to_host = fake_copy_to_host,
-    .copy_on_device = fake_copy_on_device,
-    .synchronize = fake_synchronize,
+#if defined(FAKE_NEW_MINOR)
+static void fake_future_entry(void)
+{
+    fprintf(stderr, "%s: the core called an entry of a newer ABI minor it cannot know\n",
+            FAKE_CLAIMED_NAME);
+    abort();
+}
+#endif
+
+/* The table as a plugin of the next minor lays it out: today's members, then new ones. */
+typedef struct fake_future_ops {
+    ferry_backend_ops ops;
+    void (*future_entry[2])(void);
+} fake_future_ops;
+
+static const fake_future_ops fake_table = {
+    .ops = {
+        .abi_major = FAKE_OPS_MAJOR,
+        .abi_minor = FAKE_OPS_MINOR,
+        .struct_size = FAKE_OPS_SIZE,
+        .name = FAKE_CLAIMED_NAME,
+        .version = "0.0.1",
+        .init = fake_init,
+        .shutdown = fake_shutdown,
+        .device_info = fake_device_info,
+        .alloc = fake_alloc,
+        .free = fake_free,
+        .copy_from_host = fake_copy_from_host,
+        .copy_to_host = fake_copy_to_host,
+        .copy_on_device = fake_copy_on_device,
+        .synchronize = fake_synchronize,
 #if defined(FAKE_OLD_MINOR)
-    .copy_peer = trap_copy_peer,
-    .host_alloc = trap_host_alloc,
-    .host_free = trap_host_free,
-    .supports = trap_supports,
-    .fill = trap_fill,
-    .cast = trap_cast,
-    .copy_strided = trap_copy_strided,
-    .unary = trap_unary,
-    .binary = trap_binary,
-    .reduce = trap_reduce,
-    .matmul = trap_matmul,
+        .copy_peer = trap_copy_peer,
+        .host_alloc = trap_host_alloc,
+        .host_free = trap_host_free,
+        .supports = trap_supports,
+        .fill = trap_fill,
+        .cast = trap_cast,
+        .copy_strided = trap_copy_strided,
+        .unary = trap_unary,
+        .binary = trap_binary,
+        .reduce = trap_reduce,
+        .matmul = trap_matmul,
+#endif
+    },
+#if defined(FAKE_NEW_MINOR)
+    .future_entry = {fake_future_entry, fake_future_entry},
 #endif
 };
+static const ferry_backend_ops *const fake_ops_ptr = &fake_table.ops;
 
 #if defined(FAKE_NO_ENTRY)
 /* A plausible mistake: the entry exported under another name. */
@@ -294,18 +427,18 @@ FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry_v2(const ferry
 const ferry_backend_ops *ferry_backend_entry_v2(const ferry_host_api *h)
 {
     host = h;
-    return &fake_ops;
+    return fake_ops_ptr;
 }
 #else
 const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *h)
 {
     host = h;
 #if defined(FAKE_NULL_ENTRY)
-    (void)fake_ops;
+    (void)fake_ops_ptr;
     h->error(FERRY_ERR_BACKEND, "fakeEntryError: the fake plugin declined to register");
     return NULL;
 #else
-    return &fake_ops;
+    return fake_ops_ptr;
 #endif
 }
 #endif

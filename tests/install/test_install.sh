@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the build into a temporary prefix, moves the whole tree elsewhere, and checks
-# that it still works there: the CLI finds libferry.so and the plugins relative to
-# itself, and a consumer builds against the moved tree with find_package(ferry) and with
-# pkg-config.
+# that it still works there: the CLI and ferry-conformance find libferry.so and the
+# plugins relative to themselves, and a consumer builds against the moved tree with
+# find_package(ferry) and with pkg-config.
 set -euo pipefail
 build_dir="$1"
 source_dir="$2"
@@ -30,6 +30,17 @@ if [ -f "$root/$libdir/ferry/libferry-backend-sim.so" ]; then
 fi
 env -u FERRY_PLUGIN_PATH "$root/bin/ferry" demo cpu > "$work/demo.log"
 
+# The installed conformance suite: its help, and every group on cpu.
+test -x "$root/bin/ferry-conformance"
+"$root/bin/ferry-conformance" --help > "$work/conformance-help.txt"
+grep -q -- "--devices LIST" "$work/conformance-help.txt"
+env -u FERRY_PLUGIN_PATH -u FERRY_TEST_REQUIRE -u FERRY_TEST_REQUIRE_BUILT \
+  "$root/bin/ferry-conformance" --devices cpu > "$work/conformance.log" 2>&1 ||
+  { cat "$work/conformance.log"; exit 1; }
+grep -q "^\[  DEVICES \] FERRY_TEST_DEVICES=cpu" "$work/conformance.log"
+grep -q "PASSED.*test(s)" "$work/conformance.log"
+if grep -q "FAILED" "$work/conformance.log"; then cat "$work/conformance.log"; exit 1; fi
+
 # find_package(ferry) from the moved tree.
 cmake -S "$source_dir/tests/install/consumer" -B "$work/consumer" \
   -DCMAKE_PREFIX_PATH="$root" -DCMAKE_BUILD_TYPE=Release > "$work/consumer.log"
@@ -41,4 +52,4 @@ pc_flags="$(PKG_CONFIG_PATH="$root/$libdir/pkgconfig" pkg-config --cflags --libs
 cc -o "$work/pc_consumer" "$source_dir/tests/install/consumer/consumer.c" $pc_flags \
   -Wl,-rpath,"$root/$libdir"
 "$work/pc_consumer"
-echo "install: 3 passed, 0 failed"
+echo "install: 4 passed, 0 failed"
