@@ -8,6 +8,7 @@ packages=(
   libcmocka-dev
   libblis-dev
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libclblast-dev
+  openmpi-bin libopenmpi-dev
 )
 
 missing=()
