@@ -979,7 +979,7 @@ static ferry_status desc_compare(const desc *a, int ra, const desc *b, int rb, c
 {
     if (memcmp(a, b, sizeof *a) == 0)
         return FERRY_OK;
-    char sa[320], sb[320];
+    char sa[360], sb[360];
     desc_str(a, sa, sizeof sa);
     desc_str(b, sb, sizeof sb);
     const char *what = a->kind != b->kind       ? "different collectives"
@@ -987,11 +987,18 @@ static ferry_status desc_compare(const desc *a, int ra, const desc *b, int rb, c
                        : a->root != b->root     ? "different roots"
                        : a->op != b->op         ? "different reduction ops"
                                                 : "tensors of different shapes";
+    if (a->root != b->root && a->kind == b->kind) {
+        size_t l = strlen(sa), m = strlen(sb);
+        snprintf(sa + l, sizeof sa - l, " with root %lld", (long long)a->root);
+        snprintf(sb + m, sizeof sb - m, " with root %lld", (long long)b->root);
+    } else if (a->op != b->op && a->kind == b->kind) {
+        size_t l = strlen(sa), m = strlen(sb);
+        snprintf(sa + l, sizeof sa - l, " with op %lld", (long long)a->op);
+        snprintf(sb + m, sizeof sb - m, " with op %lld", (long long)b->op);
+    }
     return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                        "%s: ranks passed %s (FERRY_DIST_DEBUG): rank %d: %s (root %lld, op "
-                        "%lld), rank %d: %s (root %lld, op %lld)",
-                        fn, what, ra, sa, (long long)a->root, (long long)a->op, rb, sb,
-                        (long long)b->root, (long long)b->op);
+                        "%s: ranks passed %s (FERRY_DIST_DEBUG): rank %d: %s, rank %d: %s", fn,
+                        what, ra, sa, rb, sb);
 }
 
 /* FERRY_DIST_DEBUG: every rank learns every rank's description and fails alike on the

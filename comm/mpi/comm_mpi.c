@@ -226,7 +226,7 @@ static void report_timeout(void)
                                 sep, r);
             else if (!states[r][0])
                 len += snprintf(msg + len, sizeof msg - (size_t)len,
-                                "%srank %d is not in a collective", sep, r);
+                                "%srank %d is not in a collective (busy elsewhere)", sep, r);
             else if (states[r][2] != op_index(op))
                 len += snprintf(msg + len, sizeof msg - (size_t)len,
                                 "%srank %d waits in %s (call #%lld) instead", sep, r,
