@@ -14,22 +14,22 @@ static bool same_device(const ferry_tensor *a, const ferry_tensor *b)
 }
 
 /* Host buffer for staging: pinned memory from one of the two backends when offered. */
-static void *staging_alloc(ferry_backend *a, ferry_backend *b, size_t n, ferry_backend **owner)
+void *ferry__staging_alloc(ferry_backend *a, ferry_backend *b, size_t n, ferry_backend **owner)
 {
     void *p = NULL;
     *owner = NULL;
-    if (ferry__be_host_alloc(a, n, &p) == FERRY_OK && p) {
+    if (a && ferry__be_host_alloc(a, n, &p) == FERRY_OK && p) {
         *owner = a;
         return p;
     }
-    if (ferry__be_host_alloc(b, n, &p) == FERRY_OK && p) {
+    if (b && ferry__be_host_alloc(b, n, &p) == FERRY_OK && p) {
         *owner = b;
         return p;
     }
     return malloc(n);
 }
 
-static void staging_free(ferry_backend *owner, void *p)
+void ferry__staging_free(ferry_backend *owner, void *p)
 {
     if (owner)
         ferry__be_host_free(owner, p);
@@ -45,6 +45,8 @@ typedef struct pipeline {
     pthread_cond_t changed;
     ferry_storage *d, *s;
     size_t doff, soff, n, chunk;
+    ferry_stage_fn process; /* runs on each chunk between the legs, on the uploader */
+    void *ctx;
     void *buf[2];
     size_t filled;   /* chunks read into a buffer so far */
     size_t uploaded; /* chunks written to the destination so far */
@@ -66,8 +68,10 @@ static void *uploader(void *arg)
         if (stop)
             break;
         size_t done = i * p->chunk, len = p->n - done < p->chunk ? p->n - done : p->chunk;
-        ferry_status st = ferry__be_copy_from_host(p->d->backend, p->d->device, p->d->buffer,
-                                                   p->doff + done, p->buf[i % 2], len);
+        ferry_status st = p->process ? p->process(p->ctx, p->buf[i % 2], done, len) : FERRY_OK;
+        if (st == FERRY_OK && p->d)
+            st = ferry__be_copy_from_host(p->d->backend, p->d->device, p->d->buffer,
+                                          p->doff + done, p->buf[i % 2], len);
         pthread_mutex_lock(&p->lock);
         if (st != FERRY_OK) {
             p->failed = true;
@@ -100,8 +104,9 @@ static ferry_status copy_pipelined(pipeline *p)
         if (stop)
             break;
         size_t done = i * p->chunk, len = p->n - done < p->chunk ? p->n - done : p->chunk;
-        st = ferry__be_copy_to_host(p->s->backend, p->s->device, p->buf[i % 2], p->s->buffer,
-                                    p->soff + done, len);
+        if (p->s)
+            st = ferry__be_copy_to_host(p->s->backend, p->s->device, p->buf[i % 2], p->s->buffer,
+                                        p->soff + done, len);
         pthread_mutex_lock(&p->lock);
         if (st != FERRY_OK)
             p->failed = true;
@@ -116,32 +121,37 @@ static ferry_status copy_pipelined(pipeline *p)
     return st;
 }
 
-/* Device-to-device bytes between two backends (or devices without a peer path), through
- * host buffers of at most FERRY_STAGING_CHUNK each (pinned where a backend offers it). */
-static ferry_status copy_staged(ferry_storage *d, size_t doff, ferry_storage *s, size_t soff,
-                                size_t n)
+ferry_status ferry__copy_staged_ex(ferry_storage *d, size_t doff, ferry_storage *s, size_t soff,
+                                   size_t n, size_t max_chunk, ferry_stage_fn process, void *ctx)
 {
-    size_t chunk = n < FERRY_STAGING_CHUNK ? n : FERRY_STAGING_CHUNK;
+    if (n == 0)
+        return FERRY_OK;
+    size_t chunk = n < max_chunk ? n : max_chunk;
     int nbuf = n > chunk ? 2 : 1;
     ferry_backend *owner[2] = {NULL, NULL};
     void *buf[2] = {NULL, NULL};
     for (int i = 0; i < nbuf; i++) {
-        buf[i] = staging_alloc(s->backend, d->backend, chunk, &owner[i]);
+        buf[i] = ferry__staging_alloc(s ? s->backend : NULL, d ? d->backend : NULL, chunk,
+                                      &owner[i]);
         if (!buf[i]) {
             if (i)
-                staging_free(owner[0], buf[0]);
+                ferry__staging_free(owner[0], buf[0]);
             return ferry__error(FERRY_ERR_OUT_OF_MEMORY,
                                 "out of host memory for a %zu-byte staging buffer", chunk);
         }
     }
     ferry_status st = FERRY_OK;
     if (nbuf == 1) {
-        st = ferry__be_copy_to_host(s->backend, s->device, buf[0], s->buffer, soff, n);
-        if (st == FERRY_OK)
+        if (s)
+            st = ferry__be_copy_to_host(s->backend, s->device, buf[0], s->buffer, soff, n);
+        if (st == FERRY_OK && process)
+            st = process(ctx, buf[0], 0, n);
+        if (st == FERRY_OK && d)
             st = ferry__be_copy_from_host(d->backend, d->device, d->buffer, doff, buf[0], n);
     } else {
         pipeline p = {.d = d, .s = s, .doff = doff, .soff = soff, .n = n, .chunk = chunk,
-                      .buf = {buf[0], buf[1]}, .up_status = FERRY_OK};
+                      .process = process, .ctx = ctx, .buf = {buf[0], buf[1]},
+                      .up_status = FERRY_OK};
         pthread_mutex_init(&p.lock, NULL);
         pthread_cond_init(&p.changed, NULL);
         st = copy_pipelined(&p);
@@ -149,8 +159,16 @@ static ferry_status copy_staged(ferry_storage *d, size_t doff, ferry_storage *s,
         pthread_mutex_destroy(&p.lock);
     }
     for (int i = 0; i < nbuf; i++)
-        staging_free(owner[i], buf[i]);
+        ferry__staging_free(owner[i], buf[i]);
     return st;
+}
+
+/* Device-to-device bytes between two backends (or devices without a peer path), through
+ * host buffers of at most FERRY_STAGING_CHUNK each (pinned where a backend offers it). */
+static ferry_status copy_staged(ferry_storage *d, size_t doff, ferry_storage *s, size_t soff,
+                                size_t n)
+{
+    return ferry__copy_staged_ex(d, doff, s, soff, n, FERRY_STAGING_CHUNK, NULL, NULL);
 }
 
 /* n bytes from (s, soff) to (d, doff), any two devices. */

@@ -79,6 +79,9 @@ void ferry__backend_retain(ferry_backend *be);
 void ferry__backend_release(ferry_backend *be);
 /* Whether TYPE is a known backend name; fills the "Expected one of ..." list. */
 bool ferry__backend_known(const char *type, char *expected, size_t cap);
+/* Calls visit(dir, ctx) on each plugin folder in the search order of DESIGN.md, Loading
+ * (also for communicator plugins, dist.c). */
+void ferry__plugin_dirs_visit(void (*visit)(const char *dir, void *ctx), void *ctx);
 /* "opencl:0" into a caller buffer of at least 32 bytes. */
 const char *ferry__device_str(const ferry_backend *be, int32_t device, char buf[32]);
 
@@ -231,6 +234,19 @@ ferry_status ferry__fill(ferry_tensor *t, double value);
 /* Copies a contiguous tensor's bytes into a contiguous tensor of the same nbytes on
  * any device: direct, peer, or staged in chunks. */
 ferry_status ferry__copy_bytes(ferry_tensor *dst, const ferry_tensor *src);
+/* Host buffers for staging: pinned memory from backend a, else b (either may be NULL),
+ * else malloc; *owner says which, for ferry__staging_free. */
+void *ferry__staging_alloc(ferry_backend *a, ferry_backend *b, size_t n, ferry_backend **owner);
+void ferry__staging_free(ferry_backend *owner, void *p);
+/* Runs on one chunk of a staged copy in host memory, between its two legs; `offset` is
+ * the chunk's byte offset in the copy. */
+typedef ferry_status (*ferry_stage_fn)(void *ctx, void *buf, size_t offset, size_t len);
+/* The staged path of to(): n bytes from (s, soff) to (d, doff) through two host buffers
+ * of at most max_chunk bytes, the reading of chunk i + 1 overlapping the writing of
+ * chunk i. `process` (NULL: none) runs on every chunk in between, in chunk order, on
+ * one thread; s NULL: process fills the chunks; d NULL: nothing is written back. */
+ferry_status ferry__copy_staged_ex(ferry_storage *d, size_t doff, ferry_storage *s, size_t soff,
+                                   size_t n, size_t max_chunk, ferry_stage_fn process, void *ctx);
 /* A CPU tensor with the same geometry as t viewing a host copy of t's byte extent
  * (t itself, retained, when t is host-accessible). For the CPU fallback. */
 ferry_tensor *ferry__stage_to_host(const ferry_tensor *t);

@@ -196,16 +196,10 @@ static void scan_dir(const char *dir)
     }
 }
 
-static void discover_locked(void)
+/* Calls visit on each plugin folder in DESIGN.md's search order: FERRY_PLUGIN_PATH's
+ * absolute entries, the folder beside libferry, the install libdir. */
+void ferry__plugin_dirs_visit(void (*visit)(const char *dir, void *ctx), void *ctx)
 {
-    if (reg.discovered)
-        return;
-    reg.discovered = true;
-    reg.searched[0] = '\0';
-    for (size_t i = 0; i < sizeof builtin_names / sizeof builtin_names[0]; i++)
-        if (!find_locked(builtin_names[i]))
-            add_locked(builtin_names[i], strlen(builtin_names[i]));
-
     const char *env = getenv("FERRY_PLUGIN_PATH");
     if (env && *env) {
         char *copy = strdup(env);
@@ -218,7 +212,7 @@ static void discover_locked(void)
                 ferry__debug("plugins", "ignoring relative FERRY_PLUGIN_PATH entry '%s'", dir);
                 continue;
             }
-            scan_dir(dir);
+            visit(dir, ctx);
         }
         free(copy);
     }
@@ -226,14 +220,32 @@ static void discover_locked(void)
     if (self_dir[0]) {
         char *dir = dup_printf("%s/ferry", self_dir);
         if (dir)
-            scan_dir(dir);
+            visit(dir, ctx);
         free(dir);
     } else {
         ferry__debug("plugins", "the folder of libferry is unknown (%s): plugins beside it are "
                      "not searched",
                      self_dir_reason);
     }
-    scan_dir(FERRY_INSTALL_PLUGIN_DIR);
+    visit(FERRY_INSTALL_PLUGIN_DIR, ctx);
+}
+
+static void scan_dir_visit(const char *dir, void *ctx)
+{
+    (void)ctx;
+    scan_dir(dir);
+}
+
+static void discover_locked(void)
+{
+    if (reg.discovered)
+        return;
+    reg.discovered = true;
+    reg.searched[0] = '\0';
+    for (size_t i = 0; i < sizeof builtin_names / sizeof builtin_names[0]; i++)
+        if (!find_locked(builtin_names[i]))
+            add_locked(builtin_names[i], strlen(builtin_names[i]));
+    ferry__plugin_dirs_visit(scan_dir_visit, NULL);
 }
 
 static void set_failed(ferry_backend *be, ferry_status status, char *reason)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ferry/distributed.h>
 #include <ferry/ferry.h>
 
 /* Exit codes: 1 when ferry refuses something or a check fails, 2 for bad usage, as
@@ -34,6 +35,8 @@ static void usage(FILE *f)
             "commands:\n"
             "  devices             list every backend known, its devices, its plugin file,\n"
             "                      and why it is unusable when it is\n"
+            "  dist                list the communicators for several processes (mpi, nccl)\n"
+            "                      and why one is unusable when it is\n"
             "  demo [DEVICE...]    create a tensor on each device (default: every usable\n"
             "                      one), move it between devices, convert dtypes, and show\n"
             "                      the host-access rules; DEVICE is e.g. cpu, sim:0, cuda:1\n"
@@ -611,6 +614,25 @@ static int cmd_demo(int argc, char **argv)
     return rc;
 }
 
+/* `ferry dist`: which communicator plugins load here, and why not. */
+static int cmd_dist(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        return usage_error("dist: unexpected argument '%s'", argv[i]);
+    }
+    size_t n = ferry_dist_backends();
+    for (size_t i = 0; i < n; i++) {
+        const char *name = ferry_dist_backend_name(i);
+        const char *why = ferry_dist_backend_status(name);
+        printf("%-8s %s\n", name, why ? why : "usable");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -630,6 +652,8 @@ int main(int argc, char **argv)
     int rc;
     if (!strcmp(cmd, "devices"))
         rc = cmd_devices(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "dist"))
+        rc = cmd_dist(argc - 2, argv + 2);
     else if (!strcmp(cmd, "demo"))
         rc = cmd_demo(argc - 2, argv + 2);
     else if (cmd[0] == '-')

@@ -8,6 +8,7 @@ packages=(
   libcmocka-dev
   libblis-dev libopenblas0-openmp
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libclblast-dev
+  openmpi-bin libopenmpi-dev
 )
 
 missing=()

@@ -1,0 +1,97 @@
+/* all_reduce SUM of float32 across the ranks of `mpirun -np 2 bench_dist`: ferry on cpu
+ * tensors against MPI_Allreduce called directly on the same bytes in the same run, then
+ * sim:0 and opencl:0 tensors (staged through host memory) against the cpu figure. Times
+ * are medians; bus bandwidth is nccl-tests' algbw * 2 (n - 1) / n. */
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ferry/distributed.h>
+
+#include "bench_util.h"
+
+static int iters_for(size_t bytes)
+{
+    size_t it = ((size_t)256 << 20) / (bytes ? bytes : 1);
+    return it < 5 ? 5 : it > 200 ? 200 : (int)it;
+}
+
+/* Median seconds of one all_reduce on t (or, t NULL, of MPI_Allreduce on buf). */
+static double time_one(ferry_tensor *t, float *buf, size_t n, int iters)
+{
+    double *v = malloc((size_t)iters * sizeof *v);
+    for (int i = -1; i < iters; i++) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        double t0 = bench_now_ns();
+        if (t) {
+            if (ferry_all_reduce(t, FERRY_DIST_SUM, NULL) != FERRY_OK) {
+                fprintf(stderr, "ferry_all_reduce: %s\n", ferry_last_error());
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            }
+        } else {
+            MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        }
+        double dt = (bench_now_ns() - t0) * 1e-9;
+        /* The slowest rank's time is the collective's. */
+        MPI_Allreduce(MPI_IN_PLACE, &dt, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        if (i >= 0)
+            v[i] = dt;
+    }
+    double m = bench_median(v, iters);
+    free(v);
+    return m;
+}
+
+int main(int argc, char **argv)
+{
+    int provided;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+    bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    if (ferry_dist_init("mpi") != FERRY_OK) {
+        fprintf(stderr, "ferry_dist_init: %s\n", ferry_last_error());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    int rank = ferry_dist_rank(), size = ferry_dist_world_size();
+    double bus = 2.0 * (size - 1) / size;
+    size_t max = quick ? (size_t)1 << 20 : (size_t)256 << 20;
+    if (rank == 0)
+        printf("all_reduce SUM float32, %d ranks (median; busbw = algbw * %.2f)\n"
+               "%10s %12s %12s %8s %12s %10s\n",
+               size, bus, "bytes", "ferry us", "MPI us", "ratio", "busbw GB/s", "extra us");
+    for (size_t bytes = 4096; bytes <= max; bytes *= 4) {
+        size_t n = bytes / 4;
+        int64_t shape[1] = {(int64_t)n};
+        ferry_tensor *t = ferry_ones(FERRY_FLOAT32, 1, shape, "cpu");
+        float *buf = ferry_tensor_host_data(t);
+        int it = quick ? 3 : iters_for(bytes);
+        double tf = time_one(t, NULL, n, it), tm = time_one(NULL, buf, n, it);
+        if (rank == 0)
+            printf("%10zu %12.1f %12.1f %8.3f %12.3f %10.1f\n", bytes, tf * 1e6, tm * 1e6,
+                   tm / tf, bytes / tf * bus * 1e-9, (tf - tm) * 1e6);
+        ferry_tensor_release(t);
+    }
+    /* Staged devices against cpu tensors at one size. */
+    size_t bytes = quick ? (size_t)1 << 20 : (size_t)64 << 20, n = bytes / 4;
+    int64_t shape[1] = {(int64_t)n};
+    ferry_tensor *c = ferry_ones(FERRY_FLOAT32, 1, shape, "cpu");
+    double tc = time_one(c, NULL, n, quick ? 3 : 7);
+    ferry_tensor_release(c);
+    const char *devs[] = {"sim:0", "opencl:0"};
+    for (int d = 0; d < 2; d++) {
+        ferry_tensor *t = ferry_ones(FERRY_FLOAT32, 1, shape, devs[d]);
+        if (!t) {
+            if (rank == 0)
+                printf("%s: skipped: %s\n", devs[d], ferry_last_error());
+            continue;
+        }
+        double td = time_one(t, NULL, n, quick ? 3 : 7);
+        if (rank == 0)
+            printf("%-9s %zu bytes: %.1f us vs cpu %.1f us: ratio %.3f, busbw %.3f GB/s\n",
+                   devs[d], bytes, td * 1e6, tc * 1e6, tc / td, bytes / td * bus * 1e-9);
+        ferry_tensor_release(t);
+    }
+    ferry_dist_finalize();
+    MPI_Finalize();
+    return 0;
+}

@@ -1,0 +1,114 @@
+/* The failures of several processes, one per run (tests/dist/run_fail.sh checks what the
+ * ranks print and how long it took):
+ *   early_exit  the last rank leaves without ferry_dist_finalize; the others, in an
+ *               all_reduce, fail naming it long before FERRY_DIST_TIMEOUT.
+ *   timeout     the last rank stays busy outside any collective; the others fail after
+ *               FERRY_DIST_TIMEOUT naming it (and which ranks wait with them).
+ *   mismatch    under FERRY_DIST_DEBUG=1, ranks pass tensors of different shapes or
+ *               dtypes; every rank gets the same error naming both ranks' tensors. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ferry/distributed.h>
+
+static int check(bool ok, const char *what)
+{
+    if (!ok) {
+        fprintf(stderr, "rank %d: FAILED: %s (last error: %s)\n", ferry_dist_rank(), what,
+                ferry_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+static ferry_tensor *vec(ferry_dtype dt, int ndim, const int64_t *shape)
+{
+    return ferry_ones(dt, ndim, shape, getenv("FERRY_TEST_DEVICE"));
+}
+
+static int mismatch(int rank)
+{
+    int bad = 0;
+    int64_t s23[2] = {2, 3}, s4[1] = {4};
+    ferry_tensor *t = rank == 1 ? vec(FERRY_FLOAT32, 1, s4) : vec(FERRY_FLOAT32, 2, s23);
+    ferry_status st = ferry_all_reduce(t, FERRY_DIST_SUM, NULL);
+    bad |= check(st == FERRY_ERR_INVALID_ARGUMENT, "shape mismatch refused");
+    bad |= check(strstr(ferry_last_error(), "ferry_all_reduce: ranks passed tensors of "
+                                            "different shapes (FERRY_DIST_DEBUG)") != NULL,
+                 "shape message");
+    bad |= check(strstr(ferry_last_error(), "rank 0: all_reduce of float32 (2, 3)") != NULL &&
+                     strstr(ferry_last_error(), "rank 1: all_reduce of float32 (4)") != NULL,
+                 "both shapes named");
+    ferry_tensor_release(t);
+
+    t = vec(rank == 1 ? FERRY_FLOAT64 : FERRY_FLOAT32, 2, s23);
+    st = ferry_broadcast(t, 0, NULL);
+    bad |= check(st == FERRY_ERR_INVALID_ARGUMENT &&
+                     strstr(ferry_last_error(), "tensors of different dtypes") &&
+                     strstr(ferry_last_error(), "rank 1: broadcast of float64 (2, 3)"),
+                 "dtype mismatch named");
+    ferry_tensor_release(t);
+
+    /* Point to point: the receiver compares the sender's description with its tensor. */
+    if (rank < 2) {
+        t = rank == 0 ? vec(FERRY_INT32, 2, s23) : vec(FERRY_INT32, 1, s4);
+        st = rank == 0 ? ferry_send(t, 1, 3) : ferry_recv(t, 0, 3);
+        if (rank == 0)
+            bad |= check(st == FERRY_OK, "the send itself completes");
+        else
+            bad |= check(st == FERRY_ERR_INVALID_ARGUMENT &&
+                             strstr(ferry_last_error(), "rank 0: send of int32 (2, 3)") &&
+                             strstr(ferry_last_error(), "rank 1: send of int32 (4)"),
+                         "recv names both tensors");
+        ferry_tensor_release(t);
+    }
+    /* After refusals the ranks still agree: a matching collective works. */
+    t = vec(FERRY_FLOAT32, 2, s23);
+    bad |= check(ferry_all_reduce(t, FERRY_DIST_SUM, NULL) == FERRY_OK, "matching all_reduce");
+    float got[6];
+    ferry_tensor_copy_to_host(t, got, sizeof got);
+    bad |= check(got[5] == (float)ferry_dist_world_size(), "sum of ones");
+    ferry_tensor_release(t);
+    if (!bad)
+        printf("rank %d: mismatch checks passed\n", rank);
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_dist_fail early_exit|timeout|mismatch\n");
+        return 2;
+    }
+    if (ferry_dist_init("mpi") != FERRY_OK) {
+        fprintf(stderr, "ferry_dist_init: %s\n", ferry_last_error());
+        return 1;
+    }
+    int rank = ferry_dist_rank(), last = ferry_dist_world_size() - 1;
+    const char *mode = argv[1];
+    if (strcmp(mode, "mismatch") == 0) {
+        int bad = mismatch(rank);
+        ferry_dist_finalize();
+        return bad;
+    }
+    if (ferry_dist_barrier() != FERRY_OK)
+        return 1;
+    if (rank == last) {
+        if (strcmp(mode, "timeout") == 0)
+            sleep(60); /* mpirun ends it once another rank has reported */
+        printf("rank %d: leaving without ferry_dist_finalize\n", rank);
+        fflush(stdout);
+        return 0;
+    }
+    int64_t n = 1000;
+    ferry_tensor *t = vec(FERRY_FLOAT32, 1, &n);
+    ferry_status st = ferry_all_reduce(t, FERRY_DIST_SUM, NULL);
+    /* The call fails at once when the goodbye came first; otherwise the watchdog ends the
+     * process with its own message. Either way the rank is named. */
+    fprintf(stderr, "rank %d: ferry_all_reduce returned %s: %s\n", rank, ferry_status_name(st),
+            ferry_last_error());
+    ferry_tensor_release(t);
+    return 3;
+}
