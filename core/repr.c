@@ -440,11 +440,7 @@ FERRY_API char *ferry_tensor_repr(const ferry_tensor *t)
         e.cut[d] = summarize && shape[d] > 2 * EDGEITEMS;
         cshape[d] = e.cut[d] ? 2 * EDGEITEMS : shape[d];
     }
-    int64_t stride = 1;
-    for (int d = ndim - 1; d >= 0; d--) {
-        e.strides[d] = stride;
-        stride *= cshape[d];
-    }
+    ferry__contiguous_strides(ndim, cshape, e.strides);
 
     ferry_tensor *host = NULL;
     if (numel > 0) {

@@ -130,6 +130,10 @@ ferry_status ferry__check_writable_once(const ferry_tensor *t)
 
 int64_t ferry__numel(int ndim, const int64_t *shape)
 {
+    /* An empty tensor's other sizes may multiply past int64 (only the 0 bounds them). */
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] == 0)
+            return 0;
     int64_t n = 1;
     for (int i = 0; i < ndim; i++)
         n *= shape[i];
@@ -138,10 +142,13 @@ int64_t ferry__numel(int ndim, const int64_t *shape)
 
 void ferry__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides)
 {
+    /* Saturates rather than wraps: only an empty tensor's strides can get there, and an
+     * empty tensor's strides are never used to reach an element. */
     int64_t s = 1;
     for (int i = ndim - 1; i >= 0; i--) {
         strides[i] = s;
-        s *= shape[i] > 0 ? shape[i] : 1;
+        if (__builtin_mul_overflow(s, shape[i] > 0 ? shape[i] : 1, &s))
+            s = INT64_MAX;
     }
 }
 

@@ -403,9 +403,25 @@ FERRY_API ferry_tensor *ferry_flatten(ferry_tensor *t, int start_dim, int end_di
     int n = 0;
     for (int i = 0; i < start_dim; i++)
         shape[n++] = t->shape[i];
+    /* Only an empty tensor's merged dims can multiply past int64 (when the 0 is outside
+     * them, the result would have a size no int64 holds: refused as PyTorch's numel). */
     int64_t merged = 1;
-    for (int i = start_dim; i <= end_dim; i++)
-        merged *= t->shape[i];
+    bool zero = false, over = false;
+    for (int i = start_dim; i <= end_dim; i++) {
+        if (t->shape[i] == 0)
+            zero = true;
+        else if (!over && __builtin_mul_overflow(merged, t->shape[i], &merged))
+            over = true;
+    }
+    if (zero) {
+        merged = 0;
+    } else if (over) {
+        char buf[512];
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                     "flatten: numel: integer multiplication overflow (shape %s)",
+                     ferry__shape_str(t->ndim, t->shape, buf, sizeof buf));
+        return NULL;
+    }
     shape[n++] = merged;
     for (int i = end_dim + 1; i < t->ndim; i++)
         shape[n++] = t->shape[i];

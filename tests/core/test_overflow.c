@@ -315,6 +315,46 @@ static void test_empty_tensor_is_contiguous_whatever_its_strides(void **state)
     ferry_tensor_release(z);
 }
 
+static void test_empty_tensors_with_huge_other_dims_stay_empty(void **state)
+{
+    (void)state;
+    static float data[1];
+    int64_t shape[3] = {((int64_t)1 << 62) + 1, 3, 0};
+    ferry_tensor *t = ferry_tensor_from_blob(data, FERRY_FLOAT32, 3, shape, NULL, NULL, NULL);
+    assert_tensor(t);
+    assert_int_equal(ferry_tensor_numel(t), 0);
+    assert_int_equal(ferry_tensor_nbytes(t), 0);
+    assert_true(ferry_tensor_is_contiguous(t));
+    char *r = ferry_tensor_repr(t);
+    assert_non_null(r);
+    assert_string_equal(r, "tensor([], size=(4611686018427387905, 3, 0))");
+    ferry_free(r);
+    /* Its dims multiply past int64 only before the 0. */
+    int64_t rs[3] = {(int64_t)1 << 40, (int64_t)1 << 40, 0};
+    ferry_tensor *v = ferry_reshape(t, 3, rs);
+    assert_tensor(v);
+    assert_int_equal(ferry_tensor_numel(v), 0);
+    /* (2**40, 2**40, 0) @ (2**40, 0, 2**40) would have 2**120 elements. */
+    ferry_tensor *vt = ferry_transpose(v, 1, 2);
+    assert_tensor(vt);
+    assert_null(ferry_matmul(v, vt));
+    assert_failed_with(FERRY_ERR_OUT_OF_MEMORY, "needs operands of more bytes than fit");
+    ferry_tensor_release(vt);
+    /* Merging the two huge dims would need a size no int64 holds. */
+    ferry_tensor *z = ferry_zeros(FERRY_FLOAT32, 3, (int64_t[]){0, (int64_t)1 << 40, 1 << 30},
+                                  NULL);
+    assert_tensor(z);
+    assert_null(ferry_flatten(z, 1, 2));
+    assert_failed_with(FERRY_ERR_INVALID_ARGUMENT, "numel: integer multiplication overflow");
+    ferry_tensor *f = ferry_flatten(z, 0, 1);
+    assert_tensor(f);
+    assert_int_equal(ferry_tensor_shape(f)[0], 0);
+    ferry_tensor_release(f);
+    ferry_tensor_release(z);
+    ferry_tensor_release(v);
+    ferry_tensor_release(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -327,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_copy_onto_itself_is_a_no_op_on_every_device),
         cmocka_unit_test(test_writes_into_an_expanded_view_are_refused),
         cmocka_unit_test(test_empty_tensor_is_contiguous_whatever_its_strides),
+        cmocka_unit_test(test_empty_tensors_with_huge_other_dims_stay_empty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
