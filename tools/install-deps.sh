@@ -8,6 +8,9 @@ packages=(
   libcmocka-dev
   libblis-dev
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libclblast-dev
+  # clang builds (presets clang-asan and fuzz): compiler-rt's sanitizers and libFuzzer,
+  # clang's OpenMP runtime, and llvm-symbolizer for readable sanitizer stacks
+  clang libclang-rt-dev libomp-dev llvm
 )
 
 missing=()
