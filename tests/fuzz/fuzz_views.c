@@ -178,9 +178,13 @@ static ferry_tensor *apply(fuzz_input *in, ferry_tensor *t, const model *m, mode
         int64_t ms[FERRY_MAX_DIMS];
         like(r, m);
         for (int i = 0; i < nd && i < FERRY_MAX_DIMS; i++) {
-            dims[i] = fuzz_u8(in) >= 250 ? fuzz_int(in) : (int)(fuzz_u8(in) % (m->nd ? m->nd : 1));
-            if (fuzz_u8(in) >= 200)
-                dims[i] -= m->nd; /* the negative spelling of the same dim */
+            if (fuzz_u8(in) >= 250) {
+                dims[i] = fuzz_int(in);
+            } else {
+                dims[i] = (int)(fuzz_u8(in) % (m->nd ? m->nd : 1));
+                if (fuzz_u8(in) >= 200)
+                    dims[i] -= m->nd; /* the negative spelling of the same dim */
+            }
             int w;
             if (nd != m->nd || !wrap(dims[i], m->nd, &w) || seen[w]) {
                 ok = false;
