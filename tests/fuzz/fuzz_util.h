@@ -94,6 +94,21 @@ static inline bool fuzz_numel(int ndim, const int64_t *shape, int64_t *out)
     return true;
 }
 
+/* An empty shape whose other dims multiply past int64 (0 x 2^62 x 4): numel is 0, but
+ * contiguous strides cannot be represented, so refusing it is as right as accepting it. */
+static inline bool fuzz_empty_but_huge(int ndim, const int64_t *shape)
+{
+    __int128 n = 1;
+    bool empty = false;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] == 0)
+            empty = true;
+        else if (shape[i] > 0 && n <= INT64_MAX)
+            n *= shape[i];
+    }
+    return empty && n > INT64_MAX;
+}
+
 /* Device types every harness moves tensors through; opencl is optional (its absence
  * is printed once). */
 typedef struct fuzz_devices {
