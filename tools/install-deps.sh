@@ -9,6 +9,9 @@ packages=(
   libblis-dev libopenblas0-openmp
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libclblast-dev
   openmpi-bin libopenmpi-dev
+  # clang builds (presets clang-asan and fuzz): compiler-rt's sanitizers and libFuzzer,
+  # clang's OpenMP runtime, and llvm-symbolizer for readable sanitizer stacks
+  clang libclang-rt-dev libomp-dev llvm
 )
 
 missing=()

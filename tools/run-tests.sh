@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# Every test: installs what is missing, then builds and runs the whole suite twice,
-# as a release build and under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Every test: installs what is missing, then builds and runs, each in its own tree:
+#   release     every test (CMocka, conformance, Python, install, CLI, fault sweep)
+#   asan        every test under gcc's AddressSanitizer + UBSan (LeakSanitizer at exit)
+#   clang-asan  every test under clang's ASan + UBSan, and the fuzz corpus/regression replay
+#   tsan        the tests that start threads, under ThreadSanitizer
+#   fuzz        each libFuzzer harness for FERRY_FUZZ_SMOKE_SECONDS (60), plus the replay
+# and the benchmarks' --quick runs. FERRY_TEST_STAGES="release asan" picks stages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
@@ -14,20 +19,78 @@ if ! clinfo -l 2>/dev/null | grep -q "Device"; then
   exit 1
 fi
 export FERRY_TEST_REQUIRE="${FERRY_TEST_REQUIRE:-opencl}"
+# The CUDA plugin must really be built: CI machines have the toolkit (no GPU), so a
+# missing nvcc is a broken setup too. FERRY_TEST_NO_CUDA=1 opts out on machines that
+# have no toolkit at all.
+if [ "${FERRY_TEST_NO_CUDA:-0}" != 1 ] && ! command -v nvcc >/dev/null; then
+  echo "run-tests: nvcc not found on PATH or in /usr/local/cuda/bin, so the CUDA backend" \
+       "would not be built (install the CUDA toolkit, or set FERRY_TEST_NO_CUDA=1)" >&2
+  exit 1
+fi
+if ! command -v clang >/dev/null; then
+  echo "run-tests: clang not found (tools/install-deps.sh installs it)" >&2
+  exit 1
+fi
 
 jobs="$(nproc)"
-for preset in release asan; do
-  echo "=== ${preset}: configure and build ==="
-  cmake --preset "$preset"
-  cmake --build --preset "$preset" -j"$jobs"
-  if [ ! -f "build/${preset}/lib/ferry/libferry-backend-opencl.so" ]; then
-    echo "run-tests: the OpenCL backend was not built (see the configure output)" >&2
+stages="${FERRY_TEST_STAGES:-release asan clang-asan tsan fuzz bench}"
+start=$SECONDS
+declare -A took
+
+require_plugin() { # preset, backend
+  if [ ! -f "build/$1/lib/ferry/libferry-backend-$2.so" ]; then
+    echo "run-tests: $1: the $2 backend was not built (see the configure output)" >&2
     exit 1
   fi
-  echo "=== ${preset}: ctest ==="
-  ctest --preset "$preset" -j"$jobs"
+}
+
+build() { # preset
+  echo "=== $1: configure and build ==="
+  cmake --preset "$1"
+  cmake --build --preset "$1" -j"$jobs"
+}
+
+for stage in $stages; do
+  t0=$SECONDS
+  case "$stage" in
+  release | asan | clang-asan)
+    build "$stage"
+    require_plugin "$stage" opencl
+    [ "${FERRY_TEST_NO_CUDA:-0}" = 1 ] || require_plugin "$stage" cuda
+    if [ "$stage" = clang-asan ] && [ ! -x build/clang-asan/tests/fuzz/fuzz_device ]; then
+      echo "run-tests: clang-asan: the fuzz harnesses were not built (see the configure output)" >&2
+      exit 1
+    fi
+    echo "=== $stage: ctest ==="
+    ctest --preset "$stage" -j"$jobs"
+    ;;
+  tsan)
+    build tsan
+    echo "=== tsan: the tests that start threads ==="
+    ctest --preset tsan -j"$jobs"
+    ;;
+  fuzz)
+    build fuzz
+    echo "=== fuzz: smoke runs of every harness and the replay ==="
+    ctest --preset fuzz -j"$jobs"
+    ;;
+  bench)
+    [ -x build/release/bin/bench_core ] || build release
+    echo "=== bench smoke runs (release) ==="
+    build/release/bin/bench_core --quick
+    build/release/bin/bench_ops --quick
+    build/release/bin/bench_opencl --quick
+    ;;
+  *)
+    echo "run-tests: unknown stage '$stage'" >&2
+    exit 2
+    ;;
+  esac
+  took[$stage]=$((SECONDS - t0))
 done
-echo "=== bench smoke runs (release) ==="
-build/release/bin/bench_core --quick
-build/release/bin/bench_ops --quick
-build/release/bin/bench_opencl --quick
+
+echo "=== run-tests: all stages passed ==="
+for stage in $stages; do
+  printf '  %-11s %4d s\n' "$stage" "${took[$stage]}"
+done
+printf '  %-11s %4d s\n' total $((SECONDS - start))

@@ -317,8 +317,9 @@ static void cpu_mm_float_batches(const cpu_mm *mm, int64_t b0, int64_t b1, int t
 {
     bool dbl = mm->dt == FERRY_FLOAT64;
     size_t cs = dbl ? sizeof(double) : sizeof(float);
-    char *ta = tmp, *tb = ta + (mm->a_direct ? 0 : (size_t)(mm->m * mm->k) * cs);
-    char *tc = tb + (mm->b_direct ? 0 : (size_t)(mm->k * mm->n) * cs);
+    /* tmp is NULL when every operand is used in place, and NULL + 0 is undefined. */
+    char *ta = tmp, *tb = mm->a_direct ? ta : ta + (size_t)(mm->m * mm->k) * cs;
+    char *tc = mm->b_direct ? tb : tb + (size_t)(mm->k * mm->n) * cs;
     int64_t es = (int64_t)mm->es;
     for (int64_t bi = b0; bi < b1; bi++) {
         const char *pa = mm->a + bi * mm->sa[0] * es, *pb = mm->b + bi * mm->sb[0] * es;

@@ -250,6 +250,7 @@ void cpu_f32_to_bf16_n(uint16_t *d, const float *s, int64_t n)
  * overflows to infinity and keeps NaNs' sign and top payload bits. They run 5 to 10
  * times faster than gcc 12's vectorization of the scalar conversions. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(FERRY_CPU_NO_F16C)
+#include <cpuid.h>
 #include <immintrin.h>
 
 __attribute__((target("avx,f16c"))) static void cpu_f16_to_f32_f16c(float *d, const uint16_t *s,
@@ -271,13 +272,30 @@ __attribute__((target("avx,f16c"))) static void cpu_f32_to_f16_f16c(uint16_t *d,
     cpu_f32_to_f16_loop(d + i, s + i, n - i);
 }
 
+/* cpuid rather than __builtin_cpu_supports: clang 14 does not know the "f16c" feature
+ * string. The instructions work on ymm registers, so the OS must also save their state
+ * (OSXSAVE set and XCR0's SSE and AVX bits enabled), as __builtin_cpu_supports("avx")
+ * checks. */
+static _Bool cpu_detect_f16c(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    const unsigned need = bit_F16C | bit_AVX | bit_OSXSAVE;
+    if ((c & need) != need)
+        return 0;
+    unsigned xcr0_lo, xcr0_hi;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    (void)xcr0_hi;
+    return (xcr0_lo & 6u) == 6u;
+}
+
 static _Bool cpu_has_f16c(void)
 {
     static int known; /* 0 unknown, 1 no, 2 yes */
     int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
     if (!k) {
-        __builtin_cpu_init();
-        k = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c") ? 2 : 1;
+        k = cpu_detect_f16c() ? 2 : 1;
         __atomic_store_n(&known, k, __ATOMIC_RELAXED);
     }
     return k == 2;

@@ -1,5 +1,7 @@
 /* Concurrency: eight threads load backends for the first time and move tensors between
- * devices at once; loading must happen exactly once and every result must be right. */
+ * devices at once; loading must happen exactly once and every result must be right.
+ * The fakecount plugin (tests/fake_backend, FAKE_COUNT_INIT) counts its init calls and
+ * shows the count in its device name, so "exactly once" is measured, not assumed. */
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -20,6 +22,19 @@ static void *work(void *arg)
 {
     worker *w = arg;
     pthread_barrier_wait(&start); /* all threads hit the unloaded registry together */
+    /* First use of fakecount, from every thread at once: a copy there and back (the
+     * plugin has copies only, no kernels). */
+    int64_t four = 4;
+    const int32_t vals[4] = {w->id, 1, 2, 3};
+    int32_t got[4] = {0};
+    ferry_tensor *f = ferry_tensor_from_data(vals, FERRY_INT32, 1, &four, "fakecount:0");
+    if (!f || ferry_tensor_copy_to_host(f, got, sizeof got) != FERRY_OK ||
+        memcmp(got, vals, sizeof got) != 0) {
+        w->failures++;
+        snprintf(w->message, sizeof w->message, "fakecount:0 round trip: %s",
+                 f ? "values differ" : ferry_last_error());
+    }
+    ferry_tensor_release(f);
     bool sim = ferry_is_available("sim");
     const char *devs[] = {"cpu", "sim:0", "sim:1"};
     int ndev = sim ? 3 : 1;
@@ -78,10 +93,29 @@ static void test_threads_load_backends_and_move_tensors_concurrently(void **stat
     ferry_memory_stats s;
     assert_ok(ferry_memory_stats_get("cpu", &s));
     assert_int_equal(s.allocated, 0);
+    ferry_device_info info;
+    assert_ok(ferry_device_get_info("fakecount:0", &info));
+    if (!strstr(info.name, "(init calls: 1)"))
+        fail_msg("fakecount's init ran other than once under concurrent first use: %s",
+                 info.name);
+}
+
+/* The plugin folder of the counting fake, from the build tree ctest names. */
+static void use_counting_plugin(void)
+{
+    const char *dir = getenv("FERRY_TEST_BUILD_DIR");
+    if (!dir) {
+        fprintf(stderr, "FERRY_TEST_BUILD_DIR must name the build folder (ctest sets it)\n");
+        exit(1);
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fake_plugins/count_init", dir);
+    setenv("FERRY_PLUGIN_PATH", path, 1);
 }
 
 int main(void)
 {
+    use_counting_plugin();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_load_backends_and_move_tensors_concurrently),
     };

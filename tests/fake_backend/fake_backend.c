@@ -88,8 +88,20 @@ static void *fake_handle(unsigned char *mem)
     return (void *)((uintptr_t)mem ^ FAKE_HANDLE_KEY);
 }
 
+#if defined(FAKE_COUNT_INIT)
+/* test_threads reads how often init ran through the device name: once per load, however
+ * many threads race to the first use. The pause widens the window a second caller of
+ * init would need. */
+#include <time.h>
+static int init_calls; /* read and written with __atomic builtins */
+#endif
+
 static ferry_status fake_init(int32_t *device_count, char *reason, size_t reason_cap)
 {
+#if defined(FAKE_COUNT_INIT)
+    __atomic_add_fetch(&init_calls, 1, __ATOMIC_SEQ_CST);
+    nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
+#endif
     *device_count = 0;
 #if defined(FAKE_INIT_FAIL)
     (void)reason;
@@ -130,7 +142,12 @@ static ferry_status fake_device_info(int32_t device, ferry_device_info *out)
     ferry_status st = fake_check_device("device_info", device);
     if (st != FERRY_OK)
         return st;
+#if defined(FAKE_COUNT_INIT)
+    snprintf(out->name, sizeof out->name, "ferry fake device (init calls: %d)",
+             __atomic_load_n(&init_calls, __ATOMIC_SEQ_CST));
+#else
     snprintf(out->name, sizeof out->name, "ferry fake device");
+#endif
     snprintf(out->vendor, sizeof out->vendor, "ferry tests");
     snprintf(out->backend, sizeof out->backend, "%s", FAKE_CLAIMED_NAME);
     snprintf(out->backend_version, sizeof out->backend_version, "0.0.1");
