@@ -329,3 +329,14 @@ def test_gradients_match_torch(device):
         np.testing.assert_allclose(grad_np(f), t.grad.numpy(), rtol=1e-10, atol=1e-12)
     x = ferry.tensor([1.0], requires_grad=True)
     assert (x * 2).grad_fn.name() == (torch.tensor([1.0], requires_grad=True) * 2).grad_fn.name()
+
+
+def test_train_mlp_example_reaches_95_percent_on_cpu(capsys):
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "train_mlp.py"
+    spec = importlib.util.spec_from_file_location("train_mlp", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--device", "cpu", "--log-every", "0"]) == 0
+    assert "cpu: training accuracy" in capsys.readouterr().out
