@@ -218,6 +218,15 @@ static void test_autograd_leaf_in_place_is_refused_in_grad_mode(void **state)
     assert_status(ferry_sum_out(so, x, 0, NULL, false), FERRY_ERR_UNSUPPORTED,
                   "sum(): functions with out=...");
     ferry_tensor_release(so);
+    assert_status(ferry_tensor_copy_from(o, x), FERRY_ERR_UNSUPPORTED,
+                  "copy_: writing a tensor that requires grad into one that does not is not "
+                  "differentiable in ferry yet");
+    /* A non-leaf cannot be written in place: history is not rebased yet. */
+    ferry_tensor *y = ferry_mul_scalar(x, 2);
+    assert_status(ferry_tensor_fill(y, 0), FERRY_ERR_UNSUPPORTED,
+                  "fill_: in-place write into a tensor that requires grad (the output of "
+                  "MulBackward1)");
+    ferry_tensor_release(y);
     /* Under no_grad the update is allowed (an SGD step). */
     bool prev = ferry_set_grad_enabled(false);
     assert_true(prev);
