@@ -352,10 +352,75 @@ static void bench_casts(const config *cfg)
 }
 
 /* ------------------------------------------------------------------------ */
+/* (e) small results kept alive versus released at once                    */
+/* ------------------------------------------------------------------------ */
+
+/* ns per ferry_add(a, a) of one element: results released at once when keep is NULL,
+ * else all n kept and released after the timed loop. */
+static double add_ns(ferry_tensor *a, int64_t n, ferry_tensor **keep)
+{
+    double t0 = bench_now_ns();
+    for (int64_t i = 0; i < n; i++) {
+        ferry_tensor *r = ferry_add(a, a);
+        if (!r)
+            die("ferry_add of one element");
+        if (keep)
+            keep[i] = r;
+        else
+            ferry_tensor_release(r);
+    }
+    double t1 = bench_now_ns();
+    if (keep)
+        for (int64_t i = 0; i < n; i++)
+            ferry_tensor_release(keep[i]);
+    return (t1 - t0) / (double)n;
+}
+
+static void bench_live(const config *cfg, const char *device)
+{
+    int64_t one = 1;
+    ferry_tensor *a = ferry_ones(FERRY_FLOAT32, 1, &one, device);
+    if (!a)
+        die("ferry_ones on %s", device);
+    const int64_t counts[] = {1000, 16000, 64000};
+    ferry_tensor **keep = malloc(sizeof *keep * 64000);
+    double *t_kept = calloc((size_t)cfg->reps, sizeof *t_kept);
+    double *t_once = calloc((size_t)cfg->reps, sizeof *t_once);
+    if (!keep || !t_kept || !t_once)
+        die("out of memory");
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        int64_t n = counts[c];
+        for (int r = -1; r < cfg->reps; r++) {
+            double once = add_ns(a, n, NULL), kept = add_ns(a, n, keep);
+            if (r >= 0) {
+                t_once[r] = once;
+                t_kept[r] = kept;
+            }
+        }
+        double once = bench_median(t_once, cfg->reps), kept = bench_median(t_kept, cfg->reps);
+        char id[48], label[64];
+        snprintf(id, sizeof id, "e.live_%s_%lld", device, (long long)n);
+        snprintf(label, sizeof label, "e. add 1 elem, %lldK kept (%s)", (long long)(n / 1000),
+                 device);
+        figure *f = add_figure(id, label);
+        snprintf(f->ferry, sizeof f->ferry, "%.0f ns", kept);
+        snprintf(f->base, sizeof f->base, "%.0f ns", once);
+        f->ratio = once / kept;
+        snprintf(f->note, sizeof f->note, "vs released at once; goal >= 0.67 (1.5x)");
+        snprintf(f->kv, sizeof f->kv, "device=%s live=%lld kept_ns=%.1f once_ns=%.1f goal=0.67",
+                 device, (long long)n, kept, once);
+    }
+    free(t_kept);
+    free(t_once);
+    free(keep);
+    ferry_tensor_release(a);
+}
+
+/* ------------------------------------------------------------------------ */
 
 static void print_results(void)
 {
-    printf("\n%-36s %16s %16s %8s  %s\n", "figure", "ferry", "memcpy", "ratio", "note");
+    printf("\n%-36s %16s %16s %8s  %s\n", "figure", "ferry", "reference", "ratio", "note");
     for (int i = 0; i < nfigures; i++) {
         const figure *f = &figures[i];
         char ratio[16] = "";
@@ -427,6 +492,9 @@ int main(int argc, char **argv)
     bench_same_device(&cfg);
     bench_create(&cfg);
     bench_casts(&cfg);
+    bench_live(&cfg, "cpu");
+    if (ferry_is_available("sim"))
+        bench_live(&cfg, "sim:0");
     print_results();
     printf("BENCH cpu_model=\"%s\" quick=%d reps=%d\n", model, cfg.quick, cfg.reps);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <omp.h>
@@ -29,7 +30,7 @@
 
 #define MAX_FIGURES 40
 #define MAX_REPS 31
-#define MAX_VARIANTS 5
+#define MAX_VARIANTS 6
 #define MAX_SIZES 3
 
 typedef struct config {
@@ -337,6 +338,39 @@ typedef struct mm_ctx {
 #endif
 } mm_ctx;
 
+/* OpenBLAS called directly: dlopen'ed as the cpu plugin does (its BLAS symbols must not
+ * meet the BLIS linked into this bench). NULL when the library is absent. */
+typedef void (*bench_sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
+                               const float *, int, float, float *, int);
+static bench_sgemm_fn openblas_sgemm(void)
+{
+    static bench_sgemm_fn fn;
+    static bool tried;
+    if (!tried) {
+        tried = true;
+        void *dl = NULL;
+#ifdef FERRY_BENCH_OPENBLAS_OPENMP
+        dl = dlopen(FERRY_BENCH_OPENBLAS_OPENMP, RTLD_NOW | RTLD_LOCAL);
+#endif
+        if (!dl)
+            dl = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+        fn = dl ? (bench_sgemm_fn)dlsym(dl, "cblas_sgemm") : NULL;
+        void (*set)(int) = dl ? (void (*)(int))dlsym(dl, "openblas_set_num_threads") : NULL;
+        if (set)
+            set(omp_get_max_threads());
+    }
+    return fn;
+}
+
+static int mm_openblas(void *p)
+{
+    mm_ctx *c = p;
+    int n = (int)c->n;
+    openblas_sgemm()(101 /* row major */, 111, 111, n, n, n, 1.0f, c->pa, n, c->pb, n, 0.0f,
+                     c->pc, n);
+    return 0;
+}
+
 static int mm_ferry(void *p)
 {
     mm_ctx *c = p;
@@ -567,6 +601,13 @@ static void bench_matmul(const config *cfg, peak_result *peak)
         figure *ft = rows[nrows++] = add_figure(id, label);
         set_goal(ft, GOAL_MIN_RATIO, 0.95);
 #endif
+        figure *fo = NULL;
+        if (openblas_sgemm()) {
+            snprintf(id, sizeof id, "mm.f32.n%lld.vs_openblas", (long long)n);
+            snprintf(label, sizeof label, "matmul f32 %lld: vs OpenBLAS %dT", (long long)n, nt);
+            fo = rows[nrows++] = add_figure(id, label);
+            set_goal(fo, GOAL_MIN_RATIO, n >= 256 ? 1.0 : 0.95);
+        }
 
         variant v[MAX_VARIANTS];
         int nv = 0;
@@ -592,6 +633,11 @@ static void bench_matmul(const config *cfg, peak_result *peak)
 #ifdef FERRY_BENCH_BLIS_GKS
         v[nv++] = (variant){mm_blis_tuned, &c, 0, 0};
 #endif
+        int iob = -1;
+        if (fo) {
+            iob = nv;
+            v[nv++] = (variant){mm_openblas, &c, 0, 0};
+        }
         /* The peak again, alternating with the products: under load from other
          * processes the ratio then compares like with like. */
         int ipeak = -1;
@@ -633,6 +679,16 @@ static void bench_matmul(const config *cfg, peak_result *peak)
         blis_figure(fb, n, gf, flops / v[3].ns, tuned_arch, nt,
                     "fastest registered config at this size, bli_sgemm_ex");
 #endif
+        if (fo) {
+            double gob = flops / v[iob].ns;
+            snprintf(fo->ferry, sizeof fo->ferry, "%.1f GFLOP/s", gf);
+            snprintf(fo->base, sizeof fo->base, "%.1f GFLOP/s", gob);
+            fo->ratio = gf / gob;
+            snprintf(fo->note, sizeof fo->note, "cblas_sgemm of Debian's OpenBLAS, %d threads",
+                     nt);
+            snprintf(fo->kv, sizeof fo->kv, "n=%lld ferry_gflops=%.2f openblas_gflops=%.2f",
+                     (long long)n, gf, gob);
+        }
     next:
         free(c.pc);
         ferry_tensor_release(c.a);

@@ -228,8 +228,9 @@ ferry_tensor *ferry__mirror_begin(ferry_tensor *dst)
     }
     int64_t lo, hi;
     ferry__byte_extent(dst, &lo, &hi);
-    size_t dense = (size_t)ferry__numel(dst->ndim, dst->shape) * ferry_dtype_size(dst->dtype);
-    if ((size_t)(hi - lo) != dense)
+    size_t dense;
+    if (!ferry__dense_nbytes(dst->dtype, dst->ndim, dst->shape, &dense) ||
+        (size_t)(hi - lo) != dense)
         return ferry__stage_to_host(dst);
     ferry_backend *cpu = ferry__cpu_backend();
     if (!cpu)
@@ -458,7 +459,12 @@ FERRY_API ferry_status ferry_tensor_copy_to_host(const ferry_tensor *t, void *ds
     ferry_status st = ferry__check_tensor(t, "ferry_tensor_copy_to_host");
     if (st != FERRY_OK)
         return st;
-    size_t need = (size_t)ferry__numel(t->ndim, t->shape) * ferry_dtype_size(t->dtype);
+    size_t need;
+    if (!ferry__dense_nbytes(t->dtype, t->ndim, t->shape, &need))
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "ferry_tensor_copy_to_host: the tensor's %lld elements need more "
+                            "bytes than fit in memory",
+                            (long long)ferry__numel(t->ndim, t->shape));
     if (nbytes != need)
         return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                             "ferry_tensor_copy_to_host: nbytes is %zu, but the tensor holds %zu "
@@ -493,11 +499,19 @@ FERRY_API ferry_status ferry_tensor_copy_from(ferry_tensor *dst, ferry_tensor *s
     if (dst->read_only)
         return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                             "ferry_tensor_copy_from: the destination is read-only");
+    if ((st = ferry__check_writable_once(dst)) != FERRY_OK)
+        return st;
     if ((st = ferry__inplace_check("copy_", dst, ferry__grad_wanted(src, NULL))) != FERRY_OK)
         return st;
     ferry_tensor *from = ferry_expand(src, dst->ndim, dst->shape);
     if (!from)
         return ferry_last_status();
+    /* x.copy_(x) changes nothing; a device copy onto itself is an error to OpenCL
+     * (CL_MEM_COPY_OVERLAP), so it never reaches one. */
+    if (from->dtype == dst->dtype && ferry__same_view(from, dst)) {
+        ferry_tensor_release(from);
+        return FERRY_OK;
+    }
     /* A source sharing the destination's memory is read completely before any write. */
     if (ferry__shares_memory(from, dst) && !ferry__same_view(from, dst)) {
         ferry_tensor *c = ferry_tensor_clone(from);
@@ -520,6 +534,8 @@ FERRY_API ferry_status ferry_tensor_fill(ferry_tensor *t, double value)
         return st;
     if (t->read_only)
         return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "ferry_tensor_fill: the tensor is read-only");
+    if ((st = ferry__check_writable_once(t)) != FERRY_OK)
+        return st;
     if ((st = ferry__inplace_check("fill_", t, false)) != FERRY_OK)
         return st;
     ferry__version_bump(t);

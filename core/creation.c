@@ -95,7 +95,7 @@ FERRY_API ferry_tensor *ferry_arange(double start, double end, double step, ferr
     }
     if ((step > 0 && end < start) || (step < 0 && end > start)) {
         ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                     "ferry_arange: upper bound and larger bound inconsistent with step sign");
+                     "ferry_arange: upper bound and lower bound inconsistent with step sign");
         return NULL;
     }
     double count = ceil((end - start) / step);
@@ -168,18 +168,19 @@ FERRY_API ferry_tensor *ferry_tensor_from_blob(void *data, ferry_dtype dtype, in
     else
         ferry__contiguous_strides(ndim, shape, st);
     int64_t lo = 0, hi = 0;
+    if (ferry__check_geometry("ferry_tensor_from_blob", dtype, ndim, shape, st) != FERRY_OK)
+        return NULL;
     if (numel > 0) {
-        /* The extent must not overflow the address arithmetic below. */
-        for (int i = 0; i < ndim; i++) {
-            int64_t a = st[i] < 0 ? -st[i] : st[i];
-            if (a > INT64_MAX / 16 / (shape[i] > 0 ? shape[i] : 1)) {
-                ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                             "ferry_tensor_from_blob: stride %lld of dimension %d is too large",
-                             (long long)st[i], i);
-                return NULL;
-            }
-        }
         ferry__extent(dtype, ndim, shape, st, &lo, &hi);
+        /* The view must not wrap around the address space either. */
+        uintptr_t addr = (uintptr_t)data;
+        if ((lo < 0 && addr < (uintptr_t)-lo) || (hi > 0 && UINTPTR_MAX - addr < (uintptr_t)hi)) {
+            ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                         "ferry_tensor_from_blob: the strides reach outside the address space "
+                         "from data %p",
+                         data);
+            return NULL;
+        }
     }
     char *base = numel > 0 ? (char *)data + lo : data;
     ferry_storage *s =

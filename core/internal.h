@@ -175,6 +175,18 @@ ferry_status ferry__check_tensor(const ferry_tensor *t, const char *what);
  * *numel receives the element count. `fn` names the public function in messages. */
 ferry_status ferry__check_shape(const char *fn, ferry_dtype dtype, int ndim,
                                 const int64_t *shape, int64_t *numel);
+/* Validates the geometry of a view from outside or derived from one: non-negative
+ * sizes, an element count that fits int64 (PyTorch's "numel: integer multiplication
+ * overflow"), and a byte extent that fits int64. Every live tensor passed it, so
+ * ferry__numel and ferry__extent cannot overflow on one. */
+ferry_status ferry__check_geometry(const char *fn, ferry_dtype dtype, int ndim,
+                                   const int64_t *shape, const int64_t *strides);
+/* PyTorch's refusal to write a tensor in which several elements share one address (an
+ * expanded view): the result would depend on the order of the writes. */
+ferry_status ferry__check_writable_once(const ferry_tensor *t);
+/* numel * element size into *nbytes; false (and SIZE_MAX) when that overflows, which an
+ * expanded view can do while its numel still fits. */
+bool ferry__dense_nbytes(ferry_dtype dtype, int ndim, const int64_t *shape, size_t *nbytes);
 /* A new storage of nbytes on (be, dev) from the caching allocator. */
 ferry_storage *ferry__storage_alloc(ferry_backend *be, int32_t dev, size_t nbytes);
 /* A storage over memory ferry does not own; deleter(data, ctx) runs at the end. */

@@ -254,13 +254,7 @@ static ferry_status check_out(const char *fn, const ferry_tensor *out, const fer
         return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                             "%s: result type %s can't be cast to the desired output type %s", fn,
                             ferry_dtype_name(result), ferry_dtype_name(out->dtype));
-    for (int i = 0; i < out->ndim; i++)
-        if (out->strides[i] == 0 && out->shape[i] > 1)
-            return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                                "unsupported operation: more than one element of the written-to "
-                                "tensor refers to a single memory location. Please clone() the "
-                                "tensor before performing the operation.");
-    return FERRY_OK;
+    return ferry__check_writable_once(out);
 }
 
 /* Whether writing out could change an input before the kernel reads it: shared memory
@@ -1238,6 +1232,24 @@ static ferry_status matmul_forward(ferry_tensor *out, ferry_tensor *a, ferry_ten
                                 (long long)sa, (long long)sb, i);
         }
         batch[i] = sa == 1 ? sb : sa;
+    }
+    /* A backend may pack any operand densely (an expanded one included): refuse products
+     * whose dense operands could not be addressed, rather than let a size wrap. */
+    int64_t nbatch = 1, dense;
+    bool too_big = false;
+    for (int i = 0; i < nb; i++)
+        too_big |= __builtin_mul_overflow(nbatch, batch[i], &nbatch);
+    const int64_t pairs[3][2] = {{m, k}, {k, n}, {m, n}};
+    for (int i = 0; i < 3 && !too_big && nbatch > 0; i++)
+        too_big = __builtin_mul_overflow(nbatch, pairs[i][0], &dense) ||
+                  __builtin_mul_overflow(dense, pairs[i][1], &dense) ||
+                  __builtin_mul_overflow(dense, (int64_t)sizeof(double), &dense);
+    if (too_big) {
+        char as[512], bs[512];
+        return ferry__error(FERRY_ERR_OUT_OF_MEMORY,
+                            "matmul: %s x %s needs operands of more bytes than fit in memory",
+                            ferry__shape_str(a->ndim, a->shape, as, sizeof as),
+                            ferry__shape_str(b->ndim, b->shape, bs, sizeof bs));
     }
     int rndim = 0;
     int64_t rshape[FERRY_MAX_DIMS];

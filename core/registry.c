@@ -52,6 +52,36 @@ static void unlock(void)
     pthread_mutex_unlock(&reg_lock);
 }
 
+/* The folder libferry was loaded from, resolved while the library loads: the loader may
+ * have found it through a relative path (LD_LIBRARY_PATH=.) that a later chdir() would
+ * make point elsewhere, and plugins are never searched relative to the current
+ * directory (DESIGN.md, Loading). Empty when it could not be resolved then. */
+static char self_dir[4096];
+static const char *self_dir_reason = "not resolved";
+
+__attribute__((constructor)) static void resolve_self_dir(void)
+{
+    Dl_info info;
+    if (!dladdr((void *)&ferry_version, &info) || !info.dli_fname) {
+        self_dir_reason = "dladdr gave no file name";
+        return;
+    }
+    /* Canonical, so messages name lib/ferry rather than bin/../lib/ferry. */
+    char *self = realpath(info.dli_fname, NULL);
+    if (!self) {
+        self_dir_reason = "realpath of the loaded library failed";
+        return;
+    }
+    char *slash = strrchr(self, '/');
+    if (slash && (size_t)(slash - self) < sizeof self_dir) {
+        memcpy(self_dir, self, (size_t)(slash - self));
+        self_dir[slash - self] = '\0';
+    } else {
+        self_dir_reason = "its path is too long";
+    }
+    free(self);
+}
+
 static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *dup_printf(const char *fmt, ...)
 {
@@ -193,21 +223,15 @@ static void discover_locked(void)
         free(copy);
     }
 
-    Dl_info info;
-    if (dladdr((void *)&ferry_version, &info) && info.dli_fname) {
-        /* Canonical, so messages name lib/ferry rather than bin/../lib/ferry. */
-        char *self = realpath(info.dli_fname, NULL);
-        if (!self)
-            self = strdup(info.dli_fname);
-        char *slash = self ? strrchr(self, '/') : NULL;
-        if (slash) {
-            *slash = '\0';
-            char *dir = dup_printf("%s/ferry", self);
-            if (dir)
-                scan_dir(dir);
-            free(dir);
-        }
-        free(self);
+    if (self_dir[0]) {
+        char *dir = dup_printf("%s/ferry", self_dir);
+        if (dir)
+            scan_dir(dir);
+        free(dir);
+    } else {
+        ferry__debug("plugins", "the folder of libferry is unknown (%s): plugins beside it are "
+                     "not searched",
+                     self_dir_reason);
     }
     scan_dir(FERRY_INSTALL_PLUGIN_DIR);
 }

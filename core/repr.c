@@ -67,7 +67,7 @@ static void sb_repeat(strbuf *sb, char c, int n)
     }
 }
 
-/* ---- elements, read from a row-major contiguous host copy ---- */
+/* ---- elements, read from a row-major contiguous host copy of the shown ones ---- */
 
 typedef struct elements {
     ferry_dtype dtype;
@@ -76,8 +76,19 @@ typedef struct elements {
     const unsigned char *data;
     int ndim;
     const int64_t *shape;
+    /* Row-major strides of the host copy, which holds only the first and last
+     * EDGEITEMS of each cut dim (all of a dim that is not cut). */
     int64_t strides[FERRY_MAX_DIMS];
+    bool cut[FERRY_MAX_DIMS];
 } elements;
+
+/* Where index i of dim sits in the host copy. */
+static int64_t copy_pos(const elements *e, int dim, int64_t i)
+{
+    int64_t n = e->shape[dim];
+    int64_t at = e->cut[dim] && i >= n - EDGEITEMS ? i - (n - 2 * EDGEITEMS) : i;
+    return at * e->strides[dim];
+}
 
 static double elem_double(const elements *e, int64_t i)
 {
@@ -117,7 +128,7 @@ static void visit(const elements *e, int dim, int64_t offset, bool summarize, vi
     for (int64_t i = 0; i < n; i++) {
         if (cut && i == EDGEITEMS)
             i = n - EDGEITEMS;
-        visit(e, dim + 1, offset + i * e->strides[dim], summarize, fn, ctx);
+        visit(e, dim + 1, offset + copy_pos(e, dim, i), summarize, fn, ctx);
     }
 }
 
@@ -236,7 +247,6 @@ static void write_tensor(strbuf *sb, const formatter *f, const elements *e, int 
     }
     int64_t n = e->shape[dim];
     bool cut = summarize && n > 2 * EDGEITEMS;
-    int64_t stride = e->strides[dim];
     sb_putn(sb, "[", 1);
     if (rest == 1) {
         /* _vector_str: each element takes its width plus ", ". */
@@ -258,7 +268,7 @@ static void write_tensor(strbuf *sb, const formatter *f, const elements *e, int 
                 i = n - EDGEITEMS - 1;
                 continue;
             }
-            write_elem(sb, f, e, offset + i * stride);
+            write_elem(sb, f, e, offset + copy_pos(e, dim, i));
         }
     } else {
         for (int64_t i = 0; i < n; i++) {
@@ -275,7 +285,7 @@ static void write_tensor(strbuf *sb, const formatter *f, const elements *e, int 
                 i = n - EDGEITEMS - 1;
                 continue;
             }
-            write_tensor(sb, f, e, dim + 1, offset + i * stride, indent + 1, summarize);
+            write_tensor(sb, f, e, dim + 1, offset + copy_pos(e, dim, i), indent + 1, summarize);
         }
     }
     sb_putn(sb, "]", 1);
@@ -365,6 +375,54 @@ static int make_suffixes(const ferry_tensor *t, strbuf *suffixes)
     return count;
 }
 
+/* A host tensor of shape cshape holding the elements repr shows: along a cut dim the
+ * first and last EDGEITEMS, as PyTorch's get_summarized_data. It is filled box by box
+ * (one copy per choice of head or tail in each cut dim), so a summarized tensor costs
+ * only what is printed, on any device, however large its numel. */
+static ferry_tensor *shown_elements(const ferry_tensor *t, const bool *cut, const int64_t *cshape)
+{
+    int ndim = t->ndim;
+    ferry_tensor *host = ferry_empty(t->dtype, ndim, cshape, "cpu");
+    if (!host)
+        return NULL;
+    int cuts[FERRY_MAX_DIMS], ncut = 0;
+    for (int d = 0; d < ndim; d++)
+        if (cut[d])
+            cuts[ncut++] = d;
+    /* ncut <= 21: 7**22 elements would not fit int64. */
+    for (uint64_t box = 0; box < (UINT64_C(1) << ncut); box++) {
+        int64_t sshape[FERRY_MAX_DIMS], sstrides[FERRY_MAX_DIMS];
+        int64_t src_off = 0, dst_off = 0;
+        for (int d = 0; d < ndim; d++) {
+            sshape[d] = cshape[d];
+            sstrides[d] = t->strides[d];
+        }
+        for (int k = 0; k < ncut; k++) {
+            int d = cuts[k];
+            sshape[d] = EDGEITEMS;
+            if (box >> k & 1) { /* the tail of dim d */
+                src_off += (t->shape[d] - EDGEITEMS) * t->strides[d];
+                dst_off += EDGEITEMS * host->strides[d];
+            }
+        }
+        ferry_tensor *src = ferry__tensor_restride(t, ndim, sshape, sstrides);
+        ferry_tensor *dst = ferry__tensor_restride(host, ndim, sshape, host->strides);
+        ferry_status st = FERRY_ERR_OUT_OF_MEMORY;
+        if (src && dst) {
+            src->byte_offset += (size_t)(src_off * (int64_t)ferry_dtype_size(t->dtype));
+            dst->byte_offset += (size_t)(dst_off * (int64_t)ferry_dtype_size(t->dtype));
+            st = ferry__copy_into(dst, src);
+        }
+        ferry_tensor_release(src);
+        ferry_tensor_release(dst);
+        if (st != FERRY_OK) {
+            ferry_tensor_release(host);
+            return NULL;
+        }
+    }
+    return host;
+}
+
 FERRY_API char *ferry_tensor_repr(const ferry_tensor *t)
 {
     if (ferry__check_tensor(t, "ferry_tensor_repr") != FERRY_OK)
@@ -382,43 +440,36 @@ FERRY_API char *ferry_tensor_repr(const ferry_tensor *t)
         .ndim = ndim,
         .shape = shape,
     };
+    bool summarize = numel > THRESHOLD;
+    int64_t cshape[FERRY_MAX_DIMS];
+    for (int d = 0; d < ndim; d++) {
+        e.cut[d] = summarize && shape[d] > 2 * EDGEITEMS;
+        cshape[d] = e.cut[d] ? 2 * EDGEITEMS : shape[d];
+    }
     int64_t stride = 1;
     for (int d = ndim - 1; d >= 0; d--) {
         e.strides[d] = stride;
-        stride *= shape[d];
+        stride *= cshape[d];
     }
 
-    /* Copied whole: PyTorch slices the shown elements out on the device, which the
-     * public API cannot do yet, so a summarized tensor still costs its full size here. */
-    void *host = NULL;
+    ferry_tensor *host = NULL;
     if (numel > 0) {
-        size_t nbytes = ferry_tensor_nbytes(t);
-        host = malloc(nbytes);
-        if (!host) {
-            ferry__error(FERRY_ERR_OUT_OF_MEMORY,
-                         "ferry_tensor_repr: cannot allocate %zu bytes for a host copy of the "
-                         "tensor",
-                         nbytes);
+        host = shown_elements(t, e.cut, cshape);
+        if (!host)
             return NULL;
-        }
-        if (ferry_tensor_copy_to_host(t, host, nbytes) != FERRY_OK) {
-            free(host);
-            return NULL;
-        }
+        e.data = ferry_tensor_host_data(host);
     }
-    e.data = host;
 
     strbuf sb = {0};
     sb_puts(&sb, PREFIX);
     if (numel == 0) {
         sb_puts(&sb, "[]");
     } else {
-        bool summarize = numel > THRESHOLD;
         formatter f;
         formatter_init(&f, &e, summarize);
         write_tensor(&sb, &f, &e, 0, 0, PREFIX_LEN, summarize);
     }
-    free(host);
+    ferry_tensor_release(host);
 
     strbuf suffixes[4] = {{0}};
     int nsuf = make_suffixes(t, suffixes);

@@ -60,6 +60,72 @@ ferry_status ferry__check_shape(const char *fn, ferry_dtype dtype, int ndim, con
     return FERRY_OK;
 }
 
+ferry_status ferry__check_geometry(const char *fn, ferry_dtype dtype, int ndim,
+                                   const int64_t *shape, const int64_t *strides)
+{
+    char sbuf[512], tbuf[512];
+    bool empty = false, overflow = false;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                                "%s: negative dimension %lld at index %d of shape", fn,
+                                (long long)shape[i], i);
+        if (shape[i] == 0)
+            empty = true;
+        else if (!overflow && __builtin_mul_overflow(n, shape[i], &n))
+            overflow = true;
+    }
+    /* An empty view touches no memory, whatever its other sizes and strides say. */
+    if (empty)
+        return FERRY_OK;
+    if (overflow)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: numel: integer multiplication overflow (shape %s)", fn,
+                            ferry__shape_str(ndim, shape, sbuf, sizeof sbuf));
+    /* The bytes below and above element 0 must fit int64 (and their distance too), so
+     * that ferry__extent and every offset computed from it cannot wrap. */
+    int64_t lo = 0, hi = 0, span;
+    int64_t esize = (int64_t)ferry_dtype_size(dtype);
+    bool bad = false;
+    for (int i = 0; i < ndim && !bad; i++) {
+        bad = __builtin_mul_overflow(shape[i] - 1, strides[i], &span) ||
+              (span < 0 ? __builtin_add_overflow(lo, span, &lo)
+                        : __builtin_add_overflow(hi, span, &hi));
+    }
+    int64_t width;
+    if (bad || __builtin_mul_overflow(lo, esize, &lo) || __builtin_add_overflow(hi, 1, &hi) ||
+        __builtin_mul_overflow(hi, esize, &hi) || __builtin_sub_overflow(hi, lo, &width))
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: a view of shape %s with strides %s spans more bytes than a "
+                            "64-bit offset can address",
+                            fn, ferry__shape_str(ndim, shape, sbuf, sizeof sbuf),
+                            ferry__shape_str(ndim, strides, tbuf, sizeof tbuf));
+    return FERRY_OK;
+}
+
+bool ferry__dense_nbytes(ferry_dtype dtype, int ndim, const int64_t *shape, size_t *nbytes)
+{
+    int64_t n = ferry__numel(ndim, shape), bytes;
+    if (__builtin_mul_overflow(n, (int64_t)ferry_dtype_size(dtype), &bytes)) {
+        *nbytes = SIZE_MAX;
+        return false;
+    }
+    *nbytes = (size_t)bytes;
+    return true;
+}
+
+ferry_status ferry__check_writable_once(const ferry_tensor *t)
+{
+    for (int i = 0; i < t->ndim; i++)
+        if (t->strides[i] == 0 && t->shape[i] > 1)
+            return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                                "unsupported operation: more than one element of the written-to "
+                                "tensor refers to a single memory location. Please clone() the "
+                                "tensor before performing the operation.");
+    return FERRY_OK;
+}
+
 /* ---- geometry helpers ---- */
 
 int64_t ferry__numel(int ndim, const int64_t *shape)
@@ -81,10 +147,12 @@ void ferry__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides)
 
 bool ferry__is_contiguous(int ndim, const int64_t *shape, const int64_t *strides)
 {
-    int64_t expected = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
+    /* As PyTorch: an empty tensor is contiguous whatever its strides. */
+    for (int i = 0; i < ndim; i++)
         if (shape[i] == 0)
             return true;
+    int64_t expected = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
         if (shape[i] != 1 && strides[i] != expected)
             return false;
         expected *= shape[i];
@@ -376,7 +444,9 @@ FERRY_API size_t ferry_tensor_nbytes(const ferry_tensor *t)
 {
     if (ferry__check_tensor(t, "ferry_tensor_nbytes") != FERRY_OK)
         return 0;
-    return (size_t)ferry__numel(t->ndim, t->shape) * ferry_dtype_size(t->dtype);
+    size_t n;
+    ferry__dense_nbytes(t->dtype, t->ndim, t->shape, &n); /* SIZE_MAX when it overflows */
+    return n;
 }
 
 FERRY_API ferry_device ferry_tensor_device(const ferry_tensor *t)

@@ -46,10 +46,18 @@ ferry_status ferry__wrap_dim(int *dim, int ndim)
     return FERRY_OK;
 }
 
-/* A view of t with new geometry; offset moves by delta_elems elements. */
+/* A view of t with new geometry; offset moves by delta_elems elements. Sizes from the
+ * caller (expand's especially) are checked here, so no view's numel or extent wraps. */
 static ferry_tensor *make_view(const ferry_tensor *t, int ndim, const int64_t *shape,
                                const int64_t *strides, int64_t delta_elems)
 {
+    int64_t st[FERRY_MAX_DIMS];
+    if (!strides) {
+        ferry__contiguous_strides(ndim, shape, st);
+        strides = st;
+    }
+    if (ferry__check_geometry("view", t->dtype, ndim, shape, strides) != FERRY_OK)
+        return NULL;
     ferry__storage_retain(t->storage);
     int64_t off = (int64_t)t->byte_offset + delta_elems * (int64_t)ferry_dtype_size(t->dtype);
     ferry_tensor *v = ferry__tensor_make(t->storage, (size_t)off, t->dtype, ndim, shape, strides);
@@ -252,8 +260,12 @@ FERRY_API ferry_tensor *ferry_slice(ferry_tensor *t, int dim, int64_t start, int
     int64_t shape[FERRY_MAX_DIMS], strides[FERRY_MAX_DIMS];
     memcpy(shape, t->shape, (size_t)t->ndim * sizeof shape[0]);
     memcpy(strides, t->strides, (size_t)t->ndim * sizeof strides[0]);
-    shape[dim] = (end - start + step - 1) / step;
-    strides[dim] = t->strides[dim] * step;
+    /* Written so that a step near INT64_MAX cannot overflow (NumPy gives one element). */
+    shape[dim] = end > start ? 1 + (end - start - 1) / step : 0;
+    /* With two or more elements step < size, so the product fits; with fewer the stride
+     * is never used to reach an element and PyTorch's value is kept where it fits. */
+    if (__builtin_mul_overflow(t->strides[dim], step, &strides[dim]))
+        strides[dim] = t->strides[dim];
     /* An empty result keeps the offset where it is: start may equal size. */
     int64_t delta = shape[dim] > 0 ? start * t->strides[dim] : 0;
     int64_t args[4] = {dim, start, end, step};
@@ -368,7 +380,10 @@ FERRY_API ferry_tensor *ferry_unsqueeze(ferry_tensor *t, int dim)
     for (int i = 0, j = 0; i < n; i++) {
         if (i == dim) {
             shape[i] = 1;
-            strides[i] = dim < t->ndim ? t->shape[dim] * t->strides[dim] : 1;
+            /* A size-1 dim's stride never moves; PyTorch's size * stride where it fits. */
+            if (dim >= t->ndim ||
+                __builtin_mul_overflow(t->shape[dim], t->strides[dim], &strides[i]))
+                strides[i] = 1;
         } else {
             shape[i] = t->shape[j];
             strides[i] = t->strides[j++];

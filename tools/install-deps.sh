@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config binutils
   libcmocka-dev
-  libblis-dev
+  libblis-dev libopenblas0-openmp
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libclblast-dev
 )
 

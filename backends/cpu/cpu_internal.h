@@ -44,6 +44,20 @@ CPU_HIDDEN ferry_status cpu_matmul(int32_t device, const ferry_kernel_tensor *ou
  * OpenMP's default (every online CPU the process may run on). Read once. */
 CPU_HIDDEN int cpu_max_threads(void);
 
+/* C = A B of float (dbl: double) matrices, strides in elements of a form BLIS accepts
+ * (unit along rows or columns). cpu_gemm picks the library (cpu_gemm.c); cpu_blis_gemm
+ * always runs BLIS, or plain loops in a build without it. */
+CPU_HIDDEN void cpu_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa,
+                         int64_t csa, const void *b, int64_t rsb, int64_t csb, void *c,
+                         int64_t rsc, int64_t csc, int threads);
+CPU_HIDDEN void cpu_blis_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a,
+                              int64_t rsa, int64_t csa, const void *b, int64_t rsb, int64_t csb,
+                              void *c, int64_t rsc, int64_t csc, int threads);
+/* "haswell for small products, skx for large": BLIS's configurations in use. */
+CPU_HIDDEN const char *cpu_blis_config_names(void);
+/* "blis" or "openblas": which library cpu_gemm uses for that product. */
+CPU_HIDDEN const char *cpu_gemm_provider(bool dbl, int64_t m, int64_t n, int64_t k);
+
 /* Threads worth waking for `work` units when one thread should get at least `grain`:
  * an OpenMP region costs about 0.8 us (BASELINES.md), so small ops stay on the caller's
  * thread. Always >= 1. */

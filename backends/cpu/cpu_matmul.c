@@ -136,8 +136,18 @@ static cntx_t *cpu_blis_cntx(int64_t m, int64_t n, int64_t k, int threads)
 }
 #endif
 
+const char *cpu_blis_config_names(void)
+{
+#ifdef FERRY_CPU_HAVE_BLIS
+    pthread_once(&cpu_blis_once, cpu_blis_init);
+    return cpu_blis_names;
+#else
+    return "none (C loops)";
+#endif
+}
+
 /* One product C = A B of float (dbl: double) matrices whose strides BLIS accepts. */
-static void cpu_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa,
+void cpu_blis_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa,
                      int64_t csa, const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc,
                      int64_t csc, int threads)
 {
@@ -356,16 +366,30 @@ static ferry_status cpu_mm_float(cpu_mm *mm)
         (flops <= (int64_t)256 * 256 * 256 || mm->B % maxt == 0))
         workers = maxt, threads = 1;
 
+    /* Packed copies of stride-0 (expanded) operands can be far larger than their memory:
+     * their sizes are checked, never wrapped. */
     size_t cs = mm->dt == FERRY_FLOAT64 ? sizeof(double) : sizeof(float);
-    size_t per = (size_t)((mm->a_direct ? 0 : mm->m * mm->k) + (mm->b_direct ? 0 : mm->k * mm->n) +
-                          (mm->c_direct ? 0 : mm->m * mm->n)) * cs;
+    int64_t ta = 0, tb = 0, tc = 0, elems = 0;
+    size_t per = 0, total = 0;
+    bool overflow = (!mm->a_direct && __builtin_mul_overflow(mm->m, mm->k, &ta)) ||
+                    (!mm->b_direct && __builtin_mul_overflow(mm->k, mm->n, &tb)) ||
+                    (!mm->c_direct && __builtin_mul_overflow(mm->m, mm->n, &tc)) ||
+                    __builtin_add_overflow(ta, tb, &elems) ||
+                    __builtin_add_overflow(elems, tc, &elems) ||
+                    __builtin_mul_overflow((size_t)elems, cs, &per) ||
+                    __builtin_mul_overflow(per, (size_t)workers, &total);
+    if (overflow)
+        return cpu_host->error(FERRY_ERR_OUT_OF_MEMORY,
+                               "cpu: matmul: temporaries for a %lld x %lld x %lld product need more "
+                               "bytes than fit in memory",
+                               (long long)mm->m, (long long)mm->k, (long long)mm->n);
     char *tmp = NULL;
     if (per) {
-        tmp = malloc(per * (size_t)workers);
+        tmp = malloc(total);
         if (!tmp)
             return cpu_host->error(FERRY_ERR_OUT_OF_MEMORY,
                                    "cpu: matmul: cannot allocate %zu bytes of temporaries",
-                                   per * (size_t)workers);
+                                   total);
     }
 #ifdef _OPENMP
     if (workers > 1) {

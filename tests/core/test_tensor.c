@@ -120,7 +120,7 @@ static void test_arange_follows_torch_rules(void **state)
     assert_null(ferry_arange(0, 1, 0, FERRY_FLOAT32, NULL));
     assert_failed_with(FERRY_ERR_INVALID_ARGUMENT, "step must be nonzero");
     assert_null(ferry_arange(0, 1, -1, FERRY_FLOAT32, NULL));
-    assert_failed_with(FERRY_ERR_INVALID_ARGUMENT, "inconsistent with step sign");
+    assert_failed_with(FERRY_ERR_INVALID_ARGUMENT, "upper bound and lower bound inconsistent with step sign");
     assert_null(ferry_arange(0, INFINITY, 1, FERRY_FLOAT32, NULL));
     assert_failed_with(FERRY_ERR_INVALID_ARGUMENT, "unsupported range");
 }

@@ -239,7 +239,8 @@ FERRY_API const int64_t *ferry_tensor_shape(const ferry_tensor *t);
 FERRY_API const int64_t *ferry_tensor_strides(const ferry_tensor *t);
 FERRY_API int64_t ferry_tensor_numel(const ferry_tensor *t);
 FERRY_API ferry_dtype ferry_tensor_dtype(const ferry_tensor *t);
-/** numel * element size. */
+/** numel * element size; SIZE_MAX when that exceeds the address space (an expanded view of
+ * 2**62 elements, say: no copy of it can be made). */
 FERRY_API size_t ferry_tensor_nbytes(const ferry_tensor *t);
 FERRY_API ferry_device ferry_tensor_device(const ferry_tensor *t);
 /** Row-major contiguous (size-1 dims may have any stride). */

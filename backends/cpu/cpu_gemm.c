@@ -1,0 +1,386 @@
+/* Which library runs a float32/float64 product: BLIS (statically linked, its best
+ * configuration chosen in cpu_matmul.c) or OpenBLAS (Debian's libopenblas0, loaded with
+ * dlopen and RTLD_LOCAL so its BLAS symbols can never bind to BLIS's or the other way
+ * round). A missing OpenBLAS is not an error: BLIS alone. The choice is made per dtype
+ * and size class by a short calibration on first use, cached on disk per CPU model and
+ * thread count; FERRY_CPU_GEMM=blis|openblas|auto forces it. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cpu_internal.h"
+
+/* cblas.h's values, declared here: the header is not needed to call through dlsym. */
+enum { CPU_CBLAS_ROW = 101, CPU_CBLAS_COL = 102, CPU_CBLAS_NOTRANS = 111, CPU_CBLAS_TRANS = 112 };
+typedef void (*cpu_sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
+                             const float *, int, float, float *, int);
+typedef void (*cpu_dgemm_fn)(int, int, int, int, int, int, double, const double *, int,
+                             const double *, int, double, double *, int);
+
+static struct {
+    pthread_once_t once;
+    void *dl;
+    cpu_sgemm_fn sgemm;
+    cpu_dgemm_fn dgemm;
+    void (*set_threads)(int);
+    char *(*corename)(void);
+    int threads; /* what set_threads was last told */
+    pthread_mutex_t lock;
+} ob = {PTHREAD_ONCE_INIT, NULL, NULL, NULL, NULL, NULL, 0, PTHREAD_MUTEX_INITIALIZER};
+
+static void cpu_openblas_load(void)
+{
+    /* The OpenMP build first: it shares libgomp's worker pool with BLIS and ferry's own
+     * loops. The pthread build keeps its own threads spinning after each call, and on a
+     * small machine they and the OpenMP workers starve each other (10x slower products
+     * measured when the two alternate). */
+    static const char *const names[] = {
+#ifdef FERRY_CPU_OPENBLAS_OPENMP
+        FERRY_CPU_OPENBLAS_OPENMP,
+#endif
+        "libopenblas.so.0", "libopenblas.so"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !ob.dl; i++)
+        ob.dl = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!ob.dl) {
+        cpu_host->log(FERRY_LOG_DEBUG, "cpu", "OpenBLAS not found (%s): matmul uses BLIS",
+                      dlerror());
+        return;
+    }
+    ob.sgemm = (cpu_sgemm_fn)dlsym(ob.dl, "cblas_sgemm");
+    ob.dgemm = (cpu_dgemm_fn)dlsym(ob.dl, "cblas_dgemm");
+    ob.set_threads = (void (*)(int))dlsym(ob.dl, "openblas_set_num_threads");
+    ob.corename = (char *(*)(void))dlsym(ob.dl, "openblas_get_corename");
+    if (!ob.sgemm || !ob.dgemm || !ob.set_threads) {
+        cpu_host->log(FERRY_LOG_DEBUG, "cpu",
+                      "OpenBLAS lacks cblas_sgemm/cblas_dgemm/openblas_set_num_threads: "
+                      "matmul uses BLIS");
+        dlclose(ob.dl);
+        ob.dl = NULL;
+        ob.sgemm = NULL;
+        ob.dgemm = NULL;
+        return;
+    }
+    cpu_host->log(FERRY_LOG_DEBUG, "cpu", "OpenBLAS loaded (core %s)",
+                  ob.corename ? ob.corename() : "unknown");
+}
+
+static bool cpu_openblas_ready(void)
+{
+    pthread_once(&ob.once, cpu_openblas_load);
+    return ob.sgemm != NULL;
+}
+
+/* cblas takes 32-bit sizes; larger products stay with BLIS. */
+static bool fits_int(int64_t v)
+{
+    return v >= 0 && v <= INT32_MAX;
+}
+
+/* C = A B through cblas. The strides are ones BLIS accepts (cpu_blis_strides): unit along
+ * rows or columns of each operand. C's unit dim picks the layout; each operand is then
+ * read as stored or as its transpose. False when cblas cannot express it. */
+static bool cpu_openblas_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a,
+                              int64_t rsa, int64_t csa, const void *b, int64_t rsb, int64_t csb,
+                              void *c, int64_t rsc, int64_t csc, int threads)
+{
+    bool row = csc == 1;
+    int layout = row ? CPU_CBLAS_ROW : CPU_CBLAS_COL;
+    int64_t ldc = row ? rsc : csc;
+    /* In row-major terms an operand with unit column stride is "as stored". */
+    bool a_plain = row ? csa == 1 : rsa == 1, b_plain = row ? csb == 1 : rsb == 1;
+    int64_t lda = row ? (a_plain ? rsa : csa) : (a_plain ? csa : rsa);
+    int64_t ldb = row ? (b_plain ? rsb : csb) : (b_plain ? csb : rsb);
+    if (!fits_int(m) || !fits_int(n) || !fits_int(k) || !fits_int(lda) || !fits_int(ldb) ||
+        !fits_int(ldc) || (!row && rsc != 1))
+        return false;
+    /* cblas's own checks want a leading dimension of at least 1. */
+    lda = lda < 1 ? 1 : lda;
+    ldb = ldb < 1 ? 1 : ldb;
+    ldc = ldc < 1 ? 1 : ldc;
+    pthread_mutex_lock(&ob.lock);
+    if (ob.threads != threads) {
+        ob.set_threads(threads);
+        ob.threads = threads;
+    }
+    pthread_mutex_unlock(&ob.lock);
+    int ta = a_plain ? CPU_CBLAS_NOTRANS : CPU_CBLAS_TRANS;
+    int tb = b_plain ? CPU_CBLAS_NOTRANS : CPU_CBLAS_TRANS;
+    if (dbl)
+        ob.dgemm(layout, ta, tb, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb, 0.0, c,
+                 (int)ldc);
+    else
+        ob.sgemm(layout, ta, tb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb, 0.0f,
+                 c, (int)ldc);
+    return true;
+}
+
+/* ---- the choice ---------------------------------------------------------------------------- */
+
+/* Size classes by multiply-adds, and the cube each is calibrated with. */
+#define CPU_GEMM_CLASSES 3
+static const int64_t class_limit[CPU_GEMM_CLASSES - 1] = {(int64_t)128 * 128 * 128,
+                                                         (int64_t)512 * 512 * 512};
+static const int64_t class_size[CPU_GEMM_CLASSES] = {96, 256, 768};
+
+typedef enum { CHOICE_UNSET = 0, CHOICE_BLIS, CHOICE_OPENBLAS } cpu_gemm_choice;
+
+static struct {
+    pthread_mutex_t lock;
+    int forced; /* 0 auto, else a cpu_gemm_choice */
+    bool env_read;
+    cpu_gemm_choice choice[2][CPU_GEMM_CLASSES]; /* [dbl][class] */
+    double calib_ms[2];
+} sel = {PTHREAD_MUTEX_INITIALIZER, 0, false, {{0}}, {0, 0}};
+
+static const char *choice_name(cpu_gemm_choice c)
+{
+    return c == CHOICE_OPENBLAS ? "openblas" : "blis";
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The calibration cache: FERRY_CPU_CACHE_DIR, else $XDG_CACHE_HOME/ferry, else
+ * ~/.cache/ferry (as the OpenCL program cache). */
+static bool cache_path(char *buf, size_t cap)
+{
+    const char *dir = getenv("FERRY_CPU_CACHE_DIR");
+    if (dir && *dir == '/')
+        return snprintf(buf, cap, "%s/cpu-gemm.txt", dir) < (int)cap;
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    if (xdg && *xdg == '/')
+        return snprintf(buf, cap, "%s/ferry/cpu-gemm.txt", xdg) < (int)cap;
+    const char *home = getenv("HOME");
+    if (home && *home == '/')
+        return snprintf(buf, cap, "%s/.cache/ferry/cpu-gemm.txt", home) < (int)cap;
+    return false;
+}
+
+/* What the calibration depends on: the CPU, the thread count and both libraries. */
+static void cache_key(bool dbl, int threads, char *buf, size_t cap)
+{
+    char model[128] = "unknown", line[256];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "model name", 10)) {
+            const char *colon = strchr(line, ':');
+            if (colon) {
+                snprintf(model, sizeof model, "%s", colon + 1 + (colon[1] == ' '));
+                model[strcspn(model, "\n")] = '\0';
+            }
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    for (char *p = model; *p; p++)
+        if (*p == ' ' || *p == '|')
+            *p = '_';
+    const char *core = ob.corename ? ob.corename() : "none";
+    snprintf(buf, cap, "v1|%s|threads=%d|blis=%s|openblas=%s|%s", model, threads,
+             cpu_blis_config_names(), core ? core : "none", dbl ? "f64" : "f32");
+}
+
+static bool cache_read(const char *key, cpu_gemm_choice *out)
+{
+    char path[1024], line[1024];
+    if (!cache_path(path, sizeof path))
+        return false;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool found = false;
+    size_t klen = strlen(key);
+    while (!found && fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) != 0 || line[klen] != ' ')
+            continue;
+        char c[CPU_GEMM_CLASSES][16];
+        if (sscanf(line + klen, " %15s %15s %15s", c[0], c[1], c[2]) != 3)
+            break;
+        found = true;
+        for (int i = 0; i < CPU_GEMM_CLASSES; i++) {
+            if (!strcmp(c[i], "openblas"))
+                out[i] = CHOICE_OPENBLAS;
+            else if (!strcmp(c[i], "blis"))
+                out[i] = CHOICE_BLIS;
+            else
+                found = false; /* a corrupt line: calibrate again */
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static void cache_write(const char *key, const cpu_gemm_choice *c)
+{
+    char path[1024];
+    if (!cache_path(path, sizeof path))
+        return;
+    /* mkdir -p of the folder; failures only cost a calibration next time. */
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+                *p = '/';
+                return;
+            }
+            *p = '/';
+        }
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return;
+    fprintf(f, "%s %s %s %s\n", key, choice_name(c[0]), choice_name(c[1]), choice_name(c[2]));
+    fclose(f);
+}
+
+/* Best of three runs, in ms; the first call of each is a warm-up. */
+static double time_gemm(bool dbl, bool openblas, int64_t n, const void *a, const void *b, void *c,
+                        int threads)
+{
+    double best = INFINITY;
+    for (int r = 0; r < 4; r++) {
+        double t0 = now_ms();
+        if (openblas)
+            cpu_openblas_gemm(dbl, n, n, n, a, n, 1, b, n, 1, c, n, 1, threads);
+        else
+            cpu_blis_gemm(dbl, n, n, n, a, n, 1, b, n, 1, c, n, 1, threads);
+        double t = now_ms() - t0;
+        if (r > 0 && t < best)
+            best = t;
+    }
+    return best;
+}
+
+/* Measures both libraries on one cube per class; OpenBLAS is also checked against BLIS,
+ * since some builds compute wrong results on CPUs they misdetect. Lock held. */
+static void calibrate(bool dbl, int threads, cpu_gemm_choice *out)
+{
+    int64_t nmax = class_size[CPU_GEMM_CLASSES - 1];
+    size_t es = dbl ? sizeof(double) : sizeof(float);
+    size_t bytes = (size_t)(nmax * nmax) * es;
+    char *a = malloc(bytes), *b = malloc(bytes), *c1 = malloc(bytes), *c2 = malloc(bytes);
+    for (int i = 0; i < CPU_GEMM_CLASSES; i++)
+        out[i] = CHOICE_BLIS;
+    if (!a || !b || !c1 || !c2)
+        goto done;
+    for (int64_t i = 0; i < nmax * nmax; i++) {
+        /* Small integers make both results exact, so any difference is a wrong result. */
+        double va = (double)(i % 7) - 3, vb = (double)(i % 5) - 2;
+        if (dbl) {
+            ((double *)a)[i] = va;
+            ((double *)b)[i] = vb;
+        } else {
+            ((float *)a)[i] = (float)va;
+            ((float *)b)[i] = (float)vb;
+        }
+    }
+    for (int i = 0; i < CPU_GEMM_CLASSES; i++) {
+        int64_t n = class_size[i];
+        double tb = time_gemm(dbl, false, n, a, b, c1, threads);
+        double to = time_gemm(dbl, true, n, a, b, c2, threads);
+        if (memcmp(c1, c2, (size_t)(n * n) * es) != 0) {
+            cpu_host->log(FERRY_LOG_WARN, "cpu",
+                          "OpenBLAS (core %s) computed a wrong %s product of %lld^3: matmul "
+                          "keeps to BLIS",
+                          ob.corename ? ob.corename() : "unknown", dbl ? "float64" : "float32",
+                          (long long)n);
+            for (int j = 0; j < CPU_GEMM_CLASSES; j++)
+                out[j] = CHOICE_BLIS;
+            break;
+        }
+        out[i] = to < tb ? CHOICE_OPENBLAS : CHOICE_BLIS;
+        cpu_host->log(FERRY_LOG_DEBUG, "cpu",
+                      "matmul %s %lld^3 on %d threads: BLIS %.3f ms, OpenBLAS %.3f ms: %s",
+                      dbl ? "float64" : "float32", (long long)n, threads, tb, to,
+                      choice_name(out[i]));
+    }
+done:
+    free(a);
+    free(b);
+    free(c1);
+    free(c2);
+}
+
+static void read_env(void)
+{
+    const char *env = getenv("FERRY_CPU_GEMM");
+    sel.forced = 0;
+    if (env && !strcmp(env, "blis"))
+        sel.forced = CHOICE_BLIS;
+    else if (env && !strcmp(env, "openblas"))
+        sel.forced = CHOICE_OPENBLAS;
+    else if (env && *env && strcmp(env, "auto") != 0)
+        cpu_host->log(FERRY_LOG_WARN, "cpu",
+                      "FERRY_CPU_GEMM=%s is not blis, openblas or auto: using auto", env);
+    if (sel.forced == CHOICE_OPENBLAS && !cpu_openblas_ready()) {
+        cpu_host->log(FERRY_LOG_WARN, "cpu",
+                      "FERRY_CPU_GEMM=openblas, but OpenBLAS could not be loaded: using BLIS");
+        sel.forced = CHOICE_BLIS;
+    }
+    sel.env_read = true;
+}
+
+static cpu_gemm_choice pick(bool dbl, int64_t mnk)
+{
+    int cls = 0;
+    while (cls < CPU_GEMM_CLASSES - 1 && mnk >= class_limit[cls])
+        cls++;
+    pthread_mutex_lock(&sel.lock);
+    if (!sel.env_read)
+        read_env();
+    cpu_gemm_choice c = (cpu_gemm_choice)sel.forced;
+    if (!c && !cpu_openblas_ready())
+        c = CHOICE_BLIS;
+    if (!c) {
+        cpu_gemm_choice *row = sel.choice[dbl];
+        if (row[0] == CHOICE_UNSET) {
+            char key[512];
+            int threads = cpu_max_threads();
+            cache_key(dbl, threads, key, sizeof key);
+            if (!cache_read(key, row)) {
+                double t0 = now_ms();
+                calibrate(dbl, threads, row);
+                sel.calib_ms[dbl] = now_ms() - t0;
+                cache_write(key, row);
+                cpu_host->log(FERRY_LOG_DEBUG, "cpu", "matmul %s calibration: %.0f ms",
+                              dbl ? "float64" : "float32", sel.calib_ms[dbl]);
+            }
+        }
+        c = row[cls];
+    }
+    pthread_mutex_unlock(&sel.lock);
+    return c;
+}
+
+void cpu_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
+              const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc, int64_t csc,
+              int threads)
+{
+    int64_t mnk;
+    if (__builtin_mul_overflow(m, n, &mnk) || __builtin_mul_overflow(mnk, k, &mnk))
+        mnk = INT64_MAX;
+    if (pick(dbl, mnk) == CHOICE_OPENBLAS &&
+        cpu_openblas_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads))
+        return;
+    cpu_blis_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads);
+}
+
+const char *cpu_gemm_provider(bool dbl, int64_t m, int64_t n, int64_t k)
+{
+    int64_t mnk;
+    if (__builtin_mul_overflow(m, n, &mnk) || __builtin_mul_overflow(mnk, k, &mnk))
+        mnk = INT64_MAX;
+    return choice_name(pick(dbl, mnk));
+}
