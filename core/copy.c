@@ -414,7 +414,7 @@ FERRY_API ferry_tensor *ferry_tensor_to(ferry_tensor *t, const char *device)
         return NULL;
     if (be == t->storage->backend && dev == t->storage->device)
         return ferry_tensor_retain(t);
-    return copy_as(t, be, dev, t->dtype);
+    return ferry__ag_copy(copy_as(t, be, dev, t->dtype), t, FERRY_COPY_TO);
 }
 
 FERRY_API ferry_tensor *ferry_tensor_cpu(ferry_tensor *t)
@@ -451,14 +451,16 @@ FERRY_API ferry_tensor *ferry_tensor_to_dtype(ferry_tensor *t, ferry_dtype dtype
     }
     if (t->dtype == dtype)
         return ferry_tensor_retain(t);
-    return copy_as(t, t->storage->backend, t->storage->device, dtype);
+    return ferry__ag_copy(copy_as(t, t->storage->backend, t->storage->device, dtype), t,
+                          FERRY_COPY_TO);
 }
 
 FERRY_API ferry_tensor *ferry_tensor_clone(ferry_tensor *t)
 {
     if (ferry__check_tensor(t, "ferry_tensor_clone") != FERRY_OK)
         return NULL;
-    return copy_as(t, t->storage->backend, t->storage->device, t->dtype);
+    return ferry__ag_copy(copy_as(t, t->storage->backend, t->storage->device, t->dtype), t,
+                          FERRY_COPY_CLONE);
 }
 
 FERRY_API ferry_tensor *ferry_tensor_contiguous(ferry_tensor *t)
@@ -517,6 +519,8 @@ FERRY_API ferry_status ferry_tensor_copy_from(ferry_tensor *dst, ferry_tensor *s
                             "ferry_tensor_copy_from: the destination is read-only");
     if ((st = ferry__check_writable_once(dst)) != FERRY_OK)
         return st;
+    if ((st = ferry__inplace_check("copy_", dst, ferry__grad_wanted(src, NULL))) != FERRY_OK)
+        return st;
     ferry_tensor *from = ferry_expand(src, dst->ndim, dst->shape);
     if (!from)
         return ferry_last_status();
@@ -536,6 +540,8 @@ FERRY_API ferry_status ferry_tensor_copy_from(ferry_tensor *dst, ferry_tensor *s
     }
     st = ferry__copy_into(dst, from);
     ferry_tensor_release(from);
+    if (st == FERRY_OK)
+        ferry__version_bump(dst);
     return st;
 }
 
@@ -548,5 +554,8 @@ FERRY_API ferry_status ferry_tensor_fill(ferry_tensor *t, double value)
         return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "ferry_tensor_fill: the tensor is read-only");
     if ((st = ferry__check_writable_once(t)) != FERRY_OK)
         return st;
+    if ((st = ferry__inplace_check("fill_", t, false)) != FERRY_OK)
+        return st;
+    ferry__version_bump(t);
     return ferry__fill(t, value);
 }

@@ -146,6 +146,10 @@ typedef struct ferry_storage {
     void *deleter_data;     /* what the deleter is given (buffer unless set otherwise) */
     void *deleter_ctx;
     bool wrapped;
+    /* Bumped by every in-place write through the public API; shared by all views of
+     * the storage, so autograd can tell a saved tensor was modified (PyTorch's version
+     * counter). Starts at 0 (storages are calloc'd). */
+    atomic_long version;
 } ferry_storage;
 
 struct ferry_tensor {
@@ -162,6 +166,10 @@ struct ferry_tensor {
     int64_t *shape;
     int64_t *strides;
     int64_t inline_dims[2 * FERRY_INLINE_DIMS];
+    /* Autograd (autograd.c): the node that made this tensor (NULL for leaves) and the
+     * slot holding .grad (NULL until a gradient or retain_grad needs one). */
+    struct ferry_node *grad_fn;
+    struct ferry_grad_slot *grad_slot;
 };
 
 /* Validates a tensor argument: NULL or a dead handle gives an error naming `what`. */
@@ -267,6 +275,95 @@ ferry_status ferry__wrap_dim(int *dim, int ndim);
 
 /* PyTorch's type promotion of two tensor dtypes. */
 ferry_dtype ferry__promote(ferry_dtype a, ferry_dtype b);
+
+/* ---- autograd (autograd.c) ---- */
+
+typedef struct ferry_node ferry_node;
+
+/* Computes the gradients of a node's inputs from the gradient of its output: grads[i]
+ * receives a new reference or stays NULL (no gradient for that input). Runs with grad
+ * mode set to create_graph, so formulas written with public ops are differentiable. */
+typedef ferry_status (*ferry_backward_fn)(ferry_node *n, ferry_tensor *grad, ferry_tensor **grads);
+
+#define FERRY_NODE_MAX_INPUTS 2
+#define FERRY_NODE_MAX_SAVED 3
+
+extern _Thread_local bool ferry__grad_off;
+
+static inline bool ferry__grad_on(void)
+{
+    return !ferry__grad_off;
+}
+
+/* Whether an op on these inputs records a node: grad mode on and one of them (each may
+ * be NULL or an invalid handle) requires grad. */
+static inline bool ferry__grad_wanted(const ferry_tensor *a, const ferry_tensor *b)
+{
+    if (ferry__grad_off)
+        return false;
+    return (a && a->magic == FERRY_TENSOR_MAGIC && a->requires_grad) ||
+           (b && b->magic == FERRY_TENSOR_MAGIC && b->requires_grad);
+}
+
+/* A node named `name` (static storage) with edges to each input that requires grad;
+ * NULL with an error on allocation failure. */
+ferry_node *ferry__node_create(const char *name, ferry_backward_fn fn, int n_inputs,
+                               ferry_tensor *const *inputs);
+/* Saves t in slot i with its current version; `is_output` marks the node's own result
+ * (kept without its grad_fn, so the graph has no cycle). */
+ferry_status ferry__node_save(ferry_node *n, int i, ferry_tensor *t, bool is_output);
+/* The tensor saved in slot i (new reference; NULL when the slot is empty and no error),
+ * checking its version. On failure *st receives the error. */
+ferry_tensor *ferry__node_saved(ferry_node *n, int i, ferry_status *st);
+/* Room for `count` integer parameters of the formula (dims, flags), or NULL with an
+ * error; ferry__node_params() reads them back (count in *count when not NULL). */
+int64_t *ferry__node_params_alloc(ferry_node *n, int count);
+int64_t *ferry__node_params(ferry_node *n, int *count);
+double *ferry__node_scalar(ferry_node *n);
+bool ferry__node_needs(const ferry_node *n, int input);
+/* Input i's shape as the op saw it. */
+int ferry__node_input_ndim(const ferry_node *n, int input);
+const int64_t *ferry__node_input_shape(const ferry_node *n, int input);
+/* Makes n the grad_fn of result (takes over the caller's node reference). */
+void ferry__node_attach(ferry_node *n, ferry_tensor *result);
+void ferry__node_release(ferry_node *n);
+/* Drops t's autograd state; called when its handle is freed. */
+void ferry__autograd_release(ferry_tensor *t);
+
+/* Checks an in-place write into `out` by `fn` (PyTorch's refusals) when inputs_need is
+ * true because an input of the op requires grad. */
+ferry_status ferry__inplace_check(const char *fn, const ferry_tensor *out, bool inputs_need);
+/* Records an in-place write into t's storage. */
+static inline void ferry__version_bump(ferry_tensor *t)
+{
+    atomic_fetch_add_explicit(&t->storage->version, 1, memory_order_relaxed);
+}
+
+/* g summed over broadcast dims down to (ndim, shape); g itself (retained) when it has
+ * that shape already. */
+ferry_tensor *ferry__sum_to(ferry_tensor *g, int ndim, const int64_t *shape);
+
+/* Recording hooks for views and copies, placed at the end of their forwards: they take
+ * the result `r` of the forward on input `t` (NULL passes through), record the node when
+ * grad is wanted and otherwise make sure r does not require grad. */
+typedef enum ferry_view_kind {
+    FERRY_VIEW_VIEW,        /* view, reshape as a view, flatten: ViewBackward0 */
+    FERRY_VIEW_RESHAPE_COPY,/* reshape that had to copy: UnsafeViewBackward0 */
+    FERRY_VIEW_SQUEEZE_DIM, /* SqueezeBackward1 */
+    FERRY_VIEW_SQUEEZE_ALL, /* SqueezeBackward0 */
+    FERRY_VIEW_UNSQUEEZE,   /* UnsqueezeBackward0 */
+    FERRY_VIEW_TRANSPOSE,   /* params: dim0, dim1 */
+    FERRY_VIEW_PERMUTE,     /* params: the dims (not saved; the inverse is computed) */
+    FERRY_VIEW_SLICE,       /* params: dim, start, end, step (normalised) */
+    FERRY_VIEW_EXPAND,      /* ExpandBackward0 */
+} ferry_view_kind;
+ferry_tensor *ferry__ag_view(ferry_tensor *r, ferry_tensor *t, ferry_view_kind kind,
+                             const int64_t *params, int nparams);
+typedef enum ferry_copy_kind {
+    FERRY_COPY_TO,    /* to() another device or dtype: ToCopyBackward0 */
+    FERRY_COPY_CLONE, /* CloneBackward0 */
+} ferry_copy_kind;
+ferry_tensor *ferry__ag_copy(ferry_tensor *r, ferry_tensor *t, ferry_copy_kind kind);
 
 /* ---- dtypes (dtype.c) ---- */
 

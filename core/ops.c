@@ -332,6 +332,85 @@ static void broadcast_operand(operand *o, const ferry_tensor *t, int ndim, const
     }
 }
 
+/* ---- autograd plumbing shared by the families below ---- */
+
+/* Temporaries of a backward formula, released together; after the first failure the
+ * following steps are skipped, so the first error's message is the one reported. */
+typedef struct scope {
+    ferry_tensor *t[24];
+    int n;
+    bool failed;
+} scope;
+
+static ferry_tensor *put(scope *s, ferry_tensor *r)
+{
+    if (!r)
+        s->failed = true;
+    else if (s->n < (int)(sizeof s->t / sizeof s->t[0]))
+        s->t[s->n++] = r;
+    return r;
+}
+
+/* One step of a formula: skipped once something failed. */
+#define STEP(s, expr) ((s)->failed ? NULL : put((s), (expr)))
+
+static ferry_tensor *saved_in(scope *s, ferry_node *n, int i)
+{
+    if (s->failed)
+        return NULL;
+    ferry_status st = FERRY_OK;
+    ferry_tensor *t = ferry__node_saved(n, i, &st);
+    if (st != FERRY_OK) {
+        s->failed = true;
+        return NULL;
+    }
+    return t ? put(s, t) : NULL;
+}
+
+/* A formula's result, outliving its scope. */
+static ferry_tensor *keep(ferry_tensor *t)
+{
+    return ferry_tensor_retain(t);
+}
+
+static ferry_status scope_end(scope *s, ferry_tensor **grads, int n)
+{
+    ferry_status st = s->failed ? ferry_last_status() : FERRY_OK;
+    if (s->failed)
+        for (int i = 0; i < n; i++) {
+            ferry_tensor_release(grads[i]);
+            grads[i] = NULL;
+        }
+    for (int i = 0; i < s->n; i++)
+        ferry_tensor_release(s->t[i]);
+    return st;
+}
+
+/* Runs a forward with recording paused (conversions inside an op must not record
+ * nodes of their own), then hands the result to `record` when grad is wanted. */
+static bool pause_grad(void)
+{
+    return ferry_set_grad_enabled(false);
+}
+
+static void resume_grad(bool prev)
+{
+    ferry_set_grad_enabled(prev);
+}
+
+/* On a recording failure the op fails: a result must not silently lose its gradient. */
+static ferry_status attach_or_fail(ferry_node *n, ferry_status st, ferry_tensor **result)
+{
+    if (st != FERRY_OK) {
+        ferry__node_release(n);
+        ferry_tensor_release(*result);
+        *result = NULL;
+        return st;
+    }
+    ferry__node_attach(n, *result);
+    return FERRY_OK;
+}
+
 /* ---- elementwise binary ---- */
 
 static const char *const binary_names[] = {"add", "sub",     "mul", "div", "pow", "maximum",
@@ -342,8 +421,9 @@ static bool is_comparison(ferry_binary_op op)
     return op >= FERRY_BINARY_EQ;
 }
 
-static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *a, ferry_tensor *b,
-                           const ferry_scalar *scalar, ferry_tensor **result)
+static ferry_status binary_forward(ferry_binary_op op, ferry_tensor *out, ferry_tensor *a,
+                                   ferry_tensor *b, const ferry_scalar *scalar,
+                                   ferry_tensor **result)
 {
     const char *fn = binary_names[op];
     ferry_status st = ferry__check_tensor(a, fn);
@@ -443,6 +523,185 @@ static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *
     return deliver(out, dst, st, result);
 }
 
+/* ---- backward of elementwise binary ops ---- */
+
+/* Saved slots: 0 = a, 1 = b, 2 = the result. */
+static ferry_status binary_backward(ferry_node *n, ferry_tensor *g, ferry_tensor **grads)
+{
+    scope s = {0};
+    int64_t *p = ferry__node_params(n, NULL);
+    ferry_binary_op op = (ferry_binary_op)p[0];
+    bool has_scalar = p[1] != 0;
+    double k = *ferry__node_scalar(n);
+    bool na = ferry__node_needs(n, 0), nb = ferry__node_needs(n, 1);
+    ferry_tensor *a = saved_in(&s, n, 0), *b = saved_in(&s, n, 1), *r = saved_in(&s, n, 2);
+    switch (op) {
+    case FERRY_BINARY_ADD:
+        if (na)
+            grads[0] = keep(g);
+        if (nb)
+            grads[1] = keep(g);
+        break;
+    case FERRY_BINARY_SUB:
+        if (na)
+            grads[0] = keep(g);
+        if (nb)
+            grads[1] = keep(STEP(&s, ferry_neg(g)));
+        break;
+    case FERRY_BINARY_MUL:
+        if (has_scalar) {
+            grads[0] = keep(STEP(&s, ferry_mul_scalar(g, k)));
+            break;
+        }
+        if (na)
+            grads[0] = keep(STEP(&s, ferry_mul(g, b)));
+        if (nb)
+            grads[1] = keep(STEP(&s, ferry_mul(g, a)));
+        break;
+    case FERRY_BINARY_DIV: {
+        if (has_scalar) {
+            grads[0] = keep(STEP(&s, ferry_div_scalar(g, k)));
+            break;
+        }
+        ferry_tensor *ga = STEP(&s, ferry_div(g, b));
+        if (na)
+            grads[0] = keep(ga);
+        if (nb) {
+            ferry_tensor *q = STEP(&s, ferry_div(a, b));
+            ferry_tensor *m = STEP(&s, ferry_mul(ga, q));
+            grads[1] = keep(STEP(&s, ferry_neg(m)));
+        }
+        break;
+    }
+    case FERRY_BINARY_POW: {
+        if (has_scalar) {
+            if (k == 0.0) {
+                grads[0] = keep(STEP(&s, ferry_mul_scalar(g, 0.0)));
+                break;
+            }
+            ferry_tensor *pw = STEP(&s, ferry_pow_scalar(a, k - 1.0));
+            ferry_tensor *m = STEP(&s, ferry_mul_scalar(pw, k));
+            grads[0] = keep(STEP(&s, ferry_mul(g, m)));
+            break;
+        }
+        if (na) {
+            ferry_tensor *e = STEP(&s, ferry_sub_scalar(b, 1.0));
+            ferry_tensor *pw = STEP(&s, ferry_pow(a, e));
+            ferry_tensor *m = STEP(&s, ferry_mul(pw, b));
+            grads[0] = keep(STEP(&s, ferry_mul(g, m)));
+        }
+        if (nb) {
+            /* PyTorch's mask: where a == 0 (and b >= 0) the gradient is 0, not NaN;
+             * log(a + (a == 0)) is 0 there. */
+            ferry_tensor *z = STEP(&s, ferry_eq_scalar(a, 0.0));
+            ferry_tensor *a1 = STEP(&s, ferry_add(a, z));
+            ferry_tensor *l = STEP(&s, ferry_log(a1));
+            ferry_tensor *m = STEP(&s, ferry_mul(r, l));
+            grads[1] = keep(STEP(&s, ferry_mul(g, m)));
+        }
+        break;
+    }
+    case FERRY_BINARY_MAXIMUM:
+    case FERRY_BINARY_MINIMUM: {
+        bool is_max = op == FERRY_BINARY_MAXIMUM;
+        if (has_scalar) {
+            /* clamp_min / clamp_max: the gradient passes where the input was kept. */
+            ferry_tensor *m = STEP(&s, is_max ? ferry_ge_scalar(a, k) : ferry_le_scalar(a, k));
+            grads[0] = keep(STEP(&s, ferry_mul(g, m)));
+            break;
+        }
+        /* Ties split the gradient in halves, as PyTorch. */
+        ferry_tensor *eq = STEP(&s, ferry_eq(a, b));
+        ferry_tensor *half = STEP(&s, ferry_mul_scalar(eq, 0.5));
+        if (na) {
+            ferry_tensor *w = STEP(&s, is_max ? ferry_gt(a, b) : ferry_lt(a, b));
+            ferry_tensor *m = STEP(&s, ferry_add(half, w));
+            grads[0] = keep(STEP(&s, ferry_mul(g, m)));
+        }
+        if (nb) {
+            ferry_tensor *w = STEP(&s, is_max ? ferry_lt(a, b) : ferry_gt(a, b));
+            ferry_tensor *m = STEP(&s, ferry_add(half, w));
+            grads[1] = keep(STEP(&s, ferry_mul(g, m)));
+        }
+        break;
+    }
+    default:
+        return ferry__error(FERRY_ERR_UNSUPPORTED, "%s has no derivative", binary_names[op]);
+    }
+    return scope_end(&s, grads, 2);
+}
+
+static const char *binary_node_name(ferry_binary_op op, bool scalar)
+{
+    static const char *const tensor_names[] = {"AddBackward0", "SubBackward0", "MulBackward0",
+                                               "DivBackward0", "PowBackward1",
+                                               "MaximumBackward0", "MinimumBackward0"};
+    /* PyTorch's Python operators wrap a number into a tensor, so `x * 2` is
+     * MulBackward0 there too; only pow keeps its Tensor_Scalar node. */
+    static const char *const scalar_names[] = {"AddBackward0", "SubBackward0", "MulBackward0",
+                                               "DivBackward0", "PowBackward0",
+                                               "ClampMinBackward0", "ClampMaxBackward0"};
+    return scalar ? scalar_names[op] : tensor_names[op];
+}
+
+static ferry_status binary_record(ferry_binary_op op, ferry_tensor *a, ferry_tensor *b,
+                                  const ferry_scalar *scalar, ferry_tensor **result)
+{
+    ferry_tensor *inputs[2] = {a, scalar ? NULL : b};
+    ferry_node *n = ferry__node_create(binary_node_name(op, scalar != NULL), binary_backward,
+                                       scalar ? 1 : 2, inputs);
+    if (!n)
+        return attach_or_fail(NULL, ferry_last_status(), result);
+    int64_t *p = ferry__node_params_alloc(n, 2);
+    p[0] = op;
+    p[1] = scalar != NULL;
+    if (scalar)
+        *ferry__node_scalar(n) = scalar->kind == FERRY_SCALAR_FLOAT ? scalar->value.f
+                                 : scalar->kind == FERRY_SCALAR_INT ? (double)scalar->value.i
+                                                                    : (double)scalar->value.b;
+    bool na = a->requires_grad, nb = !scalar && b->requires_grad;
+    bool save_a = false, save_b = false, save_r = false;
+    switch (op) {
+    case FERRY_BINARY_MUL: save_a = nb, save_b = na && !scalar; break;
+    case FERRY_BINARY_DIV: save_a = nb, save_b = !scalar; break;
+    case FERRY_BINARY_POW: save_a = true, save_b = !scalar, save_r = nb; break;
+    case FERRY_BINARY_MAXIMUM:
+    case FERRY_BINARY_MINIMUM: save_a = true, save_b = !scalar; break;
+    default: break;
+    }
+    ferry_status st = FERRY_OK;
+    if (save_a)
+        st = ferry__node_save(n, 0, a, false);
+    if (st == FERRY_OK && save_b)
+        st = ferry__node_save(n, 1, b, false);
+    if (st == FERRY_OK && save_r)
+        st = ferry__node_save(n, 2, *result, true);
+    return attach_or_fail(n, st, result);
+}
+
+static ferry_status binary(ferry_binary_op op, ferry_tensor *out, ferry_tensor *a, ferry_tensor *b,
+                           const ferry_scalar *scalar, ferry_tensor **result)
+{
+    bool want = ferry__grad_wanted(a, scalar ? NULL : b) && !is_comparison(op);
+    ferry_status st;
+    if (out) {
+        if ((st = ferry__inplace_check(binary_names[op], out, want)) != FERRY_OK)
+            return st;
+        st = binary_forward(op, out, a, b, scalar, result);
+        if (st == FERRY_OK)
+            ferry__version_bump(out);
+        return st;
+    }
+    if (!want)
+        return binary_forward(op, out, a, b, scalar, result);
+    bool prev = pause_grad();
+    st = binary_forward(op, out, a, b, scalar, result);
+    resume_grad(prev);
+    if (st != FERRY_OK || !ferry_dtype_is_floating((*result)->dtype))
+        return st;
+    return binary_record(op, a, b, scalar, result);
+}
+
 #define FERRY_DEFINE_BINARY_(name)                                                          \
     FERRY_API ferry_tensor *ferry_##name(ferry_tensor *a, ferry_tensor *b)                    \
     {                                                                                       \
@@ -500,8 +759,8 @@ FERRY_BINARY_OPS_(FERRY_DEFINE_BINARY_)
 static const char *const unary_names[] = {"neg",  "abs", "exp",  "log",     "sqrt",
                                           "sin",  "cos", "tanh", "sigmoid", "relu"};
 
-static ferry_status unary(ferry_unary_op op, ferry_tensor *out, ferry_tensor *a,
-                          ferry_tensor **result)
+static ferry_status unary_forward(ferry_unary_op op, ferry_tensor *out, ferry_tensor *a,
+                                  ferry_tensor **result)
 {
     const char *fn = unary_names[op];
     ferry_status st = ferry__check_tensor(a, fn);
@@ -538,6 +797,97 @@ static ferry_status unary(ferry_unary_op op, ferry_tensor *out, ferry_tensor *a,
     }
     ferry_tensor_release(ca);
     return deliver(out, dst, st, result);
+}
+
+/* ---- backward of elementwise unary ops ---- */
+
+/* Saved slots: 0 = the input, 2 = the result. */
+static ferry_status unary_backward(ferry_node *n, ferry_tensor *g, ferry_tensor **grads)
+{
+    scope s = {0};
+    ferry_unary_op op = (ferry_unary_op)ferry__node_params(n, NULL)[0];
+    ferry_tensor *a = saved_in(&s, n, 0), *r = saved_in(&s, n, 2);
+    ferry_tensor *d = NULL; /* d(result)/d(input), when the formula is g * d */
+    switch (op) {
+    case FERRY_UNARY_NEG: grads[0] = keep(STEP(&s, ferry_neg(g))); break;
+    case FERRY_UNARY_ABS: {
+        ferry_tensor *pos = STEP(&s, ferry_gt_scalar(a, 0.0));
+        ferry_tensor *neg = STEP(&s, ferry_lt_scalar(a, 0.0));
+        ferry_tensor *gp = STEP(&s, ferry_mul(g, pos));
+        ferry_tensor *gn = STEP(&s, ferry_mul(g, neg));
+        grads[0] = keep(STEP(&s, ferry_sub(gp, gn)));
+        break;
+    }
+    case FERRY_UNARY_EXP: d = r; break;
+    case FERRY_UNARY_LOG: grads[0] = keep(STEP(&s, ferry_div(g, a))); break;
+    case FERRY_UNARY_SQRT: {
+        ferry_tensor *two_r = STEP(&s, ferry_mul_scalar(r, 2.0));
+        grads[0] = keep(STEP(&s, ferry_div(g, two_r)));
+        break;
+    }
+    case FERRY_UNARY_SIN: d = STEP(&s, ferry_cos(a)); break;
+    case FERRY_UNARY_COS: {
+        ferry_tensor *sn = STEP(&s, ferry_sin(a));
+        d = STEP(&s, ferry_neg(sn));
+        break;
+    }
+    case FERRY_UNARY_TANH: { /* 1 - r^2 */
+        ferry_tensor *sq = STEP(&s, ferry_mul(r, r));
+        ferry_tensor *ng = STEP(&s, ferry_neg(sq));
+        d = STEP(&s, ferry_add_scalar(ng, 1.0));
+        break;
+    }
+    case FERRY_UNARY_SIGMOID: { /* r (1 - r) */
+        ferry_tensor *ng = STEP(&s, ferry_neg(r));
+        ferry_tensor *om = STEP(&s, ferry_add_scalar(ng, 1.0));
+        d = STEP(&s, ferry_mul(r, om));
+        break;
+    }
+    case FERRY_UNARY_RELU: d = STEP(&s, ferry_gt_scalar(r, 0.0)); break;
+    }
+    if (d)
+        grads[0] = keep(STEP(&s, ferry_mul(g, d)));
+    return scope_end(&s, grads, 1);
+}
+
+static ferry_status unary(ferry_unary_op op, ferry_tensor *out, ferry_tensor *a,
+                          ferry_tensor **result)
+{
+    static const char *const names[] = {"NegBackward0",  "AbsBackward0",  "ExpBackward0",
+                                        "LogBackward0",  "SqrtBackward0", "SinBackward0",
+                                        "CosBackward0",  "TanhBackward0", "SigmoidBackward0",
+                                        "ReluBackward0"};
+    bool want = ferry__grad_wanted(a, NULL);
+    ferry_status st;
+    if (out) {
+        if ((st = ferry__inplace_check(unary_names[op], out, want)) != FERRY_OK)
+            return st;
+        st = unary_forward(op, out, a, result);
+        if (st == FERRY_OK)
+            ferry__version_bump(out);
+        return st;
+    }
+    if (!want)
+        return unary_forward(op, out, a, result);
+    bool prev = pause_grad();
+    st = unary_forward(op, out, a, result);
+    resume_grad(prev);
+    if (st != FERRY_OK || !ferry_dtype_is_floating((*result)->dtype))
+        return st;
+    ferry_node *n = ferry__node_create(names[op], unary_backward, 1, &a);
+    if (!n)
+        return attach_or_fail(NULL, ferry_last_status(), result);
+    ferry__node_params_alloc(n, 1)[0] = op;
+    bool by_input = op == FERRY_UNARY_ABS || op == FERRY_UNARY_LOG || op == FERRY_UNARY_SIN ||
+                    op == FERRY_UNARY_COS;
+    bool by_result = op == FERRY_UNARY_EXP || op == FERRY_UNARY_SQRT || op == FERRY_UNARY_TANH ||
+                     op == FERRY_UNARY_SIGMOID || op == FERRY_UNARY_RELU;
+    st = FERRY_OK;
+    if (by_input)
+        st = ferry__node_save(n, 0, a, false);
+    if (st == FERRY_OK && by_result)
+        st = ferry__node_save(n, 2, *result, true);
+    return attach_or_fail(n, st, result);
 }
 
 #define FERRY_DEFINE_UNARY_(name)                                                           \
@@ -579,8 +929,9 @@ static const char *torch_type_name(ferry_dtype d)
     return ferry__dtype_valid(d) ? names[d] : "?";
 }
 
-static ferry_status reduce(ferry_reduce_op op, ferry_tensor *out, ferry_tensor *t, int ndims,
-                           const int *dims, bool keepdim, ferry_tensor **result)
+static ferry_status reduce_forward(ferry_reduce_op op, ferry_tensor *out, ferry_tensor *t,
+                                   int ndims, const int *dims, bool keepdim,
+                                   ferry_tensor **result)
 {
     const char *fn = reduce_names[op];
     ferry_status st = ferry__check_tensor(t, fn);
@@ -675,6 +1026,100 @@ static ferry_status reduce(ferry_reduce_op op, ferry_tensor *out, ferry_tensor *
     return deliver(out, dst, st, result);
 }
 
+/* ---- backward of reductions ---- */
+
+/* params: op, reduced-dims mask (bit d), keepdim; saved: 0 = input, 2 = result (max/min). */
+static ferry_status reduce_backward(ferry_node *n, ferry_tensor *g, ferry_tensor **grads)
+{
+    scope s = {0};
+    int64_t *p = ferry__node_params(n, NULL);
+    ferry_reduce_op op = (ferry_reduce_op)p[0];
+    int ndim = ferry__node_input_ndim(n, 0);
+    const int64_t *shape = ferry__node_input_shape(n, 0);
+    int64_t kshape[FERRY_MAX_DIMS];
+    int dims[FERRY_MAX_DIMS], nd = 0;
+    double count = 1.0;
+    for (int d = 0; d < ndim; d++) {
+        bool red = (p[1 + d / 63] >> (d % 63)) & 1;
+        kshape[d] = red ? 1 : shape[d];
+        if (red) {
+            dims[nd++] = d;
+            count *= (double)shape[d];
+        }
+    }
+    ferry_tensor *gk = STEP(&s, ferry_reshape(g, ndim, kshape));
+    switch (op) {
+    case FERRY_REDUCE_SUM: grads[0] = keep(STEP(&s, ferry_expand(gk, ndim, shape))); break;
+    case FERRY_REDUCE_MEAN: {
+        ferry_tensor *q = STEP(&s, ferry_div_scalar(gk, count));
+        grads[0] = keep(STEP(&s, ferry_expand(q, ndim, shape)));
+        break;
+    }
+    case FERRY_REDUCE_MAX:
+    case FERRY_REDUCE_MIN: {
+        /* Every element equal to the result shares the gradient evenly (amax/amin, and
+         * max()/min() over all elements, as PyTorch). */
+        ferry_tensor *a = saved_in(&s, n, 0), *r = saved_in(&s, n, 2);
+        ferry_tensor *rk = STEP(&s, ferry_reshape(r, ndim, kshape));
+        ferry_tensor *mask = STEP(&s, ferry_eq(a, rk));
+        ferry_tensor *cnt = STEP(&s, ferry_sum(mask, nd, dims, true));
+        ferry_tensor *q = STEP(&s, ferry_div(gk, cnt));
+        grads[0] = keep(STEP(&s, ferry_mul(mask, q)));
+        break;
+    }
+    default: return ferry__error(FERRY_ERR_UNSUPPORTED, "%s has no derivative", reduce_names[op]);
+    }
+    return scope_end(&s, grads, 1);
+}
+
+static ferry_status reduce(ferry_reduce_op op, ferry_tensor *out, ferry_tensor *t, int ndims,
+                           const int *dims, bool keepdim, ferry_tensor **result)
+{
+    bool want = ferry__grad_wanted(t, NULL) && op != FERRY_REDUCE_ARGMAX;
+    ferry_status st;
+    if (out) {
+        if ((st = ferry__inplace_check(reduce_names[op], out, want)) != FERRY_OK)
+            return st;
+        st = reduce_forward(op, out, t, ndims, dims, keepdim, result);
+        if (st == FERRY_OK)
+            ferry__version_bump(out);
+        return st;
+    }
+    if (!want)
+        return reduce_forward(op, out, t, ndims, dims, keepdim, result);
+    bool prev = pause_grad();
+    st = reduce_forward(op, out, t, ndims, dims, keepdim, result);
+    resume_grad(prev);
+    if (st != FERRY_OK || !ferry_dtype_is_floating((*result)->dtype))
+        return st;
+    bool all = ndims == 0;
+    const char *name = op == FERRY_REDUCE_SUM    ? (all ? "SumBackward0" : "SumBackward1")
+                       : op == FERRY_REDUCE_MEAN ? (all ? "MeanBackward0" : "MeanBackward1")
+                       : op == FERRY_REDUCE_MAX  ? (all ? "MaxBackward1" : "AmaxBackward0")
+                                                 : (all ? "MinBackward1" : "AminBackward0");
+    ferry_node *n = ferry__node_create(name, reduce_backward, 1, &t);
+    if (!n)
+        return attach_or_fail(NULL, ferry_last_status(), result);
+    /* The forward validated dims; a 64-dim tensor needs two 63-bit words. */
+    int64_t *p = ferry__node_params_alloc(n, 3);
+    p[0] = op;
+    p[1] = p[2] = 0;
+    for (int d = 0; d < t->ndim; d++) {
+        bool red = all;
+        for (int i = 0; i < ndims && !red; i++)
+            red = (dims[i] < 0 ? dims[i] + t->ndim : dims[i]) == d;
+        if (red)
+            p[1 + d / 63] |= (int64_t)1 << (d % 63);
+    }
+    st = FERRY_OK;
+    if (op == FERRY_REDUCE_MAX || op == FERRY_REDUCE_MIN) {
+        st = ferry__node_save(n, 0, t, false);
+        if (st == FERRY_OK)
+            st = ferry__node_save(n, 2, *result, true);
+    }
+    return attach_or_fail(n, st, result);
+}
+
 #define FERRY_DEFINE_REDUCE_(name, OP)                                                      \
     FERRY_API ferry_tensor *ferry_##name(ferry_tensor *t, int ndims, const int *dims,         \
                                          bool keepdim)                                      \
@@ -741,8 +1186,8 @@ static ferry_status materialize(operand *o, const ferry_tensor *like, ferry_dtyp
     return st;
 }
 
-static ferry_status matmul(ferry_tensor *out, ferry_tensor *a, ferry_tensor *b,
-                           ferry_tensor **result)
+static ferry_status matmul_forward(ferry_tensor *out, ferry_tensor *a, ferry_tensor *b,
+                                   ferry_tensor **result)
 {
     ferry_status st;
     if ((st = ferry__check_tensor(a, "matmul")) != FERRY_OK ||
@@ -903,6 +1348,95 @@ static ferry_status matmul(ferry_tensor *out, ferry_tensor *a, ferry_tensor *b,
     ferry_tensor_release(ca);
     ferry_tensor_release(cb);
     return deliver(out, dst, st, result);
+}
+
+/* ---- backward of matmul ---- */
+
+/* grad_a = g @ b^T and grad_b = a^T @ g on operands promoted to >= 2-D (1-D ones as
+ * [1, K] and [K, 1], as the forward does), summed over broadcast batch dims. */
+static ferry_status matmul_backward(ferry_node *n, ferry_tensor *g, ferry_tensor **grads)
+{
+    scope s = {0};
+    bool na = ferry__node_needs(n, 0), nb = ferry__node_needs(n, 1);
+    ferry_tensor *a = saved_in(&s, n, 0), *b = saved_in(&s, n, 1);
+    int and_ = ferry__node_input_ndim(n, 0), bnd = ferry__node_input_ndim(n, 1);
+    if (and_ == 1 && bnd == 1) {
+        if (na)
+            grads[0] = keep(STEP(&s, ferry_mul(g, b)));
+        if (nb)
+            grads[1] = keep(STEP(&s, ferry_mul(g, a)));
+        return scope_end(&s, grads, 2);
+    }
+    ferry_tensor *G = g;
+    if (and_ == 1)
+        G = STEP(&s, ferry_unsqueeze(G, -2));
+    if (bnd == 1)
+        G = STEP(&s, ferry_unsqueeze(G, -1));
+    if (na) {
+        ferry_tensor *B = bnd == 1 ? STEP(&s, ferry_unsqueeze(b, -1)) : b;
+        ferry_tensor *bt = STEP(&s, ferry_transpose(B, -1, -2));
+        ferry_tensor *ga = STEP(&s, ferry_matmul(G, bt));
+        int64_t ashape[FERRY_MAX_DIMS];
+        int A = and_ == 1 ? 2 : and_;
+        const int64_t *as = ferry__node_input_shape(n, 0);
+        if (and_ == 1)
+            ashape[0] = 1, ashape[1] = as[0];
+        else
+            memcpy(ashape, as, (size_t)and_ * sizeof ashape[0]);
+        ferry_tensor *sa = ga ? STEP(&s, ferry__sum_to(ga, A, ashape)) : NULL;
+        grads[0] = keep(STEP(&s, ferry_reshape(sa, and_, as)));
+    }
+    if (nb) {
+        ferry_tensor *Am = and_ == 1 ? STEP(&s, ferry_unsqueeze(a, 0)) : a;
+        ferry_tensor *at = STEP(&s, ferry_transpose(Am, -1, -2));
+        ferry_tensor *gb = STEP(&s, ferry_matmul(at, G));
+        int64_t bshape[FERRY_MAX_DIMS];
+        int B = bnd == 1 ? 2 : bnd;
+        const int64_t *bs = ferry__node_input_shape(n, 1);
+        if (bnd == 1)
+            bshape[0] = bs[0], bshape[1] = 1;
+        else
+            memcpy(bshape, bs, (size_t)bnd * sizeof bshape[0]);
+        ferry_tensor *sb = gb ? STEP(&s, ferry__sum_to(gb, B, bshape)) : NULL;
+        grads[1] = keep(STEP(&s, ferry_reshape(sb, bnd, bs)));
+    }
+    return scope_end(&s, grads, 2);
+}
+
+static ferry_status matmul(ferry_tensor *out, ferry_tensor *a, ferry_tensor *b,
+                           ferry_tensor **result)
+{
+    bool want = ferry__grad_wanted(a, b);
+    ferry_status st;
+    if (out) {
+        if ((st = ferry__inplace_check("matmul", out, want)) != FERRY_OK)
+            return st;
+        st = matmul_forward(out, a, b, result);
+        if (st == FERRY_OK)
+            ferry__version_bump(out);
+        return st;
+    }
+    if (!want)
+        return matmul_forward(out, a, b, result);
+    bool prev = pause_grad();
+    st = matmul_forward(out, a, b, result);
+    resume_grad(prev);
+    if (st != FERRY_OK || !ferry_dtype_is_floating((*result)->dtype))
+        return st;
+    const char *name = a->ndim == 1 && b->ndim == 1   ? "DotBackward0"
+                       : a->ndim == 2 && b->ndim == 1 ? "MvBackward0"
+                       : a->ndim <= 2 && b->ndim <= 2 ? "MmBackward0"
+                                                      : "BmmBackward0";
+    ferry_tensor *inputs[2] = {a, b};
+    ferry_node *n = ferry__node_create(name, matmul_backward, 2, inputs);
+    if (!n)
+        return attach_or_fail(NULL, ferry_last_status(), result);
+    st = FERRY_OK;
+    if (b->requires_grad)
+        st = ferry__node_save(n, 0, a, false);
+    if (st == FERRY_OK && a->requires_grad)
+        st = ferry__node_save(n, 1, b, false);
+    return attach_or_fail(n, st, result);
 }
 
 FERRY_API ferry_tensor *ferry_matmul(ferry_tensor *a, ferry_tensor *b)

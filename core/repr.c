@@ -364,8 +364,14 @@ static int make_suffixes(const ferry_tensor *t, strbuf *suffixes)
         sb_puts(s, "dtype=ferry.");
         sb_puts(s, ferry_dtype_name(dtype));
     }
-    if (ferry_tensor_requires_grad(t))
+    const char *grad_fn = ferry_tensor_grad_fn_name(t);
+    if (grad_fn) {
+        sb_puts(&suffixes[count], "grad_fn=<");
+        sb_puts(&suffixes[count], grad_fn);
+        sb_puts(&suffixes[count++], ">");
+    } else if (ferry_tensor_requires_grad(t)) {
         sb_puts(&suffixes[count++], "requires_grad=True");
+    }
     return count;
 }
 

@@ -367,6 +367,8 @@ ferry_tensor *ferry__tensor_make(ferry_storage *s, size_t byte_offset, ferry_dty
         memcpy(t->strides, strides, (size_t)ndim * sizeof(int64_t));
     else
         ferry__contiguous_strides(ndim, t->shape, t->strides);
+    t->grad_fn = NULL;
+    t->grad_slot = NULL;
     return t;
 }
 
@@ -411,6 +413,7 @@ FERRY_API void ferry_tensor_release(ferry_tensor *t)
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     t->magic = 0; /* a later use of this handle is caught instead of read as garbage */
+    ferry__autograd_release(t);
     ferry__storage_release(t->storage);
     if (t->shape != t->inline_dims)
         free(t->shape);
@@ -484,6 +487,11 @@ FERRY_API ferry_status ferry_tensor_set_requires_grad(ferry_tensor *t, bool requ
     if (requires_grad && !ferry_dtype_is_floating(t->dtype))
         return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                             "only Tensors of floating point dtype can require gradients");
+    if (!requires_grad && t->grad_fn)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "you can only change requires_grad flags of leaf variables. If you "
+                            "want to use a computed variable in a subgraph that doesn't require "
+                            "differentiation use var_no_grad = var.detach().");
     t->requires_grad = requires_grad;
     return FERRY_OK;
 }

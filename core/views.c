@@ -153,7 +153,7 @@ FERRY_API ferry_tensor *ferry_view(ferry_tensor *t, int ndim, const int64_t *sha
                      "instead.");
         return NULL;
     }
-    return make_view(t, ndim, nshape, nstrides, 0);
+    return ferry__ag_view(make_view(t, ndim, nshape, nstrides, 0), t, FERRY_VIEW_VIEW, NULL, 0);
 }
 
 FERRY_API ferry_tensor *ferry_reshape(ferry_tensor *t, int ndim, const int64_t *shape)
@@ -164,13 +164,14 @@ FERRY_API ferry_tensor *ferry_reshape(ferry_tensor *t, int ndim, const int64_t *
     if (infer_shape("ferry_reshape", t, ndim, shape, nshape) != FERRY_OK)
         return NULL;
     if (view_strides(t->ndim, t->shape, t->strides, ndim, nshape, nstrides))
-        return make_view(t, ndim, nshape, nstrides, 0);
+        return ferry__ag_view(make_view(t, ndim, nshape, nstrides, 0), t, FERRY_VIEW_VIEW, NULL,
+                              0);
     ferry_tensor *c = ferry_tensor_clone(t);
     if (!c)
         return NULL;
     ferry_tensor *v = make_view(c, ndim, nshape, NULL, 0);
     ferry_tensor_release(c);
-    return v;
+    return ferry__ag_view(v, t, FERRY_VIEW_RESHAPE_COPY, NULL, 0);
 }
 
 FERRY_API ferry_tensor *ferry_transpose(ferry_tensor *t, int dim0, int dim1)
@@ -179,8 +180,9 @@ FERRY_API ferry_tensor *ferry_transpose(ferry_tensor *t, int dim0, int dim1)
         return NULL;
     if (ferry__wrap_dim(&dim0, t->ndim) != FERRY_OK || ferry__wrap_dim(&dim1, t->ndim) != FERRY_OK)
         return NULL;
+    int64_t dims[2] = {dim0, dim1};
     if (t->ndim == 0)
-        return make_view(t, 0, NULL, NULL, 0);
+        return ferry__ag_view(make_view(t, 0, NULL, NULL, 0), t, FERRY_VIEW_TRANSPOSE, dims, 2);
     int64_t shape[FERRY_MAX_DIMS], strides[FERRY_MAX_DIMS];
     memcpy(shape, t->shape, (size_t)t->ndim * sizeof shape[0]);
     memcpy(strides, t->strides, (size_t)t->ndim * sizeof strides[0]);
@@ -188,7 +190,8 @@ FERRY_API ferry_tensor *ferry_transpose(ferry_tensor *t, int dim0, int dim1)
     shape[dim1] = t->shape[dim0];
     strides[dim0] = t->strides[dim1];
     strides[dim1] = t->strides[dim0];
-    return make_view(t, t->ndim, shape, strides, 0);
+    return ferry__ag_view(make_view(t, t->ndim, shape, strides, 0), t, FERRY_VIEW_TRANSPOSE, dims,
+                          2);
 }
 
 FERRY_API ferry_tensor *ferry_permute(ferry_tensor *t, int ndim, const int *dims)
@@ -220,7 +223,10 @@ FERRY_API ferry_tensor *ferry_permute(ferry_tensor *t, int ndim, const int *dims
         shape[i] = t->shape[d];
         strides[i] = t->strides[d];
     }
-    return make_view(t, ndim, shape, strides, 0);
+    int64_t perm[FERRY_MAX_DIMS];
+    for (int i = 0; i < ndim; i++)
+        perm[i] = dims[i] < 0 ? dims[i] + ndim : dims[i];
+    return ferry__ag_view(make_view(t, ndim, shape, strides, 0), t, FERRY_VIEW_PERMUTE, perm, ndim);
 }
 
 FERRY_API ferry_tensor *ferry_slice(ferry_tensor *t, int dim, int64_t start, int64_t end,
@@ -262,7 +268,9 @@ FERRY_API ferry_tensor *ferry_slice(ferry_tensor *t, int dim, int64_t start, int
         strides[dim] = t->strides[dim];
     /* An empty result keeps the offset where it is: start may equal size. */
     int64_t delta = shape[dim] > 0 ? start * t->strides[dim] : 0;
-    return make_view(t, t->ndim, shape, strides, delta);
+    int64_t args[4] = {dim, start, end, step};
+    return ferry__ag_view(make_view(t, t->ndim, shape, strides, delta), t, FERRY_VIEW_SLICE, args,
+                          4);
 }
 
 FERRY_API ferry_tensor *ferry_expand(ferry_tensor *t, int ndim, const int64_t *shape)
@@ -314,7 +322,7 @@ FERRY_API ferry_tensor *ferry_expand(ferry_tensor *t, int ndim, const int64_t *s
             return NULL;
         }
     }
-    return make_view(t, ndim, nshape, nstrides, 0);
+    return ferry__ag_view(make_view(t, ndim, nshape, nstrides, 0), t, FERRY_VIEW_EXPAND, NULL, 0);
 }
 
 FERRY_API ferry_tensor *ferry_squeeze(ferry_tensor *t, int dim)
@@ -324,7 +332,8 @@ FERRY_API ferry_tensor *ferry_squeeze(ferry_tensor *t, int dim)
     if (ferry__wrap_dim(&dim, t->ndim) != FERRY_OK)
         return NULL;
     if (t->ndim == 0 || t->shape[dim] != 1)
-        return make_view(t, t->ndim, t->shape, t->strides, 0);
+        return ferry__ag_view(make_view(t, t->ndim, t->shape, t->strides, 0), t,
+                              FERRY_VIEW_SQUEEZE_DIM, NULL, 0);
     int64_t shape[FERRY_MAX_DIMS], strides[FERRY_MAX_DIMS];
     int n = 0;
     for (int i = 0; i < t->ndim; i++)
@@ -332,7 +341,7 @@ FERRY_API ferry_tensor *ferry_squeeze(ferry_tensor *t, int dim)
             shape[n] = t->shape[i];
             strides[n++] = t->strides[i];
         }
-    return make_view(t, n, shape, strides, 0);
+    return ferry__ag_view(make_view(t, n, shape, strides, 0), t, FERRY_VIEW_SQUEEZE_DIM, NULL, 0);
 }
 
 FERRY_API ferry_tensor *ferry_squeeze_all(ferry_tensor *t)
@@ -346,7 +355,7 @@ FERRY_API ferry_tensor *ferry_squeeze_all(ferry_tensor *t)
             shape[n] = t->shape[i];
             strides[n++] = t->strides[i];
         }
-    return make_view(t, n, shape, strides, 0);
+    return ferry__ag_view(make_view(t, n, shape, strides, 0), t, FERRY_VIEW_SQUEEZE_ALL, NULL, 0);
 }
 
 FERRY_API ferry_tensor *ferry_unsqueeze(ferry_tensor *t, int dim)
@@ -380,7 +389,7 @@ FERRY_API ferry_tensor *ferry_unsqueeze(ferry_tensor *t, int dim)
             strides[i] = t->strides[j++];
         }
     }
-    return make_view(t, n, shape, strides, 0);
+    return ferry__ag_view(make_view(t, n, shape, strides, 0), t, FERRY_VIEW_UNSQUEEZE, NULL, 0);
 }
 
 FERRY_API ferry_tensor *ferry_flatten(ferry_tensor *t, int start_dim, int end_dim)

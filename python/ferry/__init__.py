@@ -49,10 +49,17 @@ from ferry._ferry import (  # noqa: F401,E402
     uint8,
     zeros,
 )
-from ferry import cuda, opencl  # noqa: E402,F401
+from ferry import autograd, cuda, opencl  # noqa: E402,F401
+from ferry.autograd import (  # noqa: E402,F401
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 
 __all__ = [
-    "Size", "Tensor", "arange", "backend_status", "bfloat16", "bool", "cuda", "device",
+    "Size", "Tensor", "arange", "autograd", "enable_grad", "is_grad_enabled", "no_grad",
+    "set_grad_enabled", "backend_status", "bfloat16", "bool", "cuda", "device",
     "device_count", "devices", "double", "dtype", "empty", "eye", "float", "float16",
     "float32", "float64", "from_dlpack", "from_numpy", "full", "half", "int", "int8",
     "int16", "int32", "int64", "is_available", "long", "ones", "opencl", "short",

@@ -716,8 +716,12 @@ static ferry_tensor *copy_of(ferry_tensor *src, const ferry_dtype *dtype, const 
             goto fail;
         }
     }
-    if (ferry_tensor_requires_grad(cur))
-        ferry_tensor_set_requires_grad(cur, false);
+    if (ferry_tensor_requires_grad(cur)) { /* torch.tensor(t) is t.clone().detach() */
+        next = ferry_tensor_detach(cur);
+        ferry_tensor_release(cur);
+        if (!(cur = next))
+            goto fail;
+    }
     return cur;
 fail:
     fpy_error();

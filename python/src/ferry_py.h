@@ -186,4 +186,8 @@ PyObject *fpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs);
 PyObject *fpy_tensor_dlpack_device(PyObject *self, PyObject *unused);
 PyObject *fpy_from_dlpack(PyObject *module, PyObject *args, PyObject *kwargs);
 
+/* Adds the autograd attributes to ferry.Tensor and the grad-mode functions to the
+ * module (autograd.c); after fpy_tensor_type_init(). */
+int fpy_autograd_init(PyObject *module);
+
 #endif /* FERRY_PY_H */

@@ -233,5 +233,6 @@ int conf_group_matmul(void);
 int conf_group_views(void);
 int conf_group_errors(void);
 int conf_group_casts(void);
+int conf_group_grad(void);
 
 #endif /* FERRY_CONFORMANCE_H */

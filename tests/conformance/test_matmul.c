@@ -96,7 +96,9 @@ static void mm_reference(const conf_array *a, const conf_array *b, mm_ref *r)
                     double x = a->v[ao + i * k + p], y = b->v[bo + p * n + j];
                     acc += x * y;
                     mag += fabs(x * y);
-                    iacc = (int64_t)((uint64_t)iacc + (uint64_t)((int64_t)x * (int64_t)y));
+                    /* Floats (NaN among them) never pass through an int64 conversion. */
+                    if (!conf_is_float(dt))
+                        iacc = (int64_t)((uint64_t)iacc + (uint64_t)((int64_t)x * (int64_t)y));
                 }
                 int64_t o = (bi * m + i) * n + j;
                 if (conf_is_float(dt)) {

@@ -446,6 +446,75 @@ FERRY_API ferry_tensor *ferry_matmul(ferry_tensor *a, ferry_tensor *b);
 FERRY_API ferry_status ferry_matmul_out(ferry_tensor *out, ferry_tensor *a, ferry_tensor *b);
 
 /* ------------------------------------------------------------------------ */
+/* Autograd                                                                 */
+/* ------------------------------------------------------------------------ */
+/* PyTorch's rules (torch.autograd). While grad mode is on (thread-local, on by
+ * default), an op with an input that requires grad returns a tensor that requires grad,
+ * is not a leaf and records its backward node; integer and bool results never require
+ * grad. Backward runs on the calling thread, each formula on the device of its forward.
+ * In-place writes (_out forms, copy_from, fill) into a leaf that requires grad fail while
+ * grad mode is on ("a leaf Variable that requires grad is being used in an in-place
+ * operation."); writing into a tensor a node saved makes the later backward fail ("one of
+ * the variables needed for gradient computation has been modified by an inplace
+ * operation: [...]"). An _out form whose inputs require grad fails in grad mode, as
+ * PyTorch's "functions with out=... arguments don't support automatic differentiation". */
+
+/**
+ * t.backward(grad): accumulates d(t)/d(leaf) . grad into .grad of every leaf that
+ * requires grad (and of non-leaves that called ferry_tensor_retain_grad()).
+ *
+ * @param t             borrowed; must require grad.
+ * @param grad          borrowed, t's shape; NULL only for a one-element t ("grad can be
+ *                      implicitly created only for scalar outputs").
+ * @param retain_graph  keep the saved tensors for another backward; without it a second
+ *                      backward through the graph fails with PyTorch's "Trying to
+ *                      backward through the graph a second time ...".
+ * @return FERRY_OK, or an error status and message (.grad is then partly updated).
+ * Thread-safety: graphs of different threads are independent; one graph is walked by
+ * one thread at a time.
+ */
+FERRY_API ferry_status ferry_backward(ferry_tensor *t, const ferry_tensor *grad, bool retain_graph);
+/** ferry_backward() with create_graph: the gradients stored are differentiable again
+ * (retain_graph is implied, as PyTorch's default). */
+FERRY_API ferry_status ferry_backward_ex(ferry_tensor *t, const ferry_tensor *grad,
+                                         bool retain_graph, bool create_graph);
+/**
+ * torch.autograd.grad: grads[i] receives a new reference to the sum of the gradients of
+ * outputs (each weighted by grad_outputs[j], NULL entries or grad_outputs NULL meaning
+ * ones for one-element outputs) with respect to inputs[i]. No .grad is touched. With
+ * create_graph the results require grad, so second derivatives work. On failure every
+ * grads[i] is NULL.
+ */
+FERRY_API ferry_status ferry_autograd_grad(int n_outputs, ferry_tensor *const *outputs,
+                                           ferry_tensor *const *grad_outputs, int n_inputs,
+                                           ferry_tensor *const *inputs, ferry_tensor **grads,
+                                           bool retain_graph, bool create_graph);
+/** A new reference to t.grad, or NULL when there is none (not an error: the last
+ * status is untouched). */
+FERRY_API ferry_tensor *ferry_tensor_grad(const ferry_tensor *t);
+/** Sets t.grad (borrowed; same dtype, device and shape as t, PyTorch's messages
+ * otherwise); NULL clears it, as zero_grad(set_to_none=True). */
+FERRY_API ferry_status ferry_tensor_set_grad(ferry_tensor *t, const ferry_tensor *grad);
+/** Keeps the gradient of a non-leaf in its .grad during backward (a no-op for leaves);
+ * fails for a tensor that does not require grad. */
+FERRY_API ferry_status ferry_tensor_retain_grad(ferry_tensor *t);
+/** Whether ferry_tensor_retain_grad() was called on this non-leaf. */
+FERRY_API bool ferry_tensor_retains_grad(const ferry_tensor *t);
+/** True for tensors no recorded op made (creation, from_blob, DLPack, detach). */
+FERRY_API bool ferry_tensor_is_leaf(const ferry_tensor *t);
+/** PyTorch's name of t's backward node ("MulBackward0"), NULL for leaves; static
+ * storage. */
+FERRY_API const char *ferry_tensor_grad_fn_name(const ferry_tensor *t);
+/** An address identifying t's backward node (equal for tensors sharing one), NULL for
+ * leaves; for bindings that wrap nodes. */
+FERRY_API const void *ferry_tensor_grad_fn_id(const ferry_tensor *t);
+/** Whether grad mode is on for this thread. */
+FERRY_API bool ferry_grad_enabled(void);
+/** Sets this thread's grad mode; returns the previous one (torch.no_grad is
+ * prev = ferry_set_grad_enabled(false) ... ferry_set_grad_enabled(prev)). */
+FERRY_API bool ferry_set_grad_enabled(bool on);
+
+/* ------------------------------------------------------------------------ */
 /* Interchange (DLPack)                                                     */
 /* ------------------------------------------------------------------------ */
 

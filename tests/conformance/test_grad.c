@@ -1,0 +1,658 @@
+/* Gradient check: every differentiable op, in float32 and float64, with inputs in each
+ * layout (contiguous, transposed, sliced, expanded) and broadcast against each other, on
+ * every device. The analytic gradient of L = sum(f(x) * w) from ferry_backward is
+ * compared with central finite differences of L computed here in double precision (the
+ * forward evaluated on the cpu in float64 with host-perturbed inputs; no engine involved).
+ * Second derivatives (create_graph) are checked the same way for a set of ops. */
+#include "conformance.h"
+
+#define MAX_IN 2
+
+typedef ferry_tensor *(*grad_fn)(ferry_tensor *const *in);
+
+typedef struct gcase {
+    const char *name;
+    grad_fn fn;
+    int nin;
+    int ndim[MAX_IN];
+    int64_t shape[MAX_IN][4];
+    double lo, hi; /* input values, kept clear of kinks and ties */
+} gcase;
+
+/* ---- the functions under test ---------------------------------------------------- */
+
+#define UNARY(op)                                                                           \
+    static ferry_tensor *f_##op(ferry_tensor *const *in)                                    \
+    {                                                                                       \
+        return ferry_##op(in[0]);                                                           \
+    }
+UNARY(neg) UNARY(abs) UNARY(exp) UNARY(log) UNARY(sqrt) UNARY(sin) UNARY(cos) UNARY(tanh)
+UNARY(sigmoid) UNARY(relu)
+
+#define BINARY(op)                                                                          \
+    static ferry_tensor *f_##op(ferry_tensor *const *in)                                    \
+    {                                                                                       \
+        return ferry_##op(in[0], in[1]);                                                    \
+    }
+BINARY(add) BINARY(sub) BINARY(mul) BINARY(div) BINARY(pow) BINARY(maximum) BINARY(minimum)
+BINARY(matmul)
+
+static ferry_tensor *f_add_s(ferry_tensor *const *in) { return ferry_add_scalar(in[0], 1.5); }
+static ferry_tensor *f_sub_s(ferry_tensor *const *in) { return ferry_sub_scalar(in[0], 0.25); }
+static ferry_tensor *f_mul_s(ferry_tensor *const *in) { return ferry_mul_scalar(in[0], -3.0); }
+static ferry_tensor *f_div_s(ferry_tensor *const *in) { return ferry_div_scalar(in[0], 4.0); }
+static ferry_tensor *f_pow_s(ferry_tensor *const *in) { return ferry_pow_scalar(in[0], 3.0); }
+static ferry_tensor *f_pow_h(ferry_tensor *const *in) { return ferry_pow_scalar(in[0], 0.5); }
+static ferry_tensor *f_max_s(ferry_tensor *const *in) { return ferry_maximum_scalar(in[0], 0.1); }
+static ferry_tensor *f_min_s(ferry_tensor *const *in) { return ferry_minimum_scalar(in[0], 0.1); }
+
+static ferry_tensor *f_sum(ferry_tensor *const *in) { return ferry_sum(in[0], 0, NULL, false); }
+static ferry_tensor *f_sum0(ferry_tensor *const *in)
+{
+    int d = 0;
+    return ferry_sum(in[0], 1, &d, false);
+}
+static ferry_tensor *f_sum1k(ferry_tensor *const *in)
+{
+    int d = -1;
+    return ferry_sum(in[0], 1, &d, true);
+}
+static ferry_tensor *f_mean(ferry_tensor *const *in) { return ferry_mean(in[0], 0, NULL, false); }
+static ferry_tensor *f_mean1(ferry_tensor *const *in)
+{
+    int d = 1;
+    return ferry_mean(in[0], 1, &d, false);
+}
+static ferry_tensor *f_max(ferry_tensor *const *in) { return ferry_max(in[0], 0, NULL, false); }
+static ferry_tensor *f_min(ferry_tensor *const *in) { return ferry_min(in[0], 0, NULL, false); }
+static ferry_tensor *f_max1(ferry_tensor *const *in)
+{
+    int d = 1;
+    return ferry_max(in[0], 1, &d, false);
+}
+static ferry_tensor *f_min0k(ferry_tensor *const *in)
+{
+    int d = 0;
+    return ferry_min(in[0], 1, &d, true);
+}
+
+static ferry_tensor *f_reshape(ferry_tensor *const *in)
+{
+    int64_t s[2] = {3, -1};
+    return ferry_reshape(in[0], 2, s);
+}
+static ferry_tensor *f_view(ferry_tensor *const *in)
+{
+    /* view needs compatible strides; reshape falls back to a copy otherwise */
+    ferry_tensor *c = ferry_tensor_contiguous(in[0]);
+    int64_t s[1] = {-1};
+    ferry_tensor *r = c ? ferry_view(c, 1, s) : NULL;
+    ferry_tensor_release(c);
+    return r;
+}
+static ferry_tensor *f_transpose(ferry_tensor *const *in) { return ferry_transpose(in[0], 0, 1); }
+static ferry_tensor *f_permute(ferry_tensor *const *in)
+{
+    int p[3] = {2, 0, 1};
+    return ferry_permute(in[0], 3, p);
+}
+static ferry_tensor *f_slice(ferry_tensor *const *in) { return ferry_slice(in[0], 1, 0, 3, 2); }
+static ferry_tensor *f_slice_neg(ferry_tensor *const *in)
+{
+    return ferry_slice(in[0], -1, -2, 100, 1);
+}
+static ferry_tensor *f_expand(ferry_tensor *const *in)
+{
+    int64_t s[3] = {2, 2, 3};
+    return ferry_expand(in[0], 3, s);
+}
+static ferry_tensor *f_squeeze(ferry_tensor *const *in) { return ferry_squeeze(in[0], 1); }
+static ferry_tensor *f_squeeze_all(ferry_tensor *const *in) { return ferry_squeeze_all(in[0]); }
+static ferry_tensor *f_unsqueeze(ferry_tensor *const *in) { return ferry_unsqueeze(in[0], 1); }
+static ferry_tensor *f_flatten(ferry_tensor *const *in) { return ferry_flatten(in[0], 0, -1); }
+static ferry_tensor *f_clone(ferry_tensor *const *in) { return ferry_tensor_clone(in[0]); }
+static ferry_tensor *f_contiguous(ferry_tensor *const *in)
+{
+    return ferry_tensor_contiguous(in[0]);
+}
+/* float32 inputs go through float64 and their gradient back to float32 (float64 ones
+ * stay: a float32 detour would leave finite differences without the digits to check). */
+static ferry_tensor *f_to_dtype(ferry_tensor *const *in)
+{
+    ferry_tensor *c = ferry_tensor_to_dtype(in[0], FERRY_FLOAT64);
+    ferry_tensor *s = c ? ferry_mul(c, c) : NULL;
+    ferry_tensor_release(c);
+    return s;
+}
+/* to() the cpu and back: the gradient crosses devices twice. */
+static ferry_tensor *f_to_cpu(ferry_tensor *const *in)
+{
+    ferry_tensor *c = ferry_tensor_cpu(in[0]);
+    ferry_tensor *e = c ? ferry_exp(c) : NULL;
+    char dev[32];
+    ferry_device_format(ferry_tensor_device(in[0]), dev, sizeof dev);
+    ferry_tensor *b = e ? ferry_tensor_to(e, dev) : NULL;
+    ferry_tensor *r = b ? ferry_mul(b, in[0]) : NULL;
+    ferry_tensor_release(c);
+    ferry_tensor_release(e);
+    ferry_tensor_release(b);
+    return r;
+}
+/* A composite: softmax cross-entropy style, the MLP example's loss. */
+static ferry_tensor *f_logsumexp(ferry_tensor *const *in)
+{
+    int d = 1;
+    ferry_tensor *m = ferry_max(in[0], 1, &d, true);
+    ferry_tensor *md = m ? ferry_tensor_detach(m) : NULL;
+    ferry_tensor *z = md ? ferry_sub(in[0], md) : NULL;
+    ferry_tensor *e = z ? ferry_exp(z) : NULL;
+    ferry_tensor *s = e ? ferry_sum(e, 1, &d, true) : NULL;
+    ferry_tensor *l = s ? ferry_log(s) : NULL;
+    ferry_tensor *r = l ? ferry_add(l, md) : NULL;
+    ferry_tensor_release(m);
+    ferry_tensor_release(md);
+    ferry_tensor_release(z);
+    ferry_tensor_release(e);
+    ferry_tensor_release(s);
+    ferry_tensor_release(l);
+    return r;
+}
+
+static const gcase cases[] = {
+    {"neg", f_neg, 1, {2}, {{2, 3}}, -2, 2},
+    {"abs", f_abs, 1, {2}, {{2, 3}}, -2, 2},
+    {"exp", f_exp, 1, {2}, {{2, 3}}, -2, 2},
+    {"log", f_log, 1, {2}, {{2, 3}}, 0.5, 3},
+    {"sqrt", f_sqrt, 1, {2}, {{2, 3}}, 0.5, 3},
+    {"sin", f_sin, 1, {2}, {{2, 3}}, -2, 2},
+    {"cos", f_cos, 1, {2}, {{2, 3}}, -2, 2},
+    {"tanh", f_tanh, 1, {2}, {{2, 3}}, -2, 2},
+    {"sigmoid", f_sigmoid, 1, {2}, {{2, 3}}, -2, 2},
+    {"relu", f_relu, 1, {2}, {{2, 3}}, -2, 2},
+    {"add", f_add, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},
+    {"add_bcast", f_add, 2, {2, 1}, {{2, 3}, {3}}, -2, 2},
+    {"sub_bcast", f_sub, 2, {2, 2}, {{2, 1}, {2, 3}}, -2, 2},
+    {"mul", f_mul, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},
+    {"mul_bcast", f_mul, 2, {2, 3}, {{3, 1}, {2, 1, 3}}, -2, 2},
+    {"div", f_div, 2, {2, 2}, {{2, 3}, {2, 3}}, 0.5, 2},
+    {"div_bcast", f_div, 2, {2, 1}, {{2, 3}, {3}}, 0.5, 2},
+    {"pow", f_pow, 2, {2, 2}, {{2, 3}, {2, 3}}, 0.5, 2},
+    {"maximum", f_maximum, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},
+    {"minimum_bcast", f_minimum, 2, {2, 1}, {{2, 3}, {3}}, -2, 2},
+    {"add_scalar", f_add_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"sub_scalar", f_sub_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"mul_scalar", f_mul_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"div_scalar", f_div_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"pow_scalar", f_pow_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"pow_half", f_pow_h, 1, {2}, {{2, 3}}, 0.5, 2},
+    {"maximum_scalar", f_max_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"minimum_scalar", f_min_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"sum", f_sum, 1, {2}, {{2, 3}}, -2, 2},
+    {"sum_dim0", f_sum0, 1, {2}, {{2, 3}}, -2, 2},
+    {"sum_dim-1_keepdim", f_sum1k, 1, {2}, {{2, 3}}, -2, 2},
+    {"mean", f_mean, 1, {2}, {{2, 3}}, -2, 2},
+    {"mean_dim1", f_mean1, 1, {2}, {{2, 3}}, -2, 2},
+    {"max", f_max, 1, {2}, {{2, 3}}, -2, 2},
+    {"min", f_min, 1, {2}, {{2, 3}}, -2, 2},
+    {"amax_dim1", f_max1, 1, {2}, {{2, 3}}, -2, 2},
+    {"amin_dim0_keepdim", f_min0k, 1, {2}, {{2, 3}}, -2, 2},
+    {"matmul_2d", f_matmul, 2, {2, 2}, {{2, 3}, {3, 2}}, -2, 2},
+    {"matmul_1d_1d", f_matmul, 2, {1, 1}, {{3}, {3}}, -2, 2},
+    {"matmul_2d_1d", f_matmul, 2, {2, 1}, {{2, 3}, {3}}, -2, 2},
+    {"matmul_1d_2d", f_matmul, 2, {1, 2}, {{3}, {3, 2}}, -2, 2},
+    {"matmul_batched", f_matmul, 2, {3, 3}, {{2, 2, 3}, {2, 3, 2}}, -2, 2},
+    {"matmul_bcast_batch", f_matmul, 2, {3, 2}, {{2, 2, 3}, {3, 2}}, -2, 2},
+    {"matmul_bcast_batch1", f_matmul, 2, {3, 4}, {{1, 2, 3}, {2, 1, 3, 2}}, -2, 2},
+    {"reshape", f_reshape, 1, {2}, {{2, 3}}, -2, 2},
+    {"view", f_view, 1, {2}, {{2, 3}}, -2, 2},
+    {"transpose", f_transpose, 1, {2}, {{2, 3}}, -2, 2},
+    {"permute", f_permute, 1, {3}, {{2, 2, 3}}, -2, 2},
+    {"slice_step2", f_slice, 1, {2}, {{2, 3}}, -2, 2},
+    {"slice_negative", f_slice_neg, 1, {2}, {{2, 3}}, -2, 2},
+    {"expand", f_expand, 1, {3}, {{2, 1, 3}}, -2, 2},
+    {"squeeze", f_squeeze, 1, {3}, {{2, 1, 3}}, -2, 2},
+    {"squeeze_all", f_squeeze_all, 1, {3}, {{2, 1, 3}}, -2, 2},
+    {"unsqueeze", f_unsqueeze, 1, {2}, {{2, 3}}, -2, 2},
+    {"flatten", f_flatten, 1, {2}, {{2, 3}}, -2, 2},
+    {"clone", f_clone, 1, {2}, {{2, 3}}, -2, 2},
+    {"contiguous", f_contiguous, 1, {2}, {{2, 3}}, -2, 2},
+    {"to_dtype", f_to_dtype, 1, {2}, {{2, 3}}, -2, 2},
+    {"to_cpu_and_back", f_to_cpu, 1, {2}, {{2, 3}}, -1, 1},
+    {"logsumexp", f_logsumexp, 1, {2}, {{2, 3}}, -2, 2},
+};
+
+/* ---- inputs ---------------------------------------------------------------------- */
+
+/* Distinct values of the domain on a grid of 1/64 (exact in float32), shuffled by the
+ * case's seed, so no two elements tie and none sits on a kink (0 or 0.1). */
+static void gen_values(conf_rng *r, double lo, double hi, conf_array *a, int which)
+{
+    /* A second input sits between the first's grid points: no ties across them. */
+    double off = which ? 1.0 / 128 : 0.0;
+    int64_t steps = (int64_t)((hi - lo) * 64);
+    for (int64_t i = 0; i < a->numel; i++) {
+        for (;;) {
+            double v = lo + off + (double)(conf_next(r) % (uint64_t)steps) / 64.0;
+            bool ok = fabs(v) > 0.05 && fabs(v - 0.1) > 0.05;
+            for (int64_t j = 0; ok && j < i; j++)
+                ok = fabs(a->v[j] - v) > 0.01;
+            if (ok) {
+                a->v[i] = v;
+                break;
+            }
+        }
+    }
+}
+
+/* The weights of L: 0.5 .. 1.5 in steps of 1/8, exact in both dtypes. */
+static void gen_weights(conf_rng *r, conf_array *w)
+{
+    for (int64_t i = 0; i < w->numel; i++)
+        w->v[i] = 0.5 + (double)(conf_next(r) % 9) / 8.0;
+}
+
+static ferry_tensor *upload(const conf_array *a, ferry_dtype dt, const char *device)
+{
+    conf_array c = *a;
+    c.dtype = dt;
+    void *bytes = conf_encode(&c);
+    ferry_tensor *t = ferry_tensor_from_data(bytes, dt, a->ndim, a->shape, device);
+    free(bytes);
+    return t;
+}
+
+/* L = sum(f(x) * w), the forward alone, in float64 on the cpu from host values. */
+static bool eval_loss(const gcase *c, conf_array *x, const conf_array *w, double *loss)
+{
+    ferry_tensor *in[MAX_IN] = {NULL};
+    bool ok = true;
+    for (int i = 0; i < c->nin; i++)
+        ok = ok && (in[i] = upload(&x[i], FERRY_FLOAT64, "cpu")) != NULL;
+    ferry_tensor *y = ok ? c->fn(in) : NULL;
+    ok = y != NULL && ferry_tensor_numel(y) == w->numel;
+    if (ok) {
+        double *v = malloc((size_t)w->numel * sizeof *v);
+        ferry_tensor *y64 = ferry_tensor_to_dtype(y, FERRY_FLOAT64);
+        ok = y64 && ferry_tensor_copy_to_host(y64, v, (size_t)w->numel * sizeof *v) == FERRY_OK;
+        double s = 0;
+        for (int64_t i = 0; ok && i < w->numel; i++)
+            s += v[i] * w->v[i];
+        *loss = s;
+        ferry_tensor_release(y64);
+        free(v);
+    }
+    ferry_tensor_release(y);
+    for (int i = 0; i < c->nin; i++)
+        ferry_tensor_release(in[i]);
+    return ok;
+}
+
+/* dL/dx[k] by central differences on the host values. */
+static bool finite_diff(const gcase *c, conf_array *x, const conf_array *w, int k, double *out)
+{
+    for (int64_t i = 0; i < x[k].numel; i++) {
+        double v = x[k].v[i], h = 1e-6 * (1 + fabs(v)), lp, lm;
+        x[k].v[i] = v + h;
+        bool ok = eval_loss(c, x, w, &lp);
+        x[k].v[i] = v - h;
+        ok = ok && eval_loss(c, x, w, &lm);
+        x[k].v[i] = v;
+        if (!ok)
+            return false;
+        out[i] = (lp - lm) / (2 * h);
+    }
+    return true;
+}
+
+static const conf_layout layouts[] = {CONF_CONTIGUOUS, CONF_TRANSPOSED, CONF_SLICED,
+                                      CONF_EXPANDED};
+
+/* The operand spec of input k in a layout; false when the layout does not apply. */
+static bool spec_of(const gcase *c, int k, conf_layout l, conf_operand *spec)
+{
+    memset(spec, 0, sizeof *spec);
+    spec->ndim = c->ndim[k];
+    memcpy(spec->shape, c->shape[k], (size_t)c->ndim[k] * sizeof spec->shape[0]);
+    spec->layout = l;
+    if (l == CONF_TRANSPOSED)
+        return spec->ndim >= 2;
+    if (l == CONF_EXPANDED) {
+        /* expanded from size 1 in the first dim longer than 1 */
+        spec->from_ndim = spec->ndim;
+        memcpy(spec->from, spec->shape, (size_t)spec->ndim * sizeof spec->from[0]);
+        for (int d = 0; d < spec->ndim; d++)
+            if (spec->shape[d] > 1) {
+                spec->from[d] = 1;
+                return true;
+            }
+        return false;
+    }
+    return true;
+}
+
+static void check_case(const gcase *c, ferry_dtype dt, conf_layout l, const char *device)
+{
+    char kase[96];
+    snprintf(kase, sizeof kase, "%s layout", conf_layout_name(l));
+    conf_where w = {c->name, conf_dtype_name(dt), kase, device};
+    conf_operand spec[MAX_IN];
+    /* The layout goes to the first input; a second input stays contiguous. */
+    for (int k = 0; k < c->nin; k++)
+        if (!spec_of(c, k, k == 0 ? l : CONF_CONTIGUOUS, &spec[k]))
+            return;
+    conf_rng r = conf_rng_seed(c->name, "grad", kase, 7);
+    conf_array src[MAX_IN], logical[MAX_IN];
+    ferry_tensor *in[MAX_IN] = {NULL};
+    int built = 0;
+    bool ok = true;
+    for (int k = 0; k < c->nin && ok; k++) {
+        int snd;
+        int64_t sshape[CONF_MAX_DIMS];
+        conf_source_shape(&spec[k], &snd, sshape);
+        conf_array_init(&src[k], dt, snd, sshape);
+        gen_values(&r, c->lo, c->hi, &src[k], k);
+        in[k] = conf_build(&w, &spec[k], &src[k], device, &logical[k]);
+        built = k + 1;
+        ok = in[k] && ferry_tensor_set_requires_grad(in[k], true) == FERRY_OK;
+    }
+    ferry_tensor *y = ok ? c->fn(in) : NULL;
+    if (ok && !y)
+        conf_fail_call(&w, "the op");
+    conf_array wts = {0};
+    ferry_tensor *wt = NULL, *prod = NULL, *loss = NULL;
+    if (y) {
+        /* contiguous() of a contiguous tensor is the tensor itself, as in PyTorch */
+        if (!ferry_tensor_requires_grad(y) || (ferry_tensor_is_leaf(y) && y != in[0]))
+            conf_fail(&w, "the result does not require grad or is a leaf");
+        conf_array_init(&wts, dt, ferry_tensor_ndim(y), ferry_tensor_shape(y));
+        gen_weights(&r, &wts);
+        wt = upload(&wts, ferry_tensor_dtype(y), device);
+        prod = wt ? ferry_mul(y, wt) : NULL;
+        loss = prod ? ferry_sum(prod, 0, NULL, false) : NULL;
+        if (!loss || ferry_backward(loss, NULL, false) != FERRY_OK)
+            conf_fail_call(&w, "ferry_backward");
+        else {
+            for (int k = 0; k < c->nin; k++) {
+                double *fd = malloc((size_t)logical[k].numel * sizeof *fd);
+                conf_array got;
+                ferry_tensor *g = ferry_tensor_grad(in[k]);
+                if (!g) {
+                    conf_fail(&w, "input %d has no .grad after backward", k);
+                } else if (!finite_diff(c, logical, &wts, k, fd)) {
+                    conf_fail_call(&w, "the float64 cpu forward for finite differences");
+                } else if (conf_read(&w, g, dt, logical[k].ndim, logical[k].shape, device,
+                                     &got)) {
+                    double tol = dt == FERRY_FLOAT64 ? 1e-6 : 2e-3;
+                    for (int64_t i = 0; i < got.numel; i++)
+                        if (!(fabs(got.v[i] - fd[i]) <= tol * (1 + fabs(fd[i])))) {
+                            conf_fail(&w, "d/dinput%d[%lld]: engine %.9g, finite differences "
+                                          "%.9g",
+                                      k, (long long)i, got.v[i], fd[i]);
+                            break;
+                        }
+                    conf_array_free(&got);
+                }
+                ferry_tensor_release(g);
+                free(fd);
+            }
+        }
+        conf_array_free(&wts);
+    }
+    ferry_tensor_release(loss);
+    ferry_tensor_release(prod);
+    ferry_tensor_release(wt);
+    ferry_tensor_release(y);
+    for (int k = 0; k < built; k++) {
+        ferry_tensor_release(in[k]);
+        conf_array_free(&src[k]);
+        conf_array_free(&logical[k]);
+    }
+}
+
+static void test_grad_matches_finite_differences(void **state)
+{
+    (void)state;
+    const ferry_dtype dts[] = {FERRY_FLOAT32, FERRY_FLOAT64};
+    CONF_FOR_EACH_DEVICE(dev)
+    {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            for (size_t d = 0; d < 2; d++)
+                for (size_t l = 0; l < sizeof layouts / sizeof layouts[0]; l++)
+                    check_case(&cases[i], dts[d], layouts[l], dev);
+    }
+    conf_finish();
+}
+
+/* ---- second derivatives ----------------------------------------------------------- */
+
+/* The Hessian-vector product of L = sum(f(x * x) * w) over all inputs jointly: the
+ * gradients g from ferry_autograd_grad with create_graph, then the gradient of
+ * sum_k(g_k . v_k), against central differences of that sum with g from the engine
+ * (float64, cpu). Squaring the inputs gives linear ops a second derivative too. */
+static bool squared_grads(const gcase *c, conf_array *x, const conf_array *w, const char *device,
+                          bool create, ferry_tensor **in, ferry_tensor **g)
+{
+    ferry_tensor *sq[MAX_IN] = {NULL};
+    bool ok = true;
+    for (int i = 0; i < c->nin; i++) {
+        ok = ok && (in[i] = upload(&x[i], FERRY_FLOAT64, device)) &&
+             ferry_tensor_set_requires_grad(in[i], true) == FERRY_OK;
+        ok = ok && (sq[i] = ferry_mul(in[i], in[i]));
+    }
+    ferry_tensor *y = ok ? c->fn(sq) : NULL;
+    ferry_tensor *wt = y && w ? upload(w, FERRY_FLOAT64, device) : NULL;
+    ferry_tensor *p = wt ? ferry_mul(y, wt) : NULL;
+    ferry_tensor *l = p ? ferry_sum(p, 0, NULL, false) : NULL;
+    ok = l && ferry_autograd_grad(1, &l, NULL, c->nin, in, g, create, create) == FERRY_OK;
+    ferry_tensor_release(l);
+    ferry_tensor_release(p);
+    ferry_tensor_release(wt);
+    ferry_tensor_release(y);
+    for (int i = 0; i < c->nin; i++)
+        ferry_tensor_release(sq[i]);
+    return ok;
+}
+
+static void release_all(ferry_tensor **t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        ferry_tensor_release(t[i]);
+        t[i] = NULL;
+    }
+}
+
+/* sum_k(g_k . v_k) with g from the engine. */
+static bool grad_dot(const gcase *c, conf_array *x, const conf_array *w, const conf_array *v,
+                     double *out)
+{
+    ferry_tensor *in[MAX_IN] = {NULL}, *g[MAX_IN] = {NULL};
+    bool ok = squared_grads(c, x, w, "cpu", false, in, g);
+    double s = 0;
+    for (int k = 0; ok && k < c->nin; k++) {
+        double *gv = malloc((size_t)v[k].numel * sizeof *gv);
+        ok = ferry_tensor_copy_to_host(g[k], gv, (size_t)v[k].numel * sizeof *gv) == FERRY_OK;
+        for (int64_t i = 0; ok && i < v[k].numel; i++)
+            s += gv[i] * v[k].v[i];
+        free(gv);
+    }
+    *out = s;
+    release_all(g, c->nin);
+    release_all(in, c->nin);
+    return ok;
+}
+
+static void check_second(const gcase *c, const char *device)
+{
+    conf_where w = {c->name, "float64", "second derivative", device};
+    conf_rng r = conf_rng_seed(c->name, "gradgrad", "", 11);
+    conf_array x[MAX_IN], v[MAX_IN], wts;
+    for (int k = 0; k < c->nin; k++) {
+        conf_array_init(&x[k], FERRY_FLOAT64, c->ndim[k], c->shape[k]);
+        /* x * x must stay in the op's domain and clear of its kinks */
+        gen_values(&r, sqrt(c->lo > 0.5 ? c->lo : 0.5), sqrt(c->hi), &x[k], k);
+        conf_array_init(&v[k], FERRY_FLOAT64, c->ndim[k], c->shape[k]);
+        gen_weights(&r, &v[k]);
+    }
+    ferry_tensor *tmp[MAX_IN] = {NULL};
+    for (int k = 0; k < c->nin; k++)
+        tmp[k] = upload(&x[k], FERRY_FLOAT64, "cpu");
+    ferry_tensor *y = c->fn(tmp);
+    assert_non_null(y);
+    conf_array_init(&wts, FERRY_FLOAT64, ferry_tensor_ndim(y), ferry_tensor_shape(y));
+    gen_weights(&r, &wts);
+    ferry_tensor_release(y);
+    release_all(tmp, c->nin);
+
+    ferry_tensor *in[MAX_IN] = {NULL}, *g[MAX_IN] = {NULL}, *h[MAX_IN] = {NULL};
+    ferry_tensor *s = NULL;
+    if (!squared_grads(c, x, &wts, device, true, in, g)) {
+        conf_fail_call(&w, "ferry_autograd_grad(create_graph)");
+        goto done;
+    }
+    for (int k = 0; k < c->nin; k++) {
+        if (!ferry_tensor_requires_grad(g[k])) {
+            conf_fail(&w, "gradient %d made with create_graph does not require grad", k);
+            goto done;
+        }
+        ferry_tensor *vt = upload(&v[k], FERRY_FLOAT64, device);
+        ferry_tensor *gv = vt ? ferry_mul(g[k], vt) : NULL;
+        ferry_tensor *part = gv ? ferry_sum(gv, 0, NULL, false) : NULL;
+        ferry_tensor *acc = part && s ? ferry_add(s, part) : ferry_tensor_retain(part);
+        ferry_tensor_release(s);
+        s = acc;
+        ferry_tensor_release(part);
+        ferry_tensor_release(gv);
+        ferry_tensor_release(vt);
+    }
+    if (!s || ferry_autograd_grad(1, &s, NULL, c->nin, in, h, false, false) != FERRY_OK) {
+        conf_fail_call(&w, "ferry_autograd_grad of the gradients");
+        goto done;
+    }
+    for (int k = 0; k < c->nin; k++) {
+        conf_array got;
+        if (!conf_read(&w, h[k], FERRY_FLOAT64, x[k].ndim, x[k].shape, device, &got))
+            break;
+        for (int64_t i = 0; i < x[k].numel; i++) {
+            double xv = x[k].v[i], step = 1e-5 * (1 + fabs(xv)), lp = 0, lm = 0;
+            x[k].v[i] = xv + step;
+            bool ok = grad_dot(c, x, &wts, v, &lp);
+            x[k].v[i] = xv - step;
+            ok = ok && grad_dot(c, x, &wts, v, &lm);
+            x[k].v[i] = xv;
+            double fd = (lp - lm) / (2 * step);
+            if (!ok || !(fabs(got.v[i] - fd) <= 1e-5 * (1 + fabs(fd)))) {
+                conf_fail(&w, "(H v)[input %d][%lld]: engine %.9g, finite differences %.9g", k,
+                          (long long)i, got.v[i], fd);
+                break;
+            }
+        }
+        conf_array_free(&got);
+    }
+done:
+    ferry_tensor_release(s);
+    release_all(h, c->nin);
+    release_all(g, c->nin);
+    release_all(in, c->nin);
+    conf_array_free(&wts);
+    for (int k = 0; k < c->nin; k++) {
+        conf_array_free(&v[k]);
+        conf_array_free(&x[k]);
+    }
+}
+
+static void test_grad_second_derivatives_match_finite_differences(void **state)
+{
+    (void)state;
+    static const char *const ops[] = {
+        "abs",       "exp",         "log",        "sqrt",         "sin",
+        "cos",       "tanh",        "sigmoid",    "relu",         "add_bcast",
+        "mul_bcast", "div",         "pow",        "pow_scalar",   "maximum",
+        "sum_dim0",  "mean_dim1",   "max",        "amax_dim1",    "matmul_2d",
+        "matmul_1d_2d", "matmul_bcast_batch", "transpose", "permute", "slice_step2",
+        "expand",    "squeeze",     "unsqueeze",  "reshape",      "clone",
+        "to_dtype",  "to_cpu_and_back", "logsumexp"};
+    CONF_FOR_EACH_DEVICE(dev)
+    {
+        for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                if (strcmp(cases[i].name, ops[o]) == 0)
+                    check_second(&cases[i], dev);
+    }
+    conf_finish();
+}
+
+/* ---- ties -------------------------------------------------------------------------- */
+
+/* max/min over all elements and amax/amin over dims split the gradient evenly between
+ * equal elements; maximum/minimum give each side half at a tie (PyTorch). */
+static void test_grad_ties_split_evenly(void **state)
+{
+    (void)state;
+    CONF_FOR_EACH_DEVICE(dev)
+    {
+        conf_where w = {"max ties", "float64", "", dev};
+        double xv[6] = {3, 1, 3, 2, 2, 0};
+        int64_t shape[2] = {2, 3};
+        ferry_tensor *x = ferry_tensor_from_data(xv, FERRY_FLOAT64, 2, shape, dev);
+        ferry_tensor_set_requires_grad(x, true);
+        ferry_tensor *m = ferry_max(x, 0, NULL, false);
+        int d = 1;
+        ferry_tensor *ma = ferry_max(x, 1, &d, false);
+        ferry_tensor *sa = ma ? ferry_sum(ma, 0, NULL, false) : NULL;
+        ferry_tensor *t = m && sa ? ferry_add(m, sa) : NULL;
+        if (!t || ferry_backward(t, NULL, false) != FERRY_OK) {
+            conf_fail_call(&w, "backward");
+        } else {
+            ferry_tensor *g = ferry_tensor_grad(x);
+            conf_array got;
+            /* max(): 1/2 to each 3; amax(dim 1): row 0 splits between its two 3s, row 1
+             * between its two 2s. */
+            double want[6] = {1, 0, 1, 0.5, 0.5, 0};
+            if (conf_read(&w, g, FERRY_FLOAT64, 2, shape, dev, &got)) {
+                for (int i = 0; i < 6; i++)
+                    if (got.v[i] != want[i])
+                        conf_fail(&w, "grad[%d] = %g, want %g", i, got.v[i], want[i]);
+                conf_array_free(&got);
+            }
+            ferry_tensor_release(g);
+        }
+        ferry_tensor *b = ferry_tensor_from_data((double[6]){3, 0, 3, 2, 5, 0}, FERRY_FLOAT64, 2,
+                                                 shape, dev);
+        ferry_tensor_set_grad(x, NULL);
+        ferry_tensor *mx = b ? ferry_maximum(x, b) : NULL;
+        ferry_tensor *ms = mx ? ferry_sum(mx, 0, NULL, false) : NULL;
+        if (!ms || ferry_backward(ms, NULL, false) != FERRY_OK) {
+            conf_fail_call(&w, "backward of maximum");
+        } else {
+            ferry_tensor *g = ferry_tensor_grad(x);
+            conf_array got;
+            double want[6] = {0.5, 1, 0.5, 0.5, 0, 0.5};
+            if (conf_read(&w, g, FERRY_FLOAT64, 2, shape, dev, &got)) {
+                for (int i = 0; i < 6; i++)
+                    if (got.v[i] != want[i])
+                        conf_fail(&w, "maximum grad[%d] = %g, want %g", i, got.v[i], want[i]);
+                conf_array_free(&got);
+            }
+            ferry_tensor_release(g);
+        }
+        ferry_tensor_release(ms);
+        ferry_tensor_release(mx);
+        ferry_tensor_release(b);
+        ferry_tensor_release(t);
+        ferry_tensor_release(sa);
+        ferry_tensor_release(ma);
+        ferry_tensor_release(m);
+        ferry_tensor_release(x);
+    }
+    conf_finish();
+}
+
+int conf_group_grad(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grad_matches_finite_differences),
+        cmocka_unit_test(test_grad_second_derivatives_match_finite_differences),
+        cmocka_unit_test(test_grad_ties_split_evenly),
+    };
+    return cmocka_run_group_tests_name("grad", tests, NULL, NULL);
+}
