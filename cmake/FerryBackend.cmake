@@ -27,10 +27,15 @@ function(ferry_add_backend name)
   if(ARG_LIBRARIES)
     target_link_libraries(${target} PRIVATE ${ARG_LIBRARIES})
   endif()
-  # A plugin must resolve every symbol at dlopen time, not at first call. Clang's
-  # sanitizer runtimes are linked into the executable only, so a sanitized clang plugin
-  # leaves __asan_*/__tsan_* undefined for the program to provide; the check stays on
-  # for every other build (gcc links its sanitizer runtimes into shared objects too).
+  ferry_plugin_no_undefined(${target})
+endfunction()
+
+# A plugin (backend or communicator) must resolve every symbol at dlopen time, not at
+# first call. Clang's sanitizer runtimes are linked into the executable only, so a
+# sanitized clang plugin leaves __asan_*/__tsan_* undefined for the program to provide;
+# the check stays on for every other build (gcc links its sanitizer runtimes into shared
+# objects too).
+function(ferry_plugin_no_undefined target)
   set(sanitized OFF)
   if(FERRY_SANITIZE OR "${CMAKE_C_FLAGS} ${CMAKE_MODULE_LINKER_FLAGS}" MATCHES "-fsanitize=")
     set(sanitized ON)
