@@ -326,6 +326,10 @@ static ferry_status copy_same_device(ferry_tensor *dst, const ferry_tensor *src)
 
 ferry_status ferry__copy_into(ferry_tensor *dst, const ferry_tensor *src)
 {
+    /* Nothing to move; a backend never sees an empty tensor, whose other sizes may
+     * multiply past int64. */
+    if (ferry__numel(dst->ndim, dst->shape) == 0)
+        return FERRY_OK;
     if (same_device(dst, src))
         return copy_same_device(dst, src);
     /* Across devices only contiguous bytes travel: convert and compact on the source

@@ -983,8 +983,11 @@ static ferry_status reduce_forward(ferry_reduce_op op, ferry_tensor *out, ferry_
     int64_t reduced_count = 1;
     for (int d = 0; d < t->ndim; d++) {
         kshape[d] = reduced[d] ? 1 : t->shape[d];
-        if (reduced[d])
-            reduced_count *= t->shape[d];
+        /* Only compared with 0: it saturates where an empty tensor's other dims would
+         * multiply past int64. */
+        if (reduced[d] && reduced_count != 0 &&
+            __builtin_mul_overflow(reduced_count, t->shape[d], &reduced_count))
+            reduced_count = INT64_MAX;
         if (!reduced[d] || keepdim)
             rshape[rndim++] = kshape[d];
     }

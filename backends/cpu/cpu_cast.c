@@ -264,6 +264,9 @@ static void cpu_walk_init(cpu_walk *w, int ndim, const int64_t *shape,
     w->ndim = 0;
     w->numel = 1;
     for (int i = 0; i < ndim; i++)
+        if (shape[i] == 0)
+            w->numel = 0;
+    for (int i = 0; i < ndim && w->numel; i++)
         w->numel *= shape[i];
     if (w->numel == 0)
         return;
