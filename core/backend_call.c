@@ -264,6 +264,82 @@ ferry_status ferry__be_reduce(ferry_backend *be, int32_t dev, ferry_reduce_op op
     return be->ops->reduce(dev, op, out, in);
 }
 
+ferry_named_kernel ferry__be_get_kernel(ferry_backend *be, int32_t dev, const char *name)
+{
+    ferry_named_kernel (*get)(int32_t, const char *) = OPTIONAL(be, get_kernel);
+    return get ? get(dev, name) : NULL;
+}
+
+/* ---- the CPU fallback's accounting ---- */
+
+static const char *const fallback_kind_names[FERRY_FALLBACK_KINDS] = {
+    "fill", "cast", "copy", "unary", "binary", "reduce", "matmul", "named"};
+
+FERRY_API const char *ferry_fallback_kind_name(int kind)
+{
+    return kind >= 0 && kind < FERRY_FALLBACK_KINDS ? fallback_kind_names[kind] : NULL;
+}
+
+static bool strict_device(void)
+{
+    const char *v = getenv("FERRY_STRICT_DEVICE");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+ferry_status ferry__fallback_begin(ferry_backend *be, int32_t dev, ferry_op op, const char *what,
+                                   const ferry_dtype *dtypes, int ndtypes)
+{
+    char types[160] = "", where[32];
+    size_t used = 0;
+    for (int i = 0; i < ndtypes && used < sizeof types; i++)
+        used += (size_t)snprintf(types + used, sizeof types - used, "%s%s", i ? ", " : "",
+                                 ferry_dtype_name(dtypes[i]));
+    ferry__device_str(be, dev, where);
+    if (strict_device())
+        return ferry__error(FERRY_ERR_UNSUPPORTED,
+                            "FERRY_STRICT_DEVICE: %s has no %s kernel for (%s), and the CPU "
+                            "fallback is off; unset FERRY_STRICT_DEVICE to run it on the cpu "
+                            "through staging",
+                            where, what, types);
+    if ((unsigned)op < FERRY_FALLBACK_KINDS) {
+        atomic_fetch_add(&be->fallbacks[dev][op], 1);
+        unsigned bit = 1u << op;
+        if (!(atomic_fetch_or(&be->fallback_logged, bit) & bit))
+            ferry__debug("fallback", "%s has no %s kernel for (%s): running it on the cpu "
+                         "through staging", where, what, types);
+    }
+    return FERRY_OK;
+}
+
+FERRY_API ferry_status ferry_fallback_stats_get(const char *device, ferry_fallback_stats *out)
+{
+    if (!out)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "ferry_fallback_stats_get: out is NULL");
+    memset(out, 0, sizeof *out);
+    ferry_backend *be;
+    int32_t dev;
+    ferry_status st = ferry__device_resolve(device, &be, &dev);
+    if (st != FERRY_OK)
+        return st;
+    for (int k = 0; k < FERRY_FALLBACK_KINDS; k++) {
+        out->by_kind[k] = atomic_load(&be->fallbacks[dev][k]);
+        out->total += out->by_kind[k];
+    }
+    return FERRY_OK;
+}
+
+FERRY_API ferry_status ferry_fallback_stats_reset(const char *device)
+{
+    ferry_backend *be;
+    int32_t dev;
+    ferry_status st = ferry__device_resolve(device, &be, &dev);
+    if (st != FERRY_OK)
+        return st;
+    for (int k = 0; k < FERRY_FALLBACK_KINDS; k++)
+        atomic_store(&be->fallbacks[dev][k], 0);
+    return FERRY_OK;
+}
+
 ferry_status ferry__be_matmul(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
                               const ferry_kernel_tensor *a, const ferry_kernel_tensor *b)
 {

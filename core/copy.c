@@ -299,12 +299,15 @@ static ferry_status copy_same_device(ferry_tensor *dst, const ferry_tensor *src)
     if (st != FERRY_ERR_UNSUPPORTED)
         return st;
 
-    ferry__debug("fallback", "%s: no %s kernel for %s -> %s: running it on the cpu",
-                 be->name, dst->dtype == src->dtype ? "strided copy" : "cast",
-                 ferry_dtype_name(src->dtype), ferry_dtype_name(dst->dtype));
     ferry_backend *cpu = ferry__cpu_backend();
     if (!cpu)
         return ferry_last_status();
+    bool cast = dst->dtype != src->dtype;
+    ferry_dtype types[2] = {src->dtype, dst->dtype};
+    if (be != cpu &&
+        (st = ferry__fallback_begin(be, dev, cast ? FERRY_OP_CAST : FERRY_OP_COPY_STRIDED,
+                                    cast ? "cast" : "strided copy", types, 2)) != FERRY_OK)
+        return st;
     ferry_tensor *hs = ferry__stage_to_host(src);
     if (!hs)
         return ferry_last_status();
@@ -374,11 +377,13 @@ ferry_status ferry__fill(ferry_tensor *t, double value)
     ferry_status st = ferry__be_fill(t->storage->backend, t->storage->device, &k, elem);
     if (st != FERRY_ERR_UNSUPPORTED)
         return st;
-    ferry__debug("fallback", "%s: no fill kernel for %s: running it on the cpu",
-                 t->storage->backend->name, ferry_dtype_name(t->dtype));
     ferry_backend *cpu = ferry__cpu_backend();
     if (!cpu)
         return ferry_last_status();
+    if (t->storage->backend != cpu &&
+        (st = ferry__fallback_begin(t->storage->backend, t->storage->device, FERRY_OP_FILL,
+                                    "fill", &t->dtype, 1)) != FERRY_OK)
+        return st;
     ferry_tensor *h = ferry__mirror_begin(t);
     if (!h)
         return ferry_last_status();

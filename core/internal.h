@@ -61,6 +61,8 @@ typedef struct ferry_backend {
     bool *host_accessible;            /* per device, from device_info at load */
     struct ferry_allocator *alloc;    /* caching allocator, one pool per device */
     atomic_uint fallback_logged;      /* bit per ferry_op already reported as run on cpu */
+    /* per device, FERRY_FALLBACK_KINDS counters indexed by ferry_op */
+    _Atomic uint64_t (*fallbacks)[FERRY_FALLBACK_KINDS];
 } ferry_backend;
 
 /* Loads the backend named `type` if needed. Returns a borrowed pointer that stays valid
@@ -115,6 +117,16 @@ ferry_status ferry__be_binary(ferry_backend *be, int32_t dev, ferry_binary_op op
                               const ferry_kernel_tensor *b);
 ferry_status ferry__be_reduce(ferry_backend *be, int32_t dev, ferry_reduce_op op,
                               const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
+/* The kernel for a named op, or NULL (no get_kernel entry, or the name unknown to it). */
+ferry_named_kernel ferry__be_get_kernel(ferry_backend *be, int32_t dev, const char *name);
+
+/* Called before an op of kind `op` (a ferry_op) runs on the cpu backend in place of
+ * be's device `dev`: counts it (ferry_fallback_stats_get), logs the first of a kind,
+ * and under FERRY_STRICT_DEVICE=1 refuses with FERRY_ERR_UNSUPPORTED naming the op
+ * (`what`, such as "unary exp"), the dtypes and the device. */
+ferry_status ferry__fallback_begin(ferry_backend *be, int32_t dev, ferry_op op, const char *what,
+                                   const ferry_dtype *dtypes, int ndtypes);
+
 ferry_status ferry__be_matmul(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
                               const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
 /* Forgets FERRY_FAULT_INJECT's counters; it is read again on the next backend call. */

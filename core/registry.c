@@ -360,8 +360,9 @@ static void init_backend(ferry_backend *be)
     }
     be->device_count = count; /* the allocator sizes its pools from it */
     be->host_accessible = calloc((size_t)count, sizeof(bool));
+    be->fallbacks = calloc((size_t)count, sizeof be->fallbacks[0]);
     be->alloc = ferry__allocator_create(be);
-    if (!be->host_accessible || !be->alloc) {
+    if (!be->host_accessible || !be->fallbacks || !be->alloc) {
         set_failed(be, FERRY_ERR_OUT_OF_MEMORY, dup_printf("%s: out of memory", be->name));
         return;
     }
@@ -524,6 +525,7 @@ void ferry__backend_release(ferry_backend *be)
         dlclose(be->dl);
     }
     free(be->host_accessible);
+    free(be->fallbacks);
     free(be->reason);
     free(be->path);
     free(be);

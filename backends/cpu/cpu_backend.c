@@ -163,6 +163,18 @@ static ferry_status cpu_synchronize(int32_t device)
     return FERRY_OK;
 }
 
+/* The named kernels, one table per op family (cpu_internal.h). The cpu backend has
+ * every named op the core defines: it is their reference and everyone's fallback. */
+static const ferry_named_entry *const cpu_named_tables[] = {
+    NULL,
+};
+
+static ferry_named_kernel cpu_get_kernel(int32_t device, const char *name)
+{
+    (void)device;
+    return ferry_named_lookup(cpu_named_tables, name);
+}
+
 static const ferry_backend_ops cpu_ops = {
     .abi_major = FERRY_BACKEND_ABI_MAJOR,
     .abi_minor = FERRY_BACKEND_ABI_MINOR,
@@ -189,6 +201,7 @@ static const ferry_backend_ops cpu_ops = {
     .binary = cpu_binary,
     .reduce = cpu_reduce,
     .matmul = cpu_matmul,
+    .get_kernel = cpu_get_kernel,
 };
 
 FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host)

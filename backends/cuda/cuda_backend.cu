@@ -432,6 +432,18 @@ static ferry_status guarded_reduce(int32_t dev, ferry_reduce_op op, const ferry_
     CUDA_GUARD(cuda_reduce(dev, op, out, in))
 }
 
+/* The named kernels, one table per op family (cuda_internal.h); each kernel runs the
+ * portable source of backends/kernels and guards itself with CUDA_GUARD. */
+static const ferry_named_entry *const cuda_named_tables[] = {
+    NULL,
+};
+
+static ferry_named_kernel cuda_get_kernel(int32_t device, const char *name)
+{
+    (void)device;
+    return ferry_named_lookup(cuda_named_tables, name);
+}
+
 static ferry_backend_ops make_ops(void)
 {
     ferry_backend_ops o;
@@ -460,6 +472,7 @@ static ferry_backend_ops make_ops(void)
     o.binary = guarded_binary;
     o.reduce = guarded_reduce;
     o.matmul = guarded_matmul;
+    o.get_kernel = cuda_get_kernel;
     return o;
 }
 

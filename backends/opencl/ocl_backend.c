@@ -463,6 +463,18 @@ static ferry_status ocl_synchronize(int32_t device)
     return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clFinish", err);
 }
 
+/* The named kernels, one table per op family (ocl_internal.h); each kernel launches
+ * the portable source of backends/kernels. */
+static const ferry_named_entry *const ocl_named_tables[] = {
+    NULL,
+};
+
+static ferry_named_kernel ocl_get_kernel(int32_t device, const char *name)
+{
+    (void)device;
+    return ferry_named_lookup(ocl_named_tables, name);
+}
+
 static const ferry_backend_ops ocl_ops = {
     .abi_major = FERRY_BACKEND_ABI_MAJOR,
     .abi_minor = FERRY_BACKEND_ABI_MINOR,
@@ -493,6 +505,7 @@ static const ferry_backend_ops ocl_ops = {
     .binary = ocl_binary,
     .reduce = ocl_reduce,
     .matmul = ocl_matmul,
+    .get_kernel = ocl_get_kernel,
 };
 
 FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host)

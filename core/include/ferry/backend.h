@@ -7,6 +7,7 @@
 #define FERRY_BACKEND_H
 
 #include <stdarg.h>
+#include <string.h>
 
 #include <ferry/ferry.h>
 
@@ -17,7 +18,7 @@ extern "C" {
 /** Bump only when a member is removed, reordered or changes meaning. */
 #define FERRY_BACKEND_ABI_MAJOR 1
 /** Bump when a member is appended to ferry_backend_ops or ferry_host_api. */
-#define FERRY_BACKEND_ABI_MINOR 0
+#define FERRY_BACKEND_ABI_MINOR 1
 
 /** The one symbol a plugin exports. */
 #define FERRY_BACKEND_ENTRY_SYMBOL "ferry_backend_entry"
@@ -69,6 +70,43 @@ typedef struct ferry_kernel_tensor {
     const int64_t *strides; /**< ndim entries, in elements; may be 0 or negative */
 } ferry_kernel_tensor;
 
+/**
+ * A named op's operands and parameters (ABI 1.1, DESIGN.md "Open op set"). Valid during
+ * the call only: a backend that queues work copies what it keeps. Each op documents,
+ * in ferry/ops/FAMILY.h, its name, the order and dtypes of its tensors and its
+ * parameter struct.
+ */
+typedef struct ferry_op_args {
+    size_t struct_size;                 /**< sizeof(ferry_op_args) of the core */
+    int32_t ntensors;
+    int32_t noutputs;                   /**< tensors[0 .. noutputs) are written */
+    const ferry_kernel_tensor *tensors; /**< ntensors entries, in the op's order */
+    const void *params;                 /**< the op's parameter struct; NULL if it has none */
+    size_t params_size;                 /**< sizeof that struct, as the core built it */
+} ferry_op_args;
+
+/** A named op's kernel. FERRY_ERR_UNSUPPORTED (a dtype or case it lacks) makes the core
+ * run the op on the cpu backend through staging, as for built-in ops. */
+typedef ferry_status (*ferry_named_kernel)(int32_t device, const ferry_op_args *args);
+
+/** One row of a backend's named-kernel table; a table ends with {NULL, NULL}. */
+typedef struct ferry_named_entry {
+    const char *name;
+    ferry_named_kernel kernel;
+} ferry_named_entry;
+
+/** What get_kernel usually is: `name` looked up in a NULL-terminated list of tables (one
+ * per op family, so each family's file owns its rows). */
+static inline ferry_named_kernel ferry_named_lookup(const ferry_named_entry *const *tables,
+                                                    const char *name)
+{
+    for (; name && *tables; tables++)
+        for (const ferry_named_entry *e = *tables; e->name; e++)
+            if (strcmp(e->name, name) == 0)
+                return e->kernel;
+    return NULL;
+}
+
 /** Operations a backend may implement, for supports(). */
 typedef enum ferry_op {
     FERRY_OP_FILL = 0,
@@ -78,6 +116,7 @@ typedef enum ferry_op {
     FERRY_OP_BINARY = 4,
     FERRY_OP_REDUCE = 5,
     FERRY_OP_MATMUL = 6,
+    FERRY_OP_NAMED = 7, /**< a named op (get_kernel); never passed to supports() */
 } ferry_op;
 
 typedef enum ferry_unary_op {
@@ -210,7 +249,16 @@ typedef struct ferry_backend_ops {
      * aliases a or b. */
     ferry_status (*matmul)(int32_t device, const ferry_kernel_tensor *out,
                            const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
-    /* --- ABI 1.1: append below this line only --- */
+
+    /* --- ABI 1.1 --- */
+    /**
+     * Optional. The kernel for the named op `name` ("ferry.sort") on `device`, or NULL
+     * when the backend has none (an unknown name included): the core then runs the
+     * cpu backend's kernel for it through staging. Called once per launch; a backend
+     * looks the name up in a static table.
+     */
+    ferry_named_kernel (*get_kernel)(int32_t device, const char *name);
+    /* --- ABI 1.2: append below this line only --- */
 } ferry_backend_ops;
 
 /** The entry function's type. Returns the plugin's constant table, or NULL after

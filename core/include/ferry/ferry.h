@@ -182,6 +182,23 @@ typedef struct ferry_memory_stats {
 /** Reads the caching allocator's statistics for a device. */
 FERRY_API ferry_status ferry_memory_stats_get(const char *device, ferry_memory_stats *out);
 
+/** Kinds of op the CPU fallback counts: the index is the backend ABI's ferry_op
+ * (fill, cast, copy, unary, binary, reduce, matmul, named). */
+#define FERRY_FALLBACK_KINDS 8
+
+/** How many ops of a device ran on the cpu backend through staging because the device's
+ * backend had no kernel for them (DESIGN.md). FERRY_STRICT_DEVICE=1 makes such an op fail
+ * instead, with FERRY_ERR_UNSUPPORTED naming the op, its dtypes and the device. */
+typedef struct ferry_fallback_stats {
+    uint64_t total;
+    uint64_t by_kind[FERRY_FALLBACK_KINDS];
+} ferry_fallback_stats;
+
+FERRY_API ferry_status ferry_fallback_stats_get(const char *device, ferry_fallback_stats *out);
+FERRY_API ferry_status ferry_fallback_stats_reset(const char *device);
+/** "fill", "cast", ... for 0 .. FERRY_FALLBACK_KINDS-1; NULL otherwise. */
+FERRY_API const char *ferry_fallback_kind_name(int kind);
+
 /** Returns every cached (unused) block of the device to its backend. */
 FERRY_API ferry_status ferry_empty_cache(const char *device);
 
