@@ -382,15 +382,6 @@ static void cuda_host_free(void *ptr)
     cudaFreeHost(ptr);
 }
 
-/* Catches anything C++ might throw from the runtime or cuBLAS, so nothing unwinds into
- * the C core. */
-#define CUDA_GUARD(expr)                                                                    \
-    try {                                                                                   \
-        return expr;                                                                        \
-    } catch (...) {                                                                         \
-        return cuda_host->error(FERRY_ERR_BACKEND, "cuda: unexpected C++ exception");      \
-    }
-
 static ferry_status guarded_matmul(int32_t dev, const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *a, const ferry_kernel_tensor *b)
 {

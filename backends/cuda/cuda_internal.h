@@ -43,4 +43,13 @@ ferry_status cuda_binary(int32_t dev, ferry_binary_op op, const ferry_kernel_ten
 ferry_status cuda_reduce(int32_t dev, ferry_reduce_op op, const ferry_kernel_tensor *out,
                          const ferry_kernel_tensor *in);
 
+/* Catches anything C++ might throw from the runtime or cuBLAS, so nothing unwinds into
+ * the C core. */
+#define CUDA_GUARD(expr)                                                                    \
+    try {                                                                                   \
+        return expr;                                                                        \
+    } catch (...) {                                                                         \
+        return cuda_host->error(FERRY_ERR_BACKEND, "cuda: unexpected C++ exception");      \
+    }
+
 #endif /* FERRY_CUDA_INTERNAL_H */

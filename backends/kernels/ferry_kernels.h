@@ -203,9 +203,9 @@ typedef __half fk_half;
  * per family and dtype instead, such as -DFK_FAMILY_ARITH=1 -DFK_SEL_f32=1 for
  * ferry_unary_f32, ferry_binary_f32 and ferry_compare_f32 alone: PoCL compiles every
  * kernel of a program when the program's binary is read for the disk cache (about 130
- * ms each), and a first float32 add should not wait for all 188. */
-#if !defined(FK_FAMILY_COPY) && !defined(FK_FAMILY_CAST) && !defined(FK_FAMILY_ARITH) &&   \
-    !defined(FK_FAMILY_REDUCE) && !defined(FK_FAMILY_MATMUL)
+ * ms each), and a first float32 add should not wait for all 188.
+ * (-DFK_ONE_FAMILY=1 marks such a build.) */
+#if !defined(FK_ONE_FAMILY)
 #define FK_FAMILY_COPY 1
 #define FK_FAMILY_CAST 1
 #define FK_FAMILY_ARITH 1
@@ -227,6 +227,15 @@ typedef __half fk_half;
 #endif
 #ifndef FK_FAMILY_MATMUL
 #define FK_FAMILY_MATMUL 0
+#endif
+
+/* Named-op families (ferry_<family>.h, DESIGN.md "Open op set") wrap their kernels in
+ * #if FK_NAMED_FAMILY(NAME): OpenCL builds one per program (-DFK_FAMILY_NAME=1), CUDA and
+ * the host take every family. */
+#ifdef FK_SEL_ALL
+#define FK_NAMED_FAMILY(NAME) 1
+#else
+#define FK_NAMED_FAMILY(NAME) FK_FAMILY_##NAME
 #endif
 
 /* FK_SELECTED(M, sfx, ...) is M(sfx, ...) when dtype sfx is selected (-DFK_SEL_<sfx>=1,

@@ -49,6 +49,16 @@ enum {
     OCL_G_COUNT = OCL_G_MATMUL + FERRY_NUM_DTYPES,
 };
 
+/* A kernel of a named-op family (ferry_<family>.h), with its work-group size. */
+typedef struct ocl_kernel {
+    char name[64];
+    cl_kernel kernel;
+    size_t wg;
+} ocl_kernel;
+
+#define OCL_NAMED_PROGRAMS 96
+#define OCL_NAMED_KERNELS 256
+
 typedef struct ocl_device {
     cl_platform_id platform;
     cl_device_id id;
@@ -81,6 +91,16 @@ typedef struct ocl_device {
     cl_kernel kernels[OCL_K_COUNT];
     size_t wg[OCL_K_COUNT]; /* work-group size of each kernel's launches */
     size_t local_size;    /* preferred work-group size of the device */
+    /* Named-op families: a program per (family, dtype) and their kernels, made on first
+     * use under `lock` (ocl_named_kernel). */
+    struct {
+        char key[48]; /* "RANDOM/7" */
+        cl_program program;
+        bool failed;
+    } named_programs[OCL_NAMED_PROGRAMS];
+    int named_nprograms;
+    ocl_kernel named_kernels[OCL_NAMED_KERNELS];
+    int named_nkernels;
     cl_mem scratch;       /* temporaries of reductions and matmul; guarded by `lock` */
     size_t scratch_size;
     bool clblast_warm[4]; /* first CLBlast call per routine done (see ocl_matmul.c) */
@@ -111,6 +131,14 @@ OCL_HIDDEN ferry_status ocl_fail(int32_t dev, const char *call, cl_int err);
  * device's program on first use and returns the kernel of a slot. */
 OCL_HIDDEN ferry_status ocl_kernel_get(ocl_device *d, int slot, const char *name,
                                        cl_kernel *out);
+/* With the device lock held: the kernel `name` of named-op family `family` (built with
+ * -DFK_FAMILY_<family>=1, and -DFK_SEL_<dtype>=1 unless dtype is -1), building its
+ * program on first use. */
+OCL_HIDDEN ferry_status ocl_named_kernel(ocl_device *d, const char *family, int dtype,
+                                         const char *name, ocl_kernel *out);
+/* Enqueues a named-op kernel over n threads (1-D, rounded up to its work-group size;
+ * grids above 2^30 are capped, so kernels loop grid-stride); lock held. */
+OCL_HIDDEN ferry_status ocl_enqueue_kernel(ocl_device *d, const ocl_kernel *k, int64_t n);
 /* Releases the programs and kernels of a device. */
 OCL_HIDDEN void ocl_program_release(ocl_device *d);
 

@@ -37,22 +37,32 @@ ferry_status ocl_arg(ocl_device *d, cl_kernel k, const char *name, cl_uint i, si
     return FERRY_OK;
 }
 
-ferry_status ocl_enqueue(ocl_device *d, int slot, const char *name, int64_t n)
+static ferry_status ocl_enqueue_1d(ocl_device *d, cl_kernel k, size_t wg, const char *name,
+                                   int64_t n)
 {
     if (n <= 0)
         return FERRY_OK;
-    size_t ls = d->wg[slot] ? d->wg[slot] : 1;
+    size_t ls = wg ? wg : 1;
     /* One thread per element, which PoCL turns into a vectorizable loop; a grid of more
      * than 2^30 threads is capped and the kernels' grid-stride loops cover the rest. */
     size_t want = (size_t)n < ((size_t)1 << 30) ? (size_t)n : ((size_t)1 << 30);
     size_t global = (want + ls - 1) / ls * ls;
-    cl_int err = clEnqueueNDRangeKernel(d->queue, d->kernels[slot], 1, NULL, &global, &ls, 0,
-                                        NULL, NULL);
+    cl_int err = clEnqueueNDRangeKernel(d->queue, k, 1, NULL, &global, &ls, 0, NULL, NULL);
     if (err != CL_SUCCESS)
         return ocl_host->error(FERRY_ERR_BACKEND,
                                "opencl:%d: clEnqueueNDRangeKernel(%s) failed: %s (%d)",
                                (int)d->index, name, ocl_error_name(err), (int)err);
     return FERRY_OK;
+}
+
+ferry_status ocl_enqueue(ocl_device *d, int slot, const char *name, int64_t n)
+{
+    return ocl_enqueue_1d(d, d->kernels[slot], d->wg[slot], name, n);
+}
+
+ferry_status ocl_enqueue_kernel(ocl_device *d, const ocl_kernel *k, int64_t n)
+{
+    return ocl_enqueue_1d(d, k->kernel, k->wg, k->name, n);
 }
 
 ferry_status ocl_scratch(ocl_device *d, size_t nbytes, cl_mem *out)

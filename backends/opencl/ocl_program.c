@@ -67,20 +67,27 @@ static int ocl_group_of(int slot)
     return OCL_G_MATMUL + (slot - OCL_K_MATMUL);
 }
 
-static void ocl_build_options(const ocl_device *d, int group, char *buf, size_t cap)
+/* The options that build one family's kernels, for one dtype (-1: all of them). */
+static void ocl_family_options(const ocl_device *d, const char *family, int dtype, char *buf,
+                               size_t cap)
 {
-    static const char *const families[] = {"COPY", "CAST", "ARITH", "REDUCE", "MATMUL"};
-    int family = group == OCL_G_COPY ? 0 : 1 + (group - OCL_G_CAST) / FERRY_NUM_DTYPES;
-    int dtype = group == OCL_G_COPY ? -1 : (group - OCL_G_CAST) % FERRY_NUM_DTYPES;
     char sel[32] = "";
     if (dtype >= 0)
         snprintf(sel, sizeof sel, " -DFK_SEL_%s=1", fk_dtype_sfx[dtype]);
     /* Correctly rounded division and sqrt, as the cpu backend computes them; without
      * the option OpenCL allows 2.5 ulp. Denormals stay (no -cl-denorms-are-zero). */
-    snprintf(buf, cap, "%s -DFK_FAMILY_%s=1%s%s%s%s%s", d->opencl12 ? "-cl-std=CL1.2" : "",
-             families[family], sel, d->fp64 ? " -DFK_HAS_FP64=1" : "",
+    snprintf(buf, cap, "%s -DFK_ONE_FAMILY=1 -DFK_FAMILY_%s=1%s%s%s%s%s", d->opencl12 ? "-cl-std=CL1.2" : "",
+             family, sel, d->fp64 ? " -DFK_HAS_FP64=1" : "",
              d->cr_divide ? " -cl-fp32-correctly-rounded-divide-sqrt" : "",
              ocl_extra_options[0] ? " " : "", ocl_extra_options);
+}
+
+static void ocl_build_options(const ocl_device *d, int group, char *buf, size_t cap)
+{
+    static const char *const families[] = {"COPY", "CAST", "ARITH", "REDUCE", "MATMUL"};
+    int family = group == OCL_G_COPY ? 0 : 1 + (group - OCL_G_CAST) / FERRY_NUM_DTYPES;
+    int dtype = group == OCL_G_COPY ? -1 : (group - OCL_G_CAST) % FERRY_NUM_DTYPES;
+    ocl_family_options(d, families[family], dtype, buf, cap);
 }
 
 static uint64_t ocl_cache_key(const ocl_device *d, const char *options)
@@ -279,7 +286,7 @@ static void ocl_cache_store(ocl_device *d, cl_program prog, const char *path, ui
 
 /* Builds the program from the embedded source; on failure the message carries the
  * driver's build log (the whole log goes to the debug log). */
-static ferry_status ocl_build_from_source(ocl_device *d, int group, const char *options,
+static ferry_status ocl_build_from_source(ocl_device *d, bool *failed, const char *options,
                                           cl_program *out)
 {
     *out = NULL;
@@ -314,9 +321,38 @@ static ferry_status ocl_build_from_source(ocl_device *d, int group, const char *
      * out of memory may do better next time. */
     if (err == CL_BUILD_PROGRAM_FAILURE || err == CL_INVALID_BUILD_OPTIONS) {
         memcpy(d->build_error, msg, sizeof msg);
-        d->build_failed[group] = true;
+        *failed = true;
     }
     return ocl_host->error(FERRY_ERR_BACKEND, "%s", msg);
+}
+
+/* The program for `options`, from the disk cache or built; *failed remembers a
+ * compile error. Lock held. */
+static ferry_status ocl_program_build(ocl_device *d, const char *options, bool *failed,
+                                      cl_program *prog)
+{
+    if (*failed)
+        return ocl_host->error(FERRY_ERR_BACKEND, "%s", d->build_error);
+    uint64_t key = ocl_cache_key(d, options);
+    char path[4200];
+    bool cached = ocl_cache_path(key, path, sizeof path);
+    double t0 = ocl_now_ms();
+    if (cached && (*prog = ocl_cache_load(d, path, key, options)) != NULL) {
+        ocl_host->log(FERRY_LOG_DEBUG, "opencl",
+                      "opencl:%d: program '%s' loaded from %s in %.1f ms", (int)d->index,
+                      options, path, ocl_now_ms() - t0);
+        return FERRY_OK;
+    }
+    ferry_status st = ocl_build_from_source(d, failed, options, prog);
+    if (st != FERRY_OK)
+        return st;
+    double t1 = ocl_now_ms();
+    if (cached)
+        ocl_cache_store(d, *prog, path, key);
+    ocl_host->log(FERRY_LOG_DEBUG, "opencl",
+                  "opencl:%d: program '%s' built from source in %.1f ms, cached in %.1f ms",
+                  (int)d->index, options, t1 - t0, ocl_now_ms() - t1);
+    return FERRY_OK;
 }
 
 /* Lock held. */
@@ -324,29 +360,67 @@ static ferry_status ocl_program_ensure(ocl_device *d, int group)
 {
     if (d->programs[group])
         return FERRY_OK;
-    if (d->build_failed[group])
-        return ocl_host->error(FERRY_ERR_BACKEND, "%s", d->build_error);
     char options[512];
     ocl_build_options(d, group, options, sizeof options);
-    uint64_t key = ocl_cache_key(d, options);
-    char path[4200];
-    bool cached = ocl_cache_path(key, path, sizeof path);
-    double t0 = ocl_now_ms();
-    if (cached && (d->programs[group] = ocl_cache_load(d, path, key, options)) != NULL) {
-        ocl_host->log(FERRY_LOG_DEBUG, "opencl",
-                      "opencl:%d: program '%s' loaded from %s in %.1f ms", (int)d->index,
-                      options, path, ocl_now_ms() - t0);
-        return FERRY_OK;
+    return ocl_program_build(d, options, &d->build_failed[group], &d->programs[group]);
+}
+
+/* Preferred work-group size of k on d, capped by what the kernel allows. */
+static size_t ocl_kernel_wg(const ocl_device *d, cl_kernel k)
+{
+    size_t wg = d->local_size;
+    size_t kmax = 0;
+    if (clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL) ==
+            CL_SUCCESS &&
+        kmax > 0)
+        while (wg > kmax && wg > 1)
+            wg /= 2;
+    return wg;
+}
+
+ferry_status ocl_named_kernel(ocl_device *d, const char *family, int dtype, const char *name,
+                              ocl_kernel *out)
+{
+    for (int i = 0; i < d->named_nkernels; i++)
+        if (strcmp(d->named_kernels[i].name, name) == 0) {
+            *out = d->named_kernels[i];
+            return FERRY_OK;
+        }
+    char key[sizeof d->named_programs[0].key];
+    snprintf(key, sizeof key, "%s/%d", family, dtype);
+    int p = 0;
+    while (p < d->named_nprograms && strcmp(d->named_programs[p].key, key) != 0)
+        p++;
+    if (p == d->named_nprograms) {
+        if (p == OCL_NAMED_PROGRAMS || d->named_nkernels == OCL_NAMED_KERNELS)
+            return ocl_host->error(FERRY_ERR_BACKEND, "opencl:%d: more than %d named-op programs",
+                                   (int)d->index, OCL_NAMED_PROGRAMS);
+        snprintf(d->named_programs[p].key, sizeof d->named_programs[p].key, "%s", key);
+        d->named_programs[p].program = NULL;
+        d->named_programs[p].failed = false;
+        d->named_nprograms++;
     }
-    ferry_status st = ocl_build_from_source(d, group, options, &d->programs[group]);
-    if (st != FERRY_OK)
-        return st;
-    double t1 = ocl_now_ms();
-    if (cached)
-        ocl_cache_store(d, d->programs[group], path, key);
-    ocl_host->log(FERRY_LOG_DEBUG, "opencl",
-                  "opencl:%d: program '%s' built from source in %.1f ms, cached in %.1f ms",
-                  (int)d->index, options, t1 - t0, ocl_now_ms() - t1);
+    if (!d->named_programs[p].program) {
+        char options[512];
+        ocl_family_options(d, family, dtype, options, sizeof options);
+        ferry_status st = ocl_program_build(d, options, &d->named_programs[p].failed,
+                                            &d->named_programs[p].program);
+        if (st != FERRY_OK)
+            return st;
+    }
+    if (d->named_nkernels == OCL_NAMED_KERNELS || strlen(name) >= sizeof out->name)
+        return ocl_host->error(FERRY_ERR_BACKEND, "opencl:%d: no room for kernel %s",
+                               (int)d->index, name);
+    cl_int err;
+    cl_kernel k = clCreateKernel(d->named_programs[p].program, name, &err);
+    if (!k)
+        return ocl_host->error(FERRY_ERR_BACKEND, "opencl:%d: clCreateKernel(%s) failed: %s (%d)",
+                               (int)d->index, name, ocl_error_name(err), (int)err);
+    ocl_kernel *e = &d->named_kernels[d->named_nkernels++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->kernel = k;
+    e->wg = ocl_kernel_wg(d, k);
+    *out = *e;
     return FERRY_OK;
 }
 
@@ -364,14 +438,7 @@ ferry_status ocl_kernel_get(ocl_device *d, int slot, const char *name, cl_kernel
     if (!k)
         return ocl_host->error(FERRY_ERR_BACKEND, "opencl:%d: clCreateKernel(%s) failed: %s (%d)",
                                (int)d->index, name, ocl_error_name(err), (int)err);
-    size_t wg = d->local_size;
-    size_t kmax = 0;
-    if (clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL) ==
-            CL_SUCCESS &&
-        kmax > 0)
-        while (wg > kmax && wg > 1)
-            wg /= 2;
-    d->wg[slot] = wg;
+    d->wg[slot] = ocl_kernel_wg(d, k);
     d->kernels[slot] = k;
     *out = k;
     return FERRY_OK;
@@ -389,4 +456,11 @@ void ocl_program_release(ocl_device *d)
             clReleaseProgram(d->programs[g]);
             d->programs[g] = NULL;
         }
+    for (int i = 0; i < d->named_nkernels; i++)
+        clReleaseKernel(d->named_kernels[i].kernel);
+    d->named_nkernels = 0;
+    for (int i = 0; i < d->named_nprograms; i++)
+        if (d->named_programs[i].program)
+            clReleaseProgram(d->named_programs[i].program);
+    d->named_nprograms = 0;
 }
