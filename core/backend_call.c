@@ -272,6 +272,11 @@ ferry_named_kernel ferry__be_get_kernel(ferry_backend *be, int32_t dev, const ch
 
 /* ---- the CPU fallback's accounting ---- */
 
+_Static_assert(FERRY_FALLBACK_NAMED == (int)FERRY_OP_NAMED &&
+                   FERRY_FALLBACK_MATMUL == (int)FERRY_OP_MATMUL &&
+                   FERRY_FALLBACK_COPY == (int)FERRY_OP_COPY_STRIDED,
+               "fallback kinds are numbered as ferry_op");
+
 static const char *const fallback_kind_names[FERRY_FALLBACK_KINDS] = {
     "fill", "cast", "copy", "unary", "binary", "reduce", "matmul", "named"};
 
@@ -280,10 +285,24 @@ FERRY_API const char *ferry_fallback_kind_name(int kind)
     return kind >= 0 && kind < FERRY_FALLBACK_KINDS ? fallback_kind_names[kind] : NULL;
 }
 
-static bool strict_device(void)
+/* FERRY_STRICT_DEVICE: "1" for every device, or a comma-separated list of backends and
+ * devices ("opencl,cuda:1"), so a test can hold accelerators to their kernels while sim
+ * keeps its fallback. */
+static bool strict_device(const char *where, const char *type)
 {
     const char *v = getenv("FERRY_STRICT_DEVICE");
-    return v && *v && strcmp(v, "0") != 0;
+    if (!v || !*v || strcmp(v, "0") == 0)
+        return false;
+    if (strcmp(v, "1") == 0)
+        return true;
+    size_t nw = strlen(where), nt = strlen(type);
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ",");
+        if ((n == nw && memcmp(p, where, n) == 0) || (n == nt && memcmp(p, type, n) == 0))
+            return true;
+        p += n + (p[n] == ',');
+    }
+    return false;
 }
 
 ferry_status ferry__fallback_begin(ferry_backend *be, int32_t dev, ferry_op op, const char *what,
@@ -295,7 +314,7 @@ ferry_status ferry__fallback_begin(ferry_backend *be, int32_t dev, ferry_op op, 
         used += (size_t)snprintf(types + used, sizeof types - used, "%s%s", i ? ", " : "",
                                  ferry_dtype_name(dtypes[i]));
     ferry__device_str(be, dev, where);
-    if (strict_device())
+    if (strict_device(where, be->name))
         return ferry__error(FERRY_ERR_UNSUPPORTED,
                             "FERRY_STRICT_DEVICE: %s has no %s kernel for (%s), and the CPU "
                             "fallback is off; unset FERRY_STRICT_DEVICE to run it on the cpu "

@@ -27,6 +27,7 @@ from ferry._ferry import (  # noqa: F401,E402
     dtype,
     empty,
     eye,
+    fallback_stats,
     float,
     float16,
     float32,
@@ -60,7 +61,8 @@ from ferry.autograd import (  # noqa: E402,F401
 __all__ = [
     "Size", "Tensor", "arange", "autograd", "enable_grad", "is_grad_enabled", "no_grad",
     "set_grad_enabled", "backend_status", "bfloat16", "bool", "cuda", "device",
-    "device_count", "devices", "double", "dtype", "empty", "eye", "float", "float16",
+    "device_count", "devices", "double", "dtype", "empty", "eye", "fallback_stats", "float",
+    "float16",
     "float32", "float64", "from_dlpack", "from_numpy", "full", "half", "int", "int8",
     "int16", "int32", "int64", "is_available", "long", "ones", "opencl", "short",
     "synchronize", "tensor", "uint8", "zeros",

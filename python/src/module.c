@@ -817,6 +817,53 @@ static PyObject *mod_synchronize(PyObject *m, PyObject *args, PyObject *kwargs)
     Py_RETURN_NONE;
 }
 
+/* {kind: count} of one device's CPU-fallback counters. */
+static PyObject *fallback_dict(const char *device)
+{
+    ferry_fallback_stats s;
+    if (ferry_fallback_stats_get(device, &s) != FERRY_OK)
+        return fpy_error();
+    PyObject *d = PyDict_New();
+    for (int k = 0; d && k < FERRY_FALLBACK_KINDS; k++) {
+        PyObject *n = PyLong_FromUnsignedLongLong(s.by_kind[k]);
+        if (!n || PyDict_SetItemString(d, ferry_fallback_kind_name(k), n) < 0)
+            Py_CLEAR(d);
+        Py_XDECREF(n);
+    }
+    return d;
+}
+
+static PyObject *mod_fallback_stats(PyObject *m, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"device", "reset", NULL};
+    fpy_device_arg dev = {false, NULL, {0}};
+    int reset = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O&$p:fallback_stats", kwlist,
+                                     fpy_device_converter, &dev, &reset))
+        return NULL;
+    if (dev.str) {
+        PyObject *d = fallback_dict(dev.str);
+        if (d && reset && ferry_fallback_stats_reset(dev.str) != FERRY_OK)
+            Py_CLEAR(d);
+        return d;
+    }
+    /* Every usable device, by its name. */
+    ferry_device devs[64];
+    size_t n = ferry_devices(devs, 64);
+    PyObject *all = PyDict_New();
+    for (size_t i = 0; all && i < n && i < 64; i++) {
+        char name[FERRY_MAX_TYPE_LEN + 16];
+        snprintf(name, sizeof name, "%.*s:%d", FERRY_MAX_TYPE_LEN, devs[i].type,
+                 (int)devs[i].index);
+        PyObject *d = fallback_dict(name);
+        if (!d || PyDict_SetItemString(all, name, d) < 0 ||
+            (reset && ferry_fallback_stats_reset(name) != FERRY_OK))
+            Py_CLEAR(all);
+        Py_XDECREF(d);
+    }
+    return all;
+}
+
 #define KW (METH_VARARGS | METH_KEYWORDS)
 static PyMethodDef module_methods[] = {
     {"tensor", (PyCFunction)(void (*)(void))mod_tensor, KW,
@@ -839,6 +886,10 @@ static PyMethodDef module_methods[] = {
     {"device_count", mod_device_count, METH_O, "device_count(type): devices of a backend (0 if unusable)"},
     {"backend_status", mod_backend_status, METH_O, "backend_status(type): None when usable, else why not"},
     {"synchronize", (PyCFunction)(void (*)(void))mod_synchronize, KW, "synchronize(device=None): waits for queued work"},
+    {"fallback_stats", (PyCFunction)(void (*)(void))mod_fallback_stats, KW,
+     "fallback_stats(device=None, *, reset=False): how many ops ran on the cpu through "
+     "staging because the device had no kernel for them, by kind ({kind: count}; without "
+     "a device, {device: {kind: count}} for every usable device)"},
     {NULL, NULL, 0, NULL},
 };
 

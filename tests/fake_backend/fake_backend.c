@@ -38,6 +38,10 @@
 /* A plugin built against ABI 1.0 before anything after synchronize existed. */
 #define FAKE_OPS_MINOR 0
 #define FAKE_OPS_SIZE offsetof(ferry_backend_ops, copy_peer)
+#elif defined(FAKE_ABI_1_0)
+/* A complete ABI 1.0 plugin: its table ends after matmul, before get_kernel (1.1). */
+#define FAKE_OPS_MINOR 0
+#define FAKE_OPS_SIZE offsetof(ferry_backend_ops, get_kernel)
 #elif defined(FAKE_NEW_MINOR)
 /* A plugin built against the next minor: its table has two more entries at the end,
  * which this core does not know and must not call. */
@@ -312,7 +316,7 @@ static ferry_status fake_synchronize(int32_t device)
     return fake_check_device("synchronize", device);
 }
 
-#if defined(FAKE_OLD_MINOR)
+#if defined(FAKE_OLD_MINOR) || defined(FAKE_ABI_1_0)
 /* Members past struct_size hold traps: a core that reads them from an old plugin instead
  * of treating them as absent calls one of these, and the test process stops loudly. */
 static void fake_trap(const char *member)
@@ -321,6 +325,13 @@ static void fake_trap(const char *member)
             FAKE_CLAIMED_NAME, member, (size_t)FAKE_OPS_SIZE);
     abort();
 }
+static ferry_named_kernel trap_get_kernel(int32_t device, const char *name)
+{
+    fake_trap("get_kernel");
+    return NULL;
+}
+#endif
+#if defined(FAKE_OLD_MINOR)
 static ferry_status trap_copy_peer(int32_t a, void *b, size_t c, int32_t d, const void *e,
                                    size_t f, size_t g)
 {
@@ -430,6 +441,9 @@ static const fake_future_ops fake_table = {
         .binary = trap_binary,
         .reduce = trap_reduce,
         .matmul = trap_matmul,
+        .get_kernel = trap_get_kernel,
+#elif defined(FAKE_ABI_1_0)
+        .get_kernel = trap_get_kernel,
 #endif
     },
 #if defined(FAKE_NEW_MINOR)

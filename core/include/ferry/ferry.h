@@ -182,9 +182,18 @@ typedef struct ferry_memory_stats {
 /** Reads the caching allocator's statistics for a device. */
 FERRY_API ferry_status ferry_memory_stats_get(const char *device, ferry_memory_stats *out);
 
-/** Kinds of op the CPU fallback counts: the index is the backend ABI's ferry_op
- * (fill, cast, copy, unary, binary, reduce, matmul, named). */
-#define FERRY_FALLBACK_KINDS 8
+/** Kinds of op the CPU fallback counts (the same numbers as the backend ABI's ferry_op). */
+typedef enum ferry_fallback_kind {
+    FERRY_FALLBACK_FILL = 0,
+    FERRY_FALLBACK_CAST,
+    FERRY_FALLBACK_COPY,
+    FERRY_FALLBACK_UNARY,
+    FERRY_FALLBACK_BINARY,
+    FERRY_FALLBACK_REDUCE,
+    FERRY_FALLBACK_MATMUL,
+    FERRY_FALLBACK_NAMED, /**< named ops (the open op set) */
+    FERRY_FALLBACK_KINDS
+} ferry_fallback_kind;
 
 /** How many ops of a device ran on the cpu backend through staging because the device's
  * backend had no kernel for them (DESIGN.md). FERRY_STRICT_DEVICE=1 makes such an op fail

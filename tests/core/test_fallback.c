@@ -1,0 +1,184 @@
+/* The CPU fallback's accounting: per-device counts by op kind, FERRY_STRICT_DEVICE turning
+ * a fallback into an error that names the op, and an ABI 1.0 plugin (no get_kernel)
+ * driven through the fallback without the core reading past its table. */
+#include <limits.h>
+
+#include "test_util.h"
+
+static const int64_t shape[1] = {6};
+
+static void clean_env(void)
+{
+    unsetenv("FERRY_STRICT_DEVICE");
+    unsetenv("FERRY_PLUGIN_PATH");
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    clean_env();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    clean_env();
+    ferry_shutdown();
+    return 0;
+}
+
+static uint64_t count(const char *device, int kind)
+{
+    ferry_fallback_stats s;
+    assert_ok(ferry_fallback_stats_get(device, &s));
+    uint64_t sum = 0;
+    for (int k = 0; k < FERRY_FALLBACK_KINDS; k++)
+        sum += s.by_kind[k];
+    assert_true(sum == s.total);
+    return kind < 0 ? s.total : s.by_kind[kind];
+}
+
+static void test_fallback_kind_names(void)
+{
+    static const char *const want[FERRY_FALLBACK_KINDS] = {"fill", "cast", "copy", "unary",
+                                                           "binary", "reduce", "matmul", "named"};
+    for (int k = 0; k < FERRY_FALLBACK_KINDS; k++)
+        assert_string_equal(ferry_fallback_kind_name(k), want[k]);
+    assert_null(ferry_fallback_kind_name(-1));
+    assert_null(ferry_fallback_kind_name(FERRY_FALLBACK_KINDS));
+}
+
+static void test_fallback_counts_ops_sim_runs_on_the_cpu(void **state)
+{
+    (void)state;
+    test_fallback_kind_names();
+    require_backend("sim");
+    assert_ok(ferry_fallback_stats_reset("sim:0"));
+    assert_int_equal(count("sim:0", -1), 0);
+
+    ferry_tensor *a = ferry_full(FERRY_FLOAT32, 1, shape, 1.5, "sim:0"); /* fill */
+    assert_tensor(a);
+    assert_int_equal(count("sim:0", FERRY_FALLBACK_FILL), 1);
+    ferry_tensor *b = ferry_add(a, a); /* binary */
+    assert_tensor(b);
+    ferry_tensor *c = ferry_exp(b); /* unary */
+    assert_tensor(c);
+    ferry_tensor *d = ferry_tensor_to_dtype(c, FERRY_FLOAT64); /* cast */
+    assert_tensor(d);
+    assert_int_equal(count("sim:0", FERRY_FALLBACK_BINARY), 1);
+    assert_int_equal(count("sim:0", FERRY_FALLBACK_UNARY), 1);
+    assert_int_equal(count("sim:0", FERRY_FALLBACK_CAST), 1);
+    assert_int_equal(count("sim:0", -1), 4);
+    /* Other devices keep their own counts; the cpu never falls back to itself. */
+    assert_int_equal(count("cpu", -1), 0);
+    ferry_tensor *h = ferry_add(a, a);
+    assert_tensor(h);
+    assert_int_equal(count("sim:0", FERRY_FALLBACK_BINARY), 2);
+
+    assert_ok(ferry_fallback_stats_reset("sim:0"));
+    assert_int_equal(count("sim:0", -1), 0);
+    ferry_tensor *ts[] = {a, b, c, d, h};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        ferry_tensor_release(ts[i]);
+}
+
+static void test_fallback_stats_refuse_bad_arguments(void **state)
+{
+    (void)state;
+    assert_status(ferry_fallback_stats_get("cpu", NULL), FERRY_ERR_INVALID_ARGUMENT,
+                  "ferry_fallback_stats_get: out is NULL");
+    ferry_fallback_stats s;
+    assert_status(ferry_fallback_stats_get("nosuch:0", &s), FERRY_ERR_INVALID_DEVICE,
+                  "nosuch");
+    assert_status(ferry_fallback_stats_reset("cpu:7"), FERRY_ERR_INVALID_DEVICE, "cpu:7");
+}
+
+static void test_strict_device_refuses_a_fallback_and_names_it(void **state)
+{
+    (void)state;
+    require_backend("sim");
+    ferry_tensor *a = ferry_full(FERRY_FLOAT32, 1, shape, 2.0, "sim:0");
+    assert_tensor(a);
+    assert_ok(ferry_fallback_stats_reset("sim:0"));
+
+    setenv("FERRY_STRICT_DEVICE", "1", 1);
+    assert_null(ferry_add(a, a));
+    assert_failed_with(FERRY_ERR_UNSUPPORTED,
+                       "FERRY_STRICT_DEVICE: sim:0 has no binary add kernel for (float32, "
+                       "float32, float32)");
+    assert_null(ferry_tensor_to_dtype(a, FERRY_INT32));
+    assert_failed_with(FERRY_ERR_UNSUPPORTED, "sim:0 has no cast kernel for (float32, int32)");
+    assert_status(ferry_tensor_fill(a, 3.0), FERRY_ERR_UNSUPPORTED, "no fill kernel");
+    assert_int_equal(count("sim:0", -1), 0);
+
+    /* A list names backends or devices: sim:0 is strict, sim:1 and the cpu are not. */
+    setenv("FERRY_STRICT_DEVICE", "opencl,sim:0", 1);
+    assert_null(ferry_exp(a));
+    assert_failed_with(FERRY_ERR_UNSUPPORTED, "sim:0 has no unary exp kernel");
+    ferry_tensor *c = ferry_tensor_to(a, "cpu");
+    assert_tensor(c);
+    ferry_tensor *ce = ferry_exp(c);
+    assert_tensor(ce);
+    if (ferry_device_count("sim") > 1) {
+        ferry_tensor *s1 = ferry_tensor_to(a, "sim:1");
+        assert_tensor(s1);
+        ferry_tensor *e1 = ferry_exp(s1);
+        assert_tensor(e1);
+        assert_int_equal(count("sim:1", FERRY_FALLBACK_UNARY), 1);
+        ferry_tensor_release(e1);
+        ferry_tensor_release(s1);
+    }
+
+    /* Nothing the refusals touched changed: a is still 2.0 everywhere. */
+    unsetenv("FERRY_STRICT_DEVICE");
+    float got[6];
+    assert_ok(ferry_tensor_copy_to_host(a, got, sizeof got));
+    for (int i = 0; i < 6; i++)
+        assert_true(got[i] == 2.0f);
+    ferry_tensor_release(ce);
+    ferry_tensor_release(c);
+    ferry_tensor_release(a);
+}
+
+static void test_abi_1_0_plugin_runs_everything_through_the_fallback(void **state)
+{
+    (void)state;
+    const char *dir = getenv("FERRY_TEST_BUILD_DIR");
+    if (!dir || dir[0] != '/')
+        fail_msg("FERRY_TEST_BUILD_DIR must name the build folder (ctest sets it)");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/fake_plugins/abi_1_0", dir);
+    setenv("FERRY_PLUGIN_PATH", path, 1);
+    ferry_shutdown();
+    assert_null(ferry_backend_status("fakeonezero"));
+    /* Its table stops before get_kernel, where a trap would abort the test. */
+    ferry_tensor *a = ferry_arange(0, 6, 1, FERRY_FLOAT32, "fakeonezero:0");
+    assert_tensor(a);
+    ferry_tensor *b = ferry_mul_scalar(a, 2.0);
+    assert_tensor(b);
+    ferry_tensor *s = ferry_sum(b, 0, NULL, false);
+    assert_tensor(s);
+    float got;
+    assert_ok(ferry_tensor_copy_to_host(s, &got, sizeof got));
+    assert_true(got == 30.0f);
+    assert_true(count("fakeonezero:0", -1) >= 2);
+    ferry_tensor_release(s);
+    ferry_tensor_release(b);
+    ferry_tensor_release(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fallback_counts_ops_sim_runs_on_the_cpu, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fallback_stats_refuse_bad_arguments, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_strict_device_refuses_a_fallback_and_names_it,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abi_1_0_plugin_runs_everything_through_the_fallback,
+                                        setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
