@@ -198,6 +198,7 @@ static void cuda_shutdown(void)
 
 static ferry_status cuda_device_info(int32_t dev, ferry_device_info *out)
 {
+    cuda_device_keeper keep_device_;
     cudaDeviceProp p;
     cudaError_t e = cudaGetDeviceProperties(&p, dev);
     if (e != cudaSuccess)
@@ -226,6 +227,7 @@ static ferry_status cuda_device_info(int32_t dev, ferry_device_info *out)
 
 static ferry_status cuda_alloc(int32_t dev, size_t nbytes, void **buffer)
 {
+    cuda_device_keeper keep_device_;
     *buffer = NULL;
     ferry_status st = cuda_use(dev, NULL);
     if (st != FERRY_OK)
@@ -240,6 +242,7 @@ static ferry_status cuda_alloc(int32_t dev, size_t nbytes, void **buffer)
 
 static void cuda_free(int32_t dev, void *buffer)
 {
+    cuda_device_keeper keep_device_;
     if (cudaSetDevice(dev) == cudaSuccess)
         cudaFree(buffer);
 }
@@ -247,6 +250,7 @@ static void cuda_free(int32_t dev, void *buffer)
 static ferry_status cuda_copy_from_host(int32_t dev, void *dst, size_t dst_offset, const void *src,
                                         size_t nbytes)
 {
+    cuda_device_keeper keep_device_;
     cudaStream_t s;
     ferry_status st = cuda_use(dev, &s);
     if (st != FERRY_OK)
@@ -261,6 +265,7 @@ static ferry_status cuda_copy_from_host(int32_t dev, void *dst, size_t dst_offse
 static ferry_status cuda_copy_to_host(int32_t dev, void *dst, const void *src, size_t src_offset,
                                       size_t nbytes)
 {
+    cuda_device_keeper keep_device_;
     cudaStream_t s;
     ferry_status st = cuda_use(dev, &s);
     if (st != FERRY_OK)
@@ -277,6 +282,7 @@ static ferry_status cuda_copy_to_host(int32_t dev, void *dst, const void *src, s
 static ferry_status cuda_copy_on_device(int32_t dev, void *dst, size_t dst_offset, const void *src,
                                         size_t src_offset, size_t nbytes)
 {
+    cuda_device_keeper keep_device_;
     cudaStream_t s;
     ferry_status st = cuda_use(dev, &s);
     if (st != FERRY_OK)
@@ -288,6 +294,7 @@ static ferry_status cuda_copy_on_device(int32_t dev, void *dst, size_t dst_offse
 
 static ferry_status cuda_synchronize(int32_t dev)
 {
+    cuda_device_keeper keep_device_;
     if (!devices[dev].ready)
         return FERRY_OK; /* nothing was ever queued */
     cudaStream_t s;
@@ -336,6 +343,18 @@ static bool peer_usable(int32_t dst_dev, int32_t src_dev)
         if (!ok)
             why = "the peer self-test copy failed";
     }
+    if (ok) {
+        /* Without it cudaMemcpyPeerAsync silently stages through host memory. Access is
+         * one-way: the destination's context maps the source's memory. */
+        cudaError_t e = cudaSetDevice(dst_dev);
+        if (e == cudaSuccess)
+            e = cudaDeviceEnablePeerAccess(src_dev, 0);
+        if (e != cudaSuccess && e != cudaErrorPeerAccessAlreadyEnabled) {
+            ok = false;
+            why = cudaGetErrorName(e);
+        }
+        (void)cudaGetLastError();
+    }
     if (!ok)
         cuda_host->log(FERRY_LOG_INFO, "cuda", "cuda:%d -> cuda:%d: no peer copy (%s); staging "
                        "through host memory", (int)src_dev, (int)dst_dev, why);
@@ -348,6 +367,7 @@ static bool peer_usable(int32_t dst_dev, int32_t src_dev)
 static ferry_status cuda_copy_peer(int32_t dst_dev, void *dst, size_t dst_offset, int32_t src_dev,
                                    const void *src, size_t src_offset, size_t nbytes)
 {
+    cuda_device_keeper keep_device_;
     if (!peer_usable(dst_dev, src_dev))
         return FERRY_ERR_UNSUPPORTED;
     cudaStream_t ss, ds;

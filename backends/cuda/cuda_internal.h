@@ -43,10 +43,31 @@ ferry_status cuda_binary(int32_t dev, ferry_binary_op op, const ferry_kernel_ten
 ferry_status cuda_reduce(int32_t dev, ferry_reduce_op op, const ferry_kernel_tensor *out,
                          const ferry_kernel_tensor *in);
 
+/* The calling thread's current device, put back when an entry returns: the
+ * application's own CUDA code must not find it changed by ferry. */
+struct cuda_device_keeper {
+    int prev = -1;
+    cuda_device_keeper()
+    {
+        if (cudaGetDevice(&prev) != cudaSuccess) {
+            prev = -1;
+            (void)cudaGetLastError();
+        }
+    }
+    ~cuda_device_keeper()
+    {
+        int now = -1;
+        if (prev >= 0 && cudaGetDevice(&now) == cudaSuccess && now != prev)
+            cudaSetDevice(prev);
+        (void)cudaGetLastError();
+    }
+};
+
 /* Catches anything C++ might throw from the runtime or cuBLAS, so nothing unwinds into
- * the C core. */
+ * the C core, and restores the caller's current device. */
 #define CUDA_GUARD(expr)                                                                    \
     try {                                                                                   \
+        cuda_device_keeper keep_device_;                                                    \
         return expr;                                                                        \
     } catch (...) {                                                                         \
         return cuda_host->error(FERRY_ERR_BACKEND, "cuda: unexpected C++ exception");      \
