@@ -39,6 +39,7 @@ static const ferry_host_api host_api = {
     .struct_size = sizeof(ferry_host_api),
     .error = host_error,
     .log = host_log,
+    .device_lost = ferry__device_lost,
 };
 
 const ferry_host_api *ferry__host_api(void)

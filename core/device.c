@@ -92,6 +92,9 @@ ferry_status ferry__device_resolve_parsed(ferry_device d, ferry_backend **be, in
                             name, b->name, (int)b->device_count,
                             b->device_count == 1 ? "" : "s");
     }
+    const char *lost = ferry__device_lost_reason(b, d.index);
+    if (lost)
+        return ferry__error(FERRY_ERR_UNAVAILABLE, "%s", lost);
     *be = b;
     *index = d.index;
     return FERRY_OK;

@@ -61,6 +61,8 @@ typedef struct ferry_backend {
     bool *host_accessible;            /* per device, from device_info at load */
     struct ferry_allocator *alloc;    /* caching allocator, one pool per device */
     atomic_uint fallback_logged;      /* bit per ferry_op already reported as run on cpu */
+    /* per device: why it is lost for good (host_api.device_lost), or NULL; set once */
+    _Atomic(char *) *lost;
     /* per device, FERRY_FALLBACK_KINDS counters indexed by ferry_op */
     _Atomic uint64_t (*fallbacks)[FERRY_FALLBACK_KINDS];
 } ferry_backend;
@@ -74,6 +76,10 @@ ferry_backend *ferry__backend_get(const char *type);
 ferry_status ferry__device_resolve(const char *device, ferry_backend **be, int32_t *index);
 /* Same for an already-parsed device. */
 ferry_status ferry__device_resolve_parsed(ferry_device d, ferry_backend **be, int32_t *index);
+/* host_api.device_lost: marks a loaded backend's device unusable for good. */
+void ferry__device_lost(const char *backend, int32_t device, const char *reason);
+/* The reason a device is lost, or NULL. */
+const char *ferry__device_lost_reason(const ferry_backend *be, int32_t device);
 /* The cpu backend (loaded on first use); NULL with an error if it cannot load. */
 ferry_backend *ferry__cpu_backend(void);
 void ferry__backend_retain(ferry_backend *be);

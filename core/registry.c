@@ -361,8 +361,9 @@ static void init_backend(ferry_backend *be)
     be->device_count = count; /* the allocator sizes its pools from it */
     be->host_accessible = calloc((size_t)count, sizeof(bool));
     be->fallbacks = calloc((size_t)count, sizeof be->fallbacks[0]);
+    be->lost = calloc((size_t)count, sizeof be->lost[0]);
     be->alloc = ferry__allocator_create(be);
-    if (!be->host_accessible || !be->fallbacks || !be->alloc) {
+    if (!be->host_accessible || !be->fallbacks || !be->lost || !be->alloc) {
         set_failed(be, FERRY_ERR_OUT_OF_MEMORY, dup_printf("%s: out of memory", be->name));
         return;
     }
@@ -526,6 +527,9 @@ void ferry__backend_release(ferry_backend *be)
     }
     free(be->host_accessible);
     free(be->fallbacks);
+    for (int32_t i = 0; be->lost && i < be->device_count; i++)
+        free(atomic_load(&be->lost[i]));
+    free(be->lost);
     free(be->reason);
     free(be->path);
     free(be);
@@ -647,12 +651,51 @@ static ferry_backend *lookup_loaded(const char *type)
     return be;
 }
 
+void ferry__device_lost(const char *backend, int32_t device, const char *reason)
+{
+    lock();
+    ferry_backend *be = backend ? find_locked(backend) : NULL;
+    unlock();
+    if (!be || !be->lost || device < 0 || device >= be->device_count)
+        return;
+    char *why = dup_printf("%s:%d is unusable for the rest of this process: %s", be->name,
+                           (int)device, reason && *reason ? reason : "the driver lost it");
+    char *none = NULL;
+    if (!why || !atomic_compare_exchange_strong(&be->lost[device], &none, why))
+        free(why); /* the first reason stays */
+    else
+        ferry__debug("plugins", "%s", why);
+}
+
+const char *ferry__device_lost_reason(const ferry_backend *be, int32_t device)
+{
+    return be->lost && device >= 0 && device < be->device_count ? atomic_load(&be->lost[device])
+                                                                 : NULL;
+}
+
+/* Devices of a ready backend that are not lost. */
+static int32_t usable_devices(const ferry_backend *be, const char **why)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < be->device_count; i++) {
+        const char *r = ferry__device_lost_reason(be, i);
+        if (!r)
+            n++;
+        else if (why && !*why)
+            *why = r;
+    }
+    return n;
+}
+
 FERRY_API const char *ferry_backend_status(const char *type)
 {
     ferry_backend *be = lookup_loaded(type);
     if (!be)
         return "unknown backend";
-    return be->state == FERRY_BACKEND_READY ? NULL : be->reason;
+    if (be->state != FERRY_BACKEND_READY)
+        return be->reason;
+    const char *why = NULL;
+    return be->device_count > 0 && usable_devices(be, &why) == 0 ? why : NULL;
 }
 
 FERRY_API const char *ferry_backend_path(const char *type)
@@ -679,7 +722,8 @@ FERRY_API int ferry_device_count(const char *type)
 
 FERRY_API bool ferry_is_available(const char *type)
 {
-    return ferry_device_count(type) > 0;
+    ferry_backend *be = lookup_loaded(type);
+    return be && be->state == FERRY_BACKEND_READY && usable_devices(be, NULL) > 0;
 }
 
 FERRY_API size_t ferry_devices(ferry_device *out, size_t cap)

@@ -31,9 +31,36 @@ typedef struct cuda_device {
 static int32_t device_count;
 static cuda_device *devices;
 
+/* Errors after which the context is corrupt: every later call fails too, so the device
+ * is reported lost rather than left looking available (CUDA runtime API, "sticky"). */
+static bool sticky_error(cudaError_t e)
+{
+    switch (e) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorAssert:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorContextIsDestroyed:
+        return true;
+    default:
+        return false;
+    }
+}
+
 ferry_status cuda_fail(int32_t dev, const char *call, cudaError_t e)
 {
     (void)cudaGetLastError(); /* clear a non-sticky error so later calls start clean */
+    if (sticky_error(e) && FERRY_HOST_HAS(cuda_host, device_lost)) {
+        char why[256];
+        snprintf(why, sizeof why, "%s failed with %s (%s); restart the process to use it again",
+                 call, cudaGetErrorName(e), cudaGetErrorString(e));
+        cuda_host->device_lost("cuda", dev, why);
+    }
     ferry_status st = e == cudaErrorMemoryAllocation ? FERRY_ERR_OUT_OF_MEMORY : FERRY_ERR_BACKEND;
     return cuda_host->error(st, "cuda:%d: %s failed: %s (%s=%d)", (int)dev, call,
                             cudaGetErrorString(e), cudaGetErrorName(e), (int)e);

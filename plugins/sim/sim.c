@@ -60,6 +60,9 @@ static int instances;
 /* Fault injection, read on every call without the lock. */
 static atomic_uint_fast64_t fail_alloc_at; /* 0: never */
 static atomic_uint_fast64_t fail_copy_at;
+/* FERRY_SIM_FAIL_COPY_STICKY=1: the injected copy failure also loses the device, as a
+ * CUDA sticky error does (host_api.device_lost). */
+static atomic_bool fail_copy_sticky;
 static atomic_uint_fast64_t alloc_calls;
 static atomic_uint_fast64_t copy_calls;
 
@@ -126,9 +129,12 @@ static ferry_status sim_count_copy(int32_t device)
 {
     uint64_t n = (uint64_t)atomic_fetch_add(&copy_calls, 1) + 1;
     uint64_t at = (uint64_t)atomic_load(&fail_copy_at);
-    if (at != 0 && n == at)
+    if (at != 0 && n == at) {
+        if (atomic_load(&fail_copy_sticky) && FERRY_HOST_HAS(host, device_lost))
+            host->device_lost("sim", device, "simInjectedStickyError in a copy");
         return host->error(FERRY_ERR_BACKEND, "sim:%" PRId32 ": injected failure in copy #%" PRIu64,
                            device, n);
+    }
     return FERRY_OK;
 }
 
@@ -176,13 +182,14 @@ static sim_block *sim_lookup(const char *call, int32_t device, const void *handl
 
 static ferry_status sim_init(int32_t *device_count, char *reason, size_t reason_cap)
 {
-    uint64_t n, mem, fail_alloc, fail_copy;
+    uint64_t n, mem, fail_alloc, fail_copy, sticky;
     ferry_status st;
     *device_count = 0;
     if ((st = sim_env_u64("FERRY_SIM_DEVICES", 0, SIM_MAX_DEVICES, SIM_DEFAULT_DEVICES, &n)) ||
         (st = sim_env_u64("FERRY_SIM_MEMORY", 0, UINT64_MAX, SIM_DEFAULT_MEMORY, &mem)) ||
         (st = sim_env_u64("FERRY_SIM_FAIL_ALLOC", 0, UINT64_MAX, 0, &fail_alloc)) ||
-        (st = sim_env_u64("FERRY_SIM_FAIL_COPY", 0, UINT64_MAX, 0, &fail_copy)))
+        (st = sim_env_u64("FERRY_SIM_FAIL_COPY", 0, UINT64_MAX, 0, &fail_copy)) ||
+        (st = sim_env_u64("FERRY_SIM_FAIL_COPY_STICKY", 0, 1, 0, &sticky)))
         return st;
 
     pthread_mutex_lock(&lock);
@@ -194,6 +201,7 @@ static ferry_status sim_init(int32_t *device_count, char *reason, size_t reason_
      * reload the plugin, and count from its own first call. */
     atomic_store(&fail_alloc_at, fail_alloc);
     atomic_store(&fail_copy_at, fail_copy);
+    atomic_store(&fail_copy_sticky, sticky != 0);
     atomic_store(&alloc_calls, 0);
     atomic_store(&copy_calls, 0);
 

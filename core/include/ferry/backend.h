@@ -29,6 +29,11 @@ extern "C" {
 #define FERRY_OPS_HAS(ops, member)                                                      \
     ((ops)->struct_size >= offsetof(ferry_backend_ops, member) + sizeof((ops)->member))
 
+/** True when the core's `host` services (of any minor) include `member`. */
+#define FERRY_HOST_HAS(host, member)                                                    \
+    ((host)->struct_size >= offsetof(ferry_host_api, member) + sizeof((host)->member) &&  \
+     (host)->member != NULL)
+
 typedef enum ferry_log_level {
     FERRY_LOG_ERROR = 0,
     FERRY_LOG_WARN = 1,
@@ -54,7 +59,16 @@ typedef struct ferry_host_api {
     /** Logs a line under FERRY_DEBUG; `backend` is the plugin's name. */
     void (*log)(ferry_log_level level, const char *backend, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-    /* --- ABI 1.1: append below this line only --- */
+
+    /* --- ABI 1.1 --- */
+    /**
+     * Reports that a device is broken for the rest of the process (a CUDA sticky error
+     * such as cudaErrorIllegalAddress). The core then refuses new work on it with
+     * FERRY_ERR_UNAVAILABLE and `reason`, and ferry_is_available() turns false once
+     * every device of the backend is lost; frees of its buffers still reach the plugin.
+     */
+    void (*device_lost)(const char *backend, int32_t device, const char *reason);
+    /* --- ABI 1.2: append below this line only --- */
 } ferry_host_api;
 
 /**
