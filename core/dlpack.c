@@ -101,19 +101,38 @@ static ferry_status ferry_dtype_of(const char *fn, DLDataType dt, ferry_dtype *o
     return FERRY_OK;
 }
 
+/* The plugin's own word (ABI 1.1) on its DLPack device type; 0 for none. */
+static int32_t dl_type_of(const ferry_backend *be)
+{
+    return FERRY_OPS_HAS(be->ops, dlpack_device_type) ? be->ops->dlpack_device_type : 0;
+}
+
+static bool handles_are_addresses(const ferry_backend *be)
+{
+    return FERRY_OPS_HAS(be->ops, handles_are_addresses) ? be->ops->handles_are_addresses
+                                                         : be->host_accessible[0];
+}
+
+/* Whether an imported DLPack type's data is an address (not a cl_mem-like handle). */
+static bool dl_type_addresses(int32_t dl_type)
+{
+    if (dl_type == kDLOpenCL)
+        return false;
+    if (dl_type == kDLCPU || dl_type == kDLCUDA || dl_type == kDLCUDAHost)
+        return true;
+    const char *type = ferry__backend_for_dlpack_type(dl_type);
+    ferry_backend *be = type ? ferry__backend_get(type) : NULL;
+    return !be || handles_are_addresses(be);
+}
+
 static ferry_status dl_device_of(const char *fn, const ferry_tensor *t, DLDevice *out)
 {
     const ferry_storage *s = t->storage;
     const char *type = s->backend->name;
-    if (strcmp(type, "cpu") == 0) {
-        out->device_type = kDLCPU;
-        out->device_id = 0;
-    } else if (strcmp(type, "cuda") == 0) {
-        out->device_type = kDLCUDA;
-        out->device_id = s->device;
-    } else if (strcmp(type, "opencl") == 0) {
-        out->device_type = kDLOpenCL;
-        out->device_id = s->device;
+    int32_t dl_type = dl_type_of(s->backend);
+    if (dl_type > 0) {
+        out->device_type = (DLDeviceType)dl_type;
+        out->device_id = dl_type == kDLCPU ? 0 : s->device;
     } else {
         char dev[32];
         return ferry__error(FERRY_ERR_UNSUPPORTED,
@@ -143,11 +162,13 @@ static ferry_status backend_of(const char *fn, DLDevice d, ferry_backend **be, i
         type = "opencl";
         break;
     default:
-        return ferry__error(FERRY_ERR_UNSUPPORTED,
-                            "%s: DLPack device type %d (device_id %d) is not supported; "
-                            "ferry imports kDLCPU (1), kDLCUDA (2), kDLCUDAHost (3) and "
-                            "kDLOpenCL (4)",
-                            fn, (int)d.device_type, (int)d.device_id);
+        type = ferry__backend_for_dlpack_type((int32_t)d.device_type);
+        if (!type)
+            return ferry__error(FERRY_ERR_UNSUPPORTED,
+                                "%s: DLPack device type %d (device_id %d) is not supported; "
+                                "ferry imports kDLCPU (1), kDLCUDA (2), kDLCUDAHost (3), "
+                                "kDLOpenCL (4) and the types its loaded plugins declare",
+                                fn, (int)d.device_type, (int)d.device_id);
     }
     char name[48];
     snprintf(name, sizeof name, "%s:%d", type, (int)d.device_id);
@@ -198,7 +219,7 @@ static void export_fill(const ferry_tensor *t, DLDevice dev, int64_t *dims, DLTe
      * so it travels as (buffer, byte_offset). The spec asks for data == NULL when
      * empty. */
     bool empty = ferry__numel(ndim, t->shape) == 0;
-    bool handle = dev.device_type == kDLOpenCL;
+    bool handle = !handles_are_addresses(t->storage->backend);
     dl->data = empty    ? NULL
                : handle ? t->storage->buffer
                         : (void *)((char *)t->storage->buffer + t->byte_offset);
@@ -334,7 +355,7 @@ static ferry_status import_extent(const char *fn, const DLTensor *dl, int ndim,
      * address the storage can simply begin lower; a cl_mem handle cannot be offset below
      * its start. off >= 0 and lo_bytes <= 0, so the sum cannot overflow. */
     int64_t first = off + lo_bytes;
-    bool address = dl->device.device_type != kDLOpenCL;
+    bool address = dl_type_addresses((int32_t)dl->device.device_type);
     if (first < 0 && !address)
         return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                             "%s: DLPack tensor's strides reach %llu bytes below element 0 but "

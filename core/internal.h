@@ -78,6 +78,8 @@ ferry_status ferry__device_resolve(const char *device, ferry_backend **be, int32
 ferry_status ferry__device_resolve_parsed(ferry_device d, ferry_backend **be, int32_t *index);
 /* host_api.device_lost: marks a loaded backend's device unusable for good. */
 void ferry__device_lost(const char *backend, int32_t device, const char *reason);
+/* The loaded backend whose plugin declares DLPack device type `dl_type`, or NULL. */
+const char *ferry__backend_for_dlpack_type(int32_t dl_type);
 /* The reason a device is lost, or NULL. */
 const char *ferry__device_lost_reason(const ferry_backend *be, int32_t device);
 /* The cpu backend (loaded on first use); NULL with an error if it cannot load. */

@@ -673,6 +673,26 @@ const char *ferry__device_lost_reason(const ferry_backend *be, int32_t device)
                                                                  : NULL;
 }
 
+const char *ferry__backend_for_dlpack_type(int32_t dl_type)
+{
+    /* Rare (a DLPack import of a type no built-in backend has), so every discovered
+     * plugin may be loaded to ask it. */
+    const char *found = NULL;
+    ferry_error_state saved;
+    ferry__error_save(&saved);
+    lock();
+    discover_locked();
+    for (size_t i = 0; i < reg.count && !found; i++) {
+        ferry_backend *be = load_locked(reg.list[i]);
+        if (be && be->state == FERRY_BACKEND_READY && FERRY_OPS_HAS(be->ops, dlpack_device_type) &&
+            be->ops->dlpack_device_type == dl_type)
+            found = be->name;
+    }
+    unlock();
+    ferry__error_restore(&saved);
+    return found;
+}
+
 /* Devices of a ready backend that are not lost. */
 static int32_t usable_devices(const ferry_backend *be, const char **why)
 {

@@ -201,6 +201,8 @@ static const ferry_backend_ops cpu_ops = {
     .binary = cpu_binary,
     .reduce = cpu_reduce,
     .matmul = cpu_matmul,
+    .dlpack_device_type = 1 /* kDLCPU */,
+    .handles_are_addresses = true,
     .get_kernel = cpu_get_kernel,
 };
 

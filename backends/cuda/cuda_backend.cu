@@ -511,6 +511,8 @@ static ferry_backend_ops make_ops(void)
     o.reduce = guarded_reduce;
     o.matmul = guarded_matmul;
     o.get_kernel = cuda_get_kernel;
+    o.dlpack_device_type = 2; /* kDLCUDA */
+    o.handles_are_addresses = true;
     return o;
 }
 

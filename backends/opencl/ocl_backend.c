@@ -505,6 +505,8 @@ static const ferry_backend_ops ocl_ops = {
     .binary = ocl_binary,
     .reduce = ocl_reduce,
     .matmul = ocl_matmul,
+    .dlpack_device_type = 4 /* kDLOpenCL */,
+    .handles_are_addresses = false,
     .get_kernel = ocl_get_kernel,
 };
 

@@ -762,6 +762,41 @@ static void test_loader_sim_tensor_survives_shutdown_and_a_second_load(void **st
     check_round_trip("sim:0");
 }
 
+static void test_loader_dlpack_device_type_is_the_plugins_declaration(void **state)
+{
+    (void)state;
+    /* The ok variant declares kDLExtDev (12) with address handles: its tensors export
+     * under that type and import back to it without a copy, with no name known to the
+     * core. */
+    use_plugin_path(variant_dir("ok"));
+    const int64_t shape[1] = {5};
+    ferry_tensor *t = ferry_full(FERRY_INT32, 1, shape, 7, "fake:0");
+    assert_non_null(t);
+    DLManagedTensorVersioned *m = ferry_tensor_to_dlpack(t);
+    assert_non_null(m);
+    assert_int_equal(m->dl_tensor.device.device_type, 12);
+    assert_int_equal(m->dl_tensor.device.device_id, 0);
+    assert_ptr_equal(m->dl_tensor.data, ferry_tensor_host_data(t));
+    ferry_tensor *back = ferry_tensor_from_dlpack(m);
+    assert_non_null(back);
+    assert_string_equal(ferry_tensor_device(back).type, "fake");
+    assert_ptr_equal(ferry_tensor_host_data(back), ferry_tensor_host_data(t));
+    int32_t got[5];
+    assert_int_equal(ferry_tensor_copy_to_host(back, got, sizeof got), FERRY_OK);
+    assert_int_equal(got[4], 7);
+    ferry_tensor_release(back);
+    ferry_tensor_release(t);
+
+    /* An ABI 1.0 plugin declares nothing: its tensors refuse export, naming it. */
+    use_plugin_path(variant_dir("abi_1_0"));
+    ferry_tensor *o = ferry_zeros(FERRY_FLOAT32, 1, shape, "fakeonezero:0");
+    assert_non_null(o);
+    assert_null(ferry_tensor_to_dlpack(o));
+    assert_int_equal(ferry_last_status(), FERRY_ERR_UNSUPPORTED);
+    assert_non_null(strstr(ferry_last_error(), "fakeonezero:0 tensors cannot be exported"));
+    ferry_tensor_release(o);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_teardown(f, clean_registry)
@@ -791,6 +826,7 @@ int main(void)
         T(test_loader_relative_path_entries_and_cwd_are_never_searched),
         T(test_loader_tensor_keeps_plugin_loaded_after_shutdown),
         T(test_loader_sim_tensor_survives_shutdown_and_a_second_load),
+        T(test_loader_dlpack_device_type_is_the_plugins_declaration),
     };
 #undef T
     return cmocka_run_group_tests(tests, clean_registry, clean_registry);

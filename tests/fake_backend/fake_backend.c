@@ -444,6 +444,11 @@ static const fake_future_ops fake_table = {
         .get_kernel = trap_get_kernel,
 #elif defined(FAKE_ABI_1_0)
         .get_kernel = trap_get_kernel,
+#else
+        /* kDLExtDev for the host-accessible variants: DLPack exchange goes by what the
+         * plugin declares, not by its name. */
+        .dlpack_device_type = FAKE_HOST_ACCESSIBLE ? 12 : 0,
+        .handles_are_addresses = FAKE_HOST_ACCESSIBLE,
 #endif
     },
 #if defined(FAKE_NEW_MINOR)

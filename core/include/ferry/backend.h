@@ -272,6 +272,15 @@ typedef struct ferry_backend_ops {
      * looks the name up in a static table.
      */
     ferry_named_kernel (*get_kernel)(int32_t device, const char *name);
+    /**
+     * The DLPack device type of this backend's memory (kDLCUDA = 2, kDLOpenCL = 4,
+     * kDLROCM = 10, ...; dlpack.h), or 0 when it has none: its tensors then refuse a
+     * DLPack export, and imports of that type come to it (as "NAME:device_id").
+     */
+    int32_t dlpack_device_type;
+    /** Whether a buffer handle is a device address that may be advanced by a byte
+     * offset (CUDA pointers), rather than an opaque object (a cl_mem). */
+    bool handles_are_addresses;
     /* --- ABI 1.2: append below this line only --- */
 } ferry_backend_ops;
 
