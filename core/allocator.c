@@ -277,5 +277,6 @@ FERRY_API ferry_status ferry_empty_cache(const char *device)
     pthread_mutex_lock(&be->alloc->lock);
     drain(be, dev, &be->alloc->pools[dev]);
     pthread_mutex_unlock(&be->alloc->lock);
+    ferry__staging_drain(be);
     return FERRY_OK;
 }

@@ -13,11 +13,66 @@ static bool same_device(const ferry_tensor *a, const ferry_tensor *b)
     return a->storage->backend == b->storage->backend && a->storage->device == b->storage->device;
 }
 
+/* Pinned staging buffers kept for the next staged copy: page-locking memory costs far
+ * more than the copy of one chunk (cudaHostAlloc of 64 MiB takes milliseconds). Each
+ * holds a reference on its backend, so the plugin stays loaded; ferry_shutdown() and
+ * ferry_empty_cache() give them back. Copies of ABI 1.0 complete before they return, so
+ * a returned buffer is idle. */
+#define STAGING_CACHED 4
+static struct {
+    ferry_backend *owner;
+    void *p;
+    size_t n;
+} staging_cache[STAGING_CACHED];
+static pthread_mutex_t staging_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *staging_take(ferry_backend *be, size_t n)
+{
+    void *p = NULL;
+    pthread_mutex_lock(&staging_lock);
+    for (int i = 0; i < STAGING_CACHED && !p; i++)
+        if (staging_cache[i].owner == be && staging_cache[i].n >= n) {
+            p = staging_cache[i].p;
+            staging_cache[i].owner = NULL;
+            staging_cache[i].p = NULL;
+        }
+    pthread_mutex_unlock(&staging_lock);
+    if (p)
+        ferry__backend_release(be); /* the cache's reference; the caller holds its own */
+    return p;
+}
+
+void ferry__staging_drain(ferry_backend *only)
+{
+    for (int i = 0; i < STAGING_CACHED; i++) {
+        pthread_mutex_lock(&staging_lock);
+        ferry_backend *be = staging_cache[i].owner;
+        void *p = staging_cache[i].p;
+        if (!be || (only && be != only)) {
+            pthread_mutex_unlock(&staging_lock);
+            continue;
+        }
+        staging_cache[i].owner = NULL;
+        staging_cache[i].p = NULL;
+        pthread_mutex_unlock(&staging_lock);
+        ferry__be_host_free(be, p);
+        ferry__backend_release(be);
+    }
+}
+
 /* Host buffer for staging: pinned memory from one of the two backends when offered. */
 void *ferry__staging_alloc(ferry_backend *a, ferry_backend *b, size_t n, ferry_backend **owner)
 {
     void *p = NULL;
     *owner = NULL;
+    if (a && (p = staging_take(a, n)) != NULL) {
+        *owner = a;
+        return p;
+    }
+    if (b && (p = staging_take(b, n)) != NULL) {
+        *owner = b;
+        return p;
+    }
     if (a && ferry__be_host_alloc(a, n, &p) == FERRY_OK && p) {
         *owner = a;
         return p;
@@ -29,12 +84,25 @@ void *ferry__staging_alloc(ferry_backend *a, ferry_backend *b, size_t n, ferry_b
     return malloc(n);
 }
 
-void ferry__staging_free(ferry_backend *owner, void *p)
+void ferry__staging_free(ferry_backend *owner, void *p, size_t n)
 {
-    if (owner)
-        ferry__be_host_free(owner, p);
-    else
+    if (!owner) {
         free(p);
+        return;
+    }
+    pthread_mutex_lock(&staging_lock);
+    for (int i = 0; i < STAGING_CACHED; i++)
+        if (!staging_cache[i].owner) {
+            ferry__backend_retain(owner);
+            staging_cache[i].owner = owner;
+            staging_cache[i].p = p;
+            staging_cache[i].n = n;
+            p = NULL;
+            break;
+        }
+    pthread_mutex_unlock(&staging_lock);
+    if (p)
+        ferry__be_host_free(owner, p);
 }
 
 /* Staging in two halves: while the uploader thread writes chunk i to the destination,
@@ -135,7 +203,7 @@ ferry_status ferry__copy_staged_ex(ferry_storage *d, size_t doff, ferry_storage 
                                       &owner[i]);
         if (!buf[i]) {
             if (i)
-                ferry__staging_free(owner[0], buf[0]);
+                ferry__staging_free(owner[0], buf[0], chunk);
             return ferry__error(FERRY_ERR_OUT_OF_MEMORY,
                                 "out of host memory for a %zu-byte staging buffer", chunk);
         }
@@ -159,7 +227,7 @@ ferry_status ferry__copy_staged_ex(ferry_storage *d, size_t doff, ferry_storage 
         pthread_mutex_destroy(&p.lock);
     }
     for (int i = 0; i < nbuf; i++)
-        ferry__staging_free(owner[i], buf[i]);
+        ferry__staging_free(owner[i], buf[i], chunk);
     return st;
 }
 

@@ -880,9 +880,9 @@ static ferry_status run_blocks(job *j, ferry_tensor *out, const ferry_tensor *in
     char *tout = ferry__staging_alloc(out->storage->backend, NULL, out_many ? cap : c, &owner[1]);
     if (!tin || !tout) {
         if (tin)
-            ferry__staging_free(owner[0], tin);
+            ferry__staging_free(owner[0], tin, in_many ? cap : c);
         if (tout)
-            ferry__staging_free(owner[1], tout);
+            ferry__staging_free(owner[1], tout, out_many ? cap : c);
         return ferry__error(FERRY_ERR_OUT_OF_MEMORY,
                             "ferry_%s: out of host memory for %zu-byte staging buffers",
                             kind_names[j->kind], cap);
@@ -896,8 +896,8 @@ static ferry_status run_blocks(job *j, ferry_tensor *out, const ferry_tensor *in
         for (size_t r = 0; r < (out_many ? W : 1) && st == FERRY_OK; r++)
             st = piece_put(out, r * n + off, tout + r * len, len);
     }
-    ferry__staging_free(owner[0], tin);
-    ferry__staging_free(owner[1], tout);
+    ferry__staging_free(owner[0], tin, in_many ? cap : c);
+    ferry__staging_free(owner[1], tout, out_many ? cap : c);
     free(j->f32);
     return st;
 }

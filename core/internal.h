@@ -265,7 +265,10 @@ ferry_status ferry__copy_bytes(ferry_tensor *dst, const ferry_tensor *src);
 /* Host buffers for staging: pinned memory from backend a, else b (either may be NULL),
  * else malloc; *owner says which, for ferry__staging_free. */
 void *ferry__staging_alloc(ferry_backend *a, ferry_backend *b, size_t n, ferry_backend **owner);
-void ferry__staging_free(ferry_backend *owner, void *p);
+/* n: the size asked of ferry__staging_alloc. Pinned buffers go to a small cache. */
+void ferry__staging_free(ferry_backend *owner, void *p, size_t n);
+/* Gives the cached pinned staging buffers of `be` (NULL: of every backend) back. */
+void ferry__staging_drain(ferry_backend *be);
 /* Runs on one chunk of a staged copy in host memory, between its two legs; `offset` is
  * the chunk's byte offset in the copy. */
 typedef ferry_status (*ferry_stage_fn)(void *ctx, void *buf, size_t offset, size_t len);

@@ -537,6 +537,7 @@ void ferry__backend_release(ferry_backend *be)
 
 FERRY_API void ferry_shutdown(void)
 {
+    ferry__staging_drain(NULL); /* their backend references would keep plugins as zombies */
     lock();
     ferry_backend *list[MAX_BACKENDS];
     size_t n = reg.count;

@@ -442,6 +442,26 @@ static ferry_status sim_copy_peer(int32_t dst_device, void *dst, size_t dst_offs
                            nbytes);
 }
 
+/* "Pinned" host memory for the core's staging buffers: plain host memory here, but
+ * each call is logged (FERRY_DEBUG=sim) so tests can see the core reuse them. */
+static ferry_status sim_host_alloc(size_t nbytes, void **ptr)
+{
+    *ptr = NULL;
+    if (posix_memalign(ptr, 64, nbytes ? nbytes : 1) != 0) {
+        *ptr = NULL;
+        return host->error(FERRY_ERR_OUT_OF_MEMORY, "sim: host_alloc of %zu bytes failed",
+                           nbytes);
+    }
+    host->log(FERRY_LOG_DEBUG, "sim", "host_alloc %zu bytes", nbytes);
+    return FERRY_OK;
+}
+
+static void sim_host_free(void *ptr)
+{
+    host->log(FERRY_LOG_DEBUG, "sim", "host_free");
+    free(ptr);
+}
+
 static ferry_status sim_synchronize(int32_t device)
 {
     sim_why why;
@@ -470,6 +490,8 @@ static const ferry_backend_ops sim_ops = {
     .copy_on_device = sim_copy_on_device,
     .synchronize = sim_synchronize,
     .copy_peer = sim_copy_peer,
+    .host_alloc = sim_host_alloc,
+    .host_free = sim_host_free,
 };
 
 const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host_api)

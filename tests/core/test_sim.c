@@ -902,7 +902,9 @@ static void test_sim_plugin_table_declares_required_entries_and_no_kernels(void 
     assert_string_equal(ops->name, "sim");
     assert_string_equal(ops->version, "0.1.0");
     assert_non_null(ops->copy_peer);
-    assert_null(ops->host_alloc);
+    /* Staging buffers, so the core's reuse of them is tested (tests/core/test_staging.c). */
+    assert_non_null(ops->host_alloc);
+    assert_non_null(ops->host_free);
     assert_null(ops->supports);
     assert_null(ops->fill);
     assert_null(ops->cast);
@@ -911,6 +913,8 @@ static void test_sim_plugin_table_declares_required_entries_and_no_kernels(void 
     assert_null(ops->binary);
     assert_null(ops->reduce);
     assert_null(ops->matmul);
+    assert_null(ops->get_kernel);
+    assert_int_equal(ops->dlpack_device_type, 0);
 }
 
 static void test_sim_plugin_entry_refuses_a_host_of_another_major(void **state)
