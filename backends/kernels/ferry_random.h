@@ -447,6 +447,12 @@ static inline fk_random fk_random_launch(const ferry_random_params *rp, int dt, 
     p.n = n;
     return p;
 }
+
+/* fk_random_int_narrow for the host side of a CUDA launch (that one is device code). */
+static inline int fk_random_int_narrow_host(const fk_random *p)
+{
+    return p->kind == FK_RNG_INT && p->range != 0 && p->range <= ((fk_u64)1 << 32);
+}
 #endif
 
 /* ---- kernels: one thread per Philox block, writing that block's elements ------------ */
