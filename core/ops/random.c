@@ -350,10 +350,9 @@ FERRY_API ferry_status ferry_tensor_normal(ferry_tensor *t, double mean, double 
     return fill_in_place("normal_", t, &p, gen);
 }
 
-/* A uniform draw shaped like t, on its device: float64 for float64, else float32. */
-static ferry_tensor *uniform_like(ferry_tensor *t, ferry_generator *gen)
+/* A uniform draw of dtype ud shaped like t, on its device. */
+static ferry_tensor *uniform_like(ferry_tensor *t, ferry_dtype ud, ferry_generator *gen)
 {
-    ferry_dtype ud = ferry_tensor_dtype(t) == FERRY_FLOAT64 ? FERRY_FLOAT64 : FERRY_FLOAT32;
     ferry_tensor *u = ferry__new_like(t, ud, ferry_tensor_ndim(t), ferry_tensor_shape(t));
     if (u && draw(u, &(ferry_random_params){.kind = FERRY_RANDOM_UNIFORM, .a = 0.0, .b = 1.0},
                   gen) != FERRY_OK) {
@@ -403,7 +402,8 @@ FERRY_API ferry_tensor *ferry_bernoulli(ferry_tensor *p, ferry_generator *gen)
             goto done;
         }
     }
-    ferry_tensor *u = uniform_like(p, gen);
+    /* float64 probabilities compare with float64 uniforms (53 bits), others float32. */
+    ferry_tensor *u = uniform_like(p, dt == FERRY_FLOAT64 ? FERRY_FLOAT64 : FERRY_FLOAT32, gen);
     ferry_tensor *hit = u ? ferry_lt(u, p) : NULL;
     res = hit ? ferry_tensor_to_dtype(hit, dt) : NULL;
     ferry_tensor_release(hit);
@@ -444,7 +444,8 @@ FERRY_API ferry_tensor *ferry_dropout(ferry_tensor *t, double p, bool train,
             noise = NULL;
         }
     } else {
-        ferry_tensor *u = uniform_like(t, gen);
+        /* float32 uniforms whatever t's dtype: one seed gives one mask for a shape. */
+        ferry_tensor *u = uniform_like(t, FERRY_FLOAT32, gen);
         ferry_tensor *keep_mask = u ? ferry_lt_scalar_ex(u, ferry__scalar_of_double(1.0 - p))
                                     : NULL;
         ferry_tensor *m = keep_mask ? ferry_tensor_to_dtype(keep_mask, dt) : NULL;
