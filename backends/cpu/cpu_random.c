@@ -135,6 +135,33 @@ static ferry_status cpu_random(int32_t device, const ferry_op_args *args)
         per = out->dtype == FERRY_FLOAT64 ? 2 : 4;
     int64_t nb = (n + per - 1) / per;
     int threads = cpu_threads_for(nb, 8192);
+    if (out->dtype == FERRY_FLOAT32 && dense &&
+        (rp->kind == FERRY_RANDOM_UNIFORM || rp->kind == FERRY_RANDOM_NORMAL)) {
+        /* Batches of blocks in a SIMD loop: the same IEEE operations lane by lane (no
+         * contraction), so the numbers are those of the scalar path. */
+        float *o = (float *)out->buffer + out->byte_offset / sizeof(float);
+        int64_t nfull = n / 4;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+        for (int64_t j0 = 0; j0 < nfull; j0 += 64) {
+            int64_t j1 = j0 + 64 < nfull ? j0 + 64 : nfull;
+#pragma omp simd
+            for (int64_t j = j0; j < j1; j++) {
+                float v[4];
+                fk_random_block_f32(&p, (uint64_t)j, v);
+                o[4 * j] = v[0];
+                o[4 * j + 1] = v[1];
+                o[4 * j + 2] = v[2];
+                o[4 * j + 3] = v[3];
+            }
+        }
+        if (nfull < nb) {
+            float v[4];
+            fk_random_block_f32(&p, (uint64_t)nfull, v);
+            for (int64_t k = 4 * nfull; k < n; k++)
+                o[k] = v[k - 4 * nfull];
+        }
+        return FERRY_OK;
+    }
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int64_t j = 0; j < nb; j++) {
         int64_t first = j * per;
