@@ -62,6 +62,8 @@ struct cuda_device_keeper {
         (void)cudaGetLastError();
     }
 };
+/* Named-op tables by family (cuda_backend.c lists them). */
+extern "C" const ferry_named_entry cuda_named_random[];
 
 /* Catches anything C++ might throw from the runtime or cuBLAS, so nothing unwinds into
  * the C core, and restores the caller's current device. */

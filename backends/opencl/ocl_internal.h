@@ -191,6 +191,9 @@ OCL_HIDDEN void ocl_matmul_shutdown(void);
 OCL_HIDDEN void *ocl_clblast_symbol(void);
 
 /* The embedded kernel source (generated at build time from backends/kernels). */
+/* Named-op tables by family (ocl_backend.c lists them). */
+OCL_HIDDEN extern const ferry_named_entry ocl_named_random[];
+
 OCL_HIDDEN extern const char ocl_kernel_source[];
 OCL_HIDDEN extern const size_t ocl_kernel_source_len;
 

@@ -50,7 +50,24 @@ from ferry._ferry import (  # noqa: F401,E402
     uint8,
     zeros,
 )
+from ferry._ferry import (  # noqa: F401,E402
+    Generator,
+    bernoulli,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    seed,
+    set_rng_state,
+)
 from ferry import autograd, cuda, opencl  # noqa: E402,F401
+from ferry import nn  # noqa: E402,F401
 from ferry.autograd import (  # noqa: E402,F401
     enable_grad,
     is_grad_enabled,
@@ -66,4 +83,7 @@ __all__ = [
     "float32", "float64", "from_dlpack", "from_numpy", "full", "half", "int", "int8",
     "int16", "int32", "int64", "is_available", "long", "ones", "opencl", "short",
     "synchronize", "tensor", "uint8", "zeros",
+    "Generator", "bernoulli", "default_generator", "get_rng_state", "initial_seed",
+    "manual_seed", "nn", "rand", "rand_like", "randint", "randn", "randn_like", "randperm",
+    "seed", "set_rng_state",
 ]

@@ -38,6 +38,15 @@ BINARY(add) BINARY(sub) BINARY(mul) BINARY(div) BINARY(pow) BINARY(maximum) BINA
 BINARY(matmul)
 
 static ferry_tensor *f_add_s(ferry_tensor *const *in) { return ferry_add_scalar(in[0], 1.5); }
+/* A fresh generator each call: the same mask on every evaluation and, being
+ * counter-based, on every device. */
+static ferry_tensor *f_dropout(ferry_tensor *const *in)
+{
+    ferry_generator *g = ferry_generator_create(7);
+    ferry_tensor *r = g ? ferry_dropout(in[0], 0.4, true, g) : NULL;
+    ferry_generator_release(g);
+    return r;
+}
 static ferry_tensor *f_sub_s(ferry_tensor *const *in) { return ferry_sub_scalar(in[0], 0.25); }
 static ferry_tensor *f_mul_s(ferry_tensor *const *in) { return ferry_mul_scalar(in[0], -3.0); }
 static ferry_tensor *f_div_s(ferry_tensor *const *in) { return ferry_div_scalar(in[0], 4.0); }
@@ -169,6 +178,7 @@ static const gcase cases[] = {
     {"tanh", f_tanh, 1, {2}, {{2, 3}}, -2, 2},
     {"sigmoid", f_sigmoid, 1, {2}, {{2, 3}}, -2, 2},
     {"relu", f_relu, 1, {2}, {{2, 3}}, -2, 2},
+    {"dropout", f_dropout, 1, {2}, {{4, 5}}, -2, 2},
     {"add", f_add, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},
     {"add_bcast", f_add, 2, {2, 1}, {{2, 3}, {3}}, -2, 2},
     {"sub_bcast", f_sub, 2, {2, 2}, {{2, 1}, {2, 3}}, -2, 2},

@@ -541,6 +541,59 @@ FERRY_API bool ferry_grad_enabled(void);
 FERRY_API bool ferry_set_grad_enabled(bool on);
 
 /* ------------------------------------------------------------------------ */
+/* Random numbers (Philox4x32-10, counter-based; DESIGN.md "Random numbers") */
+/* ------------------------------------------------------------------------ */
+/* A generator is (seed, offset). A draw of n elements reads the Philox stream from
+ * `offset` (in 32-bit words, a multiple of 4) and moves the offset past what it read
+ * (n words, 2n for float64 and wide integer draws, rounded up to a multiple of 4), so
+ * element i depends on (seed, offset, i) alone: the same numbers on every device. The
+ * stream and the word-to-number maps are in backends/kernels/ferry_random.h. Every
+ * sampler takes a generator; NULL is the process's global one (seed 67280421310721 at
+ * start, PyTorch's default). Generators are thread-safe: concurrent draws get disjoint
+ * parts of the stream. */
+
+typedef struct ferry_generator ferry_generator;
+
+/** Reseeds the global generator (offset 0), as torch.manual_seed. */
+FERRY_API void ferry_manual_seed(uint64_t seed);
+/** A new generator at (seed, 0); release with ferry_generator_release. NULL on OOM. */
+FERRY_API ferry_generator *ferry_generator_create(uint64_t seed);
+FERRY_API void ferry_generator_release(ferry_generator *gen);
+/** The state of `gen` (NULL: global); either out pointer may be NULL. */
+FERRY_API ferry_status ferry_generator_get_state(const ferry_generator *gen, uint64_t *seed,
+                                                 uint64_t *offset);
+/** Sets the state; `offset` must be a multiple of 4 (FERRY_ERR_INVALID_ARGUMENT). */
+FERRY_API ferry_status ferry_generator_set_state(ferry_generator *gen, uint64_t seed,
+                                                 uint64_t offset);
+
+/** Uniform in [0, 1) (floating dtypes; others FERRY_ERR_UNSUPPORTED as PyTorch). */
+FERRY_API ferry_tensor *ferry_rand(ferry_dtype dtype, int ndim, const int64_t *shape,
+                                   const char *device, ferry_generator *gen);
+/** Standard normal (Box-Muller; floating dtypes). */
+FERRY_API ferry_tensor *ferry_randn(ferry_dtype dtype, int ndim, const int64_t *shape,
+                                    const char *device, ferry_generator *gen);
+/** Integers uniform in [low, high) (any dtype; low and high - 1 must fit the dtype). */
+FERRY_API ferry_tensor *ferry_randint(int64_t low, int64_t high, ferry_dtype dtype, int ndim,
+                                      const int64_t *shape, const char *device,
+                                      ferry_generator *gen);
+/** A random permutation of 0 .. n - 1 (the ranks of n random 64-bit keys). */
+FERRY_API ferry_tensor *ferry_randperm(int64_t n, ferry_dtype dtype, const char *device,
+                                       ferry_generator *gen);
+/** Fills t (floating) with uniform numbers in [lo, hi), in place (Tensor.uniform_). */
+FERRY_API ferry_status ferry_tensor_uniform(ferry_tensor *t, double lo, double hi,
+                                            ferry_generator *gen);
+/** Fills t (floating) with normal numbers, in place (Tensor.normal_). */
+FERRY_API ferry_status ferry_tensor_normal(ferry_tensor *t, double mean, double std,
+                                           ferry_generator *gen);
+/** 1 with probability p[i], else 0, in p's (floating) dtype (torch.bernoulli). */
+FERRY_API ferry_tensor *ferry_bernoulli(ferry_tensor *p, ferry_generator *gen);
+/** torch.nn.functional.dropout: when `train` and 0 < p, t * mask / (1 - p) with mask
+ * bernoulli(1 - p); differentiable (the gradient is grad * mask / (1 - p)). Returns t
+ * itself (a new reference) when p == 0 or not train. */
+FERRY_API ferry_tensor *ferry_dropout(ferry_tensor *t, double p, bool train,
+                                      ferry_generator *gen);
+
+/* ------------------------------------------------------------------------ */
 /* Interchange (DLPack)                                                     */
 /* ------------------------------------------------------------------------ */
 
