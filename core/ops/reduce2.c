@@ -439,7 +439,107 @@ static double finite_max(ferry_dtype d)
     return d == FERRY_FLOAT64 ? DBL_MAX : d == FERRY_FLOAT16 ? 65504.0 : d == FERRY_BFLOAT16 ? 3.3895313892515355e38 : FLT_MAX;
 }
 
-FERRY_API ferry_tensor *ferry_logsumexp(ferry_tensor *t, int ndims, const int *dims, bool keepdim)
+/* Backward formulas of the composed reductions, recorded as one node each with
+ * PyTorch's names. params: reduced-dims mask (two 63-bit words), kind; scalar: the
+ * divisor N - correction (var, std) or p (norm); saved: 0 = input, 2 = result. */
+typedef enum comp_kind { C_LSE, C_VAR, C_STD, C_NORM } comp_kind;
+
+static ferry_status comp_backward(ferry_node *n, ferry_tensor *g, ferry_tensor **grads)
+{
+    scope s = {0};
+    int64_t *p = ferry__node_params(n, NULL);
+    comp_kind kind = (comp_kind)p[2];
+    double k = *ferry__node_scalar(n);
+    int ndim = ferry__node_input_ndim(n, 0);
+    const int64_t *shape = ferry__node_input_shape(n, 0);
+    int64_t kshape[FERRY_MAX_DIMS];
+    int dims[FERRY_MAX_DIMS], nd = 0;
+    for (int d = 0; d < ndim; d++) {
+        bool red = (p[d / 63] >> (d % 63)) & 1;
+        kshape[d] = red ? 1 : shape[d];
+        if (red)
+            dims[nd++] = d;
+    }
+    ferry_tensor *x = ferry__saved_in(&s, n, 0), *r = ferry__saved_in(&s, n, 2);
+    ferry_tensor *gk = STEP(&s, ferry_reshape(g, ndim, kshape));
+    ferry_tensor *rk = STEP(&s, ferry_reshape(r, ndim, kshape));
+    /* A 0-d input reduces over itself. */
+    int all[FERRY_MAX_DIMS];
+    int nall = nd;
+    for (int i = 0; i < nd; i++)
+        all[i] = dims[i];
+    ferry_tensor *q = NULL;
+    switch (kind) {
+    case C_LSE: {
+        ferry_tensor *d = STEP(&s, ferry_sub(x, rk));
+        q = STEP(&s, ferry_exp(d));
+        break;
+    }
+    case C_VAR:
+    case C_STD: {
+        ferry_tensor *mu = STEP(&s, nall ? ferry_mean(x, nall, all, true) : ferry_tensor_retain(x));
+        ferry_tensor *d = STEP(&s, ferry_sub(x, mu));
+        ferry_scalar sc = {.kind = FERRY_SCALAR_FLOAT, .value.f = kind == C_VAR ? 2.0 / k : 1.0 / k};
+        ferry_tensor *d2 = STEP(&s, ferry_mul_scalar_ex(d, sc));
+        q = kind == C_VAR ? d2 : STEP(&s, ferry_div(d2, rk));
+        break;
+    }
+    case C_NORM: {
+        /* sign(x) |x|^(p-1) / r^(p-1); 0 where r is 0 (as PyTorch), and for p = +-inf the
+         * elements at the extreme share the gradient evenly. */
+        ferry_tensor *a = STEP(&s, ferry_abs(x));
+        ferry_tensor *az = STEP(&s, ferry_eq_scalar(x, 0.0));
+        ferry_tensor *a1 = STEP(&s, ferry_add(a, az));
+        ferry_tensor *sign = STEP(&s, ferry_div(x, a1));
+        if (k == 0) {
+            q = STEP(&s, ferry_mul_scalar(x, 0.0));
+        } else if (isinf(k)) {
+            ferry_tensor *hit = STEP(&s, ferry_eq(a, rk));
+            ferry_tensor *cnt = STEP(&s, nall ? ferry_sum(hit, nall, all, true)
+                                              : ferry__as_dtype(hit, FERRY_INT64));
+            ferry_tensor *sh = STEP(&s, ferry_mul(sign, hit));
+            q = STEP(&s, ferry_div(sh, cnt));
+        } else if (k == 1) {
+            q = sign;
+        } else {
+            ferry_tensor *rz = STEP(&s, ferry_eq_scalar(rk, 0.0));
+            ferry_tensor *r1 = STEP(&s, ferry_add(rk, rz));
+            ferry_tensor *ratio = STEP(&s, ferry_div(a, r1));
+            ferry_scalar e = {.kind = FERRY_SCALAR_FLOAT, .value.f = k - 1};
+            ferry_tensor *pw = k == 2 ? ratio : STEP(&s, ferry_pow_scalar_ex(ratio, e));
+            q = STEP(&s, ferry_mul(sign, pw));
+        }
+        break;
+    }
+    }
+    ferry_tensor *gq = STEP(&s, ferry_mul(gk, q));
+    grads[0] = s.failed ? NULL : keep(STEP(&s, ferry_expand(gq, ndim, shape)));
+    return ferry__scope_end(&s, grads, 1);
+}
+
+static ferry_tensor *record_comp(const char *name, comp_kind kind, ferry_tensor *t,
+                                 const bool *mask, double scalar, ferry_tensor *r)
+{
+    ferry_node *n = ferry__node_create(name, comp_backward, 1, &t);
+    int64_t *p = n ? ferry__node_params_alloc(n, 3) : NULL;
+    ferry_status st = p ? FERRY_OK : ferry_last_status();
+    if (p) {
+        p[0] = p[1] = 0;
+        for (int d = 0; d < t->ndim; d++)
+            if (mask[d])
+                p[d / 63] |= (int64_t)1 << (d % 63);
+        p[2] = kind;
+        *ferry__node_scalar(n) = scalar;
+        st = ferry__node_save(n, 0, t, false);
+        if (st == FERRY_OK)
+            st = ferry__node_save(n, 2, r, true);
+    }
+    if (ferry__attach_or_fail(n, st, &r) != FERRY_OK)
+        return NULL;
+    return r;
+}
+
+static ferry_tensor *logsumexp_impl(ferry_tensor *t, int ndims, const int *dims, bool keepdim)
 {
     bool mask[FERRY_MAX_DIMS];
     int64_t count, rshape[FERRY_MAX_DIMS], kshape[FERRY_MAX_DIMS];
@@ -476,6 +576,20 @@ FERRY_API ferry_tensor *ferry_logsumexp(ferry_tensor *t, int ndims, const int *d
     return r;
 }
 
+FERRY_API ferry_tensor *ferry_logsumexp(ferry_tensor *t, int ndims, const int *dims, bool keepdim)
+{
+    bool mask[FERRY_MAX_DIMS];
+    int64_t count, rshape[FERRY_MAX_DIMS];
+    int rndim;
+    if (reduced_dims("logsumexp", t, ndims, dims, keepdim, mask, &count, &rndim, rshape) != FERRY_OK)
+        return NULL;
+    bool want = ferry__grad_wanted(t, NULL) && ferry_dtype_is_floating(t->dtype);
+    bool prev = pause_grad();
+    ferry_tensor *r = logsumexp_impl(t, ndims, dims, keepdim);
+    resume_grad(prev);
+    return r && want ? record_comp("LogsumexpBackward0", C_LSE, t, mask, 0, r) : r;
+}
+
 static ferry_tensor *var_impl(const char *fn, ferry_tensor *t, int ndims, const int *dims,
                               bool keepdim, double correction, bool take_sqrt)
 {
@@ -497,6 +611,8 @@ static ferry_tensor *var_impl(const char *fn, ferry_tensor *t, int ndims, const 
     double dof = (double)count - correction;
     if (dof < 0)
         dof = 0;
+    bool want = ferry__grad_wanted(t, NULL);
+    bool prev = pause_grad();
     scope s = {0};
     ferry_tensor *mu = STEP(&s, ferry_mean(t, ndims, dims, true));
     ferry_tensor *d = STEP(&s, ferry_sub(t, mu));
@@ -507,7 +623,11 @@ static ferry_tensor *var_impl(const char *fn, ferry_tensor *t, int ndims, const 
     ferry_tensor *r = s.failed ? NULL : take_sqrt ? ferry_sqrt(v) : ferry_tensor_retain(v);
     for (int i = 0; i < s.n; i++)
         ferry_tensor_release(s.t[i]);
-    return r;
+    resume_grad(prev);
+    if (!r || !want)
+        return r;
+    return record_comp(take_sqrt ? "StdBackward0" : "VarBackward0", take_sqrt ? C_STD : C_VAR, t,
+                       mask, dof, r);
 }
 
 FERRY_API ferry_tensor *ferry_var(ferry_tensor *t, int ndims, const int *dims, bool keepdim,
@@ -548,6 +668,8 @@ FERRY_API ferry_tensor *ferry_norm(ferry_tensor *t, double p, int ndims, const i
                      p > 0 ? "inf" : "-inf");
         return NULL;
     }
+    bool want = ferry__grad_wanted(t, NULL);
+    bool prev = pause_grad();
     scope s = {0};
     ferry_tensor *r = NULL;
     if (p == 0) {
@@ -575,7 +697,10 @@ FERRY_API ferry_tensor *ferry_norm(ferry_tensor *t, double p, int ndims, const i
     }
     for (int i = 0; i < s.n; i++)
         ferry_tensor_release(s.t[i]);
-    return r;
+    resume_grad(prev);
+    if (!r || !want)
+        return r;
+    return record_comp("LinalgVectorNormBackward0", C_NORM, t, mask, p, r);
 }
 
 /* ---- scans and softmax ---------------------------------------------------------------- */

@@ -49,6 +49,24 @@ from ferry._ferry import (  # noqa: F401,E402
     uint8,
     zeros,
 )
+# Reductions beyond sum/mean (python/src/reduce2.c).
+from ferry._ferry import (  # noqa: F401,E402
+    all,
+    any,
+    argmin,
+    count_nonzero,
+    cumprod,
+    cumsum,
+    log_softmax,
+    logsumexp,
+    max,
+    min,
+    norm,
+    prod,
+    softmax,
+    std,
+    var,
+)
 from ferry import autograd, cuda, opencl  # noqa: E402,F401
 from ferry.autograd import (  # noqa: E402,F401
     enable_grad,
@@ -65,3 +83,5 @@ __all__ = [
     "int16", "int32", "int64", "is_available", "long", "ones", "opencl", "short",
     "synchronize", "tensor", "uint8", "zeros",
 ]
+__all__ += ["all", "any", "argmin", "count_nonzero", "cumprod", "cumsum", "log_softmax",
+            "logsumexp", "max", "min", "norm", "prod", "softmax", "std", "var"]

@@ -189,5 +189,8 @@ PyObject *fpy_from_dlpack(PyObject *module, PyObject *args, PyObject *kwargs);
 /* Adds the autograd attributes to ferry.Tensor and the grad-mode functions to the
  * module (autograd.c); after fpy_tensor_type_init(). */
 int fpy_autograd_init(PyObject *module);
+/* Adds the reduce2 methods (prod, argmin, var, max(dim), softmax, ...) to ferry.Tensor
+ * and the module (reduce2.c); after fpy_tensor_type_init(). */
+int fpy_reduce2_init(PyObject *module);
 
 #endif /* FERRY_PY_H */
