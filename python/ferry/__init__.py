@@ -67,7 +67,7 @@ from ferry._ferry import (  # noqa: F401,E402
     std,
     var,
 )
-from ferry import autograd, cuda, opencl  # noqa: E402,F401
+from ferry import autograd, cuda, nn, opencl  # noqa: E402,F401
 from ferry.autograd import (  # noqa: E402,F401
     enable_grad,
     is_grad_enabled,
@@ -84,4 +84,4 @@ __all__ = [
     "synchronize", "tensor", "uint8", "zeros",
 ]
 __all__ += ["all", "any", "argmin", "count_nonzero", "cumprod", "cumsum", "log_softmax",
-            "logsumexp", "max", "min", "norm", "prod", "softmax", "std", "var"]
+            "logsumexp", "max", "min", "norm", "nn", "prod", "softmax", "std", "var"]

@@ -399,6 +399,93 @@ static PyMethodDef reduce2_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* ---- ferry.nn.functional's C side: positional, checked; ferry/nn/functional.py gives
+ * them torch's keywords. ---- */
+
+static int reduction_arg(PyObject *o, ferry_reduction *out)
+{
+    const char *s = PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : NULL;
+    if (s && strcmp(s, "none") == 0)
+        *out = FERRY_REDUCTION_NONE;
+    else if (s && strcmp(s, "mean") == 0)
+        *out = FERRY_REDUCTION_MEAN;
+    else if (s && strcmp(s, "sum") == 0)
+        *out = FERRY_REDUCTION_SUM;
+    else {
+        PyErr_Format(PyExc_ValueError, "%R is not a valid value for reduction", o);
+        return -1;
+    }
+    return 0;
+}
+
+static int tensor_arg(PyObject *o, const char *fn, const char *arg, ferry_tensor **out)
+{
+    if (!FpyTensor_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be Tensor, not %s", fn, arg,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    *out = FPY_T(o);
+    return 0;
+}
+
+static PyObject *nn_linear(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *x, *w, *b = Py_None;
+    ferry_tensor *tx, *tw, *tb = NULL, *r;
+    if (!PyArg_ParseTuple(args, "OO|O:linear", &x, &w, &b) || tensor_arg(x, "linear", "input", &tx) < 0 ||
+        tensor_arg(w, "linear", "weight", &tw) < 0 ||
+        (b != Py_None && tensor_arg(b, "linear", "bias", &tb) < 0))
+        return NULL;
+    RUN(tx, r = ferry_linear(tx, tw, tb));
+    return fpy_wrap(r);
+}
+
+static PyObject *nn_mse_loss(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *x, *y, *red;
+    ferry_tensor *tx, *ty, *r;
+    ferry_reduction rd;
+    if (!PyArg_ParseTuple(args, "OOO:mse_loss", &x, &y, &red) ||
+        tensor_arg(x, "mse_loss", "input", &tx) < 0 || tensor_arg(y, "mse_loss", "target", &ty) < 0 ||
+        reduction_arg(red, &rd) < 0)
+        return NULL;
+    RUN(tx, r = ferry_mse_loss(tx, ty, rd));
+    return fpy_wrap(r);
+}
+
+/* (input, target, ignore_index, reduction, label_smoothing); cross when log_softmax first. */
+static PyObject *nll_or_ce(bool cross, PyObject *args)
+{
+    const char *fn = cross ? "cross_entropy" : "nll_loss";
+    PyObject *x, *y, *red;
+    long long ignore;
+    double smoothing = 0;
+    ferry_tensor *tx, *ty, *r;
+    ferry_reduction rd;
+    if (!PyArg_ParseTuple(args, "OOLO|d", &x, &y, &ignore, &red, &smoothing) ||
+        tensor_arg(x, fn, "input", &tx) < 0 || tensor_arg(y, fn, "target", &ty) < 0 ||
+        reduction_arg(red, &rd) < 0)
+        return NULL;
+    if (cross)
+        RUN(tx, r = ferry_cross_entropy_ex(tx, ty, ignore, smoothing, rd));
+    else
+        RUN(tx, r = ferry_nll_loss(tx, ty, ignore, rd));
+    return fpy_wrap(r);
+}
+static PyObject *nn_nll_loss(PyObject *m, PyObject *a) { (void)m; return nll_or_ce(false, a); }
+static PyObject *nn_cross_entropy(PyObject *m, PyObject *a) { (void)m; return nll_or_ce(true, a); }
+
+static PyMethodDef nn_functions[] = {
+    {"_nn_linear", nn_linear, METH_VARARGS, "ferry.nn.functional.linear's C side"},
+    {"_nn_mse_loss", nn_mse_loss, METH_VARARGS, "ferry.nn.functional.mse_loss's C side"},
+    {"_nn_nll_loss", nn_nll_loss, METH_VARARGS, "ferry.nn.functional.nll_loss's C side"},
+    {"_nn_cross_entropy", nn_cross_entropy, METH_VARARGS, "ferry.nn.functional.cross_entropy's C side"},
+    {NULL, NULL, 0, NULL},
+};
+
 int fpy_reduce2_init(PyObject *module)
 {
     max_type = PyStructSequence_NewType(&max_desc);
@@ -417,5 +504,7 @@ int fpy_reduce2_init(PyObject *module)
         Py_DECREF(d);
     }
     PyType_Modified(&FpyTensor_Type);
+    if (PyModule_AddFunctions(module, nn_functions) < 0)
+        return -1;
     return PyModule_AddFunctions(module, reduce2_functions);
 }

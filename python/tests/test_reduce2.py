@@ -216,3 +216,51 @@ def test_values_as_torch_on_random_inputs(dev):
                                       torch.count_nonzero(t, dims).numpy())
     np.testing.assert_allclose(np_of(ferry.logsumexp(x, (0, 1))), torch.logsumexp(t, (0, 1)).numpy(),
                                rtol=2e-5)
+
+
+# ---- ferry.nn.functional: softmax, linear and the losses ---------------------------------
+
+LOGITS = np.array([[0.5, -1.0, 2.0, 0.25], [1.5, 0.75, -0.5, 3.0], [-2.0, 1.0, 1.0, 0.0]])
+TARGET = [2, 3, -100]
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+def test_losses_against_numpy(dev):
+    F = ferry.nn.functional
+    x = make(LOGITS.tolist(), dev)
+    t = ferry.tensor([2, 3, 0], dtype=ferry.int64, device=dev)
+    lp = LOGITS - np.log(np.exp(LOGITS).sum(1, keepdims=True))
+    want = -lp[[0, 1, 2], [2, 3, 0]]
+    np.testing.assert_allclose(np_of(F.cross_entropy(x, t, reduction="none")), want)
+    np.testing.assert_allclose(F.cross_entropy(x, t).item(), want.mean())
+    np.testing.assert_allclose(F.nll_loss(F.log_softmax(x, 1), t, reduction="sum").item(), want.sum())
+    ti = ferry.tensor(TARGET, dtype=ferry.int64, device=dev)
+    np.testing.assert_allclose(F.cross_entropy(x, ti).item(), want[:2].mean())
+    y = make((LOGITS * 0.5).tolist(), dev)
+    np.testing.assert_allclose(F.mse_loss(x, y).item(), ((LOGITS * 0.5) ** 2).mean())
+    w = make(LOGITS[:2].tolist(), dev)
+    b = make([0.5, -0.5], dev)
+    np.testing.assert_allclose(np_of(F.linear(x, w, b)), LOGITS @ LOGITS[:2].T + [0.5, -0.5])
+    with pytest.raises(IndexError, match="Target 7 is out of bounds."):
+        F.cross_entropy(x, ferry.tensor([0, 7, 1], dtype=ferry.int64, device=dev))
+    with pytest.raises(RuntimeError, match="expected scalar type Long but found Int"):
+        F.nll_loss(x, ferry.tensor([0, 1, 1], dtype=ferry.int32, device=dev))
+    with pytest.raises(ValueError, match="is not a valid value for reduction"):
+        F.mse_loss(x, y, reduction="avg")
+
+
+@needs_torch
+@pytest.mark.parametrize("dev", DEVICES)
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_as_torch(dev, smoothing, reduction):
+    x = make(LOGITS.tolist(), dev, requires_grad=True)
+    t = ferry.tensor(TARGET, dtype=ferry.int64, device=dev)
+    r = ferry.nn.functional.cross_entropy(x, t, reduction=reduction, label_smoothing=smoothing)
+    tx = torch.tensor(LOGITS, requires_grad=True)
+    tr = torch.nn.functional.cross_entropy(tx, torch.tensor(TARGET), reduction=reduction,
+                                           label_smoothing=smoothing)
+    np.testing.assert_allclose(np_of(r.detach()), tr.detach().numpy(), rtol=1e-12, atol=1e-12)
+    r.sum().backward()
+    tr.sum().backward()
+    np.testing.assert_allclose(np_of(x.grad), tx.grad.numpy(), rtol=1e-10, atol=1e-12)

@@ -480,6 +480,28 @@ FERRY_API ferry_tensor *ferry_cumprod(ferry_tensor *t, int dim);
 FERRY_API ferry_tensor *ferry_softmax(ferry_tensor *t, int dim);
 FERRY_API ferry_tensor *ferry_log_softmax(ferry_tensor *t, int dim);
 
+/* Layers and losses, as torch.nn.functional. `reduction` as PyTorch's 'none', 'mean',
+ * 'sum'; targets are int64 class indices (input (N, C) or (N, C, d1, ...), or (C) for one
+ * sample); a target equal to ignore_index counts for nothing (PyTorch's default -100),
+ * and the mean is over the others; a class out of range is "Target 5 is out of bounds.". */
+typedef enum ferry_reduction {
+    FERRY_REDUCTION_NONE = 0,
+    FERRY_REDUCTION_MEAN = 1,
+    FERRY_REDUCTION_SUM = 2,
+} ferry_reduction;
+/** x @ w^T + b (b may be NULL). */
+FERRY_API ferry_tensor *ferry_linear(ferry_tensor *x, ferry_tensor *w, ferry_tensor *b);
+FERRY_API ferry_tensor *ferry_mse_loss(ferry_tensor *input, ferry_tensor *target,
+                                       ferry_reduction reduction);
+FERRY_API ferry_tensor *ferry_nll_loss(ferry_tensor *input, ferry_tensor *target,
+                                       int64_t ignore_index, ferry_reduction reduction);
+/** log_softmax over the class dim, then nll_loss; ignore_index -100, no smoothing. */
+FERRY_API ferry_tensor *ferry_cross_entropy(ferry_tensor *logits, ferry_tensor *target,
+                                            ferry_reduction reduction);
+FERRY_API ferry_tensor *ferry_cross_entropy_ex(ferry_tensor *logits, ferry_tensor *target,
+                                               int64_t ignore_index, double label_smoothing,
+                                               ferry_reduction reduction);
+
 /* ------------------------------------------------------------------------ */
 /* Matrix multiplication                                                    */
 /* ------------------------------------------------------------------------ */
