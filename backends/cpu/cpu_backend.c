@@ -167,6 +167,7 @@ static ferry_status cpu_synchronize(int32_t device)
  * every named op the core defines: it is their reference and everyone's fallback. */
 static const ferry_named_entry *const cpu_named_tables[] = {
     cpu_named_random,
+    cpu_named_reduce2,
     NULL,
 };
 

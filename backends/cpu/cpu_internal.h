@@ -47,6 +47,9 @@ CPU_HIDDEN extern const ferry_named_entry cpu_named_random[];
  * OpenMP's default (every online CPU the process may run on). Read once. */
 CPU_HIDDEN int cpu_max_threads(void);
 
+/* Named-op tables, one per family (cpu_backend.c lists them). */
+CPU_HIDDEN extern const ferry_named_entry cpu_named_reduce2[];
+
 /* C = A B of float (dbl: double) matrices, strides in elements of a form BLIS accepts
  * (unit along rows or columns). cpu_gemm picks the library (cpu_gemm.c); cpu_blis_gemm
  * always runs BLIS, or plain loops in a build without it. */

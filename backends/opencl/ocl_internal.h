@@ -139,6 +139,8 @@ OCL_HIDDEN ferry_status ocl_named_kernel(ocl_device *d, const char *family, int 
 /* Enqueues a named-op kernel over n threads (1-D, rounded up to its work-group size;
  * grids above 2^30 are capped, so kernels loop grid-stride); lock held. */
 OCL_HIDDEN ferry_status ocl_enqueue_kernel(ocl_device *d, const ocl_kernel *k, int64_t n);
+/* Named-op tables, one per family (ocl_backend.c lists them). */
+OCL_HIDDEN extern const ferry_named_entry ocl_named_reduce2[];
 /* Releases the programs and kernels of a device. */
 OCL_HIDDEN void ocl_program_release(ocl_device *d);
 

@@ -66,8 +66,25 @@ from ferry._ferry import (  # noqa: F401,E402
     seed,
     set_rng_state,
 )
-from ferry import autograd, cuda, opencl  # noqa: E402,F401
-from ferry import nn  # noqa: E402,F401
+# Reductions beyond sum/mean (python/src/reduce2.c).
+from ferry._ferry import (  # noqa: F401,E402
+    all,
+    any,
+    argmin,
+    count_nonzero,
+    cumprod,
+    cumsum,
+    log_softmax,
+    logsumexp,
+    max,
+    min,
+    norm,
+    prod,
+    softmax,
+    std,
+    var,
+)
+from ferry import autograd, cuda, nn, opencl  # noqa: E402,F401
 from ferry.autograd import (  # noqa: E402,F401
     enable_grad,
     is_grad_enabled,
@@ -87,3 +104,5 @@ __all__ = [
     "manual_seed", "nn", "rand", "rand_like", "randint", "randn", "randn_like", "randperm",
     "seed", "set_rng_state",
 ]
+__all__ += ["all", "any", "argmin", "count_nonzero", "cumprod", "cumsum", "log_softmax",
+            "logsumexp", "max", "min", "norm", "nn", "prod", "softmax", "std", "var"]

@@ -191,5 +191,8 @@ PyObject *fpy_from_dlpack(PyObject *module, PyObject *args, PyObject *kwargs);
 int fpy_autograd_init(PyObject *module);
 /* random.c: ferry.Generator, the samplers, Tensor.uniform_/normal_/bernoulli_. */
 int fpy_random_init(PyObject *module);
+/* Adds the reduce2 methods (prod, argmin, var, max(dim), softmax, ...) to ferry.Tensor
+ * and the module (reduce2.c); after fpy_tensor_type_init(). */
+int fpy_reduce2_init(PyObject *module);
 
 #endif /* FERRY_PY_H */

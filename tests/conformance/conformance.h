@@ -235,5 +235,6 @@ int conf_group_errors(void);
 int conf_group_casts(void);
 int conf_group_grad(void);
 int conf_group_random(void);
+int conf_group_reduce2(void);
 
 #endif /* FERRY_CONFORMANCE_H */

@@ -16,6 +16,7 @@ static const conf_group groups[] = {
     {"views", conf_group_views, "view ops: values, shared storage, refusals"},
     {"errors", conf_group_errors, "error paths: statuses and messages"},
     {"casts", conf_group_casts, "every dtype pair on edge values; 16-bit floats bit for bit"},
+    {"reduce2", conf_group_reduce2, "prod, argmin, any, all, logsumexp, var, std, norm, max/min dim, scans, softmax"},
     {"grad", conf_group_grad, "gradients against finite differences, second derivatives"},
     {"random", conf_group_random, "Philox known answers, bit-identical draws, distributions"},
 };

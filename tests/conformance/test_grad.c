@@ -167,6 +167,50 @@ static ferry_tensor *f_logsumexp(ferry_tensor *const *in)
     return r;
 }
 
+
+/* reduce2 (core/ops/reduce2.c) */
+static ferry_tensor *f_prod(ferry_tensor *const *in) { return ferry_prod(in[0], 0, NULL, false); }
+static ferry_tensor *f_prod1(ferry_tensor *const *in)
+{
+    int d = 1;
+    return ferry_prod(in[0], 1, &d, false);
+}
+static ferry_tensor *f_lse1(ferry_tensor *const *in)
+{
+    int d = 1;
+    return ferry_logsumexp(in[0], 1, &d, false);
+}
+static ferry_tensor *f_var0(ferry_tensor *const *in)
+{
+    int d = 0;
+    return ferry_var(in[0], 1, &d, true, 1.0);
+}
+static ferry_tensor *f_std(ferry_tensor *const *in) { return ferry_std(in[0], 0, NULL, false, 1.0); }
+static ferry_tensor *f_norm2(ferry_tensor *const *in) { return ferry_norm(in[0], 2.0, 0, NULL, false); }
+static ferry_tensor *f_norm3(ferry_tensor *const *in)
+{
+    int d = -1;
+    return ferry_norm(in[0], 3.0, 1, &d, false);
+}
+static ferry_tensor *f_maxdim(ferry_tensor *const *in)
+{
+    ferry_tensor *v = NULL, *i = NULL;
+    ferry_max_dim(in[0], 1, false, &v, &i);
+    ferry_tensor_release(i);
+    return v;
+}
+static ferry_tensor *f_mindim(ferry_tensor *const *in)
+{
+    ferry_tensor *v = NULL, *i = NULL;
+    ferry_min_dim(in[0], -1, true, &v, &i);
+    ferry_tensor_release(i);
+    return v;
+}
+static ferry_tensor *f_cumsum(ferry_tensor *const *in) { return ferry_cumsum(in[0], 1); }
+static ferry_tensor *f_cumprod(ferry_tensor *const *in) { return ferry_cumprod(in[0], 0); }
+static ferry_tensor *f_softmax(ferry_tensor *const *in) { return ferry_softmax(in[0], 1); }
+static ferry_tensor *f_log_softmax(ferry_tensor *const *in) { return ferry_log_softmax(in[0], 0); }
+
 static const gcase cases[] = {
     {"neg", f_neg, 1, {2}, {{2, 3}}, -2, 2},
     {"abs", f_abs, 1, {2}, {{2, 3}}, -2, 2},
@@ -229,6 +273,19 @@ static const gcase cases[] = {
     {"to_dtype", f_to_dtype, 1, {2}, {{2, 3}}, -2, 2},
     {"to_cpu_and_back", f_to_cpu, 1, {2}, {{2, 3}}, -1, 1},
     {"logsumexp", f_logsumexp, 1, {2}, {{2, 3}}, -2, 2},
+    {"prod", f_prod, 1, {2}, {{2, 3}}, 0.5, 1.5},
+    {"prod_dim1", f_prod1, 1, {2}, {{2, 3}}, -2, 2},
+    {"logsumexp_dim1", f_lse1, 1, {2}, {{2, 3}}, -2, 2},
+    {"var_dim0_keepdim", f_var0, 1, {2}, {{3, 2}}, -2, 2},
+    {"std", f_std, 1, {2}, {{2, 3}}, -2, 2},
+    {"norm2", f_norm2, 1, {2}, {{2, 3}}, 0.5, 2},
+    {"norm3_dim-1", f_norm3, 1, {2}, {{2, 3}}, 0.5, 2},
+    {"max_dim1", f_maxdim, 1, {2}, {{2, 3}}, -2, 2},
+    {"min_dim-1_keepdim", f_mindim, 1, {2}, {{2, 3}}, -2, 2},
+    {"cumsum_dim1", f_cumsum, 1, {2}, {{2, 3}}, -2, 2},
+    {"cumprod_dim0", f_cumprod, 1, {2}, {{3, 2}}, 0.5, 2},
+    {"softmax_dim1", f_softmax, 1, {2}, {{2, 3}}, -2, 2},
+    {"log_softmax_dim0", f_log_softmax, 1, {2}, {{3, 2}}, -2, 2},
 };
 
 /* ---- inputs ---------------------------------------------------------------------- */

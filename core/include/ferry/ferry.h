@@ -458,6 +458,59 @@ FERRY_API ferry_status ferry_min_out(ferry_tensor *out, ferry_tensor *t, int ndi
 FERRY_API ferry_status ferry_argmax_out(ferry_tensor *out, ferry_tensor *t, int ndims,
                                         const int *dims, bool keepdim);
 
+/* More reductions (PyTorch's semantics and dtypes): prod of bool/integers gives int64;
+ * any/all give bool, count_nonzero int64; argmin the first minimum (int64; NaN counts as
+ * the minimum); logsumexp of integers computes in float32 and is -inf over nothing;
+ * var/std divide by max(0, N - correction) (PyTorch's default correction is 1); norm is
+ * the vector p-norm (p = 0, 1, 2, inf, -inf or any other) of floating tensors. */
+FERRY_API ferry_tensor *ferry_prod(ferry_tensor *t, int ndims, const int *dims, bool keepdim);
+FERRY_API ferry_tensor *ferry_argmin(ferry_tensor *t, int ndims, const int *dims, bool keepdim);
+FERRY_API ferry_tensor *ferry_any(ferry_tensor *t, int ndims, const int *dims, bool keepdim);
+FERRY_API ferry_tensor *ferry_all(ferry_tensor *t, int ndims, const int *dims, bool keepdim);
+FERRY_API ferry_tensor *ferry_count_nonzero(ferry_tensor *t, int ndims, const int *dims,
+                                            bool keepdim);
+FERRY_API ferry_tensor *ferry_logsumexp(ferry_tensor *t, int ndims, const int *dims, bool keepdim);
+FERRY_API ferry_tensor *ferry_var(ferry_tensor *t, int ndims, const int *dims, bool keepdim,
+                                  double correction);
+FERRY_API ferry_tensor *ferry_std(ferry_tensor *t, int ndims, const int *dims, bool keepdim,
+                                  double correction);
+FERRY_API ferry_tensor *ferry_norm(ferry_tensor *t, double p, int ndims, const int *dims,
+                                   bool keepdim);
+/** torch.max(t, dim): the values (NaN propagates) and the int64 index of the first
+ * maximum; the gradient goes to that index. */
+FERRY_API ferry_status ferry_max_dim(ferry_tensor *t, int dim, bool keepdim, ferry_tensor **values,
+                                     ferry_tensor **indices);
+FERRY_API ferry_status ferry_min_dim(ferry_tensor *t, int dim, bool keepdim, ferry_tensor **values,
+                                     ferry_tensor **indices);
+/** Scans along dim (bool/integers give int64) and softmax/log_softmax along dim (floating
+ * dtypes; stable: the row's max is subtracted first). */
+FERRY_API ferry_tensor *ferry_cumsum(ferry_tensor *t, int dim);
+FERRY_API ferry_tensor *ferry_cumprod(ferry_tensor *t, int dim);
+FERRY_API ferry_tensor *ferry_softmax(ferry_tensor *t, int dim);
+FERRY_API ferry_tensor *ferry_log_softmax(ferry_tensor *t, int dim);
+
+/* Layers and losses, as torch.nn.functional. `reduction` as PyTorch's 'none', 'mean',
+ * 'sum'; targets are int64 class indices (input (N, C) or (N, C, d1, ...), or (C) for one
+ * sample); a target equal to ignore_index counts for nothing (PyTorch's default -100),
+ * and the mean is over the others; a class out of range is "Target 5 is out of bounds.". */
+typedef enum ferry_reduction {
+    FERRY_REDUCTION_NONE = 0,
+    FERRY_REDUCTION_MEAN = 1,
+    FERRY_REDUCTION_SUM = 2,
+} ferry_reduction;
+/** x @ w^T + b (b may be NULL). */
+FERRY_API ferry_tensor *ferry_linear(ferry_tensor *x, ferry_tensor *w, ferry_tensor *b);
+FERRY_API ferry_tensor *ferry_mse_loss(ferry_tensor *input, ferry_tensor *target,
+                                       ferry_reduction reduction);
+FERRY_API ferry_tensor *ferry_nll_loss(ferry_tensor *input, ferry_tensor *target,
+                                       int64_t ignore_index, ferry_reduction reduction);
+/** log_softmax over the class dim, then nll_loss; ignore_index -100, no smoothing. */
+FERRY_API ferry_tensor *ferry_cross_entropy(ferry_tensor *logits, ferry_tensor *target,
+                                            ferry_reduction reduction);
+FERRY_API ferry_tensor *ferry_cross_entropy_ex(ferry_tensor *logits, ferry_tensor *target,
+                                               int64_t ignore_index, double label_smoothing,
+                                               ferry_reduction reduction);
+
 /* ------------------------------------------------------------------------ */
 /* Matrix multiplication                                                    */
 /* ------------------------------------------------------------------------ */

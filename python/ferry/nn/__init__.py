@@ -1,4 +1,4 @@
-"""ferry.nn: what PyTorch's torch.nn offers that ferry has so far (functional)."""
+"""ferry.nn: torch.nn's functional layer (``ferry.nn.functional``)."""
 from ferry.nn import functional  # noqa: F401
 
 __all__ = ["functional"]

@@ -1,8 +1,7 @@
-"""ferry.nn.functional: PyTorch's torch.nn.functional names over ferry's C ops."""
+"""ferry.nn.functional: torch.nn.functional's names over ferry's C ops (dropout from
+python/src/random.c; softmax, the losses and linear from python/src/reduce2.c), with
+PyTorch's keywords and defaults."""
 from ferry import _ferry
-
-__all__ = ["dropout"]
-
 
 def dropout(input, p=0.5, training=True, inplace=False):
     """torch.nn.functional.dropout: zeroes elements with probability ``p`` (from the
@@ -15,3 +14,45 @@ def dropout(input, p=0.5, training=True, inplace=False):
         input.copy_(out)
         return input
     return out
+
+
+# ---- softmax, losses and linear (reduce2) ----------------------------------------------
+
+
+def _no_weight(fn, weight):
+    if weight is not None:
+        raise NotImplementedError(f"{fn}: class weights are not supported yet")
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    if dim is None:
+        # PyTorch's implicit choice, without its deprecation warning.
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    return input.softmax(dim, dtype=dtype)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    if dim is None:
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    return input.log_softmax(dim, dtype=dtype)
+
+
+def linear(input, weight, bias=None):
+    return _ferry._nn_linear(input, weight, bias)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    return _ferry._nn_mse_loss(input, target, reduction)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    _no_weight("nll_loss", weight)
+    return _ferry._nn_nll_loss(input, target, ignore_index, reduction)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
+                  reduce=None, reduction="mean", label_smoothing=0.0):
+    _no_weight("cross_entropy", weight)
+    return _ferry._nn_cross_entropy(input, target, ignore_index, reduction,
+                                    float(label_smoothing))
