@@ -17,6 +17,7 @@ static const conf_group groups[] = {
     {"errors", conf_group_errors, "error paths: statuses and messages"},
     {"casts", conf_group_casts, "every dtype pair on edge values; 16-bit floats bit for bit"},
     {"grad", conf_group_grad, "gradients against finite differences, second derivatives"},
+    {"sort", conf_group_sort, "sort, argsort, topk: stable order, NaN, every dtype"},
 };
 #define NGROUPS (sizeof groups / sizeof groups[0])
 

@@ -449,6 +449,15 @@ FERRY_API ferry_status ferry_min_out(ferry_tensor *out, ferry_tensor *t, int ndi
 FERRY_API ferry_status ferry_argmax_out(ferry_tensor *out, ferry_tensor *t, int ndims,
                                         const int *dims, bool keepdim);
 
+/* Sorting (API.md "More operations"). Results are new contiguous tensors; indices are
+ * int64. NaN sorts as the largest value; -0.0 equals +0.0. `indices` may be NULL when
+ * only the values are wanted. */
+FERRY_API ferry_status ferry_sort(ferry_tensor *t, int dim, bool descending, bool stable,
+                                  ferry_tensor **values, ferry_tensor **indices);
+FERRY_API ferry_tensor *ferry_argsort(ferry_tensor *t, int dim, bool descending, bool stable);
+FERRY_API ferry_status ferry_topk(ferry_tensor *t, int64_t k, int dim, bool largest, bool sorted,
+                                  ferry_tensor **values, ferry_tensor **indices);
+
 /* ------------------------------------------------------------------------ */
 /* Matrix multiplication                                                    */
 /* ------------------------------------------------------------------------ */
