@@ -65,3 +65,8 @@ __all__ = [
     "int16", "int32", "int64", "is_available", "long", "ones", "opencl", "short",
     "synchronize", "tensor", "uint8", "zeros",
 ]
+
+# Sorting (python/src/sort.c).
+from ferry._ferry import argsort, msort, sort, topk  # noqa: E402,F401
+
+__all__ += ["argsort", "msort", "sort", "topk"]
