@@ -175,7 +175,7 @@ def test_same_as_torch():
     x[2, ::5] = -0.0
     for desc in (False, True):
         a = ferry.from_numpy(x).sort(1, desc, stable=True)
-        b = torch.from_numpy(x).sort(1, desc, stable=True)
+        b = torch.from_numpy(x).sort(dim=1, descending=desc, stable=True)
         same(a.values.numpy(), b.values.numpy())
         same(a.indices.numpy(), b.indices.numpy())
     a = ferry.from_numpy(x).topk(5, 1)
