@@ -273,6 +273,28 @@ static void test_sort_long_rows(void **state)
                     bad++;
                 }
             }
+            /* Values alone (the cpu's 32-bit path): the same values, and reversed when
+             * descending. */
+            w.kase = "one row of 300000, values only";
+            float *ov = malloc(sizeof(float) * (size_t)n);
+            for (int desc = 0; desc < 2; desc++) {
+                ferry_tensor *vv = NULL;
+                if (ferry_sort(t, 0, desc, false, &vv, NULL) != FERRY_OK ||
+                    ferry_tensor_copy_to_host(vv, ov, sizeof(float) * (size_t)n) != FERRY_OK) {
+                    conf_fail_call(&w, "ferry_sort(indices=NULL)");
+                } else {
+                    for (int64_t q = 0, bad2 = 0; q < n && bad2 < 3; q++)
+                        if (ov[q] != gv[desc ? n - 1 - q : q]) {
+                            conf_fail(&w, "%s element %lld: %g, expected %g",
+                                      desc ? "descending" : "ascending", (long long)q,
+                                      (double)ov[q], (double)gv[desc ? n - 1 - q : q]);
+                            bad2++;
+                        }
+                }
+                ferry_tensor_release(vv);
+            }
+            free(ov);
+            w.kase = "one row of 300000";
             /* topk of the same row: the last 10 of the stable descending order. */
             w.op = "topk";
             float kv[10];
