@@ -168,6 +168,7 @@ static ferry_status cpu_synchronize(int32_t device)
 static const ferry_named_entry *const cpu_named_tables[] = {
     cpu_named_random,
     cpu_named_reduce2,
+    cpu_named_sort,
     NULL,
 };
 

@@ -16,6 +16,9 @@
 /* The core's services, set once by ferry_backend_entry before any other entry runs. */
 CPU_HIDDEN extern const ferry_host_api *cpu_host;
 
+/* Named-kernel tables, one per op family (cpu_backend.c lists them). */
+CPU_HIDDEN extern const ferry_named_entry cpu_named_sort[];
+
 /* Kernel entries of the ops table (cpu_cast.c); same contracts as in backend.h. */
 CPU_HIDDEN ferry_status cpu_fill(int32_t device, const ferry_kernel_tensor *out,
                                  const void *value);

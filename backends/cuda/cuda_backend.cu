@@ -475,6 +475,7 @@ static ferry_status guarded_reduce(int32_t dev, ferry_reduce_op op, const ferry_
 static const ferry_named_entry *const cuda_named_tables[] = {
     cuda_named_random,
     cuda_named_reduce2,
+    cuda_named_sort,
     NULL,
 };
 

@@ -11,6 +11,8 @@
 #include "fk_plan.h"
 
 extern const ferry_host_api *cuda_host;
+/* Named-kernel tables, one per op family (cuda_backend.cu lists them). */
+extern const ferry_named_entry cuda_named_sort[];
 
 /* Makes dev current, creating its stream and cuBLAS handle on first use. */
 ferry_status cuda_use(int32_t dev, cudaStream_t *stream);

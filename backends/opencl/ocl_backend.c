@@ -468,6 +468,7 @@ static ferry_status ocl_synchronize(int32_t device)
 static const ferry_named_entry *const ocl_named_tables[] = {
     ocl_named_random,
     ocl_named_reduce2,
+    ocl_named_sort,
     NULL,
 };
 

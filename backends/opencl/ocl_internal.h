@@ -108,6 +108,8 @@ typedef struct ocl_device {
 
 /* ocl_backend.c */
 OCL_HIDDEN extern const ferry_host_api *ocl_host;
+/* Named-kernel tables, one per op family (ocl_backend.c lists them). */
+OCL_HIDDEN extern const ferry_named_entry ocl_named_sort[];
 OCL_HIDDEN extern ocl_device *ocl_devices;
 OCL_HIDDEN extern int32_t ocl_ndevices;
 /* FERRY_OPENCL_MATMUL, read at init: 0 auto, 1 always CLBlast, 2 always ferry's kernel. */

@@ -106,3 +106,8 @@ __all__ = [
 ]
 __all__ += ["all", "any", "argmin", "count_nonzero", "cumprod", "cumsum", "log_softmax",
             "logsumexp", "max", "min", "norm", "nn", "prod", "softmax", "std", "var"]
+
+# Sorting (python/src/sort.c).
+from ferry._ferry import argsort, msort, sort, topk  # noqa: E402,F401
+
+__all__ += ["argsort", "msort", "sort", "topk"]

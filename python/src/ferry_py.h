@@ -194,5 +194,7 @@ int fpy_random_init(PyObject *module);
 /* Adds the reduce2 methods (prod, argmin, var, max(dim), softmax, ...) to ferry.Tensor
  * and the module (reduce2.c); after fpy_tensor_type_init(). */
 int fpy_reduce2_init(PyObject *module);
+/* ---- sort.c ---- */
+int fpy_sort_init(PyObject *module);
 
 #endif /* FERRY_PY_H */

@@ -923,6 +923,7 @@ PyMODINIT_FUNC PyInit__ferry(void)
     if (fpy_tensor_type_init(m) < 0 || fpy_autograd_init(m) < 0 ||
         /* one per line */
         fpy_random_init(m) < 0 ||
+        fpy_sort_init(m) < 0 ||
         fpy_reduce2_init(m) < 0)
         goto fail;
     if (PyModule_AddObjectRef(m, "dtype", (PyObject *)&FpyDType_Type) < 0 ||

@@ -19,6 +19,7 @@ static const conf_group groups[] = {
     {"reduce2", conf_group_reduce2, "prod, argmin, any, all, logsumexp, var, std, norm, max/min dim, scans, softmax"},
     {"grad", conf_group_grad, "gradients against finite differences, second derivatives"},
     {"random", conf_group_random, "Philox known answers, bit-identical draws, distributions"},
+    {"sort", conf_group_sort, "sort, argsort, topk: stable order, NaN, every dtype"},
 };
 #define NGROUPS (sizeof groups / sizeof groups[0])
 

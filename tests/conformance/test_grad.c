@@ -79,6 +79,35 @@ static ferry_tensor *f_max1(ferry_tensor *const *in)
     int d = 1;
     return ferry_max(in[0], 1, &d, false);
 }
+/* Sorting: the values' gradient goes back to where each value came from. The sorted dim
+ * is never the first, which the expanded layout repeats (ties are kinks). */
+static ferry_tensor *f_sort1(ferry_tensor *const *in)
+{
+    ferry_tensor *v = NULL, *i = NULL;
+    ferry_sort(in[0], 1, false, false, &v, &i);
+    ferry_tensor_release(i);
+    return v;
+}
+static ferry_tensor *f_sort0d(ferry_tensor *const *in)
+{
+    ferry_tensor *v = NULL;
+    ferry_sort(in[0], 1, true, true, &v, NULL);
+    return v;
+}
+static ferry_tensor *f_topk2(ferry_tensor *const *in)
+{
+    ferry_tensor *v = NULL, *i = NULL;
+    ferry_topk(in[0], 2, -1, true, true, &v, &i);
+    ferry_tensor_release(i);
+    return v;
+}
+static ferry_tensor *f_topk1s(ferry_tensor *const *in)
+{
+    ferry_tensor *v = NULL, *i = NULL;
+    ferry_topk(in[0], 1, 1, false, true, &v, &i);
+    ferry_tensor_release(i);
+    return v;
+}
 static ferry_tensor *f_min0k(ferry_tensor *const *in)
 {
     int d = 0;
@@ -250,6 +279,10 @@ static const gcase cases[] = {
     {"min", f_min, 1, {2}, {{2, 3}}, -2, 2},
     {"amax_dim1", f_max1, 1, {2}, {{2, 3}}, -2, 2},
     {"amin_dim0_keepdim", f_min0k, 1, {2}, {{2, 3}}, -2, 2},
+    {"sort_dim1", f_sort1, 1, {2}, {{2, 5}}, -2, 2},
+    {"sort_dim1_of_3d_descending", f_sort0d, 1, {3}, {{2, 4, 3}}, -2, 2},
+    {"topk2_largest", f_topk2, 1, {2}, {{3, 5}}, -2, 2},
+    {"topk1_smallest_dim1_of_3d", f_topk1s, 1, {3}, {{2, 4, 3}}, -2, 2},
     {"matmul_2d", f_matmul, 2, {2, 2}, {{2, 3}, {3, 2}}, -2, 2},
     {"matmul_1d_1d", f_matmul, 2, {1, 1}, {{3}, {3}}, -2, 2},
     {"matmul_2d_1d", f_matmul, 2, {2, 1}, {{2, 3}, {3}}, -2, 2},

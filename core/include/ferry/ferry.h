@@ -510,6 +510,14 @@ FERRY_API ferry_tensor *ferry_cross_entropy(ferry_tensor *logits, ferry_tensor *
 FERRY_API ferry_tensor *ferry_cross_entropy_ex(ferry_tensor *logits, ferry_tensor *target,
                                                int64_t ignore_index, double label_smoothing,
                                                ferry_reduction reduction);
+/* Sorting (API.md "More operations"). Results are new contiguous tensors; indices are
+ * int64. NaN sorts as the largest value; -0.0 equals +0.0. `indices` may be NULL when
+ * only the values are wanted. */
+FERRY_API ferry_status ferry_sort(ferry_tensor *t, int dim, bool descending, bool stable,
+                                  ferry_tensor **values, ferry_tensor **indices);
+FERRY_API ferry_tensor *ferry_argsort(ferry_tensor *t, int dim, bool descending, bool stable);
+FERRY_API ferry_status ferry_topk(ferry_tensor *t, int64_t k, int dim, bool largest, bool sorted,
+                                  ferry_tensor **values, ferry_tensor **indices);
 
 /* ------------------------------------------------------------------------ */
 /* Matrix multiplication                                                    */

@@ -1,0 +1,630 @@
+/* CPU sorting kernels ("ferry.sort", "ferry.sort_scatter", ferry/ops/sort.h).
+ *
+ * Elements become unsigned keys whose integer order is the sort order (floats: sign
+ * flipped into order, -0.0 folded onto +0.0, every NaN onto one key above +inf; a
+ * descending sort complements the key). A key of at most 32 bits is packed with the
+ * element's index as key << 32 | index, so sorting the packed words orders by (key,
+ * index): every result is stable, whatever `stable` says. Rows sort by LSD radix on the
+ * key bytes (passes whose digit is the same for every element are skipped), short rows
+ * by insertion; one long row runs each radix pass on all threads (per-thread histograms,
+ * then each thread scatters its chunk: stable since chunks are in order). topk with a
+ * small k keeps a heap of the k best per thread in one read of the row. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <ferry/half.h>
+#include <ferry/ops/sort.h>
+
+#include "cpu_internal.h"
+
+typedef struct pair {
+    uint64_t key;
+    uint64_t idx;
+} pair;
+
+/* Rows this short sort by insertion. */
+#define SORT_SMALL 48
+/* One row at least this long is split over threads. */
+#define SORT_PAR_MIN ((int64_t)1 << 17)
+
+static size_t elem_size(ferry_dtype dt)
+{
+    switch (dt) {
+    case FERRY_BOOL:
+    case FERRY_UINT8:
+    case FERRY_INT8: return 1;
+    case FERRY_INT16:
+    case FERRY_FLOAT16:
+    case FERRY_BFLOAT16: return 2;
+    case FERRY_INT32:
+    case FERRY_FLOAT32: return 4;
+    default: return 8;
+    }
+}
+
+static int key_bits(ferry_dtype dt)
+{
+    switch (dt) {
+    case FERRY_BOOL:
+    case FERRY_UINT8:
+    case FERRY_INT8: return 8;
+    case FERRY_INT16:
+    case FERRY_FLOAT16:
+    case FERRY_BFLOAT16: return 16;
+    case FERRY_INT32:
+    case FERRY_FLOAT32: return 32;
+    default: return 64;
+    }
+}
+
+static inline uint64_t key16f(uint16_t h, uint16_t inf)
+{
+    if ((h & 0x7fffu) > inf)
+        return 0xffffu;
+    if ((h & 0x7fffu) == 0)
+        h = 0;
+    return (h & 0x8000u) ? (uint16_t)~h : (uint64_t)(h | 0x8000u);
+}
+
+static inline uint64_t key32f(uint32_t b)
+{
+    if ((b & 0x7fffffffu) > 0x7f800000u)
+        return 0xffffffffu;
+    if ((b & 0x7fffffffu) == 0)
+        b = 0;
+    return (b & 0x80000000u) ? (uint32_t)~b : (uint64_t)(b | 0x80000000u);
+}
+
+static inline uint64_t key64f(uint64_t b)
+{
+    const uint64_t s = (uint64_t)1 << 63;
+    if ((b & ~s) > 0x7ff0000000000000ull)
+        return ~(uint64_t)0;
+    if ((b & ~s) == 0)
+        b = 0;
+    return (b & s) ? ~b : (b | s);
+}
+
+/* The key of the element at p. */
+static inline uint64_t key_at(ferry_dtype dt, const char *p)
+{
+    switch (dt) {
+    case FERRY_BOOL: return *(const uint8_t *)p != 0;
+    case FERRY_UINT8: return *(const uint8_t *)p;
+    case FERRY_INT8: return (uint8_t)(*(const uint8_t *)p ^ 0x80u);
+    case FERRY_INT16: return (uint16_t)(*(const uint16_t *)p ^ 0x8000u);
+    case FERRY_INT32: return (uint32_t)(*(const uint32_t *)p ^ 0x80000000u);
+    case FERRY_INT64: return *(const uint64_t *)p ^ ((uint64_t)1 << 63);
+    case FERRY_FLOAT16: return key16f(*(const uint16_t *)p, 0x7c00u);
+    case FERRY_BFLOAT16: return key16f(*(const uint16_t *)p, 0x7f80u);
+    case FERRY_FLOAT32: return key32f(*(const uint32_t *)p);
+    case FERRY_FLOAT64: return key64f(*(const uint64_t *)p);
+    default: return 0;
+    }
+}
+
+/* ---- radix sorts: packed words (bytes lo..hi of the word) and pairs (the key) ---- */
+
+static void radix_packed(uint64_t *a, uint64_t *tmp, int64_t n, int lo, int hi)
+{
+    for (int b = lo; b < hi; b++) {
+        int64_t cnt[256] = {0};
+        int sh = 8 * b;
+        for (int64_t i = 0; i < n; i++)
+            cnt[(a[i] >> sh) & 255]++;
+        if (cnt[(a[0] >> sh) & 255] == n)
+            continue;
+        int64_t s = 0;
+        for (int d = 0; d < 256; d++) {
+            int64_t c = cnt[d];
+            cnt[d] = s;
+            s += c;
+        }
+        for (int64_t i = 0; i < n; i++)
+            tmp[cnt[(a[i] >> sh) & 255]++] = a[i];
+        memcpy(a, tmp, (size_t)n * sizeof *a);
+    }
+}
+
+static void radix_pairs(pair *a, pair *tmp, int64_t n, int bytes)
+{
+    for (int b = 0; b < bytes; b++) {
+        int64_t cnt[256] = {0};
+        int sh = 8 * b;
+        for (int64_t i = 0; i < n; i++)
+            cnt[(a[i].key >> sh) & 255]++;
+        if (cnt[(a[0].key >> sh) & 255] == n)
+            continue;
+        int64_t s = 0;
+        for (int d = 0; d < 256; d++) {
+            int64_t c = cnt[d];
+            cnt[d] = s;
+            s += c;
+        }
+        for (int64_t i = 0; i < n; i++)
+            tmp[cnt[(a[i].key >> sh) & 255]++] = a[i];
+        memcpy(a, tmp, (size_t)n * sizeof *a);
+    }
+}
+
+static inline bool pair_less(pair x, pair y)
+{
+    return x.key < y.key || (x.key == y.key && x.idx < y.idx);
+}
+
+static void insertion_packed(uint64_t *a, int64_t n)
+{
+    for (int64_t i = 1; i < n; i++) {
+        uint64_t v = a[i];
+        int64_t j = i;
+        for (; j > 0 && a[j - 1] > v; j--)
+            a[j] = a[j - 1];
+        a[j] = v;
+    }
+}
+
+static void insertion_pairs(pair *a, int64_t n)
+{
+    for (int64_t i = 1; i < n; i++) {
+        pair v = a[i];
+        int64_t j = i;
+        for (; j > 0 && pair_less(v, a[j - 1]); j--)
+            a[j] = a[j - 1];
+        a[j] = v;
+    }
+}
+
+/* One row sorted on all threads, pass by pass (a of n packed words). */
+static void radix_packed_par(uint64_t *a, uint64_t *tmp, int64_t n, int lo, int hi)
+{
+#ifdef _OPENMP
+    int nt = omp_get_max_threads();
+    if (nt > 64)
+        nt = 64;
+    uint64_t *orig = a;
+    int64_t(*cnt)[256] = malloc(sizeof(int64_t[256]) * (size_t)nt);
+    if (!cnt || nt < 2) {
+        free(cnt);
+        radix_packed(a, tmp, n, lo, hi);
+        return;
+    }
+    for (int b = lo; b < hi; b++) {
+        int sh = 8 * b;
+        bool skip = false;
+#pragma omp parallel num_threads(nt)
+        {
+            int t = omp_get_thread_num(), T = omp_get_num_threads();
+            int64_t s0 = n * t / T, s1 = n * (t + 1) / T;
+            int64_t *c = cnt[t];
+            memset(c, 0, sizeof cnt[0]);
+            for (int64_t i = s0; i < s1; i++)
+                c[(a[i] >> sh) & 255]++;
+#pragma omp barrier
+#pragma omp single
+            {
+                int64_t s = 0, d0 = (int64_t)((a[0] >> sh) & 255), same = 0;
+                for (int u = 0; u < T; u++)
+                    same += cnt[u][d0];
+                skip = same == n;
+                for (int d = 0; d < 256 && !skip; d++)
+                    for (int u = 0; u < T; u++) {
+                        int64_t v = cnt[u][d];
+                        cnt[u][d] = s;
+                        s += v;
+                    }
+            }
+            if (!skip)
+                for (int64_t i = s0; i < s1; i++)
+                    tmp[c[(a[i] >> sh) & 255]++] = a[i];
+        }
+        if (!skip) {
+            uint64_t *x = a;
+            a = tmp;
+            tmp = x;
+        }
+    }
+    /* After an odd number of passes the result is in the caller's scratch. */
+    if (a != orig) {
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            orig[i] = a[i];
+    }
+    free(cnt);
+#else
+    radix_packed(a, tmp, n, lo, hi);
+#endif
+}
+
+/* ---- values only, 32-bit keys: one long row of float32 or int32 ----
+ * Without indices the order of equal keys is invisible except between -0.0 and +0.0, so
+ * here -0.0 sorts before +0.0 (an unstable sort may place them either way) and the key
+ * maps back to the value: 4 bytes an element move per pass instead of 8, in three
+ * passes of 11 bits. NaNs come back as one quiet NaN of the same sign-free bits. */
+#define V_BITS 11
+#define V_BINS (1 << V_BITS)
+
+static inline uint32_t vkey_f32(uint32_t b)
+{
+    if ((b & 0x7fffffffu) > 0x7f800000u)
+        return 0xffffffffu;
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+static inline uint32_t vkey_f32_inv(uint32_t k)
+{
+    return (k & 0x80000000u) ? (k ^ 0x80000000u) : ~k;
+}
+
+static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst, int64_t des,
+                          int64_t n, bool desc)
+{
+#ifdef _OPENMP
+    int nt = omp_get_max_threads();
+#else
+    int nt = 1;
+#endif
+    if (nt > 64)
+        nt = 64;
+    uint32_t *a = malloc(sizeof(uint32_t) * (size_t)n), *tmp = malloc(sizeof(uint32_t) * (size_t)n);
+    int64_t(*cnt)[V_BINS] = malloc(sizeof(int64_t[V_BINS]) * (size_t)nt);
+    if (!a || !tmp || !cnt) {
+        free(a);
+        free(tmp);
+        free(cnt);
+        return false;
+    }
+    bool f = dt == FERRY_FLOAT32;
+    uint32_t flip = desc ? 0xffffffffu : 0;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, src + i * es, 4);
+        a[i] = (f ? vkey_f32(b) : b ^ 0x80000000u) ^ flip;
+    }
+    for (int pass = 0; pass < 3; pass++) {
+        int sh = pass * V_BITS;
+        bool skip = false;
+#pragma omp parallel num_threads(nt)
+        {
+            int t = 0, T = 1;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+            T = omp_get_num_threads();
+#endif
+            int64_t s0 = n * t / T, s1 = n * (t + 1) / T;
+            int64_t *c = cnt[t];
+            memset(c, 0, sizeof cnt[0]);
+            for (int64_t i = s0; i < s1; i++)
+                c[(a[i] >> sh) & (V_BINS - 1)]++;
+#pragma omp barrier
+#pragma omp single
+            {
+                int64_t d0 = (a[0] >> sh) & (V_BINS - 1), same = 0, sum = 0;
+                for (int u = 0; u < T; u++)
+                    same += cnt[u][d0];
+                skip = same == n;
+                for (int d = 0; d < V_BINS && !skip; d++)
+                    for (int u = 0; u < T; u++) {
+                        int64_t v = cnt[u][d];
+                        cnt[u][d] = sum;
+                        sum += v;
+                    }
+            }
+            if (!skip)
+                for (int64_t i = s0; i < s1; i++)
+                    tmp[c[(a[i] >> sh) & (V_BINS - 1)]++] = a[i];
+        }
+        if (!skip) {
+            uint32_t *x = a;
+            a = tmp;
+            tmp = x;
+        }
+    }
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t k = a[i] ^ flip;
+        uint32_t b = f ? vkey_f32_inv(k) : k ^ 0x80000000u;
+        memcpy(dst + i * des, &b, 4);
+    }
+    free(a);
+    free(tmp);
+    free(cnt);
+    return true;
+}
+
+/* ---- row accessors ---- */
+
+typedef struct rowt {
+    char *base;
+    int64_t rs, es; /* row and element strides in bytes */
+} rowt;
+
+static rowt row_of(const ferry_kernel_tensor *t)
+{
+    size_t sz = elem_size(t->dtype);
+    rowt r = {(char *)t->buffer + t->byte_offset, t->strides[0] * (int64_t)sz,
+              t->strides[1] * (int64_t)sz};
+    return r;
+}
+
+static inline void copy_elem(char *dst, const char *src, size_t sz)
+{
+    switch (sz) {
+    case 1: *dst = *src; break;
+    case 2: memcpy(dst, src, 2); break;
+    case 4: memcpy(dst, src, 4); break;
+    default: memcpy(dst, src, 8); break;
+    }
+}
+
+/* Row r of the input into (key, index) order; the first k written out. buf holds 2n
+ * words (packed) or 2n pairs. */
+static void sort_row(const ferry_sort_params *p, ferry_dtype dt, rowt in, rowt vo, rowt io,
+                     bool has_idx, int64_t r, void *buf, bool parallel)
+{
+    int64_t n = p->n, k = p->k;
+    int bits = key_bits(dt);
+    uint64_t mask = bits == 64 ? ~(uint64_t)0 : (((uint64_t)1 << bits) - 1);
+    uint64_t flip = p->descending ? mask : 0;
+    const char *src = in.base + r * in.rs;
+    size_t sz = elem_size(dt);
+    char *vdst = vo.base + r * vo.rs;
+    int64_t *idst = has_idx ? (int64_t *)(io.base + r * io.rs) : NULL;
+    if (bits <= 32 && n <= ((int64_t)1 << 32)) {
+        uint64_t *a = buf, *tmp = a + n;
+        if (parallel) {
+#pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < n; i++)
+                a[i] = ((key_at(dt, src + i * in.es) ^ flip) << 32) | (uint64_t)i;
+            radix_packed_par(a, tmp, n, 4, 4 + bits / 8);
+        } else {
+            for (int64_t i = 0; i < n; i++)
+                a[i] = ((key_at(dt, src + i * in.es) ^ flip) << 32) | (uint64_t)i;
+            if (n <= SORT_SMALL)
+                insertion_packed(a, n);
+            else
+                radix_packed(a, tmp, n, 4, 4 + bits / 8);
+        }
+#pragma omp parallel for schedule(static) if (parallel)
+        for (int64_t j = 0; j < k; j++) {
+            int64_t i = (int64_t)(a[j] & 0xffffffffu);
+            copy_elem(vdst + j * vo.es, src + i * in.es, sz);
+            if (idst)
+                *(int64_t *)((char *)idst + j * io.es) = i;
+        }
+    } else {
+        pair *a = buf, *tmp = a + n;
+        for (int64_t i = 0; i < n; i++) {
+            a[i].key = key_at(dt, src + i * in.es) ^ flip;
+            a[i].idx = (uint64_t)i;
+        }
+        if (n <= SORT_SMALL)
+            insertion_pairs(a, n);
+        else
+            radix_pairs(a, tmp, n, bits / 8);
+        for (int64_t j = 0; j < k; j++) {
+            int64_t i = (int64_t)a[j].idx;
+            copy_elem(vdst + j * vo.es, src + i * in.es, sz);
+            if (idst)
+                *(int64_t *)((char *)idst + j * io.es) = i;
+        }
+    }
+}
+
+/* ---- topk by heaps: the k best (smallest (key, idx)) of a range ---- */
+
+/* Max-heap of k pairs: the root is the worst kept. */
+static void heap_down(pair *h, int64_t k, int64_t i)
+{
+    for (;;) {
+        int64_t l = 2 * i + 1, m = i;
+        if (l < k && pair_less(h[m], h[l]))
+            m = l;
+        if (l + 1 < k && pair_less(h[m], h[l + 1]))
+            m = l + 1;
+        if (m == i)
+            return;
+        pair t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+/* Fills h (k entries) with the best of [s0, s1) (s1 - s0 >= k); returns the count. */
+static int64_t heap_range(ferry_dtype dt, const char *src, int64_t es, uint64_t flip,
+                          int64_t s0, int64_t s1, pair *h, int64_t k)
+{
+    int64_t m = 0;
+    for (int64_t i = s0; i < s1 && m < k; i++, m++) {
+        h[m].key = key_at(dt, src + i * es) ^ flip;
+        h[m].idx = (uint64_t)i;
+    }
+    for (int64_t i = m / 2; i-- > 0;)
+        heap_down(h, m, i);
+    if (m < k)
+        return m;
+    uint64_t worst = h[0].key;
+    for (int64_t i = s0 + k; i < s1; i++) {
+        uint64_t key = key_at(dt, src + i * es) ^ flip;
+        /* Ties with the root lose: their index is larger. */
+        if (key >= worst)
+            continue;
+        h[0].key = key;
+        h[0].idx = (uint64_t)i;
+        heap_down(h, k, 0);
+        worst = h[0].key;
+    }
+    return k;
+}
+
+static int cmp_pair(const void *x, const void *y)
+{
+    const pair *a = x, *b = y;
+    return pair_less(*a, *b) ? -1 : pair_less(*b, *a) ? 1 : 0;
+}
+
+static ferry_status topk_heap(const ferry_sort_params *p, ferry_dtype dt, rowt in, rowt vo,
+                              rowt io, bool has_idx, bool parallel)
+{
+    int64_t n = p->n, k = p->k;
+    int bits = key_bits(dt);
+    uint64_t mask = bits == 64 ? ~(uint64_t)0 : (((uint64_t)1 << bits) - 1);
+    uint64_t flip = p->descending ? mask : 0;
+    size_t sz = elem_size(dt);
+    int nt = 1;
+#ifdef _OPENMP
+    if (parallel)
+        nt = omp_get_max_threads();
+#endif
+    if (nt > 64)
+        nt = 64;
+    if (!parallel || n / nt < 4 * k)
+        nt = 1;
+    ferry_status st = FERRY_OK;
+    if (nt > 1) {
+        /* One row over threads; the candidates are merged by a sort. */
+        pair *cand = malloc(sizeof(pair) * (size_t)(k * nt));
+        if (!cand)
+            return cpu_host->error(FERRY_ERR_OUT_OF_MEMORY, "topk: out of memory");
+        int64_t got[64];
+        const char *src = in.base;
+#pragma omp parallel num_threads(nt)
+        {
+            int t = 0, T = 1;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+            T = omp_get_num_threads();
+#endif
+            got[t] = heap_range(dt, src, in.es, flip, n * t / T, n * (t + 1) / T,
+                                cand + k * t, k);
+            if (t == 0)
+                for (int u = T; u < nt; u++)
+                    got[u] = 0;
+        }
+        int64_t m = 0;
+        for (int t = 0; t < nt; t++)
+            for (int64_t j = 0; j < got[t]; j++)
+                cand[m++] = cand[k * t + j];
+        qsort(cand, (size_t)m, sizeof *cand, cmp_pair);
+        for (int64_t j = 0; j < k; j++) {
+            int64_t i = (int64_t)cand[j].idx;
+            copy_elem(vo.base + j * vo.es, src + i * in.es, sz);
+            if (has_idx)
+                *(int64_t *)(io.base + j * io.es) = i;
+        }
+        free(cand);
+        return st;
+    }
+    bool fail = false;
+#pragma omp parallel for schedule(dynamic, 1) if (p->rows > 1)
+    for (int64_t r = 0; r < p->rows; r++) {
+        pair *h = malloc(sizeof(pair) * (size_t)k);
+        if (!h) {
+#pragma omp atomic write
+            fail = true;
+            continue;
+        }
+        const char *src = in.base + r * in.rs;
+        heap_range(dt, src, in.es, flip, 0, n, h, k);
+        qsort(h, (size_t)k, sizeof *h, cmp_pair);
+        for (int64_t j = 0; j < k; j++) {
+            int64_t i = (int64_t)h[j].idx;
+            copy_elem(vo.base + r * vo.rs + j * vo.es, src + i * in.es, sz);
+            if (has_idx)
+                *(int64_t *)(io.base + r * io.rs + j * io.es) = i;
+        }
+        free(h);
+    }
+    if (fail)
+        return cpu_host->error(FERRY_ERR_OUT_OF_MEMORY, "topk: out of memory");
+    return st;
+}
+
+static ferry_status cpu_sort(int32_t device, const ferry_op_args *args)
+{
+    (void)device;
+    const ferry_sort_params *p = args->params;
+    if (!p || args->params_size < sizeof *p || (args->ntensors != 3 && args->ntensors != 2))
+        return FERRY_ERR_UNSUPPORTED;
+    bool has_idx = args->ntensors == 3;
+    const ferry_kernel_tensor *tin = &args->tensors[has_idx ? 2 : 1];
+    ferry_dtype dt = tin->dtype;
+    rowt in = row_of(tin), vo = row_of(&args->tensors[0]);
+    rowt io = has_idx ? row_of(&args->tensors[1]) : (rowt){0};
+    int64_t n = p->n, k = p->k;
+    if (p->rows <= 0 || n <= 0 || k <= 0)
+        return FERRY_OK;
+    /* Selection when k is a small part of the row: one read, no full sort. */
+    if (k < n && k <= 1024 && k * 16 <= n)
+        return topk_heap(p, dt, in, vo, io, has_idx, p->rows == 1 && n >= SORT_PAR_MIN);
+    if (!has_idx && !p->stable && p->rows == 1 && k == n && n >= SORT_PAR_MIN &&
+        (dt == FERRY_FLOAT32 || dt == FERRY_INT32)) {
+        if (!sort_values32(dt, in.base, in.es, vo.base, vo.es, n, p->descending))
+            return cpu_host->error(FERRY_ERR_OUT_OF_MEMORY, "sort: out of memory (%lld elements)",
+                                   (long long)n);
+        return FERRY_OK;
+    }
+    bool packed = key_bits(dt) <= 32 && n <= ((int64_t)1 << 32);
+    size_t unit = packed ? sizeof(uint64_t) : sizeof(pair);
+    if (p->rows == 1 && n >= SORT_PAR_MIN) {
+        void *buf = malloc(unit * 2 * (size_t)n);
+        if (!buf)
+            return cpu_host->error(FERRY_ERR_OUT_OF_MEMORY, "sort: out of memory (%lld elements)",
+                                       (long long)n);
+        sort_row(p, dt, in, vo, io, has_idx, 0, buf, packed);
+        free(buf);
+        return FERRY_OK;
+    }
+    bool fail = false;
+#pragma omp parallel if (p->rows > 1 && p->rows * n >= 4096)
+    {
+        void *buf = malloc(unit * 2 * (size_t)n);
+        if (!buf) {
+#pragma omp atomic write
+            fail = true;
+        }
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t r = 0; r < p->rows; r++)
+            if (buf)
+                sort_row(p, dt, in, vo, io, has_idx, r, buf, false);
+        free(buf);
+    }
+    if (fail)
+        return cpu_host->error(FERRY_ERR_OUT_OF_MEMORY, "sort: out of memory");
+    return FERRY_OK;
+}
+
+static ferry_status cpu_sort_scatter(int32_t device, const ferry_op_args *args)
+{
+    (void)device;
+    const ferry_sort_params *p = args->params;
+    if (!p || args->params_size < sizeof *p || args->ntensors != 3)
+        return FERRY_ERR_UNSUPPORTED;
+    ferry_dtype dt = args->tensors[0].dtype;
+    size_t sz = elem_size(dt);
+    rowt o = row_of(&args->tensors[0]), g = row_of(&args->tensors[1]),
+         ix = row_of(&args->tensors[2]);
+#pragma omp parallel for schedule(static) if (p->rows * p->n >= 65536)
+    for (int64_t r = 0; r < p->rows; r++) {
+        char *orow = o.base + r * o.rs;
+        for (int64_t i = 0; i < p->n; i++)
+            memset(orow + i * o.es, 0, sz);
+        for (int64_t j = 0; j < p->k; j++) {
+            int64_t i = *(const int64_t *)(ix.base + r * ix.rs + j * ix.es);
+            if (i >= 0 && i < p->n)
+                copy_elem(orow + i * o.es, g.base + r * g.rs + j * g.es, sz);
+        }
+    }
+    return FERRY_OK;
+}
+
+CPU_HIDDEN const ferry_named_entry cpu_named_sort[] = {
+    {FERRY_OP_SORT, cpu_sort},
+    {FERRY_OP_SORT_SCATTER, cpu_sort_scatter},
+    {NULL, NULL},
+};
