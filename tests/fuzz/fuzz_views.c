@@ -320,11 +320,18 @@ static ferry_tensor *apply(fuzz_input *in, ferry_tensor *t, const model *m, mode
             r->nd = 0;
             for (int i = 0; i < wa; i++)
                 r->shape[r->nd++] = m->shape[i];
-            /* An empty tensor's other dims may merge past int64: no such dim exists. */
+            /* An empty tensor's other dims may merge past int64: no such dim exists
+             * (unless a 0 among the merged ones makes it 0). */
             int64_t merged = 1;
-            for (int i = wa; i <= wb; i++)
-                if (__builtin_mul_overflow(merged, m->shape[i], &merged))
-                    *v = INVALID;
+            bool zero = false, past = false;
+            for (int i = wa; i <= wb; i++) {
+                zero |= m->shape[i] == 0;
+                past |= __builtin_mul_overflow(merged, m->shape[i], &merged);
+            }
+            if (zero)
+                merged = 0;
+            else if (past)
+                *v = INVALID;
             r->shape[r->nd++] = merged;
             for (int i = wb + 1; i < m->nd; i++)
                 r->shape[r->nd++] = m->shape[i];
