@@ -266,8 +266,9 @@ FERRY_API ferry_tensor *ferry_slice(ferry_tensor *t, int dim, int64_t start, int
      * is never used to reach an element and PyTorch's value is kept where it fits. */
     if (__builtin_mul_overflow(t->strides[dim], step, &strides[dim]))
         strides[dim] = t->strides[dim];
-    /* An empty result keeps the offset where it is: start may equal size. */
-    int64_t delta = shape[dim] > 0 ? start * t->strides[dim] : 0;
+    /* An empty result keeps the offset where it is: start may equal size, and an empty
+     * tensor's other dims can make this dim's stride a size no multiple of which fits. */
+    int64_t delta = ferry__numel(t->ndim, shape) > 0 ? start * t->strides[dim] : 0;
     int64_t args[4] = {dim, start, end, step};
     return ferry__ag_view(make_view(t, t->ndim, shape, strides, delta), t, FERRY_VIEW_SLICE, args,
                           4);

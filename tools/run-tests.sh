@@ -33,12 +33,7 @@ if ! command -v clang >/dev/null; then
 fi
 
 jobs="$(nproc)"
-# The fuzz smoke stage is not in the default list yet: after the overflow fixes its
-# harnesses' own invariants disagree with the contract in three places (nbytes is
-# SIZE_MAX for an expanded view too large to copy, an out-of-range DLPack device id is
-# refused, and fuzz_from_blob.c multiplies without a check). The saved regressions are
-# replayed in the clang-asan stage. Run it by hand: FERRY_TEST_STAGES=fuzz.
-stages="${FERRY_TEST_STAGES:-release asan clang-asan tsan bench}"
+stages="${FERRY_TEST_STAGES:-release asan clang-asan fuzz tsan bench}"
 start=$SECONDS
 declare -A took
 

@@ -355,6 +355,29 @@ static void test_empty_tensors_with_huge_other_dims_stay_empty(void **state)
     ferry_tensor_release(t);
 }
 
+static void test_slice_of_an_empty_tensor_with_a_huge_stride_keeps_its_offset(void **state)
+{
+    (void)state;
+    /* Contiguous strides (2**62, 1, 1): start 3 along dim 0 is 3 * 2**62 elements in,
+     * past int64, but the result is empty and reaches nothing. */
+    int64_t shape[3] = {4, (int64_t)1 << 62, 0};
+    ferry_tensor *z = ferry_zeros(FERRY_FLOAT32, 3, shape, NULL);
+    assert_tensor(z);
+    assert_int_equal(ferry_tensor_strides(z)[0], (int64_t)1 << 62);
+    ferry_tensor *s = ferry_slice(z, 0, 3, 4, 1);
+    assert_tensor(s);
+    assert_int_equal(ferry_tensor_ndim(s), 3);
+    assert_int_equal(ferry_tensor_shape(s)[0], 1);
+    assert_int_equal(ferry_tensor_shape(s)[1], (int64_t)1 << 62);
+    assert_int_equal(ferry_tensor_numel(s), 0);
+    ferry_tensor *c = ferry_tensor_contiguous(s);
+    assert_tensor(c);
+    assert_int_equal(ferry_tensor_numel(c), 0);
+    ferry_tensor_release(c);
+    ferry_tensor_release(s);
+    ferry_tensor_release(z);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_writes_into_an_expanded_view_are_refused),
         cmocka_unit_test(test_empty_tensor_is_contiguous_whatever_its_strides),
         cmocka_unit_test(test_empty_tensors_with_huge_other_dims_stay_empty),
+        cmocka_unit_test(test_slice_of_an_empty_tensor_with_a_huge_stride_keeps_its_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -147,11 +147,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lm.deleter = no_deleter ? NULL : count_legacy;
     vm.manager_ctx = lm.manager_ctx = &deleter_calls;
 
-    /* What a valid tensor needs, computed here in 128 bits. */
+    /* What a valid tensor needs, computed here in 128 bits. The device id of a host
+     * tensor means nothing (it imports to cpu); any other names a device that exists. */
     int nd = dl->ndim;
+    const char *dev_type = opencl ? "opencl" : dl->device.device_type == kDLCUDA ? "cuda" : NULL;
+    int32_t dev_id = dl->device.device_id;
+    bool device_ok = host || (dev_type && dev_id >= 0 && dev_id < ferry_device_count(dev_type));
     bool valid = (!versioned || vm.version.major == DLPACK_MAJOR_VERSION) && nd >= 0 &&
                  nd <= FERRY_MAX_DIMS && (nd == 0 || dl->shape) && want_dtype >= 0 &&
-                 (host || opencl || dl->device.device_type == kDLCUDA);
+                 (host || dev_type);
     int64_t numel = 0;
     __int128 lo = 0, hi = 0;
     if (valid)
@@ -177,9 +181,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             valid = hi <= INT64_MAX && lo >= -(__int128)INT64_MAX && dl->data;
         }
     }
-    /* Inside the memory behind data: accepted for sure, and its values can be read. */
-    bool inside = valid && (host || (opencl && devices.opencl)) &&
-                  (numel == 0 || (lo >= -(__int128)base && hi <= (__int128)(mem_bytes - base)));
+    /* Inside the memory behind data: accepted for sure (on a device that exists), and
+     * its values can be read. */
+    bool inside_any_id = valid && (host || (opencl && devices.opencl)) &&
+                         (numel == 0 || (lo >= -(__int128)base && hi <= (__int128)(mem_bytes - base)));
+    bool inside = inside_any_id && device_ok;
+    valid = valid && device_ok;
 
     deleter_calls = 0;
     deleter_self = NULL;
@@ -190,6 +197,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(!inside || fuzz_empty_but_huge(nd, shape),
                    "a valid DLPack tensor (ndim %d, numel %lld, device type %d) was refused", nd,
                    (long long)numel, (int)dl->device.device_type);
+        if (inside_any_id && !device_ok && !fuzz_empty_but_huge(nd, shape)) {
+            /* Refused for its device id alone (an OpenCL id past the devices there are,
+             * or a negative one): FERRY_ERR_INVALID_DEVICE, naming the device. */
+            char name[48], want_msg[64];
+            snprintf(name, sizeof name, "%s:%d", dev_type, (int)dev_id);
+            snprintf(want_msg, sizeof want_msg, "DLPack device %s: ", name);
+            ferry_status st = ferry_last_status();
+            FUZZ_CHECK(st == FERRY_ERR_INVALID_DEVICE, "DLPack device %s refused with status %d",
+                       name, (int)st);
+            FUZZ_CHECK(strstr(ferry_last_error(), want_msg) != NULL,
+                       "the refusal of DLPack device %s does not name it", name);
+        }
         goto done;
     }
     FUZZ_CHECK(valid, "an invalid DLPack tensor was accepted (ndim %d, dtype %u/%u/%u, device "

@@ -207,7 +207,9 @@ static void run_ops(ferry_tensor *t, ferry_dtype dt, int nd, const int64_t *shap
             if (dt == FERRY_FLOAT32 || dt == FERRY_FLOAT64 || dt == FERRY_INT32 ||
                 dt == FERRY_INT64) {
                 int64_t rows = nd >= 2 ? shape[nd - 2] : 1, k = shape[nd - 1];
-                int64_t batch = rows && k ? numel / (rows * k) : 0;
+                /* Only a non-empty t bounds rows x k (by numel): an empty batch dim lets
+                 * rows and k be anything, and their product overflow. */
+                int64_t batch = numel > 0 ? numel / (rows * k) : 0;
                 got = read_values(m, "matmul");
                 for (int64_t b = 0; b < batch; b++)
                     for (int64_t i = 0; i < rows; i++)

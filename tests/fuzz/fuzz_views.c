@@ -45,13 +45,21 @@ static int fuzz_int(fuzz_input *in)
     return edges[m % 6];
 }
 
+/* Wrapping product: the model's strides are used only to reach elements of a model
+ * that has them (at most MODEL_CAP, where nothing wraps); an empty model's sizes, or an
+ * expanded one's, may multiply past int64. */
+static int64_t wrap_mul(int64_t a, int64_t b)
+{
+    return (int64_t)((uint64_t)a * (uint64_t)b);
+}
+
 /* Strides of a row-major layout, for walking the model's element list. */
 static void row_major(int nd, const int64_t *shape, int64_t *st)
 {
     int64_t s = 1;
     for (int i = nd - 1; i >= 0; i--) {
         st[i] = s;
-        s *= shape[i];
+        s = wrap_mul(s, shape[i]);
     }
 }
 
@@ -219,9 +227,10 @@ static ferry_tensor *apply(fuzz_input *in, ferry_tensor *t, const model *m, mode
             r->shape[w] = len;
             int64_t ms[FERRY_MAX_DIMS];
             memcpy(ms, st, sizeof ms);
-            /* a stride of the model's own list: step * st fits as len >= 2 needs it to */
-            ms[w] = len > 1 ? st[w] * step : st[w];
-            gather(m, r, ms, len > 0 ? (int64_t)s * st[w] : 0);
+            /* a stride of the model's own list: step * st fits when the model has
+             * elements to reach (len >= 2 needs it to) */
+            ms[w] = len > 1 ? wrap_mul(st[w], step) : st[w];
+            gather(m, r, ms, len > 0 ? wrap_mul((int64_t)s, st[w]) : 0);
         }
         return out;
     }
@@ -311,9 +320,18 @@ static ferry_tensor *apply(fuzz_input *in, ferry_tensor *t, const model *m, mode
             r->nd = 0;
             for (int i = 0; i < wa; i++)
                 r->shape[r->nd++] = m->shape[i];
+            /* An empty tensor's other dims may merge past int64: no such dim exists
+             * (unless a 0 among the merged ones makes it 0). */
             int64_t merged = 1;
-            for (int i = wa; i <= wb; i++)
-                merged *= m->shape[i];
+            bool zero = false, past = false;
+            for (int i = wa; i <= wb; i++) {
+                zero |= m->shape[i] == 0;
+                past |= __builtin_mul_overflow(merged, m->shape[i], &merged);
+            }
+            if (zero)
+                merged = 0;
+            else if (past)
+                *v = INVALID;
             r->shape[r->nd++] = merged;
             for (int i = wb + 1; i < m->nd; i++)
                 r->shape[r->nd++] = m->shape[i];
