@@ -189,5 +189,10 @@ PyObject *fpy_from_dlpack(PyObject *module, PyObject *args, PyObject *kwargs);
 /* Adds the autograd attributes to ferry.Tensor and the grad-mode functions to the
  * module (autograd.c); after fpy_tensor_type_init(). */
 int fpy_autograd_init(PyObject *module);
+/* Adds the casts, transposes, new_*, in-place unary ops and geometry methods to
+ * ferry.Tensor (surface.c); after fpy_tensor_type_init(). */
+int fpy_surface_init(PyObject *module);
+/* The dtype Python floats and float factories get (set_default_dtype). */
+extern ferry_dtype fpy_default_float;
 
 #endif /* FERRY_PY_H */
