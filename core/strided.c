@@ -84,11 +84,13 @@ FERRY_API ferry_tensor *ferry_as_strided(ferry_tensor *t, int ndim, const int64_
             if (__builtin_add_overflow(last, span, &last))
                 goto too_big;
         }
-    int64_t end_bytes;
-    if (__builtin_add_overflow(empty ? storage_offset : last, empty ? 0 : 1, &end_bytes) ||
+    int64_t end_bytes, off_bytes;
+    if (__builtin_mul_overflow(storage_offset, isz, &off_bytes) ||
+        __builtin_add_overflow(last, 1, &end_bytes) ||
         __builtin_mul_overflow(end_bytes, isz, &end_bytes))
         goto too_big;
-    if ((uint64_t)end_bytes > (uint64_t)t->storage->nbytes) {
+    /* An empty view addresses nothing, so any offset is accepted, as torch. */
+    if (!empty && (uint64_t)end_bytes > (uint64_t)t->storage->nbytes) {
         ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                      "setStorage: sizes %s, strides %s, storage offset %lld, and itemsize %lld "
                      "requiring a storage size of %lld are out of bounds for storage of size %zu",
@@ -97,7 +99,7 @@ FERRY_API ferry_tensor *ferry_as_strided(ferry_tensor *t, int ndim, const int64_
         return NULL;
     }
     ferry__storage_retain(t->storage);
-    ferry_tensor *v = ferry__tensor_make(t->storage, (size_t)(storage_offset * isz), t->dtype,
+    ferry_tensor *v = ferry__tensor_make(t->storage, (size_t)off_bytes, t->dtype,
                                          ndim, shape, strides);
     if (v)
         v->read_only = t->read_only;

@@ -8,6 +8,7 @@ get right in Python: argument juggling, einsum's parsing, and the file format.
 import builtins
 import collections
 import json
+import math
 import struct
 import sys
 
@@ -108,11 +109,11 @@ def _dims(input, dim):
 def _reduction(name, method):
     def f(input, dim=None, keepdim=False, *, dtype=None, out=None):
         _check_tensor(name, "input", input)
-        if dtype is not None:
-            input = input.to(dtype)
         if out is not None:
+            if dtype is not None:
+                input = input.to(dtype)
             return _ferry._reduce_out(method, out, input, _dims(input, dim), keepdim)
-        return getattr(input, method)(dim, keepdim=keepdim)
+        return getattr(input, method)(dim, keepdim=keepdim, dtype=dtype)
     f.__name__ = name
     f.__doc__ = f"{name}(input, dim=None, keepdim=False, *, dtype=None, out=None)"
     return f
@@ -348,8 +349,10 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     a, b = input, other
     if not a.dtype.is_floating_point:
         a, b = a.double(), b.double()
-    close = (a - b).abs().le((b.abs() * rtol) + atol)
-    r = (same.int() + close.int())
+    diff = (a - b).abs()
+    # Only finite differences count (inf vs -inf is not close), as torch.
+    close = diff.le((b.abs() * rtol) + atol).int() * diff.lt(math.inf).int()
+    r = same.int() + close
     if equal_nan and a.dtype.is_floating_point:
         r = r + (a.ne(a).int() * b.ne(b).int())
     return r.gt(0)

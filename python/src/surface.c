@@ -254,6 +254,14 @@ static PyObject *with_dtype(PyObject *orig, PyObject *self, PyObject *args, PyOb
         Py_DECREF(bound);
     }
     Py_DECREF(src);
+    /* An integer sum accumulates in int64 in C; torch's result has dtype itself, which
+     * the wrap-around of a narrower sum matches. */
+    if (r && dt && dt != Py_None && FpyTensor_Check(r)) {
+        ferry_dtype d;
+        fpy_dtype_converter(dt, &d);
+        PyObject *c = cast(r, d);
+        Py_SETREF(r, c);
+    }
 done:
     Py_XDECREF(kw2);
     return r;
