@@ -605,3 +605,39 @@ def load(f, map_location=None):
     if meta.get("ferry.single") == "1" and list(out) == [_SINGLE]:
         return out[_SINGLE]
     return out
+
+
+# ---- print options --------------------------------------------------------------------
+
+_PRINT_PROFILES = {
+    "default": {"precision": 4, "threshold": 1000, "edgeitems": 3, "linewidth": 80},
+    "short": {"precision": 2, "threshold": 1000, "edgeitems": 2, "linewidth": 80},
+    "full": {"precision": 4, "threshold": math.inf, "edgeitems": 3, "linewidth": 80},
+}
+_print_opts = dict(_PRINT_PROFILES["default"], sci_mode=None)
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None,
+                     profile=None, sci_mode=None):
+    """set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None,
+    profile=None, sci_mode=None), as torch: a profile ('default', 'short', 'full') sets
+    the first four, the arguments given override it, and sci_mode is always set (None:
+    chosen per tensor)."""
+    new = dict(_print_opts)
+    if profile is not None:
+        if profile not in _PRINT_PROFILES:
+            raise ValueError(f"set_printoptions: unknown profile {profile!r} (expected "
+                             "'default', 'short' or 'full')")
+        new.update(_PRINT_PROFILES[profile])
+    for k, v in (("precision", precision), ("threshold", threshold), ("edgeitems", edgeitems),
+                 ("linewidth", linewidth)):
+        if v is not None:
+            new[k] = v
+    new["sci_mode"] = sci_mode
+    thr = new["threshold"]
+    thr = 2**63 - 1 if thr == math.inf or thr > 2**63 - 1 else _int(thr)
+    sci = -1 if sci_mode is None else (1 if sci_mode else 0)
+    _ferry._set_print_options(_int(new["precision"]), thr, _int(new["edgeitems"]),
+                              _int(new["linewidth"]), sci)
+    _print_opts.clear()
+    _print_opts.update(new)

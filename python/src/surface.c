@@ -589,7 +589,23 @@ static PyObject *mod_from_bytes(PyObject *mod, PyObject *args)
     return fpy_wrap(t);
 }
 
+static PyObject *mod_set_print_options(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    int precision, linewidth, sci;
+    long long threshold, edgeitems;
+    if (!PyArg_ParseTuple(args, "iLLii:_set_print_options", &precision, &threshold, &edgeitems,
+                          &linewidth, &sci))
+        return NULL;
+    if (ferry_set_print_options(precision, threshold, edgeitems, linewidth, sci) != FERRY_OK) {
+        PyErr_SetString(PyExc_ValueError, ferry_last_error());
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef surface_functions[] = {
+    {"_set_print_options", mod_set_print_options, METH_VARARGS, NULL},
     {"_to_bytes", mod_to_bytes, METH_O, NULL},
     {"_from_bytes", mod_from_bytes, METH_VARARGS, NULL},
     {"_out", mod_out, METH_VARARGS, NULL},

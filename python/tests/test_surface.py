@@ -41,7 +41,8 @@ def ref(fn, *arrays, **kw):
         return r.numpy() if isinstance(r, torch.Tensor) else r
     npfn = {"sum": np.sum, "mean": np.mean, "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
             "relu": lambda x: np.maximum(x, 0), "div": np.true_divide, "mm": np.matmul,
-            "bmm": np.matmul, "pow": np.power, "neg": np.negative, "eq": np.equal,
+            "bmm": np.matmul, "pow": np.power, "sub": np.subtract, "mul": np.multiply,
+            "neg": np.negative, "eq": np.equal,
             "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater,
             "ge": np.greater_equal}.get(fn) or getattr(np, fn)
     if fn in ("sum", "mean") and "dim" in kw:
@@ -541,3 +542,47 @@ def test_load_bad_files():
         ferry.save({1: ferry.ones(1)}, io.BytesIO())
     with pytest.raises(TypeError, match="expected a Tensor or a dict"):
         ferry.save([ferry.ones(1)], io.BytesIO())
+
+
+# ---- print options --------------------------------------------------------------------
+
+PRINT_CASES = [
+    (dict(precision=2), [1.123456, 2.5, 3e-5], "tensor([1.12e+00, 2.50e+00, 3.00e-05])"),
+    (dict(sci_mode=True), [1.0, 2.0], "tensor([1.0000e+00, 2.0000e+00])"),
+    (dict(sci_mode=False), [1e-8, 1e9], "tensor([         0.0000, 1000000000.0000])"),
+    (dict(threshold=5, edgeitems=1), list(range(20)), "tensor([ 0,  ..., 19])"),
+    (dict(linewidth=20), [1.5] * 3, "tensor([1.5000,\n        1.5000,\n        1.5000])"),
+    (dict(profile="short"), [1.123456, 2.0], "tensor([1.12, 2.00])"),
+    (dict(profile="full"), list(range(1001)), None),
+]
+
+
+@pytest.mark.parametrize("kw,data,want", PRINT_CASES)
+def test_set_printoptions(kw, data, want):
+    try:
+        ferry.set_printoptions(**kw)
+        got = repr(ferry.tensor(data))
+        if torch is not None:
+            torch.set_printoptions(**kw)
+            want = repr(torch.tensor(data)).replace("torch.", "ferry.")
+        if want is None:  # 'full' never summarizes
+            assert "..." not in got and got.count(",") == 1000
+        else:
+            assert got == want
+    finally:
+        ferry.set_printoptions(profile="default")
+        if torch is not None:
+            torch.set_printoptions(profile="default")
+    assert repr(ferry.tensor([1.123456])) == "tensor([1.1235])"
+
+
+def test_set_printoptions_errors():
+    with pytest.raises(ValueError, match="unknown profile"):
+        ferry.set_printoptions(profile="nope")
+    with pytest.raises(ValueError, match=r"precision must be in \[0, 64\]"):
+        ferry.set_printoptions(precision=-1)
+    with pytest.raises(ValueError, match="linewidth must be >= 1"):
+        ferry.set_printoptions(linewidth=0)
+    with pytest.raises(ValueError, match="edgeitems"):
+        ferry.set_printoptions(edgeitems=10**6)
+    assert repr(ferry.tensor([1.123456])) == "tensor([1.1235])"  # nothing half-applied

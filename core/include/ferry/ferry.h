@@ -317,6 +317,12 @@ FERRY_API ferry_status ferry_tensor_fill(ferry_tensor *t, double value);
 
 /** PyTorch's repr of the tensor; free with ferry_free(). NULL on failure. */
 FERRY_API char *ferry_tensor_repr(const ferry_tensor *t);
+/** torch.set_printoptions for every later ferry_tensor_repr (process-wide): precision
+ * [0, 64] digits, threshold (>= 0) elements before summarizing, edgeitems [0, 4096]
+ * shown at each end of a summarized dim, linewidth (>= 1), sci_mode -1 (per tensor, the
+ * default), 0 (never) or 1 (always). Defaults 4, 1000, 3, 80, -1. */
+FERRY_API ferry_status ferry_set_print_options(int precision, int64_t threshold,
+                                               int64_t edgeitems, int linewidth, int sci_mode);
 
 /* ------------------------------------------------------------------------ */
 /* Views: share storage with their input                                   */
