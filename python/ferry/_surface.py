@@ -483,6 +483,9 @@ def _reduce(t):
 
 
 def _deepcopy(t):
+    if not t.is_leaf:
+        raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support "
+                           "the deepcopy protocol at the moment.")
     fn, args = _reduce(t)
     return fn(*args)
 

@@ -427,6 +427,13 @@ def test_pickle_and_deepcopy(name, device):
     g = ferry.tensor([1.0, 2.0], requires_grad=True)
     r = copy.deepcopy(g)
     assert r.requires_grad and r.is_leaf and r.tolist() == [1.0, 2.0]
+    with pytest.raises(RuntimeError, match=r"^Only Tensors created explicitly by the user "
+                                           r"\(graph leaves\) support the deepcopy protocol"):
+        copy.deepcopy(g * 2)
+    assert pickle.loads(pickle.dumps(g * 2)).requires_grad  # pickling makes a leaf, as torch
+    shared = {"a": g, "b": g}
+    c = copy.deepcopy(shared)
+    assert c["a"] is c["b"]  # the memo keeps identity
     nc = ferry.arange(6.0).reshape(2, 3).t()
     assert pickle.loads(pickle.dumps(nc)).tolist() == nc.tolist()
     assert copy.deepcopy({"a": nc})["a"].tolist() == nc.tolist()
