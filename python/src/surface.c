@@ -502,6 +502,10 @@ static PyObject *mod_reduce_out(PyObject *mod, PyObject *args)
         PyErr_Format(PyExc_ValueError, "_reduce_out: no out= form for %s", name);
         return NULL;
     }
+    if (!PyTuple_Check(dimseq)) {
+        PyErr_SetString(PyExc_TypeError, "_reduce_out: dims must be a tuple");
+        return NULL;
+    }
     int n, dims[FERRY_MAX_DIMS];
     int64_t d64[FERRY_MAX_DIMS];
     PyObject *one = PyTuple_Pack(1, dimseq);
