@@ -1,5 +1,5 @@
 /* ferry_tensor_repr: the text PyTorch's repr(tensor) gives (torch/_tensor_str.py with the
- * default print options), with "torch." spelled "ferry.". Layout, number formatting,
+ * print options of ferry_set_print_options), with "torch." spelled "ferry.". Layout, number formatting,
  * summarization and suffix wrapping follow that file step for step. */
 #include <inttypes.h>
 #include <math.h>
@@ -9,11 +9,55 @@
 
 #include "internal.h"
 
-/* torch._tensor_str.PRINT_OPTS defaults (sci_mode None: chosen per tensor). */
-#define PRECISION 4
-#define THRESHOLD 1000
-#define EDGEITEMS 3
-#define LINEWIDTH 80
+#include <stdatomic.h>
+
+/* torch._tensor_str.PRINT_OPTS, defaults as there (sci_mode -1: chosen per tensor);
+ * process-wide as torch's, set by ferry_set_print_options. Atomics so a repr racing a
+ * set reads each option whole. */
+static _Atomic int opt_precision = 4;
+static _Atomic int64_t opt_threshold = 1000;
+static _Atomic int64_t opt_edgeitems = 3;
+static _Atomic int opt_linewidth = 80;
+static _Atomic int opt_sci_mode = -1;
+#define PRECISION atomic_load_explicit(&opt_precision, memory_order_relaxed)
+#define THRESHOLD atomic_load_explicit(&opt_threshold, memory_order_relaxed)
+#define EDGEITEMS atomic_load_explicit(&opt_edgeitems, memory_order_relaxed)
+#define LINEWIDTH atomic_load_explicit(&opt_linewidth, memory_order_relaxed)
+#define SCI_MODE atomic_load_explicit(&opt_sci_mode, memory_order_relaxed)
+
+/* Bounds keep every formatted number inside NUM_BUF and the summarized copy small. */
+#define MAX_PRECISION 64
+#define MAX_EDGEITEMS 4096
+
+FERRY_API ferry_status ferry_set_print_options(int precision, int64_t threshold,
+                                               int64_t edgeitems, int linewidth, int sci_mode)
+{
+    if (precision < 0 || precision > MAX_PRECISION)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "set_printoptions: precision must be in [0, %d], got %d",
+                            MAX_PRECISION, precision);
+    if (threshold < 0)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "set_printoptions: threshold must be >= 0, got %lld",
+                            (long long)threshold);
+    if (edgeitems < 0 || edgeitems > MAX_EDGEITEMS)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "set_printoptions: edgeitems must be in [0, %d], got %lld",
+                            MAX_EDGEITEMS, (long long)edgeitems);
+    if (linewidth < 1)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "set_printoptions: linewidth must be >= 1, got %d", linewidth);
+    if (sci_mode < -1 || sci_mode > 1)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "set_printoptions: sci_mode must be -1 (auto), 0 or 1, got %d",
+                            sci_mode);
+    atomic_store_explicit(&opt_precision, precision, memory_order_relaxed);
+    atomic_store_explicit(&opt_threshold, threshold, memory_order_relaxed);
+    atomic_store_explicit(&opt_edgeitems, edgeitems, memory_order_relaxed);
+    atomic_store_explicit(&opt_linewidth, linewidth, memory_order_relaxed);
+    atomic_store_explicit(&opt_sci_mode, sci_mode, memory_order_relaxed);
+    return FERRY_OK;
+}
 
 #define PREFIX "tensor("
 #define PREFIX_LEN 7
@@ -214,7 +258,9 @@ static void formatter_init(formatter *f, const elements *e, bool summarize)
         if (f->count == 0)
             return; /* PyTorch keeps int_mode, width 1: zeros print "0.", nan "nan" */
         double ratio = f->max_abs / f->min_abs;
-        if (f->int_mode)
+        if (SCI_MODE >= 0)
+            f->sci_mode = SCI_MODE == 1;
+        else if (f->int_mode)
             f->sci_mode = ratio > 1000.0 || f->max_abs > 1.0e8;
         else
             f->sci_mode = ratio > 1000.0 || f->max_abs > 1.0e8 || f->min_abs < 1.0e-4;

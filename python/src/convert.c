@@ -63,9 +63,11 @@ int fpy_scalar_kind(PyObject *o)
     return -1;
 }
 
+ferry_dtype fpy_default_float = FERRY_FLOAT32;
+
 ferry_dtype fpy_kind_default_dtype(int kind)
 {
-    return kind == FPY_KIND_BOOL ? FERRY_BOOL : kind == FPY_KIND_INT ? FERRY_INT64 : FERRY_FLOAT32;
+    return kind == FPY_KIND_BOOL ? FERRY_BOOL : kind == FPY_KIND_INT ? FERRY_INT64 : fpy_default_float;
 }
 
 int fpy_dtype_kind(ferry_dtype dtype)
@@ -483,7 +485,7 @@ static int numpy_dtype(PyObject *o, ferry_dtype *out)
 static int infer_dtype(PyObject *o, int depth, ferry_dtype *out)
 {
     if (PyFloat_Check(o) && !fpy_is_ndarray(o) && strncmp(Py_TYPE(o)->tp_name, "numpy.", 6) != 0) {
-        *out = FERRY_FLOAT32;
+        *out = fpy_default_float;
         return 0;
     }
     if (PyBool_Check(o)) {
@@ -511,7 +513,7 @@ static int infer_dtype(PyObject *o, int depth, ferry_dtype *out)
     }
     Py_ssize_t len = PySequence_Fast_GET_SIZE(o);
     if (len == 0) {
-        *out = FERRY_FLOAT32;
+        *out = fpy_default_float;
         return 0;
     }
     for (Py_ssize_t i = 0; i < len; i++) {

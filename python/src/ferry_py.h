@@ -196,5 +196,10 @@ int fpy_random_init(PyObject *module);
 int fpy_reduce2_init(PyObject *module);
 /* ---- sort.c ---- */
 int fpy_sort_init(PyObject *module);
+/* Adds the casts, transposes, new_*, in-place unary ops and geometry methods to
+ * ferry.Tensor (surface.c); after fpy_tensor_type_init(). */
+int fpy_surface_init(PyObject *module);
+/* The dtype Python floats and float factories get (set_default_dtype). */
+extern ferry_dtype fpy_default_float;
 
 #endif /* FERRY_PY_H */

@@ -550,7 +550,7 @@ static PyObject *shaped(PyObject *args, PyObject *kwargs, const char *fname, sha
     int64_t shape[FERRY_MAX_DIMS];
     ferry_dtype dt;
     if (fpy_int64_list(args, fname, "size", &ndim, shape) < 0 ||
-        opts_dtype(&o, FERRY_FLOAT32, &dt) < 0)
+        opts_dtype(&o, fpy_default_float, &dt) < 0)
         return NULL;
     ferry_tensor *t;
     FPY_MAYBE_NOGIL(factory_may_block(&o.device, dt, ndim, shape),
@@ -625,7 +625,7 @@ static PyObject *mod_eye(PyObject *m, PyObject *args, PyObject *kwargs)
         return NULL;
     ferry_dtype dt;
     int64_t v;
-    if (opts_dtype(&o, FERRY_FLOAT32, &dt) < 0 || fpy_int64(nobj, &v) < 0)
+    if (opts_dtype(&o, fpy_default_float, &dt) < 0 || fpy_int64(nobj, &v) < 0)
         return NULL;
     n = v;
     if (mobj != Py_None) {
@@ -923,6 +923,7 @@ PyMODINIT_FUNC PyInit__ferry(void)
     if (fpy_tensor_type_init(m) < 0 || fpy_autograd_init(m) < 0 ||
         /* one per line */
         fpy_random_init(m) < 0 ||
+        fpy_surface_init(m) < 0 ||
         fpy_sort_init(m) < 0 ||
         fpy_reduce2_init(m) < 0)
         goto fail;

@@ -343,6 +343,12 @@ FERRY_API ferry_status ferry_tensor_fill(ferry_tensor *t, double value);
 
 /** PyTorch's repr of the tensor; free with ferry_free(). NULL on failure. */
 FERRY_API char *ferry_tensor_repr(const ferry_tensor *t);
+/** torch.set_printoptions for every later ferry_tensor_repr (process-wide): precision
+ * [0, 64] digits, threshold (>= 0) elements before summarizing, edgeitems [0, 4096]
+ * shown at each end of a summarized dim, linewidth (>= 1), sci_mode -1 (per tensor, the
+ * default), 0 (never) or 1 (always). Defaults 4, 1000, 3, 80, -1. */
+FERRY_API ferry_status ferry_set_print_options(int precision, int64_t threshold,
+                                               int64_t edgeitems, int linewidth, int sci_mode);
 
 /* ------------------------------------------------------------------------ */
 /* Views: share storage with their input                                   */
@@ -371,6 +377,16 @@ FERRY_API ferry_tensor *ferry_squeeze_all(ferry_tensor *t);
 FERRY_API ferry_tensor *ferry_unsqueeze(ferry_tensor *t, int dim);
 /** Merges dims start_dim .. end_dim into one (a view when possible, else a copy). */
 FERRY_API ferry_tensor *ferry_flatten(ferry_tensor *t, int start_dim, int end_dim);
+/** torch.as_strided: a view of t's storage with any geometry (offset in elements from
+ * the storage's start), checked to stay inside the storage (PyTorch's "setStorage: ...
+ * out of bounds" message); FERRY_ERR_UNSUPPORTED on a tensor requiring grad in grad mode. */
+FERRY_API ferry_tensor *ferry_as_strided(ferry_tensor *t, int ndim, const int64_t *shape,
+                                         const int64_t *strides, int64_t storage_offset);
+/** Tensor.storage_offset(): t's first element's position in its storage, in elements. */
+FERRY_API int64_t ferry_tensor_storage_offset(const ferry_tensor *t);
+/** Tensor.data_ptr(): the address of t's first element (host memory), or the backend's
+ * buffer handle plus the byte offset (device memory); 0 for an invalid handle. */
+FERRY_API uintptr_t ferry_tensor_data_ptr(const ferry_tensor *t);
 
 /* ------------------------------------------------------------------------ */
 /* Elementwise operations                                                   */
