@@ -49,6 +49,22 @@ from ferry._ferry import (  # noqa: F401,E402
     uint8,
     zeros,
 )
+from ferry._ferry import (  # noqa: F401,E402
+    broadcast_to,
+    cat,
+    chunk,
+    concat,
+    concatenate,
+    flip,
+    fliplr,
+    flipud,
+    moveaxis,
+    movedim,
+    narrow,
+    split,
+    stack,
+    unbind,
+)
 from ferry import autograd, cuda, opencl  # noqa: E402,F401
 from ferry.autograd import (  # noqa: E402,F401
     enable_grad,
@@ -64,4 +80,35 @@ __all__ = [
     "float32", "float64", "from_dlpack", "from_numpy", "full", "half", "int", "int8",
     "int16", "int32", "int64", "is_available", "long", "ones", "opencl", "short",
     "synchronize", "tensor", "uint8", "zeros",
+    "broadcast_to", "cat", "chunk", "concat", "concatenate", "flip", "fliplr", "flipud",
+    "moveaxis", "movedim", "narrow", "split", "stack", "unbind",
+    "empty_like", "zeros_like", "ones_like", "full_like",
 ]
+
+
+def _like(make, input, dtype, device, requires_grad, *value):
+    t = make(*((tuple(input.shape),) + value), dtype=dtype if dtype is not None else input.dtype,
+             device=device if device is not None else input.device)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def empty_like(input, *, dtype=None, device=None, requires_grad=False):
+    """A new uninitialised tensor of input's shape (and dtype and device by default)."""
+    return _like(empty, input, dtype, device, requires_grad)
+
+
+def zeros_like(input, *, dtype=None, device=None, requires_grad=False):
+    """A new tensor of zeros of input's shape (and dtype and device by default)."""
+    return _like(zeros, input, dtype, device, requires_grad)
+
+
+def ones_like(input, *, dtype=None, device=None, requires_grad=False):
+    """A new tensor of ones of input's shape (and dtype and device by default)."""
+    return _like(ones, input, dtype, device, requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
+    """A new tensor of fill_value of input's shape (and dtype and device by default)."""
+    return _like(full, input, dtype, device, requires_grad, fill_value)

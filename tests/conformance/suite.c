@@ -17,6 +17,7 @@ static const conf_group groups[] = {
     {"errors", conf_group_errors, "error paths: statuses and messages"},
     {"casts", conf_group_casts, "every dtype pair on edge values; 16-bit floats bit for bit"},
     {"grad", conf_group_grad, "gradients against finite differences, second derivatives"},
+    {"shape", conf_group_shape, "cat, stack, flip, narrow, split, chunk, unbind, movedim"},
 };
 #define NGROUPS (sizeof groups / sizeof groups[0])
 
