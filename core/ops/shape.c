@@ -617,3 +617,160 @@ FERRY_API ferry_tensor *ferry_flip(ferry_tensor *t, int ndims, const int *dims)
 {
     return flip_impl(t, ndims, dims);
 }
+
+/* ---- roll and repeat: compositions of differentiable views and copies ---- */
+
+/* One dim: the last `s` elements move to the front, as two narrows joined by cat (whose
+ * kernels are copies on t's device, and whose gradients are narrows again). */
+static ferry_tensor *roll_one(ferry_tensor *t, int64_t shift, int dim)
+{
+    int64_t n = t->shape[dim];
+    if (n == 0)
+        return ferry_tensor_clone(t);
+    int64_t s = shift % n;
+    if (s < 0)
+        s += n;
+    ferry_tensor *tail = ferry_narrow(t, dim, n - s, s);
+    ferry_tensor *head = tail ? ferry_narrow(t, dim, 0, n - s) : NULL;
+    const ferry_tensor *parts[2] = {tail, head};
+    ferry_tensor *r = head ? ferry_cat(parts, 2, dim) : NULL;
+    ferry_tensor_release(tail);
+    ferry_tensor_release(head);
+    return r;
+}
+
+FERRY_API ferry_tensor *ferry_roll(ferry_tensor *t, int nshifts, const int64_t *shifts, int ndims,
+                                   const int *dims)
+{
+    if (ferry__check_tensor(t, "ferry_roll") != FERRY_OK)
+        return NULL;
+    if (nshifts <= 0 || nshifts > FERRY_MAX_DIMS || !shifts || ndims < 0 || (ndims > 0 && !dims)) {
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT, "`shifts` required");
+        return NULL;
+    }
+    if (ndims == 0) {
+        /* No dims: the flattened tensor rolls, and takes t's shape back. */
+        if (nshifts != 1) {
+            ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                         "shifts and dimensions must align. shifts: %d, dims:0", nshifts);
+            return NULL;
+        }
+        int64_t all = -1;
+        ferry_tensor *flat = ferry_reshape(t, 1, &all);
+        ferry_tensor *r = flat ? roll_one(flat, shifts[0], 0) : NULL;
+        ferry_tensor *back = r ? ferry_reshape(r, t->ndim, t->shape) : NULL;
+        ferry_tensor_release(flat);
+        ferry_tensor_release(r);
+        return back;
+    }
+    if (nshifts != ndims) {
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                     "shifts and dimensions must align. shifts: %d, dims:%d", nshifts, ndims);
+        return NULL;
+    }
+    ferry_tensor *cur = ferry_tensor_retain(t);
+    for (int i = 0; i < ndims && cur; i++) {
+        int d = dims[i];
+        ferry_tensor *next = NULL;
+        if (ferry__wrap_dim(&d, t->ndim) == FERRY_OK) {
+            if (t->ndim == 0)
+                next = ferry_tensor_clone(cur);
+            else
+                next = roll_one(cur, shifts[i], d);
+        }
+        ferry_tensor_release(cur);
+        cur = next;
+    }
+    return cur;
+}
+
+FERRY_API ferry_tensor *ferry_repeat(ferry_tensor *t, int n, const int64_t *repeats)
+{
+    if (ferry__check_tensor(t, "ferry_repeat") != FERRY_OK)
+        return NULL;
+    if (n < t->ndim || (n > 0 && !repeats)) {
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                     "Number of dimensions of repeat dims can not be smaller than number of "
+                     "dimensions of tensor");
+        return NULL;
+    }
+    if (2 * n > FERRY_MAX_DIMS) {
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT, "ferry_repeat: at most %d repeat dims",
+                     FERRY_MAX_DIMS / 2);
+        return NULL;
+    }
+    /* t as (1, s0, 1, s1, ...), expanded to (r0, s0, r1, s1, ...), copied, and merged
+     * pairwise: each step is a differentiable view or copy, so the gradient is the sum
+     * over the repeats that expand's backward takes. */
+    int64_t pairs[FERRY_MAX_DIMS], want[FERRY_MAX_DIMS], out[FERRY_MAX_DIMS / 2];
+    int lead = n - t->ndim;
+    for (int i = 0; i < n; i++) {
+        if (repeats[i] < 0) {
+            ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                         "Trying to create tensor with negative dimension %lld: [%lld]",
+                         (long long)repeats[i], (long long)repeats[i]);
+            return NULL;
+        }
+        int64_t s = i < lead ? 1 : t->shape[i - lead];
+        pairs[2 * i] = 1;
+        pairs[2 * i + 1] = s;
+        want[2 * i] = repeats[i];
+        want[2 * i + 1] = s;
+        if (__builtin_mul_overflow(s, repeats[i], &out[i])) {
+            ferry__error(FERRY_ERR_INVALID_ARGUMENT, "repeat: the result's size overflows");
+            return NULL;
+        }
+    }
+    ferry_tensor *v = ferry_reshape(t, 2 * n, pairs);
+    ferry_tensor *e = v ? ferry_expand(v, 2 * n, want) : NULL;
+    ferry_tensor *c = e ? ferry_tensor_clone(e) : NULL; /* a fresh tensor, as torch's */
+    ferry_tensor *r = c ? ferry_reshape(c, n, out) : NULL;
+    ferry_tensor_release(v);
+    ferry_tensor_release(e);
+    ferry_tensor_release(c);
+    return r;
+}
+
+/* ---- linspace ---- */
+
+/* PyTorch's formula, in the dtype's own arithmetic for float32 (torch computes in
+ * scalar_t there) so the values agree bit for bit: the first half steps from start, the
+ * second half steps back from end. Computed on the host and uploaded. */
+FERRY_API ferry_tensor *ferry_linspace(double start, double end, int64_t steps, ferry_dtype dtype,
+                                       const char *device)
+{
+    if (steps < 0) {
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT, "number of steps must be non-negative");
+        return NULL;
+    }
+    int64_t shape[1] = {steps};
+    int64_t numel;
+    if (ferry__check_shape("ferry_linspace", dtype, 1, shape, &numel) != FERRY_OK)
+        return NULL;
+    double *v = malloc((size_t)(steps > 0 ? steps : 1) * sizeof *v);
+    if (!v) {
+        ferry__error(FERRY_ERR_OUT_OF_MEMORY, "out of host memory for linspace");
+        return NULL;
+    }
+    int64_t half = steps / 2;
+    if (dtype == FERRY_FLOAT32 || dtype == FERRY_FLOAT16 || dtype == FERRY_BFLOAT16) {
+        float fs = (float)start, fe = (float)end;
+        float step = steps > 1 ? (fe - fs) / (float)(steps - 1) : 0.0f;
+        for (int64_t i = 0; i < steps; i++)
+            v[i] = i < half ? (double)(fs + step * (float)i)
+                            : (double)(fe - step * (float)(steps - 1 - i));
+    } else {
+        double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0.0;
+        for (int64_t i = 0; i < steps; i++)
+            v[i] = i < half ? start + step * (double)i : end - step * (double)(steps - 1 - i);
+    }
+    if (steps == 1)
+        v[0] = start;
+    ferry_tensor *d = ferry_tensor_from_data(steps ? v : NULL, FERRY_FLOAT64, 1, shape, "cpu");
+    free(v);
+    ferry_tensor *c = d ? ferry_tensor_to_dtype(d, dtype) : NULL;
+    ferry_tensor *r = c ? ferry_tensor_to(c, device) : NULL;
+    ferry_tensor_release(d);
+    ferry_tensor_release(c);
+    return r;
+}

@@ -201,6 +201,14 @@ static ferry_tensor *f_broadcast_to(ferry_tensor *const *in)
 {
     return ferry_broadcast_to(in[0], 3, (int64_t[]){2, 2, 3});
 }
+static ferry_tensor *f_roll(ferry_tensor *const *in)
+{
+    return ferry_roll(in[0], 2, (int64_t[]){1, -2}, 2, (int[]){0, 1});
+}
+static ferry_tensor *f_repeat(ferry_tensor *const *in)
+{
+    return ferry_repeat(in[0], 3, (int64_t[]){2, 1, 3});
+}
 /* A composite: softmax cross-entropy style, the MLP example's loss. */
 static ferry_tensor *f_logsumexp(ferry_tensor *const *in)
 {
@@ -292,6 +300,8 @@ static const gcase cases[] = {
     {"unbind", f_unbind, 1, {2}, {{2, 3}}, -2, 2},
     {"movedim", f_movedim, 1, {3}, {{2, 2, 3}}, -2, 2},
     {"broadcast_to", f_broadcast_to, 1, {2}, {{1, 3}}, -2, 2},
+    {"roll", f_roll, 1, {2}, {{2, 3}}, -2, 2},
+    {"repeat", f_repeat, 1, {2}, {{2, 3}}, -2, 2},
 };
 
 /* ---- inputs ---------------------------------------------------------------------- */

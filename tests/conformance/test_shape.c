@@ -451,6 +451,125 @@ static void test_shape_refuses_with_pytorch_messages_on_every_device(void **stat
     conf_finish();
 }
 
+/* ---- roll, repeat, linspace ---- */
+
+static void test_shape_roll_repeat_linspace_match_on_every_device(void **state)
+{
+    (void)state;
+    CONF_FOR_EACH_DEVICE(dev) {
+        static const ferry_dtype dts[] = {FERRY_FLOAT32, FERRY_INT64, FERRY_BOOL, FERRY_BFLOAT16};
+        for (int di = 0; di < 4; di++) {
+            ferry_dtype dt = dts[di];
+            conf_where w = {"roll", conf_dtype_name(dt), "transposed", dev};
+            conf_rng r = conf_rng_seed("roll", w.dtype, w.kase, 0);
+            conf_operand sa = {2, {3, 4}, CONF_TRANSPOSED, 0, {0}};
+            conf_array av, got;
+            ferry_tensor *a = conf_make(&w, &sa, dt, dev, &r, &conf_default_domain, &av);
+            if (!a)
+                continue;
+            uint64_t before = fallbacks(dev);
+            /* shifts (-5, 2) over dims (0, -1); and 7 over the flattened tensor. */
+            ferry_tensor *x = ferry_roll(a, 2, SHAPE(-5, 2), 2, (int[]){0, -1});
+            ferry_tensor *y = ferry_roll(a, 1, SHAPE(7), 0, NULL);
+            check_no_fallback(&w, before);
+            double ref[24];
+            int64_t idx[2];
+            if (!x || !y) {
+                conf_fail_call(&w, "ferry_roll");
+            } else {
+                if (conf_read(&w, x, dt, 2, sa.shape, dev, &got)) {
+                    for (int64_t k = 0; k < 12; k++) {
+                        unravel(2, sa.shape, k, idx);
+                        idx[0] = ((idx[0] + 5) % 3 + 3) % 3;
+                        idx[1] = ((idx[1] - 2) % 4 + 4) % 4;
+                        ref[k] = av.v[ravel(2, sa.shape, idx)];
+                    }
+                    conf_compare(&w, &got, ref, NULL);
+                    conf_array_free(&got);
+                }
+                w.kase = "flattened";
+                if (conf_read(&w, y, dt, 2, sa.shape, dev, &got)) {
+                    for (int64_t k = 0; k < 12; k++)
+                        ref[k] = av.v[((k - 7) % 12 + 12) % 12];
+                    conf_compare(&w, &got, ref, NULL);
+                    conf_array_free(&got);
+                }
+            }
+            ferry_tensor_release(x);
+            ferry_tensor_release(y);
+
+            /* repeat (2, 1, 2) of a (3, 4): a leading dim and tiles. */
+            w.op = "repeat";
+            w.kase = "transposed";
+            before = fallbacks(dev);
+            ferry_tensor *p = ferry_repeat(a, 3, SHAPE(2, 1, 2));
+            check_no_fallback(&w, before);
+            int64_t pshape[3] = {2, 3, 8};
+            if (!p) {
+                conf_fail_call(&w, "ferry_repeat");
+            } else if (conf_read(&w, p, dt, 3, pshape, dev, &got)) {
+                double pref[48];
+                int64_t pi[3];
+                for (int64_t k = 0; k < 48; k++) {
+                    unravel(3, pshape, k, pi);
+                    idx[0] = pi[1];
+                    idx[1] = pi[2] % 4;
+                    pref[k] = av.v[ravel(2, sa.shape, idx)];
+                }
+                conf_compare(&w, &got, pref, NULL);
+                conf_array_free(&got);
+            }
+            ferry_tensor_release(p);
+            ferry_tensor_release(a);
+            conf_array_free(&av);
+        }
+        static const ferry_dtype lts[] = {FERRY_FLOAT32, FERRY_FLOAT64, FERRY_INT32, FERRY_FLOAT16};
+        static const struct { double s, e; int64_t n; } ls[] = {
+            {0, 1, 5}, {-1, 7, 4}, {3, 3, 1}, {0, 1, 0}, {10, -2.5, 9}};
+        for (int di = 0; di < 4; di++) {
+            for (size_t k = 0; k < sizeof ls / sizeof ls[0]; k++) {
+                conf_where w = {"linspace", conf_dtype_name(lts[di]), "steps", dev};
+                ferry_tensor *l = ferry_linspace(ls[k].s, ls[k].e, ls[k].n, lts[di], dev);
+                conf_array got;
+                if (!l) {
+                    conf_fail_call(&w, "ferry_linspace");
+                    continue;
+                }
+                if (conf_read(&w, l, lts[di], 1, &ls[k].n, dev, &got)) {
+                    double ref[16];
+                    double step = ls[k].n > 1 ? (ls[k].e - ls[k].s) / (double)(ls[k].n - 1) : 0;
+                    for (int64_t i = 0; i < ls[k].n; i++) {
+                        double v = i < ls[k].n / 2 ? ls[k].s + step * (double)i
+                                                   : ls[k].e - step * (double)(ls[k].n - 1 - i);
+                        /* Integers truncate as torch's cast does. */
+                        ref[i] = conf_is_int(lts[di]) ? trunc(v) : v;
+                    }
+                    conf_compare(&w, &got, ref, NULL);
+                    conf_array_free(&got);
+                }
+                ferry_tensor_release(l);
+            }
+        }
+        conf_where w = {"linspace", "float32", "refusal", dev};
+        ferry_tensor *l = ferry_linspace(0, 1, -1, FERRY_FLOAT32, dev);
+        conf_expect_error(&w, "ferry_linspace", l == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_INVALID_ARGUMENT, "number of steps must be non-negative");
+        w.op = "repeat";
+        ferry_tensor *z = ferry_zeros(FERRY_FLOAT32, 2, SHAPE(2, 3), dev);
+        l = z ? ferry_repeat(z, 1, SHAPE(2)) : NULL;
+        conf_expect_error(&w, "ferry_repeat", l == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_INVALID_ARGUMENT,
+                          "Number of dimensions of repeat dims can not be smaller than number of "
+                          "dimensions of tensor");
+        w.op = "roll";
+        l = z ? ferry_roll(z, 1, SHAPE(1), 2, (int[]){0, 1}) : NULL;
+        conf_expect_error(&w, "ferry_roll", l == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_INVALID_ARGUMENT, "shifts and dimensions must align. shifts: 1, dims:2");
+        ferry_tensor_release(z);
+    }
+    conf_finish();
+}
+
 int conf_group_shape(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +577,7 @@ int conf_group_shape(void)
         cmocka_unit_test(test_shape_flip_matches_index_arithmetic_on_every_dtype_and_device),
         cmocka_unit_test(test_shape_split_family_views_match_on_every_device),
         cmocka_unit_test(test_shape_refuses_with_pytorch_messages_on_every_device),
+        cmocka_unit_test(test_shape_roll_repeat_linspace_match_on_every_device),
     };
     return cmocka_run_group_tests_name("shape", tests, NULL, NULL);
 }

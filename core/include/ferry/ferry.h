@@ -394,6 +394,17 @@ FERRY_API ferry_tensor *ferry_empty_like(const ferry_tensor *t);
 FERRY_API ferry_tensor *ferry_zeros_like(const ferry_tensor *t);
 FERRY_API ferry_tensor *ferry_ones_like(const ferry_tensor *t);
 FERRY_API ferry_tensor *ferry_full_like(const ferry_tensor *t, double value);
+/** torch.roll: elements shifted by shifts[i] along dims[i] (ndims 0: over the flattened
+ * tensor, one shift), wrapping around. */
+FERRY_API ferry_tensor *ferry_roll(ferry_tensor *t, int nshifts, const int64_t *shifts, int ndims,
+                                   const int *dims);
+/** Tensor.repeat: t tiled repeats[i] times along each dim (n >= t's ndim; extra leading
+ * repeats add dims). */
+FERRY_API ferry_tensor *ferry_repeat(ferry_tensor *t, int n, const int64_t *repeats);
+/** torch.linspace: steps values from start to end inclusive, with PyTorch's formula
+ * (the second half counted back from end), float32 values bit-identical to torch's. */
+FERRY_API ferry_tensor *ferry_linspace(double start, double end, int64_t steps, ferry_dtype dtype,
+                                       const char *device);
 
 /* ------------------------------------------------------------------------ */
 /* Elementwise operations                                                   */
