@@ -3,6 +3,7 @@
  * the view nodes they are made of); cat and stack copy into narrowed views of one
  * output, so each device runs its own copy kernel; flip copies a negative-stride view.
  * Messages follow PyTorch's. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -757,8 +758,8 @@ FERRY_API ferry_tensor *ferry_linspace(double start, double end, int64_t steps, 
         float fs = (float)start, fe = (float)end;
         float step = steps > 1 ? (fe - fs) / (float)(steps - 1) : 0.0f;
         for (int64_t i = 0; i < steps; i++)
-            v[i] = i < half ? (double)(fs + step * (float)i)
-                            : (double)(fe - step * (float)(steps - 1 - i));
+            v[i] = i < half ? (double)fmaf(step, (float)i, fs)
+                            : (double)fmaf(-step, (float)(steps - 1 - i), fe);
     } else {
         double step = steps > 1 ? (end - start) / (double)(steps - 1) : 0.0;
         for (int64_t i = 0; i < steps; i++)

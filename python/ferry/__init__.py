@@ -58,6 +58,9 @@ from ferry._ferry import (  # noqa: F401,E402
     flip,
     fliplr,
     flipud,
+    linspace,
+    roll,
+    tile,
     moveaxis,
     movedim,
     narrow,
@@ -81,7 +84,7 @@ __all__ = [
     "int16", "int32", "int64", "is_available", "long", "ones", "opencl", "short",
     "synchronize", "tensor", "uint8", "zeros",
     "broadcast_to", "cat", "chunk", "concat", "concatenate", "flip", "fliplr", "flipud",
-    "moveaxis", "movedim", "narrow", "split", "stack", "unbind",
+    "moveaxis", "movedim", "narrow", "split", "stack", "unbind", "linspace", "roll", "tile",
     "empty_like", "zeros_like", "ones_like", "full_like",
 ]
 

@@ -1,6 +1,8 @@
 /* Joining, splitting and shape functions of the Python module and their Tensor methods
  * (torch.cat, stack, narrow, split, chunk, unbind, flip, movedim, broadcast_to): thin
  * wrappers of core/ops/shape.c, whose errors map to PyTorch's exceptions. */
+#include <string.h>
+
 #include "ferry_py.h"
 
 #define CF(f) ((PyCFunction)(void (*)(void))(f))
@@ -357,6 +359,68 @@ static PyObject *t_broadcast_to(PyObject *self, PyObject *args, PyObject *kwargs
     return fpy_wrap(ferry_broadcast_to(FPY_T(self), n, shape));
 }
 
+static PyObject *t_roll(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kw[] = {"shifts", "dims", NULL};
+    PyObject *so, *dobj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O", kw, &so, &dobj))
+        return NULL;
+    int64_t shifts[FERRY_MAX_DIMS];
+    int ns, nd = 0, dims[FERRY_MAX_DIMS];
+    PyObject *tup = PyTuple_Pack(1, so);
+    if (!tup)
+        return NULL;
+    int r = fpy_int64_list(tup, "roll", "shifts", &ns, shifts);
+    Py_DECREF(tup);
+    if (r < 0 || (dobj && dobj != Py_None && int_dims(dobj, "roll", &nd, dims) < 0))
+        return NULL;
+    return fpy_wrap(ferry_roll(FPY_T(self), ns, shifts, nd, dims));
+}
+
+/* repeat(2, 3) or repeat((2, 3)); tile pads repeats with leading 1s as torch.tile. */
+static PyObject *repeat_impl(PyObject *self, PyObject *args, bool tile)
+{
+    int n;
+    int64_t reps[FERRY_MAX_DIMS];
+    if (fpy_int64_list(args, tile ? "tile" : "repeat", tile ? "dims" : "repeats", &n, reps) < 0)
+        return NULL;
+    int nd = ferry_tensor_ndim(FPY_T(self));
+    if (tile && n < nd) {
+        int pad = nd - n;
+        memmove(reps + pad, reps, (size_t)n * sizeof reps[0]);
+        for (int i = 0; i < pad; i++)
+            reps[i] = 1;
+        n = nd;
+    }
+    return fpy_wrap(ferry_repeat(FPY_T(self), n, reps));
+}
+
+static PyObject *t_repeat(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    (void)kwargs;
+    return repeat_impl(self, args, false);
+}
+
+static PyObject *t_tile(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    (void)kwargs;
+    return repeat_impl(self, args, true);
+}
+
+static PyObject *mod_linspace(PyObject *m, PyObject *args, PyObject *kwargs)
+{
+    (void)m;
+    static char *kw[] = {"start", "end", "steps", "dtype", "device", NULL};
+    double start, end;
+    long long steps;
+    ferry_dtype dt = FERRY_FLOAT32;
+    fpy_device_arg dev = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ddL|$O&O&", kw, &start, &end, &steps,
+                                     fpy_dtype_converter, &dt, fpy_device_converter, &dev))
+        return NULL;
+    return fpy_wrap(ferry_linspace(start, end, steps, dt, dev.given ? dev.str : "cpu"));
+}
+
 #define FUNCTION(name, impl, fn)                                                            \
     static PyObject *mod_##name(PyObject *m, PyObject *args, PyObject *kwargs)              \
     {                                                                                       \
@@ -372,6 +436,8 @@ FUNCTION(fliplr, t_fliplr, "fliplr")
 FUNCTION(flipud, t_flipud, "flipud")
 FUNCTION(movedim, t_movedim, "movedim")
 FUNCTION(broadcast_to, t_broadcast_to, "broadcast_to")
+FUNCTION(roll, t_roll, "roll")
+FUNCTION(tile, t_tile, "tile")
 
 #define KW (METH_VARARGS | METH_KEYWORDS)
 
@@ -386,6 +452,9 @@ static PyMethodDef shape_methods[] = {
     {"movedim", CF(t_movedim), KW, "movedim(source, destination): a view"},
     {"moveaxis", CF(t_movedim), KW, "moveaxis(source, destination): a view"},
     {"broadcast_to", CF(t_broadcast_to), KW, "broadcast_to(size): a view"},
+    {"roll", CF(t_roll), KW, "roll(shifts, dims=None)"},
+    {"repeat", CF(t_repeat), KW, "repeat(*repeats): a tiled copy"},
+    {"tile", CF(t_tile), KW, "tile(dims)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -404,6 +473,9 @@ static PyMethodDef shape_functions[] = {
     {"movedim", CF(mod_movedim), KW, "movedim(input, source, destination)"},
     {"moveaxis", CF(mod_movedim), KW, "moveaxis(input, source, destination)"},
     {"broadcast_to", CF(mod_broadcast_to), KW, "broadcast_to(input, size)"},
+    {"roll", CF(mod_roll), KW, "roll(input, shifts, dims=None)"},
+    {"tile", CF(mod_tile), KW, "tile(input, dims)"},
+    {"linspace", CF(mod_linspace), KW, "linspace(start, end, steps, *, dtype=None, device=None)"},
     {NULL, NULL, 0, NULL},
 };
 

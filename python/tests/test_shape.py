@@ -150,3 +150,32 @@ def test_chunk_sizes_and_messages_match_torch():
         with pytest.raises(type(te.value), match=None) as fe:
             fn(ferry)
         assert str(fe.value) == str(te.value)
+
+
+def test_roll_repeat_tile_match_numpy():
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    t = ft(a)
+    np.testing.assert_array_equal(t.roll(1, 0).numpy(), np.roll(a, 1, 0))
+    np.testing.assert_array_equal(ferry.roll(t, (-5, 2), (0, 1)).numpy(), np.roll(a, (-5, 2), (0, 1)))
+    np.testing.assert_array_equal(t.roll(7).numpy(), np.roll(a, 7))
+    np.testing.assert_array_equal(t.repeat(2, 1, 2).numpy(), np.tile(a, (2, 1, 2)))
+    np.testing.assert_array_equal(t.repeat((1, 3)).numpy(), np.tile(a, (1, 3)))
+    np.testing.assert_array_equal(ferry.tile(t, (2,)).numpy(), np.tile(a, (2,)))
+    with pytest.raises(RuntimeError, match="Number of dimensions of repeat dims can not be smaller"):
+        t.repeat(2)
+
+
+def test_linspace_values():
+    np.testing.assert_allclose(ferry.linspace(0, 1, 5).numpy(), np.linspace(0, 1, 5, dtype=np.float32))
+    assert ferry.linspace(0, 10, 5, dtype=ferry.int64).tolist() == [0, 2, 5, 7, 10]
+    assert ferry.linspace(0, 1, 0).tolist() == []
+    with pytest.raises(RuntimeError, match="number of steps must be non-negative"):
+        ferry.linspace(0, 1, -1)
+
+
+@needs_torch
+def test_linspace_float32_is_bit_identical_to_torch():
+    for s, e, n in ((0, 1, 7), (-3.3, 11.7, 1000), (1e-3, 5e4, 333), (2, -2, 10)):
+        f = ferry.linspace(s, e, n).numpy()
+        t = torch.linspace(s, e, n).numpy()
+        assert f.tobytes() == t.tobytes(), (s, e, n)
