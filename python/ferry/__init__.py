@@ -126,6 +126,26 @@ from ferry._surface import (  # noqa: E402,F401,A004
     tanh,
     true_divide,
 )
+# Joining, splitting, shape ops and linspace (python/src/shape.c).
+from ferry._ferry import (  # noqa: F401,E402
+    broadcast_to,
+    cat,
+    chunk,
+    concat,
+    concatenate,
+    flip,
+    fliplr,
+    flipud,
+    linspace,
+    roll,
+    tile,
+    moveaxis,
+    movedim,
+    narrow,
+    split,
+    stack,
+    unbind,
+)
 # Reductions beyond sum/mean (python/src/reduce2.c).
 from ferry._ferry import (  # noqa: F401,E402
     all,
@@ -230,3 +250,37 @@ __all__ += [
     "tanh",
     "true_divide",
 ]
+
+__all__ += [
+    "broadcast_to", "cat", "chunk", "concat", "concatenate", "flip", "fliplr", "flipud",
+    "moveaxis", "movedim", "narrow", "split", "stack", "unbind", "linspace", "roll", "tile",
+    "empty_like", "zeros_like", "ones_like", "full_like",
+]
+
+
+def _like(make, input, dtype, device, requires_grad, *value):
+    t = make(*((tuple(input.shape),) + value), dtype=dtype if dtype is not None else input.dtype,
+             device=device if device is not None else input.device)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def empty_like(input, *, dtype=None, device=None, requires_grad=False):
+    """A new uninitialised tensor of input's shape (and dtype and device by default)."""
+    return _like(empty, input, dtype, device, requires_grad)
+
+
+def zeros_like(input, *, dtype=None, device=None, requires_grad=False):
+    """A new tensor of zeros of input's shape (and dtype and device by default)."""
+    return _like(zeros, input, dtype, device, requires_grad)
+
+
+def ones_like(input, *, dtype=None, device=None, requires_grad=False):
+    """A new tensor of ones of input's shape (and dtype and device by default)."""
+    return _like(ones, input, dtype, device, requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
+    """A new tensor of fill_value of input's shape (and dtype and device by default)."""
+    return _like(full, input, dtype, device, requires_grad, fill_value)

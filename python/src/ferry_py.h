@@ -201,5 +201,8 @@ int fpy_sort_init(PyObject *module);
 int fpy_surface_init(PyObject *module);
 /* The dtype Python floats and float factories get (set_default_dtype). */
 extern ferry_dtype fpy_default_float;
+/* Joining, splitting and shape functions and Tensor methods (shape.c); after
+ * fpy_tensor_type_init(). */
+int fpy_shape_init(PyObject *module);
 
 #endif /* FERRY_PY_H */

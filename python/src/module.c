@@ -925,7 +925,9 @@ PyMODINIT_FUNC PyInit__ferry(void)
         fpy_random_init(m) < 0 ||
         fpy_surface_init(m) < 0 ||
         fpy_sort_init(m) < 0 ||
-        fpy_reduce2_init(m) < 0)
+        fpy_reduce2_init(m) < 0 ||
+        fpy_shape_init(m) < 0 ||
+        false)
         goto fail;
     if (PyModule_AddObjectRef(m, "dtype", (PyObject *)&FpyDType_Type) < 0 ||
         PyModule_AddObjectRef(m, "device", (PyObject *)&FpyDevice_Type) < 0 ||

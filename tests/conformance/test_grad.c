@@ -176,6 +176,77 @@ static ferry_tensor *f_to_cpu(ferry_tensor *const *in)
     ferry_tensor_release(b);
     return r;
 }
+/* Joining and shape ops (core/ops/shape.c). */
+static ferry_tensor *f_cat(ferry_tensor *const *in)
+{
+    const ferry_tensor *l[2] = {in[0], in[1]};
+    return ferry_cat(l, 2, -1);
+}
+/* Three inputs record as a fold of two-input nodes; one input appears twice. */
+static ferry_tensor *f_cat3(ferry_tensor *const *in)
+{
+    const ferry_tensor *l[3] = {in[0], in[1], in[0]};
+    return ferry_cat(l, 3, 0);
+}
+static ferry_tensor *f_stack(ferry_tensor *const *in)
+{
+    const ferry_tensor *l[2] = {in[0], in[1]};
+    return ferry_stack(l, 2, 1);
+}
+static ferry_tensor *f_flip(ferry_tensor *const *in)
+{
+    return ferry_flip(in[0], 2, (int[]){0, -1});
+}
+static ferry_tensor *f_narrow(ferry_tensor *const *in)
+{
+    return ferry_narrow(in[0], 1, -2, 2);
+}
+static ferry_tensor *f_split(ferry_tensor *const *in)
+{
+    ferry_tensor *p[2] = {NULL, NULL};
+    if (ferry_split(in[0], 2, 1, p, 2) != 2)
+        return NULL;
+    ferry_tensor *r = ferry_mul(p[0], p[1]);
+    ferry_tensor_release(p[0]);
+    ferry_tensor_release(p[1]);
+    return r;
+}
+static ferry_tensor *f_chunk(ferry_tensor *const *in)
+{
+    ferry_tensor *p[3] = {NULL, NULL, NULL};
+    if (ferry_chunk(in[0], 3, 1, p, 3) != 2)
+        return NULL;
+    ferry_tensor *r = ferry_sub(p[1], p[0]);
+    ferry_tensor_release(p[0]);
+    ferry_tensor_release(p[1]);
+    return r;
+}
+static ferry_tensor *f_unbind(ferry_tensor *const *in)
+{
+    ferry_tensor *p[2] = {NULL, NULL};
+    if (ferry_unbind(in[0], 0, p, 2) != 2)
+        return NULL;
+    ferry_tensor *r = ferry_mul(p[0], p[1]);
+    ferry_tensor_release(p[0]);
+    ferry_tensor_release(p[1]);
+    return r;
+}
+static ferry_tensor *f_movedim(ferry_tensor *const *in)
+{
+    return ferry_movedim(in[0], 1, (int[]){0}, (int[]){-1});
+}
+static ferry_tensor *f_broadcast_to(ferry_tensor *const *in)
+{
+    return ferry_broadcast_to(in[0], 3, (int64_t[]){2, 2, 3});
+}
+static ferry_tensor *f_roll(ferry_tensor *const *in)
+{
+    return ferry_roll(in[0], 2, (int64_t[]){1, -2}, 2, (int[]){0, 1});
+}
+static ferry_tensor *f_repeat(ferry_tensor *const *in)
+{
+    return ferry_repeat(in[0], 3, (int64_t[]){2, 1, 3});
+}
 /* A composite: softmax cross-entropy style, the MLP example's loss. */
 static ferry_tensor *f_logsumexp(ferry_tensor *const *in)
 {
@@ -319,6 +390,18 @@ static const gcase cases[] = {
     {"cumprod_dim0", f_cumprod, 1, {2}, {{3, 2}}, 0.5, 2},
     {"softmax_dim1", f_softmax, 1, {2}, {{2, 3}}, -2, 2},
     {"log_softmax_dim0", f_log_softmax, 1, {2}, {{3, 2}}, -2, 2},
+    {"cat", f_cat, 2, {2, 2}, {{2, 3}, {2, 1}}, -2, 2},
+    {"cat3_repeated_input", f_cat3, 2, {2, 2}, {{2, 3}, {1, 3}}, -2, 2},
+    {"stack", f_stack, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},
+    {"flip", f_flip, 1, {3}, {{2, 2, 3}}, -2, 2},
+    {"narrow", f_narrow, 1, {2}, {{2, 3}}, -2, 2},
+    {"split", f_split, 1, {2}, {{2, 4}}, -2, 2},
+    {"chunk", f_chunk, 1, {2}, {{2, 4}}, -2, 2},
+    {"unbind", f_unbind, 1, {2}, {{2, 3}}, -2, 2},
+    {"movedim", f_movedim, 1, {3}, {{2, 2, 3}}, -2, 2},
+    {"broadcast_to", f_broadcast_to, 1, {2}, {{1, 3}}, -2, 2},
+    {"roll", f_roll, 1, {2}, {{2, 3}}, -2, 2},
+    {"repeat", f_repeat, 1, {2}, {{2, 3}}, -2, 2},
 };
 
 /* ---- inputs ---------------------------------------------------------------------- */

@@ -388,6 +388,49 @@ FERRY_API int64_t ferry_tensor_storage_offset(const ferry_tensor *t);
  * buffer handle plus the byte offset (device memory); 0 for an invalid handle. */
 FERRY_API uintptr_t ferry_tensor_data_ptr(const ferry_tensor *t);
 
+/* ---- Joining, splitting and shape (PyTorch's names, semantics and messages) ---- */
+
+/** Elements [start, start + length) along dim, a view (start may be negative). */
+FERRY_API ferry_tensor *ferry_narrow(ferry_tensor *t, int dim, int64_t start, int64_t length);
+/** Views of `size` elements along dim (the last may be shorter): returns the count, or -1
+ * on error, and writes at most cap new references into out. */
+FERRY_API int ferry_split(ferry_tensor *t, int64_t size, int dim, ferry_tensor **out, int cap);
+/** Views of the given sizes (they must sum to the dim's size), as split(t, [sizes]). */
+FERRY_API int ferry_split_sizes(ferry_tensor *t, int n, const int64_t *sizes, int dim,
+                                ferry_tensor **out, int cap);
+/** torch.chunk: pieces of ceil(size / chunks); count returned as ferry_split. */
+FERRY_API int ferry_chunk(ferry_tensor *t, int chunks, int dim, ferry_tensor **out, int cap);
+/** The slices along dim with dim removed; count returned as ferry_split. */
+FERRY_API int ferry_unbind(ferry_tensor *t, int dim, ferry_tensor **out, int cap);
+/** Concatenation along dim of tensors on one device, promoted to a common dtype;
+ * empty 1-D tensors take no part, as in PyTorch. */
+FERRY_API ferry_tensor *ferry_cat(const ferry_tensor *const *ts, int n, int dim);
+/** Tensors of one shape joined along a new dim. */
+FERRY_API ferry_tensor *ferry_stack(const ferry_tensor *const *ts, int n, int dim);
+/** A copy with the order of elements reversed along each of dims. */
+FERRY_API ferry_tensor *ferry_flip(ferry_tensor *t, int ndims, const int *dims);
+/** A view with dims source[i] moved to destination[i], the others in their order. */
+FERRY_API ferry_tensor *ferry_movedim(ferry_tensor *t, int n, const int *source,
+                                      const int *destination);
+/** A view broadcast to shape (ferry_expand with PyTorch's broadcast_to name). */
+FERRY_API ferry_tensor *ferry_broadcast_to(ferry_tensor *t, int ndim, const int64_t *shape);
+/** New tensors of t's shape, dtype and device. */
+FERRY_API ferry_tensor *ferry_empty_like(const ferry_tensor *t);
+FERRY_API ferry_tensor *ferry_zeros_like(const ferry_tensor *t);
+FERRY_API ferry_tensor *ferry_ones_like(const ferry_tensor *t);
+FERRY_API ferry_tensor *ferry_full_like(const ferry_tensor *t, double value);
+/** torch.roll: elements shifted by shifts[i] along dims[i] (ndims 0: over the flattened
+ * tensor, one shift), wrapping around. */
+FERRY_API ferry_tensor *ferry_roll(ferry_tensor *t, int nshifts, const int64_t *shifts, int ndims,
+                                   const int *dims);
+/** Tensor.repeat: t tiled repeats[i] times along each dim (n >= t's ndim; extra leading
+ * repeats add dims). */
+FERRY_API ferry_tensor *ferry_repeat(ferry_tensor *t, int n, const int64_t *repeats);
+/** torch.linspace: steps values from start to end inclusive, with PyTorch's formula
+ * (the second half counted back from end), float32 values bit-identical to torch's. */
+FERRY_API ferry_tensor *ferry_linspace(double start, double end, int64_t steps, ferry_dtype dtype,
+                                       const char *device);
+
 /* ------------------------------------------------------------------------ */
 /* Elementwise operations                                                   */
 /* ------------------------------------------------------------------------ */
