@@ -37,6 +37,9 @@ CPU_HIDDEN ferry_status cpu_reduce(int32_t device, ferry_reduce_op op,
 CPU_HIDDEN ferry_status cpu_matmul(int32_t device, const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
 
+/* Named-kernel tables, one per op family (cpu_backend.c lists them). */
+CPU_HIDDEN extern const ferry_named_entry cpu_named_index[];
+
 /* ---- helpers shared by the op kernels ------------------------------------------------
  * Names differ from cpu_cast.c's file-static helpers, which predate these. */
 

@@ -234,5 +234,6 @@ int conf_group_views(void);
 int conf_group_errors(void);
 int conf_group_casts(void);
 int conf_group_grad(void);
+int conf_group_index(void);
 
 #endif /* FERRY_CONFORMANCE_H */
