@@ -43,6 +43,9 @@ ferry_status cuda_binary(int32_t dev, ferry_binary_op op, const ferry_kernel_ten
 ferry_status cuda_reduce(int32_t dev, ferry_reduce_op op, const ferry_kernel_tensor *out,
                          const ferry_kernel_tensor *in);
 
+/* Named-kernel tables, one per op family (cuda_backend.cu lists them). */
+extern const ferry_named_entry cuda_named_index[];
+
 /* Catches anything C++ might throw from the runtime or cuBLAS, so nothing unwinds into
  * the C core. */
 #define CUDA_GUARD(expr)                                                                    \

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ferry/backend.h>
+
 #include "conformance.h"
 
 static const conf_layout layouts[] = {CONF_CONTIGUOUS, CONF_TRANSPOSED, CONF_SLICED};
@@ -29,6 +31,32 @@ static ferry_tensor *make_index(const int64_t *v, int ndim, const int64_t *shape
 static int64_t wrap_index(int64_t i, int64_t size)
 {
     return i < 0 ? i + size : i;
+}
+
+/* A device with kernels of its own (opencl, cuda) must run these ops there: its CPU
+ * fallback counter stays where it was. sim has no kernels and always falls back. */
+static bool own_kernels(const char *dev)
+{
+    return strncmp(dev, "opencl", 6) == 0 || strncmp(dev, "cuda", 4) == 0;
+}
+
+static void fallback_begin(const char *dev)
+{
+    if (own_kernels(dev))
+        ferry_fallback_stats_reset(dev);
+}
+
+static void fallback_end(const char *op, const char *dev)
+{
+    ferry_fallback_stats s;
+    if (!own_kernels(dev))
+        return;
+    conf_where w = {op, "any", "fallback counter", dev};
+    if (ferry_fallback_stats_get(dev, &s) != FERRY_OK)
+        conf_fail_call(&w, "ferry_fallback_stats_get");
+    else if (s.by_kind[FERRY_OP_NAMED] != 0)
+        conf_fail(&w, "%llu named ops ran through the CPU fallback",
+                  (unsigned long long)s.by_kind[FERRY_OP_NAMED]);
 }
 
 /* Reads r and compares it with ref, then releases r. */
@@ -60,6 +88,7 @@ static void test_index_gather_and_index_select_match_reference(void **state)
 {
     (void)state;
     CONF_FOR_EACH_DEVICE(dev) {
+        fallback_begin(dev);
         for (int di = 0; di < FERRY_NUM_DTYPES; di++) {
             ferry_dtype dt = conf_all_dtypes[di];
             for (size_t li = 0; li < NLAYOUTS; li++) {
@@ -130,6 +159,7 @@ static void test_index_gather_and_index_select_match_reference(void **state)
                 }
             }
         }
+        fallback_end("gather, index_select", dev);
     }
     conf_finish();
 }
@@ -138,6 +168,7 @@ static void test_index_scatter_and_scatter_add_match_reference(void **state)
 {
     (void)state;
     CONF_FOR_EACH_DEVICE(dev) {
+        fallback_begin(dev);
         for (int di = 0; di < FERRY_NUM_DTYPES; di++) {
             ferry_dtype dt = conf_all_dtypes[di];
             for (size_t li = 0; li < NLAYOUTS; li++) {
@@ -215,6 +246,7 @@ static void test_index_scatter_and_scatter_add_match_reference(void **state)
                 }
             }
         }
+        fallback_end("scatter, scatter_add", dev);
     }
     conf_finish();
 }
@@ -224,6 +256,7 @@ static void test_index_refuses_with_pytorch_messages_on_every_device(void **stat
     (void)state;
     CONF_FOR_EACH_DEVICE(dev) {
         conf_where w = {"index", "float32", "", dev};
+        fallback_begin(dev);
         ferry_tensor *t = ferry_zeros(FERRY_FLOAT32, 1, (int64_t[]){5}, dev);
         ferry_tensor *t2 = ferry_zeros(FERRY_FLOAT32, 2, (int64_t[]){2, 3}, dev);
         assert_tensor(t);
@@ -319,6 +352,7 @@ static void test_index_refuses_with_pytorch_messages_on_every_device(void **stat
         ferry_tensor *list[] = {t, t2, bad, neg, fidx, i2, big, src, dsrc};
         for (size_t k = 0; k < sizeof list / sizeof list[0]; k++)
             ferry_tensor_release(list[k]);
+        fallback_end("refusals", dev);
     }
     conf_finish();
 }
