@@ -189,5 +189,7 @@ PyObject *fpy_from_dlpack(PyObject *module, PyObject *args, PyObject *kwargs);
 /* Adds the autograd attributes to ferry.Tensor and the grad-mode functions to the
  * module (autograd.c); after fpy_tensor_type_init(). */
 int fpy_autograd_init(PyObject *module);
+/* index.c: Tensor.index_select/gather/scatter... and the module functions. */
+int fpy_index_init(PyObject *module);
 
 #endif /* FERRY_PY_H */
