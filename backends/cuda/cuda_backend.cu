@@ -476,6 +476,7 @@ static const ferry_named_entry *const cuda_named_tables[] = {
     cuda_named_random,
     cuda_named_reduce2,
     cuda_named_sort,
+    cuda_named_index,
     NULL,
 };
 

@@ -68,6 +68,8 @@ struct cuda_device_keeper {
 extern "C" const ferry_named_entry cuda_named_random[];
 /* Named-op tables, one per family (cuda_backend.cu lists them). */
 extern const ferry_named_entry cuda_named_reduce2[];
+/* Named-kernel tables, one per op family (cuda_backend.cu lists them). */
+extern const ferry_named_entry cuda_named_index[];
 
 /* Catches anything C++ might throw from the runtime or cuBLAS, so nothing unwinds into
  * the C core, and restores the caller's current device. */

@@ -469,6 +469,7 @@ static const ferry_named_entry *const ocl_named_tables[] = {
     ocl_named_random,
     ocl_named_reduce2,
     ocl_named_sort,
+    ocl_named_index,
     NULL,
 };
 

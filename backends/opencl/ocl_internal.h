@@ -146,6 +146,9 @@ OCL_HIDDEN extern const ferry_named_entry ocl_named_reduce2[];
 /* Releases the programs and kernels of a device. */
 OCL_HIDDEN void ocl_program_release(ocl_device *d);
 
+/* Named-kernel tables, one per op family (ocl_backend.c lists them). */
+OCL_HIDDEN extern const ferry_named_entry ocl_named_index[];
+
 /* ocl_kernels.c */
 /* Enqueues the kernel of `slot` over n threads (rounded up to its work-group size);
  * lock held. */

@@ -310,8 +310,49 @@ static ferry_tensor *f_cumsum(ferry_tensor *const *in) { return ferry_cumsum(in[
 static ferry_tensor *f_cumprod(ferry_tensor *const *in) { return ferry_cumprod(in[0], 0); }
 static ferry_tensor *f_softmax(ferry_tensor *const *in) { return ferry_softmax(in[0], 1); }
 static ferry_tensor *f_log_softmax(ferry_tensor *const *in) { return ferry_log_softmax(in[0], 0); }
+/* Indexing: repeated and negative indices, so gradients accumulate and wrap; the index
+ * lives on the input's device. */
+static ferry_tensor *index_on(ferry_tensor *like, int ndim, const int64_t *shape,
+                              const int64_t *v)
+{
+    char dev[32];
+    ferry_device_format(ferry_tensor_device(like), dev, sizeof dev);
+    return ferry_tensor_from_data(v, FERRY_INT64, ndim, shape, dev);
+}
+static ferry_tensor *f_gather(ferry_tensor *const *in)
+{
+    ferry_tensor *i = index_on(in[0], 2, (int64_t[]){2, 4}, (int64_t[]){0, 2, 2, 1, 1, 0, -1, 0});
+    ferry_tensor *r = i ? ferry_gather(in[0], 1, i) : NULL;
+    ferry_tensor_release(i);
+    return r;
+}
+static ferry_tensor *f_index_select(ferry_tensor *const *in)
+{
+    ferry_tensor *i = index_on(in[0], 1, (int64_t[]){4}, (int64_t[]){2, 0, 2, -1});
+    ferry_tensor *r = i ? ferry_index_select(in[0], 1, i) : NULL;
+    ferry_tensor_release(i);
+    return r;
+}
+static ferry_tensor *f_scatter(ferry_tensor *const *in)
+{
+    ferry_tensor *i = index_on(in[0], 2, (int64_t[]){2, 2}, (int64_t[]){0, 2, 1, -3});
+    ferry_tensor *r = i ? ferry_scatter(in[0], 1, i, in[1]) : NULL;
+    ferry_tensor_release(i);
+    return r;
+}
+static ferry_tensor *f_scatter_add(ferry_tensor *const *in)
+{
+    ferry_tensor *i = index_on(in[0], 2, (int64_t[]){2, 2}, (int64_t[]){0, 0, 2, -1});
+    ferry_tensor *r = i ? ferry_scatter_add(in[0], 1, i, in[1]) : NULL;
+    ferry_tensor_release(i);
+    return r;
+}
 
 static const gcase cases[] = {
+    {"gather", f_gather, 1, {2}, {{2, 3}}, -2, 2},
+    {"index_select", f_index_select, 1, {2}, {{2, 3}}, -2, 2},
+    {"scatter", f_scatter, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},
+    {"scatter_add", f_scatter_add, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},
     {"neg", f_neg, 1, {2}, {{2, 3}}, -2, 2},
     {"abs", f_abs, 1, {2}, {{2, 3}}, -2, 2},
     {"exp", f_exp, 1, {2}, {{2, 3}}, -2, 2},

@@ -495,6 +495,30 @@ FERRY_BINARY_OPS_(FERRY_DECLARE_BINARY_)
 FERRY_UNARY_OPS_(FERRY_DECLARE_UNARY_)
 
 /* ------------------------------------------------------------------------ */
+/* Indexing                                                                 */
+/* ------------------------------------------------------------------------ */
+/* As PyTorch: index dtype int32 or int64, negative indices count from the end, and an
+ * index outside [-size, size) fails with FERRY_ERR_INDEX ("index 7 is out of bounds for
+ * dimension 0 with size 5") on every device (these ops wait for their kernel). */
+
+/** t.index_select(dim, index): index 0-d or 1-d. */
+FERRY_API ferry_tensor *ferry_index_select(ferry_tensor *t, int dim, ferry_tensor *index);
+/** t.gather(dim, index): index has t's ndim; the result has index's shape. */
+FERRY_API ferry_tensor *ferry_gather(ferry_tensor *t, int dim, ferry_tensor *index);
+/** t.scatter(dim, index, src): a copy of t with src's elements written where index says
+ * (later positions win where two name one element). src has t's dtype. */
+FERRY_API ferry_tensor *ferry_scatter(ferry_tensor *t, int dim, ferry_tensor *index,
+                                      ferry_tensor *src);
+/** t.scatter_add(dim, index, src): accumulates instead (bool: logical or). */
+FERRY_API ferry_tensor *ferry_scatter_add(ferry_tensor *t, int dim, ferry_tensor *index,
+                                          ferry_tensor *src);
+/** In-place forms (no gradient recorded through them yet). */
+FERRY_API ferry_status ferry_scatter_(ferry_tensor *t, int dim, ferry_tensor *index,
+                                      ferry_tensor *src);
+FERRY_API ferry_status ferry_scatter_add_(ferry_tensor *t, int dim, ferry_tensor *index,
+                                          ferry_tensor *src);
+
+/* ------------------------------------------------------------------------ */
 /* Reductions                                                               */
 /* ------------------------------------------------------------------------ */
 /* Reduce over `dims` (ndims entries; ndims == 0 reduces everything), keeping reduced

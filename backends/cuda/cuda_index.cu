@@ -1,0 +1,116 @@
+// Indexing on CUDA (ferry/ops/index.h): the kernels of backends/kernels/ferry_index.h,
+// the same source OpenCL builds, one launch per op on the device's stream.
+#include <stdio.h>
+#include <string.h>
+
+#include <ferry/ops/index.h>
+
+#include "cuda_internal.h"
+
+#include "ferry_index.h"
+
+#define CUDA_INDEX_BLOCK 256
+
+typedef void (*index_kernel)(void *, fk_i64 *, const void *, const fk_i64 *, fk_igeom);
+
+#define CUDA_INDEX_ROW(sfx, st, vt, wt, kind) (index_kernel)ferry_gather_##sfx,
+static const index_kernel gathers[] = {FK_DTYPES(CUDA_INDEX_ROW)};
+#undef CUDA_INDEX_ROW
+#define CUDA_INDEX_ROW(sfx, st, vt, wt, kind) (index_kernel)ferry_scatter_##sfx,
+static const index_kernel scatters[] = {FK_DTYPES(CUDA_INDEX_ROW)};
+#undef CUDA_INDEX_ROW
+
+static size_t elsize(ferry_dtype d)
+{
+    static const size_t sizes[FERRY_NUM_DTYPES] = {1, 1, 1, 2, 4, 8, 2, 2, 4, 8};
+    return sizes[d];
+}
+
+static void put(fk_igeom *g, int k, const ferry_kernel_tensor *t)
+{
+    for (int d = 0; d < g->ndim; d++)
+        g->stride[k][d] = t->strides[d];
+    g->offset[k] = (fk_i64)(t->byte_offset / elsize(t->dtype));
+}
+
+static ferry_status run(int32_t dev, const ferry_op_args *a, bool gather)
+{
+    if (a->ntensors != 4 || !a->params)
+        return FERRY_ERR_UNSUPPORTED;
+    const ferry_kernel_tensor *t0 = &a->tensors[0], *flag = &a->tensors[1];
+    const ferry_kernel_tensor *src = &a->tensors[gather ? 2 : 3], *idx = &a->tensors[gather ? 3 : 2];
+    const ferry_kernel_tensor *walk = gather ? t0 : idx;
+    if (walk->ndim > FK_MAX_DIMS || walk->ndim < 1 || flag->byte_offset != 0 ||
+        flag->ndim != 1 || flag->strides[0] != 1)
+        return FERRY_ERR_UNSUPPORTED;
+    fk_igeom g;
+    memset(&g, 0, sizeof g);
+    g.ndim = walk->ndim;
+    if (gather) {
+        const ferry_gather_params *p = (const ferry_gather_params *)a->params;
+        if (a->params_size < sizeof *p)
+            return FERRY_ERR_UNSUPPORTED;
+        g.dim = p->dim;
+        g.size = p->size;
+    } else {
+        const ferry_scatter_params *p = (const ferry_scatter_params *)a->params;
+        if (a->params_size < sizeof *p)
+            return FERRY_ERR_UNSUPPORTED;
+        g.dim = p->dim;
+        g.size = p->size;
+        g.reduce = p->reduce;
+    }
+    g.numel = 1;
+    for (int d = 0; d < g.ndim; d++) {
+        g.shape[d] = walk->shape[d];
+        if (!gather && d == g.dim) {
+            g.ilen = walk->shape[d];
+            g.shape[d] = g.size;
+        }
+        g.numel *= g.shape[d];
+    }
+    if (g.numel == 0 || (!gather && g.ilen == 0))
+        return FERRY_OK;
+    put(&g, 0, t0);
+    put(&g, 1, src);
+    put(&g, 2, idx);
+    g.idx32 = idx->dtype == FERRY_INT32;
+    if ((int)t0->dtype >= (int)(sizeof gathers / sizeof gathers[0]))
+        return FERRY_ERR_UNSUPPORTED;
+    cudaStream_t stream;
+    ferry_status st = cuda_use(dev, &stream);
+    if (st != FERRY_OK)
+        return st;
+    int64_t blocks = (g.numel + CUDA_INDEX_BLOCK - 1) / CUDA_INDEX_BLOCK;
+    int64_t most = (int64_t)cuda_sm_count(dev) * 32;
+    if (blocks > most)
+        blocks = most;
+    void *out = t0->buffer, *flagp = flag->buffer;
+    const void *srcp = src->buffer, *idxp = idx->buffer;
+    void *args[] = {&out, &flagp, &srcp, &idxp, &g};
+    const void *fn = (const void *)(gather ? gathers : scatters)[t0->dtype];
+    (void)cudaGetLastError();
+    cudaError_t e = cudaLaunchKernel(fn, dim3((unsigned)blocks), dim3(CUDA_INDEX_BLOCK), args, 0,
+                                     stream);
+    if (e == cudaSuccess)
+        e = cudaGetLastError();
+    return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, gather ? "cudaLaunchKernel(ferry_gather)"
+                                                               : "cudaLaunchKernel(ferry_scatter)",
+                                                   e);
+}
+
+static ferry_status cuda_gather(int32_t dev, const ferry_op_args *a)
+{
+    CUDA_GUARD(run(dev, a, true))
+}
+
+static ferry_status cuda_scatter(int32_t dev, const ferry_op_args *a)
+{
+    CUDA_GUARD(run(dev, a, false))
+}
+
+extern const ferry_named_entry cuda_named_index[] = {
+    {FERRY_OP_GATHER, cuda_gather},
+    {FERRY_OP_SCATTER, cuda_scatter},
+    {NULL, NULL},
+};

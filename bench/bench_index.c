@@ -1,0 +1,74 @@
+/* index_select and gather of 1M rows on the cpu against plain OpenMP C loops doing the
+ * same copies (issue 10: goal >= 0.8). Rows of 16 float32; medians of 7 runs. Figures
+ * from a shared machine are indicative only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ferry/ferry.h>
+
+#include "bench_util.h"
+
+#define ROWS (1 << 20)
+#define COLS 16
+#define RUNS 7
+
+int main(void)
+{
+    int64_t shape[2] = {ROWS, COLS};
+    ferry_tensor *src = ferry_ones(FERRY_FLOAT32, 2, shape, "cpu");
+    int64_t *iv = malloc(sizeof(int64_t) * ROWS);
+    int64_t *gv = malloc(sizeof(int64_t) * ROWS * COLS);
+    uint64_t s = 88172645463325252ull;
+    for (int64_t i = 0; i < ROWS; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        iv[i] = (int64_t)(s % ROWS);
+        for (int c = 0; c < COLS; c++)
+            gv[i * COLS + c] = iv[i];
+    }
+    ferry_tensor *idx = ferry_tensor_from_data(iv, FERRY_INT64, 1, (int64_t[]){ROWS}, "cpu");
+    ferry_tensor *gidx = ferry_tensor_from_data(gv, FERRY_INT64, 2, shape, "cpu");
+    if (!src || !idx || !gidx) {
+        fprintf(stderr, "setup: %s\n", ferry_last_error());
+        return 1;
+    }
+    const float *sp = ferry_tensor_host_data(src);
+    float *dst = bench_touched(sizeof(float) * ROWS * COLS);
+    double t_sel[RUNS], t_gat[RUNS], t_loop[RUNS], t_gloop[RUNS];
+    for (int r = 0; r < RUNS; r++) {
+        double t0 = bench_now_ns();
+        ferry_tensor *o = ferry_index_select(src, 0, idx);
+        t_sel[r] = bench_now_ns() - t0;
+        ferry_tensor_release(o);
+        t0 = bench_now_ns();
+        o = ferry_gather(src, 0, gidx);
+        t_gat[r] = bench_now_ns() - t0;
+        ferry_tensor_release(o);
+        t0 = bench_now_ns();
+#pragma omp parallel for
+        for (int64_t i = 0; i < ROWS; i++)
+            memcpy(dst + i * COLS, sp + iv[i] * COLS, sizeof(float) * COLS);
+        t_loop[r] = bench_now_ns() - t0;
+        bench_escape(dst);
+        t0 = bench_now_ns();
+#pragma omp parallel for
+        for (int64_t i = 0; i < ROWS; i++)
+            for (int c = 0; c < COLS; c++)
+                dst[i * COLS + c] = sp[gv[i * COLS + c] * COLS + c];
+        t_gloop[r] = bench_now_ns() - t0;
+        bench_escape(dst);
+    }
+    double sel = bench_median(t_sel, RUNS), gat = bench_median(t_gat, RUNS);
+    double loop = bench_median(t_loop, RUNS), gloop = bench_median(t_gloop, RUNS);
+    printf("index_select 1M x 16 float32: %.2f ms, C loop %.2f ms, ratio %.2f (goal >= 0.8)\n",
+           sel / 1e6, loop / 1e6, loop / sel);
+    printf("gather       1M x 16 float32: %.2f ms, C loop %.2f ms, ratio %.2f (goal >= 0.8)\n",
+           gat / 1e6, gloop / 1e6, gloop / gat);
+    ferry_tensor_release(src);
+    ferry_tensor_release(idx);
+    ferry_tensor_release(gidx);
+    free(iv);
+    free(gv);
+    free(dst);
+    return 0;
+}

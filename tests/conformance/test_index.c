@@ -1,0 +1,368 @@
+/* Conformance of the indexing ops (gather, index_select, scatter, scatter_add) on every
+ * device and dtype, input layouts and both index dtypes, against references computed
+ * here; and their refusals, out-of-range indices included, with PyTorch's messages. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ferry/backend.h>
+
+#include "conformance.h"
+
+static const conf_layout layouts[] = {CONF_CONTIGUOUS, CONF_TRANSPOSED, CONF_SLICED};
+#define NLAYOUTS (sizeof layouts / sizeof layouts[0])
+static const ferry_dtype index_dtypes[] = {FERRY_INT64, FERRY_INT32};
+
+/* An index tensor on device from int64 values, stored as idt. */
+static ferry_tensor *make_index(const int64_t *v, int ndim, const int64_t *shape, ferry_dtype idt,
+                                const char *device)
+{
+    int64_t n = conf_numel(ndim, shape);
+    if (idt == FERRY_INT64)
+        return ferry_tensor_from_data(n ? v : NULL, idt, ndim, shape, device);
+    int32_t *w = malloc((size_t)(n ? n : 1) * sizeof *w);
+    for (int64_t i = 0; i < n; i++)
+        w[i] = (int32_t)v[i];
+    ferry_tensor *t = ferry_tensor_from_data(n ? w : NULL, idt, ndim, shape, device);
+    free(w);
+    return t;
+}
+
+static int64_t wrap_index(int64_t i, int64_t size)
+{
+    return i < 0 ? i + size : i;
+}
+
+/* A device with kernels of its own (opencl, cuda) must run these ops there: its CPU
+ * fallback counter stays where it was. sim has no kernels and always falls back. */
+static bool own_kernels(const char *dev)
+{
+    return strncmp(dev, "opencl", 6) == 0 || strncmp(dev, "cuda", 4) == 0;
+}
+
+static void fallback_begin(const char *dev)
+{
+    if (own_kernels(dev))
+        ferry_fallback_stats_reset(dev);
+}
+
+static void fallback_end(const char *op, const char *dev)
+{
+    ferry_fallback_stats s;
+    if (!own_kernels(dev))
+        return;
+    conf_where w = {op, "any", "fallback counter", dev};
+    if (ferry_fallback_stats_get(dev, &s) != FERRY_OK)
+        conf_fail_call(&w, "ferry_fallback_stats_get");
+    else if (s.by_kind[FERRY_OP_NAMED] != 0)
+        conf_fail(&w, "%llu named ops ran through the CPU fallback",
+                  (unsigned long long)s.by_kind[FERRY_OP_NAMED]);
+}
+
+/* Reads r and compares it with ref, then releases r. */
+static void check(const conf_where *w, ferry_tensor *r, ferry_dtype dt, int ndim,
+                  const int64_t *shape, const double *ref, const double *extra)
+{
+    if (!r) {
+        conf_fail_call(w, w->op);
+        return;
+    }
+    conf_array got;
+    if (conf_read(w, r, dt, ndim, shape, w->device, &got)) {
+        conf_compare(w, &got, ref, extra);
+        conf_array_free(&got);
+    }
+    ferry_tensor_release(r);
+}
+
+/* A (3, 4) input in `layout`. */
+static ferry_tensor *input(const conf_where *w, conf_layout layout, ferry_dtype dt, const char *dev,
+                           unsigned salt, conf_array *logical)
+{
+    conf_operand spec = {.ndim = 2, .shape = {3, 4}, .layout = layout};
+    conf_rng r = conf_rng_seed(w->op, w->dtype, w->kase, salt);
+    return conf_make(w, &spec, dt, dev, &r, &conf_default_domain, logical);
+}
+
+static void test_index_gather_and_index_select_match_reference(void **state)
+{
+    (void)state;
+    CONF_FOR_EACH_DEVICE(dev) {
+        fallback_begin(dev);
+        for (int di = 0; di < FERRY_NUM_DTYPES; di++) {
+            ferry_dtype dt = conf_all_dtypes[di];
+            for (size_t li = 0; li < NLAYOUTS; li++) {
+                if (!conf_layout_runs_on(layouts[li], dev))
+                    continue;
+                for (int ii = 0; ii < 2; ii++) {
+                    ferry_dtype idt = index_dtypes[ii];
+                    char kase[96];
+                    snprintf(kase, sizeof kase, "%s input, %s index", conf_layout_name(layouts[li]),
+                             conf_dtype_name(idt));
+                    conf_where w = {"gather", conf_dtype_name(dt), kase, dev};
+                    conf_array a;
+                    ferry_tensor *t = input(&w, layouts[li], dt, dev, 1, &a);
+                    if (!t)
+                        continue;
+                    /* gather along each dim, with negative indices and an index smaller
+                     * than the input in the other dim. */
+                    for (int dim = -2; dim < 2; dim++) {
+                        int d = dim < 0 ? dim + 2 : dim;
+                        int64_t size = a.shape[d];
+                        int64_t ishape[2] = {d == 0 ? 5 : 2, d == 0 ? 3 : 6};
+                        int64_t iv[30];
+                        double ref[30];
+                        for (int64_t k = 0; k < ishape[0] * ishape[1]; k++)
+                            iv[k] = (int64_t)((k * 7 + 3) % (2 * size)) - size;
+                        for (int64_t p = 0; p < ishape[0]; p++)
+                            for (int64_t q = 0; q < ishape[1]; q++) {
+                                int64_t i = wrap_index(iv[p * ishape[1] + q], size);
+                                ref[p * ishape[1] + q] = d == 0 ? a.v[i * 4 + q] : a.v[p * 4 + i];
+                            }
+                        ferry_tensor *index = make_index(iv, 2, ishape, idt, dev);
+                        w.op = "gather";
+                        check(&w, ferry_gather(t, dim, index), dt, 2, ishape, ref, NULL);
+                        ferry_tensor_release(index);
+
+                        /* index_select of a vector, repeats and negatives included. */
+                        int64_t sv[5] = {-1, 0, size - 1, 1, -size};
+                        int64_t rshape[2] = {d == 0 ? 5 : 3, d == 0 ? 4 : 5};
+                        double sref[20];
+                        for (int64_t p = 0; p < rshape[0]; p++)
+                            for (int64_t q = 0; q < rshape[1]; q++) {
+                                int64_t i = wrap_index(sv[d == 0 ? p : q], size);
+                                sref[p * rshape[1] + q] = d == 0 ? a.v[i * 4 + q] : a.v[p * 4 + i];
+                            }
+                        index = make_index(sv, 1, (int64_t[]){5}, idt, dev);
+                        w.op = "index_select";
+                        check(&w, ferry_index_select(t, dim, index), dt, 2, rshape, sref, NULL);
+                        ferry_tensor_release(index);
+                    }
+                    /* A 0-d index selects one slice and keeps the dim; an empty one
+                     * gives an empty result. */
+                    int64_t one = 2;
+                    ferry_tensor *index = make_index(&one, 0, NULL, idt, dev);
+                    w.op = "index_select 0-d index";
+                    check(&w, ferry_index_select(t, 1, index), dt, 2, (int64_t[]){3, 1},
+                          (double[]){a.v[2], a.v[6], a.v[10]}, NULL);
+                    ferry_tensor_release(index);
+                    index = make_index(NULL, 1, (int64_t[]){0}, idt, dev);
+                    w.op = "index_select empty index";
+                    check(&w, ferry_index_select(t, 0, index), dt, 2, (int64_t[]){0, 4}, NULL, NULL);
+                    ferry_tensor_release(index);
+                    index = make_index(NULL, 2, (int64_t[]){0, 4}, idt, dev);
+                    w.op = "gather empty index";
+                    check(&w, ferry_gather(t, 0, index), dt, 2, (int64_t[]){0, 4}, NULL, NULL);
+                    ferry_tensor_release(index);
+                    ferry_tensor_release(t);
+                    conf_array_free(&a);
+                }
+            }
+        }
+        fallback_end("gather, index_select", dev);
+    }
+    conf_finish();
+}
+
+static void test_index_scatter_and_scatter_add_match_reference(void **state)
+{
+    (void)state;
+    CONF_FOR_EACH_DEVICE(dev) {
+        fallback_begin(dev);
+        for (int di = 0; di < FERRY_NUM_DTYPES; di++) {
+            ferry_dtype dt = conf_all_dtypes[di];
+            for (size_t li = 0; li < NLAYOUTS; li++) {
+                if (!conf_layout_runs_on(layouts[li], dev))
+                    continue;
+                for (int ii = 0; ii < 2; ii++) {
+                    ferry_dtype idt = index_dtypes[ii];
+                    char kase[96];
+                    snprintf(kase, sizeof kase, "%s self and src, %s index",
+                             conf_layout_name(layouts[li]), conf_dtype_name(idt));
+                    conf_where w = {"scatter", conf_dtype_name(dt), kase, dev};
+                    conf_array a, s;
+                    ferry_tensor *t = input(&w, layouts[li], dt, dev, 1, &a);
+                    /* src is larger than index, as PyTorch allows. */
+                    ferry_tensor *src = t ? input(&w, layouts[li], dt, dev, 2, &s) : NULL;
+                    if (!src) {
+                        ferry_tensor_release(t);
+                        if (t)
+                            conf_array_free(&a);
+                        continue;
+                    }
+                    for (int dim = 0; dim < 2; dim++) {
+                        int64_t size = a.shape[dim];
+                        /* scatter: distinct targets along dim, so any order is right. */
+                        int64_t ishape[2] = {2, 3};
+                        int64_t iv[6];
+                        double ref[12];
+                        memcpy(ref, a.v, sizeof ref);
+                        for (int64_t p = 0; p < 2; p++)
+                            for (int64_t q = 0; q < 3; q++) {
+                                int64_t i = dim == 0 ? (q + 2 * p) % 3 : (p + 2 * q) % 4;
+                                iv[p * 3 + q] = i - (p == 1 ? size : 0); /* some negative */
+                                ref[dim == 0 ? i * 4 + q : p * 4 + i] = s.v[p * 4 + q];
+                            }
+                        ferry_tensor *index = make_index(iv, 2, ishape, idt, dev);
+                        w.op = dim == 0 ? "scatter dim 0" : "scatter dim 1";
+                        check(&w, ferry_scatter(t, dim, index, src), dt, 2, a.shape, ref, NULL);
+                        ferry_tensor_release(index);
+
+                        /* scatter_add: every target hit several times. */
+                        int64_t av[12];
+                        double aref[12], tol[12] = {0};
+                        memcpy(aref, a.v, sizeof aref);
+                        int64_t ashape[2] = {3, dim == 0 ? 4 : 3};
+                        for (int64_t p = 0; p < ashape[0]; p++)
+                            for (int64_t q = 0; q < ashape[1]; q++) {
+                                int64_t i = (p * 5 + q * 3) % (dim == 0 ? 2 : 3);
+                                av[p * ashape[1] + q] = i;
+                                int64_t at = dim == 0 ? i * 4 + q : p * 4 + i;
+                                double x = s.v[p * 4 + q];
+                                if (dt == FERRY_BOOL)
+                                    aref[at] = (aref[at] != 0 || x != 0) ? 1 : 0;
+                                else
+                                    aref[at] += x;
+                                tol[at] += 4 * conf_rtol(dt) * (fabs(aref[at]) + fabs(x));
+                            }
+                        for (int k = 0; k < 12; k++)
+                            if (conf_is_int(dt))
+                                aref[k] = (double)conf_wrap(dt, (int64_t)aref[k]);
+                        index = make_index(av, 2, ashape, idt, dev);
+                        w.op = dim == 0 ? "scatter_add dim 0" : "scatter_add dim 1";
+                        check(&w, ferry_scatter_add(t, dim, index, src), dt, 2, a.shape, aref, tol);
+                        /* In place: t itself changes; a copy keeps the reference intact. */
+                        ferry_tensor *c = ferry_tensor_clone(t);
+                        w.op = "scatter_add_";
+                        if (!c || ferry_scatter_add_(c, dim, index, src) != FERRY_OK)
+                            conf_fail_call(&w, "ferry_scatter_add_");
+                        check(&w, c, dt, 2, a.shape, aref, tol);
+                        ferry_tensor_release(index);
+                    }
+                    ferry_tensor_release(src);
+                    ferry_tensor_release(t);
+                    conf_array_free(&a);
+                    conf_array_free(&s);
+                }
+            }
+        }
+        fallback_end("scatter, scatter_add", dev);
+    }
+    conf_finish();
+}
+
+static void test_index_refuses_with_pytorch_messages_on_every_device(void **state)
+{
+    (void)state;
+    CONF_FOR_EACH_DEVICE(dev) {
+        conf_where w = {"index", "float32", "", dev};
+        fallback_begin(dev);
+        ferry_tensor *t = ferry_zeros(FERRY_FLOAT32, 1, (int64_t[]){5}, dev);
+        ferry_tensor *t2 = ferry_zeros(FERRY_FLOAT32, 2, (int64_t[]){2, 3}, dev);
+        assert_tensor(t);
+        assert_tensor(t2);
+        ferry_tensor *bad = make_index((int64_t[]){1, 7}, 1, (int64_t[]){2}, FERRY_INT64, dev);
+        ferry_tensor *neg = make_index((int64_t[]){-6}, 1, (int64_t[]){1}, FERRY_INT32, dev);
+        ferry_tensor *fidx = ferry_zeros(FERRY_FLOAT32, 1, (int64_t[]){1}, dev);
+        ferry_tensor *i2 = ferry_zeros(FERRY_INT64, 2, (int64_t[]){1, 1}, dev);
+        ferry_tensor *big = ferry_zeros(FERRY_INT64, 2, (int64_t[]){3, 1}, dev);
+        ferry_tensor *src = ferry_ones(FERRY_FLOAT32, 1, (int64_t[]){2}, dev);
+        ferry_tensor *dsrc = ferry_ones(FERRY_FLOAT64, 1, (int64_t[]){2}, dev);
+        assert_tensor(bad);
+        assert_tensor(neg);
+        assert_tensor(fidx);
+        assert_tensor(i2);
+        assert_tensor(big);
+        assert_tensor(src);
+        assert_tensor(dsrc);
+        ferry_tensor *r;
+        const char *oob = "index 7 is out of bounds for dimension 0 with size 5";
+
+        w.kase = "gather out of range";
+        r = ferry_gather(t, 0, bad);
+        conf_expect_error(&w, "ferry_gather", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX, oob);
+        ferry_tensor_release(r);
+        w.kase = "index_select out of range";
+        r = ferry_index_select(t, 0, bad);
+        conf_expect_error(&w, "ferry_index_select", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX, oob);
+        ferry_tensor_release(r);
+        w.kase = "index_select negative out of range";
+        r = ferry_index_select(t, -1, neg);
+        conf_expect_error(&w, "ferry_index_select", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX,
+                          "index -6 is out of bounds for dimension 0 with size 5");
+        ferry_tensor_release(r);
+        w.kase = "scatter out of range";
+        r = ferry_scatter(t, 0, bad, src);
+        conf_expect_error(&w, "ferry_scatter", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX, oob);
+        ferry_tensor_release(r);
+        w.kase = "scatter_add out of range";
+        r = ferry_scatter_add(t, 0, bad, src);
+        conf_expect_error(&w, "ferry_scatter_add", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX, oob);
+        ferry_tensor_release(r);
+
+        w.kase = "float index";
+        r = ferry_gather(t, 0, fidx);
+        conf_expect_error(&w, "ferry_gather", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_INVALID_ARGUMENT, "gather(): Expected dtype int32/int64 for index");
+        ferry_tensor_release(r);
+        r = ferry_index_select(t, 0, fidx);
+        conf_expect_error(&w, "ferry_index_select", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_INVALID_ARGUMENT,
+                          "index_select(): Expected dtype int32 or int64 for index");
+        ferry_tensor_release(r);
+        r = ferry_scatter(t, 0, fidx, src);
+        conf_expect_error(&w, "ferry_scatter", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_INVALID_ARGUMENT, "scatter(): Expected dtype int32/int64 for index");
+        ferry_tensor_release(r);
+        w.kase = "src of another dtype";
+        r = ferry_scatter_add(t, 0, bad, dsrc);
+        conf_expect_error(&w, "ferry_scatter_add", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_INVALID_ARGUMENT,
+                          "scatter_add(): Expected self.dtype to be equal to src.dtype");
+        ferry_tensor_release(r);
+        w.kase = "index of another ndim";
+        r = ferry_gather(t, 0, i2);
+        conf_expect_error(&w, "ferry_gather", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_INVALID_ARGUMENT,
+                          "Index tensor must have the same number of dimensions as input tensor");
+        ferry_tensor_release(r);
+        r = ferry_index_select(t, 0, i2);
+        conf_expect_error(&w, "ferry_index_select", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX,
+                          "index_select(): Index is supposed to be a vector");
+        ferry_tensor_release(r);
+        w.kase = "index larger than self";
+        r = ferry_gather(t2, 1, big);
+        conf_expect_error(&w, "ferry_gather", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_INVALID_ARGUMENT,
+                          "Size does not match at dimension 0 expected index [3, 1] to be no "
+                          "larger than self [2, 3] apart from dimension 1");
+        ferry_tensor_release(r);
+        r = ferry_scatter(t2, 1, big, t2);
+        conf_expect_error(&w, "ferry_scatter", r == NULL, FERRY_ERR_INVALID_ARGUMENT,
+                          FERRY_ERR_INVALID_ARGUMENT,
+                          "Expected index [3, 1] to be no larger than self [2, 3] apart from "
+                          "dimension 1 and to be no larger size than src [2, 3]");
+        ferry_tensor_release(r);
+        w.kase = "dim out of range";
+        r = ferry_gather(t, 1, bad);
+        conf_expect_error(&w, "ferry_gather", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX,
+                          "Dimension out of range (expected to be in range of [-1, 0], but got 1)");
+        ferry_tensor_release(r);
+
+        ferry_tensor *list[] = {t, t2, bad, neg, fidx, i2, big, src, dsrc};
+        for (size_t k = 0; k < sizeof list / sizeof list[0]; k++)
+            ferry_tensor_release(list[k]);
+        fallback_end("refusals", dev);
+    }
+    conf_finish();
+}
+
+int conf_group_index(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_index_gather_and_index_select_match_reference),
+        cmocka_unit_test(test_index_scatter_and_scatter_add_match_reference),
+        cmocka_unit_test(test_index_refuses_with_pytorch_messages_on_every_device),
+    };
+    return cmocka_run_group_tests_name("index", tests, NULL, NULL);
+}
