@@ -166,6 +166,7 @@ static ferry_status cpu_synchronize(int32_t device)
 /* The named kernels, one table per op family (cpu_internal.h). The cpu backend has
  * every named op the core defines: it is their reference and everyone's fallback. */
 static const ferry_named_entry *const cpu_named_tables[] = {
+    cpu_named_elementwise2,
     NULL,
 };
 

@@ -37,6 +37,9 @@ CPU_HIDDEN ferry_status cpu_reduce(int32_t device, ferry_reduce_op op,
 CPU_HIDDEN ferry_status cpu_matmul(int32_t device, const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
 
+/* Named-op tables (ferry_named_entry rows, ending with {NULL, NULL}). */
+CPU_HIDDEN extern const ferry_named_entry cpu_named_elementwise2[];
+
 /* ---- helpers shared by the op kernels ------------------------------------------------
  * Names differ from cpu_cast.c's file-static helpers, which predate these. */
 

@@ -466,6 +466,7 @@ static ferry_status ocl_synchronize(int32_t device)
 /* The named kernels, one table per op family (ocl_internal.h); each kernel launches
  * the portable source of backends/kernels. */
 static const ferry_named_entry *const ocl_named_tables[] = {
+    ocl_named_elementwise2,
     NULL,
 };
 

@@ -16,6 +16,7 @@ static const conf_group groups[] = {
     {"views", conf_group_views, "view ops: values, shared storage, refusals"},
     {"errors", conf_group_errors, "error paths: statuses and messages"},
     {"casts", conf_group_casts, "every dtype pair on edge values; 16-bit floats bit for bit"},
+    {"elementwise2", conf_group_elementwise2, "floor .. logical_xor, where, masked_fill, clamp"},
     {"grad", conf_group_grad, "gradients against finite differences, second derivatives"},
 };
 #define NGROUPS (sizeof groups / sizeof groups[0])
