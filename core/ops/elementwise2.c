@@ -729,17 +729,17 @@ static ferry_status where_forward(ferry_tensor *cond, ferry_tensor *a, ferry_ten
     return FERRY_OK;
 }
 
-/* Saved: 0 = the condition (an input slot with no gradient). */
+/* Inputs a, b (a node has at most two); saved: 0 = the condition. */
 static ferry_status where_backward(ferry_node *n, ferry_tensor *g, ferry_tensor **grads)
 {
     scope s = {0};
     ferry_tensor *c = ferry__saved_in(&s, n, 0);
     ferry_tensor *z = STEP(&s, ferry_mul_scalar(g, 0.0));
+    if (ferry__node_needs(n, 0))
+        grads[0] = keep(STEP(&s, ferry_where(c, g, z)));
     if (ferry__node_needs(n, 1))
-        grads[1] = keep(STEP(&s, ferry_where(c, g, z)));
-    if (ferry__node_needs(n, 2))
-        grads[2] = keep(STEP(&s, ferry_where(c, z, g)));
-    return ferry__scope_end(&s, grads, 3);
+        grads[1] = keep(STEP(&s, ferry_where(c, z, g)));
+    return ferry__scope_end(&s, grads, 2);
 }
 
 FERRY_API ferry_tensor *ferry_where(ferry_tensor *cond, ferry_tensor *a, ferry_tensor *b)
@@ -752,8 +752,8 @@ FERRY_API ferry_tensor *ferry_where(ferry_tensor *cond, ferry_tensor *a, ferry_t
         resume_grad(prev);
     if (st != FERRY_OK || !want || !ferry_dtype_is_floating(r->dtype))
         return r;
-    ferry_tensor *inputs[3] = {NULL, a, b};
-    ferry_node *n = ferry__node_create("WhereBackward0", where_backward, 3, inputs);
+    ferry_tensor *inputs[2] = {a, b};
+    ferry_node *n = ferry__node_create("WhereBackward0", where_backward, 2, inputs);
     if (!n) {
         ferry__attach_or_fail(NULL, ferry_last_status(), &r);
         return NULL;
