@@ -256,7 +256,9 @@ static ferry_status unary2_backward(ferry_node *n, ferry_tensor *g, ferry_tensor
         break;
     }
     case FERRY_UNARY2_LEAKY_RELU: { /* 1 where a > 0, else the slope */
-        ferry_tensor *m = STEP(&s, ferry_gt_scalar(a, 0.0));
+        /* the mask in a's dtype first: a bool times a float scalar would be float32 */
+        ferry_tensor *mb = STEP(&s, ferry_gt_scalar(a, 0.0));
+        ferry_tensor *m = STEP(&s, ferry_tensor_to_dtype(mb, a->dtype));
         ferry_tensor *ms = STEP(&s, ferry_mul_scalar(m, 1.0 - p0));
         d = STEP(&s, ferry_add_scalar(ms, p0));
         break;

@@ -189,5 +189,7 @@ PyObject *fpy_from_dlpack(PyObject *module, PyObject *args, PyObject *kwargs);
 /* Adds the autograd attributes to ferry.Tensor and the grad-mode functions to the
  * module (autograd.c); after fpy_tensor_type_init(). */
 int fpy_autograd_init(PyObject *module);
+/* elementwise.c: the ELEM2 ops as Tensor methods and module functions. */
+int fpy_elementwise_init(PyObject *module);
 
 #endif /* FERRY_PY_H */

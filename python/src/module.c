@@ -869,7 +869,8 @@ PyMODINIT_FUNC PyInit__ferry(void)
     PyObject *m = PyModule_Create(&ferry_module);
     if (!m)
         return NULL;
-    if (fpy_tensor_type_init(m) < 0 || fpy_autograd_init(m) < 0)
+    if (fpy_tensor_type_init(m) < 0 || fpy_autograd_init(m) < 0 ||
+        fpy_elementwise_init(m) < 0)
         goto fail;
     if (PyModule_AddObjectRef(m, "dtype", (PyObject *)&FpyDType_Type) < 0 ||
         PyModule_AddObjectRef(m, "device", (PyObject *)&FpyDevice_Type) < 0 ||
