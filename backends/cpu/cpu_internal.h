@@ -44,6 +44,8 @@ CPU_HIDDEN ferry_status cpu_matmul(int32_t device, const ferry_kernel_tensor *ou
 CPU_HIDDEN extern const ferry_named_entry cpu_named_random[];
 /* Named-kernel tables, one per op family (cpu_backend.c lists them). */
 CPU_HIDDEN extern const ferry_named_entry cpu_named_index[];
+/* Named-op tables (ferry_named_entry rows, ending with {NULL, NULL}). */
+CPU_HIDDEN extern const ferry_named_entry cpu_named_elementwise2[];
 
 /* ---- helpers shared by the op kernels ------------------------------------------------
  * Names differ from cpu_cast.c's file-static helpers, which predate these. */

@@ -106,6 +106,9 @@ typedef struct ocl_device {
     bool clblast_warm[4]; /* first CLBlast call per routine done (see ocl_matmul.c) */
 } ocl_device;
 
+/* Named-op tables (ocl_<family>.c). */
+OCL_HIDDEN extern const ferry_named_entry ocl_named_elementwise2[];
+
 /* ocl_backend.c */
 OCL_HIDDEN extern const ferry_host_api *ocl_host;
 /* Named-kernel tables, one per op family (ocl_backend.c lists them). */

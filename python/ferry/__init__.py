@@ -288,3 +288,19 @@ def ones_like(input, *, dtype=None, device=None, requires_grad=False):
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
     """A new tensor of fill_value of input's shape (and dtype and device by default)."""
     return _like(full, input, dtype, device, requires_grad, fill_value)
+
+# The ELEM2 elementwise ops (python/src/elementwise.c), with torch's names; gelu,
+# softplus and leaky_relu take torch.nn.functional's keywords.
+_ELEMENTWISE = (
+    "floor ceil round trunc sign reciprocal rsqrt square log1p expm1 log2 log10 exp2 erf "
+    "tan asin acos atan sinh cosh silu isnan isinf isfinite logical_not bitwise_not atan2 "
+    "remainder fmod floor_divide bitwise_and bitwise_or bitwise_xor bitwise_left_shift "
+    "bitwise_right_shift hypot logical_and logical_or logical_xor clamp clip where"
+).split()
+for _name in _ELEMENTWISE:
+    if hasattr(_ferry, _name):
+        globals()[_name] = getattr(_ferry, _name)
+        __all__.append(_name)
+gelu, softplus, leaky_relu = _ferry._gelu, _ferry._softplus, _ferry._leaky_relu
+__all__ += ["gelu", "softplus", "leaky_relu"]
+del _name

@@ -228,6 +228,7 @@ void conf_check_out_forms(const conf_where *w, const char *call, ferry_dtype rt,
 /* One per test_<group>.c, each running its CMocka group; suite.c runs them by name.
  * Each returns the number of failed tests. */
 int conf_group_ops(void);
+int conf_group_elementwise2(void);
 int conf_group_reduce(void);
 int conf_group_matmul(void);
 int conf_group_views(void);

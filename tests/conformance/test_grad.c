@@ -37,6 +37,35 @@ UNARY(sigmoid) UNARY(relu)
 BINARY(add) BINARY(sub) BINARY(mul) BINARY(div) BINARY(pow) BINARY(maximum) BINARY(minimum)
 BINARY(matmul)
 
+/* The ELEM2 ops (core/ops/elementwise2.c). */
+UNARY(reciprocal) UNARY(rsqrt) UNARY(log1p) UNARY(expm1) UNARY(log2) UNARY(log10) UNARY(exp2)
+UNARY(erf) UNARY(tan) UNARY(asin) UNARY(acos) UNARY(atan) UNARY(sinh) UNARY(cosh) UNARY(gelu)
+UNARY(silu) UNARY(softplus) UNARY(leaky_relu)
+BINARY(atan2) BINARY(hypot)
+static ferry_tensor *f_gelu_tanh(ferry_tensor *const *in) { return ferry_gelu_ex(in[0], true); }
+static ferry_tensor *f_softplus_b(ferry_tensor *const *in) { return ferry_softplus_ex(in[0], 2.0, 1.0); }
+static ferry_tensor *f_leaky_s(ferry_tensor *const *in) { return ferry_leaky_relu_ex(in[0], 0.2); }
+static ferry_tensor *f_atan2_s(ferry_tensor *const *in) { return ferry_atan2_scalar(in[0], 0.75); }
+static ferry_tensor *f_where(ferry_tensor *const *in)
+{
+    ferry_tensor *c = ferry_gt_scalar(in[0], 0.0);
+    ferry_tensor *r = c ? ferry_where(c, in[0], in[1]) : NULL;
+    ferry_tensor_release(c);
+    return r;
+}
+static ferry_tensor *f_masked_fill(ferry_tensor *const *in)
+{
+    ferry_tensor *c = ferry_gt_scalar(in[0], 0.5);
+    ferry_tensor *r = c ? ferry_masked_fill(in[0], c, 2.0) : NULL;
+    ferry_tensor_release(c);
+    return r;
+}
+static ferry_tensor *f_clamp(ferry_tensor *const *in)
+{
+    ferry_scalar lo = {FERRY_SCALAR_FLOAT, {.f = -0.99}}, hi = {FERRY_SCALAR_FLOAT, {.f = 1.01}};
+    return ferry_clamp_scalar(in[0], &lo, &hi);
+}
+
 static ferry_tensor *f_add_s(ferry_tensor *const *in) { return ferry_add_scalar(in[0], 1.5); }
 /* A fresh generator each call: the same mask on every evaluation and, being
  * counter-based, on every device. */
@@ -443,6 +472,33 @@ static const gcase cases[] = {
     {"broadcast_to", f_broadcast_to, 1, {2}, {{1, 3}}, -2, 2},
     {"roll", f_roll, 1, {2}, {{2, 3}}, -2, 2},
     {"repeat", f_repeat, 1, {2}, {{2, 3}}, -2, 2},
+    {"reciprocal", f_reciprocal, 1, {2}, {{2, 3}}, 0.5, 3},
+    {"rsqrt", f_rsqrt, 1, {2}, {{2, 3}}, 0.5, 3},
+    {"log1p", f_log1p, 1, {2}, {{2, 3}}, -0.5, 2},
+    {"expm1", f_expm1, 1, {2}, {{2, 3}}, -2, 2},
+    {"log2", f_log2, 1, {2}, {{2, 3}}, 0.5, 3},
+    {"log10", f_log10, 1, {2}, {{2, 3}}, 0.5, 3},
+    {"exp2", f_exp2, 1, {2}, {{2, 3}}, -2, 2},
+    {"erf", f_erf, 1, {2}, {{2, 3}}, -2, 2},
+    {"tan", f_tan, 1, {2}, {{2, 3}}, -1, 1},
+    {"asin", f_asin, 1, {2}, {{2, 3}}, -0.875, 0.875},
+    {"acos", f_acos, 1, {2}, {{2, 3}}, -0.875, 0.875},
+    {"atan", f_atan, 1, {2}, {{2, 3}}, -2, 2},
+    {"sinh", f_sinh, 1, {2}, {{2, 3}}, -2, 2},
+    {"cosh", f_cosh, 1, {2}, {{2, 3}}, -2, 2},
+    {"gelu", f_gelu, 1, {2}, {{2, 3}}, -2, 2},
+    {"gelu_tanh", f_gelu_tanh, 1, {2}, {{2, 3}}, -2, 2},
+    {"silu", f_silu, 1, {2}, {{2, 3}}, -2, 2},
+    {"softplus", f_softplus, 1, {2}, {{2, 3}}, -2, 2},
+    {"softplus_beta2_threshold1", f_softplus_b, 1, {2}, {{2, 3}}, -2, 2},
+    {"leaky_relu", f_leaky_relu, 1, {2}, {{2, 3}}, -2, 2},
+    {"leaky_relu_0.2", f_leaky_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"atan2", f_atan2, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},
+    {"atan2_scalar", f_atan2_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"hypot_bcast", f_hypot, 2, {2, 1}, {{2, 3}, {3}}, -2, 2},
+    {"where_bcast", f_where, 2, {2, 1}, {{2, 3}, {3}}, -2, 2},
+    {"masked_fill", f_masked_fill, 1, {2}, {{2, 3}}, -2, 2},
+    {"clamp", f_clamp, 1, {2}, {{2, 3}}, -2, 2},
 };
 
 /* ---- inputs ---------------------------------------------------------------------- */

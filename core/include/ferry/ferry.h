@@ -494,6 +494,69 @@ FERRY_BINARY_OPS_(FERRY_DECLARE_BINARY_)
  * sigmoid, relu. Integer inputs of exp .. sigmoid compute in float32, as PyTorch. */
 FERRY_UNARY_OPS_(FERRY_DECLARE_UNARY_)
 
+/* More elementwise ops (named ops of ferry/ops/elementwise2.h), PyTorch's semantics:
+ * floor, ceil, round (half to even), trunc keep integer dtypes; reciprocal .. cosh
+ * compute integers in float32; gelu, silu, softplus, leaky_relu take floating dtypes
+ * only; bitwise_not takes bool and integers; isnan, isinf, isfinite, logical_not give
+ * bool. FERRY_ERR_UNSUPPORTED with PyTorch's "\"floor_vml_cpu\" not implemented for
+ * 'Bool'" for a dtype the op lacks. */
+#define FERRY_UNARY2_OPS_(X)                                                                \
+    X(floor, FLOOR) X(ceil, CEIL) X(round, ROUND) X(trunc, TRUNC) X(sign, SIGN)             \
+    X(reciprocal, RECIPROCAL) X(rsqrt, RSQRT) X(log1p, LOG1P) X(expm1, EXPM1)               \
+    X(log2, LOG2) X(log10, LOG10) X(exp2, EXP2) X(erf, ERF) X(tan, TAN) X(asin, ASIN)       \
+    X(acos, ACOS) X(atan, ATAN) X(sinh, SINH) X(cosh, COSH) X(gelu, GELU) X(silu, SILU)     \
+    X(softplus, SOFTPLUS) X(leaky_relu, LEAKY_RELU) X(bitwise_not, BITWISE_NOT)             \
+    X(isnan, ISNAN) X(isinf, ISINF) X(isfinite, ISFINITE) X(logical_not, LOGICAL_NOT)
+#define FERRY_DECLARE_UNARY2_(name, OP) FERRY_DECLARE_UNARY_(name)
+FERRY_UNARY2_OPS_(FERRY_DECLARE_UNARY2_)
+/** gelu with approximate='tanh' when approximate_tanh. */
+FERRY_API ferry_tensor *ferry_gelu_ex(ferry_tensor *a, bool approximate_tanh);
+/** softplus(x) = log1p(exp(beta x)) / beta, x where beta x > threshold (ferry_softplus:
+ * beta 1, threshold 20). */
+FERRY_API ferry_tensor *ferry_softplus_ex(ferry_tensor *a, double beta, double threshold);
+/** ferry_leaky_relu uses negative_slope 0.01. */
+FERRY_API ferry_tensor *ferry_leaky_relu_ex(ferry_tensor *a, double negative_slope);
+/** Any op of ferry_unary2_op (ferry/ops/elementwise2.h) with its parameters p0, p1. */
+FERRY_API ferry_tensor *ferry_unary2(ferry_tensor *a, int op, double p0, double p1);
+FERRY_API ferry_status ferry_unary2_out(ferry_tensor *out, ferry_tensor *a, int op, double p0,
+                                        double p1);
+
+/* Binary: atan2 (integers in float32), hypot (floating only), remainder and
+ * floor_divide (Python's sign rules), fmod (C's), bitwise_and/or/xor (bool and
+ * integers), bitwise_left_shift/right_shift (integers; past the width 0 or the sign),
+ * logical_and/or/xor (any dtypes, bool result). An integer division by zero fails with
+ * FERRY_ERR_INVALID_ARGUMENT, "ZeroDivisionError", as PyTorch. Each with _scalar,
+ * _scalar_ex, _out and _scalar_ex_out forms. */
+#define FERRY_BINARY2_OPS_(X)                                                               \
+    X(atan2, ATAN2) X(remainder, REMAINDER) X(fmod, FMOD) X(floor_divide, FLOOR_DIVIDE)     \
+    X(bitwise_and, BITWISE_AND) X(bitwise_or, BITWISE_OR) X(bitwise_xor, BITWISE_XOR)       \
+    X(bitwise_left_shift, BITWISE_LEFT_SHIFT) X(bitwise_right_shift, BITWISE_RIGHT_SHIFT)   \
+    X(hypot, HYPOT) X(logical_and, LOGICAL_AND) X(logical_or, LOGICAL_OR)                   \
+    X(logical_xor, LOGICAL_XOR)
+#define FERRY_DECLARE_BINARY2_(name, OP)                                                    \
+    FERRY_API ferry_tensor *ferry_##name(ferry_tensor *a, ferry_tensor *b);                   \
+    FERRY_API ferry_tensor *ferry_##name##_scalar(ferry_tensor *a, double b);                 \
+    FERRY_API ferry_tensor *ferry_##name##_scalar_ex(ferry_tensor *a, ferry_scalar b);        \
+    FERRY_API ferry_status ferry_##name##_out(ferry_tensor *out, ferry_tensor *a,             \
+                                              ferry_tensor *b);                               \
+    FERRY_API ferry_status ferry_##name##_scalar_ex_out(ferry_tensor *out, ferry_tensor *a,   \
+                                                        ferry_scalar b);
+FERRY_BINARY2_OPS_(FERRY_DECLARE_BINARY2_)
+
+/** where(cond, a, b): cond bool (else PyTorch's "where expected condition to be a boolean
+ * tensor, but got a tensor with dtype Long"), a and b promoted, all three broadcast. */
+FERRY_API ferry_tensor *ferry_where(ferry_tensor *cond, ferry_tensor *a, ferry_tensor *b);
+FERRY_API ferry_tensor *ferry_where_scalar(ferry_tensor *cond, ferry_tensor *a, ferry_scalar b);
+/** t with `value` where mask (bool, broadcastable to t) is true; _inplace writes t. */
+FERRY_API ferry_tensor *ferry_masked_fill(ferry_tensor *t, ferry_tensor *mask, double value);
+FERRY_API ferry_status ferry_masked_fill_inplace(ferry_tensor *t, ferry_tensor *mask,
+                                                 double value);
+/** clamp(t, min, max): either bound may be NULL, not both (PyTorch's "torch.clamp: At
+ * least one of 'min' or 'max' must not be None"); promotes as maximum/minimum. */
+FERRY_API ferry_tensor *ferry_clamp(ferry_tensor *t, ferry_tensor *min, ferry_tensor *max);
+FERRY_API ferry_tensor *ferry_clamp_scalar(ferry_tensor *t, const ferry_scalar *min,
+                                           const ferry_scalar *max);
+
 /* ------------------------------------------------------------------------ */
 /* Indexing                                                                 */
 /* ------------------------------------------------------------------------ */

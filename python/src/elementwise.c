@@ -1,0 +1,344 @@
+/* Python surface of the ELEM2 ops: Tensor methods (x.floor(), x.atan2(y), x.clamp(0, 1),
+ * x.masked_fill(mask, v), their in-place forms written back with copy_from) and module
+ * functions ferry.floor(x) ..., ferry.where, ferry.clamp / ferry.clip. */
+#include "ferry_py.h"
+
+#define CF(f) ((PyCFunction)(void (*)(void))(f))
+
+/* In place: the result is written back into self, which is returned. */
+static PyObject *write_back(PyObject *self, ferry_tensor *r)
+{
+    if (!r)
+        return fpy_error();
+    ferry_status st = ferry_tensor_copy_from(FPY_T(self), r);
+    ferry_tensor_release(r);
+    if (st != FERRY_OK)
+        return fpy_error();
+    return Py_NewRef(self);
+}
+
+static ferry_tensor *tensor_arg(PyObject *o, const char *fn)
+{
+    if (!FpyTensor_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s(): argument 'input' must be Tensor, not %s", fn,
+                     Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    return FPY_T(o);
+}
+
+#define UN(name)                                                                            \
+    static PyObject *m_##name(PyObject *self, PyObject *unused)                              \
+    {                                                                                       \
+        (void)unused;                                                                       \
+        return fpy_wrap(ferry_##name(FPY_T(self)));                                         \
+    }                                                                                       \
+    static PyObject *m_##name##_(PyObject *self, PyObject *unused)                           \
+    {                                                                                       \
+        (void)unused;                                                                       \
+        return write_back(self, ferry_##name(FPY_T(self)));                                 \
+    }                                                                                       \
+    static PyObject *f_##name(PyObject *mod, PyObject *x)                                    \
+    {                                                                                       \
+        (void)mod;                                                                          \
+        ferry_tensor *t = tensor_arg(x, #name);                                             \
+        return t ? fpy_wrap(ferry_##name(t)) : NULL;                                        \
+    }
+#define UN_ROW(name, OP) UN(name)
+FERRY_UNARY2_OPS_(UN_ROW)
+
+/* Binary: other is a Tensor or a Python number. */
+#define BIN(name)                                                                           \
+    static ferry_tensor *c_##name(ferry_tensor *a, PyObject *other)                          \
+    {                                                                                       \
+        if (FpyTensor_Check(other))                                                         \
+            return ferry_##name(a, FPY_T(other));                                           \
+        ferry_scalar s;                                                                     \
+        int rc = fpy_scalar(other, &s);                                                     \
+        if (rc == 1)                                                                        \
+            PyErr_Format(PyExc_TypeError, #name "(): argument 'other' must be Tensor or Number, not %s", \
+                         Py_TYPE(other)->tp_name);                                          \
+        if (rc != 0)                                                                        \
+            return NULL;                                                                    \
+        return ferry_##name##_scalar_ex(a, s);                                              \
+    }                                                                                       \
+    static PyObject *m_##name(PyObject *self, PyObject *other)                               \
+    {                                                                                       \
+        ferry_tensor *r = c_##name(FPY_T(self), other);                                     \
+        return r || !PyErr_Occurred() ? fpy_wrap(r) : NULL;                                 \
+    }                                                                                       \
+    static PyObject *m_##name##_(PyObject *self, PyObject *other)                            \
+    {                                                                                       \
+        ferry_tensor *r = c_##name(FPY_T(self), other);                                     \
+        return r || !PyErr_Occurred() ? write_back(self, r) : NULL;                         \
+    }                                                                                       \
+    static PyObject *f_##name(PyObject *mod, PyObject *args)                                 \
+    {                                                                                       \
+        (void)mod;                                                                          \
+        PyObject *x, *y;                                                                    \
+        if (!PyArg_ParseTuple(args, "OO:" #name, &x, &y))                                   \
+            return NULL;                                                                    \
+        ferry_tensor *t = tensor_arg(x, #name);                                             \
+        if (!t)                                                                             \
+            return NULL;                                                                    \
+        ferry_tensor *r = c_##name(t, y);                                                   \
+        return r || !PyErr_Occurred() ? fpy_wrap(r) : NULL;                                 \
+    }
+#define BIN_ROW(name, OP) BIN(name)
+FERRY_BINARY2_OPS_(BIN_ROW)
+
+/* clamp(min=None, max=None): bounds are Tensors or numbers. */
+static ferry_tensor *do_clamp(ferry_tensor *t, PyObject *lo, PyObject *hi)
+{
+    if (lo == Py_None && hi == Py_None) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "torch.clamp: At least one of 'min' or 'max' must not be None");
+        return NULL;
+    }
+    bool tl = lo != Py_None && FpyTensor_Check(lo), th = hi != Py_None && FpyTensor_Check(hi);
+    if (tl || th || (lo == Py_None) != (hi == Py_None)) {
+        /* Mixed forms run as maximum then minimum of each bound. */
+        ferry_tensor *r = ferry_tensor_retain(t);
+        PyObject *b[2] = {lo, hi};
+        for (int k = 0; k < 2 && r; k++) {
+            if (b[k] == Py_None)
+                continue;
+            ferry_tensor *n;
+            if (FpyTensor_Check(b[k])) {
+                n = k ? ferry_minimum(r, FPY_T(b[k])) : ferry_maximum(r, FPY_T(b[k]));
+            } else {
+                ferry_scalar s;
+                int rc = fpy_scalar(b[k], &s);
+                if (rc != 0) {
+                    if (rc == 1)
+                        PyErr_SetString(PyExc_TypeError, "clamp(): bounds must be Tensors or numbers");
+                    ferry_tensor_release(r);
+                    return NULL;
+                }
+                n = k ? ferry_minimum_scalar_ex(r, s) : ferry_maximum_scalar_ex(r, s);
+            }
+            ferry_tensor_release(r);
+            r = n;
+        }
+        if (!r && !PyErr_Occurred())
+            fpy_error();
+        return r;
+    }
+    ferry_scalar sl, sh;
+    int rl = fpy_scalar(lo, &sl), rh = rl ? rl : fpy_scalar(hi, &sh);
+    if (rl || rh) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "clamp(): bounds must be Tensors or numbers");
+        return NULL;
+    }
+    ferry_tensor *r = ferry_clamp_scalar(t, &sl, &sh);
+    if (!r)
+        fpy_error();
+    return r;
+}
+
+static PyObject *m_clamp(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"min", "max", NULL};
+    PyObject *lo = Py_None, *hi = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO:clamp", kwlist, &lo, &hi))
+        return NULL;
+    ferry_tensor *r = do_clamp(FPY_T(self), lo, hi);
+    return r ? fpy_wrap(r) : NULL;
+}
+
+static PyObject *m_clamp_(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"min", "max", NULL};
+    PyObject *lo = Py_None, *hi = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO:clamp_", kwlist, &lo, &hi))
+        return NULL;
+    ferry_tensor *r = do_clamp(FPY_T(self), lo, hi);
+    return r ? write_back(self, r) : NULL;
+}
+
+static PyObject *f_clamp(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    (void)mod;
+    static char *kwlist[] = {"input", "min", "max", NULL};
+    PyObject *x, *lo = Py_None, *hi = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO:clamp", kwlist, &x, &lo, &hi))
+        return NULL;
+    ferry_tensor *t = tensor_arg(x, "clamp");
+    ferry_tensor *r = t ? do_clamp(t, lo, hi) : NULL;
+    return r ? fpy_wrap(r) : NULL;
+}
+
+static double number(PyObject *v, bool *ok)
+{
+    double d = PyFloat_AsDouble(v);
+    *ok = !(d == -1.0 && PyErr_Occurred());
+    return d;
+}
+
+static PyObject *m_masked_fill(PyObject *self, PyObject *args)
+{
+    PyObject *mask, *value;
+    if (!PyArg_ParseTuple(args, "OO:masked_fill", &mask, &value) || !tensor_arg(mask, "masked_fill"))
+        return NULL;
+    bool ok;
+    double v = number(value, &ok);
+    return ok ? fpy_wrap(ferry_masked_fill(FPY_T(self), FPY_T(mask), v)) : NULL;
+}
+
+static PyObject *m_masked_fill_(PyObject *self, PyObject *args)
+{
+    PyObject *mask, *value;
+    if (!PyArg_ParseTuple(args, "OO:masked_fill_", &mask, &value) ||
+        !tensor_arg(mask, "masked_fill_"))
+        return NULL;
+    bool ok;
+    double v = number(value, &ok);
+    if (!ok)
+        return NULL;
+    if (ferry_masked_fill_inplace(FPY_T(self), FPY_T(mask), v) != FERRY_OK)
+        return fpy_error();
+    return Py_NewRef(self);
+}
+
+static PyObject *f_where(PyObject *mod, PyObject *args)
+{
+    (void)mod;
+    PyObject *c, *a, *b;
+    if (!PyArg_ParseTuple(args, "OOO:where", &c, &a, &b) || !tensor_arg(c, "where"))
+        return NULL;
+    if (FpyTensor_Check(a) && FpyTensor_Check(b))
+        return fpy_wrap(ferry_where(FPY_T(c), FPY_T(a), FPY_T(b)));
+    if (FpyTensor_Check(a) || FpyTensor_Check(b)) {
+        PyObject *t = FpyTensor_Check(a) ? a : b, *o = FpyTensor_Check(a) ? b : a;
+        ferry_scalar s;
+        int rc = fpy_scalar(o, &s);
+        if (rc != 0) {
+            if (rc == 1)
+                PyErr_SetString(PyExc_TypeError, "where(): expected Tensors or numbers");
+            return NULL;
+        }
+        if (t == a)
+            return fpy_wrap(ferry_where_scalar(FPY_T(c), FPY_T(a), s));
+        /* where(c, number, t) is where(!c, t, number) */
+        ferry_tensor *nc = ferry_logical_not(FPY_T(c));
+        ferry_tensor *r = nc ? ferry_where_scalar(nc, FPY_T(b), s) : NULL;
+        ferry_tensor_release(nc);
+        return fpy_wrap(r);
+    }
+    PyErr_SetString(PyExc_TypeError, "where(): at least one of the values must be a Tensor");
+    return NULL;
+}
+
+static PyObject *m_where(PyObject *self, PyObject *args)
+{
+    PyObject *c, *o;
+    if (!PyArg_ParseTuple(args, "OO:where", &c, &o))
+        return NULL;
+    PyObject *t = PyTuple_Pack(3, c, self, o);
+    if (!t)
+        return NULL;
+    PyObject *r = f_where(NULL, t);
+    Py_DECREF(t);
+    return r;
+}
+
+static PyObject *gelu_common(ferry_tensor *t, const char *approx)
+{
+    if (strcmp(approx, "none") != 0 && strcmp(approx, "tanh") != 0) {
+        PyErr_Format(PyExc_RuntimeError, "approximate argument must be either none or tanh.");
+        return NULL;
+    }
+    return fpy_wrap(ferry_gelu_ex(t, approx[0] == 't'));
+}
+
+static PyObject *f_gelu_ex(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    (void)mod;
+    static char *kwlist[] = {"input", "approximate", NULL};
+    PyObject *x;
+    const char *approx = "none";
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|s:gelu", kwlist, &x, &approx))
+        return NULL;
+    ferry_tensor *t = tensor_arg(x, "gelu");
+    return t ? gelu_common(t, approx) : NULL;
+}
+
+static PyObject *f_softplus_ex(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    (void)mod;
+    static char *kwlist[] = {"input", "beta", "threshold", NULL};
+    PyObject *x;
+    double beta = 1.0, threshold = 20.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|dd:softplus", kwlist, &x, &beta, &threshold))
+        return NULL;
+    ferry_tensor *t = tensor_arg(x, "softplus");
+    return t ? fpy_wrap(ferry_softplus_ex(t, beta, threshold)) : NULL;
+}
+
+static PyObject *f_leaky_relu_ex(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    (void)mod;
+    static char *kwlist[] = {"input", "negative_slope", "inplace", NULL};
+    PyObject *x;
+    double slope = 0.01;
+    int inplace = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|dp:leaky_relu", kwlist, &x, &slope, &inplace))
+        return NULL;
+    ferry_tensor *t = tensor_arg(x, "leaky_relu");
+    if (!t)
+        return NULL;
+    ferry_tensor *r = ferry_leaky_relu_ex(t, slope);
+    return inplace ? write_back(x, r) : fpy_wrap(r);
+}
+
+#define UN_METHODS(name, OP)                                                                \
+    {#name, m_##name, METH_NOARGS, #name "()"}, {#name "_", m_##name##_, METH_NOARGS, #name "_()"},
+#define BIN_METHODS(name, OP)                                                               \
+    {#name, m_##name, METH_O, #name "(other)"}, {#name "_", m_##name##_, METH_O, #name "_(other)"},
+
+static PyMethodDef tensor_methods[] = {
+    FERRY_UNARY2_OPS_(UN_METHODS) FERRY_BINARY2_OPS_(BIN_METHODS)
+    {"clamp", CF(m_clamp), METH_VARARGS | METH_KEYWORDS, "clamp(min=None, max=None)"},
+    {"clip", CF(m_clamp), METH_VARARGS | METH_KEYWORDS, "clip(min=None, max=None)"},
+    {"clamp_", CF(m_clamp_), METH_VARARGS | METH_KEYWORDS, "clamp_(min=None, max=None)"},
+    {"clip_", CF(m_clamp_), METH_VARARGS | METH_KEYWORDS, "clip_(min=None, max=None)"},
+    {"masked_fill", m_masked_fill, METH_VARARGS, "masked_fill(mask, value)"},
+    {"masked_fill_", m_masked_fill_, METH_VARARGS, "masked_fill_(mask, value)"},
+    {"where", m_where, METH_VARARGS, "where(condition, other)"},
+    {NULL, NULL, 0, NULL},
+};
+
+#define UN_FUNCS(name, OP) {#name, f_##name, METH_O, #name "(input)"},
+#define BIN_FUNCS(name, OP) {#name, f_##name, METH_VARARGS, #name "(input, other)"},
+
+static PyMethodDef module_functions[] = {
+    FERRY_UNARY2_OPS_(UN_FUNCS) FERRY_BINARY2_OPS_(BIN_FUNCS)
+    {"clamp", CF(f_clamp), METH_VARARGS | METH_KEYWORDS, "clamp(input, min=None, max=None)"},
+    {"clip", CF(f_clamp), METH_VARARGS | METH_KEYWORDS, "clip(input, min=None, max=None)"},
+    {"where", f_where, METH_VARARGS, "where(condition, input, other)"},
+    {"_gelu", CF(f_gelu_ex), METH_VARARGS | METH_KEYWORDS, "gelu(input, approximate='none')"},
+    {"_softplus", CF(f_softplus_ex), METH_VARARGS | METH_KEYWORDS,
+     "softplus(input, beta=1, threshold=20)"},
+    {"_leaky_relu", CF(f_leaky_relu_ex), METH_VARARGS | METH_KEYWORDS,
+     "leaky_relu(input, negative_slope=0.01, inplace=False)"},
+    {NULL, NULL, 0, NULL},
+};
+
+int fpy_elementwise_init(PyObject *module)
+{
+    PyObject *dict = FpyTensor_Type.tp_dict;
+    for (PyMethodDef *m = tensor_methods; m->ml_name; m++) {
+        /* Methods the Tensor type already defines keep their own implementation. */
+        if (PyDict_GetItemString(dict, m->ml_name))
+            continue;
+        PyObject *d = PyDescr_NewMethod(&FpyTensor_Type, m);
+        if (!d || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
+            Py_XDECREF(d);
+            return -1;
+        }
+        Py_DECREF(d);
+    }
+    PyType_Modified(&FpyTensor_Type);
+    return PyModule_AddFunctions(module, module_functions);
+}
