@@ -1144,3 +1144,21 @@ void conf_check_out_forms(const conf_where *w, const char *call, ferry_dtype rt,
         free(want_tol);
     }
 }
+
+uint64_t conf_fallbacks(const char *device)
+{
+    ferry_fallback_stats s = {0};
+    if (ferry_fallback_stats_get(device, &s) != FERRY_OK)
+        return 0;
+    return s.total;
+}
+
+void conf_check_no_fallback(const conf_where *w, uint64_t before)
+{
+    if (!conf_has_own_kernels(w->device))
+        return;
+    uint64_t now = conf_fallbacks(w->device);
+    if (now != before)
+        conf_fail(w, "%llu op(s) ran through the CPU fallback",
+                  (unsigned long long)(now - before));
+}

@@ -29,6 +29,14 @@ bool conf_device_usable(const char *device);
     for (size_t conf_di_ = 0; conf_di_ < conf_ndevices(); conf_di_++)                       \
         for (const char *dev = conf_device(conf_di_); dev && conf_device_usable(dev); dev = NULL)
 
+/* Whether the device runs ferry's own kernels (opencl, cuda): no op may fall back to the
+ * cpu there. sim and third-party test plugins have none and always fall back. */
+static inline bool conf_has_own_kernels(const char *device)
+{
+    return strncmp(device, "opencl", 6) == 0 || strncmp(device, "cuda", 4) == 0;
+}
+
+
 static inline bool conf_is_cpu(const char *device)
 {
     return strcmp(device, "cpu") == 0;
@@ -43,6 +51,11 @@ typedef struct conf_where {
     const char *kase;
     const char *device;
 } conf_where;
+
+/* The device's count of ops run through the CPU fallback, all kinds (0 if unknown). */
+uint64_t conf_fallbacks(const char *device);
+/* Fails w when ops on w->device fell back since `before`, on devices with own kernels. */
+void conf_check_no_fallback(const conf_where *w, uint64_t before);
 
 /* Records a failure and carries on, so one run lists every broken combination. */
 void conf_fail(const conf_where *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -28,31 +28,6 @@ static const e2_case cases[] = {
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
-/* Devices whose ops must all run there (the fallback counter stays at 0). */
-static bool strict_device(const char *dev)
-{
-    return !conf_is_cpu(dev) && strncmp(dev, "sim", 3) != 0;
-}
-
-static void check_no_fallback(const conf_where *w, const char *dev, uint64_t before)
-{
-    if (!strict_device(dev))
-        return;
-    ferry_fallback_stats s;
-    if (ferry_fallback_stats_get(dev, &s) != FERRY_OK) {
-        conf_fail_call(w, "ferry_fallback_stats_get");
-        return;
-    }
-    if (s.total != before)
-        conf_fail(w, "%llu op(s) ran through the CPU fallback", (unsigned long long)(s.total - before));
-}
-
-static uint64_t fallbacks(const char *dev)
-{
-    ferry_fallback_stats s = {0};
-    ferry_fallback_stats_get(dev, &s);
-    return s.total;
-}
 
 /* Each rounding of the kernels' float arithmetic may differ from the double reference by
  * a few ulps of the result dtype. */
@@ -174,7 +149,7 @@ static void test_elementwise2_unary_on_every_dtype_case_and_device(void **state)
 {
     (void)state;
     CONF_FOR_EACH_DEVICE(dev) {
-        uint64_t before = fallbacks(dev);
+        uint64_t before = conf_fallbacks(dev);
         conf_where wd = {"unary2", "-", "-", dev};
         for (size_t o = 0; o < N_UN; o++)
             for (size_t d = 0; d < FERRY_NUM_DTYPES; d++)
@@ -218,7 +193,7 @@ static void test_elementwise2_unary_on_every_dtype_case_and_device(void **state)
                     ferry_tensor_release(a);
                     conf_array_free(&av);
                 }
-        check_no_fallback(&wd, dev, before);
+        conf_check_no_fallback(&wd, before);
     }
     conf_finish();
 }
@@ -316,7 +291,7 @@ static void test_elementwise2_binary_on_every_dtype_case_and_device(void **state
 {
     (void)state;
     CONF_FOR_EACH_DEVICE(dev) {
-        uint64_t before = fallbacks(dev);
+        uint64_t before = conf_fallbacks(dev);
         conf_where wd = {"binary2", "-", "-", dev};
         for (size_t o = 0; o < N_BIN; o++)
             for (size_t d = 0; d < FERRY_NUM_DTYPES; d++)
@@ -375,7 +350,7 @@ static void test_elementwise2_binary_on_every_dtype_case_and_device(void **state
                     conf_array_free(&av);
                     conf_array_free(&bv);
                 }
-        check_no_fallback(&wd, dev, before);
+        conf_check_no_fallback(&wd, before);
     }
     conf_finish();
 }
@@ -430,7 +405,7 @@ static void test_elementwise2_where_masked_fill_clamp(void **state)
 {
     (void)state;
     CONF_FOR_EACH_DEVICE(dev) {
-        uint64_t before = fallbacks(dev);
+        uint64_t before = conf_fallbacks(dev);
         for (size_t d = 0; d < FERRY_NUM_DTYPES; d++) {
             ferry_dtype dt = conf_all_dtypes[d];
             conf_where w = {"where", conf_dtype_name(dt), "broadcast", dev};
@@ -503,7 +478,7 @@ static void test_elementwise2_where_masked_fill_clamp(void **state)
             conf_array_free(&bv);
         }
         conf_where wd = {"where", "-", "-", dev};
-        check_no_fallback(&wd, dev, before);
+        conf_check_no_fallback(&wd, before);
     }
     conf_finish();
 }

@@ -33,23 +33,17 @@ static int64_t wrap_index(int64_t i, int64_t size)
     return i < 0 ? i + size : i;
 }
 
-/* A device with kernels of its own (opencl, cuda) must run these ops there: its CPU
- * fallback counter stays where it was. sim has no kernels and always falls back. */
-static bool own_kernels(const char *dev)
-{
-    return strncmp(dev, "opencl", 6) == 0 || strncmp(dev, "cuda", 4) == 0;
-}
 
 static void fallback_begin(const char *dev)
 {
-    if (own_kernels(dev))
+    if (conf_has_own_kernels(dev))
         ferry_fallback_stats_reset(dev);
 }
 
 static void fallback_end(const char *op, const char *dev)
 {
     ferry_fallback_stats s;
-    if (!own_kernels(dev))
+    if (!conf_has_own_kernels(dev))
         return;
     conf_where w = {op, "any", "fallback counter", dev};
     if (ferry_fallback_stats_get(dev, &s) != FERRY_OK)

@@ -22,26 +22,6 @@ static int64_t ravel(int nd, const int64_t *shape, const int64_t *idx)
     return flat;
 }
 
-/* Whether ops on dev must run there: sim has no kernels by design. */
-static bool has_kernels(const char *dev)
-{
-    return strncmp(dev, "sim", 3) != 0;
-}
-
-static uint64_t fallbacks(const char *dev)
-{
-    ferry_fallback_stats s = {0};
-    if (ferry_fallback_stats_get(dev, &s) != FERRY_OK)
-        return 0;
-    return s.total;
-}
-
-static void check_no_fallback(const conf_where *w, uint64_t before)
-{
-    if (has_kernels(w->device) && fallbacks(w->device) != before)
-        conf_fail(w, "%llu ops ran through the CPU fallback",
-                  (unsigned long long)(fallbacks(w->device) - before));
-}
 
 /* ---- cat and stack ---- */
 
@@ -82,9 +62,9 @@ static void test_shape_cat_and_stack_match_index_arithmetic_on_every_dtype_and_d
                     ferry_dtype rt = conf_promote(dt, dt2);
                     int64_t shape[3] = {2, 3, 4};
                     shape[d] += sb.shape[d];
-                    uint64_t before = fallbacks(dev);
+                    uint64_t before = conf_fallbacks(dev);
                     ferry_tensor *c = ferry_cat(in, 3, dim);
-                    check_no_fallback(&w, before);
+                    conf_check_no_fallback(&w, before);
                     if (!c) {
                         conf_fail_call(&w, "ferry_cat");
                     } else if (conf_read(&w, c, rt, 3, shape, dev, &got)) {
@@ -114,9 +94,9 @@ static void test_shape_cat_and_stack_match_index_arithmetic_on_every_dtype_and_d
                     int64_t sshape[4];
                     for (int i = 0, j = 0; i < 4; i++)
                         sshape[i] = i == sdw ? 2 : sa.shape[j++];
-                    before = fallbacks(dev);
+                    before = conf_fallbacks(dev);
                     ferry_tensor *s = ferry_stack(pair, 2, sd);
-                    check_no_fallback(&w, before);
+                    conf_check_no_fallback(&w, before);
                     if (!s) {
                         conf_fail_call(&w, "ferry_stack");
                     } else if (conf_read(&w, s, dt, 4, sshape, dev, &got)) {
@@ -172,9 +152,9 @@ static void test_shape_flip_matches_index_arithmetic_on_every_dtype_and_device(v
                     bool flipped[3] = {false};
                     for (int i = 0; i < ndimsets[ds]; i++)
                         flipped[(dimsets[ds][i] + 3) % 3] = true;
-                    uint64_t before = fallbacks(dev);
+                    uint64_t before = conf_fallbacks(dev);
                     ferry_tensor *f = ferry_flip(a, ndimsets[ds], dimsets[ds]);
-                    check_no_fallback(&w, before);
+                    conf_check_no_fallback(&w, before);
                     if (!f) {
                         conf_fail_call(&w, "ferry_flip");
                     } else if (conf_read(&w, f, dt, 3, sa.shape, dev, &got)) {
@@ -467,11 +447,11 @@ static void test_shape_roll_repeat_linspace_match_on_every_device(void **state)
             ferry_tensor *a = conf_make(&w, &sa, dt, dev, &r, &conf_default_domain, &av);
             if (!a)
                 continue;
-            uint64_t before = fallbacks(dev);
+            uint64_t before = conf_fallbacks(dev);
             /* shifts (-5, 2) over dims (0, -1); and 7 over the flattened tensor. */
             ferry_tensor *x = ferry_roll(a, 2, SHAPE(-5, 2), 2, (int[]){0, -1});
             ferry_tensor *y = ferry_roll(a, 1, SHAPE(7), 0, NULL);
-            check_no_fallback(&w, before);
+            conf_check_no_fallback(&w, before);
             double ref[24];
             int64_t idx[2];
             if (!x || !y) {
@@ -501,9 +481,9 @@ static void test_shape_roll_repeat_linspace_match_on_every_device(void **state)
             /* repeat (2, 1, 2) of a (3, 4): a leading dim and tiles. */
             w.op = "repeat";
             w.kase = "transposed";
-            before = fallbacks(dev);
+            before = conf_fallbacks(dev);
             ferry_tensor *p = ferry_repeat(a, 3, SHAPE(2, 1, 2));
-            check_no_fallback(&w, before);
+            conf_check_no_fallback(&w, before);
             int64_t pshape[3] = {2, 3, 8};
             if (!p) {
                 conf_fail_call(&w, "ferry_repeat");
