@@ -92,12 +92,16 @@ static ferry_status reduce_forward(ferry_reduce_op op, ferry_tensor *out, ferry_
         if (reduced[d] && t->shape[d] == 0)
             return ferry__error(FERRY_ERR_INDEX,
                                 "%s(): Expected reduction dim %d to have non-zero size.", fn, d);
+    /* PyTorch's words and exception types (IndexError for argmax). */
+    if (reduced_count == 0 && no_identity && op == FERRY_REDUCE_ARGMAX)
+        return ferry__error(FERRY_ERR_INDEX,
+                            "%s(): Expected reduction dim to be specified for input.numel() == 0.",
+                            fn);
     if (reduced_count == 0 && no_identity)
         return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
                             "%s(): Expected reduction dim to be specified for input.numel() == 0. "
-                            "cannot perform reduction function %s on tensor with no elements "
-                            "because the operation does not have an identity",
-                            fn, fn);
+                            "Specify the reduction dim with the 'dim' argument.",
+                            fn);
     if (out && (st = ferry__check_out(fn, out, t, rndim, rshape, rt)) != FERRY_OK)
         return st;
     ferry_tensor *dst = (out && out->dtype == rt && !ferry__overlaps(out, t)) ? ferry_tensor_retain(out)

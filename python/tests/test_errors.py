@@ -226,3 +226,16 @@ def test_bool_arguments_take_bools_and_numpy_bools():
     assert ferry.tensor([1.0], requires_grad=np.bool_(True)).requires_grad
     assert ferry.ones(2, 3).sum(0, keepdim=True).shape == (1, 3)
     assert ferry.ones(2, 3).sum(0, keepdim=np.False_).shape == (3,)
+
+
+def test_reductions_of_nothing_without_a_dim_raise_as_torch():
+    empty = ferry.ones(0)
+    with pytest.raises(IndexError, match=r"^argmax\(\): Expected reduction dim to be "
+                       r"specified for input.numel\(\) == 0\.$"):
+        empty.argmax()
+    for name in ("max", "min"):
+        with pytest.raises(RuntimeError, match=rf"^{name}\(\): Expected reduction dim to be "
+                           r"specified for input.numel\(\) == 0\. Specify the reduction dim "
+                           r"with the 'dim' argument\.$") as e:
+            getattr(empty, name)()
+        assert not isinstance(e.value, IndexError)

@@ -258,8 +258,15 @@ static void check_reduction(const conf_where *w, const red_op *op, ferry_tensor 
             st = FERRY_ERR_INDEX;
             snprintf(want, sizeof want, "%s(): Expected reduction dim %d to have non-zero size.",
                      op->name, empty_dim);
+        } else if (op->op == R_ARGMAX) {
+            st = FERRY_ERR_INDEX; /* PyTorch: IndexError for argmax, RuntimeError otherwise */
+            snprintf(want, sizeof want,
+                     "argmax(): Expected reduction dim to be specified for input.numel() == 0.");
         } else {
-            snprintf(want, sizeof want, "%s", op->name);
+            snprintf(want, sizeof want,
+                     "%s(): Expected reduction dim to be specified for input.numel() == 0. "
+                     "Specify the reduction dim with the 'dim' argument.",
+                     op->name);
         }
         conf_expect_error(w, call, t == NULL, st, st, want);
         ferry_tensor_release(t);
