@@ -87,6 +87,85 @@ FERRY_UNARY2_OPS_(UN_ROW)
 #define BIN_ROW(name, OP) BIN(name)
 FERRY_BINARY2_OPS_(BIN_ROW)
 
+/* Operators: `t // 2`, `5 % t`, `t &= m` ... run the ops above with PyTorch's operand
+ * rules; a number on the left of a non-commuting op becomes a 0-d left operand. */
+static PyObject *nb_binary(PyObject *a, PyObject *b, ferry_tensor *(*tt)(ferry_tensor *, ferry_tensor *),
+                           ferry_tensor *(*ts)(ferry_tensor *, ferry_scalar), bool commutes)
+{
+    ferry_tensor *r;
+    bool a_is_tensor = FpyTensor_Check(a);
+    if (a_is_tensor && FpyTensor_Check(b)) {
+        FPY_MAYBE_NOGIL(fpy_obj_may_block(a) || fpy_obj_may_block(b), r = tt(FPY_T(a), FPY_T(b)));
+        return fpy_wrap(r);
+    }
+    PyObject *tobj = a_is_tensor ? a : b, *other = a_is_tensor ? b : a;
+    ferry_scalar s;
+    int rc = fpy_scalar(other, &s);
+    if (rc != 0)
+        return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
+    ferry_tensor *t = FPY_T(tobj);
+    bool block = fpy_obj_may_block(tobj);
+    if (a_is_tensor || commutes) {
+        FPY_MAYBE_NOGIL(block, r = ts(t, s));
+        return fpy_wrap(r);
+    }
+    ferry_tensor *lhs = fpy_reflected_operand(t, &s);
+    if (!lhs)
+        return NULL;
+    FPY_MAYBE_NOGIL(block, r = tt(lhs, t));
+    ferry_tensor_release(lhs);
+    return fpy_wrap(r);
+}
+
+/* `a op= b` writes through the _out forms, so a result dtype a cannot hold is refused. */
+static PyObject *nb_inplace(PyObject *a, PyObject *b,
+                            ferry_status (*tto)(ferry_tensor *, ferry_tensor *, ferry_tensor *),
+                            ferry_status (*tso)(ferry_tensor *, ferry_tensor *, ferry_scalar))
+{
+    if (!FpyTensor_Check(a))
+        Py_RETURN_NOTIMPLEMENTED;
+    ferry_tensor *t = FPY_T(a);
+    ferry_status st;
+    bool block = fpy_obj_may_block(a);
+    if (FpyTensor_Check(b)) {
+        ferry_tensor *tb = FPY_T(b);
+        FPY_MAYBE_NOGIL(block || fpy_obj_may_block(b), st = tto(t, t, tb));
+    } else {
+        ferry_scalar s;
+        int rc = fpy_scalar(b, &s);
+        if (rc != 0)
+            return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
+        FPY_MAYBE_NOGIL(block, st = tso(t, t, s));
+    }
+    if (st != FERRY_OK)
+        return fpy_error();
+    return Py_NewRef(a);
+}
+
+#define SLOT(slot, name, commutes)                                                          \
+    PyObject *fpy_nb_##slot(PyObject *a, PyObject *b)                                       \
+    {                                                                                       \
+        return nb_binary(a, b, ferry_##name, ferry_##name##_scalar_ex, commutes);           \
+    }                                                                                       \
+    PyObject *fpy_nb_i##slot(PyObject *a, PyObject *b)                                      \
+    {                                                                                       \
+        return nb_inplace(a, b, ferry_##name##_out, ferry_##name##_scalar_ex_out);          \
+    }
+FPY_ELEM2_SLOTS_(SLOT)
+
+/* ~ is bitwise_not: logical not on bool; floating tensors get PyTorch's TypeError. */
+PyObject *fpy_nb_invert(PyObject *a)
+{
+    ferry_tensor *t = FPY_T(a), *r;
+    if (fpy_dtype_kind(ferry_tensor_dtype(t)) == FPY_KIND_FLOAT) {
+        PyErr_SetString(PyExc_TypeError,
+                        "~ (operator.invert) is only implemented on integer and Boolean-type tensors");
+        return NULL;
+    }
+    FPY_MAYBE_NOGIL(fpy_obj_may_block(a), r = ferry_bitwise_not(t));
+    return fpy_wrap(r);
+}
+
 /* clamp(min=None, max=None): bounds are Tensors or numbers. */
 static ferry_tensor *do_clamp(ferry_tensor *t, PyObject *lo, PyObject *hi)
 {
