@@ -47,6 +47,28 @@ static ferry_tensor *tensor_arg(PyObject *o, const char *fn)
 #define UN_ROW(name, OP) UN(name)
 FERRY_UNARY2_OPS_(UN_ROW)
 
+/* square_ writes through the _out form, so a bool tensor refuses its int64 square. */
+static PyObject *m_square(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return fpy_wrap(ferry_square(FPY_T(self)));
+}
+
+static PyObject *m_square_(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (ferry_square_out(FPY_T(self), FPY_T(self)) != FERRY_OK)
+        return fpy_error();
+    return Py_NewRef(self);
+}
+
+static PyObject *f_square(PyObject *mod, PyObject *x)
+{
+    (void)mod;
+    ferry_tensor *t = tensor_arg(x, "square");
+    return t ? fpy_wrap(ferry_square(t)) : NULL;
+}
+
 /* Binary: other is a Tensor or a Python number. */
 #define BIN(name)                                                                           \
     static ferry_tensor *c_##name(ferry_tensor *a, PyObject *other)                          \
@@ -378,6 +400,8 @@ static PyObject *f_leaky_relu_ex(PyObject *mod, PyObject *args, PyObject *kw)
 
 static PyMethodDef tensor_methods[] = {
     FERRY_UNARY2_OPS_(UN_METHODS) FERRY_BINARY2_OPS_(BIN_METHODS)
+    {"square", m_square, METH_NOARGS, "square()"},
+    {"square_", m_square_, METH_NOARGS, "square_()"},
     {"clamp", CF(m_clamp), METH_VARARGS | METH_KEYWORDS, "clamp(min=None, max=None)"},
     {"clip", CF(m_clamp), METH_VARARGS | METH_KEYWORDS, "clip(min=None, max=None)"},
     {"clamp_", CF(m_clamp_), METH_VARARGS | METH_KEYWORDS, "clamp_(min=None, max=None)"},
@@ -393,6 +417,7 @@ static PyMethodDef tensor_methods[] = {
 
 static PyMethodDef module_functions[] = {
     FERRY_UNARY2_OPS_(UN_FUNCS) FERRY_BINARY2_OPS_(BIN_FUNCS)
+    {"square", f_square, METH_O, "square(input)"},
     {"clamp", CF(f_clamp), METH_VARARGS | METH_KEYWORDS, "clamp(input, min=None, max=None)"},
     {"clip", CF(f_clamp), METH_VARARGS | METH_KEYWORDS, "clip(input, min=None, max=None)"},
     {"where", f_where, METH_VARARGS, "where(condition, input, other)"},

@@ -244,3 +244,33 @@ def test_operators_with_other_objects_are_type_errors():
         t // "a"
     with pytest.raises(TypeError):
         "a" & t
+
+
+def test_square(device):
+    x = ferry.tensor([1.5, -2.0, 0.0]).to(device)
+    assert x.square().tolist() == [2.25, 4.0, 0.0]
+    assert ferry.square(x).tolist() == [2.25, 4.0, 0.0]
+    i8 = ferry.tensor([3, -4], dtype=ferry.int8)
+    assert i8.square().dtype == ferry.int8 and i8.square().tolist() == [9, 16]
+    b = ferry.tensor([True, False])
+    assert b.square().dtype == ferry.int64 and b.square().tolist() == [1, 0]
+    t = ferry.tensor([3, 4]).to(device)
+    assert t.square_() is t and t.tolist() == [9, 16]
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+        ferry.tensor([True]).square_()
+    with pytest.raises(TypeError, match="square\\(\\): argument 'input' must be Tensor"):
+        ferry.square(3)
+    if torch is not None:
+        assert torch.square(torch.tensor([True, False])).dtype == torch.int64
+        with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+            torch.tensor([True]).square_()
+
+
+def test_square_gradient():
+    x = ferry.tensor([1.5, -2.0, 0.25], requires_grad=True)
+    (x.square() * ferry.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert x.grad.tolist() == [3.0, -8.0, 1.5]
+    if torch is not None:
+        tx = torch.tensor([1.5, -2.0, 0.25], requires_grad=True)
+        (tx.square() * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+        assert x.grad.tolist() == tx.grad.tolist()
