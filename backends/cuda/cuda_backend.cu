@@ -426,6 +426,7 @@ static ferry_status guarded_reduce(int32_t dev, ferry_reduce_op op, const ferry_
 /* The named kernels, one table per op family (cuda_internal.h); each kernel runs the
  * portable source of backends/kernels and guards itself with CUDA_GUARD. */
 static const ferry_named_entry *const cuda_named_tables[] = {
+    cuda_named_elementwise2,
     NULL,
 };
 

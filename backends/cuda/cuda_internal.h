@@ -43,6 +43,9 @@ ferry_status cuda_binary(int32_t dev, ferry_binary_op op, const ferry_kernel_ten
 ferry_status cuda_reduce(int32_t dev, ferry_reduce_op op, const ferry_kernel_tensor *out,
                          const ferry_kernel_tensor *in);
 
+/* Named-op tables of the family files (cuda_<family>.cu), listed in cuda_named_tables. */
+extern const ferry_named_entry cuda_named_elementwise2[];
+
 /* Catches anything C++ might throw from the runtime or cuBLAS, so nothing unwinds into
  * the C core. */
 #define CUDA_GUARD(expr)                                                                    \
