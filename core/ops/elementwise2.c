@@ -870,3 +870,36 @@ FERRY_API ferry_tensor *ferry_clamp_scalar(ferry_tensor *t, const ferry_scalar *
     ferry_tensor_release(lo);
     return r;
 }
+
+/* square is mul(a, a), so its gradient is mul's; bool squares in int64, as PyTorch's
+ * pow(a, 2) does. */
+static ferry_tensor *square_operand(ferry_tensor *a)
+{
+    if (a && ferry_tensor_dtype(a) == FERRY_BOOL)
+        return ferry_tensor_to_dtype(a, FERRY_INT64);
+    return a ? ferry_tensor_retain(a) : NULL;
+}
+
+FERRY_API ferry_tensor *ferry_square(ferry_tensor *a)
+{
+    if (!a)
+        return ferry_mul(a, a); /* mul reports the missing operand */
+    ferry_tensor *x = square_operand(a);
+    if (!x)
+        return NULL;
+    ferry_tensor *r = ferry_mul(x, x);
+    ferry_tensor_release(x);
+    return r;
+}
+
+FERRY_API ferry_status ferry_square_out(ferry_tensor *out, ferry_tensor *a)
+{
+    if (!a)
+        return ferry_mul_out(out, a, a);
+    ferry_tensor *x = square_operand(a);
+    if (!x)
+        return ferry_last_status();
+    ferry_status st = ferry_mul_out(out, x, x);
+    ferry_tensor_release(x);
+    return st;
+}

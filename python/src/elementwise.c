@@ -47,6 +47,28 @@ static ferry_tensor *tensor_arg(PyObject *o, const char *fn)
 #define UN_ROW(name, OP) UN(name)
 FERRY_UNARY2_OPS_(UN_ROW)
 
+/* square_ writes through the _out form, so a bool tensor refuses its int64 square. */
+static PyObject *m_square(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return fpy_wrap(ferry_square(FPY_T(self)));
+}
+
+static PyObject *m_square_(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (ferry_square_out(FPY_T(self), FPY_T(self)) != FERRY_OK)
+        return fpy_error();
+    return Py_NewRef(self);
+}
+
+static PyObject *f_square(PyObject *mod, PyObject *x)
+{
+    (void)mod;
+    ferry_tensor *t = tensor_arg(x, "square");
+    return t ? fpy_wrap(ferry_square(t)) : NULL;
+}
+
 /* Binary: other is a Tensor or a Python number. */
 #define BIN(name)                                                                           \
     static ferry_tensor *c_##name(ferry_tensor *a, PyObject *other)                          \
@@ -86,6 +108,85 @@ FERRY_UNARY2_OPS_(UN_ROW)
     }
 #define BIN_ROW(name, OP) BIN(name)
 FERRY_BINARY2_OPS_(BIN_ROW)
+
+/* Operators: `t // 2`, `5 % t`, `t &= m` ... run the ops above with PyTorch's operand
+ * rules; a number on the left of a non-commuting op becomes a 0-d left operand. */
+static PyObject *nb_binary(PyObject *a, PyObject *b, ferry_tensor *(*tt)(ferry_tensor *, ferry_tensor *),
+                           ferry_tensor *(*ts)(ferry_tensor *, ferry_scalar), bool commutes)
+{
+    ferry_tensor *r;
+    bool a_is_tensor = FpyTensor_Check(a);
+    if (a_is_tensor && FpyTensor_Check(b)) {
+        FPY_MAYBE_NOGIL(fpy_obj_may_block(a) || fpy_obj_may_block(b), r = tt(FPY_T(a), FPY_T(b)));
+        return fpy_wrap(r);
+    }
+    PyObject *tobj = a_is_tensor ? a : b, *other = a_is_tensor ? b : a;
+    ferry_scalar s;
+    int rc = fpy_scalar(other, &s);
+    if (rc != 0)
+        return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
+    ferry_tensor *t = FPY_T(tobj);
+    bool block = fpy_obj_may_block(tobj);
+    if (a_is_tensor || commutes) {
+        FPY_MAYBE_NOGIL(block, r = ts(t, s));
+        return fpy_wrap(r);
+    }
+    ferry_tensor *lhs = fpy_reflected_operand(t, &s);
+    if (!lhs)
+        return NULL;
+    FPY_MAYBE_NOGIL(block, r = tt(lhs, t));
+    ferry_tensor_release(lhs);
+    return fpy_wrap(r);
+}
+
+/* `a op= b` writes through the _out forms, so a result dtype a cannot hold is refused. */
+static PyObject *nb_inplace(PyObject *a, PyObject *b,
+                            ferry_status (*tto)(ferry_tensor *, ferry_tensor *, ferry_tensor *),
+                            ferry_status (*tso)(ferry_tensor *, ferry_tensor *, ferry_scalar))
+{
+    if (!FpyTensor_Check(a))
+        Py_RETURN_NOTIMPLEMENTED;
+    ferry_tensor *t = FPY_T(a);
+    ferry_status st;
+    bool block = fpy_obj_may_block(a);
+    if (FpyTensor_Check(b)) {
+        ferry_tensor *tb = FPY_T(b);
+        FPY_MAYBE_NOGIL(block || fpy_obj_may_block(b), st = tto(t, t, tb));
+    } else {
+        ferry_scalar s;
+        int rc = fpy_scalar(b, &s);
+        if (rc != 0)
+            return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
+        FPY_MAYBE_NOGIL(block, st = tso(t, t, s));
+    }
+    if (st != FERRY_OK)
+        return fpy_error();
+    return Py_NewRef(a);
+}
+
+#define SLOT(slot, name, commutes)                                                          \
+    PyObject *fpy_nb_##slot(PyObject *a, PyObject *b)                                       \
+    {                                                                                       \
+        return nb_binary(a, b, ferry_##name, ferry_##name##_scalar_ex, commutes);           \
+    }                                                                                       \
+    PyObject *fpy_nb_i##slot(PyObject *a, PyObject *b)                                      \
+    {                                                                                       \
+        return nb_inplace(a, b, ferry_##name##_out, ferry_##name##_scalar_ex_out);          \
+    }
+FPY_ELEM2_SLOTS_(SLOT)
+
+/* ~ is bitwise_not: logical not on bool; floating tensors get PyTorch's TypeError. */
+PyObject *fpy_nb_invert(PyObject *a)
+{
+    ferry_tensor *t = FPY_T(a), *r;
+    if (fpy_dtype_kind(ferry_tensor_dtype(t)) == FPY_KIND_FLOAT) {
+        PyErr_SetString(PyExc_TypeError,
+                        "~ (operator.invert) is only implemented on integer and Boolean-type tensors");
+        return NULL;
+    }
+    FPY_MAYBE_NOGIL(fpy_obj_may_block(a), r = ferry_bitwise_not(t));
+    return fpy_wrap(r);
+}
 
 /* clamp(min=None, max=None): bounds are Tensors or numbers. */
 static ferry_tensor *do_clamp(ferry_tensor *t, PyObject *lo, PyObject *hi)
@@ -299,6 +400,8 @@ static PyObject *f_leaky_relu_ex(PyObject *mod, PyObject *args, PyObject *kw)
 
 static PyMethodDef tensor_methods[] = {
     FERRY_UNARY2_OPS_(UN_METHODS) FERRY_BINARY2_OPS_(BIN_METHODS)
+    {"square", m_square, METH_NOARGS, "square()"},
+    {"square_", m_square_, METH_NOARGS, "square_()"},
     {"clamp", CF(m_clamp), METH_VARARGS | METH_KEYWORDS, "clamp(min=None, max=None)"},
     {"clip", CF(m_clamp), METH_VARARGS | METH_KEYWORDS, "clip(min=None, max=None)"},
     {"clamp_", CF(m_clamp_), METH_VARARGS | METH_KEYWORDS, "clamp_(min=None, max=None)"},
@@ -314,6 +417,7 @@ static PyMethodDef tensor_methods[] = {
 
 static PyMethodDef module_functions[] = {
     FERRY_UNARY2_OPS_(UN_FUNCS) FERRY_BINARY2_OPS_(BIN_FUNCS)
+    {"square", f_square, METH_O, "square(input)"},
     {"clamp", CF(f_clamp), METH_VARARGS | METH_KEYWORDS, "clamp(input, min=None, max=None)"},
     {"clip", CF(f_clamp), METH_VARARGS | METH_KEYWORDS, "clip(input, min=None, max=None)"},
     {"where", f_where, METH_VARARGS, "where(condition, input, other)"},

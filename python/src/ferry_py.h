@@ -208,5 +208,18 @@ int fpy_shape_init(PyObject *module);
 int fpy_index_init(PyObject *module);
 /* elementwise.c: the ELEM2 ops as Tensor methods and module functions. */
 int fpy_elementwise_init(PyObject *module);
+/* elementwise.c: Tensor's number slots for ~ // % & | ^ << >> and their in-place forms
+ * (slot, C op, whether `number op t` may run as `t op number`). */
+#define FPY_ELEM2_SLOTS_(X)                                                                 \
+    X(floor_divide, floor_divide, false) X(remainder, remainder, false)                     \
+    X(and, bitwise_and, true) X(or, bitwise_or, true) X(xor, bitwise_xor, true)             \
+    X(lshift, bitwise_left_shift, false) X(rshift, bitwise_right_shift, false)
+#define FPY_DECLARE_SLOT_(slot, name, commutes)                                                       \
+    PyObject *fpy_nb_##slot(PyObject *a, PyObject *b);                                      \
+    PyObject *fpy_nb_i##slot(PyObject *a, PyObject *b);
+FPY_ELEM2_SLOTS_(FPY_DECLARE_SLOT_)
+PyObject *fpy_nb_invert(PyObject *a);
+/* tensor.c: a Python number as the left operand of a tensor, as `s - t` makes it. */
+ferry_tensor *fpy_reflected_operand(ferry_tensor *t, const ferry_scalar *s);
 
 #endif /* FERRY_PY_H */

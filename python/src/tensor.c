@@ -1039,6 +1039,12 @@ static PyObject *array_operand(const binop *op, PyObject *a, PyObject *b)
     return fpy_wrap(r);
 }
 
+/* For elementwise.c's reflected operators (`5 // t`): the number as t's left operand. */
+ferry_tensor *fpy_reflected_operand(ferry_tensor *t, const ferry_scalar *s)
+{
+    return reflected_operand(t, s, false);
+}
+
 static PyObject *binary(const binop *op, PyObject *a, PyObject *b)
 {
     ferry_tensor *r;
@@ -1147,22 +1153,6 @@ static PyObject *nb_neg(PyObject *a) { return unary(ferry_neg, a); }
 static PyObject *nb_abs(PyObject *a) { return unary(ferry_abs, a); }
 static PyObject *nb_pos(PyObject *a) { return Py_NewRef(a); }
 
-/* ~ is logical not on bool tensors; the C API has no bitwise ops for integers yet. */
-static PyObject *nb_invert(PyObject *a)
-{
-    ferry_tensor *t = FPY_T(a);
-    if (ferry_tensor_dtype(t) != FERRY_BOOL) {
-        PyErr_Format(PyExc_TypeError, "~ is only supported on bool tensors in ferry (got %s)",
-                     ferry_dtype_name(ferry_tensor_dtype(t)));
-        return NULL;
-    }
-    /* A bool scalar keeps the comparison in bool (an int one would cast t to int64). */
-    ferry_scalar no = {.kind = FERRY_SCALAR_BOOL, .value.b = false};
-    ferry_tensor *r;
-    FPY_MAYBE_NOGIL(fpy_obj_may_block(a), r = ferry_eq_scalar_ex(t, no));
-    return fpy_wrap(r);
-}
-
 /* The value of a one-element tensor, with PyTorch's message otherwise. */
 static PyObject *single_value(PyObject *self, const char *what)
 {
@@ -1237,7 +1227,21 @@ static PyNumberMethods tensor_as_number = {
     .nb_negative = nb_neg,
     .nb_positive = nb_pos,
     .nb_absolute = nb_abs,
-    .nb_invert = nb_invert,
+    .nb_invert = fpy_nb_invert,
+    .nb_floor_divide = fpy_nb_floor_divide,
+    .nb_remainder = fpy_nb_remainder,
+    .nb_and = fpy_nb_and,
+    .nb_or = fpy_nb_or,
+    .nb_xor = fpy_nb_xor,
+    .nb_lshift = fpy_nb_lshift,
+    .nb_rshift = fpy_nb_rshift,
+    .nb_inplace_floor_divide = fpy_nb_ifloor_divide,
+    .nb_inplace_remainder = fpy_nb_iremainder,
+    .nb_inplace_and = fpy_nb_iand,
+    .nb_inplace_or = fpy_nb_ior,
+    .nb_inplace_xor = fpy_nb_ixor,
+    .nb_inplace_lshift = fpy_nb_ilshift,
+    .nb_inplace_rshift = fpy_nb_irshift,
     .nb_bool = nb_bool,
     .nb_int = nb_int,
     .nb_float = nb_float,

@@ -131,3 +131,146 @@ def test_binary_matches_torch(name):
     want = getattr(torch, name)(torch.tensor(a), torch.tensor(b))
     got = getattr(ferry, name)(ferry.tensor(a), ferry.tensor(b))
     np.testing.assert_allclose(to_np(got).astype(float), want.double().numpy(), rtol=1e-6)
+
+
+# Operators: Python's own int arithmetic is the reference (its // and % signs are
+# PyTorch's), torch too where installed.
+OPS = {
+    "//": lambda a, b: a // b, "%": lambda a, b: a % b, "&": lambda a, b: a & b,
+    "|": lambda a, b: a | b, "^": lambda a, b: a ^ b, "<<": lambda a, b: a << b,
+    ">>": lambda a, b: a >> b,
+}
+IOPS = {
+    "//=": "__ifloordiv__", "%=": "__imod__", "&=": "__iand__", "|=": "__ior__",
+    "^=": "__ixor__", "<<=": "__ilshift__", ">>=": "__irshift__",
+}
+A = [12, -7, 5, -1, 0, 9]
+B = [5, 3, -2, 4, 1, -3]
+SH = [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("op", list(OPS))
+def test_operators_tensor_number_reflected(device, op):
+    f = OPS[op]
+    rhs = SH if "<" in op or ">" in op else B
+    a, b = ferry.tensor(A).to(device), ferry.tensor(rhs).to(device)
+    assert f(a, b).tolist() == [f(x, y) for x, y in zip(A, rhs)]
+    k = 2
+    assert f(a, k).tolist() == [f(x, k) for x in A]
+    if "<" in op or ">" in op:
+        assert f(k, b).tolist() == [f(k, y) for y in rhs]
+    else:
+        assert f(7, b).tolist() == [f(7, y) for y in rhs]
+    if torch is not None:
+        ta, tb = torch.tensor(A), torch.tensor(rhs)
+        assert f(a, b).tolist() == f(ta, tb).tolist()
+        assert f(3, b).tolist() == f(3, tb).tolist()
+        assert f(a, 3).tolist() == f(ta, 3).tolist()
+
+
+def test_operator_dtypes_follow_torch():
+    i32 = ferry.tensor([5, -3], dtype=ferry.int32)
+    assert (7 // i32).dtype == ferry.int32
+    assert (7 % i32).dtype == ferry.int32
+    assert (7.5 // i32).dtype == ferry.float32
+    assert (7.5 // i32).tolist() == [1.0, -3.0]
+    assert (ferry.tensor([7.5, -7.5]) % 2).tolist() == [1.5, 0.5]
+    assert (True & ferry.tensor([True, False])).tolist() == [True, False]
+    assert (ferry.tensor([True, False]) ^ True).tolist() == [False, True]
+    assert (ferry.tensor([True, False]) | ferry.tensor([False, False])).tolist() == [True, False]
+
+
+@pytest.mark.parametrize("op", list(IOPS))
+def test_inplace_operators(device, op):
+    rhs = SH if "<" in op or ">" in op else B
+    f = OPS[op[:-1]]
+    a = ferry.tensor(A).to(device)
+    before = a
+    a = getattr(a, IOPS[op])(ferry.tensor(rhs).to(device))
+    assert a is before
+    assert a.tolist() == [f(x, y) for x, y in zip(A, rhs)]
+    c = ferry.tensor(A).to(device)
+    exec(f"c {op} 2", {}, {"c": c})  # a statement, so the slot runs as written
+    assert c.tolist() == [f(x, 2) for x in A]
+
+
+def test_inplace_operator_refuses_wider_result():
+    t = ferry.tensor([1, 2])
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+        t //= 2.5
+    if torch is not None:
+        tt = torch.tensor([1, 2])
+        with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+            tt //= 2.5
+
+
+def test_invert(device):
+    assert (~ferry.tensor(A).to(device)).tolist() == [~x for x in A]
+    assert (~ferry.tensor([True, False]).to(device)).tolist() == [False, True]
+    u8 = ferry.tensor([0, 5], dtype=ferry.uint8)
+    assert (~u8).tolist() == [255, 250]
+    msg = r"~ \(operator.invert\) is only implemented on integer and Boolean-type tensors"
+    with pytest.raises(TypeError, match=msg):
+        ~ferry.tensor([1.0])
+    if torch is not None:
+        with pytest.raises(TypeError, match=msg):
+            ~torch.tensor([1.0])
+        assert (~ferry.tensor([True, False])).tolist() == (~torch.tensor([True, False])).tolist()
+
+
+def test_operators_on_floats_raise_like_torch():
+    cases = [
+        (lambda x: x & 1, "\"bitwise_and_cpu\" not implemented for 'Float'"),
+        (lambda x: 1 | x, "\"bitwise_or_cpu\" not implemented for 'Float'"),
+        (lambda x: x ^ x, "\"bitwise_xor_cpu\" not implemented for 'Float'"),
+        (lambda x: x << 1, "\"lshift_cpu\" not implemented for 'Float'"),
+        (lambda x: 1 >> x, "\"rshift_cpu\" not implemented for 'Float'"),
+    ]
+    for f, msg in cases:
+        with pytest.raises(NotImplementedError, match=msg):
+            f(ferry.tensor([1.0]))
+        if torch is not None:
+            with pytest.raises(NotImplementedError, match=msg):
+                f(torch.tensor([1.0]))
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        ferry.tensor([1]) // 0
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        ferry.tensor([1]) % ferry.tensor([0])
+
+
+def test_operators_with_other_objects_are_type_errors():
+    t = ferry.tensor([1, 2])
+    with pytest.raises(TypeError):
+        t // "a"
+    with pytest.raises(TypeError):
+        "a" & t
+
+
+def test_square(device):
+    x = ferry.tensor([1.5, -2.0, 0.0]).to(device)
+    assert x.square().tolist() == [2.25, 4.0, 0.0]
+    assert ferry.square(x).tolist() == [2.25, 4.0, 0.0]
+    i8 = ferry.tensor([3, -4], dtype=ferry.int8)
+    assert i8.square().dtype == ferry.int8 and i8.square().tolist() == [9, 16]
+    b = ferry.tensor([True, False])
+    assert b.square().dtype == ferry.int64 and b.square().tolist() == [1, 0]
+    t = ferry.tensor([3, 4]).to(device)
+    assert t.square_() is t and t.tolist() == [9, 16]
+    with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+        ferry.tensor([True]).square_()
+    with pytest.raises(TypeError, match="square\\(\\): argument 'input' must be Tensor"):
+        ferry.square(3)
+    if torch is not None:
+        assert torch.square(torch.tensor([True, False])).dtype == torch.int64
+        with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+            torch.tensor([True]).square_()
+
+
+def test_square_gradient():
+    x = ferry.tensor([1.5, -2.0, 0.25], requires_grad=True)
+    (x.square() * ferry.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert x.grad.tolist() == [3.0, -8.0, 1.5]
+    if torch is not None:
+        tx = torch.tensor([1.5, -2.0, 0.25], requires_grad=True)
+        (tx.square() * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+        assert x.grad.tolist() == tx.grad.tolist()

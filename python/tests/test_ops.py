@@ -109,8 +109,10 @@ def test_inplace_cannot_change_dtype():
 def test_bool_ops():
     m = ferry.tensor([True, False])
     assert (~m).tolist() == [False, True]
-    with pytest.raises(TypeError, match="only supported on bool"):
-        ~ferry.tensor([1])
+    # ~ is bitwise_not on integers, as PyTorch's; floats are refused
+    assert (~ferry.tensor([1])).tolist() == [-2]
+    with pytest.raises(TypeError, match="only implemented on integer and Boolean-type"):
+        ~ferry.tensor([1.0])
     with pytest.raises(RuntimeError, match="Negation, the `-` operator, on a bool tensor"):
         -m
 

@@ -40,7 +40,7 @@ BINARY(matmul)
 /* The ELEM2 ops (core/ops/elementwise2.c). */
 UNARY(reciprocal) UNARY(rsqrt) UNARY(log1p) UNARY(expm1) UNARY(log2) UNARY(log10) UNARY(exp2)
 UNARY(erf) UNARY(tan) UNARY(asin) UNARY(acos) UNARY(atan) UNARY(sinh) UNARY(cosh) UNARY(gelu)
-UNARY(silu) UNARY(softplus) UNARY(leaky_relu)
+UNARY(silu) UNARY(softplus) UNARY(leaky_relu) UNARY(square)
 BINARY(atan2) BINARY(hypot)
 static ferry_tensor *f_gelu_tanh(ferry_tensor *const *in) { return ferry_gelu_ex(in[0], true); }
 static ferry_tensor *f_softplus_b(ferry_tensor *const *in) { return ferry_softplus_ex(in[0], 2.0, 1.0); }
@@ -493,6 +493,7 @@ static const gcase cases[] = {
     {"softplus_beta2_threshold1", f_softplus_b, 1, {2}, {{2, 3}}, -2, 2},
     {"leaky_relu", f_leaky_relu, 1, {2}, {{2, 3}}, -2, 2},
     {"leaky_relu_0.2", f_leaky_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"square", f_square, 1, {2}, {{2, 3}}, -2, 2},
     {"atan2", f_atan2, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},
     {"atan2_scalar", f_atan2_s, 1, {2}, {{2, 3}}, -2, 2},
     {"hypot_bcast", f_hypot, 2, {2, 1}, {{2, 3}, {3}}, -2, 2},

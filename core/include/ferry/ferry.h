@@ -509,6 +509,9 @@ FERRY_UNARY_OPS_(FERRY_DECLARE_UNARY_)
     X(isnan, ISNAN) X(isinf, ISINF) X(isfinite, ISFINITE) X(logical_not, LOGICAL_NOT)
 #define FERRY_DECLARE_UNARY2_(name, OP) FERRY_DECLARE_UNARY_(name)
 FERRY_UNARY2_OPS_(FERRY_DECLARE_UNARY2_)
+/** square(a) = a * a (mul, and mul's gradient); bool squares to int64, as PyTorch's. */
+FERRY_API ferry_tensor *ferry_square(ferry_tensor *a);
+FERRY_API ferry_status ferry_square_out(ferry_tensor *out, ferry_tensor *a);
 /** gelu with approximate='tanh' when approximate_tanh. */
 FERRY_API ferry_tensor *ferry_gelu_ex(ferry_tensor *a, bool approximate_tanh);
 /** softplus(x) = log1p(exp(beta x)) / beta, x where beta x > threshold (ferry_softplus:
