@@ -326,23 +326,9 @@ int fpy_autograd_init(PyObject *module)
     if (PyType_Ready(&FpyGradFn_Type) < 0)
         return -1;
     /* The Tensor type is ready: its autograd attributes are added to its dict. */
-    PyObject *dict = FpyTensor_Type.tp_dict;
-    for (PyGetSetDef *g = autograd_getset; g->name; g++) {
-        PyObject *d = PyDescr_NewGetSet(&FpyTensor_Type, g);
-        if (!d || PyDict_SetItemString(dict, g->name, d) < 0) {
-            Py_XDECREF(d);
-            return -1;
-        }
-        Py_DECREF(d);
-    }
-    for (PyMethodDef *m = autograd_methods; m->ml_name; m++) {
-        PyObject *d = PyDescr_NewMethod(&FpyTensor_Type, m);
-        if (!d || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
-            Py_XDECREF(d);
-            return -1;
-        }
-        Py_DECREF(d);
-    }
-    PyType_Modified(&FpyTensor_Type);
+    if (fpy_tensor_add_getset(autograd_getset) < 0)
+        return -1;
+    if (fpy_tensor_add_methods(autograd_methods, false) < 0)
+        return -1;
     return PyModule_AddFunctions(module, module_functions);
 }

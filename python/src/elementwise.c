@@ -431,18 +431,7 @@ static PyMethodDef module_functions[] = {
 
 int fpy_elementwise_init(PyObject *module)
 {
-    PyObject *dict = FpyTensor_Type.tp_dict;
-    for (PyMethodDef *m = tensor_methods; m->ml_name; m++) {
-        /* Methods the Tensor type already defines keep their own implementation. */
-        if (PyDict_GetItemString(dict, m->ml_name))
-            continue;
-        PyObject *d = PyDescr_NewMethod(&FpyTensor_Type, m);
-        if (!d || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
-            Py_XDECREF(d);
-            return -1;
-        }
-        Py_DECREF(d);
-    }
-    PyType_Modified(&FpyTensor_Type);
+    if (fpy_tensor_add_methods(tensor_methods, true) < 0)
+        return -1;
     return PyModule_AddFunctions(module, module_functions);
 }

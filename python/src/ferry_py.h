@@ -189,6 +189,10 @@ PyObject *fpy_from_dlpack(PyObject *module, PyObject *args, PyObject *kwargs);
 /* Adds the autograd attributes to ferry.Tensor and the grad-mode functions to the
  * module (autograd.c); after fpy_tensor_type_init(). */
 int fpy_autograd_init(PyObject *module);
+/* Adds methods to ferry.Tensor's dict once the type is ready (each op family's init);
+ * with keep_existing, a name the type already has keeps its implementation. */
+int fpy_tensor_add_methods(PyMethodDef *defs, bool keep_existing);
+int fpy_tensor_add_getset(PyGetSetDef *defs);
 /* random.c: ferry.Generator, the samplers, Tensor.uniform_/normal_/bernoulli_. */
 int fpy_random_init(PyObject *module);
 /* Adds the reduce2 methods (prod, argmin, var, max(dim), softmax, ...) to ferry.Tensor

@@ -112,15 +112,7 @@ static PyMethodDef index_functions[] = {
 
 int fpy_index_init(PyObject *module)
 {
-    PyObject *dict = FpyTensor_Type.tp_dict;
-    for (PyMethodDef *m = index_methods; m->ml_name; m++) {
-        PyObject *d = PyDescr_NewMethod(&FpyTensor_Type, m);
-        if (!d || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
-            Py_XDECREF(d);
-            return -1;
-        }
-        Py_DECREF(d);
-    }
-    PyType_Modified(&FpyTensor_Type);
+    if (fpy_tensor_add_methods(index_methods, false) < 0)
+        return -1;
     return PyModule_AddFunctions(module, index_functions);
 }

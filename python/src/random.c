@@ -610,16 +610,8 @@ int fpy_random_init(PyObject *module)
 {
     if (PyType_Ready(&FpyGenerator_Type) < 0)
         return -1;
-    PyObject *dict = FpyTensor_Type.tp_dict;
-    for (PyMethodDef *m = tensor_methods; m->ml_name; m++) {
-        PyObject *d = PyDescr_NewMethod(&FpyTensor_Type, m);
-        if (!d || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
-            Py_XDECREF(d);
-            return -1;
-        }
-        Py_DECREF(d);
-    }
-    PyType_Modified(&FpyTensor_Type);
+    if (fpy_tensor_add_methods(tensor_methods, false) < 0)
+        return -1;
     if (!default_generator) {
         FpyGenerator *g = PyObject_New(FpyGenerator, &FpyGenerator_Type);
         if (!g)

@@ -494,16 +494,8 @@ int fpy_reduce2_init(PyObject *module)
         return -1;
     /* The Tensor type is ready: the methods go into its dict (max/min replace the
      * no-argument forms, which they include). */
-    PyObject *dict = FpyTensor_Type.tp_dict;
-    for (PyMethodDef *m = reduce2_methods; m->ml_name; m++) {
-        PyObject *d = PyDescr_NewMethod(&FpyTensor_Type, m);
-        if (!d || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
-            Py_XDECREF(d);
-            return -1;
-        }
-        Py_DECREF(d);
-    }
-    PyType_Modified(&FpyTensor_Type);
+    if (fpy_tensor_add_methods(reduce2_methods, false) < 0)
+        return -1;
     if (PyModule_AddFunctions(module, nn_functions) < 0)
         return -1;
     return PyModule_AddFunctions(module, reduce2_functions);

@@ -169,15 +169,7 @@ int fpy_sort_init(PyObject *module)
     if (PyStructSequence_InitType2(&SortResult_Type, &sort_desc) < 0 ||
         PyStructSequence_InitType2(&TopkResult_Type, &topk_desc) < 0)
         return -1;
-    PyObject *dict = FpyTensor_Type.tp_dict;
-    for (PyMethodDef *m = tensor_methods; m->ml_name; m++) {
-        PyObject *d = PyDescr_NewMethod(&FpyTensor_Type, m);
-        if (!d || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
-            Py_XDECREF(d);
-            return -1;
-        }
-        Py_DECREF(d);
-    }
-    PyType_Modified(&FpyTensor_Type);
+    if (fpy_tensor_add_methods(tensor_methods, false) < 0)
+        return -1;
     return PyModule_AddFunctions(module, module_functions);
 }

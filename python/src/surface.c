@@ -628,22 +628,9 @@ int fpy_surface_init(PyObject *module)
         PyErr_SetString(PyExc_SystemError, "ferry: Tensor.sum/mean missing at surface init");
         return -1;
     }
-    for (PyGetSetDef *g = surface_getset; g->name; g++) {
-        PyObject *d = PyDescr_NewGetSet(&FpyTensor_Type, g);
-        if (!d || PyDict_SetItemString(dict, g->name, d) < 0) {
-            Py_XDECREF(d);
-            return -1;
-        }
-        Py_DECREF(d);
-    }
-    for (PyMethodDef *m = surface_methods; m->ml_name; m++) {
-        PyObject *d = PyDescr_NewMethod(&FpyTensor_Type, m);
-        if (!d || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
-            Py_XDECREF(d);
-            return -1;
-        }
-        Py_DECREF(d);
-    }
-    PyType_Modified(&FpyTensor_Type);
+    if (fpy_tensor_add_getset(surface_getset) < 0)
+        return -1;
+    if (fpy_tensor_add_methods(surface_methods, false) < 0)
+        return -1;
     return PyModule_AddFunctions(module, surface_functions);
 }

@@ -1524,3 +1524,35 @@ int fpy_tensor_type_init(PyObject *module)
     PyType_Modified(&FpyTensor_Type);
     return PyModule_AddObjectRef(module, "Tensor", (PyObject *)&FpyTensor_Type);
 }
+
+int fpy_tensor_add_methods(PyMethodDef *defs, bool keep_existing)
+{
+    PyObject *dict = FpyTensor_Type.tp_dict;
+    for (PyMethodDef *m = defs; m->ml_name; m++) {
+        if (keep_existing && PyDict_GetItemString(dict, m->ml_name))
+            continue;
+        PyObject *d = PyDescr_NewMethod(&FpyTensor_Type, m);
+        if (!d || PyDict_SetItemString(dict, m->ml_name, d) < 0) {
+            Py_XDECREF(d);
+            return -1;
+        }
+        Py_DECREF(d);
+    }
+    PyType_Modified(&FpyTensor_Type);
+    return 0;
+}
+
+int fpy_tensor_add_getset(PyGetSetDef *defs)
+{
+    PyObject *dict = FpyTensor_Type.tp_dict;
+    for (PyGetSetDef *g = defs; g->name; g++) {
+        PyObject *d = PyDescr_NewGetSet(&FpyTensor_Type, g);
+        if (!d || PyDict_SetItemString(dict, g->name, d) < 0) {
+            Py_XDECREF(d);
+            return -1;
+        }
+        Py_DECREF(d);
+    }
+    PyType_Modified(&FpyTensor_Type);
+    return 0;
+}
