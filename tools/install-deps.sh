@@ -38,11 +38,11 @@ if ! "$python" -c 'import sysconfig, os; assert os.path.exists(os.path.join(sysc
   $sudo apt-get update
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends python3-dev python3-pip
 fi
-if ! "$python" -c 'import numpy, pytest, jax; assert int(numpy.__version__.split(".")[0]) >= 2' 2>/dev/null; then
-  echo "install-deps: installing numpy>=2, pytest, jax[cpu] for $python"
+if ! "$python" -c 'import numpy, pytest, jax, safetensors; assert int(numpy.__version__.split(".")[0]) >= 2' 2>/dev/null; then
+  echo "install-deps: installing numpy>=2, pytest, jax[cpu], safetensors for $python"
   # Debian marks its interpreter externally managed (PEP 668); a pyenv one is not.
-  "$python" -m pip install --quiet "numpy>=2" pytest "jax[cpu]" \
-    || "$python" -m pip install --quiet --break-system-packages "numpy>=2" pytest "jax[cpu]"
+  "$python" -m pip install --quiet "numpy>=2" pytest "jax[cpu]" safetensors \
+    || "$python" -m pip install --quiet --break-system-packages "numpy>=2" pytest "jax[cpu]" safetensors
 fi
 
 # PyTorch, for python/tests/test_torch.py (DLPack both ways and the cross-checks of
