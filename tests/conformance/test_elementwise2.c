@@ -257,6 +257,10 @@ static double ref_bin(const bin_op *op, ferry_dtype ct, double x, double y)
     if (!strcmp(n, "remainder")) return fl ? py_rem(x, y) : conf_wrap(ct, (int64_t)py_rem(x, y));
     if (!strcmp(n, "fmod")) return fmod(x, y);
     if (!strcmp(n, "floor_divide")) return fl ? py_floordiv(x, y) : conf_wrap(ct, (int64_t)floor(x / y));
+    if (!strcmp(n, "logical_and")) return x != 0 && y != 0;
+    if (!strcmp(n, "logical_or")) return x != 0 || y != 0;
+    if (!strcmp(n, "logical_xor")) return (x != 0) != (y != 0);
+    /* Only integer and bool operands reach the bitwise ops (floats may be NaN). */
     int64_t a = (int64_t)x, b = (int64_t)y;
     int bits = (int)conf_dtype_size(ct) * 8;
     if (!strcmp(n, "bitwise_and")) return conf_wrap(ct, a & b);
@@ -266,9 +270,7 @@ static double ref_bin(const bin_op *op, ferry_dtype ct, double x, double y)
         return b < 0 || b >= bits ? 0 : conf_wrap(ct, (int64_t)((uint64_t)a << b));
     if (!strcmp(n, "bitwise_right_shift"))
         return b < 0 || b >= bits ? (a < 0 ? -1 : 0) : (double)(a >> b);
-    if (!strcmp(n, "logical_and")) return x != 0 && y != 0;
-    if (!strcmp(n, "logical_or")) return x != 0 || y != 0;
-    return (x != 0) != (y != 0);
+    return NAN;
 }
 
 static bool bin_refuses(const bin_op *op, ferry_dtype ct, char *msg, size_t cap)
