@@ -304,3 +304,5 @@ for _name in _ELEMENTWISE:
 gelu, softplus, leaky_relu = _ferry._gelu, _ferry._softplus, _ferry._leaky_relu
 __all__ += ["gelu", "softplus", "leaky_relu"]
 del _name
+
+__all__ += ["gather", "index_select", "scatter", "scatter_add"]
