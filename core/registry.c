@@ -679,6 +679,8 @@ const char *ferry__backend_for_dlpack_type(int32_t dl_type)
     /* Rare (a DLPack import of a type no built-in backend has), so every discovered
      * plugin may be loaded to ask it. */
     const char *found = NULL;
+    if (dl_type <= 0) /* 0 is what a plugin without a DLPack type declares */
+        return NULL;
     ferry_error_state saved;
     ferry__error_save(&saved);
     lock();

@@ -987,6 +987,11 @@ static void test_dlpack_import_unsupported_device_fails(void **state)
     expect_import_fails(&m, FERRY_ERR_UNSUPPORTED, "DLPack device type 7 (device_id 0)");
     m.dl_tensor.device = (DLDevice){kDLROCM, 1};
     expect_import_fails(&m, FERRY_ERR_UNSUPPORTED, "DLPack device type 10 (device_id 1)");
+    /* 0 is no DLPack type, though it is what sim declares for "none" (the fuzzer found
+     * such an import routed to sim). */
+    require_backend("sim");
+    m.dl_tensor.device = (DLDevice){(DLDeviceType)0, 0};
+    expect_import_fails(&m, FERRY_ERR_UNSUPPORTED, "DLPack device type 0 (device_id 0)");
 }
 
 static void test_dlpack_import_missing_gpu_device_fails(void **state)
