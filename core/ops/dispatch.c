@@ -444,3 +444,22 @@ ferry_status ferry__attach_or_fail(ferry_node *n, ferry_status st, ferry_tensor 
     ferry__node_attach(n, *result);
     return FERRY_OK;
 }
+
+ferry_status ferry__binary_operands(const char *fn, const ferry_tensor *a, const ferry_tensor *b,
+                                    const ferry_scalar *scalar, ferry_dtype *compute)
+{
+    ferry_status st = ferry__check_tensor(a, fn);
+    if (st != FERRY_OK)
+        return st;
+    if (!scalar) {
+        if ((st = ferry__check_tensor(b, fn)) != FERRY_OK)
+            return st;
+        if ((st = ferry__check_same_device(a, b)) != FERRY_OK)
+            return st;
+    }
+    if (scalar && (unsigned)scalar->kind > FERRY_SCALAR_FLOAT)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: invalid scalar kind %d", fn,
+                            (int)scalar->kind);
+    *compute = scalar ? ferry__promote_scalar(a->dtype, scalar) : ferry__promote_operands(a, b);
+    return FERRY_OK;
+}

@@ -26,19 +26,10 @@ static ferry_status binary_forward(ferry_binary_op op, ferry_tensor *out, ferry_
                                    ferry_tensor **result)
 {
     const char *fn = binary_names[op];
-    ferry_status st = ferry__check_tensor(a, fn);
+    ferry_dtype ct;
+    ferry_status st = ferry__binary_operands(fn, a, b, scalar, &ct);
     if (st != FERRY_OK)
         return st;
-    if (!scalar) {
-        if ((st = ferry__check_tensor(b, fn)) != FERRY_OK)
-            return st;
-        if ((st = ferry__check_same_device(a, b)) != FERRY_OK)
-            return st;
-    }
-    if (scalar && (unsigned)scalar->kind > FERRY_SCALAR_FLOAT)
-        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: invalid scalar kind %d", fn,
-                            (int)scalar->kind);
-    ferry_dtype ct = scalar ? ferry__promote_scalar(a->dtype, scalar) : ferry__promote_operands(a, b);
     if (op == FERRY_BINARY_SUB) { /* PyTorch's sub_check, both of its messages */
         bool a_bool = a->dtype == FERRY_BOOL;
         bool b_bool = scalar ? scalar->kind == FERRY_SCALAR_BOOL : b->dtype == FERRY_BOOL;

@@ -441,19 +441,10 @@ static ferry_status binary2_forward(ferry_binary2_op op, ferry_tensor *out, ferr
                                     ferry_tensor **result)
 {
     const char *fn = binfo[op].name;
-    ferry_status st = ferry__check_tensor(a, fn);
+    ferry_dtype ct;
+    ferry_status st = ferry__binary_operands(fn, a, b, scalar, &ct);
     if (st != FERRY_OK)
         return st;
-    if (!scalar) {
-        if ((st = ferry__check_tensor(b, fn)) != FERRY_OK)
-            return st;
-        if ((st = ferry__check_same_device(a, b)) != FERRY_OK)
-            return st;
-    }
-    if (scalar && (unsigned)scalar->kind > FERRY_SCALAR_FLOAT)
-        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: invalid scalar kind %d", fn,
-                            (int)scalar->kind);
-    ferry_dtype ct = scalar ? ferry__promote_scalar(a->dtype, scalar) : ferry__promote_operands(a, b);
     ferry_dtype rt = ct;
     bool fl = ferry_dtype_is_floating(ct);
     switch (binfo[op].kind) {

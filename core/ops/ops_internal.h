@@ -47,6 +47,10 @@ ferry_scalar ferry__scalar_of_double(double v);
 bool ferry__can_cast(ferry_dtype from, ferry_dtype to);
 const char *ferry__torch_type_name(ferry_dtype d);
 
+/* A binary op's operands checked (live tensors on one device, or a valid scalar) and
+ * their compute dtype as PyTorch promotes them; b is ignored when scalar is given. */
+ferry_status ferry__binary_operands(const char *fn, const ferry_tensor *a, const ferry_tensor *b,
+                                    const ferry_scalar *scalar, ferry_dtype *compute);
 ferry_status ferry__check_out(const char *fn, const ferry_tensor *out, const ferry_tensor *ref,
                               int ndim, const int64_t *shape, ferry_dtype result);
 bool ferry__overlaps(const ferry_tensor *out, const ferry_tensor *in);
