@@ -24,13 +24,14 @@ static PyObject *select_call(PyObject *self, PyObject *args, PyObject *kw, const
 {
     static char *kw_m[] = {"dim", "index", NULL};
     static char *kw_f[] = {"input", "dim", "index", NULL};
-    PyObject *in = self, *index;
+    PyObject *in = self, *index, *dimo;
     int dim;
-    if (self ? !PyArg_ParseTupleAndKeywords(args, kw, "iO", kw_m, &dim, &index)
-             : !PyArg_ParseTupleAndKeywords(args, kw, "OiO", kw_f, &in, &dim, &index))
+    if (self ? !PyArg_ParseTupleAndKeywords(args, kw, "OO", kw_m, &dimo, &index)
+             : !PyArg_ParseTupleAndKeywords(args, kw, "OOO", kw_f, &in, &dimo, &index))
         return NULL;
     ferry_tensor *t, *i;
-    if (tensor_arg(in, fn, "input", &t) < 0 || tensor_arg(index, fn, "index", &i) < 0)
+    if (tensor_arg(in, fn, "input", &t) < 0 || tensor_arg(index, fn, "index", &i) < 0 ||
+        fpy_dim(dimo, ferry_tensor_ndim(t), &dim) < 0)
         return NULL;
     return fpy_wrap(f(t, dim, i));
 }
@@ -40,14 +41,14 @@ static PyObject *scatter_call(PyObject *self, PyObject *args, PyObject *kw, cons
 {
     static char *kw_m[] = {"dim", "index", "src", NULL};
     static char *kw_f[] = {"input", "dim", "index", "src", NULL};
-    PyObject *in = self, *index, *src;
+    PyObject *in = self, *index, *src, *dimo;
     int dim;
-    if (self ? !PyArg_ParseTupleAndKeywords(args, kw, "iOO", kw_m, &dim, &index, &src)
-             : !PyArg_ParseTupleAndKeywords(args, kw, "OiOO", kw_f, &in, &dim, &index, &src))
+    if (self ? !PyArg_ParseTupleAndKeywords(args, kw, "OOO", kw_m, &dimo, &index, &src)
+             : !PyArg_ParseTupleAndKeywords(args, kw, "OOOO", kw_f, &in, &dimo, &index, &src))
         return NULL;
     ferry_tensor *t, *i, *s;
     if (tensor_arg(in, fn, "input", &t) < 0 || tensor_arg(index, fn, "index", &i) < 0 ||
-        tensor_arg(src, fn, "src", &s) < 0)
+        tensor_arg(src, fn, "src", &s) < 0 || fpy_dim(dimo, ferry_tensor_ndim(t), &dim) < 0)
         return NULL;
     if (fi) {
         if (fi(t, dim, i, s) != FERRY_OK)

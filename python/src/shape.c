@@ -48,12 +48,23 @@ static const ferry_tensor **tensor_list(PyObject *seq, const char *fn, Py_ssize_
     return ts;
 }
 
+/* A dim argument (NULL: the default 0) of a tensor of ndim dims, as int64 with PyTorch's
+ * IndexError when out of range, so 2**40 is refused rather than truncated. */
+static int dim_arg(PyObject *o, int ndim, int *dim)
+{
+    if (!o) {
+        *dim = 0;
+        return 0;
+    }
+    return fpy_dim(o, ndim, dim);
+}
+
 static PyObject *join(PyObject *args, PyObject *kwargs, const char *fn, bool stack)
 {
     static char *kw[] = {"tensors", "dim", NULL};
-    PyObject *seq;
+    PyObject *seq, *dimo = NULL;
     int dim = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|i", kw, &seq, &dim))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O", kw, &seq, &dimo))
         return NULL;
     Py_ssize_t n = 0;
     /* Keep the items alive: a list argument could be mutated by nobody here, but a
@@ -73,6 +84,11 @@ static PyObject *join(PyObject *args, PyObject *kwargs, const char *fn, bool sta
             PyErr_SetString(PyExc_RuntimeError, "stack expects a non-empty TensorList");
         else
             PyErr_Format(PyExc_ValueError, "%s(): expected a non-empty list of Tensors", fn);
+        return NULL;
+    }
+    if (dim_arg(dimo, ferry_tensor_ndim(ts[0]) + (stack ? 1 : 0), &dim) < 0) {
+        PyMem_Free(ts);
+        Py_XDECREF(tup);
         return NULL;
     }
     ferry_tensor *r = stack ? ferry_stack(ts, (int)n, dim) : ferry_cat(ts, (int)n, dim);
@@ -182,9 +198,10 @@ static int call_unbind(ferry_tensor *t, void *c, ferry_tensor **out, int cap)
 static PyObject *t_split(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kw[] = {"split_size_or_sections", "dim", NULL};
-    PyObject *so;
+    PyObject *so, *dimo = NULL;
     int dim = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|i", kw, &so, &dim))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O", kw, &so, &dimo) ||
+        dim_arg(dimo, ferry_tensor_ndim(FPY_T(self)), &dim) < 0)
         return NULL;
     split_ctx c = {dim, 0, -1, {0}, NULL};
     if (PyLong_Check(so) || PyIndex_Check(so)) {
@@ -222,8 +239,10 @@ static PyObject *t_split(PyObject *self, PyObject *args, PyObject *kwargs)
 static PyObject *t_chunk(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kw[] = {"chunks", "dim", NULL};
+    PyObject *dimo = NULL;
     int chunks, dim = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|i", kw, &chunks, &dim))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|O", kw, &chunks, &dimo) ||
+        dim_arg(dimo, ferry_tensor_ndim(FPY_T(self)), &dim) < 0)
         return NULL;
     split_ctx c = {dim, chunks, -1, {0}, NULL};
     return list_result(FPY_T(self), call_chunk, &c);
@@ -232,8 +251,10 @@ static PyObject *t_chunk(PyObject *self, PyObject *args, PyObject *kwargs)
 static PyObject *t_unbind(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kw[] = {"dim", NULL};
+    PyObject *dimo = NULL;
     int dim = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|i", kw, &dim))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O", kw, &dimo) ||
+        dim_arg(dimo, ferry_tensor_ndim(FPY_T(self)), &dim) < 0)
         return NULL;
     split_ctx c = {dim, 0, -1, {0}, NULL};
     return list_result(FPY_T(self), call_unbind, &c);
@@ -242,9 +263,11 @@ static PyObject *t_unbind(PyObject *self, PyObject *args, PyObject *kwargs)
 static PyObject *t_narrow(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kw[] = {"dim", "start", "length", NULL};
+    PyObject *dimo;
     int dim;
     long long start, length;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iLL", kw, &dim, &start, &length))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OLL", kw, &dimo, &start, &length) ||
+        dim_arg(dimo, ferry_tensor_ndim(FPY_T(self)), &dim) < 0)
         return NULL;
     return fpy_wrap(ferry_narrow(FPY_T(self), dim, start, length));
 }

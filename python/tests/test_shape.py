@@ -179,3 +179,16 @@ def test_linspace_float32_is_bit_identical_to_torch():
         f = ferry.linspace(s, e, n).numpy()
         t = torch.linspace(s, e, n).numpy()
         assert f.tobytes() == t.tobytes(), (s, e, n)
+
+
+def test_dims_past_int32_are_index_errors_not_truncated():
+    t = ferry.arange(6.).reshape(2, 3)
+    msg = r"Dimension out of range \(expected to be in range of \[-2, 1\], but got 1099511627776\)"
+    for call in (lambda: ferry.cat([t, t], 2**40), lambda: t.split(1, 2**40),
+                 lambda: t.chunk(2, 2**40), lambda: t.unbind(2**40),
+                 lambda: t.narrow(2**40, 0, 1), lambda: t.gather(2**40, ferry.zeros(1, 1, dtype=ferry.int64)),
+                 lambda: t.index_select(2**40, ferry.zeros(1, dtype=ferry.int64))):
+        with pytest.raises(IndexError, match=msg):
+            call()
+    with pytest.raises(IndexError, match=r"range of \[-3, 2\], but got -1099511627776"):
+        ferry.stack([t, t], -2**40)
