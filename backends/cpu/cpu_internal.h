@@ -40,12 +40,12 @@ CPU_HIDDEN ferry_status cpu_reduce(int32_t device, ferry_reduce_op op,
 CPU_HIDDEN ferry_status cpu_matmul(int32_t device, const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
 
-/* Named-op tables by family (cpu_backend.c lists them). */
+/* Named-op tables of the family files (cpu_<family>.c), one per line, listed in
+ * cpu_named_tables (rows ending with {NULL, NULL}). */
 CPU_HIDDEN extern const ferry_named_entry cpu_named_random[];
-/* Named-kernel tables, one per op family (cpu_backend.c lists them). */
 CPU_HIDDEN extern const ferry_named_entry cpu_named_index[];
-/* Named-op tables (ferry_named_entry rows, ending with {NULL, NULL}). */
 CPU_HIDDEN extern const ferry_named_entry cpu_named_elementwise2[];
+CPU_HIDDEN extern const ferry_named_entry cpu_named_select[];
 
 /* ---- helpers shared by the op kernels ------------------------------------------------
  * Names differ from cpu_cast.c's file-static helpers, which predate these. */

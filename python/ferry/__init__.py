@@ -306,3 +306,8 @@ __all__ += ["gelu", "softplus", "leaky_relu"]
 del _name
 
 __all__ += ["gather", "index_select", "scatter", "scatter_add"]
+
+# Selection, sized by the data (python/src/select.c).
+from ferry._ferry import argwhere, masked_scatter, masked_select, nonzero  # noqa: E402,F401
+
+__all__ += ["argwhere", "masked_scatter", "masked_select", "nonzero"]

@@ -210,6 +210,7 @@ extern ferry_dtype fpy_default_float;
 int fpy_shape_init(PyObject *module);
 /* index.c: Tensor.index_select/gather/scatter... and the module functions. */
 int fpy_index_init(PyObject *module);
+int fpy_select_init(PyObject *module);
 /* elementwise.c: the ELEM2 ops as Tensor methods and module functions. */
 int fpy_elementwise_init(PyObject *module);
 /* elementwise.c: Tensor's number slots for ~ // % & | ^ << >> and their in-place forms
