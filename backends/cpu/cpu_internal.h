@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <ferry/backend.h>
 
@@ -89,6 +92,19 @@ static inline int64_t cpu_split(int64_t n, int parts, int t, int64_t align)
     chunk = (chunk + align - 1) / align * align;
     int64_t at = chunk * t;
     return at < n ? at : n;
+}
+
+/* The calling thread's part [*lo, *hi) of n items inside a parallel region (all of them
+ * outside one), boundaries on multiples of `align` as cpu_split places them. */
+static inline void cpu_thread_part(int64_t n, int64_t align, int64_t *lo, int64_t *hi)
+{
+    int t = 0, parts = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    parts = omp_get_num_threads();
+#endif
+    *lo = cpu_split(n, parts, t, align);
+    *hi = cpu_split(n, parts, t + 1, align);
 }
 
 /* Bytes per element of a dtype; 0 for a value outside the enum. */

@@ -4,9 +4,6 @@
  * freely. */
 #include <stdint.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include <ferry/ops/select.h>
 
@@ -48,12 +45,8 @@ static ferry_status cpu_nonzero(int32_t device, const ferry_op_args *a)
     int nt = cpu_threads_for(numel, SELECT_GRAIN);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int t = 0, parts = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        parts = omp_get_num_threads();
-#endif
-        int64_t lo = cpu_split(numel, parts, t, 1), hi = cpu_split(numel, parts, t + 1, 1);
+        int64_t lo, hi;
+        cpu_thread_part(numel, 1, &lo, &hi);
         int64_t idx[FERRY_NONZERO_MAX_DIMS], rest = lo;
         for (int d = ndim - 1; d >= 0; d--) {
             idx[d] = rest % p->shape[d];
@@ -150,13 +143,9 @@ static ferry_status run_select(const ferry_op_args *a, bool scatter)
     int nt = cpu_threads_for(numel, SELECT_GRAIN);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int t = 0, parts = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        parts = omp_get_num_threads();
-#endif
-        cpu_nd_walk(&it, base, esize, cpu_split(numel, parts, t, 64),
-                    cpu_split(numel, parts, t + 1, 64), row, &c);
+        int64_t lo, hi;
+        cpu_thread_part(numel, 64, &lo, &hi);
+        cpu_nd_walk(&it, base, esize, lo, hi, row, &c);
     }
     return FERRY_OK;
 }

@@ -124,16 +124,18 @@ static ferry_status scatter_with(ferry_tensor *self, ferry_tensor *source, const
     return st;
 }
 
+/* Node params of both ops: the walked shape's ndim, the count, then the shape. */
+enum { P_NDIM, P_COUNT, P_SHAPE };
+
 static ferry_status masked_select_backward(ferry_node *n, ferry_tensor *g, ferry_tensor **grads)
 {
     scope s = {0};
     int64_t *p = ferry__node_params(n, NULL);
-    int ndim = (int)p[0];
     ferry_tensor *pos = ferry__saved_in(&s, n, 0);
-    ferry_tensor *z = STEP(&s, ferry__new_like(g, g->dtype, ndim, p + 1));
+    ferry_tensor *z = STEP(&s, ferry__new_like(g, g->dtype, (int)p[P_NDIM], p + P_SHAPE));
     if (!s.failed && ferry__fill(z, 0.0) != FERRY_OK)
         s.failed = true;
-    if (!s.failed && scatter_with(z, g, pos, ferry_tensor_numel(g)) != FERRY_OK)
+    if (!s.failed && scatter_with(z, g, pos, p[P_COUNT]) != FERRY_OK)
         s.failed = true;
     ferry_tensor *r = STEP(&s, ferry__sum_to(z, ferry__node_input_ndim(n, 0),
                                            ferry__node_input_shape(n, 0)));
@@ -163,16 +165,18 @@ static ferry_status mask_operands(const char *fn, ferry_tensor *t, ferry_tensor 
     return FERRY_OK;
 }
 
-/* Records node `name` on r with the running count and the walked shape saved. */
+/* Records node `name` on r with the running count, its total and the walked shape. */
 static void record_select(const char *name, ferry_backward_fn fn, int nin, ferry_tensor **in,
-                          ferry_tensor *pos, int ndim, const int64_t *shape, ferry_tensor **r)
+                          ferry_tensor *pos, int64_t count, int ndim, const int64_t *shape,
+                          ferry_tensor **r)
 {
     ferry_node *n = ferry__node_create(name, fn, nin, in);
-    int64_t *p = n ? ferry__node_params_alloc(n, 1 + ndim) : NULL;
+    int64_t *p = n ? ferry__node_params_alloc(n, P_SHAPE + ndim) : NULL;
     ferry_status st = p ? ferry__node_save(n, 0, pos, false) : ferry_last_status();
     if (p) {
-        p[0] = ndim;
-        memcpy(p + 1, shape, sizeof(int64_t) * (size_t)ndim);
+        p[P_NDIM] = ndim;
+        p[P_COUNT] = count;
+        memcpy(p + P_SHAPE, shape, sizeof(int64_t) * (size_t)ndim);
     }
     ferry__attach_or_fail(n, st, r);
 }
@@ -196,8 +200,8 @@ FERRY_API ferry_tensor *ferry_masked_select(ferry_tensor *t, ferry_tensor *mask)
     ferry_tensor *r = pos ? select_with(t, ndim, shape, pos, count) : NULL;
     resume_grad(prev);
     if (r && want)
-        record_select("MaskedSelectBackward0", masked_select_backward, 1, &t, pos, ndim, shape,
-                      &r);
+        record_select("MaskedSelectBackward0", masked_select_backward, 1, &t, pos, count, ndim,
+                      shape, &r);
     ferry_tensor_release(pos);
     return r;
 }
@@ -208,14 +212,8 @@ static ferry_status masked_scatter_backward(ferry_node *n, ferry_tensor *g, ferr
 {
     scope s = {0};
     int64_t *p = ferry__node_params(n, NULL);
-    int ndim = (int)p[0];
+    int64_t count = p[P_COUNT];
     ferry_tensor *pos = ferry__saved_in(&s, n, 0);
-    int64_t count = 0;
-    if (!s.failed && ferry_tensor_numel(pos) > 0) {
-        ferry_tensor *last = STEP(&s, ferry_narrow(pos, 0, ferry_tensor_numel(pos) - 1, 1));
-        if (!s.failed && ferry_tensor_copy_to_host(last, &count, sizeof count) != FERRY_OK)
-            s.failed = true;
-    }
     if (!s.failed && ferry__node_needs(n, 0)) {
         /* What the scatter overwrote gets no gradient from self. */
         ferry_tensor *gs = STEP(&s, ferry_tensor_clone(g));
@@ -233,7 +231,7 @@ static ferry_status masked_scatter_backward(ferry_node *n, ferry_tensor *g, ferr
         int sdim = ferry__node_input_ndim(n, 1);
         const int64_t *sshape = ferry__node_input_shape(n, 1);
         int64_t total = ferry__numel(sdim, sshape);
-        ferry_tensor *picked = STEP(&s, select_with(g, ndim, p + 1, pos, count));
+        ferry_tensor *picked = STEP(&s, select_with(g, (int)p[P_NDIM], p + P_SHAPE, pos, count));
         ferry_tensor *flat = STEP(&s, ferry__new_like(g, g->dtype, 1, &total));
         ferry_tensor *head = STEP(&s, flat ? ferry_narrow(flat, 0, 0, count) : NULL);
         if (!s.failed && (ferry__fill(flat, 0.0) != FERRY_OK ||
@@ -306,8 +304,8 @@ static ferry_tensor *masked_scatter_op(ferry_tensor *t, ferry_tensor *mask, ferr
     resume_grad(prev);
     if (r && want && !inplace) {
         ferry_tensor *in[2] = {t, source};
-        record_select("MaskedScatterBackward0", masked_scatter_backward, 2, in, pos, ndim, shape,
-                      &r);
+        record_select("MaskedScatterBackward0", masked_scatter_backward, 2, in, pos, count, ndim,
+                      shape, &r);
     }
     ferry_tensor_release(pos);
     return r;

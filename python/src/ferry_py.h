@@ -83,6 +83,9 @@ int fpy_bool_converter(PyObject *o, void *out);
 /* An int argument (operator.index) into an int64: TypeError for a non-int, ValueError
  * "Overflow when unpacking long long" beyond int64, as PyTorch. 0 or -1. */
 int fpy_int64(PyObject *o, int64_t *out);
+/* A Tensor argument: TypeError "fn(): argument 'arg' must be Tensor, not list" for
+ * anything else, as PyTorch's parser says. 0 or -1. */
+int fpy_tensor_arg(PyObject *o, const char *fn, const char *arg, ferry_tensor **out);
 /* Sizes given as ints (`zeros(2, 3)`) or as one sequence (`zeros((2, 3))`), at most
  * FERRY_MAX_DIMS, each an int64: PyTorch's TypeErrors name fn and arg for anything else,
  * an int past int64 included. 0 or -1. */

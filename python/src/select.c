@@ -2,17 +2,6 @@
  * masked_scatter(_), as Tensor methods and module functions with torch's keywords. */
 #include "ferry_py.h"
 
-static int tensor_arg(PyObject *o, const char *fn, const char *what, ferry_tensor **out)
-{
-    if (!FpyTensor_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be Tensor, not %s", fn, what,
-                     Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    *out = FPY_T(o);
-    return 0;
-}
-
 /* The columns of t's nonzero() as a tuple of 1-d tensors (a 0-d t counts as 1-d). */
 static PyObject *nonzero_tuple(ferry_tensor *t)
 {
@@ -64,7 +53,7 @@ static PyObject *nonzero_call(PyObject *self, PyObject *args, PyObject *kw)
                                             fpy_bool_converter, &as_tuple))
         return NULL;
     ferry_tensor *t;
-    if (tensor_arg(in, "nonzero", "input", &t) < 0)
+    if (fpy_tensor_arg(in, "nonzero", "input", &t) < 0)
         return NULL;
     if (as_tuple.value)
         return nonzero_tuple(t);
@@ -79,7 +68,7 @@ static PyObject *argwhere_call(PyObject *self, PyObject *args, PyObject *kw)
              : !PyArg_ParseTupleAndKeywords(args, kw, "O:argwhere", kw_f, &in))
         return NULL;
     ferry_tensor *t;
-    if (tensor_arg(in, "argwhere", "input", &t) < 0)
+    if (fpy_tensor_arg(in, "argwhere", "input", &t) < 0)
         return NULL;
     return fpy_wrap(ferry_nonzero(t));
 }
@@ -93,8 +82,8 @@ static PyObject *masked_select_call(PyObject *self, PyObject *args, PyObject *kw
              : !PyArg_ParseTupleAndKeywords(args, kw, "OO:masked_select", kw_f, &in, &mask))
         return NULL;
     ferry_tensor *t, *m;
-    if (tensor_arg(in, "masked_select", "input", &t) < 0 ||
-        tensor_arg(mask, "masked_select", "mask", &m) < 0)
+    if (fpy_tensor_arg(in, "masked_select", "input", &t) < 0 ||
+        fpy_tensor_arg(mask, "masked_select", "mask", &m) < 0)
         return NULL;
     return fpy_wrap(ferry_masked_select(t, m));
 }
@@ -109,8 +98,8 @@ static PyObject *masked_scatter_call(PyObject *self, PyObject *args, PyObject *k
              : !PyArg_ParseTupleAndKeywords(args, kw, "OOO", kw_f, &in, &mask, &source))
         return NULL;
     ferry_tensor *t, *m, *s;
-    if (tensor_arg(in, fn, "input", &t) < 0 || tensor_arg(mask, fn, "mask", &m) < 0 ||
-        tensor_arg(source, fn, "source", &s) < 0)
+    if (fpy_tensor_arg(in, fn, "input", &t) < 0 || fpy_tensor_arg(mask, fn, "mask", &m) < 0 ||
+        fpy_tensor_arg(source, fn, "source", &s) < 0)
         return NULL;
     if (!inplace)
         return fpy_wrap(ferry_masked_scatter(t, m, s));
