@@ -10,6 +10,23 @@
 #include "ferry_kernels.h"
 #endif
 
+/* One launch, shared with the host. Offsets and strides in elements of each operand's
+ * own dtype. The walked shape is the strided operand's (masked_select: src;
+ * masked_scatter: self; nonzero: the counted tensor's, uncollapsed, with no strided
+ * operand). */
+typedef struct fk_sgeom {
+    fk_i64 shape[FK_MAX_DIMS];
+    fk_i64 stride[FK_MAX_DIMS];
+    fk_i64 offset;       /* the strided operand's */
+    fk_i64 pos_offset;
+    fk_i64 pos_stride;
+    fk_i64 dense_offset; /* out (nonzero, masked_select) or source (masked_scatter) */
+    fk_i64 dense_stride; /* its stride; nonzero: between rows (columns are dense) */
+    fk_i64 numel;
+    fk_i32 ndim;
+    fk_i32 reserved;
+} fk_sgeom;
+
 #if !defined(FK_HOST)
 #if FK_NAMED_FAMILY(SELECT)
 

@@ -5,8 +5,11 @@
 #include <string.h>
 
 #include <ferry/ops/select.h>
+#include <ferry/ops/sort.h>
 
 #include "fk_plan.h"
+#include "ferry_select.h"
+#include "ferry_sort.h"
 
 /* The kernels number their ops as backend.h does, and index dtypes in ferry_dtype order. */
 _Static_assert(FK_UN_NEG == FERRY_UNARY_NEG && FK_UN_RELU == FERRY_UNARY_RELU &&
@@ -470,6 +473,77 @@ ferry_status fk_plan_matmul(const fk_plan_ctx *c, const ferry_kernel_tensor *out
     g->o_sb = batched ? out->strides[0] : 0;
     g->o_sm = out->strides[1];
     g->o_sn = out->strides[2];
+    return FERRY_OK;
+}
+
+/* ---- sort ----------------------------------------------------------------------------- */
+
+static int sort_code(ferry_dtype dt)
+{
+    switch (dt) {
+    case FERRY_BOOL: return FK_SORT_BOOL;
+    case FERRY_UINT8: return FK_SORT_UINT;
+    case FERRY_FLOAT16: return FK_SORT_F16;
+    case FERRY_BFLOAT16: return FK_SORT_BF16;
+    case FERRY_FLOAT32: return FK_SORT_F32;
+    case FERRY_FLOAT64: return FK_SORT_F64;
+    default: return FK_SORT_SINT;
+    }
+}
+
+/* Element offset and the two strides of a 2-d operand. */
+static ferry_status sort_operand(const fk_plan_ctx *c, const ferry_kernel_tensor *t, fk_i64 *off,
+                                 fk_i64 *rs, fk_i64 *es)
+{
+    *rs = t->strides[0];
+    *es = t->strides[1];
+    return elem_offset(c, t, off);
+}
+
+ferry_status fk_plan_sort(const fk_plan_ctx *c, const ferry_op_args *a, bool scatter,
+                          struct fk_sort_launch *p, bool *nothing)
+{
+    memset(p, 0, sizeof *p);
+    *nothing = true;
+    const ferry_sort_params *sp = (const ferry_sort_params *)a->params;
+    if (!sp || a->params_size < sizeof *sp || (a->ntensors != 3 && (scatter || a->ntensors != 2)))
+        return FERRY_ERR_UNSUPPORTED;
+    for (int i = 0; i < a->ntensors; i++)
+        if (a->tensors[i].ndim != 2)
+            return FERRY_ERR_UNSUPPORTED;
+    if (sp->rows <= 0 || sp->n <= 0 || (!scatter && sp->k <= 0))
+        return FERRY_OK;
+    p->rows = sp->rows;
+    p->n = sp->n;
+    p->k = sp->k;
+    /* sort: values, [indices,] input; sort_scatter: out, gradient, indices. */
+    bool has_idx = a->ntensors == 3;
+    const ferry_kernel_tensor *v = &a->tensors[0];
+    const ferry_kernel_tensor *in = &a->tensors[scatter ? 1 : has_idx ? 2 : 1];
+    const ferry_kernel_tensor *ix = has_idx ? &a->tensors[scatter ? 2 : 1] : NULL;
+    ferry_status st = sort_operand(c, in, &p->in_off, &p->in_rs, &p->in_es);
+    if (st == FERRY_OK)
+        st = sort_operand(c, v, &p->v_off, &p->v_rs, &p->v_es);
+    if (st == FERRY_OK && ix)
+        st = sort_operand(c, ix, &p->i_off, &p->i_rs, &p->i_es);
+    if (st != FERRY_OK)
+        return st;
+    p->esize = (fk_i32)fk_dtype_size(v->dtype);
+    if (!scatter) {
+        int64_t P = 1;
+        while (P < sp->n)
+            P *= 2;
+        /* (key, index) pairs of 16 bytes each must fit one buffer. */
+        if (P > ((int64_t)1 << 40) / sp->rows)
+            return FERRY_ERR_UNSUPPORTED;
+        p->P = P;
+        p->scr_idx = sp->rows * P;
+        p->code = sort_code(in->dtype);
+        p->esize = (fk_i32)fk_dtype_size(in->dtype);
+        p->flip = sp->descending != 0;
+        p->has_idx = has_idx;
+    }
+    *nothing = false;
     return FERRY_OK;
 }
 

@@ -128,18 +128,30 @@ FK_PLAN_HIDDEN ferry_status fk_plan_matmul(const fk_plan_ctx *c, const ferry_ker
                                            const ferry_kernel_tensor *a,
                                            const ferry_kernel_tensor *b, fk_mgeom *g);
 
-/* ---- selection (ferry/ops/select.h) ------------------------------------------------------ */
+/* ---- named-op families -------------------------------------------------------------------
+ * Their launch structs live in the family headers (ferry_<family>.h), which define the
+ * kernels too when nvcc compiles them, so here they are only named. */
+struct fk_sgeom;
+struct fk_sort_launch;
+
+/* "ferry.sort" as the launches of ferry_sort_keys, one ferry_sort_step per (kk, j) of the
+ * bitonic network over P (p->P) and ferry_sort_out; "ferry.sort_scatter" (scatter true)
+ * as ferry_sort_zero then ferry_sort_scatter. *nothing when no launch is needed.
+ * FERRY_ERR_UNSUPPORTED when the tensors break the op's contract. */
+FK_PLAN_HIDDEN ferry_status fk_plan_sort(const fk_plan_ctx *c, const ferry_op_args *a,
+                                         bool scatter, struct fk_sort_launch *p, bool *nothing);
+
 
 /* The tensors of "ferry.masked_select" (scatter false) or "ferry.masked_scatter" as one
  * launch of ferry_masked_select_w<width> / ferry_masked_scatter_w<width> over g.numel
  * threads; *width is the element size in bytes. FERRY_ERR_UNSUPPORTED when they break
  * the op's contract or more than FK_MAX_DIMS dims remain after merging. */
 FK_PLAN_HIDDEN ferry_status fk_plan_select(const fk_plan_ctx *c, const ferry_op_args *a,
-                                           bool scatter, fk_sgeom *g, size_t *width);
+                                           bool scatter, struct fk_sgeom *g, size_t *width);
 /* "ferry.nonzero" as one launch of ferry_nonzero_rows; FERRY_ERR_UNSUPPORTED above
  * FK_MAX_DIMS dims or for an output that is not dense. */
 FK_PLAN_HIDDEN ferry_status fk_plan_nonzero(const fk_plan_ctx *c, const ferry_op_args *a,
-                                            fk_sgeom *g);
+                                            struct fk_sgeom *g);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 
 #include "ocl_internal.h"
 #include "fk_plan.h"
+#include "ferry_select.h"
 
 /* One launch of `name` over g.numel work-items: buffers a and b, then g. */
 static ferry_status launch(int32_t device, const char *name, cl_mem a, cl_mem b, cl_mem pos,
