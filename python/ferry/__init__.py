@@ -306,3 +306,6 @@ __all__ += ["gelu", "softplus", "leaky_relu"]
 del _name
 
 __all__ += ["gather", "index_select", "scatter", "scatter_add"]
+# `ferry.distributed` after `import ferry`, as torch.distributed after `import torch`
+# (pure Python; it joins no job until init_process_group).
+from ferry import distributed  # noqa: E402,F401
