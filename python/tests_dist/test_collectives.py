@@ -277,8 +277,9 @@ def test_gil_released_during_collectives():
 
     th = threading.Thread(target=tick)
     th.start()
+    dist.barrier()  # line the ranks up, so rank 0 surely waits about a second below
     if rank() == world() - 1:
-        time.sleep(0.5)
+        time.sleep(1.0)
     before = len(ticks)
     dist.barrier()
     waited = len(ticks) - before
