@@ -180,3 +180,37 @@ def test_world_of_one_without_launcher():
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip() == ("init_process_group(): world_size=4, but the launcher started "
                                 "1 process(es) (ferry takes both from mpirun) False")
+
+
+def test_rank_leaving_early_is_named(tmp_path):
+    """Through the launcher, 3 ranks: the last one returns without destroy_process_group
+    while the others wait in all_reduce; they end naming it, long before the timeout."""
+    if not (shutil.which("mpirun") or shutil.which("mpiexec")):
+        pytest.skip("no mpirun or mpiexec on PATH")
+    if not dist.is_mpi_available():
+        pytest.skip(f"the mpi communicator is not usable: {dist._backend_status('mpi')}")
+    script = tmp_path / "leave.py"
+    script.write_text(textwrap.dedent("""
+        import ferry, ferry.distributed as dist
+        dist.init_process_group("mpi")
+        dist.barrier()
+        if dist.get_rank() == dist.get_world_size() - 1:
+            raise SystemExit(0)  # no destroy_process_group
+        dist.all_reduce(ferry.ones(1000))
+        print("all_reduce returned", flush=True)
+    """))
+    env = _env()
+    env["FERRY_DIST_TIMEOUT"] = "100"
+    import time
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "ferry.distributed.run", "-n", "3", str(script)],
+                       env=env, capture_output=True, text=True, timeout=90)
+    took = time.monotonic() - t0
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "all_reduce returned" not in out
+    # The watchdog's words when the goodbye comes during the call, the call's own
+    # (a RuntimeError) when it came first.
+    import re
+    assert re.search(r"rank 2 (has )?exited \(?without calling ferry_dist_finalize", out), out
+    assert took < 30, f"took {took:.1f} s (FERRY_DIST_TIMEOUT is 100)"
