@@ -112,9 +112,6 @@ class GroupMember:
     NON_GROUP_MEMBER = -100
 
 
-_state = {"ranks": None}  # world ranks list once initialised
-
-
 def _check_initialized():
     if not _ferry._dist_is_initialized():
         raise ValueError(_NOT_INITIALIZED)
@@ -252,7 +249,6 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size=
     if bad:
         _ferry._dist_finalize()
         raise ValueError(f"init_process_group(): {bad} (ferry takes both from mpirun)")
-    _state["ranks"] = list(range(n))
 
 
 def destroy_process_group(group=None):
@@ -265,7 +261,6 @@ def destroy_process_group(group=None):
         # torch's type and words for destroying what was never made.
         raise AssertionError("Process group cannot be None")
     _ferry._dist_finalize()
-    _state["ranks"] = None
 
 
 def get_backend(group=None):
