@@ -34,14 +34,17 @@ if [ -x "$build/tests/test_dist_collectives" ] && command -v mpirun >/dev/null; 
   np=1
   if [ "${ngpu:-0}" -ge 2 ]; then np=2; fi
   echo "tests/gpu/run.sh: NCCL suite on $np rank(s) ($ngpu GPU(s))"
-  # Each rank sees only its own GPU as cuda:0.
-  one_gpu_each='export CUDA_VISIBLE_DEVICES=${OMPI_COMM_WORLD_LOCAL_RANK:-0}; exec "$@"'
+  # With 2 ranks each sees only its own GPU, as cuda:0; one rank keeps the caller's.
+  wrap=()
+  if [ "$np" -ge 2 ]; then
+    wrap=(bash -c 'export CUDA_VISIBLE_DEVICES=${OMPI_COMM_WORLD_LOCAL_RANK:-0}; exec "$@"' rank)
+  fi
   FERRY_DIST_BACKEND=nccl FERRY_DIST_TIMEOUT=120 FERRY_DIST_CHUNK_BYTES=65536 \
     FERRY_TEST_BUILD_DIR="$build" OMP_NUM_THREADS=1 \
     mpirun --allow-run-as-root --oversubscribe -np "$np" \
-    bash -c "$one_gpu_each" rank "$build/tests/test_dist_collectives"
+    "${wrap[@]}" "$build/tests/test_dist_collectives"
   FERRY_DIST_TIMEOUT=120 mpirun --allow-run-as-root --oversubscribe -np "$np" \
-    bash -c "$one_gpu_each" rank "$build/bin/ferry-train-mlp-dist" --device cuda:0
+    "${wrap[@]}" "$build/bin/ferry-train-mlp-dist" --device cuda:0
 else
   echo "tests/gpu/run.sh: no MPI (mpirun, libopenmpi-dev): the NCCL suite is not run" >&2
   exit 1
