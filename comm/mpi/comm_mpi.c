@@ -364,10 +364,28 @@ static ferry_status mpi_init(const ferry_comm_config *cfg, int *rank, int *size)
     return FERRY_OK;
 }
 
+/* Waits until every rank is leaving (ferry_dist_finalize or the exit handler) before
+ * MPI_Finalize, whose fence would otherwise hold a rank that exits early while the
+ * others fail on its goodbye and exit: mpirun, tearing the job down with a client in
+ * that fence, can hang in its own PMIx shutdown (Open MPI 4.1) after every rank is gone.
+ * Waiting here instead, outside the fence, the leaving rank is simply stopped by mpirun.
+ * With all ranks leaving, the barrier completes and the fence runs as before. */
+static void leave_barrier(void)
+{
+    MPI_Request req;
+    if (!mpi.multiple || MPI_Ibarrier(mpi.ctrl, &req) != MPI_SUCCESS)
+        return;
+    int done = 0;
+    while (!done && MPI_Test(&req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS)
+        if (!done)
+            usleep(1000);
+}
+
 static void mpi_finalize(void)
 {
     if (!mpi.initialized)
         return;
+    leave_barrier();
     stop_watchdog();
     mpi.initialized = false;
     MPI_Comm_free(&mpi.ctrl);

@@ -216,6 +216,8 @@ int fpy_index_init(PyObject *module);
 int fpy_select_init(PyObject *module);
 /* elementwise.c: the ELEM2 ops as Tensor methods and module functions. */
 int fpy_elementwise_init(PyObject *module);
+/* distributed.c: the _dist_* functions behind ferry.distributed. */
+int fpy_distributed_init(PyObject *module);
 /* elementwise.c: Tensor's number slots for ~ // % & | ^ << >> and their in-place forms
  * (slot, C op, whether `number op t` may run as `t op number`). */
 #define FPY_ELEM2_SLOTS_(X)                                                                 \

@@ -941,6 +941,7 @@ PyMODINIT_FUNC PyInit__ferry(void)
         fpy_index_init(m) < 0 ||
         fpy_elementwise_init(m) < 0 ||
         fpy_select_init(m) < 0 ||
+        fpy_distributed_init(m) < 0 ||
         false)
         goto fail;
     if (PyModule_AddObjectRef(m, "dtype", (PyObject *)&FpyDType_Type) < 0 ||

@@ -8,7 +8,8 @@ limit=$1 mpirun=$2 exe=$3 mode=$4
 shift 4
 start=$(date +%s)
 # The outer timeout only stops a broken build; the case itself must end well before.
-out=$(timeout $((limit * 3)) $mpirun "$exe" "$mode" 2>&1)
+# -k: an mpirun hung in its own shutdown ignores SIGTERM (Open MPI 4.1's PMIx finalize).
+out=$(timeout -k 5 $((limit * 3)) $mpirun "$exe" "$mode" 2>&1)
 rc=$?
 elapsed=$(( $(date +%s) - start ))
 echo "$out"

@@ -1,7 +1,9 @@
 /* Every collective x dtype x device under mpirun (2 and 3 ranks): each rank computes the
  * exact expected values itself; groups, send/recv ordering, ordering against queued device
  * work, and the argument errors. FERRY_DIST_CHUNK_BYTES makes small tensors take many
- * chunks, so the staged pipeline and the block loops run on every device. */
+ * chunks, so the staged pipeline and the block loops run on every device.
+ * FERRY_DIST_BACKEND (default mpi) picks the backend: tests/gpu/run.sh runs this suite
+ * with nccl on cuda:0, on one rank with one GPU (the tests that need a peer skip). */
 #include "dist_util.h"
 
 static int R, W;
@@ -63,6 +65,13 @@ static double reduced(ferry_dtype dt, ferry_dist_op op, const int *ranks, int n,
 }
 
 static int world_ranks[16];
+
+/* Point to point and groups of two need another rank (the GPU suite may run one). */
+#define require_peers()                                                                     \
+    do {                                                                                    \
+        if (W < 2)                                                                          \
+            skip_because("needs 2 ranks, the world has %d", W);                             \
+    } while (0)
 
 static size_t env_chunk(void)
 {
@@ -238,6 +247,7 @@ static void test_send_recv_keep_order_per_tag(void **state)
 {
     const char *dev = *state;
     require_device(dev);
+    require_peers();
     int next = (R + 1) % W, prev = (R + W - 1) % W;
     double expected[N];
     for (size_t d = 0; d < N_DTYPES; d++) {
@@ -331,6 +341,7 @@ static void test_groups(void **state)
 {
     const char *dev = *state;
     require_device(dev);
+    require_peers();
     int ends[2] = {W - 1, 0};
     ferry_dist_group *g = ferry_dist_new_group(ends, 2);
     assert_tensor(g);
@@ -381,6 +392,7 @@ static void test_groups(void **state)
 static void test_new_group_rejects_bad_lists(void **state)
 {
     (void)state;
+    require_peers(); /* {0, 0} is too long a list for a world of one */
     int dup[2] = {0, 0}, out_of_range[1] = {W};
     assert_null(ferry_dist_new_group(dup, 2));
     assert_failed_with(FERRY_ERR_INVALID_ARGUMENT, "rank 0 is listed twice");
@@ -395,6 +407,7 @@ static void test_argument_errors(void **state)
 {
     const char *dev = *state;
     require_device(dev);
+    require_peers();
     int64_t shape[2] = {2, 3};
     ferry_tensor *m = ferry_zeros(FERRY_FLOAT32, 2, shape, dev);
     assert_tensor(m);
@@ -444,6 +457,12 @@ static void test_argument_errors(void **state)
     assert_ok(ferry_dist_barrier());
 }
 
+static const char *backend(void)
+{
+    const char *b = getenv("FERRY_DIST_BACKEND");
+    return b && *b ? b : "mpi";
+}
+
 /* Rank and size agree with the launcher's; a second init is refused. */
 static void test_world(void **state)
 {
@@ -452,18 +471,19 @@ static void test_world(void **state)
     assert_non_null(n);
     assert_int_equal(W, atoi(n));
     assert_int_equal(R, atoi(getenv("OMPI_COMM_WORLD_RANK")));
-    assert_string_equal(ferry_dist_backend(), "mpi");
-    assert_status(ferry_dist_init("mpi"), FERRY_ERR_INVALID_ARGUMENT,
+    assert_string_equal(ferry_dist_backend(), backend());
+    assert_status(ferry_dist_init(backend()), FERRY_ERR_INVALID_ARGUMENT,
                   "trying to initialize the default process group twice!");
 }
 
 #define PER_DEVICE(fn)                                                                      \
     cmocka_unit_test_prestate(fn, (void *)"cpu"), cmocka_unit_test_prestate(fn, (void *)"sim:0"), \
-        cmocka_unit_test_prestate(fn, (void *)"opencl:0")
+        cmocka_unit_test_prestate(fn, (void *)"opencl:0"),                                  \
+        cmocka_unit_test_prestate(fn, (void *)"cuda:0")
 
 int main(void)
 {
-    ferry_status st = ferry_dist_init("mpi");
+    ferry_status st = ferry_dist_init(backend());
     if (st != FERRY_OK) {
         fprintf(stderr, "ferry_dist_init failed: %s\n", ferry_last_error());
         return 1;
