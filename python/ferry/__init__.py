@@ -311,6 +311,7 @@ __all__ += ["gather", "index_select", "scatter", "scatter_add"]
 from ferry._ferry import argwhere, masked_scatter, masked_select, nonzero  # noqa: E402,F401
 
 __all__ += ["argwhere", "masked_scatter", "masked_select", "nonzero"]
+
 # `ferry.distributed` after `import ferry`, as torch.distributed after `import torch`
 # (pure Python; it joins no job until init_process_group).
 from ferry import distributed  # noqa: E402,F401
