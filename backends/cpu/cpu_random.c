@@ -3,11 +3,15 @@
  * ones opencl and cuda produce, and every other device's fallback gets them too. Each
  * Philox block is independent, so blocks split across OpenMP threads in any way. */
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <ferry/half.h>
 #include <ferry/ops/random.h>
 
 #include "cpu_internal.h"
+#include "cpu_random_vec_api.h"
 #include "ferry_random.h"
 
 static int64_t elem_size(ferry_dtype dt)
@@ -137,22 +141,25 @@ static ferry_status cpu_random(int32_t device, const ferry_op_args *args)
     int threads = cpu_threads_for(nb, 8192);
     if (out->dtype == FERRY_FLOAT32 && dense &&
         (rp->kind == FERRY_RANDOM_UNIFORM || rp->kind == FERRY_RANDOM_NORMAL)) {
-        /* Batches of blocks in a SIMD loop: the same IEEE operations lane by lane (no
-         * contraction), so the numbers are those of the scalar path. */
+        /* Whole blocks through the vector build for this CPU (cpu_random_vec.c, the same
+         * numbers), split on multiples of 16 blocks so each thread's part is whole
+         * vector steps; what a step does not cover goes through the scalar code. */
         float *o = (float *)out->buffer + out->byte_offset / sizeof(float);
         int64_t nfull = n / 4;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-        for (int64_t j0 = 0; j0 < nfull; j0 += 64) {
-            int64_t j1 = j0 + 64 < nfull ? j0 + 64 : nfull;
-#pragma omp simd
-            for (int64_t j = j0; j < j1; j++) {
-                float v[4];
-                fk_random_block_f32(&p, (uint64_t)j, v);
-                o[4 * j] = v[0];
-                o[4 * j + 1] = v[1];
-                o[4 * j + 2] = v[2];
-                o[4 * j + 3] = v[3];
-            }
+        int nt = cpu_threads_for(nfull, 16384);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int t = 0, parts = 1;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+            parts = omp_get_num_threads();
+#endif
+            int64_t lo = cpu_split(nfull, parts, t, 16), hi = cpu_split(nfull, parts, t + 1, 16);
+            int64_t j = lo;
+            if (lo < hi)
+                j += cpu_random_f32_vec(&p, (uint64_t)lo, hi - lo, o + 4 * lo);
+            for (; j < hi; j++)
+                fk_random_block_f32(&p, (uint64_t)j, o + 4 * j);
         }
         if (nfull < nb) {
             float v[4];

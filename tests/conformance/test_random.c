@@ -226,6 +226,72 @@ static void test_random_bit_identical_on_every_device(void **state)
     conf_finish();
 }
 
+/* ---- the cpu's vector builds --------------------------------------------------------- */
+
+/* The cpu backend draws dense float32 through AVX-512 or AVX2 builds of the samplers
+ * (backends/cpu/cpu_random_vec.c) where the CPU has them; each must give the scalar code's
+ * bits for every block. Long draws (several threads, a partial last block) from states
+ * whose block counter crosses 2^32 (the carry into the counter's second word) and a seed
+ * with both key words set, against fk_random_block_f32 run here. ctest runs this group
+ * again with FERRY_CPU_RANDOM_VEC=1 and =0, capping the build the backend picks. */
+static void test_random_cpu_vector_builds_match_the_scalar_code(void **state)
+{
+    (void)state;
+    const int64_t n = 300007;
+    const uint64_t seeds[2] = {7, 0x9e3779b97f4a7c15ull};
+    const uint64_t offsets[2] = {0, 4 * (((uint64_t)1 << 32) - 40000)};
+    float *want = malloc((size_t)(n + 3) * sizeof *want);
+    assert_non_null(want);
+    for (int si = 0; si < 2; si++)
+        for (int oi = 0; oi < 2; oi++)
+            for (int kind = 0; kind < 4; kind++) {
+                static const char *const names[4] = {"rand", "randn", "uniform_", "normal_"};
+                conf_where w = {names[kind], "float32", "vector build = scalar", "cpu"};
+                ferry_generator *g = ferry_generator_create(seeds[si]);
+                assert_ok(ferry_generator_set_state(g, seeds[si], offsets[oi]));
+                ferry_tensor *t = NULL;
+                if (kind < 2) {
+                    t = kind ? ferry_randn(FERRY_FLOAT32, 1, &n, "cpu", g)
+                             : ferry_rand(FERRY_FLOAT32, 1, &n, "cpu", g);
+                } else {
+                    t = ferry_empty(FERRY_FLOAT32, 1, &n, "cpu");
+                    if (t && (kind == 2 ? ferry_tensor_uniform(t, -2.5, 3.0, g)
+                                        : ferry_tensor_normal(t, 1.5, 0.25, g)) != FERRY_OK) {
+                        ferry_tensor_release(t);
+                        t = NULL;
+                    }
+                }
+                ferry_generator_release(g);
+                if (!t) {
+                    conf_fail_call(&w, names[kind]);
+                    continue;
+                }
+                ferry_random_params rp = {.kind = kind & 1 ? FERRY_RANDOM_NORMAL
+                                                           : FERRY_RANDOM_UNIFORM,
+                                          .seed = seeds[si],
+                                          .offset = offsets[oi],
+                                          .a = kind == 2 ? -2.5 : kind == 3 ? 1.5 : 0.0,
+                                          .b = kind == 2 ? 5.5 : kind == 3 ? 0.25 : 1.0};
+                fk_random p = fk_random_launch(&rp, FERRY_FLOAT32, 0, n);
+                for (int64_t j = 0; 4 * j < n; j++)
+                    fk_random_block_f32(&p, (uint64_t)j, want + 4 * j);
+                const uint32_t *got = ferry_tensor_host_data(t);
+                for (int64_t i = 0; i < n; i++) {
+                    uint32_t wb;
+                    memcpy(&wb, &want[i], 4);
+                    if (got[i] != wb) {
+                        conf_fail(&w, "seed %#llx offset %llu: element %lld is %08x, want %08x",
+                                  (unsigned long long)seeds[si], (unsigned long long)offsets[oi],
+                                  (long long)i, got[i], wb);
+                        break;
+                    }
+                }
+                ferry_tensor_release(t);
+            }
+    free(want);
+    conf_finish();
+}
+
 /* ---- the stream's bookkeeping --------------------------------------------------------- */
 
 static void test_random_offsets_and_prefixes(void **state)
@@ -634,6 +700,7 @@ int conf_group_random(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_philox_known_answers),
         cmocka_unit_test(test_random_bit_identical_on_every_device),
+        cmocka_unit_test(test_random_cpu_vector_builds_match_the_scalar_code),
         cmocka_unit_test(test_random_offsets_and_prefixes),
         cmocka_unit_test(test_random_generator_is_thread_safe),
         cmocka_unit_test(test_random_distributions_of_a_million_draws),
