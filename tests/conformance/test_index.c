@@ -428,12 +428,14 @@ static void test_index_long_gathers_match_reference(void **state)
                     for (int64_t k = 0; k < M; k++)
                         for (int c = 0; c < 16; c++)
                             ref[k * 16 + c] = srcv[wrap_index(iv[k], R) * 16 + c];
-                    compare_values(&w, ferry_index_select(src, 0, sel), ref, M * 16);
+                    ferry_tensor *r = ferry_index_select(src, 0, sel);
+                    compare_values(&w, r, ref, M * 16);
+                    ferry_tensor_release(r);
                     w.op = "index_select rows of 3";
                     for (int64_t k = 0; k < M; k++)
                         for (int c = 0; c < 3; c++)
                             ref[k * 3 + c] = srcv[wrap_index(iv[k], R) * 16 + c];
-                    ferry_tensor *r = ferry_index_select(narrowc, 0, sel);
+                    r = ferry_index_select(narrowc, 0, sel);
                     compare_values(&w, r, ref, M * 3);
                     ferry_tensor_release(r);
                     w.op = "gather (70000, 16)";
