@@ -169,6 +169,39 @@ static ferry_status cpu_random(int32_t device, const ferry_op_args *args)
         }
         return FERRY_OK;
     }
+    if ((out->dtype == FERRY_INT32 || out->dtype == FERRY_INT64) && dense &&
+        rp->kind == FERRY_RANDOM_INT && fk_random_int_narrow(&p)) {
+        /* As the float32 path: whole blocks through the vector build, the rest scalar. */
+        int wide = out->dtype == FERRY_INT64;
+        char *o = (char *)out->buffer + out->byte_offset;
+        int64_t es = wide ? 8 : 4, nfull = n / 4;
+        int nt = cpu_threads_for(nfull, 16384);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int t = 0, parts = 1;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+            parts = omp_get_num_threads();
+#endif
+            int64_t lo = cpu_split(nfull, parts, t, 16), hi = cpu_split(nfull, parts, t + 1, 16);
+            int64_t j = lo;
+            if (lo < hi)
+                j += cpu_random_int_vec(&p, (uint64_t)lo, hi - lo, o + 4 * es * lo, wide);
+            for (; j < hi; j++) {
+                int64_t v[4];
+                fk_random_block_int(&p, (uint64_t)j, v);
+                for (int k = 0; k < 4; k++)
+                    store_int(out, elem_offset(out, true, 4 * j + k), v[k]);
+            }
+        }
+        if (nfull < nb) {
+            int64_t v[4];
+            fk_random_block_int(&p, (uint64_t)nfull, v);
+            for (int64_t k = 4 * nfull; k < n; k++)
+                store_int(out, elem_offset(out, true, k), v[k - 4 * nfull]);
+        }
+        return FERRY_OK;
+    }
 #pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
     for (int64_t j = 0; j < nb; j++) {
         int64_t first = j * per;

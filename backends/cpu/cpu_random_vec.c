@@ -1,4 +1,4 @@
-/* Vector builds of the float32 samplers (cpu_random_vec.h) for AVX-512 and AVX2, chosen
+/* Vector builds of the float32 samplers and narrow randint (cpu_random_vec.h) for AVX-512 and AVX2, chosen
  * at run time from what the CPU reports, so the library itself stays built for baseline
  * x86-64. Built with -ffp-contract=off like cpu_random.c: gcc's float intrinsics are
  * plain vector arithmetic that it would otherwise fuse into FMAs. */
@@ -26,6 +26,8 @@
 #define VI64_ADD(a, b) _mm512_add_epi64(a, b)
 #define VI64_IOTA2() _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0)
 #define VI64_SRL32(a) _mm512_srli_epi64(a, 32)
+#define VI64_LOW32(a) _mm512_and_si512(a, _mm512_set1_epi64(0xffffffff))
+#define VSTOREI(p, a) _mm512_storeu_si512(p, a)
 #define VMULU(a, b) _mm512_mul_epu32(a, b)
 #define VPACK(lo, hi) _mm512_mask_blend_epi32(0xAAAA, lo, _mm512_slli_epi64(hi, 32))
 #define VXOR(a, b) _mm512_xor_si512(a, b)
@@ -75,9 +77,12 @@ VFUNC void fk_avx512_store4(float *o, VF v0, VF v1, VF v2, VF v3)
 #include "cpu_random_vec.h"
 
 __attribute__((target("avx512f"))) static void fk_avx512_run(const fk_random *p, uint64_t j0,
-                                                             int64_t groups, float *o)
+                                                             int64_t groups, void *o, int what)
 {
-    fk_avx512_f32(p, j0, groups, o);
+    if (what == 0)
+        fk_avx512_f32(p, j0, groups, o);
+    else
+        fk_avx512_int_narrow(p, j0, groups, o, what == 2);
 }
 
 #undef VFUNC
@@ -91,6 +96,8 @@ __attribute__((target("avx512f"))) static void fk_avx512_run(const fk_random *p,
 #undef VI64_ADD
 #undef VI64_IOTA2
 #undef VI64_SRL32
+#undef VI64_LOW32
+#undef VSTOREI
 #undef VMULU
 #undef VPACK
 #undef VXOR
@@ -130,6 +137,8 @@ __attribute__((target("avx512f"))) static void fk_avx512_run(const fk_random *p,
 #define VI64_ADD(a, b) _mm256_add_epi64(a, b)
 #define VI64_IOTA2() _mm256_set_epi64x(6, 4, 2, 0)
 #define VI64_SRL32(a) _mm256_srli_epi64(a, 32)
+#define VI64_LOW32(a) _mm256_and_si256(a, _mm256_set1_epi64x(0xffffffff))
+#define VSTOREI(p, a) _mm256_storeu_si256((__m256i *)(p), a)
 #define VMULU(a, b) _mm256_mul_epu32(a, b)
 #define VPACK(lo, hi) _mm256_blend_epi32(lo, _mm256_slli_epi64(hi, 32), 0xAA)
 #define VXOR(a, b) _mm256_xor_si256(a, b)
@@ -178,9 +187,12 @@ VFUNC void fk_avx2_store4(float *o, VF v0, VF v1, VF v2, VF v3)
 #include "cpu_random_vec.h"
 
 __attribute__((target("avx2"))) static void fk_avx2_run(const fk_random *p, uint64_t j0,
-                                                        int64_t groups, float *o)
+                                                        int64_t groups, void *o, int what)
 {
-    fk_avx2_f32(p, j0, groups, o);
+    if (what == 0)
+        fk_avx2_f32(p, j0, groups, o);
+    else
+        fk_avx2_int_narrow(p, j0, groups, o, what == 2);
 }
 
 /* 2 AVX-512, 1 AVX2, 0 neither. __builtin_cpu_supports also checks that the OS saves
@@ -201,18 +213,29 @@ static int vec_level(void)
     return k;
 }
 
-int64_t cpu_random_f32_vec(const fk_random *p, uint64_t j0, int64_t nblocks, float *o)
+/* what: 0 float32, 1 narrow randint into int32, 2 into int64. */
+static int64_t run(const fk_random *p, uint64_t j0, int64_t nblocks, void *o, int what)
 {
     int lv = vec_level();
     if (lv == 2) {
-        fk_avx512_run(p, j0, nblocks / 16, o);
+        fk_avx512_run(p, j0, nblocks / 16, o, what);
         return nblocks / 16 * 16;
     }
     if (lv == 1) {
-        fk_avx2_run(p, j0, nblocks / 8, o);
+        fk_avx2_run(p, j0, nblocks / 8, o, what);
         return nblocks / 8 * 8;
     }
     return 0;
+}
+
+int64_t cpu_random_f32_vec(const fk_random *p, uint64_t j0, int64_t nblocks, float *o)
+{
+    return run(p, j0, nblocks, o, 0);
+}
+
+int64_t cpu_random_int_vec(const fk_random *p, uint64_t j0, int64_t nblocks, void *o, int wide)
+{
+    return run(p, j0, nblocks, o, wide ? 2 : 1);
 }
 
 #else
@@ -222,6 +245,16 @@ int64_t cpu_random_f32_vec(const fk_random *p, uint64_t j0, int64_t nblocks, flo
     (void)j0;
     (void)nblocks;
     (void)o;
+    return 0;
+}
+
+int64_t cpu_random_int_vec(const fk_random *p, uint64_t j0, int64_t nblocks, void *o, int wide)
+{
+    (void)p;
+    (void)j0;
+    (void)nblocks;
+    (void)o;
+    (void)wide;
     return 0;
 }
 #endif

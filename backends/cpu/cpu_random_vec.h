@@ -11,8 +11,9 @@
  * every later multiply and dropped by the final pack). Two such chains (the even and the
  * odd blocks of a group) pack into one vector of 32-bit words, lane l holding block j + l. */
 
-/* Philox4x32-10 of blocks base + 2i + odd, i < VW / 2. */
-VFUNC void VNAME(philox)(uint64_t base, uint32_t k0, uint32_t k1, VI w[4])
+/* Philox4x32-10 of blocks base + 2i (a) and base + 2i + 1 (b), i < VW / 2: word k of
+ * each in the low half of the 64-bit lanes of a[k], b[k]. */
+VFUNC void VNAME(philox_chains)(uint64_t base, uint32_t k0, uint32_t k1, VI wa[4], VI wb[4])
 {
     VI step = VI64_IOTA2();
     VI ba = VI64_ADD(VI64_SET1((long long)base), step);
@@ -39,10 +40,23 @@ VFUNC void VNAME(philox)(uint64_t base, uint32_t k0, uint32_t k1, VI w[4])
         k0 += FK_PHILOX_W0;
         k1 += FK_PHILOX_W1;
     }
-    w[0] = VPACK(a0, b0);
-    w[1] = VPACK(a1, b1);
-    w[2] = VPACK(a2, b2);
-    w[3] = VPACK(a3, b3);
+    wa[0] = a0;
+    wa[1] = a1;
+    wa[2] = a2;
+    wa[3] = a3;
+    wb[0] = b0;
+    wb[1] = b1;
+    wb[2] = b2;
+    wb[3] = b3;
+}
+
+/* The same words packed: lane l of w[k] is word k of block base + l. */
+VFUNC void VNAME(philox)(uint64_t base, uint32_t k0, uint32_t k1, VI w[4])
+{
+    VI wa[4], wb[4];
+    VNAME(philox_chains)(base, k0, k1, wa, wb);
+    for (int k = 0; k < 4; k++)
+        w[k] = VPACK(wa[k], wb[k]);
 }
 
 /* fk_lnf */
@@ -144,5 +158,44 @@ VFUNC void VNAME(f32)(const fk_random *p, uint64_t j0, int64_t groups, float *o)
         }
         /* Lane l holds word k of block j0 + l; memory wants the blocks' 4 words in turn. */
         VSTORE4(o + 4 * VW * g, v[0], v[1], v[2], v[3]);
+    }
+}
+
+/* Narrow randint (fk_random_int_narrow: range <= 2^32, one word per element) into int32
+ * or int64: low + ((w * range) >> 32), w itself when range is 2^32. The int32 result is
+ * the low word of the int64 one, as the scalar store's conversion keeps. */
+VFUNC void VNAME(int_narrow)(const fk_random *p, uint64_t j0, int64_t groups, void *out,
+                             int wide)
+{
+    uint32_t k0 = (uint32_t)p->seed, k1 = (uint32_t)(p->seed >> 32);
+    int full = p->range == ((uint64_t)1 << 32);
+    const VI range = VI64_SET1(p->range), low64 = VI64_SET1(p->low);
+    for (int64_t g = 0; g < groups; g++) {
+        VI wa[4], wb[4];
+        VNAME(philox_chains)(p->block0 + j0 + (uint64_t)(g * VW), k0, k1, wa, wb);
+        VI xa[4], xb[4];
+        for (int k = 0; k < 4; k++) {
+            xa[k] = VI64_ADD(low64, full ? VI64_LOW32(wa[k]) : VI64_SRL32(VMULU(wa[k], range)));
+            xb[k] = VI64_ADD(low64, full ? VI64_LOW32(wb[k]) : VI64_SRL32(VMULU(wb[k], range)));
+        }
+        if (!wide) {
+            VF v[4];
+            for (int k = 0; k < 4; k++)
+                v[k] = VCAST_I2F(VPACK(xa[k], xb[k]));
+            /* Shuffles move bits as they are: no float arithmetic touches these. */
+            VSTORE4((float *)out + 4 * VW * g, v[0], v[1], v[2], v[3]);
+        } else {
+            int64_t la[4][VW / 2], lb[4][VW / 2];
+            for (int k = 0; k < 4; k++) {
+                VSTOREI((void *)la[k], xa[k]);
+                VSTOREI((void *)lb[k], xb[k]);
+            }
+            int64_t *o = (int64_t *)out + 4 * VW * g;
+            for (int i = 0; i < VW / 2; i++)
+                for (int k = 0; k < 4; k++) {
+                    o[8 * i + k] = la[k][i];
+                    o[8 * i + 4 + k] = lb[k][i];
+                }
+        }
     }
 }

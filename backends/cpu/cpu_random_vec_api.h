@@ -14,4 +14,9 @@ struct fk_random;
 CPU_HIDDEN int64_t cpu_random_f32_vec(const struct fk_random *p, uint64_t j0, int64_t nblocks,
                                       float *o);
 
+/* The same for a narrow randint (fk_random_int_narrow) into int32 (wide 0) or int64
+ * (wide 1), bit for bit those of fk_random_block_int stored in that type. */
+CPU_HIDDEN int64_t cpu_random_int_vec(const struct fk_random *p, uint64_t j0, int64_t nblocks,
+                                      void *o, int wide);
+
 #endif

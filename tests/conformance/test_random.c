@@ -233,7 +233,8 @@ static void test_random_bit_identical_on_every_device(void **state)
  * bits for every block. Long draws (several threads, a partial last block) from states
  * whose block counter crosses 2^32 (the carry into the counter's second word) and a seed
  * with both key words set, against fk_random_block_f32 run here. ctest runs this group
- * again with FERRY_CPU_RANDOM_VEC=1 and =0, capping the build the backend picks. */
+ * again with FERRY_CPU_RANDOM_VEC=1 and =0, capping the build the backend picks. The
+ * narrow randint into int32 and int64 takes the same builds. */
 static void test_random_cpu_vector_builds_match_the_scalar_code(void **state)
 {
     (void)state;
@@ -288,6 +289,57 @@ static void test_random_cpu_vector_builds_match_the_scalar_code(void **state)
                 }
                 ferry_tensor_release(t);
             }
+    /* Narrow randint into int32 and int64, with a range below 2^32 and of exactly 2^32
+     * (the word itself), against fk_random_block_int. */
+    const struct {
+        int64_t low, high;
+        ferry_dtype dt;
+    } ints[] = {{-7, 1000, FERRY_INT32},
+                {-7, 1000, FERRY_INT64},
+                {INT32_MIN, (int64_t)INT32_MAX + 1, FERRY_INT32},
+                {-5, ((int64_t)1 << 32) - 5, FERRY_INT64}};
+    int64_t *wantl = malloc((size_t)(n + 3) * sizeof *wantl);
+    assert_non_null(wantl);
+    for (int si = 0; si < 2; si++)
+        for (int oi = 0; oi < 2; oi++)
+            for (size_t c = 0; c < sizeof ints / sizeof ints[0]; c++) {
+                conf_where w = {"randint", conf_dtype_name(ints[c].dt), "vector build = scalar",
+                                "cpu"};
+                ferry_generator *g = ferry_generator_create(seeds[si]);
+                assert_ok(ferry_generator_set_state(g, seeds[si], offsets[oi]));
+                ferry_tensor *t = ferry_randint(ints[c].low, ints[c].high, ints[c].dt, 1, &n,
+                                                "cpu", g);
+                ferry_generator_release(g);
+                if (!t) {
+                    conf_fail_call(&w, "ferry_randint");
+                    continue;
+                }
+                ferry_random_params rp = {.kind = FERRY_RANDOM_INT,
+                                          .seed = seeds[si],
+                                          .offset = offsets[oi],
+                                          .low = ints[c].low,
+                                          .range = (uint64_t)ints[c].high - (uint64_t)ints[c].low};
+                fk_random p = fk_random_launch(&rp, ints[c].dt, 0, n);
+                for (int64_t j = 0; 4 * j < n; j++)
+                    fk_random_block_int(&p, (uint64_t)j, wantl + 4 * j);
+                for (int64_t i = 0; i < n; i++) {
+                    int64_t got = ints[c].dt == FERRY_INT32
+                                      ? ((const int32_t *)ferry_tensor_host_data(t))[i]
+                                      : ((const int64_t *)ferry_tensor_host_data(t))[i];
+                    int64_t wv = ints[c].dt == FERRY_INT32 ? (int64_t)(int32_t)(uint32_t)wantl[i]
+                                                           : wantl[i];
+                    if (got != wv) {
+                        conf_fail(&w, "[%lld, %lld) seed %#llx offset %llu: element %lld is %lld, "
+                                  "want %lld",
+                                  (long long)ints[c].low, (long long)ints[c].high,
+                                  (unsigned long long)seeds[si], (unsigned long long)offsets[oi],
+                                  (long long)i, (long long)got, (long long)wv);
+                        break;
+                    }
+                }
+                ferry_tensor_release(t);
+            }
+    free(wantl);
     free(want);
     conf_finish();
 }
