@@ -207,22 +207,48 @@ static ferry_status cpu_gather(int32_t device, const ferry_op_args *a)
         n *= out->shape[d];
     if (n == 0)
         return FERRY_OK;
+    /* Dims of extent 1 (other than `dim`) dropped, and neighbours merged where all three
+     * tensors step through them as through one (a contiguous 3-d index_select is a 2-d
+     * one), so more of the work lands on the row and line loops below. */
+    int64_t sh[FERRY_MAX_DIMS], ost[FERRY_MAX_DIMS], sst[FERRY_MAX_DIMS], ist[FERRY_MAX_DIMS];
+    int m = 0, mdim = -1; /* -1 until `dim` has its place */
+    for (int d = 0; d < nd; d++) {
+        if (d != dim && out->shape[d] == 1)
+            continue;
+        if (m > 0 && d != dim && m - 1 != mdim &&
+            ost[m - 1] == out->shape[d] * out->strides[d] &&
+            sst[m - 1] == out->shape[d] * src->strides[d] &&
+            ist[m - 1] == out->shape[d] * idx->strides[d]) {
+            sh[m - 1] *= out->shape[d];
+            ost[m - 1] = out->strides[d];
+            sst[m - 1] = src->strides[d];
+            ist[m - 1] = idx->strides[d];
+            continue;
+        }
+        if (d == dim)
+            mdim = m;
+        sh[m] = out->shape[d];
+        ost[m] = out->strides[d];
+        sst[m] = src->strides[d];
+        ist[m] = idx->strides[d];
+        m++;
+    }
     /* Rows copied whole: the last dim is not `dim`, contiguous in out and src, and the
      * index does not vary along it (index_select). Otherwise the last dim is walked as a
      * line by a typed loop, and the position counter moves once per line. */
     int64_t row = 1;
-    if (nd >= 2 && dim != nd - 1 && out->strides[nd - 1] == 1 && src->strides[nd - 1] == 1 &&
-        idx->strides[nd - 1] == 0)
-        row = out->shape[nd - 1];
-    int rnd = nd - 1; /* dims the counter walks; the last is a row or a line */
-    int64_t L = out->shape[nd - 1];
+    if (m >= 2 && mdim != m - 1 && ost[m - 1] == 1 && sst[m - 1] == 1 &&
+        ist[m - 1] == 0)
+        row = sh[m - 1];
+    int rnd = m - 1; /* dims the counter walks; the last is a row or a line */
+    int64_t L = sh[m - 1];
     int64_t outer = n / L;
     char *ob = base(out), *sb = base(src), *ib = base(idx);
     size_t is = elsize(idx->dtype);
     bool typed = row == 1 && aligned_for(out, es) && aligned_for(src, es) && aligned_for(idx, is);
     gather_line_fn line = gather_line_for(es, idx->dtype != FERRY_INT32);
-    int64_t os_l = out->strides[nd - 1], is_l = idx->strides[nd - 1];
-    int64_t ss_l = dim == nd - 1 ? 0 : src->strides[nd - 1], sd = src->strides[dim];
+    int64_t os_l = ost[m - 1], is_l = ist[m - 1];
+    int64_t ss_l = mdim == m - 1 ? 0 : sst[m - 1], sd = sst[mdim];
     int nt = cpu_threads_for(n, 32768);
     /* Fewer lines than threads (a 1-d gather): lines split in chunks the threads share. */
     int64_t nch = row == 1 && outer < nt ? (L + 32767) / 32768 : 1;
@@ -241,25 +267,25 @@ static ferry_status cpu_gather(int32_t device, const ferry_op_args *a)
         if (row > 1 && rnd == 1) {
             int64_t esz = (int64_t)es, isz = (int64_t)is;
             (idx->dtype == FERRY_INT32 ? select_rows_int32_t : select_rows_int64_t)(
-                ob, sb, ib, lo, hi, out->strides[0] * esz, idx->strides[0] * isz, sd * esz,
+                ob, sb, ib, lo, hi, ost[0] * esz, ist[0] * isz, sd * esz,
                 p->size, (size_t)row * es, &any, &bad);
             lo = hi;
         }
         if (lo < hi && nch == 1)
-            unravel(rnd, out->shape, lo, pos);
+            unravel(rnd, sh, lo, pos);
         for (int64_t u = lo; u < hi; u++) {
             int64_t c0 = 0, c1 = L;
             if (nch > 1) {
-                unravel(rnd, out->shape, u / nch, pos);
+                unravel(rnd, sh, u / nch, pos);
                 c0 = L * (u % nch) / nch;
                 c1 = L * (u % nch + 1) / nch;
             }
             int64_t oo = c0 * os_l, so = c0 * ss_l, io = c0 * is_l;
             for (int d = 0; d < rnd; d++) {
-                oo += pos[d] * out->strides[d];
-                io += pos[d] * idx->strides[d];
-                if (d != dim)
-                    so += pos[d] * src->strides[d];
+                oo += pos[d] * ost[d];
+                io += pos[d] * ist[d];
+                if (d != mdim)
+                    so += pos[d] * sst[d];
             }
             if (row > 1) {
                 int64_t i = read_index(idx, ib + io * (int64_t)is);
@@ -277,10 +303,10 @@ static ferry_status cpu_gather(int32_t device, const ferry_op_args *a)
                 if (rnd == 1 && nch == 1 && u + GATHER_AHEAD / 4 < hi) {
                     /* Short lines: the first element of a later line too. */
                     int64_t v = u + GATHER_AHEAD / 4;
-                    int64_t f = read_index(idx, ib + v * idx->strides[0] * (int64_t)is);
+                    int64_t f = read_index(idx, ib + v * ist[0] * (int64_t)is);
                     f += f < 0 ? p->size : 0;
                     if (f >= 0 && f < p->size)
-                        __builtin_prefetch(sb + (f * sd + (dim ? v * src->strides[0] : 0)) *
+                        __builtin_prefetch(sb + (f * sd + (mdim ? v * sst[0] : 0)) *
                                                     (int64_t)es);
                 }
                 line(ob + oo * (int64_t)es, sb + so * (int64_t)es, ib + io * (int64_t)is,
@@ -301,7 +327,7 @@ static ferry_status cpu_gather(int32_t device, const ferry_op_args *a)
                 }
             }
             if (nch == 1)
-                advance(rnd, out->shape, pos);
+                advance(rnd, sh, pos);
         }
         if (any)
             report(flag, bad);

@@ -496,6 +496,92 @@ static void test_index_long_gathers_match_reference(void **state)
     conf_finish();
 }
 
+/* 4-d inputs (extents 1 included), contiguous and permuted, so that the cpu's merging of
+ * dims meets every arrangement: index_select and gather along each dim. */
+static void test_index_four_dims_match_reference(void **state)
+{
+    (void)state;
+    enum { A = 6, B = 1, C = 5, D = 4 };
+    const int64_t ext[4] = {A, B, C, D};
+    double v[A * B * C * D];
+    for (int i = 0; i < A * B * C * D; i++)
+        v[i] = (double)i;
+    CONF_FOR_EACH_DEVICE(dev) {
+        for (int perm = 0; perm < 2; perm++)
+            for (int dim = 0; dim < 4; dim++)
+                for (int ii = 0; ii < 2; ii++) {
+                    ferry_dtype idt = index_dtypes[ii];
+                    conf_where w = {"index_select 4-d", "float32",
+                                    perm ? "permuted (3, 2, 1, 0)" : "contiguous", dev};
+                    ferry_tensor *base =
+                        ferry_tensor_from_data(v, FERRY_FLOAT64, 4, ext, dev);
+                    ferry_tensor *b32 = base ? ferry_tensor_to_dtype(base, FERRY_FLOAT32) : NULL;
+                    /* t's extents are ext (contiguous) or reversed (a permuted view). */
+                    ferry_tensor *t = b32 && perm ? ferry_permute(b32, 4, (int[]){3, 2, 1, 0})
+                                                  : ferry_tensor_retain(b32);
+                    int64_t te[4];
+                    for (int d = 0; d < 4; d++)
+                        te[d] = perm ? ext[3 - d] : ext[d];
+                    /* t[p0][p1][p2][p3] as a value of v. */
+#define TV(q)                                                                               \
+    (perm ? v[(((q)[3] * B + (q)[2]) * C + (q)[1]) * D + (q)[0]]                            \
+          : v[(((q)[0] * B + (q)[1]) * C + (q)[2]) * D + (q)[3]])
+                    int64_t sv[7] = {0, -1, 2, 1, 1, -2, 0};
+                    for (int k = 0; k < 7; k++)
+                        sv[k] = ((sv[k] % te[dim]) + te[dim]) % te[dim] - (k % 2 ? te[dim] : 0);
+                    ferry_tensor *index = t ? make_index(sv, 1, (int64_t[]){7}, idt, dev) : NULL;
+                    if (!index) {
+                        conf_fail_call(&w, "setup");
+                    } else {
+                        int64_t rs[4] = {te[0], te[1], te[2], te[3]};
+                        rs[dim] = 7;
+                        int64_t rn = rs[0] * rs[1] * rs[2] * rs[3];
+                        double ref[7 * A * B * C * D];
+                        int64_t q[4];
+                        for (int64_t k = 0; k < rn; k++) {
+                            int64_t at = k;
+                            for (int d = 3; d >= 0; d--) {
+                                q[d] = at % rs[d];
+                                at /= rs[d];
+                            }
+                            q[dim] = wrap_index(sv[q[dim]], te[dim]);
+                            ref[k] = TV(q);
+                        }
+                        ferry_tensor *r = ferry_index_select(t, dim, index);
+                        compare_values(&w, r, ref, rn);
+                        ferry_tensor_release(r);
+                        /* gather with an index of t's extents (3 along dim). */
+                        int64_t gs[4] = {te[0], te[1], te[2], te[3]};
+                        gs[dim] = 3;
+                        int64_t gn = gs[0] * gs[1] * gs[2] * gs[3];
+                        int64_t gv[3 * A * B * C * D];
+                        for (int64_t k = 0; k < gn; k++) {
+                            gv[k] = (k * 5 + 1) % te[dim] - (k % 3 == 0 ? te[dim] : 0);
+                            int64_t at = k;
+                            for (int d = 3; d >= 0; d--) {
+                                q[d] = at % gs[d];
+                                at /= gs[d];
+                            }
+                            q[dim] = wrap_index(gv[k], te[dim]);
+                            ref[k] = TV(q);
+                        }
+#undef TV
+                        ferry_tensor *gi = make_index(gv, 4, gs, idt, dev);
+                        w.op = "gather 4-d";
+                        r = gi ? ferry_gather(t, dim, gi) : NULL;
+                        compare_values(&w, r, ref, gn);
+                        ferry_tensor_release(r);
+                        ferry_tensor_release(gi);
+                    }
+                    ferry_tensor_release(index);
+                    ferry_tensor_release(t);
+                    ferry_tensor_release(b32);
+                    ferry_tensor_release(base);
+                }
+    }
+    conf_finish();
+}
+
 int conf_group_index(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +589,7 @@ int conf_group_index(void)
         cmocka_unit_test(test_index_scatter_and_scatter_add_match_reference),
         cmocka_unit_test(test_index_refuses_with_pytorch_messages_on_every_device),
         cmocka_unit_test(test_index_long_gathers_match_reference),
+        cmocka_unit_test(test_index_four_dims_match_reference),
     };
     return cmocka_run_group_tests_name("index", tests, NULL, NULL);
 }
