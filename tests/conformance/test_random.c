@@ -4,6 +4,7 @@
  * CDFs, randint's bounds, randperm, dropout, and the error paths with PyTorch's messages. */
 #include <pthread.h>
 
+#include <ferry/half.h>
 #include <ferry/ops/random.h>
 
 #include "conformance.h"
@@ -234,7 +235,7 @@ static void test_random_bit_identical_on_every_device(void **state)
  * whose block counter crosses 2^32 (the carry into the counter's second word) and a seed
  * with both key words set, against fk_random_block_f32 run here. ctest runs this group
  * again with FERRY_CPU_RANDOM_VEC=1 and =0, capping the build the backend picks. The
- * narrow randint into int32 and int64 takes the same builds. */
+ * narrow randint into int32 and int64 and the 16-bit floats take the same builds. */
 static void test_random_cpu_vector_builds_match_the_scalar_code(void **state)
 {
     (void)state;
@@ -340,6 +341,45 @@ static void test_random_cpu_vector_builds_match_the_scalar_code(void **state)
                 ferry_tensor_release(t);
             }
     free(wantl);
+    /* float16 and bfloat16 (11 and 8 bits per uniform) take float32 tiles from the same
+     * builds, rounded as the scalar store rounds. */
+    const ferry_dtype halves[2] = {FERRY_FLOAT16, FERRY_BFLOAT16};
+    for (int hi = 0; hi < 2; hi++)
+        for (int oi = 0; oi < 2; oi++)
+            for (int normal = 0; normal < 2; normal++) {
+                ferry_dtype dt = halves[hi];
+                conf_where w = {normal ? "randn" : "rand", conf_dtype_name(dt),
+                                "vector build = scalar", "cpu"};
+                ferry_generator *g = ferry_generator_create(seeds[1]);
+                assert_ok(ferry_generator_set_state(g, seeds[1], offsets[oi]));
+                ferry_tensor *t = normal ? ferry_randn(dt, 1, &n, "cpu", g)
+                                         : ferry_rand(dt, 1, &n, "cpu", g);
+                ferry_generator_release(g);
+                if (!t) {
+                    conf_fail_call(&w, w.op);
+                    continue;
+                }
+                ferry_random_params rp = {.kind = normal ? FERRY_RANDOM_NORMAL
+                                                         : FERRY_RANDOM_UNIFORM,
+                                          .seed = seeds[1],
+                                          .offset = offsets[oi],
+                                          .a = 0.0,
+                                          .b = 1.0};
+                fk_random p = fk_random_launch(&rp, dt, 0, n);
+                for (int64_t j = 0; 4 * j < n; j++)
+                    fk_random_block_f32(&p, (uint64_t)j, want + 4 * j);
+                const uint16_t *got = ferry_tensor_host_data(t);
+                for (int64_t i = 0; i < n; i++) {
+                    uint16_t wb = dt == FERRY_FLOAT16 ? ferry_f32_to_f16(want[i])
+                                                      : ferry_f32_to_bf16(want[i]);
+                    if (got[i] != wb) {
+                        conf_fail(&w, "offset %llu: element %lld is %04x, want %04x",
+                                  (unsigned long long)offsets[oi], (long long)i, got[i], wb);
+                        break;
+                    }
+                }
+                ferry_tensor_release(t);
+            }
     free(want);
     conf_finish();
 }
