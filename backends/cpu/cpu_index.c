@@ -172,6 +172,63 @@ GATHER_LINE(uint64_t, int32_t)
 GATHER_LINE(uint64_t, int64_t)
 #undef GATHER_LINE
 
+/* Lines lo .. hi-1 of a gather whose counter has one dim (2-d after merging): line k,
+ * element c reads index ib[k*ik + c*ic] and src[k*sk + c*sc + i*sd] into out[k*ok + c*oc]
+ * (strides in elements). One tight loop, the first element of a later line fetched
+ * ahead, as select_rows does for whole rows. */
+#define GATHER_LINES(T, IT)                                                                 \
+    static void gather_lines_##T##_##IT(char *ob, const char *sb, const char *ib, int64_t lo, \
+                                        int64_t hi, int64_t L, const int64_t st[6],          \
+                                        int64_t sd, int64_t size, bool *any, int64_t *bad)   \
+    {                                                                                       \
+        T *o = (T *)(void *)ob;                                                             \
+        const T *sp = (const T *)(const void *)sb;                                          \
+        const IT *ip = (const IT *)(const void *)ib;                                        \
+        const int64_t ok = st[0], oc = st[1], ik = st[2], ic = st[3], sk = st[4], sc = st[5]; \
+        for (int64_t k = lo; k < hi; k++) {                                                 \
+            if (k + GATHER_AHEAD / 4 < hi) {                                                \
+                int64_t v = k + GATHER_AHEAD / 4, f = (int64_t)ip[v * ik];                  \
+                f += f < 0 ? size : 0;                                                      \
+                if (f >= 0 && f < size)                                                     \
+                    __builtin_prefetch(sp + v * sk + f * sd);                               \
+            }                                                                               \
+            for (int64_t c = 0; c < L; c++) {                                               \
+                int64_t i = (int64_t)ip[k * ik + c * ic];                                   \
+                if (i < -size || i >= size) {                                               \
+                    if (!*any) {                                                            \
+                        *any = true;                                                        \
+                        *bad = i;                                                           \
+                    }                                                                       \
+                    continue;                                                               \
+                }                                                                           \
+                i += i < 0 ? size : 0;                                                      \
+                o[k * ok + c * oc] = sp[k * sk + c * sc + i * sd];                          \
+            }                                                                               \
+        }                                                                                   \
+    }
+GATHER_LINES(uint8_t, int32_t)
+GATHER_LINES(uint8_t, int64_t)
+GATHER_LINES(uint16_t, int32_t)
+GATHER_LINES(uint16_t, int64_t)
+GATHER_LINES(uint32_t, int32_t)
+GATHER_LINES(uint32_t, int64_t)
+GATHER_LINES(uint64_t, int32_t)
+GATHER_LINES(uint64_t, int64_t)
+#undef GATHER_LINES
+
+typedef void (*gather_lines_fn)(char *, const char *, const char *, int64_t, int64_t, int64_t,
+                                const int64_t *, int64_t, int64_t, bool *, int64_t *);
+
+static gather_lines_fn gather_lines_for(size_t es, bool idx64)
+{
+    switch (es) {
+    case 1: return idx64 ? gather_lines_uint8_t_int64_t : gather_lines_uint8_t_int32_t;
+    case 2: return idx64 ? gather_lines_uint16_t_int64_t : gather_lines_uint16_t_int32_t;
+    case 4: return idx64 ? gather_lines_uint32_t_int64_t : gather_lines_uint32_t_int32_t;
+    default: return idx64 ? gather_lines_uint64_t_int64_t : gather_lines_uint64_t_int32_t;
+    }
+}
+
 typedef void (*gather_line_fn)(char *, const char *, const char *, int64_t, int64_t, int64_t,
                                int64_t, int64_t, int64_t, bool *, int64_t *);
 
@@ -271,6 +328,12 @@ static ferry_status cpu_gather(int32_t device, const ferry_op_args *a)
                 p->size, (size_t)row * es, &any, &bad);
             lo = hi;
         }
+        if (row == 1 && typed && rnd == 1 && nch == 1) {
+            const int64_t st[6] = {ost[0], os_l, ist[0], is_l, mdim == 0 ? 0 : sst[0], ss_l};
+            gather_lines_for(es, idx->dtype != FERRY_INT32)(ob, sb, ib, lo, hi, L, st, sd,
+                                                            p->size, &any, &bad);
+            lo = hi;
+        }
         if (lo < hi && nch == 1)
             unravel(rnd, sh, lo, pos);
         for (int64_t u = lo; u < hi; u++) {
@@ -300,15 +363,6 @@ static ferry_status cpu_gather(int32_t device, const ferry_op_args *a)
                     copy_row(ob + oo * (int64_t)es, sb + so * (int64_t)es, (size_t)row * es);
                 }
             } else if (typed) {
-                if (rnd == 1 && nch == 1 && u + GATHER_AHEAD / 4 < hi) {
-                    /* Short lines: the first element of a later line too. */
-                    int64_t v = u + GATHER_AHEAD / 4;
-                    int64_t f = read_index(idx, ib + v * ist[0] * (int64_t)is);
-                    f += f < 0 ? p->size : 0;
-                    if (f >= 0 && f < p->size)
-                        __builtin_prefetch(sb + (f * sd + (mdim ? v * sst[0] : 0)) *
-                                                    (int64_t)es);
-                }
                 line(ob + oo * (int64_t)es, sb + so * (int64_t)es, ib + io * (int64_t)is,
                      c1 - c0, os_l, ss_l, is_l, sd, p->size, &any, &bad);
             } else {
