@@ -79,6 +79,176 @@ static void advance(int ndim, const int64_t *shape, int64_t *pos)
     }
 }
 
+/* A row of `n` bytes; the sizes of short rows are constants, so the copy is a few vector
+ * moves instead of a call (index_select of narrow rows is mostly this). */
+static inline void copy_row(char *d, const char *s, size_t n)
+{
+    switch (n) {
+    case 8: memcpy(d, s, 8); break;
+    case 16: memcpy(d, s, 16); break;
+    case 32: memcpy(d, s, 32); break;
+    case 64: memcpy(d, s, 64); break;
+    case 128: memcpy(d, s, 128); break;
+    default: memcpy(d, s, n); break;
+    }
+}
+
+/* Random reads of src are latency-bound: how many elements (or rows) ahead their cache
+ * lines are requested, so that many misses are in flight at once. */
+#define GATHER_AHEAD 16
+
+/* index_select's rows when the counter has one dim (a 2-d tensor, dim 0): rows lo .. hi-1
+ * of out (byte stride os) from src rows index[k] (byte stride sd), index of type IT at
+ * byte stride is. The loop stays short so that the core keeps many rows in flight. */
+#define SELECT_ROWS(IT)                                                                     \
+    static void select_rows_##IT(char *ob, const char *sb, const char *ib, int64_t lo,      \
+                                 int64_t hi, int64_t os, int64_t is, int64_t sd,             \
+                                 int64_t size, size_t rowbytes, bool *any, int64_t *bad)     \
+    {                                                                                       \
+        for (int64_t k = lo; k < hi; k++) {                                                 \
+            if (k + GATHER_AHEAD < hi) {                                                    \
+                IT f0;                                                                      \
+                memcpy(&f0, ib + (k + GATHER_AHEAD) * is, sizeof f0);                       \
+                int64_t f = (int64_t)f0 + (f0 < 0 ? size : 0);                              \
+                if (f >= 0 && f < size)                                                     \
+                    __builtin_prefetch(sb + f * sd);                                        \
+            }                                                                               \
+            IT i0;                                                                          \
+            memcpy(&i0, ib + k * is, sizeof i0);                                            \
+            int64_t i = (int64_t)i0;                                                        \
+            if (i < -size || i >= size) {                                                   \
+                if (!*any) {                                                                \
+                    *any = true;                                                            \
+                    *bad = i;                                                               \
+                }                                                                           \
+                continue;                                                                   \
+            }                                                                               \
+            i += i < 0 ? size : 0;                                                          \
+            copy_row(ob + k * os, sb + i * sd, rowbytes);                                   \
+        }                                                                                   \
+    }
+SELECT_ROWS(int32_t)
+SELECT_ROWS(int64_t)
+#undef SELECT_ROWS
+
+/* One line of out along its last dim: L elements at out + oo (stride os) from src + so
+ * (stride ss, 0 when the last dim is `dim`), index at ib + io (stride is, elements of
+ * type IT), src moving by sd per index step. Returns the first bad index's value through
+ * *bad (and *any), writing nothing for it. */
+#define GATHER_LINE(T, IT)                                                                  \
+    static void gather_line_##T##_##IT(char *ob, const char *sb, const char *ib, int64_t L,  \
+                                       int64_t os, int64_t ss, int64_t is, int64_t sd,       \
+                                       int64_t size, bool *any, int64_t *bad)                \
+    {                                                                                       \
+        T *o = (T *)(void *)ob;                                                             \
+        const T *sp = (const T *)(const void *)sb;                                          \
+        const IT *ip = (const IT *)(const void *)ib;                                        \
+        for (int64_t c = 0; c < L; c++) {                                                   \
+            if (c + GATHER_AHEAD < L) {                                                     \
+                int64_t f = (int64_t)ip[(c + GATHER_AHEAD) * is];                           \
+                f += f < 0 ? size : 0;                                                      \
+                if (f >= 0 && f < size)                                                     \
+                    __builtin_prefetch(sp + (c + GATHER_AHEAD) * ss + f * sd);              \
+            }                                                                               \
+            int64_t i = (int64_t)ip[c * is];                                                \
+            if (i < -size || i >= size) {                                                   \
+                if (!*any) {                                                                \
+                    *any = true;                                                            \
+                    *bad = i;                                                               \
+                }                                                                           \
+                continue;                                                                   \
+            }                                                                               \
+            i += i < 0 ? size : 0;                                                          \
+            o[c * os] = sp[c * ss + i * sd];                                                \
+        }                                                                                   \
+    }
+GATHER_LINE(uint8_t, int32_t)
+GATHER_LINE(uint8_t, int64_t)
+GATHER_LINE(uint16_t, int32_t)
+GATHER_LINE(uint16_t, int64_t)
+GATHER_LINE(uint32_t, int32_t)
+GATHER_LINE(uint32_t, int64_t)
+GATHER_LINE(uint64_t, int32_t)
+GATHER_LINE(uint64_t, int64_t)
+#undef GATHER_LINE
+
+/* Lines lo .. hi-1 of a gather whose counter has one dim (2-d after merging): line k,
+ * element c reads index ib[k*ik + c*ic] and src[k*sk + c*sc + i*sd] into out[k*ok + c*oc]
+ * (strides in elements). One tight loop, the first element of a later line fetched
+ * ahead, as select_rows does for whole rows. */
+#define GATHER_LINES(T, IT)                                                                 \
+    static void gather_lines_##T##_##IT(char *ob, const char *sb, const char *ib, int64_t lo, \
+                                        int64_t hi, int64_t L, const int64_t st[6],          \
+                                        int64_t sd, int64_t size, bool *any, int64_t *bad)   \
+    {                                                                                       \
+        T *o = (T *)(void *)ob;                                                             \
+        const T *sp = (const T *)(const void *)sb;                                          \
+        const IT *ip = (const IT *)(const void *)ib;                                        \
+        const int64_t ok = st[0], oc = st[1], ik = st[2], ic = st[3], sk = st[4], sc = st[5]; \
+        for (int64_t k = lo; k < hi; k++) {                                                 \
+            if (k + GATHER_AHEAD / 4 < hi) {                                                \
+                int64_t v = k + GATHER_AHEAD / 4, f = (int64_t)ip[v * ik];                  \
+                f += f < 0 ? size : 0;                                                      \
+                if (f >= 0 && f < size)                                                     \
+                    __builtin_prefetch(sp + v * sk + f * sd);                               \
+            }                                                                               \
+            for (int64_t c = 0; c < L; c++) {                                               \
+                int64_t i = (int64_t)ip[k * ik + c * ic];                                   \
+                if (i < -size || i >= size) {                                               \
+                    if (!*any) {                                                            \
+                        *any = true;                                                        \
+                        *bad = i;                                                           \
+                    }                                                                       \
+                    continue;                                                               \
+                }                                                                           \
+                i += i < 0 ? size : 0;                                                      \
+                o[k * ok + c * oc] = sp[k * sk + c * sc + i * sd];                          \
+            }                                                                               \
+        }                                                                                   \
+    }
+GATHER_LINES(uint8_t, int32_t)
+GATHER_LINES(uint8_t, int64_t)
+GATHER_LINES(uint16_t, int32_t)
+GATHER_LINES(uint16_t, int64_t)
+GATHER_LINES(uint32_t, int32_t)
+GATHER_LINES(uint32_t, int64_t)
+GATHER_LINES(uint64_t, int32_t)
+GATHER_LINES(uint64_t, int64_t)
+#undef GATHER_LINES
+
+typedef void (*gather_lines_fn)(char *, const char *, const char *, int64_t, int64_t, int64_t,
+                                const int64_t *, int64_t, int64_t, bool *, int64_t *);
+
+static gather_lines_fn gather_lines_for(size_t es, bool idx64)
+{
+    switch (es) {
+    case 1: return idx64 ? gather_lines_uint8_t_int64_t : gather_lines_uint8_t_int32_t;
+    case 2: return idx64 ? gather_lines_uint16_t_int64_t : gather_lines_uint16_t_int32_t;
+    case 4: return idx64 ? gather_lines_uint32_t_int64_t : gather_lines_uint32_t_int32_t;
+    default: return idx64 ? gather_lines_uint64_t_int64_t : gather_lines_uint64_t_int32_t;
+    }
+}
+
+typedef void (*gather_line_fn)(char *, const char *, const char *, int64_t, int64_t, int64_t,
+                               int64_t, int64_t, int64_t, bool *, int64_t *);
+
+static gather_line_fn gather_line_for(size_t es, bool idx64)
+{
+    switch (es) {
+    case 1: return idx64 ? gather_line_uint8_t_int64_t : gather_line_uint8_t_int32_t;
+    case 2: return idx64 ? gather_line_uint16_t_int64_t : gather_line_uint16_t_int32_t;
+    case 4: return idx64 ? gather_line_uint32_t_int64_t : gather_line_uint32_t_int32_t;
+    default: return idx64 ? gather_line_uint64_t_int64_t : gather_line_uint64_t_int32_t;
+    }
+}
+
+/* Element pointers must be aligned to their size for the typed line copies: true of
+ * every buffer the backends allocate, checked anyway for foreign (DLPack) memory. */
+static bool aligned_for(const ferry_kernel_tensor *t, size_t es)
+{
+    return ((uintptr_t)base(t) & (es - 1)) == 0;
+}
+
 static ferry_status cpu_gather(int32_t device, const ferry_op_args *a)
 {
     (void)device;
@@ -94,17 +264,52 @@ static ferry_status cpu_gather(int32_t device, const ferry_op_args *a)
         n *= out->shape[d];
     if (n == 0)
         return FERRY_OK;
+    /* Dims of extent 1 (other than `dim`) dropped, and neighbours merged where all three
+     * tensors step through them as through one (a contiguous 3-d index_select is a 2-d
+     * one), so more of the work lands on the row and line loops below. */
+    int64_t sh[FERRY_MAX_DIMS], ost[FERRY_MAX_DIMS], sst[FERRY_MAX_DIMS], ist[FERRY_MAX_DIMS];
+    int m = 0, mdim = -1; /* -1 until `dim` has its place */
+    for (int d = 0; d < nd; d++) {
+        if (d != dim && out->shape[d] == 1)
+            continue;
+        if (m > 0 && d != dim && m - 1 != mdim &&
+            ost[m - 1] == out->shape[d] * out->strides[d] &&
+            sst[m - 1] == out->shape[d] * src->strides[d] &&
+            ist[m - 1] == out->shape[d] * idx->strides[d]) {
+            sh[m - 1] *= out->shape[d];
+            ost[m - 1] = out->strides[d];
+            sst[m - 1] = src->strides[d];
+            ist[m - 1] = idx->strides[d];
+            continue;
+        }
+        if (d == dim)
+            mdim = m;
+        sh[m] = out->shape[d];
+        ost[m] = out->strides[d];
+        sst[m] = src->strides[d];
+        ist[m] = idx->strides[d];
+        m++;
+    }
     /* Rows copied whole: the last dim is not `dim`, contiguous in out and src, and the
-     * index does not vary along it (index_select). */
+     * index does not vary along it (index_select). Otherwise the last dim is walked as a
+     * line by a typed loop, and the position counter moves once per line. */
     int64_t row = 1;
-    if (nd >= 2 && dim != nd - 1 && out->strides[nd - 1] == 1 && src->strides[nd - 1] == 1 &&
-        idx->strides[nd - 1] == 0)
-        row = out->shape[nd - 1];
-    int rnd = row > 1 ? nd - 1 : nd; /* dims walked one position at a time */
-    int64_t outer = n / row;
+    if (m >= 2 && mdim != m - 1 && ost[m - 1] == 1 && sst[m - 1] == 1 &&
+        ist[m - 1] == 0)
+        row = sh[m - 1];
+    int rnd = m - 1; /* dims the counter walks; the last is a row or a line */
+    int64_t L = sh[m - 1];
+    int64_t outer = n / L;
     char *ob = base(out), *sb = base(src), *ib = base(idx);
     size_t is = elsize(idx->dtype);
-    int nt = cpu_threads_for(outer * row, 32768);
+    bool typed = row == 1 && aligned_for(out, es) && aligned_for(src, es) && aligned_for(idx, is);
+    gather_line_fn line = gather_line_for(es, idx->dtype != FERRY_INT32);
+    int64_t os_l = ost[m - 1], is_l = ist[m - 1];
+    int64_t ss_l = mdim == m - 1 ? 0 : sst[m - 1], sd = sst[mdim];
+    int nt = cpu_threads_for(n, 32768);
+    /* Fewer lines than threads (a 1-d gather): lines split in chunks the threads share. */
+    int64_t nch = row == 1 && outer < nt ? (L + 32767) / 32768 : 1;
+    int64_t units = outer * nch;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int t = 0, parts = 1;
@@ -112,32 +317,74 @@ static ferry_status cpu_gather(int32_t device, const ferry_op_args *a)
         t = omp_get_thread_num();
         parts = omp_get_num_threads();
 #endif
-        int64_t lo = cpu_split(outer, parts, t, 1), hi = cpu_split(outer, parts, t + 1, 1);
+        int64_t lo = cpu_split(units, parts, t, 1), hi = cpu_split(units, parts, t + 1, 1);
         int64_t pos[FERRY_MAX_DIMS];
-        if (lo < hi)
-            unravel(rnd, out->shape, lo, pos);
-        for (int64_t k = lo; k < hi; k++) {
-            int64_t oo = 0, so = 0, io = 0;
-            for (int d = 0; d < rnd; d++) {
-                oo += pos[d] * out->strides[d];
-                io += pos[d] * idx->strides[d];
-                if (d != dim)
-                    so += pos[d] * src->strides[d];
-            }
-            int64_t i = read_index(idx, ib + io * (int64_t)is);
-            if (i < -p->size || i >= p->size) {
-                report(flag, i);
-            } else {
-                if (i < 0)
-                    i += p->size;
-                so += i * src->strides[dim];
-                if (row > 1)
-                    memcpy(ob + oo * (int64_t)es, sb + so * (int64_t)es, (size_t)row * es);
-                else
-                    memcpy(ob + oo * (int64_t)es, sb + so * (int64_t)es, es);
-            }
-            advance(rnd, out->shape, pos);
+        bool any = false;
+        int64_t bad = 0;
+        if (row > 1 && rnd == 1) {
+            int64_t esz = (int64_t)es, isz = (int64_t)is;
+            (idx->dtype == FERRY_INT32 ? select_rows_int32_t : select_rows_int64_t)(
+                ob, sb, ib, lo, hi, ost[0] * esz, ist[0] * isz, sd * esz,
+                p->size, (size_t)row * es, &any, &bad);
+            lo = hi;
         }
+        if (row == 1 && typed && rnd == 1 && nch == 1) {
+            const int64_t st[6] = {ost[0], os_l, ist[0], is_l, mdim == 0 ? 0 : sst[0], ss_l};
+            gather_lines_for(es, idx->dtype != FERRY_INT32)(ob, sb, ib, lo, hi, L, st, sd,
+                                                            p->size, &any, &bad);
+            lo = hi;
+        }
+        if (lo < hi && nch == 1)
+            unravel(rnd, sh, lo, pos);
+        for (int64_t u = lo; u < hi; u++) {
+            int64_t c0 = 0, c1 = L;
+            if (nch > 1) {
+                unravel(rnd, sh, u / nch, pos);
+                c0 = L * (u % nch) / nch;
+                c1 = L * (u % nch + 1) / nch;
+            }
+            int64_t oo = c0 * os_l, so = c0 * ss_l, io = c0 * is_l;
+            for (int d = 0; d < rnd; d++) {
+                oo += pos[d] * ost[d];
+                io += pos[d] * ist[d];
+                if (d != mdim)
+                    so += pos[d] * sst[d];
+            }
+            if (row > 1) {
+                int64_t i = read_index(idx, ib + io * (int64_t)is);
+                if (i < -p->size || i >= p->size) {
+                    if (!any) {
+                        any = true;
+                        bad = i;
+                    }
+                } else {
+                    i += i < 0 ? p->size : 0;
+                    so += i * sd;
+                    copy_row(ob + oo * (int64_t)es, sb + so * (int64_t)es, (size_t)row * es);
+                }
+            } else if (typed) {
+                line(ob + oo * (int64_t)es, sb + so * (int64_t)es, ib + io * (int64_t)is,
+                     c1 - c0, os_l, ss_l, is_l, sd, p->size, &any, &bad);
+            } else {
+                for (int64_t c = 0; c < c1 - c0; c++) {
+                    int64_t i = read_index(idx, ib + (io + c * is_l) * (int64_t)is);
+                    if (i < -p->size || i >= p->size) {
+                        if (!any) {
+                            any = true;
+                            bad = i;
+                        }
+                        continue;
+                    }
+                    i += i < 0 ? p->size : 0;
+                    memcpy(ob + (oo + c * os_l) * (int64_t)es,
+                           sb + (so + c * ss_l + i * sd) * (int64_t)es, es);
+                }
+            }
+            if (nch == 1)
+                advance(rnd, sh, pos);
+        }
+        if (any)
+            report(flag, bad);
     }
     return FERRY_OK;
 }

@@ -3,11 +3,15 @@
  * ones opencl and cuda produce, and every other device's fallback gets them too. Each
  * Philox block is independent, so blocks split across OpenMP threads in any way. */
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <ferry/half.h>
 #include <ferry/ops/random.h>
 
 #include "cpu_internal.h"
+#include "cpu_random_vec_api.h"
 #include "ferry_random.h"
 
 static int64_t elem_size(ferry_dtype dt)
@@ -137,28 +141,100 @@ static ferry_status cpu_random(int32_t device, const ferry_op_args *args)
     int threads = cpu_threads_for(nb, 8192);
     if (out->dtype == FERRY_FLOAT32 && dense &&
         (rp->kind == FERRY_RANDOM_UNIFORM || rp->kind == FERRY_RANDOM_NORMAL)) {
-        /* Batches of blocks in a SIMD loop: the same IEEE operations lane by lane (no
-         * contraction), so the numbers are those of the scalar path. */
+        /* Whole blocks through the vector build for this CPU (cpu_random_vec.c, the same
+         * numbers), split on multiples of 16 blocks so each thread's part is whole
+         * vector steps; what a step does not cover goes through the scalar code. */
         float *o = (float *)out->buffer + out->byte_offset / sizeof(float);
         int64_t nfull = n / 4;
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-        for (int64_t j0 = 0; j0 < nfull; j0 += 64) {
-            int64_t j1 = j0 + 64 < nfull ? j0 + 64 : nfull;
-#pragma omp simd
-            for (int64_t j = j0; j < j1; j++) {
-                float v[4];
-                fk_random_block_f32(&p, (uint64_t)j, v);
-                o[4 * j] = v[0];
-                o[4 * j + 1] = v[1];
-                o[4 * j + 2] = v[2];
-                o[4 * j + 3] = v[3];
-            }
+        int nt = cpu_threads_for(nfull, 16384);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int t = 0, parts = 1;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+            parts = omp_get_num_threads();
+#endif
+            int64_t lo = cpu_split(nfull, parts, t, 16), hi = cpu_split(nfull, parts, t + 1, 16);
+            int64_t j = lo;
+            if (lo < hi)
+                j += cpu_random_f32_vec(&p, (uint64_t)lo, hi - lo, o + 4 * lo);
+            for (; j < hi; j++)
+                fk_random_block_f32(&p, (uint64_t)j, o + 4 * j);
         }
         if (nfull < nb) {
             float v[4];
             fk_random_block_f32(&p, (uint64_t)nfull, v);
             for (int64_t k = 4 * nfull; k < n; k++)
                 o[k] = v[k - 4 * nfull];
+        }
+        return FERRY_OK;
+    }
+    if ((out->dtype == FERRY_FLOAT16 || out->dtype == FERRY_BFLOAT16) && dense &&
+        (rp->kind == FERRY_RANDOM_UNIFORM || rp->kind == FERRY_RANDOM_NORMAL)) {
+        /* float32 tiles from the vector build, rounded as store_float rounds them
+         * (cpu_f32_to_f16_n / _bf16_n convert bit for bit as ferry/half.h does). */
+        uint16_t *o = (uint16_t *)out->buffer + out->byte_offset / sizeof(uint16_t);
+        bool h = out->dtype == FERRY_FLOAT16;
+        int64_t nfull = n / 4;
+        int nt = cpu_threads_for(nfull, 16384);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int t = 0, parts = 1;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+            parts = omp_get_num_threads();
+#endif
+            int64_t lo = cpu_split(nfull, parts, t, 16), hi = cpu_split(nfull, parts, t + 1, 16);
+            float tile[4 * 256];
+            for (int64_t j0 = lo; j0 < hi; j0 += 256) {
+                int64_t m = hi - j0 < 256 ? hi - j0 : 256;
+                int64_t j = cpu_random_f32_vec(&p, (uint64_t)j0, m, tile);
+                for (; j < m; j++)
+                    fk_random_block_f32(&p, (uint64_t)(j0 + j), tile + 4 * j);
+                if (h)
+                    cpu_f32_to_f16_n(o + 4 * j0, tile, 4 * m);
+                else
+                    cpu_f32_to_bf16_n(o + 4 * j0, tile, 4 * m);
+            }
+        }
+        if (nfull < nb) {
+            float v[4];
+            fk_random_block_f32(&p, (uint64_t)nfull, v);
+            for (int64_t k = 4 * nfull; k < n; k++)
+                store_float(out, elem_offset(out, true, k), v[k - 4 * nfull]);
+        }
+        return FERRY_OK;
+    }
+    if ((out->dtype == FERRY_INT32 || out->dtype == FERRY_INT64) && dense &&
+        rp->kind == FERRY_RANDOM_INT && fk_random_int_narrow(&p)) {
+        /* As the float32 path: whole blocks through the vector build, the rest scalar. */
+        int wide = out->dtype == FERRY_INT64;
+        char *o = (char *)out->buffer + out->byte_offset;
+        int64_t es = wide ? 8 : 4, nfull = n / 4;
+        int nt = cpu_threads_for(nfull, 16384);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int t = 0, parts = 1;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+            parts = omp_get_num_threads();
+#endif
+            int64_t lo = cpu_split(nfull, parts, t, 16), hi = cpu_split(nfull, parts, t + 1, 16);
+            int64_t j = lo;
+            if (lo < hi)
+                j += cpu_random_int_vec(&p, (uint64_t)lo, hi - lo, o + 4 * es * lo, wide);
+            for (; j < hi; j++) {
+                int64_t v[4] = {0, 0, 0, 0}; /* all 4 set: the draw is narrow */
+                fk_random_block_int(&p, (uint64_t)j, v);
+                for (int k = 0; k < 4; k++)
+                    store_int(out, elem_offset(out, true, 4 * j + k), v[k]);
+            }
+        }
+        if (nfull < nb) {
+            int64_t v[4] = {0, 0, 0, 0}; /* all 4 set: the draw is narrow */
+            fk_random_block_int(&p, (uint64_t)nfull, v);
+            for (int64_t k = 4 * nfull; k < n; k++)
+                store_int(out, elem_offset(out, true, k), v[k - 4 * nfull]);
         }
         return FERRY_OK;
     }

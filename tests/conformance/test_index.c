@@ -351,12 +351,245 @@ static void test_index_refuses_with_pytorch_messages_on_every_device(void **stat
     conf_finish();
 }
 
+/* ---- long gathers: the cpu's threaded, prefetching and typed-line paths ---- */
+
+/* ferry_tensor -> float64 values on the host (n of them), or NULL. */
+static double *values_of(ferry_tensor *r, int64_t n)
+{
+    ferry_tensor *d = r ? ferry_tensor_to_dtype(r, FERRY_FLOAT64) : NULL;
+    double *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    if (!d || !v || ferry_tensor_copy_to_host(d, v, (size_t)n * sizeof *v) != FERRY_OK) {
+        free(v);
+        v = NULL;
+    }
+    ferry_tensor_release(d);
+    return v;
+}
+
+static void compare_values(const conf_where *w, ferry_tensor *r, const double *ref, int64_t n)
+{
+    double *v = values_of(r, n);
+    if (!v) {
+        conf_fail_call(w, w->op);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (v[i] != ref[i]) {
+            conf_fail(w, "element %lld is %g, want %g", (long long)i, v[i], ref[i]);
+            break;
+        }
+    free(v);
+}
+
+/* Sizes the small tests never reach: index_select of 70000 rows of 16 and of 3 elements
+ * (fixed-size and general row copies, rows fetched ahead), gather of (70000, 16) and of
+ * a 1-d index of 200000 (a single line split between threads), every element size and
+ * both index dtypes, negatives included; and an out-of-range index deep inside each. */
+static void test_index_long_gathers_match_reference(void **state)
+{
+    (void)state;
+    const int64_t R = 5000, M = 70000, N1 = 200000;
+    const ferry_dtype dts[] = {FERRY_UINT8, FERRY_INT16, FERRY_FLOAT32, FERRY_FLOAT64};
+    int64_t *iv = malloc((size_t)N1 * sizeof *iv);
+    double *srcv = malloc((size_t)R * 16 * sizeof *srcv);
+    double *ref = malloc((size_t)M * 16 * sizeof *ref);
+    assert_non_null(iv);
+    assert_non_null(srcv);
+    assert_non_null(ref);
+    uint64_t x = 12345;
+    for (int64_t i = 0; i < N1; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        iv[i] = (int64_t)((x >> 33) % (uint64_t)(2 * R)) - R; /* [-R, R) */
+    }
+    for (int64_t i = 0; i < R * 16; i++)
+        srcv[i] = (double)(i % 97);
+    CONF_FOR_EACH_DEVICE(dev) {
+        for (size_t di = 0; di < sizeof dts / sizeof dts[0]; di++)
+            for (int ii = 0; ii < 2; ii++) {
+                ferry_dtype dt = dts[di], idt = index_dtypes[ii];
+                conf_where w = {"index_select", conf_dtype_name(dt), conf_dtype_name(idt), dev};
+                ferry_tensor *s64 =
+                    ferry_tensor_from_data(srcv, FERRY_FLOAT64, 2, (int64_t[]){R, 16}, dev);
+                ferry_tensor *src = s64 ? ferry_tensor_to_dtype(s64, dt) : NULL;
+                ferry_tensor *narrow = src ? ferry_narrow(src, 1, 0, 3) : NULL;
+                ferry_tensor *narrowc = narrow ? ferry_tensor_contiguous(narrow) : NULL;
+                ferry_tensor *flat = src ? ferry_reshape(src, 1, (int64_t[]){R * 16}) : NULL;
+                ferry_tensor *sel = make_index(iv, 1, (int64_t[]){M}, idt, dev);
+                ferry_tensor *g2 = NULL, *g1 = make_index(iv, 1, (int64_t[]){N1}, idt, dev);
+                int64_t *gv = malloc((size_t)M * 16 * sizeof *gv);
+                if (gv) {
+                    for (int64_t i = 0; i < M * 16; i++)
+                        gv[i] = iv[(i * 7) % N1];
+                    g2 = make_index(gv, 2, (int64_t[]){M, 16}, idt, dev);
+                }
+                if (!narrowc || !flat || !sel || !g1 || !g2) {
+                    conf_fail_call(&w, "setup");
+                } else {
+                    for (int64_t k = 0; k < M; k++)
+                        for (int c = 0; c < 16; c++)
+                            ref[k * 16 + c] = srcv[wrap_index(iv[k], R) * 16 + c];
+                    ferry_tensor *r = ferry_index_select(src, 0, sel);
+                    compare_values(&w, r, ref, M * 16);
+                    ferry_tensor_release(r);
+                    w.op = "index_select rows of 3";
+                    for (int64_t k = 0; k < M; k++)
+                        for (int c = 0; c < 3; c++)
+                            ref[k * 3 + c] = srcv[wrap_index(iv[k], R) * 16 + c];
+                    r = ferry_index_select(narrowc, 0, sel);
+                    compare_values(&w, r, ref, M * 3);
+                    ferry_tensor_release(r);
+                    w.op = "gather (70000, 16)";
+                    for (int64_t i = 0; i < M * 16; i++)
+                        ref[i] = srcv[wrap_index(gv[i], R) * 16 + i % 16];
+                    r = ferry_gather(src, 0, g2);
+                    compare_values(&w, r, ref, M * 16);
+                    ferry_tensor_release(r);
+                    w.op = "gather 1-d of 200000";
+                    double *ref1 = malloc((size_t)N1 * sizeof *ref1);
+                    for (int64_t i = 0; ref1 && i < N1; i++)
+                        ref1[i] = srcv[wrap_index(iv[i], R * 16)];
+                    r = ferry_gather(flat, 0, g1);
+                    if (ref1)
+                        compare_values(&w, r, ref1, N1);
+                    ferry_tensor_release(r);
+                    free(ref1);
+                }
+                ferry_tensor_release(g1);
+                ferry_tensor_release(g2);
+                free(gv);
+                /* One bad index in the middle (in the second thread's part). */
+                if (dt == FERRY_FLOAT32 && flat && src) {
+                    int64_t keep = iv[N1 / 2 + 17];
+                    iv[N1 / 2 + 17] = R * 16;
+                    g1 = make_index(iv, 1, (int64_t[]){N1}, idt, dev);
+                    w.op = "gather 1-d, bad index";
+                    ferry_tensor *r = g1 ? ferry_gather(flat, 0, g1) : NULL;
+                    conf_expect_error(&w, "ferry_gather", r == NULL, FERRY_ERR_INDEX,
+                                      FERRY_ERR_INDEX,
+                                      "index 80000 is out of bounds for dimension 0 with size 80000");
+                    ferry_tensor_release(r);
+                    ferry_tensor_release(g1);
+                    iv[N1 / 2 + 17] = keep;
+                    keep = iv[M / 2 + 17];
+                    iv[M / 2 + 17] = -R - 1;
+                    ferry_tensor *b = make_index(iv, 1, (int64_t[]){M}, idt, dev);
+                    w.op = "index_select, bad index";
+                    r = b ? ferry_index_select(src, 0, b) : NULL;
+                    conf_expect_error(&w, "ferry_index_select", r == NULL, FERRY_ERR_INDEX,
+                                      FERRY_ERR_INDEX,
+                                      "index -5001 is out of bounds for dimension 0 with size 5000");
+                    ferry_tensor_release(r);
+                    ferry_tensor_release(b);
+                    iv[M / 2 + 17] = keep;
+                }
+                ferry_tensor_release(sel);
+                ferry_tensor_release(flat);
+                ferry_tensor_release(narrowc);
+                ferry_tensor_release(narrow);
+                ferry_tensor_release(src);
+                ferry_tensor_release(s64);
+            }
+    }
+    free(iv);
+    free(srcv);
+    free(ref);
+    conf_finish();
+}
+
+/* 4-d inputs (extents 1 included), contiguous and permuted, so that the cpu's merging of
+ * dims meets every arrangement: index_select and gather along each dim. */
+static void test_index_four_dims_match_reference(void **state)
+{
+    (void)state;
+    enum { A = 6, B = 1, C = 5, D = 4 };
+    const int64_t ext[4] = {A, B, C, D};
+    double v[A * B * C * D];
+    for (int i = 0; i < A * B * C * D; i++)
+        v[i] = (double)i;
+    CONF_FOR_EACH_DEVICE(dev) {
+        for (int perm = 0; perm < 2; perm++)
+            for (int dim = 0; dim < 4; dim++)
+                for (int ii = 0; ii < 2; ii++) {
+                    ferry_dtype idt = index_dtypes[ii];
+                    conf_where w = {"index_select 4-d", "float32",
+                                    perm ? "permuted (3, 2, 1, 0)" : "contiguous", dev};
+                    ferry_tensor *base =
+                        ferry_tensor_from_data(v, FERRY_FLOAT64, 4, ext, dev);
+                    ferry_tensor *b32 = base ? ferry_tensor_to_dtype(base, FERRY_FLOAT32) : NULL;
+                    /* t's extents are ext (contiguous) or reversed (a permuted view). */
+                    ferry_tensor *t = b32 && perm ? ferry_permute(b32, 4, (int[]){3, 2, 1, 0})
+                                                  : ferry_tensor_retain(b32);
+                    int64_t te[4];
+                    for (int d = 0; d < 4; d++)
+                        te[d] = perm ? ext[3 - d] : ext[d];
+                    /* t[p0][p1][p2][p3] as a value of v. */
+#define TV(q)                                                                               \
+    (perm ? v[(((q)[3] * B + (q)[2]) * C + (q)[1]) * D + (q)[0]]                            \
+          : v[(((q)[0] * B + (q)[1]) * C + (q)[2]) * D + (q)[3]])
+                    int64_t sv[7] = {0, -1, 2, 1, 1, -2, 0};
+                    for (int k = 0; k < 7; k++)
+                        sv[k] = ((sv[k] % te[dim]) + te[dim]) % te[dim] - (k % 2 ? te[dim] : 0);
+                    ferry_tensor *index = t ? make_index(sv, 1, (int64_t[]){7}, idt, dev) : NULL;
+                    if (!index) {
+                        conf_fail_call(&w, "setup");
+                    } else {
+                        int64_t rs[4] = {te[0], te[1], te[2], te[3]};
+                        rs[dim] = 7;
+                        int64_t rn = rs[0] * rs[1] * rs[2] * rs[3];
+                        double ref[7 * A * B * C * D];
+                        int64_t q[4];
+                        for (int64_t k = 0; k < rn; k++) {
+                            int64_t at = k;
+                            for (int d = 3; d >= 0; d--) {
+                                q[d] = at % rs[d];
+                                at /= rs[d];
+                            }
+                            q[dim] = wrap_index(sv[q[dim]], te[dim]);
+                            ref[k] = TV(q);
+                        }
+                        ferry_tensor *r = ferry_index_select(t, dim, index);
+                        compare_values(&w, r, ref, rn);
+                        ferry_tensor_release(r);
+                        /* gather with an index of t's extents (3 along dim). */
+                        int64_t gs[4] = {te[0], te[1], te[2], te[3]};
+                        gs[dim] = 3;
+                        int64_t gn = gs[0] * gs[1] * gs[2] * gs[3];
+                        int64_t gv[3 * A * B * C * D];
+                        for (int64_t k = 0; k < gn; k++) {
+                            gv[k] = (k * 5 + 1) % te[dim] - (k % 3 == 0 ? te[dim] : 0);
+                            int64_t at = k;
+                            for (int d = 3; d >= 0; d--) {
+                                q[d] = at % gs[d];
+                                at /= gs[d];
+                            }
+                            q[dim] = wrap_index(gv[k], te[dim]);
+                            ref[k] = TV(q);
+                        }
+#undef TV
+                        ferry_tensor *gi = make_index(gv, 4, gs, idt, dev);
+                        w.op = "gather 4-d";
+                        r = gi ? ferry_gather(t, dim, gi) : NULL;
+                        compare_values(&w, r, ref, gn);
+                        ferry_tensor_release(r);
+                        ferry_tensor_release(gi);
+                    }
+                    ferry_tensor_release(index);
+                    ferry_tensor_release(t);
+                    ferry_tensor_release(b32);
+                    ferry_tensor_release(base);
+                }
+    }
+    conf_finish();
+}
+
 int conf_group_index(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_gather_and_index_select_match_reference),
         cmocka_unit_test(test_index_scatter_and_scatter_add_match_reference),
         cmocka_unit_test(test_index_refuses_with_pytorch_messages_on_every_device),
+        cmocka_unit_test(test_index_long_gathers_match_reference),
+        cmocka_unit_test(test_index_four_dims_match_reference),
     };
     return cmocka_run_group_tests_name("index", tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
  * CDFs, randint's bounds, randperm, dropout, and the error paths with PyTorch's messages. */
 #include <pthread.h>
 
+#include <ferry/half.h>
 #include <ferry/ops/random.h>
 
 #include "conformance.h"
@@ -223,6 +224,163 @@ static void test_random_bit_identical_on_every_device(void **state)
             free(bref);
             ferry_tensor_release(ref);
         }
+    conf_finish();
+}
+
+/* ---- the cpu's vector builds --------------------------------------------------------- */
+
+/* The cpu backend draws dense float32 through AVX-512 or AVX2 builds of the samplers
+ * (backends/cpu/cpu_random_vec.c) where the CPU has them; each must give the scalar code's
+ * bits for every block. Long draws (several threads, a partial last block) from states
+ * whose block counter crosses 2^32 (the carry into the counter's second word) and a seed
+ * with both key words set, against fk_random_block_f32 run here. ctest runs this group
+ * again with FERRY_CPU_RANDOM_VEC=1 and =0, capping the build the backend picks. The
+ * narrow randint into int32 and int64 and the 16-bit floats take the same builds. */
+static void test_random_cpu_vector_builds_match_the_scalar_code(void **state)
+{
+    (void)state;
+    const int64_t n = 300007;
+    const uint64_t seeds[2] = {7, 0x9e3779b97f4a7c15ull};
+    const uint64_t offsets[2] = {0, 4 * (((uint64_t)1 << 32) - 40000)};
+    float *want = malloc((size_t)(n + 3) * sizeof *want);
+    assert_non_null(want);
+    for (int si = 0; si < 2; si++)
+        for (int oi = 0; oi < 2; oi++)
+            for (int kind = 0; kind < 4; kind++) {
+                static const char *const names[4] = {"rand", "randn", "uniform_", "normal_"};
+                conf_where w = {names[kind], "float32", "vector build = scalar", "cpu"};
+                ferry_generator *g = ferry_generator_create(seeds[si]);
+                assert_ok(ferry_generator_set_state(g, seeds[si], offsets[oi]));
+                ferry_tensor *t = NULL;
+                if (kind < 2) {
+                    t = kind ? ferry_randn(FERRY_FLOAT32, 1, &n, "cpu", g)
+                             : ferry_rand(FERRY_FLOAT32, 1, &n, "cpu", g);
+                } else {
+                    t = ferry_empty(FERRY_FLOAT32, 1, &n, "cpu");
+                    if (t && (kind == 2 ? ferry_tensor_uniform(t, -2.5, 3.0, g)
+                                        : ferry_tensor_normal(t, 1.5, 0.25, g)) != FERRY_OK) {
+                        ferry_tensor_release(t);
+                        t = NULL;
+                    }
+                }
+                ferry_generator_release(g);
+                if (!t) {
+                    conf_fail_call(&w, names[kind]);
+                    continue;
+                }
+                ferry_random_params rp = {.kind = kind & 1 ? FERRY_RANDOM_NORMAL
+                                                           : FERRY_RANDOM_UNIFORM,
+                                          .seed = seeds[si],
+                                          .offset = offsets[oi],
+                                          .a = kind == 2 ? -2.5 : kind == 3 ? 1.5 : 0.0,
+                                          .b = kind == 2 ? 5.5 : kind == 3 ? 0.25 : 1.0};
+                fk_random p = fk_random_launch(&rp, FERRY_FLOAT32, 0, n);
+                for (int64_t j = 0; 4 * j < n; j++)
+                    fk_random_block_f32(&p, (uint64_t)j, want + 4 * j);
+                const uint32_t *got = ferry_tensor_host_data(t);
+                for (int64_t i = 0; i < n; i++) {
+                    uint32_t wb;
+                    memcpy(&wb, &want[i], 4);
+                    if (got[i] != wb) {
+                        conf_fail(&w, "seed %#llx offset %llu: element %lld is %08x, want %08x",
+                                  (unsigned long long)seeds[si], (unsigned long long)offsets[oi],
+                                  (long long)i, got[i], wb);
+                        break;
+                    }
+                }
+                ferry_tensor_release(t);
+            }
+    /* Narrow randint into int32 and int64, with a range below 2^32 and of exactly 2^32
+     * (the word itself), against fk_random_block_int. */
+    const struct {
+        int64_t low, high;
+        ferry_dtype dt;
+    } ints[] = {{-7, 1000, FERRY_INT32},
+                {-7, 1000, FERRY_INT64},
+                {INT32_MIN, (int64_t)INT32_MAX + 1, FERRY_INT32},
+                {-5, ((int64_t)1 << 32) - 5, FERRY_INT64}};
+    int64_t *wantl = malloc((size_t)(n + 3) * sizeof *wantl);
+    assert_non_null(wantl);
+    for (int si = 0; si < 2; si++)
+        for (int oi = 0; oi < 2; oi++)
+            for (size_t c = 0; c < sizeof ints / sizeof ints[0]; c++) {
+                conf_where w = {"randint", conf_dtype_name(ints[c].dt), "vector build = scalar",
+                                "cpu"};
+                ferry_generator *g = ferry_generator_create(seeds[si]);
+                assert_ok(ferry_generator_set_state(g, seeds[si], offsets[oi]));
+                ferry_tensor *t = ferry_randint(ints[c].low, ints[c].high, ints[c].dt, 1, &n,
+                                                "cpu", g);
+                ferry_generator_release(g);
+                if (!t) {
+                    conf_fail_call(&w, "ferry_randint");
+                    continue;
+                }
+                ferry_random_params rp = {.kind = FERRY_RANDOM_INT,
+                                          .seed = seeds[si],
+                                          .offset = offsets[oi],
+                                          .low = ints[c].low,
+                                          .range = (uint64_t)ints[c].high - (uint64_t)ints[c].low};
+                fk_random p = fk_random_launch(&rp, ints[c].dt, 0, n);
+                for (int64_t j = 0; 4 * j < n; j++)
+                    fk_random_block_int(&p, (uint64_t)j, wantl + 4 * j);
+                for (int64_t i = 0; i < n; i++) {
+                    int64_t got = ints[c].dt == FERRY_INT32
+                                      ? ((const int32_t *)ferry_tensor_host_data(t))[i]
+                                      : ((const int64_t *)ferry_tensor_host_data(t))[i];
+                    int64_t wv = ints[c].dt == FERRY_INT32 ? (int64_t)(int32_t)(uint32_t)wantl[i]
+                                                           : wantl[i];
+                    if (got != wv) {
+                        conf_fail(&w, "[%lld, %lld) seed %#llx offset %llu: element %lld is %lld, "
+                                  "want %lld",
+                                  (long long)ints[c].low, (long long)ints[c].high,
+                                  (unsigned long long)seeds[si], (unsigned long long)offsets[oi],
+                                  (long long)i, (long long)got, (long long)wv);
+                        break;
+                    }
+                }
+                ferry_tensor_release(t);
+            }
+    free(wantl);
+    /* float16 and bfloat16 (11 and 8 bits per uniform) take float32 tiles from the same
+     * builds, rounded as the scalar store rounds. */
+    const ferry_dtype halves[2] = {FERRY_FLOAT16, FERRY_BFLOAT16};
+    for (int hi = 0; hi < 2; hi++)
+        for (int oi = 0; oi < 2; oi++)
+            for (int normal = 0; normal < 2; normal++) {
+                ferry_dtype dt = halves[hi];
+                conf_where w = {normal ? "randn" : "rand", conf_dtype_name(dt),
+                                "vector build = scalar", "cpu"};
+                ferry_generator *g = ferry_generator_create(seeds[1]);
+                assert_ok(ferry_generator_set_state(g, seeds[1], offsets[oi]));
+                ferry_tensor *t = normal ? ferry_randn(dt, 1, &n, "cpu", g)
+                                         : ferry_rand(dt, 1, &n, "cpu", g);
+                ferry_generator_release(g);
+                if (!t) {
+                    conf_fail_call(&w, w.op);
+                    continue;
+                }
+                ferry_random_params rp = {.kind = normal ? FERRY_RANDOM_NORMAL
+                                                         : FERRY_RANDOM_UNIFORM,
+                                          .seed = seeds[1],
+                                          .offset = offsets[oi],
+                                          .a = 0.0,
+                                          .b = 1.0};
+                fk_random p = fk_random_launch(&rp, dt, 0, n);
+                for (int64_t j = 0; 4 * j < n; j++)
+                    fk_random_block_f32(&p, (uint64_t)j, want + 4 * j);
+                const uint16_t *got = ferry_tensor_host_data(t);
+                for (int64_t i = 0; i < n; i++) {
+                    uint16_t wb = dt == FERRY_FLOAT16 ? ferry_f32_to_f16(want[i])
+                                                      : ferry_f32_to_bf16(want[i]);
+                    if (got[i] != wb) {
+                        conf_fail(&w, "offset %llu: element %lld is %04x, want %04x",
+                                  (unsigned long long)offsets[oi], (long long)i, got[i], wb);
+                        break;
+                    }
+                }
+                ferry_tensor_release(t);
+            }
+    free(want);
     conf_finish();
 }
 
@@ -634,6 +792,7 @@ int conf_group_random(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_philox_known_answers),
         cmocka_unit_test(test_random_bit_identical_on_every_device),
+        cmocka_unit_test(test_random_cpu_vector_builds_match_the_scalar_code),
         cmocka_unit_test(test_random_offsets_and_prefixes),
         cmocka_unit_test(test_random_generator_is_thread_safe),
         cmocka_unit_test(test_random_distributions_of_a_million_draws),
