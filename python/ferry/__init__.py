@@ -306,3 +306,8 @@ __all__ += ["gelu", "softplus", "leaky_relu"]
 del _name
 
 __all__ += ["gather", "index_select", "scatter", "scatter_add"]
+
+# Triangles, diagonals and trace (python/src/shape2.c).
+from ferry._ferry import diag, diag_embed, diagonal, trace, tril, triu  # noqa: E402,F401
+
+__all__ += ["diag", "diag_embed", "diagonal", "trace", "tril", "triu"]

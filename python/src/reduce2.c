@@ -460,19 +460,20 @@ static PyObject *nn_mse_loss(PyObject *mod, PyObject *args)
 static PyObject *nll_or_ce(bool cross, PyObject *args)
 {
     const char *fn = cross ? "cross_entropy" : "nll_loss";
-    PyObject *x, *y, *red;
+    PyObject *x, *y, *red, *w = Py_None;
     long long ignore;
     double smoothing = 0;
-    ferry_tensor *tx, *ty, *r;
+    ferry_tensor *tx, *ty, *tw = NULL, *r;
     ferry_reduction rd;
-    if (!PyArg_ParseTuple(args, "OOLO|d", &x, &y, &ignore, &red, &smoothing) ||
+    if (!PyArg_ParseTuple(args, "OOLO|dO", &x, &y, &ignore, &red, &smoothing, &w) ||
         tensor_arg(x, fn, "input", &tx) < 0 || tensor_arg(y, fn, "target", &ty) < 0 ||
-        reduction_arg(red, &rd) < 0)
+        (w != Py_None && tensor_arg(w, fn, "weight", &tw) < 0) || reduction_arg(red, &rd) < 0)
         return NULL;
+    /* weight: None or a Tensor of one weight per class. */
     if (cross)
-        RUN(tx, r = ferry_cross_entropy_ex(tx, ty, ignore, smoothing, rd));
+        RUN(tx, r = ferry_cross_entropy_weighted(tx, ty, tw, ignore, smoothing, rd));
     else
-        RUN(tx, r = ferry_nll_loss(tx, ty, ignore, rd));
+        RUN(tx, r = ferry_nll_loss_weighted(tx, ty, tw, ignore, rd));
     return fpy_wrap(r);
 }
 static PyObject *nn_nll_loss(PyObject *m, PyObject *a) { (void)m; return nll_or_ce(false, a); }
