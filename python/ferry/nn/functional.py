@@ -88,9 +88,11 @@ def pad(input, pad, mode="constant", value=None):
     number of dims; 'reflect', 'replicate' and 'circular' pad the last 1 to 3 dims of a
     batched or unbatched input, as index_select over the input (so every device runs
     them, and the gradient is index_select's)."""
+    import operator
+
     import ferry
 
-    pad = [int(p) for p in pad]
+    pad = [operator.index(p) for p in pad]
     if len(pad) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
     if len(pad) // 2 > input.ndim:
