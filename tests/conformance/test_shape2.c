@@ -161,7 +161,7 @@ static void test_shape2_diagonal_is_a_view_with_torch_geometry_on_every_device(v
                 if (conf_read(&w, v, dt, 2, vshape, dev, &got)) {
                     double ref[64];
                     for (int64_t o = 0; o < shape[other]; o++) {
-                        for (int64_t k = 0, i = off < 0 ? -off : 0; k < len; k++, i++) {
+                        for (int64_t k = 0, i = off < 0 && len > 0 ? -off : 0; k < len; k++, i++) {
                             int64_t idx[3];
                             idx[other] = o;
                             idx[d1] = off < 0 ? i : k;
@@ -424,6 +424,65 @@ static void test_shape2_cumprod_gradient_through_zeros_matches_finite_difference
     conf_finish();
 }
 
+/* ---- class weights of nll_loss and cross_entropy (#10) ---- */
+
+static void test_shape2_weighted_nll_loss_is_the_weighted_mean_on_every_device(void **state)
+{
+    (void)state;
+    static const double lp[3][4] = {{-1.5, -0.25, -2, -3}, {-0.5, -1, -4, -0.125}, {-2, -2, -1, -1}};
+    static const int64_t tgt[3] = {0, 3, -100};
+    static const double wt[4] = {0.5, 2, 1, 3};
+    CONF_FOR_EACH_DEVICE(dev) {
+        conf_where w = {"nll_loss weight", "float64", "mean", dev};
+        ferry_tensor *hx = ferry_tensor_from_data(lp, FERRY_FLOAT64, 2, SHAPE(3, 4), "cpu");
+        ferry_tensor *ht = ferry_tensor_from_data(tgt, FERRY_INT64, 1, SHAPE(3), "cpu");
+        ferry_tensor *hw = ferry_tensor_from_data(wt, FERRY_FLOAT64, 1, SHAPE(4), "cpu");
+        ferry_tensor *x = hx ? ferry_tensor_to(hx, dev) : NULL;
+        ferry_tensor *t = ht ? ferry_tensor_to(ht, dev) : NULL;
+        ferry_tensor *wv = hw ? ferry_tensor_to(hw, dev) : NULL;
+        static const ferry_reduction reds[3] = {FERRY_REDUCTION_MEAN, FERRY_REDUCTION_SUM,
+                                                FERRY_REDUCTION_NONE};
+        /* -w[t] lp[n, t] per sample (0 where ignored); the mean over sum w[t]. */
+        double per[3] = {0.5 * 1.5, 3 * 0.125, 0};
+        double want[3] = {(per[0] + per[1]) / 3.5, per[0] + per[1], 0};
+        for (int k = 0; x && t && wv && k < 3; k++) {
+            uint64_t before = conf_fallbacks(dev);
+            ferry_tensor *r = ferry_nll_loss_weighted(x, t, wv, -100, reds[k]);
+            conf_check_no_fallback(&w, before);
+            double got[3] = {0};
+            size_t nb = k == 2 ? sizeof got : sizeof got[0];
+            if (!r || ferry_tensor_copy_to_host(r, got, nb) != FERRY_OK) {
+                conf_fail_call(&w, "ferry_nll_loss_weighted");
+            } else {
+                for (int i = 0; i < (k == 2 ? 3 : 1); i++) {
+                    double ref = k == 2 ? per[i] : want[k];
+                    if (fabs(got[i] - ref) > 1e-15)
+                        conf_fail(&w, "reduction %d element %d: %.17g, want %.17g", k, i, got[i],
+                                  ref);
+                }
+            }
+            ferry_tensor_release(r);
+        }
+        ferry_tensor *w2 = wv ? ferry_narrow(wv, 0, 0, 2) : NULL;
+        ferry_tensor *r = w2 ? ferry_cross_entropy_weighted(x, t, w2, -100, 0.0,
+                                                            FERRY_REDUCTION_MEAN)
+                             : NULL;
+        conf_expect_error(&w, "ferry_cross_entropy_weighted", r == NULL,
+                          FERRY_ERR_INVALID_ARGUMENT, FERRY_ERR_INVALID_ARGUMENT,
+                          "weight tensor should be defined either for all 4 classes or no "
+                          "classes but got weight tensor of shape: [2]");
+        ferry_tensor_release(r);
+        ferry_tensor_release(w2);
+        ferry_tensor_release(x);
+        ferry_tensor_release(t);
+        ferry_tensor_release(wv);
+        ferry_tensor_release(hx);
+        ferry_tensor_release(ht);
+        ferry_tensor_release(hw);
+    }
+    conf_finish();
+}
+
 int conf_group_shape2(void)
 {
     const struct CMUnitTest tests[] = {
@@ -433,6 +492,7 @@ int conf_group_shape2(void)
         cmocka_unit_test(test_shape2_pad_constant_matches_index_arithmetic_on_every_device),
         cmocka_unit_test(test_shape2_refuses_with_pytorch_messages_on_every_device),
         cmocka_unit_test(test_shape2_cumprod_gradient_through_zeros_matches_finite_differences),
+        cmocka_unit_test(test_shape2_weighted_nll_loss_is_the_weighted_mean_on_every_device),
     };
     return cmocka_run_group_tests_name("shape2", tests, NULL, NULL);
 }
