@@ -98,11 +98,12 @@ FERRY_API ferry_tensor *ferry_triu(ferry_tensor *t, int64_t diagonal)
  * with the error set. */
 static bool diag_dims(int ndim, int *dim1, int *dim2)
 {
+    int given1 = *dim1, given2 = *dim2; /* PyTorch's message names the dims as given */
     if (ferry__wrap_dim(dim1, ndim) != FERRY_OK || ferry__wrap_dim(dim2, ndim) != FERRY_OK)
         return false;
     if (*dim1 == *dim2) {
         ferry__error(FERRY_ERR_INVALID_ARGUMENT, "diagonal dimensions cannot be identical %d, %d",
-                     *dim1, *dim2);
+                     given1, given2);
         return false;
     }
     return true;
@@ -225,12 +226,14 @@ FERRY_API ferry_tensor *ferry_diag_embed(ferry_tensor *t, int64_t offset, int di
 {
     if (ferry__check_tensor(t, "diag_embed") != FERRY_OK)
         return NULL;
-    if (t->ndim == 0 || t->ndim + 1 > FERRY_MAX_DIMS) {
+    if (t->ndim + 1 > FERRY_MAX_DIMS) {
         ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                     "diag_embed: expected an input of 1 to %d dims, but got %d", FERRY_MAX_DIMS - 1,
-                     t->ndim);
+                     "diag_embed: expected an input of at most %d dims, but got %d",
+                     FERRY_MAX_DIMS - 1, t->ndim);
         return NULL;
     }
+    /* A 0-d input gives a 1-d result, whose two dims can only be the same one: PyTorch's
+     * "cannot be identical" refusal. */
     int nd = t->ndim + 1;
     if (!diag_dims(nd, &dim1, &dim2))
         return NULL;
@@ -304,12 +307,12 @@ FERRY_API ferry_tensor *ferry_pad(ferry_tensor *t, int n, const int64_t *pads, d
                          d);
             return NULL;
         }
-        if (out < 0) {
-            ferry__error(FERRY_ERR_INVALID_ARGUMENT,
-                         "The input size %lld, plus negative padding %lld and %lld resulted in a "
-                         "negative output size, which is invalid. Check dimension %d of your "
-                         "input.",
-                         (long long)size, (long long)lo, (long long)hi, d);
+        /* PyTorch crops first (narrows), and a crop past the dim's size fails there;
+         * after the crops the output cannot be negative any more. */
+        int64_t clo = lo < 0 ? lo : 0, chi = hi < 0 ? hi : 0, kept;
+        if (__builtin_add_overflow(size, clo, &kept) || __builtin_add_overflow(kept, chi, &kept) ||
+            kept < 0) {
+            ferry__error(FERRY_ERR_INVALID_ARGUMENT, "narrow(): length must be non-negative.");
             return NULL;
         }
         shape[d] = out;

@@ -109,8 +109,10 @@ def test_diagonal_errors_are_pytorchs():
     m = ferry.zeros(3, 3)
     with pytest.raises(RuntimeError, match="diagonal dimensions cannot be identical 0, 0"):
         m.diagonal(0, 0, 0)
-    with pytest.raises(RuntimeError, match="diagonal dimensions cannot be identical 1, 1"):
+    with pytest.raises(RuntimeError, match="diagonal dimensions cannot be identical 1, -1"):
         m.diagonal(0, 1, -1)
+    with pytest.raises(RuntimeError, match="diagonal dimensions cannot be identical 0, -1"):
+        ferry.diag_embed(ferry.zeros(()), 0, 0, -1)
     with pytest.raises(IndexError, match=r"Dimension out of range \(expected to be in range of "
                        r"\[-2, 1\], but got 2\)"):
         m.diagonal(0, 0, 2)
@@ -233,9 +235,11 @@ def test_pad_errors_are_pytorchs():
                        "times the input dimension but got padding length 6 and input of "
                        "dimension 2"):
         F.pad(x, (1, 1, 1, 1, 1, 1))
-    with pytest.raises(RuntimeError, match="The input size 3, plus negative padding -2 and -2 "
-                       "resulted in a negative output size"):
+    with pytest.raises(RuntimeError, match=r"narrow\(\): length must be non-negative."):
         F.pad(x, (-2, -2))
+    with pytest.raises(RuntimeError, match=r"narrow\(\): length must be non-negative."):
+        F.pad(x, (1, -5))
+    assert tuple(F.pad(x, (-3, 0, 1, 0)).shape) == (3, 0)
     with pytest.raises(RuntimeError, match=r"Argument #4: Padding size should be less than the "
                        r"corresponding input dimension, but got: padding \(3, 1\) at dimension 1 "
                        r"of input \[2, 3\]"):
@@ -253,6 +257,19 @@ def test_pad_errors_are_pytorchs():
     with pytest.raises(RuntimeError, match='Padding mode "reflect" doesn\'t take in value '
                        'argument'):
         F.pad(x, (1, 1), mode="reflect", value=2)
+    with pytest.raises(RuntimeError, match="Negative padding value is resulting in an empty "
+                       "dimension"):
+        F.pad(x, (-3, -1), mode="circular")
+    # torch would read memory it never wrote here (a pad longer than the cropped part).
+    with pytest.raises(RuntimeError, match="Padding value causes wrapping around more than once."):
+        F.pad(ferry.zeros(3, 4), (3, -3), mode="circular")
+    with pytest.raises(RuntimeError, match=r"input \(W: 3\) is too small. Calculated output W: -1"):
+        F.pad(x, (-2, -2), mode="replicate")
+    with pytest.raises(RuntimeError, match=r"Calculated output H: 2 W: 0 must be >= 1 in every "
+                       r"dimension \(input H: 1, W: 3\)"):
+        F.pad(ferry.zeros(3, 1, 3), (0, -3, 1, 0), mode="replicate")
+    with pytest.raises(TypeError):
+        F.pad(x, (1.5, 1))
     with pytest.raises(RuntimeError, match=r"Expected 2D or 3D \(batch mode\) tensor with "
                        r"possibly 0 batch size and other non-zero dimensions for input, but "
                        r"got: \[2, 0\]"):

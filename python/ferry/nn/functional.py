@@ -68,7 +68,9 @@ def _pad_source(mode, size, lo, hi):
         start = max(-lo, 0)
         kept = size - start - max(-hi, 0)
         n = kept + max(lo, 0) + max(hi, 0)
-        if n > 0 and kept <= 0:
+        # torch copies wrapped parts out of what the crop kept; a pad longer than that
+        # reads memory torch never wrote, so ferry refuses it as wrapping more than once.
+        if n > 0 and (kept <= 0 or lo > kept or hi > kept):
             raise RuntimeError("Padding value causes wrapping around more than once.")
         return [start + (o - max(lo, 0)) % kept for o in range(n)]
     out = []
@@ -112,27 +114,42 @@ def pad(input, pad, mode="constant", value=None):
             f"Padding size {len(pad)} is not supported for {nd}D input tensor.\n"
             + _PAD_SUPPORTED)
     shape = list(input.shape)
-    if any(s == 0 for s in shape[0 if nd == k + 1 else 1:]):
+    # reflect and replicate need every non-batch dim non-empty; circular only refuses
+    # wrapping more than once (below).
+    if mode != "circular" and any(s == 0 for s in shape[0 if nd == k + 1 else 1:]):
         raise RuntimeError(
             f"Expected {k + 1}D or {k + 2}D (batch mode) tensor with possibly 0 batch size "
             f"and other non-zero dimensions for input, but got: [{', '.join(map(str, shape))}]")
-    out = input
-    for j in range(k):
-        dim = nd - 1 - j
-        lo, hi = pad[2 * j], pad[2 * j + 1]
+    # torch's order: every dim's pad-size check, then the output sizes, then the work.
+    dims = [(nd - 1 - j, pad[2 * j], pad[2 * j + 1]) for j in range(k)]
+    for j, (dim, lo, hi) in enumerate(dims):
         size = shape[dim]
         if mode == "reflect" and (lo >= size or hi >= size):
             raise RuntimeError(
                 f"Argument #{4 + 2 * j}: Padding size should be less than the corresponding "
                 f"input dimension, but got: padding ({lo}, {hi}) at dimension {dim} of input "
                 f"[{', '.join(map(str, shape))}]")
-        if mode == "circular" and (lo > size or hi > size):
-            raise RuntimeError("Padding value causes wrapping around more than once.")
-        if size + lo + hi < 0:
-            raise RuntimeError(
-                f"The input size {size}, plus negative padding {lo} and {hi} resulted in a "
-                f"negative output size, which is invalid. Check dimension {dim} of your input.")
-        idx = ferry.tensor(_pad_source(mode, size, lo, hi), dtype=ferry.int64,
+    if mode == "circular":
+        # torch checks the outermost padded dim first, both conditions per dim.
+        for dim, lo, hi in reversed(dims):
+            if lo > shape[dim] or hi > shape[dim]:
+                raise RuntimeError("Padding value causes wrapping around more than once.")
+            if shape[dim] + lo + hi < 0:
+                raise RuntimeError("Negative padding value is resulting in an empty dimension")
+    else:
+        outs = [shape[dim] + lo + hi for dim, lo, hi in reversed(dims)]
+        if any(o < 1 for o in outs):
+            names = "DHW"[3 - k:]
+            if k == 1:
+                raise RuntimeError(f"input (W: {shape[-1]}) is too small. Calculated output "
+                                   f"W: {outs[0]}")
+            got = " ".join(f"{c}: {o}" for c, o in zip(names, outs))
+            ins = ", ".join(f"{c}: {s}" for c, s in zip(names, shape[nd - k:]))
+            raise RuntimeError(f"Calculated output {got} must be >= 1 in every dimension "
+                               f"(input {ins})")
+    out = input
+    for dim, lo, hi in dims:
+        idx = ferry.tensor(_pad_source(mode, shape[dim], lo, hi), dtype=ferry.int64,
                            device=input.device)
         out = out.index_select(dim, idx)
     return out
