@@ -20,10 +20,19 @@ static PyObject *tri(PyObject *self, PyObject *args, PyObject *kwargs, bool uppe
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, upper ? "|O:triu" : "|O:tril", kw, &diag) ||
         opt_int64(diag, &k) < 0)
         return NULL;
-    ferry_tensor *r = (upper ? ferry_triu : ferry_tril)(FPY_T(self), k);
+    ferry_tensor *t = FPY_T(self);
+    if (inplace && ferry_grad_enabled() && ferry_tensor_requires_grad(t) &&
+        ferry_tensor_grad_fn_name(t))
+        /* As every in-place op of ferry's (a leaf gets copy_'s leaf refusal below). */
+        return PyErr_Format(PyExc_NotImplementedError,
+                            "%s: in-place write into a tensor that requires grad (the output of "
+                            "%s): ferry's autograd does not rebase history yet; compute the "
+                            "result out of place",
+                            upper ? "triu_" : "tril_", ferry_tensor_grad_fn_name(t));
+    ferry_tensor *r = (upper ? ferry_triu : ferry_tril)(t, k);
     if (!r || !inplace)
         return fpy_wrap(r);
-    ferry_status st = ferry_tensor_copy_from(FPY_T(self), r);
+    ferry_status st = ferry_tensor_copy_from(t, r);
     ferry_tensor_release(r);
     if (st != FERRY_OK)
         return fpy_error();

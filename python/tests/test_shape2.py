@@ -59,6 +59,19 @@ def test_tril_every_dtype_and_in_place():
     np.testing.assert_array_equal(t.numpy(), np.triu(np.tril(np.ones((3, 3))), -1))
 
 
+def test_tril_in_place_refuses_what_ferrys_autograd_cannot_record():
+    x = ferry.ones(3, 3).requires_grad_(True)
+    with pytest.raises(NotImplementedError, match="a leaf Variable that requires grad is being "
+                       "used in an in-place operation."):
+        x.tril_()
+    with pytest.raises(NotImplementedError, match="tril_: in-place write into a tensor that "
+                       "requires grad .*does not rebase history yet"):
+        (x * 2).tril_()
+    with ferry.no_grad():
+        x.triu_(1)
+    assert x.tolist() == [[0.0, 1.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+
+
 def test_tril_errors_are_pytorchs():
     with pytest.raises(RuntimeError, match="tril: input tensor must have at least 2 dimensions"):
         ferry.zeros(3).tril()
