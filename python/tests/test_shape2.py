@@ -45,6 +45,15 @@ def test_tril_triu_match_numpy_batched_every_diagonal(dev):
     np.testing.assert_array_equal(tt.tril(1).cpu().numpy(), np.tril(a.swapaxes(-1, -2), 1))
 
 
+@pytest.mark.parametrize("dev", devices())
+def test_tril_of_batch_dims_out_of_order(dev):
+    # The batch dims do not merge into one stride: the op copies them on the device first.
+    a = np.arange(2 * 3 * 4 * 5, dtype=np.int32).reshape(2, 3, 4, 5)
+    t = ft(a).to(dev).permute(1, 0, 3, 2)
+    want = np.tril(a.transpose(1, 0, 3, 2), -1)
+    np.testing.assert_array_equal(t.tril(-1).cpu().numpy(), want)
+
+
 def test_tril_every_dtype_and_in_place():
     for dt in (ferry.bool, ferry.uint8, ferry.int8, ferry.int16, ferry.int32, ferry.int64,
                ferry.float16, ferry.bfloat16, ferry.float32, ferry.float64):
@@ -186,6 +195,18 @@ def test_diagonal_diag_trace_gradients_match_torch():
     tx = torch.tensor(v, requires_grad=True)
     (ferry.diag(x, -1) * ft(np.arange(16.0).reshape(4, 4))).sum().backward()
     (torch.diag(tx, -1) * torch.arange(16.0, dtype=torch.float64).reshape(4, 4)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
+
+
+@needs_torch
+def test_diag_embed_gradient_matches_torch():
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((2, 3))
+    x = ft(a).requires_grad_(True)
+    tx = torch.tensor(a, requires_grad=True)
+    w = rng.standard_normal((5, 2, 5))
+    (x.diag_embed(2, 0, 2) * ft(w)).sum().backward()
+    (tx.diag_embed(2, 0, 2) * torch.tensor(w)).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy())
 
 
