@@ -172,6 +172,7 @@ static const ferry_named_entry *const cpu_named_tables[] = {
     cpu_named_index,
     cpu_named_elementwise2,
     cpu_named_select,
+    cpu_named_shape2,
     NULL,
 };
 

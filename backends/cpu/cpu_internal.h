@@ -49,6 +49,7 @@ CPU_HIDDEN extern const ferry_named_entry cpu_named_random[];
 CPU_HIDDEN extern const ferry_named_entry cpu_named_index[];
 CPU_HIDDEN extern const ferry_named_entry cpu_named_elementwise2[];
 CPU_HIDDEN extern const ferry_named_entry cpu_named_select[];
+CPU_HIDDEN extern const ferry_named_entry cpu_named_shape2[];
 
 /* ---- helpers shared by the op kernels ------------------------------------------------
  * Names differ from cpu_cast.c's file-static helpers, which predate these. */

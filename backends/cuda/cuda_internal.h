@@ -71,6 +71,7 @@ extern const ferry_named_entry cuda_named_reduce2[];
 extern const ferry_named_entry cuda_named_index[];
 extern const ferry_named_entry cuda_named_elementwise2[];
 extern const ferry_named_entry cuda_named_select[];
+extern const ferry_named_entry cuda_named_shape2[];
 
 /* Catches anything C++ might throw from the runtime or cuBLAS, so nothing unwinds into
  * the C core, and restores the caller's current device. */

@@ -472,6 +472,7 @@ static const ferry_named_entry *const ocl_named_tables[] = {
     ocl_named_index,
     ocl_named_elementwise2,
     ocl_named_select,
+    ocl_named_shape2,
     NULL,
 };
 

@@ -152,6 +152,7 @@ OCL_HIDDEN void ocl_program_release(ocl_device *d);
 
 /* Named-kernel tables, one per op family (ocl_backend.c lists them). */
 OCL_HIDDEN extern const ferry_named_entry ocl_named_index[];
+OCL_HIDDEN extern const ferry_named_entry ocl_named_shape2[];
 
 /* ocl_kernels.c */
 /* Enqueues the kernel of `slot` over n threads (rounded up to its work-group size);

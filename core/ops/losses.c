@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ops/ops_internal.h"
 
@@ -143,11 +144,37 @@ static ferry_status pick_masks(scope *s, ferry_tensor *logp, ferry_tensor *targe
     return s->failed ? ferry_last_status() : FERRY_OK;
 }
 
+/* PyTorch's check of class weights: one per class, on the input's device. */
+static ferry_status check_weight(const char *fn, ferry_tensor *logp, ferry_tensor *weight, int cdim)
+{
+    ferry_status st = ferry__check_tensor(weight, fn);
+    if (st != FERRY_OK)
+        return st;
+    int64_t c = logp->shape[cdim];
+    if (weight->ndim != 1 || weight->shape[0] != c) {
+        char shape[256];
+        ferry__shape_str(weight->ndim, weight->shape, shape, sizeof shape);
+        /* torch writes the shape in brackets: [2] */
+        shape[0] = '[';
+        shape[strlen(shape) - 1] = ']';
+        if (weight->ndim == 0)
+            snprintf(shape, sizeof shape, "[]");
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "weight tensor should be defined either for all %lld classes or no "
+                            "classes but got weight tensor of shape: %s",
+                            (long long)c, shape);
+    }
+    return FERRY_OK;
+}
+
 static ferry_tensor *nll_core(const char *fn, ferry_tensor *logp, ferry_tensor *target,
-                              int64_t ignore_index, double smoothing, ferry_reduction reduction)
+                              ferry_tensor *weight, int64_t ignore_index, double smoothing,
+                              ferry_reduction reduction)
 {
     int cdim;
     if (!reduction_ok(reduction, fn) || check_nll(fn, logp, target, &cdim) != FERRY_OK)
+        return NULL;
+    if (weight && check_weight(fn, logp, weight, cdim) != FERRY_OK)
         return NULL;
     if (!(smoothing >= 0 && smoothing <= 1)) {
         ferry__error(FERRY_ERR_INVALID_ARGUMENT,
@@ -160,14 +187,27 @@ static ferry_tensor *nll_core(const char *fn, ferry_tensor *logp, ferry_tensor *
         release_scope(&s);
         return NULL;
     }
+    /* With class weights w: each target's loss is scaled by w[target], and the mean
+     * divides by the sum of those weights (over the targets not ignored), as PyTorch. */
+    ferry_tensor *wc = NULL, *wlogp = logp, *scale = valid;
+    if (weight) {
+        int64_t wshape[FERRY_MAX_DIMS];
+        for (int d = 0; d < logp->ndim; d++)
+            wshape[d] = d == cdim ? logp->shape[cdim] : 1;
+        wc = STEP(&s, ferry_reshape(weight, logp->ndim, wshape));
+        ferry_tensor *wo = STEP(&s, ferry_mul(onehot, wc));
+        ferry_tensor *wt = STEP(&s, ferry_sum(wo, 1, &cdim, false)); /* w[target] */
+        scale = STEP(&s, ferry_mul(wt, valid));
+        wlogp = STEP(&s, ferry_mul(logp, wc));
+    }
     ferry_tensor *picked = STEP(&s, ferry_mul(logp, onehot));
     ferry_tensor *ps = STEP(&s, ferry_sum(picked, 1, &cdim, false));
     ferry_tensor *nll = STEP(&s, ferry_neg(ps));
-    ferry_tensor *loss = STEP(&s, ferry_mul(nll, valid));
+    ferry_tensor *loss = STEP(&s, ferry_mul(nll, scale));
     if (smoothing > 0) {
-        /* (1 - e) * nll + e * (the mean over classes of -logp), as PyTorch. */
+        /* (1 - e) * nll + e * (the mean over classes of -w logp), as PyTorch. */
         double c = (double)logp->shape[cdim];
-        ferry_tensor *all = STEP(&s, ferry_sum(logp, 1, &cdim, false));
+        ferry_tensor *all = STEP(&s, ferry_sum(wlogp, 1, &cdim, false));
         ferry_tensor *sm = STEP(&s, ferry_mul_scalar(all, -smoothing / c));
         ferry_tensor *smv = STEP(&s, ferry_mul(sm, valid));
         ferry_tensor *l1 = STEP(&s, ferry_mul_scalar(loss, 1.0 - smoothing));
@@ -178,7 +218,7 @@ static ferry_tensor *nll_core(const char *fn, ferry_tensor *logp, ferry_tensor *
         if (reduction == FERRY_REDUCTION_MEAN) {
             /* Over the targets not ignored: all ignored gives NaN, as PyTorch. */
             ferry_tensor *tot = STEP(&s, ferry_sum(loss, 0, NULL, false));
-            ferry_tensor *cnt = STEP(&s, ferry_sum(valid, 0, NULL, false));
+            ferry_tensor *cnt = STEP(&s, ferry_sum(scale, 0, NULL, false));
             r = s.failed ? NULL : ferry_div(tot, cnt);
         } else {
             r = reduce_loss(loss, reduction);
@@ -191,12 +231,20 @@ static ferry_tensor *nll_core(const char *fn, ferry_tensor *logp, ferry_tensor *
 FERRY_API ferry_tensor *ferry_nll_loss(ferry_tensor *input, ferry_tensor *target,
                                        int64_t ignore_index, ferry_reduction reduction)
 {
-    return nll_core("nll_loss", input, target, ignore_index, 0.0, reduction);
+    return nll_core("nll_loss", input, target, NULL, ignore_index, 0.0, reduction);
 }
 
-FERRY_API ferry_tensor *ferry_cross_entropy_ex(ferry_tensor *logits, ferry_tensor *target,
-                                               int64_t ignore_index, double label_smoothing,
-                                               ferry_reduction reduction)
+FERRY_API ferry_tensor *ferry_nll_loss_weighted(ferry_tensor *input, ferry_tensor *target,
+                                                ferry_tensor *weight, int64_t ignore_index,
+                                                ferry_reduction reduction)
+{
+    return nll_core("nll_loss", input, target, weight, ignore_index, 0.0, reduction);
+}
+
+FERRY_API ferry_tensor *ferry_cross_entropy_weighted(ferry_tensor *logits, ferry_tensor *target,
+                                                     ferry_tensor *weight, int64_t ignore_index,
+                                                     double label_smoothing,
+                                                     ferry_reduction reduction)
 {
     if (ferry__check_tensor(logits, "cross_entropy") != FERRY_OK)
         return NULL;
@@ -207,10 +255,18 @@ FERRY_API ferry_tensor *ferry_cross_entropy_ex(ferry_tensor *logits, ferry_tenso
     ferry_tensor *logp = ferry_log_softmax(logits, logits->ndim == 1 ? 0 : 1);
     if (!logp)
         return NULL;
-    ferry_tensor *r = nll_core("cross_entropy", logp, target, ignore_index, label_smoothing,
-                               reduction);
+    ferry_tensor *r = nll_core("cross_entropy", logp, target, weight, ignore_index,
+                               label_smoothing, reduction);
     ferry_tensor_release(logp);
     return r;
+}
+
+FERRY_API ferry_tensor *ferry_cross_entropy_ex(ferry_tensor *logits, ferry_tensor *target,
+                                               int64_t ignore_index, double label_smoothing,
+                                               ferry_reduction reduction)
+{
+    return ferry_cross_entropy_weighted(logits, target, NULL, ignore_index, label_smoothing,
+                                        reduction);
 }
 
 FERRY_API ferry_tensor *ferry_cross_entropy(ferry_tensor *logits, ferry_tensor *target,

@@ -371,6 +371,13 @@ static ferry_status read_scalar(ferry_tensor *r, double *v)
     return st;
 }
 
+static ferry_status bernoulli_backward(ferry_node *n, ferry_tensor *g, ferry_tensor **grads)
+{
+    (void)n;
+    grads[0] = ferry_zeros_like(g);
+    return grads[0] ? FERRY_OK : ferry_last_status();
+}
+
 FERRY_API ferry_tensor *ferry_bernoulli(ferry_tensor *p, ferry_generator *gen)
 {
     if (ferry__check_tensor(p, "ferry_bernoulli") != FERRY_OK)
@@ -410,6 +417,12 @@ FERRY_API ferry_tensor *ferry_bernoulli(ferry_tensor *p, ferry_generator *gen)
     ferry_tensor_release(u);
 done:
     resume_grad(prev);
+    if (!res || !ferry__grad_wanted(p, NULL))
+        return res;
+    /* PyTorch records BernoulliBackward0 with a zero gradient for p: the draw is not
+     * differentiable, but the result takes part in the graph (requires_grad true). */
+    ferry_node *n = ferry__node_create("BernoulliBackward0", bernoulli_backward, 1, &p);
+    ferry__attach_or_fail(n, n ? FERRY_OK : ferry_last_status(), &res);
     return res;
 }
 

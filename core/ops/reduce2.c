@@ -722,6 +722,43 @@ static ferry_tensor *reverse_cumsum(scope *s, ferry_tensor *g, int dim)
     return STEP(s, ferry_add(a, g));
 }
 
+/* The gradient of y = cumprod(x) along dim, exact with zeros in x (PyTorch's result):
+ * dL/dx_i = sum_{j >= i} g_j prod_{k <= j, k != i} x_k. Before a line's first zero that
+ * is sum_{j >= i} g_j y_j / x_i; at the first zero z it is sum_{j >= z} g_j y'_j with
+ * y' the cumprod of x with x_z replaced by 1; after it every product holds x_z, so 0.
+ * Built from device ops without reading the data back (no synchronisation). */
+static ferry_tensor *cumprod_grad(scope *s, ferry_tensor *g, ferry_tensor *x, ferry_tensor *y,
+                                  int dim)
+{
+    /* Two scopes of their own: the steps outnumber one scope's slots. */
+    scope l = {0}, m = {0};
+    ferry_dtype dt = x->dtype;
+    ferry_tensor *isz = STEP(&l, ferry_eq_scalar(x, 0.0));
+    ferry_tensor *zc = STEP(&l, ferry_cumsum(isz, dim)); /* int64: zeros so far */
+    ferry_tensor *before_b = STEP(&l, ferry_eq_scalar(zc, 0.0));
+    ferry_tensor *one_b = STEP(&l, ferry_eq_scalar(zc, 1.0));
+    ferry_tensor *first_b = STEP(&l, ferry_logical_and(one_b, isz));
+    ferry_tensor *before = STEP(&l, ferry__as_dtype(before_b, dt));
+    ferry_tensor *first = STEP(&l, ferry__as_dtype(first_b, dt));
+    ferry_tensor *zf = STEP(&l, ferry__as_dtype(isz, dt));
+    /* Before the first zero: divide by x where x != 0 (by 1 elsewhere, masked out). */
+    ferry_tensor *gy = STEP(&l, ferry_mul(g, y));
+    ferry_tensor *r = l.failed ? NULL : reverse_cumsum(&l, gy, dim);
+    ferry_tensor *safe = STEP(&l, ferry_add(x, zf));
+    ferry_tensor *a = STEP(&l, ferry_div(r, safe));
+    ferry_tensor *am = STEP(&l, ferry_mul(a, before));
+    /* At the first zero. */
+    ferry_tensor *x1 = l.failed ? NULL : STEP(&m, ferry_add(x, first));
+    ferry_tensor *y1 = STEP(&m, ferry_cumprod(x1, dim));
+    ferry_tensor *gy1 = STEP(&m, ferry_mul(g, y1));
+    ferry_tensor *b = m.failed ? NULL : reverse_cumsum(&m, gy1, dim);
+    ferry_tensor *bm = STEP(&m, ferry_mul(b, first));
+    ferry_tensor *res = l.failed || m.failed ? NULL : ferry_add(am, bm);
+    ferry__scope_end(&l, NULL, 0);
+    ferry__scope_end(&m, NULL, 0);
+    return STEP(s, res);
+}
+
 /* params: kind, dim; saved: 0 = input, 2 = result. */
 static ferry_status line_backward(ferry_node *n, ferry_tensor *g, ferry_tensor **grads)
 {
@@ -738,13 +775,7 @@ static ferry_status line_backward(ferry_node *n, ferry_tensor *g, ferry_tensor *
     }
     switch (kind) {
     case L_CUMSUM: grads[0] = s.failed ? NULL : keep(reverse_cumsum(&s, g, dim)); break;
-    case L_CUMPROD: {
-        /* d y_j / d x_i = y_j / x_i for j >= i (x_i != 0). */
-        ferry_tensor *gy = STEP(&s, ferry_mul(g, y));
-        ferry_tensor *r = s.failed ? NULL : reverse_cumsum(&s, gy, dim);
-        grads[0] = keep(STEP(&s, ferry_div(r, x)));
-        break;
-    }
+    case L_CUMPROD: grads[0] = s.failed ? NULL : keep(cumprod_grad(&s, g, x, y, dim)); break;
     case L_SOFTMAX: {
         ferry_tensor *gy = STEP(&s, ferry_mul(g, y));
         ferry_tensor *sm = STEP(&s, ferry_sum(gy, 1, &dim, true));

@@ -315,3 +315,8 @@ __all__ += ["argwhere", "masked_scatter", "masked_select", "nonzero"]
 # `ferry.distributed` after `import ferry`, as torch.distributed after `import torch`
 # (pure Python; it joins no job until init_process_group).
 from ferry import distributed  # noqa: E402,F401
+
+# Triangles, diagonals and trace (python/src/shape2.c).
+from ferry._ferry import diag, diag_embed, diagonal, trace, tril, triu  # noqa: E402,F401
+
+__all__ += ["diag", "diag_embed", "diagonal", "trace", "tril", "triu"]

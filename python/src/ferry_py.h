@@ -211,6 +211,9 @@ extern ferry_dtype fpy_default_float;
 /* Joining, splitting and shape functions and Tensor methods (shape.c); after
  * fpy_tensor_type_init(). */
 int fpy_shape_init(PyObject *module);
+/* tril, triu, diagonal, diag, diag_embed, trace and _pad (shape2.c); after
+ * fpy_tensor_type_init(). */
+int fpy_shape2_init(PyObject *module);
 /* index.c: Tensor.index_select/gather/scatter... and the module functions. */
 int fpy_index_init(PyObject *module);
 int fpy_select_init(PyObject *module);

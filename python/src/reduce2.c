@@ -423,7 +423,8 @@ static PyObject *nn_linear(PyObject *mod, PyObject *args)
     (void)mod;
     PyObject *x, *w, *b = Py_None;
     ferry_tensor *tx, *tw, *tb = NULL, *r;
-    if (!PyArg_ParseTuple(args, "OO|O:linear", &x, &w, &b) || fpy_tensor_arg(x, "linear", "input", &tx) < 0 ||
+    if (!PyArg_ParseTuple(args, "OO|O:linear", &x, &w, &b) ||
+        fpy_tensor_arg(x, "linear", "input", &tx) < 0 ||
         fpy_tensor_arg(w, "linear", "weight", &tw) < 0 ||
         (b != Py_None && fpy_tensor_arg(b, "linear", "bias", &tb) < 0))
         return NULL;
@@ -438,8 +439,8 @@ static PyObject *nn_mse_loss(PyObject *mod, PyObject *args)
     ferry_tensor *tx, *ty, *r;
     ferry_reduction rd;
     if (!PyArg_ParseTuple(args, "OOO:mse_loss", &x, &y, &red) ||
-        fpy_tensor_arg(x, "mse_loss", "input", &tx) < 0 || fpy_tensor_arg(y, "mse_loss", "target", &ty) < 0 ||
-        reduction_arg(red, &rd) < 0)
+        fpy_tensor_arg(x, "mse_loss", "input", &tx) < 0 ||
+        fpy_tensor_arg(y, "mse_loss", "target", &ty) < 0 || reduction_arg(red, &rd) < 0)
         return NULL;
     RUN(tx, r = ferry_mse_loss(tx, ty, rd));
     return fpy_wrap(r);
@@ -449,19 +450,20 @@ static PyObject *nn_mse_loss(PyObject *mod, PyObject *args)
 static PyObject *nll_or_ce(bool cross, PyObject *args)
 {
     const char *fn = cross ? "cross_entropy" : "nll_loss";
-    PyObject *x, *y, *red;
+    PyObject *x, *y, *red, *w = Py_None;
     long long ignore;
     double smoothing = 0;
-    ferry_tensor *tx, *ty, *r;
+    ferry_tensor *tx, *ty, *tw = NULL, *r;
     ferry_reduction rd;
-    if (!PyArg_ParseTuple(args, "OOLO|d", &x, &y, &ignore, &red, &smoothing) ||
+    if (!PyArg_ParseTuple(args, "OOLO|dO", &x, &y, &ignore, &red, &smoothing, &w) ||
         fpy_tensor_arg(x, fn, "input", &tx) < 0 || fpy_tensor_arg(y, fn, "target", &ty) < 0 ||
-        reduction_arg(red, &rd) < 0)
+        (w != Py_None && fpy_tensor_arg(w, fn, "weight", &tw) < 0) || reduction_arg(red, &rd) < 0)
         return NULL;
+    /* weight: None or a Tensor of one weight per class. */
     if (cross)
-        RUN(tx, r = ferry_cross_entropy_ex(tx, ty, ignore, smoothing, rd));
+        RUN(tx, r = ferry_cross_entropy_weighted(tx, ty, tw, ignore, smoothing, rd));
     else
-        RUN(tx, r = ferry_nll_loss(tx, ty, ignore, rd));
+        RUN(tx, r = ferry_nll_loss_weighted(tx, ty, tw, ignore, rd));
     return fpy_wrap(r);
 }
 static PyObject *nn_nll_loss(PyObject *m, PyObject *a) { (void)m; return nll_or_ce(false, a); }

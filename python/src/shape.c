@@ -239,12 +239,27 @@ static PyObject *t_split(PyObject *self, PyObject *args, PyObject *kwargs)
 static PyObject *t_chunk(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kw[] = {"chunks", "dim", NULL};
-    PyObject *dimo = NULL;
-    int chunks, dim = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i|O", kw, &chunks, &dimo) ||
-        dim_arg(dimo, ferry_tensor_ndim(FPY_T(self)), &dim) < 0)
+    PyObject *dimo = NULL, *co;
+    int64_t chunks;
+    int dim = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O", kw, &co, &dimo) ||
+        fpy_int64(co, &chunks) < 0 || dim_arg(dimo, ferry_tensor_ndim(FPY_T(self)), &dim) < 0)
         return NULL;
-    split_ctx c = {dim, chunks, -1, {0}, NULL};
+    /* torch takes any positive int64: more chunks than elements give one element each,
+     * so the count is capped at the dim's size before it meets the C API's int. */
+    if (chunks <= 0)
+        return PyErr_Format(PyExc_RuntimeError,
+                            "chunk expects `chunks` to be greater than 0, got: %lld",
+                            (long long)chunks);
+    int nd = ferry_tensor_ndim(FPY_T(self));
+    if (nd > 0 && chunks > INT32_MAX) {
+        int64_t size = ferry_tensor_shape(FPY_T(self))[dim < 0 ? dim + nd : dim];
+        if (size == 0)
+            return PyErr_Format(PyExc_RuntimeError,
+                                "chunk: %lld empty chunks do not fit in memory", (long long)chunks);
+        chunks = size < chunks ? size : chunks;
+    }
+    split_ctx c = {dim, chunks > INT32_MAX ? INT32_MAX : chunks, -1, {0}, NULL};
     return list_result(FPY_T(self), call_chunk, &c);
 }
 

@@ -252,6 +252,7 @@ int conf_group_random(void);
 int conf_group_reduce2(void);
 int conf_group_sort(void);
 int conf_group_shape(void);
+int conf_group_shape2(void);
 int conf_group_index(void);
 int conf_group_select(void);
 

@@ -226,6 +226,18 @@ static ferry_tensor *f_flip(ferry_tensor *const *in)
 {
     return ferry_flip(in[0], 2, (int[]){0, -1});
 }
+/* shape2: triangles, diagonals, constant padding. */
+static ferry_tensor *f_tril(ferry_tensor *const *in) { return ferry_tril(in[0], -1); }
+static ferry_tensor *f_triu(ferry_tensor *const *in) { return ferry_triu(in[0], 1); }
+static ferry_tensor *f_diagonal(ferry_tensor *const *in) { return ferry_diagonal(in[0], 1, 2, 0); }
+static ferry_tensor *f_diag_embed(ferry_tensor *const *in)
+{
+    return ferry_diag_embed(in[0], -1, 0, 2);
+}
+static ferry_tensor *f_pad(ferry_tensor *const *in)
+{
+    return ferry_pad(in[0], 4, (int64_t[]){1, -1, 2, 0}, 0.5);
+}
 static ferry_tensor *f_narrow(ferry_tensor *const *in)
 {
     return ferry_narrow(in[0], 1, -2, 2);
@@ -490,6 +502,11 @@ static const gcase cases[] = {
     {"stack", f_stack, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},
     {"flip", f_flip, 1, {3}, {{2, 2, 3}}, -2, 2},
     {"narrow", f_narrow, 1, {2}, {{2, 3}}, -2, 2},
+    {"tril-1", f_tril, 1, {3}, {{2, 3, 3}}, -2, 2},
+    {"triu1", f_triu, 1, {2}, {{3, 4}}, -2, 2},
+    {"diagonal1_2_0", f_diagonal, 1, {3}, {{3, 2, 4}}, -2, 2},
+    {"diag_embed-1_0_2", f_diag_embed, 1, {2}, {{2, 3}}, -2, 2},
+    {"pad_constant", f_pad, 1, {2}, {{2, 3}}, -2, 2},
     {"split", f_split, 1, {2}, {{2, 4}}, -2, 2},
     {"chunk", f_chunk, 1, {2}, {{2, 4}}, -2, 2},
     {"unbind", f_unbind, 1, {2}, {{2, 3}}, -2, 2},
@@ -876,7 +893,8 @@ static void test_grad_second_derivatives_match_finite_differences(void **state)
         "sum_dim0",  "mean_dim1",   "max",        "amax_dim1",    "matmul_2d",
         "matmul_1d_2d", "matmul_bcast_batch", "transpose", "permute", "slice_step2",
         "expand",    "squeeze",     "unsqueeze",  "reshape",      "clone",
-        "to_dtype",  "to_cpu_and_back", "logsumexp"};
+        "to_dtype",  "to_cpu_and_back", "logsumexp", "tril-1", "diagonal1_2_0",
+        "diag_embed-1_0_2", "pad_constant", "cumprod_dim0"};
     CONF_FOR_EACH_DEVICE(dev)
     {
         for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)

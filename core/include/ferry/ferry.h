@@ -426,6 +426,22 @@ FERRY_API ferry_tensor *ferry_roll(ferry_tensor *t, int nshifts, const int64_t *
 /** Tensor.repeat: t tiled repeats[i] times along each dim (n >= t's ndim; extra leading
  * repeats add dims). */
 FERRY_API ferry_tensor *ferry_repeat(ferry_tensor *t, int n, const int64_t *repeats);
+/** torch.tril / torch.triu: a copy of t (ndim >= 2, batched over the leading dims, any
+ * dtype) with the elements above (tril) or below (triu) the diagonal-th diagonal zeroed:
+ * tril keeps column - row <= diagonal, triu keeps column - row >= diagonal. */
+FERRY_API ferry_tensor *ferry_tril(ferry_tensor *t, int64_t diagonal);
+FERRY_API ferry_tensor *ferry_triu(ferry_tensor *t, int64_t diagonal);
+/** torch.diagonal: a view of the offset diagonal of the (dim1, dim2) planes, those dims
+ * removed and the diagonal appended as the last dim (empty when offset leaves the
+ * plane). */
+FERRY_API ferry_tensor *ferry_diagonal(ferry_tensor *t, int64_t offset, int dim1, int dim2);
+/** torch.diag_embed: zeros with t's last dim replaced by dims dim1, dim2 (of the result)
+ * of size n + |offset|, t on their offset diagonal. */
+FERRY_API ferry_tensor *ferry_diag_embed(ferry_tensor *t, int64_t offset, int dim1, int dim2);
+/** torch.nn.functional.pad, constant mode: pads[2k], pads[2k + 1] are added before and
+ * after dim ndim - 1 - k (n even, n / 2 <= ndim); negative pads crop; new elements are
+ * value (converted as ferry_full converts). */
+FERRY_API ferry_tensor *ferry_pad(ferry_tensor *t, int n, const int64_t *pads, double value);
 /** torch.linspace: steps values from start to end inclusive, with PyTorch's formula
  * (the second half counted back from end), float32 values bit-identical to torch's. */
 FERRY_API ferry_tensor *ferry_linspace(double start, double end, int64_t steps, ferry_dtype dtype,
@@ -677,6 +693,17 @@ FERRY_API ferry_tensor *ferry_cross_entropy(ferry_tensor *logits, ferry_tensor *
 FERRY_API ferry_tensor *ferry_cross_entropy_ex(ferry_tensor *logits, ferry_tensor *target,
                                                int64_t ignore_index, double label_smoothing,
                                                ferry_reduction reduction);
+/** nll_loss and cross_entropy with class weights (weight: NULL, or 1-D of one per class
+ * on the input's device), as PyTorch: each target's loss is scaled by weight[target] (the
+ * smoothing term by weight per class), and 'mean' divides by the sum of weight[target]
+ * over the targets not ignored. */
+FERRY_API ferry_tensor *ferry_nll_loss_weighted(ferry_tensor *input, ferry_tensor *target,
+                                                ferry_tensor *weight, int64_t ignore_index,
+                                                ferry_reduction reduction);
+FERRY_API ferry_tensor *ferry_cross_entropy_weighted(ferry_tensor *logits, ferry_tensor *target,
+                                                     ferry_tensor *weight, int64_t ignore_index,
+                                                     double label_smoothing,
+                                                     ferry_reduction reduction);
 /* Sorting (API.md "More operations"). Results are new contiguous tensors; indices are
  * int64. NaN sorts as the largest value; -0.0 equals +0.0. `indices` may be NULL when
  * only the values are wanted. */
