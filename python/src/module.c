@@ -928,6 +928,7 @@ PyMODINIT_FUNC PyInit__ferry(void)
         fpy_reduce2_init(m) < 0 ||
         fpy_shape_init(m) < 0 ||
         fpy_index_init(m) < 0 ||
+        fpy_advindex_init(m) < 0 ||
         fpy_elementwise_init(m) < 0 ||
         false)
         goto fail;
