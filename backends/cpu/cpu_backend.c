@@ -171,6 +171,7 @@ static const ferry_named_entry *const cpu_named_tables[] = {
     cpu_named_sort,
     cpu_named_index,
     cpu_named_elementwise2,
+    cpu_named_select,
     NULL,
 };
 

@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <ferry/backend.h>
 
@@ -40,12 +43,12 @@ CPU_HIDDEN ferry_status cpu_reduce(int32_t device, ferry_reduce_op op,
 CPU_HIDDEN ferry_status cpu_matmul(int32_t device, const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
 
-/* Named-op tables by family (cpu_backend.c lists them). */
+/* Named-op tables of the family files (cpu_<family>.c), one per line, listed in
+ * cpu_named_tables (rows ending with {NULL, NULL}). */
 CPU_HIDDEN extern const ferry_named_entry cpu_named_random[];
-/* Named-kernel tables, one per op family (cpu_backend.c lists them). */
 CPU_HIDDEN extern const ferry_named_entry cpu_named_index[];
-/* Named-op tables (ferry_named_entry rows, ending with {NULL, NULL}). */
 CPU_HIDDEN extern const ferry_named_entry cpu_named_elementwise2[];
+CPU_HIDDEN extern const ferry_named_entry cpu_named_select[];
 
 /* ---- helpers shared by the op kernels ------------------------------------------------
  * Names differ from cpu_cast.c's file-static helpers, which predate these. */
@@ -89,6 +92,19 @@ static inline int64_t cpu_split(int64_t n, int parts, int t, int64_t align)
     chunk = (chunk + align - 1) / align * align;
     int64_t at = chunk * t;
     return at < n ? at : n;
+}
+
+/* The calling thread's part [*lo, *hi) of n items inside a parallel region (all of them
+ * outside one), boundaries on multiples of `align` as cpu_split places them. */
+static inline void cpu_thread_part(int64_t n, int64_t align, int64_t *lo, int64_t *hi)
+{
+    int t = 0, parts = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    parts = omp_get_num_threads();
+#endif
+    *lo = cpu_split(n, parts, t, align);
+    *hi = cpu_split(n, parts, t + 1, align);
 }
 
 /* Bytes per element of a dtype; 0 for a value outside the enum. */

@@ -478,6 +478,7 @@ static const ferry_named_entry *const cuda_named_tables[] = {
     cuda_named_sort,
     cuda_named_index,
     cuda_named_elementwise2,
+    cuda_named_select,
     NULL,
 };
 

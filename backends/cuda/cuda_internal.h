@@ -64,14 +64,13 @@ struct cuda_device_keeper {
         (void)cudaGetLastError();
     }
 };
-/* Named-op tables by family (cuda_backend.c lists them). */
+/* Named-op tables of the family files (cuda_<family>.cu), one per line, listed in
+ * cuda_named_tables. */
 extern "C" const ferry_named_entry cuda_named_random[];
-/* Named-op tables, one per family (cuda_backend.cu lists them). */
 extern const ferry_named_entry cuda_named_reduce2[];
-/* Named-kernel tables, one per op family (cuda_backend.cu lists them). */
 extern const ferry_named_entry cuda_named_index[];
-/* Named-op tables of the family files (cuda_<family>.cu), listed in cuda_named_tables. */
 extern const ferry_named_entry cuda_named_elementwise2[];
+extern const ferry_named_entry cuda_named_select[];
 
 /* Catches anything C++ might throw from the runtime or cuBLAS, so nothing unwinds into
  * the C core, and restores the caller's current device. */

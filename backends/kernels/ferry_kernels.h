@@ -111,6 +111,23 @@ typedef struct fk_mgeom {
     fk_i64 o_offset, o_sb, o_sm, o_sn;
 } fk_mgeom;
 
+/* A selection launch (ferry_select.h). Offsets and strides in elements of each operand's
+ * own dtype. The walked shape is the strided operand's (masked_select: src;
+ * masked_scatter: self; nonzero: the counted tensor's, uncollapsed, with no strided
+ * operand). */
+typedef struct fk_sgeom {
+    fk_i64 shape[FK_MAX_DIMS];
+    fk_i64 stride[FK_MAX_DIMS];
+    fk_i64 offset;       /* the strided operand's */
+    fk_i64 pos_offset;
+    fk_i64 pos_stride;
+    fk_i64 dense_offset; /* out (nonzero, masked_select) or source (masked_scatter) */
+    fk_i64 dense_stride; /* its stride; nonzero: between rows (columns are dense) */
+    fk_i64 numel;
+    fk_i32 ndim;
+    fk_i32 reserved;
+} fk_sgeom;
+
 /* Op numbers: the values of ferry_unary_op, ferry_binary_op and ferry_reduce_op in
  * ferry/backend.h (the host checks this at compile time). */
 #define FK_UN_NEG 0

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ferry/ops/select.h>
+
 #include "fk_plan.h"
 
 /* The kernels number their ops as backend.h does, and index dtypes in ferry_dtype order. */
@@ -469,4 +471,70 @@ ferry_status fk_plan_matmul(const fk_plan_ctx *c, const ferry_kernel_tensor *out
     g->o_sm = out->strides[1];
     g->o_sn = out->strides[2];
     return FERRY_OK;
+}
+
+/* ---- selection ------------------------------------------------------------------------ */
+
+/* pos as the selection ops define it: dense count of `numel` int64 values. */
+static ferry_status plan_pos(const fk_plan_ctx *c, const ferry_kernel_tensor *pos, int64_t numel,
+                             fk_sgeom *g)
+{
+    if (pos->dtype != FERRY_INT64 || pos->ndim != 1 || pos->shape[0] != numel)
+        return FERRY_ERR_UNSUPPORTED;
+    g->pos_stride = pos->strides[0];
+    return elem_offset(c, pos, &g->pos_offset);
+}
+
+ferry_status fk_plan_select(const fk_plan_ctx *c, const ferry_op_args *a, bool scatter,
+                            fk_sgeom *g, size_t *width)
+{
+    memset(g, 0, sizeof *g);
+    if (a->ntensors != 3)
+        return FERRY_ERR_UNSUPPORTED;
+    const ferry_kernel_tensor *strided = &a->tensors[scatter ? 0 : 1];
+    const ferry_kernel_tensor *dense = &a->tensors[scatter ? 1 : 0];
+    if (dense->dtype != strided->dtype || dense->ndim != 1)
+        return FERRY_ERR_UNSUPPORTED;
+    /* The walk of the strided operand alone, dims merged where it allows. */
+    fk_geom walk;
+    const ferry_kernel_tensor *ops[1] = {strided};
+    ferry_status st = fk_plan_geom(c, &walk, 1, ops);
+    if (st == FERRY_OK)
+        st = plan_pos(c, &a->tensors[2], walk.numel, g);
+    if (st == FERRY_OK)
+        st = elem_offset(c, dense, &g->dense_offset);
+    if (st != FERRY_OK)
+        return st;
+    g->ndim = walk.ndim;
+    for (int d = 0; d < walk.ndim; d++) {
+        g->shape[d] = walk.shape[d];
+        g->stride[d] = walk.stride[0][d];
+    }
+    g->offset = walk.offset[0];
+    g->numel = walk.numel;
+    g->dense_stride = dense->strides[0];
+    *width = fk_dtype_size(strided->dtype);
+    return FERRY_OK;
+}
+
+ferry_status fk_plan_nonzero(const fk_plan_ctx *c, const ferry_op_args *a, fk_sgeom *g)
+{
+    memset(g, 0, sizeof *g);
+    const ferry_nonzero_params *p = (const ferry_nonzero_params *)a->params;
+    if (a->ntensors != 2 || !p || a->params_size < sizeof *p || p->ndim < 1 ||
+        p->ndim > FK_MAX_DIMS)
+        return FERRY_ERR_UNSUPPORTED;
+    const ferry_kernel_tensor *out = &a->tensors[0];
+    if (out->dtype != FERRY_INT64 || out->ndim != 2 || out->shape[1] != p->ndim ||
+        out->strides[1] != 1)
+        return FERRY_ERR_UNSUPPORTED;
+    g->ndim = p->ndim;
+    g->numel = 1;
+    for (int d = 0; d < p->ndim; d++) {
+        g->shape[d] = p->shape[d];
+        g->numel *= p->shape[d];
+    }
+    g->dense_stride = out->strides[0];
+    ferry_status st = plan_pos(c, &a->tensors[1], g->numel, g);
+    return st == FERRY_OK ? elem_offset(c, out, &g->dense_offset) : st;
 }

@@ -128,6 +128,19 @@ FK_PLAN_HIDDEN ferry_status fk_plan_matmul(const fk_plan_ctx *c, const ferry_ker
                                            const ferry_kernel_tensor *a,
                                            const ferry_kernel_tensor *b, fk_mgeom *g);
 
+/* ---- selection (ferry/ops/select.h) ------------------------------------------------------ */
+
+/* The tensors of "ferry.masked_select" (scatter false) or "ferry.masked_scatter" as one
+ * launch of ferry_masked_select_w<width> / ferry_masked_scatter_w<width> over g.numel
+ * threads; *width is the element size in bytes. FERRY_ERR_UNSUPPORTED when they break
+ * the op's contract or more than FK_MAX_DIMS dims remain after merging. */
+FK_PLAN_HIDDEN ferry_status fk_plan_select(const fk_plan_ctx *c, const ferry_op_args *a,
+                                           bool scatter, fk_sgeom *g, size_t *width);
+/* "ferry.nonzero" as one launch of ferry_nonzero_rows; FERRY_ERR_UNSUPPORTED above
+ * FK_MAX_DIMS dims or for an output that is not dense. */
+FK_PLAN_HIDDEN ferry_status fk_plan_nonzero(const fk_plan_ctx *c, const ferry_op_args *a,
+                                            fk_sgeom *g);
+
 #ifdef __cplusplus
 }
 #endif

@@ -471,6 +471,7 @@ static const ferry_named_entry *const ocl_named_tables[] = {
     ocl_named_sort,
     ocl_named_index,
     ocl_named_elementwise2,
+    ocl_named_select,
     NULL,
 };
 

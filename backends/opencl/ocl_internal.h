@@ -108,6 +108,7 @@ typedef struct ocl_device {
 
 /* Named-op tables (ocl_<family>.c). */
 OCL_HIDDEN extern const ferry_named_entry ocl_named_elementwise2[];
+OCL_HIDDEN extern const ferry_named_entry ocl_named_select[];
 
 /* ocl_backend.c */
 OCL_HIDDEN extern const ferry_host_api *ocl_host;

@@ -308,3 +308,8 @@ del _name
 
 __all__ += ["gather", "index_select", "scatter", "scatter_add"]
 __all__ += ["index_put"]
+
+# Selection, sized by the data (python/src/select.c).
+from ferry._ferry import argwhere, masked_scatter, masked_select, nonzero  # noqa: E402,F401
+
+__all__ += ["argwhere", "masked_scatter", "masked_select", "nonzero"]

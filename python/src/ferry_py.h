@@ -83,6 +83,9 @@ int fpy_bool_converter(PyObject *o, void *out);
 /* An int argument (operator.index) into an int64: TypeError for a non-int, ValueError
  * "Overflow when unpacking long long" beyond int64, as PyTorch. 0 or -1. */
 int fpy_int64(PyObject *o, int64_t *out);
+/* A Tensor argument: TypeError "fn(): argument 'arg' must be Tensor, not list" for
+ * anything else, as PyTorch's parser says. 0 or -1. */
+int fpy_tensor_arg(PyObject *o, const char *fn, const char *arg, ferry_tensor **out);
 /* Sizes given as ints (`zeros(2, 3)`) or as one sequence (`zeros((2, 3))`), at most
  * FERRY_MAX_DIMS, each an int64: PyTorch's TypeErrors name fn and arg for anything else,
  * an int past int64 included. 0 or -1. */
@@ -217,6 +220,7 @@ int fpy_key_is_advanced(PyObject *key);
 PyObject *fpy_advanced_get(ferry_tensor *t, PyObject *key);
 int fpy_advanced_set(ferry_tensor *t, PyObject *key, PyObject *value);
 ferry_tensor *fpy_index_view(ferry_tensor *t, PyObject *key);
+int fpy_select_init(PyObject *module);
 /* elementwise.c: the ELEM2 ops as Tensor methods and module functions. */
 int fpy_elementwise_init(PyObject *module);
 /* elementwise.c: Tensor's number slots for ~ // % & | ^ << >> and their in-place forms

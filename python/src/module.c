@@ -81,6 +81,17 @@ int fpy_bool_converter(PyObject *o, void *out)
     return 0;
 }
 
+int fpy_tensor_arg(PyObject *o, const char *fn, const char *arg, ferry_tensor **out)
+{
+    if (!FpyTensor_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be Tensor, not %s", fn, arg,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    *out = FPY_T(o);
+    return 0;
+}
+
 int fpy_int64(PyObject *o, int64_t *out)
 {
     if (!PyIndex_Check(o) || PyBool_Check(o)) {
@@ -930,6 +941,7 @@ PyMODINIT_FUNC PyInit__ferry(void)
         fpy_index_init(m) < 0 ||
         fpy_advindex_init(m) < 0 ||
         fpy_elementwise_init(m) < 0 ||
+        fpy_select_init(m) < 0 ||
         false)
         goto fail;
     if (PyModule_AddObjectRef(m, "dtype", (PyObject *)&FpyDType_Type) < 0 ||

@@ -418,25 +418,14 @@ static int reduction_arg(PyObject *o, ferry_reduction *out)
     return 0;
 }
 
-static int tensor_arg(PyObject *o, const char *fn, const char *arg, ferry_tensor **out)
-{
-    if (!FpyTensor_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be Tensor, not %s", fn, arg,
-                     Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    *out = FPY_T(o);
-    return 0;
-}
-
 static PyObject *nn_linear(PyObject *mod, PyObject *args)
 {
     (void)mod;
     PyObject *x, *w, *b = Py_None;
     ferry_tensor *tx, *tw, *tb = NULL, *r;
-    if (!PyArg_ParseTuple(args, "OO|O:linear", &x, &w, &b) || tensor_arg(x, "linear", "input", &tx) < 0 ||
-        tensor_arg(w, "linear", "weight", &tw) < 0 ||
-        (b != Py_None && tensor_arg(b, "linear", "bias", &tb) < 0))
+    if (!PyArg_ParseTuple(args, "OO|O:linear", &x, &w, &b) || fpy_tensor_arg(x, "linear", "input", &tx) < 0 ||
+        fpy_tensor_arg(w, "linear", "weight", &tw) < 0 ||
+        (b != Py_None && fpy_tensor_arg(b, "linear", "bias", &tb) < 0))
         return NULL;
     RUN(tx, r = ferry_linear(tx, tw, tb));
     return fpy_wrap(r);
@@ -449,7 +438,7 @@ static PyObject *nn_mse_loss(PyObject *mod, PyObject *args)
     ferry_tensor *tx, *ty, *r;
     ferry_reduction rd;
     if (!PyArg_ParseTuple(args, "OOO:mse_loss", &x, &y, &red) ||
-        tensor_arg(x, "mse_loss", "input", &tx) < 0 || tensor_arg(y, "mse_loss", "target", &ty) < 0 ||
+        fpy_tensor_arg(x, "mse_loss", "input", &tx) < 0 || fpy_tensor_arg(y, "mse_loss", "target", &ty) < 0 ||
         reduction_arg(red, &rd) < 0)
         return NULL;
     RUN(tx, r = ferry_mse_loss(tx, ty, rd));
@@ -466,7 +455,7 @@ static PyObject *nll_or_ce(bool cross, PyObject *args)
     ferry_tensor *tx, *ty, *r;
     ferry_reduction rd;
     if (!PyArg_ParseTuple(args, "OOLO|d", &x, &y, &ignore, &red, &smoothing) ||
-        tensor_arg(x, fn, "input", &tx) < 0 || tensor_arg(y, fn, "target", &ty) < 0 ||
+        fpy_tensor_arg(x, fn, "input", &tx) < 0 || fpy_tensor_arg(y, fn, "target", &ty) < 0 ||
         reduction_arg(red, &rd) < 0)
         return NULL;
     if (cross)

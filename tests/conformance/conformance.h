@@ -254,5 +254,6 @@ int conf_group_sort(void);
 int conf_group_shape(void);
 int conf_group_index(void);
 int conf_group_index_adv(void);
+int conf_group_select(void);
 
 #endif /* FERRY_CONFORMANCE_H */

@@ -19,6 +19,7 @@ static const conf_group groups[] = {
     {"reduce2", conf_group_reduce2, "prod, argmin, any, all, logsumexp, var, std, norm, max/min dim, scans, softmax"},
     {"index", conf_group_index, "gather, index_select, scatter, scatter_add"},
     {"index_adv", conf_group_index_adv, "advanced indexing: index, index_put"},
+    {"select", conf_group_select, "nonzero, masked_select, masked_scatter"},
     {"elementwise2", conf_group_elementwise2, "floor .. logical_xor, where, masked_fill, clamp"},
     {"grad", conf_group_grad, "gradients against finite differences, second derivatives"},
     {"random", conf_group_random, "Philox known answers, bit-identical draws, distributions"},

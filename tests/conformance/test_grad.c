@@ -376,6 +376,29 @@ static ferry_tensor *f_scatter_add(ferry_tensor *const *in)
     ferry_tensor_release(i);
     return r;
 }
+/* Selection: a fixed mask on the input's device, broadcast against the input (select)
+ * and with fewer true elements than source holds (scatter: source's tail gets zeros). */
+static ferry_tensor *mask_on(ferry_tensor *like, int ndim, const int64_t *shape, const bool *v)
+{
+    char dev[32];
+    ferry_device_format(ferry_tensor_device(like), dev, sizeof dev);
+    return ferry_tensor_from_data(v, FERRY_BOOL, ndim, shape, dev);
+}
+static ferry_tensor *f_masked_select(ferry_tensor *const *in)
+{
+    ferry_tensor *m = mask_on(in[0], 3, (int64_t[]){2, 2, 3},
+                              (bool[]){1, 0, 1, 0, 1, 1, 1, 1, 0, 0, 0, 1});
+    ferry_tensor *r = m ? ferry_masked_select(in[0], m) : NULL;
+    ferry_tensor_release(m);
+    return r;
+}
+static ferry_tensor *f_masked_scatter(ferry_tensor *const *in)
+{
+    ferry_tensor *m = mask_on(in[0], 1, (int64_t[]){3}, (bool[]){1, 0, 1});
+    ferry_tensor *r = m ? ferry_masked_scatter(in[0], m, in[1]) : NULL;
+    ferry_tensor_release(m);
+    return r;
+}
 
 /* Advanced indexing: t[[2, 0, 2, -1]] along dim 1, and indices of dims 0 and 2
  * separated by a whole dim (their broadcast dims go first); index_put_ into a clone
@@ -422,6 +445,8 @@ static ferry_tensor *f_index_put_acc(ferry_tensor *const *in)
 }
 
 static const gcase cases[] = {
+    {"masked_select", f_masked_select, 1, {2}, {{2, 3}}, -2, 2},
+    {"masked_scatter", f_masked_scatter, 2, {2, 2}, {{2, 3}, {3, 2}}, -2, 2},
     {"gather", f_gather, 1, {2}, {{2, 3}}, -2, 2},
     {"index_select", f_index_select, 1, {2}, {{2, 3}}, -2, 2},
     {"scatter", f_scatter, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},

@@ -593,6 +593,24 @@ FERRY_API ferry_tensor *ferry_index(const ferry_tensor *t, int n, const ferry_te
 FERRY_API ferry_status ferry_index_put(ferry_tensor *t, int n, const ferry_tensor *const *indices,
                                        const ferry_tensor *values, bool accumulate);
 
+/* Selection: the result's size depends on the data, so these wait for a count from the
+ * device before they allocate (their one synchronisation). */
+
+/** t.nonzero(): int64 [count, ndim], the positions of the non-zero elements (NaN counts)
+ * in row-major order; a 0-d t gives [0 or 1, 0]. */
+FERRY_API ferry_tensor *ferry_nonzero(ferry_tensor *t);
+/** t.masked_select(mask): the 1-d elements of t where mask (bool) is true, both broadcast
+ * together first. */
+FERRY_API ferry_tensor *ferry_masked_select(ferry_tensor *t, ferry_tensor *mask);
+/** t.masked_scatter(mask, source): t (broadcast with mask) with source's first elements,
+ * in row-major order, written where mask is true; source has t's dtype and at least as
+ * many elements as mask has true ones. */
+FERRY_API ferry_tensor *ferry_masked_scatter(ferry_tensor *t, ferry_tensor *mask,
+                                             ferry_tensor *source);
+/** In place: mask broadcasts to t (no gradient recorded through it yet). */
+FERRY_API ferry_status ferry_masked_scatter_(ferry_tensor *t, ferry_tensor *mask,
+                                             ferry_tensor *source);
+
 /* ------------------------------------------------------------------------ */
 /* Reductions                                                               */
 /* ------------------------------------------------------------------------ */
