@@ -82,12 +82,7 @@ static ferry_status expand_mask(plan *p, const ferry_tensor *t, const ferry_tens
                                 shape_of(mask, a, sizeof a), j, shape_of(t, b, sizeof b), *d + j);
         }
     }
-#ifdef FERRY_INDEX_HAVE_NONZERO
     ferry_tensor *nz = own(p, ferry_nonzero((ferry_tensor *)mask));
-#else
-    ferry_tensor *nz = NULL;
-    ferry__error(FERRY_ERR_UNSUPPORTED, "index: bool masks need ferry_nonzero (not built yet)");
-#endif
     if (!nz)
         return ferry_last_status();
     for (int j = 0; j < m; j++) {

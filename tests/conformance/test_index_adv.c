@@ -325,6 +325,88 @@ static void test_index_adv_index_and_index_put_match_reference(void **state)
     conf_finish();
 }
 
+/* Bool and uint8 masks: a (3, 4) mask over dims 0 and 1 gives (count, 5); a (4, 5) mask
+ * after a whole dim gives (3, count); t[mask] = values and += values. */
+static void test_index_adv_masks_match_reference(void **state)
+{
+    (void)state;
+    static const ferry_dtype mdts[] = {FERRY_BOOL, FERRY_UINT8};
+    CONF_FOR_EACH_DEVICE(dev) {
+        fallback_begin(dev);
+        for (int di = 0; di < FERRY_NUM_DTYPES; di++)
+            for (size_t li = 0; li < NLAYOUTS; li++) {
+                if (!conf_layout_runs_on(layouts[li], dev))
+                    continue;
+                ferry_dtype dt = conf_all_dtypes[di];
+                ferry_dtype mdt = mdts[(di + li) % 2];
+                char kase[96];
+                snprintf(kase, sizeof kase, "%s input, %s mask", conf_layout_name(layouts[li]),
+                         conf_dtype_name(mdt));
+                conf_where w = {"index mask", conf_dtype_name(dt), kase, dev};
+                conf_operand spec = {.ndim = 3, .shape = {3, 4, 5}, .layout = layouts[li]};
+                conf_rng rng = conf_rng_seed("index mask", w.dtype, kase, 1);
+                conf_array a;
+                ferry_tensor *t = conf_make(&w, &spec, dt, dev, &rng, &conf_default_domain, &a);
+                if (!t)
+                    continue;
+                uint8_t m01[12], m12[20];
+                int64_t n01 = 0, n12 = 0;
+                for (int i = 0; i < 12; i++)
+                    n01 += m01[i] = (uint8_t)((i * 7) % 3 == 0);
+                for (int i = 0; i < 20; i++)
+                    n12 += m12[i] = (uint8_t)((i * 5) % 4 == 1);
+                ferry_tensor *mk01 = ferry_tensor_from_data(m01, mdt, 2, (int64_t[]){3, 4}, dev);
+                ferry_tensor *mk12 = ferry_tensor_from_data(m12, mdt, 2, (int64_t[]){4, 5}, dev);
+                double ref[60], put[60], ptol[60];
+                int64_t r = 0;
+                for (int i = 0; i < 12; i++)
+                    if (m01[i])
+                        for (int c = 0; c < 5; c++)
+                            ref[r++] = a.v[i * 5 + c];
+                ferry_tensor *res = ferry_index(t, 1, (const ferry_tensor *[]){mk01});
+                check(&w, res, dt, 2, (int64_t[]){n01, 5}, ref, NULL);
+                ferry_tensor_release(res);
+                r = 0;
+                for (int p = 0; p < 3; p++)
+                    for (int i = 0; i < 20; i++)
+                        if (m12[i])
+                            ref[r++] = a.v[p * 20 + i];
+                w.op = "index mask after a whole dim";
+                res = ferry_index(t, 2, (const ferry_tensor *[]){NULL, mk12});
+                check(&w, res, dt, 2, (int64_t[]){3, n12}, ref, NULL);
+                ferry_tensor_release(res);
+                /* t[mask] = 1 and t[mask] += 1 */
+                double one = 1;
+                ferry_tensor *s1 = ferry_tensor_from_data(&one, FERRY_FLOAT64, 0, NULL, dev);
+                for (int acc = 0; acc < 2; acc++) {
+                    w.op = acc ? "index_put mask accumulate" : "index_put mask";
+                    for (int i = 0; i < 60; i++) {
+                        put[i] = a.v[i];
+                        if (m01[i / 5])
+                            put[i] = acc ? (dt == FERRY_BOOL ? 1 : a.v[i] + 1) : 1;
+                        if (conf_is_int(dt))
+                            put[i] = (double)conf_wrap(dt, (int64_t)put[i]);
+                        ptol[i] = 4 * conf_rtol(dt) * (fabs(put[i]) + 1);
+                    }
+                    ferry_tensor *c = ferry_tensor_clone(t);
+                    if (!c || !s1 ||
+                        ferry_index_put(c, 1, (const ferry_tensor *[]){mk01}, s1, acc) != FERRY_OK)
+                        conf_fail_call(&w, "ferry_index_put");
+                    else
+                        check(&w, c, dt, 3, in_shape, put, acc ? ptol : NULL);
+                    ferry_tensor_release(c);
+                }
+                ferry_tensor_release(s1);
+                ferry_tensor_release(mk01);
+                ferry_tensor_release(mk12);
+                ferry_tensor_release(t);
+                conf_array_free(&a);
+            }
+        fallback_end("index masks", dev);
+    }
+    conf_finish();
+}
+
 static ferry_tensor *ints(const char *dev, int64_t n, const int64_t *v)
 {
     return ferry_tensor_from_data(n ? v : NULL, FERRY_INT64, 1, (int64_t[]){n}, dev);
@@ -407,6 +489,20 @@ static void test_index_adv_refuses_with_pytorch_messages_on_every_device(void **
         conf_expect_error(&w, "ferry_index", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX,
                           "too many indices for tensor of dimension 2");
         ferry_tensor_release(r);
+        w.kase = "mask of another shape";
+        ferry_tensor *m3 = ferry_ones(FERRY_BOOL, 1, (int64_t[]){3}, dev);
+        assert_tensor(m3);
+        r = ferry_index(t2, 1, (const ferry_tensor *[]){m3});
+        conf_expect_error(&w, "ferry_index", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX,
+                          "The shape of the mask [3] at index 0 does not match the shape of the "
+                          "indexed tensor [2, 5] at index 0");
+        ferry_tensor_release(r);
+        r = ferry_index(t2, 2, (const ferry_tensor *[]){NULL, m3});
+        conf_expect_error(&w, "ferry_index", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX,
+                          "The shape of the mask [3] at index 0 does not match the shape of the "
+                          "indexed tensor [2, 5] at index 1");
+        ferry_tensor_release(r);
+        ferry_tensor_release(m3);
         w.kase = "values that do not broadcast";
         st = ferry_index_put(t2, 1, (const ferry_tensor *[]){two}, v3, false);
         conf_expect_error(&w, "ferry_index_put", st != FERRY_OK, FERRY_ERR_INVALID_ARGUMENT,
@@ -444,6 +540,7 @@ int conf_group_index_adv(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_adv_index_and_index_put_match_reference),
+        cmocka_unit_test(test_index_adv_masks_match_reference),
         cmocka_unit_test(test_index_adv_refuses_with_pytorch_messages_on_every_device),
     };
     return cmocka_run_group_tests_name("index_adv", tests, NULL, NULL);
