@@ -248,6 +248,8 @@ typedef struct xwalk {
     int nd;      /* dims walked one position at a time */
     int64_t row; /* elements of the last dim handled at once */
     int64_t outer;
+    const char *ibase[FERRY_INDEX_MAX_INDICES]; /* each index's element 0 */
+    int64_t isize[FERRY_INDEX_MAX_INDICES];     /* and its element size */
 } xwalk;
 
 static bool xwalk_init(xwalk *w, const ferry_op_args *a)
@@ -279,6 +281,10 @@ static bool xwalk_init(xwalk *w, const ferry_op_args *a)
     }
     w->nd = w->row > 1 ? nd - 1 : nd;
     w->outer = w->row ? n / w->row : 0;
+    for (int j = 0; j < p->k; j++) {
+        w->ibase[j] = base(&w->idx[j]);
+        w->isize[j] = (int64_t)elsize(w->idx[j].dtype);
+    }
     return true;
 }
 
@@ -296,7 +302,7 @@ static bool xwalk_at(const xwalk *w, const int64_t *pos, bool into_t0, int64_t *
         int64_t io = 0;
         for (int d = 0; d < w->nd; d++)
             io += pos[d] * x->strides[d];
-        int64_t i = read_index(x, base(x) + io * (int64_t)elsize(x->dtype));
+        int64_t i = read_index(x, w->ibase[j] + io * w->isize[j]);
         int64_t size = w->p->size[j];
         if (i < -size || i >= size) {
             report_at(w->flag, i, j);

@@ -117,13 +117,19 @@ static const xindex_kernel xindexes[] = {FK_DTYPES(CUDA_INDEX_ROW)};
 #define CUDA_INDEX_ROW(sfx, st, vt, wt, kind) (xindex_kernel)ferry_xindex_put_##sfx,
 static const xindex_kernel xputs[] = {FK_DTYPES(CUDA_INDEX_ROW)};
 #undef CUDA_INDEX_ROW
+#define CUDA_INDEX_ROW(sfx, st, vt, wt, kind) (xindex_kernel)ferry_xindex_set_##sfx,
+static const xindex_kernel xsets[] = {FK_DTYPES(CUDA_INDEX_ROW)};
+#undef CUDA_INDEX_ROW
 
 // "ferry.index" / "ferry.index_put": unused index arguments repeat the flag (never read).
 static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
 {
     static const size_t sizes[FERRY_NUM_DTYPES] = {1, 1, 1, 2, 4, 8, 2, 2, 4, 8};
     fk_xgeom g;
-    int plan = fk_xgeom_fill(&g, a, put ? 1 : 0, sizes);
+    // Assignment walks R as index does; accumulation owns one element per thread.
+    bool acc = put && a->params && a->params_size >= sizeof(ferry_index_params) &&
+               ((const ferry_index_params *)a->params)->accumulate;
+    int plan = fk_xgeom_fill(&g, a, acc ? 1 : 0, sizes);
     if (plan < 0)
         return FERRY_ERR_UNSUPPORTED;
     if (plan > 0)
@@ -145,7 +151,7 @@ static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
     for (int j = 0; j < FK_XMAX; j++)
         ip[j] = j < g.k ? a->tensors[3 + j].buffer : a->tensors[1].buffer;
     void *args[] = {&out, &flagp, &srcp, &ip[0], &ip[1], &ip[2], &ip[3], &g};
-    const void *fn = (const void *)(put ? xputs : xindexes)[t0->dtype];
+    const void *fn = (const void *)(acc ? xputs : put ? xsets : xindexes)[t0->dtype];
     (void)cudaGetLastError();
     cudaError_t e = cudaLaunchKernel(fn, dim3((unsigned)blocks), dim3(CUDA_INDEX_BLOCK), args, 0,
                                      stream);

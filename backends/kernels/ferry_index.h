@@ -29,7 +29,9 @@ typedef struct fk_igeom {
 
 /* "ferry.index" / "ferry.index_put" (ferry/ops/index.h) on a device: up to FK_XMAX index
  * tensors (more go to the cpu). index walks R (shape, strides st0 of out and st1 of
- * src, ist of the indices). index_put owns one self element per thread: the dims of R
+ * src, ist of the indices); so does index_put's assignment (xindex_set: of duplicates
+ * any one wins, as PyTorch says). index_put's accumulation owns one self element per
+ * thread: the dims of R
  * outside the indices (shape, st0 of self, st1 of values) and one coordinate per
  * indexed dim (size[j]); it loops over B (bshape, bst1 of values, ist of the indices)
  * for the positions naming its element, in the cpu reference's order, so duplicates
@@ -57,8 +59,9 @@ typedef struct fk_xgeom {
 } fk_xgeom;
 
 #if defined(FERRY_OPS_INDEX_H) && !defined(__OPENCL_VERSION__)
-/* The launch geometry of "ferry.index" (put 0) or "ferry.index_put" (put 1) from the
- * op's tensors, shared by the OpenCL and CUDA hosts. 0 when the device can run it, -1
+/* The launch geometry of "ferry.index" and index_put's assignment (put 0: R walked) or
+ * index_put's accumulation (put 1: one self element per thread) from the op's tensors,
+ * shared by the OpenCL and CUDA hosts. 0 when the device can run it, -1
  * when not (too many dims or indices: the cpu runs it), 1 when there is nothing to do. */
 static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const size_t *elsizes)
 {
@@ -260,6 +263,37 @@ FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
             }                                                                               \
             if (ok)                                                                         \
                 FK_STORE_##sfx(out, oo, FK_LOAD_##sfx(src, so));                            \
+        }                                                                                   \
+    }                                                                                       \
+    FK_KERNEL ferry_xindex_set_##sfx(FK_GLOBAL st *self, FK_GLOBAL fk_i64 *flag,            \
+                                     FK_GLOBAL const st *vals, FK_XIDX_ARGS, fk_xgeom g)    \
+    {                                                                                       \
+        FK_FOR_EACH(e, g.numel)                                                             \
+        {                                                                                   \
+            fk_i64 rest = e, to = g.off0, vo = g.off1;                                      \
+            fk_i64 io[FK_XMAX];                                                             \
+            for (int j = 0; j < FK_XMAX; j++)                                               \
+                io[j] = g.ioff[j];                                                          \
+            for (int d = g.ndim - 1; d >= 0; d--) {                                         \
+                fk_i64 p = rest % g.shape[d];                                               \
+                rest /= g.shape[d];                                                         \
+                to += p * g.st0[d];                                                         \
+                vo += p * g.st1[d];                                                         \
+                for (int j = 0; j < g.k; j++)                                               \
+                    io[j] += p * g.ist[j][d];                                               \
+            }                                                                               \
+            bool ok = true;                                                                 \
+            for (int j = 0; j < g.k && ok; j++) {                                           \
+                fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);                 \
+                if (i < -g.size[j] || i >= g.size[j]) {                                     \
+                    fk_xindex_report(flag, i, j);                                           \
+                    ok = false;                                                             \
+                } else {                                                                    \
+                    to += (i < 0 ? i + g.size[j] : i) * g.stride[j];                        \
+                }                                                                           \
+            }                                                                               \
+            if (ok)                                                                         \
+                FK_STORE_##sfx(self, to, FK_LOAD_##sfx(vals, vo));                          \
         }                                                                                   \
     }                                                                                       \
     FK_KERNEL ferry_xindex_put_##sfx(FK_GLOBAL st *self, FK_GLOBAL fk_i64 *flag,            \

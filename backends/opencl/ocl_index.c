@@ -109,7 +109,10 @@ static ferry_status run_x(int32_t device, const ferry_op_args *a, bool put)
 {
     static const size_t sizes[FERRY_NUM_DTYPES] = {1, 1, 1, 2, 4, 8, 2, 2, 4, 8};
     fk_xgeom g;
-    int plan = fk_xgeom_fill(&g, a, put, sizes);
+    /* Assignment walks R as index does; accumulation owns one element per thread. */
+    bool acc = put && a->params && a->params_size >= sizeof(ferry_index_params) &&
+               ((const ferry_index_params *)a->params)->accumulate;
+    int plan = fk_xgeom_fill(&g, a, acc, sizes);
     if (plan < 0)
         return FERRY_ERR_UNSUPPORTED;
     if (plan > 0)
@@ -122,7 +125,8 @@ static ferry_status run_x(int32_t device, const ferry_op_args *a, bool put)
     if (st != FERRY_OK)
         return st;
     char name[48];
-    snprintf(name, sizeof name, "ferry_xindex%s_%s", put ? "_put" : "", fk_dtype_sfx[t0->dtype]);
+    snprintf(name, sizeof name, "ferry_xindex%s_%s", acc ? "_put" : put ? "_set" : "",
+             fk_dtype_sfx[t0->dtype]);
     cl_mem bufs[3 + FK_XMAX];
     for (int i = 0; i < 3; i++)
         bufs[i] = (cl_mem)a->tensors[i].buffer;
