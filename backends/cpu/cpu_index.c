@@ -352,9 +352,11 @@ static ferry_status cpu_index(int32_t device, const ferry_op_args *a)
     return FERRY_OK;
 }
 
-/* Assignment runs in parallel (of duplicates any one wins, as PyTorch says);
- * accumulation in one thread, in row-major order, so every duplicate counts and the
- * sums do not depend on scheduling. */
+/* Assignment runs in parallel (of duplicates any one wins, as PyTorch says).
+ * Accumulation must count every duplicate, and its sums must not depend on scheduling:
+ * threads split a dim the indices do not span (the first walked dim when it is not
+ * theirs, else the columns of the rows), so two threads never meet at one element and
+ * each element is summed in row-major order, as one thread would. */
 static ferry_status cpu_index_put(int32_t device, const ferry_op_args *a)
 {
     (void)device;
@@ -366,7 +368,22 @@ static ferry_status cpu_index_put(int32_t device, const ferry_op_args *a)
     size_t es = elsize(w.t0->dtype);
     char *db = base(w.t0), *vb = base(w.t2);
     bool acc = w.p->accumulate != 0;
-    int nt = acc ? 1 : cpu_threads_for(w.outer * w.row, 32768);
+    int nt = cpu_threads_for(w.outer * w.row, 32768);
+    int64_t align = 1;       /* outer positions per part boundary */
+    bool by_columns = false; /* accumulate: threads split each row instead */
+    if (acc && nt > 1) {
+        if (w.p->bdim > 0 && w.nd >= 1 && w.t0->shape[0] > 1) {
+            align = w.outer / w.t0->shape[0];
+            if (nt > w.t0->shape[0])
+                nt = (int)w.t0->shape[0];
+        } else if (w.row >= 64) {
+            by_columns = true;
+            if (nt > w.row / 32)
+                nt = (int)(w.row / 32);
+        } else {
+            nt = 1;
+        }
+    }
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int t = 0, parts = 1;
@@ -374,19 +391,26 @@ static ferry_status cpu_index_put(int32_t device, const ferry_op_args *a)
         t = omp_get_thread_num();
         parts = omp_get_num_threads();
 #endif
-        int64_t lo = cpu_split(w.outer, parts, t, 1), hi = cpu_split(w.outer, parts, t + 1, 1);
+        int64_t lo = 0, hi = w.outer, c0 = 0, c1 = w.row;
+        if (by_columns) {
+            c0 = cpu_split(w.row, parts, t, 1);
+            c1 = cpu_split(w.row, parts, t + 1, 1);
+        } else {
+            lo = cpu_split(w.outer, parts, t, align);
+            hi = cpu_split(w.outer, parts, t + 1, align);
+        }
         int64_t pos[FERRY_MAX_DIMS];
-        if (lo < hi)
+        if (lo < hi && c0 < c1)
             unravel(w.nd, w.t0->shape, lo, pos);
-        for (int64_t e = lo; e < hi; e++) {
+        for (int64_t e = lo; e < hi && c0 < c1; e++) {
             int64_t doff, voff;
             if (xwalk_at(&w, pos, true, &doff, &voff)) {
-                char *dst = db + doff * (int64_t)es;
-                const char *src = vb + voff * (int64_t)es;
+                char *dst = db + (doff + c0) * (int64_t)es;
+                const char *src = vb + (voff + c0) * (int64_t)es;
                 if (!acc)
-                    memcpy(dst, src, (size_t)w.row * es);
+                    memcpy(dst, src, (size_t)(c1 - c0) * es);
                 else
-                    for (int64_t c = 0; c < w.row; c++)
+                    for (int64_t c = 0; c < c1 - c0; c++)
                         add_into(w.t0->dtype, dst + c * (int64_t)es, src + c * (int64_t)es);
             }
             advance(w.nd, w.t0->shape, pos);

@@ -260,3 +260,28 @@ def test_devices_equal_cpu(dev):
     assert t2.cpu().tolist() == t1.tolist()
     with pytest.raises(IndexError, match="index 9 is out of bounds for dimension 1 with size 4"):
         ferry.zeros(3, 4, device=dev)[:, [9]]
+
+
+def test_accumulate_large_with_duplicates_is_exact():
+    # big enough for the cpu's threads: split by the first dim (indices on dim 1) and by
+    # columns (indices on dim 0); integer values, so the sums are exact
+    rng = np.random.default_rng(7)
+    idx = rng.integers(0, 300, size=2000)
+    vals = rng.integers(-4, 5, size=(256, 2000)).astype(np.float32)
+    want = np.zeros((256, 300), dtype=np.float32)
+    np.add.at(want, (slice(None), idx), vals)
+    t = ferry.zeros(256, 300)
+    t.index_put_((None, ferry.tensor(idx.tolist())), ferry.from_numpy(vals), accumulate=True)
+    assert np.array_equal(t.numpy(), want)
+
+    rows = rng.integers(0, 50, size=1000)
+    vals = rng.integers(-4, 5, size=(1000, 1024)).astype(np.float32)
+    want = np.zeros((50, 1024), dtype=np.float32)
+    np.add.at(want, rows, vals)
+    t = ferry.zeros(50, 1024)
+    t.index_put_((ferry.tensor(rows.tolist()),), ferry.from_numpy(vals), accumulate=True)
+    assert np.array_equal(t.numpy(), want)
+    # the backward of t[idx] is this accumulation
+    x = ferry.zeros(50, 1024, requires_grad=True)
+    x[ferry.tensor(rows.tolist())].backward(ferry.from_numpy(vals))
+    assert np.array_equal(x.grad.numpy(), want)
