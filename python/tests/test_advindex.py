@@ -285,3 +285,22 @@ def test_accumulate_large_with_duplicates_is_exact():
     x = ferry.zeros(50, 1024, requires_grad=True)
     x[ferry.tensor(rows.tolist())].backward(ferry.from_numpy(vals))
     assert np.array_equal(x.grad.numpy(), want)
+
+
+def test_scalar_bool_tensor_and_view_writes():
+    t = _fe(BASE)
+    assert tuple(t[ferry.tensor(True)].shape) == (1, 3, 4, 5)
+    # a 0-d bool is a new dim indexed by [] or [0], broadcast with the other indices
+    assert tuple(t[ferry.tensor(False), [0]].shape) == (0, 4, 5)
+    assert tuple(t[ferry.tensor(True), [0, 1]].shape) == (2, 4, 5)
+    assert tuple(t[0, ferry.tensor(True)].shape) == (1, 4, 5)
+    # a write through ints/slices lands in the base
+    t[1, :, [0, 4]] = -5.0
+    ref = BASE.copy()
+    ref[1][:, [0, 4]] = -5.0
+    assert np.array_equal(t.numpy(), ref)
+    # with grad: a write into a view of a non-leaf is refused with a clear error
+    a = ferry.ones(2, 3, requires_grad=True)
+    b = a * 1
+    with pytest.raises(RuntimeError, match="view"):
+        b[0, [0, 1]] = ferry.tensor([1.0, 2.0])

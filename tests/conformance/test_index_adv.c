@@ -503,6 +503,14 @@ static void test_index_adv_refuses_with_pytorch_messages_on_every_device(void **
                           "indexed tensor [2, 5] at index 1");
         ferry_tensor_release(r);
         ferry_tensor_release(m3);
+        w.kase = "0-d mask";
+        ferry_tensor *m0 = ferry_ones(FERRY_BOOL, 0, NULL, dev);
+        assert_tensor(m0);
+        r = ferry_index(t2, 1, (const ferry_tensor *[]){m0});
+        conf_expect_error(&w, "ferry_index", r == NULL, FERRY_ERR_UNSUPPORTED,
+                          FERRY_ERR_UNSUPPORTED, "a 0-d mask is not supported by ferry_index");
+        ferry_tensor_release(r);
+        ferry_tensor_release(m0);
         w.kase = "values that do not broadcast";
         st = ferry_index_put(t2, 1, (const ferry_tensor *[]){two}, v3, false);
         conf_expect_error(&w, "ferry_index_put", st != FERRY_OK, FERRY_ERR_INVALID_ARGUMENT,

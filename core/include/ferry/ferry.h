@@ -585,7 +585,8 @@ FERRY_API ferry_status ferry_scatter_add_(ferry_tensor *t, int dim, ferry_tensor
                                           ferry_tensor *src);
 /** t[indices] as PyTorch's aten::index: indices[i] (NULL = the whole dim) applies to
  * dim i, n <= ndim; int64/int32 indices broadcast together, a bool/uint8 mask of k dims
- * stands for the k index tensors of its nonzero(). The broadcast index dims replace the
+ * stands for the k index tensors of its nonzero() (a 0-d mask is FERRY_ERR_UNSUPPORTED
+ * here: Python's t[True] unsqueezes first). The broadcast index dims replace the
  * dims they index, in place when those are adjacent, else first (NumPy's rule). */
 FERRY_API ferry_tensor *ferry_index(const ferry_tensor *t, int n, const ferry_tensor *const *indices);
 /** t[indices] = values in place (accumulate: +=, duplicates all count; otherwise one of
