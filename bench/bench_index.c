@@ -1,5 +1,6 @@
 /* index_select and gather of 1M rows on the cpu against plain OpenMP C loops doing the
- * same copies (issue 10: goal >= 0.8). Rows of 16 float32; medians of 7 runs. Figures
+ * same copies (issue 10: goal >= 0.8), and t[idx] (ferry_index) of the same rows against
+ * index_select. Rows of 16 float32; medians of 7 runs. Figures
  * from a shared machine are indicative only. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,11 +35,19 @@ int main(void)
     }
     const float *sp = ferry_tensor_host_data(src);
     float *dst = bench_touched(sizeof(float) * ROWS * COLS);
-    double t_sel[RUNS], t_gat[RUNS], t_loop[RUNS], t_gloop[RUNS];
+    double t_sel[RUNS], t_gat[RUNS], t_loop[RUNS], t_gloop[RUNS], t_adv[RUNS];
     for (int r = 0; r < RUNS; r++) {
         double t0 = bench_now_ns();
         ferry_tensor *o = ferry_index_select(src, 0, idx);
         t_sel[r] = bench_now_ns() - t0;
+        ferry_tensor_release(o);
+        t0 = bench_now_ns();
+        o = ferry_index(src, 1, (const ferry_tensor *const[]){idx});
+        t_adv[r] = bench_now_ns() - t0;
+        if (!o) {
+            fprintf(stderr, "ferry_index: %s\n", ferry_last_error());
+            return 1;
+        }
         ferry_tensor_release(o);
         t0 = bench_now_ns();
         o = ferry_gather(src, 0, gidx);
@@ -60,10 +69,13 @@ int main(void)
     }
     double sel = bench_median(t_sel, RUNS), gat = bench_median(t_gat, RUNS);
     double loop = bench_median(t_loop, RUNS), gloop = bench_median(t_gloop, RUNS);
+    double adv = bench_median(t_adv, RUNS);
     printf("index_select 1M x 16 float32: %.2f ms, C loop %.2f ms, ratio %.2f (goal >= 0.8)\n",
            sel / 1e6, loop / 1e6, loop / sel);
     printf("gather       1M x 16 float32: %.2f ms, C loop %.2f ms, ratio %.2f (goal >= 0.8)\n",
            gat / 1e6, gloop / 1e6, gloop / gat);
+    printf("t[idx]       1M x 16 float32: %.2f ms, index_select %.2f ms, ratio %.2f, C loop ratio %.2f\n",
+           adv / 1e6, sel / 1e6, sel / adv, loop / adv);
     ferry_tensor_release(src);
     ferry_tensor_release(idx);
     ferry_tensor_release(gidx);

@@ -348,6 +348,11 @@ static bool is_leaf_or_view_of_leaf(const ferry_tensor *t)
     return !n || (n->backward == view_backward && n->in[0].leaf);
 }
 
+bool ferry__is_view_output(const ferry_tensor *t)
+{
+    return t->grad_fn && t->grad_fn->backward == view_backward;
+}
+
 ferry_status ferry__inplace_check(const char *fn, const ferry_tensor *out, bool inputs_need)
 {
     if (ferry__grad_off)

@@ -356,6 +356,8 @@ void ferry__autograd_release(ferry_tensor *t);
 /* Checks an in-place write into `out` by `fn` (PyTorch's refusals) when inputs_need is
  * true because an input of the op requires grad. */
 ferry_status ferry__inplace_check(const char *fn, const ferry_tensor *out, bool inputs_need);
+/* Whether t was made by a view op that records (its writes would be its base's). */
+bool ferry__is_view_output(const ferry_tensor *t);
 /* Records an in-place write into t's storage. */
 static inline void ferry__version_bump(ferry_tensor *t)
 {

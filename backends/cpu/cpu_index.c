@@ -475,8 +475,201 @@ static ferry_status cpu_scatter(int32_t device, const ferry_op_args *a)
     return FERRY_OK;
 }
 
+/* ---- "ferry.index" and "ferry.index_put": k index tensors over an iteration space ---- */
+
+static void report_at(const ferry_kernel_tensor *flag, int64_t bad, int j)
+{
+    int64_t *f = (int64_t *)base(flag);
+    int64_t s = flag->ndim ? flag->strides[0] : 1;
+#pragma omp critical(ferry_cpu_index_flag)
+    if (f[0] == 0) {
+        f[0] = 1;
+        f[s] = bad;
+        f[2 * s] = j;
+    }
+}
+
+typedef struct xwalk {
+    const ferry_kernel_tensor *t0, *flag, *t2, *idx;
+    const ferry_index_params *p;
+    int nd;      /* dims walked one position at a time */
+    int64_t row; /* elements of the last dim handled at once */
+    int64_t outer;
+    const char *ibase[FERRY_INDEX_MAX_INDICES]; /* each index's element 0 */
+    int64_t isize[FERRY_INDEX_MAX_INDICES];     /* and its element size */
+} xwalk;
+
+static bool xwalk_init(xwalk *w, const ferry_op_args *a)
+{
+    if (a->ntensors < 3 || !a->params || a->params_size < sizeof(ferry_index_params))
+        return false;
+    const ferry_index_params *p = a->params;
+    if (p->k < 0 || p->k > FERRY_INDEX_MAX_INDICES || a->ntensors != 3 + p->k)
+        return false;
+    w->t0 = &a->tensors[0];
+    w->flag = &a->tensors[1];
+    w->t2 = &a->tensors[2];
+    w->idx = &a->tensors[3];
+    w->p = p;
+    int nd = w->t0->ndim;
+    int64_t n = 1;
+    for (int d = 0; d < nd; d++)
+        n *= w->t0->shape[d];
+    /* Rows whole: the last dim is not the indices', and unit-stride in both operands. */
+    w->row = 1;
+    int last = nd - 1;
+    if (nd >= 1 && !(last >= p->bdim && last < p->bdim + p->nbdims) &&
+        w->t0->strides[last] == 1 && w->t2->strides[last] == 1 && w->t0->shape[last] > 1) {
+        bool flat = true;
+        for (int j = 0; j < p->k; j++)
+            flat = flat && w->idx[j].strides[last] == 0;
+        if (flat)
+            w->row = w->t0->shape[last];
+    }
+    w->nd = w->row > 1 ? nd - 1 : nd;
+    w->outer = w->row ? n / w->row : 0;
+    for (int j = 0; j < p->k; j++) {
+        w->ibase[j] = base(&w->idx[j]);
+        w->isize[j] = (int64_t)elsize(w->idx[j].dtype);
+    }
+    return true;
+}
+
+/* Offsets of position pos in t0 and t2 (elements), the indices applied to t2 (index)
+ * or t0 (index_put); false when one is out of range (reported). */
+static bool xwalk_at(const xwalk *w, const int64_t *pos, bool into_t0, int64_t *o0, int64_t *o2)
+{
+    int64_t a = 0, b = 0;
+    for (int d = 0; d < w->nd; d++) {
+        a += pos[d] * w->t0->strides[d];
+        b += pos[d] * w->t2->strides[d];
+    }
+    for (int j = 0; j < w->p->k; j++) {
+        const ferry_kernel_tensor *x = &w->idx[j];
+        int64_t io = 0;
+        for (int d = 0; d < w->nd; d++)
+            io += pos[d] * x->strides[d];
+        int64_t i = read_index(x, w->ibase[j] + io * w->isize[j]);
+        int64_t size = w->p->size[j];
+        if (i < -size || i >= size) {
+            report_at(w->flag, i, j);
+            return false;
+        }
+        if (i < 0)
+            i += size;
+        if (into_t0)
+            a += i * w->p->stride[j];
+        else
+            b += i * w->p->stride[j];
+    }
+    *o0 = a;
+    *o2 = b;
+    return true;
+}
+
+static ferry_status cpu_index(int32_t device, const ferry_op_args *a)
+{
+    (void)device;
+    xwalk w;
+    if (!xwalk_init(&w, a))
+        return FERRY_ERR_UNSUPPORTED;
+    if (w.outer == 0)
+        return FERRY_OK;
+    size_t es = elsize(w.t0->dtype);
+    char *ob = base(w.t0), *sb = base(w.t2);
+    int nt = cpu_threads_for(w.outer * w.row, 32768);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = 0, parts = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        parts = omp_get_num_threads();
+#endif
+        int64_t lo = cpu_split(w.outer, parts, t, 1), hi = cpu_split(w.outer, parts, t + 1, 1);
+        int64_t pos[FERRY_MAX_DIMS];
+        if (lo < hi)
+            unravel(w.nd, w.t0->shape, lo, pos);
+        for (int64_t e = lo; e < hi; e++) {
+            int64_t oo, so;
+            if (xwalk_at(&w, pos, false, &oo, &so))
+                memcpy(ob + oo * (int64_t)es, sb + so * (int64_t)es, (size_t)w.row * es);
+            advance(w.nd, w.t0->shape, pos);
+        }
+    }
+    return FERRY_OK;
+}
+
+/* Assignment runs in parallel (of duplicates any one wins, as PyTorch says).
+ * Accumulation must count every duplicate, and its sums must not depend on scheduling:
+ * threads split a dim the indices do not span (the first walked dim when it is not
+ * theirs, else the columns of the rows), so two threads never meet at one element and
+ * each element is summed in row-major order, as one thread would. */
+static ferry_status cpu_index_put(int32_t device, const ferry_op_args *a)
+{
+    (void)device;
+    xwalk w;
+    if (!xwalk_init(&w, a))
+        return FERRY_ERR_UNSUPPORTED;
+    if (w.outer == 0)
+        return FERRY_OK;
+    size_t es = elsize(w.t0->dtype);
+    char *db = base(w.t0), *vb = base(w.t2);
+    bool acc = w.p->accumulate != 0;
+    int nt = cpu_threads_for(w.outer * w.row, 32768);
+    int64_t align = 1;       /* outer positions per part boundary */
+    bool by_columns = false; /* accumulate: threads split each row instead */
+    if (acc && nt > 1) {
+        if (w.p->bdim > 0 && w.nd >= 1 && w.t0->shape[0] > 1) {
+            align = w.outer / w.t0->shape[0];
+            if (nt > w.t0->shape[0])
+                nt = (int)w.t0->shape[0];
+        } else if (w.row >= 64) {
+            by_columns = true;
+            if (nt > w.row / 32)
+                nt = (int)(w.row / 32);
+        } else {
+            nt = 1;
+        }
+    }
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = 0, parts = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        parts = omp_get_num_threads();
+#endif
+        int64_t lo = 0, hi = w.outer, c0 = 0, c1 = w.row;
+        if (by_columns) {
+            c0 = cpu_split(w.row, parts, t, 1);
+            c1 = cpu_split(w.row, parts, t + 1, 1);
+        } else {
+            lo = cpu_split(w.outer, parts, t, align);
+            hi = cpu_split(w.outer, parts, t + 1, align);
+        }
+        int64_t pos[FERRY_MAX_DIMS];
+        if (lo < hi && c0 < c1)
+            unravel(w.nd, w.t0->shape, lo, pos);
+        for (int64_t e = lo; e < hi && c0 < c1; e++) {
+            int64_t doff, voff;
+            if (xwalk_at(&w, pos, true, &doff, &voff)) {
+                char *dst = db + (doff + c0) * (int64_t)es;
+                const char *src = vb + (voff + c0) * (int64_t)es;
+                if (!acc)
+                    memcpy(dst, src, (size_t)(c1 - c0) * es);
+                else
+                    for (int64_t c = 0; c < c1 - c0; c++)
+                        add_into(w.t0->dtype, dst + c * (int64_t)es, src + c * (int64_t)es);
+            }
+            advance(w.nd, w.t0->shape, pos);
+        }
+    }
+    return FERRY_OK;
+}
+
 const ferry_named_entry cpu_named_index[] = {
     {FERRY_OP_GATHER, cpu_gather},
     {FERRY_OP_SCATTER, cpu_scatter},
+    {FERRY_OP_INDEX, cpu_index},
+    {FERRY_OP_INDEX_PUT, cpu_index_put},
     {NULL, NULL},
 };

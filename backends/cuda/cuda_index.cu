@@ -109,8 +109,74 @@ static ferry_status cuda_scatter(int32_t dev, const ferry_op_args *a)
     CUDA_GUARD(run(dev, a, false))
 }
 
+typedef void (*xindex_kernel)(void *, fk_i64 *, const void *, const fk_i64 *, const fk_i64 *,
+                              const fk_i64 *, const fk_i64 *, fk_xgeom);
+#define CUDA_INDEX_ROW(sfx, st, vt, wt, kind) (xindex_kernel)ferry_xindex_##sfx,
+static const xindex_kernel xindexes[] = {FK_DTYPES(CUDA_INDEX_ROW)};
+#undef CUDA_INDEX_ROW
+#define CUDA_INDEX_ROW(sfx, st, vt, wt, kind) (xindex_kernel)ferry_xindex_put_##sfx,
+static const xindex_kernel xputs[] = {FK_DTYPES(CUDA_INDEX_ROW)};
+#undef CUDA_INDEX_ROW
+#define CUDA_INDEX_ROW(sfx, st, vt, wt, kind) (xindex_kernel)ferry_xindex_set_##sfx,
+static const xindex_kernel xsets[] = {FK_DTYPES(CUDA_INDEX_ROW)};
+#undef CUDA_INDEX_ROW
+
+// "ferry.index" / "ferry.index_put": unused index arguments repeat the flag (never read).
+static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
+{
+    static const size_t sizes[FERRY_NUM_DTYPES] = {1, 1, 1, 2, 4, 8, 2, 2, 4, 8};
+    fk_xgeom g;
+    // Assignment walks R as index does; accumulation owns one element per thread.
+    bool acc = put && a->params && a->params_size >= sizeof(ferry_index_params) &&
+               ((const ferry_index_params *)a->params)->accumulate;
+    int plan = fk_xgeom_fill(&g, a, acc ? 1 : 0, sizes);
+    if (plan < 0)
+        return FERRY_ERR_UNSUPPORTED;
+    if (plan > 0)
+        return FERRY_OK;
+    const ferry_kernel_tensor *t0 = &a->tensors[0];
+    if ((int)t0->dtype >= (int)(sizeof xindexes / sizeof xindexes[0]))
+        return FERRY_ERR_UNSUPPORTED;
+    cudaStream_t stream;
+    ferry_status st = cuda_use(dev, &stream);
+    if (st != FERRY_OK)
+        return st;
+    int64_t blocks = (g.numel + CUDA_INDEX_BLOCK - 1) / CUDA_INDEX_BLOCK;
+    int64_t most = (int64_t)cuda_sm_count(dev) * 32;
+    if (blocks > most)
+        blocks = most;
+    void *out = a->tensors[0].buffer, *flagp = a->tensors[1].buffer;
+    const void *srcp = a->tensors[2].buffer;
+    const void *ip[FK_XMAX];
+    for (int j = 0; j < FK_XMAX; j++)
+        ip[j] = j < g.k ? a->tensors[3 + j].buffer : a->tensors[1].buffer;
+    void *args[] = {&out, &flagp, &srcp, &ip[0], &ip[1], &ip[2], &ip[3], &g};
+    const void *fn = (const void *)(acc ? xputs : put ? xsets : xindexes)[t0->dtype];
+    (void)cudaGetLastError();
+    cudaError_t e = cudaLaunchKernel(fn, dim3((unsigned)blocks), dim3(CUDA_INDEX_BLOCK), args, 0,
+                                     stream);
+    if (e == cudaSuccess)
+        e = cudaGetLastError();
+    return e == cudaSuccess ? FERRY_OK
+                            : cuda_fail(dev, put ? "cudaLaunchKernel(ferry_xindex_put)"
+                                                 : "cudaLaunchKernel(ferry_xindex)",
+                                        e);
+}
+
+static ferry_status cuda_index(int32_t dev, const ferry_op_args *a)
+{
+    CUDA_GUARD(run_x(dev, a, false))
+}
+
+static ferry_status cuda_index_put(int32_t dev, const ferry_op_args *a)
+{
+    CUDA_GUARD(run_x(dev, a, true))
+}
+
 extern const ferry_named_entry cuda_named_index[] = {
     {FERRY_OP_GATHER, cuda_gather},
     {FERRY_OP_SCATTER, cuda_scatter},
+    {FERRY_OP_INDEX, cuda_index},
+    {FERRY_OP_INDEX_PUT, cuda_index_put},
     {NULL, NULL},
 };

@@ -26,6 +26,98 @@ typedef struct fk_igeom {
     fk_i32 reduce; /* scatter: 0 assign, 1 add */
 } fk_igeom;
 
+
+/* "ferry.index" / "ferry.index_put" (ferry/ops/index.h) on a device: up to FK_XMAX index
+ * tensors (more go to the cpu). index walks R (shape, strides st0 of out and st1 of
+ * src, ist of the indices); so does index_put's assignment (xindex_set: of duplicates
+ * any one wins, as PyTorch says). index_put's accumulation owns one self element per
+ * thread: the dims of R
+ * outside the indices (shape, st0 of self, st1 of values) and one coordinate per
+ * indexed dim (size[j]); it loops over B (bshape, bst1 of values, ist of the indices)
+ * for the positions naming its element, in the cpu reference's order, so duplicates
+ * need no atomics and sums come out bit-identical to the cpu's. */
+#define FK_XMAX 4
+typedef struct fk_xgeom {
+    fk_i64 shape[FK_MAX_DIMS];
+    fk_i64 st0[FK_MAX_DIMS];
+    fk_i64 st1[FK_MAX_DIMS];
+    fk_i64 bshape[FK_MAX_DIMS];
+    fk_i64 bst1[FK_MAX_DIMS];
+    fk_i64 ist[FK_XMAX][FK_MAX_DIMS];
+    fk_i64 ioff[FK_XMAX];
+    fk_i64 stride[FK_XMAX];
+    fk_i64 size[FK_XMAX];
+    fk_i64 off0, off1;
+    fk_i64 numel;  /* threads' elements */
+    fk_i64 bnumel; /* index_put: positions of B */
+    fk_i32 ndim;
+    fk_i32 nb;
+    fk_i32 k;
+    fk_i32 accumulate;
+    fk_i32 idx32; /* bit j: index j is int32 */
+    fk_i32 pad;
+} fk_xgeom;
+
+#if defined(FERRY_OPS_INDEX_H) && !defined(__OPENCL_VERSION__)
+/* The launch geometry of "ferry.index" and index_put's assignment (put 0: R walked) or
+ * index_put's accumulation (put 1: one self element per thread) from the op's tensors,
+ * shared by the OpenCL and CUDA hosts. 0 when the device can run it, -1
+ * when not (too many dims or indices: the cpu runs it), 1 when there is nothing to do. */
+static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const size_t *elsizes)
+{
+    if (a->ntensors < 3 || !a->params || a->params_size < sizeof(ferry_index_params))
+        return -1;
+    const ferry_index_params *p = (const ferry_index_params *)a->params;
+    if (p->k < 0 || p->k > FK_XMAX || a->ntensors != 3 + p->k)
+        return -1;
+    const ferry_kernel_tensor *t0 = &a->tensors[0], *t2 = &a->tensors[2], *idx = &a->tensors[3];
+    const ferry_kernel_tensor *flag = &a->tensors[1];
+    if (flag->byte_offset != 0 || flag->ndim != 1 || flag->strides[0] != 1)
+        return -1;
+    memset(g, 0, sizeof *g);
+    g->k = p->k;
+    g->accumulate = p->accumulate;
+    g->off0 = (fk_i64)(t0->byte_offset / elsizes[t0->dtype]);
+    g->off1 = (fk_i64)(t2->byte_offset / elsizes[t2->dtype]);
+    for (int j = 0; j < p->k; j++) {
+        g->ioff[j] = (fk_i64)(idx[j].byte_offset / elsizes[idx[j].dtype]);
+        g->stride[j] = p->stride[j];
+        g->size[j] = p->size[j];
+        if (idx[j].dtype == FERRY_INT32)
+            g->idx32 |= 1 << j;
+    }
+    g->numel = 1;
+    g->bnumel = 1;
+    for (int d = 0; d < t0->ndim; d++) {
+        bool in_b = put && d >= p->bdim && d < p->bdim + p->nbdims;
+        if (in_b) {
+            if (g->nb >= FK_MAX_DIMS)
+                return -1;
+            int q = g->nb++;
+            g->bshape[q] = t0->shape[d];
+            g->bst1[q] = t2->strides[d];
+            for (int j = 0; j < p->k; j++)
+                g->ist[j][q] = idx[j].strides[d];
+            g->bnumel *= t0->shape[d];
+        } else {
+            if (g->ndim >= FK_MAX_DIMS)
+                return -1;
+            int q = g->ndim++;
+            g->shape[q] = t0->shape[d];
+            g->st0[q] = t0->strides[d];
+            g->st1[q] = t2->strides[d];
+            for (int j = 0; j < p->k && !put; j++)
+                g->ist[j][q] = idx[j].strides[d];
+            g->numel *= t0->shape[d];
+        }
+    }
+    if (put)
+        for (int j = 0; j < p->k; j++)
+            g->numel *= p->size[j];
+    return g->numel == 0 || g->bnumel == 0 ? 1 : 0;
+}
+#endif
+
 #if !defined(FK_HOST)
 #if FK_NAMED_FAMILY(INDEX)
 
@@ -121,6 +213,149 @@ FK_FUNC void fk_index_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad)
 
 #define FK_SELECT_INDEX(sfx, st, vt, wt, kind) FK_SELECTED(FK_DEFINE_INDEX, sfx, st, vt, wt, kind)
 FK_DTYPES(FK_SELECT_INDEX)
+
+FK_FUNC fk_i64 fk_xindex_at(FK_GLOBAL const fk_i64 *i0, FK_GLOBAL const fk_i64 *i1,
+                            FK_GLOBAL const fk_i64 *i2, FK_GLOBAL const fk_i64 *i3, fk_i32 j,
+                            fk_i32 idx32, fk_i64 at)
+{
+    FK_GLOBAL const fk_i64 *p = j == 0 ? i0 : j == 1 ? i1 : j == 2 ? i2 : i3;
+    return fk_index_at(p, (idx32 >> j) & 1, at);
+}
+
+FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
+{
+    flag[1] = bad;
+    flag[2] = j;
+    flag[0] = 1;
+}
+
+#define FK_XIDX_ARGS                                                                        \
+    FK_GLOBAL const fk_i64 *i0, FK_GLOBAL const fk_i64 *i1, FK_GLOBAL const fk_i64 *i2,     \
+        FK_GLOBAL const fk_i64 *i3
+
+#define FK_DEFINE_XINDEX(sfx, st, vt, wt, kind)                                             \
+    FK_KERNEL ferry_xindex_##sfx(FK_GLOBAL st *out, FK_GLOBAL fk_i64 *flag,                 \
+                                 FK_GLOBAL const st *src, FK_XIDX_ARGS, fk_xgeom g)         \
+    {                                                                                       \
+        FK_FOR_EACH(e, g.numel)                                                             \
+        {                                                                                   \
+            fk_i64 rest = e, oo = g.off0, so = g.off1;                                      \
+            fk_i64 io[FK_XMAX];                                                             \
+            for (int j = 0; j < FK_XMAX; j++)                                               \
+                io[j] = g.ioff[j];                                                          \
+            for (int d = g.ndim - 1; d >= 0; d--) {                                         \
+                fk_i64 p = rest % g.shape[d];                                               \
+                rest /= g.shape[d];                                                         \
+                oo += p * g.st0[d];                                                         \
+                so += p * g.st1[d];                                                         \
+                for (int j = 0; j < g.k; j++)                                               \
+                    io[j] += p * g.ist[j][d];                                               \
+            }                                                                               \
+            bool ok = true;                                                                 \
+            for (int j = 0; j < g.k && ok; j++) {                                           \
+                fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);                 \
+                if (i < -g.size[j] || i >= g.size[j]) {                                     \
+                    fk_xindex_report(flag, i, j);                                           \
+                    ok = false;                                                             \
+                } else {                                                                    \
+                    so += (i < 0 ? i + g.size[j] : i) * g.stride[j];                        \
+                }                                                                           \
+            }                                                                               \
+            if (ok)                                                                         \
+                FK_STORE_##sfx(out, oo, FK_LOAD_##sfx(src, so));                            \
+        }                                                                                   \
+    }                                                                                       \
+    FK_KERNEL ferry_xindex_set_##sfx(FK_GLOBAL st *self, FK_GLOBAL fk_i64 *flag,            \
+                                     FK_GLOBAL const st *vals, FK_XIDX_ARGS, fk_xgeom g)    \
+    {                                                                                       \
+        FK_FOR_EACH(e, g.numel)                                                             \
+        {                                                                                   \
+            fk_i64 rest = e, to = g.off0, vo = g.off1;                                      \
+            fk_i64 io[FK_XMAX];                                                             \
+            for (int j = 0; j < FK_XMAX; j++)                                               \
+                io[j] = g.ioff[j];                                                          \
+            for (int d = g.ndim - 1; d >= 0; d--) {                                         \
+                fk_i64 p = rest % g.shape[d];                                               \
+                rest /= g.shape[d];                                                         \
+                to += p * g.st0[d];                                                         \
+                vo += p * g.st1[d];                                                         \
+                for (int j = 0; j < g.k; j++)                                               \
+                    io[j] += p * g.ist[j][d];                                               \
+            }                                                                               \
+            bool ok = true;                                                                 \
+            for (int j = 0; j < g.k && ok; j++) {                                           \
+                fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);                 \
+                if (i < -g.size[j] || i >= g.size[j]) {                                     \
+                    fk_xindex_report(flag, i, j);                                           \
+                    ok = false;                                                             \
+                } else {                                                                    \
+                    to += (i < 0 ? i + g.size[j] : i) * g.stride[j];                        \
+                }                                                                           \
+            }                                                                               \
+            if (ok)                                                                         \
+                FK_STORE_##sfx(self, to, FK_LOAD_##sfx(vals, vo));                          \
+        }                                                                                   \
+    }                                                                                       \
+    FK_KERNEL ferry_xindex_put_##sfx(FK_GLOBAL st *self, FK_GLOBAL fk_i64 *flag,            \
+                                     FK_GLOBAL const st *vals, FK_XIDX_ARGS, fk_xgeom g)    \
+    {                                                                                       \
+        FK_FOR_EACH(e, g.numel)                                                             \
+        {                                                                                   \
+            fk_i64 rest = e, to = g.off0, vo = g.off1;                                      \
+            fk_i64 c[FK_XMAX];                                                              \
+            bool corner = true;                                                             \
+            for (int j = g.k - 1; j >= 0; j--) {                                            \
+                c[j] = rest % g.size[j];                                                    \
+                rest /= g.size[j];                                                          \
+                to += c[j] * g.stride[j];                                                   \
+                corner = corner && c[j] == 0;                                               \
+            }                                                                               \
+            for (int d = g.ndim - 1; d >= 0; d--) {                                         \
+                fk_i64 p = rest % g.shape[d];                                               \
+                rest /= g.shape[d];                                                         \
+                to += p * g.st0[d];                                                         \
+                vo += p * g.st1[d];                                                         \
+                corner = corner && p == 0;                                                  \
+            }                                                                               \
+            bool hit = false;                                                               \
+            vt acc = FK_LOAD_##sfx(self, to);                                               \
+            for (fk_i64 b = 0; b < g.bnumel; b++) {                                         \
+                fk_i64 r2 = b, v = vo;                                                      \
+                fk_i64 io[FK_XMAX];                                                         \
+                for (int j = 0; j < FK_XMAX; j++)                                           \
+                    io[j] = g.ioff[j];                                                      \
+                for (int d = g.nb - 1; d >= 0; d--) {                                       \
+                    fk_i64 p = r2 % g.bshape[d];                                            \
+                    r2 /= g.bshape[d];                                                      \
+                    v += p * g.bst1[d];                                                     \
+                    for (int j = 0; j < g.k; j++)                                           \
+                        io[j] += p * g.ist[j][d];                                           \
+                }                                                                           \
+                bool match = true;                                                          \
+                for (int j = 0; j < g.k; j++) {                                             \
+                    fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);             \
+                    if (i < -g.size[j] || i >= g.size[j]) {                                 \
+                        if (corner)                                                         \
+                            fk_xindex_report(flag, i, j);                                   \
+                        match = false;                                                      \
+                        break;                                                              \
+                    }                                                                       \
+                    if ((i < 0 ? i + g.size[j] : i) != c[j])                                \
+                        match = false;                                                      \
+                }                                                                           \
+                if (!match)                                                                 \
+                    continue;                                                               \
+                vt x = FK_LOAD_##sfx(vals, v);                                              \
+                hit = true;                                                                 \
+                acc = g.accumulate ? FK_INDEX_ADD_##kind(sfx, vt, wt, acc, x) : x;          \
+            }                                                                               \
+            if (hit)                                                                        \
+                FK_STORE_##sfx(self, to, acc);                                              \
+        }                                                                                   \
+    }
+
+#define FK_SELECT_XINDEX(sfx, st, vt, wt, kind) FK_SELECTED(FK_DEFINE_XINDEX, sfx, st, vt, wt, kind)
+FK_DTYPES(FK_SELECT_XINDEX)
 
 #endif /* FK_NAMED_FAMILY(INDEX) */
 #endif /* !FK_HOST */

@@ -37,6 +37,7 @@ from ferry._ferry import (  # noqa: F401,E402
     full,
     gather,
     half,
+    index_put,
     index_select,
     int,
     int8,
@@ -306,6 +307,7 @@ __all__ += ["gelu", "softplus", "leaky_relu"]
 del _name
 
 __all__ += ["gather", "index_select", "scatter", "scatter_add"]
+__all__ += ["index_put"]
 
 # Selection, sized by the data (python/src/select.c).
 from ferry._ferry import argwhere, masked_scatter, masked_select, nonzero  # noqa: E402,F401

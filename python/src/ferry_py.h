@@ -216,6 +216,13 @@ int fpy_shape_init(PyObject *module);
 int fpy_shape2_init(PyObject *module);
 /* index.c: Tensor.index_select/gather/scatter... and the module functions. */
 int fpy_index_init(PyObject *module);
+/* advindex.c: t[idx] and t[idx] = v with advanced indices, index_put(_); tensor.c's
+ * basic-indexing view (ints, slices, None, ...) that they start from. */
+int fpy_advindex_init(PyObject *module);
+int fpy_key_is_advanced(PyObject *key);
+PyObject *fpy_advanced_get(ferry_tensor *t, PyObject *key);
+int fpy_advanced_set(ferry_tensor *t, PyObject *key, PyObject *value);
+ferry_tensor *fpy_index_view(ferry_tensor *t, PyObject *key);
 int fpy_select_init(PyObject *module);
 /* elementwise.c: the ELEM2 ops as Tensor methods and module functions. */
 int fpy_elementwise_init(PyObject *module);

@@ -940,6 +940,7 @@ PyMODINIT_FUNC PyInit__ferry(void)
         fpy_shape_init(m) < 0 ||
         fpy_shape2_init(m) < 0 ||
         fpy_index_init(m) < 0 ||
+        fpy_advindex_init(m) < 0 ||
         fpy_elementwise_init(m) < 0 ||
         fpy_select_init(m) < 0 ||
         fpy_distributed_init(m) < 0 ||

@@ -669,7 +669,7 @@ static ferry_tensor *index_view(ferry_tensor *t, PyObject *key)
         } else {
             PyErr_Format(PyExc_IndexError,
                          "only integers, slices (`:`), ellipsis (`...`) and None are valid "
-                         "indices (got %s); ferry has no advanced indexing",
+                         "indices (got %s)",
                          Py_TYPE(it)->tp_name);
             goto fail;
         }
@@ -693,8 +693,15 @@ fail:
     return NULL;
 }
 
+ferry_tensor *fpy_index_view(ferry_tensor *t, PyObject *key)
+{
+    return index_view(t, key);
+}
+
 static PyObject *tensor_subscript(PyObject *self, PyObject *key)
 {
+    if (fpy_key_is_advanced(key))
+        return fpy_advanced_get(FPY_T(self), key);
     ferry_tensor *v = index_view(FPY_T(self), key);
     return v ? fpy_wrap(v) : NULL;
 }
@@ -845,6 +852,8 @@ static int tensor_ass_subscript(PyObject *self, PyObject *key, PyObject *value)
     int done = set_element(FPY_T(self), key, value);
     if (done != 0)
         return done < 0 ? -1 : 0;
+    if (fpy_key_is_advanced(key))
+        return fpy_advanced_set(FPY_T(self), key, value);
     ferry_tensor *view = index_view(FPY_T(self), key);
     if (!view)
         return -1;

@@ -323,7 +323,8 @@ def test_indexing_errors():
     with pytest.raises(IndexError, match="single ellipsis"):
         t[..., ...]
     with pytest.raises(IndexError, match="only integers, slices"):
-        t[[0, 1]]
+        t["a"]
+    assert t[[0, 1]].tolist() == [0, 1]  # advanced indexing (test_advindex.py)
     with pytest.raises(TypeError, match="len\\(\\) of a 0-d tensor"):
         len(ferry.tensor(1))
 

@@ -254,6 +254,7 @@ int conf_group_sort(void);
 int conf_group_shape(void);
 int conf_group_shape2(void);
 int conf_group_index(void);
+int conf_group_index_adv(void);
 int conf_group_select(void);
 
 #endif /* FERRY_CONFORMANCE_H */

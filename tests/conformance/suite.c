@@ -18,6 +18,7 @@ static const conf_group groups[] = {
     {"casts", conf_group_casts, "every dtype pair on edge values; 16-bit floats bit for bit"},
     {"reduce2", conf_group_reduce2, "prod, argmin, any, all, logsumexp, var, std, norm, max/min dim, scans, softmax"},
     {"index", conf_group_index, "gather, index_select, scatter, scatter_add"},
+    {"index_adv", conf_group_index_adv, "advanced indexing: index, index_put"},
     {"select", conf_group_select, "nonzero, masked_select, masked_scatter"},
     {"elementwise2", conf_group_elementwise2, "floor .. logical_xor, where, masked_fill, clamp"},
     {"grad", conf_group_grad, "gradients against finite differences, second derivatives"},

@@ -412,6 +412,50 @@ static ferry_tensor *f_masked_scatter(ferry_tensor *const *in)
     return r;
 }
 
+/* Advanced indexing: t[[2, 0, 2, -1]] along dim 1, and indices of dims 0 and 2
+ * separated by a whole dim (their broadcast dims go first); index_put_ into a clone
+ * (a non-leaf, so the write is recorded), assigning and accumulating duplicates with
+ * values broadcast from a row. */
+static ferry_tensor *f_index(ferry_tensor *const *in)
+{
+    ferry_tensor *i = index_on(in[0], 1, (int64_t[]){4}, (int64_t[]){2, 0, 2, -1});
+    const ferry_tensor *idx[2] = {NULL, i};
+    ferry_tensor *r = i ? ferry_index(in[0], 2, idx) : NULL;
+    ferry_tensor_release(i);
+    return r;
+}
+static ferry_tensor *f_index_apart(ferry_tensor *const *in)
+{
+    ferry_tensor *a = index_on(in[0], 2, (int64_t[]){2, 1}, (int64_t[]){0, -1});
+    ferry_tensor *b = index_on(in[0], 1, (int64_t[]){3}, (int64_t[]){1, 0, 1});
+    const ferry_tensor *idx[3] = {a, NULL, b};
+    ferry_tensor *r = a && b ? ferry_index(in[0], 3, idx) : NULL;
+    ferry_tensor_release(a);
+    ferry_tensor_release(b);
+    return r;
+}
+static ferry_tensor *index_put_case(ferry_tensor *const *in, const int64_t *iv, int64_t n,
+                                    bool acc)
+{
+    ferry_tensor *i = index_on(in[0], 1, (int64_t[]){n}, iv);
+    ferry_tensor *c = i ? ferry_tensor_clone(in[0]) : NULL;
+    const ferry_tensor *idx[1] = {i};
+    if (c && ferry_index_put(c, 1, idx, in[1], acc) != FERRY_OK) {
+        ferry_tensor_release(c);
+        c = NULL;
+    }
+    ferry_tensor_release(i);
+    return c;
+}
+static ferry_tensor *f_index_put(ferry_tensor *const *in)
+{
+    return index_put_case(in, (int64_t[]){2, 0}, 2, false);
+}
+static ferry_tensor *f_index_put_acc(ferry_tensor *const *in)
+{
+    return index_put_case(in, (int64_t[]){1, 1, -2, 0}, 4, true);
+}
+
 static const gcase cases[] = {
     {"masked_select", f_masked_select, 1, {2}, {{2, 3}}, -2, 2},
     {"masked_scatter", f_masked_scatter, 2, {2, 2}, {{2, 3}, {3, 2}}, -2, 2},
@@ -419,6 +463,10 @@ static const gcase cases[] = {
     {"index_select", f_index_select, 1, {2}, {{2, 3}}, -2, 2},
     {"scatter", f_scatter, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},
     {"scatter_add", f_scatter_add, 2, {2, 2}, {{2, 3}, {2, 3}}, -2, 2},
+    {"index", f_index, 1, {2}, {{2, 3}}, -2, 2},
+    {"index_apart", f_index_apart, 1, {3}, {{2, 3, 2}}, -2, 2},
+    {"index_put", f_index_put, 2, {2, 2}, {{3, 4}, {2, 4}}, -2, 2},
+    {"index_put_acc", f_index_put_acc, 2, {2, 1}, {{3, 4}, {4}}, -2, 2},
     {"neg", f_neg, 1, {2}, {{2, 3}}, -2, 2},
     {"abs", f_abs, 1, {2}, {{2, 3}}, -2, 2},
     {"exp", f_exp, 1, {2}, {{2, 3}}, -2, 2},

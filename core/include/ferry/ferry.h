@@ -599,6 +599,16 @@ FERRY_API ferry_status ferry_scatter_(ferry_tensor *t, int dim, ferry_tensor *in
                                       ferry_tensor *src);
 FERRY_API ferry_status ferry_scatter_add_(ferry_tensor *t, int dim, ferry_tensor *index,
                                           ferry_tensor *src);
+/** t[indices] as PyTorch's aten::index: indices[i] (NULL = the whole dim) applies to
+ * dim i, n <= ndim; int64/int32 indices broadcast together, a bool/uint8 mask of k dims
+ * stands for the k index tensors of its nonzero() (a 0-d mask is FERRY_ERR_UNSUPPORTED
+ * here: Python's t[True] unsqueezes first). The broadcast index dims replace the
+ * dims they index, in place when those are adjacent, else first (NumPy's rule). */
+FERRY_API ferry_tensor *ferry_index(const ferry_tensor *t, int n, const ferry_tensor *const *indices);
+/** t[indices] = values in place (accumulate: +=, duplicates all count; otherwise one of
+ * the duplicates wins). values broadcast to t[indices]'s shape, cast to t's dtype. */
+FERRY_API ferry_status ferry_index_put(ferry_tensor *t, int n, const ferry_tensor *const *indices,
+                                       const ferry_tensor *values, bool accumulate);
 
 /* Selection: the result's size depends on the data, so these wait for a count from the
  * device before they allocate (their one synchronisation). */
