@@ -7,17 +7,6 @@ typedef ferry_tensor *(*sel_fn)(ferry_tensor *, int, ferry_tensor *);
 typedef ferry_tensor *(*sc_fn)(ferry_tensor *, int, ferry_tensor *, ferry_tensor *);
 typedef ferry_status (*sc_inplace_fn)(ferry_tensor *, int, ferry_tensor *, ferry_tensor *);
 
-static int tensor_arg(PyObject *o, const char *fn, const char *what, ferry_tensor **out)
-{
-    if (!FpyTensor_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be Tensor, not %s", fn, what,
-                     Py_TYPE(o)->tp_name);
-        return -1;
-    }
-    *out = FPY_T(o);
-    return 0;
-}
-
 /* self, dim, index from (self given) or (input, dim, index) */
 static PyObject *select_call(PyObject *self, PyObject *args, PyObject *kw, const char *fn,
                              sel_fn f)
@@ -30,7 +19,7 @@ static PyObject *select_call(PyObject *self, PyObject *args, PyObject *kw, const
              : !PyArg_ParseTupleAndKeywords(args, kw, "OOO", kw_f, &in, &dimo, &index))
         return NULL;
     ferry_tensor *t, *i;
-    if (tensor_arg(in, fn, "input", &t) < 0 || tensor_arg(index, fn, "index", &i) < 0 ||
+    if (fpy_tensor_arg(in, fn, "input", &t) < 0 || fpy_tensor_arg(index, fn, "index", &i) < 0 ||
         fpy_dim(dimo, ferry_tensor_ndim(t), &dim) < 0)
         return NULL;
     return fpy_wrap(f(t, dim, i));
@@ -47,8 +36,8 @@ static PyObject *scatter_call(PyObject *self, PyObject *args, PyObject *kw, cons
              : !PyArg_ParseTupleAndKeywords(args, kw, "OOOO", kw_f, &in, &dimo, &index, &src))
         return NULL;
     ferry_tensor *t, *i, *s;
-    if (tensor_arg(in, fn, "input", &t) < 0 || tensor_arg(index, fn, "index", &i) < 0 ||
-        tensor_arg(src, fn, "src", &s) < 0 || fpy_dim(dimo, ferry_tensor_ndim(t), &dim) < 0)
+    if (fpy_tensor_arg(in, fn, "input", &t) < 0 || fpy_tensor_arg(index, fn, "index", &i) < 0 ||
+        fpy_tensor_arg(src, fn, "src", &s) < 0 || fpy_dim(dimo, ferry_tensor_ndim(t), &dim) < 0)
         return NULL;
     if (fi) {
         if (fi(t, dim, i, s) != FERRY_OK)
