@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <ferry/backend.h>
+#include <ferry/dtype_info.h>
 
 #define CPU_HIDDEN __attribute__((visibility("hidden")))
 
@@ -94,13 +95,7 @@ static inline int64_t cpu_split(int64_t n, int parts, int t, int64_t align)
 /* Bytes per element of a dtype; 0 for a value outside the enum. */
 static inline size_t cpu_elem_size(ferry_dtype dt)
 {
-    switch (dt) {
-    case FERRY_BOOL: case FERRY_UINT8: case FERRY_INT8: return 1;
-    case FERRY_INT16: case FERRY_FLOAT16: case FERRY_BFLOAT16: return 2;
-    case FERRY_INT32: case FERRY_FLOAT32: return 4;
-    case FERRY_INT64: case FERRY_FLOAT64: return 8;
-    }
-    return 0;
+    return ferry_dtype_info_size(dt);
 }
 
 static inline char *cpu_data(const ferry_kernel_tensor *t)

@@ -21,21 +21,14 @@ _Static_assert(FERRY_NUM_DTYPES == 10 && FERRY_BOOL == 0 && FERRY_FLOAT64 == 9,
 
 /* ---- dtypes --------------------------------------------------------------------------- */
 
-const char *const fk_dtype_sfx[FERRY_NUM_DTYPES] = {"bool", "u8",   "i8",  "i16", "i32",
-                                                    "i64",  "f16", "bf16", "f32", "f64"};
-
 const char *fk_dtype_name(ferry_dtype dt)
 {
-    static const char *const names[FERRY_NUM_DTYPES] = {
-        "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
-        "float64"};
-    return (unsigned)dt < FERRY_NUM_DTYPES ? names[dt] : "an unknown dtype";
+    return ferry_dtype_info_valid(dt) ? ferry_dtype_info_name(dt) : "an unknown dtype";
 }
 
 size_t fk_dtype_size(ferry_dtype dt)
 {
-    static const size_t sizes[FERRY_NUM_DTYPES] = {1, 1, 1, 2, 4, 8, 2, 2, 4, 8};
-    return (unsigned)dt < FERRY_NUM_DTYPES ? sizes[dt] : 0;
+    return ferry_dtype_info_size(dt);
 }
 
 int fk_width_log2(size_t size)
@@ -45,8 +38,7 @@ int fk_width_log2(size_t size)
 
 bool fk_dtype_is_float(ferry_dtype dt)
 {
-    return dt == FERRY_FLOAT16 || dt == FERRY_BFLOAT16 || dt == FERRY_FLOAT32 ||
-           dt == FERRY_FLOAT64;
+    return ferry_dtype_info_is_floating(dt);
 }
 
 ferry_status fk_plan_dtype(const fk_plan_ctx *c, ferry_dtype dt)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include <ferry/backend.h>
+#include <ferry/dtype_info.h>
 
 #include "ferry_kernels.h"
 
@@ -31,8 +32,8 @@ typedef struct fk_plan_ctx {
 /* ---- dtypes --------------------------------------------------------------------------- */
 
 /* Kernel name suffixes in ferry_dtype order ("f32" for FERRY_FLOAT32), as the kernels'
- * dtype table spells them. */
-FK_PLAN_HIDDEN extern const char *const fk_dtype_sfx[FERRY_NUM_DTYPES];
+ * dtype table spells them: the SDK's (ferry/dtype_info.h). */
+#define fk_dtype_sfx (ferry_dtype_info_suffixes())
 /* "float32"; the plugins do not link libferry's ferry_dtype_name(). */
 FK_PLAN_HIDDEN const char *fk_dtype_name(ferry_dtype dt);
 /* Bytes per element; 0 for a value that is no dtype. */
