@@ -35,6 +35,10 @@ CPU_HIDDEN ferry_status cpu_unary(int32_t device, ferry_unary_op op,
 CPU_HIDDEN ferry_status cpu_binary(int32_t device, ferry_binary_op op,
                                    const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
+CPU_HIDDEN ferry_status cpu_binary_scalar(int32_t device, ferry_binary_op op,
+                                          const ferry_kernel_tensor *out,
+                                          const ferry_kernel_tensor *a,
+                                          const ferry_kernel_scalar *b);
 CPU_HIDDEN ferry_status cpu_reduce(int32_t device, ferry_reduce_op op,
                                    const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *in);

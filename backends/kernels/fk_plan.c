@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ferry/half.h>
+
 #include "fk_plan.h"
 
 /* The kernels number their ops as backend.h does, and index dtypes in ferry_dtype order. */
@@ -187,7 +189,11 @@ ferry_status fk_plan_check_unary(const fk_plan_ctx *c, ferry_unary_op op,
                                  const ferry_kernel_tensor *out, const ferry_kernel_tensor *in)
 {
     ferry_status st = fk_plan_dtype(c, out->dtype);
-    if (st == FERRY_OK && (in->dtype != out->dtype || (unsigned)op > FERRY_UNARY_RELU))
+    /* An op appended to the enum after these kernels were written: the core falls back. */
+    if (st == FERRY_OK && (unsigned)op > FERRY_UNARY_RELU)
+        st = c->host->error(FERRY_ERR_UNSUPPORTED, "%s:%d: unknown unary op %d", c->backend,
+                            (int)c->device, (int)op);
+    if (st == FERRY_OK && in->dtype != out->dtype)
         st = c->host->error(FERRY_ERR_INVALID_ARGUMENT, "%s:%d: unary op %d on %s -> %s",
                             c->backend, (int)c->device, (int)op, fk_dtype_name(in->dtype),
                             fk_dtype_name(out->dtype));
@@ -205,9 +211,11 @@ ferry_status fk_plan_check_binary(const fk_plan_ctx *c, ferry_binary_op op,
 {
     *compare = op >= FERRY_BINARY_EQ;
     ferry_status st = fk_plan_dtype(c, a->dtype);
+    if (st == FERRY_OK && (unsigned)op > FERRY_BINARY_GE)
+        st = c->host->error(FERRY_ERR_UNSUPPORTED, "%s:%d: unknown binary op %d", c->backend,
+                            (int)c->device, (int)op);
     if (st == FERRY_OK &&
-        ((unsigned)op > FERRY_BINARY_GE || a->dtype != b->dtype ||
-         out->dtype != (*compare ? FERRY_BOOL : a->dtype)))
+        (a->dtype != b->dtype || out->dtype != (*compare ? FERRY_BOOL : a->dtype)))
         st = c->host->error(FERRY_ERR_INVALID_ARGUMENT, "%s:%d: binary op %d on %s, %s -> %s",
                             c->backend, (int)c->device, (int)op, fk_dtype_name(a->dtype),
                             fk_dtype_name(b->dtype), fk_dtype_name(out->dtype));
@@ -217,6 +225,31 @@ ferry_status fk_plan_check_binary(const fk_plan_ctx *c, ferry_binary_op op,
                             "float)",
                             c->backend, (int)c->device);
     return st;
+}
+
+ferry_status fk_plan_check_binary_scalar(const fk_plan_ctx *c, ferry_binary_op op,
+                                         const ferry_kernel_tensor *out,
+                                         const ferry_kernel_tensor *a,
+                                         const ferry_kernel_scalar *b, bool *compare,
+                                         unsigned char arg[8], size_t *arg_size)
+{
+    ferry_kernel_tensor kb = *a;
+    kb.dtype = b->dtype;
+    ferry_status st = fk_plan_check_binary(c, op, out, a, &kb, compare);
+    if (st != FERRY_OK)
+        return st;
+    memset(arg, 0, 8);
+    if (b->dtype == FERRY_FLOAT16 || b->dtype == FERRY_BFLOAT16) {
+        uint16_t h;
+        memcpy(&h, b->value, sizeof h);
+        float f = b->dtype == FERRY_FLOAT16 ? ferry_f16_to_f32(h) : ferry_bf16_to_f32(h);
+        memcpy(arg, &f, sizeof f);
+        *arg_size = sizeof f;
+    } else {
+        *arg_size = fk_dtype_size(b->dtype);
+        memcpy(arg, b->value, *arg_size);
+    }
+    return FERRY_OK;
 }
 
 /* ---- reduce --------------------------------------------------------------------------- */
@@ -309,7 +342,10 @@ ferry_status fk_plan_reduce(const fk_plan_ctx *c, ferry_reduce_op op,
     ferry_dtype want = op == FERRY_REDUCE_ARGMAX       ? FERRY_INT64
                        : op == FERRY_REDUCE_SUM && !fl ? FERRY_INT64
                                                        : dt;
-    if ((unsigned)op > FERRY_REDUCE_ARGMAX || out->dtype != want ||
+    if ((unsigned)op > FERRY_REDUCE_ARGMAX)
+        return c->host->error(FERRY_ERR_UNSUPPORTED, "%s:%d: unknown reduce op %d", c->backend,
+                              (int)c->device, (int)op);
+    if (out->dtype != want ||
         (op == FERRY_REDUCE_MEAN && !fl) || out->ndim != in->ndim || in->ndim < 0 ||
         in->ndim > FERRY_MAX_DIMS)
         return c->host->error(FERRY_ERR_INVALID_ARGUMENT,

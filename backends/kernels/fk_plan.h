@@ -76,6 +76,16 @@ FK_PLAN_HIDDEN ferry_status fk_plan_check_binary(const fk_plan_ctx *c, ferry_bin
                                                  const ferry_kernel_tensor *a,
                                                  const ferry_kernel_tensor *b, bool *compare);
 
+/* binary_scalar: the contract of `binary` with b's dtype, and the kernels' by-value
+ * argument (ferry_binary_scalar_<dtype>, ferry_compare_scalar_<dtype>): the element in
+ * its value type (float for float16 and bfloat16), in arg, *arg_size bytes. */
+FK_PLAN_HIDDEN ferry_status fk_plan_check_binary_scalar(const fk_plan_ctx *c, ferry_binary_op op,
+                                                        const ferry_kernel_tensor *out,
+                                                        const ferry_kernel_tensor *a,
+                                                        const ferry_kernel_scalar *b,
+                                                        bool *compare, unsigned char arg[8],
+                                                        size_t *arg_size);
+
 /* ---- reduce --------------------------------------------------------------------------- */
 
 /* The kernel family that runs every pass of a reduction: ferry_sum_<dtype> (also mean),

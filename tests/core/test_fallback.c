@@ -152,7 +152,8 @@ static void test_abi_1_0_plugin_runs_everything_through_the_fallback(void **stat
     setenv("FERRY_PLUGIN_PATH", path, 1);
     ferry_shutdown();
     assert_null(ferry_backend_status("fakeonezero"));
-    /* Its table stops before get_kernel, where a trap would abort the test. */
+    /* Its table stops before get_kernel; traps past it (get_kernel, binary_scalar)
+     * would abort the test: `a * 2` reaches it as a 0-d operand, not by value. */
     ferry_tensor *a = ferry_arange(0, 6, 1, FERRY_FLOAT32, "fakeonezero:0");
     assert_tensor(a);
     ferry_tensor *b = ferry_mul_scalar(a, 2.0);
@@ -163,6 +164,22 @@ static void test_abi_1_0_plugin_runs_everything_through_the_fallback(void **stat
     assert_ok(ferry_tensor_copy_to_host(s, &got, sizeof got));
     assert_true(got == 30.0f);
     assert_true(count("fakeonezero:0", -1) >= 2);
+    /* Its one kernel, fill (1.0), reads the descriptors of today's core, struct_size
+     * appended: a strided view is filled in place on the plugin, without fallback. */
+    uint64_t fills = count("fakeonezero:0", FERRY_FALLBACK_FILL);
+    int64_t shape[2] = {2, 3};
+    ferry_tensor *f = ferry_zeros(FERRY_FLOAT32, 2, shape, "fakeonezero:0");
+    assert_tensor(f);
+    ferry_tensor *col = ferry_slice(f, 1, 1, 3, 1);
+    assert_tensor(col);
+    assert_ok(ferry_tensor_fill(col, 2.5));
+    float fv[6];
+    assert_ok(ferry_tensor_copy_to_host(f, fv, sizeof fv));
+    for (int i = 0; i < 6; i++)
+        assert_true(fv[i] == (i % 3 == 0 ? 0.0f : 2.5f));
+    assert_int_equal(count("fakeonezero:0", FERRY_FALLBACK_FILL), fills);
+    ferry_tensor_release(col);
+    ferry_tensor_release(f);
     ferry_tensor_release(s);
     ferry_tensor_release(b);
     ferry_tensor_release(a);

@@ -316,6 +316,33 @@ static ferry_status fake_synchronize(int32_t device)
     return fake_check_device("synchronize", device);
 }
 
+#if defined(FAKE_ABI_1_0)
+#include <ferry/dtype_info.h>
+
+/* A 1.0 kernel entry, so descriptors the core builds today (with struct_size appended)
+ * are read by a plugin that knows only the six members of ABI 1.0. Any strides. */
+static ferry_status fake_fill(int32_t device, const ferry_kernel_tensor *out, const void *value)
+{
+    size_t es = ferry_dtype_info_size(out->dtype);
+    if (!es || out->ndim < 0 || out->ndim > FERRY_MAX_DIMS)
+        return host->error(FERRY_ERR_UNSUPPORTED, "%s: fill of dtype %d, %d dims",
+                           FAKE_CLAIMED_NAME, (int)out->dtype, (int)out->ndim);
+    int64_t idx[FERRY_MAX_DIMS] = {0}, n = 1;
+    for (int d = 0; d < out->ndim; d++)
+        n *= out->shape[d];
+    unsigned char *base = fake_mem(out->buffer) + out->byte_offset;
+    for (int64_t k = 0; k < n; k++) {
+        int64_t off = 0;
+        for (int d = 0; d < out->ndim; d++)
+            off += idx[d] * out->strides[d];
+        memcpy(base + off * (int64_t)es, value, es);
+        for (int d = out->ndim - 1; d >= 0 && ++idx[d] == out->shape[d]; d--)
+            idx[d] = 0;
+    }
+    return FERRY_OK;
+}
+#endif
+
 #if defined(FAKE_OLD_MINOR) || defined(FAKE_ABI_1_0)
 /* Members past struct_size hold traps: a core that reads them from an old plugin instead
  * of treating them as absent calls one of these, and the test process stops loudly. */
@@ -329,6 +356,13 @@ static ferry_named_kernel trap_get_kernel(int32_t device, const char *name)
 {
     fake_trap("get_kernel");
     return NULL;
+}
+static ferry_status trap_binary_scalar(int32_t device, ferry_binary_op op,
+                                       const ferry_kernel_tensor *out,
+                                       const ferry_kernel_tensor *a, const ferry_kernel_scalar *b)
+{
+    fake_trap("binary_scalar");
+    return FERRY_ERR_BACKEND;
 }
 #endif
 #if defined(FAKE_OLD_MINOR)
@@ -442,8 +476,11 @@ static const fake_future_ops fake_table = {
         .reduce = trap_reduce,
         .matmul = trap_matmul,
         .get_kernel = trap_get_kernel,
+        .binary_scalar = trap_binary_scalar,
 #elif defined(FAKE_ABI_1_0)
+        .fill = fake_fill,
         .get_kernel = trap_get_kernel,
+        .binary_scalar = trap_binary_scalar,
 #else
         /* kDLExtDev for the host-accessible variants: DLPack exchange goes by what the
          * plugin declares, not by its name. */
