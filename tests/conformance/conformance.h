@@ -253,5 +253,6 @@ int conf_group_reduce2(void);
 int conf_group_sort(void);
 int conf_group_shape(void);
 int conf_group_index(void);
+int conf_group_reflected(void);
 
 #endif /* FERRY_CONFORMANCE_H */
