@@ -103,12 +103,13 @@ typedef struct ferry_kernel_tensor {
 /**
  * A scalar operand passed by value (ABI 1.1): one element of `dtype` as that dtype is
  * stored in memory (float16 and bfloat16 as their 16 bits, bool as 0 or 1), in the
- * host's byte order, from value[0]; the other bytes are 0. The core has already
- * converted the scalar to the operation's compute dtype. Valid during the call only.
+ * host's byte order, from value[0]; the other bytes are 0. `value` is 8-byte aligned,
+ * so it may be read as the element's C type. The core has already converted the
+ * scalar to the operation's compute dtype. Valid during the call only.
  */
 typedef struct ferry_kernel_scalar {
     ferry_dtype dtype;
-    unsigned char value[16];
+    unsigned char value[16] __attribute__((aligned(8)));
 } ferry_kernel_scalar;
 
 /**
