@@ -1,6 +1,7 @@
 /* The CPU fallback's accounting: per-device counts by op kind, FERRY_STRICT_DEVICE turning
  * a fallback into an error that names the op, and an ABI 1.0 plugin (no get_kernel)
  * driven through the fallback without the core reading past its table. */
+#include <dlfcn.h>
 #include <limits.h>
 
 #include "test_util.h"
@@ -185,6 +186,46 @@ static void test_abi_1_0_plugin_runs_everything_through_the_fallback(void **stat
     ferry_tensor_release(a);
 }
 
+/* A 1.1 plugin built before ferry_kernel_tensor.struct_size indexes ferry_op_args.tensors
+ * with the older, shorter stride; the core packs the array so for it. */
+static void test_early_1_1_plugin_reads_named_descriptors_at_its_stride(void **state)
+{
+    (void)state;
+    const char *dir = getenv("FERRY_TEST_BUILD_DIR");
+    if (!dir || dir[0] != '/')
+        fail_msg("FERRY_TEST_BUILD_DIR must name the build folder (ctest sets it)");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/fake_plugins/early_1_1", dir);
+    setenv("FERRY_PLUGIN_PATH", path, 1);
+    ferry_shutdown();
+    int64_t shape[2] = {2, 3};
+    ferry_tensor *a = ferry_full(FERRY_FLOAT32, 2, shape, 2.5, "fakeearly:0");
+    assert_tensor(a);
+    void *h = dlopen(ferry_backend_path("fakeearly"), RTLD_NOW | RTLD_NOLOAD);
+    assert_non_null(h);
+    int (*log)(int *, int *, int64_t *, int) = (int (*)(int *, int *, int64_t *, int))dlsym(
+        h, "fake_early_log");
+    dlclose(h);
+    assert_non_null(log);
+    ferry_tensor *f = ferry_floor(a); /* "ferry.unary2": out and in */
+    assert_tensor(f);
+    float got[6];
+    assert_ok(ferry_tensor_copy_to_host(f, got, sizeof got));
+    for (int i = 0; i < 6; i++)
+        assert_true(got[i] == 2.0f);
+    int nd[8], dt[8];
+    int64_t numel[8];
+    int n = log(nd, dt, numel, 8);
+    assert_int_equal(n, 2);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(dt[i], FERRY_FLOAT32);
+        assert_true(nd[i] >= 1 && nd[i] <= 2);
+        assert_int_equal(numel[i], 6);
+    }
+    ferry_tensor_release(f);
+    ferry_tensor_release(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -196,6 +237,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_abi_1_0_plugin_runs_everything_through_the_fallback,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_early_1_1_plugin_reads_named_descriptors_at_its_stride, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
