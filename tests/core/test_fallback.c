@@ -142,16 +142,22 @@ static void test_strict_device_refuses_a_fallback_and_names_it(void **state)
     ferry_tensor_release(a);
 }
 
-static void test_abi_1_0_plugin_runs_everything_through_the_fallback(void **state)
+/* Points the plugin search at one variant of tests/fake_backend and reloads. */
+static void use_fake_variant(const char *variant)
 {
-    (void)state;
     const char *dir = getenv("FERRY_TEST_BUILD_DIR");
     if (!dir || dir[0] != '/')
         fail_msg("FERRY_TEST_BUILD_DIR must name the build folder (ctest sets it)");
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/fake_plugins/abi_1_0", dir);
+    snprintf(path, sizeof path, "%s/fake_plugins/%s", dir, variant);
     setenv("FERRY_PLUGIN_PATH", path, 1);
     ferry_shutdown();
+}
+
+static void test_abi_1_0_plugin_runs_everything_through_the_fallback(void **state)
+{
+    (void)state;
+    use_fake_variant("abi_1_0");
     assert_null(ferry_backend_status("fakeonezero"));
     /* Its table stops before get_kernel; traps past it (get_kernel, binary_scalar)
      * would abort the test: `a * 2` reaches it as a 0-d operand, not by value. */
@@ -191,13 +197,7 @@ static void test_abi_1_0_plugin_runs_everything_through_the_fallback(void **stat
 static void test_early_1_1_plugin_reads_named_descriptors_at_its_stride(void **state)
 {
     (void)state;
-    const char *dir = getenv("FERRY_TEST_BUILD_DIR");
-    if (!dir || dir[0] != '/')
-        fail_msg("FERRY_TEST_BUILD_DIR must name the build folder (ctest sets it)");
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/fake_plugins/early_1_1", dir);
-    setenv("FERRY_PLUGIN_PATH", path, 1);
-    ferry_shutdown();
+    use_fake_variant("early_1_1");
     int64_t shape[2] = {2, 3};
     ferry_tensor *a = ferry_full(FERRY_FLOAT32, 2, shape, 2.5, "fakeearly:0");
     assert_tensor(a);
