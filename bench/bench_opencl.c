@@ -3,7 +3,8 @@
  * the device against memcpy, with the read/write and the map path; float32 add of 16M
  * elements against the cpu backend; the cost of a 1-element op; matmul 1024 through
  * CLBlast against the cpu backend's BLIS; the program build from source and from cache;
- * a float32 sum against the cpu backend. */
+ * a float32 sum against the cpu backend; a scalar op by value against the scalar
+ * uploaded as a 0-d tensor. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stdbool.h>
@@ -204,6 +205,60 @@ static void bench_launch(const config *cfg)
     ferry_tensor_release(o);
 }
 
+/* `x * 2.0` on opencl:0, 1 element: the scalar by value (binary_scalar), against what
+ * the core did before it, measured in the same run: the scalar uploaded into a fresh 0-d
+ * tensor on the device for every op, then the tensor kernel. */
+static double scalar_op_us(const config *cfg, ferry_tensor *o, ferry_tensor *a, bool upload,
+                           bool synced)
+{
+    double *t = calloc((size_t)cfg->reps, 8);
+    long iters = synced ? cfg->launch_iters / 10 : cfg->launch_iters;
+    float two = 2.0f;
+    for (int r = 0; r < cfg->reps; r++) {
+        double t0 = bench_now_ns();
+        for (long i = 0; i < iters; i++) {
+            ferry_status st;
+            if (upload) {
+                ferry_tensor *s = ferry_tensor_from_data(&two, FERRY_FLOAT32, 0, NULL, "opencl:0");
+                st = s ? ferry_mul_out(o, a, s) : ferry_last_status();
+                ferry_tensor_release(s);
+            } else {
+                st = ferry_mul_scalar_out(o, a, 2.0);
+            }
+            if (st != FERRY_OK)
+                die("mul by a scalar");
+            if (synced)
+                sync_dev("opencl:0");
+        }
+        sync_dev("opencl:0");
+        t[r] = (bench_now_ns() - t0) / (double)iters;
+    }
+    double m = bench_median(t, cfg->reps);
+    free(t);
+    return m / 1e3;
+}
+
+static void bench_scalar(const config *cfg)
+{
+    int64_t one = 1;
+    ferry_tensor *a = ferry_full(FERRY_FLOAT32, 1, &one, 1.0, "opencl:0");
+    ferry_tensor *o = ferry_empty(FERRY_FLOAT32, 1, &one, "opencl:0");
+    if (!a || !o || ferry_mul_scalar_out(o, a, 2.0) != FERRY_OK)
+        die("1-element tensors");
+    sync_dev("opencl:0");
+    double vq = scalar_op_us(cfg, o, a, false, false), vs = scalar_op_us(cfg, o, a, false, true);
+    double uq = scalar_op_us(cfg, o, a, true, false), us = scalar_op_us(cfg, o, a, true, true);
+    printf("(c2) 1-element x * 2.0 on opencl:0: scalar by value %.1f us queued, %.1f us "
+           "synced; uploaded as a 0-d tensor (the former path) %.1f us queued, %.1f us synced\n",
+           vq, vs, uq, us);
+    printf("BENCH figure=c2.scalar_op by_value_queued_us=%.2f by_value_synced_us=%.2f "
+           "upload_queued_us=%.2f upload_synced_us=%.2f\n",
+           vq, vs, uq, us);
+    fflush(stdout);
+    ferry_tensor_release(a);
+    ferry_tensor_release(o);
+}
+
 /* Not one of the issue's figures, but the other half of elementwise work: a full
  * float32 sum of the same 16M elements (blocked and pairwise on both devices). */
 static double time_sum(const char *dev, int64_t numel, int reps)
@@ -378,6 +433,7 @@ int main(int argc, char **argv)
     reload("FERRY_OPENCL_MAP_COPIES", NULL);
     bench_add(&cfg);
     bench_launch(&cfg);
+    bench_scalar(&cfg);
     bench_matmul(&cfg);
     bench_sum(&cfg);
     ferry_shutdown();

@@ -256,6 +256,16 @@ ferry_status ferry__be_binary(ferry_backend *be, int32_t dev, ferry_binary_op op
     return be->ops->binary(dev, op, out, a, b);
 }
 
+ferry_status ferry__be_binary_scalar(ferry_backend *be, int32_t dev, ferry_binary_op op,
+                                     const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
+                                     const ferry_kernel_scalar *b)
+{
+    ferry_dtype dt[3] = {a->dtype, a->dtype, out->dtype};
+    if (!OPTIONAL(be, binary_scalar) || kernel_declined(be, dev, FERRY_OP_BINARY, (int)op, dt, 3))
+        return FERRY_ERR_UNSUPPORTED;
+    return be->ops->binary_scalar(dev, op, out, a, b);
+}
+
 ferry_status ferry__be_reduce(ferry_backend *be, int32_t dev, ferry_reduce_op op,
                               const ferry_kernel_tensor *out, const ferry_kernel_tensor *in)
 {

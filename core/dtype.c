@@ -2,20 +2,10 @@
 #include <math.h>
 #include <string.h>
 
+#include <ferry/dtype_info.h>
 #include <ferry/half.h>
 
 #include "internal.h"
-
-static const struct {
-    const char *name;
-    size_t size;
-} dtype_table[FERRY_NUM_DTYPES] = {
-    [FERRY_BOOL] = {"bool", 1},         [FERRY_UINT8] = {"uint8", 1},
-    [FERRY_INT8] = {"int8", 1},         [FERRY_INT16] = {"int16", 2},
-    [FERRY_INT32] = {"int32", 4},       [FERRY_INT64] = {"int64", 8},
-    [FERRY_FLOAT16] = {"float16", 2},   [FERRY_BFLOAT16] = {"bfloat16", 2},
-    [FERRY_FLOAT32] = {"float32", 4},   [FERRY_FLOAT64] = {"float64", 8},
-};
 
 /* PyTorch's aliases (torch.float, torch.half, ...) beside the canonical names. */
 static const struct {
@@ -30,23 +20,22 @@ static const struct {
 
 bool ferry__dtype_valid(ferry_dtype dtype)
 {
-    return (unsigned)dtype < FERRY_NUM_DTYPES;
+    return ferry_dtype_info_valid(dtype);
 }
 
 FERRY_API const char *ferry_dtype_name(ferry_dtype dtype)
 {
-    return ferry__dtype_valid(dtype) ? dtype_table[dtype].name : "invalid";
+    return ferry_dtype_info_name(dtype);
 }
 
 FERRY_API size_t ferry_dtype_size(ferry_dtype dtype)
 {
-    return ferry__dtype_valid(dtype) ? dtype_table[dtype].size : 0;
+    return ferry_dtype_info_size(dtype);
 }
 
 FERRY_API bool ferry_dtype_is_floating(ferry_dtype dtype)
 {
-    return dtype == FERRY_FLOAT16 || dtype == FERRY_BFLOAT16 || dtype == FERRY_FLOAT32 ||
-           dtype == FERRY_FLOAT64;
+    return ferry_dtype_info_is_floating(dtype);
 }
 
 FERRY_API ferry_status ferry_dtype_parse(const char *name, ferry_dtype *out)
@@ -60,7 +49,7 @@ FERRY_API ferry_status ferry_dtype_parse(const char *name, ferry_dtype *out)
     const char *dot = strrchr(name, '.');
     const char *n = dot ? dot + 1 : name;
     for (int i = 0; i < FERRY_NUM_DTYPES; i++) {
-        if (strcmp(n, dtype_table[i].name) == 0) {
+        if (strcmp(n, ferry_dtype_info_name((ferry_dtype)i)) == 0) {
             *out = (ferry_dtype)i;
             return FERRY_OK;
         }

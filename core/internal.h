@@ -123,6 +123,10 @@ ferry_status ferry__be_unary(ferry_backend *be, int32_t dev, ferry_unary_op op,
 ferry_status ferry__be_binary(ferry_backend *be, int32_t dev, ferry_binary_op op,
                               const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
                               const ferry_kernel_tensor *b);
+/* FERRY_ERR_UNSUPPORTED when the backend has no binary_scalar entry (or declines). */
+ferry_status ferry__be_binary_scalar(ferry_backend *be, int32_t dev, ferry_binary_op op,
+                                     const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
+                                     const ferry_kernel_scalar *b);
 ferry_status ferry__be_reduce(ferry_backend *be, int32_t dev, ferry_reduce_op op,
                               const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
 /* The kernel for a named op, or NULL (no get_kernel entry, or the name unknown to it). */

@@ -238,6 +238,7 @@ void ferry__kernel_tensor(const ferry_tensor *t, ferry_kernel_tensor *out)
     out->ndim = t->ndim;
     out->shape = t->shape;
     out->strides = t->strides;
+    out->struct_size = sizeof *out;
 }
 
 const char *ferry__tensor_device_str(const ferry_tensor *t, char buf[32])

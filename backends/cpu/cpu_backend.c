@@ -206,6 +206,7 @@ static const ferry_backend_ops cpu_ops = {
     .copy_strided = cpu_copy_strided,
     .unary = cpu_unary,
     .binary = cpu_binary,
+    .binary_scalar = cpu_binary_scalar,
     .reduce = cpu_reduce,
     .matmul = cpu_matmul,
     .dlpack_device_type = 1 /* kDLCPU */,

@@ -13,6 +13,7 @@
 #endif
 
 #include <ferry/backend.h>
+#include <ferry/dtype_info.h>
 
 #define CPU_HIDDEN __attribute__((visibility("hidden")))
 
@@ -37,6 +38,10 @@ CPU_HIDDEN ferry_status cpu_unary(int32_t device, ferry_unary_op op,
 CPU_HIDDEN ferry_status cpu_binary(int32_t device, ferry_binary_op op,
                                    const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
+CPU_HIDDEN ferry_status cpu_binary_scalar(int32_t device, ferry_binary_op op,
+                                          const ferry_kernel_tensor *out,
+                                          const ferry_kernel_tensor *a,
+                                          const ferry_kernel_scalar *b);
 CPU_HIDDEN ferry_status cpu_reduce(int32_t device, ferry_reduce_op op,
                                    const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *in);
@@ -111,13 +116,7 @@ static inline void cpu_thread_part(int64_t n, int64_t align, int64_t *lo, int64_
 /* Bytes per element of a dtype; 0 for a value outside the enum. */
 static inline size_t cpu_elem_size(ferry_dtype dt)
 {
-    switch (dt) {
-    case FERRY_BOOL: case FERRY_UINT8: case FERRY_INT8: return 1;
-    case FERRY_INT16: case FERRY_FLOAT16: case FERRY_BFLOAT16: return 2;
-    case FERRY_INT32: case FERRY_FLOAT32: return 4;
-    case FERRY_INT64: case FERRY_FLOAT64: return 8;
-    }
-    return 0;
+    return ferry_dtype_info_size(dt);
 }
 
 static inline char *cpu_data(const ferry_kernel_tensor *t)

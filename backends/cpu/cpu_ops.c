@@ -720,3 +720,18 @@ ferry_status cpu_binary(int32_t device, ferry_binary_op op, const ferry_kernel_t
                &ctx);
     return FERRY_OK;
 }
+
+/* The scalar as a stride-0 operand over host memory: the loops that serve a broadcast
+ * 0-d tensor (the `sb` kernels), so the results are those of `binary` bit for bit. */
+ferry_status cpu_binary_scalar(int32_t device, ferry_binary_op op, const ferry_kernel_tensor *out,
+                               const ferry_kernel_tensor *a, const ferry_kernel_scalar *b)
+{
+    if (out->ndim < 0 || out->ndim > FERRY_MAX_DIMS)
+        return cpu_host->error(FERRY_ERR_INVALID_ARGUMENT, "cpu: binary_scalar: %d dimensions",
+                               (int)out->ndim);
+    _Alignas(16) unsigned char value[sizeof b->value];
+    memcpy(value, b->value, sizeof value);
+    int64_t zeros[FERRY_MAX_DIMS] = {0};
+    ferry_kernel_tensor kb = {value, 0, b->dtype, out->ndim, out->shape, zeros, sizeof kb};
+    return cpu_binary(device, op, out, a, &kb);
+}

@@ -464,6 +464,14 @@ static ferry_status guarded_binary(int32_t dev, ferry_binary_op op, const ferry_
     CUDA_GUARD(cuda_binary(dev, op, out, a, b))
 }
 
+static ferry_status guarded_binary_scalar(int32_t dev, ferry_binary_op op,
+                                          const ferry_kernel_tensor *out,
+                                          const ferry_kernel_tensor *a,
+                                          const ferry_kernel_scalar *b)
+{
+    CUDA_GUARD(cuda_binary_scalar(dev, op, out, a, b))
+}
+
 static ferry_status guarded_reduce(int32_t dev, ferry_reduce_op op, const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *in)
 {
@@ -515,6 +523,7 @@ static ferry_backend_ops make_ops(void)
     o.copy_strided = guarded_copy_strided;
     o.unary = guarded_unary;
     o.binary = guarded_binary;
+    o.binary_scalar = guarded_binary_scalar;
     o.reduce = guarded_reduce;
     o.matmul = guarded_matmul;
     o.get_kernel = cuda_get_kernel;

@@ -42,6 +42,8 @@ ferry_status cuda_unary(int32_t dev, ferry_unary_op op, const ferry_kernel_tenso
                         const ferry_kernel_tensor *in);
 ferry_status cuda_binary(int32_t dev, ferry_binary_op op, const ferry_kernel_tensor *out,
                          const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
+ferry_status cuda_binary_scalar(int32_t dev, ferry_binary_op op, const ferry_kernel_tensor *out,
+                                const ferry_kernel_tensor *a, const ferry_kernel_scalar *b);
 ferry_status cuda_reduce(int32_t dev, ferry_reduce_op op, const ferry_kernel_tensor *out,
                          const ferry_kernel_tensor *in);
 

@@ -19,6 +19,8 @@
 #define CUDA_UNARY_FN(sfx, st, vt, wt, kind) CUDA_FN(unary, sfx),
 #define CUDA_BINARY_FN(sfx, st, vt, wt, kind) CUDA_FN(binary, sfx),
 #define CUDA_COMPARE_FN(sfx, st, vt, wt, kind) CUDA_FN(compare, sfx),
+#define CUDA_BINARY_SCALAR_FN(sfx, st, vt, wt, kind) CUDA_FN(binary_scalar, sfx),
+#define CUDA_COMPARE_SCALAR_FN(sfx, st, vt, wt, kind) CUDA_FN(compare_scalar, sfx),
 #define CUDA_SUM_FN(sfx, st, vt, wt, kind) CUDA_FN(sum, sfx),
 #define CUDA_MAXMIN_FN(sfx, st, vt, wt, kind) CUDA_FN(maxmin, sfx),
 #define CUDA_ARGMAX_FN(sfx, st, vt, wt, kind) CUDA_FN(argmax, sfx),
@@ -35,6 +37,8 @@ static const void *const cast_fns[][FERRY_NUM_DTYPES] = {FK_DTYPES(CUDA_CAST_ROW
 static const void *const unary_fns[] = {FK_DTYPES(CUDA_UNARY_FN)};
 static const void *const binary_fns[] = {FK_DTYPES(CUDA_BINARY_FN)};
 static const void *const compare_fns[] = {FK_DTYPES(CUDA_COMPARE_FN)};
+static const void *const binary_scalar_fns[] = {FK_DTYPES(CUDA_BINARY_SCALAR_FN)};
+static const void *const compare_scalar_fns[] = {FK_DTYPES(CUDA_COMPARE_SCALAR_FN)};
 static const void *const matmul_fns[] = {FK_DTYPES(CUDA_MATMUL_FN)};
 /* Indexed by fk_plan.h's reduce family, then dtype. */
 static const void *const reduce_fns[][FERRY_NUM_DTYPES] = {
@@ -46,6 +50,8 @@ static_assert(CUDA_COUNT(cast_fns) == FERRY_NUM_DTYPES &&
                   CUDA_COUNT(unary_fns) == FERRY_NUM_DTYPES &&
                   CUDA_COUNT(binary_fns) == FERRY_NUM_DTYPES &&
                   CUDA_COUNT(compare_fns) == FERRY_NUM_DTYPES &&
+                  CUDA_COUNT(binary_scalar_fns) == FERRY_NUM_DTYPES &&
+                  CUDA_COUNT(compare_scalar_fns) == FERRY_NUM_DTYPES &&
                   CUDA_COUNT(matmul_fns) == FERRY_NUM_DTYPES &&
                   CUDA_COUNT(argmax_part_fns) == FERRY_NUM_DTYPES,
               "one kernel per dtype, float64 included");
@@ -236,6 +242,34 @@ ferry_status cuda_binary(int32_t dev, ferry_binary_op op, const ferry_kernel_ten
     const void *fn = (compare ? compare_fns : binary_fns)[a->dtype];
     return launch_geom(dev, stream, fn, compare ? "compare" : "binary", fk_dtype_sfx[a->dtype],
                        NULL, &g, args);
+}
+
+/* The scalar is a kernel parameter: nothing to upload, nothing to wait for. */
+ferry_status cuda_binary_scalar(int32_t dev, ferry_binary_op op, const ferry_kernel_tensor *out,
+                                const ferry_kernel_tensor *a, const ferry_kernel_scalar *b)
+{
+    fk_plan_ctx c = cuda_ctx(dev);
+    cudaStream_t stream;
+    fk_geom g;
+    bool compare = false;
+    /* 8-byte aligned: cudaLaunchKernel reads the parameter's width from its start. */
+    unsigned long long ybits = 0;
+    size_t ysize = 0;
+    const ferry_kernel_tensor *ops[2] = {out, a};
+    ferry_status st = cuda_use(dev, &stream);
+    if (st == FERRY_OK)
+        st = fk_plan_check_binary_scalar(&c, op, out, a, b, &compare, (unsigned char *)&ybits,
+                                         &ysize);
+    if (st == FERRY_OK)
+        st = fk_plan_geom(&c, &g, 2, ops);
+    if (st != FERRY_OK || g.numel == 0)
+        return st;
+    void *o = out->buffer, *x = a->buffer;
+    fk_i32 op32 = (fk_i32)op;
+    void *args[5] = {&o, &x, &g, &op32, &ybits};
+    const void *fn = (compare ? compare_scalar_fns : binary_scalar_fns)[a->dtype];
+    return launch_geom(dev, stream, fn, compare ? "compare_scalar" : "binary_scalar",
+                       fk_dtype_sfx[a->dtype], NULL, &g, args);
 }
 
 /* ---- reduce -------------------------------------------------------------------------- */

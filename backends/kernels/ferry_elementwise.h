@@ -14,7 +14,7 @@
     {                                                                                     \
         FK_FOR_EACH(i, g.numel)                                                           \
         {                                                                                 \
-            FK_AT(g, i, 1, off);                                                         \
+            FK_AT(g, i, 1, off);                                                          \
             out[off[0]] = value;                                                          \
         }                                                                                 \
     }                                                                                     \
@@ -22,7 +22,7 @@
     {                                                                                     \
         FK_FOR_EACH(i, g.numel)                                                           \
         {                                                                                 \
-            FK_AT(g, i, 2, off);                                                         \
+            FK_AT(g, i, 2, off);                                                          \
             out[off[0]] = in[off[1]];                                                     \
         }                                                                                 \
     }
@@ -38,7 +38,7 @@ FK_WIDTHS(FK_DEFINE_FILL_COPY)
     {                                                                                     \
         FK_FOR_EACH(i, g.numel)                                                           \
         {                                                                                 \
-            FK_AT(g, i, 2, off);                                                         \
+            FK_AT(g, i, 2, off);                                                          \
             FK_VT_##S x = FK_LOAD_##S(in, off[1]);                                        \
             FK_STORE_##D(out, off[0], FK_CONVERT(S, D, x));                               \
         }                                                                                 \
@@ -90,6 +90,27 @@ FK_DTYPES(FK_SELECT_CAST_ROW)
     }                                                                                     \
     break;
 
+/* `a op scalar`: y is the kernel's by-value argument (backend.h, binary_scalar), the
+ * value type of the element, so the same expressions give the same bits as a stride-0
+ * operand would. */
+#define FK_BINARY_SCALAR_LOOP(sfx, EXPR)                                                  \
+    FK_FOR_EACH(i, g.numel)                                                               \
+    {                                                                                     \
+        FK_AT(g, i, 2, off);                                                              \
+        FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                                         \
+        FK_STORE_##sfx(out, off[0], EXPR);                                                \
+    }                                                                                     \
+    break;
+
+#define FK_COMPARE_SCALAR_LOOP(sfx, EXPR)                                                 \
+    FK_FOR_EACH(i, g.numel)                                                               \
+    {                                                                                     \
+        FK_AT(g, i, 2, off);                                                              \
+        FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                                         \
+        out[off[0]] = (fk_u8)(EXPR);                                                      \
+    }                                                                                     \
+    break;
+
 /* Integer power by squaring, wrapping; a negative exponent gives 0 except for the
  * bases 1 and -1 (PyTorch). */
 #define FK_DEFINE_IPOW(sfx, vt, wt)                                                       \
@@ -116,19 +137,19 @@ FK_DTYPES(FK_SELECT_CAST_ROW)
     case FK_UN_RELU:                                                                      \
         FK_UNARY_LOOP(sfx, x > 0 ? x : (vt)0)
 
-#define FK_BINARY_CASES_INT(sfx, vt, wt)                                                  \
+#define FK_BINARY_CASES_INT(L, sfx, vt, wt)                                               \
     case FK_BIN_ADD:                                                                      \
-        FK_BINARY_LOOP(sfx, (vt)((wt)x + (wt)y))                                          \
+        L(sfx, (vt)((wt)x + (wt)y))                                                       \
     case FK_BIN_SUB:                                                                      \
-        FK_BINARY_LOOP(sfx, (vt)((wt)x - (wt)y))                                          \
+        L(sfx, (vt)((wt)x - (wt)y))                                                       \
     case FK_BIN_MUL:                                                                      \
-        FK_BINARY_LOOP(sfx, (vt)((wt)x * (wt)y))                                          \
+        L(sfx, (vt)((wt)x * (wt)y))                                                       \
     case FK_BIN_POW:                                                                      \
-        FK_BINARY_LOOP(sfx, (vt)fk_ipow_##sfx(x, y))                                      \
+        L(sfx, (vt)fk_ipow_##sfx(x, y))                                                   \
     case FK_BIN_MAXIMUM:                                                                  \
-        FK_BINARY_LOOP(sfx, x > y ? x : y)                                                \
+        L(sfx, x > y ? x : y)                                                             \
     case FK_BIN_MINIMUM:                                                                  \
-        FK_BINARY_LOOP(sfx, x < y ? x : y)
+        L(sfx, x < y ? x : y)
 
 /* Floats (the 16-bit ones in float): MAXIMUM and MINIMUM propagate NaN, RELU keeps it.
  * Constants go through (vt) so a float kernel never holds a double. */
@@ -154,21 +175,21 @@ FK_DTYPES(FK_SELECT_CAST_ROW)
     case FK_UN_RELU:                                                                      \
         FK_UNARY_LOOP(sfx, x > (vt)0 ? x : x != x ? x : (vt)0)
 
-#define FK_BINARY_CASES_FLOAT(sfx, vt, wt)                                                \
+#define FK_BINARY_CASES_FLOAT(L, sfx, vt, wt)                                             \
     case FK_BIN_ADD:                                                                      \
-        FK_BINARY_LOOP(sfx, x + y)                                                        \
+        L(sfx, x + y)                                                                     \
     case FK_BIN_SUB:                                                                      \
-        FK_BINARY_LOOP(sfx, x - y)                                                        \
+        L(sfx, x - y)                                                                     \
     case FK_BIN_MUL:                                                                      \
-        FK_BINARY_LOOP(sfx, x * y)                                                        \
+        L(sfx, x * y)                                                                     \
     case FK_BIN_DIV:                                                                      \
-        FK_BINARY_LOOP(sfx, x / y)                                                        \
+        L(sfx, x / y)                                                                     \
     case FK_BIN_POW:                                                                      \
-        FK_BINARY_LOOP(sfx, pow(x, y))                                                    \
+        L(sfx, pow(x, y))                                                                 \
     case FK_BIN_MAXIMUM:                                                                  \
-        FK_BINARY_LOOP(sfx, x != x ? x : y != y ? y : x > y ? x : y)                      \
+        L(sfx, x != x ? x : y != y ? y : x > y ? x : y)                                   \
     case FK_BIN_MINIMUM:                                                                  \
-        FK_BINARY_LOOP(sfx, x != x ? x : y != y ? y : x < y ? x : y)
+        L(sfx, x != x ? x : y != y ? y : x < y ? x : y)
 
 #define FK_IPOW_INT(sfx, vt, wt) FK_DEFINE_IPOW(sfx, vt, wt)
 #define FK_IPOW_F32(sfx, vt, wt)
@@ -177,6 +198,20 @@ FK_DTYPES(FK_SELECT_CAST_ROW)
 #define FK_UNARY_CASES_F64 FK_UNARY_CASES_FLOAT
 #define FK_BINARY_CASES_F32 FK_BINARY_CASES_FLOAT
 #define FK_BINARY_CASES_F64 FK_BINARY_CASES_FLOAT
+
+#define FK_COMPARE_CASES(L, sfx)                                                          \
+    case FK_BIN_EQ:                                                                       \
+        L(sfx, x == y)                                                                    \
+    case FK_BIN_NE:                                                                       \
+        L(sfx, x != y)                                                                    \
+    case FK_BIN_LT:                                                                       \
+        L(sfx, x < y)                                                                     \
+    case FK_BIN_LE:                                                                       \
+        L(sfx, x <= y)                                                                    \
+    case FK_BIN_GT:                                                                       \
+        L(sfx, x > y)                                                                     \
+    case FK_BIN_GE:                                                                       \
+        L(sfx, x >= y)
 
 /* Comparisons run on values (float for the 16-bit floats), so NaN compares unequal to
  * everything, itself included, as in C and PyTorch. */
@@ -195,7 +230,7 @@ FK_DTYPES(FK_SELECT_CAST_ROW)
                                  FK_GLOBAL const st *b, fk_geom g, fk_i32 op)             \
     {                                                                                     \
         switch (op) {                                                                     \
-            FK_CAT(FK_BINARY_CASES_, kind)(sfx, vt, wt)                                   \
+            FK_CAT(FK_BINARY_CASES_, kind)(FK_BINARY_LOOP, sfx, vt, wt)                   \
         default:                                                                          \
             break;                                                                        \
         }                                                                                 \
@@ -204,18 +239,25 @@ FK_DTYPES(FK_SELECT_CAST_ROW)
                                   FK_GLOBAL const st *b, fk_geom g, fk_i32 op)            \
     {                                                                                     \
         switch (op) {                                                                     \
-        case FK_BIN_EQ:                                                                   \
-            FK_COMPARE_LOOP(sfx, x == y)                                                  \
-        case FK_BIN_NE:                                                                   \
-            FK_COMPARE_LOOP(sfx, x != y)                                                  \
-        case FK_BIN_LT:                                                                   \
-            FK_COMPARE_LOOP(sfx, x < y)                                                   \
-        case FK_BIN_LE:                                                                   \
-            FK_COMPARE_LOOP(sfx, x <= y)                                                  \
-        case FK_BIN_GT:                                                                   \
-            FK_COMPARE_LOOP(sfx, x > y)                                                   \
-        case FK_BIN_GE:                                                                   \
-            FK_COMPARE_LOOP(sfx, x >= y)                                                  \
+            FK_COMPARE_CASES(FK_COMPARE_LOOP, sfx)                                        \
+        default:                                                                          \
+            break;                                                                        \
+        }                                                                                 \
+    }                                                                                     \
+    FK_KERNEL ferry_binary_scalar_##sfx(FK_GLOBAL st *out, FK_GLOBAL const st *a,         \
+                                        fk_geom g, fk_i32 op, vt y)                       \
+    {                                                                                     \
+        switch (op) {                                                                     \
+            FK_CAT(FK_BINARY_CASES_, kind)(FK_BINARY_SCALAR_LOOP, sfx, vt, wt)            \
+        default:                                                                          \
+            break;                                                                        \
+        }                                                                                 \
+    }                                                                                     \
+    FK_KERNEL ferry_compare_scalar_##sfx(FK_GLOBAL fk_u8 *out, FK_GLOBAL const st *a,     \
+                                         fk_geom g, fk_i32 op, vt y)                      \
+    {                                                                                     \
+        switch (op) {                                                                     \
+            FK_COMPARE_CASES(FK_COMPARE_SCALAR_LOOP, sfx)                                 \
         default:                                                                          \
             break;                                                                        \
         }                                                                                 \

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ferry/half.h>
 #include <ferry/ops/select.h>
 #include <ferry/ops/sort.h>
 
@@ -26,21 +27,14 @@ _Static_assert(FERRY_NUM_DTYPES == 10 && FERRY_BOOL == 0 && FERRY_FLOAT64 == 9,
 
 /* ---- dtypes --------------------------------------------------------------------------- */
 
-const char *const fk_dtype_sfx[FERRY_NUM_DTYPES] = {"bool", "u8",   "i8",  "i16", "i32",
-                                                    "i64",  "f16", "bf16", "f32", "f64"};
-
 const char *fk_dtype_name(ferry_dtype dt)
 {
-    static const char *const names[FERRY_NUM_DTYPES] = {
-        "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
-        "float64"};
-    return (unsigned)dt < FERRY_NUM_DTYPES ? names[dt] : "an unknown dtype";
+    return ferry_dtype_info_valid(dt) ? ferry_dtype_info_name(dt) : "an unknown dtype";
 }
 
 size_t fk_dtype_size(ferry_dtype dt)
 {
-    static const size_t sizes[FERRY_NUM_DTYPES] = {1, 1, 1, 2, 4, 8, 2, 2, 4, 8};
-    return (unsigned)dt < FERRY_NUM_DTYPES ? sizes[dt] : 0;
+    return ferry_dtype_info_size(dt);
 }
 
 int fk_width_log2(size_t size)
@@ -50,8 +44,7 @@ int fk_width_log2(size_t size)
 
 bool fk_dtype_is_float(ferry_dtype dt)
 {
-    return dt == FERRY_FLOAT16 || dt == FERRY_BFLOAT16 || dt == FERRY_FLOAT32 ||
-           dt == FERRY_FLOAT64;
+    return ferry_dtype_info_is_floating(dt);
 }
 
 ferry_status fk_plan_dtype(const fk_plan_ctx *c, ferry_dtype dt)
@@ -200,7 +193,11 @@ ferry_status fk_plan_check_unary(const fk_plan_ctx *c, ferry_unary_op op,
                                  const ferry_kernel_tensor *out, const ferry_kernel_tensor *in)
 {
     ferry_status st = fk_plan_dtype(c, out->dtype);
-    if (st == FERRY_OK && (in->dtype != out->dtype || (unsigned)op > FERRY_UNARY_RELU))
+    /* An op appended to the enum after these kernels were written: the core falls back. */
+    if (st == FERRY_OK && (unsigned)op > FERRY_UNARY_RELU)
+        st = c->host->error(FERRY_ERR_UNSUPPORTED, "%s:%d: unknown unary op %d", c->backend,
+                            (int)c->device, (int)op);
+    if (st == FERRY_OK && in->dtype != out->dtype)
         st = c->host->error(FERRY_ERR_INVALID_ARGUMENT, "%s:%d: unary op %d on %s -> %s",
                             c->backend, (int)c->device, (int)op, fk_dtype_name(in->dtype),
                             fk_dtype_name(out->dtype));
@@ -218,9 +215,11 @@ ferry_status fk_plan_check_binary(const fk_plan_ctx *c, ferry_binary_op op,
 {
     *compare = op >= FERRY_BINARY_EQ;
     ferry_status st = fk_plan_dtype(c, a->dtype);
+    if (st == FERRY_OK && (unsigned)op > FERRY_BINARY_GE)
+        st = c->host->error(FERRY_ERR_UNSUPPORTED, "%s:%d: unknown binary op %d", c->backend,
+                            (int)c->device, (int)op);
     if (st == FERRY_OK &&
-        ((unsigned)op > FERRY_BINARY_GE || a->dtype != b->dtype ||
-         out->dtype != (*compare ? FERRY_BOOL : a->dtype)))
+        (a->dtype != b->dtype || out->dtype != (*compare ? FERRY_BOOL : a->dtype)))
         st = c->host->error(FERRY_ERR_INVALID_ARGUMENT, "%s:%d: binary op %d on %s, %s -> %s",
                             c->backend, (int)c->device, (int)op, fk_dtype_name(a->dtype),
                             fk_dtype_name(b->dtype), fk_dtype_name(out->dtype));
@@ -230,6 +229,31 @@ ferry_status fk_plan_check_binary(const fk_plan_ctx *c, ferry_binary_op op,
                             "float)",
                             c->backend, (int)c->device);
     return st;
+}
+
+ferry_status fk_plan_check_binary_scalar(const fk_plan_ctx *c, ferry_binary_op op,
+                                         const ferry_kernel_tensor *out,
+                                         const ferry_kernel_tensor *a,
+                                         const ferry_kernel_scalar *b, bool *compare,
+                                         unsigned char arg[8], size_t *arg_size)
+{
+    ferry_kernel_tensor kb = *a;
+    kb.dtype = b->dtype;
+    ferry_status st = fk_plan_check_binary(c, op, out, a, &kb, compare);
+    if (st != FERRY_OK)
+        return st;
+    memset(arg, 0, 8);
+    if (b->dtype == FERRY_FLOAT16 || b->dtype == FERRY_BFLOAT16) {
+        uint16_t h;
+        memcpy(&h, b->value, sizeof h);
+        float f = b->dtype == FERRY_FLOAT16 ? ferry_f16_to_f32(h) : ferry_bf16_to_f32(h);
+        memcpy(arg, &f, sizeof f);
+        *arg_size = sizeof f;
+    } else {
+        *arg_size = fk_dtype_size(b->dtype);
+        memcpy(arg, b->value, *arg_size);
+    }
+    return FERRY_OK;
 }
 
 /* ---- reduce --------------------------------------------------------------------------- */
@@ -322,7 +346,10 @@ ferry_status fk_plan_reduce(const fk_plan_ctx *c, ferry_reduce_op op,
     ferry_dtype want = op == FERRY_REDUCE_ARGMAX       ? FERRY_INT64
                        : op == FERRY_REDUCE_SUM && !fl ? FERRY_INT64
                                                        : dt;
-    if ((unsigned)op > FERRY_REDUCE_ARGMAX || out->dtype != want ||
+    if ((unsigned)op > FERRY_REDUCE_ARGMAX)
+        return c->host->error(FERRY_ERR_UNSUPPORTED, "%s:%d: unknown reduce op %d", c->backend,
+                              (int)c->device, (int)op);
+    if (out->dtype != want ||
         (op == FERRY_REDUCE_MEAN && !fl) || out->ndim != in->ndim || in->ndim < 0 ||
         in->ndim > FERRY_MAX_DIMS)
         return c->host->error(FERRY_ERR_INVALID_ARGUMENT,

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include <ferry/backend.h>
+#include <ferry/dtype_info.h>
 
 #include "ferry_kernels.h"
 
@@ -31,8 +32,8 @@ typedef struct fk_plan_ctx {
 /* ---- dtypes --------------------------------------------------------------------------- */
 
 /* Kernel name suffixes in ferry_dtype order ("f32" for FERRY_FLOAT32), as the kernels'
- * dtype table spells them. */
-FK_PLAN_HIDDEN extern const char *const fk_dtype_sfx[FERRY_NUM_DTYPES];
+ * dtype table spells them: the SDK's (ferry/dtype_info.h). */
+#define fk_dtype_sfx (ferry_dtype_info_suffixes())
 /* "float32"; the plugins do not link libferry's ferry_dtype_name(). */
 FK_PLAN_HIDDEN const char *fk_dtype_name(ferry_dtype dt);
 /* Bytes per element; 0 for a value that is no dtype. */
@@ -74,6 +75,16 @@ FK_PLAN_HIDDEN ferry_status fk_plan_check_binary(const fk_plan_ctx *c, ferry_bin
                                                  const ferry_kernel_tensor *out,
                                                  const ferry_kernel_tensor *a,
                                                  const ferry_kernel_tensor *b, bool *compare);
+
+/* binary_scalar: the contract of `binary` with b's dtype, and the kernels' by-value
+ * argument (ferry_binary_scalar_<dtype>, ferry_compare_scalar_<dtype>): the element in
+ * its value type (float for float16 and bfloat16), in arg, *arg_size bytes. */
+FK_PLAN_HIDDEN ferry_status fk_plan_check_binary_scalar(const fk_plan_ctx *c, ferry_binary_op op,
+                                                        const ferry_kernel_tensor *out,
+                                                        const ferry_kernel_tensor *a,
+                                                        const ferry_kernel_scalar *b,
+                                                        bool *compare, unsigned char arg[8],
+                                                        size_t *arg_size);
 
 /* ---- reduce --------------------------------------------------------------------------- */
 

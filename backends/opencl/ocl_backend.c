@@ -510,6 +510,7 @@ static const ferry_backend_ops ocl_ops = {
     .copy_strided = ocl_copy_strided,
     .unary = ocl_unary,
     .binary = ocl_binary,
+    .binary_scalar = ocl_binary_scalar,
     .reduce = ocl_reduce,
     .matmul = ocl_matmul,
     .dlpack_device_type = 4 /* kDLOpenCL */,

@@ -29,7 +29,9 @@ enum {
     OCL_K_UNARY = OCL_K_CAST + FERRY_NUM_DTYPES * FERRY_NUM_DTYPES, /* + dtype */
     OCL_K_BINARY = OCL_K_UNARY + FERRY_NUM_DTYPES,
     OCL_K_COMPARE = OCL_K_BINARY + FERRY_NUM_DTYPES,
-    OCL_K_SUM = OCL_K_COMPARE + FERRY_NUM_DTYPES,
+    OCL_K_BINARY_SCALAR = OCL_K_COMPARE + FERRY_NUM_DTYPES,
+    OCL_K_COMPARE_SCALAR = OCL_K_BINARY_SCALAR + FERRY_NUM_DTYPES,
+    OCL_K_SUM = OCL_K_COMPARE_SCALAR + FERRY_NUM_DTYPES,
     OCL_K_MAXMIN = OCL_K_SUM + FERRY_NUM_DTYPES,
     OCL_K_ARGMAX = OCL_K_MAXMIN + FERRY_NUM_DTYPES,
     OCL_K_ARGMAX_PART = OCL_K_ARGMAX + FERRY_NUM_DTYPES,
@@ -191,6 +193,10 @@ OCL_HIDDEN ferry_status ocl_unary(int32_t device, ferry_unary_op op,
 OCL_HIDDEN ferry_status ocl_binary(int32_t device, ferry_binary_op op,
                                    const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
                                    const ferry_kernel_tensor *b);
+OCL_HIDDEN ferry_status ocl_binary_scalar(int32_t device, ferry_binary_op op,
+                                          const ferry_kernel_tensor *out,
+                                          const ferry_kernel_tensor *a,
+                                          const ferry_kernel_scalar *b);
 OCL_HIDDEN ferry_status ocl_reduce(int32_t device, ferry_reduce_op op,
                                    const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
 

@@ -214,9 +214,9 @@ ferry_status ocl_copy_elements(ocl_device *d, size_t elsize, int ndim, const int
                                cl_mem src, int64_t src_off, const int64_t *src_strides)
 {
     ferry_kernel_tensor kd = {dst, (size_t)dst_off * elsize, FERRY_UINT8, ndim, shape,
-                              dst_strides};
+                              dst_strides, sizeof kd};
     ferry_kernel_tensor ks = {src, (size_t)src_off * elsize, FERRY_UINT8, ndim, shape,
-                              src_strides};
+                              src_strides, sizeof ks};
     static const ferry_dtype by_size[4] = {FERRY_UINT8, FERRY_INT16, FERRY_INT32, FERRY_INT64};
     int lg = fk_width_log2(elsize);
     kd.dtype = ks.dtype = by_size[lg];
@@ -334,6 +334,49 @@ ferry_status ocl_binary(int32_t device, ferry_binary_op op, const ferry_kernel_t
     cl_mem bufs[3] = {(cl_mem)out->buffer, (cl_mem)a->buffer, (cl_mem)b->buffer};
     return ocl_run_locked(d, (compare ? OCL_K_COMPARE : OCL_K_BINARY) + (int)a->dtype, name, 3,
                           bufs, &g, (int)op);
+}
+
+/* The scalar is a kernel argument by value: no buffer, no upload, no wait for one. */
+ferry_status ocl_binary_scalar(int32_t device, ferry_binary_op op, const ferry_kernel_tensor *out,
+                               const ferry_kernel_tensor *a, const ferry_kernel_scalar *b)
+{
+    ocl_device *d;
+    fk_plan_ctx c = ocl_ctx(device);
+    bool compare = false;
+    unsigned char y[8];
+    size_t ysize = 0;
+    ferry_status st = ocl_device_ready(device, &d);
+    if (st == FERRY_OK)
+        st = fk_plan_check_binary_scalar(&c, op, out, a, b, &compare, y, &ysize);
+    if (st == FERRY_OK)
+        st = ocl_check_fp64(d, a->dtype);
+    fk_geom g;
+    const ferry_kernel_tensor *ops[2] = {out, a};
+    if (st == FERRY_OK)
+        st = fk_plan_geom(&c, &g, 2, ops);
+    if (st != FERRY_OK || g.numel == 0)
+        return st;
+    char name[48];
+    snprintf(name, sizeof name, "ferry_%s_scalar_%s", compare ? "compare" : "binary",
+             fk_dtype_sfx[a->dtype]);
+    int slot = (compare ? OCL_K_COMPARE_SCALAR : OCL_K_BINARY_SCALAR) + (int)a->dtype;
+    cl_mem bufs[2] = {(cl_mem)out->buffer, (cl_mem)a->buffer};
+    cl_int op32 = (cl_int)op;
+    pthread_mutex_lock(&d->lock);
+    cl_kernel k;
+    st = ocl_kernel_get(d, slot, name, &k);
+    for (cl_uint i = 0; st == FERRY_OK && i < 2; i++)
+        st = ocl_arg(d, k, name, i, sizeof(cl_mem), &bufs[i]);
+    if (st == FERRY_OK)
+        st = ocl_arg(d, k, name, 2, sizeof g, &g);
+    if (st == FERRY_OK)
+        st = ocl_arg(d, k, name, 3, sizeof op32, &op32);
+    if (st == FERRY_OK)
+        st = ocl_arg(d, k, name, 4, ysize, y);
+    if (st == FERRY_OK)
+        st = ocl_enqueue(d, slot, name, g.numel);
+    pthread_mutex_unlock(&d->lock);
+    return st;
 }
 
 /* ---- reduce ------------------------------------------------------------------------- */

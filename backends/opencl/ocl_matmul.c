@@ -257,9 +257,9 @@ static ferry_status ocl_densify(ocl_device *d, cl_mem scratch, const ocl_tmp *t,
         st = ocl_copy_elements(d, tsize, 3, shape, scratch, dst_off, dst_strides, x->buf, x->off,
                                src_strides);
     } else {
-        ferry_kernel_tensor kd = {scratch, t->byte_off, to, 3, shape, dst_strides};
+        ferry_kernel_tensor kd = {scratch, t->byte_off, to, 3, shape, dst_strides, sizeof kd};
         ferry_kernel_tensor ks = {x->buf, (size_t)x->off * fk_dtype_size(from), from, 3, shape,
-                                  src_strides};
+                                  src_strides, sizeof ks};
         st = ocl_cast_held(d, &kd, &ks);
     }
     if (st != FERRY_OK)
@@ -343,7 +343,7 @@ static ferry_status ocl_matmul_blas(ocl_device *d, ferry_dtype dt, int64_t batch
     int64_t shape[3] = {batch, m, n};
     int64_t dense[3] = {m * n, n, 1};
     if (convert) {
-        ferry_kernel_tensor ks = {scratch, tc.byte_off, ct, 3, shape, dense};
+        ferry_kernel_tensor ks = {scratch, tc.byte_off, ct, 3, shape, dense, sizeof ks};
         return ocl_cast_held(d, out, &ks);
     }
     return ocl_copy_elements(d, csize, 3, shape, c.buf, c.off, out->strides, scratch, cc.off,

@@ -28,6 +28,7 @@ void ferry__describe(const operand *o, const ferry_tensor *mem, ferry_kernel_ten
     k->ndim = o->ndim;
     k->shape = o->shape;
     k->strides = o->strides;
+    k->struct_size = sizeof *k;
 }
 
 static ferry_status call(ferry_backend *be, int32_t dev, kernel_kind kind, int subop,
@@ -98,20 +99,47 @@ ferry_status ferry__launch(kernel_kind kind, int subop, operand *out, operand *a
     return st;
 }
 
+ferry_status ferry__launch_binary_scalar(ferry_binary_op op, const ferry_tensor *out,
+                                         const ferry_tensor *a, const ferry_kernel_scalar *b,
+                                         int ndim, const int64_t *shape)
+{
+    operand oo, oa;
+    ferry__broadcast_operand(&oo, out, ndim, shape);
+    ferry__broadcast_operand(&oa, a, ndim, shape);
+    operand *all[2] = {&oo, &oa};
+    ferry__collapse(all, 2);
+    ferry_kernel_tensor ko, ka;
+    ferry__describe(&oo, out, &ko);
+    ferry__describe(&oa, a, &ka);
+    return ferry__be_binary_scalar(out->storage->backend, out->storage->device, op, &ko, &ka, b);
+}
+
 #define NAMED_MAX_TENSORS 8
 
-static ferry_status call_named(ferry_named_kernel k, int32_t dev, operand **ops,
-                               ferry_tensor *const *mem, int n, int nout, const void *params,
-                               size_t params_size)
+/* The descriptors as the plugin's header laid them out: one built before
+ * ferry_kernel_tensor.struct_size existed (its table ends before binary_scalar) indexes
+ * the array with the shorter stride, so it gets them packed at that stride. */
+#define KT_STRIDE_1_1_EARLY offsetof(ferry_kernel_tensor, struct_size)
+
+static ferry_status call_named(const ferry_backend *be, ferry_named_kernel k, int32_t dev,
+                               operand **ops, ferry_tensor *const *mem, int n, int nout,
+                               const void *params, size_t params_size)
 {
     ferry_kernel_tensor kt[NAMED_MAX_TENSORS];
     for (int i = 0; i < n; i++)
         ferry__describe(ops[i], mem[i], &kt[i]);
+    _Alignas(ferry_kernel_tensor) unsigned char packed[sizeof kt];
+    const ferry_kernel_tensor *tensors = kt;
+    if (!FERRY_OPS_HAS(be->ops, binary_scalar)) {
+        for (int i = 0; i < n; i++)
+            memcpy(packed + (size_t)i * KT_STRIDE_1_1_EARLY, &kt[i], KT_STRIDE_1_1_EARLY);
+        tensors = (const ferry_kernel_tensor *)(void *)packed;
+    }
     ferry_op_args args = {
         .struct_size = sizeof args,
         .ntensors = n,
         .noutputs = nout,
-        .tensors = kt,
+        .tensors = tensors,
         .params = params,
         .params_size = params_size,
     };
@@ -130,7 +158,7 @@ ferry_status ferry__launch_named(const char *name, operand **ops, int n, int nou
     for (int i = 0; i < n; i++)
         mem[i] = (ferry_tensor *)ops[i]->t;
     ferry_named_kernel k = ferry__be_get_kernel(be, dev, name);
-    ferry_status st = k ? call_named(k, dev, ops, mem, n, nout, params, params_size)
+    ferry_status st = k ? call_named(be, k, dev, ops, mem, n, nout, params, params_size)
                         : FERRY_ERR_UNSUPPORTED;
     if (st != FERRY_ERR_UNSUPPORTED)
         return st;
@@ -156,7 +184,7 @@ ferry_status ferry__launch_named(const char *name, operand **ops, int n, int nou
         if (!host[made])
             break;
     }
-    st = made == n ? call_named(ref, 0, ops, host, n, nout, params, params_size)
+    st = made == n ? call_named(cpu, ref, 0, ops, host, n, nout, params, params_size)
                    : ferry_last_status();
     for (int i = 0; i < made; i++) {
         if (i < nout && st == FERRY_OK)
@@ -257,6 +285,25 @@ void ferry__scalar_element(ferry_dtype dt, const ferry_scalar *v, void *out)
     case FERRY_INT64: *(uint64_t *)out = u; return;
     default: ferry__scalar_from_double(dt, (double)i, out); return;
     }
+}
+
+/* A scalar as a 0-d tensor of dtype dt on t's device: how a backend without
+ * binary_scalar, and every named op, receives one. */
+ferry_tensor *ferry__scalar_tensor(const ferry_tensor *t, ferry_dtype dt, const ferry_scalar *v)
+{
+    unsigned char elem[8];
+    ferry__scalar_element(dt, v, elem);
+    ferry_tensor *sb = ferry__tensor_empty_on(t->storage->backend, t->storage->device, dt, 0, NULL);
+    if (!sb)
+        return NULL;
+    ferry_status st = ferry__be_copy_from_host(sb->storage->backend, sb->storage->device,
+                                               sb->storage->buffer, sb->byte_offset, elem,
+                                               ferry_dtype_size(dt));
+    if (st != FERRY_OK) {
+        ferry_tensor_release(sb);
+        return NULL;
+    }
+    return sb;
 }
 
 /* A Python-style scalar changes a tensor's category, never its width. */

@@ -21,6 +21,40 @@ static bool is_comparison(ferry_binary_op op)
     return op >= FERRY_BINARY_EQ;
 }
 
+static ferry_status launch_tensors(ferry_binary_op op, ferry_tensor *dst, ferry_tensor *a,
+                                   ferry_tensor *b, int ndim, const int64_t *shape)
+{
+    operand oo, oa, ob;
+    ferry__broadcast_operand(&oo, dst, ndim, shape);
+    ferry__broadcast_operand(&oa, a, ndim, shape);
+    ferry__broadcast_operand(&ob, b, ndim, shape);
+    operand *all[3] = {&oo, &oa, &ob};
+    ferry__collapse(all, 3);
+    return ferry__launch(K_BINARY, op, &oo, &oa, &ob);
+}
+
+/* `a op scalar`: the scalar travels by value to a backend with binary_scalar; one
+ * without it (or declining) gets it as a 0-d tensor of the compute dtype on a's device,
+ * which is also how it reaches the cpu fallback. Either way it is the same element. */
+static ferry_status launch_scalar(ferry_binary_op op, ferry_tensor *dst, ferry_tensor *a,
+                                  ferry_dtype ct, const ferry_scalar *scalar, int ndim,
+                                  const int64_t *shape)
+{
+    ferry_kernel_scalar ks;
+    memset(&ks, 0, sizeof ks);
+    ks.dtype = ct;
+    ferry__scalar_element(ct, scalar, ks.value);
+    ferry_status st = ferry__launch_binary_scalar(op, dst, a, &ks, ndim, shape);
+    if (st != FERRY_ERR_UNSUPPORTED)
+        return st;
+    ferry_tensor *sb = ferry__scalar_tensor(a, ct, scalar);
+    if (!sb)
+        return ferry_last_status();
+    st = launch_tensors(op, dst, a, sb, ndim, shape);
+    ferry_tensor_release(sb);
+    return st;
+}
+
 static ferry_status binary_forward(ferry_binary_op op, ferry_tensor *out, ferry_tensor *a,
                                    ferry_tensor *b, const ferry_scalar *scalar,
                                    ferry_tensor **result)
@@ -54,40 +88,19 @@ static ferry_status binary_forward(ferry_binary_op op, ferry_tensor *out, ferry_
         ct = FERRY_FLOAT32; /* true division */
     ferry_dtype rt = is_comparison(op) ? FERRY_BOOL : ct;
 
-    /* The scalar becomes a 0-d tensor of the compute dtype on a's device. */
-    ferry_tensor *sb = NULL;
-    if (scalar) {
-        unsigned char elem[8];
-        ferry__scalar_element(ct, scalar, elem);
-        sb = ferry__tensor_empty_on(a->storage->backend, a->storage->device, ct, 0, NULL);
-        if (!sb)
-            return ferry_last_status();
-        st = ferry__be_copy_from_host(sb->storage->backend, sb->storage->device, sb->storage->buffer,
-                                      sb->byte_offset, elem, ferry_dtype_size(ct));
-        if (st != FERRY_OK) {
-            ferry_tensor_release(sb);
-            return st;
-        }
-        b = sb;
-    }
-
     int ndim = 0;
     int64_t shape[FERRY_MAX_DIMS];
-    if ((st = ferry__broadcast_shape(a, b, &ndim, shape)) != FERRY_OK) {
-        ferry_tensor_release(sb);
+    /* A scalar broadcasts to a's shape. */
+    if ((st = ferry__broadcast_shape(a, scalar ? a : b, &ndim, shape)) != FERRY_OK)
         return st;
-    }
-    if (out && (st = ferry__check_out(fn, out, a, ndim, shape, rt)) != FERRY_OK) {
-        ferry_tensor_release(sb);
+    if (out && (st = ferry__check_out(fn, out, a, ndim, shape, rt)) != FERRY_OK)
         return st;
-    }
     ferry_tensor *ca = ferry__as_dtype(a, ct);
-    ferry_tensor *cb = ca ? ferry__as_dtype(b, ct) : NULL;
+    ferry_tensor *cb = ca && !scalar ? ferry__as_dtype(b, ct) : NULL;
     ferry_tensor *dst = NULL;
-    if (cb) {
-        if (!out)
-            dst = ferry__new_like(a, rt, ndim, shape);
-        else if (out->dtype != rt || ferry__overlaps(out, a) || ferry__overlaps(out, b))
+    if (ca && (cb || scalar)) {
+        if (!out || out->dtype != rt || ferry__overlaps(out, a) ||
+            (!scalar && ferry__overlaps(out, b)))
             dst = ferry__new_like(a, rt, ndim, shape);
         else
             dst = ferry_tensor_retain(out);
@@ -95,22 +108,14 @@ static ferry_status binary_forward(ferry_binary_op op, ferry_tensor *out, ferry_
     if (!dst) {
         ferry_tensor_release(ca);
         ferry_tensor_release(cb);
-        ferry_tensor_release(sb);
         return ferry_last_status();
     }
     st = FERRY_OK;
-    if (ferry__numel(ndim, shape) > 0) {
-        operand oo, oa, ob;
-        ferry__broadcast_operand(&oo, dst, ndim, shape);
-        ferry__broadcast_operand(&oa, ca, ndim, shape);
-        ferry__broadcast_operand(&ob, cb, ndim, shape);
-        operand *all[3] = {&oo, &oa, &ob};
-        ferry__collapse(all, 3);
-        st = ferry__launch(K_BINARY, op, &oo, &oa, &ob);
-    }
+    if (ferry__numel(ndim, shape) > 0)
+        st = scalar ? launch_scalar(op, dst, ca, ct, scalar, ndim, shape)
+                    : launch_tensors(op, dst, ca, cb, ndim, shape);
     ferry_tensor_release(ca);
     ferry_tensor_release(cb);
-    ferry_tensor_release(sb);
     return ferry__deliver(out, dst, st, result);
 }
 

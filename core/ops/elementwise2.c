@@ -418,24 +418,6 @@ static ferry_status check_no_zero(ferry_tensor *b)
     return any ? ferry__error(FERRY_ERR_INVALID_ARGUMENT, "ZeroDivisionError") : FERRY_OK;
 }
 
-/* A scalar operand as a 0-d tensor of dtype ct on t's device. */
-static ferry_tensor *scalar_tensor(ferry_tensor *t, ferry_dtype ct, const ferry_scalar *v)
-{
-    unsigned char elem[8];
-    ferry__scalar_element(ct, v, elem);
-    ferry_tensor *sb = ferry__tensor_empty_on(t->storage->backend, t->storage->device, ct, 0, NULL);
-    if (!sb)
-        return NULL;
-    ferry_status st = ferry__be_copy_from_host(sb->storage->backend, sb->storage->device,
-                                               sb->storage->buffer, sb->byte_offset, elem,
-                                               ferry_dtype_size(ct));
-    if (st != FERRY_OK) {
-        ferry_tensor_release(sb);
-        return NULL;
-    }
-    return sb;
-}
-
 static ferry_status binary2_forward(ferry_binary2_op op, ferry_tensor *out, ferry_tensor *a,
                                     ferry_tensor *b, const ferry_scalar *scalar,
                                     ferry_tensor **result)
@@ -472,7 +454,7 @@ static ferry_status binary2_forward(ferry_binary2_op op, ferry_tensor *out, ferr
 
     ferry_tensor *sb = NULL;
     if (scalar) {
-        if (!(sb = scalar_tensor(a, ct, scalar)))
+        if (!(sb = ferry__scalar_tensor(a, ct, scalar)))
             return ferry_last_status();
         b = sb;
     }
@@ -760,7 +742,7 @@ FERRY_API ferry_tensor *ferry_where_scalar(ferry_tensor *cond, ferry_tensor *a, 
 {
     if (ferry__check_tensor(a, "where") != FERRY_OK)
         return NULL;
-    ferry_tensor *sb = scalar_tensor(a, ferry__promote_scalar(a->dtype, &b), &b);
+    ferry_tensor *sb = ferry__scalar_tensor(a, ferry__promote_scalar(a->dtype, &b), &b);
     ferry_tensor *r = sb ? ferry_where(cond, a, sb) : NULL;
     ferry_tensor_release(sb);
     return r;
@@ -789,7 +771,7 @@ static ferry_status masked_fill_check(ferry_tensor *t, ferry_tensor *mask, int *
 static ferry_tensor *fill_value(ferry_tensor *t, double value)
 {
     ferry_scalar v = {FERRY_SCALAR_FLOAT, {.f = value}};
-    return scalar_tensor(t, t->dtype, &v);
+    return ferry__scalar_tensor(t, t->dtype, &v);
 }
 
 FERRY_API ferry_tensor *ferry_masked_fill(ferry_tensor *t, ferry_tensor *mask, double value)

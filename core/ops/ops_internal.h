@@ -23,6 +23,13 @@ void ferry__describe(const operand *o, const ferry_tensor *mem, ferry_kernel_ten
 /* Runs one built-in kernel on out's device, or on the CPU backend through staging. */
 ferry_status ferry__launch(kernel_kind kind, int subop, operand *out, operand *a, operand *b);
 
+/* `a op b` for a scalar b by value on out's device (backend.h, binary_scalar); a and out
+ * have (ndim, shape). FERRY_ERR_UNSUPPORTED, with nothing run, when the backend has no
+ * such entry: the caller then passes b as a 0-d tensor to ferry__launch. */
+ferry_status ferry__launch_binary_scalar(ferry_binary_op op, const ferry_tensor *out,
+                                         const ferry_tensor *a, const ferry_kernel_scalar *b,
+                                         int ndim, const int64_t *shape);
+
 /* Runs the named op `name` (backend.h, ferry_op_args) on the device of ops[0]: the
  * backend's kernel from get_kernel, else the cpu backend's through staging. ops[0 ..
  * nout) are written; when `outputs_read` they are also read (accumulating ops), so their
@@ -43,6 +50,8 @@ int ferry__category(ferry_dtype d);
 ferry_dtype ferry__promote_operands(const ferry_tensor *a, const ferry_tensor *b);
 void ferry__scalar_element(ferry_dtype dt, const ferry_scalar *v, void *out);
 ferry_dtype ferry__promote_scalar(ferry_dtype t, const ferry_scalar *v);
+/* v as a 0-d tensor of dt on t's device (NULL with the error set). */
+ferry_tensor *ferry__scalar_tensor(const ferry_tensor *t, ferry_dtype dt, const ferry_scalar *v);
 ferry_scalar ferry__scalar_of_double(double v);
 bool ferry__can_cast(ferry_dtype from, ferry_dtype to);
 const char *ferry__torch_type_name(ferry_dtype d);

@@ -110,9 +110,10 @@ static PyObject *f_square(PyObject *mod, PyObject *x)
 FERRY_BINARY2_OPS_(BIN_ROW)
 
 /* Operators: `t // 2`, `5 % t`, `t &= m` ... run the ops above with PyTorch's operand
- * rules; a number on the left of a non-commuting op becomes a 0-d left operand. */
+ * rules; a number on the left of a non-commuting op goes to the core's reflected form. */
 static PyObject *nb_binary(PyObject *a, PyObject *b, ferry_tensor *(*tt)(ferry_tensor *, ferry_tensor *),
-                           ferry_tensor *(*ts)(ferry_tensor *, ferry_scalar), bool commutes)
+                           ferry_tensor *(*ts)(ferry_tensor *, ferry_scalar),
+                           ferry_tensor *(*st)(ferry_tensor *, ferry_scalar))
 {
     ferry_tensor *r;
     bool a_is_tensor = FpyTensor_Check(a);
@@ -127,15 +128,7 @@ static PyObject *nb_binary(PyObject *a, PyObject *b, ferry_tensor *(*tt)(ferry_t
         return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
     ferry_tensor *t = FPY_T(tobj);
     bool block = fpy_obj_may_block(tobj);
-    if (a_is_tensor || commutes) {
-        FPY_MAYBE_NOGIL(block, r = ts(t, s));
-        return fpy_wrap(r);
-    }
-    ferry_tensor *lhs = fpy_reflected_operand(t, &s);
-    if (!lhs)
-        return NULL;
-    FPY_MAYBE_NOGIL(block, r = tt(lhs, t));
-    ferry_tensor_release(lhs);
+    FPY_MAYBE_NOGIL(block, r = a_is_tensor || !st ? ts(t, s) : st(t, s));
     return fpy_wrap(r);
 }
 
@@ -164,10 +157,10 @@ static PyObject *nb_inplace(PyObject *a, PyObject *b,
     return Py_NewRef(a);
 }
 
-#define SLOT(slot, name, commutes)                                                          \
+#define SLOT(slot, name, reflected)                                                         \
     PyObject *fpy_nb_##slot(PyObject *a, PyObject *b)                                       \
     {                                                                                       \
-        return nb_binary(a, b, ferry_##name, ferry_##name##_scalar_ex, commutes);           \
+        return nb_binary(a, b, ferry_##name, ferry_##name##_scalar_ex, reflected);          \
     }                                                                                       \
     PyObject *fpy_nb_i##slot(PyObject *a, PyObject *b)                                      \
     {                                                                                       \

@@ -230,16 +230,17 @@ int fpy_elementwise_init(PyObject *module);
 int fpy_distributed_init(PyObject *module);
 /* elementwise.c: Tensor's number slots for ~ // % & | ^ << >> and their in-place forms
  * (slot, C op, whether `number op t` may run as `t op number`). */
+/* X(slot, op, the core's reflected form or NULL where the op commutes) */
 #define FPY_ELEM2_SLOTS_(X)                                                                 \
-    X(floor_divide, floor_divide, false) X(remainder, remainder, false)                     \
-    X(and, bitwise_and, true) X(or, bitwise_or, true) X(xor, bitwise_xor, true)             \
-    X(lshift, bitwise_left_shift, false) X(rshift, bitwise_right_shift, false)
-#define FPY_DECLARE_SLOT_(slot, name, commutes)                                                       \
+    X(floor_divide, floor_divide, ferry_rfloor_divide_scalar_ex)                            \
+    X(remainder, remainder, ferry_rremainder_scalar_ex)                                     \
+    X(and, bitwise_and, NULL) X(or, bitwise_or, NULL) X(xor, bitwise_xor, NULL)             \
+    X(lshift, bitwise_left_shift, ferry_rbitwise_left_shift_scalar_ex)                      \
+    X(rshift, bitwise_right_shift, ferry_rbitwise_right_shift_scalar_ex)
+#define FPY_DECLARE_SLOT_(slot, name, reflected)                                            \
     PyObject *fpy_nb_##slot(PyObject *a, PyObject *b);                                      \
     PyObject *fpy_nb_i##slot(PyObject *a, PyObject *b);
 FPY_ELEM2_SLOTS_(FPY_DECLARE_SLOT_)
 PyObject *fpy_nb_invert(PyObject *a);
-/* tensor.c: a Python number as the left operand of a tensor, as `s - t` makes it. */
-ferry_tensor *fpy_reflected_operand(ferry_tensor *t, const ferry_scalar *s);
 
 #endif /* FERRY_PY_H */

@@ -939,99 +939,27 @@ typedef struct {
     ferry_tensor *(*ts)(ferry_tensor *, ferry_scalar);
     ferry_status (*tto)(ferry_tensor *, ferry_tensor *, ferry_tensor *);
     ferry_status (*tso)(ferry_tensor *, ferry_tensor *, ferry_scalar);
-    bool commutative;
+    /* `scalar op t` (the core's reflected form); NULL where the op commutes, or where
+     * Python swaps the operands itself (`2 < t` is `t > 2`). */
+    ferry_tensor *(*st)(ferry_tensor *, ferry_scalar);
 } binop;
 
-#define BINOP(name, comm)                                                                  \
+#define BINOP(name, reflected)                                                              \
     static const binop op_##name = {ferry_##name, ferry_##name##_scalar_ex, ferry_##name##_out, \
-                                    ferry_##name##_scalar_ex_out, comm};
-BINOP(add, true)
-BINOP(sub, false)
-BINOP(mul, true)
-BINOP(div, false)
-BINOP(pow, false)
-BINOP(maximum, true)
-BINOP(minimum, true)
-BINOP(eq, true)
-BINOP(ne, true)
-BINOP(lt, false)
-BINOP(le, false)
-BINOP(gt, false)
-BINOP(ge, false)
-
-/* A scalar as one element of dtype: an int wraps into a narrower integer dtype as
- * two's complement (as the core's _scalar_ex forms and PyTorch do), a float rounds. */
-static void scalar_element(ferry_dtype dtype, const ferry_scalar *s, unsigned char *out)
-{
-    if (ferry_dtype_is_floating(dtype)) {
-        double v = s->kind == FERRY_SCALAR_FLOAT ? s->value.f
-                   : s->kind == FERRY_SCALAR_INT ? (double)s->value.i
-                                                 : (double)s->value.b;
-        if (dtype == FERRY_FLOAT64) {
-            memcpy(out, &v, 8);
-        } else if (dtype == FERRY_FLOAT32) {
-            float f = (float)v;
-            memcpy(out, &f, 4);
-        } else {
-            uint16_t h = dtype == FERRY_FLOAT16 ? ferry_f32_to_f16((float)v)
-                                                : ferry_f32_to_bf16((float)v);
-            memcpy(out, &h, 2);
-        }
-        return;
-    }
-    /* Only bool and int scalars reach an integer or bool dtype (see reflected_operand). */
-    uint64_t u = s->kind == FERRY_SCALAR_INT ? (uint64_t)s->value.i : (uint64_t)s->value.b;
-    switch (dtype) {
-    case FERRY_BOOL: out[0] = u != 0; break;
-    case FERRY_UINT8:
-    case FERRY_INT8: out[0] = (uint8_t)u; break;
-    case FERRY_INT16: {
-        uint16_t v = (uint16_t)u;
-        memcpy(out, &v, 2);
-        break;
-    }
-    case FERRY_INT32: {
-        uint32_t v = (uint32_t)u;
-        memcpy(out, &v, 4);
-        break;
-    }
-    default: memcpy(out, &u, 8); break;
-    }
-}
-
-/* The left operand of `s - t`, `s / t`, `s ** t`: the C API's scalar forms put the
- * scalar on the right, and these ops do not commute, so s becomes a 0-d tensor on t's
- * device, of a dtype that makes the core's promotion of 0-d operands (which cannot
- * widen a tensor of their own category or a lower one) give PyTorch's result for a
- * Python scalar:
- *   - a bool is a bool tensor, so `True - t` is refused as PyTorch refuses it;
- *   - an int or float of t's category, or an int beside a float t, takes t's dtype
- *     (then also a 0-d t keeps its dtype; two 0-d operands promote as tensors);
- *     division is the exception: integer operands divide in float32, so the int stays
- *     an exact int64 (2**62 / t, -3 / uint8 t), which the result's dtype never sees;
- *   - an int beside a bool t, a float beside an integer t, take PyTorch's default
- *     dtype of their category (int64, float32), as the result does.
- * NULL with an exception. */
-static ferry_tensor *reflected_operand(ferry_tensor *t, const ferry_scalar *s, bool divides)
-{
-    ferry_dtype td = ferry_tensor_dtype(t), dt;
-    int tk = fpy_dtype_kind(td);
-    if (s->kind == FERRY_SCALAR_BOOL)
-        dt = FERRY_BOOL;
-    else if ((int)s->kind > tk)
-        dt = fpy_kind_default_dtype((int)s->kind);
-    else if (divides && tk == FPY_KIND_INT)
-        dt = FERRY_INT64;
-    else
-        dt = td;
-    unsigned char elem[8];
-    scalar_element(dt, s, elem);
-    char dev[48];
-    ferry_tensor *r = ferry_tensor_from_data(elem, dt, 0, NULL, fpy_tensor_device_str(t, dev));
-    if (!r)
-        fpy_error();
-    return r;
-}
+                                    ferry_##name##_scalar_ex_out, reflected};
+BINOP(add, NULL)
+BINOP(sub, ferry_rsub_scalar_ex)
+BINOP(mul, NULL)
+BINOP(div, ferry_rdiv_scalar_ex)
+BINOP(pow, ferry_rpow_scalar_ex)
+BINOP(maximum, NULL)
+BINOP(minimum, NULL)
+BINOP(eq, NULL)
+BINOP(ne, NULL)
+BINOP(lt, NULL)
+BINOP(le, NULL)
+BINOP(gt, NULL)
+BINOP(ge, NULL)
 
 /* `t op array`: the array is an operand of its own dtype, as a tensor read in place;
  * the result is a ferry.Tensor, as PyTorch's is a torch.Tensor. */
@@ -1046,12 +974,6 @@ static PyObject *array_operand(const binop *op, PyObject *a, PyObject *b)
     ferry_tensor_release(arr);
     PyBuffer_Release(&view);
     return fpy_wrap(r);
-}
-
-/* For elementwise.c's reflected operators (`5 // t`): the number as t's left operand. */
-ferry_tensor *fpy_reflected_operand(ferry_tensor *t, const ferry_scalar *s)
-{
-    return reflected_operand(t, s, false);
 }
 
 static PyObject *binary(const binop *op, PyObject *a, PyObject *b)
@@ -1074,15 +996,7 @@ static PyObject *binary(const binop *op, PyObject *a, PyObject *b)
         return rc > 0 ? Py_NewRef(Py_NotImplemented) : NULL;
     ferry_tensor *t = FPY_T(tobj);
     bool block = fpy_obj_may_block(tobj);
-    if (a_is_tensor || op->commutative) {
-        FPY_MAYBE_NOGIL(block, r = op->ts(t, s));
-        return fpy_wrap(r);
-    }
-    ferry_tensor *lhs = reflected_operand(t, &s, op == &op_div);
-    if (!lhs)
-        return NULL;
-    FPY_MAYBE_NOGIL(block, r = op->tt(lhs, t));
-    ferry_tensor_release(lhs);
+    FPY_MAYBE_NOGIL(block, r = a_is_tensor || !op->st ? op->ts(t, s) : op->st(t, s));
     return fpy_wrap(r);
 }
 

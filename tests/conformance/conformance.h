@@ -256,5 +256,6 @@ int conf_group_shape2(void);
 int conf_group_index(void);
 int conf_group_index_adv(void);
 int conf_group_select(void);
+int conf_group_reflected(void);
 
 #endif /* FERRY_CONFORMANCE_H */

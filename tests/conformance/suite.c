@@ -24,6 +24,7 @@ static const conf_group groups[] = {
     {"grad", conf_group_grad, "gradients against finite differences, second derivatives"},
     {"random", conf_group_random, "Philox known answers, bit-identical draws, distributions"},
     {"sort", conf_group_sort, "sort, argsort, topk: stable order, NaN, every dtype"},
+    {"reflected", conf_group_reflected, "rsub .. rbitwise_right_shift: a scalar on the left"},
     {"shape", conf_group_shape, "cat, stack, flip, narrow, split, chunk, unbind, movedim"},
     {"shape2", conf_group_shape2, "tril, triu, diagonal, diag_embed, pad; cumprod grad at zeros, loss weights"},
 };

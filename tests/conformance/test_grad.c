@@ -82,6 +82,10 @@ static ferry_tensor *f_div_s(ferry_tensor *const *in) { return ferry_div_scalar(
 static ferry_tensor *f_pow_s(ferry_tensor *const *in) { return ferry_pow_scalar(in[0], 3.0); }
 static ferry_tensor *f_pow_h(ferry_tensor *const *in) { return ferry_pow_scalar(in[0], 0.5); }
 static ferry_tensor *f_max_s(ferry_tensor *const *in) { return ferry_maximum_scalar(in[0], 0.1); }
+static ferry_tensor *f_rsub_s(ferry_tensor *const *in) { return ferry_rsub_scalar(in[0], 0.25); }
+static ferry_tensor *f_rdiv_s(ferry_tensor *const *in) { return ferry_rdiv_scalar(in[0], 1.5); }
+static ferry_tensor *f_rpow_s(ferry_tensor *const *in) { return ferry_rpow_scalar(in[0], 2.5); }
+static ferry_tensor *f_rrem_s(ferry_tensor *const *in) { return ferry_rremainder_scalar(in[0], 2.75); }
 static ferry_tensor *f_min_s(ferry_tensor *const *in) { return ferry_minimum_scalar(in[0], 0.1); }
 
 static ferry_tensor *f_sum(ferry_tensor *const *in) { return ferry_sum(in[0], 0, NULL, false); }
@@ -496,6 +500,10 @@ static const gcase cases[] = {
     {"pow_half", f_pow_h, 1, {2}, {{2, 3}}, 0.5, 2},
     {"maximum_scalar", f_max_s, 1, {2}, {{2, 3}}, -2, 2},
     {"minimum_scalar", f_min_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"rsub_scalar", f_rsub_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"rdiv_scalar", f_rdiv_s, 1, {2}, {{2, 3}}, 0.5, 2},
+    {"rpow_scalar", f_rpow_s, 1, {2}, {{2, 3}}, -2, 2},
+    {"rremainder_scalar", f_rrem_s, 1, {2}, {{2, 3}}, 1.0, 1.3},
     {"sum", f_sum, 1, {2}, {{2, 3}}, -2, 2},
     {"sum_dim0", f_sum0, 1, {2}, {{2, 3}}, -2, 2},
     {"sum_dim-1_keepdim", f_sum1k, 1, {2}, {{2, 3}}, -2, 2},

@@ -1,6 +1,7 @@
 /* The CPU fallback's accounting: per-device counts by op kind, FERRY_STRICT_DEVICE turning
  * a fallback into an error that names the op, and an ABI 1.0 plugin (no get_kernel)
  * driven through the fallback without the core reading past its table. */
+#include <dlfcn.h>
 #include <limits.h>
 
 #include "test_util.h"
@@ -141,18 +142,25 @@ static void test_strict_device_refuses_a_fallback_and_names_it(void **state)
     ferry_tensor_release(a);
 }
 
-static void test_abi_1_0_plugin_runs_everything_through_the_fallback(void **state)
+/* Points the plugin search at one variant of tests/fake_backend and reloads. */
+static void use_fake_variant(const char *variant)
 {
-    (void)state;
     const char *dir = getenv("FERRY_TEST_BUILD_DIR");
     if (!dir || dir[0] != '/')
         fail_msg("FERRY_TEST_BUILD_DIR must name the build folder (ctest sets it)");
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/fake_plugins/abi_1_0", dir);
+    snprintf(path, sizeof path, "%s/fake_plugins/%s", dir, variant);
     setenv("FERRY_PLUGIN_PATH", path, 1);
     ferry_shutdown();
+}
+
+static void test_abi_1_0_plugin_runs_everything_through_the_fallback(void **state)
+{
+    (void)state;
+    use_fake_variant("abi_1_0");
     assert_null(ferry_backend_status("fakeonezero"));
-    /* Its table stops before get_kernel, where a trap would abort the test. */
+    /* Its table stops before get_kernel; traps past it (get_kernel, binary_scalar)
+     * would abort the test: `a * 2` reaches it as a 0-d operand, not by value. */
     ferry_tensor *a = ferry_arange(0, 6, 1, FERRY_FLOAT32, "fakeonezero:0");
     assert_tensor(a);
     ferry_tensor *b = ferry_mul_scalar(a, 2.0);
@@ -163,8 +171,58 @@ static void test_abi_1_0_plugin_runs_everything_through_the_fallback(void **stat
     assert_ok(ferry_tensor_copy_to_host(s, &got, sizeof got));
     assert_true(got == 30.0f);
     assert_true(count("fakeonezero:0", -1) >= 2);
+    /* Its one kernel, fill (1.0), reads the descriptors of today's core, struct_size
+     * appended: a strided view is filled in place on the plugin, without fallback. */
+    uint64_t fills = count("fakeonezero:0", FERRY_FALLBACK_FILL);
+    int64_t shape[2] = {2, 3};
+    ferry_tensor *f = ferry_zeros(FERRY_FLOAT32, 2, shape, "fakeonezero:0");
+    assert_tensor(f);
+    ferry_tensor *col = ferry_slice(f, 1, 1, 3, 1);
+    assert_tensor(col);
+    assert_ok(ferry_tensor_fill(col, 2.5));
+    float fv[6];
+    assert_ok(ferry_tensor_copy_to_host(f, fv, sizeof fv));
+    for (int i = 0; i < 6; i++)
+        assert_true(fv[i] == (i % 3 == 0 ? 0.0f : 2.5f));
+    assert_int_equal(count("fakeonezero:0", FERRY_FALLBACK_FILL), fills);
+    ferry_tensor_release(col);
+    ferry_tensor_release(f);
     ferry_tensor_release(s);
     ferry_tensor_release(b);
+    ferry_tensor_release(a);
+}
+
+/* A 1.1 plugin built before ferry_kernel_tensor.struct_size indexes ferry_op_args.tensors
+ * with the older, shorter stride; the core packs the array so for it. */
+static void test_early_1_1_plugin_reads_named_descriptors_at_its_stride(void **state)
+{
+    (void)state;
+    use_fake_variant("early_1_1");
+    int64_t shape[2] = {2, 3};
+    ferry_tensor *a = ferry_full(FERRY_FLOAT32, 2, shape, 2.5, "fakeearly:0");
+    assert_tensor(a);
+    void *h = dlopen(ferry_backend_path("fakeearly"), RTLD_NOW | RTLD_NOLOAD);
+    assert_non_null(h);
+    int (*log)(int *, int *, int64_t *, int) = (int (*)(int *, int *, int64_t *, int))dlsym(
+        h, "fake_early_log");
+    dlclose(h);
+    assert_non_null(log);
+    ferry_tensor *f = ferry_floor(a); /* "ferry.unary2": out and in */
+    assert_tensor(f);
+    float got[6];
+    assert_ok(ferry_tensor_copy_to_host(f, got, sizeof got));
+    for (int i = 0; i < 6; i++)
+        assert_true(got[i] == 2.0f);
+    int nd[8], dt[8];
+    int64_t numel[8];
+    int n = log(nd, dt, numel, 8);
+    assert_int_equal(n, 2);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(dt[i], FERRY_FLOAT32);
+        assert_true(nd[i] >= 1 && nd[i] <= 2);
+        assert_int_equal(numel[i], 6);
+    }
+    ferry_tensor_release(f);
     ferry_tensor_release(a);
 }
 
@@ -179,6 +237,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_abi_1_0_plugin_runs_everything_through_the_fallback,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_early_1_1_plugin_reads_named_descriptors_at_its_stride, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,6 +42,10 @@
 /* A complete ABI 1.0 plugin: its table ends after matmul, before get_kernel (1.1). */
 #define FAKE_OPS_MINOR 0
 #define FAKE_OPS_SIZE offsetof(ferry_backend_ops, get_kernel)
+#elif defined(FAKE_1_1_EARLY)
+/* Built before binary_scalar and ferry_kernel_tensor.struct_size were appended to 1.1. */
+#define FAKE_OPS_MINOR 1
+#define FAKE_OPS_SIZE offsetof(ferry_backend_ops, binary_scalar)
 #elif defined(FAKE_NEW_MINOR)
 /* A plugin built against the next minor: its table has two more entries at the end,
  * which this core does not know and must not call. */
@@ -316,7 +320,86 @@ static ferry_status fake_synchronize(int32_t device)
     return fake_check_device("synchronize", device);
 }
 
-#if defined(FAKE_OLD_MINOR) || defined(FAKE_ABI_1_0)
+#if defined(FAKE_ABI_1_0)
+#include <ferry/dtype_info.h>
+
+/* A 1.0 kernel entry, so descriptors the core builds today (with struct_size appended)
+ * are read by a plugin that knows only the six members of ABI 1.0. Any strides. */
+static ferry_status fake_fill(int32_t device, const ferry_kernel_tensor *out, const void *value)
+{
+    size_t es = ferry_dtype_info_size(out->dtype);
+    if (!es || out->ndim < 0 || out->ndim > FERRY_MAX_DIMS)
+        return host->error(FERRY_ERR_UNSUPPORTED, "%s: fill of dtype %d, %d dims",
+                           FAKE_CLAIMED_NAME, (int)out->dtype, (int)out->ndim);
+    int64_t idx[FERRY_MAX_DIMS] = {0}, n = 1;
+    for (int d = 0; d < out->ndim; d++)
+        n *= out->shape[d];
+    unsigned char *base = fake_mem(out->buffer) + out->byte_offset;
+    for (int64_t k = 0; k < n; k++) {
+        int64_t off = 0;
+        for (int d = 0; d < out->ndim; d++)
+            off += idx[d] * out->strides[d];
+        memcpy(base + off * (int64_t)es, value, es);
+        for (int d = out->ndim - 1; d >= 0 && ++idx[d] == out->shape[d]; d--)
+            idx[d] = 0;
+    }
+    return FERRY_OK;
+}
+#endif
+
+#if defined(FAKE_1_1_EARLY)
+/* Its named kernels read ferry_op_args.tensors as its header laid the array out: six
+ * members, offsetof(ferry_kernel_tensor, struct_size) bytes apart. It logs what it read
+ * and declines, so the op runs on the cpu. */
+#define FAKE_EARLY_STRIDE offsetof(ferry_kernel_tensor, struct_size)
+static int early_ndims[8], early_dtypes[8], early_count; /* guarded by lock */
+static int64_t early_numel[8];
+
+FERRY_BACKEND_EXPORT int fake_early_log(int *ndims, int *dtypes, int64_t *numel, int cap);
+int fake_early_log(int *ndims, int *dtypes, int64_t *numel, int cap)
+{
+    pthread_mutex_lock(&lock);
+    int n = early_count;
+    for (int i = 0; i < n && i < cap; i++) {
+        ndims[i] = early_ndims[i];
+        dtypes[i] = early_dtypes[i];
+        numel[i] = early_numel[i];
+    }
+    pthread_mutex_unlock(&lock);
+    return n;
+}
+
+static ferry_status early_kernel(int32_t device, const ferry_op_args *args)
+{
+    const unsigned char *p = (const unsigned char *)args->tensors;
+    pthread_mutex_lock(&lock);
+    early_count = 0;
+    for (int i = 0; i < args->ntensors && i < 8; i++) {
+        ferry_kernel_tensor t;
+        memset(&t, 0, sizeof t);
+        memcpy(&t, p + (size_t)i * FAKE_EARLY_STRIDE, FAKE_EARLY_STRIDE);
+        int64_t n = -1;
+        if (t.ndim >= 0 && t.ndim <= FERRY_MAX_DIMS) {
+            n = 1;
+            for (int d = 0; d < t.ndim; d++)
+                n *= t.shape[d];
+        }
+        early_ndims[i] = t.ndim;
+        early_dtypes[i] = (int)t.dtype;
+        early_numel[i] = n;
+        early_count++;
+    }
+    pthread_mutex_unlock(&lock);
+    return host->error(FERRY_ERR_UNSUPPORTED, "%s: named kernels decline", FAKE_CLAIMED_NAME);
+}
+
+static ferry_named_kernel early_get_kernel(int32_t device, const char *name)
+{
+    return early_kernel;
+}
+#endif
+
+#if defined(FAKE_OLD_MINOR) || defined(FAKE_ABI_1_0) || defined(FAKE_1_1_EARLY)
 /* Members past struct_size hold traps: a core that reads them from an old plugin instead
  * of treating them as absent calls one of these, and the test process stops loudly. */
 static void fake_trap(const char *member)
@@ -325,10 +408,19 @@ static void fake_trap(const char *member)
             FAKE_CLAIMED_NAME, member, (size_t)FAKE_OPS_SIZE);
     abort();
 }
+#if !defined(FAKE_1_1_EARLY)
 static ferry_named_kernel trap_get_kernel(int32_t device, const char *name)
 {
     fake_trap("get_kernel");
     return NULL;
+}
+#endif
+static ferry_status trap_binary_scalar(int32_t device, ferry_binary_op op,
+                                       const ferry_kernel_tensor *out,
+                                       const ferry_kernel_tensor *a, const ferry_kernel_scalar *b)
+{
+    fake_trap("binary_scalar");
+    return FERRY_ERR_BACKEND;
 }
 #endif
 #if defined(FAKE_OLD_MINOR)
@@ -442,8 +534,16 @@ static const fake_future_ops fake_table = {
         .reduce = trap_reduce,
         .matmul = trap_matmul,
         .get_kernel = trap_get_kernel,
+        .binary_scalar = trap_binary_scalar,
+#elif defined(FAKE_1_1_EARLY)
+        .get_kernel = early_get_kernel,
+        .dlpack_device_type = 0,
+        .handles_are_addresses = FAKE_HOST_ACCESSIBLE,
+        .binary_scalar = trap_binary_scalar,
 #elif defined(FAKE_ABI_1_0)
+        .fill = fake_fill,
         .get_kernel = trap_get_kernel,
+        .binary_scalar = trap_binary_scalar,
 #else
         /* kDLExtDev for the host-accessible variants: DLPack exchange goes by what the
          * plugin declares, not by its name. */

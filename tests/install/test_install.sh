@@ -16,6 +16,7 @@ libdir="$(cd "$root" && ls -d lib* | head -n 1)"
 
 test -f "$root/include/ferry/ferry.h"
 test -f "$root/include/ferry/backend.h"
+test -f "$root/include/ferry/dtype_info.h"
 test -f "$root/$libdir/cmake/ferry/ferryConfig.cmake"
 test -f "$root/$libdir/pkgconfig/ferry.pc"
 test -f "$root/$libdir/ferry/libferry-backend-cpu.so"

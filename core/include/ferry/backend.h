@@ -7,6 +7,7 @@
 #define FERRY_BACKEND_H
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <ferry/ferry.h>
@@ -73,7 +74,9 @@ typedef struct ferry_host_api {
 
 /**
  * A tensor as a kernel sees it. The core has already broadcast (stride 0), promoted,
- * allocated outputs and collapsed contiguous dimensions.
+ * allocated outputs and collapsed contiguous dimensions. Valid during the call only,
+ * the shape and strides arrays included: a backend that queues work past the call
+ * copies what it keeps.
  */
 typedef struct ferry_kernel_tensor {
     void *buffer;           /**< handle from alloc (a host pointer when host-accessible) */
@@ -82,7 +85,32 @@ typedef struct ferry_kernel_tensor {
     int32_t ndim;           /**< 0 .. FERRY_MAX_DIMS; 0 is a scalar */
     const int64_t *shape;   /**< ndim entries */
     const int64_t *strides; /**< ndim entries, in elements; may be 0 or negative */
+    /* --- ABI 1.1 --- */
+    /**
+     * sizeof(ferry_kernel_tensor) of the core that built it, so members appended later
+     * are read only when present (FERRY_KERNEL_TENSOR_HAS). Set on every descriptor
+     * the core passes. An ABI 1.1 plugin built before this member existed (its
+     * ferry_backend_ops ends before binary_scalar) receives ferry_op_args.tensors at
+     * that older stride, offsetof(ferry_kernel_tensor, struct_size).
+     */
+    size_t struct_size;
 } ferry_kernel_tensor;
+
+/** True when the descriptor `t` (built by a core of any minor) holds `member`. */
+#define FERRY_KERNEL_TENSOR_HAS(t, member)                                              \
+    ((t)->struct_size >= offsetof(ferry_kernel_tensor, member) + sizeof((t)->member))
+
+/**
+ * A scalar operand passed by value (ABI 1.1): one element of `dtype` as that dtype is
+ * stored in memory (float16 and bfloat16 as their 16 bits, bool as 0 or 1), in the
+ * host's byte order, from value[0]; the other bytes are 0. `value` is 8-byte aligned,
+ * so it may be read as the element's C type. The core has already converted the
+ * scalar to the operation's compute dtype. Valid during the call only.
+ */
+typedef struct ferry_kernel_scalar {
+    ferry_dtype dtype;
+    unsigned char value[16] __attribute__((aligned(8)));
+} ferry_kernel_scalar;
 
 /**
  * A named op's operands and parameters (ABI 1.1, DESIGN.md "Open op set"). Valid during
@@ -173,7 +201,11 @@ typedef enum ferry_reduce_op {
 /**
  * A backend's constant table. Required members must be non-NULL; optional ones may be
  * NULL, and a kernel may also return FERRY_ERR_UNSUPPORTED for a dtype it lacks: the
- * core then runs the op on the CPU backend through staging. Every entry may be called
+ * core then runs the op on the CPU backend through staging. An op or sub-op a backend
+ * does not know (an enum value appended after it was built, or a name get_kernel has no
+ * row for) likewise answers FERRY_ERR_UNSUPPORTED (or NULL from get_kernel), never
+ * FERRY_ERR_INVALID_ARGUMENT, so appending one never breaks an older plugin; backends
+ * built on fk_plan (backends/kernels) do so. Every entry may be called
  * from any thread with no core lock held; a backend serialises its own queues.
  * `device` is always in 0 .. count-1 as reported by init.
  */
@@ -281,6 +313,17 @@ typedef struct ferry_backend_ops {
     /** Whether a buffer handle is a device address that may be advanced by a byte
      * offset (CUDA pointers), rather than an opaque object (a cl_mem). */
     bool handles_are_addresses;
+    /**
+     * Optional. out = a op b for a scalar b, exactly as `binary` with b a tensor of
+     * out's shape holding b everywhere (broadcast strides of 0) and a's dtype
+     * (b->dtype == a->dtype): the same results bit for bit, without uploading b. The
+     * core uses it for `tensor op scalar`; when it is NULL or answers
+     * FERRY_ERR_UNSUPPORTED, b reaches `binary` as a 0-d tensor on the device. supports()
+     * is asked as for `binary` (FERRY_OP_BINARY, dtypes a, a, out).
+     */
+    ferry_status (*binary_scalar)(int32_t device, ferry_binary_op op,
+                                  const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
+                                  const ferry_kernel_scalar *b);
     /* --- ABI 1.2: append below this line only --- */
 } ferry_backend_ops;
 

@@ -562,6 +562,19 @@ FERRY_API ferry_status ferry_unary2_out(ferry_tensor *out, ferry_tensor *a, int 
                                                         ferry_scalar b);
 FERRY_BINARY2_OPS_(FERRY_DECLARE_BINARY2_)
 
+/** Reflected scalar forms, `b op a` for a scalar b (Python's `2 - t`, `2 / t`, `2 ** t`,
+ * `2 // t`, `2 % t`, `2 << t`, `2 >> t`): promoted as the `_scalar_ex` forms promote (a
+ * scalar changes a's category, never its width; integers divide in float32), with the
+ * op's own refusals (`True - t`, "ZeroDivisionError" for an integer a holding 0) and a
+ * gradient through a. ferry_rsub_scalar(a, 2.0) is 2 - a. */
+#define FERRY_REFLECTED_OPS_(X)                                                             \
+    X(sub) X(div) X(pow) X(floor_divide) X(remainder) X(bitwise_left_shift)                 \
+    X(bitwise_right_shift)
+#define FERRY_DECLARE_REFLECTED_(name)                                                      \
+    FERRY_API ferry_tensor *ferry_r##name##_scalar(ferry_tensor *a, double b);                \
+    FERRY_API ferry_tensor *ferry_r##name##_scalar_ex(ferry_tensor *a, ferry_scalar b);
+FERRY_REFLECTED_OPS_(FERRY_DECLARE_REFLECTED_)
+
 /** where(cond, a, b): cond bool (else PyTorch's "where expected condition to be a boolean
  * tensor, but got a tensor with dtype Long"), a and b promoted, all three broadcast. */
 FERRY_API ferry_tensor *ferry_where(ferry_tensor *cond, ferry_tensor *a, ferry_tensor *b);
