@@ -25,6 +25,8 @@
 
 #include <ferry/distributed.h>
 
+#include "mlp_model.h"
+
 #define NPARAM 4
 
 typedef struct config {
@@ -69,40 +71,6 @@ static void init_weights(const config *cfg, float *w[NPARAM], const int64_t shap
             double u = (double)(s >> 11) / 9007199254740992.0;
             w[i][k] = (float)((2 * u - 1) / sqrt(fan_in[i]));
         }
-}
-
-/* Releases its arguments; for chains of temporaries. */
-static ferry_tensor *take(ferry_tensor *r, ferry_tensor *a, ferry_tensor *b)
-{
-    ferry_tensor_release(a);
-    ferry_tensor_release(b);
-    return r;
-}
-
-static ferry_tensor *forward(ferry_tensor *const *p, ferry_tensor *x)
-{
-    ferry_tensor *h = ferry_matmul(x, p[0]);
-    h = h ? take(ferry_add(h, p[1]), h, NULL) : NULL;
-    h = h ? take(ferry_tanh(h), h, NULL) : NULL;
-    ferry_tensor *z = h ? take(ferry_matmul(h, p[2]), h, NULL) : NULL;
-    return z ? take(ferry_add(z, p[3]), z, NULL) : NULL;
-}
-
-/* mean(-sum(log_softmax(logits) * onehot, 1)), the max subtracted (and detached). */
-static ferry_tensor *cross_entropy(ferry_tensor *logits, ferry_tensor *onehot)
-{
-    int d = 1;
-    ferry_tensor *m = ferry_max(logits, 1, &d, true);
-    ferry_tensor *md = m ? take(ferry_tensor_detach(m), m, NULL) : NULL;
-    ferry_tensor *z = md ? take(ferry_sub(logits, md), md, NULL) : NULL;
-    ferry_tensor *e = z ? ferry_exp(z) : NULL;
-    ferry_tensor *s = e ? take(ferry_sum(e, 1, &d, true), e, NULL) : NULL;
-    ferry_tensor *l = s ? take(ferry_log(s), s, NULL) : NULL;
-    ferry_tensor *lp = l ? take(ferry_sub(z, l), z, l) : take(NULL, z, NULL);
-    ferry_tensor *pick = lp ? take(ferry_mul(lp, onehot), lp, NULL) : NULL;
-    ferry_tensor *row = pick ? take(ferry_sum(pick, 1, &d, false), pick, NULL) : NULL;
-    ferry_tensor *mean = row ? take(ferry_mean(row, 0, NULL, false), row, NULL) : NULL;
-    return mean ? take(ferry_neg(mean), mean, NULL) : NULL;
 }
 
 /* SGD on (x, y) from weights w; averages the gradients over the world when `dist`.

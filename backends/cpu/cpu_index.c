@@ -312,12 +312,8 @@ static ferry_status cpu_gather(int32_t device, const ferry_op_args *a)
     int64_t units = outer * nch;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int t = 0, parts = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        parts = omp_get_num_threads();
-#endif
-        int64_t lo = cpu_split(units, parts, t, 1), hi = cpu_split(units, parts, t + 1, 1);
+        int64_t lo, hi;
+        cpu_thread_part(units, 1, &lo, &hi);
         int64_t pos[FERRY_MAX_DIMS];
         bool any = false;
         int64_t bad = 0;
@@ -580,12 +576,8 @@ static ferry_status cpu_index(int32_t device, const ferry_op_args *a)
     int nt = cpu_threads_for(w.outer * w.row, 32768);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int t = 0, parts = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        parts = omp_get_num_threads();
-#endif
-        int64_t lo = cpu_split(w.outer, parts, t, 1), hi = cpu_split(w.outer, parts, t + 1, 1);
+        int64_t lo, hi;
+        cpu_thread_part(w.outer, 1, &lo, &hi);
         int64_t pos[FERRY_MAX_DIMS];
         if (lo < hi)
             unravel(w.nd, w.t0->shape, lo, pos);

@@ -149,12 +149,8 @@ static ferry_status cpu_random(int32_t device, const ferry_op_args *args)
         int nt = cpu_threads_for(nfull, 16384);
 #pragma omp parallel num_threads(nt) if (nt > 1)
         {
-            int t = 0, parts = 1;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-            parts = omp_get_num_threads();
-#endif
-            int64_t lo = cpu_split(nfull, parts, t, 16), hi = cpu_split(nfull, parts, t + 1, 16);
+            int64_t lo, hi;
+            cpu_thread_part(nfull, 16, &lo, &hi);
             int64_t j = lo;
             if (lo < hi)
                 j += cpu_random_f32_vec(&p, (uint64_t)lo, hi - lo, o + 4 * lo);
@@ -179,12 +175,8 @@ static ferry_status cpu_random(int32_t device, const ferry_op_args *args)
         int nt = cpu_threads_for(nfull, 16384);
 #pragma omp parallel num_threads(nt) if (nt > 1)
         {
-            int t = 0, parts = 1;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-            parts = omp_get_num_threads();
-#endif
-            int64_t lo = cpu_split(nfull, parts, t, 16), hi = cpu_split(nfull, parts, t + 1, 16);
+            int64_t lo, hi;
+            cpu_thread_part(nfull, 16, &lo, &hi);
             float tile[4 * 256];
             for (int64_t j0 = lo; j0 < hi; j0 += 256) {
                 int64_t m = hi - j0 < 256 ? hi - j0 : 256;
@@ -214,12 +206,8 @@ static ferry_status cpu_random(int32_t device, const ferry_op_args *args)
         int nt = cpu_threads_for(nfull, 16384);
 #pragma omp parallel num_threads(nt) if (nt > 1)
         {
-            int t = 0, parts = 1;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-            parts = omp_get_num_threads();
-#endif
-            int64_t lo = cpu_split(nfull, parts, t, 16), hi = cpu_split(nfull, parts, t + 1, 16);
+            int64_t lo, hi;
+            cpu_thread_part(nfull, 16, &lo, &hi);
             int64_t j = lo;
             if (lo < hi)
                 j += cpu_random_int_vec(&p, (uint64_t)lo, hi - lo, o + 4 * es * lo, wide);

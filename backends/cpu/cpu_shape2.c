@@ -56,12 +56,8 @@ static ferry_status cpu_tri(int32_t device, const ferry_op_args *a)
     int nt = cpu_threads_for(lines * g.cols, 32768);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int t = 0, parts = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        parts = omp_get_num_threads();
-#endif
-        int64_t lo = cpu_split(lines, parts, t, 1), hi = cpu_split(lines, parts, t + 1, 1);
+        int64_t lo, hi;
+        cpu_thread_part(lines, 1, &lo, &hi);
         if (lo < hi)
             fn(&g, out, in, lo, hi);
     }
