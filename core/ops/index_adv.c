@@ -17,7 +17,9 @@
 typedef struct plan {
     int ndim;                                /* t's */
     const ferry_tensor *full[FERRY_MAX_DIMS]; /* per dim of t: its index, or NULL */
-    ferry_tensor *owned[FERRY_MAX_DIMS];     /* what the plan made (mask columns, moves) */
+    /* What the plan made: each index covers at least one dim of t and owns at most its
+     * move to t's device, a mask's nonzero() and two views per dim it covers. */
+    ferry_tensor *owned[4 * FERRY_MAX_DIMS];
     int nowned;
     int k;                    /* indexed dims */
     int dims[FERRY_MAX_DIMS]; /* which, ascending */
@@ -37,6 +39,11 @@ static void plan_free(plan *p)
 
 static ferry_tensor *own(plan *p, ferry_tensor *t)
 {
+    if (t && p->nowned == (int)(sizeof p->owned / sizeof p->owned[0])) {
+        ferry_tensor_release(t); /* unreachable by the bound above; never overrun */
+        ferry__error(FERRY_ERR_INVALID_ARGUMENT, "index: too many index tensors");
+        return NULL;
+    }
     if (t)
         p->owned[p->nowned++] = t;
     return t;

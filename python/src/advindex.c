@@ -73,7 +73,7 @@ typedef struct parsed {
     PyObject *basic; /* a tuple */
     ferry_tensor *entries[MAX_ITEMS];
     int nentries;
-    ferry_tensor *owned[MAX_ITEMS];
+    ferry_tensor *owned[2 * MAX_ITEMS]; /* an item's index, and a 0-d mask's [0] or [] */
     int nowned;
     bool trivial; /* the basic key is the whole tensor: write into t itself */
 } parsed;
