@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ferry/ops/index.h>
+
 #include "ops/ops_internal.h"
 
 static const ferry_op kind_op[] = {FERRY_OP_UNARY, FERRY_OP_BINARY, FERRY_OP_REDUCE,
@@ -114,7 +116,10 @@ ferry_status ferry__launch_binary_scalar(ferry_binary_op op, const ferry_tensor 
     return ferry__be_binary_scalar(out->storage->backend, out->storage->device, op, &ko, &ka, b);
 }
 
-#define NAMED_MAX_TENSORS 8
+/* Tensors of one named op: an advanced index takes out, flag, t and one per index
+ * (ferry/ops/index.h). Descriptors for up to NAMED_STACK_TENSORS live on the stack. */
+#define NAMED_MAX_TENSORS (3 + FERRY_INDEX_MAX_INDICES)
+#define NAMED_STACK_TENSORS 8
 
 /* The descriptors as the plugin's header laid them out: one built before
  * ferry_kernel_tensor.struct_size existed (its table ends before binary_scalar) indexes
@@ -125,10 +130,19 @@ static ferry_status call_named(const ferry_backend *be, ferry_named_kernel k, in
                                operand **ops, ferry_tensor *const *mem, int n, int nout,
                                const void *params, size_t params_size)
 {
-    ferry_kernel_tensor kt[NAMED_MAX_TENSORS];
+    ferry_kernel_tensor stack_kt[NAMED_STACK_TENSORS];
+    _Alignas(ferry_kernel_tensor) unsigned char stack_packed[sizeof stack_kt];
+    ferry_kernel_tensor *kt = stack_kt;
+    unsigned char *packed = stack_packed;
+    if (n > NAMED_STACK_TENSORS) {
+        kt = malloc((size_t)n * sizeof *kt * 2);
+        if (!kt)
+            return ferry__error(FERRY_ERR_OUT_OF_MEMORY, "out of host memory for %d descriptors",
+                                n);
+        packed = (unsigned char *)(kt + n);
+    }
     for (int i = 0; i < n; i++)
         ferry__describe(ops[i], mem[i], &kt[i]);
-    _Alignas(ferry_kernel_tensor) unsigned char packed[sizeof kt];
     const ferry_kernel_tensor *tensors = kt;
     if (!FERRY_OPS_HAS(be->ops, binary_scalar)) {
         for (int i = 0; i < n; i++)
@@ -143,7 +157,10 @@ static ferry_status call_named(const ferry_backend *be, ferry_named_kernel k, in
         .params = params,
         .params_size = params_size,
     };
-    return k(dev, &args);
+    ferry_status st = k(dev, &args);
+    if (kt != stack_kt)
+        free(kt);
+    return st;
 }
 
 ferry_status ferry__launch_named(const char *name, operand **ops, int n, int nout,

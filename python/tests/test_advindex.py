@@ -304,3 +304,19 @@ def test_scalar_bool_tensor_and_view_writes():
     b = a * 1
     with pytest.raises(RuntimeError, match="view"):
         b[0, [0, 1]] = ferry.tensor([1.0, 2.0])
+
+
+def test_many_index_tensors():
+    # More index tensors than a kernel's stack of descriptors holds: six broadcast
+    # together, and 64 one-element masks over 64 dims (each mask owns three tensors).
+    a = ferry.arange(216.0).reshape(2, 3, 2, 3, 2, 3)
+    i, j = [[1, 0]], [[2], [0]]
+    key = tuple(ferry.tensor(v) for v in (i, j, i, j, i, j))
+    want = [[a[1, 2, 1, 2, 1, 2].item(), a[0, 2, 0, 2, 0, 2].item()],
+            [a[1, 0, 1, 0, 1, 0].item(), a[0, 0, 0, 0, 0, 0].item()]]
+    assert a[key].tolist() == want
+    t = ferry.zeros([1] * 64)
+    masks = tuple([ferry.tensor([True])] * 64)
+    assert tuple(t[masks].shape) == (1,)
+    t[masks] = 5
+    assert t.sum().item() == 5.0
