@@ -137,7 +137,9 @@ static void check_device(const char *dev)
             ferry_tensor *s0 = ferry_tensor_from_data(elem, d, 0, NULL, dev);
             assert_tensor(s0);
             /* Integers divide in float32, which the int scalar reaches unwrapped. */
-            float sf = s.kind == FERRY_SCALAR_INT ? (float)s.value.i : (float)s.value.b;
+            float sf = s.kind == FERRY_SCALAR_INT    ? (float)s.value.i
+                       : s.kind == FERRY_SCALAR_BOOL ? (float)s.value.b
+                                                     : (float)s.value.f;
             ferry_tensor *s0_div = ferry_tensor_from_data(&sf, FERRY_FLOAT32, 0, NULL, dev);
             assert_tensor(s0_div);
             for (size_t oi = 0; oi < sizeof ops / sizeof ops[0]; oi++) {
