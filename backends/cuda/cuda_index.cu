@@ -20,61 +20,16 @@ static const index_kernel gathers[] = {FK_DTYPES(CUDA_INDEX_ROW)};
 static const index_kernel scatters[] = {FK_DTYPES(CUDA_INDEX_ROW)};
 #undef CUDA_INDEX_ROW
 
-static size_t elsize(ferry_dtype d)
-{
-    static const size_t sizes[FERRY_NUM_DTYPES] = {1, 1, 1, 2, 4, 8, 2, 2, 4, 8};
-    return sizes[d];
-}
-
-static void put(fk_igeom *g, int k, const ferry_kernel_tensor *t)
-{
-    for (int d = 0; d < g->ndim; d++)
-        g->stride[k][d] = t->strides[d];
-    g->offset[k] = (fk_i64)(t->byte_offset / elsize(t->dtype));
-}
+static const size_t sizes[FERRY_NUM_DTYPES] = {1, 1, 1, 2, 4, 8, 2, 2, 4, 8};
 
 static ferry_status run(int32_t dev, const ferry_op_args *a, bool gather)
 {
-    if (a->ntensors != 4 || !a->params)
-        return FERRY_ERR_UNSUPPORTED;
+    fk_igeom g;
+    int plan = fk_igeom_fill(&g, a, gather ? 1 : 0, sizes);
+    if (plan != 0)
+        return plan < 0 ? FERRY_ERR_UNSUPPORTED : FERRY_OK;
     const ferry_kernel_tensor *t0 = &a->tensors[0], *flag = &a->tensors[1];
     const ferry_kernel_tensor *src = &a->tensors[gather ? 2 : 3], *idx = &a->tensors[gather ? 3 : 2];
-    const ferry_kernel_tensor *walk = gather ? t0 : idx;
-    if (walk->ndim > FK_MAX_DIMS || walk->ndim < 1 || flag->byte_offset != 0 ||
-        flag->ndim != 1 || flag->strides[0] != 1)
-        return FERRY_ERR_UNSUPPORTED;
-    fk_igeom g;
-    memset(&g, 0, sizeof g);
-    g.ndim = walk->ndim;
-    if (gather) {
-        const ferry_gather_params *p = (const ferry_gather_params *)a->params;
-        if (a->params_size < sizeof *p)
-            return FERRY_ERR_UNSUPPORTED;
-        g.dim = p->dim;
-        g.size = p->size;
-    } else {
-        const ferry_scatter_params *p = (const ferry_scatter_params *)a->params;
-        if (a->params_size < sizeof *p)
-            return FERRY_ERR_UNSUPPORTED;
-        g.dim = p->dim;
-        g.size = p->size;
-        g.reduce = p->reduce;
-    }
-    g.numel = 1;
-    for (int d = 0; d < g.ndim; d++) {
-        g.shape[d] = walk->shape[d];
-        if (!gather && d == g.dim) {
-            g.ilen = walk->shape[d];
-            g.shape[d] = g.size;
-        }
-        g.numel *= g.shape[d];
-    }
-    if (g.numel == 0 || (!gather && g.ilen == 0))
-        return FERRY_OK;
-    put(&g, 0, t0);
-    put(&g, 1, src);
-    put(&g, 2, idx);
-    g.idx32 = idx->dtype == FERRY_INT32;
     if ((int)t0->dtype >= (int)(sizeof gathers / sizeof gathers[0]))
         return FERRY_ERR_UNSUPPORTED;
     cudaStream_t stream;
@@ -124,7 +79,6 @@ static const xindex_kernel xsets[] = {FK_DTYPES(CUDA_INDEX_ROW)};
 // "ferry.index" / "ferry.index_put": unused index arguments repeat the flag (never read).
 static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
 {
-    static const size_t sizes[FERRY_NUM_DTYPES] = {1, 1, 1, 2, 4, 8, 2, 2, 4, 8};
     fk_xgeom g;
     // Assignment walks R as index does; accumulation owns one element per thread.
     bool acc = put && a->params && a->params_size >= sizeof(ferry_index_params) &&

@@ -59,6 +59,59 @@ typedef struct fk_xgeom {
 } fk_xgeom;
 
 #if defined(FERRY_OPS_INDEX_H) && !defined(__OPENCL_VERSION__)
+/* The launch geometry of "ferry.gather" (gather 1) or "ferry.scatter" from the op's
+ * tensors, shared by the OpenCL and CUDA hosts: 0 to launch over g->numel threads, -1
+ * when the device cannot run it (the cpu runs it), 1 when there is nothing to do. */
+static int fk_igeom_fill(fk_igeom *g, const ferry_op_args *a, int gather, const size_t *elsizes)
+{
+    if (a->ntensors != 4 || !a->params)
+        return -1;
+    const ferry_kernel_tensor *t0 = &a->tensors[0], *flag = &a->tensors[1];
+    const ferry_kernel_tensor *src = &a->tensors[gather ? 2 : 3];
+    const ferry_kernel_tensor *idx = &a->tensors[gather ? 3 : 2];
+    /* Walked shape: out's (gather) or index's (scatter). The kernels write elements 0
+     * and 1 of the flag's buffer: the core allocates it fresh, dense and at offset 0. */
+    const ferry_kernel_tensor *walk = gather ? t0 : idx;
+    if (walk->ndim > FK_MAX_DIMS || walk->ndim < 1 || flag->byte_offset != 0 ||
+        flag->ndim != 1 || flag->strides[0] != 1)
+        return -1;
+    memset(g, 0, sizeof *g);
+    g->ndim = walk->ndim;
+    if (gather) {
+        const ferry_gather_params *p = (const ferry_gather_params *)a->params;
+        if (a->params_size < sizeof *p)
+            return -1;
+        g->dim = p->dim;
+        g->size = p->size;
+    } else {
+        const ferry_scatter_params *p = (const ferry_scatter_params *)a->params;
+        if (a->params_size < sizeof *p)
+            return -1;
+        g->dim = p->dim;
+        g->size = p->size;
+        g->reduce = p->reduce;
+    }
+    g->numel = 1;
+    for (int d = 0; d < g->ndim; d++) {
+        g->shape[d] = walk->shape[d];
+        if (!gather && d == g->dim) {
+            g->ilen = walk->shape[d];
+            g->shape[d] = g->size;
+        }
+        g->numel *= g->shape[d];
+    }
+    if (g->numel == 0 || (!gather && g->ilen == 0))
+        return 1;
+    const ferry_kernel_tensor *ops[3] = {t0, src, idx};
+    for (int k = 0; k < 3; k++) {
+        for (int d = 0; d < g->ndim; d++)
+            g->stride[k][d] = ops[k]->strides[d];
+        g->offset[k] = (fk_i64)(ops[k]->byte_offset / elsizes[ops[k]->dtype]);
+    }
+    g->idx32 = idx->dtype == FERRY_INT32;
+    return 0;
+}
+
 /* The launch geometry of "ferry.index" and index_put's assignment (put 0: R walked) or
  * index_put's accumulation (put 1: one self element per thread) from the op's tensors,
  * shared by the OpenCL and CUDA hosts. 0 when the device can run it, -1
