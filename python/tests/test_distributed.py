@@ -2,6 +2,7 @@
 `python -m ferry.distributed.run` (its command line, its error without mpirun, and a real
 2-rank run). The collectives themselves run under mpirun in python/tests_dist."""
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -146,7 +147,9 @@ def test_launcher_runs_two_ranks(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ferry.distributed.run", "-n", "2", str(script),
                         "-n", "5"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    lines = sorted(l for l in r.stdout.splitlines() if l.startswith("rank "))
+    # mpirun forwards each rank's stdout on its own, so two lines may arrive interleaved
+    # on one: find the reports, not the lines.
+    lines = sorted(re.findall(r"rank \d/\d \w+ [\d.]+ args=\[[^\]]*\]", r.stdout))
     assert lines == ["rank 0/2 mpi 3.0 args=['-n', '5']", "rank 1/2 mpi 3.0 args=['-n', '5']"]
 
 
