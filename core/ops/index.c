@@ -169,17 +169,24 @@ static ferry_status gather_forward(ferry_tensor *t, int dim, ferry_tensor *index
     return ferry__deliver(NULL, out, st, result);
 }
 
-FERRY_API ferry_tensor *ferry_gather(ferry_tensor *t, int dim, ferry_tensor *index)
+/* gather and index_select: the forward with recording paused, then node `name` with
+ * the index saved and the wrapped dim as its parameter. */
+typedef ferry_status (*index_forward_fn)(ferry_tensor *t, int dim, ferry_tensor *index,
+                                         ferry_tensor **result);
+
+static ferry_tensor *index_op(const char *name, index_forward_fn forward,
+                              ferry_backward_fn backward, ferry_tensor *t, int dim,
+                              ferry_tensor *index)
 {
     bool want = ferry__grad_wanted(t, NULL);
     bool prev = pause_grad();
     ferry_tensor *r = NULL;
-    ferry_status st = gather_forward(t, dim, index, &r);
+    ferry_status st = forward(t, dim, index, &r);
     resume_grad(prev);
     if (st != FERRY_OK || !want || !ferry_dtype_is_floating(r->dtype))
         return r;
     ferry__wrap_dim(&dim, t->ndim);
-    ferry_node *n = ferry__node_create("GatherBackward0", gather_backward, 1, &t);
+    ferry_node *n = ferry__node_create(name, backward, 1, &t);
     if (!n) {
         ferry__attach_or_fail(NULL, ferry_last_status(), &r);
         return r;
@@ -190,6 +197,11 @@ FERRY_API ferry_tensor *ferry_gather(ferry_tensor *t, int dim, ferry_tensor *ind
         p[0] = dim;
     ferry__attach_or_fail(n, st, &r);
     return r;
+}
+
+FERRY_API ferry_tensor *ferry_gather(ferry_tensor *t, int dim, ferry_tensor *index)
+{
+    return index_op("GatherBackward0", gather_forward, gather_backward, t, dim, index);
 }
 
 /* ---- index_select ---- */
@@ -256,25 +268,8 @@ static ferry_status index_select_forward(ferry_tensor *t, int dim, ferry_tensor 
 
 FERRY_API ferry_tensor *ferry_index_select(ferry_tensor *t, int dim, ferry_tensor *index)
 {
-    bool want = ferry__grad_wanted(t, NULL);
-    bool prev = pause_grad();
-    ferry_tensor *r = NULL;
-    ferry_status st = index_select_forward(t, dim, index, &r);
-    resume_grad(prev);
-    if (st != FERRY_OK || !want || !ferry_dtype_is_floating(r->dtype))
-        return r;
-    ferry__wrap_dim(&dim, t->ndim);
-    ferry_node *n = ferry__node_create("IndexSelectBackward0", index_select_backward, 1, &t);
-    if (!n) {
-        ferry__attach_or_fail(NULL, ferry_last_status(), &r);
-        return r;
-    }
-    int64_t *p = ferry__node_params_alloc(n, 1);
-    st = p ? ferry__node_save(n, 0, index, false) : ferry_last_status();
-    if (p)
-        p[0] = dim;
-    ferry__attach_or_fail(n, st, &r);
-    return r;
+    return index_op("IndexSelectBackward0", index_select_forward, index_select_backward, t, dim,
+                    index);
 }
 
 /* ---- scatter, scatter_add ---- */
