@@ -113,12 +113,36 @@ static bool handles_are_addresses(const ferry_backend *be)
                                                          : be->host_accessible[0];
 }
 
-/* Whether an imported DLPack type's data is an address (not a cl_mem-like handle). */
+/* dlpack.h's names, for messages only: which backend serves a type is the plugins' word. */
+static const char *dl_type_name(int32_t t)
+{
+    switch (t) {
+    case kDLCUDA:
+        return "kDLCUDA";
+    case kDLCUDAManaged:
+        return "kDLCUDAManaged";
+    case kDLOpenCL:
+        return "kDLOpenCL";
+    case kDLVulkan:
+        return "kDLVulkan";
+    case kDLMetal:
+        return "kDLMetal";
+    case kDLROCM:
+        return "kDLROCM";
+    case kDLROCMHost:
+        return "kDLROCMHost";
+    case kDLOneAPI:
+        return "kDLOneAPI";
+    default:
+        return NULL;
+    }
+}
+
+/* Whether an imported DLPack type's data is an address (not a cl_mem-like handle), in
+ * the declaring plugin's own words. */
 static bool dl_type_addresses(int32_t dl_type)
 {
-    if (dl_type == kDLOpenCL)
-        return false;
-    if (dl_type == kDLCPU || dl_type == kDLCUDA || dl_type == kDLCUDAHost)
+    if (dl_type == kDLCPU || dl_type == kDLCUDAHost)
         return true;
     const char *type = ferry__backend_for_dlpack_type(dl_type);
     ferry_backend *be = type ? ferry__backend_get(type) : NULL;
@@ -155,20 +179,17 @@ static ferry_status backend_of(const char *fn, DLDevice d, ferry_backend **be, i
         if (!*be)
             return ferry__error(ferry_last_status(), "%s: %s", fn, ferry_last_error());
         return FERRY_OK;
-    case kDLCUDA:
-        type = "cuda";
-        break;
-    case kDLOpenCL:
-        type = "opencl";
-        break;
     default:
         type = ferry__backend_for_dlpack_type((int32_t)d.device_type);
-        if (!type)
+        if (!type) {
+            const char *known = dl_type_name((int32_t)d.device_type);
             return ferry__error(FERRY_ERR_UNSUPPORTED,
-                                "%s: DLPack device type %d (device_id %d) is not supported; "
-                                "ferry imports kDLCPU (1), kDLCUDA (2), kDLCUDAHost (3), "
-                                "kDLOpenCL (4) and the types its loaded plugins declare",
-                                fn, (int)d.device_type, (int)d.device_id);
+                                "%s: DLPack device type %d (device_id %d%s%s) is not "
+                                "supported: no ferry plugin found declares it (ferry imports "
+                                "kDLCPU (1), kDLCUDAHost (3) and the types of its plugins)",
+                                fn, (int)d.device_type, (int)d.device_id, known ? ", " : "",
+                                known ? known : "");
+        }
     }
     char name[48];
     snprintf(name, sizeof name, "%s:%d", type, (int)d.device_id);

@@ -674,10 +674,17 @@ const char *ferry__device_lost_reason(const ferry_backend *be, int32_t device)
                                                                  : NULL;
 }
 
+/* Whether a loaded plugin declares DLPack type `dl_type`. Its table answers even when it
+ * has no usable device, so a kDLCUDA import on a machine without a driver reaches the cuda
+ * plugin and reports its reason, with no backend name known to the core. */
+static bool declares_dlpack_type(const ferry_backend *be, int32_t dl_type)
+{
+    return be && be->ops && FERRY_OPS_HAS(be->ops, dlpack_device_type) &&
+           be->ops->dlpack_device_type == dl_type;
+}
+
 const char *ferry__backend_for_dlpack_type(int32_t dl_type)
 {
-    /* Rare (a DLPack import of a type no built-in backend has), so every discovered
-     * plugin may be loaded to ask it. */
     const char *found = NULL;
     if (dl_type <= 0) /* 0 is what a plugin without a DLPack type declares */
         return NULL;
@@ -685,10 +692,17 @@ const char *ferry__backend_for_dlpack_type(int32_t dl_type)
     ferry__error_save(&saved);
     lock();
     discover_locked();
+    /* The plugins already loaded first; only then load the others to ask them (each load
+     * probes a driver). */
+    for (size_t i = 0; i < reg.count && !found; i++)
+        if (reg.list[i]->state != FERRY_BACKEND_NOT_LOADED &&
+            declares_dlpack_type(reg.list[i], dl_type))
+            found = reg.list[i]->name;
     for (size_t i = 0; i < reg.count && !found; i++) {
+        if (reg.list[i]->state != FERRY_BACKEND_NOT_LOADED)
+            continue;
         ferry_backend *be = load_locked(reg.list[i]);
-        if (be && be->state == FERRY_BACKEND_READY && FERRY_OPS_HAS(be->ops, dlpack_device_type) &&
-            be->ops->dlpack_device_type == dl_type)
+        if (declares_dlpack_type(be, dl_type))
             found = be->name;
     }
     unlock();
