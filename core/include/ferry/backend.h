@@ -307,7 +307,10 @@ typedef struct ferry_backend_ops {
     /**
      * The DLPack device type of this backend's memory (kDLCUDA = 2, kDLOpenCL = 4,
      * kDLROCM = 10, ...; dlpack.h), or 0 when it has none: its tensors then refuse a
-     * DLPack export, and imports of that type come to it (as "NAME:device_id").
+     * DLPack export, and imports of that type come to it (as "NAME:device_id"), even
+     * when it has no usable device, so such an import fails with the plugin's reason.
+     * The core knows no backend by name: two plugins declaring one type go in discovery
+     * order.
      */
     int32_t dlpack_device_type;
     /** Whether a buffer handle is a device address that may be advanced by a byte
