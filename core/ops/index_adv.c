@@ -273,9 +273,11 @@ static ferry_status launch(const char *name, const ferry_tensor *t, const plan *
         st = ferry_tensor_copy_to_host(flag, f, sizeof f);
     if (st == FERRY_OK && f[0]) {
         int j = f[2] >= 0 && f[2] < p->k ? (int)f[2] : 0;
+        /* torch's words: the dimension is the index tensor's place among the index
+         * tensors (x[:, [5]] says dimension 0), not the indexed dim of t. */
         st = ferry__error(FERRY_ERR_INDEX,
                           "index %" PRId64 " is out of bounds for dimension %d with size %" PRId64,
-                          f[1], p->k ? p->dims[j] : 0, p->k ? t->shape[p->dims[j]] : 0);
+                          f[1], j, p->k ? t->shape[p->dims[j]] : 0);
     }
     ferry_tensor_release(flag);
     free(prm);

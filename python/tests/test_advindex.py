@@ -258,8 +258,11 @@ def test_devices_equal_cpu(dev):
         t.index_put_((ferry.tensor([0, 2, 0], device=t.device), ferry.tensor([1, 3, 1], device=t.device)),
                      ferry.tensor([1.0, 2.0, 4.0], device=t.device), accumulate=True)
     assert t2.cpu().tolist() == t1.tolist()
-    with pytest.raises(IndexError, match="index 9 is out of bounds for dimension 1 with size 4"):
+    # torch numbers the index tensors, not the tensor's dims: [:, [9]] names dimension 0.
+    with pytest.raises(IndexError, match="index 9 is out of bounds for dimension 0 with size 4"):
         ferry.zeros(3, 4, device=dev)[:, [9]]
+    with pytest.raises(IndexError, match="index 9 is out of bounds for dimension 1 with size 4"):
+        ferry.zeros(2, 3, 4, device=dev)[[0], :, [9]]
 
 
 def test_accumulate_large_with_duplicates_is_exact():

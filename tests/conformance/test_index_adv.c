@@ -453,9 +453,10 @@ static void test_index_adv_refuses_with_pytorch_messages_on_every_device(void **
         ferry_tensor_release(r);
         ferry_tensor *one = ferry_ones(FERRY_FLOAT32, 0, NULL, dev);
         assert_tensor(one);
+        /* As torch: the first index tensor is "dimension 0" though it indexes dim 1. */
         st = ferry_index_put(t2, 2, (const ferry_tensor *[]){NULL, bad}, one, false);
         conf_expect_error(&w, "ferry_index_put", st != FERRY_OK, FERRY_ERR_INDEX, FERRY_ERR_INDEX,
-                          "index 7 is out of bounds for dimension 1 with size 5");
+                          "index 7 is out of bounds for dimension 0 with size 5");
         st = ferry_index_put(t, 1, (const ferry_tensor *[]){bad}, t, true);
         conf_expect_error(&w, "ferry_index_put", st != FERRY_OK, FERRY_ERR_INVALID_ARGUMENT,
                           FERRY_ERR_INVALID_ARGUMENT,
