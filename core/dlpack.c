@@ -185,7 +185,7 @@ static ferry_status backend_of(const char *fn, DLDevice d, ferry_backend **be, i
             const char *known = dl_type_name((int32_t)d.device_type);
             return ferry__error(FERRY_ERR_UNSUPPORTED,
                                 "%s: DLPack device type %d (device_id %d%s%s) is not "
-                                "supported: no ferry plugin found declares it (ferry imports "
+                                "supported: no ferry plugin declares it (ferry imports "
                                 "kDLCPU (1), kDLCUDAHost (3) and the types of its plugins)",
                                 fn, (int)d.device_type, (int)d.device_id, known ? ", " : "",
                                 known ? known : "");
