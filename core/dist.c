@@ -741,6 +741,9 @@ static ferry_status run_chunk(void *ctx, void *buf, size_t offset, size_t len)
     case K_SEND:
         return j->comm->ops->send(buf, len, j->peer, j->tag, j->device);
     case K_RECV:
+        /* From any source: the first chunk names the sender, the rest come from it. */
+        if (j->peer < 0)
+            return j->comm->ops->recv_any(buf, len, j->tag, &j->peer, j->device);
         return j->comm->ops->recv(buf, len, j->peer, j->tag, j->device);
     default:
         return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "run_chunk: not an elementwise kind");
@@ -765,8 +768,15 @@ static ferry_status run_elementwise(job *j, ferry_tensor *t, const ferry_dist_gr
     j->parts = group_size(g);
     size_t n = tensor_nbytes(t);
     ferry_status st = sync_tensor(t);
-    if (st != FERRY_OK || n == 0)
+    if (st != FERRY_OK)
         return st;
+    if (n == 0) {
+        /* An empty message still travels, so a receive from any source learns its sender
+         * (and a send always pairs with one receive). */
+        static char none[1];
+        bool p2p = j->kind == K_SEND || j->kind == K_RECV;
+        return p2p && r.comm == &dist.host ? run_chunk(j, none, 0, 0) : FERRY_OK;
+    }
     if (r.path == PATH_STAGED) {
         ferry_storage *s = t->storage;
         st = ferry__copy_staged_ex(writes ? s : NULL, t->byte_offset, reads ? s : NULL,
@@ -1185,6 +1195,208 @@ FERRY_API ferry_status ferry_all_to_all(ferry_tensor *out, const ferry_tensor *i
     return run_blocks(&j, out, in, g, tensor_nbytes(in) / (size_t)W);
 }
 
+/* Rows per block: splits (NULL: dim 0 in W equal blocks) checked against t's dim 0, as
+ * byte sizes and offsets of t's blocks. */
+static ferry_status split_bytes(const ferry_tensor *t, const int64_t *splits, int W,
+                                const char *name, const char *fn, size_t *bytes, size_t *offs,
+                                int64_t *rows)
+{
+    int64_t d0 = t->shape[0];
+    size_t row = (size_t)ferry__numel(t->ndim - 1, t->shape + 1) * ferry_dtype_size(t->dtype);
+    if (!splits && d0 % W != 0)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: Tensor's dim 0 does not divide equally across group size %d",
+                            fn, W);
+    int64_t sum = 0;
+    bool over = false;
+    for (int r = 0; r < W && !over; r++) {
+        int64_t k = splits ? splits[r] : d0 / W;
+        if (k < 0)
+            return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: %s[%d] is %lld, negative",
+                                fn, name, r, (long long)k);
+        over = __builtin_add_overflow(sum, k, &sum);
+        rows[r] = k;
+    }
+    if (over || sum != d0)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: Split sizes doesn't match total dim 0 size (%s adds up to "
+                            "%s%lld rows, dim 0 has %lld)",
+                            fn, name, over ? "more than " : "", (long long)(over ? INT64_MAX : sum),
+                            (long long)d0);
+    size_t off = 0;
+    for (int r = 0; r < W; r++) {
+        bytes[r] = (size_t)rows[r] * row; /* <= the tensor's bytes: no overflow */
+        offs[r] = off;
+        off += bytes[r];
+    }
+    return FERRY_OK;
+}
+
+/* FERRY_DIST_DEBUG for all_to_all_v: one dtype and trailing shape everywhere, and what
+ * each rank sends each other is what that one expects; every rank checks every pair, so
+ * all fail alike. */
+static ferry_status debug_all_to_all_v(const ferry_tensor *in, const int64_t *rows_io,
+                                       const ferry_dist_group *g, const char *fn)
+{
+    if (!dist.debug)
+        return FERRY_OK;
+    size_t W = (size_t)group_size(g);
+    ferry_status st = FERRY_OK;
+    desc mine;
+    desc_fill(&mine, K_ALL_TO_ALL, in, -1, 0);
+    mine.shape[0] = mine.numel = 0; /* dim 0 differs by design */
+    desc *all = calloc(W, sizeof *all);
+    int64_t *rows = calloc(2 * W * W, sizeof *rows); /* per rank: in rows, out rows */
+    if (!all || !rows)
+        st = ferry__error(FERRY_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    if (st == FERRY_OK)
+        st = dist.host.ops->all_gather(all, &mine, sizeof mine, g ? g->host : NULL, NULL);
+    for (size_t r = 1; r < W && st == FERRY_OK; r++)
+        st = desc_compare(&all[0], g ? g->ranks[0] : 0, &all[r], g ? g->ranks[r] : (int)r, fn);
+    if (st == FERRY_OK)
+        st = dist.host.ops->all_gather(rows, rows_io, 2 * W * sizeof *rows, g ? g->host : NULL,
+                                       NULL);
+    for (size_t q = 0; q < W && st == FERRY_OK; q++)
+        for (size_t b = 0; b < W && st == FERRY_OK; b++) {
+            int64_t sent = rows[q * 2 * W + b], expected = rows[b * 2 * W + W + q];
+            if (sent != expected)
+                st = ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                                  "%s: rank %d sends %lld rows to rank %d, which expects %lld "
+                                  "(FERRY_DIST_DEBUG)",
+                                  fn, g ? g->ranks[q] : (int)q, (long long)sent,
+                                  g ? g->ranks[b] : (int)b, (long long)expected);
+        }
+    free(all);
+    free(rows);
+    return st;
+}
+
+/* Uneven blocks through staging: in rounds of at most c bytes of every block, host
+ * tensors read and written in place (the offsets say where), the others through
+ * buffers of W blocks of c. */
+static ferry_status all_to_all_v_rounds(const comm_plugin *cm, const ferry_comm_group *cg,
+                                        ferry_tensor *out, const size_t *ob, const size_t *oo,
+                                        const ferry_tensor *in, const size_t *ib,
+                                        const size_t *io, int W, size_t c, size_t rounds,
+                                        size_t *v)
+{
+    size_t *rin = v, *rio = v + W, *rout = v + 2 * W, *roo = v + 3 * W;
+    bool hin = in->storage->host_accessible, hout = out->storage->host_accessible;
+    ferry_backend *owner[2] = {NULL, NULL};
+    size_t cap = c * (size_t)W;
+    char *tin = hin ? NULL : ferry__staging_alloc(in->storage->backend, NULL, cap, &owner[0]);
+    char *tout = hout ? NULL : ferry__staging_alloc(out->storage->backend, NULL, cap, &owner[1]);
+    ferry_status st = FERRY_OK;
+    if ((!hin && !tin) || (!hout && !tout))
+        st = ferry__error(FERRY_ERR_OUT_OF_MEMORY,
+                          "ferry_all_to_all_v: out of host memory for %zu-byte staging "
+                          "buffers", cap);
+    for (size_t k = 0; k < rounds && st == FERRY_OK; k++) {
+        size_t at = k * c;
+        for (int r = 0; r < W; r++) {
+            rin[r] = ib[r] > at ? (ib[r] - at < c ? ib[r] - at : c) : 0;
+            rout[r] = ob[r] > at ? (ob[r] - at < c ? ob[r] - at : c) : 0;
+            rio[r] = hin ? io[r] + (rin[r] ? at : 0) : (size_t)r * c;
+            roo[r] = hout ? oo[r] + (rout[r] ? at : 0) : (size_t)r * c;
+        }
+        for (int r = 0; r < W && !hin && st == FERRY_OK; r++)
+            if (rin[r])
+                st = piece_get(in, io[r] + at, tin + rio[r], rin[r]);
+        if (st == FERRY_OK)
+            st = cm->ops->all_to_allv(hout ? raw_ptr(out) : tout, rout, roo,
+                                      hin ? raw_ptr(in) : tin, rin, rio, cg, NULL);
+        for (int r = 0; r < W && !hout && st == FERRY_OK; r++)
+            if (rout[r])
+                st = piece_put(out, oo[r] + at, tout + roo[r], rout[r]);
+    }
+    if (tin)
+        ferry__staging_free(owner[0], tin, cap);
+    if (tout)
+        ferry__staging_free(owner[1], tout, cap);
+    return st;
+}
+
+FERRY_API ferry_status ferry_all_to_all_v(ferry_tensor *out, const int64_t *out_splits,
+                                          const ferry_tensor *in, const int64_t *in_splits,
+                                          const ferry_dist_group *g)
+{
+    static const char fn[] = "ferry_all_to_all_v";
+    ferry_status st = check_group(g, fn);
+    if (st == FERRY_OK)
+        st = check_pair(out, in, fn);
+    if (st != FERRY_OK)
+        return st;
+    bool same = in->ndim == out->ndim && in->ndim > 0;
+    for (int d = 1; same && d < in->ndim; d++)
+        same = in->shape[d] == out->shape[d];
+    if (!same) {
+        char a[256], b[256];
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: output and input tensors must have at least one dimension "
+                            "and agree in every dimension but 0 (%s and %s)",
+                            fn, ferry__shape_str(out->ndim, out->shape, a, sizeof a),
+                            ferry__shape_str(in->ndim, in->shape, b, sizeof b));
+    }
+    const comm_plugin *cm = &dist.host;
+    route ri, ro;
+    route_for(in, g, &ri);
+    route_for(out, g, &ro);
+    bool device = ri.comm == &dist.device && ro.comm == &dist.device;
+    if (device)
+        cm = &dist.device;
+    if (!FERRY_COMM_HAS(cm->ops, all_to_allv) || !cm->ops->all_to_allv)
+        return ferry__error(FERRY_ERR_UNSUPPORTED,
+                            "%s: the %s communicator has no all_to_all with uneven blocks", fn,
+                            cm->name);
+    int W = group_size(g);
+    /* Byte sizes and offsets of in's and out's blocks, then room for one round's. */
+    size_t *v = malloc(8 * (size_t)W * sizeof *v);
+    int64_t *rows = malloc(2 * (size_t)W * sizeof *rows);
+    if (!v || !rows) {
+        free(v);
+        free(rows);
+        return ferry__error(FERRY_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    }
+    size_t *ib = v, *io = v + W, *ob = v + 2 * W, *oo = v + 3 * W;
+    st = split_bytes(in, in_splits, W, "input_split_sizes", fn, ib, io, rows);
+    if (st == FERRY_OK)
+        st = split_bytes(out, out_splits, W, "output_split_sizes", fn, ob, oo, rows + W);
+    if (st == FERRY_OK)
+        st = check_overlap(out, in, fn);
+    if (st == FERRY_OK)
+        st = debug_all_to_all_v(in, rows, g, fn);
+    if (st == FERRY_OK)
+        st = sync_tensor(in);
+    if (st == FERRY_OK)
+        st = sync_tensor(out);
+    const ferry_comm_group *cg = device ? ri.cg : g ? g->host : NULL;
+    if (st == FERRY_OK && device) {
+        st = cm->ops->all_to_allv(raw_ptr(out), ob, oo, raw_ptr(in), ib, io, cg, ri.device);
+    } else if (st == FERRY_OK) {
+        /* Every rank must make as many calls: they agree on the largest block and on
+         * whether any rank stages (then all go in rounds of one chunk per block). */
+        bool staged = !in->storage->host_accessible || !out->storage->host_accessible;
+        int64_t most[2] = {0, staged};
+        for (int r = 0; r < W; r++) {
+            most[0] = (int64_t)ib[r] > most[0] ? (int64_t)ib[r] : most[0];
+            most[0] = (int64_t)ob[r] > most[0] ? (int64_t)ob[r] : most[0];
+        }
+        st = dist.host.ops->all_reduce(most, 2, FERRY_INT64, FERRY_COMM_MAX, cg, NULL);
+        if (st == FERRY_OK && !most[1]) {
+            st = cm->ops->all_to_allv(raw_ptr(out), ob, oo, raw_ptr(in), ib, io, cg, NULL);
+        } else if (st == FERRY_OK) {
+            size_t c = chunk_bytes(in->dtype, W);
+            size_t rounds = ((size_t)most[0] + c - 1) / c;
+            st = all_to_all_v_rounds(cm, cg, out, ob, oo, in, ib, io, W, c, rounds, v + 4 * W);
+        }
+    }
+    if (st == FERRY_OK && device)
+        st = sync_tensor(out);
+    free(v);
+    free(rows);
+    return st;
+}
+
 static ferry_status check_peer(int peer, int tag, const char *fn, const char *what)
 {
     if (peer < 0 || peer >= dist.size)
@@ -1248,4 +1460,47 @@ FERRY_API ferry_status ferry_recv(ferry_tensor *t, int src, int tag)
         return st;
     job j = {.kind = K_RECV, .dtype = t->dtype, .peer = src, .tag = tag};
     return run_elementwise(&j, t, NULL, false, true);
+}
+
+FERRY_API ferry_status ferry_recv_any(ferry_tensor *t, int tag, int *src)
+{
+    static const char fn[] = "ferry_recv_any";
+    if (src)
+        *src = -1;
+    ferry_status st = check_init();
+    if (st == FERRY_OK)
+        st = check_tensor_arg(t, fn, true);
+    if (st != FERRY_OK)
+        return st;
+    if (tag < 0)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: tag %d is negative", fn, tag);
+    if (dist.size < 2)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: the world has 1 rank: there is no other rank to receive from",
+                            fn);
+    route r;
+    route_for(t, NULL, &r);
+    const ferry_comm_ops *o = r.comm->ops;
+    if (!FERRY_COMM_HAS(o, recv_any) || !o->recv_any ||
+        (dist.debug && (!FERRY_COMM_HAS(dist.host.ops, recv_any) || !dist.host.ops->recv_any)))
+        return ferry__error(FERRY_ERR_UNSUPPORTED,
+                            "%s: the %s communicator cannot receive from any source (pass "
+                            "the sender's rank)",
+                            fn, r.comm->name);
+    int peer = -1;
+    if (dist.debug) {
+        /* The sender's description comes first and names it; the data follow from it. */
+        desc mine, theirs;
+        st = dist.host.ops->recv_any(&theirs, sizeof theirs, tag, &peer, NULL);
+        if (st != FERRY_OK)
+            return st;
+        desc_fill(&mine, K_SEND, t, -1, 0);
+        if ((st = desc_compare(&theirs, peer, &mine, dist.rank, fn)) != FERRY_OK)
+            return st;
+    }
+    job j = {.kind = K_RECV, .dtype = t->dtype, .peer = peer, .tag = tag};
+    st = run_elementwise(&j, t, NULL, false, true);
+    if (st == FERRY_OK && src)
+        *src = j.peer;
+    return st;
 }

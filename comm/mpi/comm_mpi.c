@@ -661,6 +661,46 @@ static ferry_status mpi_all_to_all(void *out, const void *in, size_t nbytes,
     return FERRY_OK;
 }
 
+/* MPI_Alltoallv counts and displacements are ints: each byte figure must fit. */
+static ferry_status to_ints(const size_t *v, int n, int *out)
+{
+    for (int r = 0; r < n; r++) {
+        if (v[r] > INT_MAX)
+            return host->error(FERRY_ERR_INVALID_ARGUMENT,
+                               "mpi: all_to_all: a block size or offset of %zu bytes (rank "
+                               "%d): MPI counts stop at %d", v[r], r, INT_MAX);
+        out[r] = (int)v[r];
+    }
+    return FERRY_OK;
+}
+
+static ferry_status mpi_all_to_allv(void *out, const size_t *out_bytes, const size_t *out_offs,
+                                    const void *in, const size_t *in_bytes,
+                                    const size_t *in_offs, const ferry_comm_group *g,
+                                    const char *device)
+{
+    ferry_status st = host_only(device, "all_to_all");
+    if (st != FERRY_OK)
+        return st;
+    int n = size_of(g);
+    int *v = malloc(4 * (size_t)n * sizeof *v);
+    if (!v)
+        return host->error(FERRY_ERR_OUT_OF_MEMORY, "mpi: all_to_all: out of memory");
+    int *sc = v, *sd = v + n, *rc = v + 2 * n, *rd = v + 3 * n;
+    if ((st = to_ints(in_bytes, n, sc)) == FERRY_OK && (st = to_ints(in_offs, n, sd)) == FERRY_OK &&
+        (st = to_ints(out_bytes, n, rc)) == FERRY_OK && (st = to_ints(out_offs, n, rd)) == FERRY_OK) {
+        st = begin("all_to_all", g, -1);
+        if (st == FERRY_OK) {
+            int rc_ = MPI_Alltoallv(in, sc, sd, MPI_BYTE, out, rc, rd, MPI_BYTE, comm_of(g));
+            end();
+            if (rc_ != MPI_SUCCESS)
+                st = mpi_fail(rc_, "MPI_Alltoallv");
+        }
+    }
+    free(v);
+    return st;
+}
+
 static ferry_status check_tag(int tag)
 {
     if (tag < 0 || tag > mpi.tag_ub)
@@ -706,6 +746,31 @@ static ferry_status mpi_recv(void *buf, size_t nbytes, int peer, int tag, const 
     return FERRY_OK;
 }
 
+static ferry_status mpi_recv_any(void *buf, size_t nbytes, int tag, int *peer,
+                                 const char *device)
+{
+    ferry_status st = check_count(nbytes, "recv");
+    if (st == FERRY_OK)
+        st = check_tag(tag);
+    if (st == FERRY_OK)
+        st = host_only(device, "recv");
+    if (st != FERRY_OK)
+        return st;
+    MPI_Status status;
+    RUN("recv", NULL, -1,
+        MPI_Recv(buf, (int)nbytes, MPI_BYTE, MPI_ANY_SOURCE, tag, mpi.world, &status),
+        "MPI_Recv");
+    *peer = status.MPI_SOURCE;
+    int got = 0;
+    MPI_Get_count(&status, MPI_BYTE, &got);
+    if ((size_t)got != nbytes)
+        return host->error(FERRY_ERR_INVALID_ARGUMENT,
+                           "mpi: recv from any rank (tag %d) got %d bytes from rank %d, "
+                           "expected %zu: the tensors differ",
+                           tag, got, status.MPI_SOURCE, nbytes);
+    return FERRY_OK;
+}
+
 static char version[MPI_MAX_LIBRARY_VERSION_STRING];
 
 static const ferry_comm_ops ops = {
@@ -728,6 +793,8 @@ static const ferry_comm_ops ops = {
     .all_to_all = mpi_all_to_all,
     .send = mpi_send,
     .recv = mpi_recv,
+    .recv_any = mpi_recv_any,
+    .all_to_allv = mpi_all_to_allv,
 };
 
 FERRY_BACKEND_EXPORT const ferry_comm_ops *ferry_comm_entry(const ferry_host_api *h)

@@ -344,6 +344,30 @@ static ferry_status nccl_all_to_all(void *out, const void *in, size_t nbytes,
     return finish(g, "all_to_all");
 }
 
+/* Grouped sends and receives, as all_to_all's, with a size per peer; a zero-byte pair
+ * is left out. */
+static ferry_status nccl_all_to_allv(void *out, const size_t *out_bytes, const size_t *out_offs,
+                                     const void *in, const size_t *in_bytes,
+                                     const size_t *in_offs, const ferry_comm_group *g,
+                                     const char *device)
+{
+    ferry_status st = check_device(device, "all_to_all");
+    if (st != FERRY_OK)
+        return st;
+    int n = g ? g->n : nc.size;
+    CALL(ncclGroupStart(), "ncclGroupStart");
+    for (int r = 0; r < n; r++) {
+        if (in_bytes[r])
+            ncclSend((const char *)in + in_offs[r], in_bytes[r], ncclUint8, r, comm_of(g),
+                     nc.stream);
+        if (out_bytes[r])
+            ncclRecv((char *)out + out_offs[r], out_bytes[r], ncclUint8, r, comm_of(g),
+                     nc.stream);
+    }
+    CALL(ncclGroupEnd(), "ncclGroupEnd");
+    return finish(g, "all_to_all");
+}
+
 /* NCCL has no tags: messages between two ranks keep their order, which is all ferry's
  * send/recv promise per tag. */
 static ferry_status nccl_send(const void *buf, size_t nbytes, int peer, int tag,
@@ -387,6 +411,8 @@ static const ferry_comm_ops ops = {
     .all_to_all = nccl_all_to_all,
     .send = nccl_send,
     .recv = nccl_recv,
+    .recv_any = NULL, /* NCCL has no wildcard receive */
+    .all_to_allv = nccl_all_to_allv,
 };
 
 FERRY_BACKEND_EXPORT const ferry_comm_ops *ferry_comm_entry(const ferry_host_api *h)

@@ -295,6 +295,87 @@ static PyObject *d_recv(PyObject *self, PyObject *args)
     return status_result(st);
 }
 
+static PyObject *d_recv_any(PyObject *self, PyObject *args)
+{
+    ferry_tensor *t;
+    int tag, src = -1;
+    if (!PyArg_ParseTuple(args, "O&i:_dist_recv_any", tensor_converter, &t, &tag))
+        return NULL;
+    ferry_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ferry_recv_any(t, tag, &src);
+    Py_END_ALLOW_THREADS
+    if (st != FERRY_OK)
+        return fpy_error();
+    return PyLong_FromLong(src);
+}
+
+/* None, or a sequence of one int row count per rank of the group, into rows[n]. */
+static int splits_of(PyObject *o, const char *name, int n, int64_t *rows, int64_t **out)
+{
+    *out = NULL;
+    if (o == Py_None)
+        return 0;
+    PyObject *seq = PySequence_Fast(o, "split sizes must be a sequence of ints");
+    if (!seq)
+        return -1;
+    Py_ssize_t len = PySequence_Fast_GET_SIZE(seq);
+    if (len != n) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "all_to_all_single: %s has %zd entries, but the group has %d ranks "
+                     "(Number of tensor splits not equal to group size)",
+                     name, len, n);
+        Py_DECREF(seq);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyLong_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "all_to_all_single: %s must hold ints, got %s", name,
+                         Py_TYPE(item)->tp_name);
+            Py_DECREF(seq);
+            return -1;
+        }
+        long long v = PyLong_AsLongLong(item);
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        rows[i] = v;
+    }
+    Py_DECREF(seq);
+    *out = rows;
+    return 0;
+}
+
+static PyObject *d_all_to_all_v(PyObject *self, PyObject *args)
+{
+    ferry_tensor *out, *in;
+    PyObject *os, *is;
+    ferry_dist_group *g;
+    if (!PyArg_ParseTuple(args, "O&OO&OO&:_dist_all_to_all_v", tensor_converter, &out, &os,
+                          tensor_converter, &in, &is, group_converter, &g))
+        return NULL;
+    int n = ferry_dist_group_size(g);
+    if (n < 1)
+        return fpy_error();
+    int64_t *rows = PyMem_Malloc(2 * (size_t)n * sizeof *rows);
+    if (!rows)
+        return PyErr_NoMemory();
+    int64_t *osplits, *isplits;
+    if (splits_of(os, "output_split_sizes", n, rows, &osplits) < 0 ||
+        splits_of(is, "input_split_sizes", n, rows + n, &isplits) < 0) {
+        PyMem_Free(rows);
+        return NULL;
+    }
+    ferry_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = ferry_all_to_all_v(out, osplits, in, isplits, g);
+    Py_END_ALLOW_THREADS
+    PyMem_Free(rows);
+    return status_result(st);
+}
+
 /* [(name, None or why not)] for every communicator ferry finds. */
 static PyObject *d_backends(PyObject *self, PyObject *unused)
 {
@@ -333,6 +414,9 @@ static PyMethodDef dist_functions[] = {
     {"_dist_all_to_all", d_all_to_all, METH_VARARGS, "_dist_all_to_all(out, in, group)"},
     {"_dist_send", d_send, METH_VARARGS, "_dist_send(t, dst, tag)"},
     {"_dist_recv", d_recv, METH_VARARGS, "_dist_recv(t, src, tag)"},
+    {"_dist_recv_any", d_recv_any, METH_VARARGS, "_dist_recv_any(t, tag) -> sender's rank"},
+    {"_dist_all_to_all_v", d_all_to_all_v, METH_VARARGS,
+     "_dist_all_to_all_v(out, out_splits, in, in_splits, group)"},
     {"_dist_backends", d_backends, METH_NOARGS, "[(name, None or why not)]"},
     {NULL, NULL, 0, NULL},
 };

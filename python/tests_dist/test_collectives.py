@@ -176,8 +176,76 @@ def test_all_to_all_single():
     out = ferry.zeros(2 * n, dtype=ferry.int16)
     dist.all_to_all_single(out, inp)
     assert out.tolist() == [10 * q + r for q in range(n) for _ in range(2)]
-    with pytest.raises(NotImplementedError, match="equal"):
-        dist.all_to_all_single(out, inp, input_split_sizes=[2 * n - 1] + [1] * (n - 1))
+
+
+def _uneven(q, b):
+    """Rows rank q sends to rank b: 0 on the diagonal of rank 0, else q + 2 * b + 1."""
+    return 0 if q == b == 0 else q + 2 * b + 1
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+def test_all_to_all_single_uneven(dev):
+    _device_or_skip(dev)
+    r, n = rank(), world()
+    # Rank r's rows for rank b hold 100 * r + b, in pairs of columns (dim 1 travels too).
+    sizes_in = [_uneven(r, b) for b in range(n)]
+    sizes_out = [_uneven(q, r) for q in range(n)]
+    rows = [[100 * r + b, k] for b in range(n) for k in range(sizes_in[b])]
+    inp = ferry.tensor(rows, dtype=ferry.float32).to(dev)
+    out = ferry.zeros(sum(sizes_out), 2, dtype=ferry.float32).to(dev)
+    dist.all_to_all_single(out, inp, output_split_sizes=sizes_out,
+                           input_split_sizes=sizes_in)
+    assert out.tolist() == [[100 * q + r, k] for q in range(n) for k in range(sizes_out[q])]
+    # One side given: the other splits evenly (here the input: n rows, one per rank).
+    inp = ferry.tensor([[10 * r + b, 0] for b in range(n)], dtype=ferry.float32).to(dev)
+    out = ferry.zeros(n, 2, dtype=ferry.float32).to(dev)
+    dist.all_to_all_single(out, inp, output_split_sizes=[1] * n)
+    assert out.tolist() == [[10 * q + r, 0] for q in range(n)]
+
+
+def test_all_to_all_single_bad_splits():
+    n = world()
+    inp, out = ferry.zeros(2 * n), ferry.zeros(2 * n)
+    with pytest.raises(RuntimeError, match="Number of tensor splits not equal to group size"):
+        dist.all_to_all_single(out, inp, input_split_sizes=[2 * n])
+    with pytest.raises(RuntimeError, match="Split sizes doesn't match total dim 0 size"):
+        dist.all_to_all_single(out, inp, input_split_sizes=[2 * n + 1] + [0] * (n - 1))
+    with pytest.raises(RuntimeError, match=r"input_split_sizes\[0\] is -1, negative"):
+        dist.all_to_all_single(out, inp, input_split_sizes=[-1] + [0] * (n - 2) + [2 * n + 1])
+    with pytest.raises(TypeError, match="must hold ints"):
+        dist.all_to_all_single(out, inp, output_split_sizes=[2.0] * n)
+    with pytest.raises(RuntimeError, match="agree in every dimension but 0"):
+        dist.all_to_all_single(ferry.zeros(n, 2), ferry.zeros(n, 3), output_split_sizes=[1] * n)
+    # The ranks still agree after the refusals.
+    t = ferry.ones(1)
+    dist.all_reduce(t)
+    assert t.tolist() == [float(n)]
+
+
+@pytest.mark.parametrize("dev", DEVICES)
+def test_recv_from_any_rank(dev):
+    _device_or_skip(dev)
+    r, n = rank(), world()
+    # Every other rank sends rank 0 two messages; rank 0 takes them as they come and
+    # learns each sender, whose two messages keep their order.
+    if r == 0:
+        seen = {}
+        for _ in range(2 * (n - 1)):
+            t = ferry.zeros(3, dtype=ferry.int32).to(dev)
+            src = dist.recv(t, tag=7)
+            assert src != 0 and t.tolist()[0] == src
+            seen.setdefault(src, []).append(t.tolist()[1])
+        assert seen == {q: [0, 1] for q in range(1, n)}
+        empty = ferry.zeros(0).to(dev)
+        assert dist.recv(empty, tag=8) == n - 1  # an empty tensor names its sender too
+    else:
+        for k in range(2):
+            dist.send(ferry.tensor([r, k, 5], dtype=ferry.int32).to(dev), 0, tag=7)
+        if r == n - 1:
+            dist.send(ferry.zeros(0).to(dev), 0, tag=8)
+    with pytest.raises(NotImplementedError, match="with a group"):
+        dist.recv(ferry.zeros(1), group=dist.new_group(list(range(n))))
+    dist.barrier()
 
 
 def test_send_recv_in_order():
@@ -247,8 +315,6 @@ def test_errors():
         dist.send(t, r)
     with pytest.raises(RuntimeError, match=f"ferry_send: Invalid destination rank {n}"):
         dist.send(t, n)
-    with pytest.raises(ValueError, match="src is required"):
-        dist.recv(t)
     with pytest.raises(NotImplementedError, match="Cannot use ReduceOp.AVG with boolean"):
         dist.all_reduce(ferry.ones(2, dtype=ferry.bool), op=dist.ReduceOp.AVG)
     with pytest.raises(RuntimeError, match="Tensors must be contiguous"):

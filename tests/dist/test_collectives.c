@@ -240,6 +240,139 @@ static void test_all_to_all_swaps_blocks(void **state)
     free(expected);
 }
 
+/* Rows rank q sends to rank b in the uneven tests: none from rank 0 to itself, else
+ * q + 2 b + 1, times `scale`. */
+static int64_t uneven_rows(int q, int b, int64_t scale)
+{
+    return q == 0 && b == 0 ? 0 : ((int64_t)q + 2 * (int64_t)b + 1) * scale;
+}
+
+/* Element (row k, column c) of what rank q sends rank b. */
+static double uneven_val(ferry_dtype dt, int q, int b, int64_t k, int c)
+{
+    if (dt == FERRY_BOOL)
+        return (q + b + k + c) % 2;
+    return (double)((10 * q + 3 * b + k + c) % 50);
+}
+
+/* all_to_all_v with rows x 3 tensors and blocks of their own sizes (`scale` times the
+ * rows of uneven_rows); then equal input blocks with uneven output splits given. */
+static void check_all_to_all_v(ferry_dtype dt, const char *dev, int64_t scale)
+{
+    int64_t in_splits[16], out_splits[16], nin = 0, nout = 0;
+    for (int b = 0; b < W; b++) {
+        nin += in_splits[b] = uneven_rows(R, b, scale);
+        nout += out_splits[b] = uneven_rows(b, R, scale);
+    }
+    double *v = malloc((size_t)(nin + 1) * 3 * sizeof *v);
+    double *expected = malloc((size_t)(nout + 1) * 3 * sizeof *expected);
+    assert_non_null(v);
+    assert_non_null(expected);
+    size_t at = 0;
+    for (int b = 0; b < W; b++)
+        for (int64_t k = 0; k < in_splits[b]; k++)
+            for (int c = 0; c < 3; c++)
+                v[at++] = uneven_val(dt, R, b, k, c);
+    ferry_tensor *flat = make(dt, v, (size_t)nin * 3, dev);
+    ferry_tensor *in = ferry_reshape(flat, 2, (int64_t[]){nin, 3});
+    assert_tensor(in);
+    ferry_tensor *out = ferry_zeros(dt, 2, (int64_t[]){nout, 3}, dev);
+    assert_tensor(out);
+    assert_ok(ferry_all_to_all_v(out, out_splits, in, in_splits, NULL));
+    at = 0;
+    for (int q = 0; q < W; q++)
+        for (int64_t k = 0; k < out_splits[q]; k++)
+            for (int c = 0; c < 3; c++)
+                expected[at++] = round_to(dt, uneven_val(dt, q, R, k, c));
+    char what[96];
+    snprintf(what, sizeof what, "all_to_all_v of %s on %s", ferry_dtype_name(dt), dev);
+    assert_values(out, expected, (size_t)nout * 3, what);
+    ferry_tensor_release(out);
+    ferry_tensor_release(in);
+    ferry_tensor_release(flat);
+    free(v);
+    free(expected);
+}
+
+static void test_all_to_all_v_uneven_blocks(void **state)
+{
+    const char *dev = *state;
+    require_device(dev);
+    const ferry_dtype dts[] = {FERRY_BOOL, FERRY_INT8, FERRY_FLOAT16, FERRY_FLOAT32,
+                               FERRY_INT64};
+    for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+        check_all_to_all_v(dts[d], dev, 1);
+    /* Blocks of several chunks each: rounds of staging on the non-host devices. */
+    int64_t scale = (int64_t)(env_chunk() / 8 / (size_t)W / 3) + 1;
+    check_all_to_all_v(FERRY_FLOAT32, dev, scale);
+
+    /* NULL in_splits: equal blocks of 2 rows; out_splits says the same explicitly. */
+    size_t n = 2 * (size_t)W;
+    double v[32], expected[32];
+    for (size_t k = 0; k < n; k++)
+        v[k] = 10.0 * R + (double)k;
+    ferry_tensor *in = make(FERRY_INT32, v, n, dev);
+    ferry_tensor *out = ferry_zeros(FERRY_INT32, 1, (int64_t[]){(int64_t)n}, dev);
+    assert_tensor(out);
+    int64_t two[16];
+    for (int b = 0; b < W; b++)
+        two[b] = 2;
+    assert_ok(ferry_all_to_all_v(out, two, in, NULL, NULL));
+    for (int q = 0; q < W; q++)
+        for (int k = 0; k < 2; k++)
+            expected[2 * q + k] = 10.0 * q + 2 * R + k;
+    assert_values(out, expected, n, "all_to_all_v with equal input blocks");
+    ferry_tensor_release(in);
+    ferry_tensor_release(out);
+}
+
+/* Every rank but 0 sends rank 0 two messages on one tag; rank 0 takes them as they come,
+ * learns each sender, and sees each sender's two in order. An empty tensor names its
+ * sender too. */
+static void test_recv_any_names_the_sender(void **state)
+{
+    const char *dev = *state;
+    require_device(dev);
+    require_peers();
+    if (R == 0) {
+        int next[16] = {0};
+        for (int m = 0; m < 2 * (W - 1); m++) {
+            ferry_tensor *t = ferry_zeros(FERRY_INT64, 1, (int64_t[]){N}, dev);
+            assert_tensor(t);
+            int src = -7;
+            assert_ok(ferry_recv_any(t, 9, &src));
+            assert_true(src > 0 && src < W);
+            double expected[N];
+            for (size_t i = 0; i < N; i++)
+                expected[i] = val(FERRY_INT64, src + next[src], i);
+            next[src]++;
+            assert_values(t, expected, N, "recv_any");
+            ferry_tensor_release(t);
+        }
+        for (int q = 1; q < W; q++)
+            assert_int_equal(next[q], 2);
+        ferry_tensor *e = ferry_zeros(FERRY_FLOAT32, 1, (int64_t[]){0}, dev);
+        assert_tensor(e);
+        int src = -7;
+        assert_ok(ferry_recv_any(e, 10, &src));
+        assert_int_equal(src, W - 1);
+        ferry_tensor_release(e);
+    } else {
+        for (int m = 0; m < 2; m++) {
+            ferry_tensor *t = rank_tensor(FERRY_INT64, R + m, N, dev);
+            assert_ok(ferry_send(t, 0, 9));
+            ferry_tensor_release(t);
+        }
+        if (R == W - 1) {
+            ferry_tensor *e = ferry_zeros(FERRY_FLOAT32, 1, (int64_t[]){0}, dev);
+            assert_tensor(e);
+            assert_ok(ferry_send(e, 0, 10));
+            ferry_tensor_release(e);
+        }
+    }
+    assert_ok(ferry_dist_barrier());
+}
+
 /* A ring: rank r sends to r + 1 three messages, two on tag 5 and one on tag 6; each
  * tag's messages arrive in the order sent. Rank 0 sends first, the others receive first,
  * so blocking sends of any size complete. */
@@ -279,12 +412,13 @@ static void test_send_recv_keep_order_per_tag(void **state)
     }
 }
 
-/* Many chunks with to()'s two staging buffers: 2.5 chunks of float32. */
+/* Many chunks: 4.5 chunks of float32, so the reductions' three staging buffers each
+ * take more than one chunk, and the rest's two. */
 static void test_multi_chunk_tensors(void **state)
 {
     const char *dev = *state;
     require_device(dev);
-    size_t n = env_chunk() / 4 * 5 / 2 + 3;
+    size_t n = env_chunk() / 4 * 9 / 2 + 3;
     double *expected = malloc(n * (size_t)W * sizeof *expected);
     assert_non_null(expected);
     ferry_tensor *t = rank_tensor(FERRY_FLOAT32, R, n, dev);
@@ -436,6 +570,34 @@ static void test_argument_errors(void **state)
                   "should not be the same as rank of the current process.");
     assert_status(ferry_recv(m, W + 3, 0), FERRY_ERR_INVALID_ARGUMENT, "Invalid source rank");
     assert_status(ferry_send(m, (R + 1) % W, -2), FERRY_ERR_INVALID_ARGUMENT, "tag -2");
+    assert_status(ferry_recv_any(m, -1, NULL), FERRY_ERR_INVALID_ARGUMENT,
+                  "ferry_recv_any: tag -1 is negative");
+    assert_status(ferry_recv_any(tr, 0, NULL), FERRY_ERR_INVALID_ARGUMENT,
+                  "ferry_recv_any: Tensors must be contiguous");
+    int64_t splits[16] = {0}, ok[16] = {0};
+    splits[0] = 3; /* m has 2 rows */
+    ok[0] = 2;
+    assert_status(ferry_all_to_all_v(odd2, NULL, odd, NULL, NULL), FERRY_ERR_INVALID_ARGUMENT,
+                  "does not divide equally across group size");
+    assert_status(ferry_all_to_all_v(m, ok, m, ok, NULL), FERRY_ERR_INVALID_ARGUMENT,
+                  "the output and input tensors overlap in memory");
+    ferry_tensor *m2 = ferry_zeros(FERRY_FLOAT32, 2, shape, dev);
+    assert_status(ferry_all_to_all_v(m2, splits, m, splits, NULL), FERRY_ERR_INVALID_ARGUMENT,
+                  "ferry_all_to_all_v: Split sizes doesn't match total dim 0 size "
+                  "(input_split_sizes adds up to 3 rows, dim 0 has 2)");
+    splits[0] = -1;
+    splits[W - 1] += 3;
+    assert_status(ferry_all_to_all_v(m2, NULL, m, splits, NULL), FERRY_ERR_INVALID_ARGUMENT,
+                  "input_split_sizes[0] is -1, negative");
+    splits[0] = INT64_MAX;
+    splits[W - 1] = INT64_MAX;
+    assert_status(ferry_all_to_all_v(m2, splits, m, ok, NULL), FERRY_ERR_INVALID_ARGUMENT,
+                  "output_split_sizes adds up to more than");
+    ferry_tensor *wide = ferry_zeros(FERRY_FLOAT32, 2, (int64_t[]){2, 4}, dev);
+    assert_status(ferry_all_to_all_v(wide, NULL, m, NULL, NULL), FERRY_ERR_INVALID_ARGUMENT,
+                  "agree in every dimension but 0 ((2, 4) and (2, 3))");
+    ferry_tensor_release(wide);
+    ferry_tensor_release(m2);
     assert_status(ferry_all_reduce(NULL, FERRY_DIST_SUM, NULL), FERRY_ERR_INVALID_ARGUMENT,
                   "ferry_all_reduce: tensor is NULL");
     if (strcmp(dev, "cpu") != 0) {
@@ -500,7 +662,9 @@ int main(void)
         PER_DEVICE(test_all_gather_in_rank_order),
         PER_DEVICE(test_reduce_scatter_gives_each_rank_its_block),
         PER_DEVICE(test_all_to_all_swaps_blocks),
+        PER_DEVICE(test_all_to_all_v_uneven_blocks),
         PER_DEVICE(test_send_recv_keep_order_per_tag),
+        PER_DEVICE(test_recv_any_names_the_sender),
         PER_DEVICE(test_multi_chunk_tensors),
         PER_DEVICE(test_ordering_with_device_work),
         PER_DEVICE(test_groups),

@@ -64,6 +64,38 @@ static int mismatch(int rank)
                          "recv names both tensors");
         ferry_tensor_release(t);
     }
+    /* From any source: the sender is named with its tensor. */
+    if (rank < 2) {
+        t = rank == 0 ? vec(FERRY_INT32, 2, s23) : vec(FERRY_INT32, 1, s4);
+        int src = -1;
+        st = rank == 1 ? ferry_send(t, 0, 4) : ferry_recv_any(t, 4, &src);
+        if (rank == 1)
+            bad |= check(st == FERRY_OK, "the send to any-source completes");
+        else
+            bad |= check(st == FERRY_ERR_INVALID_ARGUMENT &&
+                             strstr(ferry_last_error(), "ferry_recv_any: ranks passed") &&
+                             strstr(ferry_last_error(), "rank 1: send of int32 (4)") &&
+                             strstr(ferry_last_error(), "rank 0: send of int32 (2, 3)"),
+                         "recv_any names both tensors");
+        ferry_tensor_release(t);
+    }
+    /* Uneven all_to_all: rank 1 expects two rows from rank 0, which sends one; every
+     * rank refuses alike. */
+    int W = ferry_dist_world_size();
+    int64_t in_rows[16], out_rows[16], sin[2] = {W, 3}, sout[2] = {W + 1, 3};
+    for (int b = 0; b < W; b++)
+        in_rows[b] = out_rows[b] = 1;
+    if (rank == 1)
+        out_rows[0] = 2;
+    ferry_tensor *in = vec(FERRY_FLOAT32, 2, sin);
+    ferry_tensor *out = vec(FERRY_FLOAT32, 2, rank == 1 ? sout : sin);
+    st = ferry_all_to_all_v(out, out_rows, in, in_rows, NULL);
+    bad |= check(st == FERRY_ERR_INVALID_ARGUMENT &&
+                     strstr(ferry_last_error(), "ferry_all_to_all_v: rank 0 sends 1 rows to "
+                                                "rank 1, which expects 2 (FERRY_DIST_DEBUG)"),
+                 "uneven split mismatch named");
+    ferry_tensor_release(in);
+    ferry_tensor_release(out);
     /* After refusals the ranks still agree: a matching collective works. */
     t = vec(FERRY_FLOAT32, 2, s23);
     bad |= check(ferry_all_reduce(t, FERRY_DIST_SUM, NULL) == FERRY_OK, "matching all_reduce");

@@ -28,6 +28,11 @@ static void test_calls_before_init_fail_with_pytorchs_message(void **state)
     assert_status(ferry_all_to_all(o, t, NULL), FERRY_ERR_INVALID_ARGUMENT, not_init);
     assert_status(ferry_send(t, 1, 0), FERRY_ERR_INVALID_ARGUMENT, not_init);
     assert_status(ferry_recv(t, 1, 0), FERRY_ERR_INVALID_ARGUMENT, not_init);
+    int src = 5;
+    assert_status(ferry_recv_any(t, 0, &src), FERRY_ERR_INVALID_ARGUMENT, not_init);
+    assert_int_equal(src, -1);
+    assert_status(ferry_all_to_all_v(o, NULL, t, NULL, NULL), FERRY_ERR_INVALID_ARGUMENT,
+                  not_init);
     assert_status(ferry_dist_barrier(), FERRY_ERR_INVALID_ARGUMENT, not_init);
     int r = 0;
     assert_null(ferry_dist_new_group(&r, 1));
@@ -70,6 +75,23 @@ static void test_listing_says_which_communicators_load(void **state)
     assert_string_equal(ferry_dist_backend_status("frob"), "not a known communicator");
 }
 
+/* Without a launcher MPI makes a world of one: nobody to receive from. Last, as MPI
+ * cannot start again after its finalize. */
+static void test_recv_any_in_a_world_of_one(void **state)
+{
+    (void)state;
+    assert_ok(ferry_dist_init("mpi"));
+    assert_int_equal(ferry_dist_world_size(), 1);
+    int64_t n = 2;
+    ferry_tensor *t = ferry_zeros(FERRY_FLOAT32, 1, &n, "cpu");
+    assert_tensor(t);
+    assert_status(ferry_recv_any(t, 0, NULL), FERRY_ERR_INVALID_ARGUMENT,
+                  "ferry_recv_any: the world has 1 rank: there is no other rank to receive "
+                  "from");
+    ferry_tensor_release(t);
+    assert_ok(ferry_dist_finalize());
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -77,6 +99,7 @@ int main(void)
         cmocka_unit_test(test_init_names_a_missing_plugin_and_where_it_looked),
         cmocka_unit_test(test_init_refuses_a_bad_timeout),
         cmocka_unit_test(test_listing_says_which_communicators_load),
+        cmocka_unit_test(test_recv_any_in_a_world_of_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

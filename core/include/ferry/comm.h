@@ -128,6 +128,21 @@ typedef struct ferry_comm_ops {
     ferry_status (*send)(const void *buf, size_t nbytes, int peer, int tag, const char *device);
     ferry_status (*recv)(void *buf, size_t nbytes, int peer, int tag, const char *device);
     /* --- append below this line only --- */
+    /**
+     * Optional (NULL: the core refuses recv from any source with FERRY_ERR_UNSUPPORTED).
+     * As recv, from whichever world rank's message with `tag` matches first; *peer gets
+     * that rank. Messages of one sender keep their order.
+     */
+    ferry_status (*recv_any)(void *buf, size_t nbytes, int tag, int *peer, const char *device);
+    /**
+     * Optional (NULL: the core refuses uneven all_to_all with FERRY_ERR_UNSUPPORTED).
+     * all_to_all with blocks of their own sizes: in_bytes[r] bytes at in + in_offs[r] go
+     * to rank r, out_bytes[r] bytes from rank r land at out + out_offs[r]; one entry per
+     * group rank, and rank r's in_bytes[me] equals my out_bytes[r].
+     */
+    ferry_status (*all_to_allv)(void *out, const size_t *out_bytes, const size_t *out_offs,
+                                const void *in, const size_t *in_bytes, const size_t *in_offs,
+                                const ferry_comm_group *group, const char *device);
 } ferry_comm_ops;
 
 typedef const ferry_comm_ops *(*ferry_comm_entry_fn)(const ferry_host_api *host);

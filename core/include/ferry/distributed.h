@@ -106,10 +106,24 @@ FERRY_API ferry_status ferry_reduce_scatter(ferry_tensor *out, const ferry_tenso
  * to rank r, block r of out comes from rank r (torch's all_to_all_single). */
 FERRY_API ferry_status ferry_all_to_all(ferry_tensor *out, const ferry_tensor *in,
                                         const ferry_dist_group *group);
+/** ferry_all_to_all with blocks of their own sizes along dim 0 (torch's
+ * all_to_all_single with output_split_sizes and input_split_sizes): in_splits[r] rows of
+ * in go to rank r, out_splits[r] rows of out come from rank r, in group rank order. Each
+ * array has group size entries >= 0 summing to its tensor's dim 0; NULL means equal
+ * blocks. out and in agree in dtype, device and every dim but 0; rank r's in_splits[me]
+ * must equal my out_splits[r] (checked under FERRY_DIST_DEBUG=1). */
+FERRY_API ferry_status ferry_all_to_all_v(ferry_tensor *out, const int64_t *out_splits,
+                                          const ferry_tensor *in, const int64_t *in_splits,
+                                          const ferry_dist_group *group);
 /** Sends t to world rank dst; ferry_recv(t, src, tag) there receives it. Messages between
  * two ranks with one tag (>= 0) arrive in the order sent. */
 FERRY_API ferry_status ferry_send(const ferry_tensor *t, int dst, int tag);
 FERRY_API ferry_status ferry_recv(ferry_tensor *t, int src, int tag);
+/** ferry_recv from whichever world rank sends to this one first with `tag` (torch's
+ * recv with src=None); *src (may be NULL) gets that rank. The later messages of that
+ * sender keep their order. FERRY_ERR_UNSUPPORTED where the communicator has no
+ * wildcard receive (NCCL). */
+FERRY_API ferry_status ferry_recv_any(ferry_tensor *t, int tag, int *src);
 
 /**
  * Which communicators are usable here: for communicator number i (0 .. returned count

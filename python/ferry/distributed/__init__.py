@@ -402,23 +402,17 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
 
 def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=None,
                       group=None, async_op=False):
-    """Block r of input goes to rank r, block r of output comes from rank r (dim 0 split
-    in equal blocks)."""
+    """Block r of input goes to rank r, block r of output comes from rank r: dim 0 split
+    in input_split_sizes / output_split_sizes rows (None: equal blocks)."""
     h = _handle(group, "all_to_all_single")
     _tensor(output, "output")
     _tensor(input, "input")
-    for name, sizes, t in (("output_split_sizes", output_split_sizes, output),
-                           ("input_split_sizes", input_split_sizes, input)):
-        if sizes is None:
-            continue
-        sizes = list(sizes)
-        n = get_world_size(group)
-        if len(sizes) != n or len(set(sizes)) > 1 or sum(sizes) != t.shape[0]:
-            raise NotImplementedError(
-                f"all_to_all_single: {name}={sizes}: ferry splits dim 0 in {n} equal "
-                "blocks only (uneven splits are not supported)")
     if not _not_member(group):
-        _ferry._dist_all_to_all(output, input, h)
+        if output_split_sizes is None and input_split_sizes is None:
+            _ferry._dist_all_to_all(output, input, h)
+        else:
+            _ferry._dist_all_to_all_v(output, output_split_sizes, input, input_split_sizes,
+                                      h)
     return _done(async_op)
 
 
@@ -436,11 +430,17 @@ def send(tensor, dst=None, group=None, tag=0, group_dst=None):
 
 
 def recv(tensor, src=None, group=None, tag=0, group_src=None):
-    """Receives into tensor what rank src sent with tag; returns src."""
+    """Receives into tensor what rank src sent with tag (src None: whichever rank sends
+    first); returns the sender's rank."""
     _handle(group, "recv")
     _tensor(tensor)
     if src is None and group_src is None:
-        raise ValueError("recv(): src is required: ferry cannot receive from any rank")
+        _rank_arg(tag, "tag", "recv")
+        if group is not None:
+            # Any rank of the world could match; torch limits it to the group's.
+            raise NotImplementedError("recv(): src=None with a group: ferry receives from "
+                                      "any rank of the world only (pass group=None)")
+        return _ferry._dist_recv_any(tensor, tag)
     peer = _global_rank(group, src, group_src, "src", "recv")
     _rank_arg(tag, "tag", "recv")
     if peer == get_rank():
