@@ -1,7 +1,9 @@
 /* all_reduce SUM of float32 across the ranks of `mpirun -np 2 bench_dist`: ferry on cpu
- * tensors against MPI_Allreduce called directly on the same bytes in the same run, then
- * sim:0 and opencl:0 tensors (staged through host memory) against the cpu figure. Times
- * are medians; bus bandwidth is nccl-tests' algbw * 2 (n - 1) / n. */
+ * tensors against MPI_Allreduce called directly on the same bytes in the same run (the
+ * two alternate call by call; the ratio is the median of the per-pair ratios), then
+ * sim:0 and opencl:0 tensors (staged through host memory) against the cpu figure
+ * (`--staged [MiB] [rounds]` runs only that, interleaved). Times are medians; bus
+ * bandwidth is nccl-tests' algbw * 2 (n - 1) / n. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,67 @@ static double time_one(ferry_tensor *t, float *buf, size_t n, int iters)
     return m;
 }
 
+/* --staged [MiB] [reps]: only the staged devices against cpu tensors, interleaved (cpu,
+ * sim:0, opencl:0, cpu, ...), so load from other processes hits every kind alike; the
+ * ratio is the median of the per-round ratios. */
+static int staged_only(size_t bytes, int reps, int rank)
+{
+    size_t n = bytes / 4;
+    int64_t shape[1] = {(int64_t)n};
+    const char *devs[] = {"cpu", "sim:0", "opencl:0"};
+    ferry_tensor *t[3];
+    for (int d = 0; d < 3; d++)
+        if (!(t[d] = ferry_ones(FERRY_FLOAT32, 1, shape, devs[d]))) {
+            fprintf(stderr, "%s: %s\n", devs[d], ferry_last_error());
+            return 1;
+        }
+    double *ratio[2] = {malloc((size_t)reps * sizeof(double)),
+                        malloc((size_t)reps * sizeof(double))};
+    double *tcs = malloc((size_t)reps * sizeof(double));
+    for (int r = 0; r < reps; r++) {
+        double tc = time_one(t[0], NULL, n, 3);
+        tcs[r] = tc;
+        for (int d = 1; d < 3; d++)
+            ratio[d - 1][r] = tc / time_one(t[d], NULL, n, 3);
+    }
+    double tc = bench_median(tcs, reps);
+    for (int d = 1; d < 3; d++) {
+        double m = bench_median(ratio[d - 1], reps);
+        if (rank == 0)
+            printf("%-9s %zu bytes vs cpu (%.1f us): ratio %.3f (median of %d rounds)\n",
+                   devs[d], bytes, tc * 1e6, m, reps);
+    }
+    for (int d = 0; d < 3; d++)
+        ferry_tensor_release(t[d]);
+    free(ratio[0]);
+    free(ratio[1]);
+    free(tcs);
+    return 0;
+}
+
+/* ferry on t and MPI_Allreduce on the same bytes, alternating call by call so load from
+ * other processes hits both alike: median times, and the median of the per-pair
+ * ratios (MPI time / ferry time). */
+static void time_pair(ferry_tensor *t, size_t n, int iters, double *tf, double *tm,
+                      double *ratio)
+{
+    double *v = malloc(3 * (size_t)iters * sizeof *v);
+    double *vf = v, *vm = v + iters, *vr = v + 2 * iters;
+    float *buf = ferry_tensor_host_data(t);
+    for (int i = -1; i < iters; i++) {
+        double f = time_one(t, NULL, n, 1), m = time_one(NULL, buf, n, 1);
+        if (i < 0)
+            continue;
+        vf[i] = f;
+        vm[i] = m;
+        vr[i] = m / f;
+    }
+    *tf = bench_median(vf, iters);
+    *tm = bench_median(vm, iters);
+    *ratio = bench_median(vr, iters);
+    free(v);
+}
+
 int main(int argc, char **argv)
 {
     int provided;
@@ -53,6 +116,14 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     int rank = ferry_dist_rank(), size = ferry_dist_world_size();
+    if (argc > 1 && strcmp(argv[1], "--staged") == 0) {
+        size_t mib = argc > 2 ? strtoul(argv[2], NULL, 10) : 64;
+        int reps = argc > 3 ? atoi(argv[3]) : 5;
+        int rc = staged_only((mib ? mib : 64) << 20, reps > 0 ? reps : 5, rank);
+        ferry_dist_finalize();
+        MPI_Finalize();
+        return rc;
+    }
     double bus = 2.0 * (size - 1) / size;
     size_t max = quick ? (size_t)1 << 20 : (size_t)256 << 20;
     if (rank == 0)
@@ -63,12 +134,12 @@ int main(int argc, char **argv)
         size_t n = bytes / 4;
         int64_t shape[1] = {(int64_t)n};
         ferry_tensor *t = ferry_ones(FERRY_FLOAT32, 1, shape, "cpu");
-        float *buf = ferry_tensor_host_data(t);
         int it = quick ? 3 : iters_for(bytes);
-        double tf = time_one(t, NULL, n, it), tm = time_one(NULL, buf, n, it);
+        double tf, tm, ratio;
+        time_pair(t, n, it, &tf, &tm, &ratio);
         if (rank == 0)
             printf("%10zu %12.1f %12.1f %8.3f %12.3f %10.1f\n", bytes, tf * 1e6, tm * 1e6,
-                   tm / tf, bytes / tf * bus * 1e-9, (tf - tm) * 1e6);
+                   ratio, bytes / tf * bus * 1e-9, (tf - tm) * 1e6);
         ferry_tensor_release(t);
     }
     /* Staged devices against cpu tensors at one size. */

@@ -105,51 +105,85 @@ void ferry__staging_free(ferry_backend *owner, void *p, size_t n)
         ferry__be_host_free(owner, p);
 }
 
-/* Staging in two halves: while the uploader thread writes chunk i to the destination,
- * the caller's thread reads chunk i + 1 from the source into the other buffer, so the
- * two legs overlap (DESIGN.md: never one whole-tensor bounce). */
+/* Staging in stages: while the uploader thread writes chunk i to the destination, the
+ * caller's thread reads chunk i + 1 from the source into another buffer, so the two legs
+ * overlap (DESIGN.md: never one whole-tensor bounce). With both a `process` step and a
+ * destination (a staged all_reduce), process runs on a third thread over three buffers:
+ * chunk i + 1 is read while chunk i is processed and chunk i - 1 written back. */
+#define STAGE_BUFS 3
 typedef struct pipeline {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     ferry_storage *d, *s;
     size_t doff, soff, n, chunk;
-    ferry_stage_fn process; /* runs on each chunk between the legs, on the uploader */
+    ferry_stage_fn process; /* runs on each chunk between the legs */
     void *ctx;
-    void *buf[2];
-    size_t filled;   /* chunks read into a buffer so far */
-    size_t uploaded; /* chunks written to the destination so far */
-    bool failed;     /* either side failed: both stop */
+    void *buf[STAGE_BUFS];
+    int nbuf;
+    bool split;       /* process on its own thread, not the uploader's */
+    size_t filled;    /* chunks read into a buffer so far */
+    size_t processed; /* chunks through process so far (split only) */
+    size_t uploaded;  /* chunks done with their buffer so far */
+    bool failed;      /* any side failed: all stop */
     ferry_status up_status;
-    char up_message[512]; /* the uploader's error, re-raised on the caller's thread */
+    char up_message[512]; /* a worker's error, re-raised on the caller's thread */
 } pipeline;
+
+/* Waits until *counter passes chunk i; false when another side failed. */
+static bool stage_wait(pipeline *p, const size_t *counter, size_t i)
+{
+    pthread_mutex_lock(&p->lock);
+    while (*counter <= i && !p->failed)
+        pthread_cond_wait(&p->changed, &p->lock);
+    bool ok = !p->failed;
+    pthread_mutex_unlock(&p->lock);
+    return ok;
+}
+
+/* Records chunk i done in *counter, or the first worker error. */
+static void stage_done(pipeline *p, size_t *counter, size_t i, ferry_status st)
+{
+    pthread_mutex_lock(&p->lock);
+    if (st != FERRY_OK) {
+        if (!p->failed) {
+            p->up_status = st;
+            snprintf(p->up_message, sizeof p->up_message, "%s", ferry_last_error());
+        }
+        p->failed = true;
+    } else {
+        *counter = i + 1;
+    }
+    pthread_cond_broadcast(&p->changed);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void *processor(void *arg)
+{
+    pipeline *p = arg;
+    size_t nchunks = (p->n + p->chunk - 1) / p->chunk;
+    for (size_t i = 0; i < nchunks && stage_wait(p, &p->filled, i); i++) {
+        size_t done = i * p->chunk, len = p->n - done < p->chunk ? p->n - done : p->chunk;
+        ferry_status st = p->process(p->ctx, p->buf[i % p->nbuf], done, len);
+        stage_done(p, &p->processed, i, st);
+        if (st != FERRY_OK)
+            break;
+    }
+    return NULL;
+}
 
 static void *uploader(void *arg)
 {
     pipeline *p = arg;
     size_t nchunks = (p->n + p->chunk - 1) / p->chunk;
-    for (size_t i = 0; i < nchunks; i++) {
-        pthread_mutex_lock(&p->lock);
-        while (p->filled <= i && !p->failed)
-            pthread_cond_wait(&p->changed, &p->lock);
-        bool stop = p->failed;
-        pthread_mutex_unlock(&p->lock);
-        if (stop)
-            break;
+    const size_t *ready = p->split ? &p->processed : &p->filled;
+    for (size_t i = 0; i < nchunks && stage_wait(p, ready, i); i++) {
         size_t done = i * p->chunk, len = p->n - done < p->chunk ? p->n - done : p->chunk;
-        ferry_status st = p->process ? p->process(p->ctx, p->buf[i % 2], done, len) : FERRY_OK;
+        void *buf = p->buf[i % p->nbuf];
+        ferry_status st = p->process && !p->split ? p->process(p->ctx, buf, done, len) : FERRY_OK;
         if (st == FERRY_OK && p->d)
             st = ferry__be_copy_from_host(p->d->backend, p->d->device, p->d->buffer,
-                                          p->doff + done, p->buf[i % 2], len);
-        pthread_mutex_lock(&p->lock);
-        if (st != FERRY_OK) {
-            p->failed = true;
-            p->up_status = st;
-            snprintf(p->up_message, sizeof p->up_message, "%s", ferry_last_error());
-        } else {
-            p->uploaded = i + 1;
-        }
-        pthread_cond_broadcast(&p->changed);
-        pthread_mutex_unlock(&p->lock);
+                                          p->doff + done, buf, len);
+        stage_done(p, &p->uploaded, i, st);
         if (st != FERRY_OK)
             break;
     }
@@ -158,23 +192,27 @@ static void *uploader(void *arg)
 
 static ferry_status copy_pipelined(pipeline *p)
 {
-    pthread_t thread;
+    pthread_t thread, proc;
     if (pthread_create(&thread, NULL, uploader, p) != 0)
         return ferry__error(FERRY_ERR_BACKEND, "cannot start the staging thread");
+    if (p->split && pthread_create(&proc, NULL, processor, p) != 0) {
+        pthread_mutex_lock(&p->lock);
+        p->failed = true;
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(thread, NULL);
+        return ferry__error(FERRY_ERR_BACKEND, "cannot start the staging thread");
+    }
     size_t nchunks = (p->n + p->chunk - 1) / p->chunk;
     ferry_status st = FERRY_OK;
     for (size_t i = 0; i < nchunks && st == FERRY_OK; i++) {
-        pthread_mutex_lock(&p->lock);
-        while (p->uploaded + 2 <= i && !p->failed) /* buffer i % 2 still being written */
-            pthread_cond_wait(&p->changed, &p->lock);
-        bool stop = p->failed;
-        pthread_mutex_unlock(&p->lock);
-        if (stop)
+        /* Buffer i % nbuf is free once chunk i - nbuf is done with it. */
+        if (i >= (size_t)p->nbuf && !stage_wait(p, &p->uploaded, i - (size_t)p->nbuf))
             break;
         size_t done = i * p->chunk, len = p->n - done < p->chunk ? p->n - done : p->chunk;
         if (p->s)
-            st = ferry__be_copy_to_host(p->s->backend, p->s->device, p->buf[i % 2], p->s->buffer,
-                                        p->soff + done, len);
+            st = ferry__be_copy_to_host(p->s->backend, p->s->device, p->buf[i % p->nbuf],
+                                        p->s->buffer, p->soff + done, len);
         pthread_mutex_lock(&p->lock);
         if (st != FERRY_OK)
             p->failed = true;
@@ -183,6 +221,8 @@ static ferry_status copy_pipelined(pipeline *p)
         pthread_cond_broadcast(&p->changed);
         pthread_mutex_unlock(&p->lock);
     }
+    if (p->split)
+        pthread_join(proc, NULL);
     pthread_join(thread, NULL);
     if (st == FERRY_OK && p->up_status != FERRY_OK)
         st = ferry__error(p->up_status, "%s", p->up_message);
@@ -195,15 +235,17 @@ ferry_status ferry__copy_staged_ex(ferry_storage *d, size_t doff, ferry_storage 
     if (n == 0)
         return FERRY_OK;
     size_t chunk = n < max_chunk ? n : max_chunk;
-    int nbuf = n > chunk ? 2 : 1;
-    ferry_backend *owner[2] = {NULL, NULL};
-    void *buf[2] = {NULL, NULL};
+    size_t nchunks = (n + chunk - 1) / chunk;
+    bool split = process && d && nchunks > 2;
+    int nbuf = nchunks == 1 ? 1 : split ? STAGE_BUFS : 2;
+    ferry_backend *owner[STAGE_BUFS] = {NULL, NULL, NULL};
+    void *buf[STAGE_BUFS] = {NULL, NULL, NULL};
     for (int i = 0; i < nbuf; i++) {
         buf[i] = ferry__staging_alloc(s ? s->backend : NULL, d ? d->backend : NULL, chunk,
                                       &owner[i]);
         if (!buf[i]) {
-            if (i)
-                ferry__staging_free(owner[0], buf[0], chunk);
+            for (int k = 0; k < i; k++)
+                ferry__staging_free(owner[k], buf[k], chunk);
             return ferry__error(FERRY_ERR_OUT_OF_MEMORY,
                                 "out of host memory for a %zu-byte staging buffer", chunk);
         }
@@ -218,8 +260,8 @@ ferry_status ferry__copy_staged_ex(ferry_storage *d, size_t doff, ferry_storage 
             st = ferry__be_copy_from_host(d->backend, d->device, d->buffer, doff, buf[0], n);
     } else {
         pipeline p = {.d = d, .s = s, .doff = doff, .soff = soff, .n = n, .chunk = chunk,
-                      .process = process, .ctx = ctx, .buf = {buf[0], buf[1]},
-                      .up_status = FERRY_OK};
+                      .process = process, .ctx = ctx, .buf = {buf[0], buf[1], buf[2]},
+                      .nbuf = nbuf, .split = split, .up_status = FERRY_OK};
         pthread_mutex_init(&p.lock, NULL);
         pthread_cond_init(&p.changed, NULL);
         st = copy_pipelined(&p);
