@@ -228,37 +228,32 @@ static PyObject *s_pow_(PyObject *self, PyObject *other)
 
 /* ---- sum/mean(dtype=): the input is cast first, as torch; then tensor.c's method ---- */
 
-static PyObject *orig_sum, *orig_mean; /* tensor.c's descriptors, kept for the wrappers */
+/* tensor.c's sum and mean, called as C functions: going through their descriptors
+ * (binding a method object, then calling it) cost more than the reduction itself on a
+ * small tensor. */
+typedef PyObject *(*method_kw_fn)(PyObject *, PyObject *, PyObject *);
+static method_kw_fn orig_sum, orig_mean;
 
-static PyObject *with_dtype(PyObject *orig, PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *with_dtype(method_kw_fn orig, PyObject *self, PyObject *args, PyObject *kw)
 {
     PyObject *dt = kw ? PyDict_GetItemString(kw, "dtype") : NULL;
+    if (!dt)
+        return orig(self, args, kw);
     PyObject *kw2 = NULL, *src = self, *r = NULL;
-    if (dt) {
-        ferry_dtype d;
-        if (dt != Py_None && !fpy_dtype_converter(dt, &d))
-            return NULL;
-        if (!(kw2 = PyDict_Copy(kw)) || PyDict_DelItemString(kw2, "dtype") < 0)
-            goto done;
-        kw = kw2;
-        if (dt != Py_None && !(src = cast(self, d)))
-            goto done;
-    } else {
-        Py_INCREF(src);
-    }
+    ferry_dtype d;
+    if (dt != Py_None && !fpy_dtype_converter(dt, &d))
+        return NULL;
+    if (!(kw2 = PyDict_Copy(kw)) || PyDict_DelItemString(kw2, "dtype") < 0)
+        goto done;
     if (dt == Py_None)
         Py_INCREF(src);
-    PyObject *bound = PyObject_CallMethod(orig, "__get__", "O", src);
-    if (bound) {
-        r = PyObject_Call(bound, args, kw);
-        Py_DECREF(bound);
-    }
+    else if (!(src = cast(self, d)))
+        goto done;
+    r = orig(src, args, kw2);
     Py_DECREF(src);
     /* An integer sum accumulates in int64 in C; torch's result has dtype itself, which
      * the wrap-around of a narrower sum matches. */
-    if (r && dt && dt != Py_None && FpyTensor_Check(r)) {
-        ferry_dtype d;
-        fpy_dtype_converter(dt, &d);
+    if (r && dt != Py_None && FpyTensor_Check(r)) {
         PyObject *c = cast(r, d);
         Py_SETREF(r, c);
     }
@@ -619,11 +614,23 @@ static PyMethodDef surface_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* The C function behind a method descriptor of ferry.Tensor's that takes (args, kwargs);
+ * NULL for anything else. */
+static method_kw_fn method_function(PyObject *descr)
+{
+    if (!descr || !Py_IS_TYPE(descr, &PyMethodDescr_Type))
+        return NULL;
+    PyMethodDef *m = ((PyMethodDescrObject *)descr)->d_method;
+    if (m->ml_flags != (METH_VARARGS | METH_KEYWORDS))
+        return NULL;
+    return (method_kw_fn)(void (*)(void))m->ml_meth;
+}
+
 int fpy_surface_init(PyObject *module)
 {
     PyObject *dict = FpyTensor_Type.tp_dict;
-    orig_sum = Py_XNewRef(PyDict_GetItemString(dict, "sum"));
-    orig_mean = Py_XNewRef(PyDict_GetItemString(dict, "mean"));
+    orig_sum = method_function(PyDict_GetItemString(dict, "sum"));
+    orig_mean = method_function(PyDict_GetItemString(dict, "mean"));
     if (!orig_sum || !orig_mean) {
         PyErr_SetString(PyExc_SystemError, "ferry: Tensor.sum/mean missing at surface init");
         return -1;
