@@ -118,12 +118,14 @@ static PyObject *s_expand_as(PyObject *s, PyObject *o) { return shape_as(s, o, "
 
 /* ---- new_* : the module's factories with self's dtype and device by default ---- */
 
+static PyObject *factory_module; /* ferry._ferry, kept from fpy_surface_init */
+
 static PyObject *call_factory(PyObject *self, const char *name, PyObject *args, PyObject *kw,
                               bool want_dtype_default)
 {
-    PyObject *mod = PyImport_ImportModule("ferry._ferry");
-    PyObject *fn = mod ? PyObject_GetAttrString(mod, name) : NULL;
-    Py_XDECREF(mod);
+    /* The module kept rather than imported per call, and self's dtype and device made as
+     * their getters make them: the lookups cost more than the factory. */
+    PyObject *fn = PyObject_GetAttrString(factory_module, name);
     if (!fn)
         return NULL;
     PyObject *kwargs = kw ? PyDict_Copy(kw) : PyDict_New();
@@ -132,7 +134,7 @@ static PyObject *call_factory(PyObject *self, const char *name, PyObject *args, 
         goto done;
     PyObject *dt = PyDict_GetItemString(kwargs, "dtype");
     if ((!dt || dt == Py_None) && want_dtype_default) {
-        PyObject *d = PyObject_GetAttrString(self, "dtype");
+        PyObject *d = fpy_dtype_object(ferry_tensor_dtype(FPY_T(self)));
         if (!d || PyDict_SetItemString(kwargs, "dtype", d) < 0) {
             Py_XDECREF(d);
             goto done;
@@ -141,7 +143,7 @@ static PyObject *call_factory(PyObject *self, const char *name, PyObject *args, 
     }
     PyObject *dv = PyDict_GetItemString(kwargs, "device");
     if (!dv || dv == Py_None) {
-        PyObject *d = PyObject_GetAttrString(self, "device");
+        PyObject *d = fpy_device_object(ferry_tensor_device(FPY_T(self)));
         if (!d || PyDict_SetItemString(kwargs, "device", d) < 0) {
             Py_XDECREF(d);
             goto done;
@@ -197,12 +199,14 @@ UNARY_(relu)
 static PyObject *s_zero_(PyObject *self, PyObject *unused)
 {
     (void)unused;
+    /* fill_(0) without looking the method up and calling it by name: 0 is a number, so
+     * fill_ would go straight to fpy_fill. */
     PyObject *zero = PyLong_FromLong(0);
     if (!zero)
         return NULL;
-    PyObject *r = PyObject_CallMethod(self, "fill_", "O", zero);
+    int rc = fpy_fill(FPY_T(self), zero);
     Py_DECREF(zero);
-    return r;
+    return rc < 0 ? NULL : Py_NewRef(self);
 }
 
 static PyObject *s_pow_(PyObject *self, PyObject *other)
@@ -628,6 +632,7 @@ static method_kw_fn method_function(PyObject *descr)
 
 int fpy_surface_init(PyObject *module)
 {
+    factory_module = Py_NewRef(module);
     PyObject *dict = FpyTensor_Type.tp_dict;
     orig_sum = method_function(PyDict_GetItemString(dict, "sum"));
     orig_mean = method_function(PyDict_GetItemString(dict, "mean"));

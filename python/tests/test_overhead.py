@@ -79,3 +79,30 @@ def test_many_small_ops_do_not_grow_memory():
     grown = _rss_bytes() - start
     # A live 1-element tensor takes about 430 bytes: one leaked a round would be 40 MB.
     assert grown < 16 << 20, f"RSS grew by {grown >> 20} MiB over 1e5 rounds of small ops"
+
+
+def test_zero_is_fill_zero():
+    np = pytest.importorskip("numpy")
+    for t in (ferry.tensor([True, False]), ferry.tensor([3, -4], dtype=ferry.int8),
+              ferry.ones(2, 2)):
+        assert t.zero_() is t and t.tolist() == ferry.zeros_like(t).tolist()
+    arr = np.ones(3, dtype=np.float32)
+    arr.setflags(write=False)
+    t = ferry.from_numpy(arr)
+    with pytest.raises(RuntimeError) as fill_error:
+        t.fill_(0)
+    with pytest.raises(RuntimeError) as zero_error:
+        t.zero_()
+    assert str(zero_error.value) == str(fill_error.value)
+    assert "read-only" in str(zero_error.value)
+
+
+def test_new_factories_take_self_dtype_and_device():
+    x = ferry.ones(2, dtype=ferry.float64)
+    assert x.new_zeros(3).dtype is ferry.float64 and x.new_zeros(3).tolist() == [0.0] * 3
+    assert x.new_ones((1, 2), dtype=ferry.int32).dtype is ferry.int32
+    assert x.new_full((2,), 7).tolist() == [7.0, 7.0]
+    assert x.new_tensor([1]).dtype is ferry.float64
+    assert x.new_empty(2, device=None).device == x.device
+    with pytest.raises(TypeError):
+        x.new_zeros(2, bogus=1)
