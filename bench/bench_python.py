@@ -6,7 +6,11 @@
   * a + b on 1-element tensors against NumPy's a + b on 1-element arrays: the cost of a
     call through the module (goal: not slower than NumPy). For information, the same for
     a Python scalar operand (a + 1.0, and 1.0 - a, which needs a 0-d tensor for the
-    scalar on the left) and for writes (a[0] = 1.0, a.fill_(1.0)).
+    scalar on the left), a * 2, a.sum(), a[0] (a 0-d tensor view in ferry, as in PyTorch;
+    a NumPy scalar in NumPy), and for writes (a[0] = 1.0, a.fill_(1.0)).
+  * [a + a for _ in range(50000)]: per element, with every result kept alive until the
+    list is dropped, against NumPy's (goal: not slower than NumPy). The list's release is
+    timed with it, so deallocation counts too.
 
     PYTHONPATH=build/release/python python3 bench/bench_python.py [--quick] [--check]
 
@@ -76,6 +80,9 @@ def main():
     rows = [("a + b", lambda: na + nb, lambda: fa + fb),
             ("a + 1.0", lambda: na + 1.0, lambda: fa + 1.0),
             ("1.0 - a", lambda: 1.0 - na, lambda: 1.0 - fa),
+            ("a * 2", lambda: na * 2, lambda: fa * 2),
+            ("a.sum()", lambda: na.sum(), lambda: fa.sum()),
+            ("a[0]", lambda: na[0], lambda: fa[0]),
             ("a[0] = 1.0", np_set, fe_set),
             ("a.fill(1.0) / fill_", lambda: na.fill(1.0), lambda: fa.fill_(1.0))]
     stmts = {"nil": lambda: None}
@@ -92,6 +99,27 @@ def main():
         print(f"{'ferry  ' + label:28}{t_fe:8.0f}{t_fe / t_np:10.2f} x NumPy{flag}")
     print(f"{'(empty lambda call)':28}{best['nil']:8.0f}")
     ok &= best[("fe", 0)] <= best[("np", 0)]
+
+    n_live = 50000
+    print("\n[a + a for _ in range(%d)], then del (ns per element, best of %d, "
+          "alternating)" % (n_live, repeat))
+    live = range(n_live)
+
+    def comprehension(a):
+        def run():
+            kept = [a + a for _ in live]
+            del kept
+        return run
+    lc = {"numpy": comprehension(na), "ferry": comprehension(fa)}
+    lc_best = dict.fromkeys(lc, float("inf"))
+    for _ in range(repeat):
+        for key, stmt in lc.items():
+            lc_best[key] = min(lc_best[key], per_call_ns(stmt, 1, 1) / n_live)
+    t_np, t_fe = lc_best["numpy"], lc_best["ferry"]
+    flag = "  <- slower than NumPy" if t_fe > t_np else ""
+    print(f"{'numpy':28}{t_np:8.0f}")
+    print(f"{'ferry':28}{t_fe:8.0f}{t_fe / t_np:10.2f} x NumPy{flag}")
+    ok &= t_fe <= t_np
 
     print("\nall goals met" if ok else "\nsome goals missed")
     return 0 if ok or not args.check else 1

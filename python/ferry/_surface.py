@@ -26,7 +26,11 @@ def _check_tensor(fn, name, x):
                         f"{type(x).__name__}")
 
 
+# The wrappers below hold the Tensor method they call (looked up once, here) and do no
+# more per call than their checks: ferry.add(a, b) must cost about what a.add(b) does.
 def _binary(name):
+    method = getattr(Tensor, name)
+
     def f(input, other, *, out=None):
         if not isinstance(input, Tensor):
             if isinstance(other, Tensor):  # torch.add(2, t): the scalar comes first
@@ -36,7 +40,7 @@ def _binary(name):
                                 f"not {type(input).__name__}")
         if out is not None:
             return _ferry._out(name, out, input, other)
-        return getattr(input, name)(other)
+        return method(input, other)
     f.__name__ = name
     f.__doc__ = f"{name}(input, other, *, out=None), as torch.{name}"
     return f
@@ -48,14 +52,17 @@ def _scaled(other, alpha):
     return other * alpha
 
 
+_add, _sub, _div, _pow = (_binary(n) for n in ("add", "sub", "div", "pow"))
+
+
 def add(input, other, *, alpha=1, out=None):
     """add(input, other, *, alpha=1, out=None): input + alpha * other"""
-    return _binary("add")(input, _scaled(other, alpha), out=out)
+    return _add(input, _scaled(other, alpha), out=out)
 
 
 def sub(input, other, *, alpha=1, out=None):
     """sub(input, other, *, alpha=1, out=None): input - alpha * other"""
-    return _binary("sub")(input, _scaled(other, alpha), out=out)
+    return _sub(input, _scaled(other, alpha), out=out)
 
 
 def div(input, other, *, rounding_mode=None, out=None):
@@ -65,12 +72,12 @@ def div(input, other, *, rounding_mode=None, out=None):
             raise ValueError("div expected rounding_mode to be one of None, 'trunc', or 'floor' "
                              f"but found '{rounding_mode}'")
         raise NotImplementedError(f"div(rounding_mode='{rounding_mode}') is not supported yet")
-    return _binary("div")(input, other, out=out)
+    return _div(input, other, out=out)
 
 
 def pow(input, exponent, *, out=None):
     """pow(input, exponent, *, out=None)"""
-    return _binary("pow")(input, exponent, out=out)
+    return _pow(input, exponent, out=out)
 
 
 mul = _binary("mul")
@@ -82,11 +89,13 @@ greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
 
 def _unary(name):
+    method = getattr(Tensor, name)
+
     def f(input, *, out=None):
         _check_tensor(name, "input", input)
         if out is not None:
             return _ferry._out(name, out, input)
-        return getattr(input, name)()
+        return method(input)
     f.__name__ = name
     f.__doc__ = f"{name}(input, *, out=None), as torch.{name}"
     return f
@@ -107,13 +116,17 @@ def _dims(input, dim):
 
 
 def _reduction(name, method):
+    bound = getattr(Tensor, method)
+
     def f(input, dim=None, keepdim=False, *, dtype=None, out=None):
         _check_tensor(name, "input", input)
         if out is not None:
             if dtype is not None:
                 input = input.to(dtype)
             return _ferry._reduce_out(method, out, input, _dims(input, dim), keepdim)
-        return getattr(input, method)(dim, keepdim=keepdim, dtype=dtype)
+        if dim is None and keepdim is False and dtype is None:
+            return bound(input)  # the method's own fast path, without its parser
+        return bound(input, dim, keepdim=keepdim, dtype=dtype)
     f.__name__ = name
     f.__doc__ = f"{name}(input, dim=None, keepdim=False, *, dtype=None, out=None)"
     return f
@@ -124,11 +137,13 @@ mean = _reduction("mean", "mean")
 
 
 def _noddtype(name, method):
+    bound = getattr(Tensor, method)
+
     def f(input, dim=None, keepdim=False, *, out=None):
         _check_tensor(name, "input", input)
         if out is not None:
             return _ferry._reduce_out(method, out, input, _dims(input, dim), keepdim)
-        return getattr(input, method)(dim, keepdim=keepdim)
+        return bound(input, dim, keepdim=keepdim)
     f.__name__ = name
     return f
 

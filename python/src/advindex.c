@@ -12,7 +12,8 @@
  * a 0-d integer tensor counts as an int, as in PyTorch. */
 static bool is_advanced_item(PyObject *it)
 {
-    if (it == Py_None || it == Py_Ellipsis || PySlice_Check(it))
+    /* A plain int first: t[0] is the common key, and the NumPy test below is not free. */
+    if (PyLong_CheckExact(it) || it == Py_None || it == Py_Ellipsis || PySlice_Check(it))
         return false;
     if (FpyTensor_Check(it)) {
         ferry_tensor *x = FPY_T(it);

@@ -38,9 +38,14 @@ static int numpy_load(void)
 bool fpy_is_ndarray(PyObject *o)
 {
     if (!np_ndarray) {
-        PyObject *name = PyUnicode_FromString("numpy");
-        PyObject *np = name ? PyImport_GetModule(name) : NULL;
-        Py_XDECREF(name);
+        /* Asked for every operand that is not a number or a tensor until NumPy is
+         * imported, so the name is made once. */
+        static PyObject *name;
+        if (!name && !(name = PyUnicode_InternFromString("numpy"))) {
+            PyErr_Clear();
+            return false;
+        }
+        PyObject *np = PyImport_GetModule(name);
         if (!np) {
             PyErr_Clear();
             return false;

@@ -546,17 +546,28 @@ static PyObject *shaped(PyObject *args, PyObject *kwargs, const char *fname, sha
 {
     static char *kwlist[] = {"dtype", "device", "requires_grad", NULL};
     factory_opts o = {NULL, {false, NULL, {0}}, {fname, "requires_grad", 0}};
-    PyObject *empty = PyTuple_New(0);
-    if (!empty)
-        return NULL;
-    char fmt[64];
-    snprintf(fmt, sizeof fmt, "|$OO&O&:%s", fname);
-    int ok = PyArg_ParseTupleAndKeywords(empty, kwargs, fmt, kwlist, &o.dtype,
-                                         fpy_device_converter, &o.device, fpy_bool_converter,
-                                         &o.requires_grad);
-    Py_DECREF(empty);
-    if (!ok)
-        return NULL;
+    /* zeros(2, 3) without keywords keeps the defaults above: the parser and the format
+     * it is given cost as much as making a small tensor. */
+    if (kwargs && PyDict_GET_SIZE(kwargs) > 0) {
+        PyObject *empty = PyTuple_New(0);
+        if (!empty)
+            return NULL;
+        /* "|$OO&O&:" then the name, copied: snprintf alone cost a third of the call. */
+        static const char head[] = "|$OO&O&:";
+        char fmt[64];
+        size_t len = strlen(fname);
+        if (len > sizeof fmt - sizeof head)
+            len = sizeof fmt - sizeof head;
+        memcpy(fmt, head, sizeof head - 1);
+        memcpy(fmt + sizeof head - 1, fname, len);
+        fmt[sizeof head - 1 + len] = '\0';
+        int ok = PyArg_ParseTupleAndKeywords(empty, kwargs, fmt, kwlist, &o.dtype,
+                                             fpy_device_converter, &o.device,
+                                             fpy_bool_converter, &o.requires_grad);
+        Py_DECREF(empty);
+        if (!ok)
+            return NULL;
+    }
     int ndim;
     int64_t shape[FERRY_MAX_DIMS];
     ferry_dtype dt;

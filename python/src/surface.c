@@ -118,12 +118,14 @@ static PyObject *s_expand_as(PyObject *s, PyObject *o) { return shape_as(s, o, "
 
 /* ---- new_* : the module's factories with self's dtype and device by default ---- */
 
+static PyObject *factory_module; /* ferry._ferry, kept from fpy_surface_init */
+
 static PyObject *call_factory(PyObject *self, const char *name, PyObject *args, PyObject *kw,
                               bool want_dtype_default)
 {
-    PyObject *mod = PyImport_ImportModule("ferry._ferry");
-    PyObject *fn = mod ? PyObject_GetAttrString(mod, name) : NULL;
-    Py_XDECREF(mod);
+    /* The module kept rather than imported per call, and self's dtype and device made as
+     * their getters make them: the lookups cost more than the factory. */
+    PyObject *fn = PyObject_GetAttrString(factory_module, name);
     if (!fn)
         return NULL;
     PyObject *kwargs = kw ? PyDict_Copy(kw) : PyDict_New();
@@ -132,7 +134,7 @@ static PyObject *call_factory(PyObject *self, const char *name, PyObject *args, 
         goto done;
     PyObject *dt = PyDict_GetItemString(kwargs, "dtype");
     if ((!dt || dt == Py_None) && want_dtype_default) {
-        PyObject *d = PyObject_GetAttrString(self, "dtype");
+        PyObject *d = fpy_dtype_object(ferry_tensor_dtype(FPY_T(self)));
         if (!d || PyDict_SetItemString(kwargs, "dtype", d) < 0) {
             Py_XDECREF(d);
             goto done;
@@ -141,7 +143,7 @@ static PyObject *call_factory(PyObject *self, const char *name, PyObject *args, 
     }
     PyObject *dv = PyDict_GetItemString(kwargs, "device");
     if (!dv || dv == Py_None) {
-        PyObject *d = PyObject_GetAttrString(self, "device");
+        PyObject *d = fpy_device_object(ferry_tensor_device(FPY_T(self)));
         if (!d || PyDict_SetItemString(kwargs, "device", d) < 0) {
             Py_XDECREF(d);
             goto done;
@@ -197,12 +199,14 @@ UNARY_(relu)
 static PyObject *s_zero_(PyObject *self, PyObject *unused)
 {
     (void)unused;
+    /* fill_(0) without looking the method up and calling it by name: 0 is a number, so
+     * fill_ would go straight to fpy_fill. */
     PyObject *zero = PyLong_FromLong(0);
     if (!zero)
         return NULL;
-    PyObject *r = PyObject_CallMethod(self, "fill_", "O", zero);
+    int rc = fpy_fill(FPY_T(self), zero);
     Py_DECREF(zero);
-    return r;
+    return rc < 0 ? NULL : Py_NewRef(self);
 }
 
 static PyObject *s_pow_(PyObject *self, PyObject *other)
@@ -228,37 +232,32 @@ static PyObject *s_pow_(PyObject *self, PyObject *other)
 
 /* ---- sum/mean(dtype=): the input is cast first, as torch; then tensor.c's method ---- */
 
-static PyObject *orig_sum, *orig_mean; /* tensor.c's descriptors, kept for the wrappers */
+/* tensor.c's sum and mean, called as C functions: going through their descriptors
+ * (binding a method object, then calling it) cost more than the reduction itself on a
+ * small tensor. */
+typedef PyObject *(*method_kw_fn)(PyObject *, PyObject *, PyObject *);
+static method_kw_fn orig_sum, orig_mean;
 
-static PyObject *with_dtype(PyObject *orig, PyObject *self, PyObject *args, PyObject *kw)
+static PyObject *with_dtype(method_kw_fn orig, PyObject *self, PyObject *args, PyObject *kw)
 {
     PyObject *dt = kw ? PyDict_GetItemString(kw, "dtype") : NULL;
+    if (!dt)
+        return orig(self, args, kw);
     PyObject *kw2 = NULL, *src = self, *r = NULL;
-    if (dt) {
-        ferry_dtype d;
-        if (dt != Py_None && !fpy_dtype_converter(dt, &d))
-            return NULL;
-        if (!(kw2 = PyDict_Copy(kw)) || PyDict_DelItemString(kw2, "dtype") < 0)
-            goto done;
-        kw = kw2;
-        if (dt != Py_None && !(src = cast(self, d)))
-            goto done;
-    } else {
-        Py_INCREF(src);
-    }
+    ferry_dtype d;
+    if (dt != Py_None && !fpy_dtype_converter(dt, &d))
+        return NULL;
+    if (!(kw2 = PyDict_Copy(kw)) || PyDict_DelItemString(kw2, "dtype") < 0)
+        goto done;
     if (dt == Py_None)
         Py_INCREF(src);
-    PyObject *bound = PyObject_CallMethod(orig, "__get__", "O", src);
-    if (bound) {
-        r = PyObject_Call(bound, args, kw);
-        Py_DECREF(bound);
-    }
+    else if (!(src = cast(self, d)))
+        goto done;
+    r = orig(src, args, kw2);
     Py_DECREF(src);
     /* An integer sum accumulates in int64 in C; torch's result has dtype itself, which
      * the wrap-around of a narrower sum matches. */
-    if (r && dt && dt != Py_None && FpyTensor_Check(r)) {
-        ferry_dtype d;
-        fpy_dtype_converter(dt, &d);
+    if (r && dt != Py_None && FpyTensor_Check(r)) {
         PyObject *c = cast(r, d);
         Py_SETREF(r, c);
     }
@@ -619,11 +618,24 @@ static PyMethodDef surface_functions[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* The C function behind a method descriptor of ferry.Tensor's that takes (args, kwargs);
+ * NULL for anything else. */
+static method_kw_fn method_function(PyObject *descr)
+{
+    if (!descr || !Py_IS_TYPE(descr, &PyMethodDescr_Type))
+        return NULL;
+    PyMethodDef *m = ((PyMethodDescrObject *)descr)->d_method;
+    if (m->ml_flags != (METH_VARARGS | METH_KEYWORDS))
+        return NULL;
+    return (method_kw_fn)(void (*)(void))m->ml_meth;
+}
+
 int fpy_surface_init(PyObject *module)
 {
+    factory_module = Py_NewRef(module);
     PyObject *dict = FpyTensor_Type.tp_dict;
-    orig_sum = Py_XNewRef(PyDict_GetItemString(dict, "sum"));
-    orig_mean = Py_XNewRef(PyDict_GetItemString(dict, "mean"));
+    orig_sum = method_function(PyDict_GetItemString(dict, "sum"));
+    orig_mean = method_function(PyDict_GetItemString(dict, "mean"));
     if (!orig_sum || !orig_mean) {
         PyErr_SetString(PyExc_SystemError, "ferry: Tensor.sum/mean missing at surface init");
         return -1;

@@ -1284,8 +1284,10 @@ static PyObject *reduce(reduce_fn f, PyObject *self, PyObject *args, PyObject *k
     static char *kwlist[] = {"dim", "keepdim", NULL};
     PyObject *d = Py_None;
     fpy_bool_arg keepdim = {fmt + 5, "keepdim", 0}; /* fmt is "|OO&:name" */
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, fmt, kwlist, &d, fpy_bool_converter,
-                                     &keepdim))
+    /* t.sum() with no arguments skips the parser, which costs as much as a small sum. */
+    bool bare = PyTuple_GET_SIZE(args) == 0 && (!kwargs || PyDict_GET_SIZE(kwargs) == 0);
+    if (!bare && !PyArg_ParseTupleAndKeywords(args, kwargs, fmt, kwlist, &d, fpy_bool_converter,
+                                              &keepdim))
         return NULL;
     ferry_tensor *t = FPY_T(self), *r;
     int n = 0, dims[FERRY_MAX_DIMS];
@@ -1298,7 +1300,7 @@ static PyObject *reduce(reduce_fn f, PyObject *self, PyObject *args, PyObject *k
         if (rc < 0)
             return NULL;
     }
-    FPY_MAYBE_NOGIL(fpy_may_block(t), r = f(t, n, dims, keepdim.value));
+    FPY_MAYBE_NOGIL(fpy_obj_may_block(self), r = f(t, n, dims, keepdim.value));
     return fpy_wrap(r);
 }
 
