@@ -41,6 +41,26 @@ static atomic_uint_fast64_t next_stream_id = 1;
 #define CURRENT_SLOTS 8
 static _Thread_local ferry_stream *current[CURRENT_SLOTS];
 
+FERRY_API void ferry_stream_release(ferry_stream *s);
+
+/* A thread that ends with streams current gives their references back. */
+static pthread_key_t current_key;
+static pthread_once_t current_once = PTHREAD_ONCE_INIT;
+
+static void current_clear(void *unused)
+{
+    (void)unused;
+    for (int i = 0; i < CURRENT_SLOTS; i++) {
+        ferry_stream_release(current[i]);
+        current[i] = NULL;
+    }
+}
+
+static void current_key_make(void)
+{
+    pthread_key_create(&current_key, current_clear);
+}
+
 static ferry_stream *current_of(const ferry_backend *be, int32_t dev)
 {
     for (int i = 0; i < CURRENT_SLOTS; i++)
@@ -425,6 +445,8 @@ FERRY_API ferry_status ferry_stream_set_current(ferry_stream *s)
                             "ferry_stream_set_current: this thread already has current streams "
                             "on %d devices; set NULL first",
                             CURRENT_SLOTS);
+    pthread_once(&current_once, current_key_make);
+    pthread_setspecific(current_key, (void *)1); /* non-NULL, so the destructor runs */
     ferry_stream *old = current[slot];
     current[slot] = stream_retain(s);
     ferry_stream_release(old);

@@ -3,6 +3,7 @@
  * or reuses memory before its queued work is done reads wrong bytes, gets sim's "found a
  * buffer gone" error from synchronize, or (pinned memory) an ASan report. Backends
  * without queues (cpu, the ABI 1.0 fake plugin) must keep working, synchronously. */
+#include <pthread.h>
 #include <time.h>
 
 #include "test_util.h"
@@ -41,6 +42,7 @@ static int teardown(void **state)
     ferry_stream_set_current(NULL);
     unsetenv("FERRY_SIM_QUEUE_DELAY_US");
     unsetenv("FERRY_PLUGIN_PATH");
+    unsetenv("FERRY_SIM_DEVICES");
     ferry_shutdown();
     return 0;
 }
@@ -423,6 +425,67 @@ static void test_backends_without_queues_run_synchronously(void **state)
     ferry_tensor_release(t);
 }
 
+static void test_current_stream_slots_and_pinning_without_a_provider(void **state)
+{
+    (void)state;
+    setenv("FERRY_SIM_DEVICES", "9", 1);
+    ferry_shutdown();
+    require_backend("sim");
+    ferry_stream *s[9];
+    for (int i = 0; i < 9; i++) {
+        char dev[16];
+        snprintf(dev, sizeof dev, "sim:%d", i);
+        s[i] = ferry_stream_create(dev);
+        assert_non_null(s[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(ferry_stream_set_current(s[i]), FERRY_OK);
+    /* Making one current again on its device takes no new slot. */
+    assert_int_equal(ferry_stream_set_current(s[3]), FERRY_OK);
+    assert_int_equal(ferry_stream_set_current(s[8]), FERRY_ERR_INVALID_ARGUMENT);
+    assert_last_error(FERRY_ERR_INVALID_ARGUMENT,
+                      "already has current streams on 8 devices; set NULL first");
+    assert_int_equal(ferry_stream_set_current(NULL), FERRY_OK);
+    assert_int_equal(ferry_stream_set_current(s[8]), FERRY_OK);
+    assert_int_equal(ferry_stream_set_current(NULL), FERRY_OK);
+    for (int i = 0; i < 9; i++)
+        ferry_stream_release(s[i]);
+
+    setenv("FERRY_SIM_DEVICES", "0", 1);
+    ferry_shutdown();
+    if (ferry_is_available("opencl") || ferry_is_available("cuda")) {
+        printf("note: an accelerator offers pinned memory here; the no-provider error is not "
+               "checked\n");
+    } else {
+        int64_t n = 4;
+        assert_null(ferry_empty_pinned(FERRY_FLOAT32, 1, &n, NULL));
+        assert_last_error(FERRY_ERR_UNSUPPORTED,
+                          "ferry_empty_pinned: no usable backend offers pinned host memory");
+    }
+    unsetenv("FERRY_SIM_DEVICES");
+}
+
+/* A thread that ends with a current stream gives it back (ASan's leak check sees it). */
+static void *set_and_exit(void *arg)
+{
+    return (void *)(intptr_t)ferry_stream_set_current(arg);
+}
+
+static void test_a_thread_ending_with_a_current_stream_releases_it(void **state)
+{
+    (void)state;
+    require_backend("sim");
+    ferry_stream *s = ferry_stream_create("sim:0");
+    assert_non_null(s);
+    pthread_t th;
+    void *rc;
+    assert_int_equal(pthread_create(&th, NULL, set_and_exit, s), 0);
+    assert_int_equal(pthread_join(th, &rc), 0);
+    assert_int_equal((intptr_t)rc, FERRY_OK);
+    assert_null(ferry_stream_get_current("sim:0")); /* that thread's, not ours */
+    ferry_stream_release(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +501,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_to_ex_flags_and_pinning_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backends_without_queues_run_synchronously, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_current_stream_slots_and_pinning_without_a_provider,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_thread_ending_with_a_current_stream_releases_it,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
