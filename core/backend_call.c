@@ -112,6 +112,24 @@ static bool fault_hit(enum fault_point point, const ferry_backend *be, int32_t d
 
 /* ---- required entries ---- */
 
+#define OPTIONAL(be, member) (FERRY_OPS_HAS((be)->ops, member) ? (be)->ops->member : NULL)
+
+/* Runs `call` ordered after the queued work on the buffers in acc, and records it as
+ * their last write or use (stream.c); a plain call when nothing is queued anywhere. */
+#define TRACKED(be, dev, acc, call)                                                     \
+    do {                                                                                \
+        if (!ferry__track_active(be))                                                   \
+            return (call);                                                              \
+        int n_ = (int)(sizeof(acc) / sizeof((acc)[0]));                                 \
+        ferry_status st_ = ferry__track_begin(be, dev, acc, n_);                        \
+        if (st_ == FERRY_OK && (st_ = (call)) == FERRY_OK)                              \
+            ferry__track_end(be, dev, acc, n_);                                         \
+        return st_;                                                                     \
+    } while (0)
+#define W(be, dev, k) {(be), (dev), (k)->buffer, true}
+#define R(be, dev, k) {(be), (dev), (k)->buffer, false}
+
+
 ferry_status ferry__be_alloc(ferry_backend *be, int32_t dev, size_t nbytes, void **buf)
 {
     *buf = NULL;
@@ -139,7 +157,8 @@ ferry_status ferry__be_copy_from_host(ferry_backend *be, int32_t dev, void *dst,
         return FERRY_OK;
     if (fault_hit(FAULT_COPY_FROM_HOST, be, dev))
         return FERRY_ERR_BACKEND;
-    return be->ops->copy_from_host(dev, dst, dst_off, src, nbytes);
+    ferry_access acc[] = {{be, dev, dst, true}};
+    TRACKED(be, dev, acc, be->ops->copy_from_host(dev, dst, dst_off, src, nbytes));
 }
 
 ferry_status ferry__be_copy_to_host(ferry_backend *be, int32_t dev, void *dst, const void *src,
@@ -149,7 +168,8 @@ ferry_status ferry__be_copy_to_host(ferry_backend *be, int32_t dev, void *dst, c
         return FERRY_OK;
     if (fault_hit(FAULT_COPY_TO_HOST, be, dev))
         return FERRY_ERR_BACKEND;
-    return be->ops->copy_to_host(dev, dst, src, src_off, nbytes);
+    ferry_access acc[] = {{be, dev, src, false}};
+    TRACKED(be, dev, acc, be->ops->copy_to_host(dev, dst, src, src_off, nbytes));
 }
 
 ferry_status ferry__be_copy_on_device(ferry_backend *be, int32_t dev, void *dst, size_t dst_off,
@@ -159,7 +179,8 @@ ferry_status ferry__be_copy_on_device(ferry_backend *be, int32_t dev, void *dst,
         return FERRY_OK;
     if (fault_hit(FAULT_COPY_ON_DEVICE, be, dev))
         return FERRY_ERR_BACKEND;
-    return be->ops->copy_on_device(dev, dst, dst_off, src, src_off, nbytes);
+    ferry_access acc[] = {{be, dev, dst, true}, {be, dev, src, false}};
+    TRACKED(be, dev, acc, be->ops->copy_on_device(dev, dst, dst_off, src, src_off, nbytes));
 }
 
 ferry_status ferry__be_synchronize(ferry_backend *be, int32_t dev)
@@ -174,7 +195,7 @@ ferry_status ferry__be_device_info(ferry_backend *be, int32_t dev, ferry_device_
 
 /* ---- optional entries: absent (or beyond an older plugin's table) = unsupported ---- */
 
-#define OPTIONAL(be, member) (FERRY_OPS_HAS((be)->ops, member) ? (be)->ops->member : NULL)
+
 
 ferry_status ferry__be_copy_peer(ferry_backend *be, int32_t dst_dev, void *dst, size_t dst_off,
                                  int32_t src_dev, const void *src, size_t src_off, size_t nbytes)
@@ -185,7 +206,9 @@ ferry_status ferry__be_copy_peer(ferry_backend *be, int32_t dst_dev, void *dst, 
         return FERRY_OK;
     if (fault_hit(FAULT_COPY_PEER, be, src_dev))
         return FERRY_ERR_BACKEND;
-    return be->ops->copy_peer(dst_dev, dst, dst_off, src_dev, src, src_off, nbytes);
+    ferry_access acc[] = {{be, dst_dev, dst, true}, {be, src_dev, src, false}};
+    TRACKED(be, dst_dev, acc,
+            be->ops->copy_peer(dst_dev, dst, dst_off, src_dev, src, src_off, nbytes));
 }
 
 ferry_status ferry__be_host_alloc(ferry_backend *be, size_t nbytes, void **ptr)
@@ -216,7 +239,8 @@ ferry_status ferry__be_fill(ferry_backend *be, int32_t dev, const ferry_kernel_t
     ferry_dtype dt[1] = {out->dtype};
     if (!OPTIONAL(be, fill) || kernel_declined(be, dev, FERRY_OP_FILL, 0, dt, 1))
         return FERRY_ERR_UNSUPPORTED;
-    return be->ops->fill(dev, out, value);
+    ferry_access acc[] = {W(be, dev, out)};
+    TRACKED(be, dev, acc, be->ops->fill(dev, out, value));
 }
 
 ferry_status ferry__be_cast(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
@@ -225,7 +249,8 @@ ferry_status ferry__be_cast(ferry_backend *be, int32_t dev, const ferry_kernel_t
     ferry_dtype dt[2] = {in->dtype, out->dtype};
     if (!OPTIONAL(be, cast) || kernel_declined(be, dev, FERRY_OP_CAST, 0, dt, 2))
         return FERRY_ERR_UNSUPPORTED;
-    return be->ops->cast(dev, out, in);
+    ferry_access acc[] = {W(be, dev, out), R(be, dev, in)};
+    TRACKED(be, dev, acc, be->ops->cast(dev, out, in));
 }
 
 ferry_status ferry__be_copy_strided(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
@@ -234,7 +259,8 @@ ferry_status ferry__be_copy_strided(ferry_backend *be, int32_t dev, const ferry_
     ferry_dtype dt[2] = {in->dtype, out->dtype};
     if (!OPTIONAL(be, copy_strided) || kernel_declined(be, dev, FERRY_OP_COPY_STRIDED, 0, dt, 2))
         return FERRY_ERR_UNSUPPORTED;
-    return be->ops->copy_strided(dev, out, in);
+    ferry_access acc[] = {W(be, dev, out), R(be, dev, in)};
+    TRACKED(be, dev, acc, be->ops->copy_strided(dev, out, in));
 }
 
 ferry_status ferry__be_unary(ferry_backend *be, int32_t dev, ferry_unary_op op,
@@ -243,7 +269,8 @@ ferry_status ferry__be_unary(ferry_backend *be, int32_t dev, ferry_unary_op op,
     ferry_dtype dt[2] = {in->dtype, out->dtype};
     if (!OPTIONAL(be, unary) || kernel_declined(be, dev, FERRY_OP_UNARY, (int)op, dt, 2))
         return FERRY_ERR_UNSUPPORTED;
-    return be->ops->unary(dev, op, out, in);
+    ferry_access acc[] = {W(be, dev, out), R(be, dev, in)};
+    TRACKED(be, dev, acc, be->ops->unary(dev, op, out, in));
 }
 
 ferry_status ferry__be_binary(ferry_backend *be, int32_t dev, ferry_binary_op op,
@@ -253,7 +280,8 @@ ferry_status ferry__be_binary(ferry_backend *be, int32_t dev, ferry_binary_op op
     ferry_dtype dt[3] = {a->dtype, b->dtype, out->dtype};
     if (!OPTIONAL(be, binary) || kernel_declined(be, dev, FERRY_OP_BINARY, (int)op, dt, 3))
         return FERRY_ERR_UNSUPPORTED;
-    return be->ops->binary(dev, op, out, a, b);
+    ferry_access acc[] = {W(be, dev, out), R(be, dev, a), R(be, dev, b)};
+    TRACKED(be, dev, acc, be->ops->binary(dev, op, out, a, b));
 }
 
 ferry_status ferry__be_binary_scalar(ferry_backend *be, int32_t dev, ferry_binary_op op,
@@ -263,7 +291,8 @@ ferry_status ferry__be_binary_scalar(ferry_backend *be, int32_t dev, ferry_binar
     ferry_dtype dt[3] = {a->dtype, a->dtype, out->dtype};
     if (!OPTIONAL(be, binary_scalar) || kernel_declined(be, dev, FERRY_OP_BINARY, (int)op, dt, 3))
         return FERRY_ERR_UNSUPPORTED;
-    return be->ops->binary_scalar(dev, op, out, a, b);
+    ferry_access acc[] = {W(be, dev, out), R(be, dev, a)};
+    TRACKED(be, dev, acc, be->ops->binary_scalar(dev, op, out, a, b));
 }
 
 ferry_status ferry__be_reduce(ferry_backend *be, int32_t dev, ferry_reduce_op op,
@@ -272,7 +301,8 @@ ferry_status ferry__be_reduce(ferry_backend *be, int32_t dev, ferry_reduce_op op
     ferry_dtype dt[2] = {in->dtype, out->dtype};
     if (!OPTIONAL(be, reduce) || kernel_declined(be, dev, FERRY_OP_REDUCE, (int)op, dt, 2))
         return FERRY_ERR_UNSUPPORTED;
-    return be->ops->reduce(dev, op, out, in);
+    ferry_access acc[] = {W(be, dev, out), R(be, dev, in)};
+    TRACKED(be, dev, acc, be->ops->reduce(dev, op, out, in));
 }
 
 ferry_named_kernel ferry__be_get_kernel(ferry_backend *be, int32_t dev, const char *name)
@@ -376,5 +406,113 @@ ferry_status ferry__be_matmul(ferry_backend *be, int32_t dev, const ferry_kernel
     ferry_dtype dt[3] = {a->dtype, b->dtype, out->dtype};
     if (!OPTIONAL(be, matmul) || kernel_declined(be, dev, FERRY_OP_MATMUL, 0, dt, 3))
         return FERRY_ERR_UNSUPPORTED;
-    return be->ops->matmul(dev, out, a, b);
+    ferry_access acc[] = {W(be, dev, out), R(be, dev, a), R(be, dev, b)};
+    TRACKED(be, dev, acc, be->ops->matmul(dev, out, a, b));
+}
+
+/* ---- queues and events (ABI 1.2) ---- */
+
+bool ferry__be_queued(const ferry_backend *be)
+{
+    const ferry_backend_ops *o = be->ops;
+    return FERRY_OPS_HAS(o, event_destroy) && o->queue_create && o->queue_destroy &&
+           o->set_queue && o->event_record && o->event_wait && o->event_synchronize &&
+           o->event_query && o->event_destroy;
+}
+
+bool ferry__be_has_async_copies(const ferry_backend *be)
+{
+    return ferry__be_queued(be) && OPTIONAL(be, copy_from_host_async) &&
+           OPTIONAL(be, copy_to_host_async);
+}
+
+ferry_status ferry__be_queue_create(ferry_backend *be, int32_t dev, void **queue)
+{
+    *queue = NULL;
+    if (!ferry__be_queued(be))
+        return FERRY_ERR_UNSUPPORTED;
+    ferry_status st = be->ops->queue_create(dev, queue);
+    if (st == FERRY_OK && !*queue) {
+        char name[32];
+        return ferry__error(FERRY_ERR_BACKEND, "%s: queue_create returned no queue",
+                            ferry__device_str(be, dev, name));
+    }
+    return st;
+}
+
+void ferry__be_queue_destroy(ferry_backend *be, int32_t dev, void *queue)
+{
+    if (queue && ferry__be_queued(be))
+        be->ops->queue_destroy(dev, queue);
+}
+
+ferry_status ferry__be_set_queue(ferry_backend *be, int32_t dev, void *queue)
+{
+    return ferry__be_queued(be) ? be->ops->set_queue(dev, queue) : FERRY_ERR_UNSUPPORTED;
+}
+
+ferry_status ferry__be_event_record(ferry_backend *be, int32_t dev, void *queue, void **event)
+{
+    *event = NULL;
+    if (!ferry__be_queued(be))
+        return FERRY_ERR_UNSUPPORTED;
+    ferry_status st = be->ops->event_record(dev, queue, event);
+    if (st == FERRY_OK && !*event) {
+        char name[32];
+        return ferry__error(FERRY_ERR_BACKEND, "%s: event_record returned no event",
+                            ferry__device_str(be, dev, name));
+    }
+    return st;
+}
+
+ferry_status ferry__be_event_wait(ferry_backend *be, int32_t dev, void *queue, void *event)
+{
+    return ferry__be_queued(be) ? be->ops->event_wait(dev, queue, event) : FERRY_ERR_UNSUPPORTED;
+}
+
+ferry_status ferry__be_event_synchronize(ferry_backend *be, int32_t dev, void *event)
+{
+    return ferry__be_queued(be) ? be->ops->event_synchronize(dev, event) : FERRY_ERR_UNSUPPORTED;
+}
+
+ferry_status ferry__be_event_query(ferry_backend *be, int32_t dev, void *event, bool *done)
+{
+    *done = false;
+    return ferry__be_queued(be) ? be->ops->event_query(dev, event, done) : FERRY_ERR_UNSUPPORTED;
+}
+
+void ferry__be_event_destroy(ferry_backend *be, int32_t dev, void *event)
+{
+    if (event && ferry__be_queued(be))
+        be->ops->event_destroy(dev, event);
+}
+
+ferry_status ferry__be_event_elapsed(ferry_backend *be, int32_t dev, void *a, void *b, float *ms)
+{
+    ferry_status (*elapsed)(int32_t, void *, void *, float *) = OPTIONAL(be, event_elapsed);
+    return elapsed ? elapsed(dev, a, b, ms) : FERRY_ERR_UNSUPPORTED;
+}
+
+ferry_status ferry__be_copy_from_host_async(ferry_backend *be, int32_t dev, void *dst,
+                                            size_t dst_off, const void *src, size_t nbytes)
+{
+    if (!ferry__be_has_async_copies(be))
+        return FERRY_ERR_UNSUPPORTED;
+    if (nbytes == 0)
+        return FERRY_OK;
+    if (fault_hit(FAULT_COPY_FROM_HOST, be, dev))
+        return FERRY_ERR_BACKEND;
+    return be->ops->copy_from_host_async(dev, dst, dst_off, src, nbytes);
+}
+
+ferry_status ferry__be_copy_to_host_async(ferry_backend *be, int32_t dev, void *dst,
+                                          const void *src, size_t src_off, size_t nbytes)
+{
+    if (!ferry__be_has_async_copies(be))
+        return FERRY_ERR_UNSUPPORTED;
+    if (nbytes == 0)
+        return FERRY_OK;
+    if (fault_hit(FAULT_COPY_TO_HOST, be, dev))
+        return FERRY_ERR_BACKEND;
+    return be->ops->copy_to_host_async(dev, dst, src, src_off, nbytes);
 }

@@ -293,6 +293,8 @@ static ferry_status copy_raw(ferry_storage *d, size_t doff, ferry_storage *s, si
     if (s->host_accessible) {
         /* The source may still be written by work queued on its own device. */
         ferry_status st = ferry__be_synchronize(s->backend, s->device);
+        if (st == FERRY_OK)
+            st = ferry__track_host(s, false);
         if (st != FERRY_OK)
             return st;
         return ferry__be_copy_from_host(d->backend, d->device, d->buffer, doff,
@@ -300,6 +302,8 @@ static ferry_status copy_raw(ferry_storage *d, size_t doff, ferry_storage *s, si
     }
     if (d->host_accessible) {
         ferry_status st = ferry__be_synchronize(d->backend, d->device);
+        if (st == FERRY_OK)
+            st = ferry__track_host(d, true);
         if (st != FERRY_OK)
             return st;
         return ferry__be_copy_to_host(s->backend, s->device, (char *)d->buffer + doff, s->buffer,
@@ -325,7 +329,8 @@ ferry_status ferry__copy_bytes(ferry_tensor *dst, const ferry_tensor *src)
 ferry_tensor *ferry__stage_to_host(const ferry_tensor *t)
 {
     if (t->storage->host_accessible) {
-        if (ferry__be_synchronize(t->storage->backend, t->storage->device) != FERRY_OK)
+        if (ferry__be_synchronize(t->storage->backend, t->storage->device) != FERRY_OK ||
+            ferry__track_host(t->storage, false) != FERRY_OK)
             return NULL;
         return ferry__tensor_alias(t);
     }
@@ -350,7 +355,8 @@ ferry_tensor *ferry__stage_to_host(const ferry_tensor *t)
 ferry_tensor *ferry__mirror_begin(ferry_tensor *dst)
 {
     if (dst->storage->host_accessible) {
-        if (ferry__be_synchronize(dst->storage->backend, dst->storage->device) != FERRY_OK)
+        if (ferry__be_synchronize(dst->storage->backend, dst->storage->device) != FERRY_OK ||
+            ferry__track_host(dst->storage, true) != FERRY_OK)
             return NULL;
         return ferry__tensor_alias(dst);
     }
@@ -617,6 +623,8 @@ FERRY_API ferry_status ferry_tensor_copy_to_host(const ferry_tensor *t, void *ds
     ferry_storage *s = c->storage;
     if (s->host_accessible) {
         st = ferry__be_synchronize(s->backend, s->device);
+        if (st == FERRY_OK)
+            st = ferry__track_host(s, false);
         if (st == FERRY_OK)
             memcpy(dst, (const char *)s->buffer + c->byte_offset, need);
     } else {

@@ -753,7 +753,8 @@ static ferry_status run_chunk(void *ctx, void *buf, size_t offset, size_t len)
 /* Waits for the work queued on t's device, so the collective reads its final values. */
 static ferry_status sync_tensor(const ferry_tensor *t)
 {
-    return ferry__be_synchronize(t->storage->backend, t->storage->device);
+    ferry_status st = ferry__be_synchronize(t->storage->backend, t->storage->device);
+    return st == FERRY_OK ? ferry__track_host(t->storage, true) : st;
 }
 
 /* all_reduce, reduce, broadcast, send, recv: the same chunks on every path. `reads` and

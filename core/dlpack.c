@@ -226,7 +226,8 @@ static ferry_status export_check(const char *fn, const ferry_tensor *t, bool leg
         return st;
     /* DLPack hands memory over with no stream to order on, so work ferry queued on it
      * must have finished before a consumer reads it (a no-op on the CPU backend). */
-    return ferry__be_synchronize(t->storage->backend, t->storage->device);
+    st = ferry__be_synchronize(t->storage->backend, t->storage->device);
+    return st == FERRY_OK ? ferry__track_host(t->storage, true) : st;
 }
 
 static void export_fill(const ferry_tensor *t, DLDevice dev, int64_t *dims, DLTensor *dl)

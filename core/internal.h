@@ -404,4 +404,45 @@ void ferry__scalar_from_double(ferry_dtype dtype, double v, void *out);
 double ferry__scalar_to_double(ferry_dtype dtype, const void *p);
 bool ferry__dtype_valid(ferry_dtype dtype);
 
+/* ---- queues and events (stream.c) ---- */
+
+/* One buffer a backend call touches: (be, dev) owns it; `write` when the call writes it. */
+typedef struct ferry_access {
+    ferry_backend *be;
+    int32_t dev;
+    const void *buf;
+    bool write;
+} ferry_access;
+
+/* Whether calls on `be` need ferry__track_begin/end: it has queues, or some buffer has
+ * queued work recorded. */
+bool ferry__track_active(const ferry_backend *be);
+/* Before a call on (be, dev): selects the thread's current queue in the plugin and
+ * orders the call after the work it must follow on the buffers in `acc`. */
+ferry_status ferry__track_begin(ferry_backend *be, int32_t dev, const ferry_access *acc, int n);
+/* After a successful call: records its event as the buffers' last write or use. */
+void ferry__track_end(ferry_backend *be, int32_t dev, const ferry_access *acc, int n);
+/* Waits on the host for the queued work a host read (or write) of s must follow. */
+ferry_status ferry__track_host(const ferry_storage *s, bool write);
+/* Before s's memory is freed or cached: waits for every queued user; drops the record. */
+void ferry__track_storage_free(const ferry_storage *s);
+
+/* Backend queue entries (backend_call.c); FERRY_ERR_UNSUPPORTED when absent. */
+bool ferry__be_queued(const ferry_backend *be);
+ferry_status ferry__be_queue_create(ferry_backend *be, int32_t dev, void **queue);
+void ferry__be_queue_destroy(ferry_backend *be, int32_t dev, void *queue);
+ferry_status ferry__be_set_queue(ferry_backend *be, int32_t dev, void *queue);
+ferry_status ferry__be_event_record(ferry_backend *be, int32_t dev, void *queue, void **event);
+ferry_status ferry__be_event_wait(ferry_backend *be, int32_t dev, void *queue, void *event);
+ferry_status ferry__be_event_synchronize(ferry_backend *be, int32_t dev, void *event);
+ferry_status ferry__be_event_query(ferry_backend *be, int32_t dev, void *event, bool *done);
+void ferry__be_event_destroy(ferry_backend *be, int32_t dev, void *event);
+ferry_status ferry__be_event_elapsed(ferry_backend *be, int32_t dev, void *a, void *b, float *ms);
+bool ferry__be_has_async_copies(const ferry_backend *be);
+/* Asynchronous copies on the current queue; the caller orders and tracks them. */
+ferry_status ferry__be_copy_from_host_async(ferry_backend *be, int32_t dev, void *dst,
+                                            size_t dst_off, const void *src, size_t nbytes);
+ferry_status ferry__be_copy_to_host_async(ferry_backend *be, int32_t dev, void *dst,
+                                          const void *src, size_t src_off, size_t nbytes);
+
 #endif /* FERRY_INTERNAL_H */

@@ -320,6 +320,7 @@ void ferry__storage_release(ferry_storage *s)
 {
     if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
+    ferry__track_storage_free(s);
     if (s->wrapped) {
         if (s->deleter)
             s->deleter(s->deleter_data, s->deleter_ctx);
@@ -541,7 +542,8 @@ FERRY_API void *ferry_tensor_host_data(const ferry_tensor *t)
         return NULL;
     }
     /* Pending kernels may still write this memory on an asynchronous backend. */
-    if (ferry__be_synchronize(t->storage->backend, t->storage->device) != FERRY_OK)
+    if (ferry__be_synchronize(t->storage->backend, t->storage->device) != FERRY_OK ||
+        ferry__track_host(t->storage, true) != FERRY_OK)
         return NULL;
     if (!t->storage->buffer) {
         /* An empty tensor owns no memory; hand out a valid, never-dereferenced address

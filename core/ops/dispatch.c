@@ -157,7 +157,17 @@ static ferry_status call_named(const ferry_backend *be, ferry_named_kernel k, in
         .params = params,
         .params_size = params_size,
     };
-    ferry_status st = k(dev, &args);
+    ferry_status st;
+    if (ferry__track_active(be)) {
+        ferry_access acc[NAMED_MAX_TENSORS];
+        for (int i = 0; i < n; i++)
+            acc[i] = (ferry_access){(ferry_backend *)be, dev, kt[i].buffer, i < nout};
+        st = ferry__track_begin((ferry_backend *)be, dev, acc, n);
+        if (st == FERRY_OK && (st = k(dev, &args)) == FERRY_OK)
+            ferry__track_end((ferry_backend *)be, dev, acc, n);
+    } else {
+        st = k(dev, &args);
+    }
     if (kt != stack_kt)
         free(kt);
     return st;

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define SIM_VERSION "0.1.0"
 #define SIM_MAX_DEVICES 64
@@ -180,6 +182,475 @@ static sim_block *sim_lookup(const char *call, int32_t device, const void *handl
     return b;
 }
 
+
+/* ---- queues (FERRY_SIM_QUEUE_DELAY_US set) ----
+ * Each queue is a worker thread that sleeps the delay before every copy it runs, so a
+ * core that reads, frees or reuses memory before its queued work is done sees wrong
+ * bytes or a late error instead of passing by luck. Handles are checked when work is
+ * queued (errors come back at once, as without queues) and again when it runs: a
+ * buffer freed in between is the core's bug, counted and reported by synchronize. */
+
+static bool sim_empty_copy(size_t nbytes, const void *handle);
+
+enum sim_task_kind { SIM_TASK_IN, SIM_TASK_OUT, SIM_TASK_BLOCKS, SIM_TASK_MARK, SIM_TASK_WAIT };
+
+typedef struct sim_event {
+    atomic_int refs; /* the user's and a queued MARK or WAIT each */
+    bool done;       /* guarded by ev_lock */
+    double time_ms;
+} sim_event;
+
+typedef struct sim_task {
+    struct sim_task *next;
+    enum sim_task_kind kind;
+    int32_t dst_device, src_device;
+    void *dst;
+    const void *src;
+    size_t dst_offset, src_offset, nbytes;
+    unsigned char *owned; /* a snapshot of the host bytes, freed after the copy */
+    sim_event *event;
+} sim_task;
+
+typedef struct sim_queue {
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+    sim_task *head, *tail;
+    bool busy, stop;
+    pthread_t thread;
+    int32_t device;
+    struct sim_queue *next_on_device; /* guarded by queues_lock */
+} sim_queue;
+
+static bool queued_mode;
+static uint64_t queue_delay_us;
+static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ev_cv = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t queues_lock = PTHREAD_MUTEX_INITIALIZER;
+static sim_queue *device_queues[SIM_MAX_DEVICES]; /* the default queue first */
+static _Thread_local sim_queue *current_queue[SIM_MAX_DEVICES];
+static atomic_uint_fast64_t late_errors;
+static char late_why[256]; /* the first late error since the last report; under `lock` */
+
+static double sim_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void sim_event_release(sim_event *e)
+{
+    if (e && atomic_fetch_sub(&e->refs, 1) == 1)
+        free(e);
+}
+
+static void sim_late_error(const sim_why *why)
+{
+    if (atomic_fetch_add(&late_errors, 1) == 0)
+        snprintf(late_why, sizeof late_why, "%s", why->text);
+}
+
+static void sim_run_task(sim_task *t)
+{
+    sim_why why;
+    switch (t->kind) {
+    case SIM_TASK_MARK:
+        pthread_mutex_lock(&ev_lock);
+        t->event->time_ms = sim_now_ms();
+        t->event->done = true;
+        pthread_cond_broadcast(&ev_cv);
+        pthread_mutex_unlock(&ev_lock);
+        return;
+    case SIM_TASK_WAIT:
+        pthread_mutex_lock(&ev_lock);
+        while (!t->event->done)
+            pthread_cond_wait(&ev_cv, &ev_lock);
+        pthread_mutex_unlock(&ev_lock);
+        return;
+    default:
+        break;
+    }
+    if (queue_delay_us)
+        usleep((useconds_t)queue_delay_us);
+    pthread_mutex_lock(&lock);
+    if (t->kind == SIM_TASK_IN) {
+        sim_block *b = sim_lookup("queued copy_from_host", t->dst_device, t->dst, t->dst_offset,
+                                  t->nbytes, &why);
+        if (b)
+            memcpy(b->mem + t->dst_offset, t->owned ? t->owned : t->src, t->nbytes);
+        else
+            sim_late_error(&why);
+    } else if (t->kind == SIM_TASK_OUT) {
+        sim_block *b = sim_lookup("queued copy_to_host", t->src_device, t->src, t->src_offset,
+                                  t->nbytes, &why);
+        if (b)
+            memcpy(t->dst, b->mem + t->src_offset, t->nbytes);
+        else
+            sim_late_error(&why);
+    } else {
+        sim_block *d = sim_lookup("queued copy", t->dst_device, t->dst, t->dst_offset, t->nbytes,
+                                  &why);
+        sim_block *src = d ? sim_lookup("queued copy", t->src_device, t->src, t->src_offset,
+                                        t->nbytes, &why)
+                           : NULL;
+        if (src)
+            memmove(d->mem + t->dst_offset, src->mem + t->src_offset, t->nbytes);
+        else
+            sim_late_error(&why);
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+static void *sim_worker(void *arg)
+{
+    sim_queue *q = arg;
+    pthread_mutex_lock(&q->m);
+    for (;;) {
+        while (!q->head && !q->stop)
+            pthread_cond_wait(&q->cv, &q->m);
+        if (!q->head)
+            break;
+        sim_task *t = q->head;
+        q->head = t->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->busy = true;
+        pthread_mutex_unlock(&q->m);
+        sim_run_task(t);
+        free(t->owned);
+        sim_event_release(t->event);
+        free(t);
+        pthread_mutex_lock(&q->m);
+        q->busy = false;
+        pthread_cond_broadcast(&q->cv);
+    }
+    pthread_mutex_unlock(&q->m);
+    return NULL;
+}
+
+static void sim_queue_drain(sim_queue *q)
+{
+    pthread_mutex_lock(&q->m);
+    while (q->head || q->busy)
+        pthread_cond_wait(&q->cv, &q->m);
+    pthread_mutex_unlock(&q->m);
+}
+
+static sim_queue *sim_queue_new(int32_t device)
+{
+    sim_queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    pthread_mutex_init(&q->m, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    q->device = device;
+    if (pthread_create(&q->thread, NULL, sim_worker, q) != 0) {
+        pthread_cond_destroy(&q->cv);
+        pthread_mutex_destroy(&q->m);
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+/* Stops the worker once its work is done; the queue must be unlinked already. */
+static void sim_queue_free(sim_queue *q)
+{
+    pthread_mutex_lock(&q->m);
+    q->stop = true;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->m);
+    pthread_join(q->thread, NULL);
+    pthread_cond_destroy(&q->cv);
+    pthread_mutex_destroy(&q->m);
+    free(q);
+}
+
+/* The queue work of the calling thread goes to on `device`. */
+static sim_queue *sim_current(int32_t device)
+{
+    sim_queue *q = current_queue[device];
+    if (q)
+        return q;
+    pthread_mutex_lock(&queues_lock);
+    q = device_queues[device];
+    pthread_mutex_unlock(&queues_lock);
+    return q;
+}
+
+static ferry_status sim_enqueue(sim_queue *q, sim_task *t)
+{
+    if (!q) {
+        free(t->owned);
+        free(t);
+        return host->error(FERRY_ERR_BACKEND, "sim: no queue for this device");
+    }
+    t->next = NULL;
+    pthread_mutex_lock(&q->m);
+    if (q->tail)
+        q->tail->next = t;
+    else
+        q->head = t;
+    q->tail = t;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->m);
+    return FERRY_OK;
+}
+
+static sim_task *sim_task_new(enum sim_task_kind kind)
+{
+    sim_task *t = calloc(1, sizeof *t);
+    if (!t)
+        host->error(FERRY_ERR_OUT_OF_MEMORY, "sim: out of host memory for a queued task");
+    else
+        t->kind = kind;
+    return t;
+}
+
+/* Waits for every queue of `device`; the late errors found meanwhile are reported. */
+static ferry_status sim_drain_device(int32_t device)
+{
+    pthread_mutex_lock(&queues_lock);
+    for (sim_queue *q = device_queues[device]; q; q = q->next_on_device)
+        sim_queue_drain(q);
+    pthread_mutex_unlock(&queues_lock);
+    uint64_t late = (uint64_t)atomic_exchange(&late_errors, 0);
+    if (!late)
+        return FERRY_OK;
+    char why[sizeof late_why];
+    pthread_mutex_lock(&lock);
+    snprintf(why, sizeof why, "%s", late_why);
+    pthread_mutex_unlock(&lock);
+    return host->error(FERRY_ERR_BACKEND,
+                       "sim:%" PRId32 ": %" PRIu64 " queued copy(ies) found a buffer gone when "
+                       "they ran (the core freed memory that queued work still used); first: %s",
+                       device, late, why);
+}
+
+static void sim_queues_start(void)
+{
+    pthread_mutex_lock(&queues_lock);
+    for (int32_t d = 0; d < ndevices; d++)
+        if (!device_queues[d])
+            device_queues[d] = sim_queue_new(d);
+    pthread_mutex_unlock(&queues_lock);
+}
+
+static void sim_queues_stop(void)
+{
+    pthread_mutex_lock(&queues_lock);
+    for (int32_t d = 0; d < SIM_MAX_DEVICES; d++) {
+        while (device_queues[d]) {
+            sim_queue *q = device_queues[d];
+            device_queues[d] = q->next_on_device;
+            sim_queue_free(q);
+        }
+    }
+    pthread_mutex_unlock(&queues_lock);
+}
+
+static ferry_status sim_queue_create(int32_t device, void **queue)
+{
+    sim_why why;
+    *queue = NULL;
+    pthread_mutex_lock(&lock);
+    bool ok = sim_check_device("queue_create", device, &why);
+    pthread_mutex_unlock(&lock);
+    if (!ok)
+        return host->error(FERRY_ERR_BACKEND, "%s", why.text);
+    sim_queue *q = sim_queue_new(device);
+    if (!q)
+        return host->error(FERRY_ERR_OUT_OF_MEMORY, "sim:%" PRId32 ": cannot start a queue",
+                           device);
+    pthread_mutex_lock(&queues_lock);
+    sim_queue **at = &device_queues[device];
+    while (*at)
+        at = &(*at)->next_on_device;
+    *at = q;
+    pthread_mutex_unlock(&queues_lock);
+    *queue = q;
+    return FERRY_OK;
+}
+
+static void sim_queue_destroy(int32_t device, void *queue)
+{
+    sim_queue *q = queue;
+    if (!q || device < 0 || device >= SIM_MAX_DEVICES)
+        return;
+    pthread_mutex_lock(&queues_lock);
+    for (sim_queue **at = &device_queues[device]; *at; at = &(*at)->next_on_device) {
+        if (*at == q && at != &device_queues[device]) {
+            *at = q->next_on_device;
+            pthread_mutex_unlock(&queues_lock);
+            sim_queue_free(q);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&queues_lock);
+    host->log(FERRY_LOG_ERROR, "sim", "sim:%" PRId32 ": queue_destroy of an unknown queue %p",
+              device, queue);
+}
+
+static ferry_status sim_set_queue(int32_t device, void *queue)
+{
+    if (device < 0 || device >= SIM_MAX_DEVICES)
+        return host->error(FERRY_ERR_BACKEND, "sim: set_queue: invalid device index %" PRId32,
+                           device);
+    current_queue[device] = queue;
+    return FERRY_OK;
+}
+
+static ferry_status sim_event_record(int32_t device, void *queue, void **event)
+{
+    *event = NULL;
+    if (device < 0 || device >= ndevices)
+        return host->error(FERRY_ERR_BACKEND, "sim: event_record: invalid device index %" PRId32,
+                           device);
+    sim_event *e = calloc(1, sizeof *e);
+    sim_task *t = e ? sim_task_new(SIM_TASK_MARK) : NULL;
+    if (!t) {
+        free(e);
+        return host->error(FERRY_ERR_OUT_OF_MEMORY, "sim: out of host memory for an event");
+    }
+    atomic_init(&e->refs, 2);
+    t->event = e;
+    pthread_mutex_lock(&queues_lock);
+    sim_queue *q = queue ? queue : device_queues[device];
+    pthread_mutex_unlock(&queues_lock);
+    ferry_status st = sim_enqueue(q, t);
+    if (st != FERRY_OK) {
+        free(e);
+        return st;
+    }
+    *event = e;
+    return FERRY_OK;
+}
+
+static ferry_status sim_event_wait(int32_t device, void *queue, void *event)
+{
+    sim_event *e = event;
+    if (device < 0 || device >= ndevices || !e)
+        return host->error(FERRY_ERR_BACKEND, "sim: event_wait: invalid device or event");
+    sim_task *t = sim_task_new(SIM_TASK_WAIT);
+    if (!t)
+        return FERRY_ERR_OUT_OF_MEMORY;
+    atomic_fetch_add(&e->refs, 1);
+    t->event = e;
+    pthread_mutex_lock(&queues_lock);
+    sim_queue *q = queue ? queue : device_queues[device];
+    pthread_mutex_unlock(&queues_lock);
+    return sim_enqueue(q, t);
+}
+
+static ferry_status sim_event_synchronize(int32_t device, void *event)
+{
+    (void)device;
+    sim_event *e = event;
+    pthread_mutex_lock(&ev_lock);
+    while (!e->done)
+        pthread_cond_wait(&ev_cv, &ev_lock);
+    pthread_mutex_unlock(&ev_lock);
+    return FERRY_OK;
+}
+
+static ferry_status sim_event_query(int32_t device, void *event, bool *done)
+{
+    (void)device;
+    sim_event *e = event;
+    pthread_mutex_lock(&ev_lock);
+    *done = e->done;
+    pthread_mutex_unlock(&ev_lock);
+    return FERRY_OK;
+}
+
+static void sim_event_destroy(int32_t device, void *event)
+{
+    (void)device;
+    sim_event_release(event);
+}
+
+static ferry_status sim_event_elapsed(int32_t device, void *start, void *end, float *ms)
+{
+    sim_event *a = start, *b = end;
+    pthread_mutex_lock(&ev_lock);
+    bool done = a->done && b->done;
+    double d = b->time_ms - a->time_ms;
+    pthread_mutex_unlock(&ev_lock);
+    if (!done)
+        return host->error(FERRY_ERR_INVALID_ARGUMENT,
+                           "sim:%" PRId32 ": event_elapsed: an event is not done yet", device);
+    *ms = (float)d;
+    return FERRY_OK;
+}
+
+/* A copy into device memory on the current queue: `owned` bytes are the task's. */
+static ferry_status sim_queue_in(int32_t device, void *dst, size_t dst_offset, const void *src,
+                                 unsigned char *owned, size_t nbytes)
+{
+    sim_task *t = sim_task_new(SIM_TASK_IN);
+    if (!t) {
+        free(owned);
+        return FERRY_ERR_OUT_OF_MEMORY;
+    }
+    t->dst_device = device;
+    t->dst = dst;
+    t->dst_offset = dst_offset;
+    t->src = src;
+    t->owned = owned;
+    t->nbytes = nbytes;
+    return sim_enqueue(sim_current(device), t);
+}
+
+static ferry_status sim_copy_from_host_async(int32_t device, void *dst, size_t dst_offset,
+                                             const void *src, size_t nbytes)
+{
+    ferry_status st;
+    sim_why why;
+    if ((st = sim_count_copy(device)) != FERRY_OK)
+        return st;
+    if (sim_empty_copy(nbytes, dst))
+        return FERRY_OK;
+    if (!src && nbytes > 0)
+        return host->error(FERRY_ERR_BACKEND,
+                           "sim:%" PRId32 ": copy_from_host_async: NULL host pointer", device);
+    pthread_mutex_lock(&lock);
+    sim_block *b = sim_lookup("copy_from_host_async", device, dst, dst_offset, nbytes, &why);
+    pthread_mutex_unlock(&lock);
+    if (!b)
+        return host->error(FERRY_ERR_BACKEND, "%s", why.text);
+    return nbytes ? sim_queue_in(device, dst, dst_offset, src, NULL, nbytes) : FERRY_OK;
+}
+
+static ferry_status sim_copy_to_host_async(int32_t device, void *dst, const void *src,
+                                           size_t src_offset, size_t nbytes)
+{
+    ferry_status st;
+    sim_why why;
+    if ((st = sim_count_copy(device)) != FERRY_OK)
+        return st;
+    if (sim_empty_copy(nbytes, src))
+        return FERRY_OK;
+    if (!dst && nbytes > 0)
+        return host->error(FERRY_ERR_BACKEND,
+                           "sim:%" PRId32 ": copy_to_host_async: NULL host pointer", device);
+    pthread_mutex_lock(&lock);
+    sim_block *b = sim_lookup("copy_to_host_async", device, src, src_offset, nbytes, &why);
+    pthread_mutex_unlock(&lock);
+    if (!b)
+        return host->error(FERRY_ERR_BACKEND, "%s", why.text);
+    if (!nbytes)
+        return FERRY_OK;
+    sim_task *t = sim_task_new(SIM_TASK_OUT);
+    if (!t)
+        return FERRY_ERR_OUT_OF_MEMORY;
+    t->src_device = device;
+    t->src = src;
+    t->src_offset = src_offset;
+    t->dst = dst;
+    t->nbytes = nbytes;
+    return sim_enqueue(sim_current(device), t);
+}
+
 static ferry_status sim_init(int32_t *device_count, char *reason, size_t reason_cap)
 {
     uint64_t n, mem, fail_alloc, fail_copy, sticky;
@@ -189,7 +660,8 @@ static ferry_status sim_init(int32_t *device_count, char *reason, size_t reason_
         (st = sim_env_u64("FERRY_SIM_MEMORY", 0, UINT64_MAX, SIM_DEFAULT_MEMORY, &mem)) ||
         (st = sim_env_u64("FERRY_SIM_FAIL_ALLOC", 0, UINT64_MAX, 0, &fail_alloc)) ||
         (st = sim_env_u64("FERRY_SIM_FAIL_COPY", 0, UINT64_MAX, 0, &fail_copy)) ||
-        (st = sim_env_u64("FERRY_SIM_FAIL_COPY_STICKY", 0, 1, 0, &sticky)))
+        (st = sim_env_u64("FERRY_SIM_FAIL_COPY_STICKY", 0, 1, 0, &sticky)) ||
+        (st = sim_env_u64("FERRY_SIM_QUEUE_DELAY_US", 0, 10000000, 0, &queue_delay_us)))
         return st;
 
     pthread_mutex_lock(&lock);
@@ -205,6 +677,8 @@ static ferry_status sim_init(int32_t *device_count, char *reason, size_t reason_
     atomic_store(&alloc_calls, 0);
     atomic_store(&copy_calls, 0);
 
+    if (queued_mode)
+        sim_queues_start();
     if (n == 0 && reason && reason_cap > 0)
         snprintf(reason, reason_cap, "FERRY_SIM_DEVICES=0: no simulated device requested");
     host->log(FERRY_LOG_DEBUG, "sim",
@@ -223,6 +697,9 @@ static void sim_shutdown(void)
         return;
     }
     instances = 0;
+    pthread_mutex_unlock(&lock);
+    sim_queues_stop();
+    pthread_mutex_lock(&lock);
     size_t live = 0;
     uint64_t live_bytes = 0;
     for (size_t i = 0; i < nblocks; i++) {
@@ -370,10 +847,22 @@ static ferry_status sim_copy_from_host(int32_t device, void *dst, size_t dst_off
                            device);
     pthread_mutex_lock(&lock);
     sim_block *b = sim_lookup("copy_from_host", device, dst, dst_offset, nbytes, &why);
-    if (b && nbytes)
+    if (b && nbytes && !queued_mode)
         memcpy(b->mem + dst_offset, src, nbytes);
     pthread_mutex_unlock(&lock);
-    return b ? FERRY_OK : host->error(FERRY_ERR_BACKEND, "%s", why.text);
+    if (!b)
+        return host->error(FERRY_ERR_BACKEND, "%s", why.text);
+    if (queued_mode && nbytes) {
+        /* src may be reused once this returns, so the queued copy takes its own bytes. */
+        unsigned char *snap = malloc(nbytes);
+        if (!snap)
+            return host->error(FERRY_ERR_OUT_OF_MEMORY,
+                               "sim:%" PRId32 ": out of host memory queueing a %zu-byte copy",
+                               device, nbytes);
+        memcpy(snap, src, nbytes);
+        return sim_queue_in(device, dst, dst_offset, NULL, snap, nbytes);
+    }
+    return FERRY_OK;
 }
 
 static ferry_status sim_copy_to_host(int32_t device, void *dst, const void *src,
@@ -388,6 +877,9 @@ static ferry_status sim_copy_to_host(int32_t device, void *dst, const void *src,
     if (!dst && nbytes > 0)
         return host->error(FERRY_ERR_BACKEND, "sim:%" PRId32 ": copy_to_host: NULL host pointer",
                            device);
+    /* Ordered after all the device's queued work, as the ABI says. */
+    if (queued_mode && device >= 0 && device < ndevices && (st = sim_drain_device(device)))
+        return st;
     pthread_mutex_lock(&lock);
     sim_block *b = sim_lookup("copy_to_host", device, src, src_offset, nbytes, &why);
     if (b && nbytes)
@@ -415,10 +907,25 @@ static ferry_status sim_copy_blocks(const char *call, int32_t dst_device, void *
                  dst_offset + nbytes);
         s = NULL;
     }
-    if (s && nbytes)
+    if (s && nbytes && !queued_mode)
         memcpy(d->mem + dst_offset, s->mem + src_offset, nbytes);
     pthread_mutex_unlock(&lock);
-    return s ? FERRY_OK : host->error(FERRY_ERR_BACKEND, "%s", why.text);
+    if (!s)
+        return host->error(FERRY_ERR_BACKEND, "%s", why.text);
+    if (queued_mode && nbytes) {
+        sim_task *t = sim_task_new(SIM_TASK_BLOCKS);
+        if (!t)
+            return FERRY_ERR_OUT_OF_MEMORY;
+        t->dst_device = dst_device;
+        t->dst = dst;
+        t->dst_offset = dst_offset;
+        t->src_device = src_device;
+        t->src = src;
+        t->src_offset = src_offset;
+        t->nbytes = nbytes;
+        return sim_enqueue(sim_current(dst_device), t);
+    }
+    return FERRY_OK;
 }
 
 static ferry_status sim_copy_on_device(int32_t device, void *dst, size_t dst_offset,
@@ -468,30 +975,50 @@ static ferry_status sim_synchronize(int32_t device)
     pthread_mutex_lock(&lock);
     bool ok = sim_check_device("synchronize", device, &why);
     pthread_mutex_unlock(&lock);
-    /* Every entry completes before it returns, so there is never queued work to wait for. */
-    return ok ? FERRY_OK : host->error(FERRY_ERR_BACKEND, "%s", why.text);
+    if (!ok)
+        return host->error(FERRY_ERR_BACKEND, "%s", why.text);
+    /* Without queues every entry completes before it returns. */
+    return queued_mode ? sim_drain_device(device) : FERRY_OK;
 }
 
 /* No kernel entries: the core runs every op on the CPU backend through staging, which is
  * exactly the path this plugin exists to exercise. */
-static const ferry_backend_ops sim_ops = {
-    .abi_major = FERRY_BACKEND_ABI_MAJOR,
-    .abi_minor = FERRY_BACKEND_ABI_MINOR,
-    .struct_size = sizeof(ferry_backend_ops),
-    .name = "sim",
-    .version = SIM_VERSION,
-    .init = sim_init,
-    .shutdown = sim_shutdown,
-    .device_info = sim_device_info,
-    .alloc = sim_alloc,
-    .free = sim_free,
-    .copy_from_host = sim_copy_from_host,
-    .copy_to_host = sim_copy_to_host,
-    .copy_on_device = sim_copy_on_device,
-    .synchronize = sim_synchronize,
-    .copy_peer = sim_copy_peer,
-    .host_alloc = sim_host_alloc,
-    .host_free = sim_host_free,
+#define SIM_COMMON_OPS \
+    .abi_major = FERRY_BACKEND_ABI_MAJOR, \
+    .abi_minor = FERRY_BACKEND_ABI_MINOR, \
+    .struct_size = sizeof(ferry_backend_ops), \
+    .name = "sim", \
+    .version = SIM_VERSION, \
+    .init = sim_init, \
+    .shutdown = sim_shutdown, \
+    .device_info = sim_device_info, \
+    .alloc = sim_alloc, \
+    .free = sim_free, \
+    .copy_from_host = sim_copy_from_host, \
+    .copy_to_host = sim_copy_to_host, \
+    .copy_on_device = sim_copy_on_device, \
+    .synchronize = sim_synchronize, \
+    .copy_peer = sim_copy_peer, \
+    .host_alloc = sim_host_alloc, \
+    .host_free = sim_host_free
+
+static const ferry_backend_ops sim_ops = {SIM_COMMON_OPS};
+
+/* FERRY_SIM_QUEUE_DELAY_US set: the same device with real queues, so ordering bugs in the
+ * core show up; without it sim stays synchronous and its errors come back at once. */
+static const ferry_backend_ops sim_ops_queued = {
+    SIM_COMMON_OPS,
+    .queue_create = sim_queue_create,
+    .queue_destroy = sim_queue_destroy,
+    .set_queue = sim_set_queue,
+    .event_record = sim_event_record,
+    .event_wait = sim_event_wait,
+    .event_synchronize = sim_event_synchronize,
+    .event_query = sim_event_query,
+    .event_destroy = sim_event_destroy,
+    .event_elapsed = sim_event_elapsed,
+    .copy_from_host_async = sim_copy_from_host_async,
+    .copy_to_host_async = sim_copy_to_host_async,
 };
 
 const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host_api)
@@ -502,5 +1029,7 @@ const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host_api)
         host_api->struct_size < offsetof(ferry_host_api, log) + sizeof host_api->log)
         return NULL;
     host = host_api;
-    return &sim_ops;
+    const char *delay = getenv("FERRY_SIM_QUEUE_DELAY_US");
+    queued_mode = delay && *delay;
+    return queued_mode ? &sim_ops_queued : &sim_ops;
 }

@@ -322,3 +322,40 @@ from ferry import distributed  # noqa: E402,F401
 from ferry._ferry import diag, diag_embed, diagonal, trace, tril, triu  # noqa: E402,F401
 
 __all__ += ["diag", "diag_embed", "diagonal", "trace", "tril", "triu"]
+
+# Streams and events (python/src/stream.c; DESIGN.md "Queues, events and asynchronous work").
+from ferry._ferry import Event, Stream  # noqa: E402,F401
+from ferry import _ferry as _ext  # noqa: E402
+
+
+def current_stream(device):
+    """The calling thread's current ferry.Stream of device, or None for its default."""
+    return _ext._current_stream(device)
+
+
+class stream:
+    """``with ferry.stream(s):`` makes s the current stream of its device on this thread
+    (None: a no-op), as torch.cuda.stream. Leaving goes back to the stream current
+    before; when that was the default, every device of the thread goes back to its
+    default."""
+
+    def __init__(self, s):
+        if s is not None and not isinstance(s, Stream):
+            raise TypeError("stream(): expected a ferry.Stream or None, got "
+                            + type(s).__name__)
+        self.stream = s
+        self._prev = None
+
+    def __enter__(self):
+        if self.stream is not None:
+            self._prev = current_stream(self.stream.device)
+            _ext._set_stream(self.stream)
+        return self.stream
+
+    def __exit__(self, *exc):
+        if self.stream is not None:
+            _ext._set_stream(self._prev)
+        return False
+
+
+__all__ += ["Event", "Stream", "current_stream", "stream"]

@@ -203,6 +203,9 @@ int fpy_random_init(PyObject *module);
 int fpy_reduce2_init(PyObject *module);
 /* ---- sort.c ---- */
 int fpy_sort_init(PyObject *module);
+/* ferry.Stream, ferry.Event, Tensor.pin_memory/is_pinned (stream.c); after
+ * fpy_tensor_type_init(). */
+int fpy_stream_init(PyObject *module);
 /* Adds the casts, transposes, new_*, in-place unary ops and geometry methods to
  * ferry.Tensor (surface.c); after fpy_tensor_type_init(). */
 int fpy_surface_init(PyObject *module);

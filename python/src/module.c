@@ -955,6 +955,7 @@ PyMODINIT_FUNC PyInit__ferry(void)
         fpy_elementwise_init(m) < 0 ||
         fpy_select_init(m) < 0 ||
         fpy_distributed_init(m) < 0 ||
+        fpy_stream_init(m) < 0 ||
         false)
         goto fail;
     if (PyModule_AddObjectRef(m, "dtype", (PyObject *)&FpyDType_Type) < 0 ||

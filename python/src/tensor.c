@@ -183,7 +183,8 @@ static PyGetSetDef tensor_getset[] = {
 /* Converts dtype and moves to device (either may be absent); returns self when nothing
  * changes and copy is false, as PyTorch's to(). The smaller element type crosses the
  * device boundary. */
-static PyObject *to_impl(PyObject *self, const char *device, const ferry_dtype *dtype, bool copy)
+static PyObject *to_impl_nb(PyObject *self, const char *device, const ferry_dtype *dtype,
+                           bool copy, bool non_blocking)
 {
     ferry_tensor *t = FPY_T(self);
     ferry_tensor *cur = ferry_tensor_retain(t), *next;
@@ -195,7 +196,9 @@ static PyObject *to_impl(PyObject *self, const char *device, const ferry_dtype *
         if (do_dtype) {
             FPY_MAYBE_NOGIL(block, next = ferry_tensor_to_dtype(cur, *dtype));
         } else if (step == 1 && device) {
-            FPY_MAYBE_NOGIL(block, next = ferry_tensor_to(cur, device));
+            FPY_MAYBE_NOGIL(block, next = non_blocking ? ferry_tensor_to_ex(cur, device, -1,
+                                                                             FERRY_NON_BLOCKING)
+                                                       : ferry_tensor_to(cur, device));
         } else {
             continue;
         }
@@ -212,6 +215,11 @@ static PyObject *to_impl(PyObject *self, const char *device, const ferry_dtype *
         cur = next;
     }
     return fpy_wrap_or_self(self, cur);
+}
+
+static PyObject *to_impl(PyObject *self, const char *device, const ferry_dtype *dtype, bool copy)
+{
+    return to_impl_nb(self, device, dtype, copy, false);
 }
 
 /* One argument of to(): a dtype, a device (string or ferry.device), or a tensor whose
@@ -265,7 +273,8 @@ static PyObject *t_to(PyObject *self, PyObject *args, PyObject *kwargs)
         to_arg(kdev, &dev, &dtype, &has_dtype, tensor_dev) < 0 ||
         to_arg(kdtype, &dev, &dtype, &has_dtype, tensor_dev) < 0)
         return NULL;
-    return to_impl(self, dev.given ? dev.str : NULL, has_dtype ? &dtype : NULL, copy.value);
+    return to_impl_nb(self, dev.given ? dev.str : NULL, has_dtype ? &dtype : NULL, copy.value,
+                      non_blocking.value);
 }
 
 static PyObject *t_cpu(PyObject *self, PyObject *unused)

@@ -19,7 +19,7 @@ extern "C" {
 /** Bump only when a member is removed, reordered or changes meaning. */
 #define FERRY_BACKEND_ABI_MAJOR 1
 /** Bump when a member is appended to ferry_backend_ops or ferry_host_api. */
-#define FERRY_BACKEND_ABI_MINOR 1
+#define FERRY_BACKEND_ABI_MINOR 2
 
 /** The one symbol a plugin exports. */
 #define FERRY_BACKEND_ENTRY_SYMBOL "ferry_backend_entry"
@@ -328,6 +328,59 @@ typedef struct ferry_backend_ops {
                                   const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
                                   const ferry_kernel_scalar *b);
     /* --- ABI 1.2: append below this line only --- */
+    /*
+     * Queues and events (DESIGN.md "Queues, events and asynchronous work"). A backend
+     * offers all of queue_create .. event_destroy and set_queue, or none: then the core
+     * drives it synchronously, as in ABI 1.0. With them:
+     * - Each device has a default queue (the handle NULL) and may have more. The kernel
+     *   entries, copy_on_device, copy_peer (on the destination's queue) and the async
+     *   copies run on the calling thread's current queue of the device (set_queue) and
+     *   may return before the work is done.
+     * - copy_from_host still returns once `src` may be reused (the bytes may be queued);
+     *   copy_to_host, synchronize and free keep their 1.0 meaning: copy_to_host is
+     *   ordered after all the device's queued work, on every queue.
+     * - The core orders work across queues with event_wait, makes host reads wait for
+     *   the writer's event, and frees a buffer only once the last work using it is
+     *   done; a backend needs no tracking of its own.
+     * - Handles are opaque; an event may be waited for on any device of this backend.
+     */
+    /** Optional. A new queue on `device`. */
+    ferry_status (*queue_create)(int32_t device, void **queue);
+    /** Optional. Waits for the queue's work, then destroys it. */
+    void (*queue_destroy)(int32_t device, void *queue);
+    /**
+     * Optional. Makes `queue` (NULL: the default queue) the calling thread's current
+     * queue of `device`, for the entries above. The core calls it before each entry it
+     * runs on a queued backend, so a backend keeps one thread-local value per device.
+     */
+    ferry_status (*set_queue)(int32_t device, void *queue);
+    /** Optional. A new event marking the work queued on `queue` (NULL: default) so far. */
+    ferry_status (*event_record)(int32_t device, void *queue, void **event);
+    /** Optional. Work queued on `queue` after this call waits for `event` on the device
+     * (the host does not wait). */
+    ferry_status (*event_wait)(int32_t device, void *queue, void *event);
+    /** Optional. Waits on the host until the event's work is done. */
+    ferry_status (*event_synchronize)(int32_t device, void *event);
+    /** Optional. *done = whether the event's work is done; never waits. */
+    ferry_status (*event_query)(int32_t device, void *event, bool *done);
+    /** Optional. May be called before the event is done; its work still runs. */
+    void (*event_destroy)(int32_t device, void *event);
+    /** Optional. Milliseconds between two done events of `device`; NULL: the core uses
+     * host time at record (coarser). */
+    ferry_status (*event_elapsed)(int32_t device, void *start, void *end, float *ms);
+    /**
+     * Optional, with queues only. Host to device on the current queue, returning once
+     * it is queued: `src` is read when the queue gets there, so the core keeps it alive
+     * and unchanged until an event recorded after it is done. The core passes only
+     * memory from host_alloc (pinned) this way. NULL: copy_from_host.
+     */
+    ferry_status (*copy_from_host_async)(int32_t device, void *dst, size_t dst_offset,
+                                         const void *src, size_t nbytes);
+    /** Optional, with queues only. Device to host on the current queue, ordered after
+     * that queue's work only (the core waits for other queues with event_wait); the
+     * bytes are in `dst` once an event recorded after it is done. */
+    ferry_status (*copy_to_host_async)(int32_t device, void *dst, const void *src,
+                                       size_t src_offset, size_t nbytes);
 } ferry_backend_ops;
 
 /** The entry function's type. Returns the plugin's constant table, or NULL after

@@ -872,6 +872,72 @@ FERRY_API ferry_tensor *ferry_dropout(ferry_tensor *t, double p, bool train,
                                       ferry_generator *gen);
 
 /* ------------------------------------------------------------------------ */
+/* Asynchronous work (streams, events, non-blocking copies)                 */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * No read sees unfinished work: every host access (host_data, copy_to_host, DLPack
+ * export, repr, item) waits for the work that writes the tensor, and memory is never
+ * freed or reused while queued work still uses it. On a backend without queues
+ * (ABI < 1.2, or one that offers none) everything below still works and is
+ * synchronous: events are done when recorded, streams run in order on the host.
+ */
+typedef struct ferry_event ferry_event;
+typedef struct ferry_stream ferry_stream;
+
+/** ferry_tensor_to_ex flags. NON_BLOCKING: return once the copy is queued (truly
+ * asynchronous only from or to pinned host memory, as PyTorch). COPY: always a new
+ * tensor, even when nothing changes. */
+#define FERRY_NON_BLOCKING 1u
+#define FERRY_COPY 2u
+
+/**
+ * to() with options: `device` as ferry_tensor_to (NULL: t's own device), `dtype` -1 to
+ * keep t's. A non-blocking copy from a device to the host lands in pinned memory.
+ * FERRY_ERR_INVALID_ARGUMENT for unknown flags or a bad dtype.
+ */
+FERRY_API ferry_tensor *ferry_tensor_to_ex(ferry_tensor *t, const char *device, int dtype,
+                                           unsigned flags);
+/**
+ * Uninitialised host tensor in page-locked memory of `device`'s backend ("cuda:0";
+ * NULL: the first usable backend that offers pinned memory). FERRY_ERR_UNSUPPORTED when
+ * it offers none.
+ */
+FERRY_API ferry_tensor *ferry_empty_pinned(ferry_dtype dtype, int ndim, const int64_t *shape,
+                                           const char *device);
+/** A pinned host copy of t (t itself, retained, when it is pinned already); `device` as
+ * for ferry_empty_pinned. */
+FERRY_API ferry_tensor *ferry_tensor_pin_memory(ferry_tensor *t, const char *device);
+FERRY_API bool ferry_tensor_is_pinned(const ferry_tensor *t);
+
+/** An event after the work this thread queued so far on `device` (on its current
+ * stream). Release with ferry_event_release. */
+FERRY_API ferry_event *ferry_event_record(const char *device);
+/** Waits on the host until the event's work is done. */
+FERRY_API ferry_status ferry_event_synchronize(ferry_event *e);
+/** 1 when the event's work is done, 0 when not yet, -1 on error (ferry_last_error). */
+FERRY_API int ferry_event_query(ferry_event *e);
+/** Milliseconds from `start` to `end`, both done and of one device. */
+FERRY_API ferry_status ferry_event_elapsed_ms(ferry_event *start, ferry_event *end, float *ms);
+FERRY_API void ferry_event_release(ferry_event *e);
+
+/** A new queue on `device` (on a backend without queues: one that runs in order). */
+FERRY_API ferry_stream *ferry_stream_create(const char *device);
+/** Makes s the calling thread's current stream of s's device; NULL: every device of
+ * this thread goes back to its default stream. The thread holds a reference. */
+FERRY_API ferry_status ferry_stream_set_current(ferry_stream *s);
+/** The thread's current stream of `device` (a new reference), or NULL, without an
+ * error, when that is the device's default stream. */
+FERRY_API ferry_stream *ferry_stream_get_current(const char *device);
+/** Work queued on `s` (NULL: the current stream of e's device) after this call waits
+ * for e, on the device where it can. */
+FERRY_API ferry_status ferry_stream_wait_event(ferry_stream *s, ferry_event *e);
+/** Waits on the host for the work queued on s. */
+FERRY_API ferry_status ferry_stream_synchronize(ferry_stream *s);
+/** NULL-safe. The queue goes once its work is done. */
+FERRY_API void ferry_stream_release(ferry_stream *s);
+
+/* ------------------------------------------------------------------------ */
 /* Interchange (DLPack)                                                     */
 /* ------------------------------------------------------------------------ */
 

@@ -1,0 +1,88 @@
+"""Streams, events, non_blocking copies and pinned memory. The ordering checks run in a
+child process with sim's delayed queue (FERRY_SIM_QUEUE_DELAY_US, read when sim loads):
+every copy waits before it runs, so a read that does not wait for its writer sees wrong
+values."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import ferry
+
+CHILD = r"""
+import ferry
+n = 4096
+h = ferry.arange(n, dtype=ferry.float32)
+p = h.pin_memory("sim:0")
+assert p.is_pinned() and not h.is_pinned()
+d = p.to("sim:0", non_blocking=True)
+back = d.to("cpu", non_blocking=True)
+assert back.is_pinned()
+assert back.tolist() == h.tolist(), "read did not wait for the async write"
+s1, s2 = ferry.Stream("sim:0"), ferry.Stream("sim:0")
+with ferry.stream(s1):
+    assert ferry.current_stream("sim:0") is not None
+    a = h.to("sim:0")
+    a2 = a.clone()
+    e1 = s1.record_event()
+s2.wait_event(e1)
+e2 = s2.record_event()
+e2.synchronize()
+assert e1.query(), "wait_event did not order s2 after s1"
+assert ferry.current_stream("sim:0") is None
+with ferry.stream(s2):
+    b = a2.clone()
+assert b.cpu().tolist() == h.tolist()
+start = ferry.Event("sim:0")
+start.record()
+c = h.to("sim:0")
+end = ferry.Event("sim:0")
+end.record()
+end.synchronize()
+assert end.query()
+assert start.elapsed_time(end) >= 0.9 * DELAY_MS, start.elapsed_time(end)
+del p, d, a, a2, b, c
+ferry.synchronize("sim:0")
+print("ok")
+"""
+
+DELAY_US = 5000
+
+
+def test_ordering_with_a_delayed_queue(sim):
+    env = dict(os.environ, FERRY_SIM_QUEUE_DELAY_US=str(DELAY_US))
+    code = "DELAY_MS = %g\n" % (DELAY_US / 1000) + CHILD
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"
+
+
+def test_synchronous_backends_and_errors(sim):
+    s = ferry.Stream("cpu")
+    assert s.device == ferry.device("cpu")
+    with ferry.stream(s):
+        e = ferry.Event()
+        e.record(s)
+        assert e.query()
+        s.synchronize()
+    assert ferry.current_stream("cpu") is None
+    with ferry.stream(None):
+        pass
+    with pytest.raises(TypeError):
+        ferry.stream("cpu")
+    with pytest.raises(TypeError):
+        s.wait_event(3)
+    with pytest.raises(ValueError):
+        ferry.Event().record()
+    with pytest.raises(RuntimeError, match="Both events must be recorded"):
+        ferry.Event("cpu").elapsed_time(ferry.Event("cpu"))
+    with pytest.raises(RuntimeError):
+        ferry.Stream("nosuch:0")
+    t = ferry.ones(3, device=sim)
+    with pytest.raises(RuntimeError, match="only dense CPU tensors can be pinned"):
+        t.pin_memory()
+    with pytest.raises(RuntimeError, match="offers no pinned host memory"):
+        ferry.ones(3).pin_memory("cpu")
+    assert t.to("cpu", non_blocking=True).tolist() == [1.0, 1.0, 1.0]
