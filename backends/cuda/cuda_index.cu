@@ -69,18 +69,64 @@ typedef void (*xindex_kernel)(void *, fk_i64 *, const void *, const fk_i64 *, co
 #define CUDA_INDEX_ROW(sfx, st, vt, wt, kind) (xindex_kernel)ferry_xindex_##sfx,
 static const xindex_kernel xindexes[] = {FK_DTYPES(CUDA_INDEX_ROW)};
 #undef CUDA_INDEX_ROW
-#define CUDA_INDEX_ROW(sfx, st, vt, wt, kind) (xindex_kernel)ferry_xindex_put_##sfx,
-static const xindex_kernel xputs[] = {FK_DTYPES(CUDA_INDEX_ROW)};
+typedef void (*xacc_kernel)(void *, const fk_u64 *, const void *, fk_xgeom);
+#define CUDA_INDEX_ROW(sfx, st, vt, wt, kind) (xacc_kernel)ferry_xindex_acc_##sfx,
+static const xacc_kernel xaccs[] = {FK_DTYPES(CUDA_INDEX_ROW)};
 #undef CUDA_INDEX_ROW
 #define CUDA_INDEX_ROW(sfx, st, vt, wt, kind) (xindex_kernel)ferry_xindex_set_##sfx,
 static const xindex_kernel xsets[] = {FK_DTYPES(CUDA_INDEX_ROW)};
 #undef CUDA_INDEX_ROW
 
+static ferry_status xlaunch(int32_t dev, cudaStream_t stream, const void *fn, const char *call,
+                            int64_t n, void **args)
+{
+    int64_t blocks = (n + CUDA_INDEX_BLOCK - 1) / CUDA_INDEX_BLOCK;
+    int64_t most = (int64_t)cuda_sm_count(dev) * 32;
+    if (blocks > most)
+        blocks = most;
+    (void)cudaGetLastError();
+    cudaError_t e = cudaLaunchKernel(fn, dim3((unsigned)blocks), dim3(CUDA_INDEX_BLOCK), args, 0,
+                                     stream);
+    if (e == cudaSuccess)
+        e = cudaGetLastError();
+    return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, call, e);
+}
+
+// index_put's accumulation: keys, the sort of cuda_sort.cu, then one thread per run of
+// a slot (see ferry_index.h).
+static ferry_status accumulate(int32_t dev, cudaStream_t stream, const ferry_op_args *a,
+                               fk_xgeom g, const void **ip)
+{
+    void *scr = NULL;
+    ferry_status st = cuda_temp_alloc(dev, stream, (size_t)(2 * g.P) * sizeof(uint64_t), &scr);
+    if (st != FERRY_OK)
+        return st;
+    fk_u64 *s = (fk_u64 *)scr;
+    void *flagp = a->tensors[1].buffer;
+    {
+        void *args[] = {&s, &flagp, &ip[0], &ip[1], &ip[2], &ip[3], &g};
+        st = xlaunch(dev, stream, (const void *)ferry_xindex_keys,
+                     "cudaLaunchKernel(ferry_xindex_keys)", g.P, args);
+    }
+    if (st == FERRY_OK)
+        st = cuda_sort_pairs(dev, stream, scr, g.P);
+    if (st == FERRY_OK) {
+        void *self = a->tensors[0].buffer;
+        const void *vals = a->tensors[2].buffer;
+        const fk_u64 *cs = s;
+        void *args[] = {&self, &cs, &vals, &g};
+        st = xlaunch(dev, stream, (const void *)xaccs[a->tensors[0].dtype],
+                     "cudaLaunchKernel(ferry_xindex_acc)", g.numel * g.bnumel, args);
+    }
+    cuda_temp_free(dev, stream, scr);
+    return st;
+}
+
 // "ferry.index" / "ferry.index_put": unused index arguments repeat the flag (never read).
 static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
 {
     fk_xgeom g;
-    // Assignment walks R as index does; accumulation owns one element per thread.
+    // Assignment walks R as index does; accumulation sorts B's positions by slot.
     bool acc = put && a->params && a->params_size >= sizeof(ferry_index_params) &&
                ((const ferry_index_params *)a->params)->accumulate;
     int plan = fk_xgeom_fill(&g, a, acc ? 1 : 0, sizes);
@@ -95,26 +141,18 @@ static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
     ferry_status st = cuda_use(dev, &stream);
     if (st != FERRY_OK)
         return st;
-    int64_t blocks = (g.numel + CUDA_INDEX_BLOCK - 1) / CUDA_INDEX_BLOCK;
-    int64_t most = (int64_t)cuda_sm_count(dev) * 32;
-    if (blocks > most)
-        blocks = most;
-    void *out = a->tensors[0].buffer, *flagp = a->tensors[1].buffer;
-    const void *srcp = a->tensors[2].buffer;
     const void *ip[FK_XMAX];
     for (int j = 0; j < FK_XMAX; j++)
         ip[j] = j < g.k ? a->tensors[3 + j].buffer : a->tensors[1].buffer;
+    if (acc)
+        return accumulate(dev, stream, a, g, ip);
+    void *out = a->tensors[0].buffer, *flagp = a->tensors[1].buffer;
+    const void *srcp = a->tensors[2].buffer;
     void *args[] = {&out, &flagp, &srcp, &ip[0], &ip[1], &ip[2], &ip[3], &g};
-    const void *fn = (const void *)(acc ? xputs : put ? xsets : xindexes)[t0->dtype];
-    (void)cudaGetLastError();
-    cudaError_t e = cudaLaunchKernel(fn, dim3((unsigned)blocks), dim3(CUDA_INDEX_BLOCK), args, 0,
-                                     stream);
-    if (e == cudaSuccess)
-        e = cudaGetLastError();
-    return e == cudaSuccess ? FERRY_OK
-                            : cuda_fail(dev, put ? "cudaLaunchKernel(ferry_xindex_put)"
-                                                 : "cudaLaunchKernel(ferry_xindex)",
-                                        e);
+    const void *fn = (const void *)(put ? xsets : xindexes)[t0->dtype];
+    return xlaunch(dev, stream, fn,
+                   put ? "cudaLaunchKernel(ferry_xindex_set)" : "cudaLaunchKernel(ferry_xindex)",
+                   g.numel, args);
 }
 
 static ferry_status cuda_index(int32_t dev, const ferry_op_args *a)

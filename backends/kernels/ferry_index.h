@@ -30,12 +30,14 @@ typedef struct fk_igeom {
 /* "ferry.index" / "ferry.index_put" (ferry/ops/index.h) on a device: up to FK_XMAX index
  * tensors (more go to the cpu). index walks R (shape, strides st0 of out and st1 of
  * src, ist of the indices); so does index_put's assignment (xindex_set: of duplicates
- * any one wins, as PyTorch says). index_put's accumulation owns one self element per
- * thread: the dims of R
- * outside the indices (shape, st0 of self, st1 of values) and one coordinate per
- * indexed dim (size[j]); it loops over B (bshape, bst1 of values, ist of the indices)
- * for the positions naming its element, in the cpu reference's order, so duplicates
- * need no atomics and sums come out bit-identical to the cpu's. */
+ * any one wins, as PyTorch says). index_put's accumulation splits R into the dims
+ * outside the indices (shape, st0 of self, st1 of values: numel elements) and B
+ * (bshape, bst1 of values, ist of the indices: bnumel positions). xindex_keys gives
+ * each position of B the row-major number of the self coordinates its indices name
+ * (its slot), the device's bitonic sort (ferry_sort.h) orders the (slot, position)
+ * pairs, and xindex_acc has the first pair of each run of one slot add the run's
+ * values in position order: the cpu reference's order, so sums come out bit-identical
+ * to the cpu's, duplicates need no atomics, and the work is O(R) plus the sort. */
 #define FK_XMAX 4
 typedef struct fk_xgeom {
     fk_i64 shape[FK_MAX_DIMS];
@@ -48,8 +50,9 @@ typedef struct fk_xgeom {
     fk_i64 stride[FK_XMAX];
     fk_i64 size[FK_XMAX];
     fk_i64 off0, off1;
-    fk_i64 numel;  /* threads' elements */
+    fk_i64 numel;  /* threads' elements (accumulation: the dims outside B) */
     fk_i64 bnumel; /* index_put: positions of B */
+    fk_i64 P;      /* accumulation: the sort's length, a power of two >= bnumel */
     fk_i32 ndim;
     fk_i32 nb;
     fk_i32 k;
@@ -113,7 +116,7 @@ static int fk_igeom_fill(fk_igeom *g, const ferry_op_args *a, int gather, const 
 }
 
 /* The launch geometry of "ferry.index" and index_put's assignment (put 0: R walked) or
- * index_put's accumulation (put 1: one self element per thread) from the op's tensors,
+ * index_put's accumulation (put 1: R split into B and the dims outside it) from the op's tensors,
  * shared by the OpenCL and CUDA hosts. 0 when the device can run it, -1
  * when not (too many dims or indices: the cpu runs it), 1 when there is nothing to do. */
 static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const size_t *elsizes)
@@ -164,10 +167,16 @@ static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const siz
             g->numel *= t0->shape[d];
         }
     }
-    if (put)
-        for (int j = 0; j < p->k; j++)
-            g->numel *= p->size[j];
-    return g->numel == 0 || g->bnumel == 0 ? 1 : 0;
+    if (g->numel == 0 || g->bnumel == 0)
+        return 1;
+    /* The sort's scratch holds 2 P 64-bit words. */
+    if (put) {
+        if (g->bnumel > ((fk_i64)1 << 40))
+            return -1;
+        for (g->P = 1; g->P < g->bnumel; g->P *= 2) {
+        }
+    }
+    return 0;
 }
 #endif
 
@@ -252,6 +261,18 @@ FK_FUNC void fk_index_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad)
                 FK_STORE_##sfx(self, to, acc);                                              \
         }                                                                                   \
     }
+
+/* 16-bit floats add in float: the accumulation rounds to the stored type after each add. */
+#define FK_INDEX_HALF_bool 0
+#define FK_INDEX_HALF_u8 0
+#define FK_INDEX_HALF_i8 0
+#define FK_INDEX_HALF_i16 0
+#define FK_INDEX_HALF_i32 0
+#define FK_INDEX_HALF_i64 0
+#define FK_INDEX_HALF_f16 1
+#define FK_INDEX_HALF_bf16 1
+#define FK_INDEX_HALF_f32 0
+#define FK_INDEX_HALF_f64 0
 
 /* Integers wrap through the wide unsigned type; bool adds as logical or. */
 #define FK_INDEX_ADD_INT(sfx, vt, wt, a, b) FK_INDEX_ADD_INT_##sfx(vt, wt, a, b)
@@ -349,66 +370,84 @@ FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
                 FK_STORE_##sfx(self, to, FK_LOAD_##sfx(vals, vo));                          \
         }                                                                                   \
     }                                                                                       \
-    FK_KERNEL ferry_xindex_put_##sfx(FK_GLOBAL st *self, FK_GLOBAL fk_i64 *flag,            \
-                                     FK_GLOBAL const st *vals, FK_XIDX_ARGS, fk_xgeom g)    \
+    FK_KERNEL ferry_xindex_acc_##sfx(FK_GLOBAL st *self, FK_GLOBAL const fk_u64 *scr,        \
+                                     FK_GLOBAL const st *vals, fk_xgeom g)                  \
     {                                                                                       \
-        FK_FOR_EACH(e, g.numel)                                                             \
+        FK_FOR_EACH(e, g.numel * g.bnumel)                                                  \
         {                                                                                   \
-            fk_i64 rest = e, to = g.off0, vo = g.off1;                                      \
-            fk_i64 c[FK_XMAX];                                                              \
-            bool corner = true;                                                             \
-            for (int j = g.k - 1; j >= 0; j--) {                                            \
-                c[j] = rest % g.size[j];                                                    \
-                rest /= g.size[j];                                                          \
-                to += c[j] * g.stride[j];                                                   \
-                corner = corner && c[j] == 0;                                               \
-            }                                                                               \
+            fk_i64 s = e % g.bnumel, rest = e / g.bnumel, to = g.off0, vo = g.off1;         \
+            fk_u64 slot = scr[s];                                                           \
+            if (slot == ~(fk_u64)0 || (s > 0 && scr[s - 1] == slot))                        \
+                continue;                                                                   \
             for (int d = g.ndim - 1; d >= 0; d--) {                                         \
                 fk_i64 p = rest % g.shape[d];                                               \
                 rest /= g.shape[d];                                                         \
                 to += p * g.st0[d];                                                         \
                 vo += p * g.st1[d];                                                         \
-                corner = corner && p == 0;                                                  \
             }                                                                               \
-            bool hit = false;                                                               \
+            fk_i64 c = (fk_i64)slot;                                                        \
+            for (int j = g.k - 1; j >= 0; j--) {                                            \
+                to += (c % g.size[j]) * g.stride[j];                                        \
+                c /= g.size[j];                                                             \
+            }                                                                               \
             vt acc = FK_LOAD_##sfx(self, to);                                               \
-            for (fk_i64 b = 0; b < g.bnumel; b++) {                                         \
-                fk_i64 r2 = b, v = vo;                                                      \
-                fk_i64 io[FK_XMAX];                                                         \
-                for (int j = 0; j < FK_XMAX; j++)                                           \
-                    io[j] = g.ioff[j];                                                      \
+            for (fk_i64 q = s; q < g.bnumel && scr[q] == slot; q++) {                       \
+                fk_i64 r2 = (fk_i64)scr[g.P + q], v = vo;                                   \
                 for (int d = g.nb - 1; d >= 0; d--) {                                       \
-                    fk_i64 p = r2 % g.bshape[d];                                            \
+                    v += (r2 % g.bshape[d]) * g.bst1[d];                                    \
                     r2 /= g.bshape[d];                                                      \
-                    v += p * g.bst1[d];                                                     \
-                    for (int j = 0; j < g.k; j++)                                           \
-                        io[j] += p * g.ist[j][d];                                           \
                 }                                                                           \
-                bool match = true;                                                          \
-                for (int j = 0; j < g.k; j++) {                                             \
-                    fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);             \
-                    if (i < -g.size[j] || i >= g.size[j]) {                                 \
-                        if (corner)                                                         \
-                            fk_xindex_report(flag, i, j);                                   \
-                        match = false;                                                      \
-                        break;                                                              \
-                    }                                                                       \
-                    if ((i < 0 ? i + g.size[j] : i) != c[j])                                \
-                        match = false;                                                      \
-                }                                                                           \
-                if (!match)                                                                 \
-                    continue;                                                               \
                 vt x = FK_LOAD_##sfx(vals, v);                                              \
-                hit = true;                                                                 \
-                acc = g.accumulate ? FK_INDEX_ADD_##kind(sfx, vt, wt, acc, x) : x;          \
+                acc = FK_INDEX_ADD_##kind(sfx, vt, wt, acc, x);                             \
+                if (FK_INDEX_HALF_##sfx) { /* rounded at each add, as the cpu's */          \
+                    FK_STORE_##sfx(self, to, acc);                                          \
+                    acc = FK_LOAD_##sfx(self, to);                                          \
+                }                                                                           \
             }                                                                               \
-            if (hit)                                                                        \
-                FK_STORE_##sfx(self, to, acc);                                              \
+            FK_STORE_##sfx(self, to, acc);                                                  \
         }                                                                                   \
     }
 
 #define FK_SELECT_XINDEX(sfx, st, vt, wt, kind) FK_SELECTED(FK_DEFINE_XINDEX, sfx, st, vt, wt, kind)
 FK_DTYPES(FK_SELECT_XINDEX)
+
+/* index_put's accumulation, step 1: the (slot, position) pair of each position of B
+ * into the sort's scratch (slots in scr[0, P), positions in scr[P, 2P)); a bad index
+ * and the padding up to P get the largest key, so they sort last and add nothing. */
+FK_KERNEL ferry_xindex_keys(FK_GLOBAL fk_u64 *scr, FK_GLOBAL fk_i64 *flag, FK_XIDX_ARGS,
+                            fk_xgeom g)
+{
+    FK_FOR_EACH(t, g.P)
+    {
+        fk_u64 key = ~(fk_u64)0;
+        if (t < g.bnumel) {
+            fk_i64 rest = t, io[FK_XMAX];
+            for (int j = 0; j < FK_XMAX; j++)
+                io[j] = g.ioff[j];
+            for (int d = g.nb - 1; d >= 0; d--) {
+                fk_i64 p = rest % g.bshape[d];
+                rest /= g.bshape[d];
+                for (int j = 0; j < g.k; j++)
+                    io[j] += p * g.ist[j][d];
+            }
+            fk_i64 slot = 0;
+            bool ok = true;
+            for (int j = 0; j < g.k && ok; j++) {
+                fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);
+                if (i < -g.size[j] || i >= g.size[j]) {
+                    fk_xindex_report(flag, i, j);
+                    ok = false;
+                } else {
+                    slot = slot * g.size[j] + (i < 0 ? i + g.size[j] : i);
+                }
+            }
+            if (ok)
+                key = (fk_u64)slot;
+        }
+        scr[t] = key;
+        scr[g.P + t] = (fk_u64)t;
+    }
+}
 
 #endif /* FK_NAMED_FAMILY(INDEX) */
 #endif /* !FK_HOST */
