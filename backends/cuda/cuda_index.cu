@@ -92,41 +92,13 @@ static ferry_status xlaunch(int32_t dev, cudaStream_t stream, const void *fn, co
     return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, call, e);
 }
 
-// index_put's accumulation: keys, the sort of cuda_sort.cu, then one thread per run of
-// a slot (see ferry_index.h).
-static ferry_status accumulate(int32_t dev, cudaStream_t stream, const ferry_op_args *a,
-                               fk_xgeom g, const void **ip)
-{
-    void *scr = NULL;
-    ferry_status st = cuda_temp_alloc(dev, stream, (size_t)(2 * g.P) * sizeof(uint64_t), &scr);
-    if (st != FERRY_OK)
-        return st;
-    fk_u64 *s = (fk_u64 *)scr;
-    void *flagp = a->tensors[1].buffer;
-    {
-        void *args[] = {&s, &flagp, &ip[0], &ip[1], &ip[2], &ip[3], &g};
-        st = xlaunch(dev, stream, (const void *)ferry_xindex_keys,
-                     "cudaLaunchKernel(ferry_xindex_keys)", g.P, args);
-    }
-    if (st == FERRY_OK)
-        st = cuda_sort_pairs(dev, stream, scr, g.P);
-    if (st == FERRY_OK) {
-        void *self = a->tensors[0].buffer;
-        const void *vals = a->tensors[2].buffer;
-        const fk_u64 *cs = s;
-        void *args[] = {&self, &cs, &vals, &g};
-        st = xlaunch(dev, stream, (const void *)xaccs[a->tensors[0].dtype],
-                     "cudaLaunchKernel(ferry_xindex_acc)", g.numel * g.bnumel, args);
-    }
-    cuda_temp_free(dev, stream, scr);
-    return st;
-}
-
-// "ferry.index" / "ferry.index_put": unused index arguments repeat the flag (never read).
+// "ferry.index" / "ferry.index_put". Assignment walks R as index does; accumulation
+// sorts B's positions by slot (keys, the sort of cuda_sort.cu, then one thread per run
+// of a slot: see ferry_index.h). More than FK_XMAX indices are first composed into one,
+// held in the temporary after the sort's pairs.
 static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
 {
     fk_xgeom g;
-    // Assignment walks R as index does; accumulation sorts B's positions by slot.
     bool acc = put && a->params && a->params_size >= sizeof(ferry_index_params) &&
                ((const ferry_index_params *)a->params)->accumulate;
     int plan = fk_xgeom_fill(&g, a, acc ? 1 : 0, sizes);
@@ -134,6 +106,8 @@ static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
         return FERRY_ERR_UNSUPPORTED;
     if (plan > 0)
         return FERRY_OK;
+    const ferry_index_params *p = (const ferry_index_params *)a->params;
+    bool composed = p->k > FK_XMAX;
     const ferry_kernel_tensor *t0 = &a->tensors[0];
     if ((int)t0->dtype >= (int)(sizeof xindexes / sizeof xindexes[0]))
         return FERRY_ERR_UNSUPPORTED;
@@ -141,18 +115,57 @@ static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
     ferry_status st = cuda_use(dev, &stream);
     if (st != FERRY_OK)
         return st;
+    void *flagp = a->tensors[1].buffer, *scr = NULL;
     const void *ip[FK_XMAX];
-    for (int j = 0; j < FK_XMAX; j++)
-        ip[j] = j < g.k ? a->tensors[3 + j].buffer : a->tensors[1].buffer;
-    if (acc)
-        return accumulate(dev, stream, a, g, ip);
-    void *out = a->tensors[0].buffer, *flagp = a->tensors[1].buffer;
+    for (int j = 0; j < FK_XMAX; j++) // unused ones repeat the flag (never read)
+        ip[j] = j < p->k && !composed ? a->tensors[3 + j].buffer : flagp;
+    int64_t lin_at = acc ? 2 * g.P : 0;
+    int64_t words = lin_at + (composed ? g.bnumel : 0);
+    if (words > 0 && (st = cuda_temp_alloc(dev, stream, (size_t)words * sizeof(uint64_t), &scr)) !=
+                         FERRY_OK)
+        return st;
+    fk_i64 *lin = (fk_i64 *)scr;
+    for (int j0 = 0; composed && st == FERRY_OK && j0 < p->k; j0 += FK_XMAX) {
+        fk_xgeom gg;
+        int n = fk_xgeom_group(&gg, a, j0, lin_at, sizes);
+        const void *gp[FK_XMAX];
+        for (int j = 0; j < FK_XMAX; j++)
+            gp[j] = j < n ? a->tensors[3 + j0 + j].buffer : flagp;
+        void *args[] = {&lin, &flagp, &gp[0], &gp[1], &gp[2], &gp[3], &gg};
+        st = xlaunch(dev, stream, (const void *)ferry_xindex_lin,
+                     "cudaLaunchKernel(ferry_xindex_lin)", gg.bnumel, args);
+    }
+    if (composed) {
+        ip[0] = scr;
+        g.ioff[0] = lin_at;
+    }
+    void *self = a->tensors[0].buffer;
     const void *srcp = a->tensors[2].buffer;
-    void *args[] = {&out, &flagp, &srcp, &ip[0], &ip[1], &ip[2], &ip[3], &g};
-    const void *fn = (const void *)(put ? xsets : xindexes)[t0->dtype];
-    return xlaunch(dev, stream, fn,
-                   put ? "cudaLaunchKernel(ferry_xindex_set)" : "cudaLaunchKernel(ferry_xindex)",
-                   g.numel, args);
+    if (acc) {
+        fk_u64 *s = (fk_u64 *)scr;
+        if (st == FERRY_OK) {
+            void *args[] = {&s, &flagp, &ip[0], &ip[1], &ip[2], &ip[3], &g};
+            st = xlaunch(dev, stream, (const void *)ferry_xindex_keys,
+                         "cudaLaunchKernel(ferry_xindex_keys)", g.P, args);
+        }
+        if (st == FERRY_OK)
+            st = cuda_sort_pairs(dev, stream, scr, g.P);
+        if (st == FERRY_OK) {
+            const fk_u64 *cs = s;
+            void *args[] = {&self, &cs, &srcp, &g};
+            st = xlaunch(dev, stream, (const void *)xaccs[t0->dtype],
+                         "cudaLaunchKernel(ferry_xindex_acc)", g.numel * g.bnumel, args);
+        }
+    } else if (st == FERRY_OK) {
+        void *args[] = {&self, &flagp, &srcp, &ip[0], &ip[1], &ip[2], &ip[3], &g};
+        const void *fn = (const void *)(put ? xsets : xindexes)[t0->dtype];
+        st = xlaunch(dev, stream, fn,
+                     put ? "cudaLaunchKernel(ferry_xindex_set)" : "cudaLaunchKernel(ferry_xindex)",
+                     g.numel, args);
+    }
+    if (scr)
+        cuda_temp_free(dev, stream, scr);
+    return st;
 }
 
 static ferry_status cuda_index(int32_t dev, const ferry_op_args *a)

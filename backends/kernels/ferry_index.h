@@ -28,7 +28,7 @@ typedef struct fk_igeom {
 
 
 /* "ferry.index" / "ferry.index_put" (ferry/ops/index.h) on a device: up to FK_XMAX index
- * tensors (more go to the cpu). index walks R (shape, strides st0 of out and st1 of
+ * tensors as kernel arguments (more are composed first, see FK_XLIN_SIZE). index walks R (shape, strides st0 of out and st1 of
  * src, ist of the indices); so does index_put's assignment (xindex_set: of duplicates
  * any one wins, as PyTorch says). index_put's accumulation splits R into the dims
  * outside the indices (shape, st0 of self, st1 of values: numel elements) and B
@@ -58,8 +58,17 @@ typedef struct fk_xgeom {
     fk_i32 k;
     fk_i32 accumulate;
     fk_i32 idx32; /* bit j: index j is int32 */
+    fk_i32 jbase; /* xindex_lin: the number among the op's indices of this launch's first */
+    fk_i32 quiet; /* the index is composed (FK_XLIN_BAD already reported): skip, say nothing */
     fk_i32 pad;
 } fk_xgeom;
+
+/* More than FK_XMAX indices: xindex_lin composes them, FK_XMAX per launch, into one
+ * int64 offset per position of B (a bad index stores FK_XLIN_BAD), and the op then
+ * runs with that one index, stride 1 and size FK_XLIN_SIZE, so the kernels need no
+ * more arguments and slots (offsets into self) still name one element each. */
+#define FK_XLIN_SIZE ((fk_i64)0x7fffffffffffffff)
+#define FK_XLIN_BAD (-FK_XLIN_SIZE - 1)
 
 #if defined(FERRY_OPS_INDEX_H) && !defined(__OPENCL_VERSION__)
 /* The launch geometry of "ferry.gather" (gather 1) or "ferry.scatter" from the op's
@@ -118,24 +127,40 @@ static int fk_igeom_fill(fk_igeom *g, const ferry_op_args *a, int gather, const 
 /* The launch geometry of "ferry.index" and index_put's assignment (put 0: R walked) or
  * index_put's accumulation (put 1: R split into B and the dims outside it) from the op's tensors,
  * shared by the OpenCL and CUDA hosts. 0 when the device can run it, -1
- * when not (too many dims or indices: the cpu runs it), 1 when there is nothing to do. */
+ * when not (too many dims: the cpu runs it), 1 when there is nothing to do. With more
+ * than FK_XMAX indices the geometry is that of the composed index (its offset ioff[0]
+ * set by the host, after fk_xgeom_group's launches have written it). */
 static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const size_t *elsizes)
 {
     if (a->ntensors < 3 || !a->params || a->params_size < sizeof(ferry_index_params))
         return -1;
     const ferry_index_params *p = (const ferry_index_params *)a->params;
-    if (p->k < 0 || p->k > FK_XMAX || a->ntensors != 3 + p->k)
+    if (p->k < 0 || p->k > FERRY_INDEX_MAX_INDICES || a->ntensors != 3 + p->k ||
+        p->nbdims < 0 || p->nbdims > FK_MAX_DIMS || p->bdim < 0 ||
+        p->bdim + p->nbdims > a->tensors[0].ndim)
         return -1;
+    bool composed = p->k > FK_XMAX;
     const ferry_kernel_tensor *t0 = &a->tensors[0], *t2 = &a->tensors[2], *idx = &a->tensors[3];
     const ferry_kernel_tensor *flag = &a->tensors[1];
     if (flag->byte_offset != 0 || flag->ndim != 1 || flag->strides[0] != 1)
         return -1;
     memset(g, 0, sizeof *g);
-    g->k = p->k;
+    g->k = composed ? 1 : p->k;
     g->accumulate = p->accumulate;
     g->off0 = (fk_i64)(t0->byte_offset / elsizes[t0->dtype]);
     g->off1 = (fk_i64)(t2->byte_offset / elsizes[t2->dtype]);
-    for (int j = 0; j < p->k; j++) {
+    /* The composed index: dense over B, row-major. */
+    fk_i64 cst[FK_MAX_DIMS];
+    for (fk_i64 q = p->nbdims - 1, c = 1; q >= 0; q--) {
+        cst[q] = c;
+        c *= t0->shape[p->bdim + q];
+    }
+    if (composed) {
+        g->stride[0] = 1;
+        g->size[0] = FK_XLIN_SIZE;
+        g->quiet = 1;
+    }
+    for (int j = 0; j < p->k && !composed; j++) {
         g->ioff[j] = (fk_i64)(idx[j].byte_offset / elsizes[idx[j].dtype]);
         g->stride[j] = p->stride[j];
         g->size[j] = p->size[j];
@@ -145,16 +170,19 @@ static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const siz
     g->numel = 1;
     g->bnumel = 1;
     for (int d = 0; d < t0->ndim; d++) {
-        bool in_b = put && d >= p->bdim && d < p->bdim + p->nbdims;
+        bool b_dim = d >= p->bdim && d < p->bdim + p->nbdims;
+        bool in_b = put && b_dim;
+        fk_i64 ist_c = b_dim ? cst[d - p->bdim] : 0;
+        if (b_dim)
+            g->bnumel *= t0->shape[d];
         if (in_b) {
             if (g->nb >= FK_MAX_DIMS)
                 return -1;
             int q = g->nb++;
             g->bshape[q] = t0->shape[d];
             g->bst1[q] = t2->strides[d];
-            for (int j = 0; j < p->k; j++)
-                g->ist[j][q] = idx[j].strides[d];
-            g->bnumel *= t0->shape[d];
+            for (int j = 0; j < g->k; j++)
+                g->ist[j][q] = composed ? ist_c : idx[j].strides[d];
         } else {
             if (g->ndim >= FK_MAX_DIMS)
                 return -1;
@@ -162,8 +190,8 @@ static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const siz
             g->shape[q] = t0->shape[d];
             g->st0[q] = t0->strides[d];
             g->st1[q] = t2->strides[d];
-            for (int j = 0; j < p->k && !put; j++)
-                g->ist[j][q] = idx[j].strides[d];
+            for (int j = 0; j < g->k && !put; j++)
+                g->ist[j][q] = composed ? ist_c : idx[j].strides[d];
             g->numel *= t0->shape[d];
         }
     }
@@ -177,6 +205,36 @@ static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const siz
         }
     }
     return 0;
+}
+
+/* The geometry of xindex_lin over indices j0 .. j0 + FK_XMAX - 1 (fewer at the end) of
+ * an op fk_xgeom_fill accepted with more than FK_XMAX indices; the composed index is
+ * written at element `at` of its buffer. Returns how many indices the launch takes. */
+static int fk_xgeom_group(fk_xgeom *g, const ferry_op_args *a, int j0, fk_i64 at,
+                          const size_t *elsizes)
+{
+    const ferry_index_params *p = (const ferry_index_params *)a->params;
+    const ferry_kernel_tensor *t0 = &a->tensors[0], *idx = &a->tensors[3 + j0];
+    memset(g, 0, sizeof *g);
+    g->k = p->k - j0 < FK_XMAX ? p->k - j0 : FK_XMAX;
+    g->jbase = j0;
+    g->off0 = at;
+    g->nb = p->nbdims;
+    g->bnumel = 1;
+    for (int q = 0; q < g->nb; q++) {
+        g->bshape[q] = t0->shape[p->bdim + q];
+        g->bnumel *= g->bshape[q];
+        for (int j = 0; j < g->k; j++)
+            g->ist[j][q] = idx[j].strides[p->bdim + q];
+    }
+    for (int j = 0; j < g->k; j++) {
+        g->ioff[j] = (fk_i64)(idx[j].byte_offset / elsizes[idx[j].dtype]);
+        g->stride[j] = p->stride[j0 + j];
+        g->size[j] = p->size[j0 + j];
+        if (idx[j].dtype == FERRY_INT32)
+            g->idx32 |= 1 << j;
+    }
+    return g->k;
 }
 #endif
 
@@ -329,7 +387,8 @@ FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
             for (int j = 0; j < g.k && ok; j++) {                                           \
                 fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);                 \
                 if (i < -g.size[j] || i >= g.size[j]) {                                     \
-                    fk_xindex_report(flag, i, j);                                           \
+                    if (!g.quiet)                                                           \
+                        fk_xindex_report(flag, i, j);                                       \
                     ok = false;                                                             \
                 } else {                                                                    \
                     so += (i < 0 ? i + g.size[j] : i) * g.stride[j];                        \
@@ -360,7 +419,8 @@ FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
             for (int j = 0; j < g.k && ok; j++) {                                           \
                 fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);                 \
                 if (i < -g.size[j] || i >= g.size[j]) {                                     \
-                    fk_xindex_report(flag, i, j);                                           \
+                    if (!g.quiet)                                                           \
+                        fk_xindex_report(flag, i, j);                                       \
                     ok = false;                                                             \
                 } else {                                                                    \
                     to += (i < 0 ? i + g.size[j] : i) * g.stride[j];                        \
@@ -435,7 +495,8 @@ FK_KERNEL ferry_xindex_keys(FK_GLOBAL fk_u64 *scr, FK_GLOBAL fk_i64 *flag, FK_XI
             for (int j = 0; j < g.k && ok; j++) {
                 fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);
                 if (i < -g.size[j] || i >= g.size[j]) {
-                    fk_xindex_report(flag, i, j);
+                    if (!g.quiet)
+                        fk_xindex_report(flag, i, j);
                     ok = false;
                 } else {
                     slot = slot * g.size[j] + (i < 0 ? i + g.size[j] : i);
@@ -446,6 +507,36 @@ FK_KERNEL ferry_xindex_keys(FK_GLOBAL fk_u64 *scr, FK_GLOBAL fk_i64 *flag, FK_XI
         }
         scr[t] = key;
         scr[g.P + t] = (fk_u64)t;
+    }
+}
+
+/* Composes up to FK_XMAX indices (g from fk_xgeom_group) into lin[off0, off0 + bnumel):
+ * the first launch (jbase 0) starts from 0, later ones add to it; FK_XLIN_BAD stays. */
+FK_KERNEL ferry_xindex_lin(FK_GLOBAL fk_i64 *lin, FK_GLOBAL fk_i64 *flag, FK_XIDX_ARGS,
+                           fk_xgeom g)
+{
+    FK_FOR_EACH(t, g.bnumel)
+    {
+        fk_i64 rest = t, io[FK_XMAX];
+        for (int j = 0; j < FK_XMAX; j++)
+            io[j] = g.ioff[j];
+        for (int d = g.nb - 1; d >= 0; d--) {
+            fk_i64 p = rest % g.bshape[d];
+            rest /= g.bshape[d];
+            for (int j = 0; j < g.k; j++)
+                io[j] += p * g.ist[j][d];
+        }
+        fk_i64 s = g.jbase ? lin[g.off0 + t] : 0;
+        for (int j = 0; j < g.k && s != FK_XLIN_BAD; j++) {
+            fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);
+            if (i < -g.size[j] || i >= g.size[j]) {
+                fk_xindex_report(flag, i, g.jbase + j);
+                s = FK_XLIN_BAD;
+            } else {
+                s += (i < 0 ? i + g.size[j] : i) * g.stride[j];
+            }
+        }
+        lin[g.off0 + t] = s;
     }
 }
 
