@@ -1,5 +1,6 @@
 // Indexing on CUDA (ferry/ops/index.h): the kernels of backends/kernels/ferry_index.h,
-// the same source OpenCL builds, one launch per op on the device's stream.
+// the same source OpenCL builds, on the device's stream: one launch per op, but for
+// index_put's accumulation (keys, their sort, the sums) and composed indices.
 #include <stdio.h>
 #include <string.h>
 
@@ -93,9 +94,9 @@ static ferry_status xlaunch(int32_t dev, cudaStream_t stream, const void *fn, co
 }
 
 // "ferry.index" / "ferry.index_put". Assignment walks R as index does; accumulation
-// sorts B's positions by slot (keys, the sort of cuda_sort.cu, then one thread per run
-// of a slot: see ferry_index.h). More than FK_XMAX indices are first composed into one,
-// held in the temporary after the sort's pairs.
+// sorts B's positions by slot (keys, their bitonic sort, then one thread per run of a
+// slot: see ferry_index.h). More than FK_XMAX indices are first composed into one, held
+// in the temporary after the keys.
 static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
 {
     fk_xgeom g;
@@ -119,7 +120,7 @@ static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
     const void *ip[FK_XMAX];
     for (int j = 0; j < FK_XMAX; j++) // unused ones repeat the flag (never read)
         ip[j] = j < p->k && !composed ? a->tensors[3 + j].buffer : flagp;
-    int64_t lin_at = acc ? 2 * g.P : 0;
+    int64_t lin_at = acc ? g.P : 0;
     int64_t words = lin_at + (composed ? g.bnumel : 0);
     if (words > 0 && (st = cuda_temp_alloc(dev, stream, (size_t)words * sizeof(uint64_t), &scr)) !=
                          FERRY_OK)
@@ -148,8 +149,13 @@ static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
             st = xlaunch(dev, stream, (const void *)ferry_xindex_keys,
                          "cudaLaunchKernel(ferry_xindex_keys)", g.P, args);
         }
-        if (st == FERRY_OK)
-            st = cuda_sort_pairs(dev, stream, scr, g.P);
+        for (fk_i64 kk = 2; st == FERRY_OK && kk <= g.P; kk *= 2)
+            for (fk_i64 j = kk / 2; st == FERRY_OK && j >= 1; j /= 2) {
+                fk_i64 n = g.P;
+                void *args[] = {&s, &n, &j, &kk};
+                st = xlaunch(dev, stream, (const void *)ferry_xindex_step,
+                             "cudaLaunchKernel(ferry_xindex_step)", g.P / 2, args);
+            }
         if (st == FERRY_OK) {
             const fk_u64 *cs = s;
             void *args[] = {&self, &cs, &srcp, &g};

@@ -26,9 +26,6 @@ ferry_status cuda_fail(int32_t dev, const char *call, cudaError_t e);
  * waiting for it. */
 ferry_status cuda_temp_alloc(int32_t dev, cudaStream_t stream, size_t nbytes, void **out);
 void cuda_temp_free(int32_t dev, cudaStream_t stream, void *p);
-// Sorts one row of P (a power of two) (key, index) pairs in scr by (key, index): keys
-// in [0, P), indices in [P, 2P) (cuda_sort.cu), queued on stream.
-ferry_status cuda_sort_pairs(int32_t dev, cudaStream_t stream, void *scr, int64_t P);
 
 ferry_status cuda_matmul(int32_t dev, const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
                          const ferry_kernel_tensor *b);

@@ -32,28 +32,6 @@ static ferry_status launch(int32_t dev, cudaStream_t stream, const void *fn, con
     return cuda_fail(dev, call, e);
 }
 
-// The bitonic network over one row of P (key, index) pairs already in scr (keys in
-// [0, P), indices in [P, 2P)), for other ops that sort (index_put's accumulation).
-ferry_status cuda_sort_pairs(int32_t dev, cudaStream_t stream, void *scr, int64_t P)
-{
-    fk_sort_launch p;
-    memset(&p, 0, sizeof p);
-    p.rows = 1;
-    p.n = P;
-    p.P = P;
-    p.scr_idx = P;
-    fk_u64 *s = (fk_u64 *)scr;
-    ferry_status st = FERRY_OK;
-    for (int64_t kk = 2; st == FERRY_OK && kk <= P; kk *= 2)
-        for (int64_t j = kk / 2; st == FERRY_OK && j >= 1; j /= 2) {
-            p.kk = kk;
-            p.j = j;
-            void *a[] = {&s, &p};
-            st = launch(dev, stream, (const void *)ferry_sort_step, "ferry_sort_step", P / 2, a);
-        }
-    return st;
-}
-
 static ferry_status sort_impl(int32_t dev, const ferry_op_args *args)
 {
     fk_plan_ctx c = {cuda_host, "cuda", dev};

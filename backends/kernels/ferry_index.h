@@ -28,16 +28,17 @@ typedef struct fk_igeom {
 
 
 /* "ferry.index" / "ferry.index_put" (ferry/ops/index.h) on a device: up to FK_XMAX index
- * tensors as kernel arguments (more are composed first, see FK_XLIN_SIZE). index walks R (shape, strides st0 of out and st1 of
- * src, ist of the indices); so does index_put's assignment (xindex_set: of duplicates
- * any one wins, as PyTorch says). index_put's accumulation splits R into the dims
- * outside the indices (shape, st0 of self, st1 of values: numel elements) and B
- * (bshape, bst1 of values, ist of the indices: bnumel positions). xindex_keys gives
- * each position of B the row-major number of the self coordinates its indices name
- * (its slot), the device's bitonic sort (ferry_sort.h) orders the (slot, position)
- * pairs, and xindex_acc has the first pair of each run of one slot add the run's
- * values in position order: the cpu reference's order, so sums come out bit-identical
- * to the cpu's, duplicates need no atomics, and the work is O(R) plus the sort. */
+ * tensors as kernel arguments (more are composed first, see FK_XLIN_SIZE). index walks
+ * R (shape, strides st0 of out and st1 of src, ist of the indices); so does
+ * index_put's assignment (xindex_set: of duplicates any one wins, as PyTorch says).
+ * index_put's accumulation splits R into the dims outside the indices (shape, st0 of
+ * self, st1 of values: numel elements) and B (bshape, bst1 of values, ist of the
+ * indices: bnumel positions). xindex_keys gives each position of B one 64-bit key, the
+ * row-major number of the self coordinates its indices name (its slot) above the
+ * position's own number (pbits bits), xindex_step's bitonic network sorts the keys, and
+ * xindex_acc has the first key of each run of one slot add the run's values in
+ * position order: the cpu reference's order, so sums come out bit-identical to the
+ * cpu's, duplicates need no atomics, and the work is O(R) plus the sort. */
 #define FK_XMAX 4
 typedef struct fk_xgeom {
     fk_i64 shape[FK_MAX_DIMS];
@@ -60,7 +61,7 @@ typedef struct fk_xgeom {
     fk_i32 idx32; /* bit j: index j is int32 */
     fk_i32 jbase; /* xindex_lin: the number among the op's indices of this launch's first */
     fk_i32 quiet; /* the index is composed (FK_XLIN_BAD already reported): skip, say nothing */
-    fk_i32 pad;
+    fk_i32 pbits; /* accumulation: bits of a key that hold the position (P = 2^pbits) */
 } fk_xgeom;
 
 /* More than FK_XMAX indices: xindex_lin composes them, FK_XMAX per launch, into one
@@ -156,6 +157,10 @@ static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const siz
         c *= t0->shape[p->bdim + q];
     }
     if (composed) {
+        /* Offsets of a device tensor are never negative (to() makes such views dense). */
+        for (int j = 0; j < p->k; j++)
+            if (p->stride[j] < 0)
+                return -1;
         g->stride[0] = 1;
         g->size[0] = FK_XLIN_SIZE;
         g->quiet = 1;
@@ -197,11 +202,26 @@ static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const siz
     }
     if (g->numel == 0 || g->bnumel == 0)
         return 1;
-    /* The sort's scratch holds 2 P 64-bit words. */
+    /* The sort's scratch holds P keys; a slot must fit above the position in 63 bits (so
+     * no key is the padding's ~0): more than a device's memory could hold to need more. */
     if (put) {
         if (g->bnumel > ((fk_i64)1 << 40))
             return -1;
-        for (g->P = 1; g->P < g->bnumel; g->P *= 2) {
+        for (g->P = 1; g->P < g->bnumel; g->P *= 2)
+            g->pbits++;
+        fk_i64 room = FK_XLIN_SIZE >> g->pbits, slots = 1;
+        for (int j = 0; j < p->k; j++) {
+            if (p->size[j] < 1 || p->stride[j] < 0)
+                return -1;
+            if (composed) { /* a slot is an offset into self: at most sum (size-1) stride */
+                if (p->stride[j] > 0 && p->size[j] - 1 > (room - slots) / p->stride[j])
+                    return -1;
+                slots += (p->size[j] - 1) * p->stride[j];
+            } else {
+                if (slots > room / p->size[j])
+                    return -1;
+                slots *= p->size[j];
+            }
         }
     }
     return 0;
@@ -436,8 +456,8 @@ FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
         FK_FOR_EACH(e, g.numel * g.bnumel)                                                  \
         {                                                                                   \
             fk_i64 s = e % g.bnumel, rest = e / g.bnumel, to = g.off0, vo = g.off1;         \
-            fk_u64 slot = scr[s];                                                           \
-            if (slot == ~(fk_u64)0 || (s > 0 && scr[s - 1] == slot))                        \
+            fk_u64 slot = scr[s] >> g.pbits;                                                \
+            if (scr[s] == ~(fk_u64)0 || (s > 0 && scr[s - 1] >> g.pbits == slot))           \
                 continue;                                                                   \
             for (int d = g.ndim - 1; d >= 0; d--) {                                         \
                 fk_i64 p = rest % g.shape[d];                                               \
@@ -451,8 +471,9 @@ FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
                 c /= g.size[j];                                                             \
             }                                                                               \
             vt acc = FK_LOAD_##sfx(self, to);                                               \
-            for (fk_i64 q = s; q < g.bnumel && scr[q] == slot; q++) {                       \
-                fk_i64 r2 = (fk_i64)scr[g.P + q], v = vo;                                   \
+            fk_u64 mask = ((fk_u64)1 << g.pbits) - 1;                                       \
+            for (fk_i64 q = s; q < g.bnumel && scr[q] >> g.pbits == slot; q++) {            \
+                fk_i64 r2 = (fk_i64)(scr[q] & mask), v = vo;                                \
                 for (int d = g.nb - 1; d >= 0; d--) {                                       \
                     v += (r2 % g.bshape[d]) * g.bst1[d];                                    \
                     r2 /= g.bshape[d];                                                      \
@@ -471,9 +492,9 @@ FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
 #define FK_SELECT_XINDEX(sfx, st, vt, wt, kind) FK_SELECTED(FK_DEFINE_XINDEX, sfx, st, vt, wt, kind)
 FK_DTYPES(FK_SELECT_XINDEX)
 
-/* index_put's accumulation, step 1: the (slot, position) pair of each position of B
- * into the sort's scratch (slots in scr[0, P), positions in scr[P, 2P)); a bad index
- * and the padding up to P get the largest key, so they sort last and add nothing. */
+/* index_put's accumulation, step 1: the key (slot << pbits | position) of each position
+ * of B into the sort's scratch scr[0, P); a bad index and the padding up to P get the
+ * largest key, ~0, so they sort last and add nothing. */
 FK_KERNEL ferry_xindex_keys(FK_GLOBAL fk_u64 *scr, FK_GLOBAL fk_i64 *flag, FK_XIDX_ARGS,
                             fk_xgeom g)
 {
@@ -503,10 +524,26 @@ FK_KERNEL ferry_xindex_keys(FK_GLOBAL fk_u64 *scr, FK_GLOBAL fk_i64 *flag, FK_XI
                 }
             }
             if (ok)
-                key = (fk_u64)slot;
+                key = (fk_u64)slot << g.pbits | (fk_u64)t;
         }
         scr[t] = key;
-        scr[g.P + t] = (fk_u64)t;
+    }
+}
+
+/* Step 2, once per (kk, j) of the bitonic network over the P keys (distinct but for the
+ * padding's, which are equal): the keys alone, half the traffic of ferry_sort.h's
+ * (key, index) pairs. */
+FK_KERNEL ferry_xindex_step(FK_GLOBAL fk_u64 *scr, fk_i64 P, fk_i64 j, fk_i64 kk)
+{
+    FK_FOR_EACH(q, P / 2)
+    {
+        fk_i64 lo = 2 * j * (q / j) + q % j, hi = lo + j;
+        bool up = (lo & kk) == 0;
+        fk_u64 a = scr[lo], b = scr[hi];
+        if ((a > b) == up) {
+            scr[lo] = b;
+            scr[hi] = a;
+        }
     }
 }
 

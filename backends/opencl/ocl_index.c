@@ -1,6 +1,6 @@
 /* Indexing on OpenCL (ferry/ops/index.h): gather, scatter(_add), index and index_put
  * from backends/kernels/ferry_index.h, one launch each but index_put's accumulation
- * (keys, the device sort of ocl_sort.c, then the sums). */
+ * (keys, their sort, then the sums) and more than FK_XMAX indices (composed first). */
 #include <stdio.h>
 #include <string.h>
 
@@ -83,10 +83,31 @@ static ferry_status launch(ocl_device *d, int dt, const char *name, cl_mem b0, c
     return st;
 }
 
+/* The bitonic network over the P keys in scr; lock held. */
+static ferry_status sort_keys(ocl_device *d, int dt, cl_mem scr, int64_t P)
+{
+    ocl_kernel k;
+    ferry_status st = ocl_named_kernel(d, "INDEX", dt, "ferry_xindex_step", &k);
+    cl_long n = (cl_long)P;
+    if (st == FERRY_OK)
+        st = ocl_arg(d, k.kernel, k.name, 0, sizeof(cl_mem), &scr);
+    if (st == FERRY_OK)
+        st = ocl_arg(d, k.kernel, k.name, 1, sizeof n, &n);
+    for (cl_long kk = 2; st == FERRY_OK && kk <= n; kk *= 2)
+        for (cl_long j = kk / 2; st == FERRY_OK && j >= 1; j /= 2) {
+            st = ocl_arg(d, k.kernel, k.name, 2, sizeof j, &j);
+            if (st == FERRY_OK)
+                st = ocl_arg(d, k.kernel, k.name, 3, sizeof kk, &kk);
+            if (st == FERRY_OK)
+                st = ocl_enqueue_kernel(d, &k, P / 2);
+        }
+    return st;
+}
+
 /* "ferry.index" / "ferry.index_put". Assignment walks R as index does; accumulation
- * sorts B's positions by slot (keys, the sort of ocl_sort.c, then one thread per run of
- * a slot: see ferry_index.h). More than FK_XMAX indices are first composed into one,
- * held in the scratch after the sort's pairs. */
+ * sorts B's positions by slot (keys, their bitonic sort, then one thread per run of a
+ * slot: see ferry_index.h). More than FK_XMAX indices are first composed into one, held
+ * in the scratch after the keys. */
 static ferry_status run_x(int32_t device, const ferry_op_args *a, bool put)
 {
     fk_xgeom g;
@@ -110,7 +131,7 @@ static ferry_status run_x(int32_t device, const ferry_op_args *a, bool put)
     cl_mem flag = (cl_mem)a->tensors[1].buffer, ib[FK_XMAX], scr = NULL;
     for (int j = 0; j < FK_XMAX; j++) /* unused ones repeat the flag (never read) */
         ib[j] = j < p->k && !composed ? (cl_mem)a->tensors[3 + j].buffer : flag;
-    int64_t lin_at = acc ? 2 * g.P : 0;
+    int64_t lin_at = acc ? g.P : 0;
     int64_t words = lin_at + (composed ? g.bnumel : 0);
     pthread_mutex_lock(&d->lock);
     if (words > 0)
@@ -133,7 +154,7 @@ static ferry_status run_x(int32_t device, const ferry_op_args *a, bool put)
         if (st == FERRY_OK)
             st = launch(d, dt, "ferry_xindex_keys", scr, flag, NULL, ib, &g, g.P);
         if (st == FERRY_OK)
-            st = ocl_sort_pairs(d, scr, g.P);
+            st = sort_keys(d, dt, scr, g.P);
         snprintf(name, sizeof name, "ferry_xindex_acc_%s", fk_dtype_sfx[dt]);
         if (st == FERRY_OK)
             st = launch(d, dt, name, self, scr, src, NULL, &g, g.numel * g.bnumel);

@@ -116,9 +116,6 @@ OCL_HIDDEN extern const ferry_named_entry ocl_named_select[];
 OCL_HIDDEN extern const ferry_host_api *ocl_host;
 /* Named-kernel tables, one per op family (ocl_backend.c lists them). */
 OCL_HIDDEN extern const ferry_named_entry ocl_named_sort[];
-/* Sorts one row of P (a power of two) (key, index) pairs in scr by (key, index):
- * keys in [0, P), indices in [P, 2P) (ocl_sort.c; lock held). */
-OCL_HIDDEN ferry_status ocl_sort_pairs(ocl_device *d, cl_mem scr, int64_t P);
 OCL_HIDDEN extern ocl_device *ocl_devices;
 OCL_HIDDEN extern int32_t ocl_ndevices;
 /* FERRY_OPENCL_MATMUL, read at init: 0 auto, 1 always CLBlast, 2 always ferry's kernel. */

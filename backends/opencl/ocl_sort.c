@@ -23,27 +23,6 @@ static ferry_status run(ocl_device *d, const char *name, int nbufs, const cl_mem
     return st;
 }
 
-/* The bitonic network over one row of P (key, index) pairs already in scr (keys in
- * [0, P), indices in [P, 2P)), for other ops that sort (index_put's accumulation);
- * lock held. */
-OCL_HIDDEN ferry_status ocl_sort_pairs(ocl_device *d, cl_mem scr, int64_t P)
-{
-    fk_sort_launch p;
-    memset(&p, 0, sizeof p);
-    p.rows = 1;
-    p.n = P;
-    p.P = P;
-    p.scr_idx = P;
-    ferry_status st = FERRY_OK;
-    for (int64_t kk = 2; st == FERRY_OK && kk <= P; kk *= 2)
-        for (int64_t j = kk / 2; st == FERRY_OK && j >= 1; j /= 2) {
-            p.kk = kk;
-            p.j = j;
-            st = run(d, "ferry_sort_step", 1, &scr, &p, P / 2);
-        }
-    return st;
-}
-
 static ferry_status ocl_sort(int32_t device, const ferry_op_args *args)
 {
     fk_plan_ctx c = {ocl_host, "opencl", device};
