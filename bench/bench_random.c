@@ -1,9 +1,17 @@
 /* randn of 16M float32 on the cpu against writing the same 64 MiB (memset, one thread and
  * OpenMP), and rand/randint/opencl figures beside it, in one run. Goal (issue 10): randn
  * at least half the write bandwidth. numpy's default_rng().standard_normal is measured by
- * bench/bench_random.py in the same way. */
+ * bench/bench_random.py in the same way.
+ *
+ * The comparison is fair on page faults (the caching allocator hands each draw the block
+ * the warm-up draw faulted in, as memset's buffer is touched first) and on threads (the
+ * better of memset on one thread and on all). Wall times on a shared machine swing with
+ * its load, so the CPU time the process spent (summed over its threads) is reported too:
+ * it says what a draw costs per element however busy the cores were (an upper bound:
+ * OpenMP threads that wait spin; FERRY_NUM_THREADS=1 OMP_NUM_THREADS=1 gives one core's). */
 #include <omp.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <ferry/ferry.h>
 
@@ -44,6 +52,39 @@ static double time_draw(draw_fn f, const char *dev, ferry_generator *g)
         ferry_tensor_release(x);
     }
     return bench_median(t, REPS);
+}
+
+static double cpu_now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+/* Median CPU time of randn on the cpu and of a one-thread memset of the same bytes. */
+static void cpu_times(ferry_generator *g, double *randn_ns, double *memset_ns)
+{
+    size_t bytes = (size_t)N * 4;
+    char *p = bench_touched(bytes);
+    double tr[REPS], tm[REPS];
+    ferry_tensor_release(d_randn("cpu", g));
+    for (int r = 0; r < REPS; r++) {
+        double t0 = cpu_now_ns();
+        ferry_tensor *x = d_randn("cpu", g);
+        tr[r] = cpu_now_ns() - t0;
+        if (!x) {
+            fprintf(stderr, "draw failed: %s\n", ferry_last_error());
+            exit(1);
+        }
+        ferry_tensor_release(x);
+        t0 = cpu_now_ns();
+        memset(p, r, bytes);
+        bench_escape(p);
+        tm[r] = cpu_now_ns() - t0;
+    }
+    free(p);
+    *randn_ns = bench_median(tr, REPS);
+    *memset_ns = bench_median(tm, REPS);
 }
 
 static double time_memset(int threads)
@@ -88,6 +129,11 @@ int main(void)
         printf("  cpu   %-12s %8.2f ms (%6.2f GB/s written), write-bandwidth ratio %.2f\n",
                draws[i].name, cpu_t[i] / 1e6, N * 4 / cpu_t[i], best_write / cpu_t[i]);
     }
+    double rc, mc;
+    cpu_times(g, &rc, &mc);
+    printf("  cpu time: randn f32 %.2f ms summed over threads (%.2f ns per element), memset "
+           "%.2f ms: %.2f of memset per core, so about %.2f at best on %d idle cores\n",
+           rc / 1e6, rc / N, mc / 1e6, mc / rc, threads * mc / rc, threads);
     if (ferry_is_available("opencl")) {
         for (int i = 0; i < 3; i++) {
             double t = time_draw(draws[i].f, "opencl:0", g);

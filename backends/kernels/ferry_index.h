@@ -28,14 +28,17 @@ typedef struct fk_igeom {
 
 
 /* "ferry.index" / "ferry.index_put" (ferry/ops/index.h) on a device: up to FK_XMAX index
- * tensors (more go to the cpu). index walks R (shape, strides st0 of out and st1 of
- * src, ist of the indices); so does index_put's assignment (xindex_set: of duplicates
- * any one wins, as PyTorch says). index_put's accumulation owns one self element per
- * thread: the dims of R
- * outside the indices (shape, st0 of self, st1 of values) and one coordinate per
- * indexed dim (size[j]); it loops over B (bshape, bst1 of values, ist of the indices)
- * for the positions naming its element, in the cpu reference's order, so duplicates
- * need no atomics and sums come out bit-identical to the cpu's. */
+ * tensors as kernel arguments (more are composed first, see FK_XLIN_SIZE). index walks
+ * R (shape, strides st0 of out and st1 of src, ist of the indices); so does
+ * index_put's assignment (xindex_set: of duplicates any one wins, as PyTorch says).
+ * index_put's accumulation splits R into the dims outside the indices (shape, st0 of
+ * self, st1 of values: numel elements) and B (bshape, bst1 of values, ist of the
+ * indices: bnumel positions). xindex_keys gives each position of B one 64-bit key, the
+ * row-major number of the self coordinates its indices name (its slot) above the
+ * position's own number (pbits bits), xindex_step's bitonic network sorts the keys, and
+ * xindex_acc has the first key of each run of one slot add the run's values in
+ * position order: the cpu reference's order, so sums come out bit-identical to the
+ * cpu's, duplicates need no atomics, and the work is O(R) plus the sort. */
 #define FK_XMAX 4
 typedef struct fk_xgeom {
     fk_i64 shape[FK_MAX_DIMS];
@@ -48,15 +51,25 @@ typedef struct fk_xgeom {
     fk_i64 stride[FK_XMAX];
     fk_i64 size[FK_XMAX];
     fk_i64 off0, off1;
-    fk_i64 numel;  /* threads' elements */
+    fk_i64 numel;  /* threads' elements (accumulation: the dims outside B) */
     fk_i64 bnumel; /* index_put: positions of B */
+    fk_i64 P;      /* accumulation: the sort's length, a power of two >= bnumel */
     fk_i32 ndim;
     fk_i32 nb;
     fk_i32 k;
     fk_i32 accumulate;
     fk_i32 idx32; /* bit j: index j is int32 */
-    fk_i32 pad;
+    fk_i32 jbase; /* xindex_lin: the number among the op's indices of this launch's first */
+    fk_i32 quiet; /* the index is composed (FK_XLIN_BAD already reported): skip, say nothing */
+    fk_i32 pbits; /* accumulation: bits of a key that hold the position (P = 2^pbits) */
 } fk_xgeom;
+
+/* More than FK_XMAX indices: xindex_lin composes them, FK_XMAX per launch, into one
+ * int64 offset per position of B (a bad index stores FK_XLIN_BAD), and the op then
+ * runs with that one index, stride 1 and size FK_XLIN_SIZE, so the kernels need no
+ * more arguments and slots (offsets into self) still name one element each. */
+#define FK_XLIN_SIZE ((fk_i64)0x7fffffffffffffff)
+#define FK_XLIN_BAD (-FK_XLIN_SIZE - 1)
 
 #if defined(FERRY_OPS_INDEX_H) && !defined(__OPENCL_VERSION__)
 /* The launch geometry of "ferry.gather" (gather 1) or "ferry.scatter" from the op's
@@ -113,26 +126,46 @@ static int fk_igeom_fill(fk_igeom *g, const ferry_op_args *a, int gather, const 
 }
 
 /* The launch geometry of "ferry.index" and index_put's assignment (put 0: R walked) or
- * index_put's accumulation (put 1: one self element per thread) from the op's tensors,
+ * index_put's accumulation (put 1: R split into B and the dims outside it) from the op's tensors,
  * shared by the OpenCL and CUDA hosts. 0 when the device can run it, -1
- * when not (too many dims or indices: the cpu runs it), 1 when there is nothing to do. */
+ * when not (too many dims: the cpu runs it), 1 when there is nothing to do. With more
+ * than FK_XMAX indices the geometry is that of the composed index (its offset ioff[0]
+ * set by the host, after fk_xgeom_group's launches have written it). */
 static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const size_t *elsizes)
 {
     if (a->ntensors < 3 || !a->params || a->params_size < sizeof(ferry_index_params))
         return -1;
     const ferry_index_params *p = (const ferry_index_params *)a->params;
-    if (p->k < 0 || p->k > FK_XMAX || a->ntensors != 3 + p->k)
+    if (p->k < 0 || p->k > FERRY_INDEX_MAX_INDICES || a->ntensors != 3 + p->k ||
+        p->nbdims < 0 || p->nbdims > FK_MAX_DIMS || p->bdim < 0 ||
+        p->bdim + p->nbdims > a->tensors[0].ndim)
         return -1;
+    bool composed = p->k > FK_XMAX;
     const ferry_kernel_tensor *t0 = &a->tensors[0], *t2 = &a->tensors[2], *idx = &a->tensors[3];
     const ferry_kernel_tensor *flag = &a->tensors[1];
     if (flag->byte_offset != 0 || flag->ndim != 1 || flag->strides[0] != 1)
         return -1;
     memset(g, 0, sizeof *g);
-    g->k = p->k;
+    g->k = composed ? 1 : p->k;
     g->accumulate = p->accumulate;
     g->off0 = (fk_i64)(t0->byte_offset / elsizes[t0->dtype]);
     g->off1 = (fk_i64)(t2->byte_offset / elsizes[t2->dtype]);
-    for (int j = 0; j < p->k; j++) {
+    /* The composed index: dense over B, row-major. */
+    fk_i64 cst[FK_MAX_DIMS];
+    for (fk_i64 q = p->nbdims - 1, c = 1; q >= 0; q--) {
+        cst[q] = c;
+        c *= t0->shape[p->bdim + q];
+    }
+    if (composed) {
+        /* Offsets of a device tensor are never negative (to() makes such views dense). */
+        for (int j = 0; j < p->k; j++)
+            if (p->stride[j] < 0)
+                return -1;
+        g->stride[0] = 1;
+        g->size[0] = FK_XLIN_SIZE;
+        g->quiet = 1;
+    }
+    for (int j = 0; j < p->k && !composed; j++) {
         g->ioff[j] = (fk_i64)(idx[j].byte_offset / elsizes[idx[j].dtype]);
         g->stride[j] = p->stride[j];
         g->size[j] = p->size[j];
@@ -142,16 +175,19 @@ static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const siz
     g->numel = 1;
     g->bnumel = 1;
     for (int d = 0; d < t0->ndim; d++) {
-        bool in_b = put && d >= p->bdim && d < p->bdim + p->nbdims;
+        bool b_dim = d >= p->bdim && d < p->bdim + p->nbdims;
+        bool in_b = put && b_dim;
+        fk_i64 ist_c = b_dim ? cst[d - p->bdim] : 0;
+        if (b_dim)
+            g->bnumel *= t0->shape[d];
         if (in_b) {
             if (g->nb >= FK_MAX_DIMS)
                 return -1;
             int q = g->nb++;
             g->bshape[q] = t0->shape[d];
             g->bst1[q] = t2->strides[d];
-            for (int j = 0; j < p->k; j++)
-                g->ist[j][q] = idx[j].strides[d];
-            g->bnumel *= t0->shape[d];
+            for (int j = 0; j < g->k; j++)
+                g->ist[j][q] = composed ? ist_c : idx[j].strides[d];
         } else {
             if (g->ndim >= FK_MAX_DIMS)
                 return -1;
@@ -159,15 +195,66 @@ static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const siz
             g->shape[q] = t0->shape[d];
             g->st0[q] = t0->strides[d];
             g->st1[q] = t2->strides[d];
-            for (int j = 0; j < p->k && !put; j++)
-                g->ist[j][q] = idx[j].strides[d];
+            for (int j = 0; j < g->k && !put; j++)
+                g->ist[j][q] = composed ? ist_c : idx[j].strides[d];
             g->numel *= t0->shape[d];
         }
     }
-    if (put)
-        for (int j = 0; j < p->k; j++)
-            g->numel *= p->size[j];
-    return g->numel == 0 || g->bnumel == 0 ? 1 : 0;
+    if (g->numel == 0 || g->bnumel == 0)
+        return 1;
+    /* The sort's scratch holds P keys; a slot must fit above the position in 63 bits (so
+     * no key is the padding's ~0): more than a device's memory could hold to need more. */
+    if (put) {
+        if (g->bnumel > ((fk_i64)1 << 40))
+            return -1;
+        for (g->P = 1; g->P < g->bnumel; g->P *= 2)
+            g->pbits++;
+        fk_i64 room = FK_XLIN_SIZE >> g->pbits, slots = 1;
+        for (int j = 0; j < p->k; j++) {
+            if (p->size[j] < 1 || p->stride[j] < 0)
+                return -1;
+            if (composed) { /* a slot is an offset into self: at most sum (size-1) stride */
+                if (p->stride[j] > 0 && p->size[j] - 1 > (room - slots) / p->stride[j])
+                    return -1;
+                slots += (p->size[j] - 1) * p->stride[j];
+            } else {
+                if (slots > room / p->size[j])
+                    return -1;
+                slots *= p->size[j];
+            }
+        }
+    }
+    return 0;
+}
+
+/* The geometry of xindex_lin over indices j0 .. j0 + FK_XMAX - 1 (fewer at the end) of
+ * an op fk_xgeom_fill accepted with more than FK_XMAX indices; the composed index is
+ * written at element `at` of its buffer. Returns how many indices the launch takes. */
+static int fk_xgeom_group(fk_xgeom *g, const ferry_op_args *a, int j0, fk_i64 at,
+                          const size_t *elsizes)
+{
+    const ferry_index_params *p = (const ferry_index_params *)a->params;
+    const ferry_kernel_tensor *t0 = &a->tensors[0], *idx = &a->tensors[3 + j0];
+    memset(g, 0, sizeof *g);
+    g->k = p->k - j0 < FK_XMAX ? p->k - j0 : FK_XMAX;
+    g->jbase = j0;
+    g->off0 = at;
+    g->nb = p->nbdims;
+    g->bnumel = 1;
+    for (int q = 0; q < g->nb; q++) {
+        g->bshape[q] = t0->shape[p->bdim + q];
+        g->bnumel *= g->bshape[q];
+        for (int j = 0; j < g->k; j++)
+            g->ist[j][q] = idx[j].strides[p->bdim + q];
+    }
+    for (int j = 0; j < g->k; j++) {
+        g->ioff[j] = (fk_i64)(idx[j].byte_offset / elsizes[idx[j].dtype]);
+        g->stride[j] = p->stride[j0 + j];
+        g->size[j] = p->size[j0 + j];
+        if (idx[j].dtype == FERRY_INT32)
+            g->idx32 |= 1 << j;
+    }
+    return g->k;
 }
 #endif
 
@@ -253,6 +340,18 @@ FK_FUNC void fk_index_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad)
         }                                                                                   \
     }
 
+/* 16-bit floats add in float: the accumulation rounds to the stored type after each add. */
+#define FK_INDEX_HALF_bool 0
+#define FK_INDEX_HALF_u8 0
+#define FK_INDEX_HALF_i8 0
+#define FK_INDEX_HALF_i16 0
+#define FK_INDEX_HALF_i32 0
+#define FK_INDEX_HALF_i64 0
+#define FK_INDEX_HALF_f16 1
+#define FK_INDEX_HALF_bf16 1
+#define FK_INDEX_HALF_f32 0
+#define FK_INDEX_HALF_f64 0
+
 /* Integers wrap through the wide unsigned type; bool adds as logical or. */
 #define FK_INDEX_ADD_INT(sfx, vt, wt, a, b) FK_INDEX_ADD_INT_##sfx(vt, wt, a, b)
 #define FK_INDEX_ADD_F32(sfx, vt, wt, a, b) ((vt)((a) + (b)))
@@ -308,7 +407,8 @@ FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
             for (int j = 0; j < g.k && ok; j++) {                                           \
                 fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);                 \
                 if (i < -g.size[j] || i >= g.size[j]) {                                     \
-                    fk_xindex_report(flag, i, j);                                           \
+                    if (!g.quiet)                                                           \
+                        fk_xindex_report(flag, i, j);                                       \
                     ok = false;                                                             \
                 } else {                                                                    \
                     so += (i < 0 ? i + g.size[j] : i) * g.stride[j];                        \
@@ -339,7 +439,8 @@ FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
             for (int j = 0; j < g.k && ok; j++) {                                           \
                 fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);                 \
                 if (i < -g.size[j] || i >= g.size[j]) {                                     \
-                    fk_xindex_report(flag, i, j);                                           \
+                    if (!g.quiet)                                                           \
+                        fk_xindex_report(flag, i, j);                                       \
                     ok = false;                                                             \
                 } else {                                                                    \
                     to += (i < 0 ? i + g.size[j] : i) * g.stride[j];                        \
@@ -349,66 +450,132 @@ FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
                 FK_STORE_##sfx(self, to, FK_LOAD_##sfx(vals, vo));                          \
         }                                                                                   \
     }                                                                                       \
-    FK_KERNEL ferry_xindex_put_##sfx(FK_GLOBAL st *self, FK_GLOBAL fk_i64 *flag,            \
-                                     FK_GLOBAL const st *vals, FK_XIDX_ARGS, fk_xgeom g)    \
+    FK_KERNEL ferry_xindex_acc_##sfx(FK_GLOBAL st *self, FK_GLOBAL const fk_u64 *scr,        \
+                                     FK_GLOBAL const st *vals, fk_xgeom g)                  \
     {                                                                                       \
-        FK_FOR_EACH(e, g.numel)                                                             \
+        FK_FOR_EACH(e, g.numel * g.bnumel)                                                  \
         {                                                                                   \
-            fk_i64 rest = e, to = g.off0, vo = g.off1;                                      \
-            fk_i64 c[FK_XMAX];                                                              \
-            bool corner = true;                                                             \
-            for (int j = g.k - 1; j >= 0; j--) {                                            \
-                c[j] = rest % g.size[j];                                                    \
-                rest /= g.size[j];                                                          \
-                to += c[j] * g.stride[j];                                                   \
-                corner = corner && c[j] == 0;                                               \
-            }                                                                               \
+            fk_i64 s = e % g.bnumel, rest = e / g.bnumel, to = g.off0, vo = g.off1;         \
+            fk_u64 slot = scr[s] >> g.pbits;                                                \
+            if (scr[s] == ~(fk_u64)0 || (s > 0 && scr[s - 1] >> g.pbits == slot))           \
+                continue;                                                                   \
             for (int d = g.ndim - 1; d >= 0; d--) {                                         \
                 fk_i64 p = rest % g.shape[d];                                               \
                 rest /= g.shape[d];                                                         \
                 to += p * g.st0[d];                                                         \
                 vo += p * g.st1[d];                                                         \
-                corner = corner && p == 0;                                                  \
             }                                                                               \
-            bool hit = false;                                                               \
+            fk_i64 c = (fk_i64)slot;                                                        \
+            for (int j = g.k - 1; j >= 0; j--) {                                            \
+                to += (c % g.size[j]) * g.stride[j];                                        \
+                c /= g.size[j];                                                             \
+            }                                                                               \
             vt acc = FK_LOAD_##sfx(self, to);                                               \
-            for (fk_i64 b = 0; b < g.bnumel; b++) {                                         \
-                fk_i64 r2 = b, v = vo;                                                      \
-                fk_i64 io[FK_XMAX];                                                         \
-                for (int j = 0; j < FK_XMAX; j++)                                           \
-                    io[j] = g.ioff[j];                                                      \
+            fk_u64 mask = ((fk_u64)1 << g.pbits) - 1;                                       \
+            for (fk_i64 q = s; q < g.bnumel && scr[q] >> g.pbits == slot; q++) {            \
+                fk_i64 r2 = (fk_i64)(scr[q] & mask), v = vo;                                \
                 for (int d = g.nb - 1; d >= 0; d--) {                                       \
-                    fk_i64 p = r2 % g.bshape[d];                                            \
+                    v += (r2 % g.bshape[d]) * g.bst1[d];                                    \
                     r2 /= g.bshape[d];                                                      \
-                    v += p * g.bst1[d];                                                     \
-                    for (int j = 0; j < g.k; j++)                                           \
-                        io[j] += p * g.ist[j][d];                                           \
                 }                                                                           \
-                bool match = true;                                                          \
-                for (int j = 0; j < g.k; j++) {                                             \
-                    fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);             \
-                    if (i < -g.size[j] || i >= g.size[j]) {                                 \
-                        if (corner)                                                         \
-                            fk_xindex_report(flag, i, j);                                   \
-                        match = false;                                                      \
-                        break;                                                              \
-                    }                                                                       \
-                    if ((i < 0 ? i + g.size[j] : i) != c[j])                                \
-                        match = false;                                                      \
-                }                                                                           \
-                if (!match)                                                                 \
-                    continue;                                                               \
                 vt x = FK_LOAD_##sfx(vals, v);                                              \
-                hit = true;                                                                 \
-                acc = g.accumulate ? FK_INDEX_ADD_##kind(sfx, vt, wt, acc, x) : x;          \
+                acc = FK_INDEX_ADD_##kind(sfx, vt, wt, acc, x);                             \
+                if (FK_INDEX_HALF_##sfx) { /* rounded at each add, as the cpu's */          \
+                    FK_STORE_##sfx(self, to, acc);                                          \
+                    acc = FK_LOAD_##sfx(self, to);                                          \
+                }                                                                           \
             }                                                                               \
-            if (hit)                                                                        \
-                FK_STORE_##sfx(self, to, acc);                                              \
+            FK_STORE_##sfx(self, to, acc);                                                  \
         }                                                                                   \
     }
 
 #define FK_SELECT_XINDEX(sfx, st, vt, wt, kind) FK_SELECTED(FK_DEFINE_XINDEX, sfx, st, vt, wt, kind)
 FK_DTYPES(FK_SELECT_XINDEX)
+
+/* index_put's accumulation, step 1: the key (slot << pbits | position) of each position
+ * of B into the sort's scratch scr[0, P); a bad index and the padding up to P get the
+ * largest key, ~0, so they sort last and add nothing. */
+FK_KERNEL ferry_xindex_keys(FK_GLOBAL fk_u64 *scr, FK_GLOBAL fk_i64 *flag, FK_XIDX_ARGS,
+                            fk_xgeom g)
+{
+    FK_FOR_EACH(t, g.P)
+    {
+        fk_u64 key = ~(fk_u64)0;
+        if (t < g.bnumel) {
+            fk_i64 rest = t, io[FK_XMAX];
+            for (int j = 0; j < FK_XMAX; j++)
+                io[j] = g.ioff[j];
+            for (int d = g.nb - 1; d >= 0; d--) {
+                fk_i64 p = rest % g.bshape[d];
+                rest /= g.bshape[d];
+                for (int j = 0; j < g.k; j++)
+                    io[j] += p * g.ist[j][d];
+            }
+            fk_i64 slot = 0;
+            bool ok = true;
+            for (int j = 0; j < g.k && ok; j++) {
+                fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);
+                if (i < -g.size[j] || i >= g.size[j]) {
+                    if (!g.quiet)
+                        fk_xindex_report(flag, i, j);
+                    ok = false;
+                } else {
+                    slot = slot * g.size[j] + (i < 0 ? i + g.size[j] : i);
+                }
+            }
+            if (ok)
+                key = (fk_u64)slot << g.pbits | (fk_u64)t;
+        }
+        scr[t] = key;
+    }
+}
+
+/* Step 2, once per (kk, j) of the bitonic network over the P keys (distinct but for the
+ * padding's, which are equal): the keys alone, half the traffic of ferry_sort.h's
+ * (key, index) pairs. */
+FK_KERNEL ferry_xindex_step(FK_GLOBAL fk_u64 *scr, fk_i64 P, fk_i64 j, fk_i64 kk)
+{
+    FK_FOR_EACH(q, P / 2)
+    {
+        fk_i64 lo = 2 * j * (q / j) + q % j, hi = lo + j;
+        bool up = (lo & kk) == 0;
+        fk_u64 a = scr[lo], b = scr[hi];
+        if ((a > b) == up) {
+            scr[lo] = b;
+            scr[hi] = a;
+        }
+    }
+}
+
+/* Composes up to FK_XMAX indices (g from fk_xgeom_group) into lin[off0, off0 + bnumel):
+ * the first launch (jbase 0) starts from 0, later ones add to it; FK_XLIN_BAD stays. */
+FK_KERNEL ferry_xindex_lin(FK_GLOBAL fk_i64 *lin, FK_GLOBAL fk_i64 *flag, FK_XIDX_ARGS,
+                           fk_xgeom g)
+{
+    FK_FOR_EACH(t, g.bnumel)
+    {
+        fk_i64 rest = t, io[FK_XMAX];
+        for (int j = 0; j < FK_XMAX; j++)
+            io[j] = g.ioff[j];
+        for (int d = g.nb - 1; d >= 0; d--) {
+            fk_i64 p = rest % g.bshape[d];
+            rest /= g.bshape[d];
+            for (int j = 0; j < g.k; j++)
+                io[j] += p * g.ist[j][d];
+        }
+        fk_i64 s = g.jbase ? lin[g.off0 + t] : 0;
+        for (int j = 0; j < g.k && s != FK_XLIN_BAD; j++) {
+            fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);
+            if (i < -g.size[j] || i >= g.size[j]) {
+                fk_xindex_report(flag, i, g.jbase + j);
+                s = FK_XLIN_BAD;
+            } else {
+                s += (i < 0 ? i + g.size[j] : i) * g.stride[j];
+            }
+        }
+        lin[g.off0 + t] = s;
+    }
+}
 
 #endif /* FK_NAMED_FAMILY(INDEX) */
 #endif /* !FK_HOST */

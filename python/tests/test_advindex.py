@@ -323,3 +323,28 @@ def test_many_index_tensors():
     assert tuple(t[masks].shape) == (1,)
     t[masks] = 5
     assert t.sum().item() == 5.0
+
+
+@pytest.mark.parametrize("dev", [d for d in DEVICES if d == "opencl:0"])
+def test_many_index_tensors_run_on_the_device(dev):
+    # Six index tensors (more than a device kernel takes as arguments: they are composed
+    # into one offset first) for read, write and accumulate, with no cpu fallback.
+    base = np.arange(216, dtype=np.float32).reshape(2, 3, 2, 3, 2, 3)
+    i, j = [[1, 0]], [[2], [0]]
+    key_np = (np.array(i), np.array(j)) * 3
+    ferry.fallback_stats(dev, reset=True)
+    a = _fe(base, dev)
+    key = tuple(ferry.tensor(v, device=dev) for v in (i, j, i, j, i, j))
+    assert np.array_equal(a[key].cpu().numpy(), base[key_np])
+    a[key] = ferry.tensor([[1.0, 2.0], [3.0, 4.0]], device=dev)
+    want = base.copy()
+    want[key_np] = [[1.0, 2.0], [3.0, 4.0]]
+    assert np.array_equal(a.cpu().numpy(), want)
+    dup = tuple(ferry.tensor([1, 1, 0, 1], device=dev) for _ in range(6))
+    a.index_put_(dup, ferry.tensor([1.0, 2.0, 4.0, 8.0], device=dev), accumulate=True)
+    want[(1,) * 6] += 11.0
+    want[(0,) * 6] += 4.0
+    assert np.array_equal(a.cpu().numpy(), want)
+    assert sum(ferry.fallback_stats(dev).values()) == 0
+    with pytest.raises(IndexError, match="index 5 is out of bounds for dimension 4 with size 2"):
+        a[tuple(ferry.tensor([5 if k == 4 else 0], device=dev) for k in range(6))]

@@ -545,11 +545,303 @@ static void test_index_adv_refuses_with_pytorch_messages_on_every_device(void **
     conf_finish();
 }
 
+/* Accumulation with heavy duplicates: thousands of positions naming a few elements,
+ * indices broadcast (2, N) with (N,), a dim before and after the indexed ones, every
+ * dtype, against a double reference added in the cpu's (row-major) order; and bit for
+ * bit equal to the cpu's result on every device, the order the kernels promise. */
+typedef struct dupcase {
+    const char *name;
+    bool whole0;  /* t[:, i1] rather than t[i0, i1] */
+    int64_t span; /* i1's values drawn from [-span, span) */
+} dupcase;
+
+static void run_dups(const dupcase *c, ferry_dtype dt, conf_layout layout, const char *dev)
+{
+    enum { N = 3000 };
+    static const int64_t shape[3] = {3, 7, 2};
+    conf_where w = {"index_put accumulate duplicates", conf_dtype_name(dt), c->name, dev};
+    conf_rng rng = conf_rng_seed(w.op, w.dtype, c->name, (unsigned)layout);
+    conf_operand spec = {.ndim = 3, .shape = {3, 7, 2}, .layout = layout};
+    conf_array a, va;
+    ferry_tensor *t = conf_make(&w, &spec, dt, dev, &rng, &conf_default_domain, &a);
+    if (!t)
+        return;
+    /* whole0: t[:, i1] with i1 (N,), R (3, N, 2); else t[i0, i1], i0 (2, N), R (2, N, 2). */
+    int64_t *i0 = malloc(sizeof(int64_t) * 2 * N), *i1 = malloc(sizeof(int64_t) * N);
+    for (int64_t q = 0; q < 2 * N; q++)
+        i0[q] = (int64_t)(conf_next(&rng) % 6) - 3;
+    for (int64_t q = 0; q < N; q++)
+        i1[q] = (int64_t)(conf_next(&rng) % (uint64_t)(2 * c->span)) - c->span;
+    int64_t rshape[3] = {c->whole0 ? 3 : 2, N, 2};
+    int64_t rnumel = rshape[0] * N * 2;
+    conf_operand vspec = {.ndim = 3, .shape = {rshape[0], N, 2}, .layout = CONF_CONTIGUOUS};
+    ferry_tensor *vals = conf_make(&w, &vspec, dt, dev, &rng, &conf_default_domain, &va);
+    ferry_tensor *x0 = ferry_tensor_from_data(i0, FERRY_INT64, 2, (int64_t[]){2, N}, dev);
+    ferry_tensor *x1 = ferry_tensor_from_data(i1, FERRY_INT64, 1, (int64_t[]){N}, dev);
+    double *acc = malloc(sizeof(double) * (size_t)a.numel);
+    double *tol = calloc((size_t)a.numel, sizeof *tol);
+    ferry_tensor *copy = t ? ferry_tensor_clone(t) : NULL;
+    if (!vals || !x0 || !x1 || !copy) {
+        conf_fail_call(&w, "setup");
+        goto done;
+    }
+    memcpy(acc, a.v, sizeof(double) * (size_t)a.numel);
+    for (int64_t p = 0; p < rnumel; p++) {
+        int64_t r0 = p / (2 * N), q = p / 2 % N, last = p % 2, d0, d1;
+        if (c->whole0) {
+            d0 = r0;
+            d1 = i1[q] < 0 ? i1[q] + 7 : i1[q];
+        } else {
+            d0 = i0[r0 * N + q] < 0 ? i0[r0 * N + q] + 3 : i0[r0 * N + q];
+            d1 = i1[q] < 0 ? i1[q] + 7 : i1[q];
+        }
+        int64_t at = (d0 * 7 + d1) * 2 + last;
+        double x = va.v[p];
+        if (dt == FERRY_BOOL)
+            acc[at] = (acc[at] != 0 || x != 0) ? 1 : 0;
+        else
+            acc[at] += x;
+        tol[at] += 4 * conf_rtol(dt) * (fabs(acc[at]) + fabs(x));
+    }
+    for (int64_t k = 0; k < a.numel; k++)
+        if (conf_is_int(dt))
+            acc[k] = (double)conf_wrap(dt, (int64_t)acc[k]);
+    const ferry_tensor *idx[2] = {c->whole0 ? NULL : x0, x1};
+    if (ferry_index_put(copy, 2, idx, vals, true) != FERRY_OK) {
+        conf_fail_call(&w, "ferry_index_put");
+        goto done;
+    }
+    check(&w, copy, dt, 3, shape, acc, tol);
+    if (!conf_is_cpu(dev)) {
+        /* The same op on the cpu, for the bits. */
+        ferry_tensor *ct = ferry_tensor_to(t, "cpu"), *cv = ferry_tensor_to(vals, "cpu");
+        ferry_tensor *c0 = ferry_tensor_to(x0, "cpu"), *c1 = ferry_tensor_to(x1, "cpu");
+        size_t nbytes = (size_t)a.numel * conf_dtype_size(dt);
+        unsigned char *hb = malloc(nbytes), *db = malloc(nbytes);
+        const ferry_tensor *cidx[2] = {c->whole0 ? NULL : c0, c1};
+        ferry_tensor *cc = ct ? ferry_tensor_contiguous(ct) : NULL;
+        ferry_tensor *dc = ferry_tensor_contiguous(copy);
+        if (!cc || !cv || !c0 || !c1 || !hb || !db || !dc ||
+            ferry_index_put(cc, 2, cidx, cv, true) != FERRY_OK ||
+            ferry_tensor_copy_to_host(cc, hb, nbytes) != FERRY_OK ||
+            ferry_tensor_copy_to_host(dc, db, nbytes) != FERRY_OK)
+            conf_fail_call(&w, "cpu reference");
+        else if (memcmp(hb, db, nbytes) != 0)
+            conf_fail(&w, "not bit for bit the cpu's sums");
+        ferry_tensor *list[] = {ct, cv, c0, c1, cc, dc};
+        for (size_t k = 0; k < sizeof list / sizeof list[0]; k++)
+            ferry_tensor_release(list[k]);
+        free(hb);
+        free(db);
+    }
+done:
+    ferry_tensor_release(copy);
+    ferry_tensor_release(vals);
+    ferry_tensor_release(x0);
+    ferry_tensor_release(x1);
+    ferry_tensor_release(t);
+    conf_array_free(&a);
+    if (vals)
+        conf_array_free(&va);
+    free(i0);
+    free(i1);
+    free(acc);
+    free(tol);
+}
+
+static void test_index_adv_accumulate_heavy_duplicates(void **state)
+{
+    (void)state;
+    static const dupcase dcases[] = {
+        {"t[:, i] += v, i of 3000 in [-2, 2)", true, 2},
+        {"t[i0, i1] += v broadcast, i1 of 3000 in [-7, 7)", false, 7},
+        {"t[i0, i1] += v, every position on 12 elements", false, 1},
+    };
+    static const conf_layout dl[] = {CONF_CONTIGUOUS, CONF_TRANSPOSED};
+    CONF_FOR_EACH_DEVICE(dev) {
+        fallback_begin(dev);
+        for (int di = 0; di < FERRY_NUM_DTYPES; di++)
+            for (size_t li = 0; li < 2; li++)
+                for (size_t ci = 0; ci < sizeof dcases / sizeof dcases[0]; ci++)
+                    run_dups(&dcases[ci], conf_all_dtypes[di], dl[li], dev);
+        fallback_end("index_put accumulate duplicates", dev);
+    }
+    conf_finish();
+}
+
+/* More index tensors than a device kernel takes as arguments (they are composed into
+ * one first): k adjacent indexed dims from d0 of a 7-D input, each index of B's shape,
+ * for index, index_put and index_put accumulate (with duplicates), on every device
+ * with no fallback; and a bad value in the fifth index names dimension 4. */
+typedef struct manycase {
+    const char *name;
+    int d0, k, nb;
+    int64_t bshape[2];
+} manycase;
+
+static void run_many(const manycase *c, ferry_dtype dt, const char *dev)
+{
+    static const int64_t shape[7] = {2, 3, 2, 3, 2, 2, 3};
+    conf_where w = {"index, many indices", conf_dtype_name(dt), c->name, dev};
+    conf_rng rng = conf_rng_seed(w.op, w.dtype, c->name, 0);
+    conf_operand spec = {.ndim = 7, .shape = {2, 3, 2, 3, 2, 2, 3}, .layout = CONF_CONTIGUOUS};
+    conf_array a, va;
+    ferry_tensor *t = conf_make(&w, &spec, dt, dev, &rng, &conf_default_domain, &a);
+    if (!t)
+        return;
+    int64_t bn = c->nb == 1 ? c->bshape[0] : c->bshape[0] * c->bshape[1];
+    int64_t iv[8][6];
+    ferry_tensor *idx[8] = {0};
+    bool ok = true;
+    for (int j = 0; j < c->k; j++) {
+        int64_t size = shape[c->d0 + j];
+        for (int64_t q = 0; q < bn; q++)
+            iv[j][q] = (int64_t)(conf_next(&rng) % (uint64_t)(2 * size)) - size;
+        int32_t w32[6]; /* odd indices int32 */
+        for (int64_t q = 0; q < bn; q++)
+            w32[q] = (int32_t)iv[j][q];
+        idx[j] = j % 2 ? ferry_tensor_from_data(w32, FERRY_INT32, c->nb, c->bshape, dev)
+                       : ferry_tensor_from_data(iv[j], FERRY_INT64, c->nb, c->bshape, dev);
+        ok = ok && idx[j];
+    }
+    /* R: shape[0, d0), B, shape[d0 + k, 7). */
+    int64_t rshape[8], outer = 1, inner = 1;
+    int nr = 0;
+    for (int d = 0; d < c->d0; d++)
+        outer *= rshape[nr++] = shape[d];
+    for (int q = 0; q < c->nb; q++)
+        rshape[nr++] = c->bshape[q];
+    for (int d = c->d0 + c->k; d < 7; d++)
+        inner *= rshape[nr++] = shape[d];
+    int64_t rnumel = outer * bn * inner;
+    double *ref = malloc(sizeof(double) * (size_t)rnumel);
+    int64_t *src = malloc(sizeof(int64_t) * (size_t)rnumel);
+    double *acc = malloc(sizeof(double) * (size_t)a.numel);
+    double *tol = calloc((size_t)a.numel, sizeof *tol);
+    ferry_tensor *vals = NULL;
+    if (!ok) {
+        conf_fail_call(&w, "ferry_tensor_from_data");
+        goto done;
+    }
+    int64_t st[7];
+    for (int d = 6, m = 1; d >= 0; d--) {
+        st[d] = m;
+        m *= shape[d];
+    }
+    for (int64_t p = 0; p < rnumel; p++) {
+        int64_t o = p / (bn * inner), b = p / inner % bn, in = p % inner, at = 0;
+        for (int d = c->d0 - 1; d >= 0; d--, o /= shape[d + 1])
+            at += (o % shape[d]) * st[d];
+        for (int j = 0; j < c->k; j++) {
+            int64_t i = iv[j][b], size = shape[c->d0 + j];
+            at += (i < 0 ? i + size : i) * st[c->d0 + j];
+        }
+        for (int d = 6; d >= c->d0 + c->k; d--, in /= shape[d + 1])
+            at += (in % shape[d]) * st[d];
+        src[p] = at;
+        ref[p] = a.v[at];
+    }
+    /* NULL entries for the whole dims before d0. */
+    const ferry_tensor *entries[8] = {0};
+    for (int j = 0; j < c->k; j++)
+        entries[c->d0 + j] = idx[j];
+    ferry_tensor *res = ferry_index(t, c->d0 + c->k, entries);
+    check(&w, res, dt, nr, rshape, ref, NULL);
+    ferry_tensor_release(res);
+    conf_operand vspec = {.ndim = nr, .layout = CONF_CONTIGUOUS};
+    memcpy(vspec.shape, rshape, sizeof(int64_t) * (size_t)nr);
+    vals = conf_make(&w, &vspec, dt, dev, &rng, &conf_default_domain, &va);
+    if (!vals)
+        goto done;
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        w.op = accumulate ? "index_put accumulate, many indices" : "index_put, many indices";
+        memcpy(acc, a.v, sizeof(double) * (size_t)a.numel);
+        memset(tol, 0, sizeof(double) * (size_t)a.numel);
+        bool dup = false;
+        for (int64_t p = 0; p < rnumel; p++) {
+            int64_t at = src[p];
+            double x = va.v[p];
+            for (int64_t q = 0; q < p && !accumulate && !dup; q++)
+                dup = src[q] == at;
+            if (!accumulate)
+                acc[at] = x;
+            else if (dt == FERRY_BOOL)
+                acc[at] = (acc[at] != 0 || x != 0) ? 1 : 0;
+            else
+                acc[at] += x;
+            tol[at] += 4 * conf_rtol(dt) * (fabs(acc[at]) + fabs(x));
+        }
+        if (dup) /* assignment of duplicates: any one wins, not compared */
+            continue;
+        for (int64_t k = 0; k < a.numel; k++)
+            if (conf_is_int(dt))
+                acc[k] = (double)conf_wrap(dt, (int64_t)acc[k]);
+        ferry_tensor *copy = ferry_tensor_clone(t);
+        if (!copy || ferry_index_put(copy, c->d0 + c->k, entries, vals, accumulate) != FERRY_OK)
+            conf_fail_call(&w, "ferry_index_put");
+        else
+            check(&w, copy, dt, 7, shape, acc, accumulate ? tol : NULL);
+        ferry_tensor_release(copy);
+    }
+    /* A value out of range in the fifth index: torch names its place among the indices. */
+    if (c->k >= 5 && c->d0 == 0) {
+        w.op = "index, many indices, bad fifth index";
+        int64_t badv[6] = {0, 0, 0, 0, 0, 0};
+        badv[bn - 1] = 7;
+        ferry_tensor *bad = ferry_tensor_from_data(badv, FERRY_INT64, c->nb, c->bshape, dev);
+        entries[4] = bad;
+        ferry_tensor *r2 = bad ? ferry_index(t, c->k, entries) : NULL;
+        conf_expect_error(&w, "ferry_index", r2 == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX,
+                          "index 7 is out of bounds for dimension 4 with size 2");
+        ferry_tensor_release(r2);
+        ferry_tensor *copy = ferry_tensor_clone(t);
+        for (int accumulate = 0; copy && bad && accumulate < 2; accumulate++) {
+            ferry_status s2 = ferry_index_put(copy, c->k, entries, vals, accumulate);
+            conf_expect_error(&w, "ferry_index_put", s2 != FERRY_OK, FERRY_ERR_INDEX,
+                              FERRY_ERR_INDEX,
+                              "index 7 is out of bounds for dimension 4 with size 2");
+        }
+        ferry_tensor_release(copy);
+        ferry_tensor_release(bad);
+    }
+    conf_array_free(&va);
+done:
+    ferry_tensor_release(vals);
+    for (int j = 0; j < c->k; j++)
+        ferry_tensor_release(idx[j]);
+    ferry_tensor_release(t);
+    conf_array_free(&a);
+    free(ref);
+    free(src);
+    free(acc);
+    free(tol);
+}
+
+static void test_index_adv_many_indices_run_on_every_device(void **state)
+{
+    (void)state;
+    static const manycase mcases[] = {
+        {"t[i0, ..., i5], six (5,) indices", 0, 6, 1, {5, 0}},
+        {"t[:, i1, ..., i5], five (2, 3) indices", 1, 5, 2, {2, 3}},
+        {"t[i0, ..., i6], seven (6,) indices, every dim", 0, 7, 1, {6, 0}},
+    };
+    CONF_FOR_EACH_DEVICE(dev) {
+        fallback_begin(dev);
+        for (int di = 0; di < FERRY_NUM_DTYPES; di++)
+            for (size_t ci = 0; ci < sizeof mcases / sizeof mcases[0]; ci++)
+                run_many(&mcases[ci], conf_all_dtypes[di], dev);
+        fallback_end("index, index_put with many indices", dev);
+    }
+    conf_finish();
+}
+
 int conf_group_index_adv(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_adv_index_and_index_put_match_reference),
         cmocka_unit_test(test_index_adv_masks_match_reference),
+        cmocka_unit_test(test_index_adv_accumulate_heavy_duplicates),
+        cmocka_unit_test(test_index_adv_many_indices_run_on_every_device),
         cmocka_unit_test(test_index_adv_refuses_with_pytorch_messages_on_every_device),
     };
     return cmocka_run_group_tests_name("index_adv", tests, NULL, NULL);
