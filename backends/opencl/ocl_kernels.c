@@ -329,11 +329,12 @@ ferry_status ocl_binary(int32_t device, ferry_binary_op op, const ferry_kernel_t
     if (st != FERRY_OK || g.numel == 0)
         return st;
     char name[48];
-    snprintf(name, sizeof name, "ferry_%s_%s", compare ? "compare" : "binary",
+    bool dense = !compare && (g.flags & FK_CONTIG);
+    snprintf(name, sizeof name, "ferry_%s_%s", compare ? "compare" : dense ? "binary_dense" : "binary",
              fk_dtype_sfx[a->dtype]);
     cl_mem bufs[3] = {(cl_mem)out->buffer, (cl_mem)a->buffer, (cl_mem)b->buffer};
-    return ocl_run_locked(d, (compare ? OCL_K_COMPARE : OCL_K_BINARY) + (int)a->dtype, name, 3,
-                          bufs, &g, (int)op);
+    int slot = compare ? OCL_K_COMPARE : dense ? OCL_K_BINARY_DENSE : OCL_K_BINARY;
+    return ocl_run_locked(d, slot + (int)a->dtype, name, 3, bufs, &g, (int)op);
 }
 
 /* The scalar is a kernel argument by value: no buffer, no upload, no wait for one. */
