@@ -4,7 +4,8 @@
  * elements against the cpu backend; the cost of a 1-element op; matmul 1024 through
  * CLBlast against the cpu backend's BLIS; the program build from source and from cache;
  * a float32 sum against the cpu backend; a scalar op by value against the scalar
- * uploaded as a 0-d tensor. */
+ * uploaded as a 0-d tensor; (g) ferry's add and its full, row and column sums against
+ * reference kernels written here and run through OpenCL directly on the same device. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stdbool.h>
@@ -14,6 +15,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
 
 #include <ferry/ferry.h>
 
@@ -28,6 +32,7 @@ typedef struct config {
     int64_t add_numel;
     long launch_iters;
     int64_t matmul_n;
+    int64_t red_n; /* (g): the side of the square matrix of the row and column sums */
 } config;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -291,9 +296,9 @@ static void bench_sum(const config *cfg)
     int64_t n = cfg->add_numel;
     double ocl = time_sum("opencl:0", n, cfg->reps), cpu = time_sum("cpu", n, cfg->reps);
     printf("(f) sum float32 %lld: opencl:0 %.2f ms (%.1f GB/s), cpu %.2f ms (%.1f GB/s), "
-           "ratio %.2f\n",
+           "ratio %.2f (goal >= 0.80: %s)\n",
            (long long)n, ocl / 1e6, 4.0 * (double)n / ocl, cpu / 1e6, 4.0 * (double)n / cpu,
-           cpu / ocl);
+           cpu / ocl, cpu / ocl >= 0.8 ? "met" : "NOT met");
     printf("BENCH figure=f.sum_f32 numel=%lld opencl_ms=%.3f cpu_ms=%.3f ratio=%.3f\n",
            (long long)n, ocl / 1e6, cpu / 1e6, cpu / ocl);
     fflush(stdout);
@@ -401,14 +406,403 @@ static void bench_build(const config *cfg)
     reload("FERRY_OPENCL_CACHE_DIR", NULL);
 }
 
+/* ---- (g) ferry's kernels against reference kernels -----------------------------------
+ * The references are the plain kernels a programmer would write for one job, built here
+ * and run through OpenCL directly, on the device ferry calls opencl:0 (the first device of
+ * the first platform that has one), in its own context. Each goal is a ratio of times
+ * measured in this process: reference time / ferry time. */
+
+static const char ref_source[] =
+    "__kernel void ref_add(__global const float *a, __global const float *b,\n"
+    "                      __global float *o)\n"
+    "{ size_t i = get_global_id(0); o[i] = a[i] + b[i]; }\n"
+    /* Work-group tree: a grid-stride loop per work-item, then a tree in local memory. */
+    "__kernel void ref_sum_tree(__global const float *x, long n, __global float *part,\n"
+    "                           __local float *s)\n"
+    "{\n"
+    "  size_t l = get_local_id(0), L = get_local_size(0);\n"
+    "  float acc = 0.0f;\n"
+    "  for (long i = get_global_id(0); i < n; i += get_global_size(0)) acc += x[i];\n"
+    "  s[l] = acc; barrier(CLK_LOCAL_MEM_FENCE);\n"
+    "  for (size_t h = L / 2; h > 0; h >>= 1) {\n"
+    "    if (l < h) s[l] += s[l + h];\n"
+    "    barrier(CLK_LOCAL_MEM_FENCE);\n"
+    "  }\n"
+    "  if (l == 0) part[get_group_id(0)] = s[0];\n"
+    "}\n"
+    /* A contiguous chunk of float4 per work-item. */
+    "__kernel void ref_sum_vec4(__global const float4 *x, long n4, long chunk,\n"
+    "                           __global float *part)\n"
+    "{\n"
+    "  long b = (long)get_global_id(0) * chunk, e = min(b + chunk, n4);\n"
+    "  float4 acc = (float4)(0.0f);\n"
+    "  for (long i = b; i < e; i++) acc += x[i];\n"
+    "  part[get_global_id(0)] = acc.x + acc.y + acc.z + acc.w;\n"
+    "}\n"
+    /* Rows: one work-group per row, tree in local memory. */
+    "__kernel void ref_rows_tree(__global const float *x, long ncols, __global float *o,\n"
+    "                            __local float *s)\n"
+    "{\n"
+    "  size_t l = get_local_id(0), L = get_local_size(0), r = get_group_id(0);\n"
+    "  __global const float *row = x + r * ncols;\n"
+    "  float acc = 0.0f;\n"
+    "  for (long i = l; i < ncols; i += L) acc += row[i];\n"
+    "  s[l] = acc; barrier(CLK_LOCAL_MEM_FENCE);\n"
+    "  for (size_t h = L / 2; h > 0; h >>= 1) {\n"
+    "    if (l < h) s[l] += s[l + h];\n"
+    "    barrier(CLK_LOCAL_MEM_FENCE);\n"
+    "  }\n"
+    "  if (l == 0) o[r] = s[0];\n"
+    "}\n"
+    /* Rows: one work-item per row, a float4 loop along it. */
+    "__kernel void ref_rows_vec4(__global const float4 *x, long ncols4, __global float *o)\n"
+    "{\n"
+    "  size_t r = get_global_id(0);\n"
+    "  float4 acc = (float4)(0.0f);\n"
+    "  for (long i = 0; i < ncols4; i++) acc += x[r * ncols4 + i];\n"
+    "  o[r] = acc.x + acc.y + acc.z + acc.w;\n"
+    "}\n"
+    /* Columns: work-groups of TX columns by TY row slices, tree over the slices. */
+    "__kernel void ref_cols_tree(__global const float *x, long nrows, long ncols,\n"
+    "                            __global float *o, __local float *s)\n"
+    "{\n"
+    "  size_t c = get_global_id(0), tx = get_local_id(0), ty = get_local_id(1);\n"
+    "  size_t TX = get_local_size(0), TY = get_local_size(1);\n"
+    "  float acc = 0.0f;\n"
+    "  for (long r = ty; r < nrows; r += TY) acc += x[r * ncols + c];\n"
+    "  s[ty * TX + tx] = acc; barrier(CLK_LOCAL_MEM_FENCE);\n"
+    "  for (size_t h = TY / 2; h > 0; h >>= 1) {\n"
+    "    if (ty < h) s[ty * TX + tx] += s[(ty + h) * TX + tx];\n"
+    "    barrier(CLK_LOCAL_MEM_FENCE);\n"
+    "  }\n"
+    "  if (ty == 0) o[c] = s[tx];\n"
+    "}\n"
+    /* Columns: one work-item per four adjacent columns, a float4 loop down them. */
+    "__kernel void ref_cols_vec4(__global const float4 *x, long nrows, long ncols4,\n"
+    "                            __global float4 *o)\n"
+    "{\n"
+    "  size_t c = get_global_id(0);\n"
+    "  float4 acc = (float4)(0.0f);\n"
+    "  for (long r = 0; r < nrows; r++) acc += x[r * ncols4 + c];\n"
+    "  o[c] = acc;\n"
+    "}\n";
+
+typedef struct ref_cl {
+    cl_device_id dev;
+    cl_context ctx;
+    cl_command_queue q;
+    cl_program prog;
+    cl_uint cus;
+    size_t wg; /* work-group size of the 1-D references: 256 or the device's limit */
+    bool gpu;
+} ref_cl;
+
+static void cl_check(cl_int err, const char *what)
+{
+    if (err != CL_SUCCESS) {
+        fprintf(stderr, "bench_opencl: %s failed: %d\n", what, (int)err);
+        exit(1);
+    }
+}
+
+static bool ref_open(ref_cl *r)
+{
+    memset(r, 0, sizeof *r);
+    cl_uint np = 0;
+    if (clGetPlatformIDs(0, NULL, &np) != CL_SUCCESS || np == 0)
+        return false;
+    cl_platform_id *plats = calloc(np, sizeof *plats);
+    cl_check(clGetPlatformIDs(np, plats, NULL), "clGetPlatformIDs");
+    bool found = false;
+    for (cl_uint p = 0; p < np && !found; p++)
+        found = clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, 1, &r->dev, NULL) == CL_SUCCESS;
+    free(plats);
+    if (!found)
+        return false;
+    cl_int err;
+    r->ctx = clCreateContext(NULL, 1, &r->dev, NULL, NULL, &err);
+    cl_check(err, "clCreateContext");
+    r->q = clCreateCommandQueue(r->ctx, r->dev, 0, &err);
+    cl_check(err, "clCreateCommandQueue");
+    const char *src = ref_source;
+    r->prog = clCreateProgramWithSource(r->ctx, 1, &src, NULL, &err);
+    cl_check(err, "clCreateProgramWithSource");
+    if (clBuildProgram(r->prog, 1, &r->dev, "-cl-std=CL1.2", NULL, NULL) != CL_SUCCESS) {
+        char log[4096] = "";
+        clGetProgramBuildInfo(r->prog, r->dev, CL_PROGRAM_BUILD_LOG, sizeof log, log, NULL);
+        fprintf(stderr, "bench_opencl: reference kernels do not build:\n%s\n", log);
+        exit(1);
+    }
+    size_t max_wg = 1;
+    cl_device_type type = 0;
+    clGetDeviceInfo(r->dev, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof r->cus, &r->cus, NULL);
+    clGetDeviceInfo(r->dev, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
+    clGetDeviceInfo(r->dev, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    r->gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
+    r->wg = 256;
+    while (r->wg > max_wg)
+        r->wg /= 2;
+    if (r->cus == 0)
+        r->cus = 1;
+    return true;
+}
+
+static void ref_close(ref_cl *r)
+{
+    clReleaseProgram(r->prog);
+    clReleaseCommandQueue(r->q);
+    clReleaseContext(r->ctx);
+}
+
+static cl_mem ref_buffer(ref_cl *r, size_t nbytes, float fill)
+{
+    cl_int err;
+    cl_mem m = clCreateBuffer(r->ctx, CL_MEM_READ_WRITE, nbytes, NULL, &err);
+    cl_check(err, "clCreateBuffer");
+    cl_check(clEnqueueFillBuffer(r->q, m, &fill, 4, 0, nbytes, 0, NULL, NULL), "fill");
+    cl_check(clFinish(r->q), "clFinish");
+    return m;
+}
+
+static cl_kernel ref_kernel(ref_cl *r, const char *name)
+{
+    cl_int err;
+    cl_kernel k = clCreateKernel(r->prog, name, &err);
+    cl_check(err, name);
+    return k;
+}
+
+/* A reference launch and what it needs to be timed and checked. */
+typedef struct ref_launch {
+    cl_kernel k;
+    cl_uint dims;
+    size_t global[2], local[2];
+    cl_mem out;
+    size_t nout;   /* floats the launch writes (partials or results) */
+    bool partials; /* out holds partials the host adds up (full sums) */
+} ref_launch;
+
+/* Median time of a launch plus its read-back (and the host's sum of partials); checks
+ * that every result (or the sum of the partials) is `expect`. */
+static double ref_time(ref_cl *r, const ref_launch *L, int reps, double expect)
+{
+    float *host = calloc(L->nout, sizeof *host);
+    double *t = calloc((size_t)reps, 8);
+    for (int i = -1; i < reps; i++) {
+        double t0 = bench_now_ns();
+        cl_check(clEnqueueNDRangeKernel(r->q, L->k, L->dims, NULL, L->global, L->local, 0,
+                                        NULL, NULL),
+                 "clEnqueueNDRangeKernel");
+        if (L->partials) {
+            cl_check(clEnqueueReadBuffer(r->q, L->out, CL_TRUE, 0, L->nout * 4, host, 0, NULL,
+                                         NULL),
+                     "read");
+            double s = 0;
+            for (size_t j = 0; j < L->nout; j++)
+                s += host[j];
+            host[0] = (float)s;
+        } else {
+            cl_check(clFinish(r->q), "clFinish");
+        }
+        if (i >= 0)
+            t[i] = bench_now_ns() - t0;
+    }
+    if (!L->partials)
+        cl_check(clEnqueueReadBuffer(r->q, L->out, CL_TRUE, 0, L->nout * 4, host, 0, NULL, NULL),
+                 "read");
+    for (size_t j = 0; j < (L->partials ? 1 : L->nout); j++)
+        if (host[j] != (float)expect) {
+            fprintf(stderr, "bench_opencl: a reference kernel gave %g, expected %g\n",
+                    (double)host[j], expect);
+            exit(1);
+        }
+    double m = bench_median(t, reps);
+    free(t);
+    free(host);
+    return m;
+}
+
+/* ferry's sum of an n x n float32 matrix of ones over `dim` (-1: every dim). */
+static double ferry_sum_time(int64_t rows, int64_t cols, int dim, int reps)
+{
+    int64_t shape[2] = {rows, cols};
+    ferry_tensor *a = ferry_full(FERRY_FLOAT32, 2, shape, 1.0, "opencl:0");
+    int64_t oshape[1] = {dim == 1 ? rows : cols};
+    ferry_tensor *o = dim < 0 ? ferry_empty(FERRY_FLOAT32, 0, NULL, "opencl:0")
+                              : ferry_empty(FERRY_FLOAT32, 1, oshape, "opencl:0");
+    if (!a || !o)
+        die("sum operands");
+    int dims[1] = {dim};
+    double *t = calloc((size_t)reps, 8);
+    for (int i = -1; i < reps; i++) {
+        double t0 = bench_now_ns();
+        if (ferry_sum_out(o, a, dim < 0 ? 0 : 1, dim < 0 ? NULL : dims, false) != FERRY_OK)
+            die("sum_out");
+        sync_dev("opencl:0");
+        if (i >= 0)
+            t[i] = bench_now_ns() - t0;
+    }
+    int64_t nout = dim < 0 ? 1 : oshape[0];
+    float *host = calloc((size_t)nout, 4);
+    float expect = dim < 0 ? (float)(rows * cols) : dim == 1 ? (float)cols : (float)rows;
+    if (ferry_tensor_copy_to_host(o, host, (size_t)nout * 4) != FERRY_OK)
+        die("copy_to_host");
+    for (int64_t j = 0; j < nout; j++)
+        if (host[j] != expect)
+            die("ferry's sum over dim %d gave %g at %lld, expected %g", dim, (double)host[j],
+                (long long)j, (double)expect);
+    free(host);
+    double m = bench_median(t, reps);
+    free(t);
+    ferry_tensor_release(a);
+    ferry_tensor_release(o);
+    return m;
+}
+
+static void goal_line(const char *what, const char *figure, double ferry_ns, double ref_ns,
+                      const char *ref_name, double goal)
+{
+    double ratio = ref_ns / ferry_ns;
+    printf("(g) %-38s ferry %8.3f ms, %-16s %8.3f ms, ratio %.2f (goal >= %.2f: %s)\n", what,
+           ferry_ns / 1e6, ref_name, ref_ns / 1e6, ratio, goal, ratio >= goal ? "met" : "NOT met");
+    printf("BENCH figure=g.%s ferry_ms=%.3f ref=%s ref_ms=%.3f ratio=%.3f goal=%.2f\n", figure,
+           ferry_ns / 1e6, ref_name, ref_ns / 1e6, ratio, goal);
+}
+
+static void bench_references(const config *cfg)
+{
+    ref_cl r;
+    if (!ref_open(&r)) {
+        printf("(g) skipped: no OpenCL device for the reference kernels\n");
+        return;
+    }
+    char name[256] = "";
+    clGetDeviceInfo(r.dev, CL_DEVICE_NAME, sizeof name, name, NULL);
+    ferry_device_info info;
+    if (ferry_device_get_info("opencl:0", &info) != FERRY_OK)
+        die("device info");
+    if (strcmp(name, info.name) != 0) {
+        printf("(g) skipped: the first OpenCL device is \"%s\", opencl:0 is \"%s\"\n", name,
+               info.name);
+        ref_close(&r);
+        return;
+    }
+    printf("(g) references on %s: %u compute units, %s, work-groups of %zu\n", name, r.cus,
+           r.gpu ? "GPU" : "not a GPU", r.wg);
+    int reps = cfg->reps;
+
+    /* add */
+    int64_t n = cfg->add_numel;
+    size_t nb = (size_t)n * 4;
+    cl_mem a = ref_buffer(&r, nb, 1.5f), b = ref_buffer(&r, nb, 2.0f), o = ref_buffer(&r, nb, 0);
+    ref_launch add = {ref_kernel(&r, "ref_add"), 1, {(size_t)n, 0}, {r.wg, 0}, o, (size_t)n, false};
+    clSetKernelArg(add.k, 0, sizeof a, &a);
+    clSetKernelArg(add.k, 1, sizeof b, &b);
+    clSetKernelArg(add.k, 2, sizeof o, &o);
+    double t_ref_add = ref_time(&r, &add, reps, 3.5);
+    double t_add = time_add(cfg, "opencl:0", n, reps);
+    goal_line("add float32 (contiguous)", "add_f32", t_add, t_ref_add, "ref_add", 0.9);
+    clReleaseKernel(add.k);
+    clReleaseMemObject(b);
+    clReleaseMemObject(o);
+
+    /* full sum of the n ones in a */
+    cl_check(clEnqueueFillBuffer(r.q, a, &(float){1.0f}, 4, 0, nb, 0, NULL, NULL), "fill");
+    size_t groups = (size_t)r.cus * (r.gpu ? 8 : 32);
+    cl_mem part = ref_buffer(&r, groups * r.wg * 4, 0);
+    ref_launch tree = {ref_kernel(&r, "ref_sum_tree"), 1, {groups * r.wg, 0}, {r.wg, 0}, part,
+                       groups, true};
+    cl_long nl = n, n4 = n / 4, chunk = (n4 + (cl_long)(groups * r.wg) - 1) / (cl_long)(groups * r.wg);
+    clSetKernelArg(tree.k, 0, sizeof a, &a);
+    clSetKernelArg(tree.k, 1, sizeof nl, &nl);
+    clSetKernelArg(tree.k, 2, sizeof part, &part);
+    clSetKernelArg(tree.k, 3, r.wg * 4, NULL);
+    ref_launch vec4 = {ref_kernel(&r, "ref_sum_vec4"), 1, {groups * r.wg, 0}, {r.wg, 0}, part,
+                       groups * r.wg, true};
+    clSetKernelArg(vec4.k, 0, sizeof a, &a);
+    clSetKernelArg(vec4.k, 1, sizeof n4, &n4);
+    clSetKernelArg(vec4.k, 2, sizeof chunk, &chunk);
+    clSetKernelArg(vec4.k, 3, sizeof part, &part);
+    double t_tree = ref_time(&r, &tree, reps, (double)n), t_vec4 = ref_time(&r, &vec4, reps, (double)n);
+    double t_sum = ferry_sum_time(1, n, -1, reps);
+    printf("(g) full sum references: ref_sum_tree %.3f ms, ref_sum_vec4 %.3f ms\n", t_tree / 1e6,
+           t_vec4 / 1e6);
+    goal_line("full sum float32", "sum_f32", t_sum, t_tree < t_vec4 ? t_tree : t_vec4,
+              t_tree < t_vec4 ? "ref_sum_tree" : "ref_sum_vec4", 0.8);
+    clReleaseKernel(tree.k);
+    clReleaseKernel(vec4.k);
+    clReleaseMemObject(part);
+    clReleaseMemObject(a);
+
+    /* row and column sums of an m x m matrix of ones */
+    int64_t m = cfg->red_n;
+    cl_mem x = ref_buffer(&r, (size_t)(m * m) * 4, 1.0f), y = ref_buffer(&r, (size_t)m * 4, 0);
+    cl_long ml = m, m4 = m / 4;
+    ref_launch rt = {ref_kernel(&r, "ref_rows_tree"), 1, {(size_t)m * r.wg, 0}, {r.wg, 0}, y,
+                     (size_t)m, false};
+    clSetKernelArg(rt.k, 0, sizeof x, &x);
+    clSetKernelArg(rt.k, 1, sizeof ml, &ml);
+    clSetKernelArg(rt.k, 2, sizeof y, &y);
+    clSetKernelArg(rt.k, 3, r.wg * 4, NULL);
+    size_t wg_rows = r.wg < 64 ? r.wg : 64;
+    ref_launch rv = {ref_kernel(&r, "ref_rows_vec4"), 1, {(size_t)m, 0}, {wg_rows, 0}, y,
+                     (size_t)m, false};
+    clSetKernelArg(rv.k, 0, sizeof x, &x);
+    clSetKernelArg(rv.k, 1, sizeof m4, &m4);
+    clSetKernelArg(rv.k, 2, sizeof y, &y);
+    double t_rt = ref_time(&r, &rt, reps, (double)m), t_rv = ref_time(&r, &rv, reps, (double)m);
+    double t_rows = ferry_sum_time(m, m, 1, reps);
+    printf("(g) row sum references: ref_rows_tree %.3f ms, ref_rows_vec4 %.3f ms\n", t_rt / 1e6,
+           t_rv / 1e6);
+    char what[64];
+    snprintf(what, sizeof what, "row sums %lldx%lld float32", (long long)m, (long long)m);
+    goal_line(what, "sum_rows_f32", t_rows, t_rt < t_rv ? t_rt : t_rv,
+              t_rt < t_rv ? "ref_rows_tree" : "ref_rows_vec4", 0.7);
+
+    size_t tx = 64, ty = r.wg / 64 ? r.wg / 64 : 1;
+    if (r.wg < 64)
+        tx = r.wg;
+    ref_launch ct = {ref_kernel(&r, "ref_cols_tree"), 2, {(size_t)m, ty}, {tx, ty}, y,
+                     (size_t)m, false};
+    clSetKernelArg(ct.k, 0, sizeof x, &x);
+    clSetKernelArg(ct.k, 1, sizeof ml, &ml);
+    clSetKernelArg(ct.k, 2, sizeof ml, &ml);
+    clSetKernelArg(ct.k, 3, sizeof y, &y);
+    clSetKernelArg(ct.k, 4, tx * ty * 4, NULL);
+    ref_launch cv = {ref_kernel(&r, "ref_cols_vec4"), 1, {(size_t)m4, 0}, {wg_rows, 0}, y,
+                     (size_t)m, false};
+    clSetKernelArg(cv.k, 0, sizeof x, &x);
+    clSetKernelArg(cv.k, 1, sizeof ml, &ml);
+    clSetKernelArg(cv.k, 2, sizeof m4, &m4);
+    clSetKernelArg(cv.k, 3, sizeof y, &y);
+    double t_ct = ref_time(&r, &ct, reps, (double)m), t_cv = ref_time(&r, &cv, reps, (double)m);
+    double t_cols = ferry_sum_time(m, m, 0, reps);
+    printf("(g) column sum references: ref_cols_tree %.3f ms, ref_cols_vec4 %.3f ms\n",
+           t_ct / 1e6, t_cv / 1e6);
+    snprintf(what, sizeof what, "column sums %lldx%lld float32", (long long)m, (long long)m);
+    goal_line(what, "sum_cols_f32", t_cols, t_ct < t_cv ? t_ct : t_cv,
+              t_ct < t_cv ? "ref_cols_tree" : "ref_cols_vec4", 0.7);
+    fflush(stdout);
+    clReleaseKernel(rt.k);
+    clReleaseKernel(rv.k);
+    clReleaseKernel(ct.k);
+    clReleaseKernel(cv.k);
+    clReleaseMemObject(x);
+    clReleaseMemObject(y);
+    ref_close(&r);
+}
+
 int main(int argc, char **argv)
 {
-    config cfg = {false, 5, 256 * MIB, (int64_t)16 << 20, 2000, 1024};
+    config cfg = {false, 5, 256 * MIB, (int64_t)16 << 20, 2000, 1024, 4096};
+    bool kernels_only = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
-            cfg = (config){true, 3, 16 * MIB, (int64_t)1 << 20, 200, 256};
+            cfg = (config){true, 3, 16 * MIB, (int64_t)1 << 20, 200, 256, 1024};
+        } else if (!strcmp(argv[i], "--kernels")) {
+            kernels_only = true; /* (b), (c), (f) and (g): what the kernels decide */
         } else {
-            fprintf(stderr, "usage: bench_opencl [--quick]\n");
+            fprintf(stderr, "usage: bench_opencl [--quick] [--kernels]\n");
             return 2;
         }
     }
@@ -425,17 +819,22 @@ int main(int argc, char **argv)
 
     /* First, before any other figure builds the program: PoCL keeps its own cache of
      * what it compiled, so a later "from source" build would hit it. */
-    bench_build(&cfg);
-    reload("FERRY_OPENCL_MAP_COPIES", "0");
-    bench_copies(&cfg, "rw");
-    reload("FERRY_OPENCL_MAP_COPIES", "1");
-    bench_copies(&cfg, "map");
-    reload("FERRY_OPENCL_MAP_COPIES", NULL);
+    if (!kernels_only) {
+        bench_build(&cfg);
+        reload("FERRY_OPENCL_MAP_COPIES", "0");
+        bench_copies(&cfg, "rw");
+        reload("FERRY_OPENCL_MAP_COPIES", "1");
+        bench_copies(&cfg, "map");
+        reload("FERRY_OPENCL_MAP_COPIES", NULL);
+    }
     bench_add(&cfg);
     bench_launch(&cfg);
-    bench_scalar(&cfg);
-    bench_matmul(&cfg);
+    if (!kernels_only) {
+        bench_scalar(&cfg);
+        bench_matmul(&cfg);
+    }
     bench_sum(&cfg);
+    bench_references(&cfg);
     ferry_shutdown();
     return 0;
 }

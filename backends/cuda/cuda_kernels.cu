@@ -25,6 +25,7 @@
 #define CUDA_MAXMIN_FN(sfx, st, vt, wt, kind) CUDA_FN(maxmin, sfx),
 #define CUDA_ARGMAX_FN(sfx, st, vt, wt, kind) CUDA_FN(argmax, sfx),
 #define CUDA_ARGMAX_PART_FN(sfx, st, vt, wt, kind) CUDA_FN(argmax_part, sfx),
+#define CUDA_SUM_WG_FN(sfx, st, vt, wt, kind) CUDA_FN(sum_wg, sfx),
 #define CUDA_MATMUL_FN(sfx, st, vt, wt, kind) CUDA_FN(matmul, sfx),
 #define CUDA_CAST_FN(S, D) (const void *)ferry_cast_##S##_##D,
 #define CUDA_CAST_ROW(sfx, st, vt, wt, kind) {FK_DTYPES_WITH(CUDA_CAST_FN, sfx)},
@@ -44,6 +45,7 @@ static const void *const matmul_fns[] = {FK_DTYPES(CUDA_MATMUL_FN)};
 static const void *const reduce_fns[][FERRY_NUM_DTYPES] = {
     {FK_DTYPES(CUDA_SUM_FN)}, {FK_DTYPES(CUDA_MAXMIN_FN)}, {FK_DTYPES(CUDA_ARGMAX_FN)}};
 static const void *const argmax_part_fns[] = {FK_DTYPES(CUDA_ARGMAX_PART_FN)};
+static const void *const sum_wg_fns[] = {FK_DTYPES(CUDA_SUM_WG_FN)};
 
 #define CUDA_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 static_assert(CUDA_COUNT(cast_fns) == FERRY_NUM_DTYPES &&
@@ -53,7 +55,8 @@ static_assert(CUDA_COUNT(cast_fns) == FERRY_NUM_DTYPES &&
                   CUDA_COUNT(binary_scalar_fns) == FERRY_NUM_DTYPES &&
                   CUDA_COUNT(compare_scalar_fns) == FERRY_NUM_DTYPES &&
                   CUDA_COUNT(matmul_fns) == FERRY_NUM_DTYPES &&
-                  CUDA_COUNT(argmax_part_fns) == FERRY_NUM_DTYPES,
+                  CUDA_COUNT(argmax_part_fns) == FERRY_NUM_DTYPES &&
+                  CUDA_COUNT(sum_wg_fns) == FERRY_NUM_DTYPES,
               "one kernel per dtype, float64 included");
 static_assert(FK_PLAN_SUM == 0 && FK_PLAN_MAXMIN == 1 && FK_PLAN_ARGMAX == 2,
               "reduce_fns rows follow the planner's families");
@@ -283,7 +286,8 @@ ferry_status cuda_reduce(int32_t dev, ferry_reduce_op op, const ferry_kernel_ten
     ferry_status st = cuda_use(dev, &stream);
     if (st == FERRY_OK)
         st = fk_plan_reduce(&c, op, out, in,
-                            (int64_t)cuda_sm_count(dev) * CUDA_REDUCE_THREADS_PER_SM, &p);
+                            (int64_t)cuda_sm_count(dev) * CUDA_REDUCE_THREADS_PER_SM,
+                            CUDA_BLOCK, &p);
     if (st != FERRY_OK || p.empty)
         return st;
     /* Partials live in stream-ordered memory: each call has its own, so calls from several
@@ -305,6 +309,10 @@ ferry_status cuda_reduce(int32_t dev, ferry_reduce_op op, const ferry_kernel_ten
             void *args[4] = {&src, &dst, &dst, &p.g};
             st = launch(dev, stream, reduce_fns[p.family][p.kdtype], "argmax", sfx, NULL,
                         p.threads, args);
+        } else if (p.wg) {
+            /* Blocks of CUDA_BLOCK threads, the lanes the planner was given. */
+            void *args[3] = {&src, &dst, &p.g};
+            st = launch(dev, stream, sum_wg_fns[p.kdtype], "sum_wg", sfx, NULL, p.threads, args);
         } else {
             void *args[3] = {&src, &dst, &p.g};
             st = launch(dev, stream, reduce_fns[p.family][p.kdtype], family_names[p.family], sfx,

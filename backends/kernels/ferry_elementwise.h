@@ -1,6 +1,7 @@
 /* Elementwise kernels shared by the OpenCL and CUDA backends: fill and strided copy by
  * element width, casts between every pair of dtypes, unary and binary ops and
- * comparisons, each over any strides (fk_geom) with a dense fast path. */
+ * comparisons, each over any strides (fk_geom) with a dense fast path; binary ops also
+ * as a kernel for dense operands alone (ferry_binary_dense_*), which the host picks. */
 #ifndef FERRY_KERNELS_H
 #include "ferry_kernels.h"
 #endif
@@ -77,6 +78,22 @@ FK_DTYPES(FK_SELECT_CAST_ROW)
         FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                                         \
         FK_VT_##sfx y = FK_LOAD_##sfx(b, off[2]);                                         \
         FK_STORE_##sfx(out, off[0], EXPR);                                                \
+    }                                                                                     \
+    break;
+
+/* The dense form (FK_CONTIG), its own kernel: no index arithmetic, and nothing strided
+ * beside it to keep PoCL from vectorizing the loop across work-items. */
+#define FK_BINARY_DENSE_LOOP(sfx, EXPR)                                                   \
+    {                                                                                     \
+        FK_GLOBAL FK_ST_##sfx *o_ = out + g.offset[0];                                    \
+        FK_GLOBAL const FK_ST_##sfx *p_ = a + g.offset[1];                                \
+        FK_GLOBAL const FK_ST_##sfx *q_ = b + g.offset[2];                                \
+        FK_FOR_EACH(i, g.numel)                                                           \
+        {                                                                                 \
+            FK_VT_##sfx x = FK_LOAD_##sfx(p_, i);                                         \
+            FK_VT_##sfx y = FK_LOAD_##sfx(q_, i);                                         \
+            FK_STORE_##sfx(o_, i, EXPR);                                                  \
+        }                                                                                 \
     }                                                                                     \
     break;
 
@@ -231,6 +248,15 @@ FK_DTYPES(FK_SELECT_CAST_ROW)
     {                                                                                     \
         switch (op) {                                                                     \
             FK_CAT(FK_BINARY_CASES_, kind)(FK_BINARY_LOOP, sfx, vt, wt)                   \
+        default:                                                                          \
+            break;                                                                        \
+        }                                                                                 \
+    }                                                                                     \
+    FK_KERNEL ferry_binary_dense_##sfx(FK_GLOBAL st *out, FK_GLOBAL const st *a,          \
+                                       FK_GLOBAL const st *b, fk_geom g, fk_i32 op)       \
+    {                                                                                     \
+        switch (op) {                                                                     \
+            FK_CAT(FK_BINARY_CASES_, kind)(FK_BINARY_DENSE_LOOP, sfx, vt, wt)             \
         default:                                                                          \
             break;                                                                        \
         }                                                                                 \

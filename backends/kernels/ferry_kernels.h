@@ -92,7 +92,17 @@ typedef struct fk_rgeom {
     fk_i32 nreduced;
     fk_i32 op;       /* FK_RED_MAX or FK_RED_MIN for the maxmin kernels */
     fk_i32 out_kind; /* final pass of a float accumulator: FK_OUT_ACC, _F16 or _BF16 */
+    fk_i32 flags;    /* FK_RED_OUT_FAST */
+    fk_i32 lanes;    /* ferry_sum_wg_*: threads per work-group (a power of two <= FK_WG_MAX) */
 } fk_rgeom;
+
+/* fk_rgeom.flags: thread w works on output w % nout and chunk w / nout, so neighbouring
+ * threads read neighbouring columns (coalesced when the kept dim is the dense one);
+ * otherwise output w / nparts and chunk w % nparts, each thread's chunk its own run. */
+#define FK_RED_OUT_FAST 1
+
+/* Most threads of a work-group the tree reductions (ferry_sum_wg_*) take. */
+#define FK_WG_MAX 256
 
 /* Most reduced elements one thread adds up; longer reductions take more passes. Keeps
  * the pairwise stack of a float sum within FK_PAIRWISE_DEPTH entries. */
@@ -165,6 +175,12 @@ typedef struct fk_mgeom {
 #define FK_GLOBAL_SIZE ((fk_i64)get_global_size(0))
 #define FK_AS_FLOAT(u) as_float(u)
 #define FK_AS_UINT(f) as_uint(f)
+#define FK_LOCAL_ID ((fk_i64)get_local_id(0))
+#define FK_GROUP_ID ((fk_i64)get_group_id(0))
+#define FK_NUM_GROUPS ((fk_i64)get_num_groups(0))
+#define FK_BARRIER() barrier(CLK_LOCAL_MEM_FENCE)
+/* A work-group's array in local memory; at the kernel's outermost scope. */
+#define FK_SHARED_ARRAY(T, name, n) __local T name[n]
 /* Without cl_khr_fp16, `half` may still name the element type behind a pointer, and
  * vload_half / vstore_half convert (round to nearest even) with float arithmetic. */
 typedef half fk_half;
@@ -184,6 +200,11 @@ typedef half fk_half;
 #define FK_GLOBAL_SIZE ((fk_i64)gridDim.x * (fk_i64)blockDim.x)
 #define FK_AS_FLOAT(u) __uint_as_float(u)
 #define FK_AS_UINT(f) __float_as_uint(f)
+#define FK_LOCAL_ID ((fk_i64)threadIdx.x)
+#define FK_GROUP_ID ((fk_i64)blockIdx.x)
+#define FK_NUM_GROUPS ((fk_i64)gridDim.x)
+#define FK_BARRIER() __syncthreads()
+#define FK_SHARED_ARRAY(T, name, n) __shared__ T name[n]
 typedef __half fk_half;
 #define FK_HALF_LOAD(p, i) __half2float((p)[i])
 #define FK_HALF_STORE(p, i, v) ((p)[i] = __float2half_rn((float)(v)))

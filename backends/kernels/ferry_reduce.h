@@ -1,7 +1,11 @@
 /* Reduction kernels shared by the OpenCL and CUDA backends. One pass turns every
  * (output, chunk) pair into a partial; the host repeats passes over the partials until
  * one remains per output, so a full reduction is parallel and float sums are blocked
- * and pairwise (16M float32 ones sum to exactly 16777216). */
+ * and pairwise (16M float32 ones sum to exactly 16777216). A chunk is one thread's run
+ * (CPUs: its own cache lines, vector loads) or, for sums over one dim on a GPU, a
+ * work-group's (ferry_sum_wg_*: neighbouring threads read neighbouring elements and meet
+ * in a tree in local memory); a reduction over the outer dim numbers threads output
+ * fastest, so neighbours read neighbouring columns. fk_plan.c picks per pass. */
 #ifndef FERRY_KERNELS_H
 #include "ferry_kernels.h"
 #endif
@@ -54,15 +58,27 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
 }
 
 /* Where thread w works: its output's kept offsets, its first reduced element and the
- * number of elements in its chunk. Declares o, part, ioff, ooff, idx, off and cnt. */
+ * number of elements in its chunk. Declares o, part, ioff, ooff, idx, off, cnt and rs,
+ * the stride of a reduction over one dim (the common case, walked without fk_red_step). */
 #define FK_RED_SETUP(g, w)                                                                \
-    fk_i64 o = (w) / (g).nparts, part = (w) - o * (g).nparts, ioff, ooff;                 \
+    fk_i64 o, part, ioff, ooff;                                                           \
+    if ((g).flags & FK_RED_OUT_FAST) {                                                    \
+        part = (w) / (g).nout;                                                            \
+        o = (w) - part * (g).nout;                                                        \
+    } else {                                                                              \
+        o = (w) / (g).nparts;                                                             \
+        part = (w) - o * (g).nparts;                                                      \
+    }                                                                                     \
     fk_kept_offsets(&(g), o, &ioff, &ooff);                                               \
     fk_i64 idx[FK_MAX_DIMS];                                                              \
     fk_i64 r0 = part * (g).chunk;                                                         \
     fk_i64 cnt = (g).nred - r0 < (g).chunk ? (g).nred - r0 : (g).chunk;                   \
     fk_i64 off = fk_red_start(&(g), r0, idx);                                             \
+    fk_i64 rs = (g).nreduced == 1 ? (g).rstride[0] : 0;                                   \
     ooff += part * (g).part_stride
+
+/* The offset change to the next reduced element. */
+#define FK_RED_NEXT(g, idx, rs) ((g).nreduced <= 1 ? (rs) : fk_red_step(&(g), idx))
 
 /* A final pass of a float accumulator stores float16, bfloat16 or the accumulator. */
 #define FK_STORE_FINAL(acc_t, out, i, v, kind)                                            \
@@ -77,6 +93,51 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
 
 /* ---- sum (and mean: a sum divided on its final pass) ------------------------------- */
 
+/* Stores a float sum: the mean's division and the 16-bit rounding on a final pass. */
+#define FK_SUM_STORE(acc_t, g, at, total)                                                 \
+    do {                                                                                  \
+        acc_t v_ = (total);                                                               \
+        if ((g).nparts == 1) {                                                            \
+            if ((g).mean_count > 0)                                                       \
+                v_ = v_ / (acc_t)(g).mean_count;                                          \
+            FK_STORE_FINAL(acc_t, out, at, v_, (g).out_kind);                             \
+        } else {                                                                          \
+            ((FK_GLOBAL acc_t *)out)[at] = v_;                                            \
+        }                                                                                 \
+    } while (0)
+
+/* Pushes block sum s (an lvalue, consumed) as block number ++nblk: equal-sized neighbours
+ * are added as they complete, a binary counter. */
+#define FK_PAIRWISE_PUSH(stack, top, nblk, s)                                             \
+    do {                                                                                  \
+        for (fk_i64 c_ = ++(nblk); (c_ & 1) == 0; c_ >>= 1)                               \
+            (s) = stack[--(top)] + (s);                                                   \
+        stack[(top)++] = (s);                                                             \
+    } while (0)
+
+/* A dense or evenly strided run is added FK_SUM_WIDE elements at a time, in eight
+ * accumulators of sixteen elements each (added in order) combined as a tree, as NumPy's
+ * pairwise sum does its blocks of 128: the eight loads of a step are neighbours, which a
+ * CPU compiler turns into one vector load. Each block sum is one entry of the pairwise
+ * stack, so the error bound stays that of a pairwise sum. */
+#define FK_SUM_WIDE 128
+#define FK_SUM_WIDE_BLOCK(sfx, acc_t, p, STEP, s)                                         \
+    do {                                                                                  \
+        acc_t a0 = (acc_t)0, a1 = (acc_t)0, a2 = (acc_t)0, a3 = (acc_t)0;                 \
+        acc_t a4 = (acc_t)0, a5 = (acc_t)0, a6 = (acc_t)0, a7 = (acc_t)0;                 \
+        for (fk_i64 k_ = 0; k_ < FK_SUM_WIDE; k_ += 8) {                                  \
+            a0 += (acc_t)FK_LOAD_##sfx(in, (p) + (k_ + 0) * (STEP));                      \
+            a1 += (acc_t)FK_LOAD_##sfx(in, (p) + (k_ + 1) * (STEP));                      \
+            a2 += (acc_t)FK_LOAD_##sfx(in, (p) + (k_ + 2) * (STEP));                      \
+            a3 += (acc_t)FK_LOAD_##sfx(in, (p) + (k_ + 3) * (STEP));                      \
+            a4 += (acc_t)FK_LOAD_##sfx(in, (p) + (k_ + 4) * (STEP));                      \
+            a5 += (acc_t)FK_LOAD_##sfx(in, (p) + (k_ + 5) * (STEP));                      \
+            a6 += (acc_t)FK_LOAD_##sfx(in, (p) + (k_ + 6) * (STEP));                      \
+            a7 += (acc_t)FK_LOAD_##sfx(in, (p) + (k_ + 7) * (STEP));                      \
+        }                                                                                 \
+        s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));                            \
+    } while (0)
+
 /* bool and integers: int64, wrapping; the order of additions does not matter. */
 #define FK_DEFINE_SUM_INT(sfx, st, vt)                                                    \
     FK_KERNEL ferry_sum_##sfx(FK_GLOBAL const st *in, FK_GLOBAL fk_u8 *out, fk_rgeom g)   \
@@ -86,14 +147,47 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
             FK_RED_SETUP(g, w);                                                           \
             off += g.in_offset + ioff;                                                    \
             fk_u64 acc = 0;                                                               \
-            for (fk_i64 j = 0; j < cnt; j++) {                                            \
-                acc += (fk_u64)(fk_i64)FK_LOAD_##sfx(in, off);                            \
-                off += fk_red_step(&g, idx);                                              \
+            if (g.nreduced > 1) {                                                         \
+                for (fk_i64 j = 0; j < cnt; j++) {                                        \
+                    acc += (fk_u64)(fk_i64)FK_LOAD_##sfx(in, off);                        \
+                    off += fk_red_step(&g, idx);                                          \
+                }                                                                         \
+            } else if (rs == 1) {                                                         \
+                for (fk_i64 j = 0; j < cnt; j++)                                          \
+                    acc += (fk_u64)(fk_i64)FK_LOAD_##sfx(in, off + j);                    \
+            } else {                                                                      \
+                for (fk_i64 j = 0; j < cnt; j++)                                          \
+                    acc += (fk_u64)(fk_i64)FK_LOAD_##sfx(in, off + j * rs);               \
             }                                                                             \
             ((FK_GLOBAL fk_i64 *)out)[g.out_offset + ooff] = (fk_i64)acc;                 \
         }                                                                                 \
+    }                                                                                     \
+    FK_KERNEL ferry_sum_wg_##sfx(FK_GLOBAL const st *in, FK_GLOBAL fk_u8 *out, fk_rgeom g) \
+    {                                                                                     \
+        FK_SHARED_ARRAY(fk_u64, sh, FK_WG_MAX);                                           \
+        fk_i64 t = FK_LOCAL_ID, L = g.lanes;                                              \
+        for (fk_i64 w = FK_GROUP_ID; w < g.nout * g.nparts; w += FK_NUM_GROUPS) {         \
+            FK_RED_SETUP(g, w);                                                           \
+            off += g.in_offset + ioff;                                                    \
+            fk_u64 acc = 0;                                                               \
+            for (fk_i64 j = t; j < cnt; j += L)                                           \
+                acc += (fk_u64)(fk_i64)FK_LOAD_##sfx(in, off + j * rs);                   \
+            sh[t] = acc;                                                                  \
+            FK_BARRIER();                                                                 \
+            for (fk_i64 h = L / 2; h > 0; h >>= 1) {                                      \
+                if (t < h)                                                                \
+                    sh[t] = sh[t] + sh[t + h];                                            \
+                FK_BARRIER();                                                             \
+            }                                                                             \
+            if (t == 0)                                                                   \
+                ((FK_GLOBAL fk_i64 *)out)[g.out_offset + ooff] = (fk_i64)sh[0];           \
+            FK_BARRIER();                                                                 \
+        }                                                                                 \
     }
 
+/* Float sums: a thread's run is cut into blocks added in order (FK_SUM_WIDE at a time
+ * where the run is one dim, FK_SUM_BLOCK otherwise) and the block sums are combined
+ * pairwise through the stack. */
 #define FK_DEFINE_SUM_FLOAT(sfx, st, vt, acc_t)                                           \
     FK_KERNEL ferry_sum_##sfx(FK_GLOBAL const st *in, FK_GLOBAL fk_u8 *out, fk_rgeom g)   \
     {                                                                                     \
@@ -103,16 +197,26 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
             off += g.in_offset + ioff;                                                    \
             acc_t stack[FK_PAIRWISE_DEPTH];                                               \
             int top = 0, inblk = 0;                                                       \
-            fk_i64 nblk = 0;                                                              \
+            fk_i64 nblk = 0, j = 0;                                                       \
             acc_t blk = (acc_t)0;                                                         \
-            for (fk_i64 j = 0; j < cnt; j++) {                                            \
+            if (g.nreduced <= 1 && rs == 1) {                                             \
+                for (; j + FK_SUM_WIDE <= cnt; j += FK_SUM_WIDE, off += FK_SUM_WIDE) {    \
+                    acc_t s;                                                              \
+                    FK_SUM_WIDE_BLOCK(sfx, acc_t, off, 1, s);                             \
+                    FK_PAIRWISE_PUSH(stack, top, nblk, s);                                \
+                }                                                                         \
+            } else if (g.nreduced <= 1) {                                                 \
+                for (; j + FK_SUM_WIDE <= cnt; j += FK_SUM_WIDE, off += FK_SUM_WIDE * rs) { \
+                    acc_t s;                                                              \
+                    FK_SUM_WIDE_BLOCK(sfx, acc_t, off, rs, s);                            \
+                    FK_PAIRWISE_PUSH(stack, top, nblk, s);                                \
+                }                                                                         \
+            }                                                                             \
+            for (; j < cnt; j++) {                                                        \
                 blk += (acc_t)FK_LOAD_##sfx(in, off);                                     \
-                off += fk_red_step(&g, idx);                                              \
+                off += FK_RED_NEXT(g, idx, rs);                                           \
                 if (++inblk == FK_SUM_BLOCK) {                                            \
-                    acc_t s = blk;                                                        \
-                    for (fk_i64 c = ++nblk; (c & 1) == 0; c >>= 1)                        \
-                        s = stack[--top] + s;                                             \
-                    stack[top++] = s;                                                     \
+                    FK_PAIRWISE_PUSH(stack, top, nblk, blk);                              \
                     blk = (acc_t)0;                                                       \
                     inblk = 0;                                                            \
                 }                                                                         \
@@ -120,14 +224,45 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
             acc_t total = blk;                                                            \
             while (top > 0)                                                               \
                 total = stack[--top] + total;                                             \
-            fk_i64 at = g.out_offset + ooff;                                              \
-            if (g.nparts == 1) {                                                          \
-                if (g.mean_count > 0)                                                     \
-                    total = total / (acc_t)g.mean_count;                                  \
-                FK_STORE_FINAL(acc_t, out, at, total, g.out_kind);                        \
-            } else {                                                                      \
-                ((FK_GLOBAL acc_t *)out)[at] = total;                                     \
+            FK_SUM_STORE(acc_t, g, g.out_offset + ooff, total);                           \
+        }                                                                                 \
+    }                                                                                     \
+    /* A work-group per (output, chunk), for GPUs: lane t takes elements t, t + L, ...    \
+     * (neighbouring lanes read neighbouring elements), adds them in blocks through its   \
+     * pairwise stack, and the lanes' sums meet in a tree in local memory. The planner    \
+     * sends only reductions over one dim here. */                                        \
+    FK_KERNEL ferry_sum_wg_##sfx(FK_GLOBAL const st *in, FK_GLOBAL fk_u8 *out, fk_rgeom g) \
+    {                                                                                     \
+        FK_SHARED_ARRAY(acc_t, sh, FK_WG_MAX);                                            \
+        fk_i64 t = FK_LOCAL_ID, L = g.lanes;                                              \
+        for (fk_i64 w = FK_GROUP_ID; w < g.nout * g.nparts; w += FK_NUM_GROUPS) {         \
+            FK_RED_SETUP(g, w);                                                           \
+            off += g.in_offset + ioff;                                                    \
+            acc_t stack[FK_PAIRWISE_DEPTH];                                               \
+            int top = 0, inblk = 0;                                                       \
+            fk_i64 nblk = 0;                                                              \
+            acc_t blk = (acc_t)0;                                                         \
+            for (fk_i64 j = t; j < cnt; j += L) {                                         \
+                blk += (acc_t)FK_LOAD_##sfx(in, off + j * rs);                            \
+                if (++inblk == FK_SUM_BLOCK) {                                            \
+                    FK_PAIRWISE_PUSH(stack, top, nblk, blk);                              \
+                    blk = (acc_t)0;                                                       \
+                    inblk = 0;                                                            \
+                }                                                                         \
             }                                                                             \
+            acc_t total = blk;                                                            \
+            while (top > 0)                                                               \
+                total = stack[--top] + total;                                             \
+            sh[t] = total;                                                                \
+            FK_BARRIER();                                                                 \
+            for (fk_i64 h = L / 2; h > 0; h >>= 1) {                                      \
+                if (t < h)                                                                \
+                    sh[t] = sh[t] + sh[t + h];                                            \
+                FK_BARRIER();                                                             \
+            }                                                                             \
+            if (t == 0)                                                                   \
+                FK_SUM_STORE(acc_t, g, g.out_offset + ooff, sh[0]);                       \
+            FK_BARRIER();                                                                 \
         }                                                                                 \
     }
 
@@ -147,7 +282,7 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
             vt acc = FK_LOAD_##sfx(in, off);                                              \
             bool is_max = g.op == FK_RED_MAX;                                             \
             for (fk_i64 j = 1; j < cnt; j++) {                                            \
-                off += fk_red_step(&g, idx);                                              \
+                off += FK_RED_NEXT(g, idx, rs);                                           \
                 vt x = FK_LOAD_##sfx(in, off);                                            \
                 if (acc == acc && (x != x || (is_max ? x > acc : x < acc)))               \
                     acc = x;                                                              \
@@ -177,7 +312,7 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
             vt best = FK_LOAD_##sfx(in, off);                                             \
             fk_i64 bi = r0;                                                               \
             for (fk_i64 j = 1; j < cnt; j++) {                                            \
-                off += fk_red_step(&g, idx);                                              \
+                off += FK_RED_NEXT(g, idx, rs);                                           \
                 vt x = FK_LOAD_##sfx(in, off);                                            \
                 if (FK_ARGMAX_BETTER(best, x)) {                                          \
                     best = x;                                                             \
@@ -200,7 +335,7 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
             vt best = in_vals[g.in_offset + off];                                         \
             fk_i64 bi = in_idxs[g.idx_in_offset + off];                                   \
             for (fk_i64 j = 1; j < cnt; j++) {                                            \
-                off += fk_red_step(&g, idx);                                              \
+                off += FK_RED_NEXT(g, idx, rs);                                           \
                 vt x = in_vals[g.in_offset + off];                                        \
                 if (FK_ARGMAX_BETTER(best, x)) {                                          \
                     best = x;                                                             \

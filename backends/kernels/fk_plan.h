@@ -105,11 +105,15 @@ typedef struct fk_reduce_plan {
     bool empty;           /* out has no element: launch nothing */
     ferry_dtype kdtype;   /* what the current pass reads: in's dtype, then acc_dtype */
     ferry_dtype acc_dtype;
-    int64_t threads;      /* threads of the current pass (one per output and chunk) */
+    bool wg;              /* the current pass is ferry_sum_wg_<kdtype>: work-groups of
+                           * g.lanes threads, one per output and chunk */
+    int64_t threads;      /* threads of the current pass (one per output and chunk, times
+                           * g.lanes for a work-group pass) */
     size_t scratch_bytes; /* scratch the passes share; 0 when one pass does it all */
 
     /* The planner's own state. */
     int64_t target;       /* threads a pass aims for */
+    int lanes;            /* work-group size for sums over one dim; 0: one thread each */
     int64_t cur_red;      /* elements each output reduces in the current pass */
     int64_t out_off;      /* out's element offset */
     int64_t nred;         /* elements each output reduces in all */
@@ -120,13 +124,19 @@ typedef struct fk_reduce_plan {
 } fk_reduce_plan;
 
 /* Checks the reduce contract of backend.h and plans the first pass; target_threads is how
- * many threads a pass should keep busy (the device's width). FERRY_ERR_UNSUPPORTED for an
+ * many threads a pass should keep busy (the device's width). lanes > 1 (a power of two at
+ * most FK_WG_MAX: GPUs) sends sums over one dim that is not the outer one of a dense pair
+ * to ferry_sum_wg_*, whose neighbouring threads read neighbouring elements; lanes 0 keeps
+ * one thread per chunk, each reading its own run (CPUs). A reduction over the outer dim,
+ * where the kept dim is the denser one, numbers threads output fastest (FK_RED_OUT_FAST)
+ * on either. FERRY_ERR_UNSUPPORTED for an
  * empty reduced dim (the core fills 0 or NaN itself) or more than FK_MAX_DIMS kept or
  * reduced dims after merging. */
 FK_PLAN_HIDDEN ferry_status fk_plan_reduce(const fk_plan_ctx *c, ferry_reduce_op op,
                                            const ferry_kernel_tensor *out,
                                            const ferry_kernel_tensor *in,
-                                           int64_t target_threads, fk_reduce_plan *p);
+                                           int64_t target_threads, int lanes,
+                                           fk_reduce_plan *p);
 /* Moves to the pass after a non-final one: it reads what that one wrote. */
 FK_PLAN_HIDDEN void fk_plan_reduce_next(fk_reduce_plan *p);
 

@@ -32,7 +32,9 @@ static pthread_mutex_t ocl_init_lock = PTHREAD_MUTEX_INITIALIZER;
  *   FERRY_OPENCL_MAP_COPIES=1   host copies through clEnqueueMapBuffer on host-unified
  *                               devices (see the copies below)
  *   FERRY_OPENCL_MATMUL         clblast | kernel: one matmul path whatever the size
- *   FERRY_OPENCL_BUILD_OPTIONS  appended to the program's build options */
+ *   FERRY_OPENCL_BUILD_OPTIONS  appended to the program's build options
+ *   FERRY_OPENCL_REDUCE         wg | thread: one shape for sums over one dim on every
+ *                               device (ocl_kernels.c; GPUs take wg); read on use */
 
 /* "1", "yes", "true", "on" (any case) are true; unset or anything else is `def`. */
 static bool ocl_env_flag(const char *var, bool def)
@@ -95,6 +97,9 @@ static void ocl_describe(ocl_device *d, bool hide_fp64)
     cl_device_fp_config fp = 0;
     clGetDeviceInfo(d->id, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL);
     d->cr_divide = (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0;
+    cl_device_type type = 0;
+    clGetDeviceInfo(d->id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    d->gpu = (type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) != 0;
 
     char cver[64];
     ocl_info_string(d->id, CL_DEVICE_OPENCL_C_VERSION, cver, sizeof cver);

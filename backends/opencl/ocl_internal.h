@@ -31,11 +31,13 @@ enum {
     OCL_K_COMPARE = OCL_K_BINARY + FERRY_NUM_DTYPES,
     OCL_K_BINARY_SCALAR = OCL_K_COMPARE + FERRY_NUM_DTYPES,
     OCL_K_COMPARE_SCALAR = OCL_K_BINARY_SCALAR + FERRY_NUM_DTYPES,
-    OCL_K_SUM = OCL_K_COMPARE_SCALAR + FERRY_NUM_DTYPES,
+    OCL_K_BINARY_DENSE = OCL_K_COMPARE_SCALAR + FERRY_NUM_DTYPES,
+    OCL_K_SUM = OCL_K_BINARY_DENSE + FERRY_NUM_DTYPES,
     OCL_K_MAXMIN = OCL_K_SUM + FERRY_NUM_DTYPES,
     OCL_K_ARGMAX = OCL_K_MAXMIN + FERRY_NUM_DTYPES,
     OCL_K_ARGMAX_PART = OCL_K_ARGMAX + FERRY_NUM_DTYPES,
-    OCL_K_MATMUL = OCL_K_ARGMAX_PART + FERRY_NUM_DTYPES,
+    OCL_K_SUM_WG = OCL_K_ARGMAX_PART + FERRY_NUM_DTYPES,
+    OCL_K_MATMUL = OCL_K_SUM_WG + FERRY_NUM_DTYPES,
     OCL_K_COUNT = OCL_K_MATMUL + FERRY_NUM_DTYPES,
 };
 
@@ -81,6 +83,7 @@ typedef struct ocl_device {
     bool map_copies;    /* host copies through clEnqueueMapBuffer (see ocl_backend.c) */
     bool cr_divide;     /* CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT */
     bool opencl12;      /* the device's OpenCL C is 1.2 or later */
+    bool gpu;           /* CL_DEVICE_TYPE_GPU or _ACCELERATOR: reductions in work-groups */
 
     /* Created on first use under `lock`; `ready` is set once context and queue exist. */
     pthread_mutex_t lock;

@@ -329,11 +329,12 @@ ferry_status ocl_binary(int32_t device, ferry_binary_op op, const ferry_kernel_t
     if (st != FERRY_OK || g.numel == 0)
         return st;
     char name[48];
-    snprintf(name, sizeof name, "ferry_%s_%s", compare ? "compare" : "binary",
+    bool dense = !compare && (g.flags & FK_CONTIG);
+    snprintf(name, sizeof name, "ferry_%s_%s", compare ? "compare" : dense ? "binary_dense" : "binary",
              fk_dtype_sfx[a->dtype]);
     cl_mem bufs[3] = {(cl_mem)out->buffer, (cl_mem)a->buffer, (cl_mem)b->buffer};
-    return ocl_run_locked(d, (compare ? OCL_K_COMPARE : OCL_K_BINARY) + (int)a->dtype, name, 3,
-                          bufs, &g, (int)op);
+    int slot = compare ? OCL_K_COMPARE : dense ? OCL_K_BINARY_DENSE : OCL_K_BINARY;
+    return ocl_run_locked(d, slot + (int)a->dtype, name, 3, bufs, &g, (int)op);
 }
 
 /* The scalar is a kernel argument by value: no buffer, no upload, no wait for one. */
@@ -384,6 +385,43 @@ ferry_status ocl_binary_scalar(int32_t device, ferry_binary_op op, const ferry_k
 /* Threads one pass aims for: enough to fill a GPU or every core of PoCL. */
 #define OCL_REDUCE_THREADS 16384
 
+/* Work-group lanes of the sums over one dim: the device's work-group size on a GPU,
+ * whose neighbouring threads should read neighbouring elements; none on a CPU, where
+ * each thread reading its own run is what the caches and the vectorizer want.
+ * FERRY_OPENCL_REDUCE=wg or =thread picks one on every device (tests run both on PoCL). */
+static int ocl_reduce_lanes(const ocl_device *d)
+{
+    const char *force = getenv("FERRY_OPENCL_REDUCE");
+    bool wg = d->gpu;
+    if (force && strcmp(force, "wg") == 0)
+        wg = true;
+    else if (force && strcmp(force, "thread") == 0)
+        wg = false;
+    return wg ? (int)d->local_size : 0;
+}
+
+/* A work-group pass: groups of g.lanes threads, as many as the grid cap allows. */
+static ferry_status ocl_run_wg(ocl_device *d, int slot, const char *name, const cl_mem *bufs,
+                               const fk_reduce_plan *p)
+{
+    cl_kernel k;
+    ferry_status st = ocl_kernel_get(d, slot, name, &k);
+    for (cl_uint i = 0; st == FERRY_OK && i < 2; i++)
+        st = ocl_arg(d, k, name, i, sizeof(cl_mem), &bufs[i]);
+    if (st == FERRY_OK)
+        st = ocl_arg(d, k, name, 2, sizeof p->g, &p->g);
+    if (st != FERRY_OK)
+        return st;
+    size_t lanes = (size_t)p->g.lanes, kmax = 0;
+    if (clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL) ==
+            CL_SUCCESS &&
+        kmax < lanes)
+        return ocl_host->error(FERRY_ERR_BACKEND,
+                               "opencl:%d: %s takes work-groups of at most %zu, not %zu",
+                               (int)d->index, name, kmax, lanes);
+    return ocl_enqueue_1d(d, k, lanes, name, p->threads);
+}
+
 ferry_status ocl_reduce(int32_t device, ferry_reduce_op op, const ferry_kernel_tensor *out,
                         const ferry_kernel_tensor *in)
 {
@@ -392,7 +430,7 @@ ferry_status ocl_reduce(int32_t device, ferry_reduce_op op, const ferry_kernel_t
     fk_reduce_plan p;
     ferry_status st = ocl_device_ready(device, &d);
     if (st == FERRY_OK)
-        st = fk_plan_reduce(&c, op, out, in, OCL_REDUCE_THREADS, &p);
+        st = fk_plan_reduce(&c, op, out, in, OCL_REDUCE_THREADS, ocl_reduce_lanes(d), &p);
     if (st == FERRY_OK)
         st = ocl_check_fp64(d, in->dtype);
     if (st != FERRY_OK || p.empty)
@@ -419,6 +457,10 @@ ferry_status ocl_reduce(int32_t device, ferry_reduce_op op, const ferry_kernel_t
             snprintf(name, sizeof name, "ferry_argmax_%s", fk_dtype_sfx[p.kdtype]);
             cl_mem bufs[3] = {src, dst, dst};
             st = ocl_run(d, slot, name, 3, bufs, &p.g, sizeof p.g, -1, p.threads);
+        } else if (p.wg) {
+            snprintf(name, sizeof name, "ferry_sum_wg_%s", fk_dtype_sfx[p.kdtype]);
+            cl_mem bufs[2] = {src, dst};
+            st = ocl_run_wg(d, OCL_K_SUM_WG + (int)p.kdtype, name, bufs, &p);
         } else {
             snprintf(name, sizeof name, "ferry_%s_%s", family_names[p.family],
                      fk_dtype_sfx[p.kdtype]);

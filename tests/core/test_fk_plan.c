@@ -73,7 +73,7 @@ static void test_unknown_ops_are_unsupported(void **state)
     const int64_t one[1] = {1};
     r.shape = one;
     assert_refused(fk_plan_reduce(&ctx, (ferry_reduce_op)(FERRY_REDUCE_ARGMAX + 1), &r, &a, 64,
-                                  &p),
+                                  0, &p),
                    FERRY_ERR_UNSUPPORTED, "test:3: unknown reduce op 5");
 }
 

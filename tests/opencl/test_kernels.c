@@ -1,7 +1,9 @@
 /* OpenCL kernel behaviour the conformance suite does not reach: float sums that must be
  * exact, float16/bfloat16 rounding bit for bit as ferry/half.h, multi-pass reductions
  * (chunk boundaries, ties, NaN), matmul through CLBlast in every layout it is handed,
- * and launches the kernels refuse (more than 8 dims) still giving the right answer. */
+ * and launches the kernels refuse (more than 8 dims) still giving the right answer;
+ * sums, rows and columns in both reduction shapes (FERRY_OPENCL_REDUCE=thread and wg) at
+ * work-group edges, and their accuracy against double sums. */
 #include <math.h>
 #include <pthread.h>
 
@@ -440,6 +442,222 @@ static void test_kernels_threads_launch_concurrently(void **state)
     }
 }
 
+/* ---- reductions in both shapes: one thread per chunk (CPUs) and work-groups (GPUs) ---- */
+
+static const char *const reduce_modes[2] = {"thread", "wg"};
+
+static uint32_t lcg_next(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+/* Sums of an r x c float32 matrix (values in [-1, 1)) over dim 0, dim 1 and both, and of
+ * its transpose (a strided input), against double sums: within a pairwise sum's bound. */
+static void check_sums(int64_t r, int64_t c, uint32_t seed)
+{
+    size_t n = (size_t)(r * c);
+    float *v = malloc(n * sizeof *v + 4);
+    double *ref = calloc((size_t)(r + c + 1), sizeof *ref), *mag = calloc((size_t)(r + c + 1), 8);
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)((double)lcg_next(&seed) / 8388608.0 - 1.0);
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t j = 0; j < c; j++) {
+            double x = v[i * c + j];
+            ref[j] += x; /* over dim 0: one per column */
+            ref[c + i] += x; /* over dim 1: one per row */
+            ref[c + r] += x;
+            mag[j] += fabs(x);
+            mag[c + i] += fabs(x);
+            mag[c + r] += fabs(x);
+        }
+    int64_t shape[2] = {r, c};
+    ferry_tensor *t = from_f32(v, 2, shape);
+    int perm[2] = {1, 0};
+    ferry_tensor *tt = ferry_permute(t, 2, perm);
+    assert_tensor(tt);
+    for (int which = 0; which < 3; which++) {
+        int dims[1] = {which};
+        /* dim 0 of t is dim 1 of tt: the same sums through the other strides */
+        for (int view = 0; view < 2; view++) {
+            ferry_tensor *src = view ? tt : t;
+            int d[1] = {view ? 1 - dims[0] : dims[0]};
+            ferry_tensor *s = ferry_sum(src, which == 2 ? 0 : 1, which == 2 ? NULL : d, false);
+            assert_tensor(s);
+            int64_t m = ferry_tensor_numel(s);
+            assert_int_equal(m, which == 0 ? c : which == 1 ? r : 1);
+            float *got = malloc((size_t)m * 4 + 4);
+            assert_ok(ferry_tensor_copy_to_host(s, got, (size_t)m * 4));
+            const double *want = ref + (which == 0 ? 0 : which == 1 ? c : c + r);
+            const double *w = mag + (which == 0 ? 0 : which == 1 ? c : c + r);
+            for (int64_t k = 0; k < m; k++) {
+                double tol = 4e-7 * 26 * w[k] + 1e-30;
+                if (fabs((double)got[k] - want[k]) > tol)
+                    fail_msg("%s: sum of %lldx%lld over %d (view %d) [%lld]: %.9g, want %.9g",
+                             getenv("FERRY_OPENCL_REDUCE"), (long long)r, (long long)c, which,
+                             view, (long long)k, (double)got[k], want[k]);
+            }
+            free(got);
+            ferry_tensor_release(s);
+        }
+    }
+    ferry_tensor_release(tt);
+    ferry_tensor_release(t);
+    free(v);
+    free(ref);
+    free(mag);
+}
+
+static void test_kernels_reductions_at_work_group_edges(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    /* Partial work-groups and chunks: odd lengths, one less and one more than a power of
+     * two, lengths shorter than a group and ones that take several passes. */
+    static const int64_t sizes[][2] = {{1, 1},   {1, 7},     {3, 255},  {5, 256},  {2, 257},
+                                       {129, 3}, {300, 129}, {1, 4097}, {17, 1023}, {1, 70001},
+                                       {4099, 5}};
+    for (int mode = 0; mode < 2; mode++) {
+        setenv("FERRY_OPENCL_REDUCE", reduce_modes[mode], 1);
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+            check_sums(sizes[i][0], sizes[i][1], (uint32_t)(i * 7919 + 1));
+
+        /* int32 sums are exact (int64), float16 accumulates in float32, mean divides. */
+        int64_t n = 1001;
+        int32_t *iv = malloc((size_t)n * 4);
+        int64_t want = 0;
+        for (int64_t k = 0; k < n; k++) {
+            iv[k] = (int32_t)(k * 2654435761u) >> 3;
+            want += iv[k];
+        }
+        ferry_tensor *it = ferry_tensor_from_data(iv, FERRY_INT32, 1, &n, "opencl:0");
+        assert_tensor(it);
+        ferry_tensor *is = ferry_sum(it, 0, NULL, false);
+        assert_tensor(is);
+        int64_t got = 0;
+        assert_ok(ferry_tensor_copy_to_host(is, &got, 8));
+        assert_true(got == want);
+        ferry_tensor *ones = ferry_ones(FERRY_FLOAT16, 1, &n, "opencl:0");
+        ferry_tensor *hs = ferry_sum(ones, 0, NULL, false);
+        ferry_tensor *hm = ferry_mean(ones, 0, NULL, false);
+        assert_tensor(hs);
+        assert_tensor(hm);
+        uint16_t bits[2];
+        assert_ok(ferry_tensor_copy_to_host(hs, &bits[0], 2));
+        assert_ok(ferry_tensor_copy_to_host(hm, &bits[1], 2));
+        assert_int_equal(bits[0], ferry_f32_to_f16(1001.0f));
+        assert_int_equal(bits[1], ferry_f32_to_f16(1.0f));
+        ferry_tensor *list[] = {it, is, ones, hs, hm};
+        for (size_t k = 0; k < sizeof list / sizeof list[0]; k++)
+            ferry_tensor_release(list[k]);
+        free(iv);
+
+        /* Empty: a sum over an empty dim is 0, one with no output has no element. */
+        int64_t e[2] = {0, 5};
+        ferry_tensor *z = ferry_zeros(FERRY_FLOAT32, 2, e, "opencl:0");
+        int d0[1] = {0}, d1[1] = {1};
+        ferry_tensor *z0 = ferry_sum(z, 1, d0, false), *z1 = ferry_sum(z, 1, d1, false);
+        assert_tensor(z0);
+        assert_tensor(z1);
+        assert_int_equal(ferry_tensor_numel(z0), 5);
+        assert_int_equal(ferry_tensor_numel(z1), 0);
+        float zs[5] = {1, 1, 1, 1, 1};
+        assert_ok(ferry_tensor_copy_to_host(z0, zs, sizeof zs));
+        for (int k = 0; k < 5; k++)
+            assert_true(zs[k] == 0.0f);
+        ferry_tensor_release(z0);
+        ferry_tensor_release(z1);
+        ferry_tensor_release(z);
+    }
+    unsetenv("FERRY_OPENCL_REDUCE");
+}
+
+/* 16M ones sum exactly and 16M random values in [0, 1) sum within 1e-6 of the double sum
+ * (a float32 sum in order is off by about 1e-3 there), in both shapes. */
+static void test_kernels_long_sums_are_accurate_in_both_shapes(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    int64_t n = (int64_t)1 << 24;
+    float *v = malloc((size_t)n * 4);
+    assert_non_null(v);
+    uint32_t seed = 12345;
+    double want = 0;
+    for (int64_t i = 0; i < n; i++) {
+        v[i] = (float)((double)lcg_next(&seed) / 16777216.0);
+        want += v[i];
+    }
+    ferry_tensor *t = from_f32(v, 1, &n);
+    ferry_tensor *ones = ferry_ones(FERRY_FLOAT32, 1, &n, "opencl:0");
+    assert_tensor(ones);
+    for (int mode = 0; mode < 2; mode++) {
+        setenv("FERRY_OPENCL_REDUCE", reduce_modes[mode], 1);
+        ferry_tensor *s = ferry_sum(t, 0, NULL, false), *s1 = ferry_sum(ones, 0, NULL, false);
+        assert_tensor(s);
+        assert_tensor(s1);
+        float got = 0, got1 = 0;
+        assert_ok(ferry_tensor_copy_to_host(s, &got, 4));
+        assert_ok(ferry_tensor_copy_to_host(s1, &got1, 4));
+        if (fabs((double)got - want) > 1e-6 * want)
+            fail_msg("%s: sum of 16M values %.9g, double %.9g", reduce_modes[mode], (double)got,
+                     want);
+        assert_true(got1 == 16777216.0f);
+        ferry_tensor_release(s);
+        ferry_tensor_release(s1);
+    }
+    unsetenv("FERRY_OPENCL_REDUCE");
+    ferry_tensor_release(ones);
+    ferry_tensor_release(t);
+    free(v);
+}
+
+/* Column reductions number threads output fastest: argmax still takes the first maximum
+ * of each column across chunk boundaries, and max and min propagate NaN. */
+static void test_kernels_column_argmax_keeps_first_of_ties(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    int64_t r = 3000, c = 37, shape[2] = {r, c};
+    float *v = malloc((size_t)(r * c) * 4);
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t j = 0; j < c; j++)
+            v[i * c + j] = (float)((i * 31 + j * 17) % 50); /* each column's 49s tie */
+    v[2999 * c + 5] = NAN;
+    ferry_tensor *t = from_f32(v, 2, shape);
+    int d0[1] = {0};
+    ferry_tensor *am = ferry_argmax(t, 1, d0, false), *mx = ferry_max(t, 1, d0, false),
+                 *mn = ferry_min(t, 1, d0, false);
+    assert_tensor(am);
+    assert_tensor(mx);
+    assert_tensor(mn);
+    int64_t got[37];
+    float gmax[37], gmin[37];
+    assert_ok(ferry_tensor_copy_to_host(am, got, sizeof got));
+    assert_ok(ferry_tensor_copy_to_host(mx, gmax, sizeof gmax));
+    assert_ok(ferry_tensor_copy_to_host(mn, gmin, sizeof gmin));
+    for (int64_t j = 0; j < c; j++) {
+        int64_t first = 0;
+        for (int64_t i = 1; i < r; i++) {
+            float x = v[i * c + j], b = v[first * c + j];
+            if (b == b && (x != x || x > b)) /* NaN counts as the maximum */
+                first = i;
+        }
+        assert_int_equal(got[j], first);
+        if (j == 5) {
+            assert_true(isnan(gmax[j]) && isnan(gmin[j]));
+        } else {
+            assert_true(gmax[j] == 49.0f);
+            assert_true(gmin[j] == 0.0f);
+        }
+    }
+    ferry_tensor_release(am);
+    ferry_tensor_release(mx);
+    ferry_tensor_release(mn);
+    ferry_tensor_release(t);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +672,9 @@ int main(void)
         cmocka_unit_test(test_kernels_integer_matmul_wraps),
         cmocka_unit_test(test_kernels_nine_dims_fall_back_correctly),
         cmocka_unit_test(test_kernels_threads_launch_concurrently),
+        cmocka_unit_test(test_kernels_reductions_at_work_group_edges),
+        cmocka_unit_test(test_kernels_long_sums_are_accurate_in_both_shapes),
+        cmocka_unit_test(test_kernels_column_argmax_keeps_first_of_ties),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ferry_shutdown();
