@@ -388,7 +388,14 @@ ferry_status ferry__check_out(const char *fn, const ferry_tensor *out, const fer
  * that is not the exact same view (an exact alias is fine elementwise). */
 bool ferry__overlaps(const ferry_tensor *out, const ferry_tensor *in)
 {
-    return in && ferry__shares_memory(out, in) && !ferry__same_view(out, in);
+    if (!in || in == out)
+        return false;
+    /* Two storages of the allocator's own blocks never share a byte; only wrapped memory
+     * (two blobs over one array) needs its addresses compared. */
+    const ferry_storage *so = out->storage, *si = in->storage;
+    if (so != si && !so->wrapped && !si->wrapped)
+        return false;
+    return ferry__shares_memory(out, in) && !ferry__same_view(out, in);
 }
 
 /* `t` converted to dtype on its device (t itself, retained, if already so). */
