@@ -170,6 +170,9 @@ typedef struct ferry_storage {
     void *deleter_data;     /* what the deleter is given (buffer unless set otherwise) */
     void *deleter_ctx;
     bool wrapped;
+    /* A storage made with its first tensor in one allocation (ferry__tensor_empty_on):
+     * that tensor's address, which is the block to free once both are dead; else NULL. */
+    void *embedded_in;
     /* Bumped by every in-place write through the public API; shared by all views of
      * the storage, so autograd can tell a saved tensor was modified (PyTorch's version
      * counter). Starts at 0 (storages are calloc'd). */

@@ -259,6 +259,30 @@ ferry_status ferry__check_same_device(const ferry_tensor *a, const ferry_tensor 
 
 /* ---- storage ---- */
 
+static ferry_status storage_buffer(ferry_storage *s, ferry_backend *be, int32_t dev, size_t nbytes)
+{
+    ferry_status st = ferry__allocator_alloc(be, dev, nbytes, &s->buffer, &s->block_size);
+    if (st != FERRY_OK) {
+        char name[32];
+        /* Keep the backend's words; name the device when the backend did not. */
+        ferry__device_str(be, dev, name);
+        if (st == FERRY_ERR_OUT_OF_MEMORY && strncmp(ferry_last_error(), name, strlen(name)) != 0)
+            ferry__error(st, "%s: out of memory allocating %zu bytes: %s", name, nbytes,
+                         ferry_last_error());
+    }
+    return st;
+}
+
+static void storage_init(ferry_storage *s, ferry_backend *be, int32_t dev, size_t nbytes)
+{
+    atomic_init(&s->refs, 1);
+    ferry__backend_retain(be);
+    s->backend = be;
+    s->device = dev;
+    s->nbytes = nbytes;
+    s->host_accessible = be->host_accessible[dev];
+}
+
 ferry_storage *ferry__storage_alloc(ferry_backend *be, int32_t dev, size_t nbytes)
 {
     ferry_storage *s = calloc(1, sizeof *s);
@@ -266,26 +290,11 @@ ferry_storage *ferry__storage_alloc(ferry_backend *be, int32_t dev, size_t nbyte
         ferry__error(FERRY_ERR_OUT_OF_MEMORY, "out of host memory for a storage record");
         return NULL;
     }
-    if (nbytes > 0) {
-        ferry_status st = ferry__allocator_alloc(be, dev, nbytes, &s->buffer, &s->block_size);
-        if (st != FERRY_OK) {
-            char name[32];
-            /* Keep the backend's words; name the device when the backend did not. */
-            ferry__device_str(be, dev, name);
-            if (st == FERRY_ERR_OUT_OF_MEMORY &&
-                strncmp(ferry_last_error(), name, strlen(name)) != 0)
-                ferry__error(st, "%s: out of memory allocating %zu bytes: %s", name, nbytes,
-                             ferry_last_error());
-            free(s);
-            return NULL;
-        }
+    if (nbytes > 0 && storage_buffer(s, be, dev, nbytes) != FERRY_OK) {
+        free(s);
+        return NULL;
     }
-    atomic_init(&s->refs, 1);
-    ferry__backend_retain(be);
-    s->backend = be;
-    s->device = dev;
-    s->nbytes = nbytes;
-    s->host_accessible = be->host_accessible[dev];
+    storage_init(s, be, dev, nbytes);
     return s;
 }
 
@@ -327,10 +336,13 @@ void ferry__storage_release(ferry_storage *s)
         ferry__allocator_free(s->backend, s->device, s->buffer, s->block_size);
     }
     ferry__backend_release(s->backend);
-    free(s);
+    free(s->embedded_in ? s->embedded_in : (void *)s);
 }
 
 /* ---- tensors ---- */
+
+static void tensor_init(ferry_tensor *t, ferry_storage *s, size_t byte_offset, ferry_dtype dtype,
+                        int ndim, const int64_t *shape, const int64_t *strides);
 
 ferry_tensor *ferry__tensor_make(ferry_storage *s, size_t byte_offset, ferry_dtype dtype, int ndim,
                                  const int64_t *shape, const int64_t *strides)
@@ -354,6 +366,13 @@ ferry_tensor *ferry__tensor_make(ferry_storage *s, size_t byte_offset, ferry_dty
         t->shape = t->inline_dims;
         t->strides = t->inline_dims + FERRY_INLINE_DIMS;
     }
+    tensor_init(t, s, byte_offset, dtype, ndim, shape, strides);
+    return t;
+}
+
+static void tensor_init(ferry_tensor *t, ferry_storage *s, size_t byte_offset, ferry_dtype dtype,
+                        int ndim, const int64_t *shape, const int64_t *strides)
+{
     t->magic = FERRY_TENSOR_MAGIC;
     atomic_init(&t->refs, 1);
     t->storage = s;
@@ -370,8 +389,15 @@ ferry_tensor *ferry__tensor_make(ferry_storage *s, size_t byte_offset, ferry_dty
         ferry__contiguous_strides(ndim, t->shape, t->strides);
     t->grad_fn = NULL;
     t->grad_slot = NULL;
-    return t;
 }
+
+/* A new tensor and its storage in one allocation: most tensors are never viewed, so
+ * they die together, and one malloc/free costs half of two. A view keeps the storage
+ * alive, and with it the block, past the tensor's release. */
+typedef struct tensor_block {
+    ferry_tensor t;
+    ferry_storage s;
+} tensor_block;
 
 ferry_tensor *ferry__tensor_empty_on(ferry_backend *be, int32_t dev, ferry_dtype dtype, int ndim,
                                      const int64_t *shape)
@@ -379,10 +405,29 @@ ferry_tensor *ferry__tensor_empty_on(ferry_backend *be, int32_t dev, ferry_dtype
     int64_t numel;
     if (ferry__check_shape("ferry_empty", dtype, ndim, shape, &numel) != FERRY_OK)
         return NULL;
-    ferry_storage *s = ferry__storage_alloc(be, dev, (size_t)numel * ferry_dtype_size(dtype));
-    if (!s)
+    if (ndim > FERRY_INLINE_DIMS) {
+        ferry_storage *s = ferry__storage_alloc(be, dev, (size_t)numel * ferry_dtype_size(dtype));
+        return s ? ferry__tensor_make(s, 0, dtype, ndim, shape, NULL) : NULL;
+    }
+    tensor_block *b = malloc(sizeof *b);
+    if (!b) {
+        ferry__error(FERRY_ERR_OUT_OF_MEMORY, "out of host memory for a tensor handle");
         return NULL;
-    return ferry__tensor_make(s, 0, dtype, ndim, shape, NULL);
+    }
+    ferry_storage *s = &b->s;
+    memset(s, 0, sizeof *s);
+    size_t nbytes = (size_t)numel * ferry_dtype_size(dtype);
+    if (nbytes > 0 && storage_buffer(s, be, dev, nbytes) != FERRY_OK) {
+        free(b);
+        return NULL;
+    }
+    storage_init(s, be, dev, nbytes);
+    s->embedded_in = &b->t;
+    ferry_tensor *t = &b->t;
+    t->shape = t->inline_dims;
+    t->strides = t->inline_dims + FERRY_INLINE_DIMS;
+    tensor_init(t, s, 0, dtype, ndim, shape, NULL);
+    return t;
 }
 
 ferry_tensor *ferry__tensor_restride(const ferry_tensor *t, int ndim, const int64_t *shape,
@@ -415,10 +460,13 @@ FERRY_API void ferry_tensor_release(ferry_tensor *t)
         return;
     t->magic = 0; /* a later use of this handle is caught instead of read as garbage */
     ferry__autograd_release(t);
-    ferry__storage_release(t->storage);
+    ferry_storage *s = t->storage;
     if (t->shape != t->inline_dims)
         free(t->shape);
-    free(t);
+    /* A tensor made with its storage is freed with it, by the storage's last release. */
+    if (s->embedded_in != t)
+        free(t);
+    ferry__storage_release(s);
 }
 
 FERRY_API int ferry_tensor_ndim(const ferry_tensor *t)
