@@ -459,7 +459,8 @@ FERRY_API void ferry_tensor_release(ferry_tensor *t)
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     t->magic = 0; /* a later use of this handle is caught instead of read as garbage */
-    ferry__autograd_release(t);
+    if (t->grad_fn || t->grad_slot) /* most tensors never took part in autograd */
+        ferry__autograd_release(t);
     ferry_storage *s = t->storage;
     if (t->shape != t->inline_dims)
         free(t->shape);
