@@ -8,22 +8,9 @@
 #include "internal.h"
 
 /* Carved blocks are not separate allocations to AddressSanitizer; free and uncarved
- * ones are poisoned so that a write into them is still caught. */
-#if defined(__SANITIZE_ADDRESS__)
-#define FERRY_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FERRY_ASAN 1
-#endif
-#endif
-#ifdef FERRY_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n) ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
+ * ones are poisoned (FERRY__POISON, internal.h) so that a write into them is caught. */
+#define POISON FERRY__POISON
+#define UNPOISON FERRY__UNPOISON
 
 /* Blocks up to 4 KiB round to 64 bytes (a cache line: a 1-element tensor should cost
  * about what malloc does, not 512 bytes), up to 1 MiB to 512 bytes, larger ones to

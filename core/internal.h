@@ -146,6 +146,24 @@ void ferry__fault_reset(void);
 /* The table handed to plugins. */
 const ferry_host_api *ferry__host_api(void);
 
+/* Memory ferry keeps for reuse inside one allocation (carved blocks, cached handles)
+ * marked unusable for AddressSanitizer while it is not in use. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FERRY__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FERRY__ASAN 1
+#endif
+#endif
+#ifdef FERRY__ASAN
+#include <sanitizer/asan_interface.h>
+#define FERRY__POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define FERRY__UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define FERRY__POISON(p, n) ((void)(p), (void)(n))
+#define FERRY__UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* ---- caching allocator (allocator.c) ---- */
 
 struct ferry_allocator *ferry__allocator_create(ferry_backend *be);
