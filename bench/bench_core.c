@@ -15,10 +15,11 @@
 #include "bench_util.h"
 
 #define MIB ((size_t)1 << 20)
-#define MAX_FIGURES 16
+#define MAX_FIGURES 24
 
 typedef struct config {
     bool quick;
+    const char *only;      /* letters of the sections to run; NULL: all */
     int reps;              /* repetitions; every figure is their median */
     size_t roundtrip_bytes; /* (a) */
     int64_t same_big_numel; /* (b) */
@@ -279,6 +280,56 @@ static void bench_create(const config *cfg)
 }
 
 /* ------------------------------------------------------------------------ */
+/* (f) what one call of a 1-element op costs (issue 12: add_out < 150 ns,   */
+/*     allocating add < 300 ns)                                             */
+/* ------------------------------------------------------------------------ */
+
+static void bench_overhead(const config *cfg)
+{
+    int64_t one = 1;
+    ferry_tensor *a = ferry_ones(FERRY_FLOAT32, 1, &one, "cpu");
+    ferry_tensor *o = ferry_empty(FERRY_FLOAT32, 1, &one, "cpu");
+    double *per_out = calloc((size_t)cfg->reps, sizeof *per_out);
+    double *per_add = calloc((size_t)cfg->reps, sizeof *per_add);
+    if (!a || !o || !per_out || !per_add)
+        die("1-element tensors for the overhead loops");
+    for (int r = -1; r < cfg->reps; r++) {
+        double t0 = bench_now_ns();
+        for (long i = 0; i < cfg->small_iters; i++)
+            if (ferry_add_out(o, a, a) != FERRY_OK)
+                die("ferry_add_out of one element");
+        double t1 = bench_now_ns();
+        for (long i = 0; i < cfg->small_iters; i++) {
+            ferry_tensor *r1 = ferry_add(a, a);
+            if (!r1)
+                die("ferry_add of one element");
+            ferry_tensor_release(r1);
+        }
+        double t2 = bench_now_ns();
+        if (r >= 0) {
+            per_out[r] = (t1 - t0) / (double)cfg->small_iters;
+            per_add[r] = (t2 - t1) / (double)cfg->small_iters;
+        }
+    }
+    float got = 0.0f;
+    if (ferry_tensor_copy_to_host(o, &got, sizeof got) != FERRY_OK || got != 2.0f)
+        die("ferry_add_out of 1 + 1 gave %g", (double)got);
+    double ns_out = bench_median(per_out, cfg->reps), ns_add = bench_median(per_add, cfg->reps);
+    figure *f = add_figure("f.add_out_1", "f. add_out, 1 elem (cpu)");
+    snprintf(f->ferry, sizeof f->ferry, "%.1f ns/call", ns_out);
+    snprintf(f->note, sizeof f->note, "goal < 150 ns (%s)", ns_out < 150.0 ? "met" : "not met");
+    snprintf(f->kv, sizeof f->kv, "device=cpu ns_per_call=%.2f goal_ns=150", ns_out);
+    f = add_figure("f.add_1", "f. add + release, 1 elem (cpu)");
+    snprintf(f->ferry, sizeof f->ferry, "%.1f ns/call", ns_add);
+    snprintf(f->note, sizeof f->note, "goal < 300 ns (%s)", ns_add < 300.0 ? "met" : "not met");
+    snprintf(f->kv, sizeof f->kv, "device=cpu ns_per_call=%.2f goal_ns=300", ns_add);
+    free(per_out);
+    free(per_add);
+    ferry_tensor_release(a);
+    ferry_tensor_release(o);
+}
+
+/* ------------------------------------------------------------------------ */
 /* (d) dtype casts versus memcpy of the same bytes read + written           */
 /* ------------------------------------------------------------------------ */
 
@@ -442,8 +493,9 @@ static void print_results(void)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: bench_core [--quick]\n"
+            "usage: bench_core [--quick] [--only LETTERS]\n"
             "  --quick     small sizes and few repetitions, for CI smoke runs\n"
+            "  --only L    run only the sections named by the letters L (e.g. ef)\n"
             "  -h, --help  show this help\n"
             "Every figure is the median of several repetitions; ratios compare with\n"
             "memcpy measured in the same run.\n");
@@ -462,6 +514,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) {
             cfg.quick = true;
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            cfg.only = argv[++i];
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
@@ -488,13 +542,23 @@ int main(int argc, char **argv)
            model, sysconf(_SC_NPROCESSORS_ONLN), omp ? omp : "(unset)");
     fflush(stdout);
 
-    bench_roundtrip(&cfg);
-    bench_same_device(&cfg);
-    bench_create(&cfg);
-    bench_casts(&cfg);
-    bench_live(&cfg, "cpu");
-    if (ferry_is_available("sim"))
-        bench_live(&cfg, "sim:0");
+#define RUN(letter) (!cfg.only || strchr(cfg.only, letter))
+    if (RUN('a'))
+        bench_roundtrip(&cfg);
+    if (RUN('b'))
+        bench_same_device(&cfg);
+    if (RUN('c'))
+        bench_create(&cfg);
+    if (RUN('d'))
+        bench_casts(&cfg);
+    if (RUN('e')) {
+        bench_live(&cfg, "cpu");
+        if (ferry_is_available("sim"))
+            bench_live(&cfg, "sim:0");
+    }
+    if (RUN('f'))
+        bench_overhead(&cfg);
+#undef RUN
     print_results();
     printf("BENCH cpu_model=\"%s\" quick=%d reps=%d\n", model, cfg.quick, cfg.reps);
 

@@ -362,8 +362,8 @@ ferry_status ferry__inplace_check(const char *fn, const ferry_tensor *out, bool 
                             "a %sleaf Variable that requires grad is being used in an in-place "
                             "operation.",
                             out->grad_fn ? "view of a " : "");
-    size_t len = strlen(fn);
-    if (inputs_need && len > 0 && fn[len - 1] == '_')
+    size_t len = inputs_need ? strlen(fn) : 0;
+    if (len > 0 && fn[len - 1] == '_')
         return ferry__error(FERRY_ERR_UNSUPPORTED,
                             "%s: writing a tensor that requires grad into one that does not is "
                             "not differentiable in ferry yet; detach() the source or write under "

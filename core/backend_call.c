@@ -346,27 +346,43 @@ static bool strict_device(const char *where, const char *type)
     return false;
 }
 
+static void dtype_list(const ferry_dtype *dtypes, int ndtypes, char *types, size_t cap)
+{
+    size_t used = 0;
+    types[0] = '\0';
+    for (int i = 0; i < ndtypes && used < cap; i++)
+        used += (size_t)snprintf(types + used, cap - used, "%s%s", i ? ", " : "",
+                                 ferry_dtype_name(dtypes[i]));
+}
+
+/* The words of the refusal and of the debug line are formatted only when one is said:
+ * a fallen-back op runs on every call, and its formatting cost more than a small op. */
 ferry_status ferry__fallback_begin(ferry_backend *be, int32_t dev, ferry_op op, const char *what,
                                    const ferry_dtype *dtypes, int ndtypes)
 {
-    char types[160] = "", where[32];
-    size_t used = 0;
-    for (int i = 0; i < ndtypes && used < sizeof types; i++)
-        used += (size_t)snprintf(types + used, sizeof types - used, "%s%s", i ? ", " : "",
-                                 ferry_dtype_name(dtypes[i]));
-    ferry__device_str(be, dev, where);
-    if (strict_device(where, be->name))
-        return ferry__error(FERRY_ERR_UNSUPPORTED,
-                            "FERRY_STRICT_DEVICE: %s has no %s kernel for (%s), and the CPU "
-                            "fallback is off; unset FERRY_STRICT_DEVICE to run it on the cpu "
-                            "through staging",
-                            where, what, types);
+    char types[160], where[32];
+    const char *strict = getenv("FERRY_STRICT_DEVICE");
+    if (strict && *strict) {
+        ferry__device_str(be, dev, where);
+        if (strict_device(where, be->name)) {
+            dtype_list(dtypes, ndtypes, types, sizeof types);
+            return ferry__error(FERRY_ERR_UNSUPPORTED,
+                                "FERRY_STRICT_DEVICE: %s has no %s kernel for (%s), and the CPU "
+                                "fallback is off; unset FERRY_STRICT_DEVICE to run it on the cpu "
+                                "through staging",
+                                where, what, types);
+        }
+    }
     if ((unsigned)op < FERRY_FALLBACK_KINDS) {
         atomic_fetch_add(&be->fallbacks[dev][op], 1);
         unsigned bit = 1u << op;
-        if (!(atomic_fetch_or(&be->fallback_logged, bit) & bit))
+        if (!(atomic_load_explicit(&be->fallback_logged, memory_order_relaxed) & bit) &&
+            !(atomic_fetch_or(&be->fallback_logged, bit) & bit)) {
+            ferry__device_str(be, dev, where);
+            dtype_list(dtypes, ndtypes, types, sizeof types);
             ferry__debug("fallback", "%s has no %s kernel for (%s): running it on the cpu "
                          "through staging", where, what, types);
+        }
     }
     return FERRY_OK;
 }

@@ -146,6 +146,24 @@ void ferry__fault_reset(void);
 /* The table handed to plugins. */
 const ferry_host_api *ferry__host_api(void);
 
+/* Memory ferry keeps for reuse inside one allocation (carved blocks, cached handles)
+ * marked unusable for AddressSanitizer while it is not in use. */
+#if defined(__SANITIZE_ADDRESS__)
+#define FERRY__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FERRY__ASAN 1
+#endif
+#endif
+#ifdef FERRY__ASAN
+#include <sanitizer/asan_interface.h>
+#define FERRY__POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define FERRY__UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define FERRY__POISON(p, n) ((void)(p), (void)(n))
+#define FERRY__UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* ---- caching allocator (allocator.c) ---- */
 
 struct ferry_allocator *ferry__allocator_create(ferry_backend *be);
@@ -170,6 +188,9 @@ typedef struct ferry_storage {
     void *deleter_data;     /* what the deleter is given (buffer unless set otherwise) */
     void *deleter_ctx;
     bool wrapped;
+    /* A storage made with its first tensor in one allocation (ferry__tensor_empty_on):
+     * that tensor's address, which is the block to free once both are dead; else NULL. */
+    void *embedded_in;
     /* Bumped by every in-place write through the public API; shared by all views of
      * the storage, so autograd can tell a saved tensor was modified (PyTorch's version
      * counter). Starts at 0 (storages are calloc'd). */

@@ -1,5 +1,7 @@
 /* Storage and tensor handles: reference counts, geometry, validation of arguments, and
  * the introspection half of the public API. */
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +261,32 @@ ferry_status ferry__check_same_device(const ferry_tensor *a, const ferry_tensor 
 
 /* ---- storage ---- */
 
+static void block_give(void *b);
+
+static ferry_status storage_buffer(ferry_storage *s, ferry_backend *be, int32_t dev, size_t nbytes)
+{
+    ferry_status st = ferry__allocator_alloc(be, dev, nbytes, &s->buffer, &s->block_size);
+    if (st != FERRY_OK) {
+        char name[32];
+        /* Keep the backend's words; name the device when the backend did not. */
+        ferry__device_str(be, dev, name);
+        if (st == FERRY_ERR_OUT_OF_MEMORY && strncmp(ferry_last_error(), name, strlen(name)) != 0)
+            ferry__error(st, "%s: out of memory allocating %zu bytes: %s", name, nbytes,
+                         ferry_last_error());
+    }
+    return st;
+}
+
+static void storage_init(ferry_storage *s, ferry_backend *be, int32_t dev, size_t nbytes)
+{
+    atomic_init(&s->refs, 1);
+    ferry__backend_retain(be);
+    s->backend = be;
+    s->device = dev;
+    s->nbytes = nbytes;
+    s->host_accessible = be->host_accessible[dev];
+}
+
 ferry_storage *ferry__storage_alloc(ferry_backend *be, int32_t dev, size_t nbytes)
 {
     ferry_storage *s = calloc(1, sizeof *s);
@@ -266,26 +294,11 @@ ferry_storage *ferry__storage_alloc(ferry_backend *be, int32_t dev, size_t nbyte
         ferry__error(FERRY_ERR_OUT_OF_MEMORY, "out of host memory for a storage record");
         return NULL;
     }
-    if (nbytes > 0) {
-        ferry_status st = ferry__allocator_alloc(be, dev, nbytes, &s->buffer, &s->block_size);
-        if (st != FERRY_OK) {
-            char name[32];
-            /* Keep the backend's words; name the device when the backend did not. */
-            ferry__device_str(be, dev, name);
-            if (st == FERRY_ERR_OUT_OF_MEMORY &&
-                strncmp(ferry_last_error(), name, strlen(name)) != 0)
-                ferry__error(st, "%s: out of memory allocating %zu bytes: %s", name, nbytes,
-                             ferry_last_error());
-            free(s);
-            return NULL;
-        }
+    if (nbytes > 0 && storage_buffer(s, be, dev, nbytes) != FERRY_OK) {
+        free(s);
+        return NULL;
     }
-    atomic_init(&s->refs, 1);
-    ferry__backend_retain(be);
-    s->backend = be;
-    s->device = dev;
-    s->nbytes = nbytes;
-    s->host_accessible = be->host_accessible[dev];
+    storage_init(s, be, dev, nbytes);
     return s;
 }
 
@@ -328,10 +341,16 @@ void ferry__storage_release(ferry_storage *s)
         ferry__allocator_free(s->backend, s->device, s->buffer, s->block_size);
     }
     ferry__backend_release(s->backend);
-    free(s);
+    if (s->embedded_in)
+        block_give(s->embedded_in);
+    else
+        free(s);
 }
 
 /* ---- tensors ---- */
+
+static void tensor_init(ferry_tensor *t, ferry_storage *s, size_t byte_offset, ferry_dtype dtype,
+                        int ndim, const int64_t *shape, const int64_t *strides);
 
 ferry_tensor *ferry__tensor_make(ferry_storage *s, size_t byte_offset, ferry_dtype dtype, int ndim,
                                  const int64_t *shape, const int64_t *strides)
@@ -355,6 +374,13 @@ ferry_tensor *ferry__tensor_make(ferry_storage *s, size_t byte_offset, ferry_dty
         t->shape = t->inline_dims;
         t->strides = t->inline_dims + FERRY_INLINE_DIMS;
     }
+    tensor_init(t, s, byte_offset, dtype, ndim, shape, strides);
+    return t;
+}
+
+static void tensor_init(ferry_tensor *t, ferry_storage *s, size_t byte_offset, ferry_dtype dtype,
+                        int ndim, const int64_t *shape, const int64_t *strides)
+{
     t->magic = FERRY_TENSOR_MAGIC;
     atomic_init(&t->refs, 1);
     t->storage = s;
@@ -371,7 +397,55 @@ ferry_tensor *ferry__tensor_make(ferry_storage *s, size_t byte_offset, ferry_dty
         ferry__contiguous_strides(ndim, t->shape, t->strides);
     t->grad_fn = NULL;
     t->grad_slot = NULL;
-    return t;
+}
+
+/* A new tensor and its storage in one allocation: most tensors are never viewed, so
+ * they die together, and one malloc/free costs half of two. A view keeps the storage
+ * alive, and with it the block, past the tensor's release. */
+typedef struct tensor_block {
+    ferry_tensor t;
+    ferry_storage s;
+} tensor_block;
+
+/* Freed blocks are kept for the next tensors, up to BLOCKS_KEPT (about 20 MiB), rather
+ * than given back to malloc: glibc returns the top of its heap to the kernel once more
+ * than 128 KiB of it is free, so a loop that kept a thousand results alive and dropped
+ * them paid page faults for its blocks the next time (about 40 per thousand tensors,
+ * more than the tensors' own cost). Linked through their storage part, so that a dead
+ * handle's magic stays 0. */
+#define BLOCKS_KEPT 65536
+static pthread_mutex_t blocks_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *blocks_free;
+static size_t blocks_nfree;
+
+static tensor_block *block_take(void)
+{
+    pthread_mutex_lock(&blocks_lock);
+    tensor_block *b = blocks_free;
+    if (b) {
+        FERRY__UNPOISON(b, offsetof(tensor_block, s));
+        memcpy(&blocks_free, &b->s, sizeof blocks_free);
+        blocks_nfree--;
+    }
+    pthread_mutex_unlock(&blocks_lock);
+    return b ? b : malloc(sizeof(tensor_block));
+}
+
+static void block_give(void *block)
+{
+    tensor_block *b = block;
+    pthread_mutex_lock(&blocks_lock);
+    if (blocks_nfree < BLOCKS_KEPT) {
+        memcpy(&b->s, &blocks_free, sizeof blocks_free);
+        /* A use of the dead handle is caught as before; the link stays readable, as
+         * LeakSanitizer follows no pointer kept in poisoned memory. */
+        FERRY__POISON(b, offsetof(tensor_block, s));
+        blocks_free = b;
+        blocks_nfree++;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&blocks_lock);
+    free(b);
 }
 
 ferry_tensor *ferry__tensor_empty_on(ferry_backend *be, int32_t dev, ferry_dtype dtype, int ndim,
@@ -380,10 +454,29 @@ ferry_tensor *ferry__tensor_empty_on(ferry_backend *be, int32_t dev, ferry_dtype
     int64_t numel;
     if (ferry__check_shape("ferry_empty", dtype, ndim, shape, &numel) != FERRY_OK)
         return NULL;
-    ferry_storage *s = ferry__storage_alloc(be, dev, (size_t)numel * ferry_dtype_size(dtype));
-    if (!s)
+    if (ndim > FERRY_INLINE_DIMS) {
+        ferry_storage *s = ferry__storage_alloc(be, dev, (size_t)numel * ferry_dtype_size(dtype));
+        return s ? ferry__tensor_make(s, 0, dtype, ndim, shape, NULL) : NULL;
+    }
+    tensor_block *b = block_take();
+    if (!b) {
+        ferry__error(FERRY_ERR_OUT_OF_MEMORY, "out of host memory for a tensor handle");
         return NULL;
-    return ferry__tensor_make(s, 0, dtype, ndim, shape, NULL);
+    }
+    ferry_storage *s = &b->s;
+    memset(s, 0, sizeof *s);
+    size_t nbytes = (size_t)numel * ferry_dtype_size(dtype);
+    if (nbytes > 0 && storage_buffer(s, be, dev, nbytes) != FERRY_OK) {
+        block_give(b);
+        return NULL;
+    }
+    storage_init(s, be, dev, nbytes);
+    s->embedded_in = &b->t;
+    ferry_tensor *t = &b->t;
+    t->shape = t->inline_dims;
+    t->strides = t->inline_dims + FERRY_INLINE_DIMS;
+    tensor_init(t, s, 0, dtype, ndim, shape, NULL);
+    return t;
 }
 
 ferry_tensor *ferry__tensor_restride(const ferry_tensor *t, int ndim, const int64_t *shape,
@@ -415,11 +508,15 @@ FERRY_API void ferry_tensor_release(ferry_tensor *t)
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
         return;
     t->magic = 0; /* a later use of this handle is caught instead of read as garbage */
-    ferry__autograd_release(t);
-    ferry__storage_release(t->storage);
+    if (t->grad_fn || t->grad_slot) /* most tensors never took part in autograd */
+        ferry__autograd_release(t);
+    ferry_storage *s = t->storage;
     if (t->shape != t->inline_dims)
         free(t->shape);
-    free(t);
+    /* A tensor made with its storage is freed with it, by the storage's last release. */
+    if (s->embedded_in != t)
+        free(t);
+    ferry__storage_release(s);
 }
 
 FERRY_API int ferry_tensor_ndim(const ferry_tensor *t)

@@ -705,6 +705,19 @@ ferry_status cpu_binary(int32_t device, ferry_binary_op op, const ferry_kernel_t
         st = cpu_check_shapes("binary", out, b);
     if (st != FERRY_OK)
         return st;
+    _Bool libm = op == FERRY_BINARY_POW && a->dtype >= FERRY_FLOAT16;
+    int64_t grain = libm ? CPU_EW_GRAIN_LIBM : CPU_EW_GRAIN;
+    /* One dense run too short for a second thread (what the core makes of any dense
+     * operands): the loop at once, without the walk's set-up, which costs more than a
+     * few elements of work. */
+    if (out->ndim == 0 || (out->ndim == 1 && out->shape[0] > 0 && out->shape[0] < grain &&
+                           out->strides[0] == 1 && a->strides[0] == 1 && b->strides[0] == 1)) {
+        if (cpu_is_aligned(out) && cpu_is_aligned(a) && cpu_is_aligned(b)) {
+            cpu_binary_table[op][a->dtype].contig(cpu_data(out), cpu_data(a), cpu_data(b),
+                                                  out->ndim ? out->shape[0] : 1);
+            return FERRY_OK;
+        }
+    }
     const int64_t *strides[3] = {out->strides, a->strides, b->strides};
     cpu_nd it;
     cpu_nd_init(&it, out->ndim, out->shape, 3, strides);
@@ -714,10 +727,8 @@ ferry_status cpu_binary(int32_t device, ferry_binary_op op, const ferry_kernel_t
                       {cpu_elem_size(out->dtype), cpu_elem_size(a->dtype),
                        cpu_elem_size(b->dtype)},
                       cpu_is_aligned(out) && cpu_is_aligned(a) && cpu_is_aligned(b)};
-    _Bool libm = op == FERRY_BINARY_POW && a->dtype >= FERRY_FLOAT16;
     char *base[3] = {cpu_data(out), cpu_data(a), cpu_data(b)};
-    cpu_ew_run(&it, base, ctx.esize, libm ? CPU_EW_GRAIN_LIBM : CPU_EW_GRAIN, cpu_binary_row,
-               &ctx);
+    cpu_ew_run(&it, base, ctx.esize, grain, cpu_binary_row, &ctx);
     return FERRY_OK;
 }
 

@@ -68,12 +68,20 @@ ferry_status ferry__launch(kernel_kind kind, int subop, operand *out, operand *a
     if (be == cpu)
         return ferry__error(FERRY_ERR_UNSUPPORTED, "the cpu backend has no %s kernel for %s",
                             kind_name[kind], ferry_dtype_name(a->t->dtype));
+    /* "binary add": joined by hand, as this runs on every fallen-back op and snprintf
+     * costs more than a 1-element kernel. */
+    const char *sub = kind == K_UNARY    ? ferry__unary_name(subop)
+                      : kind == K_BINARY ? ferry__binary_name(subop)
+                      : kind == K_REDUCE ? ferry__reduce_name(subop)
+                                         : "";
     char what[48];
-    snprintf(what, sizeof what, "%s %s", kind_name[kind],
-             kind == K_UNARY    ? ferry__unary_name(subop)
-             : kind == K_BINARY ? ferry__binary_name(subop)
-             : kind == K_REDUCE ? ferry__reduce_name(subop)
-                                : "");
+    size_t nk = strlen(kind_name[kind]), ns = strlen(sub);
+    if (nk + 1 + ns >= sizeof what)
+        ns = sizeof what - 2 - nk;
+    memcpy(what, kind_name[kind], nk);
+    what[nk] = ' ';
+    memcpy(what + nk + 1, sub, ns);
+    what[nk + 1 + ns] = '\0';
     ferry_dtype types[3] = {a->t->dtype, b ? b->t->dtype : out->t->dtype, out->t->dtype};
     if ((st = ferry__fallback_begin(be, dev, kind_op[kind], what, types, b ? 3 : 2)) != FERRY_OK)
         return st;
@@ -398,7 +406,14 @@ ferry_status ferry__check_out(const char *fn, const ferry_tensor *out, const fer
  * that is not the exact same view (an exact alias is fine elementwise). */
 bool ferry__overlaps(const ferry_tensor *out, const ferry_tensor *in)
 {
-    return in && ferry__shares_memory(out, in) && !ferry__same_view(out, in);
+    if (!in || in == out)
+        return false;
+    /* Two storages of the allocator's own blocks never share a byte; only wrapped memory
+     * (two blobs over one array) needs its addresses compared. */
+    const ferry_storage *so = out->storage, *si = in->storage;
+    if (so != si && !so->wrapped && !si->wrapped)
+        return false;
+    return ferry__shares_memory(out, in) && !ferry__same_view(out, in);
 }
 
 /* `t` converted to dtype on its device (t itself, retained, if already so). */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ferry/dtype_info.h>
+
 #include "ops/ops_internal.h"
 
 /* ---- elementwise binary ---- */
@@ -21,10 +23,37 @@ static bool is_comparison(ferry_binary_op op)
     return op >= FERRY_BINARY_EQ;
 }
 
+/* Whether t is dense with exactly the result's shape: then every operand collapses to
+ * one run of numel elements, which is what ferry__collapse would make of them. */
+static bool dense_as(const ferry_tensor *t, int ndim, const int64_t *shape)
+{
+    if (t->ndim != ndim)
+        return false;
+    for (int i = 0; i < ndim; i++)
+        if (t->shape[i] != shape[i])
+            return false;
+    return ferry__is_contiguous(ndim, shape, t->strides);
+}
+
+static void flat_operand(operand *o, const ferry_tensor *t, int64_t numel)
+{
+    o->t = t;
+    o->ndim = numel > 1;
+    o->shape[0] = numel;
+    o->strides[0] = 1;
+}
+
 static ferry_status launch_tensors(ferry_binary_op op, ferry_tensor *dst, ferry_tensor *a,
                                    ferry_tensor *b, int ndim, const int64_t *shape)
 {
     operand oo, oa, ob;
+    if (dense_as(dst, ndim, shape) && dense_as(a, ndim, shape) && dense_as(b, ndim, shape)) {
+        int64_t numel = ferry__numel(ndim, shape);
+        flat_operand(&oo, dst, numel);
+        flat_operand(&oa, a, numel);
+        flat_operand(&ob, b, numel);
+        return ferry__launch(K_BINARY, op, &oo, &oa, &ob);
+    }
     ferry__broadcast_operand(&oo, dst, ndim, shape);
     ferry__broadcast_operand(&oa, a, ndim, shape);
     ferry__broadcast_operand(&ob, b, ndim, shape);
@@ -55,13 +84,71 @@ static ferry_status launch_scalar(ferry_binary_op op, ferry_tensor *dst, ferry_t
     return st;
 }
 
+static bool same_shape(const ferry_tensor *x, const ferry_tensor *y)
+{
+    if (x->ndim != y->ndim)
+        return false;
+    for (int i = 0; i < x->ndim; i++)
+        if (x->shape[i] != y->shape[i])
+            return false;
+    return true;
+}
+
+/* The common case of a tensor-tensor op, without the general path's planning: live
+ * operands of one dtype and one shape on one device, all dense, an out (if any) of the
+ * result's dtype and shape that is writable and does not partly overlap an input. Then
+ * every check of the general path passes, no conversion or broadcast is needed, and
+ * the kernel sees what ferry__collapse would give it. False, with nothing done, when a
+ * condition does not hold: the general path then runs (and says what is wrong). */
+static bool binary_dense(ferry_binary_op op, ferry_tensor *out, ferry_tensor *a, ferry_tensor *b,
+                         ferry_tensor **result, ferry_status *st)
+{
+    if (!a || !b || a->magic != FERRY_TENSOR_MAGIC || b->magic != FERRY_TENSOR_MAGIC ||
+        a->dtype != b->dtype || a->dtype == FERRY_BOOL || !same_shape(a, b) ||
+        a->storage->backend != b->storage->backend || a->storage->device != b->storage->device)
+        return false;
+    ferry_dtype ct = a->dtype;
+    if (op == FERRY_BINARY_DIV && !ferry_dtype_info_is_floating(ct))
+        return false;
+    ferry_dtype rt = is_comparison(op) ? FERRY_BOOL : ct;
+    if (!ferry__is_contiguous(a->ndim, a->shape, a->strides) ||
+        !ferry__is_contiguous(b->ndim, b->shape, b->strides))
+        return false;
+    if (out && (out->dtype != rt || out->read_only || !same_shape(out, a) ||
+                out->storage->backend != a->storage->backend ||
+                out->storage->device != a->storage->device ||
+                !ferry__is_contiguous(out->ndim, out->shape, out->strides) ||
+                ferry__overlaps(out, a) || ferry__overlaps(out, b)))
+        return false;
+    ferry_tensor *dst = out ? out : ferry__new_like(a, rt, a->ndim, a->shape);
+    if (!dst) {
+        *st = ferry_last_status();
+        return true;
+    }
+    int64_t numel = ferry__numel(a->ndim, a->shape);
+    *st = FERRY_OK;
+    if (numel > 0) {
+        operand oo, oa, ob;
+        flat_operand(&oo, dst, numel);
+        flat_operand(&oa, a, numel);
+        flat_operand(&ob, b, numel);
+        *st = ferry__launch(K_BINARY, op, &oo, &oa, &ob);
+    }
+    if (!out)
+        *st = ferry__deliver(NULL, dst, *st, result);
+    return true;
+}
+
 static ferry_status binary_forward(ferry_binary_op op, ferry_tensor *out, ferry_tensor *a,
                                    ferry_tensor *b, const ferry_scalar *scalar,
                                    ferry_tensor **result)
 {
+    ferry_status st;
+    if (!scalar && binary_dense(op, out, a, b, result, &st))
+        return st;
     const char *fn = binary_names[op];
     ferry_dtype ct;
-    ferry_status st = ferry__binary_operands(fn, a, b, scalar, &ct);
+    st = ferry__binary_operands(fn, a, b, scalar, &ct);
     if (st != FERRY_OK)
         return st;
     if (op == FERRY_BINARY_SUB) { /* PyTorch's sub_check, both of its messages */
@@ -95,27 +182,33 @@ static ferry_status binary_forward(ferry_binary_op op, ferry_tensor *out, ferry_
         return st;
     if (out && (st = ferry__check_out(fn, out, a, ndim, shape, rt)) != FERRY_OK)
         return st;
-    ferry_tensor *ca = ferry__as_dtype(a, ct);
-    ferry_tensor *cb = ca && !scalar ? ferry__as_dtype(b, ct) : NULL;
+    /* Operands already of the compute dtype, and an out that takes the result as it is,
+     * are used without taking references: each atomic count costs as much as dozens of
+     * the instructions a 1-element op is made of. Only conversions are released. */
+    ferry_tensor *ca = a->dtype == ct ? a : ferry__as_dtype(a, ct);
+    ferry_tensor *cb = !ca || scalar ? NULL : b->dtype == ct ? b : ferry__as_dtype(b, ct);
     ferry_tensor *dst = NULL;
     if (ca && (cb || scalar)) {
         if (!out || out->dtype != rt || ferry__overlaps(out, a) ||
             (!scalar && ferry__overlaps(out, b)))
             dst = ferry__new_like(a, rt, ndim, shape);
         else
-            dst = ferry_tensor_retain(out);
+            dst = out;
     }
-    if (!dst) {
+    if (dst) {
+        st = FERRY_OK;
+        if (ferry__numel(ndim, shape) > 0)
+            st = scalar ? launch_scalar(op, dst, ca, ct, scalar, ndim, shape)
+                        : launch_tensors(op, dst, ca, cb, ndim, shape);
+    } else {
+        st = ferry_last_status();
+    }
+    if (ca != a)
         ferry_tensor_release(ca);
+    if (cb != b)
         ferry_tensor_release(cb);
-        return ferry_last_status();
-    }
-    st = FERRY_OK;
-    if (ferry__numel(ndim, shape) > 0)
-        st = scalar ? launch_scalar(op, dst, ca, ct, scalar, ndim, shape)
-                    : launch_tensors(op, dst, ca, cb, ndim, shape);
-    ferry_tensor_release(ca);
-    ferry_tensor_release(cb);
+    if (!dst || dst == out)
+        return st;
     return ferry__deliver(out, dst, st, result);
 }
 

@@ -100,6 +100,64 @@ static void test_threads_load_backends_and_move_tensors_concurrently(void **stat
                  info.name);
 }
 
+/* Small cpu tensors from many threads at once: blocks carved from shared slabs, freed
+ * and reused across threads, each value its own. */
+#define SMALL_LIVE 3000
+
+static void *small_work(void *arg)
+{
+    worker *w = arg;
+    ferry_tensor **keep = malloc(sizeof *keep * SMALL_LIVE);
+    int64_t one = 1;
+    pthread_barrier_wait(&start);
+    for (int r = 0; r < 4 && keep && !w->failures; r++) {
+        for (int i = 0; i < SMALL_LIVE; i++) {
+            float v = (float)(w->id * SMALL_LIVE + i);
+            ferry_tensor *a = ferry_tensor_from_data(&v, FERRY_FLOAT32, 1, &one, "cpu");
+            keep[i] = a ? ferry_add(a, a) : NULL;
+            ferry_tensor_release(a);
+        }
+        for (int i = 0; i < SMALL_LIVE; i++) {
+            float got = -1.0f;
+            if (!keep[i] || ferry_tensor_copy_to_host(keep[i], &got, sizeof got) != FERRY_OK ||
+                got != 2.0f * (float)(w->id * SMALL_LIVE + i)) {
+                if (!w->failures++)
+                    snprintf(w->message, sizeof w->message, "round %d, tensor %d: %s", r, i,
+                             keep[i] ? "wrong value" : ferry_last_error());
+            }
+        }
+        for (int i = 0; i < SMALL_LIVE; i++)
+            ferry_tensor_release(keep[i]);
+    }
+    free(keep);
+    return NULL;
+}
+
+static void test_threads_make_and_free_small_tensors_concurrently(void **state)
+{
+    (void)state;
+    pthread_t threads[NTHREADS];
+    worker workers[NTHREADS];
+    pthread_barrier_init(&start, NULL, NTHREADS);
+    for (int i = 0; i < NTHREADS; i++) {
+        workers[i] = (worker){.id = i};
+        assert_int_equal(pthread_create(&threads[i], NULL, small_work, &workers[i]), 0);
+    }
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&start);
+    for (int i = 0; i < NTHREADS; i++)
+        if (workers[i].failures)
+            fail_msg("thread %d: %s", i, workers[i].message);
+    ferry_memory_stats s;
+    assert_ok(ferry_memory_stats_get("cpu", &s));
+    assert_int_equal(s.allocated, 0);
+    assert_ok(ferry_empty_cache("cpu"));
+    assert_ok(ferry_memory_stats_get("cpu", &s));
+    assert_int_equal(s.cached, 0);
+    assert_int_equal(s.backend_frees, s.backend_allocs);
+}
+
 /* The plugin folder of the counting fake, from the build tree ctest names. */
 static void use_counting_plugin(void)
 {
@@ -118,6 +176,7 @@ int main(void)
     use_counting_plugin();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_load_backends_and_move_tensors_concurrently),
+        cmocka_unit_test(test_threads_make_and_free_small_tensors_concurrently),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     ferry_shutdown();
