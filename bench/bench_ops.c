@@ -26,10 +26,11 @@
 #endif
 
 #include <ferry/ferry.h>
+#include <ferry/half.h>
 
 #include "bench_util.h"
 
-#define MAX_FIGURES 40
+#define MAX_FIGURES 56
 #define MAX_REPS 31
 #define MAX_VARIANTS 6
 #define MAX_SIZES 3
@@ -806,6 +807,93 @@ static void bench_matmul(const config *cfg, peak_result *peak)
 }
 
 /* ------------------------------------------------------------------------ */
+/* matmul float16 / bfloat16 against float32                                */
+/* ------------------------------------------------------------------------ */
+
+/* The same values as new_f32, rounded to a 16-bit float type. */
+static ferry_tensor *new_half(ferry_dtype dt, int ndim, const int64_t *shape, uint32_t seed)
+{
+    ferry_tensor *t = ferry_empty(dt, ndim, shape, "cpu");
+    uint16_t *p = t ? ferry_tensor_host_data(t) : NULL;
+    if (!p) {
+        ferry_tensor_release(t);
+        return NULL;
+    }
+    int64_t n = ferry_tensor_numel(t);
+    float *f = malloc((size_t)n * sizeof *f);
+    if (!f)
+        fatal("out of memory");
+    fill(f, n, seed, -1.0f, 2.0f);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = dt == FERRY_FLOAT16 ? ferry_f32_to_f16(f[i]) : ferry_f32_to_bf16(f[i]);
+    free(f);
+    return t;
+}
+
+typedef struct mm_out_ctx {
+    ferry_tensor *a, *b, *out;
+} mm_out_ctx;
+
+static int mm_out(void *p)
+{
+    mm_out_ctx *c = p;
+    return ferry_matmul_out(c->out, c->a, c->b) != FERRY_OK;
+}
+
+/* The 16-bit float products run through float32 (converted in blocks): their rate as a
+ * share of ferry's own float32 rate on the same shapes, measured alternating. */
+static void bench_matmul_half(const config *cfg)
+{
+    static const ferry_dtype dts[3] = {FERRY_FLOAT32, FERRY_FLOAT16, FERRY_BFLOAT16};
+    static const char *const names[3] = {"f32", "f16", "bf16"};
+    for (int s = 0; s < cfg->nsizes; s++) {
+        int64_t n = cfg->mm_n[s];
+        int64_t shape[2] = {n, n};
+        mm_out_ctx c[3];
+        variant v[3];
+        figure *f[3] = {NULL, NULL, NULL};
+        for (int i = 0; i < 3; i++) {
+            c[i].a = i ? new_half(dts[i], 2, shape, 1) : new_f32(2, shape, 1, -1.0f, 2.0f);
+            c[i].b = i ? new_half(dts[i], 2, shape, 2) : new_f32(2, shape, 2, -1.0f, 2.0f);
+            c[i].out = ferry_empty(dts[i], 2, shape, "cpu");
+            if (!c[i].a || !c[i].b || !c[i].out)
+                fatal("cannot create %lldx%lld %s cpu tensors: %s", (long long)n, (long long)n,
+                      names[i], ferry_last_error());
+            v[i] = (variant){mm_out, &c[i], 0, 0};
+            if (i) {
+                char id[48], label[64];
+                snprintf(id, sizeof id, "mm.%s.n%lld.vs_f32", names[i], (long long)n);
+                snprintf(label, sizeof label, "matmul %s %lld: vs ferry f32", names[i],
+                         (long long)n);
+                f[i] = add_figure(id, label);
+                set_goal(f[i], GOAL_MIN_RATIO, 0.8);
+            }
+        }
+        int bad = measure(cfg, v, 3, mm_calls(cfg, n));
+        double flops = 2.0 * (double)n * (double)n * (double)n;
+        for (int i = 1; i < 3; i++) {
+            if (bad >= 0) {
+                fail_figure(f[i], bad == 0 ? "ferry_matmul_out f32" : "ferry_matmul_out");
+                continue;
+            }
+            double gf = flops / v[i].ns, g32 = flops / v[0].ns;
+            snprintf(f[i]->ferry, sizeof f[i]->ferry, "%.1f GFLOP/s", gf);
+            snprintf(f[i]->base, sizeof f[i]->base, "%.1f GFLOP/s", g32);
+            f[i]->ratio = gf / g32;
+            snprintf(f[i]->note, sizeof f[i]->note, "float32 accumulation, %d threads",
+                     omp_get_max_threads());
+            snprintf(f[i]->kv, sizeof f[i]->kv, "n=%lld gflops=%.2f f32_gflops=%.2f",
+                     (long long)n, gf, g32);
+        }
+        for (int i = 0; i < 3; i++) {
+            ferry_tensor_release(c[i].a);
+            ferry_tensor_release(c[i].b);
+            ferry_tensor_release(c[i].out);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
 /* add f32: contiguous, broadcast row, allocating                           */
 /* ------------------------------------------------------------------------ */
 
@@ -1253,6 +1341,7 @@ int main(int argc, char **argv)
 
     peak_result peak = bench_peak(&cfg);
     bench_matmul(&cfg, &peak);
+    bench_matmul_half(&cfg);
     bench_elementwise(&cfg);
     bench_tiny(&cfg);
 

@@ -89,7 +89,7 @@ static bool fits_int(int64_t v)
  * read as stored or as its transpose. False when cblas cannot express it. */
 static bool cpu_openblas_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a,
                               int64_t rsa, int64_t csa, const void *b, int64_t rsb, int64_t csb,
-                              void *c, int64_t rsc, int64_t csc, int threads)
+                              void *c, int64_t rsc, int64_t csc, int threads, bool acc)
 {
     bool row = csc == 1;
     int layout = row ? CPU_CBLAS_ROW : CPU_CBLAS_COL;
@@ -114,11 +114,11 @@ static bool cpu_openblas_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const v
     int ta = a_plain ? CPU_CBLAS_NOTRANS : CPU_CBLAS_TRANS;
     int tb = b_plain ? CPU_CBLAS_NOTRANS : CPU_CBLAS_TRANS;
     if (dbl)
-        ob.dgemm(layout, ta, tb, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb, 0.0, c,
-                 (int)ldc);
+        ob.dgemm(layout, ta, tb, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb,
+                 acc ? 1.0 : 0.0, c, (int)ldc);
     else
-        ob.sgemm(layout, ta, tb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb, 0.0f,
-                 c, (int)ldc);
+        ob.sgemm(layout, ta, tb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb,
+                 acc ? 1.0f : 0.0f, c, (int)ldc);
     return true;
 }
 
@@ -254,9 +254,9 @@ static double time_one(bool dbl, bool openblas, int64_t n, const void *a, const 
 {
     double t0 = now_ms();
     if (openblas)
-        cpu_openblas_gemm(dbl, n, n, n, a, n, 1, b, n, 1, c, n, 1, threads);
+        cpu_openblas_gemm(dbl, n, n, n, a, n, 1, b, n, 1, c, n, 1, threads, false);
     else
-        cpu_blis_gemm(dbl, n, n, n, a, n, 1, b, n, 1, c, n, 1, threads);
+        cpu_blis_gemm(dbl, n, n, n, a, n, 1, b, n, 1, c, n, 1, threads, false);
     return now_ms() - t0;
 }
 
@@ -407,15 +407,15 @@ static cpu_gemm_choice pick(bool dbl, int64_t mnk)
 
 void cpu_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
               const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc, int64_t csc,
-              int threads)
+              int threads, bool acc)
 {
     int64_t mnk;
     if (__builtin_mul_overflow(m, n, &mnk) || __builtin_mul_overflow(mnk, k, &mnk))
         mnk = INT64_MAX;
     if (pick(dbl, mnk) == CHOICE_OPENBLAS &&
-        cpu_openblas_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads))
+        cpu_openblas_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc))
         return;
-    cpu_blis_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads);
+    cpu_blis_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc);
 }
 
 const char *cpu_gemm_provider(bool dbl, int64_t m, int64_t n, int64_t k)
