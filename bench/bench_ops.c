@@ -342,7 +342,7 @@ static int cache_lines(const char *path)
     return n;
 }
 
-/* In a child process with a fresh ferry: ms taken by the first 8x8 float32 and then
+/* In a child process with a fresh ferry: ms taken by the first 128^2 float32 and then
  * float64 matmul, where the cpu backend loads its libraries and calibrates (or reads
  * the cache). NAN where the child failed. */
 static void first_matmul_ms(const char *cache_dir, double ms[2])
@@ -357,7 +357,8 @@ static void first_matmul_ms(const char *cache_dir, double ms[2])
         close(fds[0]);
         setenv("FERRY_CPU_CACHE_DIR", cache_dir, 1);
         double out[2] = {NAN, NAN};
-        int64_t shape[2] = {8, 8};
+        /* Larger than ferry's own small-product kernels take, so a library runs. */
+        int64_t shape[2] = {128, 128};
         static const ferry_dtype dts[2] = {FERRY_FLOAT32, FERRY_FLOAT64};
         for (int i = 0; i < 2; i++) {
             ferry_tensor *a = ferry_ones(dts[i], 2, shape, "cpu");
@@ -894,6 +895,110 @@ static void bench_matmul_half(const config *cfg)
 }
 
 /* ------------------------------------------------------------------------ */
+/* batched small matmul: 4096 products of 16 x 16 x 16, float32             */
+/* ------------------------------------------------------------------------ */
+
+#define BATCH_N 4096
+#define BATCH_S 16
+
+typedef struct batch_ctx {
+    ferry_tensor *a, *b, *out;
+    const float *pa, *pb;
+    float *pc;
+} batch_ctx;
+
+static int batch_ferry(void *p)
+{
+    batch_ctx *c = p;
+    return ferry_matmul_out(c->out, c->a, c->b) != FERRY_OK;
+}
+
+/* What a user would write without ferry: one library call per product. */
+static int batch_openblas_loop(void *p)
+{
+    batch_ctx *c = p;
+    bench_sgemm_fn f = openblas_sgemm();
+    const int64_t sz = BATCH_S * BATCH_S;
+    for (int64_t i = 0; i < BATCH_N; i++)
+        f(101, 111, 111, BATCH_S, BATCH_S, BATCH_S, 1.0f, c->pa + i * sz, BATCH_S,
+          c->pb + i * sz, BATCH_S, 0.0f, c->pc + i * sz, BATCH_S);
+    return 0;
+}
+
+#ifdef FERRY_BENCH_HAVE_BLIS
+static int batch_blis_loop(void *p)
+{
+    batch_ctx *c = p;
+    const int64_t sz = BATCH_S * BATCH_S;
+    for (int64_t i = 0; i < BATCH_N; i++)
+        blis_sgemm_rowmajor(BATCH_S, c->pa + i * sz, c->pb + i * sz, c->pc + i * sz);
+    return 0;
+}
+#endif
+
+static void bench_matmul_batched(const config *cfg)
+{
+    figure *f = add_figure("mm.f32.batch4096x16.vs_loop", "matmul 4096 x 16^3 f32: vs loop");
+    set_goal(f, GOAL_MIN_RATIO, 0.5);
+    int64_t shape[3] = {BATCH_N, BATCH_S, BATCH_S};
+    batch_ctx c;
+    c.a = new_f32(3, shape, 1, -1.0f, 2.0f);
+    c.b = new_f32(3, shape, 2, -1.0f, 2.0f);
+    c.out = ferry_empty(FERRY_FLOAT32, 3, shape, "cpu");
+    if (!c.a || !c.b || !c.out)
+        fatal("cannot create the batched matmul tensors: %s", ferry_last_error());
+    c.pa = ferry_tensor_host_data(c.a);
+    c.pb = ferry_tensor_host_data(c.b);
+    c.pc = bench_touched((size_t)BATCH_N * BATCH_S * BATCH_S * sizeof(float));
+    variant v[3];
+    const char *names[3];
+    int nv = 0;
+    v[nv++] = (variant){batch_ferry, &c, 0, 0};
+    names[0] = "ferry";
+#ifdef FERRY_BENCH_HAVE_BLIS
+    names[nv] = "bli_sgemm";
+    v[nv++] = (variant){batch_blis_loop, &c, 0, 0};
+#endif
+    if (openblas_sgemm()) {
+        names[nv] = "cblas_sgemm (OpenBLAS)";
+        v[nv++] = (variant){batch_openblas_loop, &c, 0, 0};
+    }
+    if (nv == 1) {
+        snprintf(f->ferry, sizeof f->ferry, "skipped");
+        snprintf(f->note, sizeof f->note, "neither BLIS nor OpenBLAS to loop over");
+        snprintf(f->kv, sizeof f->kv, "skipped=\"no library\"");
+    } else if (measure(cfg, v, nv, 5) >= 0) {
+        fail_figure(f, "ferry_matmul_out (batched)");
+    } else {
+        int best = 1;
+        for (int i = 2; i < nv; i++)
+            if (v[i].ns < v[best].ns)
+                best = i;
+        /* The loops are checked against ferry's result: a fast wrong product is none. */
+        const float *got = ferry_tensor_host_data(c.out);
+        double maxd = 0;
+        for (int64_t i = 0; i < (int64_t)BATCH_N * BATCH_S * BATCH_S; i++) {
+            double d = fabs((double)got[i] - (double)c.pc[i]);
+            maxd = d > maxd ? d : maxd;
+        }
+        if (!(maxd <= 1e-4))
+            fatal("batched matmul differs from the loop of %s calls by %.3g", names[best], maxd);
+        /* Per product, in us: a call runs BATCH_N of them. */
+        snprintf(f->ferry, sizeof f->ferry, "%.3f us/mm", v[0].ns / BATCH_N / 1e3);
+        snprintf(f->base, sizeof f->base, "%.3f us/mm", v[best].ns / BATCH_N / 1e3);
+        f->ratio = v[best].ns / v[0].ns;
+        snprintf(f->note, sizeof f->note, "vs a C loop of %s, the faster loop; ferry %d threads",
+                 names[best], omp_get_max_threads());
+        snprintf(f->kv, sizeof f->kv, "ferry_ns=%.0f loop_ns=%.0f loop=\"%s\"", v[0].ns,
+                 v[best].ns, names[best]);
+    }
+    free(c.pc);
+    ferry_tensor_release(c.a);
+    ferry_tensor_release(c.b);
+    ferry_tensor_release(c.out);
+}
+
+/* ------------------------------------------------------------------------ */
 /* add f32: contiguous, broadcast row, allocating                           */
 /* ------------------------------------------------------------------------ */
 
@@ -1342,6 +1447,7 @@ int main(int argc, char **argv)
     peak_result peak = bench_peak(&cfg);
     bench_matmul(&cfg, &peak);
     bench_matmul_half(&cfg);
+    bench_matmul_batched(&cfg);
     bench_elementwise(&cfg);
     bench_tiny(&cfg);
 

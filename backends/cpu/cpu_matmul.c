@@ -50,6 +50,9 @@
  * against 127). */
 #define CPU_MM_MIN_PARALLEL ((int64_t)40 * 40 * 40)
 
+/* Multiply-adds per chunk of a batch split over the threads (32 products of 16^3). */
+#define CPU_MM_CHUNK ((int64_t)1 << 17)
+
 #ifdef FERRY_CPU_HAVE_BLIS
 static pthread_once_t cpu_blis_once = PTHREAD_ONCE_INIT;
 static cntx_t *cpu_blis_small; /* the contexts for small and large products */
@@ -466,8 +469,9 @@ static void cpu_mm_float_batches(const cpu_mm *mm, int64_t b0, int64_t b1, int t
         void *dst = mm->c_direct ? (void *)pc : (void *)tc;
         if (!mm->c_direct)
             rsc = mm->n, csc = 1;
-        cpu_gemm(dbl, mm->m, mm->n, mm->k, pa, rsa, csa, pb, rsb, csb, dst, rsc, csc, threads,
-                 false);
+        if (!cpu_small_gemm(dbl, mm->m, mm->n, mm->k, pa, rsa, csa, pb, rsb, csb, dst, rsc, csc))
+            cpu_gemm(dbl, mm->m, mm->n, mm->k, pa, rsa, csa, pb, rsb, csb, dst, rsc, csc,
+                     threads, false);
         if (!mm->c_direct)
             cpu_mm_unpack(mm->dt, mm->es, tc, mm->m, mm->n, pc, mm->sc[1], mm->sc[2]);
     }
@@ -525,12 +529,19 @@ static ferry_status cpu_mm_float(cpu_mm *mm)
     }
 #ifdef _OPENMP
     if (workers > 1) {
-#pragma omp parallel num_threads(workers)
-        {
-            int t = omp_get_thread_num(), parts = omp_get_num_threads();
-            cpu_mm_float_batches(mm, cpu_split(mm->B, parts, t, 1),
-                                 cpu_split(mm->B, parts, t + 1, 1), 1,
-                                 tmp ? tmp + per * (size_t)t : NULL);
+        /* Chunks of about CPU_MM_CHUNK multiply-adds handed out as threads come free: on
+         * a machine whose cores other processes share, a thread the scheduler has set
+         * aside then holds up one chunk, not a fixed half of the batches. */
+        int64_t chunk = CPU_MM_CHUNK / (flops > 0 ? flops : 1);
+        int64_t cap = mm->B / (4 * (int64_t)workers);
+        chunk = chunk > cap ? cap : chunk;
+        chunk = chunk < 1 ? 1 : chunk;
+        int64_t nchunks = (mm->B + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(workers) schedule(dynamic)
+        for (int64_t ci = 0; ci < nchunks; ci++) {
+            int64_t b0 = ci * chunk, b1 = b0 + chunk < mm->B ? b0 + chunk : mm->B;
+            cpu_mm_float_batches(mm, b0, b1, 1,
+                                 tmp ? tmp + per * (size_t)omp_get_thread_num() : NULL);
         }
     } else
 #endif

@@ -1,6 +1,7 @@
 /* The cpu backend's choice between BLIS and OpenBLAS: calibrated once, cached on disk per
  * CPU model and thread count. Results under each forced
  * provider are checked by the conformance.matmul_* tests. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,68 @@ static void test_calibration_is_cached_with_one_choice_per_size_class(void **sta
         assert_true(!strcmp(c[i], "blis") || !strcmp(c[i], "openblas"));
 }
 
+/* 4096-style batches of small products (ferry's own kernels, split over the threads),
+ * float32 and float64, against products accumulated in double. */
+static void test_batched_small_products_match_double_reference(void **state)
+{
+    (void)state;
+    enum { NB = 64, M = 16, K = 16, N = 16 };
+    static double av[NB * M * K], bv[NB * K * N];
+    uint32_t seed = 12345;
+    for (int i = 0; i < NB * M * K; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        av[i] = (double)(seed >> 8) / 16777216.0 * 2.0 - 1.0;
+        seed = seed * 1664525u + 1013904223u;
+        bv[i] = (double)(seed >> 8) / 16777216.0 * 2.0 - 1.0;
+    }
+    static const ferry_dtype dts[2] = {FERRY_FLOAT32, FERRY_FLOAT64};
+    for (int d = 0; d < 2; d++) {
+        int64_t sa[3] = {NB, M, K}, sb[3] = {NB, K, N};
+        ferry_tensor *a = ferry_empty(dts[d], 3, sa, "cpu");
+        ferry_tensor *b = ferry_empty(dts[d], 3, sb, "cpu");
+        assert_tensor(a);
+        assert_tensor(b);
+        void *pa = ferry_tensor_host_data(a), *pb = ferry_tensor_host_data(b);
+        for (int i = 0; i < NB * M * K; i++) {
+            if (dts[d] == FERRY_FLOAT32) {
+                ((float *)pa)[i] = (float)av[i];
+                ((float *)pb)[i] = (float)bv[i];
+            } else {
+                ((double *)pa)[i] = av[i];
+                ((double *)pb)[i] = bv[i];
+            }
+        }
+        ferry_tensor *c = ferry_matmul(a, b);
+        assert_tensor(c);
+        const void *pc = ferry_tensor_host_data(c);
+        double eps = dts[d] == FERRY_FLOAT32 ? 1.2e-7 : 2.3e-16;
+        for (int bi = 0; bi < NB; bi++)
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double ref = 0, mag = 0;
+                    for (int p = 0; p < K; p++) {
+                        /* The operands as stored, so the reference sees ferry's inputs. */
+                        double x = dts[d] == FERRY_FLOAT32 ? (double)(float)av[(bi * M + i) * K + p]
+                                                           : av[(bi * M + i) * K + p];
+                        double y = dts[d] == FERRY_FLOAT32 ? (double)(float)bv[(bi * K + p) * N + j]
+                                                           : bv[(bi * K + p) * N + j];
+                        ref += x * y;
+                        mag += fabs(x * y);
+                    }
+                    int o = (bi * M + i) * N + j;
+                    double got = dts[d] == FERRY_FLOAT32 ? (double)((const float *)pc)[o]
+                                                         : ((const double *)pc)[o];
+                    if (!(fabs(got - ref) <= (K + 1) * eps * mag))
+                        fail_msg("%s batch %d [%d, %d]: %.17g, expected %.17g",
+                                 dts[d] == FERRY_FLOAT32 ? "float32" : "float64", bi, i, j, got,
+                                 ref);
+                }
+        ferry_tensor_release(c);
+        ferry_tensor_release(a);
+        ferry_tensor_release(b);
+    }
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/ferry-gemm-XXXXXX");
@@ -107,6 +170,7 @@ int main(void)
     unsetenv("FERRY_CPU_GEMM");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calibration_is_cached_with_one_choice_per_size_class),
+        cmocka_unit_test(test_batched_small_products_match_double_reference),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     unlink(path);
