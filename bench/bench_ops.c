@@ -687,7 +687,10 @@ static void bench_matmul(const config *cfg, peak_result *peak)
         snprintf(id, sizeof id, "mm.f32.n%lld.vs_peak", (long long)n);
         snprintf(label, sizeof label, "matmul f32 %lld: vs FMA peak", (long long)n);
         figure *fp = rows[nrows++] = add_figure(id, label);
-        if (n >= 1024)
+        /* Issue 12: 0.8 of the FMA peak at 2048 (on AVX2 and on AVX-512 machines). */
+        if (n >= 2048)
+            set_goal(fp, GOAL_MIN_RATIO, 0.8);
+        else if (n >= 1024)
             set_goal(fp, GOAL_MIN_RATIO, 0.65);
 #ifdef FERRY_BENCH_BLIS_GKS
         blis_tuned tuned = pick_blis_config(n, c.pa, c.pb, c.pc, nt, mm_calls(cfg, n));
@@ -697,7 +700,8 @@ static void bench_matmul(const config *cfg, peak_result *peak)
         snprintf(label, sizeof label, "matmul f32 %lld: vs BLIS %s %dT", (long long)n,
                  tuned_arch, nt);
         figure *fb = rows[nrows++] = add_figure(id, label);
-        set_goal(fb, GOAL_MIN_RATIO, 0.95);
+        /* As fast as the fastest library called directly: this and the OpenBLAS row. */
+        set_goal(fb, GOAL_MIN_RATIO, n >= 256 ? 1.0 : 0.95);
 #endif
 #ifdef FERRY_BENCH_HAVE_BLIS
         snprintf(id, sizeof id, "mm.f32.n%lld.vs_blis_default", (long long)n);
