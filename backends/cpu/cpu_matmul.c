@@ -425,8 +425,10 @@ static void cpu_half_product(const cpu_mm *mm, const char *pa, const char *pb, c
                 cpu_half_blk y = cpu_half_blk_of(pb + (p0 * mm->sb[1] + j0 * mm->sb[2]) * 2,
                                                  mm->sb[1], mm->sb[2], kb, nb, tb);
                 cpu_half_convert(mm->dt, &x, &y, threads);
-                cpu_gemm(false, mb, nb, kb, ta, x.drs, x.dcs, tb, y.drs, y.dcs, tc, nb, 1,
-                         threads, p0 > 0);
+                if (p0 > 0 || !cpu_small_gemm(false, mb, nb, kb, ta, x.drs, x.dcs, tb, y.drs,
+                                              y.dcs, tc, nb, 1))
+                    cpu_gemm(false, mb, nb, kb, ta, x.drs, x.dcs, tb, y.drs, y.dcs, tc, nb, 1,
+                             threads, p0 > 0);
             }
             cpu_half_store(mm->dt, tc, mb, nb, pc + (i0 * mm->sc[1] + j0 * mm->sc[2]) * 2,
                            mm->sc[1], mm->sc[2], threads);
