@@ -130,8 +130,9 @@ static const int64_t class_limit[CPU_GEMM_CLASSES - 1] = {(int64_t)128 * 128 * 1
                                                          (int64_t)512 * 512 * 512};
 /* The large class is timed at 512^3, not larger: its cost (both libraries, float32 and
  * float64) is most of the calibration's, which must stay well under 300 ms on a
- * 2-core machine; from 512 up the two libraries' ranking did not change where measured
- * (Zen 4, 2 threads: 512, 768, 2048). */
+ * 2-core machine. At 768^3, the size used before, the two libraries were within 3-6% of
+ * each other on the 2-core AMD EPYC (AVX-512) this was written on, so the smaller cube
+ * risks little. */
 static const int64_t class_size[CPU_GEMM_CLASSES] = {96, 256, 512};
 
 typedef enum { CHOICE_UNSET = 0, CHOICE_BLIS, CHOICE_OPENBLAS } cpu_gemm_choice;
@@ -280,11 +281,13 @@ static void time_both(bool dbl, int64_t n, const void *a, const void *b, void *c
     }
 }
 
-/* The calibration's wall-clock budget per float type. On an idle 2-core Zen 4 it takes
- * about 30 ms (float32) and 50 ms (float64); on one whose cores other processes keep
- * busy, every barrier inside a 2-thread product can wait a scheduler time slice and the
- * same products take 10-100x longer. Such timings say more about the load than about
- * the libraries, so a calibration cut short by the budget is used but not cached. */
+/* The calibration's wall-clock budget per float type. On the 2-core AMD EPYC this was
+ * written on, shared with other processes, it took 44-58 ms (float32) and 59 ms
+ * (float64) when the load was light; when other processes kept every core busy, every
+ * barrier inside a 2-thread product could wait a scheduler time slice and the same
+ * products took 10-100x longer. Such timings say more about the load than about the
+ * libraries, so a calibration cut short by the budget is used but not cached (it then
+ * costs 125-225 ms, where it had taken up to 1.5 s). */
 #define CPU_GEMM_CALIB_BUDGET_MS 120.0
 
 /* Measures both libraries on one cube per class; OpenBLAS is also checked against BLIS,
