@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include <dlfcn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <omp.h>
@@ -25,10 +26,11 @@
 #endif
 
 #include <ferry/ferry.h>
+#include <ferry/half.h>
 
 #include "bench_util.h"
 
-#define MAX_FIGURES 40
+#define MAX_FIGURES 56
 #define MAX_REPS 31
 #define MAX_VARIANTS 6
 #define MAX_SIZES 3
@@ -45,7 +47,7 @@ typedef struct config {
     long peak_iters;            /* loop trips per thread of the FMA peak kernel */
 } config;
 
-typedef enum goal_kind { GOAL_NONE, GOAL_MIN_RATIO, GOAL_MAX_NS } goal_kind;
+typedef enum goal_kind { GOAL_NONE, GOAL_MIN_RATIO, GOAL_MAX_NS, GOAL_MAX_MS } goal_kind;
 
 /* One row of the table and one machine-readable line. */
 typedef struct figure {
@@ -56,7 +58,7 @@ typedef struct figure {
     double ratio;    /* < 0: none */
     goal_kind goal;
     double goal_value;
-    double measured; /* what the goal is checked against: ratio, or ns for GOAL_MAX_NS */
+    double measured; /* what the goal is checked against: ratio, ns or ms (GOAL_MAX_*) */
     bool failed;     /* ferry refused the operation; the figure has no value */
     char note[112];
     char kv[320];    /* extra key=value pairs for the BENCH line */
@@ -324,6 +326,114 @@ static peak_result bench_peak(const config *cfg)
 }
 
 /* ------------------------------------------------------------------------ */
+/* matmul calibration: the cpu backend's first product of each float type   */
+/* ------------------------------------------------------------------------ */
+
+/* Lines in the calibration cache, -1 when it is absent. */
+static int cache_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int n = 0, ch;
+    while ((ch = fgetc(f)) != EOF)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+/* In a child process with a fresh ferry: ms taken by the first 128^2 float32 and then
+ * float64 matmul, where the cpu backend loads its libraries and calibrates (or reads
+ * the cache). NAN where the child failed. */
+static void first_matmul_ms(const char *cache_dir, double ms[2])
+{
+    int fds[2];
+    ms[0] = ms[1] = NAN;
+    if (pipe(fds) != 0)
+        return;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        setenv("FERRY_CPU_CACHE_DIR", cache_dir, 1);
+        double out[2] = {NAN, NAN};
+        /* Larger than ferry's own small-product kernels take, so a library runs. */
+        int64_t shape[2] = {128, 128};
+        static const ferry_dtype dts[2] = {FERRY_FLOAT32, FERRY_FLOAT64};
+        for (int i = 0; i < 2; i++) {
+            ferry_tensor *a = ferry_ones(dts[i], 2, shape, "cpu");
+            double t0 = bench_now_ns();
+            ferry_tensor *c = a ? ferry_matmul(a, a) : NULL;
+            if (c)
+                out[i] = (bench_now_ns() - t0) / 1e6;
+            ferry_tensor_release(c);
+            ferry_tensor_release(a);
+        }
+        ssize_t w = write(fds[1], out, sizeof out);
+        _exit(w == (ssize_t)sizeof out ? 0 : 1);
+    }
+    close(fds[1]);
+    if (pid > 0) {
+        double got[2];
+        if (read(fds[0], got, sizeof got) == (ssize_t)sizeof got)
+            ms[0] = got[0], ms[1] = got[1];
+        waitpid(pid, NULL, 0);
+    }
+    close(fds[0]);
+}
+
+/* Runs before anything else (fork and OpenMP's worker pool do not mix): a cold run in an
+ * empty cache folder, then a warm one that must read the cache, not calibrate again. */
+static void bench_calibration(void)
+{
+    figure *fc = add_figure("mm.calibration.cold_ms", "matmul calibration, cold");
+    figure *fw = add_figure("mm.calibration.warm_ms", "matmul first call, cached");
+    set_goal(fc, GOAL_MAX_MS, 300);
+    char dir[] = "/tmp/ferry-bench-calib-XXXXXX", path[64];
+    if (!mkdtemp(dir)) {
+        snprintf(fc->ferry, sizeof fc->ferry, "skipped");
+        snprintf(fc->note, sizeof fc->note, "no temporary folder for the cache");
+        snprintf(fc->kv, sizeof fc->kv, "skipped=\"mkdtemp failed\"");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/cpu-gemm.txt", dir);
+    double cold[2], warm[2];
+    first_matmul_ms(dir, cold);
+    int lines_cold = cache_lines(path);
+    first_matmul_ms(dir, warm);
+    int lines_warm = cache_lines(path);
+    unlink(path);
+    rmdir(dir);
+    if (isnan(cold[0] + cold[1]) || isnan(warm[0] + warm[1])) {
+        fail_figure(fc, "first matmul in a child process");
+        fail_figure(fw, "first matmul in a child process");
+        return;
+    }
+    /* No cache line: OpenBLAS is absent (or forced off) and nothing was calibrated. */
+    double total = cold[0] + cold[1];
+    fc->measured = total;
+    snprintf(fc->ferry, sizeof fc->ferry, "%.1f ms", total);
+    snprintf(fc->note, sizeof fc->note, "f32 %.1f + f64 %.1f ms, libraries loaded; %d cache lines",
+             cold[0], cold[1], lines_cold < 0 ? 0 : lines_cold);
+    snprintf(fc->kv, sizeof fc->kv, "f32_ms=%.2f f64_ms=%.2f cache_lines=%d", cold[0], cold[1],
+             lines_cold);
+    snprintf(fw->ferry, sizeof fw->ferry, "%.1f ms", warm[0] + warm[1]);
+    snprintf(fw->base, sizeof fw->base, "%.1f ms", total);
+    fw->ratio = (warm[0] + warm[1]) / total;
+    /* Nothing cached: OpenBLAS absent or forced off (no calibration at all), or the
+     * calibration ran over its budget on a loaded machine and was not kept. */
+    bool cached = lines_cold > 0;
+    snprintf(fw->note, sizeof fw->note, "%s (ratio: of the cold run)",
+             !cached                    ? "nothing cached: no calibration, or cut short by load"
+             : lines_warm == lines_cold ? "cache read, no calibration"
+                                        : "CALIBRATED AGAIN: the cache was not used");
+    snprintf(fw->kv, sizeof fw->kv, "f32_ms=%.2f f64_ms=%.2f cached=%d cache_reused=%d",
+             warm[0], warm[1], cached, cached && lines_warm == lines_cold);
+    if (cached && lines_warm != lines_cold)
+        fail_figure(fw, "calibration cache not reused");
+}
+
+/* ------------------------------------------------------------------------ */
 /* matmul f32                                                               */
 /* ------------------------------------------------------------------------ */
 
@@ -577,7 +687,10 @@ static void bench_matmul(const config *cfg, peak_result *peak)
         snprintf(id, sizeof id, "mm.f32.n%lld.vs_peak", (long long)n);
         snprintf(label, sizeof label, "matmul f32 %lld: vs FMA peak", (long long)n);
         figure *fp = rows[nrows++] = add_figure(id, label);
-        if (n >= 1024)
+        /* Issue 12: 0.8 of the FMA peak at 2048 (on AVX2 and on AVX-512 machines). */
+        if (n >= 2048)
+            set_goal(fp, GOAL_MIN_RATIO, 0.8);
+        else if (n >= 1024)
             set_goal(fp, GOAL_MIN_RATIO, 0.65);
 #ifdef FERRY_BENCH_BLIS_GKS
         blis_tuned tuned = pick_blis_config(n, c.pa, c.pb, c.pc, nt, mm_calls(cfg, n));
@@ -587,7 +700,8 @@ static void bench_matmul(const config *cfg, peak_result *peak)
         snprintf(label, sizeof label, "matmul f32 %lld: vs BLIS %s %dT", (long long)n,
                  tuned_arch, nt);
         figure *fb = rows[nrows++] = add_figure(id, label);
-        set_goal(fb, GOAL_MIN_RATIO, 0.95);
+        /* As fast as the fastest library called directly: this and the OpenBLAS row. */
+        set_goal(fb, GOAL_MIN_RATIO, n >= 256 ? 1.0 : 0.95);
 #endif
 #ifdef FERRY_BENCH_HAVE_BLIS
         snprintf(id, sizeof id, "mm.f32.n%lld.vs_blis_default", (long long)n);
@@ -695,6 +809,197 @@ static void bench_matmul(const config *cfg, peak_result *peak)
         ferry_tensor_release(c.b);
         ferry_tensor_release(c.out);
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* matmul float16 / bfloat16 against float32                                */
+/* ------------------------------------------------------------------------ */
+
+/* The same values as new_f32, rounded to a 16-bit float type. */
+static ferry_tensor *new_half(ferry_dtype dt, int ndim, const int64_t *shape, uint32_t seed)
+{
+    ferry_tensor *t = ferry_empty(dt, ndim, shape, "cpu");
+    uint16_t *p = t ? ferry_tensor_host_data(t) : NULL;
+    if (!p) {
+        ferry_tensor_release(t);
+        return NULL;
+    }
+    int64_t n = ferry_tensor_numel(t);
+    float *f = malloc((size_t)n * sizeof *f);
+    if (!f)
+        fatal("out of memory");
+    fill(f, n, seed, -1.0f, 2.0f);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = dt == FERRY_FLOAT16 ? ferry_f32_to_f16(f[i]) : ferry_f32_to_bf16(f[i]);
+    free(f);
+    return t;
+}
+
+typedef struct mm_out_ctx {
+    ferry_tensor *a, *b, *out;
+} mm_out_ctx;
+
+static int mm_out(void *p)
+{
+    mm_out_ctx *c = p;
+    return ferry_matmul_out(c->out, c->a, c->b) != FERRY_OK;
+}
+
+/* The 16-bit float products run through float32 (converted in blocks): their rate as a
+ * share of ferry's own float32 rate on the same shapes, measured alternating. */
+static void bench_matmul_half(const config *cfg)
+{
+    static const ferry_dtype dts[3] = {FERRY_FLOAT32, FERRY_FLOAT16, FERRY_BFLOAT16};
+    static const char *const names[3] = {"f32", "f16", "bf16"};
+    for (int s = 0; s < cfg->nsizes; s++) {
+        int64_t n = cfg->mm_n[s];
+        int64_t shape[2] = {n, n};
+        mm_out_ctx c[3];
+        variant v[3];
+        figure *f[3] = {NULL, NULL, NULL};
+        for (int i = 0; i < 3; i++) {
+            c[i].a = i ? new_half(dts[i], 2, shape, 1) : new_f32(2, shape, 1, -1.0f, 2.0f);
+            c[i].b = i ? new_half(dts[i], 2, shape, 2) : new_f32(2, shape, 2, -1.0f, 2.0f);
+            c[i].out = ferry_empty(dts[i], 2, shape, "cpu");
+            if (!c[i].a || !c[i].b || !c[i].out)
+                fatal("cannot create %lldx%lld %s cpu tensors: %s", (long long)n, (long long)n,
+                      names[i], ferry_last_error());
+            v[i] = (variant){mm_out, &c[i], 0, 0};
+            if (i) {
+                char id[48], label[64];
+                snprintf(id, sizeof id, "mm.%s.n%lld.vs_f32", names[i], (long long)n);
+                snprintf(label, sizeof label, "matmul %s %lld: vs ferry f32", names[i],
+                         (long long)n);
+                f[i] = add_figure(id, label);
+                set_goal(f[i], GOAL_MIN_RATIO, 0.8);
+            }
+        }
+        int bad = measure(cfg, v, 3, mm_calls(cfg, n));
+        double flops = 2.0 * (double)n * (double)n * (double)n;
+        for (int i = 1; i < 3; i++) {
+            if (bad >= 0) {
+                fail_figure(f[i], bad == 0 ? "ferry_matmul_out f32" : "ferry_matmul_out");
+                continue;
+            }
+            double gf = flops / v[i].ns, g32 = flops / v[0].ns;
+            snprintf(f[i]->ferry, sizeof f[i]->ferry, "%.1f GFLOP/s", gf);
+            snprintf(f[i]->base, sizeof f[i]->base, "%.1f GFLOP/s", g32);
+            f[i]->ratio = gf / g32;
+            snprintf(f[i]->note, sizeof f[i]->note, "float32 accumulation, %d threads",
+                     omp_get_max_threads());
+            snprintf(f[i]->kv, sizeof f[i]->kv, "n=%lld gflops=%.2f f32_gflops=%.2f",
+                     (long long)n, gf, g32);
+        }
+        for (int i = 0; i < 3; i++) {
+            ferry_tensor_release(c[i].a);
+            ferry_tensor_release(c[i].b);
+            ferry_tensor_release(c[i].out);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* batched small matmul: 4096 products of 16 x 16 x 16, float32             */
+/* ------------------------------------------------------------------------ */
+
+#define BATCH_N 4096
+#define BATCH_S 16
+
+typedef struct batch_ctx {
+    ferry_tensor *a, *b, *out;
+    const float *pa, *pb;
+    float *pc;
+} batch_ctx;
+
+static int batch_ferry(void *p)
+{
+    batch_ctx *c = p;
+    return ferry_matmul_out(c->out, c->a, c->b) != FERRY_OK;
+}
+
+/* What a user would write without ferry: one library call per product. */
+static int batch_openblas_loop(void *p)
+{
+    batch_ctx *c = p;
+    bench_sgemm_fn f = openblas_sgemm();
+    const int64_t sz = BATCH_S * BATCH_S;
+    for (int64_t i = 0; i < BATCH_N; i++)
+        f(101, 111, 111, BATCH_S, BATCH_S, BATCH_S, 1.0f, c->pa + i * sz, BATCH_S,
+          c->pb + i * sz, BATCH_S, 0.0f, c->pc + i * sz, BATCH_S);
+    return 0;
+}
+
+#ifdef FERRY_BENCH_HAVE_BLIS
+static int batch_blis_loop(void *p)
+{
+    batch_ctx *c = p;
+    const int64_t sz = BATCH_S * BATCH_S;
+    for (int64_t i = 0; i < BATCH_N; i++)
+        blis_sgemm_rowmajor(BATCH_S, c->pa + i * sz, c->pb + i * sz, c->pc + i * sz);
+    return 0;
+}
+#endif
+
+static void bench_matmul_batched(const config *cfg)
+{
+    figure *f = add_figure("mm.f32.batch4096x16.vs_loop", "matmul 4096 x 16^3 f32: vs loop");
+    set_goal(f, GOAL_MIN_RATIO, 0.5);
+    int64_t shape[3] = {BATCH_N, BATCH_S, BATCH_S};
+    batch_ctx c;
+    c.a = new_f32(3, shape, 1, -1.0f, 2.0f);
+    c.b = new_f32(3, shape, 2, -1.0f, 2.0f);
+    c.out = ferry_empty(FERRY_FLOAT32, 3, shape, "cpu");
+    if (!c.a || !c.b || !c.out)
+        fatal("cannot create the batched matmul tensors: %s", ferry_last_error());
+    c.pa = ferry_tensor_host_data(c.a);
+    c.pb = ferry_tensor_host_data(c.b);
+    c.pc = bench_touched((size_t)BATCH_N * BATCH_S * BATCH_S * sizeof(float));
+    variant v[3];
+    const char *names[3];
+    int nv = 0;
+    v[nv++] = (variant){batch_ferry, &c, 0, 0};
+    names[0] = "ferry";
+#ifdef FERRY_BENCH_HAVE_BLIS
+    names[nv] = "bli_sgemm";
+    v[nv++] = (variant){batch_blis_loop, &c, 0, 0};
+#endif
+    if (openblas_sgemm()) {
+        names[nv] = "cblas_sgemm (OpenBLAS)";
+        v[nv++] = (variant){batch_openblas_loop, &c, 0, 0};
+    }
+    if (nv == 1) {
+        snprintf(f->ferry, sizeof f->ferry, "skipped");
+        snprintf(f->note, sizeof f->note, "neither BLIS nor OpenBLAS to loop over");
+        snprintf(f->kv, sizeof f->kv, "skipped=\"no library\"");
+    } else if (measure(cfg, v, nv, 5) >= 0) {
+        fail_figure(f, "ferry_matmul_out (batched)");
+    } else {
+        int best = 1;
+        for (int i = 2; i < nv; i++)
+            if (v[i].ns < v[best].ns)
+                best = i;
+        /* The loops are checked against ferry's result: a fast wrong product is none. */
+        const float *got = ferry_tensor_host_data(c.out);
+        double maxd = 0;
+        for (int64_t i = 0; i < (int64_t)BATCH_N * BATCH_S * BATCH_S; i++) {
+            double d = fabs((double)got[i] - (double)c.pc[i]);
+            maxd = d > maxd ? d : maxd;
+        }
+        if (!(maxd <= 1e-4))
+            fatal("batched matmul differs from the loop of %s calls by %.3g", names[best], maxd);
+        /* Per product, in us: a call runs BATCH_N of them. */
+        snprintf(f->ferry, sizeof f->ferry, "%.3f us/mm", v[0].ns / BATCH_N / 1e3);
+        snprintf(f->base, sizeof f->base, "%.3f us/mm", v[best].ns / BATCH_N / 1e3);
+        f->ratio = v[best].ns / v[0].ns;
+        snprintf(f->note, sizeof f->note, "vs a C loop of %s, the faster loop; ferry %d threads",
+                 names[best], omp_get_max_threads());
+        snprintf(f->kv, sizeof f->kv, "ferry_ns=%.0f loop_ns=%.0f loop=\"%s\"", v[0].ns,
+                 v[best].ns, names[best]);
+    }
+    free(c.pc);
+    ferry_tensor_release(c.a);
+    ferry_tensor_release(c.b);
+    ferry_tensor_release(c.out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1040,6 +1345,8 @@ static void print_results(void)
             snprintf(goal, sizeof goal, ">= %.2f", f->goal_value);
         else if (f->goal == GOAL_MAX_NS)
             snprintf(goal, sizeof goal, "< %.0f ns", f->goal_value);
+        else if (f->goal == GOAL_MAX_MS)
+            snprintf(goal, sizeof goal, "< %.0f ms", f->goal_value);
         if (f->goal != GOAL_NONE && f->measured > 0)
             snprintf(met, sizeof met, "%s",
                      (f->goal == GOAL_MIN_RATIO ? f->measured >= f->goal_value
@@ -1061,6 +1368,8 @@ static void print_results(void)
         if (f->goal != GOAL_NONE && f->measured > 0)
             printf(" met=%d", f->goal == GOAL_MIN_RATIO ? f->measured >= f->goal_value
                                                          : f->measured < f->goal_value);
+        if (f->goal == GOAL_MAX_NS || f->goal == GOAL_MAX_MS)
+            printf(" goal_max=%.0f", f->goal_value);
         printf(" %s\n", f->kv);
     }
 }
@@ -1127,6 +1436,8 @@ int main(int argc, char **argv)
     if (reps)
         cfg.reps = reps;
 
+    bench_calibration();
+
     char model[256];
     const char *omp_env = getenv("OMP_NUM_THREADS");
     bench_cpu_model(model, sizeof model);
@@ -1139,6 +1450,8 @@ int main(int argc, char **argv)
 
     peak_result peak = bench_peak(&cfg);
     bench_matmul(&cfg, &peak);
+    bench_matmul_half(&cfg);
+    bench_matmul_batched(&cfg);
     bench_elementwise(&cfg);
     bench_tiny(&cfg);
 

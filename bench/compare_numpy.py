@@ -271,23 +271,37 @@ def main():
     for t in held:
         fy.lib.ferry_tensor_release(t)
 
-    print(f"\n{'op':<22} {'size':>10} {'numpy':>16} {'ferry':>16} {'ratio':>7}  note")
+    # Issue 12's goal: matmul at least as fast as NumPy (its own OpenBLAS) at every size.
+    def goal_of(fid):
+        return 1.0 if fid.startswith("np.matmul_") else None
+
+    print(f"\n{'op':<22} {'size':>10} {'numpy':>16} {'ferry':>16} {'ratio':>7} {'goal':>7} "
+          f"{'met':>4}  note")
     failed = 0
     for fid, op, size, unit, v_np, v_fy, note in results:
+        goal = goal_of(fid)
+        gtxt = f">= {goal:.2f}" if goal else ""
         if v_fy is None:
             failed += 1
-            print(f"{op:<22} {size:>10} {v_np:>10.2f} {unit:<5} {'failed':>16} {'':>7}  {note}")
+            print(f"{op:<22} {size:>10} {v_np:>10.2f} {unit:<5} {'failed':>16} {'':>7} "
+                  f"{gtxt:>7} {'':>4}  {note}")
         else:
+            r = v_fy / v_np
+            met = ("yes" if r >= goal else "NO") if goal else ""
             print(f"{op:<22} {size:>10} {v_np:>10.2f} {unit:<5} {v_fy:>10.2f} {unit:<5} "
-                  f"{v_fy / v_np:>7.3f}  {'ferry faster' if v_fy > v_np else 'NumPy faster'}")
+                  f"{r:>7.3f} {gtxt:>7} {met:>4}  "
+                  f"{'ferry faster' if v_fy > v_np else 'NumPy faster'}")
     print()
     for fid, op, size, unit, v_np, v_fy, note in results:
         key = "gflops" if unit == "GFLOP/s" else "gbps"
+        goal = goal_of(fid)
         if v_fy is None:
             print(f'BENCH figure={fid} numpy_{key}={v_np:.3f} failed="{note}"')
         else:
-            print(f"BENCH figure={fid} ratio={v_fy / v_np:.4f} numpy_{key}={v_np:.3f} "
-                  f"ferry_{key}={v_fy:.3f}")
+            r = v_fy / v_np
+            extra = f" goal_min={goal:.2f} met={int(r >= goal)}" if goal else ""
+            print(f"BENCH figure={fid} ratio={r:.4f} numpy_{key}={v_np:.3f} "
+                  f"ferry_{key}={v_fy:.3f}{extra}")
     fy.lib.ferry_shutdown()
     return 1 if failed else 0
 

@@ -89,7 +89,7 @@ static bool fits_int(int64_t v)
  * read as stored or as its transpose. False when cblas cannot express it. */
 static bool cpu_openblas_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a,
                               int64_t rsa, int64_t csa, const void *b, int64_t rsb, int64_t csb,
-                              void *c, int64_t rsc, int64_t csc, int threads)
+                              void *c, int64_t rsc, int64_t csc, int threads, bool acc)
 {
     bool row = csc == 1;
     int layout = row ? CPU_CBLAS_ROW : CPU_CBLAS_COL;
@@ -114,11 +114,11 @@ static bool cpu_openblas_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const v
     int ta = a_plain ? CPU_CBLAS_NOTRANS : CPU_CBLAS_TRANS;
     int tb = b_plain ? CPU_CBLAS_NOTRANS : CPU_CBLAS_TRANS;
     if (dbl)
-        ob.dgemm(layout, ta, tb, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb, 0.0, c,
-                 (int)ldc);
+        ob.dgemm(layout, ta, tb, (int)m, (int)n, (int)k, 1.0, a, (int)lda, b, (int)ldb,
+                 acc ? 1.0 : 0.0, c, (int)ldc);
     else
-        ob.sgemm(layout, ta, tb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb, 0.0f,
-                 c, (int)ldc);
+        ob.sgemm(layout, ta, tb, (int)m, (int)n, (int)k, 1.0f, a, (int)lda, b, (int)ldb,
+                 acc ? 1.0f : 0.0f, c, (int)ldc);
     return true;
 }
 
@@ -128,7 +128,12 @@ static bool cpu_openblas_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const v
 #define CPU_GEMM_CLASSES 3
 static const int64_t class_limit[CPU_GEMM_CLASSES - 1] = {(int64_t)128 * 128 * 128,
                                                          (int64_t)512 * 512 * 512};
-static const int64_t class_size[CPU_GEMM_CLASSES] = {96, 256, 768};
+/* The large class is timed at 512^3, not larger: its cost (both libraries, float32 and
+ * float64) is most of the calibration's, which must stay well under 300 ms on a
+ * 2-core machine. At 768^3, the size used before, the two libraries were within 3-6% of
+ * each other on the 2-core AMD EPYC (AVX-512) this was written on, so the smaller cube
+ * risks little. */
+static const int64_t class_size[CPU_GEMM_CLASSES] = {96, 256, 512};
 
 typedef enum { CHOICE_UNSET = 0, CHOICE_BLIS, CHOICE_OPENBLAS } cpu_gemm_choice;
 
@@ -189,7 +194,7 @@ static void cache_key(bool dbl, int threads, char *buf, size_t cap)
         if (*p == ' ' || *p == '|')
             *p = '_';
     const char *core = ob.corename ? ob.corename() : "none";
-    snprintf(buf, cap, "v1|%s|threads=%d|blis=%s|openblas=%s|%s", model, threads,
+    snprintf(buf, cap, "v2|%s|threads=%d|blis=%s|openblas=%s|%s", model, threads,
              cpu_blis_config_names(), core ? core : "none", dbl ? "f64" : "f32");
 }
 
@@ -245,28 +250,54 @@ static void cache_write(const char *key, const cpu_gemm_choice *c)
     fclose(f);
 }
 
-/* Best of three runs, in ms; the first call of each is a warm-up. */
-static double time_gemm(bool dbl, bool openblas, int64_t n, const void *a, const void *b, void *c,
-                        int threads)
+static double time_one(bool dbl, bool openblas, int64_t n, const void *a, const void *b, void *c,
+                       int threads)
 {
-    double best = INFINITY;
-    for (int r = 0; r < 4; r++) {
-        double t0 = now_ms();
-        if (openblas)
-            cpu_openblas_gemm(dbl, n, n, n, a, n, 1, b, n, 1, c, n, 1, threads);
-        else
-            cpu_blis_gemm(dbl, n, n, n, a, n, 1, b, n, 1, c, n, 1, threads);
-        double t = now_ms() - t0;
-        if (r > 0 && t < best)
-            best = t;
-    }
-    return best;
+    double t0 = now_ms();
+    if (openblas)
+        cpu_openblas_gemm(dbl, n, n, n, a, n, 1, b, n, 1, c, n, 1, threads, false);
+    else
+        cpu_blis_gemm(dbl, n, n, n, a, n, 1, b, n, 1, c, n, 1, threads, false);
+    return now_ms() - t0;
 }
 
-/* Measures both libraries on one cube per class; OpenBLAS is also checked against BLIS,
- * since some builds compute wrong results on CPUs they misdetect. Lock held. */
-static void calibrate(bool dbl, int threads, cpu_gemm_choice *out)
+/* Best of CPU_GEMM_TIMED runs of each library after one warm-up each, the two
+ * alternating so that a burst of load from another process slows both, not one. Stops
+ * early (keeping what it has, the warm-ups if nothing else) past `deadline`. */
+#define CPU_GEMM_TIMED 2
+static void time_both(bool dbl, int64_t n, const void *a, const void *b, void *cb, void *co,
+                      int threads, double deadline, double *tb, double *to)
 {
+    *tb = *to = INFINITY;
+    for (int r = 0; r <= CPU_GEMM_TIMED; r++) {
+        double x = time_one(dbl, false, n, a, b, cb, threads);
+        double y = time_one(dbl, true, n, a, b, co, threads);
+        if (r == 0 || x < *tb)
+            *tb = x;
+        if (r == 0 || y < *to)
+            *to = y;
+        if (now_ms() > deadline)
+            break;
+    }
+}
+
+/* The calibration's wall-clock budget per float type. On the 2-core AMD EPYC this was
+ * written on, shared with other processes, it took 44-58 ms (float32) and 59 ms
+ * (float64) when the load was light; when other processes kept every core busy, every
+ * barrier inside a 2-thread product could wait a scheduler time slice and the same
+ * products took 10-100x longer. Such timings say more about the load than about the
+ * libraries, so a calibration cut short by the budget is used but not cached (it then
+ * costs 125-225 ms, where it had taken up to 1.5 s). */
+#define CPU_GEMM_CALIB_BUDGET_MS 120.0
+
+/* Measures both libraries on one cube per class; OpenBLAS is also checked against BLIS,
+ * since some builds compute wrong results on CPUs they misdetect. False when the budget
+ * cut it short (the classes not measured take the last measured class's choice). Lock
+ * held. */
+static bool calibrate(bool dbl, int threads, cpu_gemm_choice *out)
+{
+    double deadline = now_ms() + CPU_GEMM_CALIB_BUDGET_MS;
+    bool complete = true;
     int64_t nmax = class_size[CPU_GEMM_CLASSES - 1];
     size_t es = dbl ? sizeof(double) : sizeof(float);
     size_t bytes = (size_t)(nmax * nmax) * es;
@@ -288,8 +319,19 @@ static void calibrate(bool dbl, int threads, cpu_gemm_choice *out)
     }
     for (int i = 0; i < CPU_GEMM_CLASSES; i++) {
         int64_t n = class_size[i];
-        double tb = time_gemm(dbl, false, n, a, b, c1, threads);
-        double to = time_gemm(dbl, true, n, a, b, c2, threads);
+        if (i > 0 && now_ms() > deadline) {
+            cpu_host->log(FERRY_LOG_DEBUG, "cpu",
+                          "matmul %s calibration over its %.0f ms budget (a loaded machine?): "
+                          "products from %lld^3 take the %lld^3 choice, and nothing is cached",
+                          dbl ? "float64" : "float32", CPU_GEMM_CALIB_BUDGET_MS, (long long)n,
+                          (long long)class_size[i - 1]);
+            for (int j = i; j < CPU_GEMM_CLASSES; j++)
+                out[j] = out[i - 1];
+            complete = false;
+            break;
+        }
+        double tb, to;
+        time_both(dbl, n, a, b, c1, c2, threads, deadline, &tb, &to);
         if (memcmp(c1, c2, (size_t)(n * n) * es) != 0) {
             cpu_host->log(FERRY_LOG_WARN, "cpu",
                           "OpenBLAS (core %s) computed a wrong %s product of %lld^3: matmul "
@@ -311,6 +353,7 @@ done:
     free(b);
     free(c1);
     free(c2);
+    return complete;
 }
 
 static void read_env(void)
@@ -351,9 +394,10 @@ static cpu_gemm_choice pick(bool dbl, int64_t mnk)
             cache_key(dbl, threads, key, sizeof key);
             if (!cache_read(key, row)) {
                 double t0 = now_ms();
-                calibrate(dbl, threads, row);
+                bool complete = calibrate(dbl, threads, row);
                 sel.calib_ms[dbl] = now_ms() - t0;
-                cache_write(key, row);
+                if (complete)
+                    cache_write(key, row);
                 cpu_host->log(FERRY_LOG_DEBUG, "cpu", "matmul %s calibration: %.0f ms",
                               dbl ? "float64" : "float32", sel.calib_ms[dbl]);
             }
@@ -366,15 +410,15 @@ static cpu_gemm_choice pick(bool dbl, int64_t mnk)
 
 void cpu_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
               const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc, int64_t csc,
-              int threads)
+              int threads, bool acc)
 {
     int64_t mnk;
     if (__builtin_mul_overflow(m, n, &mnk) || __builtin_mul_overflow(mnk, k, &mnk))
         mnk = INT64_MAX;
     if (pick(dbl, mnk) == CHOICE_OPENBLAS &&
-        cpu_openblas_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads))
+        cpu_openblas_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc))
         return;
-    cpu_blis_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads);
+    cpu_blis_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc);
 }
 
 const char *cpu_gemm_provider(bool dbl, int64_t m, int64_t n, int64_t k)

@@ -66,15 +66,23 @@ CPU_HIDDEN int cpu_max_threads(void);
 /* Named-op tables, one per family (cpu_backend.c lists them). */
 CPU_HIDDEN extern const ferry_named_entry cpu_named_reduce2[];
 
-/* C = A B of float (dbl: double) matrices, strides in elements of a form BLIS accepts
- * (unit along rows or columns). cpu_gemm picks the library (cpu_gemm.c); cpu_blis_gemm
- * always runs BLIS, or plain loops in a build without it. */
+/* C = A B (acc: C += A B) of float (dbl: double) matrices, strides in elements of a form
+ * BLIS accepts (unit along rows or columns). cpu_gemm picks the library (cpu_gemm.c);
+ * cpu_blis_gemm always runs BLIS, or plain loops in a build without it. */
 CPU_HIDDEN void cpu_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa,
                          int64_t csa, const void *b, int64_t rsb, int64_t csb, void *c,
-                         int64_t rsc, int64_t csc, int threads);
+                         int64_t rsc, int64_t csc, int threads, bool acc);
 CPU_HIDDEN void cpu_blis_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a,
                               int64_t rsa, int64_t csa, const void *b, int64_t rsb, int64_t csb,
-                              void *c, int64_t rsc, int64_t csc, int threads);
+                              void *c, int64_t rsc, int64_t csc, int threads, bool acc);
+/* C = A B by ferry's own loops when the product is small (every dim at most
+ * CPU_SMALL_MAX_N, at most CPU_SMALL_MAX_MNK multiply-adds) and B and C have unit column
+ * strides (cpu_small_gemm.c); false, having done nothing, otherwise. */
+#define CPU_SMALL_MAX_N 64
+#define CPU_SMALL_MAX_MNK ((int64_t)32 * 32 * 32)
+CPU_HIDDEN bool cpu_small_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a,
+                               int64_t rsa, int64_t csa, const void *b, int64_t rsb,
+                               int64_t csb, void *c, int64_t rsc, int64_t csc);
 /* "haswell for small products, skx for large": BLIS's configurations in use. */
 CPU_HIDDEN const char *cpu_blis_config_names(void);
 /* "blis" or "openblas": which library cpu_gemm uses for that product. */

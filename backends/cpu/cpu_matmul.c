@@ -50,6 +50,9 @@
  * against 127). */
 #define CPU_MM_MIN_PARALLEL ((int64_t)40 * 40 * 40)
 
+/* Multiply-adds per chunk of a batch split over the threads (32 products of 16^3). */
+#define CPU_MM_CHUNK ((int64_t)1 << 17)
+
 #ifdef FERRY_CPU_HAVE_BLIS
 static pthread_once_t cpu_blis_once = PTHREAD_ONCE_INIT;
 static cntx_t *cpu_blis_small; /* the contexts for small and large products */
@@ -149,7 +152,7 @@ const char *cpu_blis_config_names(void)
 /* One product C = A B of float (dbl: double) matrices whose strides BLIS accepts. */
 void cpu_blis_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa,
                      int64_t csa, const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc,
-                     int64_t csc, int threads)
+                     int64_t csc, int threads, bool acc)
 {
 #ifdef FERRY_CPU_HAVE_BLIS
     pthread_once(&cpu_blis_once, cpu_blis_init);
@@ -159,13 +162,13 @@ void cpu_blis_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int
     cntx_t *cntx = cpu_blis_cntx(m, n, k, threads);
     /* BLIS does not write A or B; its API takes them non-const. */
     if (dbl) {
-        double one = 1.0, zero = 0.0;
+        double one = 1.0, beta = acc ? 1.0 : 0.0;
         bli_dgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &one, (double *)a, rsa, csa,
-                     (double *)b, rsb, csb, &zero, c, rsc, csc, cntx, &rntm);
+                     (double *)b, rsb, csb, &beta, c, rsc, csc, cntx, &rntm);
     } else {
-        float one = 1.0f, zero = 0.0f;
+        float one = 1.0f, beta = acc ? 1.0f : 0.0f;
         bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &one, (float *)a, rsa, csa,
-                     (float *)b, rsb, csb, &zero, c, rsc, csc, cntx, &rntm);
+                     (float *)b, rsb, csb, &beta, c, rsc, csc, cntx, &rntm);
     }
 #else
     /* Without BLIS: i-k-j loops, accumulating in the output (float, or double). */
@@ -175,7 +178,7 @@ void cpu_blis_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int
         const T *A = a, *Bm = b;                                                            \
         T *C = c;                                                                           \
         for (int64_t i = 0; i < m; i++) {                                                   \
-            for (int64_t j = 0; j < n; j++)                                                 \
+            for (int64_t j = 0; j < n && !acc; j++)                                         \
                 C[i * rsc + j * csc] = 0;                                                   \
             for (int64_t p = 0; p < k; p++) {                                               \
                 T aik = A[i * rsa + p * csa];                                               \
@@ -310,6 +313,129 @@ static void cpu_mm_unpack(ferry_dtype dt, size_t es, const void *src, int64_t m,
         }
 }
 
+/* ---- float16 / bfloat16: float32 products on converted blocks ------------------------------
+ * Each output tile of at most CPU_HALF_MC x CPU_HALF_NC is accumulated in float32 over
+ * panels of CPU_HALF_KC along k (A's block MC x KC and B's KC x NC converted just before
+ * their product, so BLIS packs them from cache), then rounded once into the output. The
+ * temporaries are bounded (8 MiB) whatever the operands' size; A is converted n / NC
+ * times and B m / MC times, so the tiles are large enough for that to stay a few per
+ * cent of the product's time. */
+#define CPU_HALF_MC 1024
+#define CPU_HALF_NC 1024
+#define CPU_HALF_KC 512
+
+/* Conversions of at least this many elements are split over the threads. */
+#define CPU_HALF_MIN_PARALLEL ((int64_t)1 << 16)
+
+static void cpu_half_row(ferry_dtype dt, float *dst, const char *src, int64_t cs, int64_t c)
+{
+    if (cs == 1 && ((uintptr_t)src & 1) == 0) {
+        const uint16_t *h = (const uint16_t *)(const void *)src;
+        if (dt == FERRY_FLOAT16)
+            cpu_f16_to_f32_n(dst, h, c);
+        else
+            cpu_bf16_to_f32_n(dst, h, c);
+        return;
+    }
+    for (int64_t j = 0; j < c; j++)
+        dst[j] = (float)cpu_mm_load(dt, src + j * cs * 2);
+}
+
+/* An r x c block at src (element strides rs, cs) to convert to float32 at dst, keeping
+ * whichever of its dims is contiguous contiguous: row-major unless the block is
+ * column-major. drs, dcs: the strides the product reads dst with. */
+typedef struct cpu_half_blk {
+    const char *src;
+    float *dst;
+    int64_t lines, len, lstride, estride; /* rows, or columns of a column-major block */
+    int64_t drs, dcs;
+} cpu_half_blk;
+
+static cpu_half_blk cpu_half_blk_of(const char *src, int64_t rs, int64_t cs, int64_t r,
+                                    int64_t c, float *dst)
+{
+    bool colmajor = rs == 1 && cs != 1 && r > 1;
+    cpu_half_blk k = {src, dst, colmajor ? c : r, colmajor ? r : c, colmajor ? cs : rs,
+                      colmajor ? rs : cs, colmajor ? 1 : c, colmajor ? r : 1};
+    return k;
+}
+
+/* Converts A's and B's blocks for one panel product, in one parallel region. */
+static void cpu_half_convert(ferry_dtype dt, const cpu_half_blk *x, const cpu_half_blk *y,
+                             int threads)
+{
+    int nt = x->lines * x->len + y->lines * y->len >= CPU_HALF_MIN_PARALLEL ? threads : 1;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+    {
+#ifdef _OPENMP
+#pragma omp for schedule(static) nowait
+#endif
+        for (int64_t i = 0; i < x->lines; i++)
+            cpu_half_row(dt, x->dst + i * x->len, x->src + i * x->lstride * 2, x->estride,
+                         x->len);
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (int64_t i = 0; i < y->lines; i++)
+            cpu_half_row(dt, y->dst + i * y->len, y->src + i * y->lstride * 2, y->estride,
+                         y->len);
+    }
+}
+
+/* Rounds the row-major r x c float32 tile into the output block at dst. */
+static void cpu_half_store(ferry_dtype dt, const float *src, int64_t r, int64_t c, char *dst,
+                           int64_t rs, int64_t cs, int threads)
+{
+    int nt = r * c >= CPU_HALF_MIN_PARALLEL && cs == 1 ? threads : 1;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#endif
+    for (int64_t i = 0; i < r; i++)
+        cpu_mm_unpack(dt, 2, src + i * c, 1, c, dst + i * rs * 2, rs, cs);
+}
+
+/* Room in floats for the three blocks of one m x n x k half-precision product. */
+static int64_t cpu_half_tmp_floats(int64_t m, int64_t n, int64_t k)
+{
+    int64_t mc = m < CPU_HALF_MC ? m : CPU_HALF_MC, nc = n < CPU_HALF_NC ? n : CPU_HALF_NC;
+    int64_t kc = k < CPU_HALF_KC ? k : CPU_HALF_KC;
+    return mc * kc + kc * nc + mc * nc;
+}
+
+/* One product of 16-bit float matrices; tmp holds cpu_half_tmp_floats floats. */
+static void cpu_half_product(const cpu_mm *mm, const char *pa, const char *pb, char *pc,
+                             int threads, float *tmp)
+{
+    int64_t m = mm->m, n = mm->n, k = mm->k;
+    int64_t mc = m < CPU_HALF_MC ? m : CPU_HALF_MC, nc = n < CPU_HALF_NC ? n : CPU_HALF_NC;
+    int64_t kc = k < CPU_HALF_KC ? k : CPU_HALF_KC;
+    float *ta = tmp, *tb = ta + mc * kc, *tc = tb + kc * nc;
+    for (int64_t i0 = 0; i0 < m; i0 += mc) {
+        int64_t mb = m - i0 < mc ? m - i0 : mc;
+        for (int64_t j0 = 0; j0 < n; j0 += nc) {
+            int64_t nb = n - j0 < nc ? n - j0 : nc;
+            for (int64_t p0 = 0; p0 < k; p0 += kc) {
+                int64_t kb = k - p0 < kc ? k - p0 : kc;
+                cpu_half_blk x = cpu_half_blk_of(pa + (i0 * mm->sa[1] + p0 * mm->sa[2]) * 2,
+                                                 mm->sa[1], mm->sa[2], mb, kb, ta);
+                cpu_half_blk y = cpu_half_blk_of(pb + (p0 * mm->sb[1] + j0 * mm->sb[2]) * 2,
+                                                 mm->sb[1], mm->sb[2], kb, nb, tb);
+                cpu_half_convert(mm->dt, &x, &y, threads);
+                if (p0 > 0 || !cpu_small_gemm(false, mb, nb, kb, ta, x.drs, x.dcs, tb, y.drs,
+                                              y.dcs, tc, nb, 1))
+                    cpu_gemm(false, mb, nb, kb, ta, x.drs, x.dcs, tb, y.drs, y.dcs, tc, nb, 1,
+                             threads, p0 > 0);
+            }
+            cpu_half_store(mm->dt, tc, mb, nb, pc + (i0 * mm->sc[1] + j0 * mm->sc[2]) * 2,
+                           mm->sc[1], mm->sc[2], threads);
+        }
+    }
+}
+
 /* Batches [b0, b1) with BLIS on `threads` threads; tmp holds room for the operands that
  * are not used in place (A, then B, then C, as cpu_mm_float sizes it). */
 static void cpu_mm_float_batches(const cpu_mm *mm, int64_t b0, int64_t b1, int threads,
@@ -321,9 +447,14 @@ static void cpu_mm_float_batches(const cpu_mm *mm, int64_t b0, int64_t b1, int t
     char *ta = tmp, *tb = mm->a_direct ? ta : ta + (size_t)(mm->m * mm->k) * cs;
     char *tc = mm->b_direct ? tb : tb + (size_t)(mm->k * mm->n) * cs;
     int64_t es = (int64_t)mm->es;
+    bool half = mm->dt == FERRY_FLOAT16 || mm->dt == FERRY_BFLOAT16;
     for (int64_t bi = b0; bi < b1; bi++) {
         const char *pa = mm->a + bi * mm->sa[0] * es, *pb = mm->b + bi * mm->sb[0] * es;
         char *pc = mm->c + bi * mm->sc[0] * es;
+        if (half) {
+            cpu_half_product(mm, pa, pb, pc, threads, (float *)(void *)tmp);
+            continue;
+        }
         int64_t rsa = mm->rsa, csa = mm->csa, rsb = mm->rsb, csb = mm->csb;
         int64_t rsc = mm->rsc, csc = mm->csc;
         if (!mm->a_direct) {
@@ -340,7 +471,9 @@ static void cpu_mm_float_batches(const cpu_mm *mm, int64_t b0, int64_t b1, int t
         void *dst = mm->c_direct ? (void *)pc : (void *)tc;
         if (!mm->c_direct)
             rsc = mm->n, csc = 1;
-        cpu_gemm(dbl, mm->m, mm->n, mm->k, pa, rsa, csa, pb, rsb, csb, dst, rsc, csc, threads);
+        if (!cpu_small_gemm(dbl, mm->m, mm->n, mm->k, pa, rsa, csa, pb, rsb, csb, dst, rsc, csc))
+            cpu_gemm(dbl, mm->m, mm->n, mm->k, pa, rsa, csa, pb, rsb, csb, dst, rsc, csc,
+                     threads, false);
         if (!mm->c_direct)
             cpu_mm_unpack(mm->dt, mm->es, tc, mm->m, mm->n, pc, mm->sc[1], mm->sc[2]);
     }
@@ -372,13 +505,17 @@ static ferry_status cpu_mm_float(cpu_mm *mm)
     size_t cs = mm->dt == FERRY_FLOAT64 ? sizeof(double) : sizeof(float);
     int64_t ta = 0, tb = 0, tc = 0, elems = 0;
     size_t per = 0, total = 0;
-    bool overflow = (!mm->a_direct && __builtin_mul_overflow(mm->m, mm->k, &ta)) ||
-                    (!mm->b_direct && __builtin_mul_overflow(mm->k, mm->n, &tb)) ||
-                    (!mm->c_direct && __builtin_mul_overflow(mm->m, mm->n, &tc)) ||
-                    __builtin_add_overflow(ta, tb, &elems) ||
-                    __builtin_add_overflow(elems, tc, &elems) ||
-                    __builtin_mul_overflow((size_t)elems, cs, &per) ||
-                    __builtin_mul_overflow(per, (size_t)workers, &total);
+    /* The 16-bit types' blocks are bounded by the tile sizes, so never overflow. */
+    if (!native)
+        ta = cpu_half_tmp_floats(mm->m, mm->n, mm->k);
+    bool overflow = native &&
+                    ((!mm->a_direct && __builtin_mul_overflow(mm->m, mm->k, &ta)) ||
+                     (!mm->b_direct && __builtin_mul_overflow(mm->k, mm->n, &tb)) ||
+                     (!mm->c_direct && __builtin_mul_overflow(mm->m, mm->n, &tc)));
+    overflow = overflow || __builtin_add_overflow(ta, tb, &elems) ||
+               __builtin_add_overflow(elems, tc, &elems) ||
+               __builtin_mul_overflow((size_t)elems, cs, &per) ||
+               __builtin_mul_overflow(per, (size_t)workers, &total);
     if (overflow)
         return cpu_host->error(FERRY_ERR_OUT_OF_MEMORY,
                                "cpu: matmul: temporaries for a %lld x %lld x %lld product need more "
@@ -394,12 +531,19 @@ static ferry_status cpu_mm_float(cpu_mm *mm)
     }
 #ifdef _OPENMP
     if (workers > 1) {
-#pragma omp parallel num_threads(workers)
-        {
-            int t = omp_get_thread_num(), parts = omp_get_num_threads();
-            cpu_mm_float_batches(mm, cpu_split(mm->B, parts, t, 1),
-                                 cpu_split(mm->B, parts, t + 1, 1), 1,
-                                 tmp ? tmp + per * (size_t)t : NULL);
+        /* Chunks of about CPU_MM_CHUNK multiply-adds handed out as threads come free: on
+         * a machine whose cores other processes share, a thread the scheduler has set
+         * aside then holds up one chunk, not a fixed half of the batches. */
+        int64_t chunk = CPU_MM_CHUNK / (flops > 0 ? flops : 1);
+        int64_t cap = mm->B / (4 * (int64_t)workers);
+        chunk = chunk > cap ? cap : chunk;
+        chunk = chunk < 1 ? 1 : chunk;
+        int64_t nchunks = (mm->B + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(workers) schedule(dynamic)
+        for (int64_t ci = 0; ci < nchunks; ci++) {
+            int64_t b0 = ci * chunk, b1 = b0 + chunk < mm->B ? b0 + chunk : mm->B;
+            cpu_mm_float_batches(mm, b0, b1, 1,
+                                 tmp ? tmp + per * (size_t)omp_get_thread_num() : NULL);
         }
     } else
 #endif

@@ -36,6 +36,13 @@ static const mm_case mm_cases[] = {
     {"larger 17x33x9", OPND(2, 17, 33), OPND_L(CONF_TRANSPOSED, 2, 33, 9)},
     {"long dot", OPND(1, 1000), OPND(1, 1000)},
     {"large batched 2x67x129 x 129x71", OPND(3, 2, 67, 129), OPND_L(CONF_TRANSPOSED, 2, 129, 71)},
+    /* The cpu float16/bfloat16 path converts tiles of at most 1024 x 1024 x 512: partial
+     * tiles along m and k, then along n and k with a column-major B. */
+    /* ferry's small-product kernels: row blocks of 4 and one, column vectors of 16 and
+     * 8 with masked tails; 40 batches are split over the threads. */
+    {"batched small 40x6x16 x 16x19", OPND(3, 40, 6, 16), OPND(3, 40, 16, 19)},
+    {"tiled 1030x520 x 520x3", OPND(2, 1030, 520), OPND(2, 520, 3)},
+    {"tiled 3x520 x transposed 520x1030", OPND(2, 3, 520), OPND_L(CONF_TRANSPOSED, 2, 520, 1030)},
 };
 #define N_MM_CASES (sizeof mm_cases / sizeof mm_cases[0])
 
