@@ -709,14 +709,21 @@ static ferry_status check_tag(int tag)
     return FERRY_OK;
 }
 
-static ferry_status mpi_send(const void *buf, size_t nbytes, int peer, int tag,
-                             const char *device)
+/* What send, recv and recv_any check before MPI sees the call. */
+static ferry_status check_p2p(size_t nbytes, int tag, const char *device, const char *what)
 {
-    ferry_status st = check_count(nbytes, "send");
+    ferry_status st = check_count(nbytes, what);
     if (st == FERRY_OK)
         st = check_tag(tag);
     if (st == FERRY_OK)
-        st = host_only(device, "send");
+        st = host_only(device, what);
+    return st;
+}
+
+static ferry_status mpi_send(const void *buf, size_t nbytes, int peer, int tag,
+                             const char *device)
+{
+    ferry_status st = check_p2p(nbytes, tag, device, "send");
     if (st != FERRY_OK)
         return st;
     RUN("send", NULL, peer, MPI_Send(buf, (int)nbytes, MPI_BYTE, peer, tag, mpi.world),
@@ -726,11 +733,7 @@ static ferry_status mpi_send(const void *buf, size_t nbytes, int peer, int tag,
 
 static ferry_status mpi_recv(void *buf, size_t nbytes, int peer, int tag, const char *device)
 {
-    ferry_status st = check_count(nbytes, "recv");
-    if (st == FERRY_OK)
-        st = check_tag(tag);
-    if (st == FERRY_OK)
-        st = host_only(device, "recv");
+    ferry_status st = check_p2p(nbytes, tag, device, "recv");
     if (st != FERRY_OK)
         return st;
     MPI_Status status;
@@ -749,11 +752,7 @@ static ferry_status mpi_recv(void *buf, size_t nbytes, int peer, int tag, const 
 static ferry_status mpi_recv_any(void *buf, size_t nbytes, int tag, int *peer,
                                  const char *device)
 {
-    ferry_status st = check_count(nbytes, "recv");
-    if (st == FERRY_OK)
-        st = check_tag(tag);
-    if (st == FERRY_OK)
-        st = host_only(device, "recv");
+    ferry_status st = check_p2p(nbytes, tag, device, "recv");
     if (st != FERRY_OK)
         return st;
     MPI_Status status;

@@ -601,18 +601,32 @@ static ferry_status sim_queue_in(int32_t device, void *dst, size_t dst_offset, c
     return sim_enqueue(sim_current(device), t);
 }
 
+/* What every host copy checks first: the copy counter (fault injection), an empty copy,
+ * the host pointer. *done: nothing is left to do (or an error was returned). */
+static ferry_status sim_host_copy_check(const char *call, int32_t device, const void *handle,
+                                        const void *host_ptr, size_t nbytes, bool *done)
+{
+    ferry_status st = sim_count_copy(device);
+    *done = st != FERRY_OK || sim_empty_copy(nbytes, handle);
+    if (*done)
+        return st;
+    if (!host_ptr && nbytes > 0) {
+        *done = true;
+        return host->error(FERRY_ERR_BACKEND, "sim:%" PRId32 ": %s: NULL host pointer", device,
+                           call);
+    }
+    return FERRY_OK;
+}
+
 static ferry_status sim_copy_from_host_async(int32_t device, void *dst, size_t dst_offset,
                                              const void *src, size_t nbytes)
 {
     ferry_status st;
     sim_why why;
-    if ((st = sim_count_copy(device)) != FERRY_OK)
+    bool done;
+    st = sim_host_copy_check("copy_from_host_async", device, dst, src, nbytes, &done);
+    if (st != FERRY_OK || done)
         return st;
-    if (sim_empty_copy(nbytes, dst))
-        return FERRY_OK;
-    if (!src && nbytes > 0)
-        return host->error(FERRY_ERR_BACKEND,
-                           "sim:%" PRId32 ": copy_from_host_async: NULL host pointer", device);
     pthread_mutex_lock(&lock);
     sim_block *b = sim_lookup("copy_from_host_async", device, dst, dst_offset, nbytes, &why);
     pthread_mutex_unlock(&lock);
@@ -626,13 +640,10 @@ static ferry_status sim_copy_to_host_async(int32_t device, void *dst, const void
 {
     ferry_status st;
     sim_why why;
-    if ((st = sim_count_copy(device)) != FERRY_OK)
+    bool done;
+    st = sim_host_copy_check("copy_to_host_async", device, src, dst, nbytes, &done);
+    if (st != FERRY_OK || done)
         return st;
-    if (sim_empty_copy(nbytes, src))
-        return FERRY_OK;
-    if (!dst && nbytes > 0)
-        return host->error(FERRY_ERR_BACKEND,
-                           "sim:%" PRId32 ": copy_to_host_async: NULL host pointer", device);
     pthread_mutex_lock(&lock);
     sim_block *b = sim_lookup("copy_to_host_async", device, src, src_offset, nbytes, &why);
     pthread_mutex_unlock(&lock);
@@ -838,13 +849,10 @@ static ferry_status sim_copy_from_host(int32_t device, void *dst, size_t dst_off
 {
     ferry_status st;
     sim_why why;
-    if ((st = sim_count_copy(device)) != FERRY_OK)
+    bool done;
+    st = sim_host_copy_check("copy_from_host", device, dst, src, nbytes, &done);
+    if (st != FERRY_OK || done)
         return st;
-    if (sim_empty_copy(nbytes, dst))
-        return FERRY_OK;
-    if (!src && nbytes > 0)
-        return host->error(FERRY_ERR_BACKEND, "sim:%" PRId32 ": copy_from_host: NULL host pointer",
-                           device);
     pthread_mutex_lock(&lock);
     sim_block *b = sim_lookup("copy_from_host", device, dst, dst_offset, nbytes, &why);
     if (b && nbytes && !queued_mode)
@@ -870,13 +878,10 @@ static ferry_status sim_copy_to_host(int32_t device, void *dst, const void *src,
 {
     ferry_status st;
     sim_why why;
-    if ((st = sim_count_copy(device)) != FERRY_OK)
+    bool done;
+    st = sim_host_copy_check("copy_to_host", device, src, dst, nbytes, &done);
+    if (st != FERRY_OK || done)
         return st;
-    if (sim_empty_copy(nbytes, src))
-        return FERRY_OK;
-    if (!dst && nbytes > 0)
-        return host->error(FERRY_ERR_BACKEND, "sim:%" PRId32 ": copy_to_host: NULL host pointer",
-                           device);
     /* Ordered after all the device's queued work, as the ABI says. */
     if (queued_mode && device >= 0 && device < ndevices && (st = sim_drain_device(device)))
         return st;
