@@ -311,7 +311,8 @@ static PyObject *t_pin_memory(PyObject *self, PyObject *args)
     r = ferry_tensor_pin_memory(FPY_T(self), dev.given ? dev.str : NULL);
     Py_END_ALLOW_THREADS
     if (!r) {
-        if (ferry_last_status() == FERRY_ERR_UNSUPPORTED || ferry_last_status() == FERRY_ERR_INVALID_ARGUMENT) {
+        ferry_status why = ferry_last_status();
+        if (why == FERRY_ERR_UNSUPPORTED || why == FERRY_ERR_INVALID_ARGUMENT) {
             /* PyTorch raises RuntimeError for both: no accelerator, a non-CPU tensor. */
             PyErr_SetString(PyExc_RuntimeError, ferry_last_error());
             return NULL;

@@ -315,6 +315,15 @@ static void test_events_query_synchronize_and_elapsed(void **state)
     assert_last_error(FERRY_ERR_INVALID_ARGUMENT, "ferry_stream_synchronize: stream is NULL");
     assert_int_equal(ferry_stream_wait_event(NULL, NULL), FERRY_ERR_INVALID_ARGUMENT);
     assert_last_error(FERRY_ERR_INVALID_ARGUMENT, "ferry_stream_wait_event: event is NULL");
+    /* Memory that is not a handle (no magic word) is refused, never used as one. */
+    uint64_t junk[16] = {0};
+    assert_int_equal(ferry_stream_synchronize((ferry_stream *)junk), FERRY_ERR_INVALID_HANDLE);
+    assert_last_error(FERRY_ERR_INVALID_HANDLE,
+                      "ferry_stream_synchronize: not a live ferry_stream");
+    assert_int_equal(ferry_event_synchronize((ferry_event *)junk), FERRY_ERR_INVALID_HANDLE);
+    assert_last_error(FERRY_ERR_INVALID_HANDLE, "ferry_event_synchronize: not a live ferry_event");
+    assert_int_equal(ferry_event_query((ferry_event *)junk), -1);
+    assert_last_error(FERRY_ERR_INVALID_HANDLE, "ferry_event_query: not a live ferry_event");
 
     ferry_event_release(e0);
     ferry_event_release(e1);
