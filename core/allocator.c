@@ -461,5 +461,6 @@ FERRY_API ferry_status ferry_empty_cache(const char *device)
     drain(be, dev, &be->alloc->pools[dev]);
     pthread_mutex_unlock(&be->alloc->lock);
     ferry__staging_drain(be);
+    ferry__tensor_blocks_drain();
     return FERRY_OK;
 }

@@ -294,6 +294,8 @@ void *ferry__staging_alloc(ferry_backend *a, ferry_backend *b, size_t n, ferry_b
 void ferry__staging_free(ferry_backend *owner, void *p, size_t n);
 /* Gives the cached pinned staging buffers of `be` (NULL: of every backend) back. */
 void ferry__staging_drain(ferry_backend *be);
+/* Frees the kept tensor handle blocks (ferry_empty_cache, ferry_shutdown). */
+void ferry__tensor_blocks_drain(void);
 /* Runs on one chunk of a staged copy in host memory, between its two legs; `offset` is
  * the chunk's byte offset in the copy. */
 typedef ferry_status (*ferry_stage_fn)(void *ctx, void *buf, size_t offset, size_t len);

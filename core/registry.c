@@ -551,6 +551,7 @@ FERRY_API void ferry_shutdown(void)
     unlock();
     for (size_t i = 0; i < n; i++)
         ferry__backend_release(list[i]);
+    ferry__tensor_blocks_drain();
     ferry__fault_reset();
 }
 

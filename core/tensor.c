@@ -448,6 +448,23 @@ static void block_give(void *block)
     free(b);
 }
 
+/* Gives every kept block back to malloc: after ferry_empty_cache or ferry_shutdown, ferry
+ * keeps no memory it does not use. */
+void ferry__tensor_blocks_drain(void)
+{
+    pthread_mutex_lock(&blocks_lock);
+    void *list = blocks_free;
+    blocks_free = NULL;
+    blocks_nfree = 0;
+    pthread_mutex_unlock(&blocks_lock);
+    while (list) {
+        tensor_block *b = list;
+        FERRY__UNPOISON(b, offsetof(tensor_block, s));
+        memcpy(&list, &b->s, sizeof list);
+        free(b);
+    }
+}
+
 ferry_tensor *ferry__tensor_empty_on(ferry_backend *be, int32_t dev, ferry_dtype dtype, int ndim,
                                      const int64_t *shape)
 {
