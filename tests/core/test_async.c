@@ -381,6 +381,43 @@ static void test_events_query_synchronize_and_elapsed(void **state)
     assert_int_equal(ferry_synchronize(dev), FERRY_OK);
 }
 
+/* Before any stream exists, calls on one device leave no record (the default queue
+ * orders them): a free must still wait for them, and the first stream's work too. */
+static void test_unrecorded_work_is_waited_for(void **state)
+{
+    const target *tg = *state;
+    require_backend(tg->type);
+    const char *dev = tg->dev0;
+    const int64_t n = 2048 * tg->scale;
+    ferry_tensor *h = ramp(n, 5.0f);
+    ferry_tensor *d = ferry_tensor_to(h, dev);
+    assert_tensor(d);
+    ferry_tensor *c = ferry_tensor_clone(d);
+    assert_tensor(c);
+    /* d goes to the cache, and from there to the backend while the clone may still read
+     * it: sim reports a queued copy that found its buffer gone at synchronize. */
+    ferry_tensor_release(d);
+    assert_int_equal(ferry_empty_cache(dev), FERRY_OK);
+    ferry_tensor *c2 = ferry_tensor_clone(c);
+    assert_tensor(c2);
+    /* A new stream's queue is idle: its clone of c2 overtakes c2's writer unless the
+     * first stream waited for what the default queue held. */
+    ferry_stream *s = ferry_stream_create(dev);
+    assert_non_null(s);
+    assert_int_equal(ferry_stream_set_current(s), FERRY_OK);
+    ferry_tensor *b = ferry_tensor_clone(c2);
+    assert_tensor(b);
+    assert_int_equal(ferry_stream_set_current(NULL), FERRY_OK);
+    assert_ramp(b, n, 5.0f);
+    assert_int_equal(ferry_synchronize(dev), FERRY_OK);
+    ferry_tensor_release(h);
+    ferry_tensor_release(c);
+    ferry_tensor_release(c2);
+    ferry_tensor_release(b);
+    ferry_stream_release(s);
+    assert_int_equal(ferry_synchronize(dev), FERRY_OK);
+}
+
 static void test_to_ex_flags_and_pinning_errors(void **state)
 {
     (void)state;
@@ -550,6 +587,7 @@ int main(void)
         ON_BOTH(test_staging_buffers_are_reused_only_after_their_copies),
         ON_BOTH(test_stream_wait_event_orders_streams),
         ON_BOTH(test_events_query_synchronize_and_elapsed),
+        ON_BOTH(test_unrecorded_work_is_waited_for),
         cmocka_unit_test_setup_teardown(test_to_ex_flags_and_pinning_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backends_without_queues_run_synchronously, setup,
                                         teardown),
