@@ -398,10 +398,13 @@ static void test_unrecorded_work_is_waited_for(void **state)
      * it: sim reports a queued copy that found its buffer gone at synchronize. */
     ferry_tensor_release(d);
     assert_int_equal(ferry_empty_cache(dev), FERRY_OK);
-    ferry_tensor *c2 = ferry_tensor_clone(c);
+    /* Three queued clones, the last done three delays from now on sim. */
+    ferry_tensor *c1 = ferry_tensor_clone(c);
+    ferry_tensor *c3 = c1 ? ferry_tensor_clone(c1) : NULL;
+    ferry_tensor *c2 = c3 ? ferry_tensor_clone(c3) : NULL;
     assert_tensor(c2);
-    /* A new stream's queue is idle: its clone of c2 overtakes c2's writer unless the
-     * first stream waited for what the default queue held. */
+    /* A new stream's queue is idle: its clone of c2 (one delay) overtakes c2's writer
+     * unless the first stream waited for what the default queue held. */
     ferry_stream *s = ferry_stream_create(dev);
     assert_non_null(s);
     assert_int_equal(ferry_stream_set_current(s), FERRY_OK);
@@ -412,6 +415,8 @@ static void test_unrecorded_work_is_waited_for(void **state)
     assert_int_equal(ferry_synchronize(dev), FERRY_OK);
     ferry_tensor_release(h);
     ferry_tensor_release(c);
+    ferry_tensor_release(c1);
+    ferry_tensor_release(c3);
     ferry_tensor_release(c2);
     ferry_tensor_release(b);
     ferry_stream_release(s);
