@@ -146,8 +146,12 @@ ferry_status ferry__be_alloc(ferry_backend *be, int32_t dev, size_t nbytes, void
 
 void ferry__be_free(ferry_backend *be, int32_t dev, void *buf)
 {
-    if (buf)
-        be->ops->free(dev, buf);
+    if (!buf)
+        return;
+    /* Work that left no record (stream.c) may still use it: free is called only once
+     * none does. */
+    ferry__track_unrecorded_wait(be, dev);
+    be->ops->free(dev, buf);
 }
 
 ferry_status ferry__be_copy_from_host(ferry_backend *be, int32_t dev, void *dst, size_t dst_off,

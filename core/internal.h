@@ -65,6 +65,12 @@ typedef struct ferry_backend {
     _Atomic(char *) *lost;
     /* per device, FERRY_FALLBACK_KINDS counters indexed by ferry_op */
     _Atomic uint64_t (*fallbacks)[FERRY_FALLBACK_KINDS];
+    /* Queued backends (stream.c): live streams with a queue of their own. While there
+     * are none, all work is on the devices' default queues, which order it themselves,
+     * so calls that touch only their own device's memory record no events. */
+    atomic_long streams;
+    /* per device: such unrecorded work was queued since its last synchronize here */
+    atomic_bool *unrecorded;
 } ferry_backend;
 
 /* Loads the backend named `type` if needed. Returns a borrowed pointer that stays valid
@@ -449,6 +455,9 @@ void ferry__track_end(ferry_backend *be, int32_t dev, const ferry_access *acc, i
 ferry_status ferry__track_host(const ferry_storage *s, bool write);
 /* Before s's memory is freed or cached: waits for every queued user; drops the record. */
 void ferry__track_storage_free(const ferry_storage *s);
+/* Before memory of (be, dev) goes back to the backend or its owner: synchronizes the
+ * device when it queued work that left no record since (stream.c). */
+void ferry__track_unrecorded_wait(ferry_backend *be, int32_t dev);
 
 /* Backend queue entries (backend_call.c); FERRY_ERR_UNSUPPORTED when absent. */
 bool ferry__be_queued(const ferry_backend *be);

@@ -362,8 +362,9 @@ static void init_backend(ferry_backend *be)
     be->host_accessible = calloc((size_t)count, sizeof(bool));
     be->fallbacks = calloc((size_t)count, sizeof be->fallbacks[0]);
     be->lost = calloc((size_t)count, sizeof be->lost[0]);
+    be->unrecorded = calloc((size_t)count, sizeof be->unrecorded[0]);
     be->alloc = ferry__allocator_create(be);
-    if (!be->host_accessible || !be->fallbacks || !be->lost || !be->alloc) {
+    if (!be->host_accessible || !be->fallbacks || !be->lost || !be->unrecorded || !be->alloc) {
         set_failed(be, FERRY_ERR_OUT_OF_MEMORY, dup_printf("%s: out of memory", be->name));
         return;
     }
@@ -530,6 +531,7 @@ void ferry__backend_release(ferry_backend *be)
     for (int32_t i = 0; be->lost && i < be->device_count; i++)
         free(atomic_load(&be->lost[i]));
     free(be->lost);
+    free(be->unrecorded);
     free(be->reason);
     free(be->path);
     free(be);

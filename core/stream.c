@@ -212,6 +212,30 @@ bool ferry__track_active(const ferry_backend *be)
     return atomic_load_explicit(&ntracked, memory_order_relaxed) > 0 || ferry__be_queued(be);
 }
 
+/* Whether a call on (be, dev) needs no record: no stream has a queue on the backend, so
+ * all its work is in its devices' default queues, in order, and the call touches only
+ * memory of its own device that the host cannot read directly. copy_to_host is ordered
+ * by the queue, a cached block's next user is on the same queue, and free and a
+ * deleter wait with ferry__track_unrecorded_wait; the first stream made synchronizes
+ * the devices, so its queue never overtakes unrecorded work. Recording a marker per op
+ * would cost the single-queue case its launch latency. */
+static bool unrecorded(ferry_backend *be, int32_t dev, const ferry_access *acc, int n)
+{
+    if (atomic_load(&be->streams) != 0 || be->host_accessible[dev])
+        return false;
+    for (int i = 0; i < n; i++)
+        if (acc[i].buf && (acc[i].be != be || acc[i].dev != dev))
+            return false;
+    return true;
+}
+
+void ferry__track_unrecorded_wait(ferry_backend *be, int32_t dev)
+{
+    if (be->unrecorded && atomic_load_explicit(&be->unrecorded[dev], memory_order_relaxed) &&
+        atomic_exchange(&be->unrecorded[dev], false))
+        ferry__be_synchronize(be, dev);
+}
+
 /* Where the calling thread's work on (be, dev) goes. */
 static void *queue_of(const ferry_backend *be, int32_t dev, uint64_t *sid)
 {
@@ -260,6 +284,11 @@ void ferry__track_end(ferry_backend *be, int32_t dev, const ferry_access *acc, i
 {
     if (!ferry__be_queued(be))
         return;
+    if (unrecorded(be, dev, acc, n)) {
+        if (!atomic_load_explicit(&be->unrecorded[dev], memory_order_relaxed))
+            atomic_store(&be->unrecorded[dev], true);
+        return;
+    }
     uint64_t sid;
     void *queue = queue_of(be, dev, &sid);
     ferry_event *e = event_new(be, dev, queue, sid);
@@ -341,6 +370,9 @@ ferry_status ferry__track_host(const ferry_storage *s, bool write)
 
 void ferry__track_storage_free(const ferry_storage *s)
 {
+    /* A deleter hands the memory back to its owner, who may reuse it at once. */
+    if (s->wrapped && s->buffer && ferry__be_queued(s->backend))
+        ferry__track_unrecorded_wait(s->backend, s->device);
     if (atomic_load_explicit(&ntracked, memory_order_relaxed) == 0 || !s->buffer)
         return;
     pthread_mutex_lock(&track_lock);
@@ -392,6 +424,15 @@ FERRY_API ferry_stream *ferry_stream_create(const char *device)
         free(s);
         return NULL;
     }
+    /* The first stream: what the default queues hold unrecorded must be done before
+     * work on it may need to wait for it (see unrecorded()). Incremented first, so a
+     * call that saw no stream queued its work before this synchronize. */
+    if (s->queue && atomic_fetch_add(&be->streams, 1) == 0) {
+        for (int32_t d = 0; d < be->device_count; d++) {
+            atomic_store(&be->unrecorded[d], false);
+            ferry__be_synchronize(be, d);
+        }
+    }
     s->magic = FERRY_STREAM_MAGIC;
     atomic_init(&s->refs, 1);
     ferry__backend_retain(be);
@@ -414,8 +455,10 @@ FERRY_API void ferry_stream_release(ferry_stream *s)
         return;
     /* Records may still name its events; those stay valid, as the backend's queue
      * finishes its work before it goes. */
-    if (s->queue)
+    if (s->queue) {
         ferry__be_queue_destroy(s->be, s->dev, s->queue);
+        atomic_fetch_sub(&s->be->streams, 1);
+    }
     ferry__backend_release(s->be);
     s->magic = 0;
     free(s);

@@ -1,7 +1,8 @@
 /* The OpenCL backend's plugin entry and device management: every device of every
- * platform as opencl:0..N-1, one context and in-order queue per device (made on first
- * use), buffers as cl_mem, and the copies between host and device. Kernels live in
- * ocl_kernels.c and ocl_matmul.c. */
+ * platform as opencl:0..N-1, one context and default in-order queue per device (made on
+ * first use), buffers as cl_mem, and the copies between host and device. Kernels live in
+ * ocl_kernels.c and ocl_matmul.c; further queues, events, pinned memory and the
+ * asynchronous copies in ocl_queue.c. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdatomic.h>
@@ -140,13 +141,14 @@ static void ocl_release_devices(void)
 {
     for (int32_t i = 0; i < ocl_ndevices; i++) {
         ocl_device *d = &ocl_devices[i];
-        if (d->queue)
-            clFinish(d->queue);
+        ocl_queue_release_all(d);
+        if (d->defq.cq)
+            clFinish(d->defq.cq);
         ocl_program_release(d);
-        if (d->scratch)
-            clReleaseMemObject(d->scratch);
-        if (d->queue)
-            clReleaseCommandQueue(d->queue);
+        if (d->defq.scratch)
+            clReleaseMemObject(d->defq.scratch);
+        if (d->defq.cq)
+            clReleaseCommandQueue(d->defq.cq);
         if (d->context)
             clReleaseContext(d->context);
         pthread_mutex_destroy(&d->lock);
@@ -168,6 +170,7 @@ static ferry_status ocl_init(int32_t *device_count, char *reason, size_t reason_
         return FERRY_OK;
     }
     ocl_pin_library_of((void *)&clGetPlatformIDs);
+    ocl_queue_generation();
     ocl_pin_library_of(ocl_clblast_symbol());
     /* Read once per load, so a test sets it, calls ferry_shutdown() and sees it. */
     bool hide_fp64 = ocl_env_flag("FERRY_OPENCL_HIDE_FP64", false);
@@ -293,10 +296,11 @@ ferry_status ocl_device_ready(int32_t dev, ocl_device **out)
         if (!d->context) {
             st = ocl_fail(dev, "clCreateContext", err);
         } else {
-            /* In order: every kernel and copy of the device is ordered after the work
-             * queued before it, so nothing else needs events. */
-            d->queue = clCreateCommandQueue(d->context, d->id, 0, &err);
-            if (!d->queue) {
+            /* In order: every kernel and copy on it is ordered after the work queued
+             * before it; the core orders the queues between each other with events,
+             * whose times (event_elapsed) need profiling. */
+            d->defq.cq = clCreateCommandQueue(d->context, d->id, CL_QUEUE_PROFILING_ENABLE, &err);
+            if (!d->defq.cq) {
                 st = ocl_fail(dev, "clCreateCommandQueue", err);
                 clReleaseContext(d->context);
                 d->context = NULL;
@@ -389,8 +393,9 @@ static void ocl_free(int32_t device, void *buffer)
 }
 
 /* ---- copies ------------------------------------------------------------------------
- * Both host directions block: a read waits for the queued work before it (the queue is
- * in order), and a write returns once the source may be reused.
+ * Both host directions block and go to the thread's current queue: a read waits for the
+ * queued work before it (the queue is in order, and the device's other queues have a
+ * marker each in its wait list), and a write returns once the source may be reused.
  *
  * Mapping (clEnqueueMapBuffer + memcpy) against clEnqueueRead/WriteBuffer, 256 MiB on
  * PoCL 3.1 (host-unified), the two alternated in one process, best of 12 copies each:
@@ -409,18 +414,18 @@ static ferry_status ocl_copy_from_host(int32_t device, void *dst, size_t dst_off
     if (st != FERRY_OK)
         return st;
     cl_int err;
+    cl_command_queue cq = ocl_cq(d);
     if (d->map_copies) {
-        void *p = clEnqueueMapBuffer(d->queue, (cl_mem)dst, CL_TRUE, CL_MAP_WRITE_INVALIDATE_REGION,
+        void *p = clEnqueueMapBuffer(cq, (cl_mem)dst, CL_TRUE, CL_MAP_WRITE_INVALIDATE_REGION,
                                      dst_offset, nbytes, 0, NULL, NULL, &err);
         if (!p)
             return ocl_fail(device, "clEnqueueMapBuffer", err);
         memcpy(p, src, nbytes);
         /* Later commands on the in-order queue run after the unmap. */
-        err = clEnqueueUnmapMemObject(d->queue, (cl_mem)dst, p, 0, NULL, NULL);
+        err = clEnqueueUnmapMemObject(cq, (cl_mem)dst, p, 0, NULL, NULL);
         return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clEnqueueUnmapMemObject", err);
     }
-    err = clEnqueueWriteBuffer(d->queue, (cl_mem)dst, CL_TRUE, dst_offset, nbytes, src, 0, NULL,
-                               NULL);
+    err = clEnqueueWriteBuffer(cq, (cl_mem)dst, CL_TRUE, dst_offset, nbytes, src, 0, NULL, NULL);
     return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clEnqueueWriteBuffer", err);
 }
 
@@ -431,18 +436,25 @@ static ferry_status ocl_copy_to_host(int32_t device, void *dst, const void *src,
     ferry_status st = ocl_device_ready(device, &d);
     if (st != FERRY_OK)
         return st;
+    ocl_queue *q = ocl_current(d);
+    cl_event *after = NULL;
+    cl_uint nafter = 0;
+    if ((st = ocl_markers_of_others(d, q, &after, &nafter)) != FERRY_OK)
+        return st;
     cl_int err;
     if (d->map_copies) {
-        void *p = clEnqueueMapBuffer(d->queue, (cl_mem)src, CL_TRUE, CL_MAP_READ, src_offset,
-                                     nbytes, 0, NULL, NULL, &err);
+        void *p = clEnqueueMapBuffer(q->cq, (cl_mem)src, CL_TRUE, CL_MAP_READ, src_offset, nbytes,
+                                     nafter, after, NULL, &err);
+        ocl_markers_release(after, nafter);
         if (!p)
             return ocl_fail(device, "clEnqueueMapBuffer", err);
         memcpy(dst, p, nbytes);
-        err = clEnqueueUnmapMemObject(d->queue, (cl_mem)src, p, 0, NULL, NULL);
+        err = clEnqueueUnmapMemObject(q->cq, (cl_mem)src, p, 0, NULL, NULL);
         return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clEnqueueUnmapMemObject", err);
     }
-    err = clEnqueueReadBuffer(d->queue, (cl_mem)src, CL_TRUE, src_offset, nbytes, dst, 0, NULL,
+    err = clEnqueueReadBuffer(q->cq, (cl_mem)src, CL_TRUE, src_offset, nbytes, dst, nafter, after,
                               NULL);
+    ocl_markers_release(after, nafter);
     return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clEnqueueReadBuffer", err);
 }
 
@@ -453,7 +465,7 @@ static ferry_status ocl_copy_on_device(int32_t device, void *dst, size_t dst_off
     ferry_status st = ocl_device_ready(device, &d);
     if (st != FERRY_OK)
         return st;
-    cl_int err = clEnqueueCopyBuffer(d->queue, (cl_mem)src, (cl_mem)dst, src_offset, dst_offset,
+    cl_int err = clEnqueueCopyBuffer(ocl_cq(d), (cl_mem)src, (cl_mem)dst, src_offset, dst_offset,
                                      nbytes, 0, NULL, NULL);
     return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clEnqueueCopyBuffer", err);
 }
@@ -464,8 +476,7 @@ static ferry_status ocl_synchronize(int32_t device)
     ferry_status st = ocl_device_ready(device, &d);
     if (st != FERRY_OK)
         return st;
-    cl_int err = clFinish(d->queue);
-    return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clFinish", err);
+    return ocl_finish_all(d);
 }
 
 /* The named kernels, one table per op family (ocl_internal.h); each kernel launches
@@ -505,8 +516,9 @@ static const ferry_backend_ops ocl_ops = {
     /* Devices have one context each, so a buffer of one is not usable by another: the
      * core stages device-to-device copies through host memory. */
     .copy_peer = NULL,
-    .host_alloc = NULL,
-    .host_free = NULL,
+    /* Pinned memory: CL_MEM_ALLOC_HOST_PTR buffers of opencl:0, kept mapped. */
+    .host_alloc = ocl_host_alloc,
+    .host_free = ocl_host_free,
     /* Every kernel entry is tried and falls back with FERRY_ERR_UNSUPPORTED (and its
      * reason, such as a device without cl_khr_fp64), so no supports() table. */
     .supports = NULL,
@@ -521,6 +533,17 @@ static const ferry_backend_ops ocl_ops = {
     .dlpack_device_type = 4 /* kDLOpenCL */,
     .handles_are_addresses = false,
     .get_kernel = ocl_get_kernel,
+    .queue_create = ocl_queue_create,
+    .queue_destroy = ocl_queue_destroy,
+    .set_queue = ocl_set_queue,
+    .event_record = ocl_event_record,
+    .event_wait = ocl_event_wait,
+    .event_synchronize = ocl_event_synchronize,
+    .event_query = ocl_event_query,
+    .event_destroy = ocl_event_destroy,
+    .event_elapsed = ocl_event_elapsed,
+    .copy_from_host_async = ocl_copy_from_host_async,
+    .copy_to_host_async = ocl_copy_to_host_async,
 };
 
 FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host)

@@ -60,6 +60,18 @@ typedef struct ocl_kernel {
     size_t wg;
 } ocl_kernel;
 
+/* A command queue of a device: the default one (ocl_device.defq, the handle NULL) or one
+ * made by queue_create. Each has its own scratch, as two queues may run at once. */
+typedef struct ocl_queue {
+    cl_command_queue cq;
+    cl_mem scratch; /* temporaries of reductions and matmul; guarded by the device lock */
+    size_t scratch_size;
+    struct ocl_queue *next; /* the device's list of made queues, under its lock */
+} ocl_queue;
+
+/* Devices whose current queue a thread may set; the rest have their default one only. */
+#define OCL_QUEUE_DEVICES 64
+
 #define OCL_NAMED_PROGRAMS 96
 #define OCL_NAMED_KERNELS 256
 
@@ -89,7 +101,8 @@ typedef struct ocl_device {
     pthread_mutex_t lock;
     bool ready;
     cl_context context;
-    cl_command_queue queue;
+    ocl_queue defq;    /* the default queue; its cq is made with the context */
+    ocl_queue *queues; /* those queue_create made, newest first; under `lock` */
     cl_program programs[OCL_G_COUNT]; /* built on the first launch of one of their kernels */
     bool build_failed[OCL_G_COUNT];   /* the compiler refused it: not tried again */
     char build_error[2000];           /* why, for the last program that failed */
@@ -106,8 +119,6 @@ typedef struct ocl_device {
     int named_nprograms;
     ocl_kernel named_kernels[OCL_NAMED_KERNELS];
     int named_nkernels;
-    cl_mem scratch;       /* temporaries of reductions and matmul; guarded by `lock` */
-    size_t scratch_size;
     bool clblast_warm[4]; /* first CLBlast call per routine done (see ocl_matmul.c) */
 } ocl_device;
 
@@ -128,6 +139,43 @@ OCL_HIDDEN extern char ocl_extra_options[256];
 
 /* Context and in-order queue of a device, created once (thread-safe). */
 OCL_HIDDEN ferry_status ocl_device_ready(int32_t dev, ocl_device **out);
+
+/* ocl_queue.c: the calling thread's current queue of `d` (set_queue), the one every
+ * enqueue of an entry goes to; the default queue when none was set. */
+OCL_HIDDEN ocl_queue *ocl_current(ocl_device *d);
+static inline cl_command_queue ocl_cq(ocl_device *d)
+{
+    return ocl_current(d)->cq;
+}
+/* Starts a new generation of thread-local current queues (at init: those of an earlier
+ * load name queues that are gone). */
+OCL_HIDDEN void ocl_queue_generation(void);
+/* Destroys the queues queue_create made that are left at shutdown. */
+OCL_HIDDEN void ocl_queue_release_all(ocl_device *d);
+/* The ABI 1.2 entries (ocl_queue.c). */
+OCL_HIDDEN ferry_status ocl_queue_create(int32_t device, void **queue);
+OCL_HIDDEN void ocl_queue_destroy(int32_t device, void *queue);
+OCL_HIDDEN ferry_status ocl_set_queue(int32_t device, void *queue);
+OCL_HIDDEN ferry_status ocl_event_record(int32_t device, void *queue, void **event);
+OCL_HIDDEN ferry_status ocl_event_wait(int32_t device, void *queue, void *event);
+OCL_HIDDEN ferry_status ocl_event_synchronize(int32_t device, void *event);
+OCL_HIDDEN ferry_status ocl_event_query(int32_t device, void *event, bool *done);
+OCL_HIDDEN void ocl_event_destroy(int32_t device, void *event);
+OCL_HIDDEN ferry_status ocl_event_elapsed(int32_t device, void *start, void *end, float *ms);
+OCL_HIDDEN ferry_status ocl_host_alloc(size_t nbytes, void **ptr);
+OCL_HIDDEN void ocl_host_free(void *ptr);
+OCL_HIDDEN ferry_status ocl_copy_from_host_async(int32_t device, void *dst, size_t dst_offset,
+                                                 const void *src, size_t nbytes);
+OCL_HIDDEN ferry_status ocl_copy_to_host_async(int32_t device, void *dst, const void *src,
+                                               size_t src_offset, size_t nbytes);
+/* Markers on every queue of `d` other than `self` (none when the device has only its
+ * default queue), so a command that waits for them comes after all the device's work.
+ * *events is NULL or the caller's to release with ocl_markers_release. */
+OCL_HIDDEN ferry_status ocl_markers_of_others(ocl_device *d, ocl_queue *self, cl_event **events,
+                                              cl_uint *n);
+OCL_HIDDEN void ocl_markers_release(cl_event *events, cl_uint n);
+/* clFinish of every queue of `d`. */
+OCL_HIDDEN ferry_status ocl_finish_all(ocl_device *d);
 
 /* ocl_errors.c: "CL_OUT_OF_RESOURCES" for -5; "CL_UNKNOWN_ERROR" for a code not in
  * the OpenCL headers. Static storage. */

@@ -47,7 +47,7 @@ static ferry_status ocl_enqueue_1d(ocl_device *d, cl_kernel k, size_t wg, const 
      * than 2^30 threads is capped and the kernels' grid-stride loops cover the rest. */
     size_t want = (size_t)n < ((size_t)1 << 30) ? (size_t)n : ((size_t)1 << 30);
     size_t global = (want + ls - 1) / ls * ls;
-    cl_int err = clEnqueueNDRangeKernel(d->queue, k, 1, NULL, &global, &ls, 0, NULL, NULL);
+    cl_int err = clEnqueueNDRangeKernel(ocl_cq(d), k, 1, NULL, &global, &ls, 0, NULL, NULL);
     if (err != CL_SUCCESS)
         return ocl_host->error(FERRY_ERR_BACKEND,
                                "opencl:%d: clEnqueueNDRangeKernel(%s) failed: %s (%d)",
@@ -69,15 +69,16 @@ ferry_status ocl_scratch(ocl_device *d, size_t nbytes, cl_mem *out)
 {
     if (nbytes == 0)
         nbytes = 1;
-    if (d->scratch && d->scratch_size >= nbytes) {
-        *out = d->scratch;
+    ocl_queue *q = ocl_current(d);
+    if (q->scratch && q->scratch_size >= nbytes) {
+        *out = q->scratch;
         return FERRY_OK;
     }
     /* Work queued on the old buffer keeps it alive in the driver. */
-    if (d->scratch)
-        clReleaseMemObject(d->scratch);
-    d->scratch = NULL;
-    d->scratch_size = 0;
+    if (q->scratch)
+        clReleaseMemObject(q->scratch);
+    q->scratch = NULL;
+    q->scratch_size = 0;
     size_t size = (nbytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
     cl_int err;
     cl_mem m = clCreateBuffer(d->context, CL_MEM_READ_WRITE, size, NULL, &err);
@@ -88,19 +89,20 @@ ferry_status ocl_scratch(ocl_device *d, size_t nbytes, cl_mem *out)
                                    : FERRY_ERR_BACKEND,
                                "opencl:%d: clCreateBuffer of %zu bytes of scratch failed: %s (%d)",
                                (int)d->index, size, ocl_error_name(err), (int)err);
-    d->scratch = m;
-    d->scratch_size = size;
+    q->scratch = m;
+    q->scratch_size = size;
     *out = m;
     return FERRY_OK;
 }
 
 void ocl_scratch_trim(ocl_device *d)
 {
+    ocl_queue *q = ocl_current(d);
     /* Small temporaries are kept for the next op; a large one is not worth holding. */
-    if (d->scratch && d->scratch_size > ((size_t)64 << 20)) {
-        clReleaseMemObject(d->scratch);
-        d->scratch = NULL;
-        d->scratch_size = 0;
+    if (q->scratch && q->scratch_size > ((size_t)64 << 20)) {
+        clReleaseMemObject(q->scratch);
+        q->scratch = NULL;
+        q->scratch_size = 0;
     }
 }
 
@@ -156,7 +158,7 @@ ferry_status ocl_fill(int32_t device, const ferry_kernel_tensor *out, const void
     memcpy(&bits, value, size);
     cl_mem buf = (cl_mem)out->buffer;
     if (g.flags & FK_CONTIG) {
-        cl_int err = clEnqueueFillBuffer(d->queue, buf, &bits, size, (size_t)g.offset[0] * size,
+        cl_int err = clEnqueueFillBuffer(ocl_cq(d), buf, &bits, size, (size_t)g.offset[0] * size,
                                          (size_t)g.numel * size, 0, NULL, NULL);
         return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clEnqueueFillBuffer", err);
     }
@@ -198,7 +200,7 @@ ferry_status ocl_copy_strided(int32_t device, const ferry_kernel_tensor *out,
     size_t size = fk_dtype_size(out->dtype);
     size_t nbytes = (size_t)g.numel * size;
     if ((g.flags & FK_CONTIG) && !fk_plan_overlap(out, in, nbytes)) {
-        cl_int err = clEnqueueCopyBuffer(d->queue, (cl_mem)in->buffer, (cl_mem)out->buffer,
+        cl_int err = clEnqueueCopyBuffer(ocl_cq(d), (cl_mem)in->buffer, (cl_mem)out->buffer,
                                          in->byte_offset, out->byte_offset, nbytes, 0, NULL, NULL);
         return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clEnqueueCopyBuffer", err);
     }

@@ -173,22 +173,23 @@ static int ocl_gemm(ocl_device *d, ferry_dtype dt, int64_t batch, int64_t m, int
         ocl_quiet_begin(&q);
     }
     CLBlastStatusCode s;
+    cl_command_queue cq = ocl_cq(d); /* CLBlast takes the queue by address */
     if (batch > 1 && dbl)
         s = CLBlastDgemmStridedBatched(layout, ta, tb, M, N, K, 1.0, a->buf, (size_t)a->off, lda,
                                        (size_t)a->sb, b->buf, (size_t)b->off, ldb, (size_t)b->sb,
                                        0.0, c->buf, (size_t)c->off, ldc, (size_t)c->sb,
-                                       (size_t)batch, &d->queue, NULL);
+                                       (size_t)batch, &cq, NULL);
     else if (batch > 1)
         s = CLBlastSgemmStridedBatched(layout, ta, tb, M, N, K, 1.0f, a->buf, (size_t)a->off,
                                        lda, (size_t)a->sb, b->buf, (size_t)b->off, ldb,
                                        (size_t)b->sb, 0.0f, c->buf, (size_t)c->off, ldc,
-                                       (size_t)c->sb, (size_t)batch, &d->queue, NULL);
+                                       (size_t)c->sb, (size_t)batch, &cq, NULL);
     else if (dbl)
         s = CLBlastDgemm(layout, ta, tb, M, N, K, 1.0, a->buf, (size_t)a->off, lda, b->buf,
-                         (size_t)b->off, ldb, 0.0, c->buf, (size_t)c->off, ldc, &d->queue, NULL);
+                         (size_t)b->off, ldb, 0.0, c->buf, (size_t)c->off, ldc, &cq, NULL);
     else
         s = CLBlastSgemm(layout, ta, tb, M, N, K, 1.0f, a->buf, (size_t)a->off, lda, b->buf,
-                         (size_t)b->off, ldb, 0.0f, c->buf, (size_t)c->off, ldc, &d->queue,
+                         (size_t)b->off, ldb, 0.0f, c->buf, (size_t)c->off, ldc, &cq,
                          NULL);
     if (first) {
         ocl_quiet_end(&q, d->index, ocl_routine_name(*routine));

@@ -1,7 +1,8 @@
 """Streams, events, non_blocking copies and pinned memory. The ordering checks run in a
 child process with sim's delayed queue (FERRY_SIM_QUEUE_DELAY_US, read when sim loads):
 every copy waits before it runs, so a read that does not wait for its writer sees wrong
-values."""
+values. They run on opencl:0 too, with tensors large enough to keep its queues busy
+(times are checked on sim only)."""
 import os
 import subprocess
 import sys
@@ -12,47 +13,56 @@ import ferry
 
 CHILD = r"""
 import ferry
-n = 4096
+n = 4096 * SCALE
 h = ferry.arange(n, dtype=ferry.float32)
-p = h.pin_memory("sim:0")
+p = h.pin_memory(DEV)
 assert p.is_pinned() and not h.is_pinned()
-d = p.to("sim:0", non_blocking=True)
+d = p.to(DEV, non_blocking=True)
 back = d.to("cpu", non_blocking=True)
 assert back.is_pinned()
 assert back.tolist() == h.tolist(), "read did not wait for the async write"
-s1, s2 = ferry.Stream("sim:0"), ferry.Stream("sim:0")
+s1, s2 = ferry.Stream(DEV), ferry.Stream(DEV)
 with ferry.stream(s1):
-    assert ferry.current_stream("sim:0") is not None
-    a = h.to("sim:0")
+    assert ferry.current_stream(DEV) is not None
+    a = h.to(DEV)
     a2 = a.clone()
     e1 = s1.record_event()
 s2.wait_event(e1)
 e2 = s2.record_event()
 e2.synchronize()
 assert e1.query(), "wait_event did not order s2 after s1"
-assert ferry.current_stream("sim:0") is None
+assert ferry.current_stream(DEV) is None
 with ferry.stream(s2):
     b = a2.clone()
 assert b.cpu().tolist() == h.tolist()
-start = ferry.Event("sim:0")
+start = ferry.Event(DEV)
 start.record()
-c = h.to("sim:0")
-end = ferry.Event("sim:0")
+c = h.to(DEV)
+end = ferry.Event(DEV)
 end.record()
 end.synchronize()
 assert end.query()
 assert start.elapsed_time(end) >= 0.9 * DELAY_MS, start.elapsed_time(end)
+assert start.elapsed_time(end) == start.elapsed_time(end)
 del p, d, a, a2, b, c
-ferry.synchronize("sim:0")
+ferry.synchronize(DEV)
 print("ok")
 """
 
 DELAY_US = 5000
 
 
-def test_ordering_with_a_delayed_queue(sim):
+@pytest.mark.parametrize("dev", ["sim:0", "opencl:0"])
+def test_ordering_with_a_delayed_queue(sim, dev):
+    if dev.startswith("opencl") and not ferry.is_available("opencl"):
+        why = "opencl: " + str(ferry.backend_status("opencl"))
+        if "opencl" in os.environ.get("FERRY_TEST_REQUIRE", ""):
+            pytest.fail("required (FERRY_TEST_REQUIRE) but unusable: " + why)
+        pytest.skip(why)
     env = dict(os.environ, FERRY_SIM_QUEUE_DELAY_US=str(DELAY_US))
-    code = "DELAY_MS = %g\n" % (DELAY_US / 1000) + CHILD
+    delayed = dev.startswith("sim")
+    code = "DEV = %r\nSCALE = %d\nDELAY_MS = %g\n" % (
+        dev, 1 if delayed else 256, DELAY_US / 1000 if delayed else 0) + CHILD
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
