@@ -5,7 +5,10 @@
  * the second what ferry itself adds. Then
  * sim:0 and opencl:0 tensors (staged through host memory) against the cpu figure
  * (`--staged [MiB] [rounds]` runs only that, interleaved). Times are medians; bus
- * bandwidth is nccl-tests' algbw * 2 (n - 1) / n. */
+ * bandwidth is nccl-tests' algbw * 2 (n - 1) / n. On a machine shared with other work,
+ * Open MPI's busy polling costs the most: OMPI_MCA_mpi_yield_when_idle=1 halved the cpu
+ * all_reduce of 64 MiB at a load of 14 on 2 cores (3 runs each); the bench leaves MPI's
+ * defaults alone, so its figures are those a user gets. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
