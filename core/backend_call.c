@@ -50,9 +50,11 @@ const ferry_host_api *ferry__host_api(void)
 /* ---- fault injection ---- */
 
 enum fault_point { FAULT_ALLOC, FAULT_COPY_FROM_HOST, FAULT_COPY_TO_HOST, FAULT_COPY_ON_DEVICE,
-                   FAULT_COPY_PEER, FAULT_COUNT };
-static const char *const fault_names[FAULT_COUNT] = {"alloc", "copy_from_host", "copy_to_host",
-                                                     "copy_on_device", "copy_peer"};
+                   FAULT_COPY_PEER, FAULT_HOST_MAP, FAULT_HOST_UNMAP, FAULT_COUNT };
+static const char *const fault_names[FAULT_COUNT] = {"alloc",          "copy_from_host",
+                                                     "copy_to_host",   "copy_on_device",
+                                                     "copy_peer",      "host_map",
+                                                     "host_unmap"};
 static long fault_at[FAULT_COUNT];
 static atomic_long fault_calls[FAULT_COUNT];
 static atomic_bool fault_armed;
@@ -227,6 +229,32 @@ void ferry__be_host_free(ferry_backend *be, void *ptr)
 {
     if (ptr && OPTIONAL(be, host_free))
         be->ops->host_free(ptr);
+}
+
+ferry_status ferry__be_host_map(ferry_backend *be, int32_t dev, void *buf, size_t off,
+                                size_t nbytes, bool write, void **ptr)
+{
+    *ptr = NULL;
+    if (!OPTIONAL(be, host_map) || !OPTIONAL(be, host_unmap))
+        return FERRY_ERR_UNSUPPORTED;
+    if (fault_hit(FAULT_HOST_MAP, be, dev))
+        return FERRY_ERR_BACKEND;
+    ferry_status st = be->ops->host_map(dev, buf, off, nbytes, write, ptr);
+    if (st == FERRY_OK && !*ptr) {
+        char name[32];
+        return ferry__error(FERRY_ERR_BACKEND, "%s: host_map of %zu bytes returned no pointer",
+                            ferry__device_str(be, dev, name), nbytes);
+    }
+    return st;
+}
+
+ferry_status ferry__be_host_unmap(ferry_backend *be, int32_t dev, void *buf, void *ptr)
+{
+    /* An injected failure still ends the mapping, as a real one leaves nothing mapped
+     * for the core to undo. */
+    bool fail = fault_hit(FAULT_HOST_UNMAP, be, dev);
+    ferry_status st = be->ops->host_unmap(dev, buf, ptr);
+    return fail ? FERRY_ERR_BACKEND : st;
 }
 
 /* Asks supports() when the plugin has it, so a declined kernel leaves no error text. */

@@ -1,8 +1,9 @@
 /* Several processes: loads communicator plugins (libferry-comm-NAME.so) from the plugin
  * folders, checks collective arguments, and moves each tensor by the path its device
  * allows: host memory straight to the communicator, device memory a communicator accepts
- * (NCCL, CUDA-aware MPI) directly, anything else staged through pinned host buffers in
- * chunks with to()'s pipeline. */
+ * (NCCL, CUDA-aware MPI) directly, device memory the host maps without a copy (host_map)
+ * in place, anything else staged through pinned host buffers in chunks with to()'s
+ * pipeline. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
@@ -757,6 +758,38 @@ static ferry_status sync_tensor(const ferry_tensor *t)
     return st == FERRY_OK ? ferry__track_host(t->storage, true) : st;
 }
 
+/* A device whose memory the host maps without a copy (host_map): each chunk goes to the
+ * communicator in place, as host memory does, with neither copy leg of staging. Mapped
+ * a chunk at a time, in the chunks every other path makes. *declined, with the error
+ * state as it was, when the first mapping is declined: nothing has moved, and the
+ * caller stages. */
+static ferry_status run_mapped(job *j, ferry_tensor *t, size_t n, bool writes, bool *declined)
+{
+    ferry_storage *s = t->storage;
+    size_t c = chunk_bytes(t->dtype, 1);
+    ferry_status st = FERRY_OK;
+    ferry_error_state saved;
+    ferry__error_save(&saved);
+    for (size_t off = 0; off < n && st == FERRY_OK; off += c) {
+        size_t len = n - off < c ? n - off : c;
+        void *p = NULL;
+        st = ferry__be_host_map(s->backend, s->device, s->buffer, t->byte_offset + off, len,
+                                writes, &p);
+        if (st == FERRY_ERR_UNSUPPORTED && off == 0) {
+            ferry__error_restore(&saved);
+            *declined = true;
+            return FERRY_OK;
+        }
+        if (st != FERRY_OK)
+            break;
+        st = run_chunk(j, p, off, len);
+        ferry_status su = ferry__be_host_unmap(s->backend, s->device, s->buffer, p);
+        if (st == FERRY_OK)
+            st = su;
+    }
+    return st;
+}
+
 /* all_reduce, reduce, broadcast, send, recv: the same chunks on every path. `reads` and
  * `writes` say whether this rank's tensor is read and written. */
 static ferry_status run_elementwise(job *j, ferry_tensor *t, const ferry_dist_group *g,
@@ -779,9 +812,13 @@ static ferry_status run_elementwise(job *j, ferry_tensor *t, const ferry_dist_gr
         return p2p && r.comm == &dist.host ? run_chunk(j, none, 0, 0) : FERRY_OK;
     }
     if (r.path == PATH_STAGED) {
+        bool declined = false;
+        st = run_mapped(j, t, n, writes, &declined);
         ferry_storage *s = t->storage;
-        st = ferry__copy_staged_ex(writes ? s : NULL, t->byte_offset, reads ? s : NULL,
-                                   t->byte_offset, n, chunk_bytes(t->dtype, 1), run_chunk, j);
+        if (declined)
+            st = ferry__copy_staged_ex(writes ? s : NULL, t->byte_offset, reads ? s : NULL,
+                                       t->byte_offset, n, chunk_bytes(t->dtype, 1), run_chunk,
+                                       j);
     } else if (r.comm == &dist.device) {
         /* The device communicator takes the whole tensor: its own engine pipelines. */
         j->device = r.device;

@@ -117,6 +117,11 @@ ferry_status ferry__be_synchronize(ferry_backend *be, int32_t dev);
 ferry_status ferry__be_device_info(ferry_backend *be, int32_t dev, ferry_device_info *out);
 ferry_status ferry__be_host_alloc(ferry_backend *be, size_t nbytes, void **ptr);
 void ferry__be_host_free(ferry_backend *be, void *ptr);
+/* Zero-copy host access to nbytes of buf (host_map): FERRY_ERR_UNSUPPORTED, with no
+ * message, when the plugin lacks it; a plugin whose mapping would copy answers that too. */
+ferry_status ferry__be_host_map(ferry_backend *be, int32_t dev, void *buf, size_t off,
+                                size_t nbytes, bool write, void **ptr);
+ferry_status ferry__be_host_unmap(ferry_backend *be, int32_t dev, void *buf, void *ptr);
 /* Kernels: FERRY_ERR_UNSUPPORTED when the entry is absent or declines the dtypes. */
 ferry_status ferry__be_fill(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
                             const void *value);

@@ -458,6 +458,48 @@ static ferry_status ocl_copy_to_host(int32_t device, void *dst, const void *src,
     return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clEnqueueReadBuffer", err);
 }
 
+/* Zero-copy host access for communicators (host_map), only where the device's memory is
+ * the host's: on PoCL's CPU device clEnqueueMapBuffer hands back the buffer's own memory
+ * (8 MiB at an offset maps in about 10 us, the pointer moving with the offset), where a
+ * copy would take milliseconds. A discrete device's map is a copy, no better than
+ * staging, and an integrated GPU's is zero-copy only for CL_MEM_ALLOC_HOST_PTR buffers
+ * (FERRY_OPENCL_MAP_COPIES=1), so the others are declined. Blocking, on the device's
+ * default queue: the core has synchronised every queue of the device first. */
+static ferry_status ocl_host_map(int32_t device, void *buffer, size_t offset, size_t nbytes,
+                                 bool write, void **ptr)
+{
+    *ptr = NULL;
+    ocl_device *d;
+    ferry_status st = ocl_device_ready(device, &d);
+    if (st != FERRY_OK)
+        return st;
+    if (!d->unified || (d->gpu && !d->map_copies))
+        return FERRY_ERR_UNSUPPORTED;
+    cl_int err;
+    cl_map_flags flags = write ? CL_MAP_READ | CL_MAP_WRITE : CL_MAP_READ;
+    void *p = clEnqueueMapBuffer(d->defq.cq, (cl_mem)buffer, CL_TRUE, flags, offset, nbytes, 0,
+                                 NULL, NULL, &err);
+    if (!p)
+        return ocl_fail(device, "clEnqueueMapBuffer", err);
+    *ptr = p;
+    return FERRY_OK;
+}
+
+static ferry_status ocl_host_unmap(int32_t device, void *buffer, void *ptr)
+{
+    ocl_device *d;
+    ferry_status st = ocl_device_ready(device, &d);
+    if (st != FERRY_OK)
+        return st;
+    cl_event done;
+    cl_int err = clEnqueueUnmapMemObject(d->defq.cq, (cl_mem)buffer, ptr, 0, NULL, &done);
+    if (err != CL_SUCCESS)
+        return ocl_fail(device, "clEnqueueUnmapMemObject", err);
+    err = clWaitForEvents(1, &done);
+    clReleaseEvent(done);
+    return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clWaitForEvents", err);
+}
+
 static ferry_status ocl_copy_on_device(int32_t device, void *dst, size_t dst_offset,
                                        const void *src, size_t src_offset, size_t nbytes)
 {
@@ -544,6 +586,8 @@ static const ferry_backend_ops ocl_ops = {
     .event_elapsed = ocl_event_elapsed,
     .copy_from_host_async = ocl_copy_from_host_async,
     .copy_to_host_async = ocl_copy_to_host_async,
+    .host_map = ocl_host_map,
+    .host_unmap = ocl_host_unmap,
 };
 
 FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host)

@@ -448,6 +448,45 @@ static void test_multi_chunk_tensors(void **state)
     free(expected);
 }
 
+/* Ranks whose tensors take different paths (host memory, staged through host buffers,
+ * mapped in place: cpu, sim:0, opencl:0 on PoCL) make matching calls, chunk for chunk.
+ * Each round shifts which rank has which device. */
+static void test_mixed_paths(void **state)
+{
+    (void)state;
+    for (size_t d = 0; d < N_DEVICES; d++)
+        require_device(all_devices[d]);
+    size_t n = env_chunk() / 4 * 5 / 2 + 1;
+    double *expected = malloc(n * sizeof *expected);
+    assert_non_null(expected);
+    for (size_t k = 0; k < N_DEVICES; k++) {
+        const char *dev = all_devices[((size_t)R + k) % N_DEVICES];
+        ferry_tensor *t = rank_tensor(FERRY_FLOAT32, R, n, dev);
+        assert_ok(ferry_all_reduce(t, FERRY_DIST_SUM, NULL));
+        for (size_t i = 0; i < n; i++)
+            expected[i] = reduced(FERRY_FLOAT32, FERRY_DIST_SUM, world_ranks, W, i);
+        assert_values(t, expected, n, dev);
+        ferry_tensor_release(t);
+
+        int root = (int)k % W;
+        t = rank_tensor(FERRY_INT32, R, n, dev);
+        assert_ok(ferry_broadcast(t, root, NULL));
+        for (size_t i = 0; i < n; i++)
+            expected[i] = val(FERRY_INT32, root, i);
+        assert_values(t, expected, n, dev);
+        ferry_tensor_release(t);
+
+        t = rank_tensor(FERRY_FLOAT16, R, n, dev);
+        assert_ok(ferry_reduce(t, root, FERRY_DIST_MAX, NULL));
+        for (size_t i = 0; i < n; i++)
+            expected[i] = R == root ? reduced(FERRY_FLOAT16, FERRY_DIST_MAX, world_ranks, W, i)
+                                    : val(FERRY_FLOAT16, R, i);
+        assert_values(t, expected, n, dev);
+        ferry_tensor_release(t);
+    }
+    free(expected);
+}
+
 /* Work queued on the device before the collective is in its input; work after sees its
  * result. */
 static void test_ordering_with_device_work(void **state)
@@ -666,6 +705,7 @@ int main(void)
         PER_DEVICE(test_send_recv_keep_order_per_tag),
         PER_DEVICE(test_recv_any_names_the_sender),
         PER_DEVICE(test_multi_chunk_tensors),
+        cmocka_unit_test(test_mixed_paths),
         PER_DEVICE(test_ordering_with_device_work),
         PER_DEVICE(test_groups),
         cmocka_unit_test(test_new_group_rejects_bad_lists),

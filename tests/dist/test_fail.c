@@ -5,7 +5,11 @@
  *   timeout     the last rank stays busy outside any collective; the others fail after
  *               FERRY_DIST_TIMEOUT naming it (and which ranks wait with them).
  *   mismatch    under FERRY_DIST_DEBUG=1, ranks pass tensors of different shapes or
- *               dtypes; every rank gets the same error naming both ranks' tensors. */
+ *               dtypes; every rank gets the same error naming both ranks' tensors.
+ *   map_fault   under FERRY_FAULT_INJECT=host_map=2 (or host_unmap=2), the second
+ *               chunk's mapping (or unmapping) of an all_reduce on a mapped device
+ *               (opencl:0 on PoCL) fails alike on every rank: each gets the error, and
+ *               the next all_reduce works. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,10 +112,47 @@ static int mismatch(int rank)
     return bad;
 }
 
+static int map_fault(int rank)
+{
+    const char *dev = "opencl:0";
+    if (!ferry_is_available("opencl")) {
+        printf("rank %d: map_fault skipped: opencl: %s\n", rank, ferry_backend_status("opencl"));
+        return 0;
+    }
+    int bad = 0, W = ferry_dist_world_size();
+    /* FERRY_DIST_CHUNK_BYTES=1024: 256 floats a chunk, so 1000 take four. */
+    int64_t n = 1000;
+    ferry_tensor *t = ferry_ones(FERRY_FLOAT32, 1, &n, dev);
+    bad |= check(t != NULL, "opencl tensor");
+    if (!t)
+        return bad;
+    const char *inject = getenv("FERRY_FAULT_INJECT");
+    bool unmap = inject && strstr(inject, "host_unmap");
+    ferry_status st = ferry_all_reduce(t, FERRY_DIST_SUM, NULL);
+    bad |= check(st == FERRY_ERR_BACKEND, "the failed mapping's status");
+    char want[128];
+    snprintf(want, sizeof want, "opencl:0: injected failure of %s call #2 (FERRY_FAULT_INJECT)",
+             unmap ? "host_unmap" : "host_map");
+    bad |= check(strstr(ferry_last_error(), want) != NULL, "the failed mapping's message");
+    /* The chunks before the failure (the first; with unmap the second too) were reduced,
+     * the rest not: the next call, with no fault left, reduces everything once more. */
+    bad |= check(ferry_all_reduce(t, FERRY_DIST_SUM, NULL) == FERRY_OK, "the next all_reduce");
+    float got[1000];
+    int done = unmap ? 512 : 256;
+    bad |= check(ferry_tensor_copy_to_host(t, got, sizeof got) == FERRY_OK, "read back");
+    bad |= check(got[0] == (float)(W * W) && got[done - 1] == (float)(W * W),
+                 "reduced chunks twice");
+    bad |= check(got[done] == (float)W && got[999] == (float)W, "the rest once");
+    ferry_tensor_release(t);
+    if (!bad)
+        printf("rank %d: map_fault checks passed\n", rank);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: test_dist_fail early_exit|timeout|mismatch\n");
+        fprintf(stderr, "usage: test_dist_fail early_exit|timeout|mismatch|map_fault\n");
         return 2;
     }
     if (ferry_dist_init("mpi") != FERRY_OK) {
@@ -120,8 +161,8 @@ int main(int argc, char **argv)
     }
     int rank = ferry_dist_rank(), last = ferry_dist_world_size() - 1;
     const char *mode = argv[1];
-    if (strcmp(mode, "mismatch") == 0) {
-        int bad = mismatch(rank);
+    if (strcmp(mode, "mismatch") == 0 || strcmp(mode, "map_fault") == 0) {
+        int bad = mode[1] == 'i' ? mismatch(rank) : map_fault(rank);
         ferry_dist_finalize();
         return bad;
     }

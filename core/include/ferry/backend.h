@@ -381,6 +381,21 @@ typedef struct ferry_backend_ops {
      * bytes are in `dst` once an event recorded after it is done. */
     ferry_status (*copy_to_host_async)(int32_t device, void *dst, const void *src,
                                        size_t src_offset, size_t nbytes);
+    /**
+     * Optional, with host_unmap. A host pointer through which the host reads, and with
+     * `write` also writes, `nbytes` of `buffer` from `offset` in place: the device's own
+     * memory, with no copy (PoCL's CPU device; an integrated GPU), so the core hands it
+     * to a communicator instead of staging the bytes through host buffers. Ordered after
+     * all of the device's queued work, on every queue. A device whose mapping would copy
+     * answers FERRY_ERR_UNSUPPORTED (it gains nothing over staging, and the core maps
+     * large tensors a chunk at a time): the core then stages. Until host_unmap the core
+     * queues no work on the buffer.
+     */
+    ferry_status (*host_map)(int32_t device, void *buffer, size_t offset, size_t nbytes,
+                             bool write, void **ptr);
+    /** Optional, with host_map. Ends the mapping host_map gave as `ptr`; returns once
+     * what was written through it is the buffer's for all work queued later. */
+    ferry_status (*host_unmap)(int32_t device, void *buffer, void *ptr);
 } ferry_backend_ops;
 
 /** The entry function's type. Returns the plugin's constant table, or NULL after
