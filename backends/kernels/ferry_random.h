@@ -197,7 +197,8 @@ FK_RFUNC float fk_lnf(float x)
 
 /* sqrt x for x >= 0: two Newton steps on 1/sqrt from a bit-level first guess (relative
  * error below 5e-6), then one on sqrt itself, which squares that: within 0.85 ulp of
- * sqrt x over [2^-8, 64) (a third step on 1/sqrt gave 0.76). */
+ * sqrt x over [2^-8, 64), where the error repeats every two binades (a third step on
+ * 1/sqrt gave 0.76). */
 FK_RFUNC float fk_sqrtf(float x)
 {
     if (x == 0.0f)
