@@ -8,7 +8,10 @@
  * better of memset on one thread and on all). Wall times on a shared machine swing with
  * its load, so the CPU time the process spent (summed over its threads) is reported too:
  * it says what a draw costs per element however busy the cores were (an upper bound:
- * OpenMP threads that wait spin; FERRY_NUM_THREADS=1 OMP_NUM_THREADS=1 gives one core's). */
+ * OpenMP threads that wait spin; FERRY_NUM_THREADS=1 OMP_NUM_THREADS=1 gives one core's).
+ * randn / rand says how much of randn is the normal transform: rand is the Philox words
+ * and one multiply, so its ratio to the write bandwidth bounds what any transform reaches
+ * (on the 2-core Zen 4 this was measured on, rand alone was about 0.4 of it). */
 #include <omp.h>
 #include <stdint.h>
 #include <time.h>
@@ -129,6 +132,10 @@ int main(void)
         printf("  cpu   %-12s %8.2f ms (%6.2f GB/s written), write-bandwidth ratio %.2f\n",
                draws[i].name, cpu_t[i] / 1e6, N * 4 / cpu_t[i], best_write / cpu_t[i]);
     }
+    /* rand is Philox and a multiply: what any normal transform is added to. */
+    printf("  cpu   randn / rand %.2f: rand is Philox4x32-10 and one multiply, the floor under any "
+           "transform (its write-bandwidth ratio bounds randn's)\n",
+           cpu_t[0] / cpu_t[1]);
     double rc, mc;
     cpu_times(g, &rc, &mc);
     printf("  cpu time: randn f32 %.2f ms summed over threads (%.2f ns per element), memset "

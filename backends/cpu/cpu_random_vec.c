@@ -34,7 +34,6 @@
 /* a ^ b ^ c in one instruction (0x96: the truth table of a three-way xor). */
 #define VXOR3(a, b, c) _mm512_ternarylogic_epi64(a, b, c, 0x96)
 #define VAND(a, b) _mm512_and_si512(a, b)
-#define VOR(a, b) _mm512_or_si512(a, b)
 #define VI32_SET1(x) _mm512_set1_epi32((int)(x))
 #define VI32_ADD(a, b) _mm512_add_epi32(a, b)
 #define VI32_SUB(a, b) _mm512_sub_epi32(a, b)
@@ -49,10 +48,8 @@
 #define VADD(a, b) _mm512_add_ps(a, b)
 #define VSUB(a, b) _mm512_sub_ps(a, b)
 #define VMUL(a, b) _mm512_mul_ps(a, b)
-#define VCMPGT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ)
 #define VCMPEQ(a, b) _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ)
 #define VSELF(m, a, b) _mm512_mask_blend_ps(m, a, b)
-#define VMASK_INC(e, m) _mm512_mask_add_epi32(e, m, e, _mm512_set1_epi32(1))
 #define VTEST(q, bit) _mm512_test_epi32_mask(q, _mm512_set1_epi32(bit))
 
 /* 4 x 4 transposes within 128-bit lanes, then the lanes put in block order. */
@@ -103,7 +100,6 @@ __attribute__((target("avx512f"))) static void fk_avx512_run(const fk_random *p,
 #undef VXOR
 #undef VXOR3
 #undef VAND
-#undef VOR
 #undef VI32_SET1
 #undef VI32_ADD
 #undef VI32_SUB
@@ -118,10 +114,8 @@ __attribute__((target("avx512f"))) static void fk_avx512_run(const fk_random *p,
 #undef VADD
 #undef VSUB
 #undef VMUL
-#undef VCMPGT
 #undef VCMPEQ
 #undef VSELF
-#undef VMASK_INC
 #undef VTEST
 #undef VSTORE4
 
@@ -144,7 +138,6 @@ __attribute__((target("avx512f"))) static void fk_avx512_run(const fk_random *p,
 #define VXOR(a, b) _mm256_xor_si256(a, b)
 #define VXOR3(a, b, c) _mm256_xor_si256(_mm256_xor_si256(a, b), c)
 #define VAND(a, b) _mm256_and_si256(a, b)
-#define VOR(a, b) _mm256_or_si256(a, b)
 #define VI32_SET1(x) _mm256_set1_epi32((int)(x))
 #define VI32_ADD(a, b) _mm256_add_epi32(a, b)
 #define VI32_SUB(a, b) _mm256_sub_epi32(a, b)
@@ -159,11 +152,9 @@ __attribute__((target("avx512f"))) static void fk_avx512_run(const fk_random *p,
 #define VADD(a, b) _mm256_add_ps(a, b)
 #define VSUB(a, b) _mm256_sub_ps(a, b)
 #define VMUL(a, b) _mm256_mul_ps(a, b)
-#define VCMPGT(a, b) _mm256_cmp_ps(a, b, _CMP_GT_OQ)
 #define VCMPEQ(a, b) _mm256_cmp_ps(a, b, _CMP_EQ_OQ)
 #define VSELF(m, a, b) _mm256_blendv_ps(a, b, m)
 /* A true lane of a vector mask is -1. */
-#define VMASK_INC(e, m) _mm256_sub_epi32(e, _mm256_castps_si256(m))
 #define VTEST(q, bit)                                                                      \
     _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(q, _mm256_set1_epi32(bit)),    \
                                            _mm256_set1_epi32(bit)))

@@ -62,22 +62,22 @@ VFUNC void VNAME(philox)(uint64_t base, uint32_t k0, uint32_t k1, VI w[4])
 /* fk_lnf */
 VFUNC VF VNAME(lnf)(VF x)
 {
-    VI bits = VCAST_F2I(x);
+    /* The scalar code's halving of m > 1.41421354f (bits 0x3fb504f3) and e + 1, in
+     * integers: adding 0x3f800000 - 0x3f3504f4 carries into the exponent exactly when the
+     * mantissa bits are at least 0x3504f4, and the mantissa then rebased on 0x3f3504f4
+     * is m or m / 2. x is a normal float (>= 2^-24), so no borrow reaches the sign. */
+    VI bits = VI32_ADD(VCAST_F2I(x), VI32_SET1(0x3f800000 - 0x3f3504f4));
     VI e = VI32_SUB(VI32_SRL(bits, 23), VI32_SET1(127));
-    VF m = VCAST_I2F(VOR(VAND(bits, VI32_SET1(0x007fffff)), VI32_SET1(0x3f800000)));
-    VM big = VCMPGT(m, VF_SET1(1.41421354f));
-    m = VSELF(big, m, VMUL(m, VF_SET1(0.5f)));
-    e = VMASK_INC(e, big);
+    VF m = VCAST_I2F(VI32_ADD(VAND(bits, VI32_SET1(0x007fffff)), VI32_SET1(0x3f3504f4)));
     VF t = VSUB(m, VF_SET1(1.0f));
-    VF q = VF_SET1(-7.638592273e-02f);
-    q = VADD(VMUL(q, t), VF_SET1(1.291417032e-01f));
-    q = VADD(VMUL(q, t), VF_SET1(-1.324084252e-01f));
-    q = VADD(VMUL(q, t), VF_SET1(1.418007910e-01f));
-    q = VADD(VMUL(q, t), VF_SET1(-1.660912633e-01f));
-    q = VADD(VMUL(q, t), VF_SET1(2.000207156e-01f));
-    q = VADD(VMUL(q, t), VF_SET1(-2.500158548e-01f));
-    q = VADD(VMUL(q, t), VF_SET1(3.333332539e-01f));
-    q = VADD(VMUL(q, t), VF_SET1(-4.999998808e-01f));
+    VF q = VF_SET1(8.518540859e-02f);
+    q = VADD(VMUL(q, t), VF_SET1(-1.420377493e-01f));
+    q = VADD(VMUL(q, t), VF_SET1(1.494932920e-01f));
+    q = VADD(VMUL(q, t), VF_SET1(-1.658683121e-01f));
+    q = VADD(VMUL(q, t), VF_SET1(1.996066123e-01f));
+    q = VADD(VMUL(q, t), VF_SET1(-2.500103116e-01f));
+    q = VADD(VMUL(q, t), VF_SET1(3.333397210e-01f));
+    q = VADD(VMUL(q, t), VF_SET1(-0.5f));
     q = VADD(VMUL(q, t), VF_SET1(1.0f));
     VF fe = VCVT_I2F(e);
     return VADD(VADD(VMUL(fe, VF_SET1(0.693145752f)), VMUL(t, q)),
@@ -89,7 +89,7 @@ VFUNC VF VNAME(sqrtf)(VF x)
 {
     VF y = VCAST_I2F(VI32_SUB(VI32_SET1(0x5f3759df), VI32_SRL(VCAST_F2I(x), 1)));
     VF h = VMUL(VF_SET1(0.5f), x);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 2; k++)
         y = VMUL(y, VSUB(VF_SET1(1.5f), VMUL(VMUL(h, y), y)));
     VF s = VMUL(x, y);
     VF r = VADD(s, VMUL(VMUL(VSUB(x, VMUL(s, s)), y), VF_SET1(0.5f)));
@@ -104,21 +104,15 @@ VFUNC void VNAME(cossin)(VF u, VF *c, VF *s)
     VI q = VCVTT_F2I(v);
     VF x = VMUL(VSUB(v, VCVT_I2F(q)), VF_SET1(1.57079637f));
     VF x2 = VMUL(x, x);
-    VF sp = VF_SET1(-7.64716373e-13f);
-    sp = VADD(VMUL(sp, x2), VF_SET1(1.60590438e-10f));
-    sp = VADD(VMUL(sp, x2), VF_SET1(-2.50521084e-08f));
-    sp = VADD(VMUL(sp, x2), VF_SET1(2.75573192e-06f));
-    sp = VADD(VMUL(sp, x2), VF_SET1(-1.98412698e-04f));
-    sp = VADD(VMUL(sp, x2), VF_SET1(8.33333333e-03f));
-    sp = VADD(VMUL(sp, x2), VF_SET1(-1.66666667e-01f));
+    VF sp = VF_SET1(2.600614835e-06f);
+    sp = VADD(VMUL(sp, x2), VF_SET1(-1.980690286e-04f));
+    sp = VADD(VMUL(sp, x2), VF_SET1(8.333021775e-03f));
+    sp = VADD(VMUL(sp, x2), VF_SET1(-1.666665673e-01f));
     VF sn = VADD(x, VMUL(VMUL(x, x2), sp));
-    VF cp = VF_SET1(4.77947733e-14f);
-    cp = VADD(VMUL(cp, x2), VF_SET1(-1.14707456e-11f));
-    cp = VADD(VMUL(cp, x2), VF_SET1(2.08767570e-09f));
-    cp = VADD(VMUL(cp, x2), VF_SET1(-2.75573192e-07f));
-    cp = VADD(VMUL(cp, x2), VF_SET1(2.48015873e-05f));
-    cp = VADD(VMUL(cp, x2), VF_SET1(-1.38888889e-03f));
-    cp = VADD(VMUL(cp, x2), VF_SET1(4.16666667e-02f));
+    VF cp = VF_SET1(-2.608913690e-07f);
+    cp = VADD(VMUL(cp, x2), VF_SET1(2.476263398e-05f));
+    cp = VADD(VMUL(cp, x2), VF_SET1(-1.388842007e-03f));
+    cp = VADD(VMUL(cp, x2), VF_SET1(4.166664183e-02f));
     cp = VADD(VMUL(cp, x2), VF_SET1(-0.5f));
     VF cs = VADD(VF_SET1(1.0f), VMUL(x2, cp));
     VM odd = VTEST(q, 1);
