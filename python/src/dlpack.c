@@ -297,7 +297,8 @@ PyObject *fpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs)
             return NULL;
         }
         DLManagedTensor *m;
-        FPY_MAYBE_NOGIL(!fpy_on_cpu(src), m = ferry_tensor_to_dlpack_unversioned_ex(src, stream_value));
+        FPY_MAYBE_NOGIL(!fpy_on_cpu(src),
+                        m = ferry_tensor_to_dlpack_unversioned_ex(src, stream_value));
         if (!m) {
             ferry_tensor_release(src);
             return fpy_export_error();

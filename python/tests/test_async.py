@@ -136,6 +136,17 @@ assert z.cpu().tolist() == h.tolist()
 y_default = ferry.from_dlpack(Producer(x))
 assert seen[0] not in (None, -1, 0, 1, 2) and seen[1] == 1, seen
 
+class OldProducer(Producer):
+    # DLPack < 1.0: no max_version keyword, but the stream one
+    def __dlpack__(self, stream=None):
+        seen.append(stream)
+        return self.x.__dlpack__(stream=stream)
+
+with ferry.stream(b):
+    y_old = ferry.from_dlpack(OldProducer(x))
+assert seen[2] == seen[0], seen
+assert y_old.cpu().tolist() == h.tolist()
+
 x, x_done = busy_write()
 capsule = x.__dlpack__(stream=-1, max_version=(1, 0))
 with ferry.stream(b):
