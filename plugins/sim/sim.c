@@ -1063,7 +1063,9 @@ static ferry_status sim_synchronize(int32_t device)
 static const ferry_backend_ops sim_ops = {SIM_COMMON_OPS};
 
 /* FERRY_SIM_QUEUE_DELAY_US set: the same device with real queues, so ordering bugs in the
- * core show up; without it sim stays synchronous and its errors come back at once. */
+ * core show up; without it sim stays synchronous and its errors come back at once. It
+ * declares kDLExtDev, DLPack's type for trying out a device: only this variant has
+ * streams to exchange, and the plain one keeps refusing exports. */
 static const ferry_backend_ops sim_ops_queued = {
     SIM_COMMON_OPS,
     .queue_create = sim_queue_create,
@@ -1077,12 +1079,14 @@ static const ferry_backend_ops sim_ops_queued = {
     .event_elapsed = sim_event_elapsed,
     .copy_from_host_async = sim_copy_from_host_async,
     .copy_to_host_async = sim_copy_to_host_async,
-    /* kDLExtDev, DLPack's type for trying out a device: only the queued variant has
-     * streams to exchange, and the plain one keeps refusing exports. */
     .dlpack_device_type = 12,
     .queue_native = sim_queue_native,
     .event_wait_native = sim_event_wait_native,
 };
+
+/* FERRY_SIM_ABI_1_2_EARLY=1 as well: the table of a 1.2 plugin built before the DLPack
+ * stream entries (it ends before queue_native), which the core must drive as before. */
+static ferry_backend_ops sim_ops_queued_early;
 
 const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host_api)
 {
@@ -1094,5 +1098,13 @@ const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host_api)
     host = host_api;
     const char *delay = getenv("FERRY_SIM_QUEUE_DELAY_US");
     queued_mode = delay && *delay;
+    const char *early = getenv("FERRY_SIM_ABI_1_2_EARLY");
+    if (queued_mode && early && strcmp(early, "1") == 0) {
+        sim_ops_queued_early = sim_ops_queued;
+        sim_ops_queued_early.struct_size = offsetof(ferry_backend_ops, queue_native);
+        sim_ops_queued_early.queue_native = NULL;
+        sim_ops_queued_early.event_wait_native = NULL;
+        return &sim_ops_queued_early;
+    }
     return queued_mode ? &sim_ops_queued : &sim_ops;
 }

@@ -43,6 +43,7 @@ static int teardown(void **state)
     unsetenv("FERRY_SIM_QUEUE_DELAY_US");
     unsetenv("FERRY_PLUGIN_PATH");
     unsetenv("FERRY_SIM_DEVICES");
+    unsetenv("FERRY_SIM_ABI_1_2_EARLY");
     ferry_shutdown();
     return 0;
 }
@@ -510,6 +511,43 @@ static void test_dlpack_stream_errors(void **state)
     assert_int_equal(ferry_synchronize("sim:0"), FERRY_OK);
 }
 
+/* A queued 1.2 plugin built before queue_native (sim's table cut short there): the
+ * core cannot make the consumer's stream wait, so it synchronises, as before. */
+static void test_dlpack_streams_without_the_entries_synchronise(void **state)
+{
+    (void)state;
+    setenv("FERRY_SIM_ABI_1_2_EARLY", "1", 1);
+    ferry_shutdown();
+    require_backend("sim");
+    int64_t s = 0;
+    assert_int_equal(ferry_dlpack_current_stream(12, 0, &s), FERRY_ERR_UNSUPPORTED);
+    assert_last_error(FERRY_ERR_UNSUPPORTED, "sim:0 (DLPack device (12, 0)) has no DLPack "
+                                             "streams");
+    ferry_tensor *h = ramp(256, 4.0f);
+    ferry_tensor *keep[3];
+    for (int i = 0; i < 3; i++)
+        assert_tensor(keep[i] = ferry_tensor_to(h, "sim:0"));
+    ferry_tensor *d = ferry_tensor_to(h, "sim:0");
+    assert_tensor(d);
+    ferry_event *written = ferry_event_record("sim:0");
+    assert_non_null(written);
+    assert_int_equal(ferry_event_query(written), 0);
+    /* Any stream, even one sim would refuse: nothing reaches the plugin but synchronize. */
+    DLManagedTensorVersioned *m = ferry_tensor_to_dlpack_ex(d, 987654321);
+    assert_non_null(m);
+    assert_int_equal(ferry_event_query(written), 1);
+    ferry_tensor *y = ferry_tensor_from_dlpack(m);
+    assert_tensor(y);
+    assert_ramp(y, 256, 4.0f);
+    ferry_event_release(written);
+    for (int i = 0; i < 3; i++)
+        ferry_tensor_release(keep[i]);
+    ferry_tensor_release(y);
+    ferry_tensor_release(d);
+    ferry_tensor_release(h);
+    unsetenv("FERRY_SIM_ABI_1_2_EARLY");
+}
+
 static void test_backends_without_queues_run_synchronously(void **state)
 {
     (void)state;
@@ -630,6 +668,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlpack_export_orders_the_consumers_stream, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_dlpack_stream_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlpack_streams_without_the_entries_synchronise,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_backends_without_queues_run_synchronously, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_current_stream_slots_and_pinning_without_a_provider,
