@@ -564,3 +564,24 @@ ferry_status ferry__be_copy_to_host_async(ferry_backend *be, int32_t dev, void *
         return FERRY_ERR_BACKEND;
     return be->ops->copy_to_host_async(dev, dst, src, src_off, nbytes);
 }
+
+/* ---- DLPack streams (ABI 1.2, appended) ---- */
+
+bool ferry__be_native_streams(const ferry_backend *be)
+{
+    return ferry__be_queued(be) && OPTIONAL(be, queue_native) && OPTIONAL(be, event_wait_native);
+}
+
+ferry_status ferry__be_queue_native(ferry_backend *be, int32_t dev, void *queue, int64_t *stream)
+{
+    *stream = 0;
+    return ferry__be_native_streams(be) ? be->ops->queue_native(dev, queue, stream)
+                                        : FERRY_ERR_UNSUPPORTED;
+}
+
+ferry_status ferry__be_event_wait_native(ferry_backend *be, int32_t dev, int64_t stream,
+                                         void *event)
+{
+    return ferry__be_native_streams(be) ? be->ops->event_wait_native(dev, stream, event)
+                                        : FERRY_ERR_UNSUPPORTED;
+}

@@ -203,7 +203,7 @@ static ferry_status backend_of(const char *fn, DLDevice d, ferry_backend **be, i
 
 /* Everything that can refuse an export, checked before anything is allocated. */
 static ferry_status export_check(const char *fn, const ferry_tensor *t, bool legacy,
-                                 DLDevice *dev)
+                                 int64_t stream, DLDevice *dev)
 {
     ferry_status st = ferry__check_tensor(t, fn);
     if (st != FERRY_OK)
@@ -221,12 +221,34 @@ static ferry_status export_check(const char *fn, const ferry_tensor *t, bool leg
                             "DLManagedTensor cannot mark it read-only; use "
                             "ferry_tensor_to_dlpack() (DLPack >= 1.0)",
                             fn);
+    if (stream < -1 && stream != FERRY_DLPACK_NO_STREAM)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: stream %lld is no DLPack stream: the spec's values are -1 "
+                            "(no ordering) and the device's streams, which are >= 0",
+                            fn, (long long)stream);
     st = dl_device_of(fn, t, dev);
     if (st != FERRY_OK)
         return st;
-    /* DLPack hands memory over with no stream to order on, so work ferry queued on it
-     * must have finished before a consumer reads it (a no-op on the CPU backend). */
-    st = ferry__be_synchronize(t->storage->backend, t->storage->device);
+    /* -1 is the consumer's promise to order its reads itself. */
+    if (stream == -1)
+        return FERRY_OK;
+    ferry_backend *be = t->storage->backend;
+    if (stream != FERRY_DLPACK_NO_STREAM && ferry__be_native_streams(be)) {
+        /* The consumer's stream waits on the device; a consumer may write, so it
+         * follows every queued use, not only the writer. */
+        st = ferry__track_native_wait(t->storage, stream);
+        if (st != FERRY_OK) {
+            char dev_str[32];
+            return ferry__error(st, "%s: ordering DLPack stream %lld of %s: %s", fn,
+                                (long long)stream, ferry__tensor_device_str(t, dev_str),
+                                ferry_last_error());
+        }
+        return FERRY_OK;
+    }
+    /* No stream to order on (or none this backend can make wait), so work ferry queued
+     * on the memory must have finished before a consumer reads it (a no-op on the CPU
+     * backend). */
+    st = ferry__be_synchronize(be, t->storage->device);
     return st == FERRY_OK ? ferry__track_host(t->storage, true) : st;
 }
 
@@ -271,11 +293,10 @@ static void delete_legacy(DLManagedTensor *self)
     free(self);
 }
 
-FERRY_API DLManagedTensorVersioned *ferry_tensor_to_dlpack(ferry_tensor *t)
+static DLManagedTensorVersioned *to_dlpack(const char *fn, ferry_tensor *t, int64_t stream)
 {
-    static const char fn[] = "ferry_tensor_to_dlpack";
     DLDevice dev;
-    if (export_check(fn, t, false, &dev) != FERRY_OK)
+    if (export_check(fn, t, false, stream, &dev) != FERRY_OK)
         return NULL;
     size_t size = sizeof(versioned_block) + 2 * (size_t)t->ndim * sizeof(int64_t);
     versioned_block *b = calloc(1, size);
@@ -295,11 +316,10 @@ FERRY_API DLManagedTensorVersioned *ferry_tensor_to_dlpack(ferry_tensor *t)
     return m;
 }
 
-FERRY_API DLManagedTensor *ferry_tensor_to_dlpack_unversioned(ferry_tensor *t)
+static DLManagedTensor *to_dlpack_unversioned(const char *fn, ferry_tensor *t, int64_t stream)
 {
-    static const char fn[] = "ferry_tensor_to_dlpack_unversioned";
     DLDevice dev;
-    if (export_check(fn, t, true, &dev) != FERRY_OK)
+    if (export_check(fn, t, true, stream, &dev) != FERRY_OK)
         return NULL;
     size_t size = sizeof(legacy_block) + 2 * (size_t)t->ndim * sizeof(int64_t);
     legacy_block *b = calloc(1, size);
@@ -314,6 +334,71 @@ FERRY_API DLManagedTensor *ferry_tensor_to_dlpack_unversioned(ferry_tensor *t)
     m->manager_ctx = t->storage;
     m->deleter = delete_legacy;
     return m;
+}
+
+FERRY_API DLManagedTensorVersioned *ferry_tensor_to_dlpack(ferry_tensor *t)
+{
+    return to_dlpack("ferry_tensor_to_dlpack", t, FERRY_DLPACK_NO_STREAM);
+}
+
+FERRY_API DLManagedTensorVersioned *ferry_tensor_to_dlpack_ex(ferry_tensor *t, int64_t stream)
+{
+    return to_dlpack("ferry_tensor_to_dlpack_ex", t, stream);
+}
+
+FERRY_API DLManagedTensor *ferry_tensor_to_dlpack_unversioned(ferry_tensor *t)
+{
+    return to_dlpack_unversioned("ferry_tensor_to_dlpack_unversioned", t,
+                                 FERRY_DLPACK_NO_STREAM);
+}
+
+FERRY_API DLManagedTensor *ferry_tensor_to_dlpack_unversioned_ex(ferry_tensor *t,
+                                                                 int64_t stream)
+{
+    return to_dlpack_unversioned("ferry_tensor_to_dlpack_unversioned_ex", t, stream);
+}
+
+FERRY_API ferry_status ferry_tensor_dlpack_device(const ferry_tensor *t, int32_t *dl_device_type,
+                                                  int32_t *dl_device_id)
+{
+    static const char fn[] = "ferry_tensor_dlpack_device";
+    ferry_status st = ferry__check_tensor(t, fn);
+    if (st != FERRY_OK)
+        return st;
+    if (!dl_device_type || !dl_device_id)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT,
+                            "%s: dl_device_type or dl_device_id is NULL",
+                            fn);
+    DLDevice d = {kDLCPU, 0};
+    if ((st = dl_device_of(fn, t, &d)) != FERRY_OK)
+        return st;
+    *dl_device_type = (int32_t)d.device_type;
+    *dl_device_id = d.device_id;
+    return FERRY_OK;
+}
+
+FERRY_API ferry_status ferry_dlpack_current_stream(int32_t dl_device_type, int32_t dl_device_id,
+                                                   int64_t *stream)
+{
+    static const char fn[] = "ferry_dlpack_current_stream";
+    if (!stream)
+        return ferry__error(FERRY_ERR_INVALID_ARGUMENT, "%s: stream is NULL", fn);
+    *stream = FERRY_DLPACK_NO_STREAM;
+    ferry_backend *be;
+    int32_t dev;
+    DLDevice d = {(DLDeviceType)dl_device_type, dl_device_id};
+    ferry_status st = backend_of(fn, d, &be, &dev);
+    if (st != FERRY_OK)
+        return st;
+    if (!ferry__be_native_streams(be)) {
+        char name[32];
+        return ferry__error(FERRY_ERR_UNSUPPORTED,
+                            "%s: %s (DLPack device (%d, %d)) has no DLPack streams: its "
+                            "backend offers no queue_native; pass no stream",
+                            fn, ferry__device_str(be, dev, name), (int)dl_device_type,
+                            (int)dl_device_id);
+    }
+    return ferry__track_current_native(be, dev, stream);
 }
 
 /* ---- import ---- */
@@ -487,6 +572,7 @@ static ferry_tensor *import_tensor(const char *fn, const DLTensor *dl, bool read
     }
     ferry__storage_release(s);
     t->read_only = read_only;
+    ferry__track_import(s);
     return t;
 }
 

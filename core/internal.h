@@ -476,6 +476,20 @@ ferry_status ferry__be_event_query(ferry_backend *be, int32_t dev, void *event, 
 void ferry__be_event_destroy(ferry_backend *be, int32_t dev, void *event);
 ferry_status ferry__be_event_elapsed(ferry_backend *be, int32_t dev, void *a, void *b, float *ms);
 bool ferry__be_has_async_copies(const ferry_backend *be);
+/* DLPack streams: whether be offers queue_native and event_wait_native (with queues),
+ * and the two entries; FERRY_ERR_UNSUPPORTED without them. */
+bool ferry__be_native_streams(const ferry_backend *be);
+ferry_status ferry__be_queue_native(ferry_backend *be, int32_t dev, void *queue, int64_t *stream);
+ferry_status ferry__be_event_wait_native(ferry_backend *be, int32_t dev, int64_t stream,
+                                         void *event);
+/* The DLPack stream of the calling thread's current queue of (be, dev). */
+ferry_status ferry__track_current_native(ferry_backend *be, int32_t dev, int64_t *stream);
+/* Makes the foreign DLPack stream `stream` of s's device wait, on the device, for the
+ * queued work a writer of s must follow (work of another backend: on the host). */
+ferry_status ferry__track_native_wait(const ferry_storage *s, int64_t stream);
+/* Records s (memory just imported) as written by the calling thread's current queue of
+ * its device, so other queues and host reads follow what its producer ordered there. */
+void ferry__track_import(ferry_storage *s);
 /* Asynchronous copies on the current queue; the caller orders and tracks them. */
 ferry_status ferry__be_copy_from_host_async(ferry_backend *be, int32_t dev, void *dst,
                                             size_t dst_off, const void *src, size_t nbytes);

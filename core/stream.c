@@ -389,6 +389,56 @@ void ferry__track_storage_free(const ferry_storage *s)
     track_free(t);
 }
 
+/* ---- DLPack streams ---- */
+
+ferry_status ferry__track_current_native(ferry_backend *be, int32_t dev, int64_t *stream)
+{
+    uint64_t sid;
+    return ferry__be_queue_native(be, dev, queue_of(be, dev, &sid), stream);
+}
+
+ferry_status ferry__track_native_wait(const ferry_storage *s, int64_t stream)
+{
+    if (atomic_load_explicit(&ntracked, memory_order_relaxed) == 0 || !s->buffer)
+        return FERRY_OK;
+    ferry_event *waits[MAX_WAITS];
+    int nw = 0;
+    pthread_mutex_lock(&track_lock);
+    track *t = find(key_of(s->backend, s->device), s->buffer, false);
+    if (t)
+        nw = collect(t, true, waits, nw);
+    pthread_mutex_unlock(&track_lock);
+    ferry_status st = FERRY_OK;
+    for (int i = 0; i < nw; i++) {
+        ferry_event *e = waits[i];
+        if (st == FERRY_OK && e->handle)
+            st = e->be == s->backend
+                     ? ferry__be_event_wait_native(s->backend, s->device, stream, e->handle)
+                     : event_host_wait(e);
+        event_release(e);
+    }
+    return st;
+}
+
+void ferry__track_import(ferry_storage *s)
+{
+    ferry_backend *be = s->backend;
+    if (!s->buffer || !ferry__be_queued(be))
+        return;
+    /* Memory ferry already tracks (a ferry tensor coming back) keeps its writer, which is
+     * the real one; a consumer that asked for no ordering (-1) may not have waited for
+     * it. Foreign memory is written, as far as ferry can know, by what its producer
+     * ordered before the current queue. */
+    pthread_mutex_lock(&track_lock);
+    track *t = atomic_load_explicit(&ntracked, memory_order_relaxed) > 0
+                   ? find(key_of(be, s->device), s->buffer, false)
+                   : NULL;
+    bool known = t && t->write;
+    pthread_mutex_unlock(&track_lock);
+    ferry_access acc = {be, s->device, s->buffer, !known};
+    ferry__track_end(be, s->device, &acc, 1);
+}
+
 /* ---- streams ---- */
 
 static ferry_status check_stream(const ferry_stream *s, const char *fn)

@@ -529,6 +529,7 @@ static ferry_backend_ops make_ops(void)
     o.get_kernel = cuda_get_kernel;
     o.dlpack_device_type = 2; /* kDLCUDA */
     o.handles_are_addresses = true;
+    cuda_add_dlpack_streams(&o);
     return o;
 }
 

@@ -19,6 +19,8 @@ ferry_status cuda_use(int32_t dev, cudaStream_t *stream);
 cublasHandle_t cuda_blas(int32_t dev);
 /* Streaming multiprocessors of a device cuda_use has readied (grid sizes follow it). */
 int cuda_sm_count(int32_t dev);
+/* Fills the DLPack stream entries of the table (cuda_dlpack.cu). */
+void cuda_add_dlpack_streams(ferry_backend_ops *o);
 /* Records "cuda:N: CALL failed: text (cudaErrorName=N)" and returns the status. */
 ferry_status cuda_fail(int32_t dev, const char *call, cudaError_t e);
 /* Device memory for temporaries of work queued on `stream` (reduction partials): usable by

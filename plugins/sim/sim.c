@@ -218,6 +218,7 @@ typedef struct sim_queue {
     bool busy, stop;
     pthread_t thread;
     int32_t device;
+    int64_t native; /* its DLPack stream: 1 for a device's default queue, else >= 3 */
     struct sim_queue *next_on_device; /* guarded by queues_lock */
 } sim_queue;
 
@@ -228,6 +229,9 @@ static pthread_cond_t ev_cv = PTHREAD_COND_INITIALIZER;
 static pthread_mutex_t queues_lock = PTHREAD_MUTEX_INITIALIZER;
 static sim_queue *device_queues[SIM_MAX_DEVICES]; /* the default queue first */
 static _Thread_local sim_queue *current_queue[SIM_MAX_DEVICES];
+/* DLPack streams of created queues: CUDA's numbering, so 0 (ambiguous) and 2 (CUDA's
+ * per-thread default) name no sim queue and the core's handling of them is tested. */
+static atomic_int_fast64_t next_native = 3;
 static atomic_uint_fast64_t late_errors;
 static char late_why[256]; /* the first late error since the last report; under `lock` */
 
@@ -344,6 +348,7 @@ static sim_queue *sim_queue_new(int32_t device)
     pthread_mutex_init(&q->m, NULL);
     pthread_cond_init(&q->cv, NULL);
     q->device = device;
+    q->native = atomic_fetch_add(&next_native, 1);
     if (pthread_create(&q->thread, NULL, sim_worker, q) != 0) {
         pthread_cond_destroy(&q->cv);
         pthread_mutex_destroy(&q->m);
@@ -431,8 +436,8 @@ static void sim_queues_start(void)
 {
     pthread_mutex_lock(&queues_lock);
     for (int32_t d = 0; d < ndevices; d++)
-        if (!device_queues[d])
-            device_queues[d] = sim_queue_new(d);
+        if (!device_queues[d] && (device_queues[d] = sim_queue_new(d)))
+            device_queues[d]->native = 1;
     pthread_mutex_unlock(&queues_lock);
 }
 
@@ -540,6 +545,54 @@ static ferry_status sim_event_wait(int32_t device, void *queue, void *event)
     sim_queue *q = queue ? queue : device_queues[device];
     pthread_mutex_unlock(&queues_lock);
     return sim_enqueue(q, t);
+}
+
+static ferry_status sim_queue_native(int32_t device, void *queue, int64_t *stream)
+{
+    *stream = 0;
+    if (device < 0 || device >= ndevices)
+        return host->error(FERRY_ERR_BACKEND, "sim: queue_native: invalid device index %" PRId32,
+                           device);
+    pthread_mutex_lock(&queues_lock);
+    sim_queue *q = queue ? queue : device_queues[device];
+    if (q)
+        *stream = q->native;
+    pthread_mutex_unlock(&queues_lock);
+    return q ? FERRY_OK
+             : host->error(FERRY_ERR_BACKEND, "sim:%" PRId32 ": queue_native: no queue", device);
+}
+
+/* Another library's stream: the value is checked against the device's live queues, as
+ * a foreign number must be, before anything waits on it. */
+static ferry_status sim_event_wait_native(int32_t device, int64_t stream, void *event)
+{
+    sim_event *e = event;
+    if (device < 0 || device >= ndevices || !e)
+        return host->error(FERRY_ERR_BACKEND, "sim: event_wait_native: invalid device or event");
+    sim_task *t = sim_task_new(SIM_TASK_WAIT);
+    if (!t)
+        return FERRY_ERR_OUT_OF_MEMORY;
+    pthread_mutex_lock(&queues_lock);
+    sim_queue *q = device_queues[device];
+    while (q && q->native != stream)
+        q = q->next_on_device;
+    ferry_status st = FERRY_OK;
+    if (q) {
+        atomic_fetch_add(&e->refs, 1);
+        t->event = e;
+        /* Under queues_lock, so the queue cannot be destroyed in between. */
+        st = sim_enqueue(q, t);
+    }
+    pthread_mutex_unlock(&queues_lock);
+    if (!q) {
+        free(t);
+        return host->error(FERRY_ERR_INVALID_ARGUMENT,
+                           "sim:%" PRId32 ": event_wait_native: %" PRId64 " is no DLPack stream "
+                           "of this device (1 is its default queue; others come from "
+                           "queue_native)",
+                           device, stream);
+    }
+    return st;
 }
 
 static ferry_status sim_event_synchronize(int32_t device, void *event)
@@ -1010,7 +1063,9 @@ static ferry_status sim_synchronize(int32_t device)
 static const ferry_backend_ops sim_ops = {SIM_COMMON_OPS};
 
 /* FERRY_SIM_QUEUE_DELAY_US set: the same device with real queues, so ordering bugs in the
- * core show up; without it sim stays synchronous and its errors come back at once. */
+ * core show up; without it sim stays synchronous and its errors come back at once. It
+ * declares kDLExtDev, DLPack's type for trying out a device: only this variant has
+ * streams to exchange, and the plain one keeps refusing exports. */
 static const ferry_backend_ops sim_ops_queued = {
     SIM_COMMON_OPS,
     .queue_create = sim_queue_create,
@@ -1024,7 +1079,14 @@ static const ferry_backend_ops sim_ops_queued = {
     .event_elapsed = sim_event_elapsed,
     .copy_from_host_async = sim_copy_from_host_async,
     .copy_to_host_async = sim_copy_to_host_async,
+    .dlpack_device_type = 12,
+    .queue_native = sim_queue_native,
+    .event_wait_native = sim_event_wait_native,
 };
+
+/* FERRY_SIM_ABI_1_2_EARLY=1 as well: the table of a 1.2 plugin built before the DLPack
+ * stream entries (it ends before queue_native), which the core must drive as before. */
+static ferry_backend_ops sim_ops_queued_early;
 
 const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host_api)
 {
@@ -1036,5 +1098,13 @@ const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host_api)
     host = host_api;
     const char *delay = getenv("FERRY_SIM_QUEUE_DELAY_US");
     queued_mode = delay && *delay;
+    const char *early = getenv("FERRY_SIM_ABI_1_2_EARLY");
+    if (queued_mode && early && strcmp(early, "1") == 0) {
+        sim_ops_queued_early = sim_ops_queued;
+        sim_ops_queued_early.struct_size = offsetof(ferry_backend_ops, queue_native);
+        sim_ops_queued_early.queue_native = NULL;
+        sim_ops_queued_early.event_wait_native = NULL;
+        return &sim_ops_queued_early;
+    }
     return queued_mode ? &sim_ops_queued : &sim_ops;
 }

@@ -137,16 +137,14 @@ static PyObject *make_capsule(DLManagedTensorVersioned *mv, DLManagedTensor *ml)
  * BufferError when `raise`. */
 static int dl_device_of(ferry_tensor *t, DLDevice *out, bool raise)
 {
-    ferry_device d = ferry_tensor_device(t);
-    out->device_id = d.index;
-    if (strcmp(d.type, "cpu") == 0) {
-        out->device_type = kDLCPU;
-        out->device_id = 0;
-    } else if (strcmp(d.type, "cuda") == 0) {
-        out->device_type = kDLCUDA;
-    } else if (strcmp(d.type, "opencl") == 0) {
-        out->device_type = kDLOpenCL;
+    /* The plugin's own declaration, so a backend of any name (sim's queued variant
+     * declares kDLExtDev) answers what the core would export. */
+    int32_t type, id;
+    if (ferry_tensor_dlpack_device(t, &type, &id) == FERRY_OK) {
+        out->device_type = (DLDeviceType)type;
+        out->device_id = id;
     } else {
+        ferry_device d = ferry_tensor_device(t);
         char dev[48];
         if (!raise)
             return -1;
@@ -183,6 +181,28 @@ PyObject *fpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs)
                                      &max_version, &dl_device, &copy))
         return NULL;
     ferry_tensor *t = FPY_T(self);
+    /* The spec's stream: an int (a pointer-sized value on CUDA) or None. PyTorch's check
+     * and exception; bool is an int to Python but no stream. */
+    int64_t stream_value = FERRY_DLPACK_NO_STREAM;
+    if (stream != Py_None) {
+        if (!PyLong_Check(stream) || PyBool_Check(stream)) {
+            PyErr_Format(PyExc_TypeError, "__dlpack__: stream must be an int or None, got %s",
+                         Py_TYPE(stream)->tp_name);
+            return NULL;
+        }
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(stream, &overflow);
+        if (v == -1 && PyErr_Occurred())
+            return NULL;
+        if (overflow || v < -1) {
+            PyErr_Format(PyExc_BufferError,
+                         "__dlpack__: stream %R is no DLPack stream (the spec's values are -1 "
+                         "and the device's streams, >= 0)",
+                         stream);
+            return NULL;
+        }
+        stream_value = v;
+    }
     /* A consumer that names no version (or one before 1.0) reads only the legacy struct. */
     bool versioned = false;
     if (max_version != Py_None) {
@@ -227,8 +247,9 @@ PyObject *fpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs)
             dl_device_of(t, &own, true); /* raises the BufferError naming the remedy */
             return NULL;
         }
-        /* The spec: stream is None on devices without streams. ferry synchronises the
-         * device before exporting, so any stream a CUDA consumer names is safe. */
+        /* The spec: stream is None on devices without streams. On others the consumer's
+         * stream waits for ferry's queued work (the device is synchronised where the
+         * backend cannot make a foreign stream wait). */
         if (own.device_type == kDLCPU && stream != Py_None) {
             PyErr_SetString(PyExc_BufferError,
                             "__dlpack__: stream must be None for a cpu tensor");
@@ -236,6 +257,10 @@ PyObject *fpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs)
         }
     }
     bool copied = to_host || copy == Py_True;
+    /* A host copy is done (and synchronous) before the export; a consumer on the host
+     * has no stream. */
+    if (to_host)
+        stream_value = FERRY_DLPACK_NO_STREAM;
     ferry_tensor *src = ferry_tensor_retain(t);
     if (copied) {
         ferry_tensor *c;
@@ -253,7 +278,7 @@ PyObject *fpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *capsule = NULL;
     if (versioned) {
         DLManagedTensorVersioned *m;
-        FPY_MAYBE_NOGIL(!fpy_on_cpu(src), m = ferry_tensor_to_dlpack(src));
+        FPY_MAYBE_NOGIL(!fpy_on_cpu(src), m = ferry_tensor_to_dlpack_ex(src, stream_value));
         if (!m) {
             ferry_tensor_release(src);
             return fpy_export_error();
@@ -272,7 +297,8 @@ PyObject *fpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs)
             return NULL;
         }
         DLManagedTensor *m;
-        FPY_MAYBE_NOGIL(!fpy_on_cpu(src), m = ferry_tensor_to_dlpack_unversioned(src));
+        FPY_MAYBE_NOGIL(!fpy_on_cpu(src),
+                        m = ferry_tensor_to_dlpack_unversioned_ex(src, stream_value));
         if (!m) {
             ferry_tensor_release(src);
             return fpy_export_error();
@@ -336,6 +362,57 @@ fail:
     return NULL;
 }
 
+/* The stream ferry reads on, for the producer's __dlpack__(stream=...): ferry's current
+ * stream of the device x's __dlpack_device__() names (a new reference), or None where
+ * that device has no DLPack streams, x names no device, or ferry does not serve it (the
+ * import itself then says why). NULL with an exception when __dlpack_device__ fails. */
+static PyObject *consumer_stream(PyObject *x)
+{
+    PyObject *method = PyObject_GetAttrString(x, "__dlpack_device__");
+    if (!method) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    PyObject *d = PyObject_CallNoArgs(method);
+    Py_DECREF(method);
+    if (!d)
+        return NULL;
+    long type, id;
+    int rc = parse_pair(d, "__dlpack_device__()", &type, &id);
+    Py_DECREF(d);
+    if (rc < 0)
+        return NULL;
+    int64_t stream;
+    if (type == kDLCPU || type == kDLCUDAHost || type > INT32_MAX || type < 0 ||
+        id > INT32_MAX || id < 0 ||
+        ferry_dlpack_current_stream((int32_t)type, (int32_t)id, &stream) != FERRY_OK)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong((long long)stream);
+}
+
+/* x.__dlpack__(max_version=(1, 0), stream=...); a producer older than DLPack 1.0 does not
+ * know max_version and raises TypeError, and is asked again without it (the stream
+ * keyword is older). */
+static PyObject *call_dlpack(PyObject *method, PyObject *stream)
+{
+    PyObject *empty = PyTuple_New(0);
+    if (!empty)
+        return NULL;
+    PyObject *kw = stream == Py_None
+                       ? Py_BuildValue("{s(ii)}", "max_version", 1, 0)
+                       : Py_BuildValue("{s(ii)sO}", "max_version", 1, 0, "stream", stream);
+    PyObject *capsule = kw ? PyObject_Call(method, empty, kw) : NULL;
+    Py_XDECREF(kw);
+    if (!capsule && PyErr_ExceptionMatches(PyExc_TypeError)) {
+        PyErr_Clear();
+        kw = stream == Py_None ? NULL : Py_BuildValue("{sO}", "stream", stream);
+        capsule = stream == Py_None || kw ? PyObject_Call(method, empty, kw) : NULL;
+        Py_XDECREF(kw);
+    }
+    Py_DECREF(empty);
+    return capsule;
+}
+
 PyObject *fpy_from_dlpack(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"x", "device", "copy", NULL};
@@ -356,17 +433,11 @@ PyObject *fpy_from_dlpack(PyObject *module, PyObject *args, PyObject *kwargs)
                          Py_TYPE(x)->tp_name);
             return NULL;
         }
-        /* Ask for a versioned capsule; producers older than DLPack 1.0 do not know the
-         * keyword and raise TypeError, and get asked for the legacy one. */
-        PyObject *kw = Py_BuildValue("{s(ii)}", "max_version", 1, 0);
-        PyObject *empty = PyTuple_New(0);
-        capsule = kw && empty ? PyObject_Call(method, empty, kw) : NULL;
-        Py_XDECREF(kw);
-        Py_XDECREF(empty);
-        if (!capsule && PyErr_ExceptionMatches(PyExc_TypeError)) {
-            PyErr_Clear();
-            capsule = PyObject_CallNoArgs(method);
-        }
+        /* The spec: the consumer passes the stream it will read on, and the producer
+         * orders its work before it; ferry's import then counts as written there. */
+        PyObject *stream = consumer_stream(x);
+        capsule = stream ? call_dlpack(method, stream) : NULL;
+        Py_XDECREF(stream);
         Py_DECREF(method);
         if (!capsule)
             return NULL;

@@ -96,3 +96,111 @@ def test_synchronous_backends_and_errors(sim):
     with pytest.raises(RuntimeError, match="offers no pinned host memory"):
         ferry.ones(3).pin_memory("cpu")
     assert t.to("cpu", non_blocking=True).tolist() == [1.0, 1.0, 1.0]
+
+
+# DLPack's stream exchange, ferry to ferry on sim's delayed queues (sim's queued variant
+# declares kDLExtDev and numbers its default queue 1, as CUDA's legacy stream). Stream a
+# has a long queue of delayed copies ending in the write of x; the import runs on stream
+# b, which has nothing queued. An event recorded on b after the import is done only
+# once b waited for a: that wait is the whole of the export's ordering, so the control
+# (stream=-1, no ordering) must see b finish while a still runs.
+DLPACK_CHILD = r"""
+import ferry
+n = 256
+h = ferry.arange(n, dtype=ferry.float32)
+a, b = ferry.Stream("sim:0"), ferry.Stream("sim:0")
+
+keep = []  # a free waits for its queued work on the host, so nothing queued is freed
+
+def busy_write():
+    with ferry.stream(a):
+        keep.extend(h.to("sim:0") for _ in range(QUEUED))
+        x = h.to("sim:0")
+        done = a.record_event()
+    return x, done
+
+seen = []
+class Producer:
+    # another library's array over x: it gets ferry's stream and forwards it
+    def __init__(self, x):
+        self.x = x
+    def __dlpack_device__(self):
+        return self.x.__dlpack_device__()
+    def __dlpack__(self, stream=None, max_version=None, dl_device=None, copy=None):
+        seen.append(stream)
+        return self.x.__dlpack__(stream=stream, max_version=max_version)
+
+x, x_done = busy_write()
+assert x.__dlpack_device__() == (12, 0)
+with ferry.stream(b):
+    y = ferry.from_dlpack(Producer(x))
+    after = b.record_event()
+    # ferry's own record of x would order this clone after a anyway: hence the event first
+    z = y.clone()
+after.synchronize()
+x_done.synchronize()
+# b's event runs right after the write it waited for, a's next mark too: within a delay
+gap = x_done.elapsed_time(after)
+assert gap > -DELAY_MS, "the import's stream did not wait for the producer's write: %g" % gap
+assert z.cpu().tolist() == h.tolist()
+y_default = ferry.from_dlpack(Producer(x))
+assert seen[0] not in (None, -1, 0, 1, 2) and seen[1] == 1, seen
+
+class OldProducer(Producer):
+    # DLPack < 1.0: no max_version keyword, but the stream one
+    def __dlpack__(self, stream=None):
+        seen.append(stream)
+        return self.x.__dlpack__(stream=stream)
+
+with ferry.stream(b):
+    y_old = ferry.from_dlpack(OldProducer(x))
+assert seen[2] == seen[0], seen
+assert y_old.cpu().tolist() == h.tolist()
+
+x, x_done = busy_write()
+capsule = x.__dlpack__(stream=-1, max_version=(1, 0))
+with ferry.stream(b):
+    y = ferry.from_dlpack(capsule)
+    after = b.record_event()
+after.synchronize()
+x_done.synchronize()
+control = x_done.elapsed_time(after) > -DELAY_MS
+# ferry's own records still order ferry's reads of y after a
+assert y.cpu().tolist() == h.tolist()
+
+x, x_done = busy_write()
+try:
+    x.__dlpack__(stream=987654321)
+except BufferError as e:
+    assert "987654321 is no DLPack stream of this device" in str(e), e
+else:
+    raise AssertionError("a stream sim does not have was accepted")
+ferry.synchronize("sim:0")
+del keep[:]
+print("ok", control)
+"""
+
+
+def test_dlpack_stream_exchange_on_delayed_queues(sim):
+    env = dict(os.environ, FERRY_SIM_QUEUE_DELAY_US=str(DELAY_US))
+    code = "QUEUED = 12\nDELAY_MS = %g\n" % (DELAY_US / 1000) + DLPACK_CHILD
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    # b, with nothing queued, finishing long before a's 13 delayed copies (65 ms) shows
+    # that the ordering above came from the export's wait and nothing else.
+    assert r.stdout.strip() == "ok False"
+
+
+def test_dlpack_stream_argument_errors(sim):
+    t = ferry.ones(3, device=sim)
+    with pytest.raises(TypeError, match="stream must be an int or None, got str"):
+        t.__dlpack__(stream="1")
+    with pytest.raises(TypeError, match="stream must be an int or None, got bool"):
+        t.__dlpack__(stream=True)
+    with pytest.raises(BufferError, match=r"stream -2 is no DLPack stream"):
+        ferry.ones(3).to(sim).__dlpack__(stream=-2)
+    with pytest.raises(BufferError, match=r"stream 36893488147419103232 is no DLPack stream"):
+        t.__dlpack__(stream=2**65)
+    with pytest.raises(BufferError, match="stream must be None for a cpu tensor"):
+        ferry.ones(3).__dlpack__(stream=1)

@@ -60,6 +60,7 @@ static int teardown(void **state)
     unsetenv("FERRY_SIM_QUEUE_DELAY_US");
     unsetenv("FERRY_PLUGIN_PATH");
     unsetenv("FERRY_SIM_DEVICES");
+    unsetenv("FERRY_SIM_ABI_1_2_EARLY");
     ferry_shutdown();
     return 0;
 }
@@ -477,6 +478,162 @@ static void test_to_ex_flags_and_pinning_errors(void **state)
         ferry_tensor_release(tensors[i]);
 }
 
+/* DLPack's stream exchange: the consumer's stream (here ferry's own stream b, by its
+ * DLPack number) waits on the device for the writer on stream a; the host does not. */
+static void test_dlpack_export_orders_the_consumers_stream(void **state)
+{
+    (void)state;
+    require_backend("sim");
+    const int64_t n = 1024;
+    ferry_tensor *h = ramp(n, 2.0f);
+    ferry_stream *a = ferry_stream_create("sim:0"), *b = ferry_stream_create("sim:0");
+    assert_non_null(a);
+    assert_non_null(b);
+
+    int64_t def = 0, sb = 0;
+    assert_int_equal(ferry_dlpack_current_stream(12 /* kDLExtDev */, 0, &def), FERRY_OK);
+    assert_int_equal(def, 1); /* sim numbers its default queue as CUDA's legacy stream */
+    assert_int_equal(ferry_stream_set_current(b), FERRY_OK);
+    assert_int_equal(ferry_dlpack_current_stream(12, 0, &sb), FERRY_OK);
+    assert_true(sb > 2);
+
+    /* a: three delayed uploads queued before the one that writes d. */
+    assert_int_equal(ferry_stream_set_current(a), FERRY_OK);
+    ferry_tensor *keep[3];
+    for (int i = 0; i < 3; i++)
+        assert_tensor(keep[i] = ferry_tensor_to(h, "sim:0"));
+    ferry_tensor *d = ferry_tensor_to(h, "sim:0");
+    assert_tensor(d);
+    ferry_event *written = ferry_event_record("sim:0");
+    assert_non_null(written);
+
+    assert_int_equal(ferry_stream_set_current(b), FERRY_OK);
+    double t0 = now_ms();
+    DLManagedTensorVersioned *m = ferry_tensor_to_dlpack_ex(d, sb);
+    assert_non_null(m);
+    assert_true(now_ms() - t0 < 3 * DELAY_MS); /* the host did not wait for a's 4 copies */
+    ferry_event *after = ferry_event_record("sim:0");
+    assert_non_null(after);
+    assert_int_equal(ferry_event_synchronize(after), FERRY_OK);
+    assert_int_equal(ferry_event_synchronize(written), FERRY_OK);
+    float gap = 0;
+    assert_int_equal(ferry_event_elapsed_ms(written, after, &gap), FERRY_OK);
+    if (gap < -DELAY_MS / 2)
+        fail_msg("b's event ran %g ms before a's write: the export did not order b", -gap);
+
+    int32_t type = 0, id = -1;
+    assert_int_equal(ferry_tensor_dlpack_device(d, &type, &id), FERRY_OK);
+    assert_int_equal(type, 12);
+    assert_int_equal(id, 0);
+    ferry_tensor *y = ferry_tensor_from_dlpack(m);
+    assert_tensor(y);
+    assert_ramp(y, n, 2.0f);
+
+    /* -1 orders nothing; the unversioned form takes the same streams. */
+    DLManagedTensor *ml = ferry_tensor_to_dlpack_unversioned_ex(d, -1);
+    assert_non_null(ml);
+    ml->deleter(ml);
+    ml = ferry_tensor_to_dlpack_unversioned_ex(d, sb);
+    assert_non_null(ml);
+    ml->deleter(ml);
+
+    ferry_event_release(written);
+    ferry_event_release(after);
+    for (int i = 0; i < 3; i++)
+        ferry_tensor_release(keep[i]);
+    ferry_tensor_release(y);
+    ferry_tensor_release(d);
+    ferry_tensor_release(h);
+    assert_int_equal(ferry_stream_set_current(NULL), FERRY_OK);
+    ferry_stream_release(a);
+    ferry_stream_release(b);
+    assert_int_equal(ferry_synchronize("sim:0"), FERRY_OK);
+}
+
+static void test_dlpack_stream_errors(void **state)
+{
+    (void)state;
+    require_backend("sim");
+    ferry_tensor *h = ramp(64, 1.0f);
+    ferry_tensor *d = ferry_tensor_to(h, "sim:0"); /* queued: something to order */
+    assert_tensor(d);
+    assert_null(ferry_tensor_to_dlpack_ex(d, -2));
+    assert_last_error(FERRY_ERR_INVALID_ARGUMENT,
+                      "ferry_tensor_to_dlpack_ex: stream -2 is no DLPack stream");
+    assert_null(ferry_tensor_to_dlpack_unversioned_ex(d, INT64_MIN + 1));
+    assert_last_error(FERRY_ERR_INVALID_ARGUMENT, "is no DLPack stream");
+    /* 0 is ambiguous in the spec and 2 (CUDA's per-thread stream) names no sim queue:
+     * the backend checks every value that comes from outside. */
+    assert_null(ferry_tensor_to_dlpack_ex(d, 0));
+    assert_last_error(FERRY_ERR_INVALID_ARGUMENT,
+                      "ferry_tensor_to_dlpack_ex: ordering DLPack stream 0 of sim:0: sim:0: "
+                      "event_wait_native: 0 is no DLPack stream of this device");
+    assert_null(ferry_tensor_to_dlpack_unversioned_ex(d, 2));
+    assert_last_error(FERRY_ERR_INVALID_ARGUMENT, "2 is no DLPack stream of this device");
+
+    int64_t s = 7;
+    assert_int_equal(ferry_dlpack_current_stream(1 /* kDLCPU */, 0, &s), FERRY_ERR_UNSUPPORTED);
+    assert_last_error(FERRY_ERR_UNSUPPORTED, "has no DLPack streams: its backend offers no "
+                                             "queue_native; pass no stream");
+    assert_true(s == FERRY_DLPACK_NO_STREAM);
+    assert_int_equal(ferry_dlpack_current_stream(99, 0, &s), FERRY_ERR_UNSUPPORTED);
+    assert_last_error(FERRY_ERR_UNSUPPORTED, "DLPack device type 99");
+    assert_int_equal(ferry_dlpack_current_stream(12, 0, NULL), FERRY_ERR_INVALID_ARGUMENT);
+    assert_last_error(FERRY_ERR_INVALID_ARGUMENT, "ferry_dlpack_current_stream: stream is NULL");
+    int32_t type = 0, id = 0;
+    assert_int_equal(ferry_tensor_dlpack_device(d, NULL, &id), FERRY_ERR_INVALID_ARGUMENT);
+    assert_last_error(FERRY_ERR_INVALID_ARGUMENT, "dl_device_type or dl_device_id is NULL");
+    assert_int_equal(ferry_tensor_dlpack_device(NULL, &type, &id), FERRY_ERR_INVALID_ARGUMENT);
+    assert_int_equal(ferry_tensor_dlpack_device(h, &type, &id), FERRY_OK);
+    assert_int_equal(type, 1);
+
+    /* A backend that cannot make a foreign stream wait (cpu: no queues) synchronises,
+     * whatever stream the consumer names. */
+    DLManagedTensorVersioned *m = ferry_tensor_to_dlpack_ex(h, 12345);
+    assert_non_null(m);
+    m->deleter(m);
+    ferry_tensor_release(d);
+    ferry_tensor_release(h);
+    assert_int_equal(ferry_synchronize("sim:0"), FERRY_OK);
+}
+
+/* A queued 1.2 plugin built before queue_native (sim's table cut short there): the
+ * core cannot make the consumer's stream wait, so it synchronises, as before. */
+static void test_dlpack_streams_without_the_entries_synchronise(void **state)
+{
+    (void)state;
+    setenv("FERRY_SIM_ABI_1_2_EARLY", "1", 1);
+    ferry_shutdown();
+    require_backend("sim");
+    int64_t s = 0;
+    assert_int_equal(ferry_dlpack_current_stream(12, 0, &s), FERRY_ERR_UNSUPPORTED);
+    assert_last_error(FERRY_ERR_UNSUPPORTED, "sim:0 (DLPack device (12, 0)) has no DLPack "
+                                             "streams");
+    ferry_tensor *h = ramp(256, 4.0f);
+    ferry_tensor *keep[3];
+    for (int i = 0; i < 3; i++)
+        assert_tensor(keep[i] = ferry_tensor_to(h, "sim:0"));
+    ferry_tensor *d = ferry_tensor_to(h, "sim:0");
+    assert_tensor(d);
+    ferry_event *written = ferry_event_record("sim:0");
+    assert_non_null(written);
+    assert_int_equal(ferry_event_query(written), 0);
+    /* Any stream, even one sim would refuse: nothing reaches the plugin but synchronize. */
+    DLManagedTensorVersioned *m = ferry_tensor_to_dlpack_ex(d, 987654321);
+    assert_non_null(m);
+    assert_int_equal(ferry_event_query(written), 1);
+    ferry_tensor *y = ferry_tensor_from_dlpack(m);
+    assert_tensor(y);
+    assert_ramp(y, 256, 4.0f);
+    ferry_event_release(written);
+    for (int i = 0; i < 3; i++)
+        ferry_tensor_release(keep[i]);
+    ferry_tensor_release(y);
+    ferry_tensor_release(d);
+    ferry_tensor_release(h);
+    unsetenv("FERRY_SIM_ABI_1_2_EARLY");
+}
+
 static void test_backends_without_queues_run_synchronously(void **state)
 {
     (void)state;
@@ -594,6 +751,11 @@ int main(void)
         ON_BOTH(test_events_query_synchronize_and_elapsed),
         ON_BOTH(test_unrecorded_work_is_waited_for),
         cmocka_unit_test_setup_teardown(test_to_ex_flags_and_pinning_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlpack_export_orders_the_consumers_stream, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_dlpack_stream_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlpack_streams_without_the_entries_synchronise,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_backends_without_queues_run_synchronously, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_current_stream_slots_and_pinning_without_a_provider,

@@ -53,4 +53,27 @@ pc_flags="$(PKG_CONFIG_PATH="$root/$libdir/pkgconfig" pkg-config --cflags --libs
 cc -o "$work/pc_consumer" "$source_dir/tests/install/consumer/consumer.c" $pc_flags \
   -Wl,-rpath,"$root/$libdir"
 "$work/pc_consumer"
-echo "install: 4 passed, 0 failed"
+# The optional kernels part: a plugin planning its launches with fk_plan builds from the
+# moved tree alone (find_package(ferry COMPONENTS kernels)) and its kernel runs.
+test -f "$root/include/ferry/kernels/fk_plan.h"
+test -f "$root/include/ferry/kernels/ferry_kernels.h"
+test -f "$root/share/ferry/kernels/fk_plan.c"
+test -f "$root/$libdir/cmake/ferry/ferryKernelsTargets.cmake"
+cmake -S "$source_dir/tests/install/kernels_plugin" -B "$work/kernels_plugin" \
+  -DCMAKE_PREFIX_PATH="$root" -DCMAKE_BUILD_TYPE=Release > "$work/kernels-plugin.log"
+cmake --build "$work/kernels_plugin" > "$work/kernels-plugin-build.log" ||
+  { cat "$work/kernels-plugin-build.log"; exit 1; }
+FERRY_PLUGIN_PATH="$work/kernels_plugin" FERRY_STRICT_DEVICE=tinyplan \
+  "$work/kernels_plugin/check"
+
+# Without the kernels part installed, find_package(ferry COMPONENTS kernels) fails and
+# plain find_package(ferry) still works.
+cmake --install "$build_dir" --prefix "$work/sdk_only" --component ferry_sdk > /dev/null
+test ! -e "$work/sdk_only/include/ferry/kernels"
+if cmake -S "$source_dir/tests/install/kernels_plugin" -B "$work/kernels_missing" \
+    -DCMAKE_PREFIX_PATH="$work/sdk_only" > "$work/kernels-missing.log" 2>&1; then
+  echo "find_package(ferry COMPONENTS kernels) passed without the kernels part"; exit 1
+fi
+cmake -S "$source_dir/tests/install/consumer" -B "$work/consumer_sdk_only" \
+  -DCMAKE_PREFIX_PATH="$work/sdk_only" > "$work/consumer-sdk-only.log"
+echo "install: 6 passed, 0 failed"

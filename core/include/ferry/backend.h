@@ -396,6 +396,24 @@ typedef struct ferry_backend_ops {
     /** Optional, with host_map. Ends the mapping host_map gave as `ptr`; returns once
      * what was written through it is the buffer's for all work queued later. */
     ferry_status (*host_unmap)(int32_t device, void *buffer, void *ptr);
+    /*
+     * DLPack stream exchange (the Python spec's __dlpack__(stream=...)), appended after
+     * the queue entries: a 1.2 plugin built before these two has a smaller struct_size,
+     * FERRY_OPS_HAS finds them absent, and the core synchronises the device around a
+     * DLPack export instead, as it did before. A backend offers both or neither, and only
+     * with queues. A DLPack stream is the integer that spec passes for this backend's
+     * dlpack_device_type (kDLCUDA: the cudaStream_t's value, 1 for the legacy default
+     * stream, 2 for the per-thread default stream; 0 and -1 have no stream).
+     */
+    /** Optional. The DLPack stream of `queue` (NULL: the default queue) on `device`; the
+     * core hands it to another library's __dlpack__ so that its work is ordered before
+     * the calling thread's current queue. */
+    ferry_status (*queue_native)(int32_t device, void *queue, int64_t *stream);
+    /** Optional. Work another library queues on its stream `stream` of `device` (a
+     * DLPack stream a consumer named, never -1: the value comes from outside) after this
+     * call waits for `event` of this backend, on the device; the host does not wait. A
+     * value that names no stream answers FERRY_ERR_INVALID_ARGUMENT with the value. */
+    ferry_status (*event_wait_native)(int32_t device, int64_t stream, void *event);
 } ferry_backend_ops;
 
 /** The entry function's type. Returns the plugin's constant table, or NULL after

@@ -956,6 +956,41 @@ FERRY_API DLManagedTensor *ferry_tensor_to_dlpack_unversioned(ferry_tensor *t);
 FERRY_API ferry_tensor *ferry_tensor_from_dlpack(DLManagedTensorVersioned *m);
 FERRY_API ferry_tensor *ferry_tensor_from_dlpack_unversioned(DLManagedTensor *m);
 
+/*
+ * DLPack's stream rules (the Python spec's __dlpack__(stream=...)). A DLPack stream is
+ * the integer that spec gives for the device type (kDLCUDA: the cudaStream_t's value,
+ * 1 the legacy default stream, 2 the per-thread default stream); -1 asks for no
+ * ordering at all; FERRY_DLPACK_NO_STREAM is Python's None (the consumer named none).
+ */
+#define FERRY_DLPACK_NO_STREAM INT64_MIN
+
+/**
+ * Exports as ferry_tensor_to_dlpack, ordered for a consumer that reads on its DLPack
+ * stream `stream` of t's device: that stream waits, on the device, for ferry's queued
+ * work on t, and the host does not wait. -1: no ordering. FERRY_DLPACK_NO_STREAM, or a
+ * backend that cannot make a foreign stream wait (ABI < 1.2 or without queue_native
+ * and event_wait_native): the device is synchronised first, as ferry_tensor_to_dlpack.
+ * FERRY_ERR_INVALID_ARGUMENT for a value below -1 or, from the backend, one that names
+ * no stream of the device.
+ */
+FERRY_API DLManagedTensorVersioned *ferry_tensor_to_dlpack_ex(ferry_tensor *t, int64_t stream);
+FERRY_API DLManagedTensor *ferry_tensor_to_dlpack_unversioned_ex(ferry_tensor *t,
+                                                                 int64_t stream);
+/**
+ * The DLPack stream of the calling thread's current ferry stream on the ferry device
+ * that serves DLPack device (dl_device_type, dl_device_id): what a consumer passes to a
+ * producer's __dlpack__(stream=...) before ferry_tensor_from_dlpack. An import on a
+ * queued backend counts as written by that stream, so ferry's other streams and host
+ * reads come after what the producer ordered there. FERRY_ERR_UNSUPPORTED when the
+ * device has no such streams (kDLCPU, or a backend without queue_native): pass none.
+ */
+FERRY_API ferry_status ferry_dlpack_current_stream(int32_t dl_device_type, int32_t dl_device_id,
+                                                   int64_t *stream);
+/** The DLPack device of t's memory (what __dlpack_device__ answers);
+ * FERRY_ERR_UNSUPPORTED when its backend declares no DLPack device type. */
+FERRY_API ferry_status ferry_tensor_dlpack_device(const ferry_tensor *t, int32_t *dl_device_type,
+                                                  int32_t *dl_device_id);
+
 #ifdef __cplusplus
 }
 #endif
