@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: build ferry with the CUDA backend, run every CUDA test
-# (the plugin's own, the conformance suite and the async ordering tests on cuda:0) and
-# the CUDA benchmarks, and print the figures. Fails when no CUDA device is usable.
+# (the plugin's own and the conformance suite on cuda:0) and the CUDA benchmarks, and
+# print the figures. Fails when no CUDA device is usable.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/usr/local/cuda/bin"
@@ -16,9 +16,6 @@ fi
 export FERRY_TEST_REQUIRE=sim,cuda
 ctest --test-dir "$build" -L 'cuda|sim' --output-on-failure
 ctest --test-dir "$build" -R conformance --output-on-failure
-# tests/core/test_async.c's ordering tests (sim's delayed queue by default) on cuda:0's
-# streams and events.
-FERRY_ASYNC_TEST_DEVICE=cuda:0 ctest --test-dir "$build" -R '^core\.async$' --output-on-failure
 if [ -x "$build/bin/bench_cuda" ]; then
   "$build/bin/bench_cuda"
 fi
