@@ -295,7 +295,8 @@ static ferry_status order_after_all(int32_t dev, cudaStream_t s)
     cudaError_t e = cudaSuccess;
     const char *call = NULL;
     pthread_mutex_lock(&d->lock);
-    for (cuda_queue *q = &d->deflt; q && e == cudaSuccess; q = q == &d->deflt ? d->queues : q->next) {
+    for (cuda_queue *q = &d->deflt; q && e == cudaSuccess;
+         q = q == &d->deflt ? d->queues : q->next) {
         if (q->stream == s)
             continue;
         /* Another thread may record the same event meanwhile: the wait then covers
@@ -759,7 +760,8 @@ static ferry_status cuda_copy_from_host_async(int32_t dev, void *dst, size_t dst
     ferry_status st = cuda_use(dev, &s);
     if (st != FERRY_OK)
         return st;
-    cudaError_t e = cudaMemcpyAsync((char *)dst + dst_offset, src, nbytes, cudaMemcpyHostToDevice, s);
+    cudaError_t e =
+        cudaMemcpyAsync((char *)dst + dst_offset, src, nbytes, cudaMemcpyHostToDevice, s);
     return e == cudaSuccess ? FERRY_OK
                             : cuda_fail(dev, "cudaMemcpyAsync (host to device, async)", e);
 }
