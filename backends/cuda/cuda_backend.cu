@@ -299,8 +299,7 @@ static ferry_status order_after_all(int32_t dev, cudaStream_t s)
          q = q == &d->deflt ? d->queues : q->next) {
         if (q->stream == s)
             continue;
-        /* Another thread may record the same event meanwhile: the wait then covers
-         * more work than this call needs, never less. */
+        /* Record and wait under the lock: the wait takes this record of the event. */
         e = cudaEventRecord(q->order, q->stream);
         call = "cudaEventRecord";
         if (e == cudaSuccess) {
