@@ -199,12 +199,23 @@ bool cuda_has_context(int dev)
     return active != 0;
 }
 
-/* The calling thread's current queue per device (set_queue); NULL is the default. */
+/* The calling thread's current queue per device (set_queue); NULL is the default. The
+ * values are of the init they were set under: after a shutdown and a new init (the
+ * module stays loaded) a thread's old values name deleted queues, and count as NULL. */
+static std::atomic<unsigned> init_generation;
+static thread_local unsigned current_generation;
 static thread_local cuda_queue *current_queue[CUDA_MAX_DEVICES];
 
 static cuda_queue *queue_of(int32_t dev, void *queue)
 {
     return queue ? (cuda_queue *)queue : &devices[dev].deflt;
+}
+
+static cuda_queue *current_of(int32_t dev)
+{
+    if (current_generation != init_generation.load(std::memory_order_relaxed))
+        return &devices[dev].deflt;
+    return queue_of(dev, current_queue[dev]);
 }
 
 /* A stream of ferry's with its order event; the cuBLAS handle comes later. */
@@ -258,14 +269,14 @@ ferry_status cuda_use(int32_t dev, cudaStream_t *stream)
             return st;
     }
     if (stream)
-        *stream = queue_of(dev, current_queue[dev])->stream;
+        *stream = current_of(dev)->stream;
     return FERRY_OK;
 }
 
 ferry_status cuda_blas(int32_t dev, cublasHandle_t *handle)
 {
     cuda_device *d = &devices[dev];
-    cuda_queue *q = queue_of(dev, current_queue[dev]);
+    cuda_queue *q = current_of(dev);
     pthread_mutex_lock(&d->lock);
     ferry_status st = FERRY_OK;
     if (!q->blas) {
@@ -339,6 +350,7 @@ static ferry_status cuda_init(int32_t *count, char *reason, size_t reason_cap)
         pthread_mutex_init(&devices[i].event_lock, NULL);
     }
     device_count = n;
+    init_generation.fetch_add(1, std::memory_order_relaxed);
     *count = n;
     return FERRY_OK;
 }
@@ -638,7 +650,7 @@ static void cuda_queue_destroy(int32_t dev, void *queue)
     cuda_queue *q = (cuda_queue *)queue;
     if (cudaSetDevice(dev) != cudaSuccess || cudaStreamSynchronize(q->stream) != cudaSuccess)
         (void)cudaGetLastError(); /* a lost device: the stream is idle for good */
-    if (current_queue[dev] == q)
+    if (current_of(dev) == q)
         current_queue[dev] = NULL;
     pthread_mutex_lock(&d->lock);
     for (cuda_queue **at = &d->queues; *at; at = &(*at)->next)
@@ -653,6 +665,11 @@ static void cuda_queue_destroy(int32_t dev, void *queue)
 
 static ferry_status cuda_set_queue(int32_t dev, void *queue)
 {
+    unsigned gen = init_generation.load(std::memory_order_relaxed);
+    if (current_generation != gen) {
+        memset(current_queue, 0, sizeof current_queue);
+        current_generation = gen;
+    }
     current_queue[dev] = (cuda_queue *)queue;
     return FERRY_OK;
 }
