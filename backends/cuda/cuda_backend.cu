@@ -297,9 +297,9 @@ ferry_status cuda_blas(int32_t dev, cublasHandle_t *handle)
     return st;
 }
 
-/* Makes `s` wait, on the device, for the work queued so far on every other queue of
- * dev: what copy_to_host and synchronize must come after. Nothing to do while the
- * device has only its default queue. */
+/* Makes `s` (of dev, or of a peer) wait, on the device, for the work queued so far on
+ * every other queue of dev: what copy_to_host, synchronize and a peer copy from dev must
+ * come after. dev is current. */
 static ferry_status order_after_all(int32_t dev, cudaStream_t s)
 {
     cuda_device *d = &devices[dev];
@@ -564,16 +564,21 @@ static ferry_status cuda_copy_peer(int32_t dst_dev, void *dst, size_t dst_offset
     if (!peer_usable(dst_dev, src_dev))
         return FERRY_ERR_UNSUPPORTED;
     cudaStream_t ds;
-    ferry_status st = cuda_use(src_dev, NULL);
+    ferry_status st = cuda_use(dst_dev, &ds);
+    /* On the destination's current queue, made to wait on the device for the source
+     * device's queued work: the core leaves work on a lone default queue unrecorded, so
+     * it has no event for the source's writer to wait for. The core keeps both blocks
+     * until the event it records after this call is done. */
     if (st == FERRY_OK)
-        st = cuda_use(dst_dev, &ds);
+        st = cuda_use(src_dev, NULL);
+    if (st == FERRY_OK)
+        st = order_after_all(src_dev, ds);
     if (st != FERRY_OK)
         return st;
-    /* On the destination's current queue, which the core has made wait for the source's
-     * writer (event_wait takes events of any device); the core also keeps both blocks
-     * until the event it records after this call is done. */
-    cudaError_t e = cudaMemcpyPeerAsync((char *)dst + dst_offset, dst_dev,
-                                        (const char *)src + src_offset, src_dev, nbytes, ds);
+    cudaError_t e = cudaSetDevice(dst_dev);
+    if (e == cudaSuccess)
+        e = cudaMemcpyPeerAsync((char *)dst + dst_offset, dst_dev, (const char *)src + src_offset,
+                                src_dev, nbytes, ds);
     return e == cudaSuccess ? FERRY_OK : cuda_fail(dst_dev, "cudaMemcpyPeerAsync", e);
 }
 
