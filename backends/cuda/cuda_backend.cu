@@ -33,7 +33,7 @@ typedef struct cuda_queue {
     struct cuda_queue *next; /* in the device's live list or its spares; device lock */
 } cuda_queue;
 
-/* Events kept for reuse per device: the core records one after every call it queues. */
+/* Events kept for reuse per device: the core may record one after every call it queues. */
 #define CUDA_EVENT_SPARES 1024
 
 /* Per-device state, made on first use so that probing (init, device_info) never
@@ -603,8 +603,8 @@ static void cuda_host_free(void *ptr)
 
 /* ---- queues and events (ABI 1.2) -------------------------------------------------------
  * A queue is a cuda_queue, an event a cudaEvent_t. Events have timing off
- * (cudaEventDisableTiming), the cheapest to record, wait for and query: the core records
- * one after every call it queues. event_elapsed then answers FERRY_ERR_UNSUPPORTED and the
+ * (cudaEventDisableTiming), the cheapest to record, wait for and query: the core may
+ * record one after every call it queues. event_elapsed then answers FERRY_ERR_UNSUPPORTED and the
  * core measures host time at record; FERRY_CUDA_EVENT_TIMING=1 times every event, so that
  * ferry_event_elapsed_ms reports the device's own time. */
 
