@@ -1,11 +1,14 @@
-/* The CUDA backend plugin: devices, memory, copies on one non-blocking stream per device,
- * temporaries from a per-device pool, and the entry table (kernels in cuda_kernels.cu,
+/* The CUDA backend plugin: devices, memory, queues (non-blocking streams) and events
+ * (ABI 1.2), copies on the calling thread's current queue, temporaries from a per-device
+ * stream-ordered pool, and the entry table (kernels in cuda_kernels.cu,
  * matmul in cuda_matmul.cu). Every entry is extern "C", returns a status and lets no C++
  * exception out (STYLE.md 4); the driver's error name and number reach the message. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <new>
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -16,16 +19,37 @@
 
 const ferry_host_api *cuda_host;
 
+/* A queue: a non-blocking stream of ferry's, its cuBLAS handle (made on the first matmul
+ * on it and bound to its stream for good, so that no thread ever calls cublasSetStream on
+ * a handle another thread is using, and no two streams share one cuBLAS workspace) and
+ * an event that copy_to_host and synchronize record on it to wait for its work. A
+ * destroyed queue goes to its device's spares with its stream, for the next
+ * queue_create: a queue object stays valid until shutdown, so a thread whose current
+ * queue was destroyed meanwhile never reaches freed memory. */
+typedef struct cuda_queue {
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    cudaEvent_t order;
+    struct cuda_queue *next; /* in the device's live list or its spares; device lock */
+} cuda_queue;
+
+/* Events kept for reuse per device: the core may record one after every call it queues. */
+#define CUDA_EVENT_SPARES 1024
+
 /* Per-device state, made on first use so that probing (init, device_info) never
  * creates a driver context. */
 typedef struct cuda_device {
     pthread_mutex_t lock;
-    bool ready;
-    cudaStream_t stream;
-    cublasHandle_t blas;
-    int sms;             /* multiprocessors, for grid sizes */
-    cudaMemPool_t pool;  /* temporaries; NULL where the device has no memory pools */
-    int peer_state[64]; /* 0 unknown, 1 usable, -1 refused, per destination device */
+    std::atomic<bool> ready; /* set once, under lock, after everything below it */
+    cuda_queue deflt;        /* the default queue (the handle NULL) */
+    cuda_queue *queues;      /* queue_create's, live */
+    cuda_queue *spares;      /* destroyed, their streams idle */
+    int sms;                 /* multiprocessors, for grid sizes */
+    cudaMemPool_t pool;      /* temporaries; NULL where the device has no memory pools */
+    int peer_state[CUDA_MAX_DEVICES]; /* 0 unknown, 1 usable, -1 refused, per destination */
+    pthread_mutex_t event_lock;
+    int nevents;
+    cudaEvent_t events[CUDA_EVENT_SPARES];
 } cuda_device;
 
 static int32_t device_count;
@@ -46,6 +70,7 @@ static bool sticky_error(cudaError_t e)
     case cudaErrorAssert:
     case cudaErrorECCUncorrectable:
     case cudaErrorContextIsDestroyed:
+    case cudaErrorLaunchTimeout:
         return true;
     default:
         return false;
@@ -139,45 +164,167 @@ int cuda_sm_count(int32_t dev)
     return devices[dev].sms;
 }
 
-/* Makes `dev` current and its stream and cuBLAS handle exist. */
+/* The driver's cuDevicePrimaryCtxGetState, found through the runtime so that the plugin
+ * needs no libcuda at link time; NULL when this driver does not offer it. */
+typedef int (*primary_ctx_state_fn)(int dev, unsigned int *flags, int *active);
+
+static primary_ctx_state_fn primary_ctx_state(void)
+{
+    static const primary_ctx_state_fn fn = [] {
+        void *p = NULL;
+        cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+#if CUDART_VERSION >= 12050
+        cudaError_t e = cudaGetDriverEntryPointByVersion("cuDevicePrimaryCtxGetState", &p, 12000,
+                                                         cudaEnableDefault, &found);
+#else
+        cudaError_t e =
+            cudaGetDriverEntryPoint("cuDevicePrimaryCtxGetState", &p, cudaEnableDefault, &found);
+#endif
+        if (e != cudaSuccess || found != cudaDriverEntryPointSuccess) {
+            (void)cudaGetLastError();
+            p = NULL;
+        }
+        return (primary_ctx_state_fn)p;
+    }();
+    return fn;
+}
+
+bool cuda_has_context(int dev)
+{
+    primary_ctx_state_fn state = primary_ctx_state();
+    unsigned int flags = 0;
+    int active = 1;
+    if (state && state(dev, &flags, &active) != 0)
+        active = 1; /* the driver cannot say: restore, as before */
+    return active != 0;
+}
+
+/* The calling thread's current queue per device (set_queue); NULL is the default. The
+ * values are of the init they were set under: after a shutdown and a new init (the
+ * module stays loaded) a thread's old values name deleted queues, and count as NULL. */
+static std::atomic<unsigned> init_generation;
+static thread_local unsigned current_generation;
+static thread_local cuda_queue *current_queue[CUDA_MAX_DEVICES];
+
+static cuda_queue *queue_of(int32_t dev, void *queue)
+{
+    return queue ? (cuda_queue *)queue : &devices[dev].deflt;
+}
+
+cudaStream_t cuda_queue_stream(int32_t dev, void *queue)
+{
+    return queue_of(dev, queue)->stream;
+}
+
+static cuda_queue *current_of(int32_t dev)
+{
+    if (current_generation != init_generation.load(std::memory_order_relaxed))
+        return &devices[dev].deflt;
+    return queue_of(dev, current_queue[dev]);
+}
+
+/* A stream of ferry's with its order event; the cuBLAS handle comes later. */
+static ferry_status queue_init(int32_t dev, cuda_queue *q)
+{
+    memset(q, 0, sizeof *q);
+    cudaError_t e = cudaStreamCreateWithFlags(&q->stream, cudaStreamNonBlocking);
+    if (e != cudaSuccess)
+        return cuda_fail(dev, "cudaStreamCreateWithFlags", e);
+    e = cudaEventCreateWithFlags(&q->order, cudaEventDisableTiming);
+    if (e != cudaSuccess) {
+        cudaStreamDestroy(q->stream);
+        return cuda_fail(dev, "cudaEventCreateWithFlags", e);
+    }
+    return FERRY_OK;
+}
+
+static void queue_fini(cuda_queue *q)
+{
+    if (q->blas)
+        cublasDestroy(q->blas);
+    cudaStreamSynchronize(q->stream);
+    cudaStreamDestroy(q->stream);
+    cudaEventDestroy(q->order);
+    (void)cudaGetLastError();
+}
+
+/* Makes `dev` current and its default queue exist. */
 ferry_status cuda_use(int32_t dev, cudaStream_t *stream)
 {
     cuda_device *d = &devices[dev];
     cudaError_t e = cudaSetDevice(dev);
     if (e != cudaSuccess)
         return cuda_fail(dev, "cudaSetDevice", e);
-    pthread_mutex_lock(&d->lock);
-    ferry_status st = FERRY_OK;
-    if (!d->ready) {
-        e = cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking);
-        if (e != cudaSuccess) {
-            st = cuda_fail(dev, "cudaStreamCreateWithFlags", e);
-        } else {
-            cublasStatus_t s = cublasCreate(&d->blas);
-            if (s == CUBLAS_STATUS_SUCCESS)
-                s = cublasSetStream(d->blas, d->stream);
-            if (s != CUBLAS_STATUS_SUCCESS) {
-                st = blas_fail(dev, "cublasCreate", s);
-                cudaStreamDestroy(d->stream);
-            } else {
+    if (!d->ready.load(std::memory_order_acquire)) {
+        pthread_mutex_lock(&d->lock);
+        ferry_status st = FERRY_OK;
+        if (!d->ready.load(std::memory_order_relaxed)) {
+            st = queue_init(dev, &d->deflt);
+            if (st == FERRY_OK) {
                 if (cudaDeviceGetAttribute(&d->sms, cudaDevAttrMultiProcessorCount, dev) !=
                         cudaSuccess ||
                     d->sms < 1)
                     d->sms = 1;
                 d->pool = make_pool(dev);
-                d->ready = true;
+                d->ready.store(true, std::memory_order_release);
             }
         }
+        pthread_mutex_unlock(&d->lock);
+        if (st != FERRY_OK)
+            return st;
     }
+    if (stream)
+        *stream = current_of(dev)->stream;
+    return FERRY_OK;
+}
+
+ferry_status cuda_blas(int32_t dev, cublasHandle_t *handle)
+{
+    cuda_device *d = &devices[dev];
+    cuda_queue *q = current_of(dev);
+    pthread_mutex_lock(&d->lock);
+    ferry_status st = FERRY_OK;
+    if (!q->blas) {
+        cublasHandle_t h = NULL;
+        cublasStatus_t s = cublasCreate(&h);
+        if (s == CUBLAS_STATUS_SUCCESS) {
+            s = cublasSetStream(h, q->stream);
+            if (s != CUBLAS_STATUS_SUCCESS)
+                cublasDestroy(h);
+        }
+        if (s == CUBLAS_STATUS_SUCCESS)
+            q->blas = h;
+        else
+            st = blas_fail(dev, "cublasCreate", s);
+    }
+    *handle = q->blas;
     pthread_mutex_unlock(&d->lock);
-    if (st == FERRY_OK && stream)
-        *stream = d->stream;
     return st;
 }
 
-cublasHandle_t cuda_blas(int32_t dev)
+/* Makes `s` (of dev, or of a peer) wait, on the device, for the work queued so far on
+ * every other queue of dev: what copy_to_host, synchronize and a peer copy from dev must
+ * come after. dev is current. */
+static ferry_status order_after_all(int32_t dev, cudaStream_t s)
 {
-    return devices[dev].blas;
+    cuda_device *d = &devices[dev];
+    cudaError_t e = cudaSuccess;
+    const char *call = NULL;
+    pthread_mutex_lock(&d->lock);
+    for (cuda_queue *q = &d->deflt; q && e == cudaSuccess;
+         q = q == &d->deflt ? d->queues : q->next) {
+        if (q->stream == s)
+            continue;
+        /* Record and wait under the lock: the wait takes this record of the event. */
+        e = cudaEventRecord(q->order, q->stream);
+        call = "cudaEventRecord";
+        if (e == cudaSuccess) {
+            e = cudaStreamWaitEvent(s, q->order, 0);
+            call = "cudaStreamWaitEvent";
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, call, e);
 }
 
 static ferry_status cuda_init(int32_t *count, char *reason, size_t reason_cap)
@@ -195,30 +342,50 @@ static ferry_status cuda_init(int32_t *count, char *reason, size_t reason_cap)
         snprintf(reason, reason_cap, "cudaGetDeviceCount reported no device");
         return FERRY_OK;
     }
-    devices = (cuda_device *)calloc((size_t)n, sizeof *devices);
+    if (n > CUDA_MAX_DEVICES) {
+        cuda_host->log(FERRY_LOG_WARN, "cuda", "%d devices: only the first %d are offered", n,
+                       CUDA_MAX_DEVICES);
+        n = CUDA_MAX_DEVICES;
+    }
+    devices = new (std::nothrow) cuda_device[n]();
     if (!devices)
         return cuda_host->error(FERRY_ERR_OUT_OF_MEMORY, "cuda: out of host memory");
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         pthread_mutex_init(&devices[i].lock, NULL);
+        pthread_mutex_init(&devices[i].event_lock, NULL);
+    }
     device_count = n;
+    init_generation.fetch_add(1, std::memory_order_relaxed);
     *count = n;
     return FERRY_OK;
 }
 
 static void cuda_shutdown(void)
 {
+    cuda_device_keeper keep_device_;
     for (int32_t i = 0; i < device_count; i++) {
-        if (devices[i].ready) {
+        cuda_device *d = &devices[i];
+        if (d->ready.load(std::memory_order_acquire)) {
             cudaSetDevice(i);
-            cublasDestroy(devices[i].blas);
-            cudaStreamSynchronize(devices[i].stream);
-            cudaStreamDestroy(devices[i].stream);
-            if (devices[i].pool)
-                cudaMemPoolDestroy(devices[i].pool);
+            for (cuda_queue **list : {&d->queues, &d->spares})
+                while (*list) {
+                    cuda_queue *q = *list;
+                    *list = q->next;
+                    queue_fini(q);
+                    delete q;
+                }
+            queue_fini(&d->deflt);
+            for (int k = 0; k < d->nevents; k++)
+                cudaEventDestroy(d->events[k]);
+            d->nevents = 0;
+            if (d->pool)
+                cudaMemPoolDestroy(d->pool);
+            (void)cudaGetLastError();
         }
-        pthread_mutex_destroy(&devices[i].lock);
+        pthread_mutex_destroy(&d->lock);
+        pthread_mutex_destroy(&d->event_lock);
     }
-    free(devices);
+    delete[] devices;
     devices = NULL;
     device_count = 0;
 }
@@ -239,7 +406,7 @@ static ferry_status cuda_device_info(int32_t dev, ferry_device_info *out)
              drv / 1000, (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10);
     out->total_memory = p.totalGlobalMem;
     out->free_memory = 0;
-    if (devices[dev].ready) { /* only where a context exists already */
+    if (devices[dev].ready.load(std::memory_order_acquire)) { /* only where a context exists */
         size_t free_b = 0, total_b = 0;
         if (cudaSetDevice(dev) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
             out->free_memory = free_b;
@@ -272,6 +439,7 @@ static void cuda_free(int32_t dev, void *buffer)
     cuda_device_keeper keep_device_;
     if (cudaSetDevice(dev) == cudaSuccess)
         cudaFree(buffer);
+    (void)cudaGetLastError();
 }
 
 static ferry_status cuda_copy_from_host(int32_t dev, void *dst, size_t dst_offset, const void *src,
@@ -283,7 +451,8 @@ static ferry_status cuda_copy_from_host(int32_t dev, void *dst, size_t dst_offse
     if (st != FERRY_OK)
         return st;
     cudaError_t e = cudaMemcpyAsync((char *)dst + dst_offset, src, nbytes, cudaMemcpyHostToDevice, s);
-    /* The caller may reuse src once this returns. */
+    /* The caller may reuse src once this returns (the core's pinned staging buffers
+     * included, which the driver reads only when the stream gets there). */
     if (e == cudaSuccess)
         e = cudaStreamSynchronize(s);
     return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, "cudaMemcpyAsync (host to device)", e);
@@ -295,10 +464,10 @@ static ferry_status cuda_copy_to_host(int32_t dev, void *dst, const void *src, s
     cuda_device_keeper keep_device_;
     cudaStream_t s;
     ferry_status st = cuda_use(dev, &s);
+    if (st == FERRY_OK)
+        st = order_after_all(dev, s); /* ABI 1.2: after the device's work on every queue */
     if (st != FERRY_OK)
         return st;
-    /* On the device's stream, so it waits for the kernels queued before it, and only
-     * for those. */
     cudaError_t e =
         cudaMemcpyAsync(dst, (const char *)src + src_offset, nbytes, cudaMemcpyDeviceToHost, s);
     if (e == cudaSuccess)
@@ -319,13 +488,17 @@ static ferry_status cuda_copy_on_device(int32_t dev, void *dst, size_t dst_offse
     return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, "cudaMemcpyAsync (device to device)", e);
 }
 
+/* Every queue of the device, not only the caller's: one host wait, on the caller's
+ * current queue made to follow all the others. */
 static ferry_status cuda_synchronize(int32_t dev)
 {
     cuda_device_keeper keep_device_;
-    if (!devices[dev].ready)
+    if (!devices[dev].ready.load(std::memory_order_acquire))
         return FERRY_OK; /* nothing was ever queued */
     cudaStream_t s;
     ferry_status st = cuda_use(dev, &s);
+    if (st == FERRY_OK)
+        st = order_after_all(dev, s);
     if (st != FERRY_OK)
         return st;
     cudaError_t e = cudaStreamSynchronize(s);
@@ -336,8 +509,6 @@ static ferry_status cuda_synchronize(int32_t dev)
  * comes back intact: some virtualised systems report peer support that corrupts data. */
 static bool peer_usable(int32_t dst_dev, int32_t src_dev)
 {
-    if (dst_dev >= 64)
-        return false;
     cuda_device *d = &devices[src_dev];
     pthread_mutex_lock(&d->lock);
     int state = d->peer_state[dst_dev];
@@ -397,23 +568,27 @@ static ferry_status cuda_copy_peer(int32_t dst_dev, void *dst, size_t dst_offset
     cuda_device_keeper keep_device_;
     if (!peer_usable(dst_dev, src_dev))
         return FERRY_ERR_UNSUPPORTED;
-    cudaStream_t ss, ds;
-    ferry_status st = cuda_use(src_dev, &ss);
+    cudaStream_t ds;
+    ferry_status st = cuda_use(dst_dev, &ds);
+    /* On the destination's current queue, made to wait on the device for the source
+     * device's queued work: the core leaves work on a lone default queue unrecorded, so
+     * it has no event for the source's writer to wait for. The core keeps both blocks
+     * until the event it records after this call is done. */
     if (st == FERRY_OK)
-        st = cuda_use(dst_dev, &ds);
+        st = cuda_use(src_dev, NULL);
+    if (st == FERRY_OK)
+        st = order_after_all(src_dev, ds);
     if (st != FERRY_OK)
         return st;
-    /* Ordered after the source's queued work; complete before returning, because the
-     * source block may be reused by the caching allocator as soon as we return. */
-    cudaError_t e = cudaStreamSynchronize(ss);
+    cudaError_t e = cudaSetDevice(dst_dev);
     if (e == cudaSuccess)
         e = cudaMemcpyPeerAsync((char *)dst + dst_offset, dst_dev, (const char *)src + src_offset,
                                 src_dev, nbytes, ds);
-    if (e == cudaSuccess)
-        e = cudaStreamSynchronize(ds);
-    return e == cudaSuccess ? FERRY_OK : cuda_fail(src_dev, "cudaMemcpyPeerAsync", e);
+    return e == cudaSuccess ? FERRY_OK : cuda_fail(dst_dev, "cudaMemcpyPeerAsync", e);
 }
 
+/* Portable, so that any device's copies read it at full speed; the core gives it to
+ * copy_*_async, and keeps it, as its own staging buffers, for reuse (core/copy.c). */
 static ferry_status cuda_host_alloc(size_t nbytes, void **ptr)
 {
     cudaError_t e = cudaHostAlloc(ptr, nbytes, cudaHostAllocPortable);
@@ -426,7 +601,210 @@ static ferry_status cuda_host_alloc(size_t nbytes, void **ptr)
 
 static void cuda_host_free(void *ptr)
 {
+    /* Waits for nothing: the core frees pinned memory only once its copies are done. */
     cudaFreeHost(ptr);
+    (void)cudaGetLastError();
+}
+
+/* ---- queues and events (ABI 1.2) -------------------------------------------------------
+ * A queue is a cuda_queue, an event a cudaEvent_t. Events have timing off
+ * (cudaEventDisableTiming), the cheapest to record, wait for and query: the core may
+ * record one after every call it queues. event_elapsed then answers FERRY_ERR_UNSUPPORTED and the
+ * core measures host time at record; FERRY_CUDA_EVENT_TIMING=1 times every event, so that
+ * ferry_event_elapsed_ms reports the device's own time. */
+
+static unsigned int event_flags(void)
+{
+    static const bool timed = [] {
+        const char *v = getenv("FERRY_CUDA_EVENT_TIMING");
+        return v && strcmp(v, "1") == 0;
+    }();
+    return timed ? cudaEventDefault : cudaEventDisableTiming;
+}
+
+static ferry_status cuda_queue_create(int32_t dev, void **queue)
+{
+    cuda_device_keeper keep_device_;
+    *queue = NULL;
+    ferry_status st = cuda_use(dev, NULL);
+    if (st != FERRY_OK)
+        return st;
+    cuda_device *d = &devices[dev];
+    pthread_mutex_lock(&d->lock);
+    cuda_queue *q = d->spares;
+    if (q)
+        d->spares = q->next;
+    pthread_mutex_unlock(&d->lock);
+    if (!q) {
+        q = new (std::nothrow) cuda_queue;
+        if (!q)
+            return cuda_host->error(FERRY_ERR_OUT_OF_MEMORY, "cuda:%d: out of host memory",
+                                    (int)dev);
+        if ((st = queue_init(dev, q)) != FERRY_OK) {
+            delete q;
+            return st;
+        }
+    }
+    pthread_mutex_lock(&d->lock);
+    q->next = d->queues;
+    d->queues = q;
+    pthread_mutex_unlock(&d->lock);
+    *queue = q;
+    return FERRY_OK;
+}
+
+static void cuda_queue_destroy(int32_t dev, void *queue)
+{
+    cuda_device_keeper keep_device_;
+    cuda_device *d = &devices[dev];
+    cuda_queue *q = (cuda_queue *)queue;
+    if (cudaSetDevice(dev) != cudaSuccess || cudaStreamSynchronize(q->stream) != cudaSuccess)
+        (void)cudaGetLastError(); /* a lost device: the stream is idle for good */
+    if (current_of(dev) == q)
+        current_queue[dev] = NULL;
+    pthread_mutex_lock(&d->lock);
+    for (cuda_queue **at = &d->queues; *at; at = &(*at)->next)
+        if (*at == q) {
+            *at = q->next;
+            q->next = d->spares;
+            d->spares = q;
+            break;
+        }
+    pthread_mutex_unlock(&d->lock);
+}
+
+static ferry_status cuda_set_queue(int32_t dev, void *queue)
+{
+    unsigned gen = init_generation.load(std::memory_order_relaxed);
+    if (current_generation != gen) {
+        memset(current_queue, 0, sizeof current_queue);
+        current_generation = gen;
+    }
+    current_queue[dev] = (cuda_queue *)queue;
+    return FERRY_OK;
+}
+
+static ferry_status cuda_event_record(int32_t dev, void *queue, void **event)
+{
+    cuda_device_keeper keep_device_;
+    *event = NULL;
+    ferry_status st = cuda_use(dev, NULL);
+    if (st != FERRY_OK)
+        return st;
+    cuda_device *d = &devices[dev];
+    cudaEvent_t ev = NULL;
+    pthread_mutex_lock(&d->event_lock);
+    if (d->nevents > 0)
+        ev = d->events[--d->nevents];
+    pthread_mutex_unlock(&d->event_lock);
+    cudaError_t e = cudaSuccess;
+    if (!ev && (e = cudaEventCreateWithFlags(&ev, event_flags())) != cudaSuccess)
+        return cuda_fail(dev, "cudaEventCreateWithFlags", e);
+    e = cudaEventRecord(ev, queue_of(dev, queue)->stream);
+    if (e != cudaSuccess) {
+        cudaEventDestroy(ev);
+        return cuda_fail(dev, "cudaEventRecord", e);
+    }
+    *event = ev;
+    return FERRY_OK;
+}
+
+static ferry_status cuda_event_wait(int32_t dev, void *queue, void *event)
+{
+    cuda_device_keeper keep_device_;
+    ferry_status st = cuda_use(dev, NULL);
+    if (st != FERRY_OK)
+        return st;
+    cudaError_t e = cudaStreamWaitEvent(queue_of(dev, queue)->stream, (cudaEvent_t)event, 0);
+    return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, "cudaStreamWaitEvent", e);
+}
+
+static ferry_status cuda_event_synchronize(int32_t dev, void *event)
+{
+    cuda_device_keeper keep_device_;
+    ferry_status st = cuda_use(dev, NULL);
+    if (st != FERRY_OK)
+        return st;
+    cudaError_t e = cudaEventSynchronize((cudaEvent_t)event);
+    return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, "cudaEventSynchronize", e);
+}
+
+static ferry_status cuda_event_query(int32_t dev, void *event, bool *done)
+{
+    cuda_device_keeper keep_device_;
+    *done = false;
+    ferry_status st = cuda_use(dev, NULL);
+    if (st != FERRY_OK)
+        return st;
+    cudaError_t e = cudaEventQuery((cudaEvent_t)event);
+    if (e == cudaErrorNotReady) {
+        (void)cudaGetLastError();
+        return FERRY_OK;
+    }
+    if (e != cudaSuccess)
+        return cuda_fail(dev, "cudaEventQuery", e);
+    *done = true;
+    return FERRY_OK;
+}
+
+/* Back to the device's spares: a later cudaEventRecord re-arms it, while the waits
+ * already queued on the old record keep theirs. */
+static void cuda_event_destroy(int32_t dev, void *event)
+{
+    cuda_device *d = &devices[dev];
+    pthread_mutex_lock(&d->event_lock);
+    bool kept = d->nevents < CUDA_EVENT_SPARES;
+    if (kept)
+        d->events[d->nevents++] = (cudaEvent_t)event;
+    pthread_mutex_unlock(&d->event_lock);
+    if (!kept) {
+        cuda_device_keeper keep_device_;
+        cudaEventDestroy((cudaEvent_t)event); /* its work still runs */
+        (void)cudaGetLastError();
+    }
+}
+
+static ferry_status cuda_event_elapsed(int32_t dev, void *start, void *end, float *ms)
+{
+    if (event_flags() == cudaEventDisableTiming)
+        return FERRY_ERR_UNSUPPORTED; /* the core uses host time at record */
+    cuda_device_keeper keep_device_;
+    ferry_status st = cuda_use(dev, NULL);
+    if (st != FERRY_OK)
+        return st;
+    cudaError_t e = cudaEventElapsedTime(ms, (cudaEvent_t)start, (cudaEvent_t)end);
+    return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, "cudaEventElapsedTime", e);
+}
+
+/* From pinned memory (host_alloc), returning once queued: the core keeps src unchanged
+ * until an event recorded after this is done. */
+static ferry_status cuda_copy_from_host_async(int32_t dev, void *dst, size_t dst_offset,
+                                              const void *src, size_t nbytes)
+{
+    cuda_device_keeper keep_device_;
+    cudaStream_t s;
+    ferry_status st = cuda_use(dev, &s);
+    if (st != FERRY_OK)
+        return st;
+    cudaError_t e =
+        cudaMemcpyAsync((char *)dst + dst_offset, src, nbytes, cudaMemcpyHostToDevice, s);
+    return e == cudaSuccess ? FERRY_OK
+                            : cuda_fail(dev, "cudaMemcpyAsync (host to device, async)", e);
+}
+
+/* After the current queue's work only: the core orders the others with event_wait. */
+static ferry_status cuda_copy_to_host_async(int32_t dev, void *dst, const void *src,
+                                            size_t src_offset, size_t nbytes)
+{
+    cuda_device_keeper keep_device_;
+    cudaStream_t s;
+    ferry_status st = cuda_use(dev, &s);
+    if (st != FERRY_OK)
+        return st;
+    cudaError_t e =
+        cudaMemcpyAsync(dst, (const char *)src + src_offset, nbytes, cudaMemcpyDeviceToHost, s);
+    return e == cudaSuccess ? FERRY_OK
+                            : cuda_fail(dev, "cudaMemcpyAsync (device to host, async)", e);
 }
 
 static ferry_status guarded_matmul(int32_t dev, const ferry_kernel_tensor *out,
@@ -529,6 +907,17 @@ static ferry_backend_ops make_ops(void)
     o.get_kernel = cuda_get_kernel;
     o.dlpack_device_type = 2; /* kDLCUDA */
     o.handles_are_addresses = true;
+    o.queue_create = cuda_queue_create;
+    o.queue_destroy = cuda_queue_destroy;
+    o.set_queue = cuda_set_queue;
+    o.event_record = cuda_event_record;
+    o.event_wait = cuda_event_wait;
+    o.event_synchronize = cuda_event_synchronize;
+    o.event_query = cuda_event_query;
+    o.event_destroy = cuda_event_destroy;
+    o.event_elapsed = cuda_event_elapsed;
+    o.copy_from_host_async = cuda_copy_from_host_async;
+    o.copy_to_host_async = cuda_copy_to_host_async;
     cuda_add_dlpack_streams(&o);
     return o;
 }

@@ -1,6 +1,7 @@
 /* DLPack stream exchange (ABI 1.2 queue_native, event_wait_native), apart from the queue
- * code so the two change independently. A queue handle is its cudaStream_t, NULL the
- * device's own stream; an event handle is its cudaEvent_t. The core calls these only
+ * code so the two change independently. A queue handle's stream comes from
+ * cuda_queue_stream (NULL: the device's default queue); an event handle is its
+ * cudaEvent_t. The core calls these only
  * while the backend offers queues; until then it synchronises around DLPack exports. */
 #include <stdint.h>
 
@@ -23,14 +24,12 @@ static int64_t dlpack_number(cudaStream_t s)
 
 static ferry_status cuda_queue_native(int32_t dev, void *queue, int64_t *stream)
 {
+    cuda_device_keeper keep_device_;
     *stream = 0;
-    cudaStream_t s = (cudaStream_t)queue;
-    if (!s) {
-        ferry_status st = cuda_use(dev, &s);
-        if (st != FERRY_OK)
-            return st;
-    }
-    *stream = dlpack_number(s);
+    ferry_status st = cuda_use(dev, NULL);
+    if (st != FERRY_OK)
+        return st;
+    *stream = dlpack_number(cuda_queue_stream(dev, queue));
     return FERRY_OK;
 }
 
@@ -44,6 +43,7 @@ static ferry_status cuda_event_wait_native(int32_t dev, int64_t stream, void *ev
                                 "the legacy default stream, 2 the per-thread default stream, "
                                 "others a cudaStream_t)",
                                 (int)dev, (long long)stream);
+    cuda_device_keeper keep_device_;
     ferry_status st = cuda_use(dev, NULL);
     if (st != FERRY_OK)
         return st;

@@ -3,6 +3,8 @@
 #ifndef FERRY_CUDA_INTERNAL_H
 #define FERRY_CUDA_INTERNAL_H
 
+#include <atomic>
+
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -14,13 +16,24 @@ extern const ferry_host_api *cuda_host;
 /* Named-kernel tables, one per op family (cuda_backend.cu lists them). */
 extern const ferry_named_entry cuda_named_sort[];
 
-/* Makes dev current, creating its stream and cuBLAS handle on first use. */
+/* Devices beyond this many are not offered (init logs it): the thread's current queue
+ * and the peer states are fixed arrays of this size. */
+#define CUDA_MAX_DEVICES 64
+
+/* Makes dev current, creating its default stream on first use; *stream (when asked for)
+ * is the calling thread's current queue of dev (set_queue), where every launch, copy and
+ * cuBLAS call of the entry goes. */
 ferry_status cuda_use(int32_t dev, cudaStream_t *stream);
-cublasHandle_t cuda_blas(int32_t dev);
+/* The cuBLAS handle of the calling thread's current queue of dev, bound to its stream;
+ * made on first use. cuda_use(dev) has succeeded. */
+ferry_status cuda_blas(int32_t dev, cublasHandle_t *handle);
 /* Streaming multiprocessors of a device cuda_use has readied (grid sizes follow it). */
 int cuda_sm_count(int32_t dev);
 /* Fills the DLPack stream entries of the table (cuda_dlpack.cu). */
 void cuda_add_dlpack_streams(ferry_backend_ops *o);
+/* The stream of a queue handle of the ABI (NULL: the device's default queue, not the
+ * thread's current one). cuda_use(dev) has succeeded. */
+cudaStream_t cuda_queue_stream(int32_t dev, void *queue);
 /* Records "cuda:N: CALL failed: text (cudaErrorName=N)" and returns the status. */
 ferry_status cuda_fail(int32_t dev, const char *call, cudaError_t e);
 /* Device memory for temporaries of work queued on `stream` (reduction partials): usable by
@@ -49,8 +62,14 @@ ferry_status cuda_binary_scalar(int32_t dev, ferry_binary_op op, const ferry_ker
 ferry_status cuda_reduce(int32_t dev, ferry_reduce_op op, const ferry_kernel_tensor *out,
                          const ferry_kernel_tensor *in);
 
+/* Whether dev's primary context exists; true when the driver cannot say. */
+bool cuda_has_context(int dev);
+
 /* The calling thread's current device, put back when an entry returns: the
- * application's own CUDA code must not find it changed by ferry. */
+ * application's own CUDA code must not find it changed by ferry. Except where that
+ * device has no context yet (a thread that never chose one reads device 0): since CUDA
+ * 12 cudaSetDevice creates the context, which would take memory on a GPU the
+ * application never used. */
 struct cuda_device_keeper {
     int prev = -1;
     cuda_device_keeper()
@@ -63,7 +82,8 @@ struct cuda_device_keeper {
     ~cuda_device_keeper()
     {
         int now = -1;
-        if (prev >= 0 && cudaGetDevice(&now) == cudaSuccess && now != prev)
+        if (prev >= 0 && cudaGetDevice(&now) == cudaSuccess && now != prev &&
+            cuda_has_context(prev))
             cudaSetDevice(prev);
         (void)cudaGetLastError();
     }

@@ -96,14 +96,17 @@ ferry_status cuda_matmul(int32_t dev, const ferry_kernel_tensor *out, const ferr
     double alpha64 = 1.0, beta64 = 0.0;
     const void *alpha = compute == CUBLAS_COMPUTE_64F ? (const void *)&alpha64 : (const void *)&alpha32;
     const void *beta = compute == CUBLAS_COMPUTE_64F ? (const void *)&beta64 : (const void *)&beta32;
+    cublasHandle_t h;
+    if ((st = cuda_blas(dev, &h)) != FERRY_OK)
+        return st;
     /* A single product takes cublasGemmEx itself, the call an application would make, so
      * that ferry gets the same kernel choice rather than the batched heuristics. */
     cublasStatus_t s =
         batch == 1
-            ? cublasGemmEx(cuda_blas(dev), x.op, y.op, (int)n, (int)m, (int)k, alpha, pb, type,
+            ? cublasGemmEx(h, x.op, y.op, (int)n, (int)m, (int)k, alpha, pb, type,
                            (int)x.ld, pa, type, (int)y.ld, beta, pc, type, (int)c.ld, compute,
                            CUBLAS_GEMM_DEFAULT)
-            : cublasGemmStridedBatchedEx(cuda_blas(dev), x.op, y.op, (int)n, (int)m, (int)k, alpha,
+            : cublasGemmStridedBatchedEx(h, x.op, y.op, (int)n, (int)m, (int)k, alpha,
                                          pb, type, (int)x.ld, (long long)g.b_sb, pa, type,
                                          (int)y.ld, (long long)g.a_sb, beta, pc, type, (int)c.ld,
                                          (long long)g.o_sb, (int)batch, compute,
