@@ -1,8 +1,8 @@
 """Streams, events, non_blocking copies and pinned memory. The ordering checks run in a
 child process with sim's delayed queue (FERRY_SIM_QUEUE_DELAY_US, read when sim loads):
 every copy waits before it runs, so a read that does not wait for its writer sees wrong
-values. They run on opencl:0 too, with tensors large enough to keep its queues busy
-(times are checked on sim only)."""
+values. They run on opencl:0 and cuda:0 too, with tensors large enough to keep their
+queues busy (times are checked on sim only)."""
 import os
 import subprocess
 import sys
@@ -52,11 +52,12 @@ print("ok")
 DELAY_US = 5000
 
 
-@pytest.mark.parametrize("dev", ["sim:0", "opencl:0"])
+@pytest.mark.parametrize("dev", ["sim:0", "opencl:0", "cuda:0"])
 def test_ordering_with_a_delayed_queue(sim, dev):
-    if dev.startswith("opencl") and not ferry.is_available("opencl"):
-        why = "opencl: " + str(ferry.backend_status("opencl"))
-        if "opencl" in os.environ.get("FERRY_TEST_REQUIRE", ""):
+    kind = dev.split(":")[0]
+    if kind != "sim" and not ferry.is_available(kind):
+        why = kind + ": " + str(ferry.backend_status(kind))
+        if kind in os.environ.get("FERRY_TEST_REQUIRE", ""):
             pytest.fail("required (FERRY_TEST_REQUIRE) but unusable: " + why)
         pytest.skip(why)
     env = dict(os.environ, FERRY_SIM_QUEUE_DELAY_US=str(DELAY_US))

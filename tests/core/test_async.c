@@ -2,8 +2,9 @@
  * sim queues waits FERRY_SIM_QUEUE_DELAY_US before it runs, so a core that reads, frees
  * or reuses memory before its queued work is done reads wrong bytes, gets sim's "found a
  * buffer gone" error from synchronize, or (pinned memory) an ASan report. The ordering
- * tests run on opencl:0 as well, with tensors large enough that its queues are still
- * busy when the host gets to the next step (no delay to check times against there).
+ * tests run on opencl:0 and cuda:0 as well, with tensors large enough that their queues
+ * are still busy when the host gets to the next step (no delay to check times against
+ * there); each skips, saying why, where its backend has no device.
  * Backends without queues (cpu, the ABI 1.0 fake plugin) must keep working,
  * synchronously. */
 #include <pthread.h>
@@ -34,6 +35,7 @@ typedef struct target {
 
 static const target on_sim = {"sim", "sim:0", "sim:1", "sim:1", 1, true};
 static const target on_opencl = {"opencl", "opencl:0", "opencl:0", "cpu", 256, false};
+static const target on_cuda = {"cuda", "cuda:0", "cuda:0", "cpu", 256, false};
 
 static double now_ms(void)
 {
@@ -741,15 +743,16 @@ static void test_a_thread_ending_with_a_current_stream_releases_it(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-#define ON_BOTH(f)                                                                        \
+#define ON_EACH(f)                                                                        \
     cmocka_unit_test_prestate_setup_teardown(f, setup, teardown, (void *)&on_sim),          \
-        {#f "_opencl", f, setup, teardown, (void *)&on_opencl}
-        ON_BOTH(test_read_after_async_write_waits_for_the_writer),
-        ON_BOTH(test_free_while_queued_waits_for_the_last_user),
-        ON_BOTH(test_staging_buffers_are_reused_only_after_their_copies),
-        ON_BOTH(test_stream_wait_event_orders_streams),
-        ON_BOTH(test_events_query_synchronize_and_elapsed),
-        ON_BOTH(test_unrecorded_work_is_waited_for),
+        {#f "_opencl", f, setup, teardown, (void *)&on_opencl},                             \
+        {#f "_cuda", f, setup, teardown, (void *)&on_cuda}
+        ON_EACH(test_read_after_async_write_waits_for_the_writer),
+        ON_EACH(test_free_while_queued_waits_for_the_last_user),
+        ON_EACH(test_staging_buffers_are_reused_only_after_their_copies),
+        ON_EACH(test_stream_wait_event_orders_streams),
+        ON_EACH(test_events_query_synchronize_and_elapsed),
+        ON_EACH(test_unrecorded_work_is_waited_for),
         cmocka_unit_test_setup_teardown(test_to_ex_flags_and_pinning_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlpack_export_orders_the_consumers_stream, setup,
                                         teardown),

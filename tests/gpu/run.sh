@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: build ferry with the CUDA backend, run every CUDA test
-# (the plugin's own and the conformance suite on cuda:0) and the CUDA benchmarks, and
-# print the figures. Fails when no CUDA device is usable.
+# (the plugin's own, core.async's ordering tests and the conformance suite on cuda:0)
+# and the CUDA benchmarks, and print the figures. Fails when no CUDA device is usable.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PATH:/usr/local/cuda/bin"
