@@ -399,6 +399,19 @@ ferry_status ferry__track_current_native(ferry_backend *be, int32_t dev, int64_t
 
 ferry_status ferry__track_native_wait(const ferry_storage *s, int64_t stream)
 {
+    ferry_backend *be = s->backend;
+    if (s->buffer && be->unrecorded && atomic_load(&be->unrecorded[s->device])) {
+        /* Work on the default queue left no event (see unrecorded()): one recorded now
+         * on that queue covers it, the writer of this tensor included. */
+        void *ev = NULL;
+        ferry_status st = ferry__be_event_record(be, s->device, NULL, &ev);
+        if (st == FERRY_OK) {
+            st = ferry__be_event_wait_native(be, s->device, stream, ev);
+            ferry__be_event_destroy(be, s->device, ev);
+        }
+        if (st != FERRY_OK)
+            return st;
+    }
     if (atomic_load_explicit(&ntracked, memory_order_relaxed) == 0 || !s->buffer)
         return FERRY_OK;
     ferry_event *waits[MAX_WAITS];
