@@ -83,7 +83,9 @@ typedef struct ocl_device {
     bool map_copies;    /* host copies through clEnqueueMapBuffer (see ocl_backend.c) */
     bool cr_divide;     /* CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT */
     bool opencl12;      /* the device's OpenCL C is 1.2 or later */
-    bool gpu;           /* CL_DEVICE_TYPE_GPU or _ACCELERATOR: reductions in work-groups */
+    bool gpu;           /* CL_DEVICE_TYPE_GPU or _ACCELERATOR: reductions in work-groups,
+                         * dense elementwise launches grid-stride */
+    cl_uint compute_units; /* CL_DEVICE_MAX_COMPUTE_UNITS, at least 1 */
 
     /* Created on first use under `lock`; `ready` is set once context and queue exist. */
     pthread_mutex_t lock;

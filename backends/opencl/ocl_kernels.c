@@ -125,12 +125,56 @@ static ferry_status ocl_run(ocl_device *d, int slot, const char *name, int nbufs
     return st;
 }
 
+/* Fewest elements of a work-item's run in a dense launch on a CPU device; runs are a
+ * multiple of OCL_DENSE_ALIGN elements, so each starts on a cache line. */
+#define OCL_DENSE_MIN_RUN 512
+#define OCL_DENSE_ALIGN 64
+/* Work-groups per compute unit a dense launch aims for: enough for PoCL's threads to
+ * even out on a loaded machine. */
+#define OCL_DENSE_GROUPS_PER_CU 8
+
+/* The threads an elementwise launch of g takes, setting g->chunk: on a CPU device a
+ * dense launch gives each work-item a run of its own, which the device compiler
+ * vectorizes (ferry_kernels.h, FK_DENSE_FOR); GPUs keep one element per thread.
+ * FERRY_OPENCL_DENSE=run or =grid picks one on every device (tests run both on PoCL). */
+static int64_t ocl_dense_threads(const ocl_device *d, fk_geom *g)
+{
+    g->chunk = 0;
+    const char *force = getenv("FERRY_OPENCL_DENSE");
+    bool run = !d->gpu;
+    if (force && strcmp(force, "run") == 0)
+        run = true;
+    else if (force && strcmp(force, "grid") == 0)
+        run = false;
+    if (!run || !(g->flags & FK_CONTIG) || g->numel <= 0)
+        return g->numel;
+    int64_t target = (int64_t)d->compute_units * OCL_DENSE_GROUPS_PER_CU * (int64_t)d->local_size;
+    int64_t chunk = (g->numel + target - 1) / target;
+    /* The grid is capped at 2^30 work-items (ocl_enqueue_1d); the runs must cover numel. */
+    int64_t least = (g->numel + ((int64_t)1 << 30) - 1) >> 30;
+    if (chunk < least)
+        chunk = least;
+    if (chunk < OCL_DENSE_MIN_RUN)
+        chunk = OCL_DENSE_MIN_RUN;
+    chunk = (chunk + OCL_DENSE_ALIGN - 1) / OCL_DENSE_ALIGN * OCL_DENSE_ALIGN;
+    g->chunk = chunk;
+    return (g->numel + chunk - 1) / chunk;
+}
+
+/* One elementwise launch of g (lock held). */
+static ferry_status ocl_run_geom(ocl_device *d, int slot, const char *name, int nbufs,
+                                 const cl_mem *bufs, fk_geom *g, int op)
+{
+    int64_t threads = ocl_dense_threads(d, g);
+    return ocl_run(d, slot, name, nbufs, bufs, g, sizeof *g, op, threads);
+}
+
 /* Takes the device lock around one elementwise launch. */
 static ferry_status ocl_run_locked(ocl_device *d, int slot, const char *name, int nbufs,
-                                   const cl_mem *bufs, const fk_geom *g, int op)
+                                   const cl_mem *bufs, fk_geom *g, int op)
 {
     pthread_mutex_lock(&d->lock);
-    ferry_status st = ocl_run(d, slot, name, nbufs, bufs, g, sizeof *g, op, g->numel);
+    ferry_status st = ocl_run_geom(d, slot, name, nbufs, bufs, g, op);
     pthread_mutex_unlock(&d->lock);
     return st;
 }
@@ -229,7 +273,7 @@ ferry_status ocl_copy_elements(ocl_device *d, size_t elsize, int ndim, const int
     static const char *const names[4] = {"ferry_copy_w8", "ferry_copy_w16", "ferry_copy_w32",
                                          "ferry_copy_w64"};
     cl_mem bufs[2] = {dst, src};
-    return ocl_run(d, OCL_K_COPY + lg, names[lg], 2, bufs, &g, sizeof g, -1, g.numel);
+    return ocl_run_geom(d, OCL_K_COPY + lg, names[lg], 2, bufs, &g, -1);
 }
 
 static void ocl_cast_name(ferry_dtype from, ferry_dtype to, char *buf, size_t cap)
@@ -245,8 +289,8 @@ ferry_status ocl_cast_dense(ocl_device *d, ferry_dtype to, cl_mem dst, int64_t d
     char name[64];
     ocl_cast_name(from, to, name, sizeof name);
     cl_mem bufs[2] = {dst, src};
-    return ocl_run(d, OCL_K_CAST + (int)from * FERRY_NUM_DTYPES + (int)to, name, 2, bufs, &g,
-                   sizeof g, -1, n);
+    return ocl_run_geom(d, OCL_K_CAST + (int)from * FERRY_NUM_DTYPES + (int)to, name, 2, bufs,
+                        &g, -1);
 }
 
 ferry_status ocl_cast_held(ocl_device *d, const ferry_kernel_tensor *out,
@@ -261,8 +305,8 @@ ferry_status ocl_cast_held(ocl_device *d, const ferry_kernel_tensor *out,
     char name[64];
     ocl_cast_name(in->dtype, out->dtype, name, sizeof name);
     cl_mem bufs[2] = {(cl_mem)out->buffer, (cl_mem)in->buffer};
-    return ocl_run(d, OCL_K_CAST + (int)in->dtype * FERRY_NUM_DTYPES + (int)out->dtype, name, 2,
-                   bufs, &g, sizeof g, -1, g.numel);
+    return ocl_run_geom(d, OCL_K_CAST + (int)in->dtype * FERRY_NUM_DTYPES + (int)out->dtype, name,
+                        2, bufs, &g, -1);
 }
 
 ferry_status ocl_cast(int32_t device, const ferry_kernel_tensor *out,
@@ -364,6 +408,7 @@ ferry_status ocl_binary_scalar(int32_t device, ferry_binary_op op, const ferry_k
     cl_mem bufs[2] = {(cl_mem)out->buffer, (cl_mem)a->buffer};
     cl_int op32 = (cl_int)op;
     pthread_mutex_lock(&d->lock);
+    int64_t threads = ocl_dense_threads(d, &g);
     cl_kernel k;
     st = ocl_kernel_get(d, slot, name, &k);
     for (cl_uint i = 0; st == FERRY_OK && i < 2; i++)
@@ -375,7 +420,7 @@ ferry_status ocl_binary_scalar(int32_t device, ferry_binary_op op, const ferry_k
     if (st == FERRY_OK)
         st = ocl_arg(d, k, name, 4, ysize, y);
     if (st == FERRY_OK)
-        st = ocl_enqueue(d, slot, name, g.numel);
+        st = ocl_enqueue(d, slot, name, threads);
     pthread_mutex_unlock(&d->lock);
     return st;
 }
