@@ -445,6 +445,41 @@ static int ocl_reduce_lanes(const ocl_device *d)
     return wg ? (int)d->local_size : 0;
 }
 
+/* The most lanes a work-group pass of the sum kernel for dt may take: the device's
+ * work-group size, halved until it is within the kernel's CL_KERNEL_WORK_GROUP_SIZE
+ * (ocl_kernel_get records it; private arrays and local memory can make it smaller than
+ * the device's limit). Lock held. */
+static ferry_status ocl_sum_wg_lanes(ocl_device *d, ferry_dtype dt, int *lanes)
+{
+    char name[48];
+    snprintf(name, sizeof name, "ferry_sum_wg_%s", fk_dtype_sfx[dt]);
+    cl_kernel k;
+    ferry_status st = ocl_kernel_get(d, OCL_K_SUM_WG + (int)dt, name, &k);
+    if (st == FERRY_OK && (int)d->wg[OCL_K_SUM_WG + (int)dt] < *lanes)
+        *lanes = (int)d->wg[OCL_K_SUM_WG + (int)dt];
+    return st;
+}
+
+/* Plans a reduction; a work-group plan is remade with fewer lanes when a kernel it runs
+ * takes fewer than the device's work-group size. Lock held. */
+static ferry_status ocl_plan_reduce(ocl_device *d, fk_plan_ctx *c, ferry_reduce_op op,
+                                    const ferry_kernel_tensor *out,
+                                    const ferry_kernel_tensor *in, fk_reduce_plan *p)
+{
+    int want = ocl_reduce_lanes(d);
+    ferry_status st = fk_plan_reduce(c, op, out, in, OCL_REDUCE_THREADS, want, p);
+    if (st != FERRY_OK || p->empty || !p->wg)
+        return st;
+    int lanes = want;
+    st = ocl_sum_wg_lanes(d, p->kdtype, &lanes);
+    /* Later passes read the partials in the accumulator's dtype. */
+    if (st == FERRY_OK && !p->final && p->acc_dtype != p->kdtype)
+        st = ocl_sum_wg_lanes(d, p->acc_dtype, &lanes);
+    if (st == FERRY_OK && lanes < want)
+        st = fk_plan_reduce(c, op, out, in, OCL_REDUCE_THREADS, lanes, p);
+    return st;
+}
+
 /* A work-group pass: groups of g.lanes threads, as many as the grid cap allows. */
 static ferry_status ocl_run_wg(ocl_device *d, int slot, const char *name, const cl_mem *bufs,
                                const fk_reduce_plan *p)
@@ -475,15 +510,18 @@ ferry_status ocl_reduce(int32_t device, ferry_reduce_op op, const ferry_kernel_t
     fk_reduce_plan p;
     ferry_status st = ocl_device_ready(device, &d);
     if (st == FERRY_OK)
-        st = fk_plan_reduce(&c, op, out, in, OCL_REDUCE_THREADS, ocl_reduce_lanes(d), &p);
-    if (st == FERRY_OK)
         st = ocl_check_fp64(d, in->dtype);
-    if (st != FERRY_OK || p.empty)
+    if (st != FERRY_OK)
         return st;
 
     static const int families[3] = {OCL_K_SUM, OCL_K_MAXMIN, OCL_K_ARGMAX};
     static const char *const family_names[3] = {"sum", "maxmin", "argmax"};
     pthread_mutex_lock(&d->lock);
+    st = ocl_plan_reduce(d, &c, op, out, in, &p);
+    if (st != FERRY_OK || p.empty) {
+        pthread_mutex_unlock(&d->lock);
+        return st;
+    }
     cl_mem scratch = NULL;
     if (p.scratch_bytes > 0)
         st = ocl_scratch(d, p.scratch_bytes, &scratch);
