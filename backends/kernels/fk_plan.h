@@ -149,6 +149,43 @@ FK_PLAN_HIDDEN ferry_status fk_plan_matmul(const fk_plan_ctx *c, const ferry_ker
                                            const ferry_kernel_tensor *a,
                                            const ferry_kernel_tensor *b, fk_mgeom *g);
 
+/* ---- the ELEM2 family (ferry/ops/elementwise2.h) --------------------------------------- */
+
+/* One launch of "ferry.unary2", "ferry.binary2" or "ferry.where", as both backends make it:
+ * kernel `name` of ferry_elementwise2.h, in the OpenCL program of `family` for `dtype`
+ * ("ELEM2" by dtype; "WHERE", by element width, has dtype -1). Its arguments, in order:
+ * bufs[0 .. nbufs-1], g, then op and, when nparams is 2, p0 and p1 (param_size bytes
+ * each: pf for a float kernel, pd for float64) for unary2 and binary2; b_buffer and gb
+ * for where. g.numel 0: launch nothing. */
+typedef struct fk_elem2_launch {
+    char name[48];
+    const char *family;
+    int dtype;
+    bool to_bool;   /* ferry_un2b_* or ferry_bin2b_* (predicates, logical ops) */
+    int width_log2; /* where: fk_width_log2 of the element size */
+    int nbufs;
+    void *bufs[3];
+    fk_geom g;
+    fk_i32 op;
+    int nparams;
+    size_t param_size;
+    float pf[2];
+    double pd[2];
+    void *b_buffer;
+    fk_geom gb;
+} fk_elem2_launch;
+
+/* The three ELEM2 entries. FERRY_ERR_UNSUPPORTED, with no message, for a call whose
+ * tensors, dtypes or op the kernels do not take (the core then runs it on the cpu); the
+ * fk_plan_geom refusals otherwise. A backend adds its own (float64 on an OpenCL device
+ * without it) on l->dtype. */
+FK_PLAN_HIDDEN ferry_status fk_plan_unary2(const fk_plan_ctx *c, const ferry_op_args *args,
+                                           fk_elem2_launch *l);
+FK_PLAN_HIDDEN ferry_status fk_plan_binary2(const fk_plan_ctx *c, const ferry_op_args *args,
+                                            fk_elem2_launch *l);
+FK_PLAN_HIDDEN ferry_status fk_plan_where(const fk_plan_ctx *c, const ferry_op_args *args,
+                                          fk_elem2_launch *l);
+
 /* ---- named-op families -------------------------------------------------------------------
  * Their launch structs live in the family headers (ferry_<family>.h), which define the
  * kernels too when nvcc compiles them, so here they are only named. */
