@@ -138,6 +138,22 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
         s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));                            \
     } while (0)
 
+/* ferry_sum_wg_*: lane t of L puts its sum v in sh[t], the lanes meet in a tree in local
+ * memory, and lane 0 runs the store (the last argument, which reads sh[0]); the closing
+ * barrier lets the group's next chunk reuse sh. */
+#define FK_WG_TREE(sh, t, L, v, ...)                                                      \
+    sh[t] = (v);                                                                          \
+    FK_BARRIER();                                                                         \
+    for (fk_i64 h_ = (L) / 2; h_ > 0; h_ >>= 1) {                                         \
+        if ((t) < h_)                                                                     \
+            sh[t] = sh[t] + sh[(t) + h_];                                                 \
+        FK_BARRIER();                                                                     \
+    }                                                                                     \
+    if ((t) == 0) {                                                                       \
+        __VA_ARGS__;                                                                      \
+    }                                                                                     \
+    FK_BARRIER()
+
 /* bool and integers: int64, wrapping; the order of additions does not matter. */
 #define FK_DEFINE_SUM_INT(sfx, st, vt)                                                    \
     FK_KERNEL ferry_sum_##sfx(FK_GLOBAL const st *in, FK_GLOBAL fk_u8 *out, fk_rgeom g)   \
@@ -172,16 +188,8 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
             fk_u64 acc = 0;                                                               \
             for (fk_i64 j = t; j < cnt; j += L)                                           \
                 acc += (fk_u64)(fk_i64)FK_LOAD_##sfx(in, off + j * rs);                   \
-            sh[t] = acc;                                                                  \
-            FK_BARRIER();                                                                 \
-            for (fk_i64 h = L / 2; h > 0; h >>= 1) {                                      \
-                if (t < h)                                                                \
-                    sh[t] = sh[t] + sh[t + h];                                            \
-                FK_BARRIER();                                                             \
-            }                                                                             \
-            if (t == 0)                                                                   \
-                ((FK_GLOBAL fk_i64 *)out)[g.out_offset + ooff] = (fk_i64)sh[0];           \
-            FK_BARRIER();                                                                 \
+            FK_WG_TREE(sh, t, L, acc,                                                     \
+                       ((FK_GLOBAL fk_i64 *)out)[g.out_offset + ooff] = (fk_i64)sh[0]);   \
         }                                                                                 \
     }
 
@@ -253,16 +261,7 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
             acc_t total = blk;                                                            \
             while (top > 0)                                                               \
                 total = stack[--top] + total;                                             \
-            sh[t] = total;                                                                \
-            FK_BARRIER();                                                                 \
-            for (fk_i64 h = L / 2; h > 0; h >>= 1) {                                      \
-                if (t < h)                                                                \
-                    sh[t] = sh[t] + sh[t + h];                                            \
-                FK_BARRIER();                                                             \
-            }                                                                             \
-            if (t == 0)                                                                   \
-                FK_SUM_STORE(acc_t, g, g.out_offset + ooff, sh[0]);                       \
-            FK_BARRIER();                                                                 \
+            FK_WG_TREE(sh, t, L, total, FK_SUM_STORE(acc_t, g, g.out_offset + ooff, sh[0])); \
         }                                                                                 \
     }
 
