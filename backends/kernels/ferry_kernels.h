@@ -106,6 +106,14 @@ typedef struct fk_rgeom {
  * threads read neighbouring columns (coalesced when the kept dim is the dense one);
  * otherwise output w / nparts and chunk w % nparts, each thread's chunk its own run. */
 #define FK_RED_OUT_FAST 1
+/* fk_rgeom.flags, float sums over one dim with one dense kept dim (column sums on CPUs):
+ * ferry_sum_cols_* runs, thread w adding FK_RED_COLS_V neighbouring outputs (from
+ * (w % ceil(nout / V)) * V) over chunk w / ceil(nout / V), so its inner loop is over
+ * neighbouring elements, which a CPU compiler vectorizes. chunk is at most
+ * FK_RED_COLS_MAX_CHUNK. */
+#define FK_RED_COLS 2
+#define FK_RED_COLS_V 16
+#define FK_RED_COLS_MAX_CHUNK 1024
 
 /* Most threads of a work-group the tree reductions (ferry_sum_wg_*) take. */
 #define FK_WG_MAX 256

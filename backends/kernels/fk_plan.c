@@ -326,7 +326,13 @@ static int64_t reduce_shape(fk_reduce_plan *p)
             chunk = FK_PLAN_COLUMN_CHUNK;
         if (chunk > FK_MAX_CHUNK)
             chunk = FK_MAX_CHUNK;
-        return reduce_parts(p->target, g->nout, p->cur_red, FK_PLAN_MIN_CHUNK, chunk);
+        int64_t parts = reduce_parts(p->target, g->nout, p->cur_red, FK_PLAN_MIN_CHUNK, chunk);
+        /* A float sum down dense columns: FK_RED_COLS_V of them per thread (4096 x 4096
+         * float32 on PoCL: about three times the speed of a column per thread). */
+        if (p->family == FK_PLAN_SUM && fk_dtype_is_float(p->kdtype) && g->nkept == 1 &&
+            g->kstride_in[0] == 1 && (p->cur_red + parts - 1) / parts <= FK_RED_COLS_MAX_CHUNK)
+            g->flags |= FK_RED_COLS;
+        return parts;
     }
     if (!p->wg)
         return reduce_parts(p->target, g->nout, p->cur_red, FK_PLAN_MIN_CHUNK, FK_MAX_CHUNK);
@@ -391,7 +397,10 @@ static void reduce_setup(fk_reduce_plan *p)
     }
     if (p->pass > 0) /* later passes read the partials */
         p->kdtype = p->acc_dtype;
-    p->threads = g->nout * parts * (p->wg ? g->lanes : 1);
+    if (g->flags & FK_RED_COLS)
+        p->threads = (g->nout + FK_RED_COLS_V - 1) / FK_RED_COLS_V * parts;
+    else
+        p->threads = g->nout * parts * (p->wg ? g->lanes : 1);
 }
 
 ferry_status fk_plan_reduce(const fk_plan_ctx *c, ferry_reduce_op op,

@@ -540,6 +540,11 @@ ferry_status ocl_reduce(int32_t device, ferry_reduce_op op, const ferry_kernel_t
             snprintf(name, sizeof name, "ferry_argmax_%s", fk_dtype_sfx[p.kdtype]);
             cl_mem bufs[3] = {src, dst, dst};
             st = ocl_run(d, slot, name, 3, bufs, &p.g, sizeof p.g, -1, p.threads);
+        } else if (p.g.flags & FK_RED_COLS) {
+            snprintf(name, sizeof name, "ferry_sum_cols_%s", fk_dtype_sfx[p.kdtype]);
+            cl_mem bufs[2] = {src, dst};
+            st = ocl_run(d, OCL_K_SUM_COLS + (int)p.kdtype, name, 2, bufs, &p.g, sizeof p.g, -1,
+                         p.threads);
         } else if (p.wg) {
             snprintf(name, sizeof name, "ferry_sum_wg_%s", fk_dtype_sfx[p.kdtype]);
             cl_mem bufs[2] = {src, dst};
