@@ -42,8 +42,10 @@ FK_DTYPES(FK_SELECT_CAST_ROW)
 /* ---- unary, binary and compare kernels: one per dtype, the op an argument ------------
  * The switch on the op comes before the element loop, with one loop per op: the op is
  * the same for every thread, and a loop whose body holds only one op's expression is
- * what PoCL vectorizes across work-items (a switch inside the body, with pow and the
- * NaN-aware maximum beside add, ran float32 add 3 times slower). One kernel per dtype
+ * what a CPU compiler vectorizes (a switch inside the body, with pow and the NaN-aware
+ * maximum beside add, ran float32 add 3 times slower; on CPUs the loop is each
+ * work-item's run, FK_DENSE_FOR, since PoCL does not vectorize across work-items a
+ * kernel whose body loops). One kernel per dtype
  * keeps the program at a tenth of the kernels a kernel per (op, dtype) would need.
  *
  * Integers (and bool, whose stores normalise to 0/1) compute in the wide unsigned type,

@@ -108,7 +108,8 @@ typedef struct fk_reduce_plan {
     bool wg;              /* the current pass is ferry_sum_wg_<kdtype>: work-groups of
                            * g.lanes threads, one per output and chunk */
     int64_t threads;      /* threads of the current pass (one per output and chunk, times
-                           * g.lanes for a work-group pass) */
+                           * g.lanes for a work-group pass; per FK_RED_COLS_V outputs and
+                           * chunk with FK_RED_COLS) */
     size_t scratch_bytes; /* scratch the passes share; 0 when one pass does it all */
 
     /* The planner's own state. */
@@ -129,7 +130,8 @@ typedef struct fk_reduce_plan {
  * to ferry_sum_wg_*, whose neighbouring threads read neighbouring elements; lanes 0 keeps
  * one thread per chunk, each reading its own run (CPUs). A reduction over the outer dim,
  * where the kept dim is the denser one, numbers threads output fastest (FK_RED_OUT_FAST)
- * on either. FERRY_ERR_UNSUPPORTED for an
+ * on either; with lanes 0, a float sum down one dense kept dim also gets FK_RED_COLS
+ * (ferry_sum_cols_*, FK_RED_COLS_V outputs per thread). FERRY_ERR_UNSUPPORTED for an
  * empty reduced dim (the core fills 0 or NaN itself) or more than FK_MAX_DIMS kept or
  * reduced dims after merging. */
 FK_PLAN_HIDDEN ferry_status fk_plan_reduce(const fk_plan_ctx *c, ferry_reduce_op op,
