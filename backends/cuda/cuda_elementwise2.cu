@@ -1,6 +1,6 @@
 /* CUDA entries of the ELEM2 family (ferry/ops/elementwise2.h): the portable kernels of
- * backends/kernels/ferry_elementwise2.h that OpenCL runs, planned by the same fk_plan.c
- * with the same checks as ocl_elementwise2.c, so both devices accept the same calls. */
+ * backends/kernels/ferry_elementwise2.h that OpenCL runs, each launch planned by
+ * fk_plan.c (fk_plan_unary2 and friends) as OpenCL's, so both accept the same calls. */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,14 +9,6 @@
 #include "cuda_internal.h"
 
 #include "ferry_elementwise2.h"
-
-static_assert(FK_U2_LOGICAL_NOT == FERRY_UNARY2_LOGICAL_NOT && FK_U2_GELU == FERRY_UNARY2_GELU &&
-                  FK_U2_BITWISE_NOT == FERRY_UNARY2_BITWISE_NOT,
-              "unary2 op numbers");
-static_assert(FK_B2_LOGICAL_XOR == FERRY_BINARY2_LOGICAL_XOR &&
-                  FK_B2_HYPOT == FERRY_BINARY2_HYPOT &&
-                  FK_B2_LSHIFT == FERRY_BINARY2_BITWISE_LEFT_SHIFT,
-              "binary2 op numbers");
 
 /* Host stubs by dtype (ferry_dtype order, the kernels' table order), launched through
  * cudaLaunchKernel as cuda_kernels.cu launches the built-in families. */
@@ -48,11 +40,6 @@ static fk_plan_ctx ctx(int32_t dev)
     return c;
 }
 
-static bool is_float(ferry_dtype d)
-{
-    return d == FERRY_FLOAT16 || d == FERRY_BFLOAT16 || d == FERRY_FLOAT32 || d == FERRY_FLOAT64;
-}
-
 /* Launches `fn` (named in messages) over n threads on the device's stream. */
 static ferry_status launch(int32_t dev, cudaStream_t stream, const void *fn, const char *name,
                            int64_t n, void **args)
@@ -77,97 +64,46 @@ static ferry_status launch(int32_t dev, cudaStream_t stream, const void *fn, con
 
 static ferry_status unary2(int32_t dev, const ferry_op_args *args)
 {
-    if (args->ntensors != 2 || !args->params || args->params_size < sizeof(ferry_unary2_params))
-        return FERRY_ERR_UNSUPPORTED;
-    const ferry_unary2_params *p = (const ferry_unary2_params *)args->params;
-    const ferry_kernel_tensor *out = &args->tensors[0], *in = &args->tensors[1];
-    int op = p->op;
-    bool pred = op >= FERRY_UNARY2_ISNAN && op <= FERRY_UNARY2_LOGICAL_NOT;
-    bool fl = is_float(in->dtype);
-    if (op < 0 || op >= FERRY_UNARY2_COUNT ||
-        (!pred && !fl && op != FERRY_UNARY2_SIGN && op != FERRY_UNARY2_BITWISE_NOT))
-        return FERRY_ERR_UNSUPPORTED;
     fk_plan_ctx c = ctx(dev);
     cudaStream_t stream;
-    fk_geom g;
-    const ferry_kernel_tensor *ops[2] = {out, in};
-    ferry_status st = cuda_use(dev, &stream);
+    fk_elem2_launch l;
+    ferry_status st = fk_plan_unary2(&c, args, &l);
     if (st == FERRY_OK)
-        st = fk_plan_dtype(&c, in->dtype);
-    if (st == FERRY_OK)
-        st = fk_plan_geom(&c, &g, 2, ops);
-    if (st != FERRY_OK || g.numel == 0)
+        st = cuda_use(dev, &stream);
+    if (st != FERRY_OK || l.g.numel == 0)
         return st;
-    char name[48];
-    snprintf(name, sizeof name, "ferry_%s_%s", pred ? "un2b" : "un2", fk_dtype_sfx[in->dtype]);
-    void *o = out->buffer, *i = in->buffer;
-    fk_i32 op32 = (fk_i32)op;
-    /* Floating kernels take p0, p1 in their value type: float below float64. */
-    float f0 = (float)p->p0, f1 = (float)p->p1;
-    double d0 = p->p0, d1 = p->p1;
-    bool dbl = in->dtype == FERRY_FLOAT64;
-    void *a[6] = {&o, &i, &g, &op32, dbl ? (void *)&d0 : (void *)&f0,
-                  dbl ? (void *)&d1 : (void *)&f1};
-    return launch(dev, stream, (pred ? un2b_fns : un2_fns)[in->dtype], name, g.numel, a);
+    bool dbl = l.param_size == sizeof(double);
+    void *a[6] = {&l.bufs[0], &l.bufs[1], &l.g, &l.op, dbl ? (void *)&l.pd[0] : (void *)&l.pf[0],
+                  dbl ? (void *)&l.pd[1] : (void *)&l.pf[1]};
+    return launch(dev, stream, (l.to_bool ? un2b_fns : un2_fns)[l.dtype], l.name, l.g.numel, a);
 }
 
 static ferry_status binary2(int32_t dev, const ferry_op_args *args)
 {
-    if (args->ntensors != 3 || !args->params || args->params_size < sizeof(ferry_binary2_params))
-        return FERRY_ERR_UNSUPPORTED;
-    const ferry_binary2_params *p = (const ferry_binary2_params *)args->params;
-    const ferry_kernel_tensor *out = &args->tensors[0], *x = &args->tensors[1],
-                              *y = &args->tensors[2];
-    int op = p->op;
-    if (op < 0 || op >= FERRY_BINARY2_COUNT || x->dtype != y->dtype)
-        return FERRY_ERR_UNSUPPORTED;
-    bool logical = op >= FERRY_BINARY2_LOGICAL_AND;
     fk_plan_ctx c = ctx(dev);
     cudaStream_t stream;
-    fk_geom g;
-    const ferry_kernel_tensor *ops[3] = {out, x, y};
-    ferry_status st = cuda_use(dev, &stream);
+    fk_elem2_launch l;
+    ferry_status st = fk_plan_binary2(&c, args, &l);
     if (st == FERRY_OK)
-        st = fk_plan_dtype(&c, x->dtype);
-    if (st == FERRY_OK)
-        st = fk_plan_geom(&c, &g, 3, ops);
-    if (st != FERRY_OK || g.numel == 0)
+        st = cuda_use(dev, &stream);
+    if (st != FERRY_OK || l.g.numel == 0)
         return st;
-    char name[48];
-    snprintf(name, sizeof name, "ferry_%s_%s", logical ? "bin2b" : "bin2", fk_dtype_sfx[x->dtype]);
-    void *o = out->buffer, *xa = x->buffer, *ya = y->buffer;
-    fk_i32 op32 = (fk_i32)op;
-    void *a[5] = {&o, &xa, &ya, &g, &op32};
-    return launch(dev, stream, (logical ? bin2b_fns : bin2_fns)[x->dtype], name, g.numel, a);
+    void *a[5] = {&l.bufs[0], &l.bufs[1], &l.bufs[2], &l.g, &l.op};
+    return launch(dev, stream, (l.to_bool ? bin2b_fns : bin2_fns)[l.dtype], l.name, l.g.numel, a);
 }
 
 static ferry_status where(int32_t dev, const ferry_op_args *args)
 {
-    if (args->ntensors != 4)
-        return FERRY_ERR_UNSUPPORTED;
-    const ferry_kernel_tensor *out = &args->tensors[0], *cond = &args->tensors[1],
-                              *x = &args->tensors[2], *y = &args->tensors[3];
     fk_plan_ctx c = ctx(dev);
     cudaStream_t stream;
-    ferry_status st = cuda_use(dev, &stream);
+    fk_elem2_launch l;
+    ferry_status st = fk_plan_where(&c, args, &l);
     if (st == FERRY_OK)
-        st = fk_plan_dtype(&c, out->dtype);
-    /* (out, cond, a) and (out, b): one logical shape, so index i is one element in both. */
-    fk_geom g, gb;
-    const ferry_kernel_tensor *ops[3] = {out, cond, x};
-    const ferry_kernel_tensor *opsb[2] = {out, y};
-    if (st == FERRY_OK)
-        st = fk_plan_geom(&c, &g, 3, ops);
-    if (st == FERRY_OK)
-        st = fk_plan_geom(&c, &gb, 2, opsb);
-    if (st != FERRY_OK || g.numel == 0)
+        st = cuda_use(dev, &stream);
+    if (st != FERRY_OK || l.g.numel == 0)
         return st;
-    static const char *const names[4] = {"ferry_where_w8", "ferry_where_w16", "ferry_where_w32",
-                                         "ferry_where_w64"};
-    int lg = fk_width_log2(fk_dtype_size(out->dtype));
-    void *o = out->buffer, *cb = cond->buffer, *xa = x->buffer, *yb = y->buffer;
-    void *a[6] = {&o, &cb, &xa, &g, &yb, &gb};
-    return launch(dev, stream, where_fns[lg], names[lg], g.numel, a);
+    void *a[6] = {&l.bufs[0], &l.bufs[1], &l.bufs[2], &l.g, &l.b_buffer, &l.gb};
+    return launch(dev, stream, where_fns[l.width_log2], l.name, l.g.numel, a);
 }
 
 static ferry_status cuda_unary2(int32_t dev, const ferry_op_args *args)

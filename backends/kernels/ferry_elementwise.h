@@ -13,19 +13,11 @@
 #define FK_DEFINE_FILL_COPY(w, T)                                                         \
     FK_KERNEL ferry_fill_##w(FK_GLOBAL T *out, T value, fk_geom g)                        \
     {                                                                                     \
-        FK_FOR_EACH(i, g.numel)                                                           \
-        {                                                                                 \
-            FK_AT(g, i, 1, off);                                                          \
-            out[off[0]] = value;                                                          \
-        }                                                                                 \
+        FK_EACH(g, 1, off, out[off[0]] = value;)                                          \
     }                                                                                     \
     FK_KERNEL ferry_copy_##w(FK_GLOBAL T *out, FK_GLOBAL const T *in, fk_geom g)          \
     {                                                                                     \
-        FK_FOR_EACH(i, g.numel)                                                           \
-        {                                                                                 \
-            FK_AT(g, i, 2, off);                                                          \
-            out[off[0]] = in[off[1]];                                                     \
-        }                                                                                 \
+        FK_EACH(g, 2, off, out[off[0]] = in[off[1]];)                                     \
     }
 #if FK_FAMILY_COPY
 FK_WIDTHS(FK_DEFINE_FILL_COPY)
@@ -37,12 +29,8 @@ FK_WIDTHS(FK_DEFINE_FILL_COPY)
     FK_KERNEL ferry_cast_##S##_##D(FK_GLOBAL FK_ST_##D *out, FK_GLOBAL const FK_ST_##S *in, \
                                    fk_geom g)                                             \
     {                                                                                     \
-        FK_FOR_EACH(i, g.numel)                                                           \
-        {                                                                                 \
-            FK_AT(g, i, 2, off);                                                          \
-            FK_VT_##S x = FK_LOAD_##S(in, off[1]);                                        \
-            FK_STORE_##D(out, off[0], FK_CONVERT(S, D, x));                               \
-        }                                                                                 \
+        FK_EACH(g, 2, off, FK_VT_##S x = FK_LOAD_##S(in, off[1]);                         \
+                FK_STORE_##D(out, off[0], FK_CONVERT(S, D, x));)                          \
     }
 #define FK_DEFINE_CAST_ROW(S, st, vt, wt, kind) FK_DTYPES_WITH(FK_DEFINE_CAST_PAIR, S)
 #define FK_SELECT_CAST_ROW(S, st, vt, wt, kind)                                           \
@@ -54,8 +42,10 @@ FK_DTYPES(FK_SELECT_CAST_ROW)
 /* ---- unary, binary and compare kernels: one per dtype, the op an argument ------------
  * The switch on the op comes before the element loop, with one loop per op: the op is
  * the same for every thread, and a loop whose body holds only one op's expression is
- * what PoCL vectorizes across work-items (a switch inside the body, with pow and the
- * NaN-aware maximum beside add, ran float32 add 3 times slower). One kernel per dtype
+ * what a CPU compiler vectorizes (a switch inside the body, with pow and the NaN-aware
+ * maximum beside add, ran float32 add 3 times slower; on CPUs the loop is each
+ * work-item's run, FK_DENSE_FOR, since PoCL does not vectorize across work-items a
+ * kernel whose body loops). One kernel per dtype
  * keeps the program at a tenth of the kernels a kernel per (op, dtype) would need.
  *
  * Integers (and bool, whose stores normalise to 0/1) compute in the wide unsigned type,
@@ -63,69 +53,43 @@ FK_DTYPES(FK_SELECT_CAST_ROW)
  * never reach integer kernels (the core converts integer inputs to float first). */
 
 #define FK_UNARY_LOOP(sfx, EXPR)                                                          \
-    FK_FOR_EACH(i, g.numel)                                                               \
-    {                                                                                     \
-        FK_AT(g, i, 2, off);                                                              \
-        FK_VT_##sfx x = FK_LOAD_##sfx(in, off[1]);                                        \
-        FK_STORE_##sfx(out, off[0], EXPR);                                                \
-    }                                                                                     \
+    FK_EACH(g, 2, off, FK_VT_##sfx x = FK_LOAD_##sfx(in, off[1]);                         \
+            FK_STORE_##sfx(out, off[0], EXPR);)                                           \
     break;
 
 #define FK_BINARY_LOOP(sfx, EXPR)                                                         \
-    FK_FOR_EACH(i, g.numel)                                                               \
-    {                                                                                     \
-        FK_AT(g, i, 3, off);                                                              \
-        FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                                         \
-        FK_VT_##sfx y = FK_LOAD_##sfx(b, off[2]);                                         \
-        FK_STORE_##sfx(out, off[0], EXPR);                                                \
-    }                                                                                     \
+    FK_EACH(g, 3, off, FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                          \
+            FK_VT_##sfx y = FK_LOAD_##sfx(b, off[2]); FK_STORE_##sfx(out, off[0], EXPR);) \
     break;
 
-/* The dense form (FK_CONTIG), its own kernel: no index arithmetic, and nothing strided
- * beside it to keep PoCL from vectorizing the loop across work-items. */
+/* The dense form (FK_CONTIG), its own kernel: no index arithmetic and no strided path
+ * in the program PoCL compiles for the common case. */
 #define FK_BINARY_DENSE_LOOP(sfx, EXPR)                                                   \
     {                                                                                     \
         FK_GLOBAL FK_ST_##sfx *o_ = out + g.offset[0];                                    \
         FK_GLOBAL const FK_ST_##sfx *p_ = a + g.offset[1];                                \
         FK_GLOBAL const FK_ST_##sfx *q_ = b + g.offset[2];                                \
-        FK_FOR_EACH(i, g.numel)                                                           \
-        {                                                                                 \
-            FK_VT_##sfx x = FK_LOAD_##sfx(p_, i);                                         \
-            FK_VT_##sfx y = FK_LOAD_##sfx(q_, i);                                         \
-            FK_STORE_##sfx(o_, i, EXPR);                                                  \
-        }                                                                                 \
+        FK_DENSE_FOR(i, g, FK_VT_##sfx x = FK_LOAD_##sfx(p_, i);                          \
+                     FK_VT_##sfx y = FK_LOAD_##sfx(q_, i); FK_STORE_##sfx(o_, i, EXPR);)  \
     }                                                                                     \
     break;
 
 #define FK_COMPARE_LOOP(sfx, EXPR)                                                        \
-    FK_FOR_EACH(i, g.numel)                                                               \
-    {                                                                                     \
-        FK_AT(g, i, 3, off);                                                              \
-        FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                                         \
-        FK_VT_##sfx y = FK_LOAD_##sfx(b, off[2]);                                         \
-        out[off[0]] = (fk_u8)(EXPR);                                                      \
-    }                                                                                     \
+    FK_EACH(g, 3, off, FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                          \
+            FK_VT_##sfx y = FK_LOAD_##sfx(b, off[2]); out[off[0]] = (fk_u8)(EXPR);)       \
     break;
 
 /* `a op scalar`: y is the kernel's by-value argument (backend.h, binary_scalar), the
  * value type of the element, so the same expressions give the same bits as a stride-0
  * operand would. */
 #define FK_BINARY_SCALAR_LOOP(sfx, EXPR)                                                  \
-    FK_FOR_EACH(i, g.numel)                                                               \
-    {                                                                                     \
-        FK_AT(g, i, 2, off);                                                              \
-        FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                                         \
-        FK_STORE_##sfx(out, off[0], EXPR);                                                \
-    }                                                                                     \
+    FK_EACH(g, 2, off, FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                          \
+            FK_STORE_##sfx(out, off[0], EXPR);)                                           \
     break;
 
 #define FK_COMPARE_SCALAR_LOOP(sfx, EXPR)                                                 \
-    FK_FOR_EACH(i, g.numel)                                                               \
-    {                                                                                     \
-        FK_AT(g, i, 2, off);                                                              \
-        FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                                         \
-        out[off[0]] = (fk_u8)(EXPR);                                                      \
-    }                                                                                     \
+    FK_EACH(g, 2, off, FK_VT_##sfx x = FK_LOAD_##sfx(a, off[1]);                          \
+            out[off[0]] = (fk_u8)(EXPR);)                                                 \
     break;
 
 /* Integer power by squaring, wrapping; a negative exponent gives 0 except for the

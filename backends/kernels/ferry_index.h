@@ -492,6 +492,21 @@ FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
 #define FK_SELECT_XINDEX(sfx, st, vt, wt, kind) FK_SELECTED(FK_DEFINE_XINDEX, sfx, st, vt, wt, kind)
 FK_DTYPES(FK_SELECT_XINDEX)
 
+/* io[j]: where position t of the broadcast index shape (g->bshape) lies in index tensor
+ * j < g->k (the rest keep g->ioff). */
+FK_FUNC void fk_xindex_offsets(const fk_xgeom *g, fk_i64 t, fk_i64 *io)
+{
+    fk_i64 rest = t;
+    for (int j = 0; j < FK_XMAX; j++)
+        io[j] = g->ioff[j];
+    for (int d = g->nb - 1; d >= 0; d--) {
+        fk_i64 p = rest % g->bshape[d];
+        rest /= g->bshape[d];
+        for (int j = 0; j < g->k; j++)
+            io[j] += p * g->ist[j][d];
+    }
+}
+
 /* index_put's accumulation, step 1: the key (slot << pbits | position) of each position
  * of B into the sort's scratch scr[0, P); a bad index and the padding up to P get the
  * largest key, ~0, so they sort last and add nothing. */
@@ -502,15 +517,8 @@ FK_KERNEL ferry_xindex_keys(FK_GLOBAL fk_u64 *scr, FK_GLOBAL fk_i64 *flag, FK_XI
     {
         fk_u64 key = ~(fk_u64)0;
         if (t < g.bnumel) {
-            fk_i64 rest = t, io[FK_XMAX];
-            for (int j = 0; j < FK_XMAX; j++)
-                io[j] = g.ioff[j];
-            for (int d = g.nb - 1; d >= 0; d--) {
-                fk_i64 p = rest % g.bshape[d];
-                rest /= g.bshape[d];
-                for (int j = 0; j < g.k; j++)
-                    io[j] += p * g.ist[j][d];
-            }
+            fk_i64 io[FK_XMAX];
+            fk_xindex_offsets(&g, t, io);
             fk_i64 slot = 0;
             bool ok = true;
             for (int j = 0; j < g.k && ok; j++) {
@@ -554,15 +562,8 @@ FK_KERNEL ferry_xindex_lin(FK_GLOBAL fk_i64 *lin, FK_GLOBAL fk_i64 *flag, FK_XID
 {
     FK_FOR_EACH(t, g.bnumel)
     {
-        fk_i64 rest = t, io[FK_XMAX];
-        for (int j = 0; j < FK_XMAX; j++)
-            io[j] = g.ioff[j];
-        for (int d = g.nb - 1; d >= 0; d--) {
-            fk_i64 p = rest % g.bshape[d];
-            rest /= g.bshape[d];
-            for (int j = 0; j < g.k; j++)
-                io[j] += p * g.ist[j][d];
-        }
+        fk_i64 io[FK_XMAX];
+        fk_xindex_offsets(&g, t, io);
         fk_i64 s = g.jbase ? lin[g.off0 + t] : 0;
         for (int j = 0; j < g.k && s != FK_XLIN_BAD; j++) {
             fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);

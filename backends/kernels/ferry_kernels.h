@@ -64,6 +64,12 @@ typedef struct fk_geom {
     fk_i64 stride[3][FK_MAX_DIMS];
     fk_i64 offset[3];
     fk_i64 numel;
+    /* FK_CONTIG launches that take it (FK_DENSE_FOR): elements per thread, each thread
+     * one run of its own, launched over ceil(numel / chunk) threads (CPU devices, whose
+     * compilers vectorize a thread's loop and not a loop across threads); 0: one
+     * element per thread, grid-stride, so neighbouring threads read neighbouring
+     * elements (GPUs). The planner leaves it 0; a backend sets it per device. */
+    fk_i64 chunk;
     fk_i32 ndim;
     fk_i32 flags;
 } fk_geom;
@@ -100,6 +106,14 @@ typedef struct fk_rgeom {
  * threads read neighbouring columns (coalesced when the kept dim is the dense one);
  * otherwise output w / nparts and chunk w % nparts, each thread's chunk its own run. */
 #define FK_RED_OUT_FAST 1
+/* fk_rgeom.flags, float sums over one dim with one dense kept dim (column sums on CPUs):
+ * ferry_sum_cols_* runs, thread w adding FK_RED_COLS_V neighbouring outputs (from
+ * (w % ceil(nout / V)) * V) over chunk w / ceil(nout / V), so its inner loop is over
+ * neighbouring elements, which a CPU compiler vectorizes. chunk is at most
+ * FK_RED_COLS_MAX_CHUNK. */
+#define FK_RED_COLS 2
+#define FK_RED_COLS_V 16
+#define FK_RED_COLS_MAX_CHUNK 1024
 
 /* Most threads of a work-group the tree reductions (ferry_sum_wg_*) take. */
 #define FK_WG_MAX 256
@@ -215,9 +229,30 @@ typedef __half fk_half;
 #define FK_HAS_FP64 0
 #endif
 
-/* Grid-stride loop: a launch covering n threads runs the body once per thread (what a
- * CPU OpenCL driver vectorizes across work-items); a capped grid still covers n. */
+/* Grid-stride loop: a launch covering n threads runs the body once per thread; a
+ * capped grid still covers n. PoCL does not vectorize such a kernel across work-items
+ * (a loop in the body keeps its work-item loop scalar): dense launches on CPU devices
+ * go through FK_DENSE_FOR instead. */
 #define FK_FOR_EACH(i, n) for (fk_i64 i = FK_GLOBAL_ID; i < (n); i += FK_GLOBAL_SIZE)
+
+/* The elements 0 .. g.numel - 1 of a dense launch: with g.chunk > 0 this thread's run
+ * of g.chunk elements, a plain counted loop that a CPU compiler vectorizes (float32 add
+ * of 16M elements on PoCL ran at half the speed of a one-line kernel through the
+ * grid-stride loop, and at its speed this way); with chunk 0 the grid-stride loop,
+ * coalesced on GPUs. The body comes last, so commas in it need no parentheses. */
+#define FK_DENSE_FOR(i, g, ...)                                                           \
+    if ((g).chunk > 0) {                                                                  \
+        fk_i64 s_##i = FK_GLOBAL_ID * (g).chunk;                                          \
+        fk_i64 e_##i = (g).numel - s_##i < (g).chunk ? (g).numel : s_##i + (g).chunk;     \
+        for (fk_i64 i = s_##i; i < e_##i; i++) {                                          \
+            __VA_ARGS__                                                                   \
+        }                                                                                 \
+    } else {                                                                              \
+        FK_FOR_EACH(i, (g).numel)                                                         \
+        {                                                                                 \
+            __VA_ARGS__                                                                   \
+        }                                                                                 \
+    }
 
 /* ---- which kernels a build holds ---------------------------------------------------
  * All of them by default (nvcc compiles the lot). The OpenCL backend builds one program
@@ -486,6 +521,23 @@ FK_FUNC void fk_offsets(const fk_geom *g, fk_i64 i, int nops, fk_i64 *off)
         for (int k = 0; k < nops; k++)
             off[k] += r * g->stride[k][0];
 }
+
+/* Runs the body for every element of launch g with off[k] (declared here) the element
+ * offset in operand k < nops: a dense launch through FK_DENSE_FOR, with no index
+ * arithmetic, anything else grid-stride through fk_offsets. */
+#define FK_EACH(g, nops, off, ...)                                                        \
+    if ((g).flags & FK_CONTIG) {                                                          \
+        FK_DENSE_FOR(i_, g, fk_i64 off[3]; off[0] = (g).offset[0] + i_;                   \
+                     off[1] = (g).offset[1] + i_; off[2] = (g).offset[2] + i_;            \
+                     __VA_ARGS__)                                                         \
+    } else {                                                                              \
+        FK_FOR_EACH(i_, (g).numel)                                                        \
+        {                                                                                 \
+            fk_i64 off[3];                                                                \
+            fk_offsets(&(g), i_, (nops), off);                                            \
+            __VA_ARGS__                                                                   \
+        }                                                                                 \
+    }
 
 /* Declares off[3], the element offsets of flat index i in up to three operands. The
  * dense case stays inline: behind a call PoCL no longer vectorizes the kernel across

@@ -138,6 +138,22 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
         s = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));                            \
     } while (0)
 
+/* ferry_sum_wg_*: lane t of L puts its sum v in sh[t], the lanes meet in a tree in local
+ * memory, and lane 0 runs the store (the last argument, which reads sh[0]); the closing
+ * barrier lets the group's next chunk reuse sh. */
+#define FK_WG_TREE(sh, t, L, v, ...)                                                      \
+    sh[t] = (v);                                                                          \
+    FK_BARRIER();                                                                         \
+    for (fk_i64 h_ = (L) / 2; h_ > 0; h_ >>= 1) {                                         \
+        if ((t) < h_)                                                                     \
+            sh[t] = sh[t] + sh[(t) + h_];                                                 \
+        FK_BARRIER();                                                                     \
+    }                                                                                     \
+    if ((t) == 0) {                                                                       \
+        __VA_ARGS__;                                                                      \
+    }                                                                                     \
+    FK_BARRIER()
+
 /* bool and integers: int64, wrapping; the order of additions does not matter. */
 #define FK_DEFINE_SUM_INT(sfx, st, vt)                                                    \
     FK_KERNEL ferry_sum_##sfx(FK_GLOBAL const st *in, FK_GLOBAL fk_u8 *out, fk_rgeom g)   \
@@ -172,16 +188,8 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
             fk_u64 acc = 0;                                                               \
             for (fk_i64 j = t; j < cnt; j += L)                                           \
                 acc += (fk_u64)(fk_i64)FK_LOAD_##sfx(in, off + j * rs);                   \
-            sh[t] = acc;                                                                  \
-            FK_BARRIER();                                                                 \
-            for (fk_i64 h = L / 2; h > 0; h >>= 1) {                                      \
-                if (t < h)                                                                \
-                    sh[t] = sh[t] + sh[t + h];                                            \
-                FK_BARRIER();                                                             \
-            }                                                                             \
-            if (t == 0)                                                                   \
-                ((FK_GLOBAL fk_i64 *)out)[g.out_offset + ooff] = (fk_i64)sh[0];           \
-            FK_BARRIER();                                                                 \
+            FK_WG_TREE(sh, t, L, acc,                                                     \
+                       ((FK_GLOBAL fk_i64 *)out)[g.out_offset + ooff] = (fk_i64)sh[0]);   \
         }                                                                                 \
     }
 
@@ -253,22 +261,75 @@ FK_FUNC fk_i64 fk_red_step(const fk_rgeom *g, fk_i64 *idx)
             acc_t total = blk;                                                            \
             while (top > 0)                                                               \
                 total = stack[--top] + total;                                             \
-            sh[t] = total;                                                                \
-            FK_BARRIER();                                                                 \
-            for (fk_i64 h = L / 2; h > 0; h >>= 1) {                                      \
-                if (t < h)                                                                \
-                    sh[t] = sh[t] + sh[t + h];                                            \
-                FK_BARRIER();                                                             \
+            FK_WG_TREE(sh, t, L, total, FK_SUM_STORE(acc_t, g, g.out_offset + ooff, sh[0])); \
+        }                                                                                 \
+    }
+
+/* Depth of ferry_sum_cols_*'s pairwise stacks: FK_RED_COLS_MAX_CHUNK / FK_SUM_BLOCK
+ * blocks need log2(128) + 1 entries. */
+#define FK_COLS_DEPTH 8
+
+/* Adds row `off` of nv (FK_RED_COLS_V, or fewer at the right edge) outputs into blk. */
+#define FK_COLS_ADD(sfx, acc_t, blk, off, nv)                                             \
+    for (int k_ = 0; k_ < (nv); k_++)                                                     \
+        blk[k_] += (acc_t)FK_LOAD_##sfx(in, (off) + k_)
+
+/* Column sums on CPUs (FK_RED_COLS): each of a thread's FK_RED_COLS_V outputs is summed
+ * as ferry_sum_* sums one, in blocks of FK_SUM_BLOCK combined pairwise, the outputs side
+ * by side so that every step is one run of neighbouring elements. */
+#define FK_DEFINE_SUM_COLS(sfx, st, acc_t)                                                \
+    FK_KERNEL ferry_sum_cols_##sfx(FK_GLOBAL const st *in, FK_GLOBAL fk_u8 *out,          \
+                                   fk_rgeom g)                                            \
+    {                                                                                     \
+        fk_i64 ng = (g.nout + FK_RED_COLS_V - 1) / FK_RED_COLS_V;                         \
+        FK_FOR_EACH(w, ng * g.nparts)                                                     \
+        {                                                                                 \
+            fk_i64 part = w / ng, o0 = (w - part * ng) * FK_RED_COLS_V;                   \
+            int nv = g.nout - o0 < FK_RED_COLS_V ? (int)(g.nout - o0) : FK_RED_COLS_V;    \
+            fk_i64 r0 = part * g.chunk;                                                   \
+            fk_i64 cnt = g.nred - r0 < g.chunk ? g.nred - r0 : g.chunk;                   \
+            fk_i64 rs = g.rstride[0];                                                     \
+            fk_i64 off = g.in_offset + o0 * g.kstride_in[0] + r0 * rs;                    \
+            acc_t stack[FK_COLS_DEPTH][FK_RED_COLS_V], blk[FK_RED_COLS_V];                \
+            for (int k = 0; k < FK_RED_COLS_V; k++)                                       \
+                blk[k] = (acc_t)0;                                                        \
+            int top = 0, inblk = 0;                                                       \
+            fk_i64 nblk = 0;                                                              \
+            for (fk_i64 j = 0; j < cnt; j++, off += rs) {                                 \
+                if (nv == FK_RED_COLS_V)                                                  \
+                    FK_COLS_ADD(sfx, acc_t, blk, off, FK_RED_COLS_V);                     \
+                else                                                                      \
+                    FK_COLS_ADD(sfx, acc_t, blk, off, nv);                                \
+                if (++inblk < FK_SUM_BLOCK)                                               \
+                    continue;                                                             \
+                for (fk_i64 c_ = ++nblk; (c_ & 1) == 0; c_ >>= 1) {                       \
+                    --top;                                                                \
+                    for (int k = 0; k < FK_RED_COLS_V; k++)                               \
+                        blk[k] = stack[top][k] + blk[k];                                  \
+                }                                                                         \
+                for (int k = 0; k < FK_RED_COLS_V; k++) {                                 \
+                    stack[top][k] = blk[k];                                               \
+                    blk[k] = (acc_t)0;                                                    \
+                }                                                                         \
+                top++;                                                                    \
+                inblk = 0;                                                                \
             }                                                                             \
-            if (t == 0)                                                                   \
-                FK_SUM_STORE(acc_t, g, g.out_offset + ooff, sh[0]);                       \
-            FK_BARRIER();                                                                 \
+            for (int k = 0; k < nv; k++) {                                                \
+                acc_t total = blk[k];                                                     \
+                for (int t = top; t > 0;)                                                 \
+                    total = stack[--t][k] + total;                                        \
+                FK_SUM_STORE(acc_t, g,                                                    \
+                             g.out_offset + (o0 + k) * g.kstride_out[0] + part * g.part_stride, \
+                             total);                                                      \
+            }                                                                             \
         }                                                                                 \
     }
 
 #define FK_DEFINE_SUM_INT_K(sfx, st, vt) FK_DEFINE_SUM_INT(sfx, st, vt)
-#define FK_DEFINE_SUM_F32_K(sfx, st, vt) FK_DEFINE_SUM_FLOAT(sfx, st, vt, float)
-#define FK_DEFINE_SUM_F64_K(sfx, st, vt) FK_DEFINE_SUM_FLOAT(sfx, st, vt, double)
+#define FK_DEFINE_SUM_F32_K(sfx, st, vt)                                                  \
+    FK_DEFINE_SUM_FLOAT(sfx, st, vt, float) FK_DEFINE_SUM_COLS(sfx, st, float)
+#define FK_DEFINE_SUM_F64_K(sfx, st, vt)                                                  \
+    FK_DEFINE_SUM_FLOAT(sfx, st, vt, double) FK_DEFINE_SUM_COLS(sfx, st, double)
 
 /* ---- max and min: NaN propagates -------------------------------------------------- */
 

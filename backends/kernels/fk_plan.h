@@ -108,7 +108,8 @@ typedef struct fk_reduce_plan {
     bool wg;              /* the current pass is ferry_sum_wg_<kdtype>: work-groups of
                            * g.lanes threads, one per output and chunk */
     int64_t threads;      /* threads of the current pass (one per output and chunk, times
-                           * g.lanes for a work-group pass) */
+                           * g.lanes for a work-group pass; per FK_RED_COLS_V outputs and
+                           * chunk with FK_RED_COLS) */
     size_t scratch_bytes; /* scratch the passes share; 0 when one pass does it all */
 
     /* The planner's own state. */
@@ -129,7 +130,8 @@ typedef struct fk_reduce_plan {
  * to ferry_sum_wg_*, whose neighbouring threads read neighbouring elements; lanes 0 keeps
  * one thread per chunk, each reading its own run (CPUs). A reduction over the outer dim,
  * where the kept dim is the denser one, numbers threads output fastest (FK_RED_OUT_FAST)
- * on either. FERRY_ERR_UNSUPPORTED for an
+ * on either; with lanes 0, a float sum down one dense kept dim also gets FK_RED_COLS
+ * (ferry_sum_cols_*, FK_RED_COLS_V outputs per thread). FERRY_ERR_UNSUPPORTED for an
  * empty reduced dim (the core fills 0 or NaN itself) or more than FK_MAX_DIMS kept or
  * reduced dims after merging. */
 FK_PLAN_HIDDEN ferry_status fk_plan_reduce(const fk_plan_ctx *c, ferry_reduce_op op,
@@ -148,6 +150,43 @@ FK_PLAN_HIDDEN void fk_plan_reduce_next(fk_reduce_plan *p);
 FK_PLAN_HIDDEN ferry_status fk_plan_matmul(const fk_plan_ctx *c, const ferry_kernel_tensor *out,
                                            const ferry_kernel_tensor *a,
                                            const ferry_kernel_tensor *b, fk_mgeom *g);
+
+/* ---- the ELEM2 family (ferry/ops/elementwise2.h) --------------------------------------- */
+
+/* One launch of "ferry.unary2", "ferry.binary2" or "ferry.where", as both backends make it:
+ * kernel `name` of ferry_elementwise2.h, in the OpenCL program of `family` for `dtype`
+ * ("ELEM2" by dtype; "WHERE", by element width, has dtype -1). Its arguments, in order:
+ * bufs[0 .. nbufs-1], g, then op and, when nparams is 2, p0 and p1 (param_size bytes
+ * each: pf for a float kernel, pd for float64) for unary2 and binary2; b_buffer and gb
+ * for where. g.numel 0: launch nothing. */
+typedef struct fk_elem2_launch {
+    char name[48];
+    const char *family;
+    int dtype;
+    bool to_bool;   /* ferry_un2b_* or ferry_bin2b_* (predicates, logical ops) */
+    int width_log2; /* where: fk_width_log2 of the element size */
+    int nbufs;
+    void *bufs[3];
+    fk_geom g;
+    fk_i32 op;
+    int nparams;
+    size_t param_size;
+    float pf[2];
+    double pd[2];
+    void *b_buffer;
+    fk_geom gb;
+} fk_elem2_launch;
+
+/* The three ELEM2 entries. FERRY_ERR_UNSUPPORTED, with no message, for a call whose
+ * tensors, dtypes or op the kernels do not take (the core then runs it on the cpu); the
+ * fk_plan_geom refusals otherwise. A backend adds its own (float64 on an OpenCL device
+ * without it) on l->dtype. */
+FK_PLAN_HIDDEN ferry_status fk_plan_unary2(const fk_plan_ctx *c, const ferry_op_args *args,
+                                           fk_elem2_launch *l);
+FK_PLAN_HIDDEN ferry_status fk_plan_binary2(const fk_plan_ctx *c, const ferry_op_args *args,
+                                            fk_elem2_launch *l);
+FK_PLAN_HIDDEN ferry_status fk_plan_where(const fk_plan_ctx *c, const ferry_op_args *args,
+                                          fk_elem2_launch *l);
 
 /* ---- named-op families -------------------------------------------------------------------
  * Their launch structs live in the family headers (ferry_<family>.h), which define the

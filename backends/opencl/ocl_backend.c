@@ -35,7 +35,9 @@ static pthread_mutex_t ocl_init_lock = PTHREAD_MUTEX_INITIALIZER;
  *   FERRY_OPENCL_MATMUL         clblast | kernel: one matmul path whatever the size
  *   FERRY_OPENCL_BUILD_OPTIONS  appended to the program's build options
  *   FERRY_OPENCL_REDUCE         wg | thread: one shape for sums over one dim on every
- *                               device (ocl_kernels.c; GPUs take wg); read on use */
+ *                               device (ocl_kernels.c; GPUs take wg); read on use
+ *   FERRY_OPENCL_DENSE          run | grid: one shape for dense elementwise launches on
+ *                               every device (ocl_kernels.c; GPUs take grid); read on use */
 
 /* "1", "yes", "true", "on" (any case) are true; unset or anything else is `def`. */
 static bool ocl_env_flag(const char *var, bool def)
@@ -101,6 +103,11 @@ static void ocl_describe(ocl_device *d, bool hide_fp64)
     cl_device_type type = 0;
     clGetDeviceInfo(d->id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
     d->gpu = (type & (CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR)) != 0;
+    d->compute_units = 1;
+    clGetDeviceInfo(d->id, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof d->compute_units,
+                    &d->compute_units, NULL);
+    if (d->compute_units == 0)
+        d->compute_units = 1;
 
     char cver[64];
     ocl_info_string(d->id, CL_DEVICE_OPENCL_C_VERSION, cver, sizeof cver);

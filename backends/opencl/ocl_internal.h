@@ -37,7 +37,8 @@ enum {
     OCL_K_ARGMAX = OCL_K_MAXMIN + FERRY_NUM_DTYPES,
     OCL_K_ARGMAX_PART = OCL_K_ARGMAX + FERRY_NUM_DTYPES,
     OCL_K_SUM_WG = OCL_K_ARGMAX_PART + FERRY_NUM_DTYPES,
-    OCL_K_MATMUL = OCL_K_SUM_WG + FERRY_NUM_DTYPES,
+    OCL_K_SUM_COLS = OCL_K_SUM_WG + FERRY_NUM_DTYPES, /* float dtypes only */
+    OCL_K_MATMUL = OCL_K_SUM_COLS + FERRY_NUM_DTYPES,
     OCL_K_COUNT = OCL_K_MATMUL + FERRY_NUM_DTYPES,
 };
 
@@ -95,7 +96,9 @@ typedef struct ocl_device {
     bool map_copies;    /* host copies through clEnqueueMapBuffer (see ocl_backend.c) */
     bool cr_divide;     /* CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT */
     bool opencl12;      /* the device's OpenCL C is 1.2 or later */
-    bool gpu;           /* CL_DEVICE_TYPE_GPU or _ACCELERATOR: reductions in work-groups */
+    bool gpu;           /* CL_DEVICE_TYPE_GPU or _ACCELERATOR: reductions in work-groups,
+                         * dense elementwise launches grid-stride */
+    cl_uint compute_units; /* CL_DEVICE_MAX_COMPUTE_UNITS, at least 1 */
 
     /* Created on first use under `lock`; `ready` is set once context and queue exist. */
     pthread_mutex_t lock;

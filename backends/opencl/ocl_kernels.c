@@ -127,12 +127,56 @@ static ferry_status ocl_run(ocl_device *d, int slot, const char *name, int nbufs
     return st;
 }
 
+/* Fewest elements of a work-item's run in a dense launch on a CPU device; runs are a
+ * multiple of OCL_DENSE_ALIGN elements, so each starts on a cache line. */
+#define OCL_DENSE_MIN_RUN 512
+#define OCL_DENSE_ALIGN 64
+/* Work-groups per compute unit a dense launch aims for: enough for PoCL's threads to
+ * even out on a loaded machine. */
+#define OCL_DENSE_GROUPS_PER_CU 8
+
+/* The threads an elementwise launch of g takes, setting g->chunk: on a CPU device a
+ * dense launch gives each work-item a run of its own, which the device compiler
+ * vectorizes (ferry_kernels.h, FK_DENSE_FOR); GPUs keep one element per thread.
+ * FERRY_OPENCL_DENSE=run or =grid picks one on every device (tests run both on PoCL). */
+static int64_t ocl_dense_threads(const ocl_device *d, fk_geom *g)
+{
+    g->chunk = 0;
+    const char *force = getenv("FERRY_OPENCL_DENSE");
+    bool run = !d->gpu;
+    if (force && strcmp(force, "run") == 0)
+        run = true;
+    else if (force && strcmp(force, "grid") == 0)
+        run = false;
+    if (!run || !(g->flags & FK_CONTIG) || g->numel <= 0)
+        return g->numel;
+    int64_t target = (int64_t)d->compute_units * OCL_DENSE_GROUPS_PER_CU * (int64_t)d->local_size;
+    int64_t chunk = (g->numel + target - 1) / target;
+    /* The grid is capped at 2^30 work-items (ocl_enqueue_1d); the runs must cover numel. */
+    int64_t least = (g->numel + ((int64_t)1 << 30) - 1) >> 30;
+    if (chunk < least)
+        chunk = least;
+    if (chunk < OCL_DENSE_MIN_RUN)
+        chunk = OCL_DENSE_MIN_RUN;
+    chunk = (chunk + OCL_DENSE_ALIGN - 1) / OCL_DENSE_ALIGN * OCL_DENSE_ALIGN;
+    g->chunk = chunk;
+    return (g->numel + chunk - 1) / chunk;
+}
+
+/* One elementwise launch of g (lock held). */
+static ferry_status ocl_run_geom(ocl_device *d, int slot, const char *name, int nbufs,
+                                 const cl_mem *bufs, fk_geom *g, int op)
+{
+    int64_t threads = ocl_dense_threads(d, g);
+    return ocl_run(d, slot, name, nbufs, bufs, g, sizeof *g, op, threads);
+}
+
 /* Takes the device lock around one elementwise launch. */
 static ferry_status ocl_run_locked(ocl_device *d, int slot, const char *name, int nbufs,
-                                   const cl_mem *bufs, const fk_geom *g, int op)
+                                   const cl_mem *bufs, fk_geom *g, int op)
 {
     pthread_mutex_lock(&d->lock);
-    ferry_status st = ocl_run(d, slot, name, nbufs, bufs, g, sizeof *g, op, g->numel);
+    ferry_status st = ocl_run_geom(d, slot, name, nbufs, bufs, g, op);
     pthread_mutex_unlock(&d->lock);
     return st;
 }
@@ -231,7 +275,7 @@ ferry_status ocl_copy_elements(ocl_device *d, size_t elsize, int ndim, const int
     static const char *const names[4] = {"ferry_copy_w8", "ferry_copy_w16", "ferry_copy_w32",
                                          "ferry_copy_w64"};
     cl_mem bufs[2] = {dst, src};
-    return ocl_run(d, OCL_K_COPY + lg, names[lg], 2, bufs, &g, sizeof g, -1, g.numel);
+    return ocl_run_geom(d, OCL_K_COPY + lg, names[lg], 2, bufs, &g, -1);
 }
 
 static void ocl_cast_name(ferry_dtype from, ferry_dtype to, char *buf, size_t cap)
@@ -247,8 +291,8 @@ ferry_status ocl_cast_dense(ocl_device *d, ferry_dtype to, cl_mem dst, int64_t d
     char name[64];
     ocl_cast_name(from, to, name, sizeof name);
     cl_mem bufs[2] = {dst, src};
-    return ocl_run(d, OCL_K_CAST + (int)from * FERRY_NUM_DTYPES + (int)to, name, 2, bufs, &g,
-                   sizeof g, -1, n);
+    return ocl_run_geom(d, OCL_K_CAST + (int)from * FERRY_NUM_DTYPES + (int)to, name, 2, bufs,
+                        &g, -1);
 }
 
 ferry_status ocl_cast_held(ocl_device *d, const ferry_kernel_tensor *out,
@@ -263,8 +307,8 @@ ferry_status ocl_cast_held(ocl_device *d, const ferry_kernel_tensor *out,
     char name[64];
     ocl_cast_name(in->dtype, out->dtype, name, sizeof name);
     cl_mem bufs[2] = {(cl_mem)out->buffer, (cl_mem)in->buffer};
-    return ocl_run(d, OCL_K_CAST + (int)in->dtype * FERRY_NUM_DTYPES + (int)out->dtype, name, 2,
-                   bufs, &g, sizeof g, -1, g.numel);
+    return ocl_run_geom(d, OCL_K_CAST + (int)in->dtype * FERRY_NUM_DTYPES + (int)out->dtype, name,
+                        2, bufs, &g, -1);
 }
 
 ferry_status ocl_cast(int32_t device, const ferry_kernel_tensor *out,
@@ -366,6 +410,7 @@ ferry_status ocl_binary_scalar(int32_t device, ferry_binary_op op, const ferry_k
     cl_mem bufs[2] = {(cl_mem)out->buffer, (cl_mem)a->buffer};
     cl_int op32 = (cl_int)op;
     pthread_mutex_lock(&d->lock);
+    int64_t threads = ocl_dense_threads(d, &g);
     cl_kernel k;
     st = ocl_kernel_get(d, slot, name, &k);
     for (cl_uint i = 0; st == FERRY_OK && i < 2; i++)
@@ -377,7 +422,7 @@ ferry_status ocl_binary_scalar(int32_t device, ferry_binary_op op, const ferry_k
     if (st == FERRY_OK)
         st = ocl_arg(d, k, name, 4, ysize, y);
     if (st == FERRY_OK)
-        st = ocl_enqueue(d, slot, name, g.numel);
+        st = ocl_enqueue(d, slot, name, threads);
     pthread_mutex_unlock(&d->lock);
     return st;
 }
@@ -400,6 +445,41 @@ static int ocl_reduce_lanes(const ocl_device *d)
     else if (force && strcmp(force, "thread") == 0)
         wg = false;
     return wg ? (int)d->local_size : 0;
+}
+
+/* The most lanes a work-group pass of the sum kernel for dt may take: the device's
+ * work-group size, halved until it is within the kernel's CL_KERNEL_WORK_GROUP_SIZE
+ * (ocl_kernel_get records it; private arrays and local memory can make it smaller than
+ * the device's limit). Lock held. */
+static ferry_status ocl_sum_wg_lanes(ocl_device *d, ferry_dtype dt, int *lanes)
+{
+    char name[48];
+    snprintf(name, sizeof name, "ferry_sum_wg_%s", fk_dtype_sfx[dt]);
+    cl_kernel k;
+    ferry_status st = ocl_kernel_get(d, OCL_K_SUM_WG + (int)dt, name, &k);
+    if (st == FERRY_OK && (int)d->wg[OCL_K_SUM_WG + (int)dt] < *lanes)
+        *lanes = (int)d->wg[OCL_K_SUM_WG + (int)dt];
+    return st;
+}
+
+/* Plans a reduction; a work-group plan is remade with fewer lanes when a kernel it runs
+ * takes fewer than the device's work-group size. Lock held. */
+static ferry_status ocl_plan_reduce(ocl_device *d, fk_plan_ctx *c, ferry_reduce_op op,
+                                    const ferry_kernel_tensor *out,
+                                    const ferry_kernel_tensor *in, fk_reduce_plan *p)
+{
+    int want = ocl_reduce_lanes(d);
+    ferry_status st = fk_plan_reduce(c, op, out, in, OCL_REDUCE_THREADS, want, p);
+    if (st != FERRY_OK || p->empty || !p->wg)
+        return st;
+    int lanes = want;
+    st = ocl_sum_wg_lanes(d, p->kdtype, &lanes);
+    /* Later passes read the partials in the accumulator's dtype. */
+    if (st == FERRY_OK && !p->final && p->acc_dtype != p->kdtype)
+        st = ocl_sum_wg_lanes(d, p->acc_dtype, &lanes);
+    if (st == FERRY_OK && lanes < want)
+        st = fk_plan_reduce(c, op, out, in, OCL_REDUCE_THREADS, lanes, p);
+    return st;
 }
 
 /* A work-group pass: groups of g.lanes threads, as many as the grid cap allows. */
@@ -432,15 +512,18 @@ ferry_status ocl_reduce(int32_t device, ferry_reduce_op op, const ferry_kernel_t
     fk_reduce_plan p;
     ferry_status st = ocl_device_ready(device, &d);
     if (st == FERRY_OK)
-        st = fk_plan_reduce(&c, op, out, in, OCL_REDUCE_THREADS, ocl_reduce_lanes(d), &p);
-    if (st == FERRY_OK)
         st = ocl_check_fp64(d, in->dtype);
-    if (st != FERRY_OK || p.empty)
+    if (st != FERRY_OK)
         return st;
 
     static const int families[3] = {OCL_K_SUM, OCL_K_MAXMIN, OCL_K_ARGMAX};
     static const char *const family_names[3] = {"sum", "maxmin", "argmax"};
     pthread_mutex_lock(&d->lock);
+    st = ocl_plan_reduce(d, &c, op, out, in, &p);
+    if (st != FERRY_OK || p.empty) {
+        pthread_mutex_unlock(&d->lock);
+        return st;
+    }
     cl_mem scratch = NULL;
     if (p.scratch_bytes > 0)
         st = ocl_scratch(d, p.scratch_bytes, &scratch);
@@ -459,6 +542,11 @@ ferry_status ocl_reduce(int32_t device, ferry_reduce_op op, const ferry_kernel_t
             snprintf(name, sizeof name, "ferry_argmax_%s", fk_dtype_sfx[p.kdtype]);
             cl_mem bufs[3] = {src, dst, dst};
             st = ocl_run(d, slot, name, 3, bufs, &p.g, sizeof p.g, -1, p.threads);
+        } else if (p.g.flags & FK_RED_COLS) {
+            snprintf(name, sizeof name, "ferry_sum_cols_%s", fk_dtype_sfx[p.kdtype]);
+            cl_mem bufs[2] = {src, dst};
+            st = ocl_run(d, OCL_K_SUM_COLS + (int)p.kdtype, name, 2, bufs, &p.g, sizeof p.g, -1,
+                         p.threads);
         } else if (p.wg) {
             snprintf(name, sizeof name, "ferry_sum_wg_%s", fk_dtype_sfx[p.kdtype]);
             cl_mem bufs[2] = {src, dst};

@@ -3,7 +3,8 @@
  * (chunk boundaries, ties, NaN), matmul through CLBlast in every layout it is handed,
  * and launches the kernels refuse (more than 8 dims) still giving the right answer;
  * sums, rows and columns in both reduction shapes (FERRY_OPENCL_REDUCE=thread and wg) at
- * work-group edges, and their accuracy against double sums. */
+ * work-group edges, and their accuracy against double sums; dense elementwise kernels in
+ * both launch shapes (FERRY_OPENCL_DENSE=run and grid) at run edges. */
 #include <math.h>
 #include <pthread.h>
 
@@ -612,6 +613,112 @@ static void test_kernels_long_sums_are_accurate_in_both_shapes(void **state)
     free(v);
 }
 
+/* Dense elementwise launches in both shapes (FERRY_OPENCL_DENSE=run: a run of elements
+ * per work-item, as CPUs take them; =grid: one element per work-item, as GPUs do) at run
+ * edges: lengths around the shortest run (512) and across many runs, from offset 0 and
+ * from a slice's offset, out of place and in place, through the binary, unary, scalar,
+ * compare, cast and overlapping-copy kernels. Every result is checked element by element
+ * against the host's. */
+static void check_dense(int64_t n, int64_t off, uint32_t seed)
+{
+    int64_t total = n + off;
+    float *x = malloc((size_t)total * 4), *y = malloc((size_t)total * 4);
+    float *got = malloc((size_t)total * 4);
+    int32_t *gi = malloc((size_t)total * 4);
+    uint8_t *gb = malloc((size_t)total);
+    assert_true(x && y && got && gi && gb);
+    for (int64_t i = 0; i < total; i++) {
+        x[i] = (float)((double)lcg_next(&seed) / 8388608.0 - 1.0) * 100.0f;
+        y[i] = (float)((double)lcg_next(&seed) / 8388608.0 - 1.0) * 100.0f;
+    }
+    ferry_tensor *xf = from_f32(x, 1, &total), *yf = from_f32(y, 1, &total);
+    ferry_tensor *xs = ferry_slice(xf, 0, off, total, 1), *ys = ferry_slice(yf, 0, off, total, 1);
+    assert_tensor(xs);
+    assert_tensor(ys);
+    const char *mode = getenv("FERRY_OPENCL_DENSE");
+    const float *xv = x + off, *yv = y + off;
+
+    ferry_tensor *sum = ferry_add(xs, ys);
+    assert_tensor(sum);
+    assert_ok(ferry_tensor_copy_to_host(sum, got, (size_t)n * 4));
+    for (int64_t i = 0; i < n; i++)
+        if (got[i] != xv[i] + yv[i])
+            fail_msg("%s: add of %lld at offset %lld [%lld]: %g, want %g", mode, (long long)n,
+                     (long long)off, (long long)i, (double)got[i], (double)(xv[i] + yv[i]));
+    /* In place: the output is the first operand. */
+    assert_ok(ferry_mul_out(sum, sum, ys));
+    assert_ok(ferry_tensor_copy_to_host(sum, got, (size_t)n * 4));
+    for (int64_t i = 0; i < n; i++)
+        if (got[i] != (xv[i] + yv[i]) * yv[i])
+            fail_msg("%s: in-place mul of %lld [%lld]: %g", mode, (long long)n, (long long)i,
+                     (double)got[i]);
+
+    ferry_tensor *neg = ferry_neg(xs), *sc = ferry_mul_scalar(xs, 2.5);
+    ferry_tensor *lt = ferry_lt(xs, ys), *ci = ferry_tensor_to_dtype(xs, FERRY_INT32);
+    assert_tensor(neg);
+    assert_tensor(sc);
+    assert_tensor(lt);
+    assert_tensor(ci);
+    assert_ok(ferry_tensor_copy_to_host(neg, got, (size_t)n * 4));
+    for (int64_t i = 0; i < n; i++)
+        if (got[i] != -xv[i])
+            fail_msg("%s: neg of %lld [%lld]: %g", mode, (long long)n, (long long)i,
+                     (double)got[i]);
+    assert_ok(ferry_tensor_copy_to_host(sc, got, (size_t)n * 4));
+    for (int64_t i = 0; i < n; i++)
+        if (got[i] != xv[i] * 2.5f)
+            fail_msg("%s: mul_scalar of %lld [%lld]: %g", mode, (long long)n, (long long)i,
+                     (double)got[i]);
+    assert_ok(ferry_tensor_copy_to_host(lt, gb, (size_t)n));
+    for (int64_t i = 0; i < n; i++)
+        if (gb[i] != (xv[i] < yv[i]))
+            fail_msg("%s: lt of %lld [%lld]: %d", mode, (long long)n, (long long)i, gb[i]);
+    assert_ok(ferry_tensor_copy_to_host(ci, gi, (size_t)n * 4));
+    for (int64_t i = 0; i < n; i++)
+        if (gi[i] != (int32_t)xv[i])
+            fail_msg("%s: cast of %lld [%lld]: %d, want %d", mode, (long long)n, (long long)i,
+                     gi[i], (int32_t)xv[i]);
+
+    /* An overlapping copy runs the copy kernel (no clEnqueueCopyBuffer): x[0:n] = x[off:].
+     * With off 0 it is a copy onto itself. */
+    ferry_tensor *head = ferry_slice(xf, 0, 0, n, 1);
+    assert_tensor(head);
+    if (off == 0 || off >= n) {
+        assert_ok(ferry_tensor_copy_from(head, xs));
+        assert_ok(ferry_tensor_copy_to_host(head, got, (size_t)n * 4));
+        for (int64_t i = 0; i < n; i++)
+            if (got[i] != xv[i])
+                fail_msg("%s: copy of %lld from offset %lld [%lld]: %g", mode, (long long)n,
+                         (long long)off, (long long)i, (double)got[i]);
+    }
+    ferry_tensor *list[] = {xf, yf, xs, ys, sum, neg, sc, lt, ci, head};
+    for (size_t k = 0; k < sizeof list / sizeof list[0]; k++)
+        ferry_tensor_release(list[k]);
+    free(x);
+    free(y);
+    free(got);
+    free(gi);
+    free(gb);
+}
+
+static void test_kernels_dense_elementwise_at_run_edges(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    static const char *const modes[2] = {"run", "grid"};
+    static const int64_t sizes[][2] = {{1, 0},    {7, 3},      {511, 0},   {512, 1},
+                                       {513, 64}, {4097, 0},   {100003, 5}, {(1 << 20) + 5, 0},
+                                       {3000, 3000}};
+    for (int mode = 0; mode < 2; mode++) {
+        setenv("FERRY_OPENCL_DENSE", modes[mode], 1);
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+            /* New values per mode: a cached block holding the other mode's results
+             * cannot pass for elements a launch skipped. */
+            check_dense(sizes[i][0], sizes[i][1], (uint32_t)(i * 104729 + 3 + mode * 7919));
+    }
+    unsetenv("FERRY_OPENCL_DENSE");
+}
+
 /* Column reductions number threads output fastest: argmax still takes the first maximum
  * of each column across chunk boundaries, and max and min propagate NaN. */
 static void test_kernels_column_argmax_keeps_first_of_ties(void **state)
@@ -675,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_kernels_reductions_at_work_group_edges),
         cmocka_unit_test(test_kernels_long_sums_are_accurate_in_both_shapes),
         cmocka_unit_test(test_kernels_column_argmax_keeps_first_of_ties),
+        cmocka_unit_test(test_kernels_dense_elementwise_at_run_edges),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ferry_shutdown();
