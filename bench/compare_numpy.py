@@ -123,6 +123,11 @@ def calls_for(seconds_guess, target=0.05):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, few repetitions (CI)")
+    ap.add_argument("--matmul-only", action="store_true",
+                    help="only the matmul rows (issue 12's figures), skipping add and sum")
+    ap.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")],
+                    help="matmul sizes, comma-separated (default 256,1024,2048; 64,128,256 "
+                         "with --quick)")
     args = ap.parse_args()
 
     lib_path = os.environ.get("FERRY_LIB") or os.path.join(
@@ -133,13 +138,15 @@ def main():
     fy = Ferry(lib_path)
 
     reps = 3 if args.quick else 7
-    mm_sizes = [64, 128, 256] if args.quick else [256, 1024, 2048]
+    mm_sizes = args.sizes or ([64, 128, 256] if args.quick else [256, 1024, 2048])
     rows = cols = 1024 if args.quick else 4096
 
     print(f"compare_numpy: ferry {fy.lib.ferry_version().decode()} ({lib_path})")
     print(f"NumPy {np.__version__} ({np.__file__}), Python {platform.python_version()}")
     print(f"CPU: {cpu_model()}, {os.cpu_count()} online; "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
+          f"FERRY_NUM_THREADS={os.environ.get('FERRY_NUM_THREADS', 'unset')}; "
           f"median of {reps} repetitions, NumPy and ferry alternating")
     try:
         import threadpoolctl
@@ -187,65 +194,66 @@ def main():
         v_fy = work / times[1] / 1e9 if len(times) > 1 else None
         results.append((fid, op, size, unit, work / times[0] / 1e9, v_fy, note))
 
-    # add, contiguous: two reads and one write per element
-    a_np = rng.standard_normal((rows, cols), dtype=np.float32)
-    b_np = rng.standard_normal((rows, cols), dtype=np.float32)
-    row_np = rng.standard_normal(cols, dtype=np.float32)
-    o_np = np.empty_like(a_np)
-    a_fy, b_fy, row_fy = fy.tensor_from(a_np), fy.tensor_from(b_np), fy.tensor_from(row_np)
-    o_fy = fy.empty((rows, cols))
-    held += [a_fy, b_fy, row_fy, o_fy]
-    o_view = fy.view(o_fy, (rows, cols))
-    n = rows * cols
-    size = f"{n >> 20}M" if n >= 1 << 20 else str(n)
+    if not args.matmul_only:
+        # add, contiguous: two reads and one write per element
+        a_np = rng.standard_normal((rows, cols), dtype=np.float32)
+        b_np = rng.standard_normal((rows, cols), dtype=np.float32)
+        row_np = rng.standard_normal(cols, dtype=np.float32)
+        o_np = np.empty_like(a_np)
+        a_fy, b_fy, row_fy = fy.tensor_from(a_np), fy.tensor_from(b_np), fy.tensor_from(row_np)
+        o_fy = fy.empty((rows, cols))
+        held += [a_fy, b_fy, row_fy, o_fy]
+        o_view = fy.view(o_fy, (rows, cols))
+        n = rows * cols
+        size = f"{n >> 20}M" if n >= 1 << 20 else str(n)
 
-    def fy_add_out():
-        check_status(fy.lib.ferry_add_out(o_fy, a_fy, b_fy), "ferry_add_out")
+        def fy_add_out():
+            check_status(fy.lib.ferry_add_out(o_fy, a_fy, b_fy), "ferry_add_out")
 
-    def verify_add():
-        if not np.array_equal(o_view, a_np + b_np):
-            sys.exit("compare_numpy: ferry_add_out differs from NumPy")
+        def verify_add():
+            if not np.array_equal(o_view, a_np + b_np):
+                sys.exit("compare_numpy: ferry_add_out differs from NumPy")
 
-    run("np.add_out", "add out=", size, "GB/s", 12.0 * n,
-        lambda: np.add(a_np, b_np, out=o_np), fy_add_out, verify_add)
+        run("np.add_out", "add out=", size, "GB/s", 12.0 * n,
+            lambda: np.add(a_np, b_np, out=o_np), fy_add_out, verify_add)
 
-    def fy_add_alloc():
-        t = fy.lib.ferry_add(a_fy, b_fy)
-        check_tensor(t, "ferry_add")
-        fy.lib.ferry_tensor_release(t)
+        def fy_add_alloc():
+            t = fy.lib.ferry_add(a_fy, b_fy)
+            check_tensor(t, "ferry_add")
+            fy.lib.ferry_tensor_release(t)
 
-    run("np.add_alloc", "add allocating", size, "GB/s", 12.0 * n,
-        lambda: a_np + b_np, fy_add_alloc, lambda: None)
+        run("np.add_alloc", "add allocating", size, "GB/s", 12.0 * n,
+            lambda: a_np + b_np, fy_add_alloc, lambda: None)
 
-    def fy_add_row():
-        check_status(fy.lib.ferry_add_out(o_fy, a_fy, row_fy), "ferry_add_out (broadcast)")
+        def fy_add_row():
+            check_status(fy.lib.ferry_add_out(o_fy, a_fy, row_fy), "ferry_add_out (broadcast)")
 
-    def verify_row():
-        if not np.array_equal(o_view, a_np + row_np):
-            sys.exit("compare_numpy: broadcast ferry_add_out differs from NumPy")
+        def verify_row():
+            if not np.array_equal(o_view, a_np + row_np):
+                sys.exit("compare_numpy: broadcast ferry_add_out differs from NumPy")
 
-    run("np.add_bcast_row", "add [R,C]+[C] out=", f"{rows}x{cols}", "GB/s",
-        4.0 * (2 * n + cols), lambda: np.add(a_np, row_np, out=o_np), fy_add_row, verify_row)
+        run("np.add_bcast_row", "add [R,C]+[C] out=", f"{rows}x{cols}", "GB/s",
+            4.0 * (2 * n + cols), lambda: np.add(a_np, row_np, out=o_np), fy_add_row, verify_row)
 
-    # sum over everything; positive data keeps the relative check meaningful
-    s_np = rng.random((rows, cols), dtype=np.float32) + 0.5
-    s_fy = fy.tensor_from(s_np)
-    held.append(s_fy)
-    fy_sum_value = [0.0]
+        # sum over everything; positive data keeps the relative check meaningful
+        s_np = rng.random((rows, cols), dtype=np.float32) + 0.5
+        s_fy = fy.tensor_from(s_np)
+        held.append(s_fy)
+        fy_sum_value = [0.0]
 
-    def fy_sum():
-        t = fy.lib.ferry_sum(s_fy, 0, None, False)
-        check_tensor(t, "ferry_sum")
-        fy_sum_value[0] = float(fy.view(t, ())[()])
-        fy.lib.ferry_tensor_release(t)
+        def fy_sum():
+            t = fy.lib.ferry_sum(s_fy, 0, None, False)
+            check_tensor(t, "ferry_sum")
+            fy_sum_value[0] = float(fy.view(t, ())[()])
+            fy.lib.ferry_tensor_release(t)
 
-    def verify_sum():
-        want = float(s_np.sum(dtype=np.float64))
-        if abs(fy_sum_value[0] - want) > 1e-4 * want:
-            sys.exit(f"compare_numpy: ferry_sum gives {fy_sum_value[0]}, NumPy {want}")
+        def verify_sum():
+            want = float(s_np.sum(dtype=np.float64))
+            if abs(fy_sum_value[0] - want) > 1e-4 * want:
+                sys.exit(f"compare_numpy: ferry_sum gives {fy_sum_value[0]}, NumPy {want}")
 
-    run("np.sum", "sum (all dims)", size, "GB/s", 4.0 * n, lambda: s_np.sum(), fy_sum,
-        verify_sum)
+        run("np.sum", "sum (all dims)", size, "GB/s", 4.0 * n, lambda: s_np.sum(), fy_sum,
+            verify_sum)
 
     # matmul into preallocated outputs on both sides
     for m in mm_sizes:
