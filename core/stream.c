@@ -347,18 +347,26 @@ void ferry__track_end(ferry_backend *be, int32_t dev, const ferry_access *acc, i
     event_release(e);
 }
 
-/* Waits on the host for the work that writes (and, for a write, uses) a storage. */
-ferry_status ferry__track_host(const ferry_storage *s, bool write)
+/* The events a reader (or, for a write, a writer) of a storage must wait for, each
+ * holding a reference; their count. */
+static int storage_waits(const ferry_storage *s, bool write, ferry_event **waits)
 {
-    if (atomic_load_explicit(&ntracked, memory_order_relaxed) == 0 || !s->buffer)
-        return FERRY_OK;
-    ferry_event *waits[MAX_WAITS];
     int nw = 0;
     pthread_mutex_lock(&track_lock);
     track *t = find(key_of(s->backend, s->device), s->buffer, false);
     if (t)
         nw = collect(t, write, waits, nw);
     pthread_mutex_unlock(&track_lock);
+    return nw;
+}
+
+/* Waits on the host for the work that writes (and, for a write, uses) a storage. */
+ferry_status ferry__track_host(const ferry_storage *s, bool write)
+{
+    if (atomic_load_explicit(&ntracked, memory_order_relaxed) == 0 || !s->buffer)
+        return FERRY_OK;
+    ferry_event *waits[MAX_WAITS];
+    int nw = storage_waits(s, write, waits);
     ferry_status st = FERRY_OK;
     for (int i = 0; i < nw; i++) {
         if (st == FERRY_OK)
@@ -415,12 +423,7 @@ ferry_status ferry__track_native_wait(const ferry_storage *s, int64_t stream)
     if (atomic_load_explicit(&ntracked, memory_order_relaxed) == 0 || !s->buffer)
         return FERRY_OK;
     ferry_event *waits[MAX_WAITS];
-    int nw = 0;
-    pthread_mutex_lock(&track_lock);
-    track *t = find(key_of(s->backend, s->device), s->buffer, false);
-    if (t)
-        nw = collect(t, true, waits, nw);
-    pthread_mutex_unlock(&track_lock);
+    int nw = storage_waits(s, true, waits);
     ferry_status st = FERRY_OK;
     for (int i = 0; i < nw; i++) {
         ferry_event *e = waits[i];
