@@ -40,7 +40,7 @@ typedef struct cuda_queue {
  * creates a driver context. */
 typedef struct cuda_device {
     pthread_mutex_t lock;
-    std::atomic<bool> ready; /* set once, under lock, after everything below it */
+    bool ready; /* set once, under lock, after everything below it (__atomic builtins) */
     cuda_queue deflt;        /* the default queue (the handle NULL) */
     cuda_queue *queues;      /* queue_create's, live */
     cuda_queue *spares;      /* destroyed, their streams idle */
@@ -202,7 +202,9 @@ bool cuda_has_context(int dev)
 /* The calling thread's current queue per device (set_queue); NULL is the default. The
  * values are of the init they were set under: after a shutdown and a new init (the
  * module stays loaded) a thread's old values name deleted queues, and count as NULL. */
-static std::atomic<unsigned> init_generation;
+/* __atomic builtins, not std::atomic: a build without inlining (Debug, ASan) would export
+ * std::atomic's weak template instances from the plugin, which may export only its entry. */
+static unsigned init_generation;
 static thread_local unsigned current_generation;
 static thread_local cuda_queue *current_queue[CUDA_MAX_DEVICES];
 
@@ -218,7 +220,7 @@ cudaStream_t cuda_queue_stream(int32_t dev, void *queue)
 
 static cuda_queue *current_of(int32_t dev)
 {
-    if (current_generation != init_generation.load(std::memory_order_relaxed))
+    if (current_generation != __atomic_load_n(&init_generation, __ATOMIC_RELAXED))
         return &devices[dev].deflt;
     return queue_of(dev, current_queue[dev]);
 }
@@ -255,10 +257,10 @@ ferry_status cuda_use(int32_t dev, cudaStream_t *stream)
     cudaError_t e = cudaSetDevice(dev);
     if (e != cudaSuccess)
         return cuda_fail(dev, "cudaSetDevice", e);
-    if (!d->ready.load(std::memory_order_acquire)) {
+    if (!__atomic_load_n(&d->ready, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&d->lock);
         ferry_status st = FERRY_OK;
-        if (!d->ready.load(std::memory_order_relaxed)) {
+        if (!__atomic_load_n(&d->ready, __ATOMIC_RELAXED)) {
             st = queue_init(dev, &d->deflt);
             if (st == FERRY_OK) {
                 if (cudaDeviceGetAttribute(&d->sms, cudaDevAttrMultiProcessorCount, dev) !=
@@ -266,7 +268,7 @@ ferry_status cuda_use(int32_t dev, cudaStream_t *stream)
                     d->sms < 1)
                     d->sms = 1;
                 d->pool = make_pool(dev);
-                d->ready.store(true, std::memory_order_release);
+                __atomic_store_n(&d->ready, true, __ATOMIC_RELEASE);
             }
         }
         pthread_mutex_unlock(&d->lock);
@@ -355,7 +357,7 @@ static ferry_status cuda_init(int32_t *count, char *reason, size_t reason_cap)
         pthread_mutex_init(&devices[i].event_lock, NULL);
     }
     device_count = n;
-    init_generation.fetch_add(1, std::memory_order_relaxed);
+    __atomic_fetch_add(&init_generation, 1, __ATOMIC_RELAXED);
     *count = n;
     return FERRY_OK;
 }
@@ -365,7 +367,7 @@ static void cuda_shutdown(void)
     cuda_device_keeper keep_device_;
     for (int32_t i = 0; i < device_count; i++) {
         cuda_device *d = &devices[i];
-        if (d->ready.load(std::memory_order_acquire)) {
+        if (__atomic_load_n(&d->ready, __ATOMIC_ACQUIRE)) {
             cudaSetDevice(i);
             for (cuda_queue **list : {&d->queues, &d->spares})
                 while (*list) {
@@ -406,7 +408,7 @@ static ferry_status cuda_device_info(int32_t dev, ferry_device_info *out)
              drv / 1000, (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10);
     out->total_memory = p.totalGlobalMem;
     out->free_memory = 0;
-    if (devices[dev].ready.load(std::memory_order_acquire)) { /* only where a context exists */
+    if (__atomic_load_n(&devices[dev].ready, __ATOMIC_ACQUIRE)) { /* only where a context exists */
         size_t free_b = 0, total_b = 0;
         if (cudaSetDevice(dev) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
             out->free_memory = free_b;
@@ -493,7 +495,7 @@ static ferry_status cuda_copy_on_device(int32_t dev, void *dst, size_t dst_offse
 static ferry_status cuda_synchronize(int32_t dev)
 {
     cuda_device_keeper keep_device_;
-    if (!devices[dev].ready.load(std::memory_order_acquire))
+    if (!__atomic_load_n(&devices[dev].ready, __ATOMIC_ACQUIRE))
         return FERRY_OK; /* nothing was ever queued */
     cudaStream_t s;
     ferry_status st = cuda_use(dev, &s);
@@ -675,7 +677,7 @@ static void cuda_queue_destroy(int32_t dev, void *queue)
 
 static ferry_status cuda_set_queue(int32_t dev, void *queue)
 {
-    unsigned gen = init_generation.load(std::memory_order_relaxed);
+    unsigned gen = __atomic_load_n(&init_generation, __ATOMIC_RELAXED);
     if (current_generation != gen) {
         memset(current_queue, 0, sizeof current_queue);
         current_generation = gen;

@@ -3,8 +3,6 @@
 #ifndef FERRY_CUDA_INTERNAL_H
 #define FERRY_CUDA_INTERNAL_H
 
-#include <atomic>
-
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
