@@ -125,6 +125,75 @@ static void bench_copies(const config *cfg, const char *mode)
     free(tmp);
 }
 
+/* Non-blocking copies from and to pinned memory (ferry_empty_pinned, to_ex with
+ * FERRY_NON_BLOCKING), each timed to its synchronize. The device-to-host copy lands in a
+ * new pinned tensor each time, as to(non_blocking) promises: pinned blocks are not
+ * cached, so its figure includes that allocation. */
+static void bench_pinned_copies(const config *cfg)
+{
+    size_t nbytes = cfg->copy_bytes;
+    int64_t numel = (int64_t)(nbytes / 4);
+    ferry_tensor *pin = ferry_empty_pinned(FERRY_FLOAT32, 1, &numel, "opencl:0");
+    if (!pin)
+        die("empty_pinned(opencl:0)");
+    float *host = bench_touched(nbytes), *tmp = bench_touched(nbytes);
+    for (int64_t i = 0; i < numel; i++)
+        host[i] = (float)(i % 1000);
+    float *pinned = ferry_tensor_host_data(pin);
+    if (!pinned)
+        die("host_data of a pinned tensor");
+    memcpy(pinned, host, nbytes);
+    double *tw = calloc((size_t)cfg->reps, 8), *tr = calloc((size_t)cfg->reps, 8),
+           *tm = calloc((size_t)cfg->reps, 8);
+    if (!tw || !tr || !tm)
+        die("calloc");
+    for (int r = -1; r < cfg->reps; r++) { /* r = -1: warm-up */
+        double t0 = bench_now_ns();
+        memcpy(tmp, host, nbytes);
+        bench_escape(tmp);
+        double t1 = bench_now_ns();
+        ferry_tensor *dev = ferry_tensor_to_ex(pin, "opencl:0", -1, FERRY_NON_BLOCKING);
+        if (!dev)
+            die("to_ex(opencl:0, non_blocking)");
+        sync_dev("opencl:0");
+        double t2 = bench_now_ns();
+        ferry_tensor *back = ferry_tensor_to_ex(dev, "cpu", -1, FERRY_NON_BLOCKING);
+        if (!back)
+            die("to_ex(cpu, non_blocking)");
+        sync_dev("opencl:0");
+        double t3 = bench_now_ns();
+        const float *b = ferry_tensor_host_data(back);
+        if (!b || !ferry_tensor_is_pinned(back) || memcmp(b, host, nbytes) != 0)
+            die("the pinned round trip changed the data");
+        ferry_tensor_release(back);
+        ferry_tensor_release(dev);
+        if (r >= 0) {
+            tm[r] = t1 - t0;
+            tw[r] = t2 - t1;
+            tr[r] = t3 - t2;
+        }
+    }
+    double m = bench_median(tm, cfg->reps), w = bench_median(tw, cfg->reps),
+           rd = bench_median(tr, cfg->reps);
+    printf("(a) pinned cpu->opencl:0 %4zu MiB non_blocking: %6.2f GB/s, memcpy %6.2f GB/s, "
+           "ratio %.2f\n",
+           nbytes / MIB, nbytes / w, nbytes / m, m / w);
+    printf("(a) pinned opencl:0->cpu %4zu MiB non_blocking (new pinned tensor): %6.2f GB/s, "
+           "memcpy %6.2f GB/s, ratio %.2f\n",
+           nbytes / MIB, nbytes / rd, nbytes / m, m / rd);
+    printf("BENCH figure=a.copy_to_device_pinned mib=%zu gbs=%.3f memcpy_gbs=%.3f ratio=%.3f\n",
+           nbytes / MIB, nbytes / w, nbytes / m, m / w);
+    printf("BENCH figure=a.copy_to_host_pinned mib=%zu gbs=%.3f memcpy_gbs=%.3f ratio=%.3f\n",
+           nbytes / MIB, nbytes / rd, nbytes / m, m / rd);
+    fflush(stdout);
+    ferry_tensor_release(pin);
+    free(host);
+    free(tmp);
+    free(tw);
+    free(tr);
+    free(tm);
+}
+
 /* ---- (b) add, (c) launch overhead ----------------------------------------------------- */
 
 static double time_add(const config *cfg, const char *dev, int64_t numel, int reps)
@@ -826,6 +895,7 @@ int main(int argc, char **argv)
         reload("FERRY_OPENCL_MAP_COPIES", "1");
         bench_copies(&cfg, "map");
         reload("FERRY_OPENCL_MAP_COPIES", NULL);
+        bench_pinned_copies(&cfg);
     }
     bench_add(&cfg);
     bench_launch(&cfg);

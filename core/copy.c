@@ -2,6 +2,7 @@
  * through host memory in bounded chunks), element copies with casts, fill, and the CPU
  * fallback that runs a kernel on host mirrors when a backend lacks it. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,8 @@ static bool same_device(const ferry_tensor *a, const ferry_tensor *b)
  * more than the copy of one chunk (cudaHostAlloc of 64 MiB takes milliseconds). Each
  * holds a reference on its backend, so the plugin stays loaded; ferry_shutdown() and
  * ferry_empty_cache() give them back. Copies of ABI 1.0 complete before they return, so
- * a returned buffer is idle. */
-#define STAGING_CACHED 4
+ * a returned buffer is idle. Freed pinned tensors' blocks come here too (core/stream.c). */
+#define STAGING_CACHED 8
 static struct {
     ferry_backend *owner;
     void *p;
@@ -26,12 +27,13 @@ static struct {
 } staging_cache[STAGING_CACHED];
 static pthread_mutex_t staging_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void *staging_take(ferry_backend *be, size_t n)
+void *ferry__staging_take(ferry_backend *be, size_t n, size_t most)
 {
     void *p = NULL;
     pthread_mutex_lock(&staging_lock);
     for (int i = 0; i < STAGING_CACHED && !p; i++)
-        if (staging_cache[i].owner == be && staging_cache[i].n >= n) {
+        if (staging_cache[i].owner == be && staging_cache[i].n >= n &&
+            staging_cache[i].n <= most) {
             p = staging_cache[i].p;
             staging_cache[i].owner = NULL;
             staging_cache[i].p = NULL;
@@ -65,11 +67,11 @@ void *ferry__staging_alloc(ferry_backend *a, ferry_backend *b, size_t n, ferry_b
 {
     void *p = NULL;
     *owner = NULL;
-    if (a && (p = staging_take(a, n)) != NULL) {
+    if (a && (p = ferry__staging_take(a, n, SIZE_MAX)) != NULL) {
         *owner = a;
         return p;
     }
-    if (b && (p = staging_take(b, n)) != NULL) {
+    if (b && (p = ferry__staging_take(b, n, SIZE_MAX)) != NULL) {
         *owner = b;
         return p;
     }

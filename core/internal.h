@@ -301,6 +301,9 @@ ferry_status ferry__copy_bytes(ferry_tensor *dst, const ferry_tensor *src);
 /* Host buffers for staging: pinned memory from backend a, else b (either may be NULL),
  * else malloc; *owner says which, for ferry__staging_free. */
 void *ferry__staging_alloc(ferry_backend *a, ferry_backend *b, size_t n, ferry_backend **owner);
+/* A cached pinned block of `be` of n to `most` bytes, or NULL; pinned tensors take
+ * theirs here too. */
+void *ferry__staging_take(ferry_backend *be, size_t n, size_t most);
 /* n: the size asked of ferry__staging_alloc. Pinned buffers go to a small cache. */
 void ferry__staging_free(ferry_backend *owner, void *p, size_t n);
 /* Gives the cached pinned staging buffers of `be` (NULL: of every backend) back. */

@@ -740,6 +740,43 @@ static void test_a_thread_ending_with_a_current_stream_releases_it(void **state)
     ferry_stream_release(s);
 }
 
+/* A freed pinned tensor's block serves the next pinned tensor of about its size (page-
+ * locking costs more than the copies it serves), never a much smaller one, and the data
+ * a non-blocking copy to the host lands in is right. */
+static void test_pinned_blocks_are_reused(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    int64_t n = 1 << 18;
+    ferry_tensor *a = ferry_empty_pinned(FERRY_FLOAT32, 1, &n, "opencl:0");
+    assert_tensor(a);
+    assert_true(ferry_tensor_is_pinned(a));
+    void *pa = ferry_tensor_host_data(a);
+    assert_non_null(pa);
+    ferry_tensor_release(a);
+    int64_t quarter = n / 4;
+    ferry_tensor *small = ferry_empty_pinned(FERRY_FLOAT32, 1, &quarter, "opencl:0");
+    assert_tensor(small);
+    assert_ptr_not_equal(ferry_tensor_host_data(small), pa);
+    ferry_tensor *b = ferry_empty_pinned(FERRY_FLOAT32, 1, &n, "opencl:0");
+    assert_tensor(b);
+    assert_ptr_equal(ferry_tensor_host_data(b), pa);
+    float *pb = ferry_tensor_host_data(b);
+    for (int64_t i = 0; i < n; i++)
+        pb[i] = (float)i;
+    ferry_tensor *d = ferry_tensor_to_ex(b, "opencl:0", -1, FERRY_NON_BLOCKING);
+    assert_tensor(d);
+    ferry_tensor_release(b);
+    ferry_tensor *back = ferry_tensor_to_ex(d, "cpu", -1, FERRY_NON_BLOCKING);
+    assert_tensor(back);
+    assert_true(ferry_tensor_is_pinned(back));
+    assert_ramp(back, n, 1.0f);
+    ferry_tensor_release(back);
+    ferry_tensor_release(d);
+    ferry_tensor_release(small);
+    assert_int_equal(ferry_empty_cache("opencl:0"), FERRY_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -765,6 +802,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_thread_ending_with_a_current_stream_releases_it,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pinned_blocks_are_reused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
