@@ -423,13 +423,17 @@ static void bench_calibration(void)
     /* Nothing cached: OpenBLAS absent or forced off (no calibration at all), or the
      * calibration ran over its budget on a loaded machine and was not kept. */
     bool cached = lines_cold > 0;
+    /* One line per float type: with fewer, the warm run calibrates the type whose cold
+     * calibration was cut short, as it should; it may not calibrate a cached one. */
+    bool all_cached = lines_cold >= 2;
     snprintf(fw->note, sizeof fw->note, "%s (ratio: of the cold run)",
              !cached                    ? "nothing cached: no calibration, or cut short by load"
              : lines_warm == lines_cold ? "cache read, no calibration"
-                                        : "CALIBRATED AGAIN: the cache was not used");
+             : !all_cached ? "one type's cold calibration was cut short: calibrated again"
+                           : "CALIBRATED AGAIN: the cache was not used");
     snprintf(fw->kv, sizeof fw->kv, "f32_ms=%.2f f64_ms=%.2f cached=%d cache_reused=%d",
              warm[0], warm[1], cached, cached && lines_warm == lines_cold);
-    if (cached && lines_warm != lines_cold)
+    if (all_cached && lines_warm != lines_cold)
         fail_figure(fw, "calibration cache not reused");
 }
 
