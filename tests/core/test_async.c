@@ -176,15 +176,21 @@ static void test_free_while_queued_waits_for_the_last_user(void **state)
     assert_ramp(c, n, 2.0f);
     assert_ramp(other, n, -1.0f);
 
-    /* A pinned source freed while its non-blocking upload is queued: the memory is
-     * returned to the backend only after the upload read it (ASan would see the read
-     * else). */
+    /* A pinned source freed while its non-blocking upload is queued: its block goes back
+     * to the cache, and from there to the next pinned tensor of its size, only after the
+     * upload read it (overwriting the next tensor would change the upload's data else). */
     ferry_tensor *p = ferry_tensor_pin_memory(h, dev);
     assert_tensor(p);
     assert_true(ferry_tensor_is_pinned(p));
     ferry_tensor *u = ferry_tensor_to_ex(p, dev, -1, FERRY_NON_BLOCKING);
     assert_tensor(u);
     ferry_tensor_release(p);
+    ferry_tensor *next = ferry_empty_pinned(FERRY_FLOAT32, 1, &n, dev);
+    assert_tensor(next);
+    float *np = ferry_tensor_host_data(next);
+    for (int64_t i = 0; i < n; i++)
+        np[i] = -7.0f;
+    ferry_tensor_release(next);
     assert_ramp(u, n, 2.0f);
 
     /* sim reports any queued copy that found its buffer freed. */
