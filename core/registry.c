@@ -627,11 +627,36 @@ FERRY_API size_t ferry_backend_count(void)
     return n;
 }
 
+/* The names ferry_backend_name hands out, one copy per name for the life of the process.
+ * An entry's own name cannot be handed out: loading an entry can adopt an earlier
+ * generation in its place and free it, while the caller still holds the name (as
+ * ferry_devices does between ferry_device_count and the copy). Reachable from `interned`,
+ * so never reported as a leak. */
+typedef struct interned_name {
+    struct interned_name *next;
+    char name[FERRY_MAX_TYPE_LEN + 1];
+} interned_name;
+static interned_name *interned;
+
+static const char *intern_locked(const char *name)
+{
+    for (interned_name *n = interned; n; n = n->next)
+        if (strcmp(n->name, name) == 0)
+            return n->name;
+    interned_name *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    snprintf(n->name, sizeof n->name, "%s", name);
+    n->next = interned;
+    interned = n;
+    return n->name;
+}
+
 FERRY_API const char *ferry_backend_name(size_t i)
 {
     lock();
     discover_locked();
-    const char *name = i < reg.count ? reg.list[i]->name : NULL;
+    const char *name = i < reg.count ? intern_locked(reg.list[i]->name) : NULL;
     unlock();
     return name;
 }

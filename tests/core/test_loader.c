@@ -762,6 +762,36 @@ static void test_loader_sim_tensor_survives_shutdown_and_a_second_load(void **st
     check_round_trip("sim:0");
 }
 
+/* After ferry_shutdown() with a sim tensor alive, the next registry lists a fresh sim
+ * entry; loading it adopts the still-loaded earlier one and frees the fresh entry. A name
+ * from ferry_backend_name() must survive that (ferry_devices and the pinned-memory lookup
+ * read it after loading). */
+static void test_loader_backend_name_outlives_adoption(void **state)
+{
+    (void)state;
+    const int64_t shape[1] = {3};
+    ferry_tensor *t = ferry_full(FERRY_INT32, 1, shape, 5, "sim:0");
+    assert_non_null(t);
+    ferry_shutdown();
+    const char *name = NULL;
+    for (size_t i = 0; ferry_backend_name(i); i++)
+        if (strcmp(ferry_backend_name(i), "sim") == 0)
+            name = ferry_backend_name(i);
+    assert_non_null(name);
+    assert_true(ferry_is_available(name)); /* loads: the adoption happens here */
+    assert_string_equal(name, "sim");
+    assert_true(ferry_device_count(name) > 0);
+    ferry_device devs[64];
+    size_t n = ferry_devices(devs, 64);
+    bool listed = false;
+    for (size_t i = 0; i < n && i < 64; i++)
+        listed |= strcmp(devs[i].type, "sim") == 0;
+    assert_true(listed);
+    ferry_tensor_release(t);
+    ferry_shutdown();
+    check_round_trip("sim:0");
+}
+
 static void test_loader_dlpack_device_type_is_the_plugins_declaration(void **state)
 {
     (void)state;
@@ -826,6 +856,7 @@ int main(void)
         T(test_loader_relative_path_entries_and_cwd_are_never_searched),
         T(test_loader_tensor_keeps_plugin_loaded_after_shutdown),
         T(test_loader_sim_tensor_survives_shutdown_and_a_second_load),
+        T(test_loader_backend_name_outlives_adoption),
         T(test_loader_dlpack_device_type_is_the_plugins_declaration),
     };
 #undef T
