@@ -24,13 +24,13 @@ static int iters_for(size_t bytes)
     return it < 5 ? 5 : it > 200 ? 200 : (int)it;
 }
 
-/* Bytes per MPI_Allreduce of the chunked reference: ferry's own chunk (its default, or
- * FERRY_DIST_CHUNK_BYTES as ferry_dist_init reads it). */
+/* Bytes per MPI_Allreduce of the chunked reference: ferry's own chunk (its default,
+ * DIST_CHUNK in core/dist.c, or FERRY_DIST_CHUNK_BYTES as ferry_dist_init reads it). */
 static size_t ref_chunk(void)
 {
     const char *c = getenv("FERRY_DIST_CHUNK_BYTES");
     size_t v = c && *c ? strtoull(c, NULL, 10) : 0;
-    return v >= 64 ? v : (size_t)8 << 20;
+    return v >= 64 ? v : (size_t)2 << 20;
 }
 
 /* MPI_Allreduce on buf in calls of at most `chunk` bytes (0: one call), as ferry makes

@@ -318,7 +318,8 @@ typedef ferry_status (*ferry_stage_fn)(void *ctx, void *buf, size_t offset, size
  * chunk i. `process` (NULL: none) runs on every chunk in between, in chunk order, on
  * one thread (with a destination, its own: three buffers, so reading, processing and
  * writing back overlap); s NULL: process fills the chunks; d NULL: nothing is written
- * back. */
+ * back. Where the calling thread may not run on a core per pipeline thread, one buffer
+ * takes every chunk through all legs in turn on the caller's thread. */
 ferry_status ferry__copy_staged_ex(ferry_storage *d, size_t doff, ferry_storage *s, size_t soff,
                                    size_t n, size_t max_chunk, ferry_stage_fn process, void *ctx);
 /* A CPU tensor with the same geometry as t viewing a host copy of t's byte extent

@@ -42,6 +42,7 @@ static int setup(void **state)
 {
     (void)state;
     setenv("FERRY_DEBUG", "sim", 1);
+    setenv("FERRY_STAGING_OVERLAP", "1", 1); /* the two-buffer pipeline, on any core count */
     const char *dir = getenv("FERRY_TEST_BUILD_DIR");
     if (!dir || dir[0] != '/')
         fail_msg("FERRY_TEST_BUILD_DIR must name the build folder (ctest sets it)");
@@ -57,6 +58,7 @@ static int teardown(void **state)
     (void)state;
     unsetenv("FERRY_DEBUG");
     unsetenv("FERRY_PLUGIN_PATH");
+    unsetenv("FERRY_STAGING_OVERLAP");
     ferry_shutdown();
     return 0;
 }
@@ -114,9 +116,42 @@ static void test_staging_buffers_are_reused_then_given_back(void **state)
     assert_int_equal(capture_count("host_free"), 2);
 }
 
+/* Without a core per pipeline thread (FERRY_STAGING_OVERLAP=0 stands for a rank bound to
+ * one core) one buffer takes every chunk through both legs in turn. */
+static void test_staging_on_the_calling_thread_uses_one_buffer(void **state)
+{
+    (void)state;
+    require_backend("sim");
+    require_backend("fakeopaque");
+    setenv("FERRY_STAGING_OVERLAP", "0", 1);
+    ferry_tensor *h = ferry_arange(0, (double)N, 1, FERRY_FLOAT32, "cpu");
+    assert_tensor(h);
+    ferry_tensor *s = ferry_tensor_to(h, "sim:0");
+    assert_tensor(s);
+    capture_begin();
+    ferry_tensor *a = ferry_tensor_to(s, "fakeopaque:0");
+    ferry_tensor *b = a ? ferry_tensor_to(a, "sim:1") : NULL;
+    int allocs = capture_count("host_alloc");
+    assert_tensor(a);
+    assert_tensor(b);
+    assert_int_equal(allocs, 1);
+    ferry_tensor *back = ferry_tensor_to(b, "cpu");
+    assert_tensor(back);
+    const float *v = ferry_tensor_host_data(back);
+    assert_non_null(v);
+    for (int64_t i = 0; i < N; i += 4099)
+        assert_true(v[i] == (float)i);
+    assert_true(v[N - 1] == (float)(N - 1));
+    ferry_tensor *ts[] = {a, b, back, s, h};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        ferry_tensor_release(ts[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_staging_on_the_calling_thread_uses_one_buffer, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_staging_buffers_are_reused_then_given_back, setup,
                                         teardown),
     };
