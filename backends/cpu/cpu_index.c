@@ -574,10 +574,27 @@ static ferry_status cpu_index(int32_t device, const ferry_op_args *a)
     size_t es = elsize(w.t0->dtype);
     char *ob = base(w.t0), *sb = base(w.t2);
     int nt = cpu_threads_for(w.outer * w.row, 32768);
+    /* t[idx] with one index over whole rows is index_select's walk, whose loop fetches the
+     * rows ahead: 1M random rows of 16 float32 took 24 ms one position at a time, and
+     * index_select 4.7 ms. */
+    const ferry_kernel_tensor *x = &w.idx[0];
+    bool rows = w.p->k == 1 && w.nd == 1 && w.row > 1 && w.t2->strides[0] == 0 &&
+                (x->dtype == FERRY_INT32 || x->dtype == FERRY_INT64);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int64_t lo, hi;
         cpu_thread_part(w.outer, 1, &lo, &hi);
+        if (rows && lo < hi) {
+            bool any = false;
+            int64_t bad = 0, esz = (int64_t)es;
+            (x->dtype == FERRY_INT32 ? select_rows_int32_t : select_rows_int64_t)(
+                ob, sb, w.ibase[0], lo, hi, w.t0->strides[0] * esz,
+                x->strides[0] * w.isize[0], w.p->stride[0] * esz, w.p->size[0],
+                (size_t)w.row * es, &any, &bad);
+            if (any)
+                report_at(w.flag, bad, 0);
+            lo = hi;
+        }
         int64_t pos[FERRY_MAX_DIMS];
         if (lo < hi)
             unravel(w.nd, w.t0->shape, lo, pos);

@@ -290,6 +290,23 @@ def test_accumulate_large_with_duplicates_is_exact():
     assert np.array_equal(x.grad.numpy(), want)
 
 
+@pytest.mark.parametrize("dt", ["int64", "int32"])
+def test_whole_rows_large_with_negative_indices(dt):
+    # t[idx] over whole rows, big enough for the cpu's threads (the index_select walk)
+    rng = np.random.default_rng(11)
+    base = rng.standard_normal((5000, 16)).astype(np.float32)
+    idx = rng.integers(-5000, 5000, size=40000)
+    t = ferry.from_numpy(base)
+    got = t[ferry.from_numpy(idx.astype(dt))]
+    assert np.array_equal(got.numpy(), base[idx])
+    # a view with a row stride: rows of 8 out of 16
+    assert np.array_equal(t[:, 4:12][ferry.from_numpy(idx.astype(dt))].numpy(), base[:, 4:12][idx])
+    bad = idx.copy()
+    bad[-7] = 5000
+    with pytest.raises(IndexError, match="index 5000 is out of bounds for dimension 0 with size 5000"):
+        t[ferry.from_numpy(bad.astype(dt))]
+
+
 def test_scalar_bool_tensor_and_view_writes():
     t = _fe(BASE)
     assert tuple(t[ferry.tensor(True)].shape) == (1, 3, 4, 5)

@@ -446,6 +446,13 @@ static void test_index_adv_refuses_with_pytorch_messages_on_every_device(void **
         conf_expect_error(&w, "ferry_index", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX,
                           "index -6 is out of bounds for dimension 0 with size 5");
         ferry_tensor_release(r);
+        w.kase = "out of range, whole rows";
+        ferry_tensor *t53 = ferry_zeros(FERRY_FLOAT32, 2, (int64_t[]){5, 3}, dev);
+        assert_tensor(t53);
+        r = ferry_index(t53, 1, (const ferry_tensor *[]){bad});
+        conf_expect_error(&w, "ferry_index", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX, oob);
+        ferry_tensor_release(r);
+        ferry_tensor_release(t53);
         w.kase = "out of range in dim 1 after a valid index";
         r = ferry_index(t2, 2, (const ferry_tensor *[]){two, bad});
         conf_expect_error(&w, "ferry_index", r == NULL, FERRY_ERR_INDEX, FERRY_ERR_INDEX,
