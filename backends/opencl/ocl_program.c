@@ -3,6 +3,7 @@
  * device, driver, source and options; corrupt or stale entries are ignored and
  * rebuilt), and kernel objects by slot. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -20,6 +21,13 @@
 #define OCL_CACHE_FORMAT 1u
 /* A binary larger than this is not ours: refuse to read it into memory. */
 #define OCL_CACHE_MAX_BYTES ((uint64_t)512 << 20)
+/* Most megabytes of program binaries the cache folder keeps (FERRY_OPENCL_CACHE_MB
+ * overrides). Every change of the kernel source, of the build options (dtype families,
+ * 64-bit indexing) and of the driver adds entries that nothing reads again: one day of
+ * development here left 13 MB. */
+#define OCL_CACHE_BUDGET_MB 128
+/* A writer's temporary file this old belongs to a process that died before renaming it. */
+#define OCL_CACHE_TMP_MAX_AGE_S 3600
 
 typedef struct ocl_cache_header {
     char magic[8];
@@ -229,7 +237,100 @@ static cl_program ocl_cache_load(ocl_device *d, const char *path, uint64_t key,
             clReleaseProgram(prog);
         return NULL;
     }
+    /* Its time of last use, for pruning (atime is often not kept). */
+    utimensat(AT_FDCWD, path, NULL, 0);
     return prog;
+}
+
+static uint64_t ocl_cache_budget(void)
+{
+    const char *s = getenv("FERRY_OPENCL_CACHE_MB");
+    if (s && *s) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long mb = strtoull(s, &end, 10);
+        if (*end == '\0' && errno == 0 && s[0] != '-')
+            return mb > ((uint64_t)1 << 40) ? UINT64_MAX : (uint64_t)mb << 20;
+        ocl_host->log(FERRY_LOG_WARN, "opencl",
+                      "FERRY_OPENCL_CACHE_MB=%s is not a number of megabytes: keeping %d", s,
+                      OCL_CACHE_BUDGET_MB);
+    }
+    return (uint64_t)OCL_CACHE_BUDGET_MB << 20;
+}
+
+typedef struct ocl_cache_file {
+    char name[64];
+    uint64_t size;
+    struct timespec used; /* mtime, which a cache hit refreshes */
+} ocl_cache_file;
+
+static int ocl_older_first(const void *x, const void *y)
+{
+    const struct timespec *a = &((const ocl_cache_file *)x)->used;
+    const struct timespec *b = &((const ocl_cache_file *)y)->used;
+    if (a->tv_sec != b->tv_sec)
+        return a->tv_sec < b->tv_sec ? -1 : 1;
+    return (a->tv_nsec > b->tv_nsec) - (a->tv_nsec < b->tv_nsec);
+}
+
+/* Deletes the least recently used entries while the folder's binaries exceed the budget
+ * (never `keep`, the entry just written), and dead writers' temporaries. Only files named
+ * as this plugin names them are touched: the folder also holds other caches. Best effort:
+ * another process may prune at the same time, and a deleted entry is only rebuilt. */
+static void ocl_cache_prune(const char *dir, const char *keep)
+{
+    DIR *dd = opendir(dir);
+    if (!dd)
+        return;
+    ocl_cache_file *files = NULL;
+    size_t n = 0, cap = 0;
+    uint64_t total = 0;
+    time_t now = time(NULL);
+    struct dirent *e;
+    while ((e = readdir(dd)) != NULL) {
+        const char *name = e->d_name;
+        size_t len = strlen(name);
+        bool tmp = strstr(name, ".bin.tmp.") != NULL;
+        if (strncmp(name, "opencl-", 7) != 0 || len >= sizeof files[0].name ||
+            (!tmp && (len < 4 || strcmp(name + len - 4, ".bin") != 0)))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd(dd), name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (tmp) {
+            if (now - st.st_mtime > OCL_CACHE_TMP_MAX_AGE_S)
+                unlinkat(dirfd(dd), name, 0);
+            continue;
+        }
+        total += (uint64_t)st.st_size;
+        if (strcmp(name, keep) == 0)
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? 2 * cap : 64;
+            ocl_cache_file *grown = realloc(files, ncap * sizeof *files);
+            if (!grown)
+                break;
+            files = grown;
+            cap = ncap;
+        }
+        snprintf(files[n].name, sizeof files[n].name, "%s", name);
+        files[n].size = (uint64_t)st.st_size;
+        files[n].used = st.st_mtim;
+        n++;
+    }
+    uint64_t budget = ocl_cache_budget();
+    if (total > budget && n > 0) {
+        qsort(files, n, sizeof *files, ocl_older_first);
+        for (size_t i = 0; i < n && total > budget; i++)
+            if (unlinkat(dirfd(dd), files[i].name, 0) == 0) {
+                total -= files[i].size;
+                ocl_host->log(FERRY_LOG_DEBUG, "opencl",
+                              "program cache over %llu MB: removed %s/%s",
+                              (unsigned long long)(budget >> 20), dir, files[i].name);
+            }
+    }
+    free(files);
+    closedir(dd);
 }
 
 /* Writes the program's binary under `path`, atomically: a temporary file renamed over
@@ -280,6 +381,8 @@ static void ocl_cache_store(ocl_device *d, cl_program prog, const char *path, ui
     } else {
         ocl_host->log(FERRY_LOG_DEBUG, "opencl", "opencl:%d: stored program binary in %s",
                       (int)d->index, path);
+        if (slash)
+            ocl_cache_prune(dir, slash + 1);
     }
     free(bin);
 }

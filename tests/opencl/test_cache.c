@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -32,6 +33,7 @@ static int teardown_dir(void **state)
     cache_dir *d = *state;
     ferry_shutdown();
     unsetenv("FERRY_OPENCL_CACHE_DIR");
+    unsetenv("FERRY_OPENCL_CACHE_MB");
     DIR *dir = opendir(d->path);
     struct dirent *e;
     while (dir && (e = readdir(dir)) != NULL) {
@@ -114,12 +116,80 @@ static void test_cache_later_generation_reuses_the_entry(void **state)
     assert_int_equal(find_entry(d, path, sizeof path), 1);
     struct stat first, again;
     assert_int_equal(stat(path, &first), 0);
+    /* As if last used a day ago: a hit marks it used now (pruning goes by that). */
+    struct timespec old[2] = {{time(NULL) - 86400, 0}, {time(NULL) - 86400, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
     run_kernel();
     /* A rebuilt entry is written to a new file and renamed over: a new inode. */
     assert_int_equal(stat(path, &again), 0);
     assert_int_equal(first.st_ino, again.st_ino);
     assert_int_equal(first.st_size, again.st_size);
+    assert_true(again.st_mtime > time(NULL) - 3600);
     assert_int_equal(find_entry(d, path, sizeof path), 1);
+}
+
+/* A file of `kib` KiB in the cache folder, last modified `age_s` seconds ago. */
+static void plant(const cache_dir *d, const char *name, size_t kib, time_t age_s)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", d->path, name);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)(kib << 10)), 0);
+    struct timespec t[2] = {{time(NULL) - age_s, 0}, {time(NULL) - age_s, 0}};
+    assert_int_equal(futimens(fd, t), 0);
+    close(fd);
+}
+
+static bool planted(const cache_dir *d, const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", d->path, name);
+    return access(p, F_OK) == 0;
+}
+
+static void garbage(const char *path, off_t size);
+
+/* Pruning runs after a store: the real entry is damaged so that the next generation
+ * rebuilds and stores it. */
+static void test_cache_prunes_the_least_recently_used_beyond_its_budget(void **state)
+{
+    require_backend("opencl");
+    cache_dir *d = *state;
+    char path[512];
+    run_kernel();
+    assert_int_equal(find_entry(d, path, sizeof path), 1);
+    /* Over 2 MiB with any real entry; under it once the oldest is gone, for a real entry
+     * of up to 1.6 MiB (PoCL's are 50-600 KiB). */
+    setenv("FERRY_OPENCL_CACHE_MB", "2", 1);
+    plant(d, "opencl-00000000000000a1.bin", 1900, 3000);
+    plant(d, "opencl-00000000000000a2.bin", 300, 2000);
+    plant(d, "opencl-00000000000000a3.bin", 100, 1000);
+    plant(d, "opencl-00000000000000a4.bin.tmp.7.0", 10, 7200); /* its writer died */
+    plant(d, "opencl-00000000000000a5.bin.tmp.7.1", 10, 10);   /* still being written */
+    plant(d, "cpu-gemm.txt", 1, 9000);                          /* another cache's */
+    garbage(path, 0);
+    run_kernel(); /* rebuilds and stores the real entry, then prunes, oldest first */
+    assert_false(planted(d, "opencl-00000000000000a1.bin"));
+    assert_true(planted(d, "opencl-00000000000000a2.bin"));
+    assert_true(planted(d, "opencl-00000000000000a3.bin"));
+    assert_false(planted(d, "opencl-00000000000000a4.bin.tmp.7.0"));
+    assert_true(planted(d, "opencl-00000000000000a5.bin.tmp.7.1"));
+    assert_true(planted(d, "cpu-gemm.txt"));
+    char any[512];
+    assert_int_equal(find_entry(d, any, sizeof any), 3);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size > 64);
+
+    /* A budget of 0 keeps only the entry just written. */
+    setenv("FERRY_OPENCL_CACHE_MB", "0", 1);
+    garbage(path, 0);
+    run_kernel();
+    assert_int_equal(find_entry(d, any, sizeof any), 1);
+    assert_string_equal(any, path);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size > 64);
 }
 
 /* Damages the entry with `damage`, then checks the next generation still runs and writes
@@ -265,6 +335,9 @@ int main(void)
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_cache_later_generation_reuses_the_entry,
                                         setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(
+            test_cache_prunes_the_least_recently_used_beyond_its_budget, setup_dir,
+            teardown_dir),
         cmocka_unit_test_setup_teardown(test_cache_corrupt_entry_is_rebuilt, setup_dir,
                                         teardown_dir),
         cmocka_unit_test_setup_teardown(test_cache_truncated_entry_is_rebuilt, setup_dir,
