@@ -95,6 +95,7 @@ static int teardown(void **state)
 {
     (void)state;
     arm(NULL);
+    unsetenv("FERRY_OPENCL_MAP_COPIES");
     ferry_stream_set_current(NULL);
     ferry_shutdown();
     char left[1000];
@@ -406,6 +407,48 @@ static void test_synchronize_fails(void **state)
     assert_device_works();
 }
 
+/* Host copies through mappings (FERRY_OPENCL_MAP_COPIES=1, read when the plugin loads):
+ * the map or the unmap of a write or of a read fails; the read's markers on the other
+ * queues are released either way (teardown checks). */
+static void test_mapped_copies_fail(void **state)
+{
+    (void)state;
+    setenv("FERRY_OPENCL_MAP_COPIES", "1", 1);
+    ferry_shutdown(); /* setup's check loaded the plugin, which read it already */
+    float v[300];
+    for (int i = 0; i < 300; i++)
+        v[i] = (float)i * -1.5f;
+    int64_t n = 300;
+    assert_device_works();
+    arm("clEnqueueMapBuffer:1:CL_MAP_FAILURE");
+    assert_null(ferry_tensor_from_data(v, FERRY_FLOAT32, 1, &n, DEV));
+    assert_fired();
+    assert_cl_error(FERRY_ERR_BACKEND, "clEnqueueMapBuffer", "CL_MAP_FAILURE", -12);
+    arm("clEnqueueUnmapMemObject:1:CL_OUT_OF_RESOURCES");
+    assert_null(ferry_tensor_from_data(v, FERRY_FLOAT32, 1, &n, DEV));
+    assert_fired();
+    assert_cl_error(FERRY_ERR_BACKEND, "clEnqueueUnmapMemObject", "CL_OUT_OF_RESOURCES", -5);
+
+    ferry_stream *s = ferry_stream_create(DEV); /* so a read waits for markers */
+    assert_non_null(s);
+    ferry_tensor *a = ferry_tensor_from_data(v, FERRY_FLOAT32, 1, &n, DEV);
+    assert_tensor(a);
+    float got[300];
+    arm("clEnqueueMapBuffer:1:CL_MAP_FAILURE");
+    assert_status(ferry_tensor_copy_to_host(a, got, sizeof got), FERRY_ERR_BACKEND,
+                  "opencl:0: clEnqueueMapBuffer failed: CL_MAP_FAILURE (-12)");
+    assert_fired();
+    arm("clEnqueueUnmapMemObject:1:CL_OUT_OF_RESOURCES");
+    assert_status(ferry_tensor_copy_to_host(a, got, sizeof got), FERRY_ERR_BACKEND,
+                  "opencl:0: clEnqueueUnmapMemObject failed: CL_OUT_OF_RESOURCES (-5)");
+    assert_fired();
+    expect_floats(a, v, n);
+    ferry_tensor_release(a);
+    ferry_stream_release(s);
+    assert_device_works();
+    unsetenv("FERRY_OPENCL_MAP_COPIES");
+}
+
 /* ---- host_map / host_unmap: the collectives' zero-copy path ------------------------------
  * An all_reduce of an opencl:0 tensor in a world of one maps it a chunk at a time
  * (FERRY_DIST_CHUNK_BYTES=1024: 256 floats, so 1000 take four maps and unmaps). */
@@ -527,7 +570,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cl_fault shim: controls missing\n");
         return 1;
     }
-    /* Each case starts from an unloaded plugin, which reads this again. */
+    /* One case sets it; each starts from an unloaded plugin, which reads it again. */
     unsetenv("FERRY_OPENCL_MAP_COPIES");
     if (argc > 1 && !strcmp(argv[1], "--mapped")) {
         const struct CMUnitTest tests[] = {
@@ -549,6 +592,7 @@ int main(int argc, char **argv)
         CASE(test_pinned_alloc_fails),
         CASE(test_non_blocking_copies_fail),
         CASE(test_synchronize_fails),
+        CASE(test_mapped_copies_fail),
 #undef CASE
     };
     return cmocka_run_group_tests_name("opencl driver faults", tests, NULL, NULL);
