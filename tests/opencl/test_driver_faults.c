@@ -1,7 +1,8 @@
 /* The OpenCL plugin when the driver refuses a call: PoCL never does, so a preloaded shim
  * (cl_fault.c, libferry_test_clfault.so) fails the Nth call of a named OpenCL entry with a
  * chosen error. For each path (making a queue, recording an event, a device-side wait,
- * pinned memory, host_map/host_unmap, a non-blocking copy, synchronize) the failure must
+ * pinned memory, host_map/host_unmap, a non-blocking copy, synchronize, the mapped host
+ * copies of FERRY_OPENCL_MAP_COPIES=1, unloading) the failure must
  * come back as a ferry error naming the OpenCL call and the CL error as ocl_errors.c
  * writes them ("opencl:0: clFinish failed: CL_OUT_OF_RESOURCES (-5)"), with the status
  * that fits; the device must work afterwards (a later op gives the right values), as the
@@ -79,6 +80,9 @@ static void assert_device_works(void)
     assert_ok(ferry_synchronize(DEV));
     ferry_tensor_release(b);
     ferry_tensor_release(a);
+    /* The plugin never marks an OpenCL device lost: a failed call is that call's error. */
+    assert_null(ferry_backend_status("opencl"));
+    assert_true(ferry_device_count("opencl") > 0);
 }
 
 static int setup(void **state)
@@ -407,6 +411,27 @@ static void test_synchronize_fails(void **state)
     assert_device_works();
 }
 
+/* Unloading while the driver fails: the finish before the default queue goes is
+ * ignored, and every queue and buffer (a cached pinned block's too) is still released
+ * (teardown checks). The pinned block's unmap is not failed here: a driver that refuses
+ * it keeps the mapping, and PoCL then keeps the buffer and its context past their
+ * release, which LeakSanitizer reports as PoCL's leak, whatever the plugin does. */
+static void test_shutdown_with_failing_driver(void **state)
+{
+    (void)state;
+    int64_t n = 512;
+    ferry_tensor *p = ferry_empty_pinned(FERRY_FLOAT32, 1, &n, DEV);
+    assert_tensor(p);
+    ferry_tensor_release(p); /* to the staging cache, freed at shutdown */
+    ferry_stream *s = ferry_stream_create(DEV);
+    assert_non_null(s);
+    ferry_stream_release(s);
+    assert_device_works();
+    arm("clFinish:1:CL_OUT_OF_RESOURCES");
+    ferry_shutdown();
+    assert_fired();
+}
+
 /* Host copies through mappings (FERRY_OPENCL_MAP_COPIES=1, read when the plugin loads):
  * the map or the unmap of a write or of a read fails; the read's markers on the other
  * queues are released either way (teardown checks). */
@@ -592,6 +617,7 @@ int main(int argc, char **argv)
         CASE(test_pinned_alloc_fails),
         CASE(test_non_blocking_copies_fail),
         CASE(test_synchronize_fails),
+        CASE(test_shutdown_with_failing_driver),
         CASE(test_mapped_copies_fail),
 #undef CASE
     };
