@@ -411,6 +411,34 @@ static void test_synchronize_fails(void **state)
     assert_device_works();
 }
 
+/* A tensor's buffer (alloc -> clCreateBuffer): an allocation failure, which the caching
+ * allocator answers by returning its cached blocks and trying once more. */
+static void test_alloc_fails(void **state)
+{
+    (void)state;
+    float v[1000];
+    for (int i = 0; i < 1000; i++)
+        v[i] = (float)(i % 17);
+    int64_t n = 1000, m = 300000;
+    arm("clCreateBuffer:1:CL_MEM_OBJECT_ALLOCATION_FAILURE");
+    assert_null(ferry_tensor_from_data(v, FERRY_FLOAT32, 1, &n, DEV));
+    assert_fired();
+    assert_failed_with(FERRY_ERR_OUT_OF_MEMORY, "opencl:0: clCreateBuffer of ");
+    assert_failed_with(FERRY_ERR_OUT_OF_MEMORY, " failed: CL_MEM_OBJECT_ALLOCATION_FAILURE (-4)");
+    /* With a block of another size cached, the retry after the drain succeeds. */
+    ferry_tensor *big = ferry_zeros(FERRY_FLOAT32, 1, &m, DEV);
+    assert_tensor(big);
+    ferry_tensor_release(big);
+    arm("clCreateBuffer:1:CL_OUT_OF_RESOURCES");
+    ferry_tensor *a = ferry_tensor_from_data(v, FERRY_FLOAT32, 1, &n, DEV);
+    assert_tensor(a);
+    assert_fired();
+    assert_int_equal(clf_calls("clCreateBuffer"), 2);
+    expect_floats(a, v, n);
+    ferry_tensor_release(a);
+    assert_device_works();
+}
+
 /* Unloading while the driver fails: the finish before the default queue goes is
  * ignored, and every queue and buffer (a cached pinned block's too) is still released
  * (teardown checks). The pinned block's unmap is not failed here: a driver that refuses
@@ -617,6 +645,7 @@ int main(int argc, char **argv)
         CASE(test_pinned_alloc_fails),
         CASE(test_non_blocking_copies_fail),
         CASE(test_synchronize_fails),
+        CASE(test_alloc_fails),
         CASE(test_shutdown_with_failing_driver),
         CASE(test_mapped_copies_fail),
 #undef CASE
