@@ -225,7 +225,7 @@ static void test_op_record_marker_fails(void **state)
 }
 
 /* A blocking read on the default queue while a stream exists waits for markers on the
- * other queues (ocl_markers_of_others): their enqueue or their flush fails. */
+ * other queues (ocl_markers_of_others): their enqueue, their flush, or the read fails. */
 static void test_read_after_other_queues_fails(void **state)
 {
     (void)state;
@@ -249,6 +249,12 @@ static void test_read_after_other_queues_fails(void **state)
     assert_status(ferry_tensor_copy_to_host(a, got, sizeof got), FERRY_ERR_BACKEND,
                   "opencl:0: clFlush failed: CL_OUT_OF_RESOURCES (-5)");
     assert_fired();
+    /* The markers are made and submitted, the read that waits for them fails. */
+    arm("clEnqueueReadBuffer:1:CL_OUT_OF_RESOURCES");
+    assert_status(ferry_tensor_copy_to_host(a, got, sizeof got), FERRY_ERR_BACKEND,
+                  "opencl:0: clEnqueueReadBuffer failed: CL_OUT_OF_RESOURCES (-5)");
+    assert_fired();
+    assert_int_equal(clf_calls("clEnqueueMarkerWithWaitList"), 1);
     expect_floats(a, v, n);
     ferry_tensor_release(a);
     ferry_stream_release(s);
