@@ -135,19 +135,25 @@ ferry_status ocl_markers_of_others(ocl_device *d, ocl_queue *self, cl_event **ev
     }
     cl_uint k = 0;
     cl_int err = CL_SUCCESS;
+    /* The call that failed, for the message: a marker made but not submitted fails in
+     * clFlush, and naming the marker for it sent a reader to the wrong call. */
+    const char *failed = "clEnqueueMarkerWithWaitList";
     for (ocl_queue *q = &d->defq; q && err == CL_SUCCESS;
          q = q == &d->defq ? d->queues : q->next) {
         if (q == self)
             continue;
         err = clEnqueueMarkerWithWaitList(q->cq, 0, NULL, &ev[k]);
         /* Another queue's command waits for this one only once it is submitted. */
-        if (err == CL_SUCCESS)
-            k++, err = clFlush(q->cq);
+        if (err == CL_SUCCESS) {
+            k++;
+            if ((err = clFlush(q->cq)) != CL_SUCCESS)
+                failed = "clFlush";
+        }
     }
     pthread_mutex_unlock(&d->lock);
     if (err != CL_SUCCESS) {
         ocl_markers_release(ev, k);
-        return ocl_fail(d->index, "clEnqueueMarkerWithWaitList", err);
+        return ocl_fail(d->index, failed, err);
     }
     if (k == 0) {
         free(ev);
