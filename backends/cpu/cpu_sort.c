@@ -12,6 +12,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -242,10 +245,21 @@ static void radix_packed_par(uint64_t *a, uint64_t *tmp, int64_t n, int lo, int 
 /* ---- values only, 32-bit keys: one long row of float32 or int32 ----
  * Without indices the order of equal keys is invisible except between -0.0 and +0.0, so
  * here -0.0 sorts before +0.0 (an unstable sort may place them either way) and the key
- * maps back to the value: 4 bytes an element move per pass instead of 8, in three
- * passes of 11 bits. NaNs come back as one quiet NaN of the same sign-free bits. */
+ * maps back to the value. NaNs come back as one quiet NaN of the same sign-free bits.
+ * One MSD pass on the top V_MSD bits spreads the keys into buckets (a first read of the
+ * input only counts, so the keys are written once, straight into their buckets in the
+ * output when it is contiguous: no scratch of the row's size to fault in); each bucket
+ * then finishes in cache with two LSD passes on the low bits through a per-thread
+ * scratch of the largest bucket, the second pass writing the values out. Buckets go to
+ * threads one at a time, since their sizes follow the data (float exponents crowd a few
+ * of them). When one bucket holds too much of the row for that (few distinct top bits),
+ * the row takes three LSD passes of 11 bits over all of it instead. */
 #define V_BITS 11
 #define V_BINS (1 << V_BITS)
+#define V_MSD 11
+#define V_LO0 11
+#define V_LO1 (32 - V_MSD - V_LO0)
+#define V_SMALL 32
 
 static inline uint32_t vkey_f32(uint32_t b)
 {
@@ -259,16 +273,166 @@ static inline uint32_t vkey_f32_inv(uint32_t k)
     return (k & 0x80000000u) ? (k ^ 0x80000000u) : ~k;
 }
 
-static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst, int64_t des,
-                          int64_t n, bool desc)
+#define V_INLINE static inline __attribute__((always_inline))
+
+V_INLINE uint32_t vkey(bool f, uint32_t flip, uint32_t b)
 {
-#ifdef _OPENMP
-    int nt = omp_get_max_threads();
-#else
-    int nt = 1;
+    return (f ? vkey_f32(b) : b ^ 0x80000000u) ^ flip;
+}
+
+V_INLINE uint32_t vval(bool f, uint32_t flip, uint32_t k)
+{
+    k ^= flip;
+    return f ? vkey_f32_inv(k) : k ^ 0x80000000u;
+}
+
+/* Sorts the m (< 2^32) keys k of one bucket on their low bits and writes their values to
+ * dst (which may be k itself); w: scratch of m words. */
+V_INLINE void vbucket(bool f, uint32_t flip, uint32_t *k, uint32_t *w, int64_t m, char *dst,
+                      int64_t des)
+{
+    if (m <= V_SMALL) {
+        for (int64_t i = 1; i < m; i++) {
+            uint32_t v = k[i];
+            int64_t j = i;
+            for (; j > 0 && k[j - 1] > v; j--)
+                k[j] = k[j - 1];
+            k[j] = v;
+        }
+        for (int64_t i = 0; i < m; i++) {
+            uint32_t b = vval(f, flip, k[i]);
+            memcpy(dst + i * des, &b, 4);
+        }
+        return;
+    }
+    uint32_t c0[1 << V_LO0] = {0}, c1[1 << V_LO1] = {0};
+    const uint32_t m0 = (1u << V_LO0) - 1, m1 = (1u << V_LO1) - 1;
+    for (int64_t i = 0; i < m; i++) {
+        c0[k[i] & m0]++;
+        c1[(k[i] >> V_LO0) & m1]++;
+    }
+    const uint32_t *s = k;
+    if (c0[k[0] & m0] != m) {
+        uint32_t sum = 0;
+        for (int d = 0; d <= (int)m0; d++) {
+            uint32_t c = c0[d];
+            c0[d] = sum;
+            sum += c;
+        }
+        for (int64_t i = 0; i < m; i++)
+            w[c0[k[i] & m0]++] = k[i];
+        s = w;
+    } else if ((char *)k == dst) {
+        /* The last pass cannot scatter within one array. */
+        memcpy(w, k, sizeof *k * (size_t)m);
+        s = w;
+    }
+    uint32_t sum = 0;
+    for (int d = 0; d <= (int)m1; d++) {
+        uint32_t c = c1[d];
+        c1[d] = sum;
+        sum += c;
+    }
+    if (des == 4) {
+        uint32_t *o = (uint32_t *)(void *)dst;
+        for (int64_t i = 0; i < m; i++)
+            o[c1[(s[i] >> V_LO0) & m1]++] = vval(f, flip, s[i]);
+    } else {
+        for (int64_t i = 0; i < m; i++) {
+            uint32_t b = vval(f, flip, s[i]);
+            memcpy(dst + c1[(s[i] >> V_LO0) & m1]++ * des, &b, 4);
+        }
+    }
+}
+
+/* Adds the top-digit counts of elements [s0, s1) to c. Four tables, so that runs of one
+ * digit (common: float exponents cluster) do not wait on one counter. */
+V_INLINE void vcount(bool f, uint32_t flip, const char *src, int64_t es, int64_t s0, int64_t s1,
+                     int64_t *c)
+{
+    enum { NB = 1 << V_MSD, SH = 32 - V_MSD };
+    uint32_t h[4][NB];
+    for (int64_t b0 = s0; b0 < s1; b0 += (int64_t)1 << 30) {
+        int64_t b1 = s1 - b0 > ((int64_t)1 << 30) ? b0 + ((int64_t)1 << 30) : s1, i = b0;
+        memset(h, 0, sizeof h);
+        for (; i + 4 <= b1; i += 4) {
+            uint32_t x[4];
+            for (int u = 0; u < 4; u++)
+                memcpy(&x[u], src + (i + u) * es, 4);
+            for (int u = 0; u < 4; u++)
+                h[u][vkey(f, flip, x[u]) >> SH]++;
+        }
+        for (; i < b1; i++) {
+            uint32_t x;
+            memcpy(&x, src + i * es, 4);
+            h[0][vkey(f, flip, x) >> SH]++;
+        }
+        for (int d = 0; d < NB; d++)
+            c[d] += (int64_t)h[0][d] + h[1][d] + h[2][d] + h[3][d];
+    }
+}
+
+/* One line of 16 keys out of a thread's write-combining buffer. Rows far larger than the
+ * cache stream past it: the buckets come back from memory anyway, and the stores then
+ * need not read the lines first. */
+V_INLINE void vline(uint32_t *o, const uint32_t *b, bool stream)
+{
+#ifdef __SSE2__
+    if (stream) {
+        for (int u = 0; u < 4; u++)
+            _mm_stream_si128((__m128i *)(void *)o + u, _mm_load_si128((const __m128i *)b + u));
+        return;
+    }
 #endif
-    if (nt > 64)
-        nt = 64;
+    (void)stream;
+    memcpy(o, b, 64);
+}
+
+/* Writes the keys of elements [s0, s1) into their buckets of out from c (each bucket's
+ * next slot for this chunk, advanced here). Keys gather per bucket in buf (one cache
+ * line each, aligned like out's lines), and only whole lines go out, so the thousands
+ * of buckets cost one store per 16 keys rather than a cache and TLB miss per key. A line
+ * shared with a neighbouring bucket or chunk goes out by plain stores of its own part. */
+V_INLINE void vspread(bool f, uint32_t flip, const char *src, int64_t es, int64_t s0, int64_t s1,
+                      int64_t *c, uint32_t *out, uint32_t (*buf)[16], bool stream)
+{
+    enum { NB = 1 << V_MSD, SH = 32 - V_MSD };
+    const int64_t off = (int64_t)(((uintptr_t)out & 63) >> 2);
+    int64_t first[NB];
+    memcpy(first, c, sizeof first);
+    for (int64_t i = s0; i < s1; i++) {
+        uint32_t b;
+        memcpy(&b, src + i * es, 4);
+        uint32_t key = vkey(f, flip, b), d = key >> SH;
+        int64_t p = c[d]++;
+        buf[d][(p + off) & 15] = key;
+        if (((p + 1 + off) & 15) == 0) {
+            int64_t l0 = p - 15;
+            if (l0 >= first[d])
+                vline(out + l0, buf[d], stream);
+            else
+                memcpy(out + first[d], &buf[d][(first[d] + off) & 15],
+                       sizeof *out * (size_t)(p + 1 - first[d]));
+        }
+    }
+    for (int d = 0; d < NB; d++) {
+        int64_t p = c[d], l0 = p - ((p + off) & 15);
+        if (l0 < first[d])
+            l0 = first[d];
+        if (l0 < p)
+            memcpy(out + l0, &buf[d][(l0 + off) & 15], sizeof *out * (size_t)(p - l0));
+    }
+#ifdef __SSE2__
+    /* Streaming stores are weakly ordered: other threads read these buckets next. */
+    if (stream)
+        _mm_sfence();
+#endif
+}
+
+/* The whole row by three LSD passes of V_BITS bits (keys and scratch of n words each). */
+static bool sort_values32_lsd(bool f, uint32_t flip, const char *src, int64_t es, char *dst,
+                              int64_t des, int64_t n, int nt)
+{
     uint32_t *a = malloc(sizeof(uint32_t) * (size_t)n), *tmp = malloc(sizeof(uint32_t) * (size_t)n);
     int64_t(*cnt)[V_BINS] = malloc(sizeof(int64_t[V_BINS]) * (size_t)nt);
     if (!a || !tmp || !cnt) {
@@ -277,13 +441,11 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
         free(cnt);
         return false;
     }
-    bool f = dt == FERRY_FLOAT32;
-    uint32_t flip = desc ? 0xffffffffu : 0;
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < n; i++) {
         uint32_t b;
         memcpy(&b, src + i * es, 4);
-        a[i] = (f ? vkey_f32(b) : b ^ 0x80000000u) ^ flip;
+        a[i] = vkey(f, flip, b);
     }
     for (int pass = 0; pass < 3; pass++) {
         int sh = pass * V_BITS;
@@ -326,13 +488,117 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
     }
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < n; i++) {
-        uint32_t k = a[i] ^ flip;
-        uint32_t b = f ? vkey_f32_inv(k) : k ^ 0x80000000u;
+        uint32_t b = vval(f, flip, a[i]);
         memcpy(dst + i * des, &b, 4);
     }
     free(a);
     free(tmp);
     free(cnt);
+    return true;
+}
+
+static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst, int64_t des,
+                          int64_t n, bool desc)
+{
+#ifdef _OPENMP
+    int nt = cpu_max_threads();
+#else
+    int nt = 1;
+#endif
+    if (nt > 64)
+        nt = 64;
+    enum { NB = 1 << V_MSD };
+    bool f = dt == FERRY_FLOAT32;
+    uint32_t flip = desc ? 0xffffffffu : 0;
+    int64_t(*cnt)[NB] = calloc((size_t)nt, sizeof(int64_t[NB]));
+    int64_t *start = malloc(sizeof(int64_t) * (NB + 1));
+    if (!cnt || !start) {
+        free(cnt);
+        free(start);
+        return false;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        T = omp_get_num_threads();
+#endif
+        int64_t s0 = n * t / nt, s1 = n * (t + 1) / nt;
+        /* A team smaller than asked for counts the missing threads' chunks too. */
+        for (int u = t; u < nt; u += T) {
+            s0 = n * u / nt, s1 = n * (u + 1) / nt;
+            if (f)
+                vcount(true, flip, src, es, s0, s1, cnt[u]);
+            else
+                vcount(false, flip, src, es, s0, s1, cnt[u]);
+        }
+    }
+    int64_t sum = 0, maxb = 0;
+    for (int d = 0; d < NB; d++) {
+        start[d] = sum;
+        for (int u = 0; u < nt; u++) {
+            int64_t v = cnt[u][d];
+            cnt[u][d] = sum;
+            sum += v;
+        }
+        if (sum - start[d] > maxb)
+            maxb = sum - start[d];
+    }
+    start[NB] = sum;
+    if (maxb * nt > n || maxb > (int64_t)UINT32_MAX) {
+        free(cnt);
+        free(start);
+        return sort_values32_lsd(f, flip, src, es, dst, des, n, nt);
+    }
+    /* The output holds the buckets unless it is strided, misaligned or overlaps the input
+     * (the spread reads each thread's chunk while the others write anywhere). */
+    bool direct = des == 4 && ((uintptr_t)dst & 3) == 0 &&
+                  (dst + 4 * n <= src || src + es * (n - 1) + 4 <= dst) && es > 0;
+    uint32_t *keys = direct ? (uint32_t *)(void *)dst : malloc(sizeof(uint32_t) * (size_t)n);
+    uint32_t *w = malloc(sizeof(uint32_t) * (size_t)(maxb * nt));
+    uint32_t(*wc)[16] = aligned_alloc(64, sizeof(uint32_t[16]) * NB * (size_t)nt);
+    bool stream = n >= ((int64_t)1 << 21);
+    if (!keys || !w || !wc) {
+        if (!direct)
+            free(keys);
+        free(w);
+        free(wc);
+        free(cnt);
+        free(start);
+        return false;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        T = omp_get_num_threads();
+#endif
+        for (int u = t; u < nt; u += T) {
+            int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
+            if (f)
+                vspread(true, flip, src, es, s0, s1, cnt[u], keys, wc + NB * t, stream);
+            else
+                vspread(false, flip, src, es, s0, s1, cnt[u], keys, wc + NB * t, stream);
+        }
+#pragma omp barrier
+        uint32_t *wt = w + maxb * t;
+#pragma omp for schedule(dynamic, 1)
+        for (int d = 0; d < NB; d++) {
+            int64_t b0 = start[d], m = start[d + 1] - b0;
+            if (f)
+                vbucket(true, flip, keys + b0, wt, m, dst + b0 * des, des);
+            else
+                vbucket(false, flip, keys + b0, wt, m, dst + b0 * des, des);
+        }
+    }
+    if (!direct)
+        free(keys);
+    free(w);
+    free(wc);
+    free(cnt);
+    free(start);
     return true;
 }
 
