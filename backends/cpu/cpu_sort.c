@@ -602,6 +602,254 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
     return true;
 }
 
+/* ---- with indices, 32-bit keys: one long row of float32 or int32 ----
+ * The same MSD-then-buckets plan as the values-only sort, on packed words key << 32 |
+ * index (keys fold -0.0 onto +0.0 and every NaN onto one key, as key_at): the spread and
+ * each bucket's LSD passes are stable, so equal keys keep their input order. The last
+ * pass writes values and indices out, each value rebuilt from its key except where the
+ * key folded several values (zeros, NaNs): those are read back from the input. */
+V_INLINE uint32_t pkey(bool f, uint32_t flip, uint32_t b)
+{
+    if (f && (b & 0x7fffffffu) == 0)
+        b = 0;
+    return vkey(f, flip, b);
+}
+
+V_INLINE void pcount(bool f, uint32_t flip, const char *src, int64_t es, int64_t s0, int64_t s1,
+                     int64_t *c)
+{
+    enum { NB = 1 << V_MSD, SH = 32 - V_MSD };
+    uint32_t h[4][NB];
+    for (int64_t b0 = s0; b0 < s1; b0 += (int64_t)1 << 30) {
+        int64_t b1 = s1 - b0 > ((int64_t)1 << 30) ? b0 + ((int64_t)1 << 30) : s1, i = b0;
+        memset(h, 0, sizeof h);
+        for (; i + 4 <= b1; i += 4) {
+            uint32_t x[4];
+            for (int u = 0; u < 4; u++)
+                memcpy(&x[u], src + (i + u) * es, 4);
+            for (int u = 0; u < 4; u++)
+                h[u][pkey(f, flip, x[u]) >> SH]++;
+        }
+        for (; i < b1; i++) {
+            uint32_t x;
+            memcpy(&x, src + i * es, 4);
+            h[0][pkey(f, flip, x) >> SH]++;
+        }
+        for (int d = 0; d < NB; d++)
+            c[d] += (int64_t)h[0][d] + h[1][d] + h[2][d] + h[3][d];
+    }
+}
+
+V_INLINE void pline(uint64_t *o, const uint64_t *b, bool stream)
+{
+#ifdef __SSE2__
+    if (stream) {
+        for (int u = 0; u < 4; u++)
+            _mm_stream_si128((__m128i *)(void *)o + u, _mm_load_si128((const __m128i *)b + u));
+        return;
+    }
+#endif
+    (void)stream;
+    memcpy(o, b, 64);
+}
+
+/* vspread for packed words: 8 to a line. */
+V_INLINE void pspread(bool f, uint32_t flip, const char *src, int64_t es, int64_t s0, int64_t s1,
+                      int64_t *c, uint64_t *out, uint64_t (*buf)[8], bool stream)
+{
+    enum { NB = 1 << V_MSD, SH = 32 - V_MSD };
+    const int64_t off = (int64_t)(((uintptr_t)out & 63) >> 3);
+    int64_t first[NB];
+    memcpy(first, c, sizeof first);
+    for (int64_t i = s0; i < s1; i++) {
+        uint32_t b;
+        memcpy(&b, src + i * es, 4);
+        uint32_t key = pkey(f, flip, b), d = key >> SH;
+        int64_t p = c[d]++;
+        buf[d][(p + off) & 7] = (uint64_t)key << 32 | (uint64_t)i;
+        if (((p + 1 + off) & 7) == 0) {
+            int64_t l0 = p - 7;
+            if (l0 >= first[d])
+                pline(out + l0, buf[d], stream);
+            else
+                memcpy(out + first[d], &buf[d][(first[d] + off) & 7],
+                       sizeof *out * (size_t)(p + 1 - first[d]));
+        }
+    }
+    for (int d = 0; d < NB; d++) {
+        int64_t p = c[d], l0 = p - ((p + off) & 7);
+        if (l0 < first[d])
+            l0 = first[d];
+        if (l0 < p)
+            memcpy(out + l0, &buf[d][(l0 + off) & 7], sizeof *out * (size_t)(p - l0));
+    }
+#ifdef __SSE2__
+    if (stream)
+        _mm_sfence();
+#endif
+}
+
+/* One bucket of m (< 2^32) packed words a, at row position b0, sorted on the low key bits
+ * through w (m words) and written out: positions below k only. a may be the bucket's own
+ * part of idst. */
+V_INLINE void pbucket(bool f, uint32_t flip, const uint64_t *a, uint64_t *w, int64_t m,
+                      int64_t b0, int64_t k, const char *src, int64_t es, char *vdst, int64_t ves,
+                      char *idst, int64_t ies)
+{
+    uint32_t c0[1 << V_LO0] = {0}, c1[1 << V_LO1] = {0};
+    const uint32_t m0 = (1u << V_LO0) - 1, m1 = (1u << V_LO1) - 1;
+    for (int64_t i = 0; i < m; i++) {
+        uint32_t key = (uint32_t)(a[i] >> 32);
+        c0[key & m0]++;
+        c1[(key >> V_LO0) & m1]++;
+    }
+    const uint64_t *s = a;
+    if (c0[(uint32_t)(a[0] >> 32) & m0] != m) {
+        uint32_t sum = 0;
+        for (int d = 0; d <= (int)m0; d++) {
+            uint32_t c = c0[d];
+            c0[d] = sum;
+            sum += c;
+        }
+        for (int64_t i = 0; i < m; i++)
+            w[c0[(uint32_t)(a[i] >> 32) & m0]++] = a[i];
+        s = w;
+    } else if ((const char *)a == idst + b0 * 8) {
+        /* The last pass cannot scatter within one array. */
+        memcpy(w, a, sizeof *a * (size_t)m);
+        s = w;
+    }
+    uint32_t sum = 0;
+    for (int d = 0; d <= (int)m1; d++) {
+        uint32_t c = c1[d];
+        c1[d] = sum;
+        sum += c;
+    }
+    /* Keys that several values share: +-0.0 and the NaNs. */
+    const uint32_t kz = 0x80000000u ^ flip, kn = 0xffffffffu ^ flip;
+    for (int64_t i = 0; i < m; i++) {
+        uint32_t key = (uint32_t)(s[i] >> 32);
+        int64_t j = b0 + c1[(key >> V_LO0) & m1]++;
+        if (j >= k)
+            continue;
+        int64_t ix = (int64_t)(s[i] & 0xffffffffu);
+        uint32_t v;
+        if (f && (key == kz || key == kn))
+            memcpy(&v, src + ix * es, 4);
+        else
+            v = vval(f, flip, key);
+        memcpy(vdst + j * ves, &v, 4);
+        if (idst)
+            memcpy(idst + j * ies, &ix, 8);
+    }
+}
+
+/* 1: sorted; 0: out of memory; -1: the data crowd one bucket (the caller sorts). */
+static int sort_packed32(ferry_dtype dt, const char *src, int64_t es, int64_t n, int64_t k,
+                         bool desc, char *vdst, int64_t ves, char *idst, int64_t ies)
+{
+#ifdef _OPENMP
+    int nt = cpu_max_threads();
+#else
+    int nt = 1;
+#endif
+    if (nt > 64)
+        nt = 64;
+    enum { NB = 1 << V_MSD };
+    bool f = dt == FERRY_FLOAT32;
+    uint32_t flip = desc ? 0xffffffffu : 0;
+    int64_t(*cnt)[NB] = calloc((size_t)nt, sizeof(int64_t[NB]));
+    int64_t *start = malloc(sizeof(int64_t) * (NB + 1));
+    if (!cnt || !start) {
+        free(cnt);
+        free(start);
+        return 0;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        T = omp_get_num_threads();
+#endif
+        for (int u = t; u < nt; u += T) {
+            int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
+            if (f)
+                pcount(true, flip, src, es, s0, s1, cnt[u]);
+            else
+                pcount(false, flip, src, es, s0, s1, cnt[u]);
+        }
+    }
+    int64_t sum = 0, maxb = 0;
+    for (int d = 0; d < NB; d++) {
+        start[d] = sum;
+        for (int u = 0; u < nt; u++) {
+            int64_t v = cnt[u][d];
+            cnt[u][d] = sum;
+            sum += v;
+        }
+        if (sum - start[d] > maxb)
+            maxb = sum - start[d];
+    }
+    start[NB] = sum;
+    if (maxb * nt > n || maxb > (int64_t)UINT32_MAX) {
+        free(cnt);
+        free(start);
+        return -1;
+    }
+    /* The index output, when it is the whole row and contiguous, holds the packed words:
+     * one buffer of the row's size less to fault in. */
+    bool direct = idst && k == n && ies == 8 && ((uintptr_t)idst & 7) == 0 &&
+                  (idst + 8 * n <= src || src + es * (n - 1) + 4 <= idst) && es > 0;
+    uint64_t *a = direct ? (uint64_t *)(void *)idst : malloc(sizeof(uint64_t) * (size_t)n);
+    uint64_t *w = malloc(sizeof(uint64_t) * (size_t)(maxb * nt));
+    uint64_t(*wc)[8] = aligned_alloc(64, sizeof(uint64_t[8]) * NB * (size_t)nt);
+    bool stream = n >= ((int64_t)1 << 20);
+    if (!a || !w || !wc) {
+        if (!direct)
+            free(a);
+        free(w);
+        free(wc);
+        free(cnt);
+        free(start);
+        return 0;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        T = omp_get_num_threads();
+#endif
+        for (int u = t; u < nt; u += T) {
+            int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
+            if (f)
+                pspread(true, flip, src, es, s0, s1, cnt[u], a, wc + NB * t, stream);
+            else
+                pspread(false, flip, src, es, s0, s1, cnt[u], a, wc + NB * t, stream);
+        }
+#pragma omp barrier
+        uint64_t *wt = w + maxb * t;
+#pragma omp for schedule(dynamic, 1)
+        for (int d = 0; d < NB; d++) {
+            int64_t b0 = start[d], m = start[d + 1] - b0;
+            if (m == 0 || b0 >= k)
+                continue;
+            if (f)
+                pbucket(true, flip, a + b0, wt, m, b0, k, src, es, vdst, ves, idst, ies);
+            else
+                pbucket(false, flip, a + b0, wt, m, b0, k, src, es, vdst, ves, idst, ies);
+        }
+    }
+    if (!direct)
+        free(a);
+    free(w);
+    free(wc);
+    free(cnt);
+    free(start);
+    return 1;
+}
+
 /* ---- row accessors ---- */
 
 typedef struct rowt {
@@ -837,6 +1085,16 @@ static ferry_status cpu_sort(int32_t device, const ferry_op_args *args)
     }
     bool packed = key_bits(dt) <= 32 && n <= ((int64_t)1 << 32);
     size_t unit = packed ? sizeof(uint64_t) : sizeof(pair);
+    if (p->rows == 1 && n >= SORT_PAR_MIN && packed &&
+        (dt == FERRY_FLOAT32 || dt == FERRY_INT32)) {
+        int r = sort_packed32(dt, in.base, in.es, n, k, p->descending, vo.base, vo.es,
+                              has_idx ? io.base : NULL, io.es);
+        if (r == 0)
+            return cpu_host->error(FERRY_ERR_OUT_OF_MEMORY, "sort: out of memory (%lld elements)",
+                                   (long long)n);
+        if (r > 0)
+            return FERRY_OK;
+    }
     if (p->rows == 1 && n >= SORT_PAR_MIN) {
         void *buf = malloc(unit * 2 * (size_t)n);
         if (!buf)
