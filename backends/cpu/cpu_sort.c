@@ -7,8 +7,10 @@
  * index): every result is stable, whatever `stable` says. Rows sort by LSD radix on the
  * key bytes (passes whose digit is the same for every element are skipped), short rows
  * by insertion; one long row runs each radix pass on all threads (per-thread histograms,
- * then each thread scatters its chunk: stable since chunks are in order). topk with a
- * small k keeps a heap of the k best per thread in one read of the row. */
+ * then each thread scatters its chunk: stable since chunks are in order). One long row
+ * of float32 or int32 instead takes an MSD pass into buckets and finishes each bucket
+ * in cache (sort_values32, sort_packed32). topk with a small k keeps a heap of the k
+ * best per thread in one read of the row. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,8 +277,11 @@ static inline uint32_t vkey_f32_inv(uint32_t k)
 
 #define V_INLINE static inline __attribute__((always_inline))
 
-V_INLINE uint32_t vkey(bool f, uint32_t flip, uint32_t b)
+/* The key of b; fold: -0.0 takes +0.0's key (the sorts with indices, as key_at). */
+V_INLINE uint32_t vkey(bool f, bool fold, uint32_t flip, uint32_t b)
 {
+    if (f && fold && (b & 0x7fffffffu) == 0)
+        b = 0;
     return (f ? vkey_f32(b) : b ^ 0x80000000u) ^ flip;
 }
 
@@ -347,8 +352,8 @@ V_INLINE void vbucket(bool f, uint32_t flip, uint32_t *k, uint32_t *w, int64_t m
 
 /* Adds the top-digit counts of elements [s0, s1) to c. Four tables, so that runs of one
  * digit (common: float exponents cluster) do not wait on one counter. */
-V_INLINE void vcount(bool f, uint32_t flip, const char *src, int64_t es, int64_t s0, int64_t s1,
-                     int64_t *c)
+V_INLINE void vcount(bool f, bool fold, uint32_t flip, const char *src, int64_t es, int64_t s0,
+                     int64_t s1, int64_t *c)
 {
     enum { NB = 1 << V_MSD, SH = 32 - V_MSD };
     uint32_t h[4][NB];
@@ -360,12 +365,12 @@ V_INLINE void vcount(bool f, uint32_t flip, const char *src, int64_t es, int64_t
             for (int u = 0; u < 4; u++)
                 memcpy(&x[u], src + (i + u) * es, 4);
             for (int u = 0; u < 4; u++)
-                h[u][vkey(f, flip, x[u]) >> SH]++;
+                h[u][vkey(f, fold, flip, x[u]) >> SH]++;
         }
         for (; i < b1; i++) {
             uint32_t x;
             memcpy(&x, src + i * es, 4);
-            h[0][vkey(f, flip, x) >> SH]++;
+            h[0][vkey(f, fold, flip, x) >> SH]++;
         }
         for (int d = 0; d < NB; d++)
             c[d] += (int64_t)h[0][d] + h[1][d] + h[2][d] + h[3][d];
@@ -375,7 +380,7 @@ V_INLINE void vcount(bool f, uint32_t flip, const char *src, int64_t es, int64_t
 /* One line of 16 keys out of a thread's write-combining buffer. Rows far larger than the
  * cache stream past it: the buckets come back from memory anyway, and the stores then
  * need not read the lines first. */
-V_INLINE void vline(uint32_t *o, const uint32_t *b, bool stream)
+V_INLINE void vline(void *o, const void *b, bool stream)
 {
 #ifdef __SSE2__
     if (stream) {
@@ -403,7 +408,7 @@ V_INLINE void vspread(bool f, uint32_t flip, const char *src, int64_t es, int64_
     for (int64_t i = s0; i < s1; i++) {
         uint32_t b;
         memcpy(&b, src + i * es, 4);
-        uint32_t key = vkey(f, flip, b), d = key >> SH;
+        uint32_t key = vkey(f, false, flip, b), d = key >> SH;
         int64_t p = c[d]++;
         buf[d][(p + off) & 15] = key;
         if (((p + 1 + off) & 15) == 0) {
@@ -445,7 +450,7 @@ static bool sort_values32_lsd(bool f, uint32_t flip, const char *src, int64_t es
     for (int64_t i = 0; i < n; i++) {
         uint32_t b;
         memcpy(&b, src + i * es, 4);
-        a[i] = vkey(f, flip, b);
+        a[i] = vkey(f, false, flip, b);
     }
     for (int pass = 0; pass < 3; pass++) {
         int sh = pass * V_BITS;
@@ -529,9 +534,9 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
         for (int u = t; u < nt; u += T) {
             s0 = n * u / nt, s1 = n * (u + 1) / nt;
             if (f)
-                vcount(true, flip, src, es, s0, s1, cnt[u]);
+                vcount(true, false, flip, src, es, s0, s1, cnt[u]);
             else
-                vcount(false, flip, src, es, s0, s1, cnt[u]);
+                vcount(false, false, flip, src, es, s0, s1, cnt[u]);
         }
     }
     int64_t sum = 0, maxb = 0;
@@ -608,50 +613,6 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
  * each bucket's LSD passes are stable, so equal keys keep their input order. The last
  * pass writes values and indices out, each value rebuilt from its key except where the
  * key folded several values (zeros, NaNs): those are read back from the input. */
-V_INLINE uint32_t pkey(bool f, uint32_t flip, uint32_t b)
-{
-    if (f && (b & 0x7fffffffu) == 0)
-        b = 0;
-    return vkey(f, flip, b);
-}
-
-V_INLINE void pcount(bool f, uint32_t flip, const char *src, int64_t es, int64_t s0, int64_t s1,
-                     int64_t *c)
-{
-    enum { NB = 1 << V_MSD, SH = 32 - V_MSD };
-    uint32_t h[4][NB];
-    for (int64_t b0 = s0; b0 < s1; b0 += (int64_t)1 << 30) {
-        int64_t b1 = s1 - b0 > ((int64_t)1 << 30) ? b0 + ((int64_t)1 << 30) : s1, i = b0;
-        memset(h, 0, sizeof h);
-        for (; i + 4 <= b1; i += 4) {
-            uint32_t x[4];
-            for (int u = 0; u < 4; u++)
-                memcpy(&x[u], src + (i + u) * es, 4);
-            for (int u = 0; u < 4; u++)
-                h[u][pkey(f, flip, x[u]) >> SH]++;
-        }
-        for (; i < b1; i++) {
-            uint32_t x;
-            memcpy(&x, src + i * es, 4);
-            h[0][pkey(f, flip, x) >> SH]++;
-        }
-        for (int d = 0; d < NB; d++)
-            c[d] += (int64_t)h[0][d] + h[1][d] + h[2][d] + h[3][d];
-    }
-}
-
-V_INLINE void pline(uint64_t *o, const uint64_t *b, bool stream)
-{
-#ifdef __SSE2__
-    if (stream) {
-        for (int u = 0; u < 4; u++)
-            _mm_stream_si128((__m128i *)(void *)o + u, _mm_load_si128((const __m128i *)b + u));
-        return;
-    }
-#endif
-    (void)stream;
-    memcpy(o, b, 64);
-}
 
 /* vspread for packed words: 8 to a line. */
 V_INLINE void pspread(bool f, uint32_t flip, const char *src, int64_t es, int64_t s0, int64_t s1,
@@ -664,13 +625,13 @@ V_INLINE void pspread(bool f, uint32_t flip, const char *src, int64_t es, int64_
     for (int64_t i = s0; i < s1; i++) {
         uint32_t b;
         memcpy(&b, src + i * es, 4);
-        uint32_t key = pkey(f, flip, b), d = key >> SH;
+        uint32_t key = vkey(f, true, flip, b), d = key >> SH;
         int64_t p = c[d]++;
         buf[d][(p + off) & 7] = (uint64_t)key << 32 | (uint64_t)i;
         if (((p + 1 + off) & 7) == 0) {
             int64_t l0 = p - 7;
             if (l0 >= first[d])
-                pline(out + l0, buf[d], stream);
+                vline(out + l0, buf[d], stream);
             else
                 memcpy(out + first[d], &buf[d][(first[d] + off) & 7],
                        sizeof *out * (size_t)(p + 1 - first[d]));
@@ -775,9 +736,9 @@ static int sort_packed32(ferry_dtype dt, const char *src, int64_t es, int64_t n,
         for (int u = t; u < nt; u += T) {
             int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
             if (f)
-                pcount(true, flip, src, es, s0, s1, cnt[u]);
+                vcount(true, true, flip, src, es, s0, s1, cnt[u]);
             else
-                pcount(false, flip, src, es, s0, s1, cnt[u]);
+                vcount(false, true, flip, src, es, s0, s1, cnt[u]);
         }
     }
     int64_t sum = 0, maxb = 0;

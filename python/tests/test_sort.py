@@ -190,11 +190,11 @@ def test_same_as_torch():
 
 
 # One long float32/int32 row on the cpu: msort (values only) against numpy.sort bit for
-# bit (-0.0 before +0.0 from the threaded length on, NaNs as one quiet NaN), sort with indices against a stable
-# lexsort, at lengths around the cpu's thresholds (threads from 2^17 elements, streamed
-# stores from 2^20 and 2^21) and with data spread over many top bits or crowded into a
-# few (the cpu then takes its plain LSD passes). The thread count is read once per
-# process, so each count runs in a child.
+# bit (-0.0 before +0.0 from the threaded length on, NaNs as one quiet NaN), sort with
+# indices against a stable lexsort, at lengths around the cpu's thresholds (threads from
+# 2^17 elements, streamed stores from 2^20 and 2^21) and with data spread over many top
+# bits or crowded into a few (the cpu then takes its plain LSD passes). The thread count
+# is read once per process, so each count runs in a child.
 _LONG_ROWS = r"""
 import numpy as np, ferry
 rng = np.random.default_rng(5)

@@ -413,7 +413,8 @@ static void test_sort_values_only_long_rows(void **state)
             for (int64_t i = 0; i < n; i++) {
                 s = s * 6364136223846793005ull + 1442695040888963407ull;
                 uint32_t r = (uint32_t)(s >> 32);
-                float v = crowd ? (float)(r % 7) - 3.0f : ldexpf((float)(r >> 8), (int)(r % 41) - 40);
+                float v = crowd ? (float)(r % 7) - 3.0f
+                                : ldexpf((float)(r >> 8), (int)(r % 41) - 40);
                 if (r & 1)
                     v = -v;
                 switch (r % 97) {
