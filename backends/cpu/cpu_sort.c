@@ -293,8 +293,8 @@ V_INLINE uint32_t vval(bool f, uint32_t flip, uint32_t k)
 
 /* Sorts the m (< 2^32) keys k of one bucket on their low bits and writes their values to
  * dst (which may be k itself); w: scratch of m words. */
-V_INLINE void vbucket(bool f, uint32_t flip, uint32_t *k, uint32_t *w, int64_t m, char *dst,
-                      int64_t des)
+V_INLINE void vbucket(bool f, uint32_t flip, int lob, uint32_t *k, uint32_t *w, int64_t m,
+                      char *dst, int64_t des)
 {
     if (m <= V_SMALL) {
         for (int64_t i = 1; i < m; i++) {
@@ -311,7 +311,8 @@ V_INLINE void vbucket(bool f, uint32_t flip, uint32_t *k, uint32_t *w, int64_t m
         return;
     }
     uint32_t c0[1 << V_LO0] = {0}, c1[1 << V_LO1] = {0};
-    const uint32_t m0 = (1u << V_LO0) - 1, m1 = (1u << V_LO1) - 1;
+    const int l0 = lob < V_LO0 ? lob : V_LO0;
+    const uint32_t m0 = (1u << l0) - 1, m1 = (1u << (lob - l0)) - 1;
     for (int64_t i = 0; i < m; i++) {
         c0[k[i] & m0]++;
         c1[(k[i] >> V_LO0) & m1]++;
@@ -350,31 +351,100 @@ V_INLINE void vbucket(bool f, uint32_t flip, uint32_t *k, uint32_t *w, int64_t m
     }
 }
 
-/* Adds the top-digit counts of elements [s0, s1) to c. Four tables, so that runs of one
- * digit (common: float exponents cluster) do not wait on one counter. */
+/* Adds the counts of digit (key >> sh) & (NB - 1) over elements [s0, s1) to c, and the
+ * keys' OR and AND to *kor and *kand. Four tables, so that runs of one digit (common:
+ * float exponents cluster) do not wait on one counter. */
 V_INLINE void vcount(bool f, bool fold, uint32_t flip, const char *src, int64_t es, int64_t s0,
-                     int64_t s1, int64_t *c)
+                     int64_t s1, int sh, int64_t *c, uint32_t *kor, uint32_t *kand)
 {
-    enum { NB = 1 << V_MSD, SH = 32 - V_MSD };
-    uint32_t h[4][NB];
+    enum { NB = 1 << V_MSD };
+    uint32_t h[4][NB], o = 0, a = 0xffffffffu;
     for (int64_t b0 = s0; b0 < s1; b0 += (int64_t)1 << 30) {
         int64_t b1 = s1 - b0 > ((int64_t)1 << 30) ? b0 + ((int64_t)1 << 30) : s1, i = b0;
         memset(h, 0, sizeof h);
         for (; i + 4 <= b1; i += 4) {
             uint32_t x[4];
-            for (int u = 0; u < 4; u++)
+            for (int u = 0; u < 4; u++) {
                 memcpy(&x[u], src + (i + u) * es, 4);
+                x[u] = vkey(f, fold, flip, x[u]);
+                o |= x[u];
+                a &= x[u];
+            }
             for (int u = 0; u < 4; u++)
-                h[u][vkey(f, fold, flip, x[u]) >> SH]++;
+                h[u][(x[u] >> sh) & (NB - 1)]++;
         }
         for (; i < b1; i++) {
             uint32_t x;
             memcpy(&x, src + i * es, 4);
-            h[0][vkey(f, fold, flip, x) >> SH]++;
+            x = vkey(f, fold, flip, x);
+            o |= x;
+            a &= x;
+            h[0][(x >> sh) & (NB - 1)]++;
         }
         for (int d = 0; d < NB; d++)
             c[d] += (int64_t)h[0][d] + h[1][d] + h[2][d] + h[3][d];
     }
+    *kor |= o;
+    *kand &= a;
+}
+
+/* Counts the MSD digit of every chunk (one per thread, nt of them) into cnt and turns the
+ * counts into each chunk's first slot per bucket; start: each bucket's first position
+ * (NB + 1 entries). The digit is the top V_MSD bits that differ somewhere in the row (a
+ * second count when the top bits are all the same: small integers, floats of one
+ * exponent), returned as its shift; the bits below it are what the buckets sort.
+ * *maxb: the largest bucket. */
+static int msd_count(bool f, bool fold, uint32_t flip, const char *src, int64_t es, int64_t n,
+                     int nt, int64_t (*cnt)[1 << V_MSD], int64_t *start, int64_t *maxb)
+{
+    enum { NB = 1 << V_MSD };
+    int sh = 32 - V_MSD;
+    for (int round = 0; round < 2; round++) {
+        uint32_t kor = 0, kand = 0xffffffffu;
+        memset(cnt, 0, sizeof(int64_t[NB]) * (size_t)nt);
+#pragma omp parallel num_threads(nt)
+        {
+            int t = 0, T = 1;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+            T = omp_get_num_threads();
+#endif
+            uint32_t o = 0, a = 0xffffffffu;
+            /* A team smaller than asked for counts the missing threads' chunks too. */
+            for (int u = t; u < nt; u += T) {
+                int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
+                if (f)
+                    vcount(true, fold, flip, src, es, s0, s1, sh, cnt[u], &o, &a);
+                else
+                    vcount(false, fold, flip, src, es, s0, s1, sh, cnt[u], &o, &a);
+            }
+#pragma omp critical(ferry_sort_msd)
+            {
+                kor |= o;
+                kand &= a;
+            }
+        }
+        uint32_t diff = kor ^ kand;
+        int top = diff ? 31 - __builtin_clz(diff) : 0;
+        int want = top + 1 > V_MSD ? top + 1 - V_MSD : 0;
+        if (round > 0 || want == sh)
+            break;
+        sh = want;
+    }
+    int64_t sum = 0, mb = 0;
+    for (int d = 0; d < NB; d++) {
+        start[d] = sum;
+        for (int u = 0; u < nt; u++) {
+            int64_t v = cnt[u][d];
+            cnt[u][d] = sum;
+            sum += v;
+        }
+        if (sum - start[d] > mb)
+            mb = sum - start[d];
+    }
+    start[NB] = sum;
+    *maxb = mb;
+    return sh;
 }
 
 /* One line of 16 keys out of a thread's write-combining buffer. Rows far larger than the
@@ -399,16 +469,16 @@ V_INLINE void vline(void *o, const void *b, bool stream)
  * of buckets cost one store per 16 keys rather than a cache and TLB miss per key. A line
  * shared with a neighbouring bucket or chunk goes out by plain stores of its own part. */
 V_INLINE void vspread(bool f, uint32_t flip, const char *src, int64_t es, int64_t s0, int64_t s1,
-                      int64_t *c, uint32_t *out, uint32_t (*buf)[16], bool stream)
+                      int sh, int64_t *c, uint32_t *out, uint32_t (*buf)[16], bool stream)
 {
-    enum { NB = 1 << V_MSD, SH = 32 - V_MSD };
+    enum { NB = 1 << V_MSD };
     const int64_t off = (int64_t)(((uintptr_t)out & 63) >> 2);
     int64_t first[NB];
     memcpy(first, c, sizeof first);
     for (int64_t i = s0; i < s1; i++) {
         uint32_t b;
         memcpy(&b, src + i * es, 4);
-        uint32_t key = vkey(f, false, flip, b), d = key >> SH;
+        uint32_t key = vkey(f, false, flip, b), d = (key >> sh) & (NB - 1);
         int64_t p = c[d]++;
         buf[d][(p + off) & 15] = key;
         if (((p + 1 + off) & 15) == 0) {
@@ -522,35 +592,8 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
         free(start);
         return false;
     }
-#pragma omp parallel num_threads(nt)
-    {
-        int t = 0, T = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        T = omp_get_num_threads();
-#endif
-        int64_t s0 = n * t / nt, s1 = n * (t + 1) / nt;
-        /* A team smaller than asked for counts the missing threads' chunks too. */
-        for (int u = t; u < nt; u += T) {
-            s0 = n * u / nt, s1 = n * (u + 1) / nt;
-            if (f)
-                vcount(true, false, flip, src, es, s0, s1, cnt[u]);
-            else
-                vcount(false, false, flip, src, es, s0, s1, cnt[u]);
-        }
-    }
-    int64_t sum = 0, maxb = 0;
-    for (int d = 0; d < NB; d++) {
-        start[d] = sum;
-        for (int u = 0; u < nt; u++) {
-            int64_t v = cnt[u][d];
-            cnt[u][d] = sum;
-            sum += v;
-        }
-        if (sum - start[d] > maxb)
-            maxb = sum - start[d];
-    }
-    start[NB] = sum;
+    int64_t maxb;
+    int sh = msd_count(f, false, flip, src, es, n, nt, cnt, start, &maxb);
     if (maxb * nt > n || maxb > (int64_t)UINT32_MAX) {
         free(cnt);
         free(start);
@@ -583,9 +626,9 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
         for (int u = t; u < nt; u += T) {
             int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
             if (f)
-                vspread(true, flip, src, es, s0, s1, cnt[u], keys, wc + NB * t, stream);
+                vspread(true, flip, src, es, s0, s1, sh, cnt[u], keys, wc + NB * t, stream);
             else
-                vspread(false, flip, src, es, s0, s1, cnt[u], keys, wc + NB * t, stream);
+                vspread(false, flip, src, es, s0, s1, sh, cnt[u], keys, wc + NB * t, stream);
         }
 #pragma omp barrier
         uint32_t *wt = w + maxb * t;
@@ -593,9 +636,9 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
         for (int d = 0; d < NB; d++) {
             int64_t b0 = start[d], m = start[d + 1] - b0;
             if (f)
-                vbucket(true, flip, keys + b0, wt, m, dst + b0 * des, des);
+                vbucket(true, flip, sh, keys + b0, wt, m, dst + b0 * des, des);
             else
-                vbucket(false, flip, keys + b0, wt, m, dst + b0 * des, des);
+                vbucket(false, flip, sh, keys + b0, wt, m, dst + b0 * des, des);
         }
     }
     if (!direct)
@@ -616,16 +659,16 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
 
 /* vspread for packed words: 8 to a line. */
 V_INLINE void pspread(bool f, uint32_t flip, const char *src, int64_t es, int64_t s0, int64_t s1,
-                      int64_t *c, uint64_t *out, uint64_t (*buf)[8], bool stream)
+                      int sh, int64_t *c, uint64_t *out, uint64_t (*buf)[8], bool stream)
 {
-    enum { NB = 1 << V_MSD, SH = 32 - V_MSD };
+    enum { NB = 1 << V_MSD };
     const int64_t off = (int64_t)(((uintptr_t)out & 63) >> 3);
     int64_t first[NB];
     memcpy(first, c, sizeof first);
     for (int64_t i = s0; i < s1; i++) {
         uint32_t b;
         memcpy(&b, src + i * es, 4);
-        uint32_t key = vkey(f, true, flip, b), d = key >> SH;
+        uint32_t key = vkey(f, true, flip, b), d = (key >> sh) & (NB - 1);
         int64_t p = c[d]++;
         buf[d][(p + off) & 7] = (uint64_t)key << 32 | (uint64_t)i;
         if (((p + 1 + off) & 7) == 0) {
@@ -653,12 +696,13 @@ V_INLINE void pspread(bool f, uint32_t flip, const char *src, int64_t es, int64_
 /* One bucket of m (< 2^32) packed words a, at row position b0, sorted on the low key bits
  * through w (m words) and written out: positions below k only. a may be the bucket's own
  * part of idst. */
-V_INLINE void pbucket(bool f, uint32_t flip, const uint64_t *a, uint64_t *w, int64_t m,
+V_INLINE void pbucket(bool f, uint32_t flip, int lob, const uint64_t *a, uint64_t *w, int64_t m,
                       int64_t b0, int64_t k, const char *src, int64_t es, char *vdst, int64_t ves,
                       char *idst, int64_t ies)
 {
     uint32_t c0[1 << V_LO0] = {0}, c1[1 << V_LO1] = {0};
-    const uint32_t m0 = (1u << V_LO0) - 1, m1 = (1u << V_LO1) - 1;
+    const int l0 = lob < V_LO0 ? lob : V_LO0;
+    const uint32_t m0 = (1u << l0) - 1, m1 = (1u << (lob - l0)) - 1;
     for (int64_t i = 0; i < m; i++) {
         uint32_t key = (uint32_t)(a[i] >> 32);
         c0[key & m0]++;
@@ -726,33 +770,8 @@ static int sort_packed32(ferry_dtype dt, const char *src, int64_t es, int64_t n,
         free(start);
         return 0;
     }
-#pragma omp parallel num_threads(nt)
-    {
-        int t = 0, T = 1;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-        T = omp_get_num_threads();
-#endif
-        for (int u = t; u < nt; u += T) {
-            int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
-            if (f)
-                vcount(true, true, flip, src, es, s0, s1, cnt[u]);
-            else
-                vcount(false, true, flip, src, es, s0, s1, cnt[u]);
-        }
-    }
-    int64_t sum = 0, maxb = 0;
-    for (int d = 0; d < NB; d++) {
-        start[d] = sum;
-        for (int u = 0; u < nt; u++) {
-            int64_t v = cnt[u][d];
-            cnt[u][d] = sum;
-            sum += v;
-        }
-        if (sum - start[d] > maxb)
-            maxb = sum - start[d];
-    }
-    start[NB] = sum;
+    int64_t maxb;
+    int sh = msd_count(f, true, flip, src, es, n, nt, cnt, start, &maxb);
     if (maxb * nt > n || maxb > (int64_t)UINT32_MAX) {
         free(cnt);
         free(start);
@@ -785,9 +804,9 @@ static int sort_packed32(ferry_dtype dt, const char *src, int64_t es, int64_t n,
         for (int u = t; u < nt; u += T) {
             int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
             if (f)
-                pspread(true, flip, src, es, s0, s1, cnt[u], a, wc + NB * t, stream);
+                pspread(true, flip, src, es, s0, s1, sh, cnt[u], a, wc + NB * t, stream);
             else
-                pspread(false, flip, src, es, s0, s1, cnt[u], a, wc + NB * t, stream);
+                pspread(false, flip, src, es, s0, s1, sh, cnt[u], a, wc + NB * t, stream);
         }
 #pragma omp barrier
         uint64_t *wt = w + maxb * t;
@@ -797,9 +816,9 @@ static int sort_packed32(ferry_dtype dt, const char *src, int64_t es, int64_t n,
             if (m == 0 || b0 >= k)
                 continue;
             if (f)
-                pbucket(true, flip, a + b0, wt, m, b0, k, src, es, vdst, ves, idst, ies);
+                pbucket(true, flip, sh, a + b0, wt, m, b0, k, src, es, vdst, ves, idst, ies);
             else
-                pbucket(false, flip, a + b0, wt, m, b0, k, src, es, vdst, ves, idst, ies);
+                pbucket(false, flip, sh, a + b0, wt, m, b0, k, src, es, vdst, ves, idst, ies);
         }
     }
     if (!direct)

@@ -193,14 +193,15 @@ def test_same_as_torch():
 # bit (-0.0 before +0.0 from the threaded length on, NaNs as one quiet NaN), sort with
 # indices against a stable lexsort, at lengths around the cpu's thresholds (threads from
 # 2^17 elements, streamed stores from 2^20 and 2^21) and with data spread over many top
-# bits or crowded into a few (the cpu then takes its plain LSD passes). The thread count
-# is read once per process, so each count runs in a child.
+# bits, crowded into a few, or equal in their top bits (the cpu then takes its MSD digit
+# lower down). The thread count is read once per process, so each count runs in a child.
 _LONG_ROWS = r"""
 import numpy as np, ferry
 rng = np.random.default_rng(5)
 bad = []
 for n in (131071, 131072, 131089, (1 << 20) + 3, (1 << 21) + 7):
-    for kind in ("normal", "special", "crowded", "int32", "int32_ext"):
+    for kind in ("normal", "special", "crowded", "one_exponent", "int32", "int32_ext",
+                 "int32_small", "constant"):
         if kind == "normal":
             x = rng.standard_normal(n, dtype=np.float32)
         elif kind == "special":
@@ -211,6 +212,12 @@ for n in (131071, 131072, 131089, (1 << 20) + 3, (1 << 21) + 7):
         elif kind == "crowded":
             x = (rng.integers(-8, 8, n) * 0.5).astype(np.float32)
             x[::9] = -0.0
+        elif kind == "one_exponent":
+            x = (1 + rng.random(n, dtype=np.float32)).astype(np.float32)
+        elif kind == "int32_small":
+            x = rng.integers(0, 1000, n).astype(np.int32)
+        elif kind == "constant":
+            x = np.full(n, 7, np.int32)
         elif kind == "int32":
             x = rng.integers(-2**31, 2**31, n, dtype=np.int64).astype(np.int32)
         else:
