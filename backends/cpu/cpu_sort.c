@@ -248,14 +248,15 @@ static void radix_packed_par(uint64_t *a, uint64_t *tmp, int64_t n, int lo, int 
  * Without indices the order of equal keys is invisible except between -0.0 and +0.0, so
  * here -0.0 sorts before +0.0 (an unstable sort may place them either way) and the key
  * maps back to the value. NaNs come back as one quiet NaN of the same sign-free bits.
- * One MSD pass on the top V_MSD bits spreads the keys into buckets (a first read of the
- * input only counts, so the keys are written once, straight into their buckets in the
- * output when it is contiguous: no scratch of the row's size to fault in); each bucket
- * then finishes in cache with two LSD passes on the low bits through a per-thread
- * scratch of the largest bucket, the second pass writing the values out. Buckets go to
- * threads one at a time, since their sizes follow the data (float exponents crowd a few
- * of them). When one bucket holds too much of the row for that (few distinct top bits),
- * the row takes three LSD passes of 11 bits over all of it instead. */
+ * One MSD pass on V_MSD bits (the top ones that differ somewhere in the row) spreads the
+ * keys into buckets (a first read of the input only counts, so the keys are written
+ * once, straight into their buckets in the output when it is contiguous: no scratch of
+ * the row's size to fault in); each bucket then finishes in cache with up to two LSD
+ * passes on the bits below the digit through a per-thread scratch of the largest bucket,
+ * the last pass writing the values out. Buckets go to threads one at a time, since their
+ * sizes follow the data (float exponents crowd a few of them). When one bucket holds
+ * more than a thread's share of the row, the row takes three LSD passes of 11 bits over
+ * all of it instead. */
 #define V_BITS 11
 #define V_BINS (1 << V_BITS)
 #define V_MSD 11
@@ -291,8 +292,8 @@ V_INLINE uint32_t vval(bool f, uint32_t flip, uint32_t k)
     return f ? vkey_f32_inv(k) : k ^ 0x80000000u;
 }
 
-/* Sorts the m (< 2^32) keys k of one bucket on their low bits and writes their values to
- * dst (which may be k itself); w: scratch of m words. */
+/* Sorts the m (< 2^32) keys k of one bucket on their low lob (<= V_LO0 + V_LO1) bits and
+ * writes their values to dst (which may be k itself); w: scratch of m words. */
 V_INLINE void vbucket(bool f, uint32_t flip, int lob, uint32_t *k, uint32_t *w, int64_t m,
                       char *dst, int64_t des)
 {
