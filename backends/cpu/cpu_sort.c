@@ -389,6 +389,26 @@ V_INLINE void vcount(bool f, bool fold, uint32_t flip, const char *src, int64_t 
     *kand &= a;
 }
 
+/* vcount with f, fold and the usual digit (the top bits) as constants in its loops. */
+static void vcount_any(bool f, bool fold, uint32_t flip, const char *src, int64_t es, int64_t s0,
+                       int64_t s1, int sh, int64_t *c, uint32_t *kor, uint32_t *kand)
+{
+    enum { TOP = 32 - V_MSD };
+#define V_COUNT(F, FOLD, SH) vcount(F, FOLD, flip, src, es, s0, s1, SH, c, kor, kand)
+    if (sh == TOP) {
+        if (f)
+            fold ? V_COUNT(true, true, TOP) : V_COUNT(true, false, TOP);
+        else
+            V_COUNT(false, false, TOP);
+    } else {
+        if (f)
+            fold ? V_COUNT(true, true, sh) : V_COUNT(true, false, sh);
+        else
+            V_COUNT(false, false, sh);
+    }
+#undef V_COUNT
+}
+
 /* Counts the MSD digit of every chunk (one per thread, nt of them) into cnt and turns the
  * counts into each chunk's first slot per bucket; start: each bucket's first position
  * (NB + 1 entries). The digit is the top V_MSD bits that differ somewhere in the row (a
@@ -414,10 +434,7 @@ static int msd_count(bool f, bool fold, uint32_t flip, const char *src, int64_t 
             /* A team smaller than asked for counts the missing threads' chunks too. */
             for (int u = t; u < nt; u += T) {
                 int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
-                if (f)
-                    vcount(true, fold, flip, src, es, s0, s1, sh, cnt[u], &o, &a);
-                else
-                    vcount(false, fold, flip, src, es, s0, s1, sh, cnt[u], &o, &a);
+                vcount_any(f, fold, flip, src, es, s0, s1, sh, cnt[u], &o, &a);
             }
 #pragma omp critical(ferry_sort_msd)
             {
@@ -583,7 +600,7 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
 #endif
     if (nt > 64)
         nt = 64;
-    enum { NB = 1 << V_MSD };
+    enum { NB = 1 << V_MSD, TOP = 32 - V_MSD };
     bool f = dt == FERRY_FLOAT32;
     uint32_t flip = desc ? 0xffffffffu : 0;
     int64_t(*cnt)[NB] = calloc((size_t)nt, sizeof(int64_t[NB]));
@@ -626,20 +643,24 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
 #endif
         for (int u = t; u < nt; u += T) {
             int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
-            if (f)
-                vspread(true, flip, src, es, s0, s1, sh, cnt[u], keys, wc + NB * t, stream);
+#define V_SPREAD(F, SH) vspread(F, flip, src, es, s0, s1, SH, cnt[u], keys, wc + NB * t, stream)
+            if (sh == TOP)
+                f ? V_SPREAD(true, TOP) : V_SPREAD(false, TOP);
             else
-                vspread(false, flip, src, es, s0, s1, sh, cnt[u], keys, wc + NB * t, stream);
+                f ? V_SPREAD(true, sh) : V_SPREAD(false, sh);
+#undef V_SPREAD
         }
 #pragma omp barrier
         uint32_t *wt = w + maxb * t;
 #pragma omp for schedule(dynamic, 1)
         for (int d = 0; d < NB; d++) {
             int64_t b0 = start[d], m = start[d + 1] - b0;
-            if (f)
-                vbucket(true, flip, sh, keys + b0, wt, m, dst + b0 * des, des);
+#define V_BUCKET(F, SH) vbucket(F, flip, SH, keys + b0, wt, m, dst + b0 * des, des)
+            if (sh == TOP)
+                f ? V_BUCKET(true, TOP) : V_BUCKET(false, TOP);
             else
-                vbucket(false, flip, sh, keys + b0, wt, m, dst + b0 * des, des);
+                f ? V_BUCKET(true, sh) : V_BUCKET(false, sh);
+#undef V_BUCKET
         }
     }
     if (!direct)
@@ -761,7 +782,7 @@ static int sort_packed32(ferry_dtype dt, const char *src, int64_t es, int64_t n,
 #endif
     if (nt > 64)
         nt = 64;
-    enum { NB = 1 << V_MSD };
+    enum { NB = 1 << V_MSD, TOP = 32 - V_MSD };
     bool f = dt == FERRY_FLOAT32;
     uint32_t flip = desc ? 0xffffffffu : 0;
     int64_t(*cnt)[NB] = calloc((size_t)nt, sizeof(int64_t[NB]));
@@ -804,10 +825,13 @@ static int sort_packed32(ferry_dtype dt, const char *src, int64_t es, int64_t n,
 #endif
         for (int u = t; u < nt; u += T) {
             int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
-            if (f)
-                pspread(true, flip, src, es, s0, s1, sh, cnt[u], a, wc + NB * t, stream);
+#define V_SPREAD(F, SH)                                                                     \
+    pspread(F, flip, src, es, s0, s1, SH, cnt[u], a, wc + NB * t, stream)
+            if (sh == TOP)
+                f ? V_SPREAD(true, TOP) : V_SPREAD(false, TOP);
             else
-                pspread(false, flip, src, es, s0, s1, sh, cnt[u], a, wc + NB * t, stream);
+                f ? V_SPREAD(true, sh) : V_SPREAD(false, sh);
+#undef V_SPREAD
         }
 #pragma omp barrier
         uint64_t *wt = w + maxb * t;
@@ -816,10 +840,13 @@ static int sort_packed32(ferry_dtype dt, const char *src, int64_t es, int64_t n,
             int64_t b0 = start[d], m = start[d + 1] - b0;
             if (m == 0 || b0 >= k)
                 continue;
-            if (f)
-                pbucket(true, flip, sh, a + b0, wt, m, b0, k, src, es, vdst, ves, idst, ies);
+#define V_BUCKET(F, SH)                                                                     \
+    pbucket(F, flip, SH, a + b0, wt, m, b0, k, src, es, vdst, ves, idst, ies)
+            if (sh == TOP)
+                f ? V_BUCKET(true, TOP) : V_BUCKET(false, TOP);
             else
-                pbucket(false, flip, sh, a + b0, wt, m, b0, k, src, es, vdst, ves, idst, ies);
+                f ? V_BUCKET(true, sh) : V_BUCKET(false, sh);
+#undef V_BUCKET
         }
     }
     if (!direct)
