@@ -7,11 +7,16 @@
  * index): every result is stable, whatever `stable` says. Rows sort by LSD radix on the
  * key bytes (passes whose digit is the same for every element are skipped), short rows
  * by insertion; one long row runs each radix pass on all threads (per-thread histograms,
- * then each thread scatters its chunk: stable since chunks are in order). topk with a
- * small k keeps a heap of the k best per thread in one read of the row. */
+ * then each thread scatters its chunk: stable since chunks are in order). One long row
+ * of float32 or int32 instead takes an MSD pass into buckets and finishes each bucket
+ * in cache (sort_values32, sort_packed32). topk with a small k keeps a heap of the k
+ * best per thread in one read of the row. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -242,10 +247,22 @@ static void radix_packed_par(uint64_t *a, uint64_t *tmp, int64_t n, int lo, int 
 /* ---- values only, 32-bit keys: one long row of float32 or int32 ----
  * Without indices the order of equal keys is invisible except between -0.0 and +0.0, so
  * here -0.0 sorts before +0.0 (an unstable sort may place them either way) and the key
- * maps back to the value: 4 bytes an element move per pass instead of 8, in three
- * passes of 11 bits. NaNs come back as one quiet NaN of the same sign-free bits. */
+ * maps back to the value. NaNs come back as one quiet NaN of the same sign-free bits.
+ * One MSD pass on V_MSD bits (the top ones that differ somewhere in the row) spreads the
+ * keys into buckets (a first read of the input only counts, so the keys are written
+ * once, straight into their buckets in the output when it is contiguous: no scratch of
+ * the row's size to fault in); each bucket then finishes in cache with up to two LSD
+ * passes on the bits below the digit through a per-thread scratch of the largest bucket,
+ * the last pass writing the values out. Buckets go to threads one at a time, since their
+ * sizes follow the data (float exponents crowd a few of them). When one bucket holds
+ * more than a thread's share of the row, the row takes three LSD passes of 11 bits over
+ * all of it instead. */
 #define V_BITS 11
 #define V_BINS (1 << V_BITS)
+#define V_MSD 11
+#define V_LO0 11
+#define V_LO1 (32 - V_MSD - V_LO0)
+#define V_SMALL 32
 
 static inline uint32_t vkey_f32(uint32_t b)
 {
@@ -259,16 +276,256 @@ static inline uint32_t vkey_f32_inv(uint32_t k)
     return (k & 0x80000000u) ? (k ^ 0x80000000u) : ~k;
 }
 
-static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst, int64_t des,
-                          int64_t n, bool desc)
+#define V_INLINE static inline __attribute__((always_inline))
+
+/* The key of b; fold: -0.0 takes +0.0's key (the sorts with indices, as key_at). */
+V_INLINE uint32_t vkey(bool f, bool fold, uint32_t flip, uint32_t b)
 {
+    if (f && fold && (b & 0x7fffffffu) == 0)
+        b = 0;
+    return (f ? vkey_f32(b) : b ^ 0x80000000u) ^ flip;
+}
+
+V_INLINE uint32_t vval(bool f, uint32_t flip, uint32_t k)
+{
+    k ^= flip;
+    return f ? vkey_f32_inv(k) : k ^ 0x80000000u;
+}
+
+/* Sorts the m (< 2^32) keys k of one bucket on their low lob (<= V_LO0 + V_LO1) bits and
+ * writes their values to dst (which may be k itself); w: scratch of m words. */
+V_INLINE void vbucket(bool f, uint32_t flip, int lob, uint32_t *k, uint32_t *w, int64_t m,
+                      char *dst, int64_t des)
+{
+    if (m <= V_SMALL) {
+        for (int64_t i = 1; i < m; i++) {
+            uint32_t v = k[i];
+            int64_t j = i;
+            for (; j > 0 && k[j - 1] > v; j--)
+                k[j] = k[j - 1];
+            k[j] = v;
+        }
+        for (int64_t i = 0; i < m; i++) {
+            uint32_t b = vval(f, flip, k[i]);
+            memcpy(dst + i * des, &b, 4);
+        }
+        return;
+    }
+    uint32_t c0[1 << V_LO0] = {0}, c1[1 << V_LO1] = {0};
+    const int l0 = lob < V_LO0 ? lob : V_LO0;
+    const uint32_t m0 = (1u << l0) - 1, m1 = (1u << (lob - l0)) - 1;
+    for (int64_t i = 0; i < m; i++) {
+        c0[k[i] & m0]++;
+        c1[(k[i] >> V_LO0) & m1]++;
+    }
+    const uint32_t *s = k;
+    if (c0[k[0] & m0] != m) {
+        uint32_t sum = 0;
+        for (int d = 0; d <= (int)m0; d++) {
+            uint32_t c = c0[d];
+            c0[d] = sum;
+            sum += c;
+        }
+        for (int64_t i = 0; i < m; i++)
+            w[c0[k[i] & m0]++] = k[i];
+        s = w;
+    } else if ((char *)k == dst) {
+        /* The last pass cannot scatter within one array. */
+        memcpy(w, k, sizeof *k * (size_t)m);
+        s = w;
+    }
+    uint32_t sum = 0;
+    for (int d = 0; d <= (int)m1; d++) {
+        uint32_t c = c1[d];
+        c1[d] = sum;
+        sum += c;
+    }
+    if (des == 4) {
+        uint32_t *o = (uint32_t *)(void *)dst;
+        for (int64_t i = 0; i < m; i++)
+            o[c1[(s[i] >> V_LO0) & m1]++] = vval(f, flip, s[i]);
+    } else {
+        for (int64_t i = 0; i < m; i++) {
+            uint32_t b = vval(f, flip, s[i]);
+            memcpy(dst + c1[(s[i] >> V_LO0) & m1]++ * des, &b, 4);
+        }
+    }
+}
+
+/* Adds the counts of digit (key >> sh) & (NB - 1) over elements [s0, s1) to c, and the
+ * keys' OR and AND to *kor and *kand. Four tables, so that runs of one digit (common:
+ * float exponents cluster) do not wait on one counter. */
+V_INLINE void vcount(bool f, bool fold, uint32_t flip, const char *src, int64_t es, int64_t s0,
+                     int64_t s1, int sh, int64_t *c, uint32_t *kor, uint32_t *kand)
+{
+    enum { NB = 1 << V_MSD };
+    uint32_t h[4][NB], o = 0, a = 0xffffffffu;
+    for (int64_t b0 = s0; b0 < s1; b0 += (int64_t)1 << 30) {
+        int64_t b1 = s1 - b0 > ((int64_t)1 << 30) ? b0 + ((int64_t)1 << 30) : s1, i = b0;
+        memset(h, 0, sizeof h);
+        for (; i + 4 <= b1; i += 4) {
+            uint32_t x[4];
+            for (int u = 0; u < 4; u++) {
+                memcpy(&x[u], src + (i + u) * es, 4);
+                x[u] = vkey(f, fold, flip, x[u]);
+                o |= x[u];
+                a &= x[u];
+            }
+            for (int u = 0; u < 4; u++)
+                h[u][(x[u] >> sh) & (NB - 1)]++;
+        }
+        for (; i < b1; i++) {
+            uint32_t x;
+            memcpy(&x, src + i * es, 4);
+            x = vkey(f, fold, flip, x);
+            o |= x;
+            a &= x;
+            h[0][(x >> sh) & (NB - 1)]++;
+        }
+        for (int d = 0; d < NB; d++)
+            c[d] += (int64_t)h[0][d] + h[1][d] + h[2][d] + h[3][d];
+    }
+    *kor |= o;
+    *kand &= a;
+}
+
+/* vcount with f, fold and the usual digit (the top bits) as constants in its loops. */
+static void vcount_any(bool f, bool fold, uint32_t flip, const char *src, int64_t es, int64_t s0,
+                       int64_t s1, int sh, int64_t *c, uint32_t *kor, uint32_t *kand)
+{
+    enum { TOP = 32 - V_MSD };
+#define V_COUNT(F, FOLD, SH) vcount(F, FOLD, flip, src, es, s0, s1, SH, c, kor, kand)
+    if (sh == TOP) {
+        if (f)
+            fold ? V_COUNT(true, true, TOP) : V_COUNT(true, false, TOP);
+        else
+            V_COUNT(false, false, TOP);
+    } else {
+        if (f)
+            fold ? V_COUNT(true, true, sh) : V_COUNT(true, false, sh);
+        else
+            V_COUNT(false, false, sh);
+    }
+#undef V_COUNT
+}
+
+/* Counts the MSD digit of every chunk (one per thread, nt of them) into cnt and turns the
+ * counts into each chunk's first slot per bucket; start: each bucket's first position
+ * (NB + 1 entries). The digit is the top V_MSD bits that differ somewhere in the row (a
+ * second count when the top bits are all the same: small integers, floats of one
+ * exponent), returned as its shift; the bits below it are what the buckets sort.
+ * *maxb: the largest bucket. */
+static int msd_count(bool f, bool fold, uint32_t flip, const char *src, int64_t es, int64_t n,
+                     int nt, int64_t (*cnt)[1 << V_MSD], int64_t *start, int64_t *maxb)
+{
+    enum { NB = 1 << V_MSD };
+    int sh = 32 - V_MSD;
+    for (int round = 0; round < 2; round++) {
+        uint32_t kor = 0, kand = 0xffffffffu;
+        memset(cnt, 0, sizeof(int64_t[NB]) * (size_t)nt);
+#pragma omp parallel num_threads(nt)
+        {
+            int t = 0, T = 1;
 #ifdef _OPENMP
-    int nt = omp_get_max_threads();
-#else
-    int nt = 1;
+            t = omp_get_thread_num();
+            T = omp_get_num_threads();
 #endif
-    if (nt > 64)
-        nt = 64;
+            uint32_t o = 0, a = 0xffffffffu;
+            /* A team smaller than asked for counts the missing threads' chunks too. */
+            for (int u = t; u < nt; u += T) {
+                int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
+                vcount_any(f, fold, flip, src, es, s0, s1, sh, cnt[u], &o, &a);
+            }
+#pragma omp critical(ferry_sort_msd)
+            {
+                kor |= o;
+                kand &= a;
+            }
+        }
+        uint32_t diff = kor ^ kand;
+        int top = diff ? 31 - __builtin_clz(diff) : 0;
+        int want = top + 1 > V_MSD ? top + 1 - V_MSD : 0;
+        if (round > 0 || want == sh)
+            break;
+        sh = want;
+    }
+    int64_t sum = 0, mb = 0;
+    for (int d = 0; d < NB; d++) {
+        start[d] = sum;
+        for (int u = 0; u < nt; u++) {
+            int64_t v = cnt[u][d];
+            cnt[u][d] = sum;
+            sum += v;
+        }
+        if (sum - start[d] > mb)
+            mb = sum - start[d];
+    }
+    start[NB] = sum;
+    *maxb = mb;
+    return sh;
+}
+
+/* One line of 16 keys out of a thread's write-combining buffer. Rows far larger than the
+ * cache stream past it: the buckets come back from memory anyway, and the stores then
+ * need not read the lines first. */
+V_INLINE void vline(void *o, const void *b, bool stream)
+{
+#ifdef __SSE2__
+    if (stream) {
+        for (int u = 0; u < 4; u++)
+            _mm_stream_si128((__m128i *)(void *)o + u, _mm_load_si128((const __m128i *)b + u));
+        return;
+    }
+#endif
+    (void)stream;
+    memcpy(o, b, 64);
+}
+
+/* Writes the keys of elements [s0, s1) into their buckets of out from c (each bucket's
+ * next slot for this chunk, advanced here). Keys gather per bucket in buf (one cache
+ * line each, aligned like out's lines), and only whole lines go out, so the thousands
+ * of buckets cost one store per 16 keys rather than a cache and TLB miss per key. A line
+ * shared with a neighbouring bucket or chunk goes out by plain stores of its own part. */
+V_INLINE void vspread(bool f, uint32_t flip, const char *src, int64_t es, int64_t s0, int64_t s1,
+                      int sh, int64_t *c, uint32_t *out, uint32_t (*buf)[16], bool stream)
+{
+    enum { NB = 1 << V_MSD };
+    const int64_t off = (int64_t)(((uintptr_t)out & 63) >> 2);
+    int64_t first[NB];
+    memcpy(first, c, sizeof first);
+    for (int64_t i = s0; i < s1; i++) {
+        uint32_t b;
+        memcpy(&b, src + i * es, 4);
+        uint32_t key = vkey(f, false, flip, b), d = (key >> sh) & (NB - 1);
+        int64_t p = c[d]++;
+        buf[d][(p + off) & 15] = key;
+        if (((p + 1 + off) & 15) == 0) {
+            int64_t l0 = p - 15;
+            if (l0 >= first[d])
+                vline(out + l0, buf[d], stream);
+            else
+                memcpy(out + first[d], &buf[d][(first[d] + off) & 15],
+                       sizeof *out * (size_t)(p + 1 - first[d]));
+        }
+    }
+    for (int d = 0; d < NB; d++) {
+        int64_t p = c[d], l0 = p - ((p + off) & 15);
+        if (l0 < first[d])
+            l0 = first[d];
+        if (l0 < p)
+            memcpy(out + l0, &buf[d][(l0 + off) & 15], sizeof *out * (size_t)(p - l0));
+    }
+#ifdef __SSE2__
+    /* Streaming stores are weakly ordered: other threads read these buckets next. */
+    if (stream)
+        _mm_sfence();
+#endif
+}
+
+/* The whole row by three LSD passes of V_BITS bits (keys and scratch of n words each). */
+static bool sort_values32_lsd(bool f, uint32_t flip, const char *src, int64_t es, char *dst,
+                              int64_t des, int64_t n, int nt)
+{
     uint32_t *a = malloc(sizeof(uint32_t) * (size_t)n), *tmp = malloc(sizeof(uint32_t) * (size_t)n);
     int64_t(*cnt)[V_BINS] = malloc(sizeof(int64_t[V_BINS]) * (size_t)nt);
     if (!a || !tmp || !cnt) {
@@ -277,13 +534,11 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
         free(cnt);
         return false;
     }
-    bool f = dt == FERRY_FLOAT32;
-    uint32_t flip = desc ? 0xffffffffu : 0;
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < n; i++) {
         uint32_t b;
         memcpy(&b, src + i * es, 4);
-        a[i] = (f ? vkey_f32(b) : b ^ 0x80000000u) ^ flip;
+        a[i] = vkey(f, false, flip, b);
     }
     for (int pass = 0; pass < 3; pass++) {
         int sh = pass * V_BITS;
@@ -326,14 +581,281 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
     }
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t i = 0; i < n; i++) {
-        uint32_t k = a[i] ^ flip;
-        uint32_t b = f ? vkey_f32_inv(k) : k ^ 0x80000000u;
+        uint32_t b = vval(f, flip, a[i]);
         memcpy(dst + i * des, &b, 4);
     }
     free(a);
     free(tmp);
     free(cnt);
     return true;
+}
+
+static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst, int64_t des,
+                          int64_t n, bool desc)
+{
+#ifdef _OPENMP
+    int nt = cpu_max_threads();
+#else
+    int nt = 1;
+#endif
+    if (nt > 64)
+        nt = 64;
+    enum { NB = 1 << V_MSD, TOP = 32 - V_MSD };
+    bool f = dt == FERRY_FLOAT32;
+    uint32_t flip = desc ? 0xffffffffu : 0;
+    int64_t(*cnt)[NB] = calloc((size_t)nt, sizeof(int64_t[NB]));
+    int64_t *start = malloc(sizeof(int64_t) * (NB + 1));
+    if (!cnt || !start) {
+        free(cnt);
+        free(start);
+        return false;
+    }
+    int64_t maxb;
+    int sh = msd_count(f, false, flip, src, es, n, nt, cnt, start, &maxb);
+    if (maxb * nt > n || maxb > (int64_t)UINT32_MAX) {
+        free(cnt);
+        free(start);
+        return sort_values32_lsd(f, flip, src, es, dst, des, n, nt);
+    }
+    /* The output holds the buckets unless it is strided, misaligned or overlaps the input
+     * (the spread reads each thread's chunk while the others write anywhere). */
+    bool direct = des == 4 && ((uintptr_t)dst & 3) == 0 &&
+                  (dst + 4 * n <= src || src + es * (n - 1) + 4 <= dst) && es > 0;
+    uint32_t *keys = direct ? (uint32_t *)(void *)dst : malloc(sizeof(uint32_t) * (size_t)n);
+    uint32_t *w = malloc(sizeof(uint32_t) * (size_t)(maxb * nt));
+    uint32_t(*wc)[16] = aligned_alloc(64, sizeof(uint32_t[16]) * NB * (size_t)nt);
+    bool stream = n >= ((int64_t)1 << 21);
+    if (!keys || !w || !wc) {
+        if (!direct)
+            free(keys);
+        free(w);
+        free(wc);
+        free(cnt);
+        free(start);
+        return false;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        T = omp_get_num_threads();
+#endif
+        for (int u = t; u < nt; u += T) {
+            int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
+#define V_SPREAD(F, SH) vspread(F, flip, src, es, s0, s1, SH, cnt[u], keys, wc + NB * t, stream)
+            if (sh == TOP)
+                f ? V_SPREAD(true, TOP) : V_SPREAD(false, TOP);
+            else
+                f ? V_SPREAD(true, sh) : V_SPREAD(false, sh);
+#undef V_SPREAD
+        }
+#pragma omp barrier
+        uint32_t *wt = w + maxb * t;
+#pragma omp for schedule(dynamic, 1)
+        for (int d = 0; d < NB; d++) {
+            int64_t b0 = start[d], m = start[d + 1] - b0;
+#define V_BUCKET(F, SH) vbucket(F, flip, SH, keys + b0, wt, m, dst + b0 * des, des)
+            if (sh == TOP)
+                f ? V_BUCKET(true, TOP) : V_BUCKET(false, TOP);
+            else
+                f ? V_BUCKET(true, sh) : V_BUCKET(false, sh);
+#undef V_BUCKET
+        }
+    }
+    if (!direct)
+        free(keys);
+    free(w);
+    free(wc);
+    free(cnt);
+    free(start);
+    return true;
+}
+
+/* ---- with indices, 32-bit keys: one long row of float32 or int32 ----
+ * The same MSD-then-buckets plan as the values-only sort, on packed words key << 32 |
+ * index (keys fold -0.0 onto +0.0 and every NaN onto one key, as key_at): the spread and
+ * each bucket's LSD passes are stable, so equal keys keep their input order. The last
+ * pass writes values and indices out, each value rebuilt from its key except where the
+ * key folded several values (zeros, NaNs): those are read back from the input. */
+
+/* vspread for packed words: 8 to a line. */
+V_INLINE void pspread(bool f, uint32_t flip, const char *src, int64_t es, int64_t s0, int64_t s1,
+                      int sh, int64_t *c, uint64_t *out, uint64_t (*buf)[8], bool stream)
+{
+    enum { NB = 1 << V_MSD };
+    const int64_t off = (int64_t)(((uintptr_t)out & 63) >> 3);
+    int64_t first[NB];
+    memcpy(first, c, sizeof first);
+    for (int64_t i = s0; i < s1; i++) {
+        uint32_t b;
+        memcpy(&b, src + i * es, 4);
+        uint32_t key = vkey(f, true, flip, b), d = (key >> sh) & (NB - 1);
+        int64_t p = c[d]++;
+        buf[d][(p + off) & 7] = (uint64_t)key << 32 | (uint64_t)i;
+        if (((p + 1 + off) & 7) == 0) {
+            int64_t l0 = p - 7;
+            if (l0 >= first[d])
+                vline(out + l0, buf[d], stream);
+            else
+                memcpy(out + first[d], &buf[d][(first[d] + off) & 7],
+                       sizeof *out * (size_t)(p + 1 - first[d]));
+        }
+    }
+    for (int d = 0; d < NB; d++) {
+        int64_t p = c[d], l0 = p - ((p + off) & 7);
+        if (l0 < first[d])
+            l0 = first[d];
+        if (l0 < p)
+            memcpy(out + l0, &buf[d][(l0 + off) & 7], sizeof *out * (size_t)(p - l0));
+    }
+#ifdef __SSE2__
+    if (stream)
+        _mm_sfence();
+#endif
+}
+
+/* One bucket of m (< 2^32) packed words a, at row position b0, sorted on the low key bits
+ * through w (m words) and written out: positions below k only. a may be the bucket's own
+ * part of idst. */
+V_INLINE void pbucket(bool f, uint32_t flip, int lob, const uint64_t *a, uint64_t *w, int64_t m,
+                      int64_t b0, int64_t k, const char *src, int64_t es, char *vdst, int64_t ves,
+                      char *idst, int64_t ies)
+{
+    uint32_t c0[1 << V_LO0] = {0}, c1[1 << V_LO1] = {0};
+    const int l0 = lob < V_LO0 ? lob : V_LO0;
+    const uint32_t m0 = (1u << l0) - 1, m1 = (1u << (lob - l0)) - 1;
+    for (int64_t i = 0; i < m; i++) {
+        uint32_t key = (uint32_t)(a[i] >> 32);
+        c0[key & m0]++;
+        c1[(key >> V_LO0) & m1]++;
+    }
+    const uint64_t *s = a;
+    if (c0[(uint32_t)(a[0] >> 32) & m0] != m) {
+        uint32_t sum = 0;
+        for (int d = 0; d <= (int)m0; d++) {
+            uint32_t c = c0[d];
+            c0[d] = sum;
+            sum += c;
+        }
+        for (int64_t i = 0; i < m; i++)
+            w[c0[(uint32_t)(a[i] >> 32) & m0]++] = a[i];
+        s = w;
+    } else if ((const char *)a == idst + b0 * 8) {
+        /* The last pass cannot scatter within one array. */
+        memcpy(w, a, sizeof *a * (size_t)m);
+        s = w;
+    }
+    uint32_t sum = 0;
+    for (int d = 0; d <= (int)m1; d++) {
+        uint32_t c = c1[d];
+        c1[d] = sum;
+        sum += c;
+    }
+    /* Keys that several values share: +-0.0 and the NaNs. */
+    const uint32_t kz = 0x80000000u ^ flip, kn = 0xffffffffu ^ flip;
+    for (int64_t i = 0; i < m; i++) {
+        uint32_t key = (uint32_t)(s[i] >> 32);
+        int64_t j = b0 + c1[(key >> V_LO0) & m1]++;
+        if (j >= k)
+            continue;
+        int64_t ix = (int64_t)(s[i] & 0xffffffffu);
+        uint32_t v;
+        if (f && (key == kz || key == kn))
+            memcpy(&v, src + ix * es, 4);
+        else
+            v = vval(f, flip, key);
+        memcpy(vdst + j * ves, &v, 4);
+        if (idst)
+            memcpy(idst + j * ies, &ix, 8);
+    }
+}
+
+/* 1: sorted; 0: out of memory; -1: the data crowd one bucket (the caller sorts). */
+static int sort_packed32(ferry_dtype dt, const char *src, int64_t es, int64_t n, int64_t k,
+                         bool desc, char *vdst, int64_t ves, char *idst, int64_t ies)
+{
+#ifdef _OPENMP
+    int nt = cpu_max_threads();
+#else
+    int nt = 1;
+#endif
+    if (nt > 64)
+        nt = 64;
+    enum { NB = 1 << V_MSD, TOP = 32 - V_MSD };
+    bool f = dt == FERRY_FLOAT32;
+    uint32_t flip = desc ? 0xffffffffu : 0;
+    int64_t(*cnt)[NB] = calloc((size_t)nt, sizeof(int64_t[NB]));
+    int64_t *start = malloc(sizeof(int64_t) * (NB + 1));
+    if (!cnt || !start) {
+        free(cnt);
+        free(start);
+        return 0;
+    }
+    int64_t maxb;
+    int sh = msd_count(f, true, flip, src, es, n, nt, cnt, start, &maxb);
+    if (maxb * nt > n || maxb > (int64_t)UINT32_MAX) {
+        free(cnt);
+        free(start);
+        return -1;
+    }
+    /* The index output, when it is the whole row and contiguous, holds the packed words:
+     * one buffer of the row's size less to fault in. */
+    bool direct = idst && k == n && ies == 8 && ((uintptr_t)idst & 7) == 0 &&
+                  (idst + 8 * n <= src || src + es * (n - 1) + 4 <= idst) && es > 0;
+    uint64_t *a = direct ? (uint64_t *)(void *)idst : malloc(sizeof(uint64_t) * (size_t)n);
+    uint64_t *w = malloc(sizeof(uint64_t) * (size_t)(maxb * nt));
+    uint64_t(*wc)[8] = aligned_alloc(64, sizeof(uint64_t[8]) * NB * (size_t)nt);
+    bool stream = n >= ((int64_t)1 << 20);
+    if (!a || !w || !wc) {
+        if (!direct)
+            free(a);
+        free(w);
+        free(wc);
+        free(cnt);
+        free(start);
+        return 0;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int t = 0, T = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        T = omp_get_num_threads();
+#endif
+        for (int u = t; u < nt; u += T) {
+            int64_t s0 = n * u / nt, s1 = n * (u + 1) / nt;
+#define V_SPREAD(F, SH)                                                                     \
+    pspread(F, flip, src, es, s0, s1, SH, cnt[u], a, wc + NB * t, stream)
+            if (sh == TOP)
+                f ? V_SPREAD(true, TOP) : V_SPREAD(false, TOP);
+            else
+                f ? V_SPREAD(true, sh) : V_SPREAD(false, sh);
+#undef V_SPREAD
+        }
+#pragma omp barrier
+        uint64_t *wt = w + maxb * t;
+#pragma omp for schedule(dynamic, 1)
+        for (int d = 0; d < NB; d++) {
+            int64_t b0 = start[d], m = start[d + 1] - b0;
+            if (m == 0 || b0 >= k)
+                continue;
+#define V_BUCKET(F, SH)                                                                     \
+    pbucket(F, flip, SH, a + b0, wt, m, b0, k, src, es, vdst, ves, idst, ies)
+            if (sh == TOP)
+                f ? V_BUCKET(true, TOP) : V_BUCKET(false, TOP);
+            else
+                f ? V_BUCKET(true, sh) : V_BUCKET(false, sh);
+#undef V_BUCKET
+        }
+    }
+    if (!direct)
+        free(a);
+    free(w);
+    free(wc);
+    free(cnt);
+    free(start);
+    return 1;
 }
 
 /* ---- row accessors ---- */
@@ -571,6 +1093,16 @@ static ferry_status cpu_sort(int32_t device, const ferry_op_args *args)
     }
     bool packed = key_bits(dt) <= 32 && n <= ((int64_t)1 << 32);
     size_t unit = packed ? sizeof(uint64_t) : sizeof(pair);
+    if (p->rows == 1 && n >= SORT_PAR_MIN && packed &&
+        (dt == FERRY_FLOAT32 || dt == FERRY_INT32)) {
+        int r = sort_packed32(dt, in.base, in.es, n, k, p->descending, vo.base, vo.es,
+                              has_idx ? io.base : NULL, io.es);
+        if (r == 0)
+            return cpu_host->error(FERRY_ERR_OUT_OF_MEMORY, "sort: out of memory (%lld elements)",
+                                   (long long)n);
+        if (r > 0)
+            return FERRY_OK;
+    }
     if (p->rows == 1 && n >= SORT_PAR_MIN) {
         void *buf = malloc(unit * 2 * (size_t)n);
         if (!buf)

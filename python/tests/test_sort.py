@@ -187,3 +187,75 @@ def test_same_as_torch():
     torch.sort(xt, 0)[0].pow(2).sum().backward()
     ferry.sort(xf, 0)[0].pow(2).sum().backward()
     assert np.allclose(xf.grad.numpy(), xt.grad.numpy(), equal_nan=True)
+
+
+# One long float32/int32 row on the cpu: msort (values only) against numpy.sort bit for
+# bit (-0.0 before +0.0 from the threaded length on, NaNs as one quiet NaN), sort with
+# indices against a stable lexsort, at lengths around the cpu's thresholds (threads from
+# 2^17 elements, streamed stores from 2^20 and 2^21) and with data spread over many top
+# bits, crowded into a few, or equal in their top bits (the cpu then takes its MSD digit
+# lower down). The thread count is read once per process, so each count runs in a child.
+_LONG_ROWS = r"""
+import numpy as np, ferry
+rng = np.random.default_rng(5)
+bad = []
+for n in (131071, 131072, 131089, (1 << 20) + 3, (1 << 21) + 7):
+    for kind in ("normal", "special", "crowded", "one_exponent", "int32", "int32_ext",
+                 "int32_small", "constant"):
+        if kind == "normal":
+            x = rng.standard_normal(n, dtype=np.float32)
+        elif kind == "special":
+            x = (rng.standard_normal(n, dtype=np.float32) * 1e30).astype(np.float32)
+            for v, step in ((np.nan, 7), (-0.0, 11), (0.0, 13), (np.inf, 17), (-np.inf, 19),
+                            (1e-45, 23)):
+                x[rng.integers(0, n, n // step)] = v
+        elif kind == "crowded":
+            x = (rng.integers(-8, 8, n) * 0.5).astype(np.float32)
+            x[::9] = -0.0
+        elif kind == "one_exponent":
+            x = (1 + rng.random(n, dtype=np.float32)).astype(np.float32)
+        elif kind == "int32_small":
+            x = rng.integers(0, 1000, n).astype(np.int32)
+        elif kind == "constant":
+            x = np.full(n, 7, np.int32)
+        elif kind == "int32":
+            x = rng.integers(-2**31, 2**31, n, dtype=np.int64).astype(np.int32)
+        else:
+            x = rng.integers(-2**31, 2**31, n, dtype=np.int64).astype(np.int32)
+            x[::5], x[::7], x[::9], x[::11] = -2**31, 2**31 - 1, 0, -1
+        t = ferry.from_numpy(x)
+        want = np.sort(x)
+        # Below the threaded length msort is the stable sort (zeros in input order).
+        if x.dtype == np.float32 and n >= 131072:
+            z = np.nonzero(want == 0)[0]
+            nneg = int(np.count_nonzero((x == 0) & np.signbit(x)))
+            want[z[:nneg]], want[z[nneg:]] = -0.0, 0.0
+        key = np.where(np.isnan(x), np.inf, x).astype(np.float64)
+        last = np.isnan(x)
+        if n < 131072:
+            want = x[np.lexsort((np.arange(n), key, last))]
+        got = ferry.msort(t).numpy()
+        if x.dtype == np.float32:
+            got[np.isnan(got)] = np.float32(np.nan)
+            want[np.isnan(want)] = np.float32(np.nan)
+        if not np.array_equal(got.view(np.uint32), want.view(np.uint32)):
+            bad.append((n, kind, "msort"))
+        for desc in (False, True):
+            o = np.lexsort((np.arange(n), -key if desc else key, ~last if desc else last))
+            v, i = t.sort(descending=desc)
+            if not (np.array_equal(i.numpy(), o) and
+                    np.array_equal(v.numpy().view(np.uint32), x[o].view(np.uint32))):
+                bad.append((n, kind, "sort", desc))
+assert not bad, bad
+"""
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_cpu_long_row_sorts(threads):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, FERRY_NUM_THREADS=threads)
+    r = subprocess.run([sys.executable, "-c", _LONG_ROWS], env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -2,6 +2,7 @@
  * against a reference sort done here in double. Every ferry kernel orders equal keys by
  * index (PyTorch's stable order), so indices are compared exactly, not only values; NaN
  * is the largest value and -0.0 equals +0.0, as PyTorch. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -383,12 +384,101 @@ static void test_sort_errors(void **state)
     conf_finish();
 }
 
+/* Order of the values-only sort: NaN last, -0.0 before +0.0 (the cpu's values-only
+ * sorts keep that order; other devices may give zeros of either sign in either order). */
+static int vals_cmp(const void *pa, const void *pb)
+{
+    float a = *(const float *)pa, b = *(const float *)pb;
+    if (isnan(a) || isnan(b))
+        return isnan(a) - isnan(b);
+    if (a != b)
+        return a < b ? -1 : 1;
+    return (int)(signbit(b) != 0) - (int)(signbit(a) != 0);
+}
+
+/* One long float32 row of mixed magnitudes with NaNs, infinities, zeros of both signs and
+ * denormals, and one crowded into few distinct values, at lengths around the cpu's
+ * thresholds (threaded sorts from 2^17, streamed stores from 2^20 and 2^21): values only,
+ * both directions, against qsort here. */
+static void test_sort_values_only_long_rows(void **state)
+{
+    (void)state;
+    const int64_t lens[] = {131072, 131083, 1048583, 2097152 + 9};
+    for (int li = 0; li < 4; li++) {
+        const int64_t n = lens[li];
+        float *x = malloc(sizeof(float) * (size_t)n), *want = malloc(sizeof(float) * (size_t)n),
+              *got = malloc(sizeof(float) * (size_t)n);
+        /* crowd 1: seven values; 2: one exponent, no special values (every key's top
+         * bits are the same). */
+        for (int crowd = 0; crowd < 3; crowd++) {
+            uint64_t s = 99 + (uint64_t)n;
+            for (int64_t i = 0; i < n; i++) {
+                s = s * 6364136223846793005ull + 1442695040888963407ull;
+                uint32_t r = (uint32_t)(s >> 32);
+                float v = crowd ? (float)(r % 7) - 3.0f
+                                : ldexpf((float)(r >> 8), (int)(r % 41) - 40);
+                if (r & 1)
+                    v = -v;
+                if (crowd == 2)
+                    v = 1.0f + ldexpf((float)(r >> 9), -23);
+                switch (crowd == 2 ? 96 : r % 97) {
+                case 0: v = NAN; break;
+                case 1: v = -0.0f; break;
+                case 2: v = 0.0f; break;
+                case 3: v = INFINITY; break;
+                case 4: v = -INFINITY; break;
+                case 5: v = 1e-45f; break;
+                default: break;
+                }
+                x[i] = v;
+            }
+            memcpy(want, x, sizeof(float) * (size_t)n);
+            qsort(want, (size_t)n, sizeof(float), vals_cmp);
+            CONF_FOR_EACH_DEVICE(dev) {
+                char kase[64];
+                snprintf(kase, sizeof kase, "one row of %lld%s, values only", (long long)n,
+                         crowd == 1 ? " (7 values)" : crowd == 2 ? " (in [1, 2))" : "");
+                conf_where w = {"sort", "float32", kase, dev};
+                ferry_tensor *t = ferry_tensor_from_data(x, FERRY_FLOAT32, 1, &n, dev);
+                for (int desc = 0; t && desc < 2; desc++) {
+                    ferry_tensor *v = NULL;
+                    if (ferry_sort(t, 0, desc, false, &v, NULL) != FERRY_OK ||
+                        ferry_tensor_copy_to_host(v, got, sizeof(float) * (size_t)n) != FERRY_OK) {
+                        conf_fail_call(&w, "ferry_sort(indices=NULL)");
+                        ferry_tensor_release(v);
+                        continue;
+                    }
+                    for (int64_t q = 0, bad = 0; q < n && bad < 3; q++) {
+                        float e = want[desc ? n - 1 - q : q], g = got[q];
+                        bool ok = isnan(e) ? isnan(g) : g == e;
+                        if (ok && conf_is_cpu(dev) && !isnan(e))
+                            ok = signbit(g) == signbit(e);
+                        if (!ok) {
+                            conf_fail(&w, "%s element %lld: %g, expected %g",
+                                      desc ? "descending" : "ascending", (long long)q, (double)g,
+                                      (double)e);
+                            bad++;
+                        }
+                    }
+                    ferry_tensor_release(v);
+                }
+                ferry_tensor_release(t);
+            }
+        }
+        free(x);
+        free(want);
+        free(got);
+    }
+    conf_finish();
+}
+
 int conf_group_sort(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sort_matches_reference_on_every_dtype_case_and_device),
         cmocka_unit_test(test_sort_nan_and_signed_zero),
         cmocka_unit_test(test_sort_long_rows),
+        cmocka_unit_test(test_sort_values_only_long_rows),
         cmocka_unit_test(test_sort_errors),
     };
     return cmocka_run_group_tests_name("sort", tests, NULL, NULL);
