@@ -313,7 +313,7 @@ static void ocl_cache_prune(const char *dir, const char *keep)
             files = grown;
             cap = ncap;
         }
-        snprintf(files[n].name, sizeof files[n].name, "%s", name);
+        memcpy(files[n].name, name, len + 1); /* len < sizeof name, checked above */
         files[n].size = (uint64_t)st.st_size;
         files[n].used = st.st_mtim;
         n++;
