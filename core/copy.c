@@ -236,8 +236,9 @@ static ferry_status copy_pipelined(pipeline *p)
 /* Whether a pipeline of `threads` threads has a core for each. The legs are memcpy-like
  * work on the CPU for host-side backends (sim, PoCL) and the MPI shared-memory transport
  * copies on the CPU too: under mpirun, which binds each rank to one core, a staged 64 MiB
- * all_reduce of sim tensors ran at 0.52-0.57 of cpu tensors with its three threads
- * taking turns on that core, and at 0.91-1.02 with every leg on the caller's thread.
+ * all_reduce of sim tensors in 8 MiB chunks ran at 0.52-0.57 of cpu tensors with its
+ * three threads taking turns on that core, and at 0.74 with every leg on the caller's
+ * thread.
  * FERRY_STAGING_OVERLAP=1|0 forces the choice (tests run both). */
 static bool stage_overlap(int threads)
 {

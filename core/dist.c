@@ -53,10 +53,12 @@ static struct {
 } dist;
 
 /* Bytes per chunk, smaller than to()'s staging chunk: a staged chunk is written and then
- * read back by MPI, and a chunk that stays in the core's cache saves both trips to memory.
- * 2 ranks on the 2-core AMD EPYC (Zen 5, 1 MiB L2 a core), 64 MiB all_reduce: sim tensors
- * ran at 0.74 of cpu tensors with 8 MiB chunks and 0.91-1.02 with 0.5-2 MiB ones, and
- * cpu tensors took about as long either way (MPI's own copies run from memory). */
+ * read back by MPI, and a chunk that stays in cache saves both trips to memory. 2 ranks
+ * on the 2-core AMD EPYC (Zen 5, 1 MiB L2 a core), 64 MiB all_reduce with every leg on
+ * the caller's thread, quiet: sim tensors ran at 0.74 of cpu tensors with 8 MiB chunks,
+ * 0.67-0.85 with 2 MiB and 0.91-0.98 with 512 KiB ones; but 512 KiB chunks cost cpu
+ * tensors 5-7% against one MPI_Allreduce at 4 MiB, 2 MiB ones nothing measurable. Every
+ * rank must make the same calls, so the size cannot follow each machine's cache. */
 #define DIST_CHUNK ((size_t)2 << 20)
 
 static const char not_initialized[] =
