@@ -466,6 +466,49 @@ static int msd_count(bool f, bool fold, uint32_t flip, const char *src, int64_t 
     return sh;
 }
 
+/* What both MSD sorts plan before they spread: the threads, the digit's shift and each
+ * chunk's and bucket's first slots (msd_count). */
+typedef struct msd_plan {
+    int nt, sh;
+    int64_t (*cnt)[1 << V_MSD];
+    int64_t *start;
+    int64_t maxb;
+} msd_plan;
+
+static void msd_plan_free(msd_plan *pl)
+{
+    free(pl->cnt);
+    free(pl->start);
+    pl->cnt = NULL;
+    pl->start = NULL;
+}
+
+/* 1: planned; 0: out of memory; -1: one bucket would hold more than a thread's share of
+ * the row (or 2^32 keys), so the caller sorts another way (pl->nt is set either way). */
+static int msd_plan_make(bool f, bool fold, uint32_t flip, const char *src, int64_t es,
+                         int64_t n, msd_plan *pl)
+{
+#ifdef _OPENMP
+    pl->nt = cpu_max_threads();
+#else
+    pl->nt = 1;
+#endif
+    if (pl->nt > 64)
+        pl->nt = 64;
+    pl->cnt = calloc((size_t)pl->nt, sizeof pl->cnt[0]);
+    pl->start = malloc(sizeof(int64_t) * ((1 << V_MSD) + 1));
+    if (!pl->cnt || !pl->start) {
+        msd_plan_free(pl);
+        return 0;
+    }
+    pl->sh = msd_count(f, fold, flip, src, es, n, pl->nt, pl->cnt, pl->start, &pl->maxb);
+    if (pl->maxb * pl->nt > n || pl->maxb > (int64_t)UINT32_MAX) {
+        msd_plan_free(pl);
+        return -1;
+    }
+    return 1;
+}
+
 /* One line of 16 keys out of a thread's write-combining buffer. Rows far larger than the
  * cache stream past it: the buckets come back from memory anyway, and the stores then
  * need not read the lines first. */
@@ -611,30 +654,16 @@ static bool sort_values32_lsd(bool f, uint32_t flip, const char *src, int64_t es
 static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst, int64_t des,
                           int64_t n, bool desc)
 {
-#ifdef _OPENMP
-    int nt = cpu_max_threads();
-#else
-    int nt = 1;
-#endif
-    if (nt > 64)
-        nt = 64;
     enum { NB = 1 << V_MSD, TOP = 32 - V_MSD };
     bool f = dt == FERRY_FLOAT32;
     uint32_t flip = desc ? 0xffffffffu : 0;
-    int64_t(*cnt)[NB] = calloc((size_t)nt, sizeof(int64_t[NB]));
-    int64_t *start = malloc(sizeof(int64_t) * (NB + 1));
-    if (!cnt || !start) {
-        free(cnt);
-        free(start);
-        return false;
-    }
-    int64_t maxb;
-    int sh = msd_count(f, false, flip, src, es, n, nt, cnt, start, &maxb);
-    if (maxb * nt > n || maxb > (int64_t)UINT32_MAX) {
-        free(cnt);
-        free(start);
-        return sort_values32_lsd(f, flip, src, es, dst, des, n, nt);
-    }
+    msd_plan pl;
+    int planned = msd_plan_make(f, false, flip, src, es, n, &pl);
+    if (planned <= 0)
+        return planned < 0 && sort_values32_lsd(f, flip, src, es, dst, des, n, pl.nt);
+    const int nt = pl.nt, sh = pl.sh;
+    const int64_t maxb = pl.maxb, *start = pl.start;
+    int64_t(*cnt)[NB] = pl.cnt;
     /* The output holds the buckets unless it is strided, misaligned or overlaps the input
      * (the spread reads each thread's chunk while the others write anywhere). */
     bool direct = des == 4 && ((uintptr_t)dst & 3) == 0 &&
@@ -648,8 +677,7 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
             free(keys);
         free(w);
         free(wc);
-        free(cnt);
-        free(start);
+        msd_plan_free(&pl);
         return false;
     }
 #pragma omp parallel num_threads(nt)
@@ -686,8 +714,7 @@ static bool sort_values32(ferry_dtype dt, const char *src, int64_t es, char *dst
         free(keys);
     free(w);
     free(wc);
-    free(cnt);
-    free(start);
+    msd_plan_free(&pl);
     return true;
 }
 
@@ -748,30 +775,16 @@ V_INLINE void pbucket(bool f, uint32_t flip, int lob, const uint64_t *a, uint64_
 static int sort_packed32(ferry_dtype dt, const char *src, int64_t es, int64_t n, int64_t k,
                          bool desc, char *vdst, int64_t ves, char *idst, int64_t ies)
 {
-#ifdef _OPENMP
-    int nt = cpu_max_threads();
-#else
-    int nt = 1;
-#endif
-    if (nt > 64)
-        nt = 64;
     enum { NB = 1 << V_MSD, TOP = 32 - V_MSD };
     bool f = dt == FERRY_FLOAT32;
     uint32_t flip = desc ? 0xffffffffu : 0;
-    int64_t(*cnt)[NB] = calloc((size_t)nt, sizeof(int64_t[NB]));
-    int64_t *start = malloc(sizeof(int64_t) * (NB + 1));
-    if (!cnt || !start) {
-        free(cnt);
-        free(start);
-        return 0;
-    }
-    int64_t maxb;
-    int sh = msd_count(f, true, flip, src, es, n, nt, cnt, start, &maxb);
-    if (maxb * nt > n || maxb > (int64_t)UINT32_MAX) {
-        free(cnt);
-        free(start);
-        return -1;
-    }
+    msd_plan pl;
+    int planned = msd_plan_make(f, true, flip, src, es, n, &pl);
+    if (planned <= 0)
+        return planned;
+    const int nt = pl.nt, sh = pl.sh;
+    const int64_t maxb = pl.maxb, *start = pl.start;
+    int64_t(*cnt)[NB] = pl.cnt;
     /* The index output, when it is the whole row and contiguous, holds the packed words:
      * one buffer of the row's size less to fault in. */
     bool direct = idst && k == n && ies == 8 && ((uintptr_t)idst & 7) == 0 &&
@@ -785,8 +798,7 @@ static int sort_packed32(ferry_dtype dt, const char *src, int64_t es, int64_t n,
             free(a);
         free(w);
         free(wc);
-        free(cnt);
-        free(start);
+        msd_plan_free(&pl);
         return 0;
     }
 #pragma omp parallel num_threads(nt)
@@ -826,8 +838,7 @@ static int sort_packed32(ferry_dtype dt, const char *src, int64_t es, int64_t n,
         free(a);
     free(w);
     free(wc);
-    free(cnt);
-    free(start);
+    msd_plan_free(&pl);
     return 1;
 }
 

@@ -249,7 +249,8 @@ static uint64_t ocl_cache_budget(void)
         char *end = NULL;
         errno = 0;
         unsigned long long mb = strtoull(s, &end, 10);
-        if (*end == '\0' && errno == 0 && s[0] != '-')
+        /* strtoull takes leading blanks and a minus sign (wrapping): digits only. */
+        if (*end == '\0' && errno == 0 && s[0] >= '0' && s[0] <= '9')
             return mb > ((uint64_t)1 << 40) ? UINT64_MAX : (uint64_t)mb << 20;
         ocl_host->log(FERRY_LOG_WARN, "opencl",
                       "FERRY_OPENCL_CACHE_MB=%s is not a number of megabytes: keeping %d", s,

@@ -182,6 +182,19 @@ static void test_cache_prunes_the_least_recently_used_beyond_its_budget(void **s
     assert_int_equal(stat(path, &st), 0);
     assert_true(st.st_size > 64);
 
+    /* A value that is no number of megabytes warns and keeps the default budget (128 MB):
+     * nothing planted goes. */
+    setenv("FERRY_OPENCL_CACHE_MB", " -1", 1);
+    garbage(path, 0);
+    run_kernel();
+    assert_true(planted(d, "opencl-00000000000000a2.bin"));
+    assert_true(planted(d, "opencl-00000000000000a3.bin"));
+    plant(d, "opencl-00000000000000a7.bin", 1, 5000);
+    setenv("FERRY_OPENCL_CACHE_MB", "abc", 1);
+    garbage(path, 0);
+    run_kernel();
+    assert_true(planted(d, "opencl-00000000000000a7.bin"));
+
     /* A budget of 0 keeps only the entry just written. */
     setenv("FERRY_OPENCL_CACHE_MB", "0", 1);
     garbage(path, 0);
