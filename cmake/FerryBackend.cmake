@@ -1,8 +1,8 @@
 # ferry_add_backend(<name> SOURCES <src>... [LIBRARIES <lib>...] [OUTPUT_DIRECTORY <dir>])
 #
 # Builds libferry-backend-<name>.so, the one shape every ferry backend has: a MODULE
-# library with hidden visibility that exports only ferry_backend_entry. Used by the
-# in-tree backends and, from the installed package, by third-party plugins.
+# library with hidden visibility that exports only its entry symbol (ferry_backend_entry2).
+# Used by the in-tree backends and, from the installed package, by third-party plugins.
 function(ferry_add_backend name)
   cmake_parse_arguments(ARG "" "OUTPUT_DIRECTORY" "SOURCES;LIBRARIES" ${ARGN})
   set(target ferry-backend-${name})

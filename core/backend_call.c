@@ -47,6 +47,22 @@ const ferry_host_api *ferry__host_api(void)
     return &host_api;
 }
 
+/* The host table did not change in 2.0, but a 1.x plugin refuses one whose abi_major is
+ * not its own (it may not trust the layout), so it gets the same services under 1.2. */
+static const ferry_host_api host_api_v1 = {
+    .abi_major = 1,
+    .abi_minor = 2,
+    .struct_size = sizeof(ferry_host_api),
+    .error = host_error,
+    .log = host_log,
+    .device_lost = ferry__device_lost,
+};
+
+const ferry_host_api *ferry__host_api_v1(void)
+{
+    return &host_api_v1;
+}
+
 /* ---- fault injection ---- */
 
 enum fault_point { FAULT_ALLOC, FAULT_COPY_FROM_HOST, FAULT_COPY_TO_HOST, FAULT_COPY_ON_DEVICE,
@@ -137,7 +153,7 @@ ferry_status ferry__be_alloc(ferry_backend *be, int32_t dev, size_t nbytes, void
     *buf = NULL;
     if (fault_hit(FAULT_ALLOC, be, dev))
         return FERRY_ERR_OUT_OF_MEMORY;
-    ferry_status st = be->ops->alloc(dev, nbytes, buf);
+    ferry_status st = be->ops->alloc(be->ctx, dev, nbytes, buf);
     if (st == FERRY_OK && !*buf) {
         char name[32];
         return ferry__error(FERRY_ERR_BACKEND, "%s: alloc of %zu bytes returned no buffer",
@@ -153,7 +169,7 @@ void ferry__be_free(ferry_backend *be, int32_t dev, void *buf)
     /* Work that left no record (stream.c) may still use it: free is called only once
      * none does. */
     ferry__track_unrecorded_wait(be, dev);
-    be->ops->free(dev, buf);
+    be->ops->free(be->ctx, dev, buf);
 }
 
 ferry_status ferry__be_copy_from_host(ferry_backend *be, int32_t dev, void *dst, size_t dst_off,
@@ -164,7 +180,7 @@ ferry_status ferry__be_copy_from_host(ferry_backend *be, int32_t dev, void *dst,
     if (fault_hit(FAULT_COPY_FROM_HOST, be, dev))
         return FERRY_ERR_BACKEND;
     ferry_access acc[] = {{be, dev, dst, true}};
-    TRACKED(be, dev, acc, be->ops->copy_from_host(dev, dst, dst_off, src, nbytes));
+    TRACKED(be, dev, acc, be->ops->copy_from_host(be->ctx, dev, dst, dst_off, src, nbytes));
 }
 
 ferry_status ferry__be_copy_to_host(ferry_backend *be, int32_t dev, void *dst, const void *src,
@@ -175,7 +191,7 @@ ferry_status ferry__be_copy_to_host(ferry_backend *be, int32_t dev, void *dst, c
     if (fault_hit(FAULT_COPY_TO_HOST, be, dev))
         return FERRY_ERR_BACKEND;
     ferry_access acc[] = {{be, dev, src, false}};
-    TRACKED(be, dev, acc, be->ops->copy_to_host(dev, dst, src, src_off, nbytes));
+    TRACKED(be, dev, acc, be->ops->copy_to_host(be->ctx, dev, dst, src, src_off, nbytes));
 }
 
 ferry_status ferry__be_copy_on_device(ferry_backend *be, int32_t dev, void *dst, size_t dst_off,
@@ -186,17 +202,18 @@ ferry_status ferry__be_copy_on_device(ferry_backend *be, int32_t dev, void *dst,
     if (fault_hit(FAULT_COPY_ON_DEVICE, be, dev))
         return FERRY_ERR_BACKEND;
     ferry_access acc[] = {{be, dev, dst, true}, {be, dev, src, false}};
-    TRACKED(be, dev, acc, be->ops->copy_on_device(dev, dst, dst_off, src, src_off, nbytes));
+    TRACKED(be, dev, acc,
+            be->ops->copy_on_device(be->ctx, dev, dst, dst_off, src, src_off, nbytes));
 }
 
 ferry_status ferry__be_synchronize(ferry_backend *be, int32_t dev)
 {
-    return be->ops->synchronize(dev);
+    return be->ops->synchronize(be->ctx, dev);
 }
 
 ferry_status ferry__be_device_info(ferry_backend *be, int32_t dev, ferry_device_info *out)
 {
-    return be->ops->device_info(dev, out);
+    return be->ops->device_info(be->ctx, dev, out);
 }
 
 /* ---- optional entries: absent (or beyond an older plugin's table) = unsupported ---- */
@@ -214,7 +231,7 @@ ferry_status ferry__be_copy_peer(ferry_backend *be, int32_t dst_dev, void *dst, 
         return FERRY_ERR_BACKEND;
     ferry_access acc[] = {{be, dst_dev, dst, true}, {be, src_dev, src, false}};
     TRACKED(be, dst_dev, acc,
-            be->ops->copy_peer(dst_dev, dst, dst_off, src_dev, src, src_off, nbytes));
+            be->ops->copy_peer(be->ctx, dst_dev, dst, dst_off, src_dev, src, src_off, nbytes));
 }
 
 ferry_status ferry__be_host_alloc(ferry_backend *be, size_t nbytes, void **ptr)
@@ -222,13 +239,13 @@ ferry_status ferry__be_host_alloc(ferry_backend *be, size_t nbytes, void **ptr)
     *ptr = NULL;
     if (!OPTIONAL(be, host_alloc) || !OPTIONAL(be, host_free))
         return FERRY_ERR_UNSUPPORTED;
-    return be->ops->host_alloc(nbytes, ptr);
+    return be->ops->host_alloc(be->ctx, nbytes, ptr);
 }
 
 void ferry__be_host_free(ferry_backend *be, void *ptr)
 {
     if (ptr && OPTIONAL(be, host_free))
-        be->ops->host_free(ptr);
+        be->ops->host_free(be->ctx, ptr);
 }
 
 ferry_status ferry__be_host_map(ferry_backend *be, int32_t dev, void *buf, size_t off,
@@ -239,7 +256,7 @@ ferry_status ferry__be_host_map(ferry_backend *be, int32_t dev, void *buf, size_
         return FERRY_ERR_UNSUPPORTED;
     if (fault_hit(FAULT_HOST_MAP, be, dev))
         return FERRY_ERR_BACKEND;
-    ferry_status st = be->ops->host_map(dev, buf, off, nbytes, write, ptr);
+    ferry_status st = be->ops->host_map(be->ctx, dev, buf, off, nbytes, write, ptr);
     if (st == FERRY_OK && !*ptr) {
         char name[32];
         return ferry__error(FERRY_ERR_BACKEND, "%s: host_map of %zu bytes returned no pointer",
@@ -253,7 +270,7 @@ ferry_status ferry__be_host_unmap(ferry_backend *be, int32_t dev, void *buf, voi
     /* An injected failure still ends the mapping, as a real one leaves nothing mapped
      * for the core to undo. */
     bool fail = fault_hit(FAULT_HOST_UNMAP, be, dev);
-    ferry_status st = be->ops->host_unmap(dev, buf, ptr);
+    ferry_status st = be->ops->host_unmap(be->ctx, dev, buf, ptr);
     return fail ? FERRY_ERR_BACKEND : st;
 }
 
@@ -261,8 +278,9 @@ ferry_status ferry__be_host_unmap(ferry_backend *be, int32_t dev, void *buf, voi
 static bool kernel_declined(ferry_backend *be, int32_t dev, ferry_op op, int subop,
                             const ferry_dtype *dtypes, int n)
 {
-    bool (*supports)(int32_t, ferry_op, int, const ferry_dtype *, int) = OPTIONAL(be, supports);
-    return supports && !supports(dev, op, subop, dtypes, n);
+    bool (*supports)(void *, int32_t, ferry_op, int, const ferry_dtype *, int) =
+        OPTIONAL(be, supports);
+    return supports && !supports(be->ctx, dev, op, subop, dtypes, n);
 }
 
 ferry_status ferry__be_fill(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
@@ -272,7 +290,7 @@ ferry_status ferry__be_fill(ferry_backend *be, int32_t dev, const ferry_kernel_t
     if (!OPTIONAL(be, fill) || kernel_declined(be, dev, FERRY_OP_FILL, 0, dt, 1))
         return FERRY_ERR_UNSUPPORTED;
     ferry_access acc[] = {W(be, dev, out)};
-    TRACKED(be, dev, acc, be->ops->fill(dev, out, value));
+    TRACKED(be, dev, acc, be->ops->fill(be->ctx, dev, out, value));
 }
 
 ferry_status ferry__be_cast(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
@@ -282,7 +300,7 @@ ferry_status ferry__be_cast(ferry_backend *be, int32_t dev, const ferry_kernel_t
     if (!OPTIONAL(be, cast) || kernel_declined(be, dev, FERRY_OP_CAST, 0, dt, 2))
         return FERRY_ERR_UNSUPPORTED;
     ferry_access acc[] = {W(be, dev, out), R(be, dev, in)};
-    TRACKED(be, dev, acc, be->ops->cast(dev, out, in));
+    TRACKED(be, dev, acc, be->ops->cast(be->ctx, dev, out, in));
 }
 
 ferry_status ferry__be_copy_strided(ferry_backend *be, int32_t dev, const ferry_kernel_tensor *out,
@@ -292,7 +310,7 @@ ferry_status ferry__be_copy_strided(ferry_backend *be, int32_t dev, const ferry_
     if (!OPTIONAL(be, copy_strided) || kernel_declined(be, dev, FERRY_OP_COPY_STRIDED, 0, dt, 2))
         return FERRY_ERR_UNSUPPORTED;
     ferry_access acc[] = {W(be, dev, out), R(be, dev, in)};
-    TRACKED(be, dev, acc, be->ops->copy_strided(dev, out, in));
+    TRACKED(be, dev, acc, be->ops->copy_strided(be->ctx, dev, out, in));
 }
 
 ferry_status ferry__be_unary(ferry_backend *be, int32_t dev, ferry_unary_op op,
@@ -302,7 +320,7 @@ ferry_status ferry__be_unary(ferry_backend *be, int32_t dev, ferry_unary_op op,
     if (!OPTIONAL(be, unary) || kernel_declined(be, dev, FERRY_OP_UNARY, (int)op, dt, 2))
         return FERRY_ERR_UNSUPPORTED;
     ferry_access acc[] = {W(be, dev, out), R(be, dev, in)};
-    TRACKED(be, dev, acc, be->ops->unary(dev, op, out, in));
+    TRACKED(be, dev, acc, be->ops->unary(be->ctx, dev, op, out, in));
 }
 
 ferry_status ferry__be_binary(ferry_backend *be, int32_t dev, ferry_binary_op op,
@@ -313,7 +331,7 @@ ferry_status ferry__be_binary(ferry_backend *be, int32_t dev, ferry_binary_op op
     if (!OPTIONAL(be, binary) || kernel_declined(be, dev, FERRY_OP_BINARY, (int)op, dt, 3))
         return FERRY_ERR_UNSUPPORTED;
     ferry_access acc[] = {W(be, dev, out), R(be, dev, a), R(be, dev, b)};
-    TRACKED(be, dev, acc, be->ops->binary(dev, op, out, a, b));
+    TRACKED(be, dev, acc, be->ops->binary(be->ctx, dev, op, out, a, b));
 }
 
 ferry_status ferry__be_binary_scalar(ferry_backend *be, int32_t dev, ferry_binary_op op,
@@ -324,7 +342,7 @@ ferry_status ferry__be_binary_scalar(ferry_backend *be, int32_t dev, ferry_binar
     if (!OPTIONAL(be, binary_scalar) || kernel_declined(be, dev, FERRY_OP_BINARY, (int)op, dt, 3))
         return FERRY_ERR_UNSUPPORTED;
     ferry_access acc[] = {W(be, dev, out), R(be, dev, a)};
-    TRACKED(be, dev, acc, be->ops->binary_scalar(dev, op, out, a, b));
+    TRACKED(be, dev, acc, be->ops->binary_scalar(be->ctx, dev, op, out, a, b));
 }
 
 ferry_status ferry__be_reduce(ferry_backend *be, int32_t dev, ferry_reduce_op op,
@@ -334,13 +352,13 @@ ferry_status ferry__be_reduce(ferry_backend *be, int32_t dev, ferry_reduce_op op
     if (!OPTIONAL(be, reduce) || kernel_declined(be, dev, FERRY_OP_REDUCE, (int)op, dt, 2))
         return FERRY_ERR_UNSUPPORTED;
     ferry_access acc[] = {W(be, dev, out), R(be, dev, in)};
-    TRACKED(be, dev, acc, be->ops->reduce(dev, op, out, in));
+    TRACKED(be, dev, acc, be->ops->reduce(be->ctx, dev, op, out, in));
 }
 
 ferry_named_kernel ferry__be_get_kernel(ferry_backend *be, int32_t dev, const char *name)
 {
-    ferry_named_kernel (*get)(int32_t, const char *) = OPTIONAL(be, get_kernel);
-    return get ? get(dev, name) : NULL;
+    ferry_named_kernel (*get)(void *, int32_t, const char *) = OPTIONAL(be, get_kernel);
+    return get ? get(be->ctx, dev, name) : NULL;
 }
 
 /* ---- the CPU fallback's accounting ---- */
@@ -455,7 +473,7 @@ ferry_status ferry__be_matmul(ferry_backend *be, int32_t dev, const ferry_kernel
     if (!OPTIONAL(be, matmul) || kernel_declined(be, dev, FERRY_OP_MATMUL, 0, dt, 3))
         return FERRY_ERR_UNSUPPORTED;
     ferry_access acc[] = {W(be, dev, out), R(be, dev, a), R(be, dev, b)};
-    TRACKED(be, dev, acc, be->ops->matmul(dev, out, a, b));
+    TRACKED(be, dev, acc, be->ops->matmul(be->ctx, dev, out, a, b));
 }
 
 /* ---- queues and events (ABI 1.2) ---- */
@@ -479,7 +497,7 @@ ferry_status ferry__be_queue_create(ferry_backend *be, int32_t dev, void **queue
     *queue = NULL;
     if (!ferry__be_queued(be))
         return FERRY_ERR_UNSUPPORTED;
-    ferry_status st = be->ops->queue_create(dev, queue);
+    ferry_status st = be->ops->queue_create(be->ctx, dev, queue);
     if (st == FERRY_OK && !*queue) {
         char name[32];
         return ferry__error(FERRY_ERR_BACKEND, "%s: queue_create returned no queue",
@@ -491,12 +509,12 @@ ferry_status ferry__be_queue_create(ferry_backend *be, int32_t dev, void **queue
 void ferry__be_queue_destroy(ferry_backend *be, int32_t dev, void *queue)
 {
     if (queue && ferry__be_queued(be))
-        be->ops->queue_destroy(dev, queue);
+        be->ops->queue_destroy(be->ctx, dev, queue);
 }
 
 ferry_status ferry__be_set_queue(ferry_backend *be, int32_t dev, void *queue)
 {
-    return ferry__be_queued(be) ? be->ops->set_queue(dev, queue) : FERRY_ERR_UNSUPPORTED;
+    return ferry__be_queued(be) ? be->ops->set_queue(be->ctx, dev, queue) : FERRY_ERR_UNSUPPORTED;
 }
 
 ferry_status ferry__be_event_record(ferry_backend *be, int32_t dev, void *queue, void **event)
@@ -504,7 +522,7 @@ ferry_status ferry__be_event_record(ferry_backend *be, int32_t dev, void *queue,
     *event = NULL;
     if (!ferry__be_queued(be))
         return FERRY_ERR_UNSUPPORTED;
-    ferry_status st = be->ops->event_record(dev, queue, event);
+    ferry_status st = be->ops->event_record(be->ctx, dev, queue, event);
     if (st == FERRY_OK && !*event) {
         char name[32];
         return ferry__error(FERRY_ERR_BACKEND, "%s: event_record returned no event",
@@ -515,30 +533,34 @@ ferry_status ferry__be_event_record(ferry_backend *be, int32_t dev, void *queue,
 
 ferry_status ferry__be_event_wait(ferry_backend *be, int32_t dev, void *queue, void *event)
 {
-    return ferry__be_queued(be) ? be->ops->event_wait(dev, queue, event) : FERRY_ERR_UNSUPPORTED;
+    return ferry__be_queued(be) ? be->ops->event_wait(be->ctx, dev, queue, event)
+                                : FERRY_ERR_UNSUPPORTED;
 }
 
 ferry_status ferry__be_event_synchronize(ferry_backend *be, int32_t dev, void *event)
 {
-    return ferry__be_queued(be) ? be->ops->event_synchronize(dev, event) : FERRY_ERR_UNSUPPORTED;
+    return ferry__be_queued(be) ? be->ops->event_synchronize(be->ctx, dev, event)
+                                : FERRY_ERR_UNSUPPORTED;
 }
 
 ferry_status ferry__be_event_query(ferry_backend *be, int32_t dev, void *event, bool *done)
 {
     *done = false;
-    return ferry__be_queued(be) ? be->ops->event_query(dev, event, done) : FERRY_ERR_UNSUPPORTED;
+    return ferry__be_queued(be) ? be->ops->event_query(be->ctx, dev, event, done)
+                                : FERRY_ERR_UNSUPPORTED;
 }
 
 void ferry__be_event_destroy(ferry_backend *be, int32_t dev, void *event)
 {
     if (event && ferry__be_queued(be))
-        be->ops->event_destroy(dev, event);
+        be->ops->event_destroy(be->ctx, dev, event);
 }
 
 ferry_status ferry__be_event_elapsed(ferry_backend *be, int32_t dev, void *a, void *b, float *ms)
 {
-    ferry_status (*elapsed)(int32_t, void *, void *, float *) = OPTIONAL(be, event_elapsed);
-    return elapsed ? elapsed(dev, a, b, ms) : FERRY_ERR_UNSUPPORTED;
+    ferry_status (*elapsed)(void *, int32_t, void *, void *, float *) =
+        OPTIONAL(be, event_elapsed);
+    return elapsed ? elapsed(be->ctx, dev, a, b, ms) : FERRY_ERR_UNSUPPORTED;
 }
 
 ferry_status ferry__be_copy_from_host_async(ferry_backend *be, int32_t dev, void *dst,
@@ -550,7 +572,7 @@ ferry_status ferry__be_copy_from_host_async(ferry_backend *be, int32_t dev, void
         return FERRY_OK;
     if (fault_hit(FAULT_COPY_FROM_HOST, be, dev))
         return FERRY_ERR_BACKEND;
-    return be->ops->copy_from_host_async(dev, dst, dst_off, src, nbytes);
+    return be->ops->copy_from_host_async(be->ctx, dev, dst, dst_off, src, nbytes);
 }
 
 ferry_status ferry__be_copy_to_host_async(ferry_backend *be, int32_t dev, void *dst,
@@ -562,7 +584,7 @@ ferry_status ferry__be_copy_to_host_async(ferry_backend *be, int32_t dev, void *
         return FERRY_OK;
     if (fault_hit(FAULT_COPY_TO_HOST, be, dev))
         return FERRY_ERR_BACKEND;
-    return be->ops->copy_to_host_async(dev, dst, src, src_off, nbytes);
+    return be->ops->copy_to_host_async(be->ctx, dev, dst, src, src_off, nbytes);
 }
 
 /* ---- DLPack streams (ABI 1.2, appended) ---- */
@@ -575,13 +597,13 @@ bool ferry__be_native_streams(const ferry_backend *be)
 ferry_status ferry__be_queue_native(ferry_backend *be, int32_t dev, void *queue, int64_t *stream)
 {
     *stream = 0;
-    return ferry__be_native_streams(be) ? be->ops->queue_native(dev, queue, stream)
+    return ferry__be_native_streams(be) ? be->ops->queue_native(be->ctx, dev, queue, stream)
                                         : FERRY_ERR_UNSUPPORTED;
 }
 
 ferry_status ferry__be_event_wait_native(ferry_backend *be, int32_t dev, int64_t stream,
                                          void *event)
 {
-    return ferry__be_native_streams(be) ? be->ops->event_wait_native(dev, stream, event)
+    return ferry__be_native_streams(be) ? be->ops->event_wait_native(be->ctx, dev, stream, event)
                                         : FERRY_ERR_UNSUPPORTED;
 }

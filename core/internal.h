@@ -55,6 +55,12 @@ typedef struct ferry_backend {
     char *path;                       /* file loaded or to be loaded; NULL if none found */
     void *dl;                         /* dlopen handle */
     const ferry_backend_ops *ops;
+    void *ctx;                        /* what init returned; every entry receives it */
+    bool v1;                          /* an ABI 1.x plugin: ops is v1_wrap (backend_v1.c) */
+    ferry_backend_ops v1_wrap;
+    /* a 1.1 plugin built before ferry_kernel_tensor.struct_size: descriptors at the
+     * shorter stride (dispatch.c) */
+    bool kt_stride_early;
     ferry_backend_state state;
     char *reason;                     /* why unusable, as ferry_backend_status() says it */
     int32_t device_count;
@@ -156,6 +162,12 @@ ferry_status ferry__be_matmul(ferry_backend *be, int32_t dev, const ferry_kernel
 void ferry__fault_reset(void);
 /* The table handed to plugins. */
 const ferry_host_api *ferry__host_api(void);
+/* The same services as an ABI 1.x plugin expects them (abi_major 1). */
+const ferry_host_api *ferry__host_api_v1(void);
+struct ferry_backend_ops_v1;
+/* A 2.0 table of adapters around a checked 1.x table (backend_v1.c); its context is the
+ * 1.x table. */
+void ferry__backend_v1_wrap(const struct ferry_backend_ops_v1 *v1, ferry_backend_ops *out);
 
 /* Memory ferry keeps for reuse inside one allocation (carved blocks, cached handles)
  * marked unusable for AddressSanitizer while it is not in use. */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ferry/backend_v1.h>
+
 #include "internal.h"
 
 #define MAX_BACKENDS 64
@@ -257,30 +259,65 @@ static void set_failed(ferry_backend *be, ferry_status status, char *reason)
     (void)status;
 }
 
-/* Validates the table a plugin returned. Returns NULL when acceptable, else the reason. */
-static char *check_ops(const ferry_backend_ops *ops, const char *path, ferry_status *status)
+/* The table a plugin returned, as the rest of the core reads it: a 2.0 plugin's own, or
+ * the adapters around a 1.x one (backend_v1.c), whose context is the 1.x table. */
+typedef struct plugin_table {
+    const ferry_backend_ops *ops;
+    const ferry_backend_ops_v1 *v1;
+    ferry_backend_ops wrap;
+} plugin_table;
+
+/* The version checks of a table header of major `major` and the table size this core
+ * knows for it. Returns NULL when acceptable, else the reason. */
+static char *check_version(uint32_t got_major, uint32_t got_minor, size_t got_size,
+                           size_t min_size, uint32_t major, uint32_t minor, size_t size,
+                           const char *path)
 {
-    *status = FERRY_ERR_ABI;
-    if (ops->abi_major != FERRY_BACKEND_ABI_MAJOR)
+    if (got_major != major)
         return dup_printf("%s was built for backend ABI %u.%u, but this ferry has ABI %u.%u; "
                           "rebuild the plugin against this ferry's SDK",
-                          path, ops->abi_major, ops->abi_minor, FERRY_BACKEND_ABI_MAJOR,
+                          path, got_major, got_minor, FERRY_BACKEND_ABI_MAJOR,
                           FERRY_BACKEND_ABI_MINOR);
-    if (!FERRY_OPS_HAS(ops, synchronize))
+    if (got_size < min_size)
         return dup_printf("%s reports a table of %zu bytes, smaller than ABI %u.0 requires",
-                          path, ops->struct_size, FERRY_BACKEND_ABI_MAJOR);
+                          path, got_size, major);
     /* A newer minor only appends members, so the core uses the ones it knows and never
      * looks past them; its table must then hold at least every member this core knows. */
-    if (ops->abi_minor > FERRY_BACKEND_ABI_MINOR && ops->struct_size < sizeof *ops)
+    if (got_minor > minor && got_size < size)
         return dup_printf("%s was built for backend ABI %u.%u, but its table of %zu bytes is "
                           "smaller than this ferry's ABI %u.%u table of %zu bytes",
-                          path, ops->abi_major, ops->abi_minor, ops->struct_size,
-                          FERRY_BACKEND_ABI_MAJOR, FERRY_BACKEND_ABI_MINOR, sizeof *ops);
-    if (ops->abi_minor > FERRY_BACKEND_ABI_MINOR)
+                          path, got_major, got_minor, got_size, major, minor, size);
+    if (got_minor > minor)
         ferry__debug("plugins", "%s: backend ABI %u.%u is newer than this ferry's %u.%u; "
                      "using the %u.%u entries",
-                     path, ops->abi_major, ops->abi_minor, FERRY_BACKEND_ABI_MAJOR,
-                     FERRY_BACKEND_ABI_MINOR, FERRY_BACKEND_ABI_MAJOR, FERRY_BACKEND_ABI_MINOR);
+                     path, got_major, got_minor, major, minor, major, minor);
+    return NULL;
+}
+
+/* Validates the table a plugin returned. Returns NULL when acceptable, else the reason. */
+static char *check_ops(plugin_table *t, const char *path, ferry_status *status)
+{
+    *status = FERRY_ERR_ABI;
+    char *why;
+    if (t->v1) {
+        const ferry_backend_ops_v1 *v1 = t->v1;
+        why = check_version(v1->abi_major, v1->abi_minor, v1->struct_size,
+                            offsetof(ferry_backend_ops_v1, synchronize) + sizeof v1->synchronize,
+                            FERRY_BACKEND_V1_ABI_MAJOR, FERRY_BACKEND_V1_ABI_MINOR, sizeof *v1,
+                            path);
+        if (why)
+            return why;
+        ferry__backend_v1_wrap(v1, &t->wrap);
+        t->ops = &t->wrap;
+    } else {
+        const ferry_backend_ops *o = t->ops;
+        why = check_version(o->abi_major, o->abi_minor, o->struct_size,
+                            offsetof(ferry_backend_ops, synchronize) + sizeof o->synchronize,
+                            FERRY_BACKEND_ABI_MAJOR, FERRY_BACKEND_ABI_MINOR, sizeof *o, path);
+        if (why)
+            return why;
+    }
+    const ferry_backend_ops *ops = t->ops;
     *status = FERRY_ERR_UNAVAILABLE;
     if (!ops->name || !valid_type_name(ops->name, strlen(ops->name)))
         return dup_printf("%s claims an invalid device type name '%s' (expected "
@@ -300,12 +337,12 @@ static char *check_ops(const ferry_backend_ops *ops, const char *path, ferry_sta
     return NULL;
 }
 
-/* Opens `path` and runs its entry function. On success *ops and *dl are set. */
-static ferry_status open_plugin(const char *path, void **dl, const ferry_backend_ops **ops,
-                                char **reason)
+/* Opens `path` and runs its entry function: the 2.0 one, else the 1.x one, each handed
+ * the host table of its major. On success *t and *dl are set. */
+static ferry_status open_plugin(const char *path, void **dl, plugin_table *t, char **reason)
 {
     *dl = NULL;
-    *ops = NULL;
+    memset(t, 0, sizeof *t);
     ferry__debug("plugins", "loading %s", path);
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
@@ -314,17 +351,27 @@ static ferry_status open_plugin(const char *path, void **dl, const ferry_backend
         return FERRY_ERR_UNAVAILABLE;
     }
     ferry_backend_entry_fn entry;
+    ferry_backend_v1_entry_fn entry_v1 = NULL;
+    const char *sym = FERRY_BACKEND_ENTRY_SYMBOL;
     *(void **)&entry = dlsym(h, FERRY_BACKEND_ENTRY_SYMBOL);
     if (!entry) {
-        *reason = dup_printf("%s has no %s symbol: not a ferry backend plugin", path,
-                             FERRY_BACKEND_ENTRY_SYMBOL);
+        sym = FERRY_BACKEND_V1_ENTRY_SYMBOL;
+        *(void **)&entry_v1 = dlsym(h, FERRY_BACKEND_V1_ENTRY_SYMBOL);
+    }
+    if (!entry && !entry_v1) {
+        *reason = dup_printf("%s has no %s symbol (nor the ABI 1.x %s): not a ferry backend "
+                             "plugin",
+                             path, FERRY_BACKEND_ENTRY_SYMBOL, FERRY_BACKEND_V1_ENTRY_SYMBOL);
         dlclose(h);
         return FERRY_ERR_UNAVAILABLE;
     }
-    const ferry_backend_ops *t = entry(ferry__host_api());
-    if (!t) {
-        *reason = dup_printf("%s: %s returned no backend table: %s", path,
-                             FERRY_BACKEND_ENTRY_SYMBOL, ferry_last_error());
+    if (entry)
+        t->ops = entry(ferry__host_api());
+    else
+        t->v1 = entry_v1(ferry__host_api_v1());
+    if (!t->ops && !t->v1) {
+        *reason = dup_printf("%s: %s returned no backend table: %s", path, sym,
+                             ferry_last_error());
         dlclose(h);
         return FERRY_ERR_UNAVAILABLE;
     }
@@ -336,8 +383,24 @@ static ferry_status open_plugin(const char *path, void **dl, const ferry_backend
         return st;
     }
     *dl = h;
-    *ops = t;
     return FERRY_OK;
+}
+
+/* Points `be` at a checked table; a 1.x wrapper lives in the entry, as long as it. */
+static void install_table(ferry_backend *be, const plugin_table *t)
+{
+    if (t->v1) {
+        be->v1_wrap = t->wrap;
+        be->ops = &be->v1_wrap;
+        be->ctx = (void *)t->v1;
+        be->v1 = true;
+        be->kt_stride_early = !FERRY_OPS_V1_HAS(t->v1, binary_scalar);
+    } else {
+        be->ops = t->ops;
+        be->ctx = NULL; /* init sets it */
+        be->v1 = false;
+        be->kt_stride_early = false;
+    }
 }
 
 /* Runs init and reads device info; sets state and reason. */
@@ -345,7 +408,7 @@ static void init_backend(ferry_backend *be)
 {
     int32_t count = 0;
     char why[512] = "";
-    ferry_status st = be->ops->init(&count, why, sizeof why);
+    ferry_status st = be->ops->init(&be->ctx, &count, why, sizeof why);
     if (st != FERRY_OK) {
         set_failed(be, st, dup_printf("%s: %s", be->name, ferry_last_error()));
         return;
@@ -371,7 +434,7 @@ static void init_backend(ferry_backend *be)
     for (int32_t i = 0; i < count; i++) {
         ferry_device_info info;
         memset(&info, 0, sizeof info);
-        if (be->ops->device_info(i, &info) != FERRY_OK) {
+        if (be->ops->device_info(be->ctx, i, &info) != FERRY_OK) {
             set_failed(be, FERRY_ERR_BACKEND,
                        dup_printf("%s: device_info(%d) failed: %s", be->name, i,
                                   ferry_last_error()));
@@ -421,12 +484,14 @@ static ferry_backend *load_locked(ferry_backend *be)
         return be;
     }
     char *reason = NULL;
-    ferry_status st = open_plugin(be->path, &be->dl, &be->ops, &reason);
+    plugin_table t;
+    ferry_status st = open_plugin(be->path, &be->dl, &t, &reason);
     if (st != FERRY_OK) {
         set_failed(be, st, dup_printf("%s: %s", be->name, reason ? reason : "load failed"));
         free(reason);
         return be;
     }
+    install_table(be, &t);
     if (strcmp(be->ops->name, be->name) != 0) {
         set_failed(be, FERRY_ERR_UNAVAILABLE,
                    dup_printf("%s: %s claims the device type '%s', but its file name is for "
@@ -435,6 +500,7 @@ static ferry_backend *load_locked(ferry_backend *be)
         dlclose(be->dl);
         be->dl = NULL;
         be->ops = NULL;
+        be->ctx = NULL;
         return be;
     }
     init_backend(be);
@@ -521,7 +587,7 @@ void ferry__backend_release(ferry_backend *be)
     if (be->alloc)
         ferry__allocator_destroy(be);
     if (be->ops && FERRY_OPS_HAS(be->ops, shutdown) && be->ops->shutdown)
-        be->ops->shutdown();
+        be->ops->shutdown(be->ctx);
     if (be->dl) {
         ferry__debug("plugins", "unloading %s (%s)", be->name, be->path ? be->path : "");
         dlclose(be->dl);
@@ -576,15 +642,16 @@ FERRY_API ferry_status ferry_plugin_load(const char *path)
         }
     }
     void *dl;
-    const ferry_backend_ops *ops;
+    plugin_table t;
     char *reason = NULL;
-    ferry_status st = open_plugin(path, &dl, &ops, &reason);
+    ferry_status st = open_plugin(path, &dl, &t, &reason);
     if (st != FERRY_OK) {
         unlock();
         ferry__error(st, "ferry_plugin_load: %s", reason ? reason : path);
         free(reason);
         return st;
     }
+    const ferry_backend_ops *ops = t.ops;
     ferry_backend *be = find_locked(ops->name);
     if (be && (be->dl || be->state != FERRY_BACKEND_NOT_LOADED)) {
         char *other = be->path ? strdup(be->path) : NULL;
@@ -609,7 +676,7 @@ FERRY_API ferry_status ferry_plugin_load(const char *path)
     free(be->path);
     be->path = strdup(path);
     be->dl = dl;
-    be->ops = ops;
+    install_table(be, &t);
     init_backend(be);
     st = FERRY_OK;
     if (be->state == FERRY_BACKEND_FAILED)

@@ -17,7 +17,7 @@
 
 const ferry_host_api *cpu_host;
 
-static ferry_status cpu_init(int32_t *device_count, char *reason, size_t reason_cap)
+static ferry_status cpu_init(void **ctx, int32_t *device_count, char *reason, size_t reason_cap)
 {
     *device_count = 1;
     if (reason && reason_cap > 0)
@@ -79,7 +79,7 @@ static uint64_t cpu_mem_available(void)
     return kib * 1024u;
 }
 
-static ferry_status cpu_device_info(int32_t device, ferry_device_info *out)
+static ferry_status cpu_device_info(void *ctx, int32_t device, ferry_device_info *out)
 {
     memset(out, 0, sizeof *out);
     if (!cpu_cpuinfo_field("model name", out->name, sizeof out->name)) {
@@ -107,7 +107,7 @@ static ferry_status cpu_device_info(int32_t device, ferry_device_info *out)
     return FERRY_OK;
 }
 
-static ferry_status cpu_alloc(int32_t device, size_t nbytes, void **buffer)
+static ferry_status cpu_alloc(void *ctx, int32_t device, size_t nbytes, void **buffer)
 {
     *buffer = NULL;
     if (nbytes > SIZE_MAX - (CPU_ALIGNMENT - 1))
@@ -124,14 +124,14 @@ static ferry_status cpu_alloc(int32_t device, size_t nbytes, void **buffer)
     return FERRY_OK;
 }
 
-static void cpu_free(int32_t device, void *buffer)
+static void cpu_free(void *ctx, int32_t device, void *buffer)
 {
     free(buffer);
 }
 
 /* n == 0 returns before memcpy because a zero-length copy may come with NULL pointers,
  * which memcpy does not accept. */
-static ferry_status cpu_copy_from_host(int32_t device, void *dst, size_t dst_offset,
+static ferry_status cpu_copy_from_host(void *ctx, int32_t device, void *dst, size_t dst_offset,
                                        const void *src, size_t nbytes)
 {
     if (nbytes)
@@ -139,7 +139,7 @@ static ferry_status cpu_copy_from_host(int32_t device, void *dst, size_t dst_off
     return FERRY_OK;
 }
 
-static ferry_status cpu_copy_to_host(int32_t device, void *dst, const void *src,
+static ferry_status cpu_copy_to_host(void *ctx, int32_t device, void *dst, const void *src,
                                      size_t src_offset, size_t nbytes)
 {
     if (nbytes)
@@ -147,7 +147,7 @@ static ferry_status cpu_copy_to_host(int32_t device, void *dst, const void *src,
     return FERRY_OK;
 }
 
-static ferry_status cpu_copy_on_device(int32_t device, void *dst, size_t dst_offset,
+static ferry_status cpu_copy_on_device(void *ctx, int32_t device, void *dst, size_t dst_offset,
                                        const void *src, size_t src_offset, size_t nbytes)
 {
     /* memmove: the contract says the regions do not overlap, but a view of one
@@ -158,7 +158,7 @@ static ferry_status cpu_copy_on_device(int32_t device, void *dst, size_t dst_off
 }
 
 /* Every entry runs to completion before it returns, so there is nothing to wait for. */
-static ferry_status cpu_synchronize(int32_t device)
+static ferry_status cpu_synchronize(void *ctx, int32_t device)
 {
     return FERRY_OK;
 }
@@ -176,7 +176,7 @@ static const ferry_named_entry *const cpu_named_tables[] = {
     NULL,
 };
 
-static ferry_named_kernel cpu_get_kernel(int32_t device, const char *name)
+static ferry_named_kernel cpu_get_kernel(void *ctx, int32_t device, const char *name)
 {
     (void)device;
     return ferry_named_lookup(cpu_named_tables, name);
@@ -214,7 +214,7 @@ static const ferry_backend_ops cpu_ops = {
     .get_kernel = cpu_get_kernel,
 };
 
-FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host)
+FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry2(const ferry_host_api *host)
 {
     /* A host of another major version may lay out its table differently, so not even
      * host->error can be trusted; the core reports the mismatch from our abi_major. */

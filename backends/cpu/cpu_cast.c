@@ -361,7 +361,7 @@ static ferry_status cpu_check_pair(const char *op, const ferry_kernel_tensor *ou
 
 /* ---- kernel entries ------------------------------------------------------------------ */
 
-ferry_status cpu_copy_strided(int32_t device, const ferry_kernel_tensor *out,
+ferry_status cpu_copy_strided(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                               const ferry_kernel_tensor *in)
 {
     ferry_status st = cpu_check_pair("copy_strided", out, in);
@@ -386,14 +386,14 @@ ferry_status cpu_copy_strided(int32_t device, const ferry_kernel_tensor *out,
     return FERRY_OK;
 }
 
-ferry_status cpu_cast(int32_t device, const ferry_kernel_tensor *out,
+ferry_status cpu_cast(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                       const ferry_kernel_tensor *in)
 {
     ferry_status st = cpu_check_pair("cast", out, in);
     if (st != FERRY_OK)
         return st;
     if (out->dtype == in->dtype)
-        return cpu_copy_strided(device, out, in);
+        return cpu_copy_strided(ctx, device, out, in);
     size_t dsize = cpu_elem_size(out->dtype), ssize = cpu_elem_size(in->dtype);
     const cpu_cast_loops *loops = &cpu_cast_table[in->dtype][out->dtype];
     cpu_walk w;
@@ -423,7 +423,7 @@ ferry_status cpu_cast(int32_t device, const ferry_kernel_tensor *out,
     return FERRY_OK;
 }
 
-ferry_status cpu_fill(int32_t device, const ferry_kernel_tensor *out, const void *value)
+ferry_status cpu_fill(void *ctx, int32_t device, const ferry_kernel_tensor *out, const void *value)
 {
     size_t size = cpu_elem_size(out->dtype);
     if (!size)

@@ -1,6 +1,6 @@
 /* Declarations shared by the files of the CPU backend. Private to backends/cpu: nothing
  * here is part of the plugin ABI, and every symbol is hidden so that the module exports
- * only ferry_backend_entry. */
+ * only ferry_backend_entry2. */
 #ifndef FERRY_CPU_INTERNAL_H
 #define FERRY_CPU_INTERNAL_H
 
@@ -17,35 +17,35 @@
 
 #define CPU_HIDDEN __attribute__((visibility("hidden")))
 
-/* The core's services, set once by ferry_backend_entry before any other entry runs. */
+/* The core's services, set once by ferry_backend_entry2 before any other entry runs. */
 CPU_HIDDEN extern const ferry_host_api *cpu_host;
 
 /* Named-kernel tables, one per op family (cpu_backend.c lists them). */
 CPU_HIDDEN extern const ferry_named_entry cpu_named_sort[];
 
 /* Kernel entries of the ops table (cpu_cast.c); same contracts as in backend.h. */
-CPU_HIDDEN ferry_status cpu_fill(int32_t device, const ferry_kernel_tensor *out,
+CPU_HIDDEN ferry_status cpu_fill(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                                  const void *value);
-CPU_HIDDEN ferry_status cpu_cast(int32_t device, const ferry_kernel_tensor *out,
+CPU_HIDDEN ferry_status cpu_cast(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                                  const ferry_kernel_tensor *in);
-CPU_HIDDEN ferry_status cpu_copy_strided(int32_t device, const ferry_kernel_tensor *out,
+CPU_HIDDEN ferry_status cpu_copy_strided(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                                          const ferry_kernel_tensor *in);
 
 /* Op kernels (cpu_ops.c, cpu_reduce.c, cpu_matmul.c); contracts as in backend.h. */
-CPU_HIDDEN ferry_status cpu_unary(int32_t device, ferry_unary_op op,
+CPU_HIDDEN ferry_status cpu_unary(void *ctx, int32_t device, ferry_unary_op op,
                                   const ferry_kernel_tensor *out,
                                   const ferry_kernel_tensor *in);
-CPU_HIDDEN ferry_status cpu_binary(int32_t device, ferry_binary_op op,
+CPU_HIDDEN ferry_status cpu_binary(void *ctx, int32_t device, ferry_binary_op op,
                                    const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
-CPU_HIDDEN ferry_status cpu_binary_scalar(int32_t device, ferry_binary_op op,
+CPU_HIDDEN ferry_status cpu_binary_scalar(void *ctx, int32_t device, ferry_binary_op op,
                                           const ferry_kernel_tensor *out,
                                           const ferry_kernel_tensor *a,
                                           const ferry_kernel_scalar *b);
-CPU_HIDDEN ferry_status cpu_reduce(int32_t device, ferry_reduce_op op,
+CPU_HIDDEN ferry_status cpu_reduce(void *ctx, int32_t device, ferry_reduce_op op,
                                    const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *in);
-CPU_HIDDEN ferry_status cpu_matmul(int32_t device, const ferry_kernel_tensor *out,
+CPU_HIDDEN ferry_status cpu_matmul(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
 
 /* Named-op tables of the family files (cpu_<family>.c), one per line, listed in

@@ -685,7 +685,7 @@ static ferry_status cpu_mm_int(cpu_mm *mm, cpu_mm_int_fn fn)
 
 /* ---- entry ----------------------------------------------------------------------------------- */
 
-ferry_status cpu_matmul(int32_t device, const ferry_kernel_tensor *out,
+ferry_status cpu_matmul(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                         const ferry_kernel_tensor *a, const ferry_kernel_tensor *b)
 {
     ferry_dtype dt = a->dtype;

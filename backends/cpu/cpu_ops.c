@@ -665,7 +665,7 @@ static ferry_status cpu_check_shapes(const char *fn, const ferry_kernel_tensor *
     return FERRY_OK;
 }
 
-ferry_status cpu_unary(int32_t device, ferry_unary_op op, const ferry_kernel_tensor *out,
+ferry_status cpu_unary(void *ctx, int32_t device, ferry_unary_op op, const ferry_kernel_tensor *out,
                        const ferry_kernel_tensor *in)
 {
     if ((unsigned)op >= CPU_NUM_UNARY || !cpu_elem_size(in->dtype) ||
@@ -680,18 +680,19 @@ ferry_status cpu_unary(int32_t device, ferry_unary_op op, const ferry_kernel_ten
     cpu_nd_init(&it, out->ndim, out->shape, 2, strides);
     if (it.numel == 0)
         return FERRY_OK;
-    cpu_ew_ctx ctx = {&cpu_unary_table[op][in->dtype],
-                      {cpu_elem_size(out->dtype), cpu_elem_size(in->dtype), 0},
-                      cpu_is_aligned(out) && cpu_is_aligned(in)};
+    cpu_ew_ctx ew = {&cpu_unary_table[op][in->dtype],
+                     {cpu_elem_size(out->dtype), cpu_elem_size(in->dtype), 0},
+                     cpu_is_aligned(out) && cpu_is_aligned(in)};
     _Bool libm = op != FERRY_UNARY_NEG && op != FERRY_UNARY_ABS && op != FERRY_UNARY_RELU &&
                 op != FERRY_UNARY_SQRT;
     char *base[2] = {cpu_data(out), cpu_data(in)};
-    cpu_ew_run(&it, base, ctx.esize, libm ? CPU_EW_GRAIN_LIBM : CPU_EW_GRAIN, cpu_unary_row,
-               &ctx);
+    cpu_ew_run(&it, base, ew.esize, libm ? CPU_EW_GRAIN_LIBM : CPU_EW_GRAIN, cpu_unary_row,
+               &ew);
     return FERRY_OK;
 }
 
-ferry_status cpu_binary(int32_t device, ferry_binary_op op, const ferry_kernel_tensor *out,
+ferry_status cpu_binary(void *ctx, int32_t device, ferry_binary_op op,
+                        const ferry_kernel_tensor *out,
                         const ferry_kernel_tensor *a, const ferry_kernel_tensor *b)
 {
     _Bool cmp = op >= FERRY_BINARY_EQ;
@@ -723,18 +724,19 @@ ferry_status cpu_binary(int32_t device, ferry_binary_op op, const ferry_kernel_t
     cpu_nd_init(&it, out->ndim, out->shape, 3, strides);
     if (it.numel == 0)
         return FERRY_OK;
-    cpu_ew_ctx ctx = {&cpu_binary_table[op][a->dtype],
-                      {cpu_elem_size(out->dtype), cpu_elem_size(a->dtype),
-                       cpu_elem_size(b->dtype)},
-                      cpu_is_aligned(out) && cpu_is_aligned(a) && cpu_is_aligned(b)};
+    cpu_ew_ctx ew = {&cpu_binary_table[op][a->dtype],
+                     {cpu_elem_size(out->dtype), cpu_elem_size(a->dtype),
+                      cpu_elem_size(b->dtype)},
+                     cpu_is_aligned(out) && cpu_is_aligned(a) && cpu_is_aligned(b)};
     char *base[3] = {cpu_data(out), cpu_data(a), cpu_data(b)};
-    cpu_ew_run(&it, base, ctx.esize, grain, cpu_binary_row, &ctx);
+    cpu_ew_run(&it, base, ew.esize, grain, cpu_binary_row, &ew);
     return FERRY_OK;
 }
 
 /* The scalar as a stride-0 operand over host memory: the loops that serve a broadcast
  * 0-d tensor (the `sb` kernels), so the results are those of `binary` bit for bit. */
-ferry_status cpu_binary_scalar(int32_t device, ferry_binary_op op, const ferry_kernel_tensor *out,
+ferry_status cpu_binary_scalar(void *ctx, int32_t device, ferry_binary_op op,
+                               const ferry_kernel_tensor *out,
                                const ferry_kernel_tensor *a, const ferry_kernel_scalar *b)
 {
     if (out->ndim < 0 || out->ndim > FERRY_MAX_DIMS)
@@ -744,5 +746,5 @@ ferry_status cpu_binary_scalar(int32_t device, ferry_binary_op op, const ferry_k
     memcpy(value, b->value, sizeof value);
     int64_t zeros[FERRY_MAX_DIMS] = {0};
     ferry_kernel_tensor kb = {value, 0, b->dtype, out->ndim, out->shape, zeros, sizeof kb};
-    return cpu_binary(device, op, out, a, &kb);
+    return cpu_binary(ctx, device, op, out, a, &kb);
 }

@@ -780,7 +780,8 @@ static void cpu_red_col_units(const cpu_red_kernels *k, ferry_reduce_op op, cons
     }
 }
 
-ferry_status cpu_reduce(int32_t device, ferry_reduce_op op, const ferry_kernel_tensor *out,
+ferry_status cpu_reduce(void *ctx, int32_t device, ferry_reduce_op op,
+                        const ferry_kernel_tensor *out,
                         const ferry_kernel_tensor *in)
 {
     ferry_dtype dt = in->dtype;

@@ -329,7 +329,7 @@ static ferry_status order_after_all(int32_t dev, cudaStream_t s)
     return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, call, e);
 }
 
-static ferry_status cuda_init(int32_t *count, char *reason, size_t reason_cap)
+static ferry_status cuda_init(void **ctx, int32_t *count, char *reason, size_t reason_cap)
 {
     *count = 0;
     int n = 0;
@@ -362,7 +362,7 @@ static ferry_status cuda_init(int32_t *count, char *reason, size_t reason_cap)
     return FERRY_OK;
 }
 
-static void cuda_shutdown(void)
+static void cuda_shutdown(void *ctx)
 {
     cuda_device_keeper keep_device_;
     for (int32_t i = 0; i < device_count; i++) {
@@ -392,7 +392,7 @@ static void cuda_shutdown(void)
     device_count = 0;
 }
 
-static ferry_status cuda_device_info(int32_t dev, ferry_device_info *out)
+static ferry_status cuda_device_info(void *ctx, int32_t dev, ferry_device_info *out)
 {
     cuda_device_keeper keep_device_;
     cudaDeviceProp p;
@@ -421,7 +421,7 @@ static ferry_status cuda_device_info(int32_t dev, ferry_device_info *out)
     return FERRY_OK;
 }
 
-static ferry_status cuda_alloc(int32_t dev, size_t nbytes, void **buffer)
+static ferry_status cuda_alloc(void *ctx, int32_t dev, size_t nbytes, void **buffer)
 {
     cuda_device_keeper keep_device_;
     *buffer = NULL;
@@ -436,7 +436,7 @@ static ferry_status cuda_alloc(int32_t dev, size_t nbytes, void **buffer)
     return FERRY_OK;
 }
 
-static void cuda_free(int32_t dev, void *buffer)
+static void cuda_free(void *ctx, int32_t dev, void *buffer)
 {
     cuda_device_keeper keep_device_;
     if (cudaSetDevice(dev) == cudaSuccess)
@@ -444,7 +444,8 @@ static void cuda_free(int32_t dev, void *buffer)
     (void)cudaGetLastError();
 }
 
-static ferry_status cuda_copy_from_host(int32_t dev, void *dst, size_t dst_offset, const void *src,
+static ferry_status cuda_copy_from_host(void *ctx, int32_t dev, void *dst, size_t dst_offset,
+                                        const void *src,
                                         size_t nbytes)
 {
     cuda_device_keeper keep_device_;
@@ -460,7 +461,8 @@ static ferry_status cuda_copy_from_host(int32_t dev, void *dst, size_t dst_offse
     return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, "cudaMemcpyAsync (host to device)", e);
 }
 
-static ferry_status cuda_copy_to_host(int32_t dev, void *dst, const void *src, size_t src_offset,
+static ferry_status cuda_copy_to_host(void *ctx, int32_t dev, void *dst, const void *src,
+                                      size_t src_offset,
                                       size_t nbytes)
 {
     cuda_device_keeper keep_device_;
@@ -477,7 +479,8 @@ static ferry_status cuda_copy_to_host(int32_t dev, void *dst, const void *src, s
     return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, "cudaMemcpyAsync (device to host)", e);
 }
 
-static ferry_status cuda_copy_on_device(int32_t dev, void *dst, size_t dst_offset, const void *src,
+static ferry_status cuda_copy_on_device(void *ctx, int32_t dev, void *dst, size_t dst_offset,
+                                        const void *src,
                                         size_t src_offset, size_t nbytes)
 {
     cuda_device_keeper keep_device_;
@@ -492,7 +495,7 @@ static ferry_status cuda_copy_on_device(int32_t dev, void *dst, size_t dst_offse
 
 /* Every queue of the device, not only the caller's: one host wait, on the caller's
  * current queue made to follow all the others. */
-static ferry_status cuda_synchronize(int32_t dev)
+static ferry_status cuda_synchronize(void *ctx, int32_t dev)
 {
     cuda_device_keeper keep_device_;
     if (!__atomic_load_n(&devices[dev].ready, __ATOMIC_ACQUIRE))
@@ -564,7 +567,8 @@ static bool peer_usable(int32_t dst_dev, int32_t src_dev)
     return ok;
 }
 
-static ferry_status cuda_copy_peer(int32_t dst_dev, void *dst, size_t dst_offset, int32_t src_dev,
+static ferry_status cuda_copy_peer(void *ctx, int32_t dst_dev, void *dst, size_t dst_offset,
+                                   int32_t src_dev,
                                    const void *src, size_t src_offset, size_t nbytes)
 {
     cuda_device_keeper keep_device_;
@@ -591,7 +595,7 @@ static ferry_status cuda_copy_peer(int32_t dst_dev, void *dst, size_t dst_offset
 
 /* Portable, so that any device's copies read it at full speed; the core gives it to
  * copy_*_async, and keeps it, as its own staging buffers, for reuse (core/copy.c). */
-static ferry_status cuda_host_alloc(size_t nbytes, void **ptr)
+static ferry_status cuda_host_alloc(void *ctx, size_t nbytes, void **ptr)
 {
     cudaError_t e = cudaHostAlloc(ptr, nbytes, cudaHostAllocPortable);
     if (e != cudaSuccess) {
@@ -601,7 +605,7 @@ static ferry_status cuda_host_alloc(size_t nbytes, void **ptr)
     return FERRY_OK;
 }
 
-static void cuda_host_free(void *ptr)
+static void cuda_host_free(void *ctx, void *ptr)
 {
     /* Waits for nothing: the core frees pinned memory only once its copies are done. */
     cudaFreeHost(ptr);
@@ -624,7 +628,7 @@ static unsigned int event_flags(void)
     return timed ? cudaEventDefault : cudaEventDisableTiming;
 }
 
-static ferry_status cuda_queue_create(int32_t dev, void **queue)
+static ferry_status cuda_queue_create(void *ctx, int32_t dev, void **queue)
 {
     cuda_device_keeper keep_device_;
     *queue = NULL;
@@ -655,7 +659,7 @@ static ferry_status cuda_queue_create(int32_t dev, void **queue)
     return FERRY_OK;
 }
 
-static void cuda_queue_destroy(int32_t dev, void *queue)
+static void cuda_queue_destroy(void *ctx, int32_t dev, void *queue)
 {
     cuda_device_keeper keep_device_;
     cuda_device *d = &devices[dev];
@@ -675,7 +679,7 @@ static void cuda_queue_destroy(int32_t dev, void *queue)
     pthread_mutex_unlock(&d->lock);
 }
 
-static ferry_status cuda_set_queue(int32_t dev, void *queue)
+static ferry_status cuda_set_queue(void *ctx, int32_t dev, void *queue)
 {
     unsigned gen = __atomic_load_n(&init_generation, __ATOMIC_RELAXED);
     if (current_generation != gen) {
@@ -686,7 +690,7 @@ static ferry_status cuda_set_queue(int32_t dev, void *queue)
     return FERRY_OK;
 }
 
-static ferry_status cuda_event_record(int32_t dev, void *queue, void **event)
+static ferry_status cuda_event_record(void *ctx, int32_t dev, void *queue, void **event)
 {
     cuda_device_keeper keep_device_;
     *event = NULL;
@@ -711,7 +715,7 @@ static ferry_status cuda_event_record(int32_t dev, void *queue, void **event)
     return FERRY_OK;
 }
 
-static ferry_status cuda_event_wait(int32_t dev, void *queue, void *event)
+static ferry_status cuda_event_wait(void *ctx, int32_t dev, void *queue, void *event)
 {
     cuda_device_keeper keep_device_;
     ferry_status st = cuda_use(dev, NULL);
@@ -721,7 +725,7 @@ static ferry_status cuda_event_wait(int32_t dev, void *queue, void *event)
     return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, "cudaStreamWaitEvent", e);
 }
 
-static ferry_status cuda_event_synchronize(int32_t dev, void *event)
+static ferry_status cuda_event_synchronize(void *ctx, int32_t dev, void *event)
 {
     cuda_device_keeper keep_device_;
     ferry_status st = cuda_use(dev, NULL);
@@ -731,7 +735,7 @@ static ferry_status cuda_event_synchronize(int32_t dev, void *event)
     return e == cudaSuccess ? FERRY_OK : cuda_fail(dev, "cudaEventSynchronize", e);
 }
 
-static ferry_status cuda_event_query(int32_t dev, void *event, bool *done)
+static ferry_status cuda_event_query(void *ctx, int32_t dev, void *event, bool *done)
 {
     cuda_device_keeper keep_device_;
     *done = false;
@@ -751,7 +755,7 @@ static ferry_status cuda_event_query(int32_t dev, void *event, bool *done)
 
 /* Back to the device's spares: a later cudaEventRecord re-arms it, while the waits
  * already queued on the old record keep theirs. */
-static void cuda_event_destroy(int32_t dev, void *event)
+static void cuda_event_destroy(void *ctx, int32_t dev, void *event)
 {
     cuda_device *d = &devices[dev];
     pthread_mutex_lock(&d->event_lock);
@@ -766,7 +770,7 @@ static void cuda_event_destroy(int32_t dev, void *event)
     }
 }
 
-static ferry_status cuda_event_elapsed(int32_t dev, void *start, void *end, float *ms)
+static ferry_status cuda_event_elapsed(void *ctx, int32_t dev, void *start, void *end, float *ms)
 {
     if (event_flags() == cudaEventDisableTiming)
         return FERRY_ERR_UNSUPPORTED; /* the core uses host time at record */
@@ -780,7 +784,7 @@ static ferry_status cuda_event_elapsed(int32_t dev, void *start, void *end, floa
 
 /* From pinned memory (host_alloc), returning once queued: the core keeps src unchanged
  * until an event recorded after this is done. */
-static ferry_status cuda_copy_from_host_async(int32_t dev, void *dst, size_t dst_offset,
+static ferry_status cuda_copy_from_host_async(void *ctx, int32_t dev, void *dst, size_t dst_offset,
                                               const void *src, size_t nbytes)
 {
     cuda_device_keeper keep_device_;
@@ -795,7 +799,7 @@ static ferry_status cuda_copy_from_host_async(int32_t dev, void *dst, size_t dst
 }
 
 /* After the current queue's work only: the core orders the others with event_wait. */
-static ferry_status cuda_copy_to_host_async(int32_t dev, void *dst, const void *src,
+static ferry_status cuda_copy_to_host_async(void *ctx, int32_t dev, void *dst, const void *src,
                                             size_t src_offset, size_t nbytes)
 {
     cuda_device_keeper keep_device_;
@@ -809,42 +813,45 @@ static ferry_status cuda_copy_to_host_async(int32_t dev, void *dst, const void *
                             : cuda_fail(dev, "cudaMemcpyAsync (device to host, async)", e);
 }
 
-static ferry_status guarded_matmul(int32_t dev, const ferry_kernel_tensor *out,
+static ferry_status guarded_matmul(void *ctx, int32_t dev, const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *a, const ferry_kernel_tensor *b)
 {
     CUDA_GUARD(cuda_matmul(dev, out, a, b))
 }
 
-static ferry_status guarded_fill(int32_t dev, const ferry_kernel_tensor *out, const void *value)
+static ferry_status guarded_fill(void *ctx, int32_t dev, const ferry_kernel_tensor *out,
+                                 const void *value)
 {
     CUDA_GUARD(cuda_fill(dev, out, value))
 }
 
-static ferry_status guarded_cast(int32_t dev, const ferry_kernel_tensor *out,
+static ferry_status guarded_cast(void *ctx, int32_t dev, const ferry_kernel_tensor *out,
                                  const ferry_kernel_tensor *in)
 {
     CUDA_GUARD(cuda_cast(dev, out, in))
 }
 
-static ferry_status guarded_copy_strided(int32_t dev, const ferry_kernel_tensor *out,
+static ferry_status guarded_copy_strided(void *ctx, int32_t dev, const ferry_kernel_tensor *out,
                                          const ferry_kernel_tensor *in)
 {
     CUDA_GUARD(cuda_copy_strided(dev, out, in))
 }
 
-static ferry_status guarded_unary(int32_t dev, ferry_unary_op op, const ferry_kernel_tensor *out,
+static ferry_status guarded_unary(void *ctx, int32_t dev, ferry_unary_op op,
+                                  const ferry_kernel_tensor *out,
                                   const ferry_kernel_tensor *in)
 {
     CUDA_GUARD(cuda_unary(dev, op, out, in))
 }
 
-static ferry_status guarded_binary(int32_t dev, ferry_binary_op op, const ferry_kernel_tensor *out,
+static ferry_status guarded_binary(void *ctx, int32_t dev, ferry_binary_op op,
+                                   const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *a, const ferry_kernel_tensor *b)
 {
     CUDA_GUARD(cuda_binary(dev, op, out, a, b))
 }
 
-static ferry_status guarded_binary_scalar(int32_t dev, ferry_binary_op op,
+static ferry_status guarded_binary_scalar(void *ctx, int32_t dev, ferry_binary_op op,
                                           const ferry_kernel_tensor *out,
                                           const ferry_kernel_tensor *a,
                                           const ferry_kernel_scalar *b)
@@ -852,7 +859,8 @@ static ferry_status guarded_binary_scalar(int32_t dev, ferry_binary_op op,
     CUDA_GUARD(cuda_binary_scalar(dev, op, out, a, b))
 }
 
-static ferry_status guarded_reduce(int32_t dev, ferry_reduce_op op, const ferry_kernel_tensor *out,
+static ferry_status guarded_reduce(void *ctx, int32_t dev, ferry_reduce_op op,
+                                   const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *in)
 {
     CUDA_GUARD(cuda_reduce(dev, op, out, in))
@@ -871,7 +879,7 @@ static const ferry_named_entry *const cuda_named_tables[] = {
     NULL,
 };
 
-static ferry_named_kernel cuda_get_kernel(int32_t device, const char *name)
+static ferry_named_kernel cuda_get_kernel(void *ctx, int32_t device, const char *name)
 {
     (void)device;
     return ferry_named_lookup(cuda_named_tables, name);
@@ -926,7 +934,8 @@ static ferry_backend_ops make_ops(void)
 
 static const ferry_backend_ops cuda_ops = make_ops();
 
-extern "C" FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host)
+extern "C" FERRY_BACKEND_EXPORT const ferry_backend_ops *
+ferry_backend_entry2(const ferry_host_api *host)
 {
     cuda_host = host;
     return &cuda_ops;

@@ -22,7 +22,7 @@ static int64_t dlpack_number(cudaStream_t s)
     return (int64_t)(intptr_t)s;
 }
 
-static ferry_status cuda_queue_native(int32_t dev, void *queue, int64_t *stream)
+static ferry_status cuda_queue_native(void *ctx, int32_t dev, void *queue, int64_t *stream)
 {
     cuda_device_keeper keep_device_;
     *stream = 0;
@@ -33,7 +33,7 @@ static ferry_status cuda_queue_native(int32_t dev, void *queue, int64_t *stream)
     return FERRY_OK;
 }
 
-static ferry_status cuda_event_wait_native(int32_t dev, int64_t stream, void *event)
+static ferry_status cuda_event_wait_native(void *ctx, int32_t dev, int64_t stream, void *event)
 {
     /* The value comes from another library: 0 and anything below -1 are no stream in
      * the spec, and -1 (no ordering) never reaches a backend. */

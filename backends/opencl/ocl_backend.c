@@ -165,7 +165,7 @@ static void ocl_release_devices(void)
     ocl_ndevices = 0;
 }
 
-static ferry_status ocl_init(int32_t *device_count, char *reason, size_t reason_cap)
+static ferry_status ocl_init(void **ctx, int32_t *device_count, char *reason, size_t reason_cap)
 {
     *device_count = 0;
     if (reason && reason_cap)
@@ -273,7 +273,7 @@ static ferry_status ocl_init(int32_t *device_count, char *reason, size_t reason_
     return FERRY_OK;
 }
 
-static void ocl_shutdown(void)
+static void ocl_shutdown(void *ctx)
 {
     pthread_mutex_lock(&ocl_init_lock);
     if (--ocl_instances > 0) {
@@ -331,7 +331,7 @@ ferry_status ocl_device_ready(int32_t dev, ocl_device **out)
 
 /* ---- device info ------------------------------------------------------------------- */
 
-static ferry_status ocl_device_info(int32_t device, ferry_device_info *out)
+static ferry_status ocl_device_info(void *ctx, int32_t device, ferry_device_info *out)
 {
     const ocl_device *d = &ocl_devices[device];
     memset(out, 0, sizeof *out);
@@ -361,7 +361,7 @@ static ferry_status ocl_device_info(int32_t device, ferry_device_info *out)
 
 /* ---- memory ------------------------------------------------------------------------ */
 
-static ferry_status ocl_alloc(int32_t device, size_t nbytes, void **buffer)
+static ferry_status ocl_alloc(void *ctx, int32_t device, size_t nbytes, void **buffer)
 {
     *buffer = NULL;
     ocl_device *d;
@@ -392,7 +392,7 @@ static ferry_status ocl_alloc(int32_t device, size_t nbytes, void **buffer)
     return FERRY_OK;
 }
 
-static void ocl_free(int32_t device, void *buffer)
+static void ocl_free(void *ctx, int32_t device, void *buffer)
 {
     /* Commands still queued on it keep the buffer alive inside the driver. */
     if (buffer)
@@ -413,7 +413,7 @@ static void ocl_free(int32_t device, void *buffer)
  * CL_MEM_ALLOC_HOST_PTR buffers, and FERRY_OPENCL_MAP_COPIES=1 selects mapping for a
  * driver where it is faster. */
 
-static ferry_status ocl_copy_from_host(int32_t device, void *dst, size_t dst_offset,
+static ferry_status ocl_copy_from_host(void *ctx, int32_t device, void *dst, size_t dst_offset,
                                        const void *src, size_t nbytes)
 {
     ocl_device *d;
@@ -436,7 +436,7 @@ static ferry_status ocl_copy_from_host(int32_t device, void *dst, size_t dst_off
     return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clEnqueueWriteBuffer", err);
 }
 
-static ferry_status ocl_copy_to_host(int32_t device, void *dst, const void *src,
+static ferry_status ocl_copy_to_host(void *ctx, int32_t device, void *dst, const void *src,
                                      size_t src_offset, size_t nbytes)
 {
     ocl_device *d;
@@ -472,7 +472,8 @@ static ferry_status ocl_copy_to_host(int32_t device, void *dst, const void *src,
  * staging, and an integrated GPU's is zero-copy only for CL_MEM_ALLOC_HOST_PTR buffers
  * (FERRY_OPENCL_MAP_COPIES=1), so the others are declined. Blocking, on the device's
  * default queue: the core has synchronised every queue of the device first. */
-static ferry_status ocl_host_map(int32_t device, void *buffer, size_t offset, size_t nbytes,
+static ferry_status ocl_host_map(void *ctx, int32_t device, void *buffer, size_t offset,
+                                 size_t nbytes,
                                  bool write, void **ptr)
 {
     *ptr = NULL;
@@ -492,7 +493,7 @@ static ferry_status ocl_host_map(int32_t device, void *buffer, size_t offset, si
     return FERRY_OK;
 }
 
-static ferry_status ocl_host_unmap(int32_t device, void *buffer, void *ptr)
+static ferry_status ocl_host_unmap(void *ctx, int32_t device, void *buffer, void *ptr)
 {
     ocl_device *d;
     ferry_status st = ocl_device_ready(device, &d);
@@ -507,7 +508,7 @@ static ferry_status ocl_host_unmap(int32_t device, void *buffer, void *ptr)
     return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clWaitForEvents", err);
 }
 
-static ferry_status ocl_copy_on_device(int32_t device, void *dst, size_t dst_offset,
+static ferry_status ocl_copy_on_device(void *ctx, int32_t device, void *dst, size_t dst_offset,
                                        const void *src, size_t src_offset, size_t nbytes)
 {
     ocl_device *d;
@@ -519,7 +520,7 @@ static ferry_status ocl_copy_on_device(int32_t device, void *dst, size_t dst_off
     return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clEnqueueCopyBuffer", err);
 }
 
-static ferry_status ocl_synchronize(int32_t device)
+static ferry_status ocl_synchronize(void *ctx, int32_t device)
 {
     ocl_device *d;
     ferry_status st = ocl_device_ready(device, &d);
@@ -541,7 +542,7 @@ static const ferry_named_entry *const ocl_named_tables[] = {
     NULL,
 };
 
-static ferry_named_kernel ocl_get_kernel(int32_t device, const char *name)
+static ferry_named_kernel ocl_get_kernel(void *ctx, int32_t device, const char *name)
 {
     (void)device;
     return ferry_named_lookup(ocl_named_tables, name);
@@ -597,7 +598,7 @@ static const ferry_backend_ops ocl_ops = {
     .host_unmap = ocl_host_unmap,
 };
 
-FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host)
+FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry2(const ferry_host_api *host)
 {
     /* A host of another major version may lay out its table differently, so not even
      * host->error can be trusted; the core reports the mismatch from our abi_major. */

@@ -156,20 +156,23 @@ OCL_HIDDEN void ocl_queue_generation(void);
 /* Destroys the queues queue_create made that are left at shutdown. */
 OCL_HIDDEN void ocl_queue_release_all(ocl_device *d);
 /* The ABI 1.2 entries (ocl_queue.c). */
-OCL_HIDDEN ferry_status ocl_queue_create(int32_t device, void **queue);
-OCL_HIDDEN void ocl_queue_destroy(int32_t device, void *queue);
-OCL_HIDDEN ferry_status ocl_set_queue(int32_t device, void *queue);
-OCL_HIDDEN ferry_status ocl_event_record(int32_t device, void *queue, void **event);
-OCL_HIDDEN ferry_status ocl_event_wait(int32_t device, void *queue, void *event);
-OCL_HIDDEN ferry_status ocl_event_synchronize(int32_t device, void *event);
-OCL_HIDDEN ferry_status ocl_event_query(int32_t device, void *event, bool *done);
-OCL_HIDDEN void ocl_event_destroy(int32_t device, void *event);
-OCL_HIDDEN ferry_status ocl_event_elapsed(int32_t device, void *start, void *end, float *ms);
-OCL_HIDDEN ferry_status ocl_host_alloc(size_t nbytes, void **ptr);
-OCL_HIDDEN void ocl_host_free(void *ptr);
-OCL_HIDDEN ferry_status ocl_copy_from_host_async(int32_t device, void *dst, size_t dst_offset,
+OCL_HIDDEN ferry_status ocl_queue_create(void *ctx, int32_t device, void **queue);
+OCL_HIDDEN void ocl_queue_destroy(void *ctx, int32_t device, void *queue);
+OCL_HIDDEN ferry_status ocl_set_queue(void *ctx, int32_t device, void *queue);
+OCL_HIDDEN ferry_status ocl_event_record(void *ctx, int32_t device, void *queue, void **event);
+OCL_HIDDEN ferry_status ocl_event_wait(void *ctx, int32_t device, void *queue, void *event);
+OCL_HIDDEN ferry_status ocl_event_synchronize(void *ctx, int32_t device, void *event);
+OCL_HIDDEN ferry_status ocl_event_query(void *ctx, int32_t device, void *event, bool *done);
+OCL_HIDDEN void ocl_event_destroy(void *ctx, int32_t device, void *event);
+OCL_HIDDEN ferry_status ocl_event_elapsed(void *ctx, int32_t device, void *start, void *end,
+                                          float *ms);
+OCL_HIDDEN ferry_status ocl_host_alloc(void *ctx, size_t nbytes, void **ptr);
+OCL_HIDDEN void ocl_host_free(void *ctx, void *ptr);
+OCL_HIDDEN ferry_status ocl_copy_from_host_async(void *ctx, int32_t device, void *dst,
+                                                 size_t dst_offset,
                                                  const void *src, size_t nbytes);
-OCL_HIDDEN ferry_status ocl_copy_to_host_async(int32_t device, void *dst, const void *src,
+OCL_HIDDEN ferry_status ocl_copy_to_host_async(void *ctx, int32_t device, void *dst,
+                                               const void *src,
                                                size_t src_offset, size_t nbytes);
 /* Markers on every queue of `d` other than `self` (none when the device has only its
  * default queue), so a command that waits for them comes after all the device's work.
@@ -236,26 +239,26 @@ OCL_HIDDEN ferry_status ocl_cast_dense(ocl_device *d, ferry_dtype to, cl_mem dst
 OCL_HIDDEN ferry_status ocl_cast_held(ocl_device *d, const ferry_kernel_tensor *out,
                                       const ferry_kernel_tensor *in);
 
-OCL_HIDDEN ferry_status ocl_fill(int32_t device, const ferry_kernel_tensor *out,
+OCL_HIDDEN ferry_status ocl_fill(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                                  const void *value);
-OCL_HIDDEN ferry_status ocl_cast(int32_t device, const ferry_kernel_tensor *out,
+OCL_HIDDEN ferry_status ocl_cast(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                                  const ferry_kernel_tensor *in);
-OCL_HIDDEN ferry_status ocl_copy_strided(int32_t device, const ferry_kernel_tensor *out,
+OCL_HIDDEN ferry_status ocl_copy_strided(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                                          const ferry_kernel_tensor *in);
-OCL_HIDDEN ferry_status ocl_unary(int32_t device, ferry_unary_op op,
+OCL_HIDDEN ferry_status ocl_unary(void *ctx, int32_t device, ferry_unary_op op,
                                   const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
-OCL_HIDDEN ferry_status ocl_binary(int32_t device, ferry_binary_op op,
+OCL_HIDDEN ferry_status ocl_binary(void *ctx, int32_t device, ferry_binary_op op,
                                    const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
                                    const ferry_kernel_tensor *b);
-OCL_HIDDEN ferry_status ocl_binary_scalar(int32_t device, ferry_binary_op op,
+OCL_HIDDEN ferry_status ocl_binary_scalar(void *ctx, int32_t device, ferry_binary_op op,
                                           const ferry_kernel_tensor *out,
                                           const ferry_kernel_tensor *a,
                                           const ferry_kernel_scalar *b);
-OCL_HIDDEN ferry_status ocl_reduce(int32_t device, ferry_reduce_op op,
+OCL_HIDDEN ferry_status ocl_reduce(void *ctx, int32_t device, ferry_reduce_op op,
                                    const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
 
 /* ocl_matmul.c */
-OCL_HIDDEN ferry_status ocl_matmul(int32_t device, const ferry_kernel_tensor *out,
+OCL_HIDDEN ferry_status ocl_matmul(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                                    const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
 /* Forgets CLBlast's compiled kernels (before contexts go). */
 OCL_HIDDEN void ocl_matmul_shutdown(void);

@@ -183,7 +183,7 @@ static ferry_status ocl_run_locked(ocl_device *d, int slot, const char *name, in
 
 /* ---- fill, copy, cast ----------------------------------------------------------------- */
 
-ferry_status ocl_fill(int32_t device, const ferry_kernel_tensor *out, const void *value)
+ferry_status ocl_fill(void *ctx, int32_t device, const ferry_kernel_tensor *out, const void *value)
 {
     ocl_device *d;
     fk_plan_ctx c = ocl_ctx(device);
@@ -227,7 +227,7 @@ ferry_status ocl_fill(int32_t device, const ferry_kernel_tensor *out, const void
     return st;
 }
 
-ferry_status ocl_copy_strided(int32_t device, const ferry_kernel_tensor *out,
+ferry_status ocl_copy_strided(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                               const ferry_kernel_tensor *in)
 {
     ocl_device *d;
@@ -311,11 +311,11 @@ ferry_status ocl_cast_held(ocl_device *d, const ferry_kernel_tensor *out,
                         2, bufs, &g, -1);
 }
 
-ferry_status ocl_cast(int32_t device, const ferry_kernel_tensor *out,
+ferry_status ocl_cast(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                       const ferry_kernel_tensor *in)
 {
     if (out->dtype == in->dtype)
-        return ocl_copy_strided(device, out, in);
+        return ocl_copy_strided(ctx, device, out, in);
     ocl_device *d;
     fk_plan_ctx c = ocl_ctx(device);
     ferry_status st = ocl_device_ready(device, &d);
@@ -335,7 +335,7 @@ ferry_status ocl_cast(int32_t device, const ferry_kernel_tensor *out,
 
 /* ---- unary and binary --------------------------------------------------------------- */
 
-ferry_status ocl_unary(int32_t device, ferry_unary_op op, const ferry_kernel_tensor *out,
+ferry_status ocl_unary(void *ctx, int32_t device, ferry_unary_op op, const ferry_kernel_tensor *out,
                        const ferry_kernel_tensor *in)
 {
     ocl_device *d;
@@ -357,7 +357,8 @@ ferry_status ocl_unary(int32_t device, ferry_unary_op op, const ferry_kernel_ten
     return ocl_run_locked(d, OCL_K_UNARY + (int)in->dtype, name, 2, bufs, &g, (int)op);
 }
 
-ferry_status ocl_binary(int32_t device, ferry_binary_op op, const ferry_kernel_tensor *out,
+ferry_status ocl_binary(void *ctx, int32_t device, ferry_binary_op op,
+                        const ferry_kernel_tensor *out,
                         const ferry_kernel_tensor *a, const ferry_kernel_tensor *b)
 {
     ocl_device *d;
@@ -384,7 +385,8 @@ ferry_status ocl_binary(int32_t device, ferry_binary_op op, const ferry_kernel_t
 }
 
 /* The scalar is a kernel argument by value: no buffer, no upload, no wait for one. */
-ferry_status ocl_binary_scalar(int32_t device, ferry_binary_op op, const ferry_kernel_tensor *out,
+ferry_status ocl_binary_scalar(void *ctx, int32_t device, ferry_binary_op op,
+                               const ferry_kernel_tensor *out,
                                const ferry_kernel_tensor *a, const ferry_kernel_scalar *b)
 {
     ocl_device *d;
@@ -504,7 +506,8 @@ static ferry_status ocl_run_wg(ocl_device *d, int slot, const char *name, const 
     return ocl_enqueue_1d(d, k, lanes, name, p->threads);
 }
 
-ferry_status ocl_reduce(int32_t device, ferry_reduce_op op, const ferry_kernel_tensor *out,
+ferry_status ocl_reduce(void *ctx, int32_t device, ferry_reduce_op op,
+                        const ferry_kernel_tensor *out,
                         const ferry_kernel_tensor *in)
 {
     ocl_device *d;

@@ -353,7 +353,7 @@ static ferry_status ocl_matmul_blas(ocl_device *d, ferry_dtype dt, int64_t batch
 
 /* ---- entry ---------------------------------------------------------------------------- */
 
-ferry_status ocl_matmul(int32_t device, const ferry_kernel_tensor *out,
+ferry_status ocl_matmul(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                         const ferry_kernel_tensor *a, const ferry_kernel_tensor *b)
 {
     ocl_device *d;

@@ -35,7 +35,7 @@ ocl_queue *ocl_current(ocl_device *d)
     return &d->defq;
 }
 
-ferry_status ocl_set_queue(int32_t device, void *queue)
+ferry_status ocl_set_queue(void *ctx, int32_t device, void *queue)
 {
     unsigned g = __atomic_load_n(&ocl_gen, __ATOMIC_RELAXED);
     if (ocl_tls_gen != g) {
@@ -56,7 +56,7 @@ ferry_status ocl_set_queue(int32_t device, void *queue)
 
 /* ---- queues ----------------------------------------------------------------------- */
 
-ferry_status ocl_queue_create(int32_t device, void **queue)
+ferry_status ocl_queue_create(void *ctx, int32_t device, void **queue)
 {
     *queue = NULL;
     if (device >= OCL_QUEUE_DEVICES)
@@ -96,7 +96,7 @@ static void ocl_queue_free(ocl_queue *q)
     free(q);
 }
 
-void ocl_queue_destroy(int32_t device, void *queue)
+void ocl_queue_destroy(void *ctx, int32_t device, void *queue)
 {
     ocl_queue *q = queue;
     if (!q)
@@ -226,7 +226,7 @@ static ocl_queue *ocl_queue_of(ocl_device *d, void *queue)
     return queue ? (ocl_queue *)queue : &d->defq;
 }
 
-ferry_status ocl_event_record(int32_t device, void *queue, void **event)
+ferry_status ocl_event_record(void *ctx, int32_t device, void *queue, void **event)
 {
     *event = NULL;
     ocl_device *d;
@@ -241,21 +241,21 @@ ferry_status ocl_event_record(int32_t device, void *queue, void **event)
     return FERRY_OK;
 }
 
-ferry_status ocl_event_wait(int32_t device, void *queue, void *event)
+ferry_status ocl_event_wait(void *ctx, int32_t device, void *queue, void *event)
 {
     ocl_device *d;
     ferry_status st = ocl_device_ready(device, &d);
     if (st != FERRY_OK)
         return st;
     cl_event e = event;
-    cl_context ctx = NULL;
+    cl_context ev_context = NULL;
     cl_command_queue from = NULL;
-    cl_int err = clGetEventInfo(e, CL_EVENT_CONTEXT, sizeof ctx, &ctx, NULL);
+    cl_int err = clGetEventInfo(e, CL_EVENT_CONTEXT, sizeof ev_context, &ev_context, NULL);
     if (err == CL_SUCCESS)
         err = clGetEventInfo(e, CL_EVENT_COMMAND_QUEUE, sizeof from, &from, NULL);
     if (err != CL_SUCCESS)
         return ocl_fail(device, "clGetEventInfo", err);
-    if (ctx != d->context) {
+    if (ev_context != d->context) {
         /* Each device has a context of its own, and a wait list may only name events of
          * the queue's context: the host waits instead. */
         err = clWaitForEvents(1, &e);
@@ -268,14 +268,14 @@ ferry_status ocl_event_wait(int32_t device, void *queue, void *event)
     return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clEnqueueBarrierWithWaitList", err);
 }
 
-ferry_status ocl_event_synchronize(int32_t device, void *event)
+ferry_status ocl_event_synchronize(void *ctx, int32_t device, void *event)
 {
     cl_event e = event;
     cl_int err = clWaitForEvents(1, &e);
     return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clWaitForEvents", err);
 }
 
-ferry_status ocl_event_query(int32_t device, void *event, bool *done)
+ferry_status ocl_event_query(void *ctx, int32_t device, void *event, bool *done)
 {
     *done = false;
     cl_event e = event;
@@ -298,14 +298,14 @@ ferry_status ocl_event_query(int32_t device, void *event, bool *done)
     return FERRY_OK;
 }
 
-void ocl_event_destroy(int32_t device, void *event)
+void ocl_event_destroy(void *ctx, int32_t device, void *event)
 {
     (void)device;
     if (event)
         clReleaseEvent((cl_event)event);
 }
 
-ferry_status ocl_event_elapsed(int32_t device, void *start, void *end, float *ms)
+ferry_status ocl_event_elapsed(void *ctx, int32_t device, void *start, void *end, float *ms)
 {
     cl_ulong t0 = 0, t1 = 0;
     cl_int err = clGetEventProfilingInfo((cl_event)start, CL_PROFILING_COMMAND_END, sizeof t0,
@@ -336,7 +336,7 @@ typedef struct ocl_pinned {
 static pthread_mutex_t ocl_pinned_lock = PTHREAD_MUTEX_INITIALIZER;
 static ocl_pinned *ocl_pinned_list;
 
-ferry_status ocl_host_alloc(size_t nbytes, void **ptr)
+ferry_status ocl_host_alloc(void *ctx, size_t nbytes, void **ptr)
 {
     *ptr = NULL;
     if (ocl_ndevices <= 0)
@@ -378,7 +378,7 @@ ferry_status ocl_host_alloc(size_t nbytes, void **ptr)
     return FERRY_OK;
 }
 
-void ocl_host_free(void *ptr)
+void ocl_host_free(void *ctx, void *ptr)
 {
     if (!ptr)
         return;
@@ -409,7 +409,7 @@ void ocl_host_free(void *ptr)
  * Non-blocking reads and writes on the current queue; the core keeps the host memory
  * alive and unchanged until an event recorded after them is done. */
 
-ferry_status ocl_copy_from_host_async(int32_t device, void *dst, size_t dst_offset,
+ferry_status ocl_copy_from_host_async(void *ctx, int32_t device, void *dst, size_t dst_offset,
                                       const void *src, size_t nbytes)
 {
     ocl_device *d;
@@ -421,7 +421,7 @@ ferry_status ocl_copy_from_host_async(int32_t device, void *dst, size_t dst_offs
     return err == CL_SUCCESS ? FERRY_OK : ocl_fail(device, "clEnqueueWriteBuffer", err);
 }
 
-ferry_status ocl_copy_to_host_async(int32_t device, void *dst, const void *src,
+ferry_status ocl_copy_to_host_async(void *ctx, int32_t device, void *dst, const void *src,
                                     size_t src_offset, size_t nbytes)
 {
     ocl_device *d;

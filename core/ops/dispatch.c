@@ -152,7 +152,7 @@ static ferry_status call_named(const ferry_backend *be, ferry_named_kernel k, in
     for (int i = 0; i < n; i++)
         ferry__describe(ops[i], mem[i], &kt[i]);
     const ferry_kernel_tensor *tensors = kt;
-    if (!FERRY_OPS_HAS(be->ops, binary_scalar)) {
+    if (be->kt_stride_early) {
         for (int i = 0; i < n; i++)
             memcpy(packed + (size_t)i * KT_STRIDE_1_1_EARLY, &kt[i], KT_STRIDE_1_1_EARLY);
         tensors = (const ferry_kernel_tensor *)(void *)packed;
@@ -164,6 +164,7 @@ static ferry_status call_named(const ferry_backend *be, ferry_named_kernel k, in
         .tensors = tensors,
         .params = params,
         .params_size = params_size,
+        .ctx = be->v1 ? NULL : be->ctx,
     };
     ferry_status st;
     if (ferry__track_active(be)) {

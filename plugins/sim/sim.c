@@ -454,7 +454,7 @@ static void sim_queues_stop(void)
     pthread_mutex_unlock(&queues_lock);
 }
 
-static ferry_status sim_queue_create(int32_t device, void **queue)
+static ferry_status sim_queue_create(void *ctx, int32_t device, void **queue)
 {
     sim_why why;
     *queue = NULL;
@@ -477,7 +477,7 @@ static ferry_status sim_queue_create(int32_t device, void **queue)
     return FERRY_OK;
 }
 
-static void sim_queue_destroy(int32_t device, void *queue)
+static void sim_queue_destroy(void *ctx, int32_t device, void *queue)
 {
     sim_queue *q = queue;
     if (!q || device < 0 || device >= SIM_MAX_DEVICES)
@@ -496,7 +496,7 @@ static void sim_queue_destroy(int32_t device, void *queue)
               device, queue);
 }
 
-static ferry_status sim_set_queue(int32_t device, void *queue)
+static ferry_status sim_set_queue(void *ctx, int32_t device, void *queue)
 {
     if (device < 0 || device >= SIM_MAX_DEVICES)
         return host->error(FERRY_ERR_BACKEND, "sim: set_queue: invalid device index %" PRId32,
@@ -505,7 +505,7 @@ static ferry_status sim_set_queue(int32_t device, void *queue)
     return FERRY_OK;
 }
 
-static ferry_status sim_event_record(int32_t device, void *queue, void **event)
+static ferry_status sim_event_record(void *ctx, int32_t device, void *queue, void **event)
 {
     *event = NULL;
     if (device < 0 || device >= ndevices)
@@ -531,7 +531,7 @@ static ferry_status sim_event_record(int32_t device, void *queue, void **event)
     return FERRY_OK;
 }
 
-static ferry_status sim_event_wait(int32_t device, void *queue, void *event)
+static ferry_status sim_event_wait(void *ctx, int32_t device, void *queue, void *event)
 {
     sim_event *e = event;
     if (device < 0 || device >= ndevices || !e)
@@ -547,7 +547,7 @@ static ferry_status sim_event_wait(int32_t device, void *queue, void *event)
     return sim_enqueue(q, t);
 }
 
-static ferry_status sim_queue_native(int32_t device, void *queue, int64_t *stream)
+static ferry_status sim_queue_native(void *ctx, int32_t device, void *queue, int64_t *stream)
 {
     *stream = 0;
     if (device < 0 || device >= ndevices)
@@ -564,7 +564,7 @@ static ferry_status sim_queue_native(int32_t device, void *queue, int64_t *strea
 
 /* Another library's stream: the value is checked against the device's live queues, as
  * a foreign number must be, before anything waits on it. */
-static ferry_status sim_event_wait_native(int32_t device, int64_t stream, void *event)
+static ferry_status sim_event_wait_native(void *ctx, int32_t device, int64_t stream, void *event)
 {
     sim_event *e = event;
     if (device < 0 || device >= ndevices || !e)
@@ -595,7 +595,7 @@ static ferry_status sim_event_wait_native(int32_t device, int64_t stream, void *
     return st;
 }
 
-static ferry_status sim_event_synchronize(int32_t device, void *event)
+static ferry_status sim_event_synchronize(void *ctx, int32_t device, void *event)
 {
     (void)device;
     sim_event *e = event;
@@ -606,7 +606,7 @@ static ferry_status sim_event_synchronize(int32_t device, void *event)
     return FERRY_OK;
 }
 
-static ferry_status sim_event_query(int32_t device, void *event, bool *done)
+static ferry_status sim_event_query(void *ctx, int32_t device, void *event, bool *done)
 {
     (void)device;
     sim_event *e = event;
@@ -616,13 +616,13 @@ static ferry_status sim_event_query(int32_t device, void *event, bool *done)
     return FERRY_OK;
 }
 
-static void sim_event_destroy(int32_t device, void *event)
+static void sim_event_destroy(void *ctx, int32_t device, void *event)
 {
     (void)device;
     sim_event_release(event);
 }
 
-static ferry_status sim_event_elapsed(int32_t device, void *start, void *end, float *ms)
+static ferry_status sim_event_elapsed(void *ctx, int32_t device, void *start, void *end, float *ms)
 {
     sim_event *a = start, *b = end;
     pthread_mutex_lock(&ev_lock);
@@ -671,7 +671,8 @@ static ferry_status sim_host_copy_check(const char *call, int32_t device, const 
     return FERRY_OK;
 }
 
-static ferry_status sim_copy_from_host_async(int32_t device, void *dst, size_t dst_offset,
+static ferry_status sim_copy_from_host_async(void *ctx, int32_t device, void *dst,
+                                             size_t dst_offset,
                                              const void *src, size_t nbytes)
 {
     ferry_status st;
@@ -688,7 +689,7 @@ static ferry_status sim_copy_from_host_async(int32_t device, void *dst, size_t d
     return nbytes ? sim_queue_in(device, dst, dst_offset, src, NULL, nbytes) : FERRY_OK;
 }
 
-static ferry_status sim_copy_to_host_async(int32_t device, void *dst, const void *src,
+static ferry_status sim_copy_to_host_async(void *ctx, int32_t device, void *dst, const void *src,
                                            size_t src_offset, size_t nbytes)
 {
     ferry_status st;
@@ -715,7 +716,7 @@ static ferry_status sim_copy_to_host_async(int32_t device, void *dst, const void
     return sim_enqueue(sim_current(device), t);
 }
 
-static ferry_status sim_init(int32_t *device_count, char *reason, size_t reason_cap)
+static ferry_status sim_init(void **ctx, int32_t *device_count, char *reason, size_t reason_cap)
 {
     uint64_t n, mem, fail_alloc, fail_copy, sticky;
     ferry_status st;
@@ -753,7 +754,7 @@ static ferry_status sim_init(int32_t *device_count, char *reason, size_t reason_
     return FERRY_OK;
 }
 
-static void sim_shutdown(void)
+static void sim_shutdown(void *ctx)
 {
     pthread_mutex_lock(&lock);
     if (--instances > 0) {
@@ -785,7 +786,7 @@ static void sim_shutdown(void)
                   live_bytes);
 }
 
-static ferry_status sim_device_info(int32_t device, ferry_device_info *out)
+static ferry_status sim_device_info(void *ctx, int32_t device, ferry_device_info *out)
 {
     sim_why why;
     memset(out, 0, sizeof *out);
@@ -806,7 +807,7 @@ static ferry_status sim_device_info(int32_t device, ferry_device_info *out)
     return FERRY_OK;
 }
 
-static ferry_status sim_alloc(int32_t device, size_t nbytes, void **buffer)
+static ferry_status sim_alloc(void *ctx, int32_t device, size_t nbytes, void **buffer)
 {
     sim_why why;
     *buffer = NULL;
@@ -866,7 +867,7 @@ static ferry_status sim_alloc(int32_t device, size_t nbytes, void **buffer)
     return FERRY_OK;
 }
 
-static void sim_free(int32_t device, void *buffer)
+static void sim_free(void *ctx, int32_t device, void *buffer)
 {
     sim_why why;
     if (!buffer)
@@ -897,7 +898,7 @@ static bool sim_empty_copy(size_t nbytes, const void *handle)
     return nbytes == 0 && handle == NULL;
 }
 
-static ferry_status sim_copy_from_host(int32_t device, void *dst, size_t dst_offset,
+static ferry_status sim_copy_from_host(void *ctx, int32_t device, void *dst, size_t dst_offset,
                                        const void *src, size_t nbytes)
 {
     ferry_status st;
@@ -926,7 +927,7 @@ static ferry_status sim_copy_from_host(int32_t device, void *dst, size_t dst_off
     return FERRY_OK;
 }
 
-static ferry_status sim_copy_to_host(int32_t device, void *dst, const void *src,
+static ferry_status sim_copy_to_host(void *ctx, int32_t device, void *dst, const void *src,
                                      size_t src_offset, size_t nbytes)
 {
     ferry_status st;
@@ -986,7 +987,7 @@ static ferry_status sim_copy_blocks(const char *call, int32_t dst_device, void *
     return FERRY_OK;
 }
 
-static ferry_status sim_copy_on_device(int32_t device, void *dst, size_t dst_offset,
+static ferry_status sim_copy_on_device(void *ctx, int32_t device, void *dst, size_t dst_offset,
                                        const void *src, size_t src_offset, size_t nbytes)
 {
     ferry_status st;
@@ -996,7 +997,7 @@ static ferry_status sim_copy_on_device(int32_t device, void *dst, size_t dst_off
                            nbytes);
 }
 
-static ferry_status sim_copy_peer(int32_t dst_device, void *dst, size_t dst_offset,
+static ferry_status sim_copy_peer(void *ctx, int32_t dst_device, void *dst, size_t dst_offset,
                                   int32_t src_device, const void *src, size_t src_offset,
                                   size_t nbytes)
 {
@@ -1009,7 +1010,7 @@ static ferry_status sim_copy_peer(int32_t dst_device, void *dst, size_t dst_offs
 
 /* "Pinned" host memory for the core's staging buffers: plain host memory here, but
  * each call is logged (FERRY_DEBUG=sim) so tests can see the core reuse them. */
-static ferry_status sim_host_alloc(size_t nbytes, void **ptr)
+static ferry_status sim_host_alloc(void *ctx, size_t nbytes, void **ptr)
 {
     *ptr = NULL;
     if (posix_memalign(ptr, 64, nbytes ? nbytes : 1) != 0) {
@@ -1021,13 +1022,13 @@ static ferry_status sim_host_alloc(size_t nbytes, void **ptr)
     return FERRY_OK;
 }
 
-static void sim_host_free(void *ptr)
+static void sim_host_free(void *ctx, void *ptr)
 {
     host->log(FERRY_LOG_DEBUG, "sim", "host_free");
     free(ptr);
 }
 
-static ferry_status sim_synchronize(int32_t device)
+static ferry_status sim_synchronize(void *ctx, int32_t device)
 {
     sim_why why;
     pthread_mutex_lock(&lock);
@@ -1084,11 +1085,12 @@ static const ferry_backend_ops sim_ops_queued = {
     .event_wait_native = sim_event_wait_native,
 };
 
-/* FERRY_SIM_ABI_1_2_EARLY=1 as well: the table of a 1.2 plugin built before the DLPack
- * stream entries (it ends before queue_native), which the core must drive as before. */
+/* FERRY_SIM_ABI_1_2_EARLY=1 as well: the table ends before queue_native, as that of a
+ * 1.2 plugin built before the DLPack stream entries did, and the core must drive it as
+ * before (it reads 2.0 tables and the 1.x wrappers by the same struct_size rule). */
 static ferry_backend_ops sim_ops_queued_early;
 
-const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host_api)
+const ferry_backend_ops *ferry_backend_entry2(const ferry_host_api *host_api)
 {
     /* Without the 1.0 services there is no way to report anything; a host of another
      * major is refused silently, and the core names the mismatch itself. */

@@ -1,5 +1,5 @@
 /* What the built shared objects expose: every plugin exports exactly one function,
- * ferry_backend_entry, and libferry.so neither references nor needs any vendor library. */
+ * its entry symbol, and libferry.so neither references nor needs any vendor library. */
 #include <dirent.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <ferry/backend_v1.h>
 
 #include <cmocka.h>
 
@@ -59,8 +61,9 @@ static void require_tool(const char *tool)
     }
 }
 
-/* Checks that `nm -D --defined-only` lists ferry_backend_entry as the one text symbol. */
-static void check_plugin_exports(const char *path)
+/* Checks that `nm -D --defined-only` lists `entry` (the 2.0 or the 1.x entry symbol) as
+ * the one text symbol. */
+static void check_plugin_exports(const char *path, const char *entry)
 {
     char *out = run("nm -D --defined-only '%s'", path);
     int entries = 0;
@@ -74,17 +77,16 @@ static void check_plugin_exports(const char *path)
                         strcmp(type, "i") == 0;
         if (!function)
             continue;
-        if (strcmp(name, "ferry_backend_entry") != 0)
-            fail_msg("%s exports the function %s (%s); only ferry_backend_entry may be "
-                     "exported",
-                     path, name, type);
+        if (strcmp(name, entry) != 0)
+            fail_msg("%s exports the function %s (%s); only %s may be exported", path, name,
+                     type, entry);
         if (strcmp(type, "T") != 0)
-            fail_msg("%s exports ferry_backend_entry as '%s', expected 'T'", path, type);
+            fail_msg("%s exports %s as '%s', expected 'T'", path, entry, type);
         entries++;
     }
     free(out);
     if (entries != 1)
-        fail_msg("%s exports ferry_backend_entry %d times, expected once", path, entries);
+        fail_msg("%s exports %s %d times, expected once", path, entry, entries);
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -110,7 +112,7 @@ static void test_exports_every_built_plugin_exports_only_its_entry(void **state)
             continue;
         char path[PATH_MAX + 256];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        check_plugin_exports(path);
+        check_plugin_exports(path, FERRY_BACKEND_ENTRY_SYMBOL);
         saw_cpu |= strcmp(e->d_name, "libferry-backend-cpu.so") == 0;
         saw_sim |= strcmp(e->d_name, "libferry-backend-sim.so") == 0;
         checked++;
@@ -125,13 +127,15 @@ static void test_exports_fake_plugins_export_only_their_entry(void **state)
 {
     (void)state;
     require_tool("nm");
-    const char *variants[] = {"ok/libferry-backend-fake.so",
-                              "old_minor/libferry-backend-fakeold.so",
-                              "init_fail/libferry-backend-fakeinit.so"};
+    static const struct {
+        const char *file, *entry;
+    } variants[] = {{"ok/libferry-backend-fake.so", FERRY_BACKEND_ENTRY_SYMBOL},
+                    {"old_minor/libferry-backend-fakeold.so", FERRY_BACKEND_V1_ENTRY_SYMBOL},
+                    {"init_fail/libferry-backend-fakeinit.so", FERRY_BACKEND_ENTRY_SYMBOL}};
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
         char path[PATH_MAX];
-        snprintf(path, sizeof path, "%s/fake_plugins/%s", build_dir(), variants[i]);
-        check_plugin_exports(path);
+        snprintf(path, sizeof path, "%s/fake_plugins/%s", build_dir(), variants[i].file);
+        check_plugin_exports(path, variants[i].entry);
     }
 }
 

@@ -226,6 +226,37 @@ static void test_early_1_1_plugin_reads_named_descriptors_at_its_stride(void **s
     ferry_tensor_release(a);
 }
 
+/* ABI 2.0: get_kernel and the kernel it returns receive the context init returned (the
+ * plugin aborts otherwise), and a declined named op still runs, on the cpu. */
+static void test_abi_2_0_named_kernels_receive_the_plugin_context(void **state)
+{
+    (void)state;
+    use_fake_variant("ctx_probe");
+    int64_t shape[2] = {2, 3};
+    ferry_tensor *a = ferry_full(FERRY_FLOAT32, 2, shape, -1.5, "fakectx:0");
+    assert_tensor(a);
+    void *h = dlopen(ferry_backend_path("fakectx"), RTLD_NOW | RTLD_NOLOAD);
+    assert_non_null(h);
+    void (*counts)(int *, int *) = (void (*)(int *, int *))dlsym(h, "fake_ctx_probe_counts");
+    dlclose(h);
+    assert_non_null(counts);
+    int gets0, runs0;
+    counts(&gets0, &runs0);
+    ferry_tensor *f = ferry_floor(a);
+    assert_tensor(f);
+    float got[6];
+    assert_ok(ferry_tensor_copy_to_host(f, got, sizeof got));
+    for (int i = 0; i < 6; i++)
+        assert_true(got[i] == -2.0f);
+    int gets, runs;
+    counts(&gets, &runs);
+    assert_true(gets > gets0);
+    assert_true(runs > runs0);
+    assert_true(count("fakectx:0", FERRY_FALLBACK_NAMED) >= 1);
+    ferry_tensor_release(f);
+    ferry_tensor_release(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +270,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_early_1_1_plugin_reads_named_descriptors_at_its_stride, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abi_2_0_named_kernels_receive_the_plugin_context,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -836,6 +836,7 @@ static size_t sim_id_of(const void *handle)
 typedef struct direct {
     void *dl;
     const ferry_backend_ops *ops;
+    void *ctx; /* what sim's init returned */
 } direct;
 
 /* Opens the sim plugin as the core would, once the core has let go of it (no sim tensor
@@ -860,7 +861,8 @@ static int open_sim_directly(void **state)
     }
     int32_t count = -1;
     char reason[64] = "untouched";
-    if (d.ops->init(&count, reason, sizeof reason) != FERRY_OK || count != 2) {
+    d.ctx = NULL;
+    if (d.ops->init(&d.ctx, &count, reason, sizeof reason) != FERRY_OK || count != 2) {
         print_error("sim init failed: %s\n", host_message);
         return -1;
     }
@@ -878,7 +880,7 @@ static int close_sim_directly(void **state)
 {
     direct *d = *state;
     if (d && d->ops)
-        d->ops->shutdown();
+        d->ops->shutdown(d->ctx);
     if (d && d->dl)
         dlclose(d->dl);
     return 0;
@@ -932,49 +934,51 @@ static void test_sim_plugin_entry_refuses_a_host_of_another_major(void **state)
 static void test_sim_plugin_handles_are_odd_ids_never_reused(void **state)
 {
     const ferry_backend_ops *ops = ((direct *)*state)->ops;
+    void *ctx = ((direct *)*state)->ctx;
     void *a, *b, *c;
-    assert_int_equal(ops->alloc(0, 64, &a), FERRY_OK);
-    assert_int_equal(ops->alloc(1, 64, &b), FERRY_OK);
+    assert_int_equal(ops->alloc(ctx, 0, 64, &a), FERRY_OK);
+    assert_int_equal(ops->alloc(ctx, 1, 64, &b), FERRY_OK);
     /* Not an aligned pointer: a core that dereferences one faults at once. */
     assert_int_equal((uintptr_t)a & 0xF, 1);
     assert_int_equal((uintptr_t)b & 0xF, 1);
     assert_ptr_not_equal(a, b);
     assert_int_equal(sim_id_of(b), sim_id_of(a) + 1);
-    ops->free(0, a);
-    assert_int_equal(ops->alloc(0, 64, &c), FERRY_OK);
+    ops->free(ctx, 0, a);
+    assert_int_equal(ops->alloc(ctx, 0, 64, &c), FERRY_OK);
     assert_int_equal(sim_id_of(c), sim_id_of(b) + 1);
-    ops->free(1, b);
-    ops->free(0, c);
-    ops->free(0, NULL);
+    ops->free(ctx, 1, b);
+    ops->free(ctx, 0, c);
+    ops->free(ctx, 0, NULL);
     assert_int_equal(log_count, 0);
 }
 
 static void test_sim_plugin_copy_with_freed_or_unknown_id_fails_naming_it(void **state)
 {
     const ferry_backend_ops *ops = ((direct *)*state)->ops;
+    void *ctx = ((direct *)*state)->ctx;
     void *a;
     char buf[16] = {0};
-    assert_int_equal(ops->alloc(1, 16, &a), FERRY_OK);
+    assert_int_equal(ops->alloc(ctx, 1, 16, &a), FERRY_OK);
     size_t id = sim_id_of(a);
-    ops->free(1, a);
+    ops->free(ctx, 1, a);
     char text[128];
     snprintf(text, sizeof text, "sim:1: copy_to_host: invalid buffer id %zu (freed)", id);
-    expect_backend_error(ops->copy_to_host(1, buf, a, 0, 16), text);
+    expect_backend_error(ops->copy_to_host(ctx, 1, buf, a, 0, 16), text);
     snprintf(text, sizeof text, "sim:1: copy_from_host: invalid buffer id %zu (freed)", id);
-    expect_backend_error(ops->copy_from_host(1, a, 0, buf, 16), text);
+    expect_backend_error(ops->copy_from_host(ctx, 1, a, 0, buf, 16), text);
 
     /* Same layout as a real handle, with an id far past any allocated so far. */
     void *unknown = (void *)((uintptr_t)a + ((uintptr_t)100000 << 4));
     snprintf(text, sizeof text, "sim:0: copy_to_host: invalid buffer id %zu (never allocated)",
              id + 100000);
-    expect_backend_error(ops->copy_to_host(0, buf, unknown, 0, 4), text);
-    expect_backend_error(ops->copy_to_host(0, buf, buf, 0, 4),
+    expect_backend_error(ops->copy_to_host(ctx, 0, buf, unknown, 0, 4), text);
+    expect_backend_error(ops->copy_to_host(ctx, 0, buf, buf, 0, 4),
                          "sim:0: copy_to_host: invalid buffer handle");
-    expect_backend_error(ops->copy_to_host(0, buf, NULL, 0, 4),
+    expect_backend_error(ops->copy_to_host(ctx, 0, buf, NULL, 0, 4),
                          "sim:0: copy_to_host: invalid buffer handle");
 
     /* A double free cannot fail back, so it is logged as an error and changes nothing. */
-    ops->free(1, a);
+    ops->free(ctx, 1, a);
     assert_int_equal(log_count, 1);
     assert_int_equal(log_level, FERRY_LOG_ERROR);
     snprintf(text, sizeof text, "sim:1: free: invalid buffer id %zu (freed)", id);
@@ -984,63 +988,67 @@ static void test_sim_plugin_copy_with_freed_or_unknown_id_fails_naming_it(void *
 static void test_sim_plugin_copy_out_of_bounds_or_on_wrong_device_fails(void **state)
 {
     const ferry_backend_ops *ops = ((direct *)*state)->ops;
+    void *ctx = ((direct *)*state)->ctx;
     void *a, *b;
     char buf[64] = {0};
-    assert_int_equal(ops->alloc(0, 32, &a), FERRY_OK);
-    assert_int_equal(ops->alloc(1, 32, &b), FERRY_OK);
-    expect_backend_error(ops->copy_from_host(0, a, 1, buf, 32), "out of bounds");
-    expect_backend_error(ops->copy_to_host(0, buf, a, 33, 0), "out of bounds");
-    expect_backend_error(ops->copy_to_host(0, buf, a, SIZE_MAX, 2), "out of bounds");
-    expect_backend_error(ops->copy_to_host(0, buf, b, 0, 4), "belongs to sim:1");
-    expect_backend_error(ops->copy_on_device(0, a, 0, a, 8, 16), "overlap");
-    expect_backend_error(ops->copy_peer(1, b, 0, 0, a, 16, 17), "out of bounds");
-    expect_backend_error(ops->copy_to_host(2, buf, a, 0, 4), "invalid device index 2");
-    expect_backend_error(ops->synchronize(-1), "invalid device index -1");
+    assert_int_equal(ops->alloc(ctx, 0, 32, &a), FERRY_OK);
+    assert_int_equal(ops->alloc(ctx, 1, 32, &b), FERRY_OK);
+    expect_backend_error(ops->copy_from_host(ctx, 0, a, 1, buf, 32), "out of bounds");
+    expect_backend_error(ops->copy_to_host(ctx, 0, buf, a, 33, 0), "out of bounds");
+    expect_backend_error(ops->copy_to_host(ctx, 0, buf, a, SIZE_MAX, 2), "out of bounds");
+    expect_backend_error(ops->copy_to_host(ctx, 0, buf, b, 0, 4), "belongs to sim:1");
+    expect_backend_error(ops->copy_on_device(ctx, 0, a, 0, a, 8, 16), "overlap");
+    expect_backend_error(ops->copy_peer(ctx, 1, b, 0, 0, a, 16, 17), "out of bounds");
+    expect_backend_error(ops->copy_to_host(ctx, 2, buf, a, 0, 4), "invalid device index 2");
+    expect_backend_error(ops->synchronize(ctx, -1), "invalid device index -1");
 
     /* The same calls in bounds move the bytes. */
     for (int i = 0; i < 32; i++)
         buf[i] = (char)(i + 1);
-    assert_int_equal(ops->copy_from_host(0, a, 0, buf, 32), FERRY_OK);
-    assert_int_equal(ops->copy_on_device(0, a, 0, a, 16, 16), FERRY_OK);
-    assert_int_equal(ops->copy_peer(1, b, 0, 0, a, 0, 32), FERRY_OK);
+    assert_int_equal(ops->copy_from_host(ctx, 0, a, 0, buf, 32), FERRY_OK);
+    assert_int_equal(ops->copy_on_device(ctx, 0, a, 0, a, 16, 16), FERRY_OK);
+    assert_int_equal(ops->copy_peer(ctx, 1, b, 0, 0, a, 0, 32), FERRY_OK);
     char out[32];
-    assert_int_equal(ops->copy_to_host(1, out, b, 0, 32), FERRY_OK);
+    assert_int_equal(ops->copy_to_host(ctx, 1, out, b, 0, 32), FERRY_OK);
     for (int i = 0; i < 32; i++)
         assert_int_equal(out[i], (char)(i < 16 ? i + 17 : i + 1));
-    assert_int_equal(ops->synchronize(1), FERRY_OK);
-    ops->free(0, a);
-    ops->free(1, b);
+    assert_int_equal(ops->synchronize(ctx, 1), FERRY_OK);
+    ops->free(ctx, 0, a);
+    ops->free(ctx, 1, b);
 }
 
 static void test_sim_plugin_memory_accounting_and_leak_warning(void **state)
 {
     const ferry_backend_ops *ops = ((direct *)*state)->ops;
+    void *ctx = ((direct *)*state)->ctx;
     ferry_device_info info;
-    assert_int_equal(ops->device_info(1, &info), FERRY_OK);
+    assert_int_equal(ops->device_info(ctx, 1, &info), FERRY_OK);
     assert_false(info.host_accessible);
     uint64_t total = info.total_memory;
     assert_int_equal(info.free_memory, total);
     void *a;
-    assert_int_equal(ops->alloc(1, 1000, &a), FERRY_OK);
-    assert_int_equal(ops->device_info(1, &info), FERRY_OK);
+    assert_int_equal(ops->alloc(ctx, 1, 1000, &a), FERRY_OK);
+    assert_int_equal(ops->device_info(ctx, 1, &info), FERRY_OK);
     assert_int_equal(info.free_memory, total - 1000);
     void *huge;
     host_message[0] = '\0';
-    assert_int_equal(ops->alloc(1, (size_t)total, &huge), FERRY_ERR_OUT_OF_MEMORY);
+    assert_int_equal(ops->alloc(ctx, 1, (size_t)total, &huge), FERRY_ERR_OUT_OF_MEMORY);
     assert_null(huge);
     assert_int_equal(host_status, FERRY_ERR_OUT_OF_MEMORY);
     if (strncmp(host_message, "sim:1: out of memory: ", 22) != 0)
         fail_msg("unexpected message \"%s\"", host_message);
-    expect_backend_error(ops->device_info(2, &info), "invalid device index 2");
+    expect_backend_error(ops->device_info(ctx, 2, &info), "invalid device index 2");
 
     /* Left allocated on purpose: shutdown frees it and says so. */
     (void)a;
-    ops->shutdown();
+    ops->shutdown(ctx);
     assert_int_equal(log_level, FERRY_LOG_WARN);
     assert_string_equal(log_message, "1 buffer(s), 1000 bytes, still allocated at shutdown");
     int32_t count;
     char reason[8];
-    assert_int_equal(ops->init(&count, reason, sizeof reason), FERRY_OK);
+    direct *d = *state;
+    d->ctx = NULL;
+    assert_int_equal(ops->init(&d->ctx, &count, reason, sizeof reason), FERRY_OK);
 }
 
 int main(void)

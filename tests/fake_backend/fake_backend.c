@@ -4,6 +4,7 @@
  * between them runs (fake_stage_probe.h), or one specific way for a plugin to be broken,
  * old, newer or refused. */
 #include <ferry/backend.h>
+#include <ferry/backend_v1.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,24 +29,44 @@
 #define FAKE_CLAIMED_NAME FAKE_STR(FAKE_NAME)
 #endif
 
+#if defined(FAKE_OLD_MINOR) || defined(FAKE_ABI_1_0) || defined(FAKE_1_1_EARLY)
+/* Built as an ABI 1.x plugin: the frozen 1.x table, entries without a context, the 1.x
+ * entry symbol. */
+#define FAKE_V1 1
+typedef ferry_backend_ops_v1 fake_ops;
+#define FAKE_CTX
+#define FAKE_CTX_ONLY void
+#define FAKE_INIT_CTX
+#define FAKE_CHECK_CTX() ((void)0)
+#define FAKE_ENTRY ferry_backend_entry
+#define FAKE_OPS_MAJOR FERRY_BACKEND_V1_ABI_MAJOR
+#else
+/* Every entry checks that it received the context its init returned. */
+typedef ferry_backend_ops fake_ops;
+#define FAKE_CTX void *ctx,
+#define FAKE_CTX_ONLY void *ctx
+#define FAKE_INIT_CTX void **ctx,
+#define FAKE_CHECK_CTX() fake_check_ctx(ctx, __func__)
+#define FAKE_ENTRY ferry_backend_entry2
 #if defined(FAKE_ABI_MAJOR)
 #define FAKE_OPS_MAJOR (FERRY_BACKEND_ABI_MAJOR + 1)
 #else
 #define FAKE_OPS_MAJOR FERRY_BACKEND_ABI_MAJOR
 #endif
+#endif
 
 #if defined(FAKE_OLD_MINOR)
 /* A plugin built against ABI 1.0 before anything after synchronize existed. */
 #define FAKE_OPS_MINOR 0
-#define FAKE_OPS_SIZE offsetof(ferry_backend_ops, copy_peer)
+#define FAKE_OPS_SIZE offsetof(fake_ops, copy_peer)
 #elif defined(FAKE_ABI_1_0)
 /* A complete ABI 1.0 plugin: its table ends after matmul, before get_kernel (1.1). */
 #define FAKE_OPS_MINOR 0
-#define FAKE_OPS_SIZE offsetof(ferry_backend_ops, get_kernel)
+#define FAKE_OPS_SIZE offsetof(fake_ops, get_kernel)
 #elif defined(FAKE_1_1_EARLY)
 /* Built before binary_scalar and ferry_kernel_tensor.struct_size were appended to 1.1. */
 #define FAKE_OPS_MINOR 1
-#define FAKE_OPS_SIZE offsetof(ferry_backend_ops, binary_scalar)
+#define FAKE_OPS_SIZE offsetof(fake_ops, binary_scalar)
 #elif defined(FAKE_NEW_MINOR)
 /* A plugin built against the next minor: its table has two more entries at the end,
  * which this core does not know and must not call. */
@@ -55,10 +76,10 @@
 /* Claims the next minor but its table stops before matmul: a broken build, since a newer
  * minor only ever appends. */
 #define FAKE_OPS_MINOR (FERRY_BACKEND_ABI_MINOR + 1)
-#define FAKE_OPS_SIZE offsetof(ferry_backend_ops, matmul)
+#define FAKE_OPS_SIZE offsetof(fake_ops, matmul)
 #else
 #define FAKE_OPS_MINOR FERRY_BACKEND_ABI_MINOR
-#define FAKE_OPS_SIZE sizeof(ferry_backend_ops)
+#define FAKE_OPS_SIZE sizeof(fake_ops)
 #endif
 
 #if defined(FAKE_OPAQUE) && UINTPTR_MAX > 0xFFFFFFFFu
@@ -96,6 +117,25 @@ static void *fake_handle(unsigned char *mem)
     return (void *)((uintptr_t)mem ^ FAKE_HANDLE_KEY);
 }
 
+#if !defined(FAKE_V1)
+/* The context init hands out: heap memory, so that a core passing a stale one (after
+ * shutdown freed it) or none shows under ASan as well as here. */
+#define FAKE_CTX_MAGIC 0x66616b65637478ull
+typedef struct fake_context {
+    uint64_t magic;
+} fake_context;
+static fake_context *the_ctx; /* set by init, cleared by shutdown */
+
+static void fake_check_ctx(void *ctx, const char *entry)
+{
+    if (!ctx || ctx != (void *)the_ctx || ((fake_context *)ctx)->magic != FAKE_CTX_MAGIC) {
+        fprintf(stderr, "%s: %s received the context %p, not the %p init returned\n",
+                FAKE_CLAIMED_NAME, entry, ctx, (void *)the_ctx);
+        abort();
+    }
+}
+#endif
+
 #if defined(FAKE_COUNT_INIT)
 /* test_threads reads how often init ran through the device name: once per load, however
  * many threads race to the first use. The pause widens the window a second caller of
@@ -104,8 +144,24 @@ static void *fake_handle(unsigned char *mem)
 static int init_calls; /* read and written with __atomic builtins */
 #endif
 
-static ferry_status fake_init(int32_t *device_count, char *reason, size_t reason_cap)
+static ferry_status fake_init(FAKE_INIT_CTX int32_t *device_count, char *reason,
+                              size_t reason_cap)
 {
+#if !defined(FAKE_V1)
+    if (*ctx != NULL) {
+        fprintf(stderr, "%s: init found *ctx = %p, not NULL\n", FAKE_CLAIMED_NAME, *ctx);
+        abort();
+    }
+#if !defined(FAKE_INIT_FAIL)
+    fake_context *c = malloc(sizeof *c);
+    if (!c)
+        return host->error(FERRY_ERR_OUT_OF_MEMORY, "%s: no memory for the context",
+                           FAKE_CLAIMED_NAME);
+    c->magic = FAKE_CTX_MAGIC;
+    the_ctx = c;
+    *ctx = c;
+#endif
+#endif
 #if defined(FAKE_COUNT_INIT)
     __atomic_add_fetch(&init_calls, 1, __ATOMIC_SEQ_CST);
     nanosleep(&(struct timespec){.tv_nsec = 20 * 1000 * 1000}, NULL);
@@ -126,8 +182,17 @@ static ferry_status fake_init(int32_t *device_count, char *reason, size_t reason
 #endif
 }
 
-static void fake_shutdown(void)
+static void fake_shutdown(FAKE_CTX_ONLY)
 {
+#if !defined(FAKE_V1)
+    /* After a failed init, shutdown gets what init left: nothing. */
+    if (ctx || the_ctx)
+        FAKE_CHECK_CTX();
+    if (the_ctx)
+        the_ctx->magic = 0;
+    free(the_ctx);
+    the_ctx = NULL;
+#endif
     pthread_mutex_lock(&lock);
     uint64_t left = used;
     pthread_mutex_unlock(&lock);
@@ -144,8 +209,9 @@ static ferry_status fake_check_device(const char *call, int32_t device)
     return FERRY_OK;
 }
 
-static ferry_status fake_device_info(int32_t device, ferry_device_info *out)
+static ferry_status fake_device_info(FAKE_CTX int32_t device, ferry_device_info *out)
 {
+    FAKE_CHECK_CTX();
     memset(out, 0, sizeof *out);
     ferry_status st = fake_check_device("device_info", device);
     if (st != FERRY_OK)
@@ -168,8 +234,9 @@ static ferry_status fake_device_info(int32_t device, ferry_device_info *out)
 }
 
 /* The block size sits in front of the user pointer so free can account for it. */
-static ferry_status fake_alloc(int32_t device, size_t nbytes, void **buffer)
+static ferry_status fake_alloc(FAKE_CTX int32_t device, size_t nbytes, void **buffer)
 {
+    FAKE_CHECK_CTX();
     *buffer = NULL;
     ferry_status st = fake_check_device("alloc", device);
     if (st != FERRY_OK)
@@ -190,8 +257,9 @@ static ferry_status fake_alloc(int32_t device, size_t nbytes, void **buffer)
     return FERRY_OK;
 }
 
-static void fake_free(int32_t device, void *buffer)
+static void fake_free(FAKE_CTX int32_t device, void *buffer)
 {
+    FAKE_CHECK_CTX();
     if (!buffer)
         return;
     unsigned char *p = fake_mem(buffer) - FAKE_ALIGN;
@@ -287,9 +355,10 @@ static void probe_leave(long me)
 }
 #endif
 
-static ferry_status fake_copy_from_host(int32_t device, void *dst, size_t dst_offset,
+static ferry_status fake_copy_from_host(FAKE_CTX int32_t device, void *dst, size_t dst_offset,
                                         const void *src, size_t nbytes)
 {
+    FAKE_CHECK_CTX();
     long slot = probe_enter(FAKE_STAGE_FROM_HOST, device, nbytes);
     if (nbytes)
         memcpy(fake_mem(dst) + dst_offset, src, nbytes);
@@ -297,9 +366,10 @@ static ferry_status fake_copy_from_host(int32_t device, void *dst, size_t dst_of
     return FERRY_OK;
 }
 
-static ferry_status fake_copy_to_host(int32_t device, void *dst, const void *src,
+static ferry_status fake_copy_to_host(FAKE_CTX int32_t device, void *dst, const void *src,
                                       size_t src_offset, size_t nbytes)
 {
+    FAKE_CHECK_CTX();
     long slot = probe_enter(FAKE_STAGE_TO_HOST, device, nbytes);
     if (nbytes)
         memcpy(dst, fake_mem(src) + src_offset, nbytes);
@@ -307,16 +377,18 @@ static ferry_status fake_copy_to_host(int32_t device, void *dst, const void *src
     return FERRY_OK;
 }
 
-static ferry_status fake_copy_on_device(int32_t device, void *dst, size_t dst_offset,
+static ferry_status fake_copy_on_device(FAKE_CTX int32_t device, void *dst, size_t dst_offset,
                                         const void *src, size_t src_offset, size_t nbytes)
 {
+    FAKE_CHECK_CTX();
     if (nbytes)
         memcpy(fake_mem(dst) + dst_offset, fake_mem(src) + src_offset, nbytes);
     return FERRY_OK;
 }
 
-static ferry_status fake_synchronize(int32_t device)
+static ferry_status fake_synchronize(FAKE_CTX int32_t device)
 {
+    FAKE_CHECK_CTX();
     return fake_check_device("synchronize", device);
 }
 
@@ -490,6 +562,39 @@ static ferry_status trap_matmul(int32_t device, const ferry_kernel_tensor *out,
 }
 #endif
 
+#if defined(FAKE_CTX_PROBE)
+/* Named kernels for every name that check the context reaches them (ferry_op_args.ctx)
+ * as it reaches get_kernel, count, and decline, so the op runs on the cpu. */
+static int probe_gets, probe_runs; /* __atomic builtins */
+
+FERRY_BACKEND_EXPORT void fake_ctx_probe_counts(int *gets, int *runs);
+void fake_ctx_probe_counts(int *gets, int *runs)
+{
+    *gets = __atomic_load_n(&probe_gets, __ATOMIC_SEQ_CST);
+    *runs = __atomic_load_n(&probe_runs, __ATOMIC_SEQ_CST);
+}
+
+static ferry_status probe_kernel(int32_t device, const ferry_op_args *args)
+{
+    if (args->struct_size < offsetof(ferry_op_args, ctx) + sizeof args->ctx) {
+        fprintf(stderr, "%s: ferry_op_args of %zu bytes has no ctx\n", FAKE_CLAIMED_NAME,
+                args->struct_size);
+        abort();
+    }
+    void *ctx = args->ctx;
+    FAKE_CHECK_CTX();
+    __atomic_add_fetch(&probe_runs, 1, __ATOMIC_SEQ_CST);
+    return host->error(FERRY_ERR_UNSUPPORTED, "%s: named kernels decline", FAKE_CLAIMED_NAME);
+}
+
+static ferry_named_kernel probe_get_kernel(void *ctx, int32_t device, const char *name)
+{
+    FAKE_CHECK_CTX();
+    __atomic_add_fetch(&probe_gets, 1, __ATOMIC_SEQ_CST);
+    return probe_kernel;
+}
+#endif
+
 #if defined(FAKE_NEW_MINOR)
 static void fake_future_entry(void)
 {
@@ -501,7 +606,7 @@ static void fake_future_entry(void)
 
 /* The table as a plugin of the next minor lays it out: today's members, then new ones. */
 typedef struct fake_future_ops {
-    ferry_backend_ops ops;
+    fake_ops ops;
     void (*future_entry[2])(void);
 } fake_future_ops;
 
@@ -549,25 +654,37 @@ static const fake_future_ops fake_table = {
          * plugin declares, not by its name. */
         .dlpack_device_type = FAKE_HOST_ACCESSIBLE ? 12 : 0,
         .handles_are_addresses = FAKE_HOST_ACCESSIBLE,
+#if defined(FAKE_CTX_PROBE)
+        .get_kernel = probe_get_kernel,
+#endif
 #endif
     },
 #if defined(FAKE_NEW_MINOR)
     .future_entry = {fake_future_entry, fake_future_entry},
 #endif
 };
-static const ferry_backend_ops *const fake_ops_ptr = &fake_table.ops;
+static const fake_ops *const fake_ops_ptr = &fake_table.ops;
 
 #if defined(FAKE_NO_ENTRY)
 /* A plausible mistake: the entry exported under another name. */
-FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry_v2(const ferry_host_api *h);
-const ferry_backend_ops *ferry_backend_entry_v2(const ferry_host_api *h)
+FERRY_BACKEND_EXPORT const fake_ops *ferry_backend_entry_v2(const ferry_host_api *h);
+const fake_ops *ferry_backend_entry_v2(const ferry_host_api *h)
 {
     host = h;
     return fake_ops_ptr;
 }
 #else
-const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *h)
+FERRY_BACKEND_EXPORT const fake_ops *FAKE_ENTRY(const ferry_host_api *h);
+const fake_ops *FAKE_ENTRY(const ferry_host_api *h)
 {
+#if !defined(FAKE_ABI_MAJOR)
+    /* A core hands each major's plugins the host table of that major. */
+    if (h->abi_major != FAKE_OPS_MAJOR) {
+        fprintf(stderr, "%s: built for ABI major %d, handed a host of major %u\n",
+                FAKE_CLAIMED_NAME, FAKE_OPS_MAJOR, h->abi_major);
+        return NULL;
+    }
+#endif
     host = h;
 #if defined(FAKE_NULL_ENTRY)
     (void)fake_ops_ptr;

@@ -16,13 +16,18 @@
 extern "C" {
 #endif
 
-/** Bump only when a member is removed, reordered or changes meaning. */
-#define FERRY_BACKEND_ABI_MAJOR 1
+/**
+ * Bump only when a member is removed, reordered or changes meaning. 2.0 gave every entry
+ * the plugin's context (init returns it); the core still loads 1.x plugins, which export
+ * another symbol (ferry/backend_v1.h), through adapters of its own.
+ */
+#define FERRY_BACKEND_ABI_MAJOR 2
 /** Bump when a member is appended to ferry_backend_ops or ferry_host_api. */
-#define FERRY_BACKEND_ABI_MINOR 2
+#define FERRY_BACKEND_ABI_MINOR 0
 
-/** The one symbol a plugin exports. */
-#define FERRY_BACKEND_ENTRY_SYMBOL "ferry_backend_entry"
+/** The one symbol a plugin exports. Each major has its own, so that the core knows which
+ * host table to hand over before the plugin reads it. */
+#define FERRY_BACKEND_ENTRY_SYMBOL "ferry_backend_entry2"
 
 #define FERRY_BACKEND_EXPORT __attribute__((visibility("default")))
 
@@ -49,7 +54,7 @@ typedef struct ferry_host_api {
     uint32_t abi_minor;
     size_t struct_size;  /**< sizeof(ferry_host_api) of the core */
 
-    /* --- ABI 1.0 --- */
+    /* --- since ABI 1.0 --- */
     /**
      * Records a failure for ferry_last_error() on the calling thread and returns
      * `status`, so a backend writes `return host->error(FERRY_ERR_BACKEND, "...")`.
@@ -61,7 +66,7 @@ typedef struct ferry_host_api {
     void (*log)(ferry_log_level level, const char *backend, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
-    /* --- ABI 1.1 --- */
+    /* --- since ABI 1.1 --- */
     /**
      * Reports that a device is broken for the rest of the process (a CUDA sticky error
      * such as cudaErrorIllegalAddress). The core then refuses new work on it with
@@ -69,7 +74,7 @@ typedef struct ferry_host_api {
      * every device of the backend is lost; frees of its buffers still reach the plugin.
      */
     void (*device_lost)(const char *backend, int32_t device, const char *reason);
-    /* --- ABI 1.2: append below this line only --- */
+    /* --- ABI 2.0: append below this line only --- */
 } ferry_host_api;
 
 /**
@@ -125,10 +130,14 @@ typedef struct ferry_op_args {
     const ferry_kernel_tensor *tensors; /**< ntensors entries, in the op's order */
     const void *params;                 /**< the op's parameter struct; NULL if it has none */
     size_t params_size;                 /**< sizeof that struct, as the core built it */
+    /* --- since ABI 2.0 --- */
+    void *ctx;                          /**< the context init returned (NULL for 1.x) */
 } ferry_op_args;
 
 /** A named op's kernel. FERRY_ERR_UNSUPPORTED (a dtype or case it lacks) makes the core
- * run the op on the cpu backend through staging, as for built-in ops. */
+ * run the op on the cpu backend through staging, as for built-in ops. The plugin's
+ * context arrives as args->ctx: a kernel keeps the type 1.x kernels have, so one kernel
+ * table serves both majors. */
 typedef ferry_status (*ferry_named_kernel)(int32_t device, const ferry_op_args *args);
 
 /** One row of a backend's named-kernel table; a table ends with {NULL, NULL}. */
@@ -208,6 +217,11 @@ typedef enum ferry_reduce_op {
  * built on fk_plan (backends/kernels) do so. Every entry may be called
  * from any thread with no core lock held; a backend serialises its own queues.
  * `device` is always in 0 .. count-1 as reported by init.
+ *
+ * Every entry but init takes first the context init returned (ABI 2.0): the plugin's
+ * own state, so that it needs no globals of its own and the core could hold two
+ * instances of it. The core never reads through it; it passes it unchanged, to named
+ * kernels as ferry_op_args.ctx, until shutdown.
  */
 typedef struct ferry_backend_ops {
     uint32_t abi_major;  /**< FERRY_BACKEND_ABI_MAJOR the plugin was built with */
@@ -216,70 +230,75 @@ typedef struct ferry_backend_ops {
     const char *name;    /**< device type it claims: [a-z][a-z0-9_]*, <= 15 chars; static */
     const char *version; /**< the plugin's version; static */
 
-    /* --- ABI 1.0 --- */
+    /* --- since ABI 1.0 --- */
     /**
-     * Required. Probes the driver once, before any other entry. On FERRY_OK,
+     * Required. Probes the driver once, before any other entry. *ctx is NULL on entry;
+     * the plugin may set it to its state, which every later entry receives. On FERRY_OK,
      * *device_count is set (0 is allowed: then `reason` may say why, such as
      * "cudaErrorNoDevice: no CUDA-capable device is detected"). On failure the
-     * message given to host->error is the reason the backend is unusable.
+     * message given to host->error is the reason the backend is unusable; no entry but
+     * shutdown follows.
      */
-    ferry_status (*init)(int32_t *device_count, char *reason, size_t reason_cap);
-    /** Optional. Called once before dlclose; releases driver state. */
-    void (*shutdown)(void);
+    ferry_status (*init)(void **ctx, int32_t *device_count, char *reason, size_t reason_cap);
+    /** Optional. Called once before dlclose, whether init succeeded or not, with what
+     * init left in *ctx (NULL if it set nothing); releases driver state and the context. */
+    void (*shutdown)(void *ctx);
     /** Required. Fills name, vendor, versions, memory, host_accessible. */
-    ferry_status (*device_info)(int32_t device, ferry_device_info *out);
+    ferry_status (*device_info)(void *ctx, int32_t device, ferry_device_info *out);
 
     /** Required. nbytes > 0. The handle is opaque unless the device is host-accessible,
      * in which case it is a host pointer aligned to at least 64 bytes. */
-    ferry_status (*alloc)(int32_t device, size_t nbytes, void **buffer);
+    ferry_status (*alloc)(void *ctx, int32_t device, size_t nbytes, void **buffer);
     /** Required. Called only when no queued work uses the buffer any more. */
-    void (*free)(int32_t device, void *buffer);
+    void (*free)(void *ctx, int32_t device, void *buffer);
     /** Required. Host to device; returns once `src` may be reused. */
-    ferry_status (*copy_from_host)(int32_t device, void *dst, size_t dst_offset,
+    ferry_status (*copy_from_host)(void *ctx, int32_t device, void *dst, size_t dst_offset,
                                    const void *src, size_t nbytes);
     /** Required. Device to host; ordered after the device's queued work; returns once
      * the bytes are in `dst`. */
-    ferry_status (*copy_to_host)(int32_t device, void *dst, const void *src,
+    ferry_status (*copy_to_host)(void *ctx, int32_t device, void *dst, const void *src,
                                  size_t src_offset, size_t nbytes);
     /** Required. Within one device; regions do not overlap. */
-    ferry_status (*copy_on_device)(int32_t device, void *dst, size_t dst_offset,
+    ferry_status (*copy_on_device)(void *ctx, int32_t device, void *dst, size_t dst_offset,
                                    const void *src, size_t src_offset, size_t nbytes);
     /** Required. Waits for all work queued on the device. */
-    ferry_status (*synchronize)(int32_t device);
+    ferry_status (*synchronize)(void *ctx, int32_t device);
 
     /** Optional. Between two devices of this backend. NULL: staged through the host. */
-    ferry_status (*copy_peer)(int32_t dst_device, void *dst, size_t dst_offset,
+    ferry_status (*copy_peer)(void *ctx, int32_t dst_device, void *dst, size_t dst_offset,
                               int32_t src_device, const void *src, size_t src_offset,
                               size_t nbytes);
     /** Optional. Page-locked host memory for staging. NULL: plain malloc. */
-    ferry_status (*host_alloc)(size_t nbytes, void **ptr);
-    void (*host_free)(void *ptr);
+    ferry_status (*host_alloc)(void *ctx, size_t nbytes, void **ptr);
+    void (*host_free)(void *ctx, void *ptr);
 
     /** Optional. Whether a kernel entry handles these dtypes (inputs then output). NULL
      * means: try the entry, and fall back on FERRY_ERR_UNSUPPORTED. */
-    bool (*supports)(int32_t device, ferry_op op, int subop, const ferry_dtype *dtypes,
-                     int ndtypes);
+    bool (*supports)(void *ctx, int32_t device, ferry_op op, int subop,
+                     const ferry_dtype *dtypes, int ndtypes);
     /** Optional. Sets every element of `out` to `value` (one element of out->dtype). */
-    ferry_status (*fill)(int32_t device, const ferry_kernel_tensor *out, const void *value);
+    ferry_status (*fill)(void *ctx, int32_t device, const ferry_kernel_tensor *out,
+                         const void *value);
     /** Optional. out[i] = (out dtype) in[i]; same shape; dtypes may differ. Float to
      * integer truncates toward zero and saturates, NaN gives 0; to bool is `!= 0`. */
-    ferry_status (*cast)(int32_t device, const ferry_kernel_tensor *out,
+    ferry_status (*cast)(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                          const ferry_kernel_tensor *in);
     /** Optional. out[i] = in[i]; same shape and dtype, any strides. */
-    ferry_status (*copy_strided)(int32_t device, const ferry_kernel_tensor *out,
+    ferry_status (*copy_strided)(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                                  const ferry_kernel_tensor *in);
     /** Optional. out = op(in); same shape and dtype (the core has already converted
      * integer inputs of exp, log, sqrt, sin, cos, tanh and sigmoid to float32).
      * float16/bfloat16 compute in float32 and round once. */
-    ferry_status (*unary)(int32_t device, ferry_unary_op op, const ferry_kernel_tensor *out,
-                          const ferry_kernel_tensor *in);
+    ferry_status (*unary)(void *ctx, int32_t device, ferry_unary_op op,
+                          const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
     /** Optional. out = a op b. All three have out's shape (broadcast dims have stride 0);
      * a and b have the same (promoted) dtype; out has it too, or FERRY_BOOL for the
      * comparisons EQ .. GE. Integer DIV does not occur (the core promotes it to float);
      * integer POW with a negative exponent gives 0 unless the base is 1 or -1. MAXIMUM and
      * MINIMUM propagate NaN. out may alias a or b exactly (same offset and strides). */
-    ferry_status (*binary)(int32_t device, ferry_binary_op op, const ferry_kernel_tensor *out,
-                           const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
+    ferry_status (*binary)(void *ctx, int32_t device, ferry_binary_op op,
+                           const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
+                           const ferry_kernel_tensor *b);
     /** Optional. `out` has in's ndim with extent 1 in every reduced dim and in's extent
      * elsewhere. Dtypes: SUM of bool/integers -> INT64, else in's; MEAN: floating, out's
      * dtype = in's; MAX, MIN: in's (NaN propagates); ARGMAX -> INT64, the row-major index
@@ -287,23 +306,23 @@ typedef struct ferry_backend_ops {
      * accumulate pairwise or blocked (16M float32 ones sum to exactly 16777216);
      * float16/bfloat16 accumulate in float32. An empty reduction gives 0 for SUM, NaN
      * for MEAN; MAX, MIN and ARGMAX of nothing never reach a backend. */
-    ferry_status (*reduce)(int32_t device, ferry_reduce_op op, const ferry_kernel_tensor *out,
-                           const ferry_kernel_tensor *in);
+    ferry_status (*reduce)(void *ctx, int32_t device, ferry_reduce_op op,
+                           const ferry_kernel_tensor *out, const ferry_kernel_tensor *in);
     /** Optional. Batched: a [B, M, K], b [B, K, N], out [B, M, N] (ndim 3 each), one dtype,
      * any strides (a batch stride of 0 broadcasts). float16/bfloat16 accumulate in
      * float32; integers accumulate in their own type (wrapping) as PyTorch. out never
      * aliases a or b. */
-    ferry_status (*matmul)(int32_t device, const ferry_kernel_tensor *out,
+    ferry_status (*matmul)(void *ctx, int32_t device, const ferry_kernel_tensor *out,
                            const ferry_kernel_tensor *a, const ferry_kernel_tensor *b);
 
-    /* --- ABI 1.1 --- */
+    /* --- since ABI 1.1 --- */
     /**
      * Optional. The kernel for the named op `name` ("ferry.sort") on `device`, or NULL
      * when the backend has none (an unknown name included): the core then runs the
      * cpu backend's kernel for it through staging. Called once per launch; a backend
      * looks the name up in a static table.
      */
-    ferry_named_kernel (*get_kernel)(int32_t device, const char *name);
+    ferry_named_kernel (*get_kernel)(void *ctx, int32_t device, const char *name);
     /**
      * The DLPack device type of this backend's memory (kDLCUDA = 2, kDLOpenCL = 4,
      * kDLROCM = 10, ...; dlpack.h), or 0 when it has none: its tensors then refuse a
@@ -324,10 +343,10 @@ typedef struct ferry_backend_ops {
      * FERRY_ERR_UNSUPPORTED, b reaches `binary` as a 0-d tensor on the device. supports()
      * is asked as for `binary` (FERRY_OP_BINARY, dtypes a, a, out).
      */
-    ferry_status (*binary_scalar)(int32_t device, ferry_binary_op op,
+    ferry_status (*binary_scalar)(void *ctx, int32_t device, ferry_binary_op op,
                                   const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
                                   const ferry_kernel_scalar *b);
-    /* --- ABI 1.2: append below this line only --- */
+    /* --- since ABI 1.2 --- */
     /*
      * Queues and events (DESIGN.md "Queues, events and asynchronous work"). A backend
      * offers all of queue_create .. event_destroy and set_queue, or none: then the core
@@ -345,41 +364,41 @@ typedef struct ferry_backend_ops {
      * - Handles are opaque; an event may be waited for on any device of this backend.
      */
     /** Optional. A new queue on `device`. */
-    ferry_status (*queue_create)(int32_t device, void **queue);
+    ferry_status (*queue_create)(void *ctx, int32_t device, void **queue);
     /** Optional. Waits for the queue's work, then destroys it. */
-    void (*queue_destroy)(int32_t device, void *queue);
+    void (*queue_destroy)(void *ctx, int32_t device, void *queue);
     /**
      * Optional. Makes `queue` (NULL: the default queue) the calling thread's current
      * queue of `device`, for the entries above. The core calls it before each entry it
      * runs on a queued backend, so a backend keeps one thread-local value per device.
      */
-    ferry_status (*set_queue)(int32_t device, void *queue);
+    ferry_status (*set_queue)(void *ctx, int32_t device, void *queue);
     /** Optional. A new event marking the work queued on `queue` (NULL: default) so far. */
-    ferry_status (*event_record)(int32_t device, void *queue, void **event);
+    ferry_status (*event_record)(void *ctx, int32_t device, void *queue, void **event);
     /** Optional. Work queued on `queue` after this call waits for `event` on the device
      * (the host does not wait). */
-    ferry_status (*event_wait)(int32_t device, void *queue, void *event);
+    ferry_status (*event_wait)(void *ctx, int32_t device, void *queue, void *event);
     /** Optional. Waits on the host until the event's work is done. */
-    ferry_status (*event_synchronize)(int32_t device, void *event);
+    ferry_status (*event_synchronize)(void *ctx, int32_t device, void *event);
     /** Optional. *done = whether the event's work is done; never waits. */
-    ferry_status (*event_query)(int32_t device, void *event, bool *done);
+    ferry_status (*event_query)(void *ctx, int32_t device, void *event, bool *done);
     /** Optional. May be called before the event is done; its work still runs. */
-    void (*event_destroy)(int32_t device, void *event);
+    void (*event_destroy)(void *ctx, int32_t device, void *event);
     /** Optional. Milliseconds between two done events of `device`; NULL: the core uses
      * host time at record (coarser). */
-    ferry_status (*event_elapsed)(int32_t device, void *start, void *end, float *ms);
+    ferry_status (*event_elapsed)(void *ctx, int32_t device, void *start, void *end, float *ms);
     /**
      * Optional, with queues only. Host to device on the current queue, returning once
      * it is queued: `src` is read when the queue gets there, so the core keeps it alive
      * and unchanged until an event recorded after it is done. The core passes only
      * memory from host_alloc (pinned) this way. NULL: copy_from_host.
      */
-    ferry_status (*copy_from_host_async)(int32_t device, void *dst, size_t dst_offset,
+    ferry_status (*copy_from_host_async)(void *ctx, int32_t device, void *dst, size_t dst_offset,
                                          const void *src, size_t nbytes);
     /** Optional, with queues only. Device to host on the current queue, ordered after
      * that queue's work only (the core waits for other queues with event_wait); the
      * bytes are in `dst` once an event recorded after it is done. */
-    ferry_status (*copy_to_host_async)(int32_t device, void *dst, const void *src,
+    ferry_status (*copy_to_host_async)(void *ctx, int32_t device, void *dst, const void *src,
                                        size_t src_offset, size_t nbytes);
     /**
      * Optional, with host_unmap. A host pointer through which the host reads, and with
@@ -391,11 +410,11 @@ typedef struct ferry_backend_ops {
      * large tensors a chunk at a time): the core then stages. Until host_unmap the core
      * queues no work on the buffer.
      */
-    ferry_status (*host_map)(int32_t device, void *buffer, size_t offset, size_t nbytes,
-                             bool write, void **ptr);
+    ferry_status (*host_map)(void *ctx, int32_t device, void *buffer, size_t offset,
+                             size_t nbytes, bool write, void **ptr);
     /** Optional, with host_map. Ends the mapping host_map gave as `ptr`; returns once
      * what was written through it is the buffer's for all work queued later. */
-    ferry_status (*host_unmap)(int32_t device, void *buffer, void *ptr);
+    ferry_status (*host_unmap)(void *ctx, int32_t device, void *buffer, void *ptr);
     /*
      * DLPack stream exchange (the Python spec's __dlpack__(stream=...)), appended after
      * the queue entries: a 1.2 plugin built before these two has a smaller struct_size,
@@ -408,20 +427,21 @@ typedef struct ferry_backend_ops {
     /** Optional. The DLPack stream of `queue` (NULL: the default queue) on `device`; the
      * core hands it to another library's __dlpack__ so that its work is ordered before
      * the calling thread's current queue. */
-    ferry_status (*queue_native)(int32_t device, void *queue, int64_t *stream);
+    ferry_status (*queue_native)(void *ctx, int32_t device, void *queue, int64_t *stream);
     /** Optional. Work another library queues on its stream `stream` of `device` (a
      * DLPack stream a consumer named, never -1: the value comes from outside) after this
      * call waits for `event` of this backend, on the device; the host does not wait. A
      * value that names no stream answers FERRY_ERR_INVALID_ARGUMENT with the value. */
-    ferry_status (*event_wait_native)(int32_t device, int64_t stream, void *event);
+    ferry_status (*event_wait_native)(void *ctx, int32_t device, int64_t stream, void *event);
+    /* --- ABI 2.0: append below this line only --- */
 } ferry_backend_ops;
 
 /** The entry function's type. Returns the plugin's constant table, or NULL after
  * reporting why through host->error. */
 typedef const ferry_backend_ops *(*ferry_backend_entry_fn)(const ferry_host_api *host);
 
-/** Declared by every plugin, defined once in it. */
-FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *host);
+/** Declared by every plugin, defined once in it, exported as FERRY_BACKEND_ENTRY_SYMBOL. */
+FERRY_BACKEND_EXPORT const ferry_backend_ops *ferry_backend_entry2(const ferry_host_api *host);
 
 #ifdef __cplusplus
 }

@@ -10,7 +10,7 @@
 
 static const ferry_host_api *host;
 
-static ferry_status tp_init(int32_t *count, char *reason, size_t cap)
+static ferry_status tp_init(void **ctx, int32_t *count, char *reason, size_t cap)
 {
     (void)reason;
     (void)cap;
@@ -18,7 +18,7 @@ static ferry_status tp_init(int32_t *count, char *reason, size_t cap)
     return FERRY_OK;
 }
 
-static ferry_status tp_info(int32_t device, ferry_device_info *out)
+static ferry_status tp_info(void *ctx, int32_t device, ferry_device_info *out)
 {
     (void)device;
     memset(out, 0, sizeof *out);
@@ -28,7 +28,7 @@ static ferry_status tp_info(int32_t device, ferry_device_info *out)
     return FERRY_OK;
 }
 
-static ferry_status tp_alloc(int32_t device, size_t nbytes, void **buffer)
+static ferry_status tp_alloc(void *ctx, int32_t device, size_t nbytes, void **buffer)
 {
     (void)device;
     if (posix_memalign(buffer, 64, nbytes) != 0)
@@ -36,13 +36,13 @@ static ferry_status tp_alloc(int32_t device, size_t nbytes, void **buffer)
     return FERRY_OK;
 }
 
-static void tp_free(int32_t device, void *buffer)
+static void tp_free(void *ctx, int32_t device, void *buffer)
 {
     (void)device;
     free(buffer);
 }
 
-static ferry_status tp_from_host(int32_t device, void *dst, size_t off, const void *src,
+static ferry_status tp_from_host(void *ctx, int32_t device, void *dst, size_t off, const void *src,
                                  size_t n)
 {
     (void)device;
@@ -50,14 +50,15 @@ static ferry_status tp_from_host(int32_t device, void *dst, size_t off, const vo
     return FERRY_OK;
 }
 
-static ferry_status tp_to_host(int32_t device, void *dst, const void *src, size_t off, size_t n)
+static ferry_status tp_to_host(void *ctx, int32_t device, void *dst, const void *src, size_t off,
+                               size_t n)
 {
     (void)device;
     memcpy(dst, (const char *)src + off, n);
     return FERRY_OK;
 }
 
-static ferry_status tp_on_device(int32_t device, void *dst, size_t doff, const void *src,
+static ferry_status tp_on_device(void *ctx, int32_t device, void *dst, size_t doff, const void *src,
                                  size_t soff, size_t n)
 {
     (void)device;
@@ -65,13 +66,14 @@ static ferry_status tp_on_device(int32_t device, void *dst, size_t doff, const v
     return FERRY_OK;
 }
 
-static ferry_status tp_sync(int32_t device)
+static ferry_status tp_sync(void *ctx, int32_t device)
 {
     (void)device;
     return FERRY_OK;
 }
 
-static ferry_status tp_unary(int32_t device, ferry_unary_op op, const ferry_kernel_tensor *out,
+static ferry_status tp_unary(void *ctx, int32_t device, ferry_unary_op op,
+                             const ferry_kernel_tensor *out,
                              const ferry_kernel_tensor *in)
 {
     fk_plan_ctx c = {host, "tinyplan", device};
@@ -121,7 +123,7 @@ static const ferry_backend_ops ops = {
     .unary = tp_unary,
 };
 
-const ferry_backend_ops *ferry_backend_entry(const ferry_host_api *h)
+const ferry_backend_ops *ferry_backend_entry2(const ferry_host_api *h)
 {
     host = h;
     return &ops;
