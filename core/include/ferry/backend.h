@@ -90,7 +90,7 @@ typedef struct ferry_kernel_tensor {
     int32_t ndim;           /**< 0 .. FERRY_MAX_DIMS; 0 is a scalar */
     const int64_t *shape;   /**< ndim entries */
     const int64_t *strides; /**< ndim entries, in elements; may be 0 or negative */
-    /* --- ABI 1.1 --- */
+    /* --- since ABI 1.1 --- */
     /**
      * sizeof(ferry_kernel_tensor) of the core that built it, so members appended later
      * are read only when present (FERRY_KERNEL_TENSOR_HAS). Set on every descriptor
@@ -219,9 +219,8 @@ typedef enum ferry_reduce_op {
  * `device` is always in 0 .. count-1 as reported by init.
  *
  * Every entry but init takes first the context init returned (ABI 2.0): the plugin's
- * own state, so that it needs no globals of its own and the core could hold two
- * instances of it. The core never reads through it; it passes it unchanged, to named
- * kernels as ferry_op_args.ctx, until shutdown.
+ * own state, so that it needs no globals of its own. The core never reads through it;
+ * it passes it unchanged, to named kernels as ferry_op_args.ctx, until shutdown.
  */
 typedef struct ferry_backend_ops {
     uint32_t abi_major;  /**< FERRY_BACKEND_ABI_MAJOR the plugin was built with */
