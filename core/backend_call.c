@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ferry/backend_v1.h>
+
 #include "internal.h"
 
 /* ---- host services ---- */
@@ -33,14 +35,14 @@ static void host_log(ferry_log_level level, const char *backend, const char *fmt
     va_end(ap);
 }
 
-static const ferry_host_api host_api = {
-    .abi_major = FERRY_BACKEND_ABI_MAJOR,
-    .abi_minor = FERRY_BACKEND_ABI_MINOR,
-    .struct_size = sizeof(ferry_host_api),
-    .error = host_error,
-    .log = host_log,
-    .device_lost = ferry__device_lost,
-};
+/* The services, labelled with the ABI version a plugin of that major expects. */
+#define HOST_API(major, minor)                                                          \
+    {                                                                                   \
+        .abi_major = (major), .abi_minor = (minor), .struct_size = sizeof(ferry_host_api), \
+        .error = host_error, .log = host_log, .device_lost = ferry__device_lost,        \
+    }
+
+static const ferry_host_api host_api = HOST_API(FERRY_BACKEND_ABI_MAJOR, FERRY_BACKEND_ABI_MINOR);
 
 const ferry_host_api *ferry__host_api(void)
 {
@@ -49,14 +51,8 @@ const ferry_host_api *ferry__host_api(void)
 
 /* The host table did not change in 2.0, but a 1.x plugin refuses one whose abi_major is
  * not its own (it may not trust the layout), so it gets the same services under 1.2. */
-static const ferry_host_api host_api_v1 = {
-    .abi_major = 1,
-    .abi_minor = 2,
-    .struct_size = sizeof(ferry_host_api),
-    .error = host_error,
-    .log = host_log,
-    .device_lost = ferry__device_lost,
-};
+static const ferry_host_api host_api_v1 =
+    HOST_API(FERRY_BACKEND_V1_ABI_MAJOR, FERRY_BACKEND_V1_ABI_MINOR);
 
 const ferry_host_api *ferry__host_api_v1(void)
 {
