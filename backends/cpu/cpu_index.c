@@ -660,6 +660,16 @@ static void xcur_skip(const xplan *w, xcur *c, int64_t n)
         v += v < 0 ? size[j] : 0;                                                           \
     } while (0)
 
+/* Read for index, write for index_put (the access argument must be a constant even in
+ * builds that do not inline). */
+#define XPREFETCH_(p)                                                                       \
+    do {                                                                                    \
+        if (into_t0)                                                                        \
+            __builtin_prefetch((p), 1);                                                     \
+        else                                                                                \
+            __builtin_prefetch((p), 0);                                                     \
+    } while (0)
+
 /* The random side's offsets (t2's for index, t0's for index_put) of n positions of one
  * line from c on into off, each row requested (at pf + offset * es) as soon as its
  * address is known. One and two index tensors have their own loops, free of the loop
@@ -687,7 +697,7 @@ xfill_line(const xplan *w, const xcur *c, int64_t n, bool into_t0, int64_t *off,
             int64_t v;
             XIDX_(0, ip[0] + e * step[0], v, bad);
             off[e] = a + e * as + v * stride[0];
-            __builtin_prefetch(pf + off[e] * es, into_t0);
+            XPREFETCH_(pf + off[e] * es);
         }
     } else if (k == 2) {
         for (int64_t e = 0; e < n; e++) {
@@ -695,7 +705,7 @@ xfill_line(const xplan *w, const xcur *c, int64_t n, bool into_t0, int64_t *off,
             XIDX_(0, ip[0] + e * step[0], v0, bad);
             XIDX_(1, ip[1] + e * step[1], v1, bad);
             off[e] = a + e * as + v0 * stride[0] + v1 * stride[1];
-            __builtin_prefetch(pf + off[e] * es, into_t0);
+            XPREFETCH_(pf + off[e] * es);
         }
     } else {
         for (int64_t e = 0; e < n; e++) {
@@ -706,12 +716,13 @@ xfill_line(const xplan *w, const xcur *c, int64_t n, bool into_t0, int64_t *off,
                 o += v * stride[j];
             }
             off[e] = o;
-            __builtin_prefetch(pf + o * es, into_t0);
+            XPREFETCH_(pf + o * es);
         }
     }
     return !bad;
 }
 #undef XIDX_
+#undef XPREFETCH_
 
 /* A block of n positions: d[..] = s[..] (or +=, acc), len elements of es bytes, the
  * random side at off[e] and the other at lin + e * ls (t0 random for put, t2 for
