@@ -485,17 +485,28 @@ static void report_at(const ferry_kernel_tensor *flag, int64_t bad, int j)
     }
 }
 
-typedef struct xwalk {
+/* Operands of the walk: 0 out or self (t0), 1 src or values (t2), 2 .. k+1 the indices. */
+#define XOPS (2 + FERRY_INDEX_MAX_INDICES)
+
+/* The iteration space reduced as cpu_nd_init reduces one (extent-1 dims dropped, a dim
+ * merged into its inner neighbour where every operand steps over both as one run), so
+ * that trailing dims the indices do not vary and t0 and t2 hold contiguously become one
+ * row copied whole: t[i, j] of a 3-d t copies rows, t[:, idx] walks elements. */
+typedef struct xplan {
     const ferry_kernel_tensor *t0, *flag, *t2, *idx;
     const ferry_index_params *p;
-    int nd;      /* dims walked one position at a time */
-    int64_t row; /* elements of the last dim handled at once */
-    int64_t outer;
-    const char *ibase[FERRY_INDEX_MAX_INDICES]; /* each index's element 0 */
-    int64_t isize[FERRY_INDEX_MAX_INDICES];     /* and its element size */
-} xwalk;
+    int k, nops;
+    int m;            /* dims walked one position at a time */
+    int64_t row;      /* elements of t0 and t2 copied at once, unit-stride in both */
+    int64_t outer;    /* positions walked: numel / row */
+    int64_t shape0;   /* extent of the space's first dim */
+    int64_t sh[FERRY_MAX_DIMS];
+    int64_t st[FERRY_MAX_DIMS][XOPS]; /* st[d][o]: operand o's stride in walked dim d */
+    const char *ibase[FERRY_INDEX_MAX_INDICES];
+    int64_t isize[FERRY_INDEX_MAX_INDICES];
+} xplan;
 
-static bool xwalk_init(xwalk *w, const ferry_op_args *a)
+static bool xplan_init(xplan *w, const ferry_op_args *a)
 {
     if (a->ntensors < 3 || !a->params || a->params_size < sizeof(ferry_index_params))
         return false;
@@ -507,79 +518,379 @@ static bool xwalk_init(xwalk *w, const ferry_op_args *a)
     w->t2 = &a->tensors[2];
     w->idx = &a->tensors[3];
     w->p = p;
+    w->k = p->k;
+    w->nops = 2 + p->k;
     int nd = w->t0->ndim;
-    int64_t n = 1;
-    for (int d = 0; d < nd; d++)
-        n *= w->t0->shape[d];
-    /* Rows whole: the last dim is not the indices', and unit-stride in both operands. */
-    w->row = 1;
-    int last = nd - 1;
-    if (nd >= 1 && !(last >= p->bdim && last < p->bdim + p->nbdims) &&
-        w->t0->strides[last] == 1 && w->t2->strides[last] == 1 && w->t0->shape[last] > 1) {
-        bool flat = true;
-        for (int j = 0; j < p->k; j++)
-            flat = flat && w->idx[j].strides[last] == 0;
-        if (flat)
-            w->row = w->t0->shape[last];
-    }
-    w->nd = w->row > 1 ? nd - 1 : nd;
-    w->outer = w->row ? n / w->row : 0;
+    const int64_t *str[XOPS];
+    str[0] = w->t0->strides;
+    str[1] = w->t2->strides;
     for (int j = 0; j < p->k; j++) {
+        str[2 + j] = w->idx[j].strides;
         w->ibase[j] = base(&w->idx[j]);
         w->isize[j] = (int64_t)elsize(w->idx[j].dtype);
     }
+    int64_t n = 1;
+    int g = 0; /* dims built innermost first, reversed below */
+    for (int d = nd - 1; d >= 0; d--) {
+        int64_t e = w->t0->shape[d];
+        n *= e;
+        if (e == 1)
+            continue;
+        bool merge = g > 0;
+        for (int o = 0; merge && o < w->nops; o++)
+            merge = str[o][d] == w->st[g - 1][o] * w->sh[g - 1];
+        if (merge) {
+            w->sh[g - 1] *= e;
+            continue;
+        }
+        w->sh[g] = e;
+        for (int o = 0; o < w->nops; o++)
+            w->st[g][o] = str[o][d];
+        g++;
+    }
+    for (int i = 0, j = g - 1; i < j; i++, j--) {
+        int64_t t = w->sh[i];
+        w->sh[i] = w->sh[j];
+        w->sh[j] = t;
+        for (int o = 0; o < w->nops; o++) {
+            t = w->st[i][o];
+            w->st[i][o] = w->st[j][o];
+            w->st[j][o] = t;
+        }
+    }
+    w->shape0 = nd ? w->t0->shape[0] : 1;
+    w->row = 1;
+    w->m = g;
+    if (g >= 1 && w->st[g - 1][0] == 1 && w->st[g - 1][1] == 1) {
+        bool flat = true;
+        for (int j = 0; j < p->k; j++)
+            flat = flat && w->st[g - 1][2 + j] == 0;
+        if (flat) {
+            w->row = w->sh[g - 1];
+            w->m = g - 1;
+        }
+    }
+    w->outer = n / w->row;
     return true;
 }
 
-/* Offsets of position pos in t0 and t2 (elements), the indices applied to t2 (index)
- * or t0 (index_put); false when one is out of range (reported). */
-static bool xwalk_at(const xwalk *w, const int64_t *pos, bool into_t0, int64_t *o0, int64_t *o2)
+/* A position of the walk and every operand's offset there (elements). */
+typedef struct xcur {
+    int64_t pos[FERRY_MAX_DIMS];
+    int64_t off[XOPS];
+} xcur;
+
+/* The one place positions are divided out: a thread's first position. */
+static void xcur_start(const xplan *w, xcur *c, int64_t at)
 {
-    int64_t a = 0, b = 0;
-    for (int d = 0; d < w->nd; d++) {
-        a += pos[d] * w->t0->strides[d];
-        b += pos[d] * w->t2->strides[d];
+    for (int o = 0; o < w->nops; o++)
+        c->off[o] = 0;
+    for (int d = w->m - 1; d >= 0; d--) {
+        c->pos[d] = at % w->sh[d];
+        at /= w->sh[d];
+        for (int o = 0; o < w->nops; o++)
+            c->off[o] += c->pos[d] * w->st[d][o];
     }
-    for (int j = 0; j < w->p->k; j++) {
-        const ferry_kernel_tensor *x = &w->idx[j];
-        int64_t io = 0;
-        for (int d = 0; d < w->nd; d++)
-            io += pos[d] * x->strides[d];
-        int64_t i = read_index(x, w->ibase[j] + io * w->isize[j]);
-        int64_t size = w->p->size[j];
-        if (i < -size || i >= size) {
-            report_at(w->flag, i, j);
-            return false;
+}
+
+static inline void xcur_next(const xplan *w, xcur *c)
+{
+    for (int d = w->m - 1; d >= 0; d--) {
+        if (++c->pos[d] < w->sh[d]) {
+            for (int o = 0; o < w->nops; o++)
+                c->off[o] += w->st[d][o];
+            return;
         }
-        if (i < 0)
-            i += size;
-        if (into_t0)
-            a += i * w->p->stride[j];
-        else
-            b += i * w->p->stride[j];
+        c->pos[d] = 0;
+        for (int o = 0; o < w->nops; o++)
+            c->off[o] -= w->st[d][o] * (w->sh[d] - 1);
     }
-    *o0 = a;
-    *o2 = b;
-    return true;
+}
+
+/* A thread's first bad index, reported once when it is done. */
+typedef struct xbad {
+    bool any;
+    int j;
+    int64_t value;
+} xbad;
+
+/* Positions per block: the offsets of a block are computed (and the rows they name
+ * requested) in one loop, then the block is copied in another, so that a block of
+ * misses is in flight at once, as select_rows keeps rows in flight. */
+#define XBLOCK 64
+
+/* Moves c on by n positions, n at most what is left of its line (walked dim m-1). */
+static void xcur_skip(const xplan *w, xcur *c, int64_t n)
+{
+    int last = w->m - 1;
+    if (last < 0)
+        return;
+    c->pos[last] += n;
+    for (int o = 0; o < w->nops; o++)
+        c->off[o] += n * w->st[last][o];
+    if (c->pos[last] < w->sh[last])
+        return;
+    c->pos[last] = 0;
+    for (int o = 0; o < w->nops; o++)
+        c->off[o] -= w->sh[last] * w->st[last][o];
+    for (int d = last - 1; d >= 0; d--) {
+        if (++c->pos[d] < w->sh[d]) {
+            for (int o = 0; o < w->nops; o++)
+                c->off[o] += w->st[d][o];
+            return;
+        }
+        c->pos[d] = 0;
+        for (int o = 0; o < w->nops; o++)
+            c->off[o] -= w->st[d][o] * (w->sh[d] - 1);
+    }
+}
+
+/* Index j's value at byte p; v in [-size, size) exactly when v + size, unsigned, is
+ * below 2 size, so one compare finds both kinds of bad index. */
+#define XIDX_(j, p, v, bad)                                                                 \
+    do {                                                                                    \
+        if (is8[j]) {                                                                       \
+            memcpy(&v, (p), 8);                                                             \
+        } else {                                                                            \
+            int32_t v32_;                                                                   \
+            memcpy(&v32_, (p), 4);                                                          \
+            v = v32_;                                                                       \
+        }                                                                                   \
+        bad |= (uint64_t)v + (uint64_t)size[j] >= 2 * (uint64_t)size[j];                    \
+        v += v < 0 ? size[j] : 0;                                                           \
+    } while (0)
+
+/* Read for index, write for index_put (the access argument must be a constant even in
+ * builds that do not inline). */
+#define XPREFETCH_(p)                                                                       \
+    do {                                                                                    \
+        if (into_t0)                                                                        \
+            __builtin_prefetch((p), 1);                                                     \
+        else                                                                                \
+            __builtin_prefetch((p), 0);                                                     \
+    } while (0)
+
+/* The random side's offsets (t2's for index, t0's for index_put) of n positions of one
+ * line from c on into off, each row requested (at pf + offset * es) as soon as its
+ * address is known. One and two index tensors have their own loops, free of the loop
+ * over j. Returns false, off then meaningless, when some index is out of range. */
+static inline __attribute__((always_inline)) bool
+xfill_line(const xplan *w, const xcur *c, int64_t n, bool into_t0, int64_t *off,
+           const char *pf, int64_t es)
+{
+    int last = w->m - 1, k = w->k;
+    const char *ip[FERRY_INDEX_MAX_INDICES];
+    int64_t step[FERRY_INDEX_MAX_INDICES], size[FERRY_INDEX_MAX_INDICES],
+        stride[FERRY_INDEX_MAX_INDICES];
+    bool is8[FERRY_INDEX_MAX_INDICES];
+    for (int j = 0; j < k; j++) {
+        ip[j] = w->ibase[j] + c->off[2 + j] * w->isize[j];
+        step[j] = (last >= 0 ? w->st[last][2 + j] : 0) * w->isize[j];
+        size[j] = w->p->size[j];
+        stride[j] = w->p->stride[j];
+        is8[j] = w->isize[j] == 8;
+    }
+    int64_t a = c->off[into_t0 ? 0 : 1], as = last >= 0 ? w->st[last][into_t0 ? 0 : 1] : 0;
+    uint64_t bad = 0;
+    if (k == 1) {
+        for (int64_t e = 0; e < n; e++) {
+            int64_t v;
+            XIDX_(0, ip[0] + e * step[0], v, bad);
+            off[e] = a + e * as + v * stride[0];
+            XPREFETCH_(pf + off[e] * es);
+        }
+    } else if (k == 2) {
+        for (int64_t e = 0; e < n; e++) {
+            int64_t v0, v1;
+            XIDX_(0, ip[0] + e * step[0], v0, bad);
+            XIDX_(1, ip[1] + e * step[1], v1, bad);
+            off[e] = a + e * as + v0 * stride[0] + v1 * stride[1];
+            XPREFETCH_(pf + off[e] * es);
+        }
+    } else {
+        for (int64_t e = 0; e < n; e++) {
+            int64_t o = a + e * as;
+            for (int j = 0; j < k; j++) {
+                int64_t v;
+                XIDX_(j, ip[j] + e * step[j], v, bad);
+                o += v * stride[j];
+            }
+            off[e] = o;
+            XPREFETCH_(pf + o * es);
+        }
+    }
+    return !bad;
+}
+#undef XIDX_
+#undef XPREFETCH_
+
+/* A block of n positions: d[..] = s[..] (or +=, acc), len elements of es bytes, the
+ * random side at off[e] and the other at lin + e * ls (t0 random for put, t2 for
+ * index). Short element sizes are constants, so each copy is a move, not a call. */
+#define XLOOP_(...)                                                                         \
+    for (int64_t e = 0; e < n; e++) {                                                       \
+        int64_t q = lin + e * ls;                                                           \
+        char *dp = d + (put ? off[e] : q) * es;                                             \
+        const char *sp = s + (put ? q : off[e]) * es;                                       \
+        __VA_ARGS__;                                                                        \
+    }
+
+static inline __attribute__((always_inline)) void
+xcopy(char *d, const char *s, const int64_t *off, int64_t lin, int64_t ls, int64_t n,
+      bool put, int64_t es, int64_t len)
+{
+    if (len == 1) {
+        switch (es) {
+        case 1: XLOOP_(memcpy(dp, sp, 1)); return;
+        case 2: XLOOP_(memcpy(dp, sp, 2)); return;
+        case 4: XLOOP_(memcpy(dp, sp, 4)); return;
+        default: XLOOP_(memcpy(dp, sp, 8)); return;
+        }
+    }
+    size_t rb = (size_t)(len * es);
+    XLOOP_(copy_row(dp, sp, rb));
+}
+
+/* index_put's += in block order (so each element sums in the walk's order); the
+ * common dtypes typed, the rest through add_into. */
+static void xadd(ferry_dtype dt, char *d, const char *s, const int64_t *off, int64_t lin,
+                 int64_t ls, int64_t n, int64_t es, int64_t len)
+{
+    const bool put = true;
+#define XADD_(T)                                                                            \
+    XLOOP_(for (int64_t c = 0; c < len; c++) {                                              \
+        T x, y;                                                                             \
+        memcpy(&x, dp + c * (int64_t)sizeof(T), sizeof x);                                  \
+        memcpy(&y, sp + c * (int64_t)sizeof(T), sizeof y);                                  \
+        x = (T)(x + y);                                                                     \
+        memcpy(dp + c * (int64_t)sizeof(T), &x, sizeof x);                                  \
+    });                                                                                     \
+    return
+    /* Integers wrap through their unsigned types, as add_into's do. */
+    switch (dt) {
+    case FERRY_FLOAT32: XADD_(float);
+    case FERRY_FLOAT64: XADD_(double);
+    case FERRY_INT32: XADD_(uint32_t);
+    case FERRY_INT64: XADD_(uint64_t);
+    case FERRY_INT16: XADD_(uint16_t);
+    case FERRY_UINT8:
+    case FERRY_INT8: XADD_(uint8_t);
+    default: break;
+    }
+#undef XADD_
+    XLOOP_(for (int64_t c = 0; c < len; c++) add_into(dt, dp + c * es, sp + c * es));
+}
+#undef XLOOP_
+
+/* A block with a bad index, position by position: the bad ones are skipped, the first
+ * recorded. Rare, so plain. */
+static void xslow(const xplan *w, xcur c, int64_t n, bool put, bool acc, char *d,
+                  const char *s, int64_t es, int64_t len, xbad *bad)
+{
+    for (int64_t e = 0; e < n; e++, xcur_next(w, &c)) {
+        int64_t sum = 0;
+        bool ok = true;
+        for (int j = 0; ok && j < w->k; j++) {
+            int64_t i = read_index(&w->idx[j], w->ibase[j] + c.off[2 + j] * w->isize[j]);
+            int64_t size = w->p->size[j];
+            if (i < -size || i >= size) {
+                if (!bad->any) {
+                    bad->any = true;
+                    bad->j = j;
+                    bad->value = i;
+                }
+                ok = false;
+            } else {
+                sum += (i < 0 ? i + size : i) * w->p->stride[j];
+            }
+        }
+        if (!ok)
+            continue;
+        char *dp = d + (c.off[0] + (put ? sum : 0)) * es;
+        const char *sp = s + (c.off[1] + (put ? 0 : sum)) * es;
+        if (acc)
+            for (int64_t q = 0; q < len; q++)
+                add_into(w->t0->dtype, dp + q * es, sp + q * es);
+        else
+            memcpy(dp, sp, (size_t)(len * es));
+    }
+}
+
+/* One block between its fill and its copy. */
+typedef struct xblock {
+    int64_t n, lin, ls;
+    bool ok;
+    xcur at; /* the block's first position, kept only when !ok */
+    int64_t off[XBLOCK];
+} xblock;
+
+/* Positions [lo, hi) of the walk, columns [c0, c1) of each row, in blocks that stay
+ * within one line. A block is filled before the one before it is copied, so its rows
+ * have a block's time to arrive. put: into t0 at the indices, adding when acc; else an
+ * index gather into t0 from t2 at the indices. */
+static void xrun(const xplan *w, int64_t lo, int64_t hi, int64_t c0, int64_t c1, bool put,
+                 bool acc)
+{
+    if (lo >= hi || c0 >= c1)
+        return;
+    int64_t es = (int64_t)elsize(w->t0->dtype), len = c1 - c0;
+    char *d = base(w->t0) + c0 * es;
+    const char *s = base(w->t2) + c0 * es;
+    int last = w->m - 1;
+    xblock blk[2];
+    xbad bad = {false, 0, 0};
+    xcur c;
+    xcur_start(w, &c, lo);
+    int cur = 0;
+    blk[1].n = 0; /* nothing to copy before the first block */
+    for (;;) {
+        xblock *f = &blk[cur], *g = &blk[cur ^ 1];
+        f->n = hi - lo < XBLOCK ? hi - lo : XBLOCK;
+        if (f->n > 0) {
+            if (last >= 0 && f->n > w->sh[last] - c.pos[last])
+                f->n = w->sh[last] - c.pos[last];
+            f->lin = c.off[put ? 1 : 0];
+            f->ls = last >= 0 ? w->st[last][put ? 1 : 0] : 0;
+            f->ok = put ? xfill_line(w, &c, f->n, true, f->off, d, es)
+                        : xfill_line(w, &c, f->n, false, f->off, s, es);
+            if (!f->ok)
+                f->at = c;
+            xcur_skip(w, &c, f->n);
+            lo += f->n;
+        }
+        if (g->n > 0) {
+            if (!g->ok)
+                xslow(w, g->at, g->n, put, acc, d, s, es, len, &bad);
+            else if (acc)
+                xadd(w->t0->dtype, d, s, g->off, g->lin, g->ls, g->n, es, len);
+            else if (put)
+                xcopy(d, s, g->off, g->lin, g->ls, g->n, true, es, len);
+            else
+                xcopy(d, s, g->off, g->lin, g->ls, g->n, false, es, len);
+        }
+        if (f->n == 0)
+            break;
+        cur ^= 1;
+    }
+    if (bad.any)
+        report_at(w->flag, bad.value, bad.j);
 }
 
 static ferry_status cpu_index(int32_t device, const ferry_op_args *a)
 {
     (void)device;
-    xwalk w;
-    if (!xwalk_init(&w, a))
+    xplan w;
+    if (!xplan_init(&w, a))
         return FERRY_ERR_UNSUPPORTED;
     if (w.outer == 0)
         return FERRY_OK;
     size_t es = elsize(w.t0->dtype);
     char *ob = base(w.t0), *sb = base(w.t2);
     int nt = cpu_threads_for(w.outer * w.row, 32768);
-    /* t[idx] with one index over whole rows is index_select's walk, whose loop fetches the
-     * rows ahead: 1M random rows of 16 float32 took 24 ms one position at a time, and
-     * index_select 4.7 ms. */
+    /* t[idx] with one index over whole rows of a 2-d space is index_select's walk, whose
+     * loop fetches the rows ahead without a block of offsets in between. */
     const ferry_kernel_tensor *x = &w.idx[0];
-    bool rows = w.p->k == 1 && w.nd == 1 && w.row > 1 && w.t2->strides[0] == 0 &&
-                (x->dtype == FERRY_INT32 || x->dtype == FERRY_INT64);
+    bool rows = w.k == 1 && w.m == 1 && w.row > 1 && w.st[0][1] == 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int64_t lo, hi;
@@ -588,21 +899,12 @@ static ferry_status cpu_index(int32_t device, const ferry_op_args *a)
             bool any = false;
             int64_t bad = 0, esz = (int64_t)es;
             (x->dtype == FERRY_INT32 ? select_rows_int32_t : select_rows_int64_t)(
-                ob, sb, w.ibase[0], lo, hi, w.t0->strides[0] * esz,
-                x->strides[0] * w.isize[0], w.p->stride[0] * esz, w.p->size[0],
-                (size_t)w.row * es, &any, &bad);
+                ob, sb, w.ibase[0], lo, hi, w.st[0][0] * esz, w.st[0][2] * w.isize[0],
+                w.p->stride[0] * esz, w.p->size[0], (size_t)w.row * es, &any, &bad);
             if (any)
                 report_at(w.flag, bad, 0);
-            lo = hi;
-        }
-        int64_t pos[FERRY_MAX_DIMS];
-        if (lo < hi)
-            unravel(w.nd, w.t0->shape, lo, pos);
-        for (int64_t e = lo; e < hi; e++) {
-            int64_t oo, so;
-            if (xwalk_at(&w, pos, false, &oo, &so))
-                memcpy(ob + oo * (int64_t)es, sb + so * (int64_t)es, (size_t)w.row * es);
-            advance(w.nd, w.t0->shape, pos);
+        } else {
+            xrun(&w, lo, hi, 0, w.row, false, false);
         }
     }
     return FERRY_OK;
@@ -610,28 +912,28 @@ static ferry_status cpu_index(int32_t device, const ferry_op_args *a)
 
 /* Assignment runs in parallel (of duplicates any one wins, as PyTorch says).
  * Accumulation must count every duplicate, and its sums must not depend on scheduling:
- * threads split a dim the indices do not span (the first walked dim when it is not
+ * threads split a dim the indices do not span (the space's first dim when it is not
  * theirs, else the columns of the rows), so two threads never meet at one element and
  * each element is summed in row-major order, as one thread would. */
 static ferry_status cpu_index_put(int32_t device, const ferry_op_args *a)
 {
     (void)device;
-    xwalk w;
-    if (!xwalk_init(&w, a))
+    xplan w;
+    if (!xplan_init(&w, a))
         return FERRY_ERR_UNSUPPORTED;
     if (w.outer == 0)
         return FERRY_OK;
-    size_t es = elsize(w.t0->dtype);
-    char *db = base(w.t0), *vb = base(w.t2);
     bool acc = w.p->accumulate != 0;
     int nt = cpu_threads_for(w.outer * w.row, 32768);
     int64_t align = 1;       /* outer positions per part boundary */
     bool by_columns = false; /* accumulate: threads split each row instead */
     if (acc && nt > 1) {
-        if (w.p->bdim > 0 && w.nd >= 1 && w.t0->shape[0] > 1) {
-            align = w.outer / w.t0->shape[0];
-            if (nt > w.t0->shape[0])
-                nt = (int)w.t0->shape[0];
+        /* The first dim has extent > 1, so it leads the walk's first dim unless every
+         * dim went into the row (m == 0). */
+        if (w.p->bdim > 0 && w.m >= 1 && w.shape0 > 1) {
+            align = w.outer / w.shape0;
+            if (nt > w.shape0)
+                nt = (int)w.shape0;
         } else if (w.row >= 64) {
             by_columns = true;
             if (nt > w.row / 32)
@@ -655,22 +957,7 @@ static ferry_status cpu_index_put(int32_t device, const ferry_op_args *a)
             lo = cpu_split(w.outer, parts, t, align);
             hi = cpu_split(w.outer, parts, t + 1, align);
         }
-        int64_t pos[FERRY_MAX_DIMS];
-        if (lo < hi && c0 < c1)
-            unravel(w.nd, w.t0->shape, lo, pos);
-        for (int64_t e = lo; e < hi && c0 < c1; e++) {
-            int64_t doff, voff;
-            if (xwalk_at(&w, pos, true, &doff, &voff)) {
-                char *dst = db + (doff + c0) * (int64_t)es;
-                const char *src = vb + (voff + c0) * (int64_t)es;
-                if (!acc)
-                    memcpy(dst, src, (size_t)(c1 - c0) * es);
-                else
-                    for (int64_t c = 0; c < c1 - c0; c++)
-                        add_into(w.t0->dtype, dst + c * (int64_t)es, src + c * (int64_t)es);
-            }
-            advance(w.nd, w.t0->shape, pos);
-        }
+        xrun(&w, lo, hi, c0, c1, true, acc);
     }
     return FERRY_OK;
 }

@@ -183,11 +183,12 @@ static void insertion_pairs(pair *a, int64_t n)
     }
 }
 
-/* One row sorted on all threads, pass by pass (a of n packed words). */
+/* One row sorted on the backend's threads (FERRY_NUM_THREADS, cpu_max_threads), pass by
+ * pass (a of n packed words). */
 static void radix_packed_par(uint64_t *a, uint64_t *tmp, int64_t n, int lo, int hi)
 {
 #ifdef _OPENMP
-    int nt = omp_get_max_threads();
+    int nt = cpu_max_threads();
     if (nt > 64)
         nt = 64;
     uint64_t *orig = a;
@@ -883,7 +884,7 @@ static void sort_row(const ferry_sort_params *p, ferry_dtype dt, rowt in, rowt v
     if (bits <= 32 && n <= ((int64_t)1 << 32)) {
         uint64_t *a = buf, *tmp = a + n;
         if (parallel) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(cpu_max_threads())
             for (int64_t i = 0; i < n; i++)
                 a[i] = ((key_at(dt, src + i * in.es) ^ flip) << 32) | (uint64_t)i;
             radix_packed_par(a, tmp, n, 4, 4 + bits / 8);
@@ -895,7 +896,7 @@ static void sort_row(const ferry_sort_params *p, ferry_dtype dt, rowt in, rowt v
             else
                 radix_packed(a, tmp, n, 4, 4 + bits / 8);
         }
-#pragma omp parallel for schedule(static) if (parallel)
+#pragma omp parallel for schedule(static) num_threads(cpu_max_threads()) if (parallel)
         for (int64_t j = 0; j < k; j++) {
             int64_t i = (int64_t)(a[j] & 0xffffffffu);
             copy_elem(vdst + j * vo.es, src + i * in.es, sz);
@@ -985,7 +986,7 @@ static ferry_status topk_heap(const ferry_sort_params *p, ferry_dtype dt, rowt i
     int nt = 1;
 #ifdef _OPENMP
     if (parallel)
-        nt = omp_get_max_threads();
+        nt = cpu_max_threads();
 #endif
     if (nt > 64)
         nt = 64;
@@ -1027,7 +1028,7 @@ static ferry_status topk_heap(const ferry_sort_params *p, ferry_dtype dt, rowt i
         return st;
     }
     bool fail = false;
-#pragma omp parallel for schedule(dynamic, 1) if (p->rows > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(cpu_max_threads()) if (p->rows > 1)
     for (int64_t r = 0; r < p->rows; r++) {
         pair *h = malloc(sizeof(pair) * (size_t)k);
         if (!h) {
@@ -1097,7 +1098,7 @@ static ferry_status cpu_sort(int32_t device, const ferry_op_args *args)
         return FERRY_OK;
     }
     bool fail = false;
-#pragma omp parallel if (p->rows > 1 && p->rows * n >= 4096)
+#pragma omp parallel num_threads(cpu_max_threads()) if (p->rows > 1 && p->rows * n >= 4096)
     {
         void *buf = malloc(unit * 2 * (size_t)n);
         if (!buf) {
@@ -1125,7 +1126,8 @@ static ferry_status cpu_sort_scatter(int32_t device, const ferry_op_args *args)
     size_t sz = elem_size(dt);
     rowt o = row_of(&args->tensors[0]), g = row_of(&args->tensors[1]),
          ix = row_of(&args->tensors[2]);
-#pragma omp parallel for schedule(static) if (p->rows * p->n >= 65536)
+#pragma omp parallel for schedule(static) num_threads(cpu_max_threads()) \
+    if (p->rows * p->n >= 65536)
     for (int64_t r = 0; r < p->rows; r++) {
         char *orow = o.base + r * o.rs;
         for (int64_t i = 0; i < p->n; i++)
