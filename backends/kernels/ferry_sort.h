@@ -68,6 +68,7 @@ typedef struct fk_sort_launch {
     fk_i32 dst;   /* FK_SORT_TO_* */
     fk_i32 clean; /* ferry_sort_tile: only the half-cleaning steps tile/2 .. 1 */
     fk_i32 ibits; /* packed: bits of the index below the key; 0: keys and indices apart */
+    fk_i32 lseg, lhp; /* log2 of seg and of P / 2 */
 } fk_sort_launch;
 
 
@@ -107,6 +108,14 @@ static inline fk_i64 fk_sort_prepare(fk_sort_launch *p, fk_i64 tile)
 }
 
 /* Work-groups ferry_sort_tile needs for p (each loops over tiles when given fewer). */
+static inline fk_i32 fk_sort_log2(fk_i64 P)
+{
+    fk_i32 l = 0;
+    while (((fk_i64)1 << l) < P)
+        l++;
+    return l;
+}
+
 static inline fk_i64 fk_sort_tiles(const fk_sort_launch *p)
 {
     fk_i64 per = p->tile / p->seg;
@@ -126,11 +135,13 @@ static inline ferry_status fk_sort_drive(fk_sort_launch *p, void *ctx, fk_sort_l
     p->clean = 0;
     if (p->n <= T) {
         p->seg = fk_sort_pow2(p->n);
+        p->lseg = fk_sort_log2(p->seg);
         p->segs = p->runs = 1;
         p->dst = FK_SORT_TO_OUT;
         return tile_fn(ctx, p);
     }
     p->seg = T;
+    p->lseg = fk_sort_log2(T);
     p->segs = p->runs = (p->n + T - 1) / T;
     ferry_status st;
     if (p->k <= T / 2) {
@@ -158,6 +169,7 @@ static inline ferry_status fk_sort_drive(fk_sort_launch *p, void *ctx, fk_sort_l
         p->src_k = p->dst_k;
         p->src_i = p->dst_i;
         p->seg = fk_sort_pow2(p->len);
+        p->lseg = fk_sort_log2(p->seg);
         p->segs = p->runs = 1;
         p->dst = FK_SORT_TO_OUT;
         return tile_fn(ctx, p);
@@ -167,6 +179,7 @@ static inline ferry_status fk_sort_drive(fk_sort_launch *p, void *ctx, fk_sort_l
     p->dst_i = p->src_i = p->rows * p->n;
     st = tile_fn(ctx, p);
     p->P = fk_sort_pow2(p->n);
+    p->lhp = fk_sort_log2(p->P / 2);
     p->src = FK_SORT_FROM_SCRATCH;
     for (fk_i64 kk = 2 * T; st == FERRY_OK && kk <= p->P; kk *= 2) {
         bool last = kk == p->P;
@@ -274,8 +287,8 @@ FK_FUNC void fk_sort_put(FK_GLOBAL fk_u8 *vals, FK_GLOBAL fk_i64 *idx, FK_GLOBAL
 }
 
 /* Orders elements a < c of the local tile. */
-FK_FUNC void fk_sort_cx_local(FK_SORT_LOCAL fk_u64 *sk, FK_SORT_LOCAL fk_u64 *si, fk_i64 a,
-                              fk_i64 c, fk_i32 packed)
+FK_FUNC void fk_sort_cx_local(FK_SORT_LOCAL fk_u64 *sk, FK_SORT_LOCAL fk_u64 *si, fk_i32 a,
+                              fk_i32 c, fk_i32 packed)
 {
     fk_u64 ka = sk[a], kc = sk[c];
     if (packed) {
@@ -301,10 +314,12 @@ FK_FUNC void fk_sort_cx_local(FK_SORT_LOCAL fk_u64 *sk, FK_SORT_LOCAL fk_u64 *si
 FK_FUNC void fk_sort_net_local(FK_SORT_LOCAL fk_u64 *sk, FK_SORT_LOCAL fk_u64 *si, fk_i64 q,
                                fk_i64 tile, fk_i64 seg, fk_i32 clean, fk_i32 packed)
 {
-    fk_i64 top = clean ? tile : seg, kk = clean ? tile : 2, j = kk / 2;
+    /* 32-bit and no division: this is the inner loop of every sort. */
+    fk_i32 top = (fk_i32)(clean ? tile : seg), kk = clean ? (fk_i32)tile : 2, j = kk / 2;
+    fk_i32 qq = (fk_i32)q;
     while (kk <= top) {
-        fk_i64 blk = 2 * j * (q / j), o = q & (j - 1);
-        fk_i64 c = !clean && 2 * j == kk ? blk + kk - 1 - o : blk + o + j;
+        fk_i32 o = qq & (j - 1), blk = (qq - o) * 2;
+        fk_i32 c = !clean && 2 * j == kk ? blk + kk - 1 - o : blk + o + j;
         fk_sort_cx_local(sk, si, blk + o, c, packed);
         FK_BARRIER();
         if (j == 1) {
@@ -333,7 +348,7 @@ FK_KERNEL ferry_sort_tile(FK_GLOBAL fk_u64 *scr, FK_GLOBAL fk_u8 *vals, FK_GLOBA
     fk_i64 ntiles = (nrun + per - 1) / per;
     for (fk_i64 w = FK_GROUP_ID; w < ntiles; w += FK_NUM_GROUPS) {
         for (fk_i64 s = q; s < p.tile; s += lanes) {
-            fk_i64 g = w * per + s / p.seg;
+            fk_i64 g = w * per + (s >> p.lseg);
             fk_i64 r = g / p.runs, pos = (g - r * p.runs) * p.seg + (s & (p.seg - 1));
             fk_u64 key = ~(fk_u64)0, ix = ~(fk_u64)0;
             if (g < nrun && pos < p.len) {
@@ -352,7 +367,7 @@ FK_KERNEL ferry_sort_tile(FK_GLOBAL fk_u64 *scr, FK_GLOBAL fk_u8 *vals, FK_GLOBA
         FK_BARRIER();
         fk_sort_net_local(sk, si, q, p.tile, p.seg, p.clean, packed);
         for (fk_i64 s = q; s < p.tile; s += lanes) {
-            fk_i64 g = w * per + s / p.seg, ls = s & (p.seg - 1);
+            fk_i64 g = w * per + (s >> p.lseg), ls = s & (p.seg - 1);
             fk_i64 r = g / p.runs, t = g - r * p.runs, pos = t * p.seg + ls;
             fk_u64 key = sk[s];
             fk_u64 ix = packed ? key & (((fk_u64)1 << p.ibits) - 1) : si[s];
@@ -386,8 +401,8 @@ FK_KERNEL ferry_sort_step(FK_GLOBAL fk_u64 *scr, fk_sort_launch p)
     fk_i32 packed = p.ibits != 0;
     FK_FOR_EACH(t, p.rows * hp)
     {
-        fk_i64 r = t / hp, q = t - r * hp;
-        fk_i64 blk = 2 * p.j * (q / p.j), o = q & (p.j - 1);
+        fk_i64 r = t >> p.lhp, q = t & (hp - 1);
+        fk_i64 o = q & (p.j - 1), blk = (q - o) * 2;
         fk_i64 a = blk + o, c = p.j * 2 == p.kk ? blk + p.kk - 1 - o : a + p.j;
         if (c >= p.len || blk >= p.limit)
             continue;
