@@ -68,6 +68,9 @@ static ferry_status sort_step(void *ctx, const fk_sort_launch *p)
     sort_ctx *c = (sort_ctx *)ctx;
     fk_sort_launch q = *p;
     void *a[] = {&c->scr, &q};
+    if (p->two)
+        return launch(c->dev, c->stream, (const void *)ferry_sort_step2, "ferry_sort_step2",
+                      p->rows * (p->P / 4), a);
     return launch(c->dev, c->stream, (const void *)ferry_sort_step, "ferry_sort_step",
                   p->rows * (p->P / 2), a);
 }

@@ -17,7 +17,7 @@
  * ferry_sort_tile sorts tiles of `tile` elements (two per thread of a work-group) in
  * local memory: all stages up to the tile in one launch, several short rows per tile,
  * or the half-cleaning steps below the tile of a longer stage; ferry_sort_step does one
- * step of a stage whose distance spans tiles, in global memory. topk with small k keeps
+ * step of a stage whose distance spans tiles in global memory, ferry_sort_step2 two. topk with small k keeps
  * the first k of each sorted tile and sorts those candidates again, until one tile is
  * left. */
 #ifndef FERRY_SORT_KERNELS_H
@@ -69,6 +69,7 @@ typedef struct fk_sort_launch {
     fk_i32 clean; /* ferry_sort_tile: only the half-cleaning steps tile/2 .. 1 */
     fk_i32 ibits; /* packed: bits of the index below the key; 0: keys and indices apart */
     fk_i32 lseg, lhp; /* log2 of seg and of P / 2 */
+    fk_i32 two;       /* step_fn: ferry_sort_step2 (distances j and j / 2) */
 } fk_sort_launch;
 
 
@@ -77,7 +78,8 @@ typedef struct fk_sort_launch {
 
 /* Called by fk_sort_drive for each launch: ferry_sort_tile over fk_sort_tiles(p)
  * work-groups of p->tile / 2 threads with 2 * p->tile u64 of local memory, and
- * ferry_sort_step over p->rows * p->P / 2 threads. */
+ * ferry_sort_step over p->rows * p->P / 2 threads, or with p->two ferry_sort_step2
+ * over p->rows * p->P / 4. */
 typedef ferry_status (*fk_sort_launch_fn)(void *ctx, const fk_sort_launch *p);
 
 static inline fk_i64 fk_sort_pow2(fk_i64 n)
@@ -186,10 +188,12 @@ static inline ferry_status fk_sort_drive(fk_sort_launch *p, void *ctx, fk_sort_l
         p->kk = kk;
         /* The last stage only needs the blocks holding the first k. */
         p->limit = last ? p->k : p->n;
-        for (fk_i64 j = kk / 2; st == FERRY_OK && j >= T; j /= 2) {
+        for (fk_i64 j = kk / 2; st == FERRY_OK && j >= T; j /= p->two ? 4 : 2) {
             p->j = j;
+            p->two = j >= 2 * T;
             st = step_fn(ctx, p);
         }
+        p->two = 0;
         p->clean = 1;
         p->dst = last ? FK_SORT_TO_OUT : FK_SORT_TO_SCRATCH;
         /* Tiles wholly past the first k are not needed either. */
@@ -422,6 +426,90 @@ FK_KERNEL ferry_sort_step(FK_GLOBAL fk_u64 *scr, fk_sort_launch p)
             scr[p.dst_k + c] = ka;
             scr[p.dst_i + a] = ic;
             scr[p.dst_i + c] = ia;
+        }
+    }
+}
+
+/* Orders elements a < c held in registers. */
+#define FK_SORT_CX_REG(ka, ia, kc, ic)                                                    \
+    if (ka > kc || (ka == kc && ia > ic)) {                                               \
+        fk_u64 tk = ka, ti = ia;                                                          \
+        ka = kc;                                                                          \
+        ia = ic;                                                                          \
+        kc = tk;                                                                          \
+        ic = ti;                                                                          \
+    }
+
+/* Two steps at once, distances p.j and p.j / 2 of stage p.kk: each thread orders four
+ * elements in registers, one pass over memory instead of two. */
+FK_KERNEL ferry_sort_step2(FK_GLOBAL fk_u64 *scr, fk_sort_launch p)
+{
+    fk_i64 qp = p.P / 4, h = p.j / 2;
+    fk_i32 packed = p.ibits != 0, flip = p.j * 2 == p.kk;
+    FK_FOR_EACH(t, p.rows * qp)
+    {
+        fk_i64 r = t >> (p.lhp - 1), q = t & (qp - 1);
+        fk_i64 o = q & (h - 1), blk = (q - o) * 4;
+        if (blk >= p.limit)
+            continue;
+        /* Flip: the first step pairs e0 with e3 and e1 with e2, else e0 with e2 and e1
+         * with e3; the second pairs e0 with e1 and e2 with e3. */
+        fk_i64 e0 = blk + o, e1 = e0 + h;
+        fk_i64 e2 = flip ? blk + 3 * h - 1 - o : e0 + 2 * h, e3 = e2 + h;
+        fk_i64 row = r * p.len;
+        fk_u64 k0 = ~(fk_u64)0, k1 = k0, k2 = k0, k3 = k0;
+        fk_u64 i0 = 0, i1 = 0, i2 = 0, i3 = 0;
+        if (e0 < p.len) {
+            k0 = scr[p.dst_k + row + e0];
+            i0 = packed ? 0 : scr[p.dst_i + row + e0];
+        }
+        if (e1 < p.len) {
+            k1 = scr[p.dst_k + row + e1];
+            i1 = packed ? 0 : scr[p.dst_i + row + e1];
+        }
+        if (e2 < p.len) {
+            k2 = scr[p.dst_k + row + e2];
+            i2 = packed ? 0 : scr[p.dst_i + row + e2];
+        }
+        if (e3 < p.len) {
+            k3 = scr[p.dst_k + row + e3];
+            i3 = packed ? 0 : scr[p.dst_i + row + e3];
+        }
+        /* Past the row: the largest element (a real index is below ~0). */
+        if (!packed) {
+            i0 = e0 < p.len ? i0 : ~(fk_u64)0;
+            i1 = e1 < p.len ? i1 : ~(fk_u64)0;
+            i2 = e2 < p.len ? i2 : ~(fk_u64)0;
+            i3 = e3 < p.len ? i3 : ~(fk_u64)0;
+        }
+        if (flip) {
+            FK_SORT_CX_REG(k0, i0, k3, i3)
+            FK_SORT_CX_REG(k1, i1, k2, i2)
+        } else {
+            FK_SORT_CX_REG(k0, i0, k2, i2)
+            FK_SORT_CX_REG(k1, i1, k3, i3)
+        }
+        FK_SORT_CX_REG(k0, i0, k1, i1)
+        FK_SORT_CX_REG(k2, i2, k3, i3)
+        if (e0 < p.len) {
+            scr[p.dst_k + row + e0] = k0;
+            if (!packed)
+                scr[p.dst_i + row + e0] = i0;
+        }
+        if (e1 < p.len) {
+            scr[p.dst_k + row + e1] = k1;
+            if (!packed)
+                scr[p.dst_i + row + e1] = i1;
+        }
+        if (e2 < p.len) {
+            scr[p.dst_k + row + e2] = k2;
+            if (!packed)
+                scr[p.dst_i + row + e2] = i2;
+        }
+        if (e3 < p.len) {
+            scr[p.dst_k + row + e3] = k3;
+            if (!packed)
+                scr[p.dst_i + row + e3] = i3;
         }
     }
 }

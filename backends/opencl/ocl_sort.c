@@ -3,7 +3,6 @@
  * pairs in local memory and the device's scratch buffer, in the schedule fk_sort_drive
  * gives. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <ferry/ops/sort.h>
@@ -32,7 +31,7 @@ static ferry_status run(ocl_device *d, const char *name, int nbufs, const cl_mem
 
 typedef struct sort_ctx {
     ocl_device *d;
-    ocl_kernel tile, step;
+    ocl_kernel tile, step, step2;
     cl_mem bufs[4]; /* scratch, values, indices, input */
 } sort_ctx;
 
@@ -55,8 +54,6 @@ static size_t sort_lanes(ocl_device *d, cl_kernel k)
         used = 0;
     cl_ulong room = local > used ? local - used : 0;
     size_t lanes = SORT_LANES_MAX;
-    if (getenv("XLANES"))
-        lanes = (size_t)atoi(getenv("XLANES"));
     while (lanes > 1 && (lanes > kmax || (cl_ulong)lanes * 32 > room))
         lanes /= 2;
     return lanes;
@@ -92,11 +89,12 @@ static ferry_status sort_tile(void *ctx, const fk_sort_launch *p)
 static ferry_status sort_step(void *ctx, const fk_sort_launch *p)
 {
     sort_ctx *c = (sort_ctx *)ctx;
-    ferry_status st = ocl_arg(c->d, c->step.kernel, c->step.name, 0, sizeof(cl_mem), &c->bufs[0]);
+    const ocl_kernel *k = p->two ? &c->step2 : &c->step;
+    ferry_status st = ocl_arg(c->d, k->kernel, k->name, 0, sizeof(cl_mem), &c->bufs[0]);
     if (st == FERRY_OK)
-        st = ocl_arg(c->d, c->step.kernel, c->step.name, 1, sizeof *p, p);
+        st = ocl_arg(c->d, k->kernel, k->name, 1, sizeof *p, p);
     if (st == FERRY_OK)
-        st = ocl_enqueue_kernel(c->d, &c->step, p->rows * (p->P / 2));
+        st = ocl_enqueue_kernel(c->d, k, p->rows * (p->P / (p->two ? 4 : 2)));
     return st;
 }
 
@@ -114,10 +112,13 @@ static ferry_status ocl_sort(int32_t device, const ferry_op_args *args)
     const ferry_kernel_tensor *v = &args->tensors[0], *in = &args->tensors[p.has_idx ? 2 : 1];
     const ferry_kernel_tensor *ix = p.has_idx ? &args->tensors[1] : v;
     pthread_mutex_lock(&d->lock);
-    sort_ctx c = {d, {{0}, NULL, 0}, {{0}, NULL, 0}, {NULL, v->buffer, ix->buffer, in->buffer}};
+    sort_ctx c = {d, {{0}, NULL, 0}, {{0}, NULL, 0}, {{0}, NULL, 0},
+                  {NULL, v->buffer, ix->buffer, in->buffer}};
     st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_tile", &c.tile);
     if (st == FERRY_OK)
         st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_step", &c.step);
+    if (st == FERRY_OK)
+        st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_step2", &c.step2);
     if (st == FERRY_OK) {
         int64_t words = fk_sort_prepare(&p, 2 * (int64_t)sort_lanes(d, c.tile.kernel));
         st = ocl_scratch(d, (size_t)words * sizeof(uint64_t), &c.bufs[0]);
