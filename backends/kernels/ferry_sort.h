@@ -17,9 +17,9 @@
  * ferry_sort_tile sorts tiles of `tile` elements (two per thread of a work-group) in
  * local memory: all stages up to the tile in one launch, several short rows per tile,
  * or the half-cleaning steps below the tile of a longer stage; ferry_sort_step does one
- * step of a stage whose distance spans tiles in global memory, ferry_sort_step2 two. topk with small k keeps
- * the first k of each sorted tile and sorts those candidates again, until one tile is
- * left. */
+ * step of a stage whose distance spans tiles in global memory, ferry_sort_step2 two.
+ * topk with small k keeps the first k of each sorted tile and sorts those candidates
+ * again, until one tile is left. */
 #ifndef FERRY_SORT_KERNELS_H
 #define FERRY_SORT_KERNELS_H
 
