@@ -32,7 +32,7 @@ static ferry_status launch(int32_t dev, cudaStream_t stream, const void *fn, con
     return cuda_fail(dev, call, e);
 }
 
-// A sorting tile of 1024 elements: 512 threads, 16 KiB of (key, index) pairs in shared
+// A sorting tile of 1024 elements: 256 threads, 16 KiB of (key, index) pairs in shared
 // memory, within every device's limit without opting in to more.
 #define SORT_TILE 1024
 
@@ -56,7 +56,7 @@ static ferry_status sort_tile(void *ctx, const fk_sort_launch *p)
         blocks = (int64_t)1 << 30;
     (void)cudaGetLastError();
     cudaError_t e = cudaLaunchKernel((const void *)ferry_sort_tile, dim3((unsigned)blocks),
-                                     dim3((unsigned)(p->tile / 2)), a,
+                                     dim3((unsigned)(p->tile / 4)), a,
                                      (size_t)(2 * p->tile) * sizeof(fk_u64), c->stream);
     if (e == cudaSuccess)
         e = cudaGetLastError();

@@ -14,7 +14,7 @@
  * program serves every dtype (no float arithmetic, float64 included on devices without
  * fp64).
  *
- * ferry_sort_tile sorts tiles of `tile` elements (two per thread of a work-group) in
+ * ferry_sort_tile sorts tiles of `tile` elements (four per thread of a work-group) in
  * local memory: all stages up to the tile in one launch, several short rows per tile,
  * or the half-cleaning steps below the tile of a longer stage; ferry_sort_step does one
  * step of a stage whose distance spans tiles in global memory, ferry_sort_step2 two.
@@ -58,7 +58,7 @@ typedef struct fk_sort_launch {
     /* Set by the backends. Scratch offsets in u64 units: keys and indices read (src_*)
      * and written (dst_*); len is the length of the rows there (n, or topk candidates). */
     fk_i64 src_k, src_i, dst_k, dst_i, len;
-    fk_i64 tile;  /* elements of one work-group's tile: twice its threads, a power of two */
+    fk_i64 tile;  /* elements of one work-group's tile: 4 times its threads, a power of 2 */
     fk_i64 seg;   /* ferry_sort_tile: length of the sorted runs, a power of two <= tile */
     fk_i64 segs;  /* runs per row: ceil(len / seg) */
     fk_i64 runs;  /* ferry_sort_tile: the first runs of each row it works on (<= segs) */
@@ -77,7 +77,7 @@ typedef struct fk_sort_launch {
 /* ---- the schedule, shared by the OpenCL and CUDA hosts ------------------------------ */
 
 /* Called by fk_sort_drive for each launch: ferry_sort_tile over fk_sort_tiles(p)
- * work-groups of p->tile / 2 threads with 2 * p->tile u64 of local memory, and
+ * work-groups of p->tile / 4 threads with 2 * p->tile u64 of local memory, and
  * ferry_sort_step over p->rows * p->P / 2 threads, or with p->two ferry_sort_step2
  * over p->rows * p->P / 4. */
 typedef ferry_status (*fk_sort_launch_fn)(void *ctx, const fk_sort_launch *p);
@@ -290,31 +290,60 @@ FK_FUNC void fk_sort_put(FK_GLOBAL fk_u8 *vals, FK_GLOBAL fk_i64 *idx, FK_GLOBAL
         idx[p.i_off + r * p.i_rs + pos * p.i_es] = i;
 }
 
-/* Orders elements a < c of the local tile. */
-FK_FUNC void fk_sort_cx_local(FK_SORT_LOCAL fk_u64 *sk, FK_SORT_LOCAL fk_u64 *si, fk_i32 a,
-                              fk_i32 c, fk_i32 packed)
-{
-    fk_u64 ka = sk[a], kc = sk[c];
-    if (packed) {
-        if (ka > kc) {
-            sk[a] = kc;
-            sk[c] = ka;
-        }
-        return;
+/* Orders elements a < c held in registers. */
+#define FK_SORT_CX_REG(ka, ia, kc, ic)                                                    \
+    if (ka > kc || (ka == kc && ia > ic)) {                                               \
+        fk_u64 tk = ka, ti = ia;                                                          \
+        ka = kc;                                                                          \
+        ia = ic;                                                                          \
+        kc = tk;                                                                          \
+        ic = ti;                                                                          \
     }
-    fk_u64 ia = si[a], ic = si[c];
-    if (ka > kc || (ka == kc && ia > ic)) {
-        sk[a] = kc;
-        sk[c] = ka;
-        si[a] = ic;
-        si[c] = ia;
+
+/* Orders two pairs of elements of the local tile, then two more: steps of distances j
+ * and j / 2 on four elements e0 < e1 < e2 < e3 (the first pairs e0 with e3 and e1 with
+ * e2 when `flip`, else e0 with e2 and e1 with e3; the second e0 with e1, e2 with e3); with
+ * `one`, only the pairs (e0, e1) and (e2, e3). */
+FK_FUNC void fk_sort_quad_local(FK_SORT_LOCAL fk_u64 *sk, FK_SORT_LOCAL fk_u64 *si, fk_i32 e0,
+                                fk_i32 e1, fk_i32 e2, fk_i32 e3, fk_i32 flip, fk_i32 one,
+                                fk_i32 packed)
+{
+    fk_u64 k0 = sk[e0], k1 = sk[e1], k2 = sk[e2], k3 = sk[e3];
+    fk_u64 i0 = 0, i1 = 0, i2 = 0, i3 = 0;
+    if (!packed) {
+        i0 = si[e0];
+        i1 = si[e1];
+        i2 = si[e2];
+        i3 = si[e3];
+    }
+    if (!one) {
+        if (flip) {
+            FK_SORT_CX_REG(k0, i0, k3, i3)
+            FK_SORT_CX_REG(k1, i1, k2, i2)
+        } else {
+            FK_SORT_CX_REG(k0, i0, k2, i2)
+            FK_SORT_CX_REG(k1, i1, k3, i3)
+        }
+    }
+    FK_SORT_CX_REG(k0, i0, k1, i1)
+    FK_SORT_CX_REG(k2, i2, k3, i3)
+    sk[e0] = k0;
+    sk[e1] = k1;
+    sk[e2] = k2;
+    sk[e3] = k3;
+    if (!packed) {
+        si[e0] = i0;
+        si[e1] = i1;
+        si[e2] = i2;
+        si[e3] = i3;
     }
 }
 
-/* The network in local memory, thread q of tile/2 doing one pair of each step: sorting
- * each aligned run of `seg` ascending (stages 2 .. seg), or with `clean` only the
- * half-cleaning steps tile/2 .. 1 of a longer stage. One loop with one barrier, as PoCL
- * wants barriers outside branches. */
+/* The network in local memory, thread q of tile/4 owning four elements of each pair of
+ * steps (so one barrier per two steps): sorting each aligned run of `seg` ascending
+ * (stages 2 .. seg), or with `clean` only the half-cleaning steps tile/2 .. 1 of a longer
+ * stage. A stage of an odd number of steps ends with a lone step of distance 1. One
+ * loop with one barrier, as PoCL wants barriers outside branches. */
 FK_FUNC void fk_sort_net_local(FK_SORT_LOCAL fk_u64 *sk, FK_SORT_LOCAL fk_u64 *si, fk_i64 q,
                                fk_i64 tile, fk_i64 seg, fk_i32 clean, fk_i32 packed)
 {
@@ -322,15 +351,20 @@ FK_FUNC void fk_sort_net_local(FK_SORT_LOCAL fk_u64 *sk, FK_SORT_LOCAL fk_u64 *s
     fk_i32 top = (fk_i32)(clean ? tile : seg), kk = clean ? (fk_i32)tile : 2, j = kk / 2;
     fk_i32 qq = (fk_i32)q;
     while (kk <= top) {
-        fk_i32 o = qq & (j - 1), blk = (qq - o) * 2;
-        fk_i32 c = !clean && 2 * j == kk ? blk + kk - 1 - o : blk + o + j;
-        fk_sort_cx_local(sk, si, blk + o, c, packed);
+        fk_i32 flip = !clean && 2 * j == kk;
+        if (j >= 2) {
+            fk_i32 h = j / 2, o = qq & (h - 1), blk = (qq - o) * 4;
+            fk_i32 e0 = blk + o, e2 = flip ? blk + 3 * h - 1 - o : e0 + 2 * h;
+            fk_sort_quad_local(sk, si, e0, e0 + h, e2, e2 + h, flip, 0, packed);
+        } else {
+            fk_sort_quad_local(sk, si, 4 * qq, 4 * qq + 1, 4 * qq + 2, 4 * qq + 3, 0, 1, packed);
+        }
         FK_BARRIER();
-        if (j == 1) {
+        if (j <= 2) {
             kk *= 2;
             j = kk / 2;
         } else {
-            j /= 2;
+            j /= 4;
         }
     }
 }
@@ -347,7 +381,7 @@ FK_KERNEL ferry_sort_tile(FK_GLOBAL fk_u64 *scr, FK_GLOBAL fk_u8 *vals, FK_GLOBA
     FK_SORT_LOCAL fk_u64 *sk = fk_sort_sh;
     FK_SORT_LOCAL fk_u64 *si = fk_sort_sh + p.tile;
     fk_i32 packed = p.ibits != 0;
-    fk_i64 lanes = p.tile / 2, q = FK_LOCAL_ID;
+    fk_i64 lanes = p.tile / 4, q = FK_LOCAL_ID;
     fk_i64 per = p.tile / p.seg, nrun = p.rows * p.runs;
     fk_i64 ntiles = (nrun + per - 1) / per;
     for (fk_i64 w = FK_GROUP_ID; w < ntiles; w += FK_NUM_GROUPS) {
@@ -429,16 +463,6 @@ FK_KERNEL ferry_sort_step(FK_GLOBAL fk_u64 *scr, fk_sort_launch p)
         }
     }
 }
-
-/* Orders elements a < c held in registers. */
-#define FK_SORT_CX_REG(ka, ia, kc, ic)                                                    \
-    if (ka > kc || (ka == kc && ia > ic)) {                                               \
-        fk_u64 tk = ka, ti = ia;                                                          \
-        ka = kc;                                                                          \
-        ia = ic;                                                                          \
-        kc = tk;                                                                          \
-        ic = ti;                                                                          \
-    }
 
 /* Two steps at once, distances p.j and p.j / 2 of stage p.kk: each thread orders four
  * elements in registers, one pass over memory instead of two. */

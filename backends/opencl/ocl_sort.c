@@ -24,10 +24,10 @@ static ferry_status run(ocl_device *d, const char *name, int nbufs, const cl_mem
     return st;
 }
 
-/* Most threads of a sorting work-group: a tile of 1024 elements, 16 KiB of (key, index)
- * pairs, is within every GPU's local memory and leaves room for several work-groups per
- * compute unit. */
-#define SORT_LANES_MAX 512
+/* Most threads of a sorting work-group: a tile of 1024 elements (four a thread), 16 KiB
+ * of (key, index) pairs, is within every GPU's local memory and leaves room for several
+ * work-groups per compute unit. */
+#define SORT_LANES_MAX 256
 
 typedef struct sort_ctx {
     ocl_device *d;
@@ -36,7 +36,7 @@ typedef struct sort_ctx {
 } sort_ctx;
 
 /* Threads of ferry_sort_tile's work-groups on d: a power of two within the kernel's
- * limit and the device's local memory (the tile takes 16 bytes an element, two elements
+ * limit and the device's local memory (the tile takes 16 bytes an element, four elements
  * a thread), at least 1. */
 static size_t sort_lanes(ocl_device *d, cl_kernel k)
 {
@@ -54,7 +54,7 @@ static size_t sort_lanes(ocl_device *d, cl_kernel k)
         used = 0;
     cl_ulong room = local > used ? local - used : 0;
     size_t lanes = SORT_LANES_MAX;
-    while (lanes > 1 && (lanes > kmax || (cl_ulong)lanes * 32 > room))
+    while (lanes > 1 && (lanes > kmax || (cl_ulong)lanes * 64 > room))
         lanes /= 2;
     return lanes;
 }
@@ -73,7 +73,7 @@ static ferry_status sort_tile(void *ctx, const fk_sort_launch *p)
         st = ocl_arg(d, k, c->tile.name, 5, (size_t)(2 * p->tile) * sizeof(uint64_t), NULL);
     if (st != FERRY_OK)
         return st;
-    size_t lanes = (size_t)(p->tile / 2);
+    size_t lanes = (size_t)(p->tile / 4);
     int64_t groups = fk_sort_tiles(p);
     /* The kernel loops over the tiles a capped grid leaves. */
     int64_t most = ((int64_t)1 << 30) / (int64_t)lanes;
@@ -120,7 +120,7 @@ static ferry_status ocl_sort(int32_t device, const ferry_op_args *args)
     if (st == FERRY_OK)
         st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_step2", &c.step2);
     if (st == FERRY_OK) {
-        int64_t words = fk_sort_prepare(&p, 2 * (int64_t)sort_lanes(d, c.tile.kernel));
+        int64_t words = fk_sort_prepare(&p, 4 * (int64_t)sort_lanes(d, c.tile.kernel));
         st = ocl_scratch(d, (size_t)words * sizeof(uint64_t), &c.bufs[0]);
     }
     if (st == FERRY_OK)
