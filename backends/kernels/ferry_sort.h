@@ -90,6 +90,15 @@ static inline fk_i64 fk_sort_pow2(fk_i64 n)
     return P;
 }
 
+/* Runs of topk's selection: at least 4k (each pass keeps a quarter or less), short, as
+ * sorting a run costs log2(run)^2 / 2 steps an element. */
+static inline fk_i64 fk_sort_sel_seg(const fk_sort_launch *p)
+{
+    fk_i64 seg = fk_sort_pow2(4 * p->k);
+    seg = seg < 16 ? 16 : seg;
+    return seg < p->tile ? seg : p->tile;
+}
+
 /* Sets the tile and the key packing; returns how many u64 of scratch the schedule needs
  * (0: one launch that reads the input and writes the results). */
 static inline fk_i64 fk_sort_prepare(fk_sort_launch *p, fk_i64 tile)
@@ -104,8 +113,10 @@ static inline fk_i64 fk_sort_prepare(fk_sort_launch *p, fk_i64 tile)
     fk_i64 words = p->ibits ? 1 : 2;
     if (p->n <= tile)
         return 0;
-    if (p->k <= tile / 2)
-        return 2 * words * p->rows * ((p->n + tile - 1) / tile) * p->k;
+    if (p->k <= tile / 2) {
+        fk_i64 seg = fk_sort_sel_seg(p);
+        return 2 * words * p->rows * ((p->n + seg - 1) / seg) * p->k;
+    }
     return words * p->rows * p->n;
 }
 
@@ -125,7 +136,8 @@ static inline fk_i64 fk_sort_tiles(const fk_sort_launch *p)
 }
 
 /* Runs the launches of a sort (after fk_sort_prepare). topk of k <= tile / 2 selects:
- * each tile sorted keeps its first k, until the candidates fit one tile. Otherwise
+ * each run of fk_sort_sel_seg sorted keeps its first k, until the candidates fit one
+ * tile. Otherwise
  * tiles are sorted, then each longer stage runs its steps of distance >= tile in global
  * memory and the rest in one tile launch; the last writes the results. */
 static inline ferry_status fk_sort_drive(fk_sort_launch *p, void *ctx, fk_sort_launch_fn tile_fn,
@@ -147,6 +159,9 @@ static inline ferry_status fk_sort_drive(fk_sort_launch *p, void *ctx, fk_sort_l
     p->segs = p->runs = (p->n + T - 1) / T;
     ferry_status st;
     if (p->k <= T / 2) {
+        p->seg = fk_sort_sel_seg(p);
+        p->lseg = fk_sort_log2(p->seg);
+        p->segs = p->runs = (p->n + p->seg - 1) / p->seg;
         fk_i64 m = p->rows * p->segs * p->k, region = 0;
         p->dst = FK_SORT_TO_CAND;
         p->kc = p->k;
@@ -161,7 +176,7 @@ static inline ferry_status fk_sort_drive(fk_sort_launch *p, void *ctx, fk_sort_l
             region = region ? 0 : words * m;
             p->dst_k = region;
             p->dst_i = region + m;
-            p->segs = p->runs = (p->len + T - 1) / T;
+            p->segs = p->runs = (p->len + p->seg - 1) / p->seg;
             st = tile_fn(ctx, p);
             p->len = p->segs * p->k;
         }

@@ -102,7 +102,7 @@ static const sort_case cases[] = {
     {"topk 1 of 0-d", 0, {0}, 0, 1, CONF_CONTIGUOUS},
     /* Around the devices' sorting tile (1024 elements) and their topk selection limit
      * (k <= 512): one tile, tiles and global steps of one and two distances, rows not a
-     * power of two, candidates sorted once and twice. */
+     * power of two, candidates sorted once, twice and three times. */
     {"(2, 1023) dim -1", 2, {2, 1023}, -1, -1, CONF_CONTIGUOUS},
     {"(2, 1024) dim -1", 2, {2, 1024}, -1, -1, CONF_CONTIGUOUS},
     {"(2, 1025) dim -1", 2, {2, 1025}, -1, -1, CONF_CONTIGUOUS},
@@ -113,6 +113,7 @@ static const sort_case cases[] = {
     {"topk 300 of (2, 3000)", 2, {2, 3000}, -1, 300, CONF_CONTIGUOUS},
     {"topk 1024 of (1, 2100)", 2, {1, 2100}, -1, 1024, CONF_CONTIGUOUS},
     {"topk 9 of (2500, 2) dim 0", 2, {2500, 2}, 0, 9, CONF_TRANSPOSED},
+    {"topk 20 of (1, 9000)", 2, {1, 9000}, -1, 20, CONF_CONTIGUOUS},
 };
 
 static void check_one(const conf_where *w0, const sort_case *c, ferry_dtype dt, bool desc,
