@@ -75,6 +75,15 @@ static ferry_status sort_step(void *ctx, const fk_sort_launch *p)
                   p->rows * (p->P / 2), a);
 }
 
+static ferry_status sort_merge(void *ctx, const fk_sort_launch *p)
+{
+    sort_ctx *c = (sort_ctx *)ctx;
+    fk_sort_launch q = *p;
+    void *a[] = {&c->scr, &c->vals, &c->idx, &c->src, &q};
+    return launch(c->dev, c->stream, (const void *)ferry_sort_merge, "ferry_sort_merge",
+                  fk_sort_merge_threads(p), a);
+}
+
 static ferry_status sort_impl(int32_t dev, const ferry_op_args *args)
 {
     fk_plan_ctx pc = {cuda_host, "cuda", dev};
@@ -95,7 +104,7 @@ static ferry_status sort_impl(int32_t dev, const ferry_op_args *args)
         return st;
     sort_ctx c = {dev, stream, (fk_u64 *)scr, (fk_u8 *)v->buffer, (fk_i64 *)ix->buffer,
                   (const fk_u8 *)in->buffer};
-    st = fk_sort_drive(&p, &c, sort_tile, sort_step);
+    st = fk_sort_drive(&p, &c, sort_tile, sort_step, sort_merge);
     cuda_temp_free(dev, stream, scr);
     return st;
 }

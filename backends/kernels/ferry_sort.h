@@ -70,6 +70,7 @@ typedef struct fk_sort_launch {
     fk_i32 ibits; /* packed: bits of the index below the key; 0: keys and indices apart */
     fk_i32 lseg, lhp; /* log2 of seg and of P / 2 */
     fk_i32 two;       /* step_fn: ferry_sort_step2 (distances j and j / 2) */
+    fk_i32 merge;     /* set before fk_sort_prepare: runs longer than a tile are merged */
 } fk_sort_launch;
 
 
@@ -79,7 +80,7 @@ typedef struct fk_sort_launch {
 /* Called by fk_sort_drive for each launch: ferry_sort_tile over fk_sort_tiles(p)
  * work-groups of p->tile / 4 threads with 2 * p->tile u64 of local memory, and
  * ferry_sort_step over p->rows * p->P / 2 threads, or with p->two ferry_sort_step2
- * over p->rows * p->P / 4. */
+ * over p->rows * p->P / 4; with p->merge, ferry_sort_merge over fk_sort_merge_threads. */
 typedef ferry_status (*fk_sort_launch_fn)(void *ctx, const fk_sort_launch *p);
 
 static inline fk_i64 fk_sort_pow2(fk_i64 n)
@@ -117,7 +118,16 @@ static inline fk_i64 fk_sort_prepare(fk_sort_launch *p, fk_i64 tile)
         fk_i64 seg = fk_sort_sel_seg(p);
         return 2 * words * p->rows * ((p->n + seg - 1) / seg) * p->k;
     }
-    return words * p->rows * p->n;
+    return (p->merge ? 2 : 1) * words * p->rows * p->n;
+}
+
+/* Outputs a thread of ferry_sort_merge makes. */
+#define FK_SORT_MERGE_CHUNK 32
+
+static inline fk_i64 fk_sort_merge_threads(const fk_sort_launch *p)
+{
+    fk_i64 upto = p->dst == FK_SORT_TO_OUT && p->k < p->len ? p->k : p->len;
+    return p->rows * ((upto + p->kc - 1) / p->kc);
 }
 
 /* Work-groups ferry_sort_tile needs for p (each loops over tiles when given fewer). */
@@ -139,9 +149,10 @@ static inline fk_i64 fk_sort_tiles(const fk_sort_launch *p)
  * each run of fk_sort_sel_seg sorted keeps its first k, until the candidates fit one
  * tile. Otherwise
  * tiles are sorted, then each longer stage runs its steps of distance >= tile in global
- * memory and the rest in one tile launch; the last writes the results. */
+ * memory and the rest in one tile launch (or with p->merge, sorted tiles are merged in
+ * pairs); the last writes the results. */
 static inline ferry_status fk_sort_drive(fk_sort_launch *p, void *ctx, fk_sort_launch_fn tile_fn,
-                                         fk_sort_launch_fn step_fn)
+                                         fk_sort_launch_fn step_fn, fk_sort_launch_fn merge_fn)
 {
     fk_i64 T = p->tile, words = p->ibits ? 1 : 2;
     p->len = p->n;
@@ -195,6 +206,20 @@ static inline ferry_status fk_sort_drive(fk_sort_launch *p, void *ctx, fk_sort_l
     p->dst_k = p->src_k = 0;
     p->dst_i = p->src_i = p->rows * p->n;
     st = tile_fn(ctx, p);
+    if (p->merge) {
+        /* Sorted tiles merged in pairs, between two regions, the last to the results. */
+        p->kc = FK_SORT_MERGE_CHUNK;
+        for (fk_i64 w = T; st == FERRY_OK && w < p->n; w *= 2) {
+            p->seg = w;
+            p->src_k = p->dst_k;
+            p->src_i = p->dst_i;
+            p->dst_k = p->src_k ? 0 : words * p->rows * p->n;
+            p->dst_i = p->dst_k + p->rows * p->n;
+            p->dst = 2 * w >= p->n ? FK_SORT_TO_OUT : FK_SORT_TO_SCRATCH;
+            st = merge_fn(ctx, p);
+        }
+        return st;
+    }
     p->P = fk_sort_pow2(p->n);
     p->lhp = fk_sort_log2(p->P / 2);
     p->src = FK_SORT_FROM_SCRATCH;
@@ -549,6 +574,69 @@ FK_KERNEL ferry_sort_step2(FK_GLOBAL fk_u64 *scr, fk_sort_launch p)
             scr[p.dst_k + row + e3] = k3;
             if (!packed)
                 scr[p.dst_i + row + e3] = i3;
+        }
+    }
+}
+
+/* (ka, ia) < (kb, ib) */
+#define FK_SORT_LESS(ka, ia, kb, ib) ((ka) < (kb) || ((ka) == (kb) && (ia) < (ib)))
+
+/* Merges pairs of sorted runs of p.seg (rows of p.len at src_*) into runs of 2 * seg (at
+ * dst_*, or the results when one run covers the row): each thread makes p.kc outputs,
+ * from where a binary search along the merge path says they start. Linear work a level
+ * where the bitonic steps are log2 of the run, for devices without a GPU's lockstep. */
+FK_KERNEL ferry_sort_merge(FK_GLOBAL fk_u64 *scr, FK_GLOBAL fk_u8 *vals, FK_GLOBAL fk_i64 *idx,
+                           FK_GLOBAL const fk_u8 *in, fk_sort_launch p)
+{
+    fk_i32 packed = p.ibits != 0;
+    fk_i64 C = p.kc, w = p.seg;
+    fk_i64 upto = p.dst == FK_SORT_TO_OUT && p.k < p.len ? p.k : p.len;
+    fk_i64 need = (upto + C - 1) / C;
+    FK_FOR_EACH(t, p.rows * need)
+    {
+        fk_i64 r = t / need, pos = (t - r * need) * C;
+        fk_i64 base = pos & ~(2 * w - 1), d0 = pos - base;
+        fk_i64 la = p.len - base < w ? p.len - base : w;
+        fk_i64 lb = p.len - base - w;
+        lb = lb < 0 ? 0 : lb > w ? w : lb;
+        fk_i64 ao = r * p.len + base, bo = ao + w;
+        FK_GLOBAL const fk_u64 *ak = scr + p.src_k + ao, *bk = scr + p.src_k + bo;
+        FK_GLOBAL const fk_u64 *ai = scr + p.src_i + ao, *bi = scr + p.src_i + bo;
+        fk_i64 lo = d0 > lb ? d0 - lb : 0, hi = d0 < la ? d0 : la;
+        while (lo < hi) {
+            fk_i64 mid = (lo + hi) / 2, jb = d0 - 1 - mid;
+            bool afirst = packed ? ak[mid] < bk[jb] : FK_SORT_LESS(ak[mid], ai[mid], bk[jb], bi[jb]);
+            if (afirst)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        fk_i64 i = lo, j = d0 - lo;
+        fk_i64 end = upto - pos < C ? upto - pos : C;
+        for (fk_i64 e = 0; e < end; e++) {
+            bool takea = j >= lb || (i < la && (packed ? ak[i] < bk[j]
+                                                       : FK_SORT_LESS(ak[i], ai[i], bk[j], bi[j])));
+            fk_u64 key, ix = 0;
+            if (takea) {
+                key = ak[i];
+                if (!packed)
+                    ix = ai[i];
+                i++;
+            } else {
+                key = bk[j];
+                if (!packed)
+                    ix = bi[j];
+                j++;
+            }
+            if (p.dst == FK_SORT_TO_OUT) {
+                if (packed)
+                    ix = key & (((fk_u64)1 << p.ibits) - 1);
+                fk_sort_put(vals, idx, in, r, pos + e, (fk_i64)ix, p);
+            } else {
+                scr[p.dst_k + r * p.len + pos + e] = key;
+                if (!packed)
+                    scr[p.dst_i + r * p.len + pos + e] = ix;
+            }
         }
     }
 }

@@ -31,7 +31,7 @@ static ferry_status run(ocl_device *d, const char *name, int nbufs, const cl_mem
 
 typedef struct sort_ctx {
     ocl_device *d;
-    ocl_kernel tile, step, step2;
+    ocl_kernel tile, step, step2, merge;
     cl_mem bufs[4]; /* scratch, values, indices, input */
 } sort_ctx;
 
@@ -98,6 +98,19 @@ static ferry_status sort_step(void *ctx, const fk_sort_launch *p)
     return st;
 }
 
+static ferry_status sort_merge(void *ctx, const fk_sort_launch *p)
+{
+    sort_ctx *c = (sort_ctx *)ctx;
+    ferry_status st = FERRY_OK;
+    for (int i = 0; st == FERRY_OK && i < 4; i++)
+        st = ocl_arg(c->d, c->merge.kernel, c->merge.name, (cl_uint)i, sizeof(cl_mem), &c->bufs[i]);
+    if (st == FERRY_OK)
+        st = ocl_arg(c->d, c->merge.kernel, c->merge.name, 4, sizeof *p, p);
+    if (st == FERRY_OK)
+        st = ocl_enqueue_kernel(c->d, &c->merge, fk_sort_merge_threads(p));
+    return st;
+}
+
 static ferry_status ocl_sort(int32_t device, const ferry_op_args *args)
 {
     fk_plan_ctx pc = {ocl_host, "opencl", device};
@@ -112,19 +125,24 @@ static ferry_status ocl_sort(int32_t device, const ferry_op_args *args)
     const ferry_kernel_tensor *v = &args->tensors[0], *in = &args->tensors[p.has_idx ? 2 : 1];
     const ferry_kernel_tensor *ix = p.has_idx ? &args->tensors[1] : v;
     pthread_mutex_lock(&d->lock);
-    sort_ctx c = {d, {{0}, NULL, 0}, {{0}, NULL, 0}, {{0}, NULL, 0},
+    sort_ctx c = {d, {{0}, NULL, 0}, {{0}, NULL, 0}, {{0}, NULL, 0}, {{0}, NULL, 0},
                   {NULL, v->buffer, ix->buffer, in->buffer}};
     st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_tile", &c.tile);
     if (st == FERRY_OK)
         st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_step", &c.step);
     if (st == FERRY_OK)
         st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_step2", &c.step2);
+    if (st == FERRY_OK)
+        st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_merge", &c.merge);
     if (st == FERRY_OK) {
+        /* A CPU device merges runs longer than a tile: linear work a level, where the
+         * bitonic steps that suit a GPU's lockstep cost log2 of the run. */
+        p.merge = !d->gpu;
         int64_t words = fk_sort_prepare(&p, 4 * (int64_t)sort_lanes(d, c.tile.kernel));
         st = ocl_scratch(d, (size_t)words * sizeof(uint64_t), &c.bufs[0]);
     }
     if (st == FERRY_OK)
-        st = fk_sort_drive(&p, &c, sort_tile, sort_step);
+        st = fk_sort_drive(&p, &c, sort_tile, sort_step, sort_merge);
     ocl_scratch_trim(d);
     pthread_mutex_unlock(&d->lock);
     return st;
