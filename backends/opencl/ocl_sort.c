@@ -3,6 +3,7 @@
  * pairs in local memory and the device's scratch buffer, in the schedule fk_sort_drive
  * gives. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <ferry/ops/sort.h>
@@ -136,8 +137,10 @@ static ferry_status ocl_sort(int32_t device, const ferry_op_args *args)
         st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_merge", &c.merge);
     if (st == FERRY_OK) {
         /* A CPU device merges runs longer than a tile: linear work a level, where the
-         * bitonic steps that suit a GPU's lockstep cost log2 of the run. */
-        p.merge = !d->gpu;
+         * bitonic steps that suit a GPU's lockstep cost log2 of the run.
+         * FERRY_OPENCL_SORT_BITONIC=1 gives every device the GPU's schedule (tests). */
+        const char *bit = getenv("FERRY_OPENCL_SORT_BITONIC");
+        p.merge = !d->gpu && !(bit && strcmp(bit, "1") == 0);
         int64_t words = fk_sort_prepare(&p, 4 * (int64_t)sort_lanes(d, c.tile.kernel));
         st = ocl_scratch(d, (size_t)words * sizeof(uint64_t), &c.bufs[0]);
     }
