@@ -1,6 +1,6 @@
 // "ferry.sort" and "ferry.sort_scatter" on CUDA devices (ferry/ops/sort.h): the same
-// kernel source as OpenCL (backends/kernels/ferry_sort.h), a bitonic network over
-// (key, index) pairs in a temporary, then a gather of the first k of each row.
+// kernel source and schedule as OpenCL (backends/kernels/ferry_sort.h: bitonic tiles in
+// shared memory, global steps over (key, index) pairs in a temporary, topk by selection).
 #include <stdio.h>
 #include <string.h>
 
@@ -32,12 +32,64 @@ static ferry_status launch(int32_t dev, cudaStream_t stream, const void *fn, con
     return cuda_fail(dev, call, e);
 }
 
+// A sorting tile of 1024 elements: 256 threads, 16 KiB of (key, index) pairs in shared
+// memory, within every device's limit without opting in to more.
+#define SORT_TILE 1024
+
+typedef struct sort_ctx {
+    int32_t dev;
+    cudaStream_t stream;
+    fk_u64 *scr;
+    fk_u8 *vals;
+    fk_i64 *idx;
+    const fk_u8 *src;
+} sort_ctx;
+
+static ferry_status sort_tile(void *ctx, const fk_sort_launch *p)
+{
+    sort_ctx *c = (sort_ctx *)ctx;
+    fk_sort_launch q = *p;
+    void *a[] = {&c->scr, &c->vals, &c->idx, &c->src, &q};
+    int64_t blocks = fk_sort_tiles(p);
+    // The kernel loops over the tiles a capped grid leaves.
+    if (blocks > ((int64_t)1 << 30))
+        blocks = (int64_t)1 << 30;
+    (void)cudaGetLastError();
+    cudaError_t e = cudaLaunchKernel((const void *)ferry_sort_tile, dim3((unsigned)blocks),
+                                     dim3((unsigned)(p->tile / 4)), a,
+                                     (size_t)(2 * p->tile) * sizeof(fk_u64), c->stream);
+    if (e == cudaSuccess)
+        e = cudaGetLastError();
+    return e == cudaSuccess ? FERRY_OK : cuda_fail(c->dev, "cudaLaunchKernel(ferry_sort_tile)", e);
+}
+
+static ferry_status sort_step(void *ctx, const fk_sort_launch *p)
+{
+    sort_ctx *c = (sort_ctx *)ctx;
+    fk_sort_launch q = *p;
+    void *a[] = {&c->scr, &q};
+    if (p->two)
+        return launch(c->dev, c->stream, (const void *)ferry_sort_step2, "ferry_sort_step2",
+                      p->rows * (p->P / 4), a);
+    return launch(c->dev, c->stream, (const void *)ferry_sort_step, "ferry_sort_step",
+                  p->rows * (p->P / 2), a);
+}
+
+static ferry_status sort_merge(void *ctx, const fk_sort_launch *p)
+{
+    sort_ctx *c = (sort_ctx *)ctx;
+    fk_sort_launch q = *p;
+    void *a[] = {&c->scr, &c->vals, &c->idx, &c->src, &q};
+    return launch(c->dev, c->stream, (const void *)ferry_sort_merge, "ferry_sort_merge",
+                  fk_sort_merge_threads(p), a);
+}
+
 static ferry_status sort_impl(int32_t dev, const ferry_op_args *args)
 {
-    fk_plan_ctx c = {cuda_host, "cuda", dev};
+    fk_plan_ctx pc = {cuda_host, "cuda", dev};
     fk_sort_launch p;
     bool nothing;
-    ferry_status st = fk_plan_sort(&c, args, false, &p, &nothing);
+    ferry_status st = fk_plan_sort(&pc, args, false, &p, &nothing);
     if (st != FERRY_OK || nothing)
         return st;
     cudaStream_t stream;
@@ -45,31 +97,14 @@ static ferry_status sort_impl(int32_t dev, const ferry_op_args *args)
         return st;
     const ferry_kernel_tensor *v = &args->tensors[0], *in = &args->tensors[p.has_idx ? 2 : 1];
     const ferry_kernel_tensor *ix = p.has_idx ? &args->tensors[1] : v;
+    int64_t words = fk_sort_prepare(&p, SORT_TILE);
     void *scr = NULL;
-    if ((st = cuda_temp_alloc(dev, stream, (size_t)(2 * p.rows * p.P) * sizeof(uint64_t), &scr)) !=
-        FERRY_OK)
+    if ((st = cuda_temp_alloc(dev, stream, (size_t)(words ? words : 1) * sizeof(uint64_t),
+                              &scr)) != FERRY_OK)
         return st;
-    fk_u64 *s = (fk_u64 *)scr;
-    const fk_u8 *src = (const fk_u8 *)in->buffer;
-    {
-        void *a[] = {&s, &src, &p};
-        st = launch(dev, stream, (const void *)ferry_sort_keys, "ferry_sort_keys", p.rows * p.P, a);
-    }
-    for (int64_t kk = 2; st == FERRY_OK && kk <= p.P; kk *= 2)
-        for (int64_t j = kk / 2; st == FERRY_OK && j >= 1; j /= 2) {
-            p.kk = kk;
-            p.j = j;
-            void *a[] = {&s, &p};
-            st = launch(dev, stream, (const void *)ferry_sort_step, "ferry_sort_step",
-                        p.rows * (p.P / 2), a);
-        }
-    if (st == FERRY_OK) {
-        fk_u8 *vals = (fk_u8 *)v->buffer;
-        fk_i64 *idx = (fk_i64 *)ix->buffer;
-        const fk_u64 *cs = s;
-        void *a[] = {&vals, &idx, &src, &cs, &p};
-        st = launch(dev, stream, (const void *)ferry_sort_out, "ferry_sort_out", p.rows * p.k, a);
-    }
+    sort_ctx c = {dev, stream, (fk_u64 *)scr, (fk_u8 *)v->buffer, (fk_i64 *)ix->buffer,
+                  (const fk_u8 *)in->buffer};
+    st = fk_sort_drive(&p, &c, sort_tile, sort_step, sort_merge);
     cuda_temp_free(dev, stream, scr);
     return st;
 }

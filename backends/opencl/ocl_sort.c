@@ -1,7 +1,9 @@
 /* "ferry.sort" and "ferry.sort_scatter" on OpenCL devices (ferry/ops/sort.h): the
- * bitonic network of backends/kernels/ferry_sort.h over (key, index) pairs held in the
- * device's scratch buffer, then a gather of the first k of each row. */
+ * bitonic network and topk selection of backends/kernels/ferry_sort.h, over (key, index)
+ * pairs in local memory and the device's scratch buffer, in the schedule fk_sort_drive
+ * gives. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <ferry/ops/sort.h>
@@ -23,12 +25,99 @@ static ferry_status run(ocl_device *d, const char *name, int nbufs, const cl_mem
     return st;
 }
 
+/* Most threads of a sorting work-group: a tile of 1024 elements (four a thread), 16 KiB
+ * of (key, index) pairs, is within every GPU's local memory and leaves room for several
+ * work-groups per compute unit. */
+#define SORT_LANES_MAX 256
+
+typedef struct sort_ctx {
+    ocl_device *d;
+    ocl_kernel tile, step, step2, merge;
+    cl_mem bufs[4]; /* scratch, values, indices, input */
+} sort_ctx;
+
+/* Threads of ferry_sort_tile's work-groups on d: a power of two within the kernel's
+ * limit and the device's local memory (the tile takes 16 bytes an element, four elements
+ * a thread), at least 1. */
+static size_t sort_lanes(ocl_device *d, cl_kernel k)
+{
+    size_t kmax = 0;
+    cl_ulong local = 0, used = 0;
+    if (clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof kmax, &kmax, NULL) !=
+            CL_SUCCESS ||
+        kmax == 0)
+        kmax = 1;
+    if (clGetDeviceInfo(d->id, CL_DEVICE_LOCAL_MEM_SIZE, sizeof local, &local, NULL) !=
+        CL_SUCCESS)
+        local = 0;
+    if (clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_LOCAL_MEM_SIZE, sizeof used, &used, NULL) !=
+        CL_SUCCESS)
+        used = 0;
+    cl_ulong room = local > used ? local - used : 0;
+    size_t lanes = SORT_LANES_MAX;
+    while (lanes > 1 && (lanes > kmax || (cl_ulong)lanes * 64 > room))
+        lanes /= 2;
+    return lanes;
+}
+
+static ferry_status sort_tile(void *ctx, const fk_sort_launch *p)
+{
+    sort_ctx *c = (sort_ctx *)ctx;
+    ocl_device *d = c->d;
+    cl_kernel k = c->tile.kernel;
+    ferry_status st = FERRY_OK;
+    for (int i = 0; st == FERRY_OK && i < 4; i++)
+        st = ocl_arg(d, k, c->tile.name, (cl_uint)i, sizeof(cl_mem), &c->bufs[i]);
+    if (st == FERRY_OK)
+        st = ocl_arg(d, k, c->tile.name, 4, sizeof *p, p);
+    if (st == FERRY_OK)
+        st = ocl_arg(d, k, c->tile.name, 5, (size_t)(2 * p->tile) * sizeof(uint64_t), NULL);
+    if (st != FERRY_OK)
+        return st;
+    size_t lanes = (size_t)(p->tile / 4);
+    int64_t groups = fk_sort_tiles(p);
+    /* The kernel loops over the tiles a capped grid leaves. */
+    int64_t most = ((int64_t)1 << 30) / (int64_t)lanes;
+    size_t global = (size_t)(groups < most ? groups : most) * lanes;
+    cl_int err = clEnqueueNDRangeKernel(ocl_cq(d), k, 1, NULL, &global, &lanes, 0, NULL, NULL);
+    if (err != CL_SUCCESS)
+        return ocl_host->error(FERRY_ERR_BACKEND,
+                               "opencl:%d: clEnqueueNDRangeKernel(ferry_sort_tile) failed: %s (%d)",
+                               (int)d->index, ocl_error_name(err), (int)err);
+    return FERRY_OK;
+}
+
+static ferry_status sort_step(void *ctx, const fk_sort_launch *p)
+{
+    sort_ctx *c = (sort_ctx *)ctx;
+    const ocl_kernel *k = p->two ? &c->step2 : &c->step;
+    ferry_status st = ocl_arg(c->d, k->kernel, k->name, 0, sizeof(cl_mem), &c->bufs[0]);
+    if (st == FERRY_OK)
+        st = ocl_arg(c->d, k->kernel, k->name, 1, sizeof *p, p);
+    if (st == FERRY_OK)
+        st = ocl_enqueue_kernel(c->d, k, p->rows * (p->P / (p->two ? 4 : 2)));
+    return st;
+}
+
+static ferry_status sort_merge(void *ctx, const fk_sort_launch *p)
+{
+    sort_ctx *c = (sort_ctx *)ctx;
+    ferry_status st = FERRY_OK;
+    for (int i = 0; st == FERRY_OK && i < 4; i++)
+        st = ocl_arg(c->d, c->merge.kernel, c->merge.name, (cl_uint)i, sizeof(cl_mem), &c->bufs[i]);
+    if (st == FERRY_OK)
+        st = ocl_arg(c->d, c->merge.kernel, c->merge.name, 4, sizeof *p, p);
+    if (st == FERRY_OK)
+        st = ocl_enqueue_kernel(c->d, &c->merge, fk_sort_merge_threads(p));
+    return st;
+}
+
 static ferry_status ocl_sort(int32_t device, const ferry_op_args *args)
 {
-    fk_plan_ctx c = {ocl_host, "opencl", device};
+    fk_plan_ctx pc = {ocl_host, "opencl", device};
     fk_sort_launch p;
     bool nothing;
-    ferry_status st = fk_plan_sort(&c, args, false, &p, &nothing);
+    ferry_status st = fk_plan_sort(&pc, args, false, &p, &nothing);
     if (st != FERRY_OK || nothing)
         return st;
     ocl_device *d;
@@ -37,22 +126,26 @@ static ferry_status ocl_sort(int32_t device, const ferry_op_args *args)
     const ferry_kernel_tensor *v = &args->tensors[0], *in = &args->tensors[p.has_idx ? 2 : 1];
     const ferry_kernel_tensor *ix = p.has_idx ? &args->tensors[1] : v;
     pthread_mutex_lock(&d->lock);
-    cl_mem scr = NULL;
-    st = ocl_scratch(d, (size_t)(2 * p.rows * p.P) * sizeof(uint64_t), &scr);
+    sort_ctx c = {d, {{0}, NULL, 0}, {{0}, NULL, 0}, {{0}, NULL, 0}, {{0}, NULL, 0},
+                  {NULL, v->buffer, ix->buffer, in->buffer}};
+    st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_tile", &c.tile);
+    if (st == FERRY_OK)
+        st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_step", &c.step);
+    if (st == FERRY_OK)
+        st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_step2", &c.step2);
+    if (st == FERRY_OK)
+        st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_merge", &c.merge);
     if (st == FERRY_OK) {
-        cl_mem b[2] = {scr, (cl_mem)in->buffer};
-        st = run(d, "ferry_sort_keys", 2, b, &p, p.rows * p.P);
+        /* A CPU device merges runs longer than a tile: linear work a level, where the
+         * bitonic steps that suit a GPU's lockstep cost log2 of the run.
+         * FERRY_OPENCL_SORT_BITONIC=1 gives every device the GPU's schedule (tests). */
+        const char *bit = getenv("FERRY_OPENCL_SORT_BITONIC");
+        p.merge = !d->gpu && !(bit && strcmp(bit, "1") == 0);
+        int64_t words = fk_sort_prepare(&p, 4 * (int64_t)sort_lanes(d, c.tile.kernel));
+        st = ocl_scratch(d, (size_t)words * sizeof(uint64_t), &c.bufs[0]);
     }
-    for (int64_t kk = 2; st == FERRY_OK && kk <= p.P; kk *= 2)
-        for (int64_t j = kk / 2; st == FERRY_OK && j >= 1; j /= 2) {
-            p.kk = kk;
-            p.j = j;
-            st = run(d, "ferry_sort_step", 1, &scr, &p, p.rows * (p.P / 2));
-        }
-    if (st == FERRY_OK) {
-        cl_mem b[4] = {(cl_mem)v->buffer, (cl_mem)ix->buffer, (cl_mem)in->buffer, scr};
-        st = run(d, "ferry_sort_out", 4, b, &p, p.rows * p.k);
-    }
+    if (st == FERRY_OK)
+        st = fk_sort_drive(&p, &c, sort_tile, sort_step, sort_merge);
     ocl_scratch_trim(d);
     pthread_mutex_unlock(&d->lock);
     return st;

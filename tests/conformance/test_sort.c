@@ -100,6 +100,20 @@ static const sort_case cases[] = {
     {"topk 5 of (3, 900) dim 1", 2, {3, 900}, 1, 5, CONF_CONTIGUOUS},
     {"topk 2 of (40, 6) dim 0", 2, {40, 6}, 0, 2, CONF_TRANSPOSED},
     {"topk 1 of 0-d", 0, {0}, 0, 1, CONF_CONTIGUOUS},
+    /* Around the devices' sorting tile (1024 elements) and their topk selection limit
+     * (k <= 512): one tile, tiles and global steps of one and two distances, rows not a
+     * power of two, candidates sorted once, twice and three times. */
+    {"(2, 1023) dim -1", 2, {2, 1023}, -1, -1, CONF_CONTIGUOUS},
+    {"(2, 1024) dim -1", 2, {2, 1024}, -1, -1, CONF_CONTIGUOUS},
+    {"(2, 1025) dim -1", 2, {2, 1025}, -1, -1, CONF_CONTIGUOUS},
+    {"(1, 4500) dim -1", 2, {1, 4500}, -1, -1, CONF_CONTIGUOUS},
+    {"(2100, 2) transposed dim 0", 2, {2100, 2}, 0, -1, CONF_TRANSPOSED},
+    {"topk 512 of (2, 3000)", 2, {2, 3000}, -1, 512, CONF_CONTIGUOUS},
+    {"topk 513 of (2, 3000)", 2, {2, 3000}, -1, 513, CONF_CONTIGUOUS},
+    {"topk 300 of (2, 3000)", 2, {2, 3000}, -1, 300, CONF_CONTIGUOUS},
+    {"topk 1024 of (1, 2100)", 2, {1, 2100}, -1, 1024, CONF_CONTIGUOUS},
+    {"topk 9 of (2500, 2) dim 0", 2, {2500, 2}, 0, 9, CONF_TRANSPOSED},
+    {"topk 20 of (1, 9000)", 2, {1, 9000}, -1, 20, CONF_CONTIGUOUS},
 };
 
 static void check_one(const conf_where *w0, const sort_case *c, ferry_dtype dt, bool desc,
@@ -238,6 +252,79 @@ static void test_sort_nan_and_signed_zero(void **state)
             ferry_tensor_release(f);
         }
     }
+    conf_finish();
+}
+
+/* Rows of few distinct values (NaN, infinities, both zeros, +-1) longer than the devices'
+ * tile: sort and topk below and above the selection limit, every float dtype, both
+ * directions, against the stable reference order. */
+static void test_sort_ties_nan_zero_long_rows(void **state)
+{
+    (void)state;
+    const int64_t n = 2600;
+    const double pool[] = {NAN, -0.0, 0.0, INFINITY, -INFINITY, 1.0, -1.0};
+    double *x = malloc(sizeof(double) * (size_t)n);
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)n);
+    int64_t *got = malloc(sizeof(int64_t) * (size_t)n);
+    double *gv = malloc(sizeof(double) * (size_t)n);
+    uint64_t s = 7;
+    for (int64_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = pool[(s >> 33) % 7];
+    }
+    const ferry_dtype dts[] = {FERRY_FLOAT32, FERRY_FLOAT64, FERRY_FLOAT16, FERRY_BFLOAT16};
+    const int64_t ks[] = {-1, 5, 700};
+    CONF_FOR_EACH_DEVICE(dev) {
+        for (int di = 0; di < 4; di++)
+            for (int d = 0; d < 2; d++)
+                for (int ki = 0; ki < 3; ki++) {
+                    int64_t k = ks[ki] < 0 ? n : ks[ki];
+                    conf_where w = {ks[ki] < 0 ? "sort" : "topk", conf_dtype_name(dts[di]),
+                                    ki == 0   ? "2600 of 7 values"
+                                    : ki == 1 ? "topk 5 of 2600 of 7 values"
+                                              : "topk 700 of 2600 of 7 values",
+                                    dev};
+                    ferry_tensor *f = ferry_tensor_from_data(x, FERRY_FLOAT64, 1, &n, dev);
+                    ferry_tensor *t = f ? ferry_tensor_to_dtype(f, dts[di]) : NULL;
+                    ferry_tensor *v = NULL, *ix = NULL, *v64 = NULL;
+                    ferry_status st = !t                ? FERRY_ERR_BACKEND
+                                      : ks[ki] < 0 ? ferry_sort(t, 0, d, true, &v, &ix)
+                                                   : ferry_topk(t, k, 0, d, true, &v, &ix);
+                    if (st == FERRY_OK)
+                        v64 = ferry_tensor_to_dtype(v, FERRY_FLOAT64);
+                    if (st != FERRY_OK || !v64 ||
+                        ferry_tensor_copy_to_host(ix, got, sizeof(int64_t) * (size_t)k) !=
+                            FERRY_OK ||
+                        ferry_tensor_copy_to_host(v64, gv, sizeof(double) * (size_t)k) !=
+                            FERRY_OK) {
+                        conf_fail_call(&w, ks[ki] < 0 ? "ferry_sort" : "ferry_topk");
+                    } else {
+                        ref_ctx c = {x, 1, d != 0};
+                        ref_row(&c, n, order);
+                        for (int64_t i = 0, bad = 0; i < k && bad < 3; i++) {
+                            double wv = x[order[i]];
+                            bool same = isnan(wv) ? isnan(gv[i])
+                                                  : gv[i] == wv && signbit(gv[i]) == signbit(wv);
+                            if (got[i] != order[i] || !same) {
+                                conf_fail(&w, "%s: element %lld: index %lld value %g, expected "
+                                              "%lld %g",
+                                          d ? "descending" : "ascending", (long long)i,
+                                          (long long)got[i], gv[i], (long long)order[i], wv);
+                                bad++;
+                            }
+                        }
+                    }
+                    ferry_tensor_release(v64);
+                    ferry_tensor_release(v);
+                    ferry_tensor_release(ix);
+                    ferry_tensor_release(t);
+                    ferry_tensor_release(f);
+                }
+    }
+    free(x);
+    free(order);
+    free(got);
+    free(gv);
     conf_finish();
 }
 
@@ -477,6 +564,7 @@ int conf_group_sort(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sort_matches_reference_on_every_dtype_case_and_device),
         cmocka_unit_test(test_sort_nan_and_signed_zero),
+        cmocka_unit_test(test_sort_ties_nan_zero_long_rows),
         cmocka_unit_test(test_sort_long_rows),
         cmocka_unit_test(test_sort_values_only_long_rows),
         cmocka_unit_test(test_sort_errors),
