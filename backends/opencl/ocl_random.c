@@ -1,7 +1,8 @@
 /* The random family on OpenCL: the samplers of backends/kernels/ferry_random.h, one
- * work-item per Philox block on GPUs, a run of blocks per work-item on CPU devices. The core hands over dense outputs; anything else, and
- * float64 on a device without cl_khr_fp64, is refused (FERRY_ERR_UNSUPPORTED) and the cpu
- * backend runs the same function instead, so the numbers never depend on the device. */
+ * work-item per Philox block on GPUs, a run of blocks per work-item on CPU devices. The
+ * core hands over dense outputs; anything else, and float64 on a device without
+ * cl_khr_fp64, is refused (FERRY_ERR_UNSUPPORTED) and the cpu backend runs the same
+ * function instead, so the numbers never depend on the device. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
