@@ -229,7 +229,8 @@ FK_RFUNC float fk_sqrtf(float x)
     y = FK_FM(y, FK_FS(1.5f, FK_FM(FK_FM(h, y), y)));
     float s = FK_FM(x, y);
     /* One Newton step on sqrt itself (s + (x - s^2) / (2 s) with the reciprocal known).
-     * x = 0 (also -0, from ln 1) would give -0 or garbage: it is +0. */
+     * x = -0 (-2 ln 1) would come out -0: every zero gives +0, as the early return the
+     * branch-free form replaces did. */
     float r = FK_FA(s, FK_FM(FK_FM(FK_FS(x, FK_FM(s, s)), y), 0.5f));
     return x == 0.0f ? 0.0f : r;
 }
