@@ -50,6 +50,8 @@ typedef struct fk_random {
     fk_u64 b64;     /* ... and of b (high - low, or std) */
     fk_i64 offset;  /* elements */
     fk_i64 n;
+    fk_i64 chunk;   /* kernels: blocks per work-item, each its own run (CPU devices); 0:
+                     * a grid-stride loop over blocks (GPUs, the host ignores it) */
     float a32;      /* float-valued outputs: a and b rounded to float */
     float b32;
     fk_i32 kind;
@@ -91,8 +93,14 @@ static inline double fk_r_as_double(fk_u64 u)
 #define FK_R_AS_FLOAT(u) fk_r_as_float(u)
 #define FK_R_AS_UINT(f) fk_r_as_uint(f)
 #define FK_R_AS_DOUBLE(u) fk_r_as_double(u)
+#elif defined(FK_OPENCL)
+/* Inlined always: a kernel's run loop (FK_RANDOM_RUN) vectorizes only with no call left
+ * in it, and clang keeps Philox out of line where several kernels use it. */
+#define FK_RFUNC static inline __attribute__((always_inline))
 #else
 #define FK_RFUNC FK_FUNC
+#endif
+#if !defined(FK_HOST)
 #define FK_R_AS_FLOAT(u) FK_AS_FLOAT(u)
 #define FK_R_AS_UINT(f) FK_AS_UINT(f)
 #if defined(FK_OPENCL)
@@ -137,21 +145,34 @@ static inline double fk_r_as_double(fk_u64 u)
 #define FK_PHILOX_W0 0x9E3779B9u
 #define FK_PHILOX_W1 0xBB67AE85u
 
-/* Ten rounds over ctr with key (k0, k1); the key is bumped between rounds. */
+/* One round over ctr with the round's key (k0, k1). */
+FK_RFUNC void fk_philox_round(fk_u32 ctr[4], fk_u32 k0, fk_u32 k1)
+{
+    fk_u64 p0 = (fk_u64)FK_PHILOX_M0 * (fk_u64)ctr[0];
+    fk_u64 p1 = (fk_u64)FK_PHILOX_M1 * (fk_u64)ctr[2];
+    fk_u32 c0 = (fk_u32)(p1 >> 32) ^ ctr[1] ^ k0;
+    fk_u32 c2 = (fk_u32)(p0 >> 32) ^ ctr[3] ^ k1;
+    ctr[1] = (fk_u32)p1;
+    ctr[3] = (fk_u32)p0;
+    ctr[0] = c0;
+    ctr[2] = c2;
+}
+
+/* Ten rounds over ctr with key (k0, k1), bumped between rounds. Written out, as are the
+ * other short loops below: PoCL vectorizes a kernel's loop over blocks only when it is
+ * the innermost loop, and its pipeline does not unroll these first. */
 FK_RFUNC void fk_philox4x32_10(fk_u32 ctr[4], fk_u32 k0, fk_u32 k1)
 {
-    for (int r = 0; r < 10; r++) {
-        fk_u64 p0 = (fk_u64)FK_PHILOX_M0 * (fk_u64)ctr[0];
-        fk_u64 p1 = (fk_u64)FK_PHILOX_M1 * (fk_u64)ctr[2];
-        fk_u32 c0 = (fk_u32)(p1 >> 32) ^ ctr[1] ^ k0;
-        fk_u32 c2 = (fk_u32)(p0 >> 32) ^ ctr[3] ^ k1;
-        ctr[1] = (fk_u32)p1;
-        ctr[3] = (fk_u32)p0;
-        ctr[0] = c0;
-        ctr[2] = c2;
-        k0 += FK_PHILOX_W0;
-        k1 += FK_PHILOX_W1;
-    }
+    fk_philox_round(ctr, k0, k1);
+    fk_philox_round(ctr, k0 + FK_PHILOX_W0, k1 + FK_PHILOX_W1);
+    fk_philox_round(ctr, k0 + 2u * FK_PHILOX_W0, k1 + 2u * FK_PHILOX_W1);
+    fk_philox_round(ctr, k0 + 3u * FK_PHILOX_W0, k1 + 3u * FK_PHILOX_W1);
+    fk_philox_round(ctr, k0 + 4u * FK_PHILOX_W0, k1 + 4u * FK_PHILOX_W1);
+    fk_philox_round(ctr, k0 + 5u * FK_PHILOX_W0, k1 + 5u * FK_PHILOX_W1);
+    fk_philox_round(ctr, k0 + 6u * FK_PHILOX_W0, k1 + 6u * FK_PHILOX_W1);
+    fk_philox_round(ctr, k0 + 7u * FK_PHILOX_W0, k1 + 7u * FK_PHILOX_W1);
+    fk_philox_round(ctr, k0 + 8u * FK_PHILOX_W0, k1 + 8u * FK_PHILOX_W1);
+    fk_philox_round(ctr, k0 + 9u * FK_PHILOX_W0, k1 + 9u * FK_PHILOX_W1);
 }
 
 /* The four words of block j of a draw. */
@@ -176,10 +197,11 @@ FK_RFUNC float fk_lnf(float x)
     fk_u32 bits = FK_R_AS_UINT(x);
     fk_i32 e = (fk_i32)(bits >> 23) - 127;
     float m = FK_R_AS_FLOAT((bits & 0x007fffffu) | 0x3f800000u);
-    if (m > 1.41421354f) {
-        m = FK_FM(m, 0.5f);
-        e += 1;
-    }
+    /* Selects, not branches, here and below: a vectorizing device compiler (PoCL) takes
+     * a loop of these only if it can if-convert it. */
+    int big = m > 1.41421354f;
+    m = big ? FK_FM(m, 0.5f) : m;
+    e += big;
     float t = FK_FS(m, 1.0f);
     float q = 8.518540859e-02f;
     q = FK_FA(FK_FM(q, t), -1.420377493e-01f);
@@ -201,15 +223,16 @@ FK_RFUNC float fk_lnf(float x)
  * 1/sqrt gave 0.76). */
 FK_RFUNC float fk_sqrtf(float x)
 {
-    if (x == 0.0f)
-        return 0.0f;
     float y = FK_R_AS_FLOAT(0x5f3759dfu - (FK_R_AS_UINT(x) >> 1));
     float h = FK_FM(0.5f, x);
-    for (int k = 0; k < 2; k++)
-        y = FK_FM(y, FK_FS(1.5f, FK_FM(FK_FM(h, y), y)));
+    y = FK_FM(y, FK_FS(1.5f, FK_FM(FK_FM(h, y), y)));
+    y = FK_FM(y, FK_FS(1.5f, FK_FM(FK_FM(h, y), y)));
     float s = FK_FM(x, y);
-    /* One Newton step on sqrt itself (s + (x - s^2) / (2 s) with the reciprocal known). */
-    return FK_FA(s, FK_FM(FK_FM(FK_FS(x, FK_FM(s, s)), y), 0.5f));
+    /* One Newton step on sqrt itself (s + (x - s^2) / (2 s) with the reciprocal known).
+     * x = -0 (-2 ln 1) would come out -0: every zero gives +0, as the early return the
+     * branch-free form replaces did. */
+    float r = FK_FA(s, FK_FM(FK_FM(FK_FS(x, FK_FM(s, s)), y), 0.5f));
+    return x == 0.0f ? 0.0f : r;
 }
 
 /* cos and sin of 2 pi u for u in [0, 1) (a multiple of 2^-24): the quadrant from 4u
@@ -234,19 +257,14 @@ FK_RFUNC void fk_cossin2pif(float u, float *c, float *s)
     cp = FK_FA(FK_FM(cp, x2), 4.166664183e-02f);
     cp = FK_FA(FK_FM(cp, x2), -0.5f);
     float cs = FK_FA(1.0f, FK_FM(x2, cp));
-    if (q == 0) {
-        *c = cs;
-        *s = sn;
-    } else if (q == 1) {
-        *c = -sn;
-        *s = cs;
-    } else if (q == 2) {
-        *c = -cs;
-        *s = -sn;
-    } else {
-        *c = sn;
-        *s = -cs;
-    }
+    /* The quadrant's (c, s) is (cs, sn), (-sn, cs), (-cs, -sn) or (sn, -cs): odd quadrants
+     * swap the two, the sign bit of c flips in quadrants 1 and 2 and that of s in 2 and 3
+     * (exact, and the same bits as negation, -0 included). */
+    int odd = q & 1;
+    float a = odd ? sn : cs;
+    float b = odd ? cs : sn;
+    *c = FK_R_AS_FLOAT(FK_R_AS_UINT(a) ^ ((fk_u32)((q + 1) & 2) << 30));
+    *s = FK_R_AS_FLOAT(FK_R_AS_UINT(b) ^ ((fk_u32)(q & 2) << 30));
 }
 
 /* 2^-bits as a float (bits <= 126), built from its exponent. */
@@ -255,28 +273,47 @@ FK_RFUNC float fk_pow2m(int bits)
     return FK_R_AS_FLOAT((fk_u32)(127 - bits) << 23);
 }
 
-/* The float-valued outputs of block j: 4 values, elements 4j .. 4j + 3. */
-FK_RFUNC void fk_random_block_f32(const fk_random *p, fk_u64 j, float v[4])
+/* fk_random_block_f32 of a uniform draw. */
+FK_RFUNC void fk_random_block_uniform_f32(const fk_random *p, fk_u64 j, float v[4])
 {
     fk_u32 w[4];
     fk_random_words(p, j, w);
-    if (p->kind == FK_RNG_UNIFORM) {
-        float scale = fk_pow2m(p->fbits);
-        for (int k = 0; k < 4; k++) {
-            float u = FK_FM((float)(w[k] >> (32 - p->fbits)), scale);
-            v[k] = FK_FA(p->a32, FK_FM(p->b32, u));
-        }
-        return;
-    }
-    for (int k = 0; k < 4; k += 2) {
-        float u1 = FK_FM((float)((w[k] >> 8) + 1u), 5.96046448e-08f);
-        float u2 = FK_FM((float)(w[k + 1] >> 8), 5.96046448e-08f);
-        float r = fk_sqrtf(FK_FM(-2.0f, fk_lnf(u1)));
-        float c, s;
-        fk_cossin2pif(u2, &c, &s);
-        v[k] = FK_FA(p->a32, FK_FM(p->b32, FK_FM(r, c)));
-        v[k + 1] = FK_FA(p->a32, FK_FM(p->b32, FK_FM(r, s)));
-    }
+    float scale = fk_pow2m(p->fbits);
+    int sh = 32 - p->fbits;
+    v[0] = FK_FA(p->a32, FK_FM(p->b32, FK_FM((float)(w[0] >> sh), scale)));
+    v[1] = FK_FA(p->a32, FK_FM(p->b32, FK_FM((float)(w[1] >> sh), scale)));
+    v[2] = FK_FA(p->a32, FK_FM(p->b32, FK_FM((float)(w[2] >> sh), scale)));
+    v[3] = FK_FA(p->a32, FK_FM(p->b32, FK_FM((float)(w[3] >> sh), scale)));
+}
+
+/* Elements 2j and 2j + 1 of a normal draw from their words (w1, w2). */
+FK_RFUNC void fk_random_pair_normal_f32(const fk_random *p, fk_u32 w1, fk_u32 w2, float *v)
+{
+    float u1 = FK_FM((float)((w1 >> 8) + 1u), 5.96046448e-08f);
+    float u2 = FK_FM((float)(w2 >> 8), 5.96046448e-08f);
+    float r = fk_sqrtf(FK_FM(-2.0f, fk_lnf(u1)));
+    float c, s;
+    fk_cossin2pif(u2, &c, &s);
+    v[0] = FK_FA(p->a32, FK_FM(p->b32, FK_FM(r, c)));
+    v[1] = FK_FA(p->a32, FK_FM(p->b32, FK_FM(r, s)));
+}
+
+/* fk_random_block_f32 of a normal draw. */
+FK_RFUNC void fk_random_block_normal_f32(const fk_random *p, fk_u64 j, float v[4])
+{
+    fk_u32 w[4];
+    fk_random_words(p, j, w);
+    fk_random_pair_normal_f32(p, w[0], w[1], v);
+    fk_random_pair_normal_f32(p, w[2], w[3], v + 2);
+}
+
+/* The float-valued outputs of block j: 4 values, elements 4j .. 4j + 3. */
+FK_RFUNC void fk_random_block_f32(const fk_random *p, fk_u64 j, float v[4])
+{
+    if (p->kind == FK_RNG_UNIFORM)
+        fk_random_block_uniform_f32(p, j, v);
+    else
+        fk_random_block_normal_f32(p, j, v);
 }
 
 /* ---- integers ----------------------------------------------------------------------- */
@@ -296,16 +333,26 @@ FK_RFUNC int fk_random_int_narrow(const fk_random *p)
     return p->kind == FK_RNG_INT && p->range != 0 && p->range <= ((fk_u64)1 << 32);
 }
 
-/* The integer outputs of block j: 4 values (narrow randint) or 2 (wide, raw bits). */
-FK_RFUNC int fk_random_block_int(const fk_random *p, fk_u64 j, fk_i64 v[4])
+/* fk_random_block_int of a narrow randint. */
+FK_RFUNC void fk_random_block_int_narrow(const fk_random *p, fk_u64 j, fk_i64 v[4])
 {
     fk_u32 w[4];
     fk_random_words(p, j, w);
+    v[0] = (fk_i64)((fk_u64)p->low + (((fk_u64)w[0] * p->range) >> 32));
+    v[1] = (fk_i64)((fk_u64)p->low + (((fk_u64)w[1] * p->range) >> 32));
+    v[2] = (fk_i64)((fk_u64)p->low + (((fk_u64)w[2] * p->range) >> 32));
+    v[3] = (fk_i64)((fk_u64)p->low + (((fk_u64)w[3] * p->range) >> 32));
+}
+
+/* The integer outputs of block j: 4 values (narrow randint) or 2 (wide, raw bits). */
+FK_RFUNC int fk_random_block_int(const fk_random *p, fk_u64 j, fk_i64 v[4])
+{
     if (fk_random_int_narrow(p)) {
-        for (int k = 0; k < 4; k++)
-            v[k] = (fk_i64)((fk_u64)p->low + (((fk_u64)w[k] * p->range) >> 32));
+        fk_random_block_int_narrow(p, j, v);
         return 4;
     }
+    fk_u32 w[4];
+    fk_random_words(p, j, w);
     for (int k = 0; k < 2; k++) {
         fk_u64 x = ((fk_u64)w[2 * k + 1] << 32) | w[2 * k];
         if (p->kind == FK_RNG_INT)
@@ -455,13 +502,52 @@ static inline int fk_random_int_narrow_host(const fk_random *p)
 }
 #endif
 
-/* ---- kernels: one thread per Philox block, writing that block's elements ------------ */
+/* ---- kernels ------------------------------------------------------------------------
+ * With p.chunk 0 a grid-stride loop over blocks, one block per thread and iteration
+ * (coalesced on GPUs). With p.chunk > 0 (CPU devices, ocl_random.c) each work-item takes
+ * the full blocks [id * chunk, id * chunk + chunk) as one counted loop with the kind
+ * chosen outside it and no per-element test, which PoCL's compiler vectorizes across
+ * iterations; the partial last block, if any, is written by the work-item whose run
+ * holds it. Either way every element gets the same function of the same block. */
 #if !defined(FK_HOST)
 #if FK_NAMED_FAMILY(RANDOM)
+
+/* This work-item's full blocks [s, e) of nfull, and whether it owns block nfull. */
+#define FK_RANDOM_RUN(nfull, p, s, e, tail)                                               \
+    fk_i64 s = FK_GLOBAL_ID * (p).chunk;                                                  \
+    fk_i64 e = (nfull) - s < (p).chunk ? (nfull) : s + (p).chunk;                         \
+    int tail = s <= (nfull) && (nfull) - s < (p).chunk
+
+/* A run of full float blocks through block function fn, stored 4 a block. */
+#define FK_RANDOM_FLOAT_RUN(sfx, fn, o, p, s, e)                                          \
+    for (fk_i64 j = s; j < e; j++) {                                                      \
+        float v[4];                                                                       \
+        fn(&(p), (fk_u64)j, v);                                                           \
+        FK_STORE_##sfx(o, 4 * j, v[0]);                                                   \
+        FK_STORE_##sfx(o, 4 * j + 1, v[1]);                                               \
+        FK_STORE_##sfx(o, 4 * j + 2, v[2]);                                               \
+        FK_STORE_##sfx(o, 4 * j + 3, v[3]);                                               \
+    }
 
 #define FK_DEFINE_RANDOM_FLOAT(sfx, unused)                                               \
     FK_KERNEL ferry_random_float_##sfx(FK_GLOBAL FK_ST_##sfx *out, fk_random p)           \
     {                                                                                     \
+        FK_GLOBAL FK_ST_##sfx *o = out + p.offset;                                        \
+        if (p.chunk > 0) {                                                                \
+            fk_i64 nfull = p.n / 4;                                                       \
+            FK_RANDOM_RUN(nfull, p, s, e, tail);                                          \
+            if (p.kind == FK_RNG_UNIFORM)                                                 \
+                FK_RANDOM_FLOAT_RUN(sfx, fk_random_block_uniform_f32, o, p, s, e)         \
+            else                                                                          \
+                FK_RANDOM_FLOAT_RUN(sfx, fk_random_block_normal_f32, o, p, s, e)          \
+            if (tail && 4 * nfull < p.n) {                                                \
+                float v[4];                                                               \
+                fk_random_block_f32(&p, (fk_u64)nfull, v);                                \
+                for (int k = 0; 4 * nfull + k < p.n; k++)                                 \
+                    FK_STORE_##sfx(o, 4 * nfull + k, v[k]);                               \
+            }                                                                             \
+            return;                                                                       \
+        }                                                                                 \
         fk_i64 nb = (p.n + 3) / 4;                                                        \
         FK_FOR_EACH(j, nb)                                                                \
         {                                                                                 \
@@ -469,14 +555,44 @@ static inline int fk_random_int_narrow_host(const fk_random *p)
             fk_random_block_f32(&p, (fk_u64)j, v);                                        \
             for (int k = 0; k < 4; k++)                                                   \
                 if (4 * j + k < p.n)                                                      \
-                    FK_STORE_##sfx(out, p.offset + 4 * j + k, v[k]);                      \
+                    FK_STORE_##sfx(o, 4 * j + k, v[k]);                                   \
         }                                                                                 \
     }
 
 #define FK_DEFINE_RANDOM_INT(sfx, unused)                                                 \
     FK_KERNEL ferry_random_int_##sfx(FK_GLOBAL FK_ST_##sfx *out, fk_random p)             \
     {                                                                                     \
-        int per = fk_random_int_narrow(&p) ? 4 : 2;                                       \
+        FK_GLOBAL FK_ST_##sfx *o = out + p.offset;                                        \
+        int narrow = fk_random_int_narrow(&p);                                            \
+        int per = narrow ? 4 : 2;                                                         \
+        if (p.chunk > 0) {                                                                \
+            fk_i64 nfull = p.n / per;                                                     \
+            FK_RANDOM_RUN(nfull, p, s, e, tail);                                          \
+            if (narrow) {                                                                 \
+                for (fk_i64 j = s; j < e; j++) {                                          \
+                    fk_i64 v[4];                                                          \
+                    fk_random_block_int_narrow(&p, (fk_u64)j, v);                         \
+                    FK_STORE_##sfx(o, 4 * j, FK_CONVERT(i64, sfx, v[0]));                 \
+                    FK_STORE_##sfx(o, 4 * j + 1, FK_CONVERT(i64, sfx, v[1]));             \
+                    FK_STORE_##sfx(o, 4 * j + 2, FK_CONVERT(i64, sfx, v[2]));             \
+                    FK_STORE_##sfx(o, 4 * j + 3, FK_CONVERT(i64, sfx, v[3]));             \
+                }                                                                         \
+            } else {                                                                      \
+                for (fk_i64 j = s; j < e; j++) {                                          \
+                    fk_i64 v[4];                                                          \
+                    fk_random_block_int(&p, (fk_u64)j, v);                                \
+                    FK_STORE_##sfx(o, 2 * j, FK_CONVERT(i64, sfx, v[0]));                 \
+                    FK_STORE_##sfx(o, 2 * j + 1, FK_CONVERT(i64, sfx, v[1]));             \
+                }                                                                         \
+            }                                                                             \
+            if (tail && per * nfull < p.n) {                                              \
+                fk_i64 v[4];                                                              \
+                fk_random_block_int(&p, (fk_u64)nfull, v);                                \
+                for (int k = 0; per * nfull + k < p.n; k++)                               \
+                    FK_STORE_##sfx(o, per * nfull + k, FK_CONVERT(i64, sfx, v[k]));       \
+            }                                                                             \
+            return;                                                                       \
+        }                                                                                 \
         fk_i64 nb = (p.n + per - 1) / per;                                                \
         FK_FOR_EACH(j, nb)                                                                \
         {                                                                                 \
@@ -484,14 +600,29 @@ static inline int fk_random_int_narrow_host(const fk_random *p)
             fk_random_block_int(&p, (fk_u64)j, v);                                        \
             for (int k = 0; k < per; k++)                                                 \
                 if (per * j + k < p.n)                                                    \
-                    FK_STORE_##sfx(out, p.offset + per * j + k,                           \
-                                   FK_CONVERT(i64, sfx, v[k]));                           \
+                    FK_STORE_##sfx(o, per * j + k, FK_CONVERT(i64, sfx, v[k]));           \
         }                                                                                 \
     }
 
 #define FK_DEFINE_RANDOM_F64(sfx, unused)                                                 \
     FK_KERNEL ferry_random_float_##sfx(FK_GLOBAL double *out, fk_random p)                \
     {                                                                                     \
+        if (p.chunk > 0) {                                                                \
+            fk_i64 nfull = p.n / 2;                                                       \
+            FK_RANDOM_RUN(nfull, p, s, e, tail);                                          \
+            for (fk_i64 j = s; j < e; j++) {                                              \
+                double v[2];                                                              \
+                fk_random_block_f64(&p, (fk_u64)j, v);                                    \
+                out[p.offset + 2 * j] = v[0];                                             \
+                out[p.offset + 2 * j + 1] = v[1];                                         \
+            }                                                                             \
+            if (tail && 2 * nfull < p.n) {                                                \
+                double v[2];                                                              \
+                fk_random_block_f64(&p, (fk_u64)nfull, v);                                \
+                out[p.offset + 2 * nfull] = v[0];                                         \
+            }                                                                             \
+            return;                                                                       \
+        }                                                                                 \
         fk_i64 nb = (p.n + 1) / 2;                                                        \
         FK_FOR_EACH(j, nb)                                                                \
         {                                                                                 \

@@ -1,8 +1,10 @@
 /* The random family on OpenCL: the samplers of backends/kernels/ferry_random.h, one
- * work-item per Philox block. The core hands over dense outputs; anything else, and
- * float64 on a device without cl_khr_fp64, is refused (FERRY_ERR_UNSUPPORTED) and the cpu
- * backend runs the same function instead, so the numbers never depend on the device. */
+ * work-item per Philox block on GPUs, a run of blocks per work-item on CPU devices. The
+ * core hands over dense outputs; anything else, and float64 on a device without
+ * cl_khr_fp64, is refused (FERRY_ERR_UNSUPPORTED) and the cpu backend runs the same
+ * function instead, so the numbers never depend on the device. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <ferry/ops/random.h>
@@ -19,6 +21,40 @@ static bool dense(const ferry_kernel_tensor *t)
         want *= t->shape[d];
     }
     return true;
+}
+
+/* Fewest blocks of a work-item's run on a CPU device: a block is a few hundred
+ * instructions, so short runs already amortize the work-item's start. */
+#define OCL_RANDOM_MIN_RUN 16
+/* Work-groups per compute unit a launch aims for (as ocl_kernels.c's dense launches):
+ * enough for PoCL's threads to even out on a loaded machine. */
+#define OCL_RANDOM_GROUPS_PER_CU 8
+
+/* The work-items a draw of nb blocks takes, setting p->chunk: on a CPU device each takes
+ * a run of blocks of its own, which PoCL vectorizes (ferry_random.h, the kernels); GPUs
+ * keep one block per thread. FERRY_OPENCL_DENSE=run or =grid picks one on every device,
+ * as for the elementwise kernels. */
+static int64_t random_threads(const ocl_device *d, size_t wg, fk_random *p, int64_t nb)
+{
+    p->chunk = 0;
+    const char *force = getenv("FERRY_OPENCL_DENSE");
+    bool run = !d->gpu;
+    if (force && strcmp(force, "run") == 0)
+        run = true;
+    else if (force && strcmp(force, "grid") == 0)
+        run = false;
+    if (!run)
+        return nb;
+    int64_t target = (int64_t)d->compute_units * OCL_RANDOM_GROUPS_PER_CU * (int64_t)(wg ? wg : 1);
+    int64_t chunk = (nb + target - 1) / target;
+    /* The grid is capped at 2^30 work-items (ocl_enqueue_1d); the runs must cover nb. */
+    int64_t least = (nb + ((int64_t)1 << 30) - 1) >> 30;
+    if (chunk < least)
+        chunk = least;
+    if (chunk < OCL_RANDOM_MIN_RUN)
+        chunk = OCL_RANDOM_MIN_RUN;
+    p->chunk = chunk;
+    return (nb + chunk - 1) / chunk;
 }
 
 static ferry_status ocl_random(int32_t device, const ferry_op_args *args)
@@ -61,10 +97,13 @@ static ferry_status ocl_random(int32_t device, const ferry_op_args *args)
     st = ocl_named_kernel(d, "RANDOM", (int)dt, name, &k);
     if (st == FERRY_OK)
         st = ocl_arg(d, k.kernel, k.name, 0, sizeof buf, &buf);
+    int64_t threads = 0;
+    if (st == FERRY_OK)
+        threads = random_threads(d, k.wg, &p, (n + per - 1) / per);
     if (st == FERRY_OK)
         st = ocl_arg(d, k.kernel, k.name, 1, sizeof p, &p);
     if (st == FERRY_OK)
-        st = ocl_enqueue_kernel(d, &k, (n + per - 1) / per);
+        st = ocl_enqueue_kernel(d, &k, threads);
     pthread_mutex_unlock(&d->lock);
     return st;
 }

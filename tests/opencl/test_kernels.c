@@ -4,9 +4,11 @@
  * and launches the kernels refuse (more than 8 dims) still giving the right answer;
  * sums, rows and columns in both reduction shapes (FERRY_OPENCL_REDUCE=thread and wg) at
  * work-group edges, and their accuracy against double sums; dense elementwise kernels in
- * both launch shapes (FERRY_OPENCL_DENSE=run and grid) at run edges. */
+ * both launch shapes (FERRY_OPENCL_DENSE=run and grid) at run edges, and the random
+ * samplers in both shapes against the cpu's bits. */
 #include <math.h>
 #include <pthread.h>
+#include <string.h>
 
 #include <ferry/half.h>
 
@@ -719,6 +721,97 @@ static void test_kernels_dense_elementwise_at_run_edges(void **state)
     unsetenv("FERRY_OPENCL_DENSE");
 }
 
+/* One draw of sampler s (0 rand, 1 randn, 2 uniform_ into a slice, 3 normal_ into a
+ * slice, 4 randint narrow, 5 randint wide, 6 randint over all of int64) of n elements
+ * of dt on dev from a generator at (seed, goff); the bytes of what it wrote (for the
+ * slices, the whole base: nothing outside the slice may change). */
+static void *random_bytes(int s, ferry_dtype dt, int64_t n, uint64_t seed, uint64_t goff,
+                          const char *dev, size_t *nbytes)
+{
+    ferry_generator *g = ferry_generator_create(seed);
+    assert_ok(ferry_generator_set_state(g, seed, goff));
+    ferry_tensor *r = NULL;
+    if (s == 0)
+        r = ferry_rand(dt, 1, &n, dev, g);
+    else if (s == 1)
+        r = ferry_randn(dt, 1, &n, dev, g);
+    else if (s == 2 || s == 3) {
+        int64_t total = n + 5;
+        r = ferry_zeros(dt, 1, &total, dev);
+        assert_tensor(r);
+        ferry_tensor *v = ferry_slice(r, 0, 3, 3 + n, 1);
+        assert_tensor(v);
+        assert_ok(s == 2 ? ferry_tensor_uniform(v, -2.5, 3.0, g)
+                         : ferry_tensor_normal(v, 1.5, 0.25, g));
+        ferry_tensor_release(v);
+    } else if (s == 4)
+        r = ferry_randint(dt == FERRY_UINT8 ? 3 : -7, 100, dt, 1, &n, dev, g);
+    else if (s == 5)
+        r = ferry_randint(-((int64_t)1 << 40), (int64_t)1 << 40, dt, 1, &n, dev, g);
+    else
+        r = ferry_randint(INT64_MIN, INT64_MAX, dt, 1, &n, dev, g);
+    assert_tensor(r);
+    *nbytes = ferry_tensor_nbytes(r);
+    void *b = malloc(*nbytes);
+    assert_non_null(b);
+    assert_ok(ferry_tensor_copy_to_host(r, b, *nbytes));
+    ferry_tensor_release(r);
+    ferry_generator_release(g);
+    return b;
+}
+
+/* The samplers in both launch shapes (FERRY_OPENCL_DENSE=run: a run of Philox blocks
+ * per work-item, as CPU devices take them, with the partial last block apart; =grid: a
+ * block per work-item, as on GPUs) give the cpu backend's bits: lengths around the
+ * shortest run (16 blocks) and across uneven runs, partial last blocks of every size,
+ * outputs at an element offset, a block counter crossing 2^32, and none falling back. */
+static void test_kernels_random_matches_cpu_in_both_shapes(void **state)
+{
+    (void)state;
+    require_backend("opencl");
+    static const char *const modes[2] = {"run", "grid"};
+    static const int64_t sizes[] = {1, 2, 3, 5, 31, 63, 64, 65, 66, 127, 129, 4099,
+                                    (1 << 18) + 3, (1 << 20) + 6};
+    static const struct {
+        int s;
+        ferry_dtype dt;
+    } draws[] = {{0, FERRY_FLOAT32}, {1, FERRY_FLOAT32}, {2, FERRY_FLOAT32},
+                 {3, FERRY_FLOAT32}, {1, FERRY_FLOAT16}, {0, FERRY_BFLOAT16},
+                 {1, FERRY_FLOAT64}, {2, FERRY_FLOAT64}, {4, FERRY_INT32},
+                 {4, FERRY_UINT8},   {4, FERRY_FLOAT32}, {5, FERRY_INT64},
+                 {6, FERRY_INT64}};
+    for (int mode = 0; mode < 2; mode++) {
+        setenv("FERRY_OPENCL_DENSE", modes[mode], 1);
+        for (size_t d = 0; d < sizeof draws / sizeof draws[0]; d++)
+            for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+                int64_t n = sizes[i];
+                /* A state just below 2^32 blocks: the counter's carry lands mid-draw. */
+                uint64_t seed = 0x123456789abcdefull + i, goff = ((uint64_t)1 << 34) - 4 * 37;
+                assert_ok(ferry_fallback_stats_reset("opencl:0"));
+                size_t nc, no;
+                void *c = random_bytes(draws[d].s, draws[d].dt, n, seed, goff, "cpu", &nc);
+                void *o = random_bytes(draws[d].s, draws[d].dt, n, seed, goff, "opencl:0", &no);
+                ferry_fallback_stats st;
+                assert_ok(ferry_fallback_stats_get("opencl:0", &st));
+                if (st.total != 0)
+                    fail_msg("%s: sampler %d dtype %d of %lld fell back", modes[mode],
+                             draws[d].s, (int)draws[d].dt, (long long)n);
+                assert_int_equal(nc, no);
+                if (memcmp(c, o, nc) != 0) {
+                    size_t first = 0;
+                    while (((char *)c)[first] == ((char *)o)[first])
+                        first++;
+                    fail_msg("%s: sampler %d dtype %d of %lld: byte %zu of %zu differs",
+                             modes[mode], draws[d].s, (int)draws[d].dt, (long long)n, first,
+                             nc);
+                }
+                free(c);
+                free(o);
+            }
+    }
+    unsetenv("FERRY_OPENCL_DENSE");
+}
+
 /* Column reductions number threads output fastest: argmax still takes the first maximum
  * of each column across chunk boundaries, and max and min propagate NaN. */
 static void test_kernels_column_argmax_keeps_first_of_ties(void **state)
@@ -783,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_kernels_long_sums_are_accurate_in_both_shapes),
         cmocka_unit_test(test_kernels_column_argmax_keeps_first_of_ties),
         cmocka_unit_test(test_kernels_dense_elementwise_at_run_edges),
+        cmocka_unit_test(test_kernels_random_matches_cpu_in_both_shapes),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ferry_shutdown();
