@@ -36,8 +36,11 @@ static pthread_mutex_t ocl_init_lock = PTHREAD_MUTEX_INITIALIZER;
  *   FERRY_OPENCL_BUILD_OPTIONS  appended to the program's build options
  *   FERRY_OPENCL_REDUCE         wg | thread: one shape for sums over one dim on every
  *                               device (ocl_kernels.c; GPUs take wg); read on use
- *   FERRY_OPENCL_DENSE          run | grid: one shape for dense elementwise launches on
- *                               every device (ocl_kernels.c; GPUs take grid); read on use */
+ *   FERRY_OPENCL_DENSE          run | grid: one shape for dense elementwise and random
+ *                               launches on every device (ocl_kernels.c, ocl_random.c;
+ *                               GPUs take grid); read on use
+ *   FERRY_OPENCL_SORT_BITONIC   1: CPU devices sort with the GPUs' bitonic steps, not by
+ *                               merging tiles (ocl_sort.c; tests) */
 
 /* "1", "yes", "true", "on" (any case) are true; unset or anything else is `def`. */
 static bool ocl_env_flag(const char *var, bool def)
