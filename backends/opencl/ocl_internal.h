@@ -217,6 +217,13 @@ OCL_HIDDEN extern const ferry_named_entry ocl_named_shape2[];
 /* Enqueues the kernel of `slot` over n threads (rounded up to its work-group size);
  * lock held. */
 OCL_HIDDEN ferry_status ocl_enqueue(ocl_device *d, int slot, const char *name, int64_t n);
+/* The length of each work-item's run in a launch over n items in work-groups of wg: on a
+ * CPU device a run (at least min_run, a multiple of align), which the device compiler
+ * vectorizes where it would not across work-items; 0 on GPUs, which take one item a
+ * thread, grid-stride, coalesced. FERRY_OPENCL_DENSE=run or =grid forces one shape on
+ * every device (tests run both on PoCL). */
+OCL_HIDDEN int64_t ocl_run_length(const ocl_device *d, size_t wg, int64_t n, int64_t min_run,
+                                  int64_t align);
 /* Sets argument i of k; lock held. */
 OCL_HIDDEN ferry_status ocl_arg(ocl_device *d, cl_kernel k, const char *name, cl_uint i,
                                 size_t size, const void *value);

@@ -131,36 +131,42 @@ static ferry_status ocl_run(ocl_device *d, int slot, const char *name, int nbufs
  * multiple of OCL_DENSE_ALIGN elements, so each starts on a cache line. */
 #define OCL_DENSE_MIN_RUN 512
 #define OCL_DENSE_ALIGN 64
-/* Work-groups per compute unit a dense launch aims for: enough for PoCL's threads to
- * even out on a loaded machine. */
+/* Work-groups per compute unit a run launch aims for: enough for PoCL's threads to even
+ * out on a loaded machine. */
 #define OCL_DENSE_GROUPS_PER_CU 8
 
-/* The threads an elementwise launch of g takes, setting g->chunk: on a CPU device a
- * dense launch gives each work-item a run of its own, which the device compiler
- * vectorizes (ferry_kernels.h, FK_DENSE_FOR); GPUs keep one element per thread.
- * FERRY_OPENCL_DENSE=run or =grid picks one on every device (tests run both on PoCL). */
-static int64_t ocl_dense_threads(const ocl_device *d, fk_geom *g)
+int64_t ocl_run_length(const ocl_device *d, size_t wg, int64_t n, int64_t min_run,
+                       int64_t align)
 {
-    g->chunk = 0;
     const char *force = getenv("FERRY_OPENCL_DENSE");
     bool run = !d->gpu;
     if (force && strcmp(force, "run") == 0)
         run = true;
     else if (force && strcmp(force, "grid") == 0)
         run = false;
-    if (!run || !(g->flags & FK_CONTIG) || g->numel <= 0)
-        return g->numel;
-    int64_t target = (int64_t)d->compute_units * OCL_DENSE_GROUPS_PER_CU * (int64_t)d->local_size;
-    int64_t chunk = (g->numel + target - 1) / target;
-    /* The grid is capped at 2^30 work-items (ocl_enqueue_1d); the runs must cover numel. */
-    int64_t least = (g->numel + ((int64_t)1 << 30) - 1) >> 30;
+    if (!run || n <= 0)
+        return 0;
+    int64_t target =
+        (int64_t)d->compute_units * OCL_DENSE_GROUPS_PER_CU * (int64_t)(wg ? wg : 1);
+    int64_t chunk = (n + target - 1) / target;
+    /* The grid is capped at 2^30 work-items (ocl_enqueue_1d); the runs must cover n. */
+    int64_t least = (n + ((int64_t)1 << 30) - 1) >> 30;
     if (chunk < least)
         chunk = least;
-    if (chunk < OCL_DENSE_MIN_RUN)
-        chunk = OCL_DENSE_MIN_RUN;
-    chunk = (chunk + OCL_DENSE_ALIGN - 1) / OCL_DENSE_ALIGN * OCL_DENSE_ALIGN;
-    g->chunk = chunk;
-    return (g->numel + chunk - 1) / chunk;
+    if (chunk < min_run)
+        chunk = min_run;
+    return (chunk + align - 1) / align * align;
+}
+
+/* The threads an elementwise launch of g takes, setting g->chunk: on a CPU device a
+ * dense launch gives each work-item a run of its own, which the device compiler
+ * vectorizes (ferry_kernels.h, FK_DENSE_FOR); GPUs keep one element per thread. */
+static int64_t ocl_dense_threads(const ocl_device *d, fk_geom *g)
+{
+    g->chunk = g->flags & FK_CONTIG ? ocl_run_length(d, d->local_size, g->numel,
+                                                     OCL_DENSE_MIN_RUN, OCL_DENSE_ALIGN)
+                                    : 0;
+    return g->chunk ? (g->numel + g->chunk - 1) / g->chunk : g->numel;
 }
 
 /* One elementwise launch of g (lock held). */

@@ -26,35 +26,14 @@ static bool dense(const ferry_kernel_tensor *t)
 /* Fewest blocks of a work-item's run on a CPU device: a block is a few hundred
  * instructions, so short runs already amortize the work-item's start. */
 #define OCL_RANDOM_MIN_RUN 16
-/* Work-groups per compute unit a launch aims for (as ocl_kernels.c's dense launches):
- * enough for PoCL's threads to even out on a loaded machine. */
-#define OCL_RANDOM_GROUPS_PER_CU 8
 
 /* The work-items a draw of nb blocks takes, setting p->chunk: on a CPU device each takes
  * a run of blocks of its own, which PoCL vectorizes (ferry_random.h, the kernels); GPUs
- * keep one block per thread. FERRY_OPENCL_DENSE=run or =grid picks one on every device,
- * as for the elementwise kernels. */
+ * keep one block per thread (ocl_run_length). */
 static int64_t random_threads(const ocl_device *d, size_t wg, fk_random *p, int64_t nb)
 {
-    p->chunk = 0;
-    const char *force = getenv("FERRY_OPENCL_DENSE");
-    bool run = !d->gpu;
-    if (force && strcmp(force, "run") == 0)
-        run = true;
-    else if (force && strcmp(force, "grid") == 0)
-        run = false;
-    if (!run)
-        return nb;
-    int64_t target = (int64_t)d->compute_units * OCL_RANDOM_GROUPS_PER_CU * (int64_t)(wg ? wg : 1);
-    int64_t chunk = (nb + target - 1) / target;
-    /* The grid is capped at 2^30 work-items (ocl_enqueue_1d); the runs must cover nb. */
-    int64_t least = (nb + ((int64_t)1 << 30) - 1) >> 30;
-    if (chunk < least)
-        chunk = least;
-    if (chunk < OCL_RANDOM_MIN_RUN)
-        chunk = OCL_RANDOM_MIN_RUN;
-    p->chunk = chunk;
-    return (nb + chunk - 1) / chunk;
+    p->chunk = ocl_run_length(d, wg, nb, OCL_RANDOM_MIN_RUN, 1);
+    return p->chunk ? (nb + p->chunk - 1) / p->chunk : nb;
 }
 
 static ferry_status ocl_random(int32_t device, const ferry_op_args *args)
