@@ -340,6 +340,21 @@ FK_FUNC void fk_sort_put(FK_GLOBAL fk_u8 *vals, FK_GLOBAL fk_i64 *idx, FK_GLOBAL
         ic = ti;                                                                          \
     }
 
+/* The two bitonic steps on four elements k0..k3 (with i0..i3) in registers: the far one
+ * pairs 0 with 3 and 1 with 2 when `flip`, else 0 with 2 and 1 with 3; the near one 0
+ * with 1 and 2 with 3. */
+#define FK_SORT_CX4_FAR(flip)                                                             \
+    if (flip) {                                                                           \
+        FK_SORT_CX_REG(k0, i0, k3, i3)                                                    \
+        FK_SORT_CX_REG(k1, i1, k2, i2)                                                    \
+    } else {                                                                              \
+        FK_SORT_CX_REG(k0, i0, k2, i2)                                                    \
+        FK_SORT_CX_REG(k1, i1, k3, i3)                                                    \
+    }
+#define FK_SORT_CX4_NEAR                                                                  \
+    FK_SORT_CX_REG(k0, i0, k1, i1)                                                        \
+    FK_SORT_CX_REG(k2, i2, k3, i3)
+
 /* Orders two pairs of elements of the local tile, then two more: steps of distances j
  * and j / 2 on four elements e0 < e1 < e2 < e3 (the first pairs e0 with e3 and e1 with
  * e2 when `flip`, else e0 with e2 and e1 with e3; the second e0 with e1, e2 with e3); with
@@ -357,16 +372,9 @@ FK_FUNC void fk_sort_quad_local(FK_SORT_LOCAL fk_u64 *sk, FK_SORT_LOCAL fk_u64 *
         i3 = si[e3];
     }
     if (!one) {
-        if (flip) {
-            FK_SORT_CX_REG(k0, i0, k3, i3)
-            FK_SORT_CX_REG(k1, i1, k2, i2)
-        } else {
-            FK_SORT_CX_REG(k0, i0, k2, i2)
-            FK_SORT_CX_REG(k1, i1, k3, i3)
-        }
+        FK_SORT_CX4_FAR(flip)
     }
-    FK_SORT_CX_REG(k0, i0, k1, i1)
-    FK_SORT_CX_REG(k2, i2, k3, i3)
+    FK_SORT_CX4_NEAR
     sk[e0] = k0;
     sk[e1] = k1;
     sk[e2] = k2;
@@ -546,15 +554,8 @@ FK_KERNEL ferry_sort_step2(FK_GLOBAL fk_u64 *scr, fk_sort_launch p)
             i2 = e2 < p.len ? i2 : ~(fk_u64)0;
             i3 = e3 < p.len ? i3 : ~(fk_u64)0;
         }
-        if (flip) {
-            FK_SORT_CX_REG(k0, i0, k3, i3)
-            FK_SORT_CX_REG(k1, i1, k2, i2)
-        } else {
-            FK_SORT_CX_REG(k0, i0, k2, i2)
-            FK_SORT_CX_REG(k1, i1, k3, i3)
-        }
-        FK_SORT_CX_REG(k0, i0, k1, i1)
-        FK_SORT_CX_REG(k2, i2, k3, i3)
+        FK_SORT_CX4_FAR(flip)
+        FK_SORT_CX4_NEAR
         if (e0 < p.len) {
             scr[p.dst_k + row + e0] = k0;
             if (!packed)
