@@ -94,9 +94,9 @@ static ferry_status xlaunch(int32_t dev, cudaStream_t stream, const void *fn, co
 }
 
 // "ferry.index" / "ferry.index_put". Assignment walks R as index does; accumulation
-// sorts B's positions by slot (keys, their bitonic sort, then one thread per run of a
-// slot: see ferry_index.h). More than FK_XMAX indices are first composed into one, held
-// in the temporary after the keys.
+// sorts B's positions by slot (keys, their sort by cuda_sort_keys, then one thread per
+// run of a slot: see ferry_index.h). More than FK_XMAX indices are first composed into
+// one, held in the temporary after the keys.
 static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
 {
     fk_xgeom g;
@@ -120,7 +120,7 @@ static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
     const void *ip[FK_XMAX];
     for (int j = 0; j < FK_XMAX; j++) // unused ones repeat the flag (never read)
         ip[j] = j < p->k && !composed ? a->tensors[3 + j].buffer : flagp;
-    int64_t lin_at = acc ? g.P : 0;
+    int64_t lin_at = acc ? g.bnumel : 0;
     int64_t words = lin_at + (composed ? g.bnumel : 0);
     if (words > 0 && (st = cuda_temp_alloc(dev, stream, (size_t)words * sizeof(uint64_t), &scr)) !=
                          FERRY_OK)
@@ -147,15 +147,13 @@ static ferry_status run_x(int32_t dev, const ferry_op_args *a, bool put)
         if (st == FERRY_OK) {
             void *args[] = {&s, &flagp, &ip[0], &ip[1], &ip[2], &ip[3], &g};
             st = xlaunch(dev, stream, (const void *)ferry_xindex_keys,
-                         "cudaLaunchKernel(ferry_xindex_keys)", g.P, args);
+                         "cudaLaunchKernel(ferry_xindex_keys)", g.bnumel, args);
         }
-        for (fk_i64 kk = 2; st == FERRY_OK && kk <= g.P; kk *= 2)
-            for (fk_i64 j = kk / 2; st == FERRY_OK && j >= 1; j /= 2) {
-                fk_i64 n = g.P;
-                void *args[] = {&s, &n, &j, &kk};
-                st = xlaunch(dev, stream, (const void *)ferry_xindex_step,
-                             "cudaLaunchKernel(ferry_xindex_step)", g.P / 2, args);
-            }
+        if (st == FERRY_OK) {
+            int64_t at = 0;
+            st = cuda_sort_keys(dev, stream, (uint64_t *)s, g.bnumel, &at);
+            g.kat = at;
+        }
         if (st == FERRY_OK) {
             const fk_u64 *cs = s;
             void *args[] = {&self, &cs, &srcp, &g};

@@ -40,6 +40,11 @@ ferry_status cuda_fail(int32_t dev, const char *call, cudaError_t e);
 ferry_status cuda_temp_alloc(int32_t dev, cudaStream_t stream, size_t nbytes, void **out);
 void cuda_temp_free(int32_t dev, cudaStream_t stream, void *p);
 
+// Sorts n distinct u64 keys (but for copies of ~0) at scr[0, n) of a temporary of at
+// least n u64 (cuda_sort.cu, fk_sort_prepare_raw), leaving them at scr[*at, *at + n).
+ferry_status cuda_sort_keys(int32_t dev, cudaStream_t stream, uint64_t *scr, int64_t n,
+                            int64_t *at);
+
 ferry_status cuda_matmul(int32_t dev, const ferry_kernel_tensor *out, const ferry_kernel_tensor *a,
                          const ferry_kernel_tensor *b);
 /* ferry_matmul.h's kernel (one thread per output element, any strides, any dtype): the

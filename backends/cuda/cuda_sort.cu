@@ -84,6 +84,21 @@ static ferry_status sort_merge(void *ctx, const fk_sort_launch *p)
                   fk_sort_merge_threads(p), a);
 }
 
+ferry_status cuda_sort_keys(int32_t dev, cudaStream_t stream, uint64_t *scr, int64_t n,
+                            int64_t *at)
+{
+    *at = 0;
+    if (n <= 1)
+        return FERRY_OK;
+    // A GPU's schedule: global steps, no merges, so the keys stay where they are.
+    fk_sort_launch p;
+    fk_sort_prepare_raw(&p, n, SORT_TILE, 0);
+    sort_ctx c = {dev, stream, (fk_u64 *)scr, (fk_u8 *)scr, (fk_i64 *)scr, (const fk_u8 *)scr};
+    ferry_status st = fk_sort_drive(&p, &c, sort_tile, sort_step, sort_merge);
+    *at = p.dst_k;
+    return st;
+}
+
 static ferry_status sort_impl(int32_t dev, const ferry_op_args *args)
 {
     fk_plan_ctx pc = {cuda_host, "cuda", dev};

@@ -35,7 +35,8 @@ typedef struct fk_igeom {
  * self, st1 of values: numel elements) and B (bshape, bst1 of values, ist of the
  * indices: bnumel positions). xindex_keys gives each position of B one 64-bit key, the
  * row-major number of the self coordinates its indices name (its slot) above the
- * position's own number (pbits bits), xindex_step's bitonic network sorts the keys, and
+ * position's own number (pbits bits), ferry_sort.h's schedule sorts them as bare keys
+ * (fk_sort_prepare_raw: tiles in local memory, then merges or global steps), and
  * xindex_acc has the first key of each run of one slot add the run's values in
  * position order: the cpu reference's order, so sums come out bit-identical to the
  * cpu's, duplicates need no atomics, and the work is O(R) plus the sort. */
@@ -53,7 +54,8 @@ typedef struct fk_xgeom {
     fk_i64 off0, off1;
     fk_i64 numel;  /* threads' elements (accumulation: the dims outside B) */
     fk_i64 bnumel; /* index_put: positions of B */
-    fk_i64 P;      /* accumulation: the sort's length, a power of two >= bnumel */
+    fk_i64 P;      /* accumulation: 2^pbits, a power of two >= bnumel */
+    fk_i64 kat;    /* accumulation: where the sorted keys start in the scratch (u64) */
     fk_i32 ndim;
     fk_i32 nb;
     fk_i32 k;
@@ -202,7 +204,7 @@ static int fk_xgeom_fill(fk_xgeom *g, const ferry_op_args *a, int put, const siz
     }
     if (g->numel == 0 || g->bnumel == 0)
         return 1;
-    /* The sort's scratch holds P keys; a slot must fit above the position in 63 bits (so
+    /* A slot must fit above the position in 63 bits (so
      * no key is the padding's ~0): more than a device's memory could hold to need more. */
     if (put) {
         if (g->bnumel > ((fk_i64)1 << 40))
@@ -450,12 +452,13 @@ FK_FUNC void fk_xindex_report(FK_GLOBAL fk_i64 *flag, fk_i64 bad, fk_i32 j)
                 FK_STORE_##sfx(self, to, FK_LOAD_##sfx(vals, vo));                          \
         }                                                                                   \
     }                                                                                       \
-    FK_KERNEL ferry_xindex_acc_##sfx(FK_GLOBAL st *self, FK_GLOBAL const fk_u64 *scr,        \
+    FK_KERNEL ferry_xindex_acc_##sfx(FK_GLOBAL st *self, FK_GLOBAL const fk_u64 *keys,       \
                                      FK_GLOBAL const st *vals, fk_xgeom g)                  \
     {                                                                                       \
         FK_FOR_EACH(e, g.numel * g.bnumel)                                                  \
         {                                                                                   \
-            fk_i64 s = e % g.bnumel, rest = e / g.bnumel, to = g.off0, vo = g.off1;         \
+            fk_i64 s = e / g.numel, rest = e % g.numel, to = g.off0, vo = g.off1;           \
+            FK_GLOBAL const fk_u64 *scr = keys + g.kat;                                     \
             fk_u64 slot = scr[s] >> g.pbits;                                                \
             if (scr[s] == ~(fk_u64)0 || (s > 0 && scr[s - 1] >> g.pbits == slot))           \
                 continue;                                                                   \
@@ -508,50 +511,28 @@ FK_FUNC void fk_xindex_offsets(const fk_xgeom *g, fk_i64 t, fk_i64 *io)
 }
 
 /* index_put's accumulation, step 1: the key (slot << pbits | position) of each position
- * of B into the sort's scratch scr[0, P); a bad index and the padding up to P get the
- * largest key, ~0, so they sort last and add nothing. */
+ * of B into the sort's scratch scr[0, bnumel); a bad index gets the largest key, ~0, so
+ * it sorts last and adds nothing. */
 FK_KERNEL ferry_xindex_keys(FK_GLOBAL fk_u64 *scr, FK_GLOBAL fk_i64 *flag, FK_XIDX_ARGS,
                             fk_xgeom g)
 {
-    FK_FOR_EACH(t, g.P)
+    FK_FOR_EACH(t, g.bnumel)
     {
-        fk_u64 key = ~(fk_u64)0;
-        if (t < g.bnumel) {
-            fk_i64 io[FK_XMAX];
-            fk_xindex_offsets(&g, t, io);
-            fk_i64 slot = 0;
-            bool ok = true;
-            for (int j = 0; j < g.k && ok; j++) {
-                fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);
-                if (i < -g.size[j] || i >= g.size[j]) {
-                    if (!g.quiet)
-                        fk_xindex_report(flag, i, j);
-                    ok = false;
-                } else {
-                    slot = slot * g.size[j] + (i < 0 ? i + g.size[j] : i);
-                }
+        fk_i64 io[FK_XMAX];
+        fk_xindex_offsets(&g, t, io);
+        fk_i64 slot = 0;
+        bool ok = true;
+        for (int j = 0; j < g.k && ok; j++) {
+            fk_i64 i = fk_xindex_at(i0, i1, i2, i3, j, g.idx32, io[j]);
+            if (i < -g.size[j] || i >= g.size[j]) {
+                if (!g.quiet)
+                    fk_xindex_report(flag, i, j);
+                ok = false;
+            } else {
+                slot = slot * g.size[j] + (i < 0 ? i + g.size[j] : i);
             }
-            if (ok)
-                key = (fk_u64)slot << g.pbits | (fk_u64)t;
         }
-        scr[t] = key;
-    }
-}
-
-/* Step 2, once per (kk, j) of the bitonic network over the P keys (distinct but for the
- * padding's, which are equal): the keys alone, half the traffic of ferry_sort.h's
- * (key, index) pairs. */
-FK_KERNEL ferry_xindex_step(FK_GLOBAL fk_u64 *scr, fk_i64 P, fk_i64 j, fk_i64 kk)
-{
-    FK_FOR_EACH(q, P / 2)
-    {
-        fk_i64 lo = 2 * j * (q / j) + q % j, hi = lo + j;
-        bool up = (lo & kk) == 0;
-        fk_u64 a = scr[lo], b = scr[hi];
-        if ((a > b) == up) {
-            scr[lo] = b;
-            scr[hi] = a;
-        }
+        scr[t] = ok ? (fk_u64)slot << g.pbits | (fk_u64)t : ~(fk_u64)0;
     }
 }
 

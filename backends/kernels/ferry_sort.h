@@ -71,6 +71,7 @@ typedef struct fk_sort_launch {
     fk_i32 lseg, lhp; /* log2 of seg and of P / 2 */
     fk_i32 two;       /* step_fn: ferry_sort_step2 (distances j and j / 2) */
     fk_i32 merge;     /* set before fk_sort_prepare: runs longer than a tile are merged */
+    fk_i32 raw;       /* fk_sort_prepare_raw: bare keys in the scratch, sorted there */
 } fk_sort_launch;
 
 
@@ -121,6 +122,25 @@ static inline fk_i64 fk_sort_prepare(fk_sort_launch *p, fk_i64 tile)
     return (p->merge ? 2 : 1) * words * p->rows * p->n;
 }
 
+/* Sets p up to sort n bare u64 keys at scr[0, n) ascending within the scratch, for
+ * other ops (index_put's accumulation); returns the u64 of scratch it needs, the keys'
+ * included. The keys must be distinct but for copies of ~0 (the largest: equal keys are
+ * the same bits, so which comes first does not matter, and one word a key is the packed
+ * layout with no index). After fk_sort_drive they lie at scr[p->dst_k, p->dst_k + n). */
+static inline fk_i64 fk_sort_prepare_raw(fk_sort_launch *p, fk_i64 n, fk_i64 tile, fk_i32 merge)
+{
+    fk_sort_launch z = {0};
+    *p = z;
+    p->rows = 1;
+    p->n = p->k = n;
+    p->esize = 8;
+    p->ibits = 1; /* packed; the key's low bit is never read as an index */
+    p->merge = merge;
+    p->raw = 1;
+    p->tile = tile;
+    return (merge && n > tile ? 2 : 1) * n;
+}
+
 /* Outputs a thread of ferry_sort_merge makes. */
 #define FK_SORT_MERGE_CHUNK 32
 
@@ -155,14 +175,17 @@ static inline ferry_status fk_sort_drive(fk_sort_launch *p, void *ctx, fk_sort_l
                                          fk_sort_launch_fn step_fn, fk_sort_launch_fn merge_fn)
 {
     fk_i64 T = p->tile, words = p->ibits ? 1 : 2;
+    /* A raw sort reads and writes the scratch only: never the input, never results. */
+    fk_i32 out = p->raw ? FK_SORT_TO_SCRATCH : FK_SORT_TO_OUT;
     p->len = p->n;
-    p->src = FK_SORT_FROM_INPUT;
+    p->src = p->raw ? FK_SORT_FROM_SCRATCH : FK_SORT_FROM_INPUT;
     p->clean = 0;
+    p->src_k = p->dst_k = 0;
     if (p->n <= T) {
         p->seg = fk_sort_pow2(p->n);
         p->lseg = fk_sort_log2(p->seg);
         p->segs = p->runs = 1;
-        p->dst = FK_SORT_TO_OUT;
+        p->dst = out;
         return tile_fn(ctx, p);
     }
     p->seg = T;
@@ -215,7 +238,7 @@ static inline ferry_status fk_sort_drive(fk_sort_launch *p, void *ctx, fk_sort_l
             p->src_i = p->dst_i;
             p->dst_k = p->src_k ? 0 : words * p->rows * p->n;
             p->dst_i = p->dst_k + p->rows * p->n;
-            p->dst = 2 * w >= p->n ? FK_SORT_TO_OUT : FK_SORT_TO_SCRATCH;
+            p->dst = 2 * w >= p->n ? out : FK_SORT_TO_SCRATCH;
             st = merge_fn(ctx, p);
         }
         return st;
@@ -235,7 +258,7 @@ static inline ferry_status fk_sort_drive(fk_sort_launch *p, void *ctx, fk_sort_l
         }
         p->two = 0;
         p->clean = 1;
-        p->dst = last ? FK_SORT_TO_OUT : FK_SORT_TO_SCRATCH;
+        p->dst = last ? out : FK_SORT_TO_SCRATCH;
         /* Tiles wholly past the first k are not needed either. */
         if (last && (p->k + T - 1) / T < p->segs)
             p->runs = (p->k + T - 1) / T;

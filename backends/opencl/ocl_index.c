@@ -83,31 +83,11 @@ static ferry_status launch(ocl_device *d, int dt, const char *name, cl_mem b0, c
     return st;
 }
 
-/* The bitonic network over the P keys in scr; lock held. */
-static ferry_status sort_keys(ocl_device *d, int dt, cl_mem scr, int64_t P)
-{
-    ocl_kernel k;
-    ferry_status st = ocl_named_kernel(d, "INDEX", dt, "ferry_xindex_step", &k);
-    cl_long n = (cl_long)P;
-    if (st == FERRY_OK)
-        st = ocl_arg(d, k.kernel, k.name, 0, sizeof(cl_mem), &scr);
-    if (st == FERRY_OK)
-        st = ocl_arg(d, k.kernel, k.name, 1, sizeof n, &n);
-    for (cl_long kk = 2; st == FERRY_OK && kk <= n; kk *= 2)
-        for (cl_long j = kk / 2; st == FERRY_OK && j >= 1; j /= 2) {
-            st = ocl_arg(d, k.kernel, k.name, 2, sizeof j, &j);
-            if (st == FERRY_OK)
-                st = ocl_arg(d, k.kernel, k.name, 3, sizeof kk, &kk);
-            if (st == FERRY_OK)
-                st = ocl_enqueue_kernel(d, &k, P / 2);
-        }
-    return st;
-}
-
 /* "ferry.index" / "ferry.index_put". Assignment walks R as index does; accumulation
- * sorts B's positions by slot (keys, their bitonic sort, then one thread per run of a
- * slot: see ferry_index.h). More than FK_XMAX indices are first composed into one, held
- * in the scratch after the keys. */
+ * sorts B's positions by slot (keys, their sort by ocl_sort_keys, then one thread per
+ * run of a slot: see ferry_index.h). More than FK_XMAX indices are first composed into
+ * one, held in the scratch after the keys (read only by the keys' launch, so the sort
+ * may use that room). */
 static ferry_status run_x(int32_t device, const ferry_op_args *a, bool put)
 {
     fk_xgeom g;
@@ -131,9 +111,11 @@ static ferry_status run_x(int32_t device, const ferry_op_args *a, bool put)
     cl_mem flag = (cl_mem)a->tensors[1].buffer, ib[FK_XMAX], scr = NULL;
     for (int j = 0; j < FK_XMAX; j++) /* unused ones repeat the flag (never read) */
         ib[j] = j < p->k && !composed ? (cl_mem)a->tensors[3 + j].buffer : flag;
-    int64_t lin_at = acc ? g.P : 0;
-    int64_t words = lin_at + (composed ? g.bnumel : 0);
     pthread_mutex_lock(&d->lock);
+    int64_t lin_at = acc ? g.bnumel : 0;
+    int64_t words = lin_at + (composed ? g.bnumel : 0);
+    int64_t sort_words = acc ? ocl_sort_keys_words(d, g.bnumel) : 0;
+    words = words > sort_words ? words : sort_words;
     if (words > 0)
         st = ocl_scratch(d, (size_t)words * sizeof(uint64_t), &scr);
     for (int j0 = 0; composed && st == FERRY_OK && j0 < p->k; j0 += FK_XMAX) {
@@ -152,9 +134,9 @@ static ferry_status run_x(int32_t device, const ferry_op_args *a, bool put)
     cl_mem self = (cl_mem)t0->buffer, src = (cl_mem)a->tensors[2].buffer;
     if (acc) {
         if (st == FERRY_OK)
-            st = launch(d, dt, "ferry_xindex_keys", scr, flag, NULL, ib, &g, g.P);
+            st = launch(d, dt, "ferry_xindex_keys", scr, flag, NULL, ib, &g, g.bnumel);
         if (st == FERRY_OK)
-            st = sort_keys(d, dt, scr, g.P);
+            st = ocl_sort_keys(d, scr, g.bnumel, &g.kat);
         snprintf(name, sizeof name, "ferry_xindex_acc_%s", fk_dtype_sfx[dt]);
         if (st == FERRY_OK)
             st = launch(d, dt, name, self, scr, src, NULL, &g, g.numel * g.bnumel);

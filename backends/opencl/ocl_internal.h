@@ -231,6 +231,11 @@ OCL_HIDDEN ferry_status ocl_arg(ocl_device *d, cl_kernel k, const char *name, cl
 OCL_HIDDEN ferry_status ocl_scratch(ocl_device *d, size_t nbytes, cl_mem *out);
 /* Drops a scratch buffer grown past what is worth keeping between ops (lock held). */
 OCL_HIDDEN void ocl_scratch_trim(ocl_device *d);
+/* Sorting n distinct u64 keys (but for copies of ~0) in the scratch, for other ops
+ * (ocl_sort.c, fk_sort_prepare_raw): the u64 of scratch it needs, the keys' included,
+ * and the sort of the keys at scr[0, n), leaving them at scr[*at, *at + n); lock held. */
+OCL_HIDDEN int64_t ocl_sort_keys_words(const ocl_device *d, int64_t n);
+OCL_HIDDEN ferry_status ocl_sort_keys(ocl_device *d, cl_mem scr, int64_t n, int64_t *at);
 /* Refuses float64 on a device without cl_khr_fp64, naming the device. */
 OCL_HIDDEN ferry_status ocl_check_fp64(const ocl_device *d, ferry_dtype dt);
 /* Strided copy of n-d elements of one width between two buffers (lock held). */

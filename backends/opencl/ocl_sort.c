@@ -112,6 +112,49 @@ static ferry_status sort_merge(void *ctx, const fk_sort_launch *p)
     return st;
 }
 
+/* A CPU device merges runs longer than a tile: linear work a level, where the bitonic
+ * steps that suit a GPU's lockstep cost log2 of the run. FERRY_OPENCL_SORT_BITONIC=1
+ * gives every device the GPU's schedule (tests). */
+static bool sort_merges(const ocl_device *d)
+{
+    const char *bit = getenv("FERRY_OPENCL_SORT_BITONIC");
+    return !d->gpu && !(bit && strcmp(bit, "1") == 0);
+}
+
+/* The sort's kernels into c; lock held. */
+static ferry_status sort_kernels(ocl_device *d, sort_ctx *c)
+{
+    ferry_status st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_tile", &c->tile);
+    if (st == FERRY_OK)
+        st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_step", &c->step);
+    if (st == FERRY_OK)
+        st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_step2", &c->step2);
+    if (st == FERRY_OK)
+        st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_merge", &c->merge);
+    return st;
+}
+
+int64_t ocl_sort_keys_words(const ocl_device *d, int64_t n)
+{
+    /* The most any tile gives (the merges' second region is only needed past a tile). */
+    return sort_merges(d) ? 2 * n : n;
+}
+
+ferry_status ocl_sort_keys(ocl_device *d, cl_mem scr, int64_t n, int64_t *at)
+{
+    sort_ctx c = {d, {{0}, NULL, 0}, {{0}, NULL, 0}, {{0}, NULL, 0}, {{0}, NULL, 0},
+                  {scr, scr, scr, scr}};
+    *at = 0;
+    ferry_status st = sort_kernels(d, &c);
+    if (st != FERRY_OK || n <= 1)
+        return st;
+    fk_sort_launch p;
+    fk_sort_prepare_raw(&p, n, 4 * (int64_t)sort_lanes(d, c.tile.kernel), sort_merges(d));
+    st = fk_sort_drive(&p, &c, sort_tile, sort_step, sort_merge);
+    *at = p.dst_k;
+    return st;
+}
+
 static ferry_status ocl_sort(int32_t device, const ferry_op_args *args)
 {
     fk_plan_ctx pc = {ocl_host, "opencl", device};
@@ -128,19 +171,9 @@ static ferry_status ocl_sort(int32_t device, const ferry_op_args *args)
     pthread_mutex_lock(&d->lock);
     sort_ctx c = {d, {{0}, NULL, 0}, {{0}, NULL, 0}, {{0}, NULL, 0}, {{0}, NULL, 0},
                   {NULL, v->buffer, ix->buffer, in->buffer}};
-    st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_tile", &c.tile);
-    if (st == FERRY_OK)
-        st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_step", &c.step);
-    if (st == FERRY_OK)
-        st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_step2", &c.step2);
-    if (st == FERRY_OK)
-        st = ocl_named_kernel(d, "SORT", -1, "ferry_sort_merge", &c.merge);
+    st = sort_kernels(d, &c);
     if (st == FERRY_OK) {
-        /* A CPU device merges runs longer than a tile: linear work a level, where the
-         * bitonic steps that suit a GPU's lockstep cost log2 of the run.
-         * FERRY_OPENCL_SORT_BITONIC=1 gives every device the GPU's schedule (tests). */
-        const char *bit = getenv("FERRY_OPENCL_SORT_BITONIC");
-        p.merge = !d->gpu && !(bit && strcmp(bit, "1") == 0);
+        p.merge = sort_merges(d);
         int64_t words = fk_sort_prepare(&p, 4 * (int64_t)sort_lanes(d, c.tile.kernel));
         st = ocl_scratch(d, (size_t)words * sizeof(uint64_t), &c.bufs[0]);
     }

@@ -676,6 +676,107 @@ static void test_index_adv_accumulate_heavy_duplicates(void **state)
     conf_finish();
 }
 
+/* index_put accumulate of n positions (around and past the device sort's tile of 1024,
+ * powers of two and not) into 37 rows of 3, indices in [-37, 37): many duplicates a row,
+ * runs of one row spread over every tile. A device must give the cpu's bits (both sum a
+ * row's values in position order, half floats rounded at each add); a bad index fails
+ * the op on both, which leave the same bits (today the valid positions' sums are still
+ * added, on the cpu as on devices). */
+static void run_acc_bits(ferry_dtype dt, int64_t n, const char *dev)
+{
+    char kase[64];
+    snprintf(kase, sizeof kase, "%lld positions into 37 rows", (long long)n);
+    conf_where w = {"index_put accumulate, the cpu's bits", conf_dtype_name(dt), kase, dev};
+    const int64_t rows = 37, cols = 3;
+    float *vf = malloc(sizeof(float) * (size_t)(n * cols));
+    int64_t *iv = malloc(sizeof(int64_t) * (size_t)n);
+    float sf[37 * 3];
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
+    for (int64_t q = 0; q < n * cols; q++) {
+        h = h * 6364136223846793005ull + 1442695040888963407ull;
+        /* sevenths: float32 sums round too, so their order shows in the bits */
+        vf[q] = (float)((int64_t)(h >> 40) % 2001 - 1000) / 7.0f;
+    }
+    for (int64_t q = 0; q < n; q++) {
+        h = h * 6364136223846793005ull + 1442695040888963407ull;
+        iv[q] = (int64_t)((h >> 33) % (uint64_t)(2 * rows)) - rows;
+    }
+    for (int q = 0; q < 37 * 3; q++)
+        sf[q] = (float)(q % 7) - 3.0f;
+    ferry_tensor *v32 = ferry_tensor_from_data(vf, FERRY_FLOAT32, 2, (int64_t[]){n, cols}, "cpu");
+    ferry_tensor *s32 = ferry_tensor_from_data(sf, FERRY_FLOAT32, 2, (int64_t[]){rows, cols}, "cpu");
+    ferry_tensor *vc = v32 ? ferry_tensor_to_dtype(v32, dt) : NULL;
+    ferry_tensor *sc = s32 ? ferry_tensor_to_dtype(s32, dt) : NULL;
+    ferry_tensor *ic = ferry_tensor_from_data(iv, FERRY_INT64, 1, (int64_t[]){n}, "cpu");
+    ferry_tensor *vd = vc ? ferry_tensor_to(vc, dev) : NULL;
+    ferry_tensor *id = ic ? ferry_tensor_to(ic, dev) : NULL;
+    ferry_tensor *tc = sc ? ferry_tensor_clone(sc) : NULL;
+    ferry_tensor *td = sc ? ferry_tensor_to(sc, dev) : NULL;
+    size_t nb = (size_t)(rows * cols) * ferry_dtype_size(dt);
+    unsigned char want[37 * 3 * 8], got[37 * 3 * 8];
+    if (!vd || !id || !tc || !td) {
+        conf_fail_call(&w, "ferry_tensor_to");
+    } else if (ferry_index_put(tc, 1, (const ferry_tensor *const[]){ic}, vc, true) != FERRY_OK ||
+               ferry_index_put(td, 1, (const ferry_tensor *const[]){id}, vd, true) != FERRY_OK) {
+        conf_fail_call(&w, "ferry_index_put");
+    } else if (ferry_tensor_copy_to_host(tc, want, nb) != FERRY_OK ||
+               ferry_tensor_copy_to_host(td, got, nb) != FERRY_OK) {
+        conf_fail_call(&w, "ferry_tensor_copy_to_host");
+    } else {
+        for (size_t b = 0; b < nb; b++)
+            if (want[b] != got[b]) {
+                conf_fail(&w, "byte %zu of the result is %u, the cpu's %u", b, got[b], want[b]);
+                break;
+            }
+        /* one bad index among them: an error, and td as it was */
+        iv[n / 2] = rows;
+        ferry_tensor *bad = ferry_tensor_from_data(iv, FERRY_INT64, 1, (int64_t[]){n}, dev);
+        ferry_tensor *badc = ferry_tensor_from_data(iv, FERRY_INT64, 1, (int64_t[]){n}, "cpu");
+        w.op = "index_put accumulate, a bad index";
+        if (!bad || !badc) {
+            conf_fail_call(&w, "ferry_tensor_from_data");
+        } else {
+            ferry_status sd = ferry_index_put(td, 1, (const ferry_tensor *const[]){bad}, vd, true);
+            ferry_status sc2 = ferry_index_put(tc, 1, (const ferry_tensor *const[]){badc}, vc, true);
+            if (sd != FERRY_ERR_INDEX || sc2 != FERRY_ERR_INDEX)
+                conf_fail(&w, "status %d (cpu %d), not FERRY_ERR_INDEX", (int)sd, (int)sc2);
+            if (ferry_tensor_copy_to_host(tc, want, nb) != FERRY_OK ||
+                ferry_tensor_copy_to_host(td, got, nb) != FERRY_OK)
+                conf_fail_call(&w, "ferry_tensor_copy_to_host");
+            else if (memcmp(got, want, nb) != 0)
+                conf_fail(&w, "the tensor after the failed op differs from the cpu's");
+        }
+        ferry_tensor_release(bad);
+        ferry_tensor_release(badc);
+    }
+    ferry_tensor *all[] = {v32, s32, vc, sc, ic, vd, id, tc, td};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        ferry_tensor_release(all[i]);
+    free(vf);
+    free(iv);
+}
+
+static void test_index_adv_accumulate_bits_match_cpu_around_sort_tiles(void **state)
+{
+    (void)state;
+    static const ferry_dtype dts[] = {FERRY_FLOAT32, FERRY_FLOAT16, FERRY_BFLOAT16, FERRY_INT32,
+                                      FERRY_INT64, FERRY_UINT8};
+    static const int64_t ns[] = {1, 2, 1000, 1023, 1024, 1025, 2049, 3001, 4096, 9000};
+    CONF_FOR_EACH_DEVICE(dev) {
+        if (conf_is_cpu(dev))
+            continue;
+        fallback_begin(dev);
+        for (size_t di = 0; di < sizeof dts / sizeof dts[0]; di++)
+            for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++)
+                run_acc_bits(dts[di], ns[ni], dev);
+        /* a row of many tiles: exercises every merge level and global step */
+        run_acc_bits(FERRY_FLOAT32, 70001, dev);
+        run_acc_bits(FERRY_FLOAT16, 70001, dev);
+        fallback_end("index_put accumulate, the cpu's bits", dev);
+    }
+    conf_finish();
+}
+
 /* More index tensors than a device kernel takes as arguments (they are composed into
  * one first): k adjacent indexed dims from d0 of a 7-D input, each index of B's shape,
  * for index, index_put and index_put accumulate (with duplicates), on every device
@@ -848,6 +949,7 @@ int conf_group_index_adv(void)
         cmocka_unit_test(test_index_adv_index_and_index_put_match_reference),
         cmocka_unit_test(test_index_adv_masks_match_reference),
         cmocka_unit_test(test_index_adv_accumulate_heavy_duplicates),
+        cmocka_unit_test(test_index_adv_accumulate_bits_match_cpu_around_sort_tiles),
         cmocka_unit_test(test_index_adv_many_indices_run_on_every_device),
         cmocka_unit_test(test_index_adv_refuses_with_pytorch_messages_on_every_device),
     };
