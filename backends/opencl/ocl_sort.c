@@ -145,8 +145,10 @@ ferry_status ocl_sort_keys(ocl_device *d, cl_mem scr, int64_t n, int64_t *at)
     sort_ctx c = {d, {{0}, NULL, 0}, {{0}, NULL, 0}, {{0}, NULL, 0}, {{0}, NULL, 0},
                   {scr, scr, scr, scr}};
     *at = 0;
+    if (n <= 1)
+        return FERRY_OK;
     ferry_status st = sort_kernels(d, &c);
-    if (st != FERRY_OK || n <= 1)
+    if (st != FERRY_OK)
         return st;
     fk_sort_launch p;
     fk_sort_prepare_raw(&p, n, 4 * (int64_t)sort_lanes(d, c.tile.kernel), sort_merges(d));
