@@ -593,9 +593,10 @@ static void xcur_start(const xplan *w, xcur *c, int64_t at)
     }
 }
 
-static inline void xcur_next(const xplan *w, xcur *c)
+/* One step of dim `from`, carrying into the dims before it. */
+static inline void xcur_carry(const xplan *w, xcur *c, int from)
 {
-    for (int d = w->m - 1; d >= 0; d--) {
+    for (int d = from; d >= 0; d--) {
         if (++c->pos[d] < w->sh[d]) {
             for (int o = 0; o < w->nops; o++)
                 c->off[o] += w->st[d][o];
@@ -605,6 +606,11 @@ static inline void xcur_next(const xplan *w, xcur *c)
         for (int o = 0; o < w->nops; o++)
             c->off[o] -= w->st[d][o] * (w->sh[d] - 1);
     }
+}
+
+static inline void xcur_next(const xplan *w, xcur *c)
+{
+    xcur_carry(w, c, w->m - 1);
 }
 
 /* A thread's first bad index, reported once when it is done. */
@@ -633,16 +639,7 @@ static void xcur_skip(const xplan *w, xcur *c, int64_t n)
     c->pos[last] = 0;
     for (int o = 0; o < w->nops; o++)
         c->off[o] -= w->sh[last] * w->st[last][o];
-    for (int d = last - 1; d >= 0; d--) {
-        if (++c->pos[d] < w->sh[d]) {
-            for (int o = 0; o < w->nops; o++)
-                c->off[o] += w->st[d][o];
-            return;
-        }
-        c->pos[d] = 0;
-        for (int o = 0; o < w->nops; o++)
-            c->off[o] -= w->st[d][o] * (w->sh[d] - 1);
-    }
+    xcur_carry(w, c, last - 1);
 }
 
 /* Index j's value at byte p; v in [-size, size) exactly when v + size, unsigned, is

@@ -535,6 +535,20 @@ FK_KERNEL ferry_sort_step(FK_GLOBAL fk_u64 *scr, fk_sort_launch p)
     }
 }
 
+/* Element n of ferry_sort_step2's four (en, kn, in), read from and written back to the
+ * scratch when it lies within the row. */
+#define FK_SORT_STEP2_LOAD(n)                                                             \
+    if (e##n < p.len) {                                                                   \
+        k##n = scr[p.dst_k + row + e##n];                                                 \
+        i##n = packed ? 0 : scr[p.dst_i + row + e##n];                                    \
+    }
+#define FK_SORT_STEP2_STORE(n)                                                            \
+    if (e##n < p.len) {                                                                   \
+        scr[p.dst_k + row + e##n] = k##n;                                                 \
+        if (!packed)                                                                      \
+            scr[p.dst_i + row + e##n] = i##n;                                             \
+    }
+
 /* Two steps at once, distances p.j and p.j / 2 of stage p.kk: each thread orders four
  * elements in registers, one pass over memory instead of two. */
 FK_KERNEL ferry_sort_step2(FK_GLOBAL fk_u64 *scr, fk_sort_launch p)
@@ -554,22 +568,10 @@ FK_KERNEL ferry_sort_step2(FK_GLOBAL fk_u64 *scr, fk_sort_launch p)
         fk_i64 row = r * p.len;
         fk_u64 k0 = ~(fk_u64)0, k1 = k0, k2 = k0, k3 = k0;
         fk_u64 i0 = 0, i1 = 0, i2 = 0, i3 = 0;
-        if (e0 < p.len) {
-            k0 = scr[p.dst_k + row + e0];
-            i0 = packed ? 0 : scr[p.dst_i + row + e0];
-        }
-        if (e1 < p.len) {
-            k1 = scr[p.dst_k + row + e1];
-            i1 = packed ? 0 : scr[p.dst_i + row + e1];
-        }
-        if (e2 < p.len) {
-            k2 = scr[p.dst_k + row + e2];
-            i2 = packed ? 0 : scr[p.dst_i + row + e2];
-        }
-        if (e3 < p.len) {
-            k3 = scr[p.dst_k + row + e3];
-            i3 = packed ? 0 : scr[p.dst_i + row + e3];
-        }
+        FK_SORT_STEP2_LOAD(0)
+        FK_SORT_STEP2_LOAD(1)
+        FK_SORT_STEP2_LOAD(2)
+        FK_SORT_STEP2_LOAD(3)
         /* Past the row: the largest element (a real index is below ~0). */
         if (!packed) {
             i0 = e0 < p.len ? i0 : ~(fk_u64)0;
@@ -579,26 +581,10 @@ FK_KERNEL ferry_sort_step2(FK_GLOBAL fk_u64 *scr, fk_sort_launch p)
         }
         FK_SORT_CX4_FAR(flip)
         FK_SORT_CX4_NEAR
-        if (e0 < p.len) {
-            scr[p.dst_k + row + e0] = k0;
-            if (!packed)
-                scr[p.dst_i + row + e0] = i0;
-        }
-        if (e1 < p.len) {
-            scr[p.dst_k + row + e1] = k1;
-            if (!packed)
-                scr[p.dst_i + row + e1] = i1;
-        }
-        if (e2 < p.len) {
-            scr[p.dst_k + row + e2] = k2;
-            if (!packed)
-                scr[p.dst_i + row + e2] = i2;
-        }
-        if (e3 < p.len) {
-            scr[p.dst_k + row + e3] = k3;
-            if (!packed)
-                scr[p.dst_i + row + e3] = i3;
-        }
+        FK_SORT_STEP2_STORE(0)
+        FK_SORT_STEP2_STORE(1)
+        FK_SORT_STEP2_STORE(2)
+        FK_SORT_STEP2_STORE(3)
     }
 }
 
