@@ -301,6 +301,13 @@ static char *check_ops(plugin_table *t, const char *path, ferry_status *status)
     char *why;
     if (t->v1) {
         const ferry_backend_ops_v1 *v1 = t->v1;
+        if (v1->abi_major != FERRY_BACKEND_V1_ABI_MAJOR)
+            return dup_printf("%s exports the ABI 1.x entry %s, but its table claims ABI "
+                              "%u.%u; rebuild the plugin against this ferry's SDK (ABI %u.%u, "
+                              "entry %s)",
+                              path, FERRY_BACKEND_V1_ENTRY_SYMBOL, v1->abi_major,
+                              v1->abi_minor, FERRY_BACKEND_ABI_MAJOR, FERRY_BACKEND_ABI_MINOR,
+                              FERRY_BACKEND_ENTRY_SYMBOL);
         why = check_version(v1->abi_major, v1->abi_minor, v1->struct_size,
                             offsetof(ferry_backend_ops_v1, synchronize) + sizeof v1->synchronize,
                             FERRY_BACKEND_V1_ABI_MAJOR, FERRY_BACKEND_V1_ABI_MINOR, sizeof *v1,

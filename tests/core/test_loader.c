@@ -598,9 +598,21 @@ static void test_loader_plugin_load_broken_plugins_fail_with_their_reason(void *
         !has_number_outside(ferry_last_error(), abi_path, FERRY_BACKEND_ABI_MAJOR))
         fail_msg("\"%s\" does not name both ABI majors", ferry_last_error());
 
+    const char *v1 = plugin_file("v1_major", "fakevonemajor");
+    char v1_path[PATH_MAX];
+    snprintf(v1_path, sizeof v1_path, "%s", v1);
+    assert_int_equal(ferry_plugin_load(v1_path), FERRY_ERR_ABI);
+    char want[PATH_MAX + 128];
+    snprintf(want, sizeof want, "%s exports the ABI 1.x entry ferry_backend_entry, but its "
+             "table claims ABI %d.%d", v1_path, FERRY_BACKEND_ABI_MAJOR,
+             FERRY_BACKEND_ABI_MINOR);
+    assert_last_error(FERRY_ERR_ABI, want);
+
     assert_int_equal(ferry_plugin_load(plugin_file("no_entry", "fakenoentry")),
                      FERRY_ERR_UNAVAILABLE);
-    assert_last_error(FERRY_ERR_UNAVAILABLE, "ferry_backend_entry");
+    assert_last_error(FERRY_ERR_UNAVAILABLE,
+                      "has no ferry_backend_entry2 symbol (nor the ABI 1.x "
+                      "ferry_backend_entry): not a ferry backend plugin");
 
     assert_int_equal(ferry_plugin_load(plugin_file("null_entry", "fakenull")),
                      FERRY_ERR_UNAVAILABLE);

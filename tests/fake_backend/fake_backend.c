@@ -29,7 +29,8 @@
 #define FAKE_CLAIMED_NAME FAKE_STR(FAKE_NAME)
 #endif
 
-#if defined(FAKE_OLD_MINOR) || defined(FAKE_ABI_1_0) || defined(FAKE_1_1_EARLY)
+#if defined(FAKE_OLD_MINOR) || defined(FAKE_ABI_1_0) || defined(FAKE_1_1_EARLY) ||          \
+    defined(FAKE_V1_BAD_MAJOR)
 /* Built as an ABI 1.x plugin: the frozen 1.x table, entries without a context, the 1.x
  * entry symbol. */
 #define FAKE_V1 1
@@ -39,7 +40,12 @@ typedef ferry_backend_ops_v1 fake_ops;
 #define FAKE_INIT_CTX
 #define FAKE_CHECK_CTX() ((void)0)
 #define FAKE_ENTRY ferry_backend_entry
+#if defined(FAKE_V1_BAD_MAJOR)
+/* A broken build: the 1.x entry symbol returning a table that claims this core's major. */
+#define FAKE_OPS_MAJOR FERRY_BACKEND_ABI_MAJOR
+#else
 #define FAKE_OPS_MAJOR FERRY_BACKEND_V1_ABI_MAJOR
+#endif
 #else
 /* Every entry checks that it received the context its init returned. */
 typedef ferry_backend_ops fake_ops;
@@ -677,7 +683,7 @@ const fake_ops *ferry_backend_entry_v2(const ferry_host_api *h)
 FERRY_BACKEND_EXPORT const fake_ops *FAKE_ENTRY(const ferry_host_api *h);
 const fake_ops *FAKE_ENTRY(const ferry_host_api *h)
 {
-#if !defined(FAKE_ABI_MAJOR)
+#if !defined(FAKE_ABI_MAJOR) && !defined(FAKE_V1_BAD_MAJOR)
     /* A core hands each major's plugins the host table of that major. */
     if (h->abi_major != FAKE_OPS_MAJOR) {
         fprintf(stderr, "%s: built for ABI major %d, handed a host of major %u\n",
