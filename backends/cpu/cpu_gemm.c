@@ -124,30 +124,46 @@ static bool cpu_openblas_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const v
 
 /* ---- the choice ---------------------------------------------------------------------------- */
 
-/* Size classes by multiply-adds, and the cube each is calibrated with. */
-#define CPU_GEMM_CLASSES 3
-static const int64_t class_limit[CPU_GEMM_CLASSES - 1] = {(int64_t)128 * 128 * 128,
-                                                         (int64_t)512 * 512 * 512};
-/* The large class is timed at 512^3, not larger: its cost (both libraries, float32 and
- * float64) is most of the calibration's, which must stay well under 300 ms on a
- * 2-core machine. At 768^3, the size used before, the two libraries were within 3-6% of
- * each other on the 2-core AMD EPYC (AVX-512) this was written on, so the smaller cube
- * risks little. */
-static const int64_t class_size[CPU_GEMM_CLASSES] = {96, 256, 512};
+/* Size classes by multiply-adds. The first three are calibrated on one cube each when
+ * the type is first multiplied; the largest, from 1024^3 up, by timing the program's own
+ * first products of that class (CPU_GEMM_TRIALS per library, alternating), since no cube
+ * small enough to time at start-up stands for it: on the 2-core Zen 5 this was written
+ * on, with OpenBLAS's AVX-512 kernels, the two libraries tied at 512^3 while OpenBLAS was
+ * 2-6% faster from 1024^3 up; and timing both at 1024^3 (float32 and float64) would cost
+ * about 0.3 s on the 2-core Zen 3 of BASELINES.md. */
+#define CPU_GEMM_CLASSES 4
+#define CPU_GEMM_TRIAL_CLASS (CPU_GEMM_CLASSES - 1)
+#define CPU_GEMM_CALIBRATED (CPU_GEMM_CLASSES - 1)
+static const int64_t class_limit[CPU_GEMM_CLASSES - 1] = {
+    (int64_t)128 * 128 * 128, (int64_t)512 * 512 * 512, (int64_t)1024 * 1024 * 1024};
+/* The 512^3 cube is most of the calibration's cost (both libraries, float32 and float64),
+ * which must stay well under 300 ms on a 2-core machine. */
+static const int64_t class_size[CPU_GEMM_CALIBRATED] = {96, 256, 512};
+#define CPU_GEMM_TRIALS 2
 
-typedef enum { CHOICE_UNSET = 0, CHOICE_BLIS, CHOICE_OPENBLAS } cpu_gemm_choice;
+/* CHOICE_TRIAL: the largest class, while its trials run. */
+typedef enum { CHOICE_UNSET = 0, CHOICE_BLIS, CHOICE_OPENBLAS, CHOICE_TRIAL } cpu_gemm_choice;
+
+typedef struct cpu_gemm_trials {
+    int runs[2];    /* timed products: [0] BLIS, [1] OpenBLAS */
+    double rate[2]; /* the best multiply-adds per ms seen */
+    bool busy;      /* one is running: products meanwhile are not timed */
+} cpu_gemm_trials;
 
 static struct {
     pthread_mutex_t lock;
     int forced; /* 0 auto, else a cpu_gemm_choice */
     bool env_read;
     cpu_gemm_choice choice[2][CPU_GEMM_CLASSES]; /* [dbl][class] */
+    bool cacheable[2]; /* the calibration was complete (or read from the cache) */
+    cpu_gemm_trials trials[2];
     double calib_ms[2];
-} sel = {PTHREAD_MUTEX_INITIALIZER, 0, false, {{0}}, {0, 0}};
+    char key[2][512]; /* the cache key, once calibrated */
+} sel = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static const char *choice_name(cpu_gemm_choice c)
 {
-    return c == CHOICE_OPENBLAS ? "openblas" : "blis";
+    return c == CHOICE_OPENBLAS ? "openblas" : c == CHOICE_TRIAL ? "trial" : "blis";
 }
 
 static double now_ms(void)
@@ -194,10 +210,11 @@ static void cache_key(bool dbl, int threads, char *buf, size_t cap)
         if (*p == ' ' || *p == '|')
             *p = '_';
     const char *core = ob.corename ? ob.corename() : "none";
-    snprintf(buf, cap, "v2|%s|threads=%d|blis=%s|openblas=%s|%s", model, threads,
+    snprintf(buf, cap, "v3|%s|threads=%d|blis=%s|openblas=%s|%s", model, threads,
              cpu_blis_config_names(), core ? core : "none", dbl ? "f64" : "f32");
 }
 
+/* The last well-formed line for `key`: the trials append one once they have decided. */
 static bool cache_read(const char *key, cpu_gemm_choice *out)
 {
     char path[1024], line[1024];
@@ -208,20 +225,25 @@ static bool cache_read(const char *key, cpu_gemm_choice *out)
         return false;
     bool found = false;
     size_t klen = strlen(key);
-    while (!found && fgets(line, sizeof line, f)) {
+    while (fgets(line, sizeof line, f)) {
         if (strncmp(line, key, klen) != 0 || line[klen] != ' ')
             continue;
         char c[CPU_GEMM_CLASSES][16];
-        if (sscanf(line + klen, " %15s %15s %15s", c[0], c[1], c[2]) != 3)
-            break;
-        found = true;
+        if (sscanf(line + klen, " %15s %15s %15s %15s", c[0], c[1], c[2], c[3]) !=
+            CPU_GEMM_CLASSES)
+            continue;
+        cpu_gemm_choice got[CPU_GEMM_CLASSES];
+        bool ok = true;
         for (int i = 0; i < CPU_GEMM_CLASSES; i++) {
-            if (!strcmp(c[i], "openblas"))
-                out[i] = CHOICE_OPENBLAS;
-            else if (!strcmp(c[i], "blis"))
-                out[i] = CHOICE_BLIS;
-            else
-                found = false; /* a corrupt line: calibrate again */
+            got[i] = !strcmp(c[i], "openblas") ? CHOICE_OPENBLAS
+                     : !strcmp(c[i], "blis")   ? CHOICE_BLIS
+                     : i == CPU_GEMM_TRIAL_CLASS && !strcmp(c[i], "trial") ? CHOICE_TRIAL
+                                                                           : CHOICE_UNSET;
+            ok = ok && got[i] != CHOICE_UNSET; /* a corrupt line is passed over */
+        }
+        if (ok) {
+            memcpy(out, got, sizeof got);
+            found = true;
         }
     }
     fclose(f);
@@ -246,7 +268,8 @@ static void cache_write(const char *key, const cpu_gemm_choice *c)
     FILE *f = fopen(path, "a");
     if (!f)
         return;
-    fprintf(f, "%s %s %s %s\n", key, choice_name(c[0]), choice_name(c[1]), choice_name(c[2]));
+    fprintf(f, "%s %s %s %s %s\n", key, choice_name(c[0]), choice_name(c[1]), choice_name(c[2]),
+            choice_name(c[3]));
     fclose(f);
 }
 
@@ -290,20 +313,21 @@ static void time_both(bool dbl, int64_t n, const void *a, const void *b, void *c
  * costs 125-225 ms, where it had taken up to 1.5 s). */
 #define CPU_GEMM_CALIB_BUDGET_MS 120.0
 
-/* Measures both libraries on one cube per class; OpenBLAS is also checked against BLIS,
- * since some builds compute wrong results on CPUs they misdetect. False when the budget
- * cut it short (the classes not measured take the last measured class's choice). Lock
+/* Measures both libraries on one cube per calibrated class, leaving the largest class to
+ * its trials; OpenBLAS is also checked against BLIS, since some builds compute wrong
+ * results on CPUs they misdetect (BLIS then gets every class). False when the budget cut
+ * it short (the classes not measured take the last measured class's choice). Lock
  * held. */
 static bool calibrate(bool dbl, int threads, cpu_gemm_choice *out)
 {
     double deadline = now_ms() + CPU_GEMM_CALIB_BUDGET_MS;
     bool complete = true;
-    int64_t nmax = class_size[CPU_GEMM_CLASSES - 1];
+    int64_t nmax = class_size[CPU_GEMM_CALIBRATED - 1];
     size_t es = dbl ? sizeof(double) : sizeof(float);
     size_t bytes = (size_t)(nmax * nmax) * es;
     char *a = malloc(bytes), *b = malloc(bytes), *c1 = malloc(bytes), *c2 = malloc(bytes);
     for (int i = 0; i < CPU_GEMM_CLASSES; i++)
-        out[i] = CHOICE_BLIS;
+        out[i] = i == CPU_GEMM_TRIAL_CLASS ? CHOICE_TRIAL : CHOICE_BLIS;
     if (!a || !b || !c1 || !c2)
         goto done;
     for (int64_t i = 0; i < nmax * nmax; i++) {
@@ -317,7 +341,7 @@ static bool calibrate(bool dbl, int threads, cpu_gemm_choice *out)
             ((float *)b)[i] = (float)vb;
         }
     }
-    for (int i = 0; i < CPU_GEMM_CLASSES; i++) {
+    for (int i = 0; i < CPU_GEMM_CALIBRATED; i++) {
         int64_t n = class_size[i];
         if (i > 0 && now_ms() > deadline) {
             cpu_host->log(FERRY_LOG_DEBUG, "cpu",
@@ -325,7 +349,7 @@ static bool calibrate(bool dbl, int threads, cpu_gemm_choice *out)
                           "products from %lld^3 take the %lld^3 choice, and nothing is cached",
                           dbl ? "float64" : "float32", CPU_GEMM_CALIB_BUDGET_MS, (long long)n,
                           (long long)class_size[i - 1]);
-            for (int j = i; j < CPU_GEMM_CLASSES; j++)
+            for (int j = i; j < CPU_GEMM_CALIBRATED; j++)
                 out[j] = out[i - 1];
             complete = false;
             break;
@@ -375,11 +399,14 @@ static void read_env(void)
     sel.env_read = true;
 }
 
-static cpu_gemm_choice pick(bool dbl, int64_t mnk)
+/* The library for a product of `mnk` multiply-adds on `threads` threads; *timed when it
+ * is a trial of the largest class, to be reported to trial_done. */
+static cpu_gemm_choice pick(bool dbl, int64_t mnk, int threads, bool *timed)
 {
     int cls = 0;
     while (cls < CPU_GEMM_CLASSES - 1 && mnk >= class_limit[cls])
         cls++;
+    *timed = false;
     pthread_mutex_lock(&sel.lock);
     if (!sel.env_read)
         read_env();
@@ -389,23 +416,63 @@ static cpu_gemm_choice pick(bool dbl, int64_t mnk)
     if (!c) {
         cpu_gemm_choice *row = sel.choice[dbl];
         if (row[0] == CHOICE_UNSET) {
-            char key[512];
-            int threads = cpu_max_threads();
-            cache_key(dbl, threads, key, sizeof key);
-            if (!cache_read(key, row)) {
+            int max_threads = cpu_max_threads();
+            cache_key(dbl, max_threads, sel.key[dbl], sizeof sel.key[dbl]);
+            sel.cacheable[dbl] = cache_read(sel.key[dbl], row);
+            if (!sel.cacheable[dbl]) {
                 double t0 = now_ms();
-                bool complete = calibrate(dbl, threads, row);
+                sel.cacheable[dbl] = calibrate(dbl, max_threads, row);
                 sel.calib_ms[dbl] = now_ms() - t0;
-                if (complete)
-                    cache_write(key, row);
+                if (sel.cacheable[dbl])
+                    cache_write(sel.key[dbl], row);
                 cpu_host->log(FERRY_LOG_DEBUG, "cpu", "matmul %s calibration: %.0f ms",
                               dbl ? "float64" : "float32", sel.calib_ms[dbl]);
             }
         }
         c = row[cls];
+        if (c == CHOICE_TRIAL) {
+            cpu_gemm_trials *t = &sel.trials[dbl];
+            /* Alternating, one at a time, and only with every thread: a product sharing
+             * the cores with another, or given fewer threads, would time the load. */
+            if (!t->busy && threads == cpu_max_threads()) {
+                c = t->runs[1] < t->runs[0] ? CHOICE_OPENBLAS : CHOICE_BLIS;
+                t->busy = *timed = true;
+            } else {
+                c = row[CPU_GEMM_TRIAL_CLASS - 1];
+            }
+        }
     }
     pthread_mutex_unlock(&sel.lock);
     return c;
+}
+
+/* A trial product of `mnk` multiply-adds took `ms` on `c` (ran: false when that library
+ * could not take it and BLIS ran instead). After CPU_GEMM_TRIALS each the faster library
+ * takes the class, and the cache gets a line with it. */
+static void trial_done(bool dbl, cpu_gemm_choice c, int64_t mnk, double ms, bool ran)
+{
+    pthread_mutex_lock(&sel.lock);
+    cpu_gemm_trials *t = &sel.trials[dbl];
+    t->busy = false;
+    cpu_gemm_choice *row = sel.choice[dbl];
+    if (ran && row[CPU_GEMM_TRIAL_CLASS] == CHOICE_TRIAL && ms > 0) {
+        int o = c == CHOICE_OPENBLAS;
+        double rate = (double)mnk / ms;
+        if (rate > t->rate[o])
+            t->rate[o] = rate;
+        t->runs[o]++;
+        if (t->runs[0] >= CPU_GEMM_TRIALS && t->runs[1] >= CPU_GEMM_TRIALS) {
+            row[CPU_GEMM_TRIAL_CLASS] = t->rate[1] > t->rate[0] ? CHOICE_OPENBLAS : CHOICE_BLIS;
+            cpu_host->log(FERRY_LOG_DEBUG, "cpu",
+                          "matmul %s from 1024^3, best of %d products each: BLIS %.1f, "
+                          "OpenBLAS %.1f GFLOP/s: %s",
+                          dbl ? "float64" : "float32", CPU_GEMM_TRIALS, 2e-6 * t->rate[0],
+                          2e-6 * t->rate[1], choice_name(row[CPU_GEMM_TRIAL_CLASS]));
+            if (sel.cacheable[dbl])
+                cache_write(sel.key[dbl], row);
+        }
+    }
+    pthread_mutex_unlock(&sel.lock);
 }
 
 void cpu_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
@@ -415,16 +482,15 @@ void cpu_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t 
     int64_t mnk;
     if (__builtin_mul_overflow(m, n, &mnk) || __builtin_mul_overflow(mnk, k, &mnk))
         mnk = INT64_MAX;
-    if (pick(dbl, mnk) == CHOICE_OPENBLAS &&
-        cpu_openblas_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc))
-        return;
-    cpu_blis_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc);
-}
-
-const char *cpu_gemm_provider(bool dbl, int64_t m, int64_t n, int64_t k)
-{
-    int64_t mnk;
-    if (__builtin_mul_overflow(m, n, &mnk) || __builtin_mul_overflow(mnk, k, &mnk))
-        mnk = INT64_MAX;
-    return choice_name(pick(dbl, mnk));
+    bool timed;
+    cpu_gemm_choice lib = pick(dbl, mnk, threads, &timed);
+    double t0 = timed ? now_ms() : 0;
+    bool ran = lib == CHOICE_OPENBLAS &&
+               cpu_openblas_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc);
+    if (!ran) {
+        cpu_blis_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc);
+        ran = lib == CHOICE_BLIS;
+    }
+    if (timed)
+        trial_done(dbl, lib, mnk, now_ms() - t0, ran);
 }

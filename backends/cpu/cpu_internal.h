@@ -85,8 +85,6 @@ CPU_HIDDEN bool cpu_small_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const 
                                int64_t csb, void *c, int64_t rsc, int64_t csc);
 /* "haswell for small products, skx for large": BLIS's configurations in use. */
 CPU_HIDDEN const char *cpu_blis_config_names(void);
-/* "blis" or "openblas": which library cpu_gemm uses for that product. */
-CPU_HIDDEN const char *cpu_gemm_provider(bool dbl, int64_t m, int64_t n, int64_t k);
 
 /* Threads worth waking for `work` units when one thread should get at least `grain`:
  * an OpenMP region costs about 0.8 us (BASELINES.md), so small ops stay on the caller's

@@ -53,6 +53,28 @@ static int cache_lines(void)
     return n;
 }
 
+/* The cache's last line, without its newline. */
+static void last_line(char line[1024])
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("no calibration cache at %s", path);
+    char buf[1024];
+    line[0] = '\0';
+    while (fgets(buf, sizeof buf, f))
+        snprintf(line, 1024, "%s", buf);
+    fclose(f);
+    line[strcspn(line, "\n")] = '\0';
+}
+
+/* The four choices of a float32 line ("v3|model|...|f32 blis blis openblas trial"). */
+static int parse_line(const char *line, char c[4][16])
+{
+    if (strncmp(line, "v3|", 3) != 0 || !strstr(line, "|f32 "))
+        return -1;
+    return sscanf(strstr(line, "|f32 ") + 5, "%15s %15s %15s %15s", c[0], c[1], c[2], c[3]);
+}
+
 /* One float32 product in a fresh process (a fresh cpu backend), as a new user would. */
 static void matmul_in_child(void)
 {
@@ -88,21 +110,92 @@ static void test_calibration_is_cached_with_one_choice_per_size_class(void **sta
     /* A later process reads the cache and appends nothing. */
     matmul_in_child();
     assert_int_equal(cache_lines(), 1);
-    matmul_once();
-    assert_int_equal(cache_lines(), 1);
     FILE *f = fopen(path, "r");
     if (!f)
         fail_msg("no calibration cache at %s", path);
     char line[1024];
     assert_non_null(fgets(line, sizeof line, f));
     fclose(f);
-    assert_non_null(strstr(line, "v2|"));
-    assert_non_null(strstr(line, "|f32 "));
-    char c[3][16];
-    const char *sp = strstr(line, "|f32 ") + 5;
-    assert_int_equal(sscanf(sp, "%15s %15s %15s", c[0], c[1], c[2]), 3);
+    char c[4][16];
+    assert_int_equal(parse_line(line, c), 4);
     for (int i = 0; i < 3; i++)
         assert_true(!strcmp(c[i], "blis") || !strcmp(c[i], "openblas"));
+    /* The largest class waits for the program's own products; unless OpenBLAS computed
+     * a wrong product, when BLIS takes every class. */
+    assert_true(!strcmp(c[3], "trial") ||
+                (!strcmp(c[0], "blis") && !strcmp(c[1], "blis") && !strcmp(c[2], "blis") &&
+                 !strcmp(c[3], "blis")));
+}
+
+/* In this process, after the children (OpenMP's worker pool does not survive fork): the
+ * cache is read, whatever it holds, and nothing is appended. */
+static void test_cache_is_read_in_process(void **state)
+{
+    (void)state;
+    int before = cache_lines();
+    matmul_once();
+    assert_int_equal(cache_lines(), before);
+}
+
+/* Products of 1024^3 multiply-adds, the class decided by timing them. */
+static void large_matmuls_in_child(int count)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int64_t shape[2] = {1024, 1024};
+        ferry_tensor *a = ferry_ones(FERRY_FLOAT32, 2, shape, "cpu");
+        ferry_tensor *c = a ? ferry_empty(FERRY_FLOAT32, 2, shape, "cpu") : NULL;
+        bool ok = c != NULL;
+        for (int i = 0; i < count && ok; i++)
+            ok = ferry_matmul_out(c, a, a) == FERRY_OK;
+        /* Products may be deferred: synchronizing makes sure they ran. */
+        ok = ok && ferry_synchronize("cpu") == FERRY_OK;
+        const float *v = ok ? ferry_tensor_host_data(c) : NULL;
+        ok = v && v[0] == 1024.0f && v[1024 * 1024 - 1] == 1024.0f;
+        _exit(ok ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_largest_class_is_decided_by_the_first_products_and_cached(void **state)
+{
+    (void)state;
+    if (!openblas_installed())
+        skip_because("OpenBLAS is not installed: the cpu backend uses BLIS without calibrating");
+    if (cache_lines() == 0)
+        skip_because("no calibration was cached (a loaded machine, see the previous test)");
+    char first[1024], last[1024], c[4][16], d[4][16];
+    last_line(first);
+    assert_int_equal(parse_line(first, c), 4);
+    if (strcmp(c[3], "trial") != 0)
+        skip_because("OpenBLAS computed a wrong product here, so BLIS takes every class "
+                     "without trials");
+    /* Two products of each library, alternating, then one that uses the winner. */
+    large_matmuls_in_child(5);
+    assert_int_equal(cache_lines(), 2);
+    last_line(last);
+    assert_int_equal(parse_line(last, d), 4);
+    /* The same key, the calibrated classes as they were, and the largest one decided. */
+    assert_int_equal(strcspn(first, " "), strcspn(last, " "));
+    assert_memory_equal(first, last, strcspn(first, " "));
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(c[i], d[i]);
+    assert_true(!strcmp(d[3], "blis") || !strcmp(d[3], "openblas"));
+    /* A later process reads the decision: no trials, no new line. */
+    large_matmuls_in_child(5);
+    assert_int_equal(cache_lines(), 2);
+    /* A corrupt line after it is passed over, not taken for a reason to calibrate. */
+    FILE *f = fopen(path, "a");
+    assert_non_null(f);
+    fprintf(f, "%.*s blis bogus blis\n", (int)strcspn(last, " "), last);
+    fclose(f);
+    large_matmuls_in_child(1);
+    matmul_in_child();
+    assert_int_equal(cache_lines(), 3);
 }
 
 /* 4096-style batches of small products (ferry's own kernels, split over the threads),
@@ -177,6 +270,8 @@ int main(void)
     unsetenv("FERRY_CPU_GEMM");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calibration_is_cached_with_one_choice_per_size_class),
+        cmocka_unit_test(test_largest_class_is_decided_by_the_first_products_and_cached),
+        cmocka_unit_test(test_cache_is_read_in_process),
         cmocka_unit_test(test_batched_small_products_match_double_reference),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
