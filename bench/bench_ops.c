@@ -342,6 +342,38 @@ static int cache_lines(const char *path)
     return n;
 }
 
+/* What ferry's matmul chose per size class, from its cache: the last line of each
+ * type (the largest class is decided by timing the first products of that size). */
+static void print_gemm_choices(const char *dir)
+{
+    char path[1024], line[1024], last[2][1024] = {"", ""};
+    if (!dir || snprintf(path, sizeof path, "%s/cpu-gemm.txt", dir) >= (int)sizeof path)
+        return;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        printf("ferry matmul choice: no calibration cache (no OpenBLAS, or FERRY_CPU_GEMM "
+               "set)\n");
+        return;
+    }
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        const char *t = strstr(line, "|f32 ") ? strstr(line, "|f32 ") : strstr(line, "|f64 ");
+        if (t)
+            snprintf(last[t[3] == '6'], sizeof last[0], "%s", t + 1);
+    }
+    fclose(f);
+    for (int i = 0; i < 2; i++)
+        if (last[i][0])
+            printf("ferry matmul choice %s (<128^3, <512^3, <1024^3, larger)\n", last[i]);
+    for (int i = 0; i < 2; i++)
+        if (last[i][0]) {
+            char cls[4][16] = {"", "", "", ""};
+            sscanf(last[i] + 4, "%15s %15s %15s %15s", cls[0], cls[1], cls[2], cls[3]);
+            printf("BENCH figure=mm.choice.%s lt128=%s lt512=%s lt1024=%s larger=%s\n",
+                   i ? "f64" : "f32", cls[0], cls[1], cls[2], cls[3]);
+        }
+}
+
 /* In a child process with a fresh ferry: ms taken by the first 128^2 float32 and then
  * float64 matmul, where the cpu backend loads its libraries and calibrates (or reads
  * the cache). NAN where the child failed. */
@@ -456,6 +488,9 @@ typedef struct mm_ctx {
  * meet the BLIS linked into this bench). NULL when the library is absent. */
 typedef void (*bench_sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
                                const float *, int, float, float *, int);
+/* The kernels the library chose (OPENBLAS_CORETYPE, when set, decides). */
+static char openblas_core[32] = "not loaded";
+
 static bench_sgemm_fn openblas_sgemm(void)
 {
     static bench_sgemm_fn fn;
@@ -472,6 +507,8 @@ static bench_sgemm_fn openblas_sgemm(void)
         void (*set)(int) = dl ? (void (*)(int))dlsym(dl, "openblas_set_num_threads") : NULL;
         if (set)
             set(omp_get_max_threads());
+        char *(*core)(void) = dl ? (char *(*)(void))dlsym(dl, "openblas_get_corename") : NULL;
+        snprintf(openblas_core, sizeof openblas_core, "%s", core && core() ? core() : "unknown");
     }
     return fn;
 }
@@ -802,10 +839,11 @@ static void bench_matmul(const config *cfg, peak_result *peak)
             snprintf(fo->ferry, sizeof fo->ferry, "%.1f GFLOP/s", gf);
             snprintf(fo->base, sizeof fo->base, "%.1f GFLOP/s", gob);
             fo->ratio = gf / gob;
-            snprintf(fo->note, sizeof fo->note, "cblas_sgemm of Debian's OpenBLAS, %d threads",
-                     nt);
-            snprintf(fo->kv, sizeof fo->kv, "n=%lld ferry_gflops=%.2f openblas_gflops=%.2f",
-                     (long long)n, gf, gob);
+            snprintf(fo->note, sizeof fo->note,
+                     "cblas_sgemm of Debian's OpenBLAS, core %s, %d threads", openblas_core, nt);
+            snprintf(fo->kv, sizeof fo->kv,
+                     "n=%lld ferry_gflops=%.2f openblas_gflops=%.2f openblas_core=%s",
+                     (long long)n, gf, gob, openblas_core);
         }
     next:
         free(c.pc);
@@ -1441,6 +1479,11 @@ int main(int argc, char **argv)
         cfg.reps = reps;
 
     bench_calibration();
+    /* ferry's own choices, made afresh in this run unless the caller named a cache. */
+    char cache_dir[] = "/tmp/ferry-bench-cache-XXXXXX";
+    bool own_cache = !getenv("FERRY_CPU_CACHE_DIR") && mkdtemp(cache_dir);
+    if (own_cache)
+        setenv("FERRY_CPU_CACHE_DIR", cache_dir, 1);
 
     char model[256];
     const char *omp_env = getenv("OMP_NUM_THREADS");
@@ -1448,8 +1491,11 @@ int main(int argc, char **argv)
     printf("bench_ops: ferry %s, %s sizes, median of %d repetitions (ferry and reference "
            "alternate)\n",
            ferry_version(), cfg.quick ? "quick" : "full", cfg.reps);
-    printf("CPU: %s, %ld online; OpenMP threads %d (OMP_NUM_THREADS=%s)\n", model,
-           sysconf(_SC_NPROCESSORS_ONLN), omp_get_max_threads(), omp_env ? omp_env : "unset");
+    const char *ob_env = getenv("OPENBLAS_CORETYPE");
+    printf("CPU: %s, %ld online; OpenMP threads %d (OMP_NUM_THREADS=%s); "
+           "OPENBLAS_CORETYPE=%s\n",
+           model, sysconf(_SC_NPROCESSORS_ONLN), omp_get_max_threads(),
+           omp_env ? omp_env : "unset", ob_env ? ob_env : "unset");
     fflush(stdout);
 
     peak_result peak = bench_peak(&cfg);
@@ -1460,6 +1506,13 @@ int main(int argc, char **argv)
     bench_tiny(&cfg);
 
     print_results();
+    print_gemm_choices(getenv("FERRY_CPU_CACHE_DIR"));
+    if (own_cache) {
+        char path[64];
+        snprintf(path, sizeof path, "%s/cpu-gemm.txt", cache_dir);
+        unlink(path);
+        rmdir(cache_dir);
+    }
     printf("BENCH cpu_model=\"%s\" cores=%ld omp_threads=%d quick=%d reps=%d peak_isa=%s",
            model, sysconf(_SC_NPROCESSORS_ONLN), omp_get_max_threads(), cfg.quick, cfg.reps,
            peak.isa ? peak.isa : "none");

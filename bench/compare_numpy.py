@@ -146,7 +146,9 @@ def main():
     print(f"CPU: {cpu_model()}, {os.cpu_count()} online; "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, "
-          f"FERRY_NUM_THREADS={os.environ.get('FERRY_NUM_THREADS', 'unset')}; "
+          f"FERRY_NUM_THREADS={os.environ.get('FERRY_NUM_THREADS', 'unset')}, "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')} "
+          f"(it picks the kernels of NumPy's OpenBLAS and of the one ferry may use); "
           f"median of {reps} repetitions, NumPy and ferry alternating")
     try:
         import threadpoolctl
