@@ -364,13 +364,15 @@ static void print_gemm_choices(const char *dir)
     fclose(f);
     for (int i = 0; i < 2; i++)
         if (last[i][0])
-            printf("ferry matmul choice %s (<128^3, <512^3, <1024^3, larger)\n", last[i]);
+            printf("ferry matmul choice %s (<128^3, <512^3, <1024^3, <2048^3, larger)\n",
+                   last[i]);
     for (int i = 0; i < 2; i++)
         if (last[i][0]) {
-            char cls[4][16] = {"", "", "", ""};
-            sscanf(last[i] + 4, "%15s %15s %15s %15s", cls[0], cls[1], cls[2], cls[3]);
-            printf("BENCH figure=mm.choice.%s lt128=%s lt512=%s lt1024=%s larger=%s\n",
-                   i ? "f64" : "f32", cls[0], cls[1], cls[2], cls[3]);
+            char cls[5][16] = {"", "", "", "", ""};
+            sscanf(last[i] + 4, "%15s %15s %15s %15s %15s", cls[0], cls[1], cls[2], cls[3],
+                   cls[4]);
+            printf("BENCH figure=mm.choice.%s lt128=%s lt512=%s lt1024=%s lt2048=%s larger=%s\n",
+                   i ? "f64" : "f32", cls[0], cls[1], cls[2], cls[3], cls[4]);
         }
 }
 

@@ -125,23 +125,24 @@ static bool cpu_openblas_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const v
 /* ---- the choice ---------------------------------------------------------------------------- */
 
 /* Size classes by multiply-adds. The first three are calibrated on one cube each when
- * the type is first multiplied; the largest, from 1024^3 up, by timing the program's own
- * first products of that class (CPU_GEMM_TRIALS per library, alternating), since no cube
- * small enough to time at start-up stands for it: on the 2-core Zen 5 this was written
- * on, with OpenBLAS's AVX-512 kernels, the two libraries tied at 512^3 while OpenBLAS was
- * 2-6% faster from 1024^3 up; and timing both at 1024^3 (float32 and float64) would cost
+ * the type is first multiplied. The two largest, from 1024^3 and from 2048^3, are decided
+ * by timing the program's own first products of the class (CPU_GEMM_TRIALS per library,
+ * alternating), since no cube small enough to time at start-up stands for them: on the
+ * 2-core Zen 5 this was written on, with OpenBLAS's AVX-512 kernels, the two libraries
+ * tied at 512^3, OpenBLAS was 2% faster at 1024^3 (a choice that noise can flip) and
+ * 6-12% faster at 2048^3; timing both at 1024^3 alone (float32 and float64) would cost
  * about 0.3 s on the 2-core Zen 3 of BASELINES.md. */
-#define CPU_GEMM_CLASSES 4
-#define CPU_GEMM_TRIAL_CLASS (CPU_GEMM_CLASSES - 1)
-#define CPU_GEMM_CALIBRATED (CPU_GEMM_CLASSES - 1)
+#define CPU_GEMM_CLASSES 5
+#define CPU_GEMM_CALIBRATED 3 /* the classes below this are calibrated, the rest tried */
 static const int64_t class_limit[CPU_GEMM_CLASSES - 1] = {
-    (int64_t)128 * 128 * 128, (int64_t)512 * 512 * 512, (int64_t)1024 * 1024 * 1024};
+    (int64_t)128 * 128 * 128, (int64_t)512 * 512 * 512, (int64_t)1024 * 1024 * 1024,
+    (int64_t)2048 * 2048 * 2048};
 /* The 512^3 cube is most of the calibration's cost (both libraries, float32 and float64),
  * which must stay well under 300 ms on a 2-core machine. */
 static const int64_t class_size[CPU_GEMM_CALIBRATED] = {96, 256, 512};
-#define CPU_GEMM_TRIALS 2
+#define CPU_GEMM_TRIALS 3
 
-/* CHOICE_TRIAL: the largest class, while its trials run. */
+/* CHOICE_TRIAL: a tried class, while its trials run. */
 typedef enum { CHOICE_UNSET = 0, CHOICE_BLIS, CHOICE_OPENBLAS, CHOICE_TRIAL } cpu_gemm_choice;
 
 typedef struct cpu_gemm_trials {
@@ -156,7 +157,7 @@ static struct {
     bool env_read;
     cpu_gemm_choice choice[2][CPU_GEMM_CLASSES]; /* [dbl][class] */
     bool cacheable[2]; /* the calibration was complete (or read from the cache) */
-    cpu_gemm_trials trials[2];
+    cpu_gemm_trials trials[2][CPU_GEMM_CLASSES - CPU_GEMM_CALIBRATED];
     double calib_ms[2];
     char key[2][512]; /* the cache key, once calibrated */
 } sel = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -229,7 +230,7 @@ static bool cache_read(const char *key, cpu_gemm_choice *out)
         if (strncmp(line, key, klen) != 0 || line[klen] != ' ')
             continue;
         char c[CPU_GEMM_CLASSES][16];
-        if (sscanf(line + klen, " %15s %15s %15s %15s", c[0], c[1], c[2], c[3]) !=
+        if (sscanf(line + klen, " %15s %15s %15s %15s %15s", c[0], c[1], c[2], c[3], c[4]) !=
             CPU_GEMM_CLASSES)
             continue;
         cpu_gemm_choice got[CPU_GEMM_CLASSES];
@@ -237,8 +238,8 @@ static bool cache_read(const char *key, cpu_gemm_choice *out)
         for (int i = 0; i < CPU_GEMM_CLASSES; i++) {
             got[i] = !strcmp(c[i], "openblas") ? CHOICE_OPENBLAS
                      : !strcmp(c[i], "blis")   ? CHOICE_BLIS
-                     : i == CPU_GEMM_TRIAL_CLASS && !strcmp(c[i], "trial") ? CHOICE_TRIAL
-                                                                           : CHOICE_UNSET;
+                     : i >= CPU_GEMM_CALIBRATED && !strcmp(c[i], "trial") ? CHOICE_TRIAL
+                                                                          : CHOICE_UNSET;
             ok = ok && got[i] != CHOICE_UNSET; /* a corrupt line is passed over */
         }
         if (ok) {
@@ -268,8 +269,10 @@ static void cache_write(const char *key, const cpu_gemm_choice *c)
     FILE *f = fopen(path, "a");
     if (!f)
         return;
-    fprintf(f, "%s %s %s %s %s\n", key, choice_name(c[0]), choice_name(c[1]), choice_name(c[2]),
-            choice_name(c[3]));
+    fprintf(f, "%s", key);
+    for (int i = 0; i < CPU_GEMM_CLASSES; i++)
+        fprintf(f, " %s", choice_name(c[i]));
+    fputc('\n', f);
     fclose(f);
 }
 
@@ -313,8 +316,8 @@ static void time_both(bool dbl, int64_t n, const void *a, const void *b, void *c
  * costs 125-225 ms, where it had taken up to 1.5 s). */
 #define CPU_GEMM_CALIB_BUDGET_MS 120.0
 
-/* Measures both libraries on one cube per calibrated class, leaving the largest class to
- * its trials; OpenBLAS is also checked against BLIS, since some builds compute wrong
+/* Measures both libraries on one cube per calibrated class, leaving the larger ones to
+ * their trials; OpenBLAS is also checked against BLIS, since some builds compute wrong
  * results on CPUs they misdetect (BLIS then gets every class). False when the budget cut
  * it short (the classes not measured take the last measured class's choice). Lock
  * held. */
@@ -327,7 +330,7 @@ static bool calibrate(bool dbl, int threads, cpu_gemm_choice *out)
     size_t bytes = (size_t)(nmax * nmax) * es;
     char *a = malloc(bytes), *b = malloc(bytes), *c1 = malloc(bytes), *c2 = malloc(bytes);
     for (int i = 0; i < CPU_GEMM_CLASSES; i++)
-        out[i] = i == CPU_GEMM_TRIAL_CLASS ? CHOICE_TRIAL : CHOICE_BLIS;
+        out[i] = i >= CPU_GEMM_CALIBRATED ? CHOICE_TRIAL : CHOICE_BLIS;
     if (!a || !b || !c1 || !c2)
         goto done;
     for (int64_t i = 0; i < nmax * nmax; i++) {
@@ -399,14 +402,14 @@ static void read_env(void)
     sel.env_read = true;
 }
 
-/* The library for a product of `mnk` multiply-adds on `threads` threads; *timed when it
- * is a trial of the largest class, to be reported to trial_done. */
-static cpu_gemm_choice pick(bool dbl, int64_t mnk, int threads, bool *timed)
+/* The library for a product of `mnk` multiply-adds on `threads` threads; *trial is the
+ * class when it is one of that class's trials, to be reported to trial_done, else -1. */
+static cpu_gemm_choice pick(bool dbl, int64_t mnk, int threads, int *trial)
 {
     int cls = 0;
     while (cls < CPU_GEMM_CLASSES - 1 && mnk >= class_limit[cls])
         cls++;
-    *timed = false;
+    *trial = -1;
     pthread_mutex_lock(&sel.lock);
     if (!sel.env_read)
         read_env();
@@ -431,14 +434,19 @@ static cpu_gemm_choice pick(bool dbl, int64_t mnk, int threads, bool *timed)
         }
         c = row[cls];
         if (c == CHOICE_TRIAL) {
-            cpu_gemm_trials *t = &sel.trials[dbl];
+            cpu_gemm_trials *t = &sel.trials[dbl][cls - CPU_GEMM_CALIBRATED];
             /* Alternating, one at a time, and only with every thread: a product sharing
              * the cores with another, or given fewer threads, would time the load. */
             if (!t->busy && threads == cpu_max_threads()) {
                 c = t->runs[1] < t->runs[0] ? CHOICE_OPENBLAS : CHOICE_BLIS;
-                t->busy = *timed = true;
+                t->busy = true;
+                *trial = cls;
             } else {
-                c = row[CPU_GEMM_TRIAL_CLASS - 1];
+                /* The nearest smaller class that is decided (the calibrated ones are). */
+                int below = cls - 1;
+                while (row[below] == CHOICE_TRIAL)
+                    below--;
+                c = row[below];
             }
         }
     }
@@ -446,28 +454,29 @@ static cpu_gemm_choice pick(bool dbl, int64_t mnk, int threads, bool *timed)
     return c;
 }
 
-/* A trial product of `mnk` multiply-adds took `ms` on `c` (ran: false when that library
- * could not take it and BLIS ran instead). After CPU_GEMM_TRIALS each the faster library
- * takes the class, and the cache gets a line with it. */
-static void trial_done(bool dbl, cpu_gemm_choice c, int64_t mnk, double ms, bool ran)
+/* A trial product of class `cls` and `mnk` multiply-adds took `ms` on `c` (ran: false
+ * when that library could not take it and BLIS ran instead). After CPU_GEMM_TRIALS each,
+ * the library with the best rate takes the class, and the cache gets a line with it. */
+static void trial_done(bool dbl, int cls, cpu_gemm_choice c, int64_t mnk, double ms, bool ran)
 {
     pthread_mutex_lock(&sel.lock);
-    cpu_gemm_trials *t = &sel.trials[dbl];
+    cpu_gemm_trials *t = &sel.trials[dbl][cls - CPU_GEMM_CALIBRATED];
     t->busy = false;
     cpu_gemm_choice *row = sel.choice[dbl];
-    if (ran && row[CPU_GEMM_TRIAL_CLASS] == CHOICE_TRIAL && ms > 0) {
+    if (ran && row[cls] == CHOICE_TRIAL && ms > 0) {
         int o = c == CHOICE_OPENBLAS;
         double rate = (double)mnk / ms;
         if (rate > t->rate[o])
             t->rate[o] = rate;
         t->runs[o]++;
         if (t->runs[0] >= CPU_GEMM_TRIALS && t->runs[1] >= CPU_GEMM_TRIALS) {
-            row[CPU_GEMM_TRIAL_CLASS] = t->rate[1] > t->rate[0] ? CHOICE_OPENBLAS : CHOICE_BLIS;
+            row[cls] = t->rate[1] > t->rate[0] ? CHOICE_OPENBLAS : CHOICE_BLIS;
             cpu_host->log(FERRY_LOG_DEBUG, "cpu",
-                          "matmul %s from 1024^3, best of %d products each: BLIS %.1f, "
-                          "OpenBLAS %.1f GFLOP/s: %s",
-                          dbl ? "float64" : "float32", CPU_GEMM_TRIALS, 2e-6 * t->rate[0],
-                          2e-6 * t->rate[1], choice_name(row[CPU_GEMM_TRIAL_CLASS]));
+                          "matmul %s from %.0f^3, best of %d products each: "
+                          "BLIS %.1f, OpenBLAS %.1f GFLOP/s: %s",
+                          dbl ? "float64" : "float32", cbrt((double)class_limit[cls - 1]),
+                          CPU_GEMM_TRIALS, 2e-6 * t->rate[0], 2e-6 * t->rate[1],
+                          choice_name(row[cls]));
             if (sel.cacheable[dbl])
                 cache_write(sel.key[dbl], row);
         }
@@ -482,15 +491,15 @@ void cpu_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t 
     int64_t mnk;
     if (__builtin_mul_overflow(m, n, &mnk) || __builtin_mul_overflow(mnk, k, &mnk))
         mnk = INT64_MAX;
-    bool timed;
-    cpu_gemm_choice lib = pick(dbl, mnk, threads, &timed);
-    double t0 = timed ? now_ms() : 0;
+    int trial;
+    cpu_gemm_choice lib = pick(dbl, mnk, threads, &trial);
+    double t0 = trial >= 0 ? now_ms() : 0;
     bool ran = lib == CHOICE_OPENBLAS &&
                cpu_openblas_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc);
     if (!ran) {
         cpu_blis_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc);
         ran = lib == CHOICE_BLIS;
     }
-    if (timed)
-        trial_done(dbl, lib, mnk, now_ms() - t0, ran);
+    if (trial >= 0)
+        trial_done(dbl, trial, lib, mnk, now_ms() - t0, ran);
 }
