@@ -76,24 +76,34 @@ static int parse_line(const char *line, char c[5][16])
                   c[4]);
 }
 
-/* One float32 product in a fresh process (a fresh cpu backend), as a new user would. */
-static void matmul_in_child(void)
+/* body(arg) in a fresh process (a fresh cpu backend), as a new user would run it. */
+static void in_child(bool (*body)(int), int arg)
 {
     fflush(stdout);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) {
-        int64_t shape[2] = {SIDE, SIDE};
-        ferry_tensor *a = ferry_ones(FERRY_FLOAT32, 2, shape, "cpu");
-        ferry_tensor *c = a ? ferry_matmul(a, a) : NULL;
-        static float v[SIDE * SIDE];
-        /* Products may be deferred: reading the result makes sure it ran. */
-        bool ok = c && ferry_tensor_copy_to_host(c, v, sizeof v) == FERRY_OK && v[0] == SIDE;
-        _exit(ok ? 0 : 1);
-    }
+    if (pid == 0)
+        _exit(body(arg) ? 0 : 1);
     int st = 0;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static bool one_product(int unused)
+{
+    (void)unused;
+    int64_t shape[2] = {SIDE, SIDE};
+    ferry_tensor *a = ferry_ones(FERRY_FLOAT32, 2, shape, "cpu");
+    ferry_tensor *c = a ? ferry_matmul(a, a) : NULL;
+    static float v[SIDE * SIDE];
+    /* Products may be deferred: reading the result makes sure it ran. */
+    return c && ferry_tensor_copy_to_host(c, v, sizeof v) == FERRY_OK && v[0] == SIDE;
+}
+
+/* One float32 product in a fresh process. */
+static void matmul_in_child(void)
+{
+    in_child(one_product, 0);
 }
 
 static void test_calibration_is_cached_with_one_choice_per_size_class(void **state)
@@ -139,28 +149,24 @@ static void test_cache_is_read_in_process(void **state)
     assert_int_equal(cache_lines(), before);
 }
 
-/* Products of 1024^3 multiply-adds, whose class is decided by timing them. */
+/* `count` products of 1024^3 multiply-adds, whose class is decided by timing them. */
+static bool large_products(int count)
+{
+    int64_t shape[2] = {1024, 1024};
+    ferry_tensor *a = ferry_ones(FERRY_FLOAT32, 2, shape, "cpu");
+    ferry_tensor *c = a ? ferry_empty(FERRY_FLOAT32, 2, shape, "cpu") : NULL;
+    bool ok = c != NULL;
+    for (int i = 0; i < count && ok; i++)
+        ok = ferry_matmul_out(c, a, a) == FERRY_OK;
+    /* Products may be deferred: synchronizing makes sure they ran. */
+    ok = ok && ferry_synchronize("cpu") == FERRY_OK;
+    const float *v = ok ? ferry_tensor_host_data(c) : NULL;
+    return v && v[0] == 1024.0f && v[1024 * 1024 - 1] == 1024.0f;
+}
+
 static void large_matmuls_in_child(int count)
 {
-    fflush(stdout);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int64_t shape[2] = {1024, 1024};
-        ferry_tensor *a = ferry_ones(FERRY_FLOAT32, 2, shape, "cpu");
-        ferry_tensor *c = a ? ferry_empty(FERRY_FLOAT32, 2, shape, "cpu") : NULL;
-        bool ok = c != NULL;
-        for (int i = 0; i < count && ok; i++)
-            ok = ferry_matmul_out(c, a, a) == FERRY_OK;
-        /* Products may be deferred: synchronizing makes sure they ran. */
-        ok = ok && ferry_synchronize("cpu") == FERRY_OK;
-        const float *v = ok ? ferry_tensor_host_data(c) : NULL;
-        ok = v && v[0] == 1024.0f && v[1024 * 1024 - 1] == 1024.0f;
-        _exit(ok ? 0 : 1);
-    }
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    in_child(large_products, count);
 }
 
 static void test_largest_class_is_decided_by_the_first_products_and_cached(void **state)
