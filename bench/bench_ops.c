@@ -30,7 +30,7 @@
 
 #include "bench_util.h"
 
-#define MAX_FIGURES 56
+#define MAX_FIGURES 72
 #define MAX_REPS 31
 #define MAX_VARIANTS 6
 #define MAX_SIZES 3
@@ -490,6 +490,9 @@ typedef struct mm_ctx {
  * meet the BLIS linked into this bench). NULL when the library is absent. */
 typedef void (*bench_sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
                                const float *, int, float, float *, int);
+typedef void (*bench_dgemm_fn)(int, int, int, int, int, int, double, const double *, int,
+                               const double *, int, double, double *, int);
+static bench_dgemm_fn openblas_dgemm_fn; /* loaded with cblas_sgemm */
 /* The kernels the library chose (OPENBLAS_CORETYPE, when set, decides). */
 static char openblas_core[32] = "not loaded";
 
@@ -506,6 +509,7 @@ static bench_sgemm_fn openblas_sgemm(void)
         if (!dl)
             dl = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
         fn = dl ? (bench_sgemm_fn)dlsym(dl, "cblas_sgemm") : NULL;
+        openblas_dgemm_fn = dl ? (bench_dgemm_fn)dlsym(dl, "cblas_dgemm") : NULL;
         void (*set)(int) = dl ? (void (*)(int))dlsym(dl, "openblas_set_num_threads") : NULL;
         if (set)
             set(omp_get_max_threads());
@@ -565,12 +569,21 @@ static int mm_blis_threaded(void *p)
 #endif
 
 #ifdef FERRY_BENCH_BLIS_GKS
-static void blis_sgemm_ctx(int64_t n, const float *a, const float *b, float *c, cntx_t *cntx,
-                           int threads)
+/* C = A B of n x n row-major matrices (float, or double when dbl) with one BLIS
+ * configuration on `threads` threads. */
+static void blis_gemm_ctx(bool dbl, int64_t n, const void *a, const void *b, void *c,
+                          cntx_t *cntx, int threads)
 {
-    float one = 1.0f, zero = 0.0f;
     rntm_t rntm = BLIS_RNTM_INITIALIZER;
     bli_rntm_set_num_threads(threads, &rntm);
+    if (dbl) {
+        double one = 1.0, zero = 0.0;
+        bli_dgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)n, (dim_t)n, (dim_t)n, &one,
+                     (double *)a, (inc_t)n, 1, (double *)b, (inc_t)n, 1, &zero, c, (inc_t)n,
+                     1, cntx, &rntm);
+        return;
+    }
+    float one = 1.0f, zero = 0.0f;
     bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, (dim_t)n, (dim_t)n, (dim_t)n, &one,
                  (float *)a, (inc_t)n, 1, (float *)b, (inc_t)n, 1, &zero, c, (inc_t)n, 1,
                  cntx, &rntm);
@@ -579,7 +592,7 @@ static void blis_sgemm_ctx(int64_t n, const float *a, const float *b, float *c, 
 static int mm_blis_tuned(void *p)
 {
     mm_ctx *c = p;
-    blis_sgemm_ctx(c->n, c->pa, c->pb, c->pc, c->tuned, c->threads);
+    blis_gemm_ctx(false, c->n, c->pa, c->pb, c->pc, c->tuned, c->threads);
     return 0;
 }
 
@@ -618,7 +631,7 @@ static bool cpu_can_run(arch_t arch)
 #endif
 }
 
-static blis_tuned pick_blis_config(int64_t n, const float *a, const float *b, float *c,
+static blis_tuned pick_blis_config(bool dbl, int64_t n, const void *a, const void *b, void *c,
                                    int threads, long calls)
 {
     static const arch_t candidates[] = {BLIS_ARCH_SKX, BLIS_ARCH_ZEN3, BLIS_ARCH_HASWELL,
@@ -632,7 +645,7 @@ static blis_tuned pick_blis_config(int64_t n, const float *a, const float *b, fl
         cntx_t **ids = bli_gks_lookup_id(candidates[i]);
         if (cpu_can_run(candidates[i]) && ids && ids[BLIS_NAT]) {
             cntx[i] = ids[BLIS_NAT];
-            blis_sgemm_ctx(n, a, b, c, cntx[i], threads); /* warm-up */
+            blis_gemm_ctx(dbl, n, a, b, c, cntx[i], threads); /* warm-up */
         }
         best_ns[i] = INFINITY;
     }
@@ -644,7 +657,7 @@ static blis_tuned pick_blis_config(int64_t n, const float *a, const float *b, fl
                 continue;
             double t0 = bench_now_ns();
             for (long k = 0; k < calls; k++)
-                blis_sgemm_ctx(n, a, b, c, cntx[i], threads);
+                blis_gemm_ctx(dbl, n, a, b, c, cntx[i], threads);
             double t = (bench_now_ns() - t0) / (double)calls;
             if (t < best_ns[i])
                 best_ns[i] = t;
@@ -659,17 +672,20 @@ static blis_tuned pick_blis_config(int64_t n, const float *a, const float *b, fl
 
 #ifdef FERRY_BENCH_HAVE_BLIS
 /* Largest |x - y| over the largest |y|: one number that a wrong kernel cannot pass. */
-static double rel_diff(const float *x, const float *y, int64_t n)
+static double rel_diff(bool dbl, const void *xp, const void *yp, int64_t n)
 {
+    const float *xf = xp, *yf = yp;
+    const double *xd = xp, *yd = yp;
     double maxdiff = 0, maxref = 0;
     for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)x[i] - (double)y[i]);
+        double x = dbl ? xd[i] : (double)xf[i], y = dbl ? yd[i] : (double)yf[i];
+        double d = fabs(x - y);
         if (isnan(d))
             return INFINITY;
         if (d > maxdiff)
             maxdiff = d;
-        if (fabs((double)y[i]) > maxref)
-            maxref = fabs((double)y[i]);
+        if (fabs(y) > maxref)
+            maxref = fabs(y);
     }
     return maxref > 0 ? maxdiff / maxref : maxdiff;
 }
@@ -736,7 +752,7 @@ static void bench_matmul(const config *cfg, peak_result *peak)
         else if (n >= 1024)
             set_goal(fp, GOAL_MIN_RATIO, 0.65);
 #ifdef FERRY_BENCH_BLIS_GKS
-        blis_tuned tuned = pick_blis_config(n, c.pa, c.pb, c.pc, nt, mm_calls(cfg, n));
+        blis_tuned tuned = pick_blis_config(false, n, c.pa, c.pb, c.pc, nt, mm_calls(cfg, n));
         const char *tuned_arch = bli_arch_string(tuned.arch);
         c.tuned = tuned.cntx;
         snprintf(id, sizeof id, "mm.f32.n%lld.vs_blis_tuned", (long long)n);
@@ -784,7 +800,7 @@ static void bench_matmul(const config *cfg, peak_result *peak)
         c.saved_threads = saved_threads;
         /* A fast wrong product is no result. */
         blis_sgemm_rowmajor(n, c.pa, c.pb, c.pc);
-        double err = rel_diff(ferry_tensor_host_data(c.out), c.pc, n * n);
+        double err = rel_diff(false, ferry_tensor_host_data(c.out), c.pc, n * n);
         if (!(err <= 1e-4)) {
             fprintf(stderr, "bench_ops: matmul %lld differs from bli_sgemm: max rel %.3g\n",
                     (long long)n, err);
@@ -854,6 +870,144 @@ static void bench_matmul(const config *cfg, peak_result *peak)
                      (long long)n, gf, gob, openblas_core);
         }
     next:
+        free(c.pc);
+        ferry_tensor_release(c.a);
+        ferry_tensor_release(c.b);
+        ferry_tensor_release(c.out);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* matmul against the libraries alone: float64, and float32 below 256        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct lib_ctx {
+    bool dbl;
+    int64_t n;
+    int threads;
+    ferry_tensor *a, *b, *out;
+    const void *pa, *pb; /* ferry's operands, which the libraries read */
+    void *pc;
+#ifdef FERRY_BENCH_BLIS_GKS
+    cntx_t *tuned;
+#endif
+} lib_ctx;
+
+static int lib_ferry(void *p)
+{
+    lib_ctx *c = p;
+    return ferry_matmul_out(c->out, c->a, c->b) != FERRY_OK;
+}
+
+#ifdef FERRY_BENCH_BLIS_GKS
+static int lib_blis(void *p)
+{
+    lib_ctx *c = p;
+    blis_gemm_ctx(c->dbl, c->n, c->pa, c->pb, c->pc, c->tuned, c->threads);
+    return 0;
+}
+#endif
+
+static int lib_openblas(void *p)
+{
+    lib_ctx *c = p;
+    int n = (int)c->n;
+    if (c->dbl)
+        openblas_dgemm_fn(101, 111, 111, n, n, n, 1.0, c->pa, n, c->pb, n, 0.0, c->pc, n);
+    else
+        openblas_sgemm()(101, 111, 111, n, n, n, 1.0f, c->pa, n, c->pb, n, 0.0f, c->pc, n);
+    return 0;
+}
+
+/* ferry against the fastest BLIS configuration at each size and OpenBLAS called
+ * directly, on ferry's own operands: the goal is the faster library's rate (>= 1.0 from
+ * 256, >= 0.95 below). */
+static void bench_matmul_libs(const config *cfg, bool dbl, const int64_t *sizes, int nsizes)
+{
+    const char *name = dbl ? "f64" : "f32";
+    int nt = omp_get_max_threads();
+    size_t es = dbl ? sizeof(double) : sizeof(float);
+    bool have_ob = openblas_sgemm() && openblas_dgemm_fn;
+    for (int s = 0; s < nsizes; s++) {
+        int64_t n = sizes[s], shape[2] = {n, n};
+        lib_ctx c = {.dbl = dbl, .n = n, .threads = nt};
+        ferry_tensor *fa = new_f32(2, shape, 1, -1.0f, 2.0f), *fb = new_f32(2, shape, 2, -1.0f, 2.0f);
+        c.a = dbl && fa ? ferry_tensor_to_dtype(fa, FERRY_FLOAT64) : fa;
+        c.b = dbl && fb ? ferry_tensor_to_dtype(fb, FERRY_FLOAT64) : fb;
+        if (dbl) {
+            ferry_tensor_release(fa);
+            ferry_tensor_release(fb);
+        }
+        c.out = ferry_empty(dbl ? FERRY_FLOAT64 : FERRY_FLOAT32, 2, shape, "cpu");
+        if (!c.a || !c.b || !c.out)
+            fatal("cannot create %lldx%lld %s cpu tensors: %s", (long long)n, (long long)n, name,
+                  ferry_last_error());
+        c.pa = ferry_tensor_host_data(c.a);
+        c.pb = ferry_tensor_host_data(c.b);
+        c.pc = bench_touched((size_t)(n * n) * es);
+
+        variant v[MAX_VARIANTS];
+        figure *f[MAX_VARIANTS] = {NULL};
+        const char *ref[MAX_VARIANTS] = {NULL};
+        int nv = 0;
+        char id[48], label[64];
+        v[nv++] = (variant){lib_ferry, &c, 0, 0};
+#ifdef FERRY_BENCH_BLIS_GKS
+        blis_tuned tuned = pick_blis_config(dbl, n, c.pa, c.pb, c.pc, nt, mm_calls(cfg, n));
+        c.tuned = tuned.cntx;
+        snprintf(id, sizeof id, "mm.%s.n%lld.vs_blis_tuned", name, (long long)n);
+        snprintf(label, sizeof label, "matmul %s %lld: vs BLIS %s %dT", name, (long long)n,
+                 bli_arch_string(tuned.arch), nt);
+        ref[nv] = bli_arch_string(tuned.arch);
+        f[nv] = add_figure(id, label);
+        v[nv++] = (variant){lib_blis, &c, 0, 0};
+#endif
+        if (have_ob) {
+            snprintf(id, sizeof id, "mm.%s.n%lld.vs_openblas", name, (long long)n);
+            snprintf(label, sizeof label, "matmul %s %lld: vs OpenBLAS %dT", name, (long long)n,
+                     nt);
+            ref[nv] = "openblas";
+            f[nv] = add_figure(id, label);
+            v[nv++] = (variant){lib_openblas, &c, 0, 0};
+        }
+        for (int i = 1; i < nv; i++)
+            set_goal(f[i], GOAL_MIN_RATIO, n >= 256 ? 1.0 : 0.95);
+        /* As in bench_matmul: the first products of a tried class stay out of the
+         * figure, as the calibration does. */
+        int settle = n >= 1024 ? 7 : 1, bad = -1;
+        for (int i = 0; i < settle && bad < 0; i++)
+            bad = lib_ferry(&c) ? 0 : -1;
+        /* A fast wrong product is no result: each library's against ferry's. */
+        for (int i = 1; i < nv && bad < 0; i++) {
+            v[i].fn(&c);
+            double err = rel_diff(dbl, ferry_tensor_host_data(c.out), c.pc, n * n);
+            if (!(err <= (dbl ? 1e-12 : 1e-4)))
+                fatal("matmul %s %lld: ferry differs from %s by max rel %.3g", name,
+                      (long long)n, ref[i], err);
+        }
+        if (bad < 0)
+            bad = measure(cfg, v, nv, mm_calls(cfg, n));
+        double flops = 2.0 * (double)n * (double)n * (double)n, gf = flops / v[0].ns;
+        for (int i = 1; i < nv; i++) {
+            if (bad >= 0) {
+                fail_figure(f[i], bad == 0 ? "ferry_matmul_out" : ref[i]);
+                continue;
+            }
+            double gr = flops / v[i].ns;
+            snprintf(f[i]->ferry, sizeof f[i]->ferry, "%.1f GFLOP/s", gf);
+            snprintf(f[i]->base, sizeof f[i]->base, "%.1f GFLOP/s", gr);
+            f[i]->ratio = gf / gr;
+            if (!strcmp(ref[i], "openblas"))
+                snprintf(f[i]->note, sizeof f[i]->note,
+                         "cblas_%cgemm of Debian's OpenBLAS, core %s, %d threads",
+                         dbl ? 'd' : 's', openblas_core, nt);
+            else
+                snprintf(f[i]->note, sizeof f[i]->note,
+                         "BLIS %s, %d threads; fastest registered config at this size", ref[i],
+                         nt);
+            snprintf(f[i]->kv, sizeof f[i]->kv, "n=%lld ferry_gflops=%.2f ref_gflops=%.2f ref=%s",
+                     (long long)n, gf, gr, ref[i]);
+        }
         free(c.pc);
         ferry_tensor_release(c.a);
         ferry_tensor_release(c.b);
@@ -1508,6 +1662,13 @@ int main(int argc, char **argv)
 
     peak_result peak = bench_peak(&cfg);
     bench_matmul(&cfg, &peak);
+    /* Issue 12's sizes: float32 at 64 (the quick run's first size already) and float64
+     * at 64, 256, 1024, 2048. */
+    static const int64_t f32_small[] = {64}, f64_full[] = {64, 256, 1024, 2048},
+                         f64_quick[] = {64, 256};
+    if (!cfg.quick)
+        bench_matmul_libs(&cfg, false, f32_small, 1);
+    bench_matmul_libs(&cfg, true, cfg.quick ? f64_quick : f64_full, cfg.quick ? 2 : 4);
     bench_matmul_half(&cfg);
     bench_matmul_batched(&cfg);
     bench_elementwise(&cfg);
