@@ -75,14 +75,14 @@ CPU_HIDDEN void cpu_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *
 CPU_HIDDEN void cpu_blis_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a,
                               int64_t rsa, int64_t csa, const void *b, int64_t rsb, int64_t csb,
                               void *c, int64_t rsc, int64_t csc, int threads, bool acc);
-/* C = A B by ferry's own loops when the product is small (every dim at most
- * CPU_SMALL_MAX_N, at most CPU_SMALL_MAX_MNK multiply-adds) and B and C have unit column
- * strides (cpu_small_gemm.c); false, having done nothing, otherwise. */
-#define CPU_SMALL_MAX_N 64
-#define CPU_SMALL_MAX_MNK ((int64_t)32 * 32 * 32)
+/* C = A B by ferry's own kernels when the product is small (every dim at most
+ * CPU_SMALL_MAX_N, and at most 32^3 multiply-adds, 56^3 with AVX2, 128^3 with AVX-512)
+ * and B and C have unit column strides, on up to `threads` threads (cpu_small_gemm.c);
+ * false, having done nothing, otherwise. */
+#define CPU_SMALL_MAX_N 128
 CPU_HIDDEN bool cpu_small_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a,
                                int64_t rsa, int64_t csa, const void *b, int64_t rsb,
-                               int64_t csb, void *c, int64_t rsc, int64_t csc);
+                               int64_t csb, void *c, int64_t rsc, int64_t csc, int threads);
 /* "haswell for small products, skx for large": BLIS's configurations in use. */
 CPU_HIDDEN const char *cpu_blis_config_names(void);
 

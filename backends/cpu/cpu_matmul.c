@@ -435,7 +435,7 @@ static void cpu_half_product(const cpu_mm *mm, const char *pa, const char *pb, c
                                                  mm->sb[1], mm->sb[2], kb, nb, tb);
                 cpu_half_convert(mm->dt, &x, &y, threads);
                 if (p0 > 0 || !cpu_small_gemm(false, mb, nb, kb, ta, x.drs, x.dcs, tb, y.drs,
-                                              y.dcs, tc, nb, 1))
+                                              y.dcs, tc, nb, 1, threads))
                     cpu_gemm(false, mb, nb, kb, ta, x.drs, x.dcs, tb, y.drs, y.dcs, tc, nb, 1,
                              threads, p0 > 0);
             }
@@ -480,7 +480,8 @@ static void cpu_mm_float_batches(const cpu_mm *mm, int64_t b0, int64_t b1, int t
         void *dst = mm->c_direct ? (void *)pc : (void *)tc;
         if (!mm->c_direct)
             rsc = mm->n, csc = 1;
-        if (!cpu_small_gemm(dbl, mm->m, mm->n, mm->k, pa, rsa, csa, pb, rsb, csb, dst, rsc, csc))
+        if (!cpu_small_gemm(dbl, mm->m, mm->n, mm->k, pa, rsa, csa, pb, rsb, csb, dst, rsc, csc,
+                            threads))
             cpu_gemm(dbl, mm->m, mm->n, mm->k, pa, rsa, csa, pb, rsb, csb, dst, rsc, csc,
                      threads, false);
         if (!mm->c_direct)

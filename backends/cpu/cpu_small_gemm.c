@@ -1,8 +1,8 @@
-/* Small float32/float64 products (batched 16 x 16 x 16 and the like) without a library
- * call: BLIS and OpenBLAS spend about as long deciding how to run such a product (their
- * contexts, thread setup, packing) as on its 4096 multiply-adds. One plain loop nest,
- * compiled three times (baseline x86-64, AVX2 + FMA, AVX-512) and picked once with cpuid;
- * never -march=native, so the plugin runs on any x86-64. */
+/* Small float32/float64 products (batched 16 x 16 x 16, single products up to 128^3)
+ * without a library call: BLIS and OpenBLAS spend about as long deciding how to run such
+ * a product (their contexts, thread setup, packing, barriers) as on its multiply-adds.
+ * A plain loop nest for any x86-64, and register-blocked AVX2 + FMA and AVX-512 bodies,
+ * picked once with cpuid; never -march=native, so the plugin runs on any x86-64. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -47,100 +47,172 @@ CPU_SMALL_DEFS(s_base, float, )
 CPU_SMALL_DEFS(d_base, double, )
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CPU_SMALL_X86 1
-/* FMA contraction is gcc's default outside ISO mode; asked for explicitly so the AVX2
- * and AVX-512 bodies use it whatever -ffp-contract the build passes. */
-#define CPU_SMALL_AVX2 __attribute__((target("avx2,fma"), optimize("fp-contract=fast")))
-#define CPU_SMALL_AVX512                                                                    \
-    __attribute__((target("avx512f,avx512vl,avx2,fma"), optimize("fp-contract=fast")))
-CPU_SMALL_DEFS(d_avx2, double, CPU_SMALL_AVX2)
-CPU_SMALL_DEFS(d_avx512, double, CPU_SMALL_AVX512)
-#endif
-
-#ifdef CPU_SMALL_X86
 #include <immintrin.h>
 
-/* float32 with registers: CPU_SMALL_MR rows of C by one vector of columns, the columns
- * past n masked off, so one pass over k per block and no loop over single elements. */
-#define CPU_SMALL_MR 4
+/* The vector bodies: each block of rows of C times one or two vectors of columns keeps
+ * its sums in registers over all of k, the columns past n masked off. Two vectors by six
+ * rows (12 sums) cover the FMA latency of 4 cycles on 2 units and load 8 values per 12
+ * FMAs; the last vector of columns goes by eight rows. Each sum runs over p in order,
+ * as CPU_SMALL_BODY's. Per ISA and type: the vector (V) and mask (M) types, the lanes
+ * (W), and mask, zero, broadcast, load and store with one argument order; STOREF
+ * stores a whole vector (AVX2's masked store is slow on AMD's cores). */
+#define CPU_SMALL_ATTR_s512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
+#define CPU_SMALL_V_s512 __m512
+#define CPU_SMALL_M_s512 __mmask16
+#define CPU_SMALL_W_s512 16
+#define CPU_SMALL_MASK_s512(left) ((__mmask16)((left) >= 16 ? 0xffffu : (1u << (left)) - 1u))
+#define CPU_SMALL_ZERO_s512() _mm512_setzero_ps()
+#define CPU_SMALL_SET1_s512(x) _mm512_set1_ps(x)
+#define CPU_SMALL_FMA_s512(x, y, z) _mm512_fmadd_ps(x, y, z)
+#define CPU_SMALL_LOAD_s512(mk, p) _mm512_maskz_loadu_ps(mk, p)
+#define CPU_SMALL_STORE_s512(p, mk, v) _mm512_mask_storeu_ps(p, mk, v)
+#define CPU_SMALL_STOREF_s512(p, v) _mm512_storeu_ps(p, v)
 
-CPU_SMALL_AVX512 static void cpu_small_s_avx512v(int64_t m, int64_t n, int64_t k,
-                                                 const float *restrict a, int64_t rsa,
-                                                 int64_t csa, const float *restrict b,
-                                                 int64_t rsb, float *restrict c, int64_t rsc)
-{
-    for (int64_t j0 = 0; j0 < n; j0 += 16) {
-        __mmask16 mk = n - j0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j0)) - 1);
-        int64_t i0 = 0;
-        for (; i0 + CPU_SMALL_MR <= m; i0 += CPU_SMALL_MR) {
-            __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
-            const float *ar = a + i0 * rsa;
-            for (int64_t p = 0; p < k; p++) {
-                __m512 bv = _mm512_maskz_loadu_ps(mk, b + p * rsb + j0);
-                const float *ap = ar + p * csa;
-                c0 = _mm512_fmadd_ps(_mm512_set1_ps(ap[0]), bv, c0);
-                c1 = _mm512_fmadd_ps(_mm512_set1_ps(ap[rsa]), bv, c1);
-                c2 = _mm512_fmadd_ps(_mm512_set1_ps(ap[2 * rsa]), bv, c2);
-                c3 = _mm512_fmadd_ps(_mm512_set1_ps(ap[3 * rsa]), bv, c3);
-            }
-            float *cr = c + i0 * rsc + j0;
-            _mm512_mask_storeu_ps(cr, mk, c0);
-            _mm512_mask_storeu_ps(cr + rsc, mk, c1);
-            _mm512_mask_storeu_ps(cr + 2 * rsc, mk, c2);
-            _mm512_mask_storeu_ps(cr + 3 * rsc, mk, c3);
-        }
-        for (; i0 < m; i0++) {
-            __m512 c0 = _mm512_setzero_ps();
-            for (int64_t p = 0; p < k; p++)
-                c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[i0 * rsa + p * csa]),
-                                     _mm512_maskz_loadu_ps(mk, b + p * rsb + j0), c0);
-            _mm512_mask_storeu_ps(c + i0 * rsc + j0, mk, c0);
-        }
-    }
-}
+#define CPU_SMALL_ATTR_d512 CPU_SMALL_ATTR_s512
+#define CPU_SMALL_V_d512 __m512d
+#define CPU_SMALL_M_d512 __mmask8
+#define CPU_SMALL_W_d512 8
+#define CPU_SMALL_MASK_d512(left) ((__mmask8)((left) >= 8 ? 0xffu : (1u << (left)) - 1u))
+#define CPU_SMALL_ZERO_d512() _mm512_setzero_pd()
+#define CPU_SMALL_SET1_d512(x) _mm512_set1_pd(x)
+#define CPU_SMALL_FMA_d512(x, y, z) _mm512_fmadd_pd(x, y, z)
+#define CPU_SMALL_LOAD_d512(mk, p) _mm512_maskz_loadu_pd(mk, p)
+#define CPU_SMALL_STORE_d512(p, mk, v) _mm512_mask_storeu_pd(p, mk, v)
+#define CPU_SMALL_STOREF_d512(p, v) _mm512_storeu_pd(p, v)
 
-CPU_SMALL_AVX2 static void cpu_small_s_avx2v(int64_t m, int64_t n, int64_t k,
-                                             const float *restrict a, int64_t rsa, int64_t csa,
-                                             const float *restrict b, int64_t rsb,
-                                             float *restrict c, int64_t rsc)
-{
-    for (int64_t j0 = 0; j0 < n; j0 += 8) {
-        int64_t left = n - j0;
-        __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left < 8 ? left : 8)),
-                                        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        int64_t i0 = 0;
-        for (; i0 + CPU_SMALL_MR <= m; i0 += CPU_SMALL_MR) {
-            __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
-            const float *ar = a + i0 * rsa;
-            for (int64_t p = 0; p < k; p++) {
-                __m256 bv = _mm256_maskload_ps(b + p * rsb + j0, mk);
-                const float *ap = ar + p * csa;
-                c0 = _mm256_fmadd_ps(_mm256_set1_ps(ap[0]), bv, c0);
-                c1 = _mm256_fmadd_ps(_mm256_set1_ps(ap[rsa]), bv, c1);
-                c2 = _mm256_fmadd_ps(_mm256_set1_ps(ap[2 * rsa]), bv, c2);
-                c3 = _mm256_fmadd_ps(_mm256_set1_ps(ap[3 * rsa]), bv, c3);
-            }
-            float *cr = c + i0 * rsc + j0;
-            _mm256_maskstore_ps(cr, mk, c0);
-            _mm256_maskstore_ps(cr + rsc, mk, c1);
-            _mm256_maskstore_ps(cr + 2 * rsc, mk, c2);
-            _mm256_maskstore_ps(cr + 3 * rsc, mk, c3);
-        }
-        for (; i0 < m; i0++) {
-            __m256 c0 = _mm256_setzero_ps();
-            for (int64_t p = 0; p < k; p++)
-                c0 = _mm256_fmadd_ps(_mm256_set1_ps(a[i0 * rsa + p * csa]),
-                                     _mm256_maskload_ps(b + p * rsb + j0, mk), c0);
-            _mm256_maskstore_ps(c + i0 * rsc + j0, mk, c0);
-        }
+#define CPU_SMALL_ATTR_s256 __attribute__((target("avx2,fma")))
+#define CPU_SMALL_V_s256 __m256
+#define CPU_SMALL_M_s256 __m256i
+#define CPU_SMALL_W_s256 8
+#define CPU_SMALL_MASK_s256(left)                                                           \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)((left) < 8 ? (left) : 8)),                   \
+                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define CPU_SMALL_ZERO_s256() _mm256_setzero_ps()
+#define CPU_SMALL_SET1_s256(x) _mm256_set1_ps(x)
+#define CPU_SMALL_FMA_s256(x, y, z) _mm256_fmadd_ps(x, y, z)
+#define CPU_SMALL_LOAD_s256(mk, p) _mm256_maskload_ps(p, mk)
+#define CPU_SMALL_STORE_s256(p, mk, v) _mm256_maskstore_ps(p, mk, v)
+#define CPU_SMALL_STOREF_s256(p, v) _mm256_storeu_ps(p, v)
+
+#define CPU_SMALL_ATTR_d256 CPU_SMALL_ATTR_s256
+#define CPU_SMALL_V_d256 __m256d
+#define CPU_SMALL_M_d256 __m256i
+#define CPU_SMALL_W_d256 4
+#define CPU_SMALL_MASK_d256(left)                                                           \
+    _mm256_cmpgt_epi64(_mm256_set1_epi64x((left) < 4 ? (left) : 4),                         \
+                       _mm256_setr_epi64x(0, 1, 2, 3))
+#define CPU_SMALL_ZERO_d256() _mm256_setzero_pd()
+#define CPU_SMALL_SET1_d256(x) _mm256_set1_pd(x)
+#define CPU_SMALL_FMA_d256(x, y, z) _mm256_fmadd_pd(x, y, z)
+#define CPU_SMALL_LOAD_d256(mk, p) _mm256_maskload_pd(p, mk)
+#define CPU_SMALL_STORE_d256(p, mk, v) _mm256_maskstore_pd(p, mk, v)
+#define CPU_SMALL_STOREF_d256(p, v) _mm256_storeu_pd(p, v)
+
+/* R rows by NV vectors (R and NV constants once inlined): with NV == 2 the first vector
+ * is whole and mk masks the second, with NV == 1 mk masks the only one; whole: mk keeps
+ * every lane. */
+#define CPU_SMALL_BLOCK_DEF(X, T)                                                           \
+    CPU_SMALL_ATTR_##X __attribute__((always_inline)) static inline void                    \
+        cpu_small_blk_##X(int R, int NV, CPU_SMALL_M_##X mk, bool whole, int64_t k,         \
+                          const T *restrict a,                                              \
+                          int64_t rsa, int64_t csa, const T *restrict b, int64_t rsb,       \
+                          T *restrict c, int64_t rsc)                                       \
+    {                                                                                       \
+        CPU_SMALL_M_##X full = CPU_SMALL_MASK_##X(CPU_SMALL_W_##X);                         \
+        CPU_SMALL_M_##X m0 = NV == 2 ? full : mk;                                           \
+        CPU_SMALL_V_##X acc[8][2];                                                          \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                 \
+        {                                                                                   \
+            acc[r][0] = CPU_SMALL_ZERO_##X();                                               \
+            acc[r][1] = acc[r][0];                                                          \
+        }                                                                                   \
+        for (int64_t p = 0; p < k; p++) {                                                   \
+            const T *bp = b + p * rsb, *ap = a + p * csa;                                   \
+            CPU_SMALL_V_##X b0 = CPU_SMALL_LOAD_##X(m0, bp);                                \
+            CPU_SMALL_V_##X b1 = NV == 2 ? CPU_SMALL_LOAD_##X(mk, bp + CPU_SMALL_W_##X)     \
+                                         : b0;                                              \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                             \
+            {                                                                               \
+                CPU_SMALL_V_##X x = CPU_SMALL_SET1_##X(ap[r * rsa]);                        \
+                acc[r][0] = CPU_SMALL_FMA_##X(x, b0, acc[r][0]);                            \
+                if (NV == 2)                                                                \
+                    acc[r][1] = CPU_SMALL_FMA_##X(x, b1, acc[r][1]);                        \
+            }                                                                               \
+        }                                                                                   \
+        _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                 \
+        {                                                                                   \
+            T *cr = c + r * rsc, *cm = NV == 2 ? cr + CPU_SMALL_W_##X : cr;                 \
+            if (NV == 2)                                                                    \
+                CPU_SMALL_STOREF_##X(cr, acc[r][0]);                                        \
+            if (whole)                                                                      \
+                CPU_SMALL_STOREF_##X(cm, acc[r][NV - 1]);                                   \
+            else                                                                            \
+                CPU_SMALL_STORE_##X(cm, mk, acc[r][NV - 1]);                                \
+        }                                                                                   \
+    }                                                                                       \
+    CPU_SMALL_ATTR_##X static void cpu_small_##X(int64_t m, int64_t n, int64_t k,           \
+                                                 const T *restrict a, int64_t rsa,          \
+                                                 int64_t csa, const T *restrict b,          \
+                                                 int64_t rsb, T *restrict c, int64_t rsc)   \
+    {                                                                                       \
+        const int W = CPU_SMALL_W_##X;                                                      \
+        for (int64_t j0 = 0; j0 < n;) {                                                     \
+            int64_t left = n - j0, i0 = 0;                                                  \
+            const T *bj = b + j0;                                                           \
+            T *cj = c + j0;                                                                 \
+            if (left > W) {                                                                 \
+                CPU_SMALL_M_##X mk = CPU_SMALL_MASK_##X(left - W);                          \
+                bool whole = left >= 2 * W;                                                 \
+                for (; i0 + 6 <= m; i0 += 6)                                                \
+                    cpu_small_blk_##X(6, 2, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,         \
+                                      cj + i0 * rsc, rsc);                                  \
+                for (; i0 + 2 <= m; i0 += 2)                                                \
+                    cpu_small_blk_##X(2, 2, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,         \
+                                      cj + i0 * rsc, rsc);                                  \
+                for (; i0 < m; i0++)                                                        \
+                    cpu_small_blk_##X(1, 2, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,         \
+                                      cj + i0 * rsc, rsc);                                  \
+                j0 += 2 * W;                                                                \
+                continue;                                                                   \
+            }                                                                               \
+            CPU_SMALL_M_##X mk = CPU_SMALL_MASK_##X(left);                                  \
+            bool whole = left == W;                                                         \
+            for (; i0 + 8 <= m; i0 += 8)                                                    \
+                cpu_small_blk_##X(8, 1, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,             \
+                                  cj + i0 * rsc, rsc);                                      \
+            for (; i0 + 2 <= m; i0 += 2)                                                    \
+                cpu_small_blk_##X(2, 1, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,             \
+                                  cj + i0 * rsc, rsc);                                      \
+            for (; i0 < m; i0++)                                                            \
+                cpu_small_blk_##X(1, 1, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,             \
+                                  cj + i0 * rsc, rsc);                                      \
+            j0 += W;                                                                        \
+        }                                                                                   \
     }
-}
+
+CPU_SMALL_BLOCK_DEF(s512, float)
+CPU_SMALL_BLOCK_DEF(d512, double)
+CPU_SMALL_BLOCK_DEF(s256, float)
+CPU_SMALL_BLOCK_DEF(d256, double)
 #endif
 
 static cpu_small_s_fn small_s;
 static cpu_small_d_fn small_d;
 static pthread_once_t small_once = PTHREAD_ONCE_INIT;
-
 static bool small_off;
+static int small_rows; /* the bodies' row block: a thread's share is a multiple of it */
+/* The largest product the chosen bodies take, and the largest they run on one thread
+ * (larger ones split their rows over the threads). Measured on a 2-core Zen 5 whose
+ * cross-core costs change from hour to hour, against BLIS on both cores, float32
+ * GFLOP/s (float64 alike):
+ * - AVX-512 at 64^3: one thread 244, two 300, BLIS 180 when the cores talk fast; 236,
+ *   179 and 104 when they talk slowly. At 128^3 two threads 455 against BLIS 281 (407
+ *   against 147 slow).
+ * - AVX2 at 48^3: one thread 110, two 137, BLIS 114 (104, 93, 62 slow); at 64^3 BLIS
+ *   wins when the cores talk fast (180 against 158).
+ * - The plain loops are only worth it up to 32^3. */
+static int64_t small_max_mnk = (int64_t)32 * 32 * 32;
+static int64_t small_max_serial = (int64_t)32 * 32 * 32;
 
 /* FERRY_CPU_SMALL_GEMM=off|base|avx2 caps the choice (for tests of each body on one
  * machine, and to compare with the libraries); unset or auto: the best the CPU runs. */
@@ -148,6 +220,7 @@ static void cpu_small_pick(void)
 {
     small_s = cpu_small_s_base;
     small_d = cpu_small_d_base;
+    small_rows = 1;
     const char *env = getenv("FERRY_CPU_SMALL_GEMM");
     bool cap_base = env && !strcmp(env, "base"), cap_avx2 = env && !strcmp(env, "avx2");
     small_off = env && !strcmp(env, "off");
@@ -159,29 +232,61 @@ static void cpu_small_pick(void)
     if (cap_base)
         return;
     if (!cap_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) {
-        small_s = cpu_small_s_avx512v;
-        small_d = cpu_small_d_avx512;
+        small_s = cpu_small_s512;
+        small_d = cpu_small_d512;
+        small_max_mnk = (int64_t)128 * 128 * 128;
+        small_max_serial = (int64_t)64 * 64 * 64;
+        small_rows = 24; /* the 6- and 8-row blocks */
     } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        small_s = cpu_small_s_avx2v;
-        small_d = cpu_small_d_avx2;
+        small_s = cpu_small_s256;
+        small_d = cpu_small_d256;
+        small_max_mnk = (int64_t)56 * 56 * 56;
+        small_max_serial = (int64_t)40 * 40 * 40;
+        small_rows = 24;
     }
 #endif
 }
 
-bool cpu_small_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa,
-                    int64_t csa, const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc,
-                    int64_t csc)
+static void cpu_small_run(bool dbl, int64_t m, int64_t n, int64_t k, const void *a,
+                          int64_t rsa, int64_t csa, const void *b, int64_t rsb, void *c,
+                          int64_t rsc)
 {
-    /* Each bound is checked before the product, so m * n * k cannot overflow. */
-    if (n > CPU_SMALL_MAX_N || m > CPU_SMALL_MAX_N || k > CPU_SMALL_MAX_N ||
-        m * n * k > CPU_SMALL_MAX_MNK || (n > 1 && (csb != 1 || csc != 1)))
-        return false;
-    pthread_once(&small_once, cpu_small_pick);
-    if (small_off)
-        return false;
     if (dbl)
         small_d(m, n, k, a, rsa, csa, b, rsb, c, rsc);
     else
         small_s(m, n, k, a, rsa, csa, b, rsb, c, rsc);
+}
+
+bool cpu_small_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa,
+                    int64_t csa, const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc,
+                    int64_t csc, int threads)
+{
+    /* Each bound is checked before the product, so m * n * k cannot overflow. */
+    if (n > CPU_SMALL_MAX_N || m > CPU_SMALL_MAX_N || k > CPU_SMALL_MAX_N ||
+        (n > 1 && (csb != 1 || csc != 1)))
+        return false;
+    pthread_once(&small_once, cpu_small_pick);
+    int64_t mnk = m * n * k;
+    if (small_off || mnk > small_max_mnk)
+        return false;
+    /* Whole row blocks per thread, so that no thread runs the bodies' one-row tails
+     * but the last. */
+    int64_t blocks = (m + small_rows - 1) / small_rows;
+    int nt = threads > 1 && mnk > small_max_serial ? threads : 1;
+    nt = blocks < nt ? (int)blocks : nt;
+    if (nt <= 1) {
+        cpu_small_run(dbl, m, n, k, a, rsa, csa, b, rsb, c, rsc);
+        return true;
+    }
+    size_t es = dbl ? sizeof(double) : sizeof(float);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static)
+#endif
+    for (int t = 0; t < nt; t++) {
+        int64_t r0 = blocks * t / nt * small_rows, r1 = blocks * (t + 1) / nt * small_rows;
+        r1 = r1 < m ? r1 : m;
+        cpu_small_run(dbl, r1 - r0, n, k, (const char *)a + r0 * rsa * (int64_t)es, rsa, csa, b,
+                      rsb, (char *)c + r0 * rsc * (int64_t)es, rsc);
+    }
     return true;
 }

@@ -38,9 +38,16 @@ static const mm_case mm_cases[] = {
     {"large batched 2x67x129 x 129x71", OPND(3, 2, 67, 129), OPND_L(CONF_TRANSPOSED, 2, 129, 71)},
     /* The cpu float16/bfloat16 path converts tiles of at most 1024 x 1024 x 512: partial
      * tiles along m and k, then along n and k with a column-major B. */
-    /* ferry's small-product kernels: row blocks of 4 and one, column vectors of 16 and
-     * 8 with masked tails; 40 batches are split over the threads. */
+    /* ferry's small-product kernels (cpu_small_gemm.c): row blocks of 6, 8, 2 and one by
+     * one or two column vectors with masked tails; 40 batches are split over the
+     * threads, and products past 64^3 (AVX2: 40^3) split their rows in blocks of 24. */
     {"batched small 40x6x16 x 16x19", OPND(3, 40, 6, 16), OPND(3, 40, 16, 19)},
+    {"small 13x100 x 100x37", OPND(2, 13, 100), OPND(2, 100, 37)},
+    {"small 7x20 x 20x23", OPND(2, 7, 20), OPND(2, 20, 23)},
+    {"small threaded 99x90 x 90x70", OPND(2, 99, 90), OPND(2, 90, 70)},
+    {"small threaded on AVX2 50x60 x 60x50", OPND(2, 50, 60), OPND(2, 60, 50)},
+    {"small threaded transposed 128x128 x 128x128", OPND_L(CONF_TRANSPOSED, 2, 128, 128),
+     OPND(2, 128, 128)},
     {"tiled 1030x520 x 520x3", OPND(2, 1030, 520), OPND(2, 520, 3)},
     {"tiled 3x520 x transposed 520x1030", OPND(2, 3, 520), OPND_L(CONF_TRANSPOSED, 2, 520, 1030)},
 };

@@ -13,9 +13,9 @@
 static char dir[64];
 static char path[128];
 
-/* 64^3 multiply-adds: more than ferry's own small-product kernels take (32^3), so the
+/* 160^3 multiply-adds: more than ferry's own small-product kernels take (128^3), so the
  * product reaches a library and with it the calibration. */
-enum { SIDE = 64 };
+enum { SIDE = 160 };
 
 static void matmul_once(void)
 {
