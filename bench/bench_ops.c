@@ -391,8 +391,9 @@ static void first_matmul_ms(const char *cache_dir, double ms[2])
         close(fds[0]);
         setenv("FERRY_CPU_CACHE_DIR", cache_dir, 1);
         double out[2] = {NAN, NAN};
-        /* Larger than ferry's own small-product kernels take, so a library runs. */
-        int64_t shape[2] = {128, 128};
+        /* Larger than ferry's own small-product kernels take (128 a side), so the
+         * calibration runs. */
+        int64_t shape[2] = {160, 160};
         static const ferry_dtype dts[2] = {FERRY_FLOAT32, FERRY_FLOAT64};
         for (int i = 0; i < 2; i++) {
             ferry_tensor *a = ferry_ones(dts[i], 2, shape, "cpu");
@@ -443,7 +444,7 @@ static void bench_calibration(void)
         fail_figure(fw, "first matmul in a child process");
         return;
     }
-    /* No cache line: OpenBLAS is absent (or forced off) and nothing was calibrated. */
+    /* No cache line: BLIS is the only provider (or one is forced), nothing calibrated. */
     double total = cold[0] + cold[1];
     fc->measured = total;
     snprintf(fc->ferry, sizeof fc->ferry, "%.1f ms", total);
@@ -454,7 +455,7 @@ static void bench_calibration(void)
     snprintf(fw->ferry, sizeof fw->ferry, "%.1f ms", warm[0] + warm[1]);
     snprintf(fw->base, sizeof fw->base, "%.1f ms", total);
     fw->ratio = (warm[0] + warm[1]) / total;
-    /* Nothing cached: OpenBLAS absent or forced off (no calibration at all), or the
+    /* Nothing cached: BLIS alone or a provider forced (no calibration at all), or the
      * calibration ran over its budget on a loaded machine and was not kept. */
     bool cached = lines_cold > 0;
     /* One line per float type: with fewer, the warm run calibrates the type whose cold
@@ -533,6 +534,10 @@ static int mm_ferry(void *p)
     mm_ctx *c = p;
     return ferry_matmul_out(c->out, c->a, c->b) != FERRY_OK;
 }
+
+/* The products that decide a tried size class: three per provider (BLIS, OpenBLAS,
+ * ferry's own kernels), and one more. */
+#define MM_TRIAL_PRODUCTS (3 * 3 + 1)
 
 static long mm_calls(const config *cfg, int64_t n)
 {
@@ -785,10 +790,10 @@ static void bench_matmul(const config *cfg, peak_result *peak)
         variant v[MAX_VARIANTS];
         int nv = 0;
         v[nv++] = (variant){mm_ferry, &c, 0, 0};
-        /* From 1024^3 up, ferry's first products of a size class time both libraries
+        /* From 1024^3 up, ferry's first products of a size class time each provider
          * (three each, cpu_gemm.c): a new program's first products, which a figure of
          * ferry's speed leaves out as it leaves out the calibration. */
-        int settle = n >= 1024 ? 7 : 1, bad = 0;
+        int settle = n >= 1024 ? MM_TRIAL_PRODUCTS : 1, bad = 0;
         for (int i = 0; i < settle && !bad; i++)
             bad = mm_ferry(&c);
         if (bad) {
@@ -974,7 +979,7 @@ static void bench_matmul_libs(const config *cfg, bool dbl, const int64_t *sizes,
             set_goal(f[i], GOAL_MIN_RATIO, n >= 256 ? 1.0 : 0.95);
         /* As in bench_matmul: the first products of a tried class stay out of the
          * figure, as the calibration does. */
-        int settle = n >= 1024 ? 7 : 1, bad = -1;
+        int settle = n >= 1024 ? MM_TRIAL_PRODUCTS : 1, bad = -1;
         for (int i = 0; i < settle && bad < 0; i++)
             bad = lib_ferry(&c) ? 0 : -1;
         /* A fast wrong product is no result: each library's against ferry's. */

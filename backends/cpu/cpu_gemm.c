@@ -1,9 +1,10 @@
 /* Which library runs a float32/float64 product: BLIS (statically linked, its best
- * configuration chosen in cpu_matmul.c) or OpenBLAS (Debian's libopenblas0, loaded with
+ * configuration chosen in cpu_matmul.c), OpenBLAS (Debian's libopenblas0, loaded with
  * dlopen and RTLD_LOCAL so its BLAS symbols can never bind to BLIS's or the other way
- * round). A missing OpenBLAS is not an error: BLIS alone. The choice is made per dtype
- * and size class by a short calibration on first use, cached on disk per CPU model and
- * thread count; FERRY_CPU_GEMM=blis|openblas|auto forces it. */
+ * round) or ferry's own packed kernels (cpu_pack_gemm.c, on CPUs with AVX2 or AVX-512).
+ * A missing OpenBLAS is not an error. The choice is made per dtype and size class by a
+ * short calibration on first use, cached on disk per CPU model and thread count;
+ * FERRY_CPU_GEMM=blis|openblas|ferry|auto forces it. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
@@ -142,13 +143,22 @@ static const int64_t class_limit[CPU_GEMM_CLASSES - 1] = {
 static const int64_t class_size[CPU_GEMM_CALIBRATED] = {96, 256, 512};
 #define CPU_GEMM_TRIALS 3
 
-/* CHOICE_TRIAL: a tried class, while its trials run. */
-typedef enum { CHOICE_UNSET = 0, CHOICE_BLIS, CHOICE_OPENBLAS, CHOICE_TRIAL } cpu_gemm_choice;
+/* The providers, CHOICE_BLIS .. CHOICE_FERRY (index: choice - CHOICE_BLIS); CHOICE_TRIAL:
+ * a tried class, while its trials run. */
+typedef enum {
+    CHOICE_UNSET = 0,
+    CHOICE_BLIS,
+    CHOICE_OPENBLAS,
+    CHOICE_FERRY,
+    CHOICE_TRIAL
+} cpu_gemm_choice;
+#define CPU_GEMM_PROVIDERS 3
+static const char *const provider_name[CPU_GEMM_PROVIDERS] = {"blis", "openblas", "ferry"};
 
 typedef struct cpu_gemm_trials {
-    int runs[2];    /* timed products: [0] BLIS, [1] OpenBLAS */
-    double rate[2]; /* the best multiply-adds per ms seen */
-    bool busy;      /* one is running: products meanwhile are not timed */
+    int runs[CPU_GEMM_PROVIDERS];    /* timed products per provider */
+    double rate[CPU_GEMM_PROVIDERS]; /* the best multiply-adds per ms seen */
+    bool busy;                       /* one is running: products meanwhile are not timed */
 } cpu_gemm_trials;
 
 static struct {
@@ -156,6 +166,7 @@ static struct {
     int forced; /* 0 auto, else a cpu_gemm_choice */
     bool env_read;
     cpu_gemm_choice choice[2][CPU_GEMM_CLASSES]; /* [dbl][class] */
+    bool usable[2][CPU_GEMM_PROVIDERS];           /* loaded, and right in the calibration */
     bool cacheable[2]; /* the calibration was complete (or read from the cache) */
     cpu_gemm_trials trials[2][CPU_GEMM_CLASSES - CPU_GEMM_CALIBRATED];
     double calib_ms[2];
@@ -164,7 +175,30 @@ static struct {
 
 static const char *choice_name(cpu_gemm_choice c)
 {
-    return c == CHOICE_OPENBLAS ? "openblas" : c == CHOICE_TRIAL ? "trial" : "blis";
+    return c == CHOICE_TRIAL ? "trial"
+           : c >= CHOICE_BLIS && c <= CHOICE_FERRY ? provider_name[c - CHOICE_BLIS]
+                                                    : "blis";
+}
+
+/* Whether the provider is there at all on this machine. */
+static bool provider_loaded(int i)
+{
+    return i == 0 || (i == 1 && cpu_openblas_ready()) || (i == 2 && cpu_pack_gemm_isa());
+}
+
+/* Runs the product on provider i; false when it could not take it (nothing done). */
+static bool provider_run(int i, bool dbl, int64_t m, int64_t n, int64_t k, const void *a,
+                         int64_t rsa, int64_t csa, const void *b, int64_t rsb, int64_t csb,
+                         void *c, int64_t rsc, int64_t csc, int threads, bool acc)
+{
+    if (i == 1)
+        return cpu_openblas_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads,
+                                 acc);
+    if (i == 2)
+        return cpu_pack_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads,
+                             acc);
+    cpu_blis_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc);
+    return true;
 }
 
 static double now_ms(void)
@@ -190,7 +224,7 @@ static bool cache_path(char *buf, size_t cap)
     return false;
 }
 
-/* What the calibration depends on: the CPU, the thread count and both libraries. */
+/* What the calibration depends on: the CPU, the thread count and the providers. */
 static void cache_key(bool dbl, int threads, char *buf, size_t cap)
 {
     char model[128] = "unknown", line[256];
@@ -210,9 +244,10 @@ static void cache_key(bool dbl, int threads, char *buf, size_t cap)
     for (char *p = model; *p; p++)
         if (*p == ' ' || *p == '|')
             *p = '_';
-    const char *core = ob.corename ? ob.corename() : "none";
-    snprintf(buf, cap, "v3|%s|threads=%d|blis=%s|openblas=%s|%s", model, threads,
-             cpu_blis_config_names(), core ? core : "none", dbl ? "f64" : "f32");
+    const char *core = ob.corename ? ob.corename() : "none", *own = cpu_pack_gemm_isa();
+    snprintf(buf, cap, "v4|%s|threads=%d|blis=%s|openblas=%s|ferry=%s|%s", model, threads,
+             cpu_blis_config_names(), core ? core : "none", own ? own : "none",
+             dbl ? "f64" : "f32");
 }
 
 /* The last well-formed line for `key`: the trials append one once they have decided. */
@@ -236,10 +271,11 @@ static bool cache_read(const char *key, cpu_gemm_choice *out)
         cpu_gemm_choice got[CPU_GEMM_CLASSES];
         bool ok = true;
         for (int i = 0; i < CPU_GEMM_CLASSES; i++) {
-            got[i] = !strcmp(c[i], "openblas") ? CHOICE_OPENBLAS
-                     : !strcmp(c[i], "blis")   ? CHOICE_BLIS
-                     : i >= CPU_GEMM_CALIBRATED && !strcmp(c[i], "trial") ? CHOICE_TRIAL
-                                                                          : CHOICE_UNSET;
+            got[i] = i >= CPU_GEMM_CALIBRATED && !strcmp(c[i], "trial") ? CHOICE_TRIAL
+                                                                         : CHOICE_UNSET;
+            for (int j = 0; j < CPU_GEMM_PROVIDERS; j++)
+                if (!strcmp(c[i], provider_name[j]))
+                    got[i] = (cpu_gemm_choice)(CHOICE_BLIS + j);
             ok = ok && got[i] != CHOICE_UNSET; /* a corrupt line is passed over */
         }
         if (ok) {
@@ -276,32 +312,27 @@ static void cache_write(const char *key, const cpu_gemm_choice *c)
     fclose(f);
 }
 
-static double time_one(bool dbl, bool openblas, int64_t n, const void *a, const void *b, void *c,
-                       int threads)
-{
-    double t0 = now_ms();
-    if (openblas)
-        cpu_openblas_gemm(dbl, n, n, n, a, n, 1, b, n, 1, c, n, 1, threads, false);
-    else
-        cpu_blis_gemm(dbl, n, n, n, a, n, 1, b, n, 1, c, n, 1, threads, false);
-    return now_ms() - t0;
-}
-
-/* Best of CPU_GEMM_TIMED runs of each library after one warm-up each, the two
- * alternating so that a burst of load from another process slows both, not one. Stops
- * early (keeping what it has, the warm-ups if nothing else) past `deadline`. */
+/* Best of CPU_GEMM_TIMED runs of each usable provider after one warm-up each, the
+ * providers alternating so that a burst of load from another process slows all of them,
+ * not one. Stops early (keeping what it has, the warm-ups if nothing else) past
+ * `deadline`. t[i] stays INFINITY for a provider not timed (or that could not run). */
 #define CPU_GEMM_TIMED 2
-static void time_both(bool dbl, int64_t n, const void *a, const void *b, void *cb, void *co,
-                      int threads, double deadline, double *tb, double *to)
+static void time_all(bool dbl, int64_t n, const void *a, const void *b, void *const *c,
+                     const bool *usable, int threads, double deadline, double *t)
 {
-    *tb = *to = INFINITY;
+    for (int i = 0; i < CPU_GEMM_PROVIDERS; i++)
+        t[i] = INFINITY;
     for (int r = 0; r <= CPU_GEMM_TIMED; r++) {
-        double x = time_one(dbl, false, n, a, b, cb, threads);
-        double y = time_one(dbl, true, n, a, b, co, threads);
-        if (r == 0 || x < *tb)
-            *tb = x;
-        if (r == 0 || y < *to)
-            *to = y;
+        for (int i = 0; i < CPU_GEMM_PROVIDERS; i++) {
+            if (!usable[i])
+                continue;
+            double t0 = now_ms();
+            bool ran = provider_run(i, dbl, n, n, n, a, n, 1, b, n, 1, c[i], n, 1, threads,
+                                    false);
+            double x = now_ms() - t0;
+            if (ran && (r == 0 || x < t[i]))
+                t[i] = x;
+        }
         if (now_ms() > deadline)
             break;
     }
@@ -316,25 +347,33 @@ static void time_both(bool dbl, int64_t n, const void *a, const void *b, void *c
  * costs 125-225 ms, where it had taken up to 1.5 s). */
 #define CPU_GEMM_CALIB_BUDGET_MS 120.0
 
-/* Measures both libraries on one cube per calibrated class, leaving the larger ones to
- * their trials; OpenBLAS is also checked against BLIS, since some builds compute wrong
- * results on CPUs they misdetect (BLIS then gets every class). False when the budget cut
- * it short (the classes not measured take the last measured class's choice). Lock
- * held. */
-static bool calibrate(bool dbl, int threads, cpu_gemm_choice *out)
+/* Measures every usable provider on one cube per calibrated class, leaving the larger
+ * classes to their trials. Each result is checked against BLIS's, since some OpenBLAS
+ * builds compute wrong results on CPUs they misdetect: a provider that is wrong is left
+ * out, and the tried classes then take the largest calibrated class's choice without
+ * trials (so a later process, reading the cache, never runs it). False when the budget
+ * cut the calibration short (the classes not measured take the last measured class's
+ * choice). Lock held. */
+static bool calibrate(bool dbl, int threads, bool *usable, cpu_gemm_choice *out)
 {
     double deadline = now_ms() + CPU_GEMM_CALIB_BUDGET_MS;
-    bool complete = true;
+    bool complete = true, wrong = false;
     int64_t nmax = class_size[CPU_GEMM_CALIBRATED - 1];
     size_t es = dbl ? sizeof(double) : sizeof(float);
     size_t bytes = (size_t)(nmax * nmax) * es;
-    char *a = malloc(bytes), *b = malloc(bytes), *c1 = malloc(bytes), *c2 = malloc(bytes);
+    char *a = malloc(bytes), *b = malloc(bytes);
+    void *c[CPU_GEMM_PROVIDERS] = {NULL};
+    bool ok = a && b;
+    for (int i = 0; i < CPU_GEMM_PROVIDERS; i++) {
+        c[i] = usable[i] ? malloc(bytes) : NULL;
+        ok = ok && (c[i] || !usable[i]);
+    }
     for (int i = 0; i < CPU_GEMM_CLASSES; i++)
         out[i] = i >= CPU_GEMM_CALIBRATED ? CHOICE_TRIAL : CHOICE_BLIS;
-    if (!a || !b || !c1 || !c2)
+    if (!ok)
         goto done;
     for (int64_t i = 0; i < nmax * nmax; i++) {
-        /* Small integers make both results exact, so any difference is a wrong result. */
+        /* Small integers make every result exact, so any difference is a wrong result. */
         double va = (double)(i % 7) - 3, vb = (double)(i % 5) - 2;
         if (dbl) {
             ((double *)a)[i] = va;
@@ -357,29 +396,42 @@ static bool calibrate(bool dbl, int threads, cpu_gemm_choice *out)
             complete = false;
             break;
         }
-        double tb, to;
-        time_both(dbl, n, a, b, c1, c2, threads, deadline, &tb, &to);
-        if (memcmp(c1, c2, (size_t)(n * n) * es) != 0) {
-            cpu_host->log(FERRY_LOG_WARN, "cpu",
-                          "OpenBLAS (core %s) computed a wrong %s product of %lld^3: matmul "
-                          "keeps to BLIS",
-                          ob.corename ? ob.corename() : "unknown", dbl ? "float64" : "float32",
-                          (long long)n);
-            for (int j = 0; j < CPU_GEMM_CLASSES; j++)
-                out[j] = CHOICE_BLIS;
-            break;
+        double t[CPU_GEMM_PROVIDERS];
+        time_all(dbl, n, a, b, c, usable, threads, deadline, t);
+        int best = 0;
+        for (int j = 1; j < CPU_GEMM_PROVIDERS; j++) {
+            if (!usable[j] || t[j] == INFINITY)
+                continue;
+            if (memcmp(c[0], c[j], (size_t)(n * n) * es) != 0) {
+                cpu_host->log(FERRY_LOG_WARN, "cpu",
+                              "%s (%s) computed a wrong %s product of %lld^3: matmul leaves "
+                              "it out",
+                              j == 1 ? "OpenBLAS" : "ferry's own kernel",
+                              j == 1 ? (ob.corename ? ob.corename() : "unknown")
+                                     : cpu_pack_gemm_isa(),
+                              dbl ? "float64" : "float32", (long long)n);
+                usable[j] = false;
+                wrong = true;
+                continue;
+            }
+            if (t[j] < t[best])
+                best = j;
         }
-        out[i] = to < tb ? CHOICE_OPENBLAS : CHOICE_BLIS;
+        out[i] = (cpu_gemm_choice)(CHOICE_BLIS + best);
         cpu_host->log(FERRY_LOG_DEBUG, "cpu",
-                      "matmul %s %lld^3 on %d threads: BLIS %.3f ms, OpenBLAS %.3f ms: %s",
-                      dbl ? "float64" : "float32", (long long)n, threads, tb, to,
+                      "matmul %s %lld^3 on %d threads: BLIS %.3f ms, OpenBLAS %.3f ms, "
+                      "ferry %.3f ms: %s",
+                      dbl ? "float64" : "float32", (long long)n, threads, t[0], t[1], t[2],
                       choice_name(out[i]));
     }
+    if (wrong)
+        for (int i = CPU_GEMM_CALIBRATED; i < CPU_GEMM_CLASSES; i++)
+            out[i] = out[CPU_GEMM_CALIBRATED - 1];
 done:
     free(a);
     free(b);
-    free(c1);
-    free(c2);
+    for (int i = 0; i < CPU_GEMM_PROVIDERS; i++)
+        free(c[i]);
     return complete;
 }
 
@@ -387,22 +439,45 @@ static void read_env(void)
 {
     const char *env = getenv("FERRY_CPU_GEMM");
     sel.forced = 0;
-    if (env && !strcmp(env, "blis"))
-        sel.forced = CHOICE_BLIS;
-    else if (env && !strcmp(env, "openblas"))
-        sel.forced = CHOICE_OPENBLAS;
-    else if (env && *env && strcmp(env, "auto") != 0)
+    for (int i = 0; env && i < CPU_GEMM_PROVIDERS; i++)
+        if (!strcmp(env, provider_name[i]))
+            sel.forced = CHOICE_BLIS + i;
+    if (!sel.forced && env && *env && strcmp(env, "auto") != 0)
         cpu_host->log(FERRY_LOG_WARN, "cpu",
-                      "FERRY_CPU_GEMM=%s is not blis, openblas or auto: using auto", env);
+                      "FERRY_CPU_GEMM=%s is not blis, openblas, ferry or auto: using auto", env);
     if (sel.forced == CHOICE_OPENBLAS && !cpu_openblas_ready()) {
         cpu_host->log(FERRY_LOG_WARN, "cpu",
                       "FERRY_CPU_GEMM=openblas, but OpenBLAS could not be loaded: using BLIS");
         sel.forced = CHOICE_BLIS;
     }
+    if (sel.forced == CHOICE_FERRY && !cpu_pack_gemm_isa()) {
+        cpu_host->log(FERRY_LOG_WARN, "cpu",
+                      "FERRY_CPU_GEMM=ferry, but ferry's own kernels need AVX2 and FMA or "
+                      "AVX-512, which this CPU lacks: using BLIS");
+        sel.forced = CHOICE_BLIS;
+    }
+    int loaded = 0;
+    for (int i = 0; i < CPU_GEMM_PROVIDERS; i++) {
+        sel.usable[0][i] = sel.usable[1][i] = provider_loaded(i);
+        loaded += sel.usable[0][i];
+    }
+    /* With BLIS alone there is nothing to calibrate. */
+    if (!sel.forced && loaded < 2)
+        sel.forced = CHOICE_BLIS;
     sel.env_read = true;
 }
 
-/* The library for a product of `mnk` multiply-adds on `threads` threads; *trial is the
+/* The provider a trial of `t` runs next: the usable one with the fewest runs. */
+static cpu_gemm_choice next_trial(const cpu_gemm_trials *t, const bool *usable)
+{
+    int next = 0;
+    for (int i = 1; i < CPU_GEMM_PROVIDERS; i++)
+        if (usable[i] && t->runs[i] < t->runs[next])
+            next = i;
+    return (cpu_gemm_choice)(CHOICE_BLIS + next);
+}
+
+/* The provider for a product of `mnk` multiply-adds on `threads` threads; *trial is the
  * class when it is one of that class's trials, to be reported to trial_done, else -1. */
 static cpu_gemm_choice pick(bool dbl, int64_t mnk, int threads, int *trial)
 {
@@ -414,8 +489,6 @@ static cpu_gemm_choice pick(bool dbl, int64_t mnk, int threads, int *trial)
     if (!sel.env_read)
         read_env();
     cpu_gemm_choice c = (cpu_gemm_choice)sel.forced;
-    if (!c && !cpu_openblas_ready())
-        c = CHOICE_BLIS;
     if (!c) {
         cpu_gemm_choice *row = sel.choice[dbl];
         if (row[0] == CHOICE_UNSET) {
@@ -424,7 +497,7 @@ static cpu_gemm_choice pick(bool dbl, int64_t mnk, int threads, int *trial)
             sel.cacheable[dbl] = cache_read(sel.key[dbl], row);
             if (!sel.cacheable[dbl]) {
                 double t0 = now_ms();
-                sel.cacheable[dbl] = calibrate(dbl, max_threads, row);
+                sel.cacheable[dbl] = calibrate(dbl, max_threads, sel.usable[dbl], row);
                 sel.calib_ms[dbl] = now_ms() - t0;
                 if (sel.cacheable[dbl])
                     cache_write(sel.key[dbl], row);
@@ -435,10 +508,10 @@ static cpu_gemm_choice pick(bool dbl, int64_t mnk, int threads, int *trial)
         c = row[cls];
         if (c == CHOICE_TRIAL) {
             cpu_gemm_trials *t = &sel.trials[dbl][cls - CPU_GEMM_CALIBRATED];
-            /* Alternating, one at a time, and only with every thread: a product sharing
-             * the cores with another, or given fewer threads, would time the load. */
+            /* In turn, one at a time, and only with every thread: a product sharing the
+             * cores with another, or given fewer threads, would time the load. */
             if (!t->busy && threads == cpu_max_threads()) {
-                c = t->runs[1] < t->runs[0] ? CHOICE_OPENBLAS : CHOICE_BLIS;
+                c = next_trial(t, sel.usable[dbl]);
                 t->busy = true;
                 *trial = cls;
             } else {
@@ -455,28 +528,37 @@ static cpu_gemm_choice pick(bool dbl, int64_t mnk, int threads, int *trial)
 }
 
 /* A trial product of class `cls` and `mnk` multiply-adds took `ms` on `c` (ran: false
- * when that library could not take it and BLIS ran instead). After CPU_GEMM_TRIALS each,
- * the library with the best rate takes the class, and the cache gets a line with it. */
+ * when that provider could not take it and BLIS ran instead). After CPU_GEMM_TRIALS
+ * each, the provider with the best rate takes the class, and the cache gets a line with
+ * it. */
 static void trial_done(bool dbl, int cls, cpu_gemm_choice c, int64_t mnk, double ms, bool ran)
 {
     pthread_mutex_lock(&sel.lock);
     cpu_gemm_trials *t = &sel.trials[dbl][cls - CPU_GEMM_CALIBRATED];
     t->busy = false;
     cpu_gemm_choice *row = sel.choice[dbl];
+    const bool *usable = sel.usable[dbl];
     if (ran && row[cls] == CHOICE_TRIAL && ms > 0) {
-        int o = c == CHOICE_OPENBLAS;
+        int o = c - CHOICE_BLIS;
         double rate = (double)mnk / ms;
         if (rate > t->rate[o])
             t->rate[o] = rate;
         t->runs[o]++;
-        if (t->runs[0] >= CPU_GEMM_TRIALS && t->runs[1] >= CPU_GEMM_TRIALS) {
-            row[cls] = t->rate[1] > t->rate[0] ? CHOICE_OPENBLAS : CHOICE_BLIS;
+        bool done = true;
+        int best = 0;
+        for (int i = 0; i < CPU_GEMM_PROVIDERS; i++) {
+            done = done && (!usable[i] || t->runs[i] >= CPU_GEMM_TRIALS);
+            if (usable[i] && t->rate[i] > t->rate[best])
+                best = i;
+        }
+        if (done) {
+            row[cls] = (cpu_gemm_choice)(CHOICE_BLIS + best);
             cpu_host->log(FERRY_LOG_DEBUG, "cpu",
                           "matmul %s from %.0f^3, best of %d products each: "
-                          "BLIS %.1f, OpenBLAS %.1f GFLOP/s: %s",
+                          "BLIS %.1f, OpenBLAS %.1f, ferry %.1f GFLOP/s: %s",
                           dbl ? "float64" : "float32", cbrt((double)class_limit[cls - 1]),
                           CPU_GEMM_TRIALS, 2e-6 * t->rate[0], 2e-6 * t->rate[1],
-                          choice_name(row[cls]));
+                          2e-6 * t->rate[2], choice_name(row[cls]));
             if (sel.cacheable[dbl])
                 cache_write(sel.key[dbl], row);
         }
@@ -494,12 +576,10 @@ void cpu_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t 
     int trial;
     cpu_gemm_choice lib = pick(dbl, mnk, threads, &trial);
     double t0 = trial >= 0 ? now_ms() : 0;
-    bool ran = lib == CHOICE_OPENBLAS &&
-               cpu_openblas_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc);
-    if (!ran) {
+    bool ran = provider_run(lib - CHOICE_BLIS, dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc,
+                            csc, threads, acc);
+    if (!ran)
         cpu_blis_gemm(dbl, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, acc);
-        ran = lib == CHOICE_BLIS;
-    }
     if (trial >= 0)
         trial_done(dbl, trial, lib, mnk, now_ms() - t0, ran);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cpu_internal.h"
+#include "cpu_vec.h"
 
 /* Row i of C (unit column stride) as sum_p A[i, p] B[p, :] (B with unit column stride),
  * accumulated in a local row, so that each element is rounded as a straight sum over p,
@@ -45,123 +46,67 @@ typedef void (*cpu_small_d_fn)(int64_t, int64_t, int64_t, const double *, int64_
 
 CPU_SMALL_DEFS(s_base, float, )
 CPU_SMALL_DEFS(d_base, double, )
-#if defined(__x86_64__) && defined(__GNUC__)
-#define CPU_SMALL_X86 1
-#include <immintrin.h>
-
+#ifdef CPU_VEC_X86
 /* The vector bodies: each block of rows of C times one or two vectors of columns keeps
  * its sums in registers over all of k, the columns past n masked off. Two vectors by six
  * rows (12 sums) cover the FMA latency of 4 cycles on 2 units and load 8 values per 12
  * FMAs; the last vector of columns goes by eight rows. Each sum runs over p in order,
- * as CPU_SMALL_BODY's. Per ISA and type: the vector (V) and mask (M) types, the lanes
- * (W), and mask, zero, broadcast, load and store with one argument order; STOREF
- * stores a whole vector (AVX2's masked store is slow on AMD's cores). */
-#define CPU_SMALL_ATTR_s512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
-#define CPU_SMALL_V_s512 __m512
-#define CPU_SMALL_M_s512 __mmask16
-#define CPU_SMALL_W_s512 16
-#define CPU_SMALL_MASK_s512(left) ((__mmask16)((left) >= 16 ? 0xffffu : (1u << (left)) - 1u))
-#define CPU_SMALL_ZERO_s512() _mm512_setzero_ps()
-#define CPU_SMALL_SET1_s512(x) _mm512_set1_ps(x)
-#define CPU_SMALL_FMA_s512(x, y, z) _mm512_fmadd_ps(x, y, z)
-#define CPU_SMALL_LOAD_s512(mk, p) _mm512_maskz_loadu_ps(mk, p)
-#define CPU_SMALL_STORE_s512(p, mk, v) _mm512_mask_storeu_ps(p, mk, v)
-#define CPU_SMALL_STOREF_s512(p, v) _mm512_storeu_ps(p, v)
-
-#define CPU_SMALL_ATTR_d512 CPU_SMALL_ATTR_s512
-#define CPU_SMALL_V_d512 __m512d
-#define CPU_SMALL_M_d512 __mmask8
-#define CPU_SMALL_W_d512 8
-#define CPU_SMALL_MASK_d512(left) ((__mmask8)((left) >= 8 ? 0xffu : (1u << (left)) - 1u))
-#define CPU_SMALL_ZERO_d512() _mm512_setzero_pd()
-#define CPU_SMALL_SET1_d512(x) _mm512_set1_pd(x)
-#define CPU_SMALL_FMA_d512(x, y, z) _mm512_fmadd_pd(x, y, z)
-#define CPU_SMALL_LOAD_d512(mk, p) _mm512_maskz_loadu_pd(mk, p)
-#define CPU_SMALL_STORE_d512(p, mk, v) _mm512_mask_storeu_pd(p, mk, v)
-#define CPU_SMALL_STOREF_d512(p, v) _mm512_storeu_pd(p, v)
-
-#define CPU_SMALL_ATTR_s256 __attribute__((target("avx2,fma")))
-#define CPU_SMALL_V_s256 __m256
-#define CPU_SMALL_M_s256 __m256i
-#define CPU_SMALL_W_s256 8
-#define CPU_SMALL_MASK_s256(left)                                                           \
-    _mm256_cmpgt_epi32(_mm256_set1_epi32((int)((left) < 8 ? (left) : 8)),                   \
-                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
-#define CPU_SMALL_ZERO_s256() _mm256_setzero_ps()
-#define CPU_SMALL_SET1_s256(x) _mm256_set1_ps(x)
-#define CPU_SMALL_FMA_s256(x, y, z) _mm256_fmadd_ps(x, y, z)
-#define CPU_SMALL_LOAD_s256(mk, p) _mm256_maskload_ps(p, mk)
-#define CPU_SMALL_STORE_s256(p, mk, v) _mm256_maskstore_ps(p, mk, v)
-#define CPU_SMALL_STOREF_s256(p, v) _mm256_storeu_ps(p, v)
-
-#define CPU_SMALL_ATTR_d256 CPU_SMALL_ATTR_s256
-#define CPU_SMALL_V_d256 __m256d
-#define CPU_SMALL_M_d256 __m256i
-#define CPU_SMALL_W_d256 4
-#define CPU_SMALL_MASK_d256(left)                                                           \
-    _mm256_cmpgt_epi64(_mm256_set1_epi64x((left) < 4 ? (left) : 4),                         \
-                       _mm256_setr_epi64x(0, 1, 2, 3))
-#define CPU_SMALL_ZERO_d256() _mm256_setzero_pd()
-#define CPU_SMALL_SET1_d256(x) _mm256_set1_pd(x)
-#define CPU_SMALL_FMA_d256(x, y, z) _mm256_fmadd_pd(x, y, z)
-#define CPU_SMALL_LOAD_d256(mk, p) _mm256_maskload_pd(p, mk)
-#define CPU_SMALL_STORE_d256(p, mk, v) _mm256_maskstore_pd(p, mk, v)
-#define CPU_SMALL_STOREF_d256(p, v) _mm256_storeu_pd(p, v)
+ * as CPU_SMALL_BODY's. The vector operations per ISA and type are cpu_vec.h's. */
 
 /* R rows by NV vectors (R and NV constants once inlined): with NV == 2 the first vector
  * is whole and mk masks the second, with NV == 1 mk masks the only one; whole: mk keeps
  * every lane. */
 #define CPU_SMALL_BLOCK_DEF(X, T)                                                           \
-    CPU_SMALL_ATTR_##X __attribute__((always_inline)) static inline void                    \
-        cpu_small_blk_##X(int R, int NV, CPU_SMALL_M_##X mk, bool whole, int64_t k,         \
+    CPU_VEC_ATTR_##X __attribute__((always_inline)) static inline void                    \
+        cpu_small_blk_##X(int R, int NV, CPU_VEC_M_##X mk, bool whole, int64_t k,         \
                           const T *restrict a,                                              \
                           int64_t rsa, int64_t csa, const T *restrict b, int64_t rsb,       \
                           T *restrict c, int64_t rsc)                                       \
     {                                                                                       \
-        CPU_SMALL_M_##X full = CPU_SMALL_MASK_##X(CPU_SMALL_W_##X);                         \
-        CPU_SMALL_M_##X m0 = NV == 2 ? full : mk;                                           \
-        CPU_SMALL_V_##X acc[8][2];                                                          \
+        CPU_VEC_M_##X full = CPU_VEC_MASK_##X(CPU_VEC_W_##X);                         \
+        CPU_VEC_M_##X m0 = NV == 2 ? full : mk;                                           \
+        CPU_VEC_V_##X acc[8][2];                                                          \
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                 \
         {                                                                                   \
-            acc[r][0] = CPU_SMALL_ZERO_##X();                                               \
+            acc[r][0] = CPU_VEC_ZERO_##X();                                               \
             acc[r][1] = acc[r][0];                                                          \
         }                                                                                   \
         for (int64_t p = 0; p < k; p++) {                                                   \
             const T *bp = b + p * rsb, *ap = a + p * csa;                                   \
-            CPU_SMALL_V_##X b0 = CPU_SMALL_LOAD_##X(m0, bp);                                \
-            CPU_SMALL_V_##X b1 = NV == 2 ? CPU_SMALL_LOAD_##X(mk, bp + CPU_SMALL_W_##X)     \
+            CPU_VEC_V_##X b0 = CPU_VEC_LOAD_##X(m0, bp);                                \
+            CPU_VEC_V_##X b1 = NV == 2 ? CPU_VEC_LOAD_##X(mk, bp + CPU_VEC_W_##X)     \
                                          : b0;                                              \
             _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                             \
             {                                                                               \
-                CPU_SMALL_V_##X x = CPU_SMALL_SET1_##X(ap[r * rsa]);                        \
-                acc[r][0] = CPU_SMALL_FMA_##X(x, b0, acc[r][0]);                            \
+                CPU_VEC_V_##X x = CPU_VEC_SET1_##X(ap[r * rsa]);                        \
+                acc[r][0] = CPU_VEC_FMA_##X(x, b0, acc[r][0]);                            \
                 if (NV == 2)                                                                \
-                    acc[r][1] = CPU_SMALL_FMA_##X(x, b1, acc[r][1]);                        \
+                    acc[r][1] = CPU_VEC_FMA_##X(x, b1, acc[r][1]);                        \
             }                                                                               \
         }                                                                                   \
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                 \
         {                                                                                   \
-            T *cr = c + r * rsc, *cm = NV == 2 ? cr + CPU_SMALL_W_##X : cr;                 \
+            T *cr = c + r * rsc, *cm = NV == 2 ? cr + CPU_VEC_W_##X : cr;                 \
             if (NV == 2)                                                                    \
-                CPU_SMALL_STOREF_##X(cr, acc[r][0]);                                        \
+                CPU_VEC_STOREF_##X(cr, acc[r][0]);                                        \
             if (whole)                                                                      \
-                CPU_SMALL_STOREF_##X(cm, acc[r][NV - 1]);                                   \
+                CPU_VEC_STOREF_##X(cm, acc[r][NV - 1]);                                   \
             else                                                                            \
-                CPU_SMALL_STORE_##X(cm, mk, acc[r][NV - 1]);                                \
+                CPU_VEC_STORE_##X(cm, mk, acc[r][NV - 1]);                                \
         }                                                                                   \
     }                                                                                       \
-    CPU_SMALL_ATTR_##X static void cpu_small_##X(int64_t m, int64_t n, int64_t k,           \
+    CPU_VEC_ATTR_##X static void cpu_small_##X(int64_t m, int64_t n, int64_t k,           \
                                                  const T *restrict a, int64_t rsa,          \
                                                  int64_t csa, const T *restrict b,          \
                                                  int64_t rsb, T *restrict c, int64_t rsc)   \
     {                                                                                       \
-        const int W = CPU_SMALL_W_##X;                                                      \
+        const int W = CPU_VEC_W_##X;                                                      \
         for (int64_t j0 = 0; j0 < n;) {                                                     \
             int64_t left = n - j0, i0 = 0;                                                  \
             const T *bj = b + j0;                                                           \
             T *cj = c + j0;                                                                 \
             if (left > W) {                                                                 \
-                CPU_SMALL_M_##X mk = CPU_SMALL_MASK_##X(left - W);                          \
+                CPU_VEC_M_##X mk = CPU_VEC_MASK_##X(left - W);                          \
                 bool whole = left >= 2 * W;                                                 \
                 for (; i0 + 6 <= m; i0 += 6)                                                \
                     cpu_small_blk_##X(6, 2, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,         \
@@ -175,7 +120,7 @@ CPU_SMALL_DEFS(d_base, double, )
                 j0 += 2 * W;                                                                \
                 continue;                                                                   \
             }                                                                               \
-            CPU_SMALL_M_##X mk = CPU_SMALL_MASK_##X(left);                                  \
+            CPU_VEC_M_##X mk = CPU_VEC_MASK_##X(left);                                  \
             bool whole = left == W;                                                         \
             for (; i0 + 8 <= m; i0 += 8)                                                    \
                 cpu_small_blk_##X(8, 1, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,             \
@@ -227,7 +172,7 @@ static void cpu_small_pick(void)
     if (env && *env && !cap_base && !cap_avx2 && !small_off && strcmp(env, "auto") != 0)
         cpu_host->log(FERRY_LOG_WARN, "cpu",
                       "FERRY_CPU_SMALL_GEMM=%s is not off, base, avx2 or auto: using auto", env);
-#ifdef CPU_SMALL_X86
+#ifdef CPU_VEC_X86
     __builtin_cpu_init();
     if (cap_base)
         return;

@@ -48,6 +48,11 @@ static const mm_case mm_cases[] = {
     {"small threaded on AVX2 50x60 x 60x50", OPND(2, 50, 60), OPND(2, 60, 50)},
     {"small threaded transposed 128x128 x 128x128", OPND_L(CONF_TRANSPOSED, 2, 128, 128),
      OPND(2, 128, 128)},
+    /* ferry's packed kernels (cpu_pack_gemm.c, FERRY_CPU_GEMM=ferry): blocks of 384 or
+     * 192 rows (several per thread), 256 along k, panels of 4096 or 2048 columns; a
+     * 5-row product splits its columns over the threads. */
+    {"packed tall 700x40 x 40x33", OPND(2, 700, 40), OPND_L(CONF_TRANSPOSED, 2, 40, 33)},
+    {"packed wide 5x300 x 300x4100", OPND(2, 5, 300), OPND(2, 300, 4100)},
     {"tiled 1030x520 x 520x3", OPND(2, 1030, 520), OPND(2, 520, 3)},
     {"tiled 3x520 x transposed 520x1030", OPND(2, 3, 520), OPND_L(CONF_TRANSPOSED, 2, 520, 1030)},
 };
