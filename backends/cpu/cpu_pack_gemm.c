@@ -106,7 +106,7 @@ static void cpu_pack_barrier(int nt)
             }                                                                               \
     }                                                                                       \
                                                                                             \
-    /* Rows [0, mc) and columns [0, kc) of A into MR-row micro-panels, zero rows past  \
+    /* Rows [0, mc) and columns [0, kc) of A into MR-row micro-panels, zero rows past       \
      * mc. */                                                                               \
     static void cpu_pack_a_##X(int64_t mc, int64_t kc, const T *a, int64_t rsa, int64_t csa, \
                                T *ap)                                                       \
@@ -144,9 +144,9 @@ static void cpu_pack_barrier(int nt)
         }                                                                                   \
     }                                                                                       \
                                                                                             \
-    /* The whole product on thread t of nt. Each thread computes rows [r0, r1) of C for    \
-     * micro-panels [q0, q1) of every B panel (rows split when there are enough, else      \
-     * micro-panels); the B panels are packed by all threads together. */                  \
+    /* The whole product on thread t of nt. Each thread computes rows [r0, r1) of C for     \
+     * micro-panels [q0, q1) of every B panel (rows split when there are enough, else       \
+     * micro-panels); the B panels are packed by all threads together. */                   \
     static void cpu_pack_run_##X(const cpu_pack_job *job, int t, int nt)                    \
     {                                                                                       \
         enum { NR = CPU_PACK_NR_##X };                                                      \
@@ -260,10 +260,24 @@ static void cpu_pack_give(void *p, size_t size)
 }
 
 typedef void (*cpu_pack_fn)(const cpu_pack_job *, int, int);
-static cpu_pack_fn pack_run[2]; /* [dbl] */
-static int pack_nr[2];
-static int64_t pack_a_bytes;
-static const char *pack_isa;
+
+/* One ISA's kernels: [0] float32, [1] float64. */
+typedef struct cpu_pack_isa {
+    const char *name;
+    cpu_pack_fn run[2];
+    int nr[2];
+    int64_t a_bytes;
+} cpu_pack_isa;
+
+static const cpu_pack_isa isa_avx512 = {"avx512",
+                                        {cpu_pack_run_s512, cpu_pack_run_d512},
+                                        {CPU_PACK_NR_s512, CPU_PACK_NR_d512},
+                                        CPU_PACK_A_BYTES_512};
+static const cpu_pack_isa isa_avx2 = {"avx2",
+                                      {cpu_pack_run_s256, cpu_pack_run_d256},
+                                      {CPU_PACK_NR_s256, CPU_PACK_NR_d256},
+                                      CPU_PACK_A_BYTES_256};
+static const cpu_pack_isa *pack_isa; /* NULL: no kernels for this CPU */
 static pthread_once_t pack_once = PTHREAD_ONCE_INIT;
 
 /* FERRY_CPU_SMALL_GEMM=avx2|base caps these kernels as it caps the small-product ones
@@ -275,21 +289,10 @@ static void cpu_pack_pick(void)
     bool cap_avx2 = env && !strcmp(env, "avx2");
     if (env && !strcmp(env, "base"))
         return;
-    if (!cap_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) {
-        pack_run[0] = cpu_pack_run_s512;
-        pack_run[1] = cpu_pack_run_d512;
-        pack_nr[0] = CPU_PACK_NR_s512;
-        pack_nr[1] = CPU_PACK_NR_d512;
-        pack_a_bytes = CPU_PACK_A_BYTES_512;
-        pack_isa = "avx512";
-    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        pack_run[0] = cpu_pack_run_s256;
-        pack_run[1] = cpu_pack_run_d256;
-        pack_nr[0] = CPU_PACK_NR_s256;
-        pack_nr[1] = CPU_PACK_NR_d256;
-        pack_a_bytes = CPU_PACK_A_BYTES_256;
-        pack_isa = "avx2";
-    }
+    if (!cap_avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+        pack_isa = &isa_avx512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        pack_isa = &isa_avx2;
 }
 #endif /* CPU_VEC_X86 */
 
@@ -297,7 +300,7 @@ const char *cpu_pack_gemm_isa(void)
 {
 #ifdef CPU_VEC_X86
     pthread_once(&pack_once, cpu_pack_pick);
-    return pack_isa;
+    return pack_isa ? pack_isa->name : NULL;
 #else
     return NULL;
 #endif
@@ -311,8 +314,8 @@ bool cpu_pack_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int
     if (!cpu_pack_gemm_isa() || m <= 0 || n <= 0 || k <= 0)
         return false;
     size_t es = dbl ? sizeof(double) : sizeof(float);
-    int64_t nr = pack_nr[dbl], kcap = k < CPU_PACK_KC ? k : CPU_PACK_KC;
-    int64_t mc = pack_a_bytes / (CPU_PACK_KC * (int64_t)es) / CPU_PACK_MR * CPU_PACK_MR;
+    int64_t nr = pack_isa->nr[dbl], kcap = k < CPU_PACK_KC ? k : CPU_PACK_KC;
+    int64_t mc = pack_isa->a_bytes / (CPU_PACK_KC * (int64_t)es) / CPU_PACK_MR * CPU_PACK_MR;
     int64_t nc = CPU_PACK_B_BYTES / (CPU_PACK_KC * (int64_t)es) / nr * nr;
     int64_t mp = (m + CPU_PACK_MR - 1) / CPU_PACK_MR, np = (n + nr - 1) / nr;
     int nt = threads < 1 ? 1 : threads;
@@ -334,7 +337,7 @@ bool cpu_pack_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int
                         .b = b,         .c = c,         .apack = apack, .bpack = bpack,
                         .mc = mc,       .nc = nc,       .kcap = kcap, .acc = acc,
                         .by_rows = by_rows};
-    cpu_pack_fn run = pack_run[dbl];
+    cpu_pack_fn run = pack_isa->run[dbl];
     if (nt == 1) {
         run(&job, 0, 1);
     } else {

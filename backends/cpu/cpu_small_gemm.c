@@ -57,81 +57,78 @@ CPU_SMALL_DEFS(d_base, double, )
  * is whole and mk masks the second, with NV == 1 mk masks the only one; whole: mk keeps
  * every lane. */
 #define CPU_SMALL_BLOCK_DEF(X, T)                                                           \
-    CPU_VEC_ATTR_##X __attribute__((always_inline)) static inline void                    \
-        cpu_small_blk_##X(int R, int NV, CPU_VEC_M_##X mk, bool whole, int64_t k,         \
-                          const T *restrict a,                                              \
-                          int64_t rsa, int64_t csa, const T *restrict b, int64_t rsb,       \
-                          T *restrict c, int64_t rsc)                                       \
+    CPU_VEC_ATTR_##X __attribute__((always_inline)) static inline void                      \
+        cpu_small_blk_##X(int R, int NV, CPU_VEC_M_##X mk, bool whole, int64_t k,           \
+                          const T *restrict a, int64_t rsa, int64_t csa,                    \
+                          const T *restrict b, int64_t rsb, T *restrict c, int64_t rsc)     \
     {                                                                                       \
-        CPU_VEC_M_##X full = CPU_VEC_MASK_##X(CPU_VEC_W_##X);                         \
-        CPU_VEC_M_##X m0 = NV == 2 ? full : mk;                                           \
-        CPU_VEC_V_##X acc[8][2];                                                          \
+        CPU_VEC_M_##X full = CPU_VEC_MASK_##X(CPU_VEC_W_##X);                               \
+        CPU_VEC_M_##X m0 = NV == 2 ? full : mk;                                             \
+        CPU_VEC_V_##X acc[8][2];                                                            \
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                 \
         {                                                                                   \
-            acc[r][0] = CPU_VEC_ZERO_##X();                                               \
+            acc[r][0] = CPU_VEC_ZERO_##X();                                                 \
             acc[r][1] = acc[r][0];                                                          \
         }                                                                                   \
         for (int64_t p = 0; p < k; p++) {                                                   \
             const T *bp = b + p * rsb, *ap = a + p * csa;                                   \
-            CPU_VEC_V_##X b0 = CPU_VEC_LOAD_##X(m0, bp);                                \
-            CPU_VEC_V_##X b1 = NV == 2 ? CPU_VEC_LOAD_##X(mk, bp + CPU_VEC_W_##X)     \
+            CPU_VEC_V_##X b0 = CPU_VEC_LOAD_##X(m0, bp);                                    \
+            CPU_VEC_V_##X b1 = NV == 2 ? CPU_VEC_LOAD_##X(mk, bp + CPU_VEC_W_##X)           \
                                          : b0;                                              \
             _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                             \
             {                                                                               \
-                CPU_VEC_V_##X x = CPU_VEC_SET1_##X(ap[r * rsa]);                        \
-                acc[r][0] = CPU_VEC_FMA_##X(x, b0, acc[r][0]);                            \
+                CPU_VEC_V_##X x = CPU_VEC_SET1_##X(ap[r * rsa]);                            \
+                acc[r][0] = CPU_VEC_FMA_##X(x, b0, acc[r][0]);                              \
                 if (NV == 2)                                                                \
-                    acc[r][1] = CPU_VEC_FMA_##X(x, b1, acc[r][1]);                        \
+                    acc[r][1] = CPU_VEC_FMA_##X(x, b1, acc[r][1]);                          \
             }                                                                               \
         }                                                                                   \
         _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                 \
         {                                                                                   \
-            T *cr = c + r * rsc, *cm = NV == 2 ? cr + CPU_VEC_W_##X : cr;                 \
+            T *cr = c + r * rsc, *cm = NV == 2 ? cr + CPU_VEC_W_##X : cr;                   \
             if (NV == 2)                                                                    \
-                CPU_VEC_STOREF_##X(cr, acc[r][0]);                                        \
+                CPU_VEC_STOREF_##X(cr, acc[r][0]);                                          \
             if (whole)                                                                      \
-                CPU_VEC_STOREF_##X(cm, acc[r][NV - 1]);                                   \
+                CPU_VEC_STOREF_##X(cm, acc[r][NV - 1]);                                     \
             else                                                                            \
-                CPU_VEC_STORE_##X(cm, mk, acc[r][NV - 1]);                                \
+                CPU_VEC_STORE_##X(cm, mk, acc[r][NV - 1]);                                  \
         }                                                                                   \
     }                                                                                       \
-    CPU_VEC_ATTR_##X static void cpu_small_##X(int64_t m, int64_t n, int64_t k,           \
-                                                 const T *restrict a, int64_t rsa,          \
-                                                 int64_t csa, const T *restrict b,          \
-                                                 int64_t rsb, T *restrict c, int64_t rsc)   \
+    /* Every row of C's first NV vectors of columns (the last masked by mk): blocks of R    \
+     * rows, then of two, then single rows. */                                              \
+    CPU_VEC_ATTR_##X __attribute__((always_inline)) static inline void                      \
+        cpu_small_cols_##X(int R, int NV, CPU_VEC_M_##X mk, bool whole, int64_t m,          \
+                           int64_t k, const T *restrict a, int64_t rsa, int64_t csa,        \
+                           const T *restrict b, int64_t rsb, T *restrict c, int64_t rsc)    \
     {                                                                                       \
-        const int W = CPU_VEC_W_##X;                                                      \
+        int64_t i0 = 0;                                                                     \
+        for (; i0 + R <= m; i0 += R)                                                        \
+            cpu_small_blk_##X(R, NV, mk, whole, k, a + i0 * rsa, rsa, csa, b, rsb,          \
+                              c + i0 * rsc, rsc);                                           \
+        for (; i0 + 2 <= m; i0 += 2)                                                        \
+            cpu_small_blk_##X(2, NV, mk, whole, k, a + i0 * rsa, rsa, csa, b, rsb,          \
+                              c + i0 * rsc, rsc);                                           \
+        for (; i0 < m; i0++)                                                                \
+            cpu_small_blk_##X(1, NV, mk, whole, k, a + i0 * rsa, rsa, csa, b, rsb,          \
+                              c + i0 * rsc, rsc);                                           \
+    }                                                                                       \
+    CPU_VEC_ATTR_##X static void cpu_small_##X(int64_t m, int64_t n, int64_t k,             \
+                                               const T *restrict a, int64_t rsa,            \
+                                               int64_t csa, const T *restrict b,            \
+                                               int64_t rsb, T *restrict c, int64_t rsc)     \
+    {                                                                                       \
+        const int W = CPU_VEC_W_##X;                                                        \
         for (int64_t j0 = 0; j0 < n;) {                                                     \
-            int64_t left = n - j0, i0 = 0;                                                  \
-            const T *bj = b + j0;                                                           \
-            T *cj = c + j0;                                                                 \
+            int64_t left = n - j0;                                                          \
             if (left > W) {                                                                 \
-                CPU_VEC_M_##X mk = CPU_VEC_MASK_##X(left - W);                          \
-                bool whole = left >= 2 * W;                                                 \
-                for (; i0 + 6 <= m; i0 += 6)                                                \
-                    cpu_small_blk_##X(6, 2, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,         \
-                                      cj + i0 * rsc, rsc);                                  \
-                for (; i0 + 2 <= m; i0 += 2)                                                \
-                    cpu_small_blk_##X(2, 2, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,         \
-                                      cj + i0 * rsc, rsc);                                  \
-                for (; i0 < m; i0++)                                                        \
-                    cpu_small_blk_##X(1, 2, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,         \
-                                      cj + i0 * rsc, rsc);                                  \
+                cpu_small_cols_##X(6, 2, CPU_VEC_MASK_##X(left - W), left >= 2 * W, m, k,   \
+                                   a, rsa, csa, b + j0, rsb, c + j0, rsc);                  \
                 j0 += 2 * W;                                                                \
-                continue;                                                                   \
+            } else {                                                                        \
+                cpu_small_cols_##X(8, 1, CPU_VEC_MASK_##X(left), left == W, m, k, a, rsa,   \
+                                   csa, b + j0, rsb, c + j0, rsc);                          \
+                j0 += W;                                                                    \
             }                                                                               \
-            CPU_VEC_M_##X mk = CPU_VEC_MASK_##X(left);                                  \
-            bool whole = left == W;                                                         \
-            for (; i0 + 8 <= m; i0 += 8)                                                    \
-                cpu_small_blk_##X(8, 1, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,             \
-                                  cj + i0 * rsc, rsc);                                      \
-            for (; i0 + 2 <= m; i0 += 2)                                                    \
-                cpu_small_blk_##X(2, 1, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,             \
-                                  cj + i0 * rsc, rsc);                                      \
-            for (; i0 < m; i0++)                                                            \
-                cpu_small_blk_##X(1, 1, mk, whole, k, a + i0 * rsa, rsa, csa, bj, rsb,             \
-                                  cj + i0 * rsc, rsc);                                      \
-            j0 += W;                                                                        \
         }                                                                                   \
     }
 
