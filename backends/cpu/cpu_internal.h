@@ -90,6 +90,12 @@ CPU_HIDDEN bool cpu_small_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const 
 CPU_HIDDEN bool cpu_pack_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a,
                               int64_t rsa, int64_t csa, const void *b, int64_t rsb, int64_t csb,
                               void *c, int64_t rsc, int64_t csc, int threads, bool acc);
+/* The same for float16/bfloat16 (src) A and B, converted to float32 as they are packed,
+ * into a float32 C. */
+CPU_HIDDEN bool cpu_pack_gemm_half(ferry_dtype src, int64_t m, int64_t n, int64_t k,
+                                   const void *a, int64_t rsa, int64_t csa, const void *b,
+                                   int64_t rsb, int64_t csb, float *c, int64_t rsc, int64_t csc,
+                                   int threads);
 CPU_HIDDEN const char *cpu_pack_gemm_isa(void);
 /* "haswell for small products, skx for large": BLIS's configurations in use. */
 CPU_HIDDEN const char *cpu_blis_config_names(void);

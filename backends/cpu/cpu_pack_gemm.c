@@ -17,10 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ferry/half.h>
+
 #include "cpu_internal.h"
 #include "cpu_vec.h"
 
 #define CPU_PACK_MR 6
+#define CPU_PACK_DT_s512 FERRY_FLOAT32
+#define CPU_PACK_DT_s256 FERRY_FLOAT32
+#define CPU_PACK_DT_d512 FERRY_FLOAT64
+#define CPU_PACK_DT_d256 FERRY_FLOAT64
 #define CPU_PACK_KC 256
 /* The A block each thread keeps in its L2 (of 1 MiB on Zen 4/5 and Skylake-SP, 512 KiB
  * on Zen 2/3, which AVX2 stands for here) and the B panel the threads share in L3. */
@@ -39,7 +45,30 @@ typedef struct cpu_pack_job {
     void *c, *apack, *bpack;
     int64_t mc, nc, kcap; /* block sizes; kcap: the packs' k extent */
     bool acc, by_rows;
+    /* FERRY_FLOAT16 or FERRY_BFLOAT16 when A and B hold 16-bit floats that the packs
+     * convert to float32 (float32 kernels only), else the kernels' own type. */
+    ferry_dtype src;
+    int64_t src_es; /* bytes per element of A and B */
 } cpu_pack_job;
+
+/* Packs of 16-bit float operands: rows of A (kc values, element stride cs) and rows of
+ * B (nr values) converted to float32 on the way, as the float32 packs copy. */
+static void cpu_pack_half_row(ferry_dtype src, float *d, const char *s, int64_t cs, int64_t n)
+{
+    if (cs == 1 && ((uintptr_t)s & 1) == 0) {
+        const uint16_t *h = (const uint16_t *)(const void *)s;
+        if (src == FERRY_FLOAT16)
+            cpu_f16_to_f32_n(d, h, n);
+        else
+            cpu_bf16_to_f32_n(d, h, n);
+        return;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        uint16_t h;
+        memcpy(&h, s + j * cs * 2, sizeof h);
+        d[j] = src == FERRY_FLOAT16 ? cpu_f16_to_f32(h) : ferry_bf16_to_f32(h);
+    }
+}
 
 static void cpu_pack_barrier(int nt)
 {
@@ -108,15 +137,19 @@ static void cpu_pack_barrier(int nt)
                                                                                             \
     /* Rows [0, mc) and columns [0, kc) of A into MR-row micro-panels, zero rows past       \
      * mc. */                                                                               \
-    static void cpu_pack_a_##X(int64_t mc, int64_t kc, const T *a, int64_t rsa, int64_t csa, \
-                               T *ap)                                                       \
+    static void cpu_pack_a_##X(const cpu_pack_job *job, int64_t mc, int64_t kc,            \
+                               const char *a, T *ap)                                        \
     {                                                                                       \
+        int64_t rsa = job->rsa, csa = job->csa;                                             \
         for (int64_t i0 = 0; i0 < mc; i0 += CPU_PACK_MR, ap += CPU_PACK_MR * kc)            \
             for (int r = 0; r < CPU_PACK_MR; r++) {                                         \
                 T *d = ap + r * kc;                                                         \
-                const T *src = a + (i0 + r) * rsa;                                          \
+                const char *row = a + (i0 + r) * rsa * job->src_es;                         \
+                const T *src = (const T *)(const void *)row;                                \
                 if (i0 + r >= mc)                                                           \
                     memset(d, 0, (size_t)kc * sizeof(T));                                   \
+                else if (job->src != CPU_PACK_DT_##X)                                       \
+                    cpu_pack_half_row(job->src, (float *)(void *)d, row, csa, kc);          \
                 else if (csa == 1)                                                          \
                     memcpy(d, src, (size_t)kc * sizeof(T));                                 \
                 else                                                                        \
@@ -126,12 +159,20 @@ static void cpu_pack_barrier(int nt)
     }                                                                                       \
                                                                                             \
     /* kc rows of nr (<= NR) columns of B into one micro-panel, zero columns past nr. */    \
-    static void cpu_pack_b_##X(int64_t kc, int nr, const T *b, int64_t rsb, int64_t csb,    \
+    static void cpu_pack_b_##X(const cpu_pack_job *job, int64_t kc, int nr, const char *b,  \
                                T *bp)                                                       \
     {                                                                                       \
         enum { NR = CPU_PACK_NR_##X };                                                      \
+        int64_t rsb = job->rsb, csb = job->csb;                                             \
         for (int64_t p = 0; p < kc; p++, bp += NR) {                                        \
-            const T *row = b + p * rsb;                                                     \
+            const T *row = (const T *)(const void *)(b + p * rsb * job->src_es);            \
+            if (job->src != CPU_PACK_DT_##X) {                                              \
+                cpu_pack_half_row(job->src, (float *)(void *)bp,                            \
+                                  (const char *)(const void *)row, csb, nr);                \
+                for (int j = nr; j < NR; j++)                                               \
+                    bp[j] = 0;                                                              \
+                continue;                                                                   \
+            }                                                                               \
             if (csb == 1 && nr == NR) {                                                     \
                 memcpy(bp, row, sizeof(T) * NR);                                            \
                 continue;                                                                   \
@@ -150,7 +191,8 @@ static void cpu_pack_barrier(int nt)
     static void cpu_pack_run_##X(const cpu_pack_job *job, int t, int nt)                    \
     {                                                                                       \
         enum { NR = CPU_PACK_NR_##X };                                                      \
-        const T *a = job->a, *b = job->b;                                                   \
+        const char *a = job->a, *b = job->b;                                                \
+        int64_t es = job->src_es;                                                           \
         T *c = job->c, *bpack = job->bpack;                                                 \
         T *apack = (T *)job->apack + (size_t)t * (size_t)(job->mc * job->kcap);             \
         int64_t m = job->m, n = job->n, k = job->k;                                         \
@@ -173,14 +215,15 @@ static void cpu_pack_barrier(int nt)
                 bool acc = job->acc || p0 > 0;                                              \
                 for (int64_t q = npan * t / nt; q < npan * (t + 1) / nt; q++) {             \
                     int nr = nc - q * NR < NR ? (int)(nc - q * NR) : NR;                    \
-                    cpu_pack_b_##X(kc, nr, b + p0 * job->rsb + (j0 + q * NR) * job->csb,    \
-                                   job->rsb, job->csb, bpack + q * NR * kc);                \
+                    cpu_pack_b_##X(job, kc, nr,                                             \
+                                   b + (p0 * job->rsb + (j0 + q * NR) * job->csb) * es,     \
+                                   bpack + q * NR * kc);                                    \
                 }                                                                           \
                 cpu_pack_barrier(nt);                                                       \
                 for (int64_t i0 = r0; i0 < r1; i0 += job->mc) {                             \
                     int64_t mc = r1 - i0 < job->mc ? r1 - i0 : job->mc;                     \
-                    cpu_pack_a_##X(mc, kc, a + i0 * job->rsa + p0 * job->csa, job->rsa,     \
-                                   job->csa, apack);                                        \
+                    cpu_pack_a_##X(job, mc, kc, a + (i0 * job->rsa + p0 * job->csa) * es,   \
+                                   apack);                                                  \
                     for (int64_t q = q0; q < q1; q++) {                                     \
                         int nr = nc - q * NR < NR ? (int)(nc - q * NR) : NR;                \
                         for (int64_t ir = 0; ir < mc; ir += CPU_PACK_MR) {                  \
@@ -306,13 +349,15 @@ const char *cpu_pack_gemm_isa(void)
 #endif
 }
 
-bool cpu_pack_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa,
-                   int64_t csa, const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc,
-                   int64_t csc, int threads, bool acc)
+/* C = A B with A and B of type src (float32 C for the 16-bit types, as for float32). */
+static bool cpu_pack_start(ferry_dtype src, int64_t m, int64_t n, int64_t k, const void *a,
+                           int64_t rsa, int64_t csa, const void *b, int64_t rsb, int64_t csb,
+                           void *c, int64_t rsc, int64_t csc, int threads, bool acc)
 {
 #ifdef CPU_VEC_X86
     if (!cpu_pack_gemm_isa() || m <= 0 || n <= 0 || k <= 0)
         return false;
+    bool dbl = src == FERRY_FLOAT64;
     size_t es = dbl ? sizeof(double) : sizeof(float);
     int64_t nr = pack_isa->nr[dbl], kcap = k < CPU_PACK_KC ? k : CPU_PACK_KC;
     int64_t mc = pack_isa->a_bytes / (CPU_PACK_KC * (int64_t)es) / CPU_PACK_MR * CPU_PACK_MR;
@@ -336,7 +381,7 @@ bool cpu_pack_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int
                         .rsb = rsb,     .csb = csb,     .rsc = rsc,   .csc = csc,   .a = a,
                         .b = b,         .c = c,         .apack = apack, .bpack = bpack,
                         .mc = mc,       .nc = nc,       .kcap = kcap, .acc = acc,
-                        .by_rows = by_rows};
+                        .by_rows = by_rows, .src = src, .src_es = (int64_t)ferry_dtype_info_size(src)};
     cpu_pack_fn run = pack_isa->run[dbl];
     if (nt == 1) {
         run(&job, 0, 1);
@@ -351,8 +396,23 @@ bool cpu_pack_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int
     cpu_pack_give(bpack, size);
     return true;
 #else
-    (void)dbl, (void)m, (void)n, (void)k, (void)a, (void)rsa, (void)csa, (void)b;
+    (void)src, (void)m, (void)n, (void)k, (void)a, (void)rsa, (void)csa, (void)b;
     (void)rsb, (void)csb, (void)c, (void)rsc, (void)csc, (void)threads, (void)acc;
     return false;
 #endif
+}
+
+bool cpu_pack_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa,
+                   int64_t csa, const void *b, int64_t rsb, int64_t csb, void *c, int64_t rsc,
+                   int64_t csc, int threads, bool acc)
+{
+    return cpu_pack_start(dbl ? FERRY_FLOAT64 : FERRY_FLOAT32, m, n, k, a, rsa, csa, b, rsb,
+                          csb, c, rsc, csc, threads, acc);
+}
+
+bool cpu_pack_gemm_half(ferry_dtype src, int64_t m, int64_t n, int64_t k, const void *a,
+                        int64_t rsa, int64_t csa, const void *b, int64_t rsb, int64_t csb,
+                        float *c, int64_t rsc, int64_t csc, int threads)
+{
+    return cpu_pack_start(src, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, threads, false);
 }

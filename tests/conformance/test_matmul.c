@@ -53,6 +53,12 @@ static const mm_case mm_cases[] = {
      * 5-row product splits its columns over the threads. */
     {"packed tall 700x40 x 40x33", OPND(2, 700, 40), OPND_L(CONF_TRANSPOSED, 2, 40, 33)},
     {"packed wide 5x300 x 300x4100", OPND(2, 5, 300), OPND(2, 300, 4100)},
+    /* The 16-bit floats convert as they are packed (past 128^3 multiply-adds), in output
+     * tiles of 1024 x 1024: two along m here, strided A or B read element by element. */
+    {"packed tiles 1030x300 x transposed 300x40", OPND(2, 1030, 300),
+     OPND_L(CONF_TRANSPOSED, 2, 300, 40)},
+    {"packed transposed 200x260 x 260x90", OPND_L(CONF_TRANSPOSED, 2, 200, 260),
+     OPND(2, 260, 90)},
     {"tiled 1030x520 x 520x3", OPND(2, 1030, 520), OPND(2, 520, 3)},
     {"tiled 3x520 x transposed 520x1030", OPND(2, 3, 520), OPND_L(CONF_TRANSPOSED, 2, 520, 1030)},
 };
