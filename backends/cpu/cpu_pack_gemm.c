@@ -2,8 +2,8 @@
  * blocking of Goto and van de Geijn (BLIS's five loops), with one register-blocked
  * kernel per ISA, the same 6 rows by 2 vectors as the small-product bodies. A third
  * candidate for cpu_gemm.c's calibration beside BLIS and OpenBLAS: on the 2-core Zen 5
- * it was written on, BLIS's skx kernel (Skylake's prefetch distances and a 32 x 12
- * tile) reached 0.77-0.83 of the FMA peak at 2048^3, this one 0.85-0.89.
+ * it was written on, BLIS's skx kernel (written for Skylake-SP) reached 0.75-0.85 of the
+ * FMA peak at 2048^3 float32, this one 0.88-0.90.
  *
  * Blocks: a KC x NC panel of B is packed once per (jc, pc) into NR-column micro-panels
  * (p-major, NR values per p), shared by the threads; each thread packs MC x KC blocks of
@@ -33,6 +33,16 @@
 #define CPU_PACK_A_BYTES_512 ((int64_t)384 << 10)
 #define CPU_PACK_A_BYTES_256 ((int64_t)240 << 10)
 #define CPU_PACK_B_BYTES ((int64_t)4 << 20)
+
+/* Skinny products are left to the caller (BLIS, whose unpacked "sup" kernels are made
+ * for them): with fewer rows, columns or terms per sum than these, packing and the C
+ * tiles' loads and stores outweigh the kernel. On the 2-core Zen 5, float32 GFLOP/s,
+ * these kernels against BLIS: m = 8, n = k = 2048: 123 / 151, m = 16: 192 / 180; n = 16
+ * (m = k = 2048): 174 / 238, n = 32: 291 / 255; k = 16 (m = n = 2048): 218 / 361,
+ * k = 32: 467 / 419. */
+#define CPU_PACK_MIN_M 16
+#define CPU_PACK_MIN_N 32
+#define CPU_PACK_MIN_K 32
 
 #ifdef CPU_VEC_X86
 #ifdef _OPENMP
@@ -144,11 +154,13 @@ static void cpu_pack_barrier(int nt)
         for (int64_t i0 = 0; i0 < mc; i0 += CPU_PACK_MR, ap += CPU_PACK_MR * kc)            \
             for (int r = 0; r < CPU_PACK_MR; r++) {                                         \
                 T *d = ap + r * kc;                                                         \
+                if (i0 + r >= mc) {                                                         \
+                    memset(d, 0, (size_t)kc * sizeof(T));                                   \
+                    continue;                                                               \
+                }                                                                           \
                 const char *row = a + (i0 + r) * rsa * job->src_es;                         \
                 const T *src = (const T *)(const void *)row;                                \
-                if (i0 + r >= mc)                                                           \
-                    memset(d, 0, (size_t)kc * sizeof(T));                                   \
-                else if (job->src != CPU_PACK_DT_##X)                                       \
+                if (job->src != CPU_PACK_DT_##X)                                            \
                     cpu_pack_half_row(job->src, (float *)(void *)d, row, csa, kc);          \
                 else if (csa == 1)                                                          \
                     memcpy(d, src, (size_t)kc * sizeof(T));                                 \
@@ -355,7 +367,7 @@ static bool cpu_pack_start(ferry_dtype src, int64_t m, int64_t n, int64_t k, con
                            void *c, int64_t rsc, int64_t csc, int threads, bool acc)
 {
 #ifdef CPU_VEC_X86
-    if (!cpu_pack_gemm_isa() || m <= 0 || n <= 0 || k <= 0)
+    if (!cpu_pack_gemm_isa() || m < CPU_PACK_MIN_M || n < CPU_PACK_MIN_N || k < CPU_PACK_MIN_K)
         return false;
     bool dbl = src == FERRY_FLOAT64;
     size_t es = dbl ? sizeof(double) : sizeof(float);
