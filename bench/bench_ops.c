@@ -359,7 +359,7 @@ static void print_gemm_choices(const char *dir)
         line[strcspn(line, "\n")] = '\0';
         const char *t = strstr(line, "|f32 ") ? strstr(line, "|f32 ") : strstr(line, "|f64 ");
         if (t)
-            snprintf(last[t[3] == '6'], sizeof last[0], "%s", t + 1);
+            snprintf(last[t[2] == '6'], sizeof last[0], "%s", t + 1); /* "|f64 " */
     }
     fclose(f);
     for (int i = 0; i < 2; i++)
