@@ -936,7 +936,8 @@ static void bench_matmul_libs(const config *cfg, bool dbl, const int64_t *sizes,
     for (int s = 0; s < nsizes; s++) {
         int64_t n = sizes[s], shape[2] = {n, n};
         lib_ctx c = {.dbl = dbl, .n = n, .threads = nt};
-        ferry_tensor *fa = new_f32(2, shape, 1, -1.0f, 2.0f), *fb = new_f32(2, shape, 2, -1.0f, 2.0f);
+        ferry_tensor *fa = new_f32(2, shape, 1, -1.0f, 2.0f);
+        ferry_tensor *fb = new_f32(2, shape, 2, -1.0f, 2.0f);
         c.a = dbl && fa ? ferry_tensor_to_dtype(fa, FERRY_FLOAT64) : fa;
         c.b = dbl && fb ? ferry_tensor_to_dtype(fb, FERRY_FLOAT64) : fb;
         if (dbl) {

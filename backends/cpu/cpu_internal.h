@@ -86,8 +86,8 @@ CPU_HIDDEN bool cpu_small_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const 
 /* C = A B by ferry's own packed kernels (cpu_pack_gemm.c), any strides, on up to
  * `threads` threads; false, having done nothing, on a CPU without AVX2 + FMA, for a
  * skinny product (m < 16, n < 32 or k < 32), or when its packing buffers cannot be
- * allocated. cpu_pack_gemm_isa:
- * "avx512", "avx2", or NULL where there are no such kernels. */
+ * allocated. cpu_pack_gemm_isa: "avx512", "avx2", or NULL where there are no such
+ * kernels. */
 CPU_HIDDEN bool cpu_pack_gemm(bool dbl, int64_t m, int64_t n, int64_t k, const void *a,
                               int64_t rsa, int64_t csa, const void *b, int64_t rsb, int64_t csb,
                               void *c, int64_t rsc, int64_t csc, int threads, bool acc);

@@ -432,8 +432,8 @@ static void cpu_half_product(const cpu_mm *mm, const char *pa, const char *pb, c
             int64_t nb = n - j0 < nc ? n - j0 : nc;
             char *out = pc + (i0 * mm->sc[1] + j0 * mm->sc[2]) * 2;
             /* ferry's packed kernels convert A and B as they pack them, with no converted
-             * copies: 256^3 float16 reached 0.92-0.99 of the float32 rate, not 0.79-0.81, on a
-             * Zen 5. Products the small-product kernels may take keep the copies. */
+             * copies: 256^3 float16 reached 0.92-0.99 of the float32 rate, not 0.79-0.81,
+             * on a Zen 5. Products the small-product kernels may take keep the copies. */
             if (k > CPU_HALF_PACKED_MIN / (mb * nb) &&
                 cpu_pack_gemm_half(mm->dt, mb, nb, k, pa + i0 * mm->sa[1] * 2, mm->sa[1],
                                    mm->sa[2], pb + j0 * mm->sb[2] * 2, mm->sb[1], mm->sb[2],

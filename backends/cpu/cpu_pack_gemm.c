@@ -389,11 +389,11 @@ static bool cpu_pack_start(ferry_dtype src, int64_t m, int64_t n, int64_t k, con
     if (!bpack)
         return false;
     void *apack = bpack + bbytes; /* bbytes is a multiple of 64: nc is one of NR */
-    cpu_pack_job job = {.m = m,         .n = n,         .k = k,       .rsa = rsa,   .csa = csa,
-                        .rsb = rsb,     .csb = csb,     .rsc = rsc,   .csc = csc,   .a = a,
-                        .b = b,         .c = c,         .apack = apack, .bpack = bpack,
-                        .mc = mc,       .nc = nc,       .kcap = kcap, .acc = acc,
-                        .by_rows = by_rows, .src = src, .src_es = (int64_t)ferry_dtype_info_size(src)};
+    cpu_pack_job job = {.m = m, .n = n, .k = k, .rsa = rsa, .csa = csa, .rsb = rsb,
+                        .csb = csb, .rsc = rsc, .csc = csc, .a = a, .b = b, .c = c,
+                        .apack = apack, .bpack = bpack, .mc = mc, .nc = nc, .kcap = kcap,
+                        .acc = acc, .by_rows = by_rows, .src = src,
+                        .src_es = (int64_t)ferry_dtype_info_size(src)};
     cpu_pack_fn run = pack_isa->run[dbl];
     if (nt == 1) {
         run(&job, 0, 1);
