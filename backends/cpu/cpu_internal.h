@@ -290,6 +290,10 @@ CPU_HIDDEN void cpu_f16_to_f32_n(float *dst, const uint16_t *src, int64_t n);
 CPU_HIDDEN void cpu_f32_to_f16_n(uint16_t *dst, const float *src, int64_t n);
 CPU_HIDDEN void cpu_bf16_to_f32_n(float *dst, const uint16_t *src, int64_t n);
 CPU_HIDDEN void cpu_f32_to_bf16_n(uint16_t *dst, const float *src, int64_t n);
+/* n float16 (dt) or bfloat16 elements `cs` elements apart, from possibly unaligned src,
+ * to float32: as the _n forms when they are contiguous and aligned. */
+CPU_HIDDEN void cpu_half_to_f32_strided(ferry_dtype dt, float *dst, const char *src,
+                                        int64_t cs, int64_t n);
 
 /* Vectorizable loops get a second body built for x86-64-v3 (AVX2, FMA, F16C), picked
  * at load time (glibc ifunc); gcc only, as cpu_cast.c explains. */

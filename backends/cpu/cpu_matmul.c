@@ -330,20 +330,6 @@ static void cpu_mm_unpack(ferry_dtype dt, size_t es, const void *src, int64_t m,
 /* Tiles of more multiply-adds than this go to the packed kernels (cpu_pack_gemm.c). */
 #define CPU_HALF_PACKED_MIN ((int64_t)128 * 128 * 128)
 
-static void cpu_half_row(ferry_dtype dt, float *dst, const char *src, int64_t cs, int64_t c)
-{
-    if (cs == 1 && ((uintptr_t)src & 1) == 0) {
-        const uint16_t *h = (const uint16_t *)(const void *)src;
-        if (dt == FERRY_FLOAT16)
-            cpu_f16_to_f32_n(dst, h, c);
-        else
-            cpu_bf16_to_f32_n(dst, h, c);
-        return;
-    }
-    for (int64_t j = 0; j < c; j++)
-        dst[j] = (float)cpu_mm_load(dt, src + j * cs * 2);
-}
-
 /* An r x c block at src (element strides rs, cs) to convert to float32 at dst, keeping
  * whichever of its dims is contiguous contiguous: row-major unless the block is
  * column-major. drs, dcs: the strides the product reads dst with. */
@@ -377,14 +363,14 @@ static void cpu_half_convert(ferry_dtype dt, const cpu_half_blk *x, const cpu_ha
 #pragma omp for schedule(static) nowait
 #endif
         for (int64_t i = 0; i < x->lines; i++)
-            cpu_half_row(dt, x->dst + i * x->len, x->src + i * x->lstride * 2, x->estride,
-                         x->len);
+            cpu_half_to_f32_strided(dt, x->dst + i * x->len, x->src + i * x->lstride * 2,
+                                    x->estride, x->len);
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
         for (int64_t i = 0; i < y->lines; i++)
-            cpu_half_row(dt, y->dst + i * y->len, y->src + i * y->lstride * 2, y->estride,
-                         y->len);
+            cpu_half_to_f32_strided(dt, y->dst + i * y->len, y->src + i * y->lstride * 2,
+                                    y->estride, y->len);
     }
 }
 

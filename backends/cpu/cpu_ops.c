@@ -328,6 +328,24 @@ void cpu_f32_to_f16_n(uint16_t *d, const float *s, int64_t n)
 }
 #endif
 
+void cpu_half_to_f32_strided(ferry_dtype dt, float *dst, const char *src, int64_t cs,
+                             int64_t n)
+{
+    if (cs == 1 && ((uintptr_t)src & 1) == 0) {
+        const uint16_t *h = (const uint16_t *)(const void *)src;
+        if (dt == FERRY_FLOAT16)
+            cpu_f16_to_f32_n(dst, h, n);
+        else
+            cpu_bf16_to_f32_n(dst, h, n);
+        return;
+    }
+    for (int64_t j = 0; j < n; j++) {
+        uint16_t h;
+        memcpy(&h, src + j * cs * 2, sizeof h);
+        dst[j] = dt == FERRY_FLOAT16 ? cpu_f16_to_f32(h) : ferry_bf16_to_f32(h);
+    }
+}
+
 /* ---- typed loops --------------------------------------------------------------------------
  * Per (op, dtype): cpu_<op>_<dtype> over contiguous arrays, _sb with b a scalar (stride 0),
  * _sa with a a scalar, all over aligned typed pointers; and _strided over byte steps with

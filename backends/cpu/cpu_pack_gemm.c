@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <ferry/half.h>
-
 #include "cpu_internal.h"
 #include "cpu_vec.h"
 
@@ -60,25 +58,6 @@ typedef struct cpu_pack_job {
     ferry_dtype src;
     int64_t src_es; /* bytes per element of A and B */
 } cpu_pack_job;
-
-/* Packs of 16-bit float operands: rows of A (kc values, element stride cs) and rows of
- * B (nr values) converted to float32 on the way, as the float32 packs copy. */
-static void cpu_pack_half_row(ferry_dtype src, float *d, const char *s, int64_t cs, int64_t n)
-{
-    if (cs == 1 && ((uintptr_t)s & 1) == 0) {
-        const uint16_t *h = (const uint16_t *)(const void *)s;
-        if (src == FERRY_FLOAT16)
-            cpu_f16_to_f32_n(d, h, n);
-        else
-            cpu_bf16_to_f32_n(d, h, n);
-        return;
-    }
-    for (int64_t j = 0; j < n; j++) {
-        uint16_t h;
-        memcpy(&h, s + j * cs * 2, sizeof h);
-        d[j] = src == FERRY_FLOAT16 ? cpu_f16_to_f32(h) : ferry_bf16_to_f32(h);
-    }
-}
 
 static void cpu_pack_barrier(int nt)
 {
@@ -161,7 +140,7 @@ static void cpu_pack_barrier(int nt)
                 const char *row = a + (i0 + r) * rsa * job->src_es;                         \
                 const T *src = (const T *)(const void *)row;                                \
                 if (job->src != CPU_PACK_DT_##X)                                            \
-                    cpu_pack_half_row(job->src, (float *)(void *)d, row, csa, kc);          \
+                    cpu_half_to_f32_strided(job->src, (float *)(void *)d, row, csa, kc);          \
                 else if (csa == 1)                                                          \
                     memcpy(d, src, (size_t)kc * sizeof(T));                                 \
                 else                                                                        \
@@ -179,8 +158,8 @@ static void cpu_pack_barrier(int nt)
         for (int64_t p = 0; p < kc; p++, bp += NR) {                                        \
             const T *row = (const T *)(const void *)(b + p * rsb * job->src_es);            \
             if (job->src != CPU_PACK_DT_##X) {                                              \
-                cpu_pack_half_row(job->src, (float *)(void *)bp,                            \
-                                  (const char *)(const void *)row, csb, nr);                \
+                cpu_half_to_f32_strided(job->src, (float *)(void *)bp,                      \
+                                        (const char *)(const void *)row, csb, nr);          \
                 for (int j = nr; j < NR; j++)                                               \
                     bp[j] = 0;                                                              \
                 continue;                                                                   \
