@@ -144,8 +144,8 @@ static pthread_once_t small_once = PTHREAD_ONCE_INIT;
 static bool small_off;
 static int small_rows; /* the bodies' row block: a thread's share is a multiple of it */
 /* The largest product the chosen bodies take, and the largest they run on one thread
- * (larger ones split their rows over the threads). Measured on a 2-core Zen 5 whose
- * cross-core costs change from hour to hour, against BLIS on both cores, float32
+ * (larger ones split their rows over the threads). Measured on a 2-core Zen 5 VM whose
+ * cross-core costs change from one run to the next, against BLIS on both cores, float32
  * GFLOP/s (float64 alike):
  * - AVX-512 at 64^3: one thread 244, two 300, BLIS 180 when the cores talk fast; 236,
  *   179 and 104 when they talk slowly. At 128^3 two threads 455 against BLIS 281 (407
