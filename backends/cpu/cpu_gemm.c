@@ -452,8 +452,9 @@ static void read_env(void)
     }
     if (sel.forced == CHOICE_FERRY && !cpu_pack_gemm_isa()) {
         cpu_host->log(FERRY_LOG_WARN, "cpu",
-                      "FERRY_CPU_GEMM=ferry, but ferry's own kernels need AVX2 and FMA or "
-                      "AVX-512, which this CPU lacks: using BLIS");
+                      "FERRY_CPU_GEMM=ferry, but ferry's own kernels are off (they need AVX2 "
+                      "and FMA or AVX-512, and FERRY_CPU_SMALL_GEMM=base turns them off): "
+                      "using BLIS");
         sel.forced = CHOICE_BLIS;
     }
     int loaded = 0;

@@ -158,6 +158,50 @@ static void test_calibration_is_cached_with_one_choice_per_size_class(void **sta
                 (!strcmp(c[3], c[2]) && !strcmp(c[4], c[2])));
 }
 
+/* A FERRY_CPU_GEMM the backend cannot honour: its warning, on stderr, and a right
+ * product from the provider it falls back to. */
+static const struct {
+    const char *gemm, *small, *warning;
+} fallback_cases[] = {
+    {"ferry", "base",
+     "FERRY_CPU_GEMM=ferry, but ferry's own kernels are off (they need AVX2 and FMA or "
+     "AVX-512, and FERRY_CPU_SMALL_GEMM=base turns them off): using BLIS"},
+    {"bogus", NULL, "FERRY_CPU_GEMM=bogus is not blis, openblas, ferry or auto: using auto"},
+};
+
+static char stderr_path[128];
+
+static bool product_with_env(int i)
+{
+    setenv("FERRY_CPU_GEMM", fallback_cases[i].gemm, 1);
+    if (fallback_cases[i].small)
+        setenv("FERRY_CPU_SMALL_GEMM", fallback_cases[i].small, 1);
+    if (!freopen(stderr_path, "w", stderr))
+        return false;
+    bool ok = one_product(0);
+    fflush(stderr);
+    return ok;
+}
+
+static void test_unusable_forced_provider_warns_and_falls_back(void **state)
+{
+    (void)state;
+    snprintf(stderr_path, sizeof stderr_path, "%s/stderr.txt", dir);
+    for (size_t i = 0; i < sizeof fallback_cases / sizeof fallback_cases[0]; i++) {
+        in_child(product_with_env, (int)i);
+        FILE *f = fopen(stderr_path, "r");
+        assert_non_null(f);
+        char buf[4096];
+        size_t got = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[got] = '\0';
+        if (!strstr(buf, fallback_cases[i].warning))
+            fail_msg("FERRY_CPU_GEMM=%s: no warning \"%s\" in stderr:\n%s",
+                     fallback_cases[i].gemm, fallback_cases[i].warning, buf);
+        unlink(stderr_path);
+    }
+}
+
 /* In this process, after the children (OpenMP's worker pool does not survive fork): the
  * cache is read, whatever it holds, and nothing is appended. */
 static void test_cache_is_read_in_process(void **state)
@@ -302,6 +346,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calibration_is_cached_with_one_choice_per_size_class),
         cmocka_unit_test(test_largest_class_is_decided_by_the_first_products_and_cached),
+        cmocka_unit_test(test_unusable_forced_provider_warns_and_falls_back),
         cmocka_unit_test(test_cache_is_read_in_process),
         cmocka_unit_test(test_batched_small_products_match_double_reference),
     };
